@@ -1,0 +1,1 @@
+"""Phones: the ADB driver, providers, the pool manager and the virtual phone (``sim``)."""

@@ -1,0 +1,154 @@
+"""A small asyncio client for the adb server (host services, device streams) and its start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+from collections.abc import Mapping
+
+from device_pool.driver.errors import adb_errors
+from device_pool.driver.wire import AdbConnection
+from device_pool.errors import DeviceOffline
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5037
+
+
+def default_adb_path() -> str:
+    """Debian's ``adb`` when it is on PATH, else the binary shipped inside the adbutils wheel."""
+    found = shutil.which("adb")
+    if found:
+        return found
+    import adbutils  # imported late: only needed when no system adb exists
+
+    return adbutils.adb_path()
+
+
+def parse_features(reply: str) -> frozenset[str]:
+    return frozenset(name.strip() for name in reply.split(",") if name.strip())
+
+
+class AdbServerClient:
+    """Talks to one adb server at host:port; every call opens its own socket, so calls run concurrently.
+
+    Every public method raises only ``DeviceError`` subclasses and takes a ``timeout`` in seconds.
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        *,
+        adb_path: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self._adb_path = adb_path
+
+    def __repr__(self) -> str:
+        return f"AdbServerClient({self.host!r}, {self.port})"
+
+    @property
+    def adb_path(self) -> str:
+        if self._adb_path is None:
+            self._adb_path = default_adb_path()
+        return self._adb_path
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    async def open_connection(self) -> AdbConnection:
+        """A fresh socket to the server (raw errors; callers wrap it in ``adb_errors``)."""
+        return await AdbConnection.open(self.host, self.port)
+
+    async def open_service(self, serial: str, service: str) -> AdbConnection:
+        """Switch a fresh socket to ``serial`` and open ``service`` on it (raw errors, caller wraps)."""
+        conn = await self.open_connection()
+        try:
+            await conn.request(f"host:transport:{serial}")
+            await conn.request(service)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def host_query(self, request: str) -> str:
+        """One host request and its ``%04x``-prefixed answer (raw errors; callers wrap them)."""
+        async with await self.open_connection() as conn:
+            await conn.request(request)
+            return await conn.read_hex_block()
+
+    async def _query(self, request: str, serial: str | None, timeout: float | None) -> str:
+        limit = self.timeout if timeout is None else timeout
+        with adb_errors(serial, request, timeout=limit):
+            async with asyncio.timeout(limit):
+                return await self.host_query(request)
+
+    # --- host services ---------------------------------------------------------------------------
+
+    async def version(self, *, timeout: float | None = None) -> int:
+        """The server's internal protocol version (41 for adb 1.0.41)."""
+        return int(await self._query("host:version", None, timeout), 16)
+
+    async def devices(self, *, timeout: float | None = None) -> dict[str, str]:
+        """Serial → state (``device``, ``offline``, ``unauthorized`` …) for every phone the server knows."""
+        listing = await self._query("host:devices", None, timeout)
+        result: dict[str, str] = {}
+        for line in listing.splitlines():
+            serial, _, state = line.partition("\t")
+            if serial:
+                result[serial] = state.strip()
+        return result
+
+    async def connect_device(self, address: str, *, timeout: float | None = None) -> str:
+        """``adb connect`` host:port; returns the server's message (it says ``failed …`` on failure)."""
+        return await self._query(f"host:connect:{address}", address, timeout)
+
+    async def disconnect_device(self, address: str, *, timeout: float | None = None) -> str:
+        """``adb disconnect`` host:port; returns the server's message."""
+        return await self._query(f"host:disconnect:{address}", address, timeout)
+
+    async def state(self, serial: str, *, timeout: float | None = None) -> str:
+        """The phone's state as the server sees it; DeviceOffline when the server does not know it."""
+        return (await self._query(f"host-serial:{serial}:get-state", serial, timeout)).strip()
+
+    async def features(self, serial: str, *, timeout: float | None = None) -> frozenset[str]:
+        """The features the phone and this server share (``shell_v2``, ``stat_v2`` …)."""
+        return parse_features(await self._query(f"host-serial:{serial}:features", serial, timeout))
+
+    # --- the server process ----------------------------------------------------------------------
+
+    async def start(self, *, env: Mapping[str, str] | None = None, timeout: float = 30.0) -> None:
+        """Start the server with ``adb -P PORT start-server`` unless one already answers here."""
+        try:
+            await self.version(timeout=2.0)
+            return
+        except DeviceOffline:
+            pass
+        command = [self.adb_path, "-P", str(self.port), "start-server"]
+        logger.info("starting adb server", extra={"command": command})
+        # The daemon adb forks may inherit our stdio: a pipe would keep us waiting for it to exit,
+        # so its output goes to a file we read only when start-up failed.
+        with tempfile.TemporaryFile() as log:
+            proc = await asyncio.create_subprocess_exec(
+                *command, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env=env
+            )
+            try:
+                async with asyncio.timeout(timeout):
+                    code = await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+                code = None
+            if code != 0:
+                log.seek(0)
+                output = log.read().decode("utf-8", errors="replace")
+                raise DeviceOffline(
+                    f"`{' '.join(command)}` failed (exit {code})", command=" ".join(command), output=output
+                )
+        await self.version(timeout=timeout)

@@ -1,0 +1,441 @@
+"""AdbDevice: one phone behind an adb server, as the agent loop and the pool use it (async, typed errors)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shlex
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, closing
+from dataclasses import dataclass
+from typing import Literal
+
+from PIL import Image
+
+from device_pool.driver import dumpsys, sync
+from device_pool.driver import screenshot as frames
+from device_pool.driver import shell as shell_proto
+from device_pool.driver.adb_server import DEFAULT_HOST, DEFAULT_PORT, AdbServerClient, parse_features
+from device_pool.driver.apps import AppCatalog, is_component
+from device_pool.driver.errors import ProtocolViolation, ServerRefused, StreamClosed, UnknownApp, adb_errors
+from device_pool.driver.keys import keycode
+from device_pool.driver.screenshot import RawFrame
+from device_pool.driver.settle import SettleResult, wait_for_settle
+from device_pool.driver.shell import ShellOutput
+from device_pool.driver.text_input import TextEntry
+from device_pool.driver.wire import AdbConnection
+from device_pool.errors import CommandFailed, DeviceOffline, DeviceTimeout
+
+logger = logging.getLogger(__name__)
+
+# A phone that stays `offline` this long after `adb connect` is reconnected from scratch: adb 29
+# otherwise keeps a dead transport for ~10 s after the phone restarted (adb-protocol.md §8).
+_RECONNECT_AFTER_S = 3.0
+_POLL_S = 0.1
+
+# `input` and `am` report some failures only as text, with exit code 0.
+_ERROR_LINE = re.compile(r"(?m)^(Error|Exception|java\.\w+\.\w*Exception)")
+
+
+@dataclass(frozen=True)
+class DeviceTimeouts:
+    """Default deadlines in seconds, per kind of call; every method also takes ``timeout=``."""
+
+    command: float = 10.0
+    connect: float = 30.0
+    screenshot: float = 20.0
+    transfer: float = 60.0
+    ui_dump: float = 30.0
+
+
+def _px(value: float) -> int:
+    if value < 0:
+        raise ValueError(f"negative screen coordinate {value}")
+    return round(value)
+
+
+class AdbDevice:
+    """One phone (serial ``host:port`` for TCP phones) reached through an adb server.
+
+    Every method is a coroutine with a deadline (``timeout=`` or ``timeouts``) and raises only
+    ``device_pool.errors.DeviceError`` subclasses, carrying the serial, command and output; a
+    ``ValueError`` means an argument that can never work and is raised before anything is sent.
+    Each call opens its own stream, so calls may run concurrently; cancelling one closes its stream.
+    """
+
+    def __init__(
+        self,
+        serial: str,
+        *,
+        server: AdbServerClient | None = None,
+        adb_host: str = DEFAULT_HOST,
+        adb_port: int = DEFAULT_PORT,
+        timeouts: DeviceTimeouts | None = None,
+        apps: AppCatalog | None = None,
+        shell_protocol: Literal["auto", "v2", "legacy"] = "auto",
+        use_adb_keyboard: bool | None = None,
+    ) -> None:
+        self.serial = serial
+        self.server = server or AdbServerClient(adb_host, adb_port)
+        self.timeouts = timeouts or DeviceTimeouts()
+        self.apps = apps or AppCatalog()
+        self.shell_protocol = shell_protocol
+        self._features: frozenset[str] | None = None
+        self.text = TextEntry(self, use_adb_keyboard=use_adb_keyboard)
+
+    def __repr__(self) -> str:
+        return f"AdbDevice({self.serial!r}, server={self.server!r})"
+
+    @asynccontextmanager
+    async def _stream(self, service: str, command: str, timeout: float) -> AsyncIterator[AdbConnection]:
+        """Open ``service`` on this phone; the body runs under the deadline and the error mapping."""
+        with adb_errors(self.serial, command, timeout=timeout):
+            async with asyncio.timeout(timeout):
+                try:
+                    conn = await self.server.open_service(self.serial, service)
+                except ServerRefused as exc:
+                    # The server says "closed" both when the phone refuses a service and when the
+                    # phone vanished while the stream opened; only the second is worth a retry.
+                    if str(exc).strip() == "closed" and not await self._online():
+                        raise StreamClosed("the phone went away while the stream opened") from exc
+                    raise
+                with closing(conn):
+                    yield conn
+
+    async def _online(self) -> bool:
+        try:
+            return (await self.server.host_query(f"host-serial:{self.serial}:get-state")).strip() == "device"
+        except (OSError, EOFError, ServerRefused, ProtocolViolation):
+            return False
+
+    def _failed(self, command: str, what: str, out: ShellOutput | None = None) -> CommandFailed:
+        output = out.output if out is not None else ""
+        detail = f": {output.strip()[:500]}" if output.strip() else ""
+        return CommandFailed(
+            f"{self.serial}: `{command}` {what}{detail}",
+            device_id=self.serial,
+            command=command,
+            exit_code=out.exit_code if out is not None else None,
+            output=output,
+        )
+
+    # --- connection ------------------------------------------------------------------------------
+
+    async def connect(self, *, timeout: float | None = None) -> None:
+        """``adb connect`` (TCP serials) and wait until the server lists the phone as ``device``.
+
+        Raises DeviceOffline when the phone is not online by the deadline.
+        """
+        limit = self.timeouts.connect if timeout is None else timeout
+        self._features = None
+        self.text.forget()
+        last = "no answer"
+        try:
+            async with asyncio.timeout(limit):
+                while True:
+                    if ":" in self.serial:
+                        try:
+                            last = await self.server.connect_device(self.serial, timeout=limit)
+                        except DeviceOffline as exc:
+                            last = str(exc)
+                        if "connected to" not in last or last.startswith(("failed", "unable", "cannot")):
+                            await asyncio.sleep(_POLL_S)
+                            continue
+                    last = await self._wait_online(_RECONNECT_AFTER_S if ":" in self.serial else limit)
+                    if last == "device":
+                        logger.info("phone online", extra={"device_id": self.serial})
+                        return
+                    # Still offline: drop the stale transport so the next connect starts afresh.
+                    try:
+                        await self.server.disconnect_device(self.serial, timeout=limit)
+                    except DeviceOffline:
+                        pass
+        except (TimeoutError, DeviceTimeout) as exc:
+            raise DeviceOffline(
+                f"{self.serial}: not online within {limit:g} s (last: {last})",
+                device_id=self.serial,
+                command="connect",
+                output=last,
+            ) from exc
+
+    async def _wait_online(self, patience: float) -> str:
+        deadline = time.monotonic() + patience
+        state = "unknown"
+        while time.monotonic() < deadline:
+            try:
+                state = await self.server.state(self.serial, timeout=max(patience, 1.0))
+            except DeviceOffline as exc:
+                state = str(exc)
+            if state == "device":
+                return state
+            await asyncio.sleep(_POLL_S)
+        return state
+
+    async def disconnect(self, *, timeout: float | None = None) -> None:
+        """``adb disconnect`` this phone; a phone the server does not know is already disconnected."""
+        try:
+            await self.server.disconnect_device(self.serial, timeout=timeout)
+        except DeviceOffline:
+            pass
+
+    async def state(self, *, timeout: float | None = None) -> str:
+        """The state the adb server reports (``device``, ``offline`` …); DeviceOffline if unknown to it."""
+        return await self.server.state(self.serial, timeout=timeout)
+
+    async def features(self, *, timeout: float | None = None) -> frozenset[str]:
+        """Features shared by the phone and the server, cached until the next ``connect()``."""
+        if self._features is None:
+            self._features = await self.server.features(self.serial, timeout=timeout)
+        return self._features
+
+    # --- shell, exec, files ----------------------------------------------------------------------
+
+    async def _uses_shell_v2(self, command: str, limit: float) -> bool:
+        if self.shell_protocol != "auto":
+            return self.shell_protocol == "v2"
+        if self._features is None:
+            # Looked up under the command's own name, so a failure here names what the caller ran.
+            with adb_errors(self.serial, command, timeout=limit):
+                async with asyncio.timeout(limit):
+                    reply = await self.server.host_query(f"host-serial:{self.serial}:features")
+            self._features = parse_features(reply)
+        return "shell_v2" in self._features
+
+    async def shell(
+        self, command: str, *, timeout: float | None = None, check: bool = False, stdin: bytes = b""
+    ) -> ShellOutput:
+        """Run ``command`` in the phone's shell; with ``check=True`` a non-zero exit raises CommandFailed."""
+        limit = self.timeouts.command if timeout is None else timeout
+        use_v2 = await self._uses_shell_v2(command, limit)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("shell", extra={"device_id": self.serial, "command": command})
+        if use_v2:
+            async with self._stream(shell_proto.v2_service(command), command, limit) as conn:
+                out, err, code = await shell_proto.run_v2(conn, stdin)
+        else:
+            if stdin:
+                raise ValueError("stdin needs shell protocol v2")
+            service, marker = shell_proto.legacy_command(command)
+            async with self._stream(service, command, limit) as conn:
+                out, err, code = await shell_proto.run_legacy(conn, marker)
+        result = ShellOutput(out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code)
+        if check and code != 0:
+            raise self._failed(command, f"exited with {code}", result)
+        return result
+
+    async def exec_out(self, command: str, *, timeout: float | None = None) -> bytes:
+        """Raw bytes of ``exec:command`` (binary-clean; no exit code, stderr mixed in)."""
+        limit = self.timeouts.command if timeout is None else timeout
+        async with self._stream(f"exec:{command}", command, limit) as conn:
+            return await conn.read_to_end()
+
+    async def pull(self, path: str, *, timeout: float | None = None) -> bytes:
+        """A file's bytes (sync RECV); CommandFailed when the phone cannot read it."""
+        limit = self.timeouts.transfer if timeout is None else timeout
+        async with self._stream("sync:", f"pull {path}", limit) as conn:
+            data = await sync.recv(conn, path)
+            await sync.quit_session(conn)
+            return data
+
+    async def push(self, data: bytes, path: str, *, mode: int = 0o644, timeout: float | None = None) -> None:
+        """Write ``data`` to ``path`` (sync SEND, parents created); CommandFailed when the phone refuses."""
+        limit = self.timeouts.transfer if timeout is None else timeout
+        async with self._stream("sync:", f"push {path}", limit) as conn:
+            await sync.send(conn, data, path, mode)
+            await sync.quit_session(conn)
+
+    # --- screen ----------------------------------------------------------------------------------
+
+    async def screen_size(self, *, timeout: float | None = None) -> tuple[int, int]:
+        """(width, height) in pixels from ``wm size``; an override size wins over the physical one."""
+        out = await self.shell("wm size", timeout=timeout, check=True)
+        size = dumpsys.parse_wm_size(out.stdout)
+        if size is None:
+            raise self._failed("wm size", "printed no size", out)
+        return size
+
+    async def raw_frame(self, *, timeout: float | None = None) -> RawFrame:
+        """One raw ``screencap`` through exec (no file on the phone); the cheapest capture to compare."""
+        limit = self.timeouts.screenshot if timeout is None else timeout
+        async with self._stream("exec:screencap", "screencap", limit) as conn:
+            # Parsed inside the stream's error mapping: a frame cut short means the phone went away.
+            return frames.parse_raw(await conn.read_to_end())
+
+    async def screencap_png(self, *, timeout: float | None = None) -> bytes:
+        """The phone's own PNG of the screen (``screencap -p`` through exec), checked to be complete."""
+        limit = self.timeouts.screenshot if timeout is None else timeout
+        async with self._stream("exec:screencap -p", "screencap -p", limit) as conn:
+            data = await conn.read_to_end()
+            frames.check_png(data)
+            return data
+
+    async def screenshot(
+        self, format: Literal["raw", "png"] = "raw", *, timeout: float | None = None
+    ) -> Image.Image:
+        """The screen as a PIL image: ``raw`` (RGBA, zero copy, big transfer) or ``png`` (decoded off the loop)."""
+        if format == "raw":
+            return (await self.raw_frame(timeout=timeout)).image()
+        if format == "png":
+            data = await self.screencap_png(timeout=timeout)
+            return await asyncio.to_thread(frames.decode_png, data)
+        raise ValueError(f"unknown screenshot format {format!r}")
+
+    async def wait_for_settle(
+        self, timeout: float = 5.0, interval: float = 0.3, stable_frames: int = 2, *, strict: bool = False
+    ) -> SettleResult:
+        """Capture raw frames until ``stable_frames`` in a row are byte-identical, or ``timeout`` s pass.
+
+        Returns the last frame with ``settled=False`` when the screen kept changing (a video, a
+        spinner), so the agent can still act on it; ``strict=True`` raises DeviceTimeout instead.
+        ``interval`` should exceed the longest intermediate state that must not count as settled
+        (a launch's starting window). Each capture keeps its own deadline (``timeouts.screenshot``),
+        so a capture in flight may end after ``timeout``.
+        """
+        result = await wait_for_settle(self.raw_frame, timeout, interval, stable_frames)
+        if strict and not result.settled:
+            raise DeviceTimeout(
+                f"{self.serial}: screen still changing after {timeout:g} s ({result.frames} frames)",
+                device_id=self.serial,
+                command="screencap",
+            )
+        return result
+
+    # --- input -----------------------------------------------------------------------------------
+
+    async def run_input(self, command: str, *, timeout: float | None = None) -> None:
+        """Run an ``input``/``am``/``ime`` command line; CommandFailed on a non-zero exit or an error line."""
+        out = await self.shell(command, timeout=timeout)
+        if out.exit_code != 0 or _ERROR_LINE.search(out.output):
+            raise self._failed(command, f"failed (exit {out.exit_code})", out)
+
+    async def tap(self, x: float, y: float, *, timeout: float | None = None) -> None:
+        """Tap at (x, y) screen pixels."""
+        await self.run_input(f"input tap {_px(x)} {_px(y)}", timeout=timeout)
+
+    async def double_tap(self, x: float, y: float, *, timeout: float | None = None) -> None:
+        """Two taps at (x, y) in one shell command line, so no round trip sits between them."""
+        tap = f"input tap {_px(x)} {_px(y)}"
+        await self.run_input(f"{tap}; {tap}", timeout=timeout)
+
+    async def long_press(
+        self, x: float, y: float, duration_ms: int = 800, *, timeout: float | None = None
+    ) -> None:
+        """Press at (x, y) for ``duration_ms`` (a swipe that does not move); the deadline adds the duration."""
+        px, py = _px(x), _px(y)
+        limit = (self.timeouts.command if timeout is None else timeout) + duration_ms / 1000
+        await self.run_input(f"input swipe {px} {py} {px} {py} {int(duration_ms)}", timeout=limit)
+
+    async def swipe(
+        self,
+        x1: float,
+        y1: float,
+        x2: float,
+        y2: float,
+        duration_ms: int = 300,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Swipe from (x1, y1) to (x2, y2) over ``duration_ms``; the deadline adds the duration."""
+        limit = (self.timeouts.command if timeout is None else timeout) + duration_ms / 1000
+        line = f"input swipe {_px(x1)} {_px(y1)} {_px(x2)} {_px(y2)} {int(duration_ms)}"
+        await self.run_input(line, timeout=limit)
+
+    async def key(self, key: str | int, *, timeout: float | None = None) -> None:
+        """Press a key by name (back, home, recents, enter, delete …; see ``keys.KEYCODES``) or code."""
+        await self.run_input(f"input keyevent {keycode(key)}", timeout=timeout)
+
+    async def type_text(self, text: str, *, clear: bool = True, timeout: float | None = None) -> None:
+        """Type into the focused field: ADB Keyboard when installed, else ``input text`` (ASCII only).
+
+        Raises TextInputUnsupported for non-ASCII text on a phone without ADB Keyboard.
+        """
+        await self.text.type_text(text, clear=clear, timeout=timeout)
+
+    async def clear_text(self, *, timeout: float | None = None) -> None:
+        """Empty the focused field."""
+        await self.text.clear_text(timeout=timeout)
+
+    async def restore_ime(self, *, timeout: float | None = None) -> None:
+        """Switch back to the keyboard that was active before ``type_text`` selected ADB Keyboard."""
+        await self.text.restore_ime(timeout=timeout)
+
+    # --- apps and UI -----------------------------------------------------------------------------
+
+    async def launch(self, app: str, *, timeout: float | None = None) -> str:
+        """Start an app by known name (Settings, 设置 …), package, or ``pkg/activity``; returns the package.
+
+        Raises UnknownApp for a name that maps to no package, or a package the phone lacks.
+        """
+        app = app.strip()
+        if is_component(app):
+            package = app.split("/", 1)[0]
+            command = f"am start -n {shlex.quote(app)}"
+        else:
+            resolved = self.apps.resolve(app)
+            if resolved is None:
+                raise UnknownApp(
+                    f"unknown app {app!r}: neither a package name nor a known app name",
+                    device_id=self.serial,
+                    command="launch",
+                    output=app,
+                )
+            package = resolved
+            command = f"monkey -p {package} -c android.intent.category.LAUNCHER 1"
+        out = await self.shell(command, timeout=timeout)
+        if any(sign in out.output for sign in ("No activities found", "monkey aborted", "does not exist")):
+            raise UnknownApp(
+                f"{self.serial}: {app!r} ({package}) is not installed or has no launcher activity",
+                device_id=self.serial,
+                command=command,
+                exit_code=out.exit_code,
+                output=out.output,
+            )
+        if out.exit_code != 0 or _ERROR_LINE.search(out.output):
+            raise self._failed(command, f"failed (exit {out.exit_code})", out)
+        return package
+
+    async def foreground(self, *, timeout: float | None = None) -> tuple[str, str]:
+        """(package, fully qualified activity) in front, from ``dumpsys window`` then ``dumpsys activity``."""
+        windows = await self.shell("dumpsys window", timeout=timeout, check=True)
+        found = dumpsys.parse_focused_window(windows.stdout)
+        if found is None:
+            # No focused app window (a transition, the notification shade): ask the activity stack.
+            command = "dumpsys activity activities"
+            activities = await self.shell(command, timeout=timeout, check=True)
+            found = dumpsys.parse_resumed_activity(activities.stdout)
+            if found is None:
+                raise self._failed(command, "shows no focused or resumed activity", activities)
+        return found
+
+    async def ui_dump(self, *, timeout: float | None = None) -> str:
+        """The view hierarchy as uiautomator XML: dumped to a unique file, pulled over sync, removed."""
+        limit = self.timeouts.ui_dump if timeout is None else timeout
+        # A unique path per call: calls on one phone may overlap, and a fixed path would race.
+        path = f"/data/local/tmp/phonefleet-ui-{uuid.uuid4().hex}.xml"
+        command = f"uiautomator dump {path}"
+        out = await self.shell(command, timeout=limit)
+        # uiautomator prints "ERROR: …" with exit code 0 when it cannot get the window.
+        if out.exit_code != 0 or "ERROR" in out.output or "dumped to" not in out.output:
+            raise self._failed(command, "failed", out)
+        try:
+            data = await self.pull(path, timeout=limit)
+        except CommandFailed:
+            await self._remove_quietly(path, limit)
+            raise
+        await self._remove_quietly(path, limit)
+        xml = data.decode("utf-8", errors="replace")
+        if not xml.lstrip().startswith("<?xml"):
+            raise self._failed(command, f"wrote no XML: {xml[:200]!r}")
+        return xml
+
+    async def _remove_quietly(self, path: str, timeout: float) -> None:
+        try:
+            await self.shell(f"rm -f {shlex.quote(path)}", timeout=timeout)
+        except (DeviceOffline, DeviceTimeout):
+            # The phone went away or hangs: the caller's own error matters more than a leftover file.
+            logger.warning(
+                "could not remove a temporary file", extra={"device_id": self.serial, "path": path}
+            )

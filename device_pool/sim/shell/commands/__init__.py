@@ -1,0 +1,29 @@
+"""Shell commands by domain; importing this package registers every one of them."""
+
+from device_pool.sim.shell.commands import (
+    activity,
+    builtins,
+    content,
+    files,
+    input,
+    package,
+    props,
+    screen,
+    settings,
+    text,
+    window,
+)
+
+__all__ = [
+    "activity",
+    "builtins",
+    "content",
+    "files",
+    "input",
+    "package",
+    "props",
+    "screen",
+    "settings",
+    "text",
+    "window",
+]

@@ -1,0 +1,102 @@
+"""The ``phonefleet`` command: one entry point, a subcommand per process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+async def _serve_until_signal(start, stop) -> None:
+    """Run ``start()``, then wait for SIGINT/SIGTERM, then ``stop()``."""
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    await start()
+    try:
+        await done.wait()
+    finally:
+        await stop()
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from device_pool.sim.fleet import SimFleet
+    from device_pool.sim.phone import PhoneConfig
+
+    temp_root = None
+    if args.data_root is None:
+        temp_root = tempfile.mkdtemp(prefix="phonefleet-sim-")
+        data_root = Path(temp_root)
+    else:
+        data_root = Path(args.data_root)
+    config = PhoneConfig(
+        width=args.width,
+        height=args.height,
+        density=args.density,
+        seed=args.seed,
+        show_frame_counter=args.frame_counter,
+    )
+    try:
+        fleet = SimFleet(
+            args.count, args.base_port, data_root, config, host=args.host,
+            reset=args.reset, require_auth=args.auth,
+        )  # fmt: skip
+
+        async def start() -> None:
+            await fleet.start()
+            for i, serial in enumerate(fleet.serials):
+                print(f"phone {i}: {serial}  (adb connect {serial})", flush=True)
+            print(f"data: {data_root}   Ctrl-C stops", flush=True)
+
+        asyncio.run(_serve_until_signal(start, fleet.stop))
+    except OSError as exc:
+        print(f"phonefleet sim: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if temp_root is not None:
+            shutil.rmtree(temp_root, ignore_errors=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="phonefleet", description="Cloud-phone fleet for phone-use AI agents.")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("sim", help="run virtual Android phones that speak the real adb protocol")
+    sim.add_argument("--count", type=int, default=1, help="number of phones (default 1)")
+    sim.add_argument("--base-port", type=int, default=6520, help="phone i listens on base-port+i (default 6520)")
+    sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sim.add_argument("--width", type=int, default=1080)
+    sim.add_argument("--height", type=int, default=2400)
+    sim.add_argument("--density", type=int, default=420)
+    sim.add_argument("--seed", type=int, default=0, help="phone i is built from seed+i")
+    sim.add_argument("--data-root", default=None, help="keep phone state here (default: a temp dir, removed at exit)")
+    sim.add_argument("--reset", action="store_true", help="factory-reset every phone at start")
+    sim.add_argument("--auth", action="store_true", help="ask hosts for AUTH (any key is accepted)")
+    sim.add_argument("--frame-counter", action="store_true", help="draw the frame counter on screen")
+    sim.set_defaults(func=_cmd_sim)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Real processes for tests: started with Popen, waited on with a deadline, stopped by their own pid."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.conditions import free_port_block, port_open, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """terminate → wait → kill, on this pid only."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
+@dataclass
+class SimPhones:
+    """A running ``phonefleet sim`` process and the serials of its phones."""
+
+    proc: subprocess.Popen
+    base_port: int
+    count: int
+    data_root: Path
+    host: str = "127.0.0.1"
+    serials: list[str] = field(default_factory=list)
+
+    def port(self, i: int = 0) -> int:
+        return self.base_port + i
+
+    def serial(self, i: int = 0) -> str:
+        return f"{self.host}:{self.base_port + i}"
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def start_sim(
+    data_root: Path,
+    count: int = 1,
+    width: int = 1080,
+    height: int = 2400,
+    density: int = 420,
+    seed: int = 0,
+    extra: list[str] | None = None,
+    timeout: float = 30.0,
+) -> SimPhones:
+    base = free_port_block(count)
+    cmd = [
+        sys.executable, "-m", "orchestrator.cli", "sim",
+        "--count", str(count), "--base-port", str(base),
+        "--width", str(width), "--height", str(height), "--density", str(density),
+        "--seed", str(seed), "--data-root", str(data_root), *(extra or []),
+    ]  # fmt: skip
+    log = open(data_root / "sim.log", "wb")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    phones = SimPhones(proc=proc, base_port=base, count=count, data_root=data_root)
+    try:
+        for i in range(count):
+            wait_until(
+                lambda i=i: proc.poll() is None and port_open("127.0.0.1", base + i),
+                timeout=timeout,
+                what=f"sim phone {i} listening on {base + i}",
+            )
+            if proc.poll() is not None:
+                raise RuntimeError((data_root / "sim.log").read_text())
+    except BaseException:
+        phones.stop()
+        raise
+    phones.serials = [phones.serial(i) for i in range(count)]
+    return phones
+
+
+@dataclass
+class AdbServer:
+    """A private adb server (its own port and HOME) so tests never touch the user's server."""
+
+    proc: subprocess.Popen
+    port: int
+    home: Path
+    binary: str
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["HOME"] = str(self.home)
+        env["ANDROID_ADB_SERVER_PORT"] = str(self.port)
+        return env
+
+    def run(self, *args: str, timeout: float = 30.0, check: bool = False) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [self.binary, "-P", str(self.port), *args],
+            env=self.env(), capture_output=True, timeout=timeout, check=check,
+        )  # fmt: skip
+
+    def connect(self, serial: str, timeout: float = 20.0) -> None:
+        def connected() -> bool:
+            self.run("connect", serial, timeout=15)
+            out = self.run("devices", timeout=10).stdout.decode()
+            return any(line.split("\t") == [serial, "device"] for line in out.splitlines())
+
+        wait_until(connected, timeout=timeout, interval=0.2, what=f"adb lists {serial} as device")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def adb_binary() -> str | None:
+    """Debian's adb (the real client the tests prove the phone against)."""
+    return shutil.which("adb")
+
+
+def start_adb_server(home: Path, binary: str) -> AdbServer:
+    port = free_port_block(1)
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, HOME=str(home), ANDROID_ADB_SERVER_PORT=str(port))
+    # `server nodaemon` keeps the server in the foreground, so its pid is the one we stop.
+    proc = subprocess.Popen(
+        [binary, "-P", str(port), "server", "nodaemon"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    server = AdbServer(proc=proc, port=port, home=home, binary=binary)
+    try:
+        wait_until(lambda: port_open("127.0.0.1", port), timeout=15, what="adb server listening")
+    except BaseException:
+        server.stop()
+        raise
+    return server
