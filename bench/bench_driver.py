@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -89,9 +91,10 @@ def main() -> int:
                     )
         finally:
             server.stop()
-    version = server.binary
+    version = subprocess.run([binary, "version"], capture_output=True, text=True).stdout.splitlines()[1:2]
     print(
-        f"driver round trips, virtual phone via {version} ({platform.machine()}, Python {platform.python_version()})"
+        f"AdbDevice round trips to the virtual phone through adb server {' '.join(version)}; "
+        f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}"
     )
     print(f"{'resolution':<11} {'call':<24} {'median ms':>10} {'p90 ms':>8} {'runs':>5}")
     for resolution, name, median, p90, count in rows:

@@ -72,19 +72,25 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="phonefleet", description="Cloud-phone fleet for phone-use AI agents.")
+    parser = argparse.ArgumentParser(
+        prog="phonefleet", description="Cloud-phone fleet for phone-use AI agents."
+    )
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sim = sub.add_parser("sim", help="run virtual Android phones that speak the real adb protocol")
     sim.add_argument("--count", type=int, default=1, help="number of phones (default 1)")
-    sim.add_argument("--base-port", type=int, default=6520, help="phone i listens on base-port+i (default 6520)")
+    sim.add_argument(
+        "--base-port", type=int, default=6520, help="phone i listens on base-port+i (default 6520)"
+    )
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sim.add_argument("--width", type=int, default=1080)
     sim.add_argument("--height", type=int, default=2400)
     sim.add_argument("--density", type=int, default=420)
     sim.add_argument("--seed", type=int, default=0, help="phone i is built from seed+i")
-    sim.add_argument("--data-root", default=None, help="keep phone state here (default: a temp dir, removed at exit)")
+    sim.add_argument(
+        "--data-root", default=None, help="keep phone state here (default: a temp dir, removed at exit)"
+    )
     sim.add_argument("--reset", action="store_true", help="factory-reset every phone at start")
     sim.add_argument("--auth", action="store_true", help="ask hosts for AUTH (any key is accepted)")
     sim.add_argument("--frame-counter", action="store_true", help="draw the frame counter on screen")

@@ -10,7 +10,13 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> T:
+class GiveUp(Exception):
+    """Raised by a condition that can never become true (the process it waits on died)."""
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> T:
     """Poll ``predicate`` until it returns something truthy; return that, or raise after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
@@ -19,6 +25,8 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
             value = predicate()
             if value:
                 return value
+        except GiveUp:
+            raise
         except Exception as exc:  # the condition may fail while the thing starts up
             last_exc = exc
         if time.monotonic() > deadline:

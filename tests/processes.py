@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conditions import free_port_block, port_open, wait_until
+from tests.conditions import GiveUp, free_port_block, port_open, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,18 +65,21 @@ def start_sim(
         "--width", str(width), "--height", str(height), "--density", str(density),
         "--seed", str(seed), "--data-root", str(data_root), *(extra or []),
     ]  # fmt: skip
-    log = open(data_root / "sim.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    log_path = data_root / "sim.log"
+    with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     phones = SimPhones(proc=proc, base_port=base, count=count, data_root=data_root)
+
+    def listening(i: int) -> bool:
+        if proc.poll() is not None:
+            raise GiveUp(f"phonefleet sim exited with {proc.returncode}:\n{log_path.read_text()}")
+        return port_open("127.0.0.1", base + i)
+
     try:
         for i in range(count):
             wait_until(
-                lambda i=i: proc.poll() is None and port_open("127.0.0.1", base + i),
-                timeout=timeout,
-                what=f"sim phone {i} listening on {base + i}",
+                lambda i=i: listening(i), timeout=timeout, what=f"sim phone {i} listening on {base + i}"
             )
-            if proc.poll() is not None:
-                raise RuntimeError((data_root / "sim.log").read_text())
     except BaseException:
         phones.stop()
         raise

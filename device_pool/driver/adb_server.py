@@ -6,16 +6,22 @@ import asyncio
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 
 from device_pool.driver.errors import adb_errors
 from device_pool.driver.wire import AdbConnection
-from device_pool.errors import DeviceOffline
+from device_pool.errors import DeviceOffline, DeviceTimeout
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5037
+
+# A phone that stays `offline` this long after `adb connect` is reconnected from scratch: adb 29
+# otherwise keeps a dead transport for ~10 s after the phone restarted (adb-protocol.md §8).
+_RECONNECT_AFTER_S = 3.0
+_POLL_S = 0.1
 
 
 def default_adb_path() -> str:
@@ -121,7 +127,63 @@ class AdbServerClient:
         """The features the phone and this server share (``shell_v2``, ``stat_v2`` …)."""
         return parse_features(await self._query(f"host-serial:{serial}:features", serial, timeout))
 
+    async def bring_online(self, serial: str, *, timeout: float) -> None:
+        """``adb connect`` a TCP serial (retrying) until its state is ``device``; DeviceOffline at the deadline."""
+        tcp = ":" in serial
+        last = "no answer"
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    if tcp:
+                        try:
+                            last = await self.connect_device(serial, timeout=timeout)
+                        except DeviceOffline as exc:
+                            last = str(exc)
+                        if "connected to" not in last or last.startswith(("failed", "unable", "cannot")):
+                            await asyncio.sleep(_POLL_S)
+                            continue
+                    last = await self._wait_for_state(serial, _RECONNECT_AFTER_S if tcp else timeout)
+                    if last == "device":
+                        logger.info("phone online", extra={"device_id": serial})
+                        return
+                    # Still offline: drop the stale transport so the next connect starts afresh.
+                    try:
+                        await self.disconnect_device(serial, timeout=timeout)
+                    except DeviceOffline:
+                        pass
+        except (TimeoutError, DeviceTimeout) as exc:
+            raise DeviceOffline(
+                f"{serial}: not online within {timeout:g} s (last: {last})",
+                device_id=serial,
+                command="connect",
+                output=last,
+            ) from exc
+
+    async def _wait_for_state(self, serial: str, patience: float) -> str:
+        deadline = time.monotonic() + patience
+        state = "unknown"
+        while time.monotonic() < deadline:
+            try:
+                state = await self.state(serial, timeout=max(patience, 1.0))
+            except DeviceOffline as exc:
+                state = str(exc)
+            if state == "device":
+                return state
+            await asyncio.sleep(_POLL_S)
+        return state
+
     # --- the server process ----------------------------------------------------------------------
+
+    async def kill(self, *, timeout: float | None = None) -> None:
+        """Ask the server to exit (``adb kill-server``); a server that is already gone is fine."""
+        limit = self.timeout if timeout is None else timeout
+        try:
+            with adb_errors(None, "host:kill", timeout=limit):
+                async with asyncio.timeout(limit):
+                    async with await self.open_connection() as conn:
+                        await conn.request("host:kill")
+        except DeviceOffline:
+            pass
 
     async def start(self, *, env: Mapping[str, str] | None = None, timeout: float = 30.0) -> None:
         """Start the server with ``adb -P PORT start-server`` unless one already answers here."""

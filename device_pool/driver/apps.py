@@ -24,6 +24,10 @@ KNOWN_APPS: dict[str, tuple[str, ...]] = {
     "com.google.android.gm": ("Gmail",),
     "com.google.android.apps.maps": ("Google Maps", "Maps"),
     "com.google.android.youtube": ("YouTube",),
+    # The apps of PhoneFleet's own virtual phone (device_pool/sim)
+    "com.phonefleet.notes": ("Notes", "笔记", "备忘录"),
+    "com.phonefleet.shop": ("Shop", "商城"),
+    "com.phonefleet.bank": ("Bank", "银行"),
     # Widely used third-party apps
     "com.tencent.mm": ("WeChat", "微信"),
     "com.tencent.mobileqq": ("QQ",),

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import re
 import shlex
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
@@ -31,13 +30,8 @@ from device_pool.errors import CommandFailed, DeviceOffline, DeviceTimeout
 
 logger = logging.getLogger(__name__)
 
-# A phone that stays `offline` this long after `adb connect` is reconnected from scratch: adb 29
-# otherwise keeps a dead transport for ~10 s after the phone restarted (adb-protocol.md §8).
-_RECONNECT_AFTER_S = 3.0
-_POLL_S = 0.1
-
-# `input` and `am` report some failures only as text, with exit code 0.
-_ERROR_LINE = re.compile(r"(?m)^(Error|Exception|java\.\w+\.\w*Exception)")
+# `input`, `am` and `ime` report some failures only as text, with exit code 0.
+_ERROR_LINE = re.compile(r"(?m)^(Error|Exception|Unknown command|java\.\w+\.\w*Exception)")
 
 
 @dataclass(frozen=True)
@@ -129,50 +123,11 @@ class AdbDevice:
 
         Raises DeviceOffline when the phone is not online by the deadline.
         """
-        limit = self.timeouts.connect if timeout is None else timeout
         self._features = None
         self.text.forget()
-        last = "no answer"
-        try:
-            async with asyncio.timeout(limit):
-                while True:
-                    if ":" in self.serial:
-                        try:
-                            last = await self.server.connect_device(self.serial, timeout=limit)
-                        except DeviceOffline as exc:
-                            last = str(exc)
-                        if "connected to" not in last or last.startswith(("failed", "unable", "cannot")):
-                            await asyncio.sleep(_POLL_S)
-                            continue
-                    last = await self._wait_online(_RECONNECT_AFTER_S if ":" in self.serial else limit)
-                    if last == "device":
-                        logger.info("phone online", extra={"device_id": self.serial})
-                        return
-                    # Still offline: drop the stale transport so the next connect starts afresh.
-                    try:
-                        await self.server.disconnect_device(self.serial, timeout=limit)
-                    except DeviceOffline:
-                        pass
-        except (TimeoutError, DeviceTimeout) as exc:
-            raise DeviceOffline(
-                f"{self.serial}: not online within {limit:g} s (last: {last})",
-                device_id=self.serial,
-                command="connect",
-                output=last,
-            ) from exc
-
-    async def _wait_online(self, patience: float) -> str:
-        deadline = time.monotonic() + patience
-        state = "unknown"
-        while time.monotonic() < deadline:
-            try:
-                state = await self.server.state(self.serial, timeout=max(patience, 1.0))
-            except DeviceOffline as exc:
-                state = str(exc)
-            if state == "device":
-                return state
-            await asyncio.sleep(_POLL_S)
-        return state
+        await self.server.bring_online(
+            self.serial, timeout=self.timeouts.connect if timeout is None else timeout
+        )
 
     async def disconnect(self, *, timeout: float | None = None) -> None:
         """``adb disconnect`` this phone; a phone the server does not know is already disconnected."""
@@ -204,9 +159,7 @@ class AdbDevice:
             self._features = parse_features(reply)
         return "shell_v2" in self._features
 
-    async def shell(
-        self, command: str, *, timeout: float | None = None, check: bool = False, stdin: bytes = b""
-    ) -> ShellOutput:
+    async def shell(self, command: str, *, timeout: float | None = None, check: bool = False) -> ShellOutput:
         """Run ``command`` in the phone's shell; with ``check=True`` a non-zero exit raises CommandFailed."""
         limit = self.timeouts.command if timeout is None else timeout
         use_v2 = await self._uses_shell_v2(command, limit)
@@ -214,10 +167,8 @@ class AdbDevice:
             logger.debug("shell", extra={"device_id": self.serial, "command": command})
         if use_v2:
             async with self._stream(shell_proto.v2_service(command), command, limit) as conn:
-                out, err, code = await shell_proto.run_v2(conn, stdin)
+                out, err, code = await shell_proto.run_v2(conn)
         else:
-            if stdin:
-                raise ValueError("stdin needs shell protocol v2")
             service, marker = shell_proto.legacy_command(command)
             async with self._stream(service, command, limit) as conn:
                 out, err, code = await shell_proto.run_legacy(conn, marker)

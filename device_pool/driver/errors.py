@@ -66,6 +66,7 @@ class RemoteFileError(Exception):
 _OFFLINE_MARKERS = (
     "offline",
     "not found",
+    "no such device",
     "no devices",
     "no emulators",
     "unauthorized",
@@ -114,7 +115,10 @@ def adb_errors(device_id: str | None, command: str | None, *, timeout: float | N
         lowered = message.lower()
         if any(marker in lowered for marker in _OFFLINE_MARKERS):
             raise DeviceOffline(
-                f"{device_id or 'adb'}: {message}", device_id=device_id, command=command, output=message
+                f"{device_id or 'adb'}: {message} (during `{command}`)",
+                device_id=device_id,
+                command=command,
+                output=message,
             ) from exc
         if lowered.strip() == "closed":
             # The device answered the OPEN with CLSE: it does not offer this service.

@@ -54,6 +54,8 @@ class RawFrame:
 
 def parse_raw(buffer: bytes) -> RawFrame:
     """Parse a raw screencap; StreamClosed when it is shorter than its header promises."""
+    if not buffer:
+        raise StreamClosed("screencap ended before sending anything", buffer)
     if len(buffer) < 12:
         raise StreamClosed("screencap ended inside its header", buffer)
     width, height, pixel_format = struct.unpack_from("<III", buffer)
@@ -71,6 +73,8 @@ def parse_raw(buffer: bytes) -> RawFrame:
 
 def check_png(data: bytes) -> None:
     """StreamClosed when a PNG was cut off; ProtocolViolation when it is no PNG at all."""
+    if not data:
+        raise StreamClosed("screencap -p ended before sending anything", data)
     if not data.startswith(PNG_SIGNATURE):
         if PNG_SIGNATURE.startswith(data):
             raise StreamClosed("screencap ended inside the PNG signature", data)

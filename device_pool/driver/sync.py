@@ -46,5 +46,8 @@ async def send(conn: AdbConnection, data: bytes, path: str, mode: int, mtime: in
 
 
 async def quit_session(conn: AdbConnection) -> None:
-    """End the sync session politely (the phone also accepts a bare close)."""
-    await conn.write(b"QUIT" + struct.pack("<I", 0))
+    """End the sync session politely; best effort, since the phone also accepts a bare close."""
+    try:
+        await conn.write(b"QUIT" + struct.pack("<I", 0))
+    except ConnectionError:
+        pass

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from concurrent.futures import Executor
 
 from device_pool.sim.phone import VirtualPhone
@@ -81,6 +82,11 @@ class AdbDaemon:
             await conn.abort()
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            # Small OKAYs and WRTEs wait on each other (one WRTE in flight); Nagle would hold each
+            # one back for the peer's delayed ACK, ~40 ms a round.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = _Connection(self, reader, writer)
         self._connections.add(conn)
         try:

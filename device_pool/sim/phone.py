@@ -478,6 +478,11 @@ class VirtualPhone:
         with self._lock:
             return self.state.sms(box)
 
+    def screen_on(self) -> bool:
+        """False after POWER/SLEEP until POWER/WAKEUP (``dumpsys power`` reports it)."""
+        with self._lock:
+            return self._screen_on
+
     # ---- lifecycle
     def factory_reset(self) -> None:
         with self._lock:

@@ -31,6 +31,11 @@ class Stream:
         self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.closed = False
 
+    @property
+    def max_data(self) -> int:
+        """The largest WRTE payload this stream sends."""
+        return self._max_data
+
     # --- called by the connection -------------------------------------------------------------
     def on_okay(self) -> None:
         self._can_write.set()
@@ -68,7 +73,9 @@ class Stream:
             if self.closed:
                 raise StreamClosed()
             self._can_write.clear()
-            await self._send(Message(A_WRTE, self.local_id, self.remote_id, bytes(view[start : start + self._max_data])))
+            await self._send(
+                Message(A_WRTE, self.local_id, self.remote_id, bytes(view[start : start + self._max_data]))
+            )
 
     async def close(self) -> None:
         """Close from the device side (the service finished)."""

@@ -89,7 +89,9 @@ def _listing(path: Path, v2: bool) -> bytes:
         if v2:
             out += _DENT_V2.pack(b"DNT2", 0, *_v2_fields(st), len(raw)) + raw
         else:
-            out += _DENT_V1.pack(b"DENT", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime), len(raw)) + raw
+            out += (
+                _DENT_V1.pack(b"DENT", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime), len(raw)) + raw
+            )
     # DONE must be as long as a full entry, or `adb ls` and `adb pull DIR` hang (§5).
     out += _DENT_V2.pack(b"DONE", *([0] * 12)) if v2 else _DENT_V1.pack(b"DONE", 0, 0, 0, 0)
     return bytes(out)
@@ -113,7 +115,9 @@ async def serve_sync(phone: VirtualPhone, executor: Executor | None, stream: Str
             elif kind in (b"STA2", b"LST2"):
                 await stream.write(_v2_stat(kind, phone.host_path(arg)))
             elif kind in (b"LIST", b"LIS2"):
-                listing = await loop.run_in_executor(executor, _listing, phone.host_path(arg), kind == b"LIS2")
+                listing = await loop.run_in_executor(
+                    executor, _listing, phone.host_path(arg), kind == b"LIS2"
+                )
                 await stream.write(listing)
             elif kind == b"RECV":
                 await _send_file(phone, executor, stream, arg)
@@ -134,7 +138,9 @@ async def serve_sync(phone: VirtualPhone, executor: Executor | None, stream: Str
         return
 
 
-async def _send_file(phone: VirtualPhone, executor: Executor | None, stream: Stream, device_path: str) -> None:
+async def _send_file(
+    phone: VirtualPhone, executor: Executor | None, stream: Stream, device_path: str
+) -> None:
     path = phone.host_path(device_path)
     loop = asyncio.get_running_loop()
     try:
@@ -142,15 +148,23 @@ async def _send_file(phone: VirtualPhone, executor: Executor | None, stream: Str
     except OSError as exc:
         await stream.write(_fail(f"open failed: {os.strerror(exc.errno or errno.EIO)}"))
         return
+    # DATA packets (and finally DONE) are packed into WRTEs as large as the stream allows: each WRTE
+    # costs a round trip to the host's OKAY, and a DONE sent alone would cost one more.
+    pending = bytearray()
     try:
         while True:
             chunk = await loop.run_in_executor(executor, handle.read, MAX_CHUNK)
             if not chunk:
                 break
-            await stream.write(_REQ.pack(b"DATA", len(chunk)) + chunk)
+            packet = _REQ.pack(b"DATA", len(chunk)) + chunk
+            if pending and len(pending) + len(packet) > stream.max_data:
+                await stream.write(bytes(pending))
+                pending.clear()
+            pending += packet
     finally:
         handle.close()
-    await stream.write(_REQ.pack(b"DONE", 0))
+    pending += _REQ.pack(b"DONE", 0)
+    await stream.write(bytes(pending))
 
 
 async def _discard_upload(buffered: _Buffered) -> None:
@@ -161,7 +175,9 @@ async def _discard_upload(buffered: _Buffered) -> None:
         await buffered.exactly(length)
 
 
-async def _receive_file(phone: VirtualPhone, executor: Executor | None, buffered: _Buffered, spec: str) -> None:
+async def _receive_file(
+    phone: VirtualPhone, executor: Executor | None, buffered: _Buffered, spec: str
+) -> None:
     """SEND "PATH,MODE": DATA chunks then DONE mtime; answered once, after DONE."""
     device_path, _, mode_text = spec.rpartition(",")
     if not device_path:

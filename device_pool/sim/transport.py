@@ -18,7 +18,15 @@ A_CLSE = 0x45534C43
 A_WRTE = 0x45545257
 A_STLS = 0x534C5453
 
-NAMES = {A_CNXN: "CNXN", A_AUTH: "AUTH", A_OPEN: "OPEN", A_OKAY: "OKAY", A_CLSE: "CLSE", A_WRTE: "WRTE", A_STLS: "STLS"}
+NAMES = {
+    A_CNXN: "CNXN",
+    A_AUTH: "AUTH",
+    A_OPEN: "OPEN",
+    A_OKAY: "OKAY",
+    A_CLSE: "CLSE",
+    A_WRTE: "WRTE",
+    A_STLS: "STLS",
+}
 
 VERSION_MIN = 0x01000000
 VERSION_SKIP_CHECKSUM = 0x01000001
@@ -60,9 +68,7 @@ def checksum(data: bytes) -> int:
 
 def encode(msg: Message, with_checksum: bool = False) -> bytes:
     check = checksum(msg.data) if with_checksum else 0
-    header = _HEADER.pack(
-        msg.command, msg.arg0, msg.arg1, len(msg.data), check, msg.command ^ 0xFFFFFFFF
-    )
+    header = _HEADER.pack(msg.command, msg.arg0, msg.arg1, len(msg.data), check, msg.command ^ 0xFFFFFFFF)
     return header + msg.data
 
 

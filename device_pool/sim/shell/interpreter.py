@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from device_pool.sim.shell import commands as _commands  # noqa: F401  (fills the command table)
 from device_pool.sim.shell import phonefs
+from device_pool.sim.shell.output import BufferSink, FileSink, NullSink, ResultSink, ShellResult
 from device_pool.sim.shell.registry import (
     CommandContext,
     OutputStream,
@@ -69,55 +70,6 @@ _BASE_ENV = {
 _PID = 4242  # what $$ answers; the phone has no real process table
 
 
-@dataclass
-class ShellResult:
-    output: list[tuple[int, bytes]]  # (1 = stdout | 2 = stderr, bytes), in the order written
-    exit_code: int
-
-    @property
-    def stdout(self) -> bytes:
-        return b"".join(data for fd, data in self.output if fd == 1)
-
-    @property
-    def stderr(self) -> bytes:
-        return b"".join(data for fd, data in self.output if fd == 2)
-
-
-class _ResultSink:
-    """Appends to the shared result list, merging consecutive writes to the same stream."""
-
-    def __init__(self, output: list[tuple[int, bytes]], fd: int) -> None:
-        self.output = output
-        self.fd = fd
-
-    def write(self, data: bytes) -> None:
-        if self.output and self.output[-1][0] == self.fd and len(self.output[-1][1]) < 65536:
-            self.output[-1] = (self.fd, self.output[-1][1] + data)
-        else:
-            self.output.append((self.fd, data))
-
-
-class _BufferSink:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.data += data
-
-
-class _NullSink:
-    def write(self, data: bytes) -> None:
-        pass
-
-
-class _FileSink:
-    def __init__(self, fh: object) -> None:
-        self.fh = fh
-
-    def write(self, data: bytes) -> None:
-        self.fh.write(data)  # type: ignore[attr-defined]
-
-
 class _RedirectError(Exception):
     pass
 
@@ -133,7 +85,7 @@ def run_shell(phone: VirtualPhone, command_line: str, stdin: bytes = b"") -> She
     """Run ``command_line`` as ``/system/bin/sh -c`` would on the phone; never raises for bad input."""
     output: list[tuple[int, bytes]] = []
     shell = _Shell(phone, ShellState(env=dict(_BASE_ENV)))
-    fds = _Fds(stdin, _ResultSink(output, 1), _ResultSink(output, 2))
+    fds = _Fds(stdin, ResultSink(output, 1), ResultSink(output, 2))
     try:
         for script in iter_commands(command_line):
             shell.run_script(script, fds)
@@ -172,7 +124,7 @@ class _Shell:
                 stage = _Fds(stdin, fds.out, fds.err)
                 status = self.run_command(cmd, stage)
             else:
-                buffer = _BufferSink()
+                buffer = BufferSink()
                 status = self.run_command(cmd, _Fds(stdin, buffer, fds.err))
                 stdin = bytes(buffer.data)
         if pipeline.negated:
@@ -255,7 +207,7 @@ class _Shell:
             target = self.expand_one(redirect.target, fds)
             if redirect.op in (">&", "<&"):
                 if target == "-":
-                    current[redirect.fd] = _NullSink() if redirect.fd else b""
+                    current[redirect.fd] = NullSink() if redirect.fd else b""
                 elif target.isdigit() and int(target) in current:
                     current[redirect.fd] = current[int(target)]
                 elif redirect.op == ">&" and not target.isdigit():
@@ -275,8 +227,8 @@ class _Shell:
         out, err = current[1], current[2]
         return _Fds(
             stdin if isinstance(stdin, bytes) else b"",
-            out if not isinstance(out, bytes) else _NullSink(),
-            err if not isinstance(err, bytes) else _NullSink(),
+            out if not isinstance(out, bytes) else NullSink(),
+            err if not isinstance(err, bytes) else NullSink(),
         )
 
     def _bad_fd(self, target: str, fds: _Fds) -> None:
@@ -286,7 +238,7 @@ class _Shell:
     def _open_write(self, target: str, append: bool, fds: _Fds, opened: list[object]) -> Sink:
         path = self._device_path(target)
         if path in phonefs.DISCARD_PATHS:
-            return _NullSink()
+            return NullSink()
         if path in ("/dev/stdout", "/dev/tty", "/proc/self/fd/1"):
             return fds.out
         if path in ("/dev/stderr", "/proc/self/fd/2"):
@@ -301,7 +253,7 @@ class _Shell:
             fds.err.write(f"{SHELL_NAME}: can't create {target}: {phonefs.describe_error(exc)}\n".encode())
             raise _RedirectError from exc
         opened.append(fh)
-        return _FileSink(fh)
+        return FileSink(fh)
 
     def _open_read(self, target: str, fds: _Fds) -> bytes:
         path = self._device_path(target)
@@ -372,7 +324,7 @@ class _Shell:
 
     def _value(self, part: Param | CommandSub, fds: _Fds) -> str:
         if isinstance(part, CommandSub):
-            buffer = _BufferSink()
+            buffer = BufferSink()
             child = _Shell(self.phone, self.state.copy())
             try:
                 child.run_script(part.body, _Fds(b"", buffer, fds.err))

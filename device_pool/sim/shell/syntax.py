@@ -15,6 +15,21 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from device_pool.sim.shell.tree import (
+    AndOr,
+    Command,
+    CommandSub,
+    Lit,
+    Param,
+    Pipeline,
+    Redirect,
+    Script,
+    SimpleCommand,
+    Subshell,
+    Word,
+    WordPart,
+)
+
 __all__ = [
     "AndOr",
     "CommandSub",
@@ -38,79 +53,6 @@ class ShellSyntaxError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-@dataclass(frozen=True)
-class Lit:
-    text: str
-    quoted: bool  # quoted text is neither field-split nor globbed
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str  # "?", "$", "#", "0".."9", "@", "*", or a variable name
-    quoted: bool
-    default: Word | None = None  # ${NAME:-default}
-
-
-@dataclass(frozen=True)
-class CommandSub:
-    body: Script
-    quoted: bool
-
-
-WordPart = Lit | Param | CommandSub
-
-
-@dataclass(frozen=True)
-class Word:
-    parts: tuple[WordPart, ...]
-
-    def literal(self) -> str | None:
-        """The word's text when it holds no expansions, else None."""
-        if all(isinstance(p, Lit) for p in self.parts):
-            return "".join(p.text for p in self.parts)  # type: ignore[union-attr]
-        return None
-
-
-@dataclass(frozen=True)
-class Redirect:
-    fd: int
-    op: str  # "<", ">", ">>", ">&", "<&", "&>"
-    target: Word
-
-
-@dataclass(frozen=True)
-class SimpleCommand:
-    assignments: tuple[tuple[str, Word], ...]
-    words: tuple[Word, ...]
-    redirects: tuple[Redirect, ...]
-
-
-@dataclass(frozen=True)
-class Subshell:
-    body: Script
-    redirects: tuple[Redirect, ...]
-
-
-Command = SimpleCommand | Subshell
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    commands: tuple[Command, ...]
-    negated: bool = False
-
-
-@dataclass(frozen=True)
-class AndOr:
-    first: Pipeline
-    rest: tuple[tuple[str, Pipeline], ...] = ()  # ("&&" | "||", pipeline)
-
-
-@dataclass(frozen=True)
-class Script:
-    items: tuple[AndOr, ...]
 
 
 # Token kinds produced by the lexer.

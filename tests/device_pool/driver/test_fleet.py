@@ -10,7 +10,7 @@ from tests.device_pool.driver.aio import run
 from tests.device_pool.driver.conftest import Connect
 from tests.processes import SimPhones
 
-ROUNDS = 8
+ROUNDS = 16
 
 
 async def _echo_stream(device: AdbDevice, tag: str) -> list[tuple[str, str]]:
@@ -59,6 +59,8 @@ def test_ten_phones_four_streams_each(ten_phones: SimPhones, connect: Connect) -
         expected = [s.stdout.strip() for s in serials]
         assert len(set(expected)) == len(devices)
         references = [(await d.raw_frame()).buffer for d in devices]
+        # Each phone's clock differs by seed, so a frame from the wrong phone would not match.
+        assert len(set(references)) == len(devices)
         streams = []
         for i, device in enumerate(devices):
             streams += [

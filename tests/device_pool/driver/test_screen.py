@@ -7,6 +7,7 @@ from PIL import Image
 
 from device_pool.driver import AdbDevice, black_fraction, is_black_frame, is_secure_frame
 from device_pool.driver.screenshot import parse_raw
+from tests.conditions import wait_until
 from tests.device_pool.driver.aio import run
 from tests.device_pool.driver.conftest import Connect
 from tests.processes import SimPhones
@@ -58,6 +59,15 @@ def test_smaller_phone_resolution(small_phone: SimPhones, connect: Connect) -> N
     assert run(small.screen_size()) == (720, 1600)
     assert run(small.screenshot("png")).size == (720, 1600)
     assert run(small.screenshot("raw")).size == (720, 1600)
+
+
+def test_a_secure_window_captures_as_a_secure_frame(fresh_device: AdbDevice) -> None:
+    """The Bank app's login screen is FLAG_SECURE: screencap shows black, as on Android."""
+    run(fresh_device.launch("Bank"))
+    wait_until(lambda: is_secure_frame(run(fresh_device.screenshot("raw"))), timeout=10, what="secure frame")
+    assert is_secure_frame(run(fresh_device.screenshot("png")))
+    run(fresh_device.key("home"))
+    wait_until(lambda: not is_secure_frame(run(fresh_device.screenshot("raw"))), timeout=10, what="home")
 
 
 def test_black_and_secure_frame_detection_on_synthetic_frames() -> None:

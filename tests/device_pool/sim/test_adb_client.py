@@ -111,3 +111,22 @@ def test_input_tap_changes_the_next_screenshot(connected):
         timeout=5,
         what="Settings in front",
     )
+
+
+def test_factory_reset_over_adb_restores_the_seeded_state(connected):
+    adb, serial = connected
+
+    def sh(cmd: str) -> str:
+        return adb.run("-s", serial, "shell", cmd).stdout.decode()
+
+    fresh_contacts = sh("content query --uri content://contacts/phones")
+    fresh_frame = adb.run("-s", serial, "exec-out", "screencap").stdout
+    sh(
+        "settings put global wifi_on 0; touch /sdcard/Download/left-behind.txt; am start -n com.android.settings/.Settings"
+    )
+    assert sh("settings get global wifi_on").strip() == "0"
+    assert sh("phonefleet-sim factory-reset").strip() == "Factory reset complete"
+    assert sh("settings get global wifi_on").strip() == "1"
+    assert "left-behind" not in sh("ls /sdcard/Download")
+    assert sh("content query --uri content://contacts/phones") == fresh_contacts
+    assert adb.run("-s", serial, "exec-out", "screencap").stdout == fresh_frame

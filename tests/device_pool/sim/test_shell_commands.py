@@ -140,7 +140,9 @@ def test_redirections(phone: VirtualPhone) -> None:
 
 
 def test_cd_pwd_and_relative_paths(phone: VirtualPhone) -> None:
-    assert out(sh(phone, "pwd; cd /sdcard && pwd && echo hi > rel.txt && cat ./rel.txt")) == "/\n/sdcard\nhi\n"
+    assert (
+        out(sh(phone, "pwd; cd /sdcard && pwd && echo hi > rel.txt && cat ./rel.txt")) == "/\n/sdcard\nhi\n"
+    )
     assert sh(phone, "cd /nope").exit_code != 0
 
 
@@ -280,7 +282,11 @@ def test_input_errors(phone: VirtualPhone) -> None:
 # ------------------------------------------------------------------------- activity
 def test_am_start(phone: VirtualPhone) -> None:
     r = sh(phone, "am start -n com.android.settings/.Settings")
-    assert (r.exit_code, out(r), err(r)) == (0, "Starting: Intent { cmp=com.android.settings/.Settings }\n", "")
+    assert (r.exit_code, out(r), err(r)) == (
+        0,
+        "Starting: Intent { cmp=com.android.settings/.Settings }\n",
+        "",
+    )
     assert phone.foreground() == ("com.android.settings", "com.android.settings.Settings")
     r = sh(phone, "am start -n com.android.settings/.Settings")
     assert "delivered to currently running top-most instance" in err(r)
@@ -325,7 +331,9 @@ def test_monkey(phone: VirtualPhone) -> None:
     assert err(r).endswith("** No activities found to run, monkey aborted.\n")
 
 
-def test_broadcast_without_adb_keyboard_does_nothing(phone: VirtualPhone, typed: list[tuple[str, object]]) -> None:
+def test_broadcast_without_adb_keyboard_does_nothing(
+    phone: VirtualPhone, typed: list[tuple[str, object]]
+) -> None:
     r = sh(phone, "am broadcast -a ADB_INPUT_TEXT --es msg hello")
     assert out(r) == (
         "Broadcasting: Intent { act=ADB_INPUT_TEXT flg=0x400000 (has extras) }\nBroadcast completed: result=0\n"
@@ -359,7 +367,9 @@ def test_dumpsys_focus_lines_parse_like_adbutils(phone: VirtualPhone) -> None:
     assert m.group("activity") == "com.android.settings.Settings"
     assert re.search(r"  mFocusedApp=ActivityRecord\{\w+ u0 com\.android\.settings/\.Settings t\d+\}", text)
     text = out(sh(phone, "dumpsys activity activities"))
-    m = re.search(r"mResumedActivity: ActivityRecord\{.*?\s+(?P<package>[^\s]+)/(?P<activity>[^\s]+)\s.*?\}", text)
+    m = re.search(
+        r"mResumedActivity: ActivityRecord\{.*?\s+(?P<package>[^\s]+)/(?P<activity>[^\s]+)\s.*?\}", text
+    )
     assert m and (m.group("package"), m.group("activity")) == ("com.android.settings", ".Settings")
     text = out(sh(phone, "dumpsys activity top"))
     assert re.search(r"\s*ACTIVITY com\.android\.settings/\.Settings \w+ pid=\d+", text)
@@ -442,12 +452,20 @@ def test_content_query_contacts(phone: VirtualPhone) -> None:
     contacts = phone.contacts()
     lines = out(sh(phone, "content query --uri content://contacts/phones")).splitlines()
     first = contacts[0]
-    assert lines[0] == f"Row: 0 _id={first['_id']}, display_name={first['display_name']}, number={first['number']}"
+    assert (
+        lines[0]
+        == f"Row: 0 _id={first['_id']}, display_name={first['display_name']}, number={first['number']}"
+    )
     assert len(lines) == len(contacts)
     name = contacts[1]["display_name"]
-    r = sh(phone, f"content query --uri content://com.android.contacts/data/phones --projection display_name:number --where \"display_name='{name}'\"")
+    r = sh(
+        phone,
+        f"content query --uri content://com.android.contacts/data/phones --projection display_name:number --where \"display_name='{name}'\"",
+    )
     assert out(r) == f"Row: 0 display_name={name}, number={contacts[1]['number']}\n"
-    r = sh(phone, "content query --uri content://com.android.contacts/contacts --where \"display_name='Nobody'\"")
+    r = sh(
+        phone, "content query --uri content://com.android.contacts/contacts --where \"display_name='Nobody'\""
+    )
     assert out(r) == "No result found.\n"
 
 
@@ -491,7 +509,9 @@ def test_screencap_to_file(phone: VirtualPhone) -> None:
 
 
 def test_uiautomator_dump(phone: VirtualPhone) -> None:
-    r = sh(phone, "rm -f /data/local/tmp/uidump.xml; uiautomator dump /data/local/tmp/uidump.xml && echo success")
+    r = sh(
+        phone, "rm -f /data/local/tmp/uidump.xml; uiautomator dump /data/local/tmp/uidump.xml && echo success"
+    )
     assert out(r) == "UI hierchary dumped to: /data/local/tmp/uidump.xml\nsuccess\n"
     assert phone.host_path("/data/local/tmp/uidump.xml").read_text().startswith("<?xml")
     assert out(sh(phone, "uiautomator dump")) == "UI hierchary dumped to: /sdcard/window_dump.xml\n"

@@ -103,7 +103,10 @@ def test_command_substitution() -> None:
         ("ls > /sdcard/x", [Redirect(1, ">", Word((Lit("/sdcard/x", False),)))]),
         ("ls >>/sdcard/x", [Redirect(1, ">>", Word((Lit("/sdcard/x", False),)))]),
         ("ls 2>/dev/null", [Redirect(2, ">", Word((Lit("/dev/null", False),)))]),
-        ("ls >/dev/null 2>&1", [Redirect(1, ">", Word((Lit("/dev/null", False),))), Redirect(2, ">&", Word((Lit("1", False),)))]),
+        (
+            "ls >/dev/null 2>&1",
+            [Redirect(1, ">", Word((Lit("/dev/null", False),))), Redirect(2, ">&", Word((Lit("1", False),)))],
+        ),
         ("cat < /x", [Redirect(0, "<", Word((Lit("/x", False),)))]),
         ("ls &>/x", [Redirect(1, "&>", Word((Lit("/x", False),)))]),
         ("ls >| /x", [Redirect(1, ">", Word((Lit("/x", False),)))]),

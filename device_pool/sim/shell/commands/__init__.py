@@ -10,6 +10,7 @@ from device_pool.sim.shell.commands import (
     props,
     screen,
     settings,
+    simctl,
     text,
     window,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "props",
     "screen",
     "settings",
+    "simctl",
     "text",
     "window",
 ]

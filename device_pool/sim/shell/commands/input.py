@@ -179,14 +179,9 @@ def _swipe(ctx: CommandContext, args: _Args) -> None:
 
 
 def _drag(ctx: CommandContext, args: _Args) -> None:
-    x1, y1, x2, y2, duration = _swipe_args(args)
-    drag = getattr(ctx.phone, "drag", None)
-    if callable(drag):
-        drag(x1, y1, x2, y2, duration)
-    else:
-        # Android holds the pointer for a long-press timeout before moving; without a drag model
-        # the move itself is the visible effect.
-        ctx.phone.swipe(x1, y1, x2, y2, duration)
+    # Android holds the pointer for a long-press timeout before moving; the virtual phone has no
+    # drag-and-drop targets, so the move itself is the visible effect.
+    ctx.phone.swipe(*_swipe_args(args))
 
 
 def _text(ctx: CommandContext, args: _Args) -> None:
@@ -222,18 +217,11 @@ def _keyevent(ctx: CommandContext, args: _Args) -> None:
     while value is not None:
         code = keycodes.keycode_from_string(value) or 0
         if 0 < code <= keycodes.MAX_KEYCODE:  # KEYCODE_UNKNOWN is injected on Android and does nothing
-            _press(ctx, code, longpress)
+            # The virtual phone has no key-repeat model: a long press is one press.
+            ctx.phone.key(code)
             if doubletap:
-                _press(ctx, code, False)
+                ctx.phone.key(code)
         value = args.next()
-
-
-def _press(ctx: CommandContext, code: int, longpress: bool) -> None:
-    long_key = getattr(ctx.phone, "long_key", None)
-    if longpress and callable(long_key):
-        long_key(code)
-    else:
-        ctx.phone.key(code)
 
 
 _HANDLERS = {"tap": _tap, "swipe": _swipe, "draganddrop": _drag, "text": _text, "keyevent": _keyevent}

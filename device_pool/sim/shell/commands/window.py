@@ -159,14 +159,8 @@ def _dump_display(ctx: CommandContext, out: OutputStream) -> None:
     out.println("  mCurrentOrientation=0")
 
 
-def _screen_on(ctx: CommandContext) -> bool:
-    # Not in the phone contract yet: a phone that models power exposes `screen_on`.
-    value = getattr(ctx.phone, "screen_on", True)
-    return bool(value() if callable(value) else value)
-
-
 def _dump_power(ctx: CommandContext, out: OutputStream) -> None:
-    on = _screen_on(ctx)
+    on = ctx.phone.screen_on()
     out.println("POWER MANAGER (dumpsys power)")
     out.println()
     out.println("Power Manager State:")

@@ -1,0 +1,58 @@
+"""The adb server client: host services against the real Debian adb server, and starting a server."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from device_pool.driver import AdbDevice, AdbServerClient, default_adb_path
+from device_pool.errors import DeviceOffline
+from tests.conditions import free_port_block, port_open, wait_until
+from tests.device_pool.driver.aio import run
+from tests.processes import AdbServer, SimPhones
+
+
+def test_version_and_devices(adb_server: AdbServer, device: AdbDevice) -> None:
+    client = AdbServerClient(port=adb_server.port)
+    assert run(client.version()) >= 39
+    assert run(client.devices())[device.serial] == "device"
+    assert run(client.state(device.serial)) == "device"
+
+
+def test_connect_disconnect_and_reconnect(adb_server: AdbServer, fresh_phone: SimPhones) -> None:
+    phone = AdbDevice(fresh_phone.serial(), adb_port=adb_server.port)
+    run(phone.connect())
+    run(phone.disconnect())
+    wait_until(lambda: fresh_phone.serial() not in run(phone.server.devices()), timeout=10, what="gone")
+    with pytest.raises(DeviceOffline):
+        run(phone.shell("echo hi"))
+    run(phone.disconnect())  # already disconnected: not an error
+    run(phone.connect())
+    assert run(phone.shell("echo back")).stdout == "back\n"
+
+
+def test_state_of_an_unknown_serial_is_device_offline(adb_server: AdbServer) -> None:
+    client = AdbServerClient(port=adb_server.port)
+    with pytest.raises(DeviceOffline) as info:
+        run(client.state("127.0.0.1:1"))
+    assert info.value.device_id == "127.0.0.1:1"
+
+
+def test_default_adb_is_debians_when_on_path() -> None:
+    assert default_adb_path() == shutil.which("adb")
+
+
+def test_start_and_kill_a_server(tmp_path: Path) -> None:
+    """start() runs `adb -P PORT start-server` (adb daemonises; host:kill stops that daemon again)."""
+    port = free_port_block(1)
+    client = AdbServerClient(port=port, adb_path=shutil.which("adb"))
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    try:
+        run(client.start(env=env, timeout=30))
+        assert run(client.version()) >= 39
+        run(client.start(env=env))  # already running: nothing to do
+    finally:
+        run(client.kill())
+    wait_until(lambda: not port_open("127.0.0.1", port), timeout=10, what="server gone")
