@@ -141,3 +141,55 @@ def start_adb_server(home: Path, binary: str) -> AdbServer:
         server.stop()
         raise
     return server
+
+
+@dataclass
+class ReferenceModel:
+    """A running ``phonefleet reference-model`` process and its OpenAI base URL."""
+
+    proc: subprocess.Popen
+    port: int
+    model_name: str
+    log_path: Path
+    host: str = "127.0.0.1"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def start_reference_model(
+    log_dir: Path,
+    script: Path | None = None,
+    model_name: str = "autoglm-phone-9b",
+    timeout: float = 30.0,
+) -> ReferenceModel:
+    """Start the reference model on a free port and wait until ``/healthz`` answers."""
+    import httpx
+
+    port = free_port_block(1)
+    cmd = [
+        sys.executable, "-m", "orchestrator.cli", "reference-model",
+        "--port", str(port), "--model-name", model_name,
+        *(["--script", str(script)] if script is not None else []),
+    ]  # fmt: skip
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"reference-model-{port}.log"
+    with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    server = ReferenceModel(proc=proc, port=port, model_name=model_name, log_path=log_path)
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise GiveUp(f"reference-model exited with {proc.returncode}:\n{log_path.read_text()}")
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2.0).status_code == 200
+
+    try:
+        wait_until(healthy, timeout=timeout, interval=0.1, what=f"reference model /healthz on {port}")
+    except BaseException:
+        server.stop()
+        raise
+    return server

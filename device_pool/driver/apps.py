@@ -82,6 +82,7 @@ class AppCatalog:
         self, extra: Mapping[str, Iterable[str]] | None = None, *, include_known: bool = True
     ) -> None:
         self._by_name: dict[str, str] = {}
+        self._labels: dict[str, str] = {}
         if include_known:
             for package, names in KNOWN_APPS.items():
                 self.add(package, *names)
@@ -94,6 +95,12 @@ class AppCatalog:
             raise ValueError(f"not a package name: {package!r}")
         for name in names:
             self._by_name[_normalise(name)] = package
+        if names:
+            self._labels.setdefault(package, names[0])
+
+    def label(self, package: str) -> str:
+        """What people call ``package`` (its first registered name), or the package name itself."""
+        return self._labels.get(package, package)
 
     def resolve(self, app: str) -> str | None:
         """The package for a name or package name; None when the name is unknown."""

@@ -247,7 +247,8 @@ class VirtualPhone:
 
     def foreground(self) -> tuple[str, str]:
         with self._lock:
-            app = self._apps[self._front]
+            # Android 13's overview (Quickstep) is part of the launcher's activity: it has the focus.
+            app = self._apps[LAUNCHER if self._recents_open else self._front]
             top = app.top
             return app.package, top.activity if top else next(iter(app.activities))
 

@@ -6,6 +6,9 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+from device_pool.driver import AdbDevice
+from tests.device_pool.driver.aio import run, until
+
 
 @dataclass(frozen=True)
 class Node:
@@ -52,3 +55,49 @@ def find(xml: str, *, text: str | None = None, rid: str | None = None) -> Node:
 
 def texts(xml: str, rid: str) -> list[str]:
     return [n.text for n in nodes(xml) if n.resource_id.endswith(f":id/{rid}")]
+
+
+# --- driving a phone by what its view tree shows (async, for scenarios written as one coroutine) ------
+
+
+async def wait_for_node(
+    device: AdbDevice, *, text: str | None = None, rid: str | None = None, timeout: float = 10.0
+) -> Node:
+    """Poll the view tree until the node is on screen (an app's starting window ignores taps until then)."""
+    return await until(
+        lambda: find(run(device.ui_dump()), text=text, rid=rid), timeout, f"{text or rid!r} on screen"
+    )
+
+
+async def wait_gone(
+    device: AdbDevice, *, text: str | None = None, rid: str | None = None, timeout: float = 10.0
+) -> None:
+    """Poll the view tree until no node has this text and/or resource-id (a dialog closed)."""
+
+    def gone() -> bool:
+        try:
+            find(run(device.ui_dump()), text=text, rid=rid)
+        except AssertionError:
+            return True
+        return False
+
+    await until(gone, timeout, f"{text or rid!r} gone")
+
+
+async def tap_node(
+    device: AdbDevice, *, text: str | None = None, rid: str | None = None, timeout: float = 10.0
+) -> Node:
+    """Wait for the node, tap its centre, and return it."""
+    node = await wait_for_node(device, text=text, rid=rid, timeout=timeout)
+    await device.tap(*node.center)
+    return node
+
+
+async def wait_for_foreground(device: AdbDevice, package: str, timeout: float = 10.0) -> str:
+    """Poll ``foreground()`` until ``package`` is in front; returns its activity."""
+
+    def activity_in_front() -> str | None:
+        found, activity = run(device.foreground())
+        return activity if found == package else None
+
+    return await until(activity_in_front, timeout, f"{package} in front")

@@ -1,35 +1,15 @@
-"""The ``phonefleet`` command: one entry point, a subcommand per process."""
+"""``phonefleet sim``: virtual Android phones that speak the real adb protocol."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
 
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-
-
-async def _serve_until_signal(start, stop) -> None:
-    """Run ``start()``, then wait for SIGINT/SIGTERM, then ``stop()``."""
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, done.set)
-    await start()
-    try:
-        await done.wait()
-    finally:
-        await stop()
+from orchestrator.cli.signals import serve_until_signal
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -61,7 +41,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
                 print(f"phone {i}: {serial}  (adb connect {serial})", flush=True)
             print(f"data: {data_root}   Ctrl-C stops", flush=True)
 
-        asyncio.run(_serve_until_signal(start, fleet.stop))
+        asyncio.run(serve_until_signal(start, fleet.stop))
     except OSError as exc:
         print(f"phonefleet sim: cannot listen: {exc}", file=sys.stderr)
         return 1
@@ -71,13 +51,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="phonefleet", description="Cloud-phone fleet for phone-use AI agents."
-    )
-    parser.add_argument("--log-level", default="INFO")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def register(sub: argparse._SubParsersAction) -> None:
     sim = sub.add_parser("sim", help="run virtual Android phones that speak the real adb protocol")
     sim.add_argument("--count", type=int, default=1, help="number of phones (default 1)")
     sim.add_argument(
@@ -95,14 +69,3 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--auth", action="store_true", help="ask hosts for AUTH (any key is accepted)")
     sim.add_argument("--frame-counter", action="store_true", help="draw the frame counter on screen")
     sim.set_defaults(func=_cmd_sim)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    _configure_logging(args.log_level)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,51 @@
+"""``phonefleet reference-model``: an OpenAI-compatible server answering as AutoGLM-Phone, by rules."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_reference_model(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from worker.reference_model import ReferenceModelConfig, ScriptError, create_app, load_script
+
+    script = None
+    if args.script is not None:
+        try:
+            script = load_script(Path(args.script))
+        except ScriptError as exc:
+            print(f"phonefleet reference-model: {exc}", file=sys.stderr)
+            return 2
+    app = create_app(ReferenceModelConfig(model_name=args.model_name, script=script))
+    mode = f"script {args.script} ({len(script)} steps)" if script is not None else "rules (OCR)"
+    print(
+        f"reference model {args.model_name!r} on http://{args.host}:{args.port}/v1  mode: {mode}   Ctrl-C stops",
+        flush=True,
+    )
+    # uvicorn handles SIGINT/SIGTERM itself, finishing in-flight requests; it exits 1 if it cannot bind.
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    cmd = sub.add_parser(
+        "reference-model", help="serve an OpenAI-compatible stand-in for AutoGLM-Phone (OCR + rules)"
+    )
+    cmd.add_argument("--port", type=int, default=8001, help="port to listen on (default 8001)")
+    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    cmd.add_argument(
+        "--script",
+        default=None,
+        help="JSON list of replies or action calls to replay by step, instead of rules",
+    )
+    cmd.add_argument(
+        "--model-name",
+        default="autoglm-phone-9b",
+        help="the model name clients must ask for (default autoglm-phone-9b)",
+    )
+    cmd.set_defaults(func=_cmd_reference_model)

@@ -1,0 +1,131 @@
+"""``phonefleet run "TASK" --device SERIAL``: one task from the terminal, step by step.
+
+Prints a line per step (step, timings, action, thinking) and saves the trajectory (JSONL +
+screenshots + result.json). At a terminal, sensitive actions ask for y/N and takeovers wait for
+Enter; without one, sensitive actions are denied (or approved with ``--yes``) and a takeover ends
+the run as ``needs_user``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sys
+from pathlib import Path
+
+from worker.agent.control import AgentControl, AgentHooks, AgentState
+from worker.agent.results import StepRecord
+
+
+class TerminalHooks(AgentHooks):
+    def __init__(self, writer, interactive: bool, approve_all: bool) -> None:
+        self.writer = writer
+        self.interactive = interactive
+        self.approve_all = approve_all
+
+    async def _ask(self, prompt: str) -> str:
+        return (await asyncio.to_thread(input, prompt)).strip()
+
+    async def on_step(self, step: StepRecord) -> None:
+        t = step.timings
+        thinking = " ".join(step.thinking.split())[:100]
+        print(
+            f"step {step.index:>2}  capture {t.capture_s * 1000:5.0f} ms  model {t.model_s * 1000:6.0f} ms  "
+            f"act {t.act_s * 1000:5.0f} ms  settle {t.settle_s * 1000:5.0f} ms  [{step.current_app}]  "
+            f"{step.action_text}" + (f"  ({step.result})" if step.result != "ok" else ""),
+            flush=True,
+        )
+        if thinking:
+            print(f"         {thinking}", flush=True)
+        await self.writer.write_step(step)
+
+    async def on_state(self, state: AgentState, detail: str = "") -> None:
+        if state != AgentState.RUNNING:
+            print(f"-- {state}: {detail}", flush=True)
+
+    async def request_confirmation(self, action, message: str) -> bool:
+        if self.approve_all:
+            return True
+        if not self.interactive:
+            return False
+        return (await self._ask(f"Allow '{message}'? [y/N] ")).lower() in ("y", "yes")
+
+    async def request_takeover(self, message: str) -> str | None:
+        if not self.interactive:
+            return None
+        return await self._ask(f"{message}\nDo it on the phone, then press Enter (optionally type a note): ")
+
+    async def ask_user(self, question: str) -> str | None:
+        if not self.interactive:
+            return None
+        return await self._ask(f"{question}\n> ")
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from device_pool.driver import AdbDevice, AdbServerClient
+    from worker.agent.loop import AgentConfig, run_agent
+    from worker.agent.model_client import ModelClient, ModelClientConfig, ModelEndpoint
+    from worker.agent.trajectory import TrajectoryWriter
+
+    out = Path(args.out or f"runs/{dt.datetime.now():%Y%m%d-%H%M%S}")
+    writer = TrajectoryWriter(out)
+    server = AdbServerClient(args.adb_host, args.adb_port)
+    await server.start()
+    device = AdbDevice(args.device, server=server)
+    if ":" in args.device:
+        await device.connect()
+    config = ModelClientConfig(
+        endpoints=[ModelEndpoint(base_url=url, model=args.model, api_key=args.api_key) for url in (args.model_url or ["http://127.0.0.1:8001/v1"])],
+        image_max_pixels=args.image_pixels,
+    )
+    hooks = TerminalHooks(writer, sys.stdin.isatty(), args.yes)
+    control = AgentControl()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    # The first Ctrl-C cancels the run cleanly (the model call in flight is abandoned).
+    loop.add_signal_handler(signal.SIGINT, control.cancel, "interrupted")
+    async with ModelClient(config) as model:
+        result = await run_agent(
+            args.task,
+            device,
+            model,
+            config=AgentConfig(max_steps=args.max_steps, budget_s=args.budget, lang=args.lang),
+            hooks=hooks,
+            control=control,
+        )
+    await writer.write_result(args.task, result, {"device": args.device, "model": args.model})
+    totals = result.totals()
+    print(
+        f"{result.status}{f' ({result.reason})' if result.reason else ''}: {result.message}\n"
+        f"{result.step_count} steps in {result.elapsed_s:.1f} s (model {totals['model_s']:.1f} s); "
+        f"trajectory: {out}",
+        flush=True,
+    )
+    return 0 if result.status == "succeeded" else 1
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    return asyncio.run(_run(args))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run one task on one phone from the terminal")
+    p.add_argument("task", help='what to do, in plain language ("turn on Wi-Fi")')
+    p.add_argument("--device", required=True, help="ADB serial, e.g. 127.0.0.1:6520")
+    p.add_argument(
+        "--model-url", action="append", default=None,
+        help="OpenAI-compatible base URL (repeat for failover; default http://127.0.0.1:8001/v1)",
+    )  # fmt: skip
+    p.add_argument("--model", default="autoglm-phone-9b", help="model name the server knows")
+    p.add_argument("--api-key", default=None)
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="prompt language (zh for AutoGLM-Phone-9B)")
+    p.add_argument("--max-steps", type=int, default=30)
+    p.add_argument("--budget", type=float, default=600.0, help="wall-clock seconds for the whole run")
+    p.add_argument("--image-pixels", type=int, default=1_000_000, help="screenshot pixel budget per request")
+    p.add_argument("--adb-host", default="127.0.0.1")
+    p.add_argument("--adb-port", type=int, default=5037)
+    p.add_argument("--out", default=None, help="trajectory folder (default runs/<timestamp>)")
+    p.add_argument("--yes", action="store_true", help="approve sensitive actions without asking")
+    p.set_defaults(func=_cmd_run)

@@ -1,0 +1,80 @@
+"""The prompts: the date is the caller's, and every action of the grammar is described in each language."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from worker.agent.actions import ACTIONS
+from worker.agent.parser import parse_reply
+from worker.agent.prompts import (
+    LANGUAGES,
+    first_user_message,
+    format_date,
+    screen_info,
+    step_user_message,
+    system_prompt,
+)
+
+DAY = dt.date(2025, 1, 2)  # a Thursday
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_action_appears_with_its_usage(lang: str) -> None:
+    prompt = system_prompt(lang, DAY)
+    for name, cls in ACTIONS.items():
+        assert f'"{name}"' in prompt or f"{name}(" in prompt, name
+        assert cls.usage in prompt, cls.usage
+    assert 'message="…"' in prompt  # the sensitive tap form
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_usage_line_in_the_prompt_parses(lang: str) -> None:
+    """The examples the model copies from must be readable by our parser once filled in."""
+    for cls in ACTIONS.values():
+        filled = (
+            cls.usage.replace("[x,y]", "[1,2]")
+            .replace("[x1,y1]", "[1,2]")
+            .replace("[x2,y2]", "[3,4]")
+            .replace('"x seconds"', '"2 seconds"')
+        )
+        assert parse_reply(filled).action.name == cls.model_fields["name"].default
+
+
+def test_the_date_comes_from_the_caller() -> None:
+    assert "2025年01月02日 星期四" in system_prompt("zh", DAY)
+    assert "2025-01-02, Thursday" in system_prompt("en", DAY)
+    assert "2024-02-29, Thursday" in system_prompt("en", dt.date(2024, 2, 29))
+    assert "星期日" in system_prompt("zh", dt.date(2025, 1, 5))
+    assert format_date("en", dt.date(2025, 1, 6)) == "2025-01-06, Monday"
+    assert system_prompt("en", DAY) != system_prompt("en", DAY + dt.timedelta(days=1))
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_rules_cover_the_fleet_states(lang: str) -> None:
+    prompt = system_prompt(lang, DAY)
+    for word in ("Take_over", "Interact", "Wait", "Back", "finish", "999", "<think>", "<answer>"):
+        assert word in prompt, word
+    assert "{" not in prompt and "}" not in prompt  # every template field was filled
+
+
+def test_zh_prompt_is_chinese_and_en_prompt_is_not() -> None:
+    assert "规则" in system_prompt("zh", DAY)
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in system_prompt("en", DAY))
+
+
+def test_unknown_language_is_refused() -> None:
+    with pytest.raises(ValueError):
+        system_prompt("fr", DAY)
+
+
+def test_user_messages() -> None:
+    info = screen_info("设置")
+    assert info == '{"current_app": "设置"}'
+    assert json.loads(info) == {"current_app": "设置"}
+    assert first_user_message("打开 Wi-Fi", info) == '打开 Wi-Fi\n\n{"current_app": "设置"}'
+    step = step_user_message(screen_info("Settings"))
+    assert step.endswith('{"current_app": "Settings"}')
+    assert "Screen Info" in step

@@ -1,0 +1,172 @@
+"""The rules on real virtual-phone screenshots, over real HTTP: each decision, then whole tasks.
+
+Screenshots are half-size JPEG data URLs, as the agent sends them; every tap is mapped back to the
+phone's pixels and checked against the bounds the phone's view tree reports for the control.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from device_pool.driver.apps import AppCatalog
+from device_pool.sim import keycodes
+from device_pool.sim.phone import PhoneConfig, VirtualPhone
+from tests.conditions import wait_until
+from tests.worker.reference_model.conftest import agent_messages, make_phone, tap_node
+from worker.agent import actions as a
+from worker.agent.parser import ParsedReply, format_reply, parse_reply
+
+LAUNCHER = "com.android.launcher3"
+WIFI_TASK = "Open Settings and turn on Wi-Fi"
+SHOP_PAY_TASK = "Open Shop, search for 'earbuds', add Wireless Earbuds to the cart and pay"
+LAUNCHED = [format_reply("Open the app.", a.Launch(app="Settings"))]
+
+
+def ask(
+    client: httpx.Client, task: str, phone: VirtualPhone, app: str, earlier: list[str] | None = None
+) -> ParsedReply:
+    r = client.post(
+        "/chat/completions",
+        json={"model": "autoglm-phone-9b", "messages": agent_messages(task, phone, app, earlier)},
+    )
+    assert r.status_code == 200, r.text
+    content = r.json()["choices"][0]["message"]["content"]
+    assert content.startswith("<think>") and "do(action=" not in content[: content.index("<answer>")]
+    return parse_reply(content)
+
+
+def pixel(phone: VirtualPhone, element: tuple[int, int]) -> tuple[float, float]:
+    return element[0] / 1000 * phone.config.width, element[1] / 1000 * phone.config.height
+
+
+def assert_tap_inside(phone: VirtualPhone, action: a.Action, rid: str) -> None:
+    assert isinstance(action, a.Tap), action
+    node = phone.find(rid=rid)
+    assert node is not None, rid
+    x, y = pixel(phone, action.element)
+    left, top, right, bottom = node.bounds
+    assert left <= x < right and top <= y < bottom, f"{(x, y)} is outside {rid} {node.bounds}"
+
+
+def test_launcher_and_open_settings_launches_settings(client: httpx.Client, tmp_path: Path) -> None:
+    phone = make_phone(tmp_path)
+    assert ask(client, WIFI_TASK, phone, LAUNCHER).action == a.Launch(app="Settings")
+
+
+def test_wifi_off_taps_its_switch_then_finishes_when_on(client: httpx.Client, tmp_path: Path) -> None:
+    phone = make_phone(tmp_path)
+    phone.settings_put("global", "wifi_on", "0")
+    tap_node(phone, "Settings")
+    reply = ask(client, WIFI_TASK, phone, "Settings", LAUNCHED)
+    assert_tap_inside(phone, reply.action, "com.android.settings:id/switch_wifi")
+    phone.tap(*pixel(phone, reply.action.element))  # type: ignore[union-attr]
+    assert phone.settings_get("global", "wifi_on") == "1"
+    done = ask(client, WIFI_TASK, phone, "Settings", [*LAUNCHED, format_reply("Tap.", reply.action)])
+    assert isinstance(done.action, a.Finish) and "Wi-Fi is on" in done.action.message
+
+
+def test_chinese_task_on_chinese_ui_turns_bluetooth_off(client: httpx.Client, tmp_path: Path) -> None:
+    phone = make_phone(tmp_path)
+    phone.settings_put("system", "system_locales", "zh-CN")
+    phone.settings_put("global", "bluetooth_on", "1")
+    tap_node(phone, "设置")
+    reply = ask(
+        client, "打开设置并关闭蓝牙", phone, "Settings", [format_reply("打开设置", a.Launch(app="设置"))]
+    )
+    assert_tap_inside(phone, reply.action, "com.android.settings:id/switch_bluetooth")
+
+
+def test_advert_is_closed_with_its_close_button(client: httpx.Client, tmp_path: Path) -> None:
+    phone = make_phone(tmp_path)
+    tap_node(phone, "Shop")
+    assert phone.find(rid="com.phonefleet.shop:id/ad_dialog") is not None
+    reply = ask(client, SHOP_PAY_TASK, phone, "Shop", [format_reply("Open.", a.Launch(app="Shop"))])
+    assert_tap_inside(phone, reply.action, "com.phonefleet.shop:id/ad_close")
+
+
+def test_black_secure_screen_asks_the_user_to_log_in(client: httpx.Client, tmp_path: Path) -> None:
+    phone = make_phone(tmp_path)
+    tap_node(phone, "Bank")
+    assert phone.frame().secure
+    reply = ask(client, "Open Bank and log in", phone, "Bank", [format_reply("Open.", a.Launch(app="Bank"))])
+    assert isinstance(reply.action, a.TakeOver) and "log in" in reply.action.message.lower()
+
+
+def test_pay_button_is_a_sensitive_tap(client: httpx.Client, tmp_path: Path) -> None:
+    phone = make_phone(tmp_path)
+    tap_node(phone, "Shop")
+    tap_node(phone, rid="com.phonefleet.shop:id/ad_close")
+    tap_node(phone, "Wireless Earbuds")
+    tap_node(phone, rid="com.phonefleet.shop:id/add_to_cart")
+    tap_node(phone, rid="com.phonefleet.shop:id/cart_button")
+    tap_node(phone, rid="com.phonefleet.shop:id/checkout_button")
+    pay = phone.find(rid="com.phonefleet.shop:id/pay_button")
+    assert pay is not None
+    reply = ask(client, SHOP_PAY_TASK, phone, "Shop", [format_reply("Open.", a.Launch(app="Shop"))])
+    assert_tap_inside(phone, reply.action, "com.phonefleet.shop:id/pay_button")
+    assert reply.action.message == pay.text  # type: ignore[union-attr]  # "Pay $88.69"
+
+
+def test_unplanned_task_hands_over_then_finishes(client: httpx.Client, tmp_path: Path) -> None:
+    phone = make_phone(tmp_path)
+    task = "Order a large pizza for tonight"
+    first = ask(client, task, phone, LAUNCHER)
+    assert isinstance(first.action, a.TakeOver) and "cannot" in first.action.message
+    second = ask(client, task, phone, LAUNCHER, [format_reply(first.thinking, first.action)])
+    assert isinstance(second.action, a.Finish)
+
+
+def run_task(client: httpx.Client, phone: VirtualPhone, task: str, max_steps: int = 20) -> list[a.Action]:
+    """Drive the phone in-process with the server's replies, as the agent loop would, until finish."""
+    catalog = AppCatalog()
+    replies: list[str] = []
+    actions: list[a.Action] = []
+    for _ in range(max_steps):
+        package, _activity = phone.foreground()
+        seen = phone.frame().seq  # the frame the request carries
+        reply = ask(client, task, phone, catalog.label(package), replies)
+        replies.append(format_reply(reply.thinking, reply.action))
+        action = reply.action
+        actions.append(action)
+        if isinstance(action, a.Finish):
+            return actions
+        if isinstance(action, a.Tap):  # a sensitive tap is confirmed here, as a person would
+            phone.tap(*pixel(phone, action.element))
+        elif isinstance(action, a.TypeText):
+            phone.clear_text()
+            phone.type_text(action.text)
+        elif isinstance(action, a.Launch):
+            phone.start_activity(package=catalog.resolve(action.app))
+        elif isinstance(action, a.Back):
+            phone.key(keycodes.BACK)
+        elif isinstance(action, a.Wait):
+            wait_until(lambda seen=seen: phone.frame().seq != seen, timeout=5, what="the screen changes")
+        else:
+            pytest.fail(f"unexpected action {action!r}")
+    pytest.fail(f"no finish in {max_steps} steps: {actions}")
+
+
+def test_whole_task_add_contact(client: httpx.Client, tmp_path: Path) -> None:
+    phone = VirtualPhone(tmp_path / "phone", PhoneConfig())  # with the 250 ms starting window
+    actions = run_task(
+        client, phone, "Open Contacts and add a contact named Ada Lovelace with phone number 5550100"
+    )
+    assert {"display_name": "Ada Lovelace", "number": "5550100"}.items() <= next(
+        c for c in phone.contacts() if c["display_name"] == "Ada Lovelace"
+    ).items()
+    assert [x for x in actions if isinstance(x, a.TypeText)] == [
+        a.TypeText(text="Ada Lovelace"),
+        a.TypeText(text="5550100"),
+    ]
+
+
+def test_whole_task_shop_search_add_and_pay(client: httpx.Client, tmp_path: Path) -> None:
+    phone = VirtualPhone(tmp_path / "phone", PhoneConfig())
+    actions = run_task(client, phone, SHOP_PAY_TASK)
+    sensitive = [x for x in actions if a.is_sensitive(x)]
+    assert len(sensitive) == 1 and sensitive[0].message.startswith("Pay $")  # type: ignore[union-attr]
+    assert phone.find(text="Payment successful") is not None
+    assert isinstance(actions[-1], a.Finish) and "Paid for Wireless Earbuds" in actions[-1].message

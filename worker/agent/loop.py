@@ -1,0 +1,282 @@
+"""The step loop: capture → ask the model → parse → act → wait for the screen to settle → record.
+
+One async core for every caller (the Celery worker, ``phonefleet run``, tests). It owns no
+process-global state: everything a run needs is passed in. People steer it through awaited hooks
+and an ``AgentControl`` (cancel, pause), never through blocking callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from PIL import Image
+
+from device_pool.driver import AppCatalog
+from device_pool.errors import DeviceError
+from worker.agent import actions as a
+from worker.agent import prompts
+from worker.agent.control import AgentControl, AgentHooks, AgentState
+from worker.agent.conversation import Conversation
+from worker.agent.executor import ActionExecutor, Device
+from worker.agent.images import EncodedImage, image_part
+from worker.agent.parser import format_reply, parse_reply
+from worker.agent.results import AgentResult, FailReason, RunStatus, StepRecord, StepTimings
+from worker.errors import ActionError, ModelError
+
+logger = logging.getLogger(__name__)
+
+
+class ModelReply(Protocol):
+    content: str
+    time_to_first_token_s: float | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Model(Protocol):
+    """The model as the loop needs it (``worker.agent.model_client.ModelClient`` is one)."""
+
+    async def chat(self, messages: list[dict[str, Any]]) -> ModelReply: ...
+    async def encode_image(self, image: Image.Image) -> EncodedImage: ...
+
+
+class PhoneDevice(Device, Protocol):
+    async def screenshot(self, format: str = ...) -> Image.Image: ...
+    async def screen_size(self) -> tuple[int, int]: ...
+    async def foreground(self) -> tuple[str, str]: ...
+    async def wait_for_settle(self, timeout: float = ..., interval: float = ..., stable_frames: int = ...) -> Any: ...
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    max_steps: int = 30
+    budget_s: float = 600.0  # wall clock for the whole run
+    lang: str = "en"  # "zh" for AutoGLM-Phone-9B, "en" for the multilingual model
+    max_parse_errors: int = 3  # in a row
+    stuck_repeats: int = 4  # same screen and same action this many times in a row
+    history_tokens: int = 12000
+    wait_cap_s: float = 10.0
+    settle_timeout_s: float = 3.0
+    # A launch shows a starting window (~250 ms on the virtual phone, longer on real ones) that must
+    # not count as settled; other actions settle after a short still period.
+    settle_interval_s: float = 0.05
+    settle_frames: int = 3
+    launch_settle_interval_s: float = 0.3
+
+
+def _screen_key(image: Image.Image) -> bytes:
+    # A thumbnail's hash: cheap, and blind to nothing a model would act on differently.
+    return hashlib.blake2b(image.reduce(8).tobytes(), digest_size=16).digest()
+
+
+class _Run:
+    def __init__(
+        self,
+        task: str,
+        device: PhoneDevice,
+        model: Model,
+        config: AgentConfig,
+        hooks: AgentHooks,
+        control: AgentControl,
+        apps: AppCatalog,
+        today: dt.date,
+    ) -> None:
+        self.task = task
+        self.device = device
+        self.model = model
+        self.config = config
+        self.hooks = hooks
+        self.control = control
+        self.apps = apps
+        self.conversation = Conversation(prompts.system_prompt(config.lang, today), config.history_tokens)
+        self.steps: list[StepRecord] = []
+        self.started = time.monotonic()
+        self.pending_notes: list[str] = []
+        self.next_frame: Image.Image | None = None
+        self.parse_errors = 0
+        self.repeats: list[tuple[bytes, str]] = []
+
+    def remaining(self) -> float:
+        return self.config.budget_s - (time.monotonic() - self.started)
+
+    def result(self, status: RunStatus, message: str, reason: FailReason | None = None) -> AgentResult:
+        return AgentResult(status, message, reason, self.steps, time.monotonic() - self.started)
+
+    async def run(self) -> AgentResult:
+        try:
+            size = await self.device.screen_size()
+        except DeviceError as exc:
+            return self.result(RunStatus.FAILED, f"phone unavailable: {exc}", FailReason.DEVICE_ERROR)
+        self.executor = ActionExecutor(self.device, size, self.hooks, self.control, wait_cap_s=self.config.wait_cap_s)
+        await self.hooks.on_state(AgentState.RUNNING)
+        while True:
+            if self.control.paused and not self.control.cancelled:
+                await self.hooks.on_state(AgentState.USER_CONTROL)
+                await self.control.wait_running()
+                if not self.control.cancelled:
+                    await self.hooks.on_state(AgentState.RUNNING)
+                    note = self.control.take_resume_note()
+                    self.pending_notes.append(f"The user took control and handed back. Their note: {note or '(none)'}")
+                    self.next_frame = None  # the person changed the screen
+            if self.control.cancelled:
+                return self.result(RunStatus.CANCELLED, self.control.cancel_reason or "cancelled")
+            if self.remaining() <= 0:
+                return self.result(RunStatus.TIMED_OUT, f"no result within {self.config.budget_s:g} s")
+            if len(self.steps) >= self.config.max_steps:
+                return self.result(RunStatus.FAILED, f"no result in {self.config.max_steps} steps", FailReason.MAX_STEPS)
+            try:
+                outcome = await self.step()
+            except DeviceError as exc:
+                logger.warning("device failed: %s", exc)
+                return self.result(RunStatus.FAILED, f"phone failed: {exc}", FailReason.DEVICE_ERROR)
+            except ModelError as exc:
+                logger.warning("model failed: %s", exc)
+                return self.result(RunStatus.FAILED, f"model server failed: {exc}", FailReason.MODEL_UNAVAILABLE)
+            if outcome is not None:
+                return outcome
+
+    async def _capture(self, timings: StepTimings) -> tuple[Image.Image, str]:
+        t0 = time.monotonic()
+        image = self.next_frame or await self.device.screenshot("raw")
+        self.next_frame = None
+        package, _activity = await self.device.foreground()
+        timings.capture_s = time.monotonic() - t0
+        return image, self.apps.label(package)
+
+    async def _ask_model(self, image: Image.Image, app: str, timings: StepTimings) -> ModelReply | AgentResult | None:
+        """The model's reply; an AgentResult when the run must end; None when paused mid-call."""
+        info = prompts.screen_info(app)
+        if not self.conversation.turns:
+            text = prompts.first_user_message(self.task, info)
+        else:
+            text = prompts.step_user_message(info)
+        if self.pending_notes:
+            text = "\n".join([*self.pending_notes, text])
+            self.pending_notes.clear()
+        self.conversation.add_user(text)
+        encoded = await self.model.encode_image(image)
+        timings.image_bytes = encoded.bytes_len
+        messages = self.conversation.messages(image_part(encoded))
+        t0 = time.monotonic()
+        call = asyncio.ensure_future(self.model.chat(messages))
+        interrupt = asyncio.ensure_future(self.control.wait_interrupt())
+        try:
+            done, _ = await asyncio.wait(
+                {call, interrupt}, timeout=max(0.0, self.remaining()), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            interrupt.cancel()
+            if not call.done():
+                call.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ModelError):
+                    await call
+        timings.model_s = time.monotonic() - t0
+        if call in done:
+            return call.result()  # raises ModelError after the client's own retries
+        self.conversation.turns.pop()  # the question is asked again after a pause
+        if self.control.cancelled:
+            return self.result(RunStatus.CANCELLED, self.control.cancel_reason or "cancelled")
+        if self.control.paused:
+            return None
+        return self.result(RunStatus.TIMED_OUT, f"no result within {self.config.budget_s:g} s")
+
+    async def step(self) -> AgentResult | None:
+        index = len(self.steps) + 1
+        timings = StepTimings()
+        image, app = await self._capture(timings)
+        reply = await self._ask_model(image, app, timings)
+        if reply is None or isinstance(reply, AgentResult):
+            return reply
+        timings.time_to_first_token_s = reply.time_to_first_token_s
+
+        def record(thinking: str, action_text: str, action: a.Action | None, result: str, note: str | None = None) -> StepRecord:
+            step = StepRecord(
+                index=index, screenshot=image, current_app=app, thinking=thinking, action_text=action_text,
+                action=action.model_dump(mode="json") if action is not None else None, result=result,
+                timings=timings, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens, note=note,
+            )  # fmt: skip
+            self.steps.append(step)
+            return step
+
+        try:
+            parsed = parse_reply(reply.content)
+        except ActionError as exc:
+            self.parse_errors += 1
+            self.conversation.add_assistant(reply.content)
+            self.pending_notes.append(exc.agent_feedback)
+            await self.hooks.on_step(record("", reply.content, None, f"parse error: {exc.message}"))
+            if self.parse_errors >= self.config.max_parse_errors:
+                return self.result(
+                    RunStatus.FAILED, f"{self.parse_errors} replies in a row held no valid action", FailReason.PARSE_ERRORS
+                )
+            return None
+        self.parse_errors = 0
+        action = parsed.action
+        self.conversation.add_assistant(format_reply(parsed.thinking, action))
+
+        key = (_screen_key(image), parsed.action_text)
+        self.repeats = [*self.repeats, key][-self.config.stuck_repeats :]
+        if len(self.repeats) == self.config.stuck_repeats and len(set(self.repeats)) == 1:
+            await self.hooks.on_step(record(parsed.thinking, parsed.action_text, action, "stuck"))
+            return self.result(
+                RunStatus.FAILED, f"stuck: the same action on the same screen {self.config.stuck_repeats} times", FailReason.STUCK
+            )
+
+        t0 = time.monotonic()
+        try:
+            outcome = await self.executor.execute(action)
+        except ActionError as exc:
+            timings.act_s = time.monotonic() - t0
+            self.pending_notes.append(exc.agent_feedback)
+            await self.hooks.on_step(record(parsed.thinking, parsed.action_text, action, f"rejected: {exc.message}"))
+            return None
+        timings.act_s = time.monotonic() - t0
+        if outcome.note:
+            self.pending_notes.append(outcome.note)
+        if not (outcome.finished or outcome.stop) and _changes_screen(action):
+            t0 = time.monotonic()
+            launch = isinstance(action, a.Launch)
+            settled = await self.device.wait_for_settle(
+                timeout=self.config.settle_timeout_s,
+                interval=self.config.launch_settle_interval_s if launch else self.config.settle_interval_s,
+                stable_frames=2 if launch else self.config.settle_frames,
+            )
+            self.next_frame = settled.image
+            timings.settle_s = time.monotonic() - t0
+        note = outcome.message if isinstance(action, (a.Note, a.CallApi)) else outcome.note
+        await self.hooks.on_step(record(parsed.thinking, parsed.action_text, action, "ok", note))
+        if outcome.finished:
+            return self.result(RunStatus.SUCCEEDED, outcome.message)
+        if outcome.stop is not None:
+            return self.result(RunStatus.FAILED, outcome.message, outcome.stop)
+        return None
+
+
+def _changes_screen(action: a.Action) -> bool:
+    return not isinstance(action, (a.Finish, a.Note, a.CallApi, a.Interact))
+
+
+async def run_agent(
+    task: str,
+    device: PhoneDevice,
+    model: Model,
+    *,
+    config: AgentConfig | None = None,
+    hooks: AgentHooks | None = None,
+    control: AgentControl | None = None,
+    apps: AppCatalog | None = None,
+    today: dt.date | None = None,
+) -> AgentResult:
+    """Run ``task`` on ``device`` until finish, failure, cancel or a budget runs out."""
+    run = _Run(
+        task, device, model, config or AgentConfig(), hooks or AgentHooks(), control or AgentControl(),
+        apps or AppCatalog(), today or dt.date.today(),
+    )  # fmt: skip
+    return await run.run()

@@ -1,0 +1,220 @@
+"""System prompts and per-step user messages for AutoGLM-style phone models, in Chinese and English.
+
+The text is data: module-level templates filled by small functions. The action list is generated
+from ``ACTIONS`` (one usage line each, from the action model) and every language must describe every
+action, checked at import, so the prompt and the parser cannot drift apart. The date is passed in by
+the caller per task, never read from the clock here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from worker.agent.actions import ACTIONS, Tap
+
+LANGUAGES = ("zh", "en")
+
+_WEEKDAYS = {
+    "zh": ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+
+# A sensitive tap is the same Tap with one more argument; the prompt shows it as its own line.
+_SENSITIVE_TAP = 'do(action="Tap", element=[x,y], message="…")'
+
+_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "zh": {
+        "Launch": "直接打开名为 xxx 的应用，比回到桌面找图标更快。",
+        "Tap": "点击屏幕上的一个点：按按钮、选条目、打开图标等。x、y 是 0 到 999 的整数，"
+        "左上角为 (0,0)，右下角为 (999,999)。",
+        _SENSITIVE_TAP: "点击会付款、转账、下单、发送、删除或涉及隐私的按钮时使用：message 写明这一步要做什么，"
+        "系统会先请用户确认再点击。",
+        "Type": "在已获得焦点的输入框中输入文字，使用前先点中输入框。框内原有的文字会先被自动清空，"
+        "无需手动删除。屏幕上不一定会出现键盘，输入框高亮即可输入。",
+        "Type_Name": "输入人名，用法与 Type 相同。",
+        "Swipe": "从 start 滑动到 end：滚动列表、翻页、拉下通知栏等。坐标规则与 Tap 相同。",
+        "Long Press": "在一个点上长按：唤出菜单、选中文字等。",
+        "Double Tap": "在一个点上快速点两下：放大、选中等。",
+        "Back": "返回上一页或关掉弹窗，等同于安卓的返回键。",
+        "Home": "回到系统桌面。",
+        "Wait": "页面还在加载时等待 x 秒。",
+        "Take_over": "登录、验证码、人脸或短信验证等必须由用户本人完成的步骤，交给用户处理；"
+        "message 写清需要用户做什么。",
+        "Interact": "有几个选项都符合要求、无法替用户决定时，询问用户选哪一个；可加 message 写出问题。",
+        "Note": "记下当前页面上的内容，留作之后汇总。",
+        "Call_API": "按 instruction 的要求总结或评论当前页面或已记下的内容。",
+        "finish": "任务已完成，或确实无法完成时结束任务；message 写明结果或原因。",
+    },
+    "en": {
+        "Launch": "Open the app named xxx directly; faster than looking for its icon on the home screen.",
+        "Tap": "Tap one point of the screen: press a button, pick an item, open an icon. x and y are "
+        "integers from 0 to 999, with (0,0) at the top-left and (999,999) at the bottom-right.",
+        _SENSITIVE_TAP: "Use this form for a button that pays, transfers money, places an order, sends, "
+        "deletes or shares private data: message says what the tap will do, and the user confirms first.",
+        "Type": "Enter text into the focused input field; tap the field first. Whatever the field holds "
+        "is cleared before typing, so never delete it by hand. A keyboard may not show on screen; a "
+        "highlighted field is enough.",
+        "Type_Name": "Enter a person's name; works like Type.",
+        "Swipe": "Drag from start to end: scroll a list, turn a page, pull down the notification shade. "
+        "Points as for Tap.",
+        "Long Press": "Press and hold one point: open a context menu, select text.",
+        "Double Tap": "Tap one point twice quickly: zoom, select.",
+        "Back": "Go to the previous screen or close a dialog, like Android's back key.",
+        "Home": "Go to the home screen.",
+        "Wait": "Wait x seconds for a page that is still loading.",
+        "Take_over": "Hand the phone to the user for a step only they can do: logging in, a captcha, a "
+        "face or SMS check. message tells them what to do.",
+        "Interact": "Several options fit and you cannot choose for the user: ask which one; message may "
+        "hold the question.",
+        "Note": "Remember what the current screen shows, for a summary later.",
+        "Call_API": "Summarise or comment on the current screen or on what you noted, as instruction says.",
+        "finish": "End the task when it is done, or when it truly cannot be done; message gives the "
+        "result or the reason.",
+    },
+}
+
+_RULES = {
+    "zh": (
+        "先看当前应用是不是任务需要的应用，不是就先用 Launch 打开。",
+        "进入了与任务无关的页面就先 Back；Back 之后页面没变，就点页面左上角的返回箭头或右上角的关闭按钮。",
+        "页面内容没加载出来就 Wait，但连续 Wait 不要超过三次，之后 Back 再重新进入。",
+        "页面提示网络出错时，点“重新加载”或“重试”。",
+        "当前页面找不到要找的联系人、商品、店铺等，就用 Swipe 滑动继续找；滑动没效果就换个起点、加大距离，"
+        "仍然不动可能已经到头，改往反方向找。",
+        "价格、时间等筛选条件没有完全吻合的选项时，可以选最接近的。",
+        "需要登录、输入验证码或做身份验证时用 Take_over 交给用户，不要自己猜密码或验证码。",
+        "付款、转账、下单、发送消息、删除数据、授予隐私权限等操作，点击时必须带上 message。",
+        "有多个同样符合要求的选项、判断不了用户要哪个时，用 Interact 询问。",
+        "每一步先看上一步是否生效：点击没反应就先稍等，再微调位置重试；仍然不行就跳过这一步继续，"
+        "并在 finish 的 message 里说明。",
+        "不要在同一处反复做同样的操作；有多个标签页或分类时逐个查看，避免原地打转。",
+        "按用户的本意做事；搜不到时可以换关键词（去掉限定词、换同义词）再搜。",
+        "结束前核对任务是否完整、准确地完成，有选错、漏选、多选就回去改正；做完后用 finish，在 message "
+        "里写明结果。",
+        "每次回复只做一个操作，写在 <answer> 里；思考写在 <think> 里，思考中不要写出操作指令。",
+    ),
+    "en": (
+        "First check whether the current app is the one the task needs; if not, open it with Launch.",
+        "On a screen unrelated to the task, use Back; if Back changes nothing, tap the back arrow at the "
+        "top-left or the close button at the top-right.",
+        "If a page has not loaded, Wait, but no more than three times in a row; then Back and enter again.",
+        'If the page reports a network error, tap "Reload" or "Retry".',
+        "If the contact, product or shop you need is not on screen, Swipe to look further; if a swipe does "
+        "nothing, start elsewhere and swipe farther, and if the list has ended, search the other way.",
+        "When no option matches a filter (price, time range) exactly, take the closest one.",
+        "For a login, a captcha or any identity check, use Take_over; never guess passwords or codes.",
+        "A tap that pays, transfers money, places an order, sends a message, deletes data or grants "
+        "access to private data must carry message.",
+        "When several options fit equally and you cannot tell which the user wants, ask with Interact.",
+        "Before each step, check that the last one worked: if a tap did nothing, wait a little, then tap "
+        "slightly elsewhere; if it still fails, move on and say so in the finish message.",
+        "Do not repeat the same action in the same place; visit several tabs or categories one by one "
+        "instead of going round in circles.",
+        "Follow what the user meant; if a search finds nothing, try other words (drop a qualifier, use a "
+        "synonym).",
+        "Before finishing, check that the task is done completely and correctly, and go back to fix a "
+        "wrong, missing or extra choice; then finish with the result in message.",
+        "Each reply holds exactly one action, inside <answer>; your reasoning goes inside <think> and "
+        "never spells out an action call.",
+    ),
+}
+
+_TEMPLATES = {
+    "zh": """今天是 {date}。
+你是操作安卓手机的助手，替用户完成任务。每一步你会看到手机当前的截图和所在的应用，请结合任务和之前的操作，决定下一步做哪一个操作。
+
+回复必须严格采用下面的格式：
+<think>简要说明你看到了什么、为什么选这个操作</think>
+<answer>一个操作指令</answer>
+
+可用的操作指令：
+{actions}
+
+必须遵守的规则：
+{rules}
+""",
+    "en": """Today's date: {date}.
+You operate an Android phone to carry out the user's task. At each step you see a screenshot of the phone and the app in front; from the task and the steps so far, choose the single next action.
+
+Reply in exactly this format:
+<think>
+what you see on the screen and why you choose this action
+</think>
+<answer>
+one action
+</answer>
+
+Actions:
+{actions}
+
+Rules:
+{rules}
+""",
+}
+
+
+def _check_descriptions() -> None:
+    # Prompt and grammar come from one table; a new action without a description fails at import.
+    expected = set(ACTIONS) | {_SENSITIVE_TAP}
+    for lang in LANGUAGES:
+        if set(_DESCRIPTIONS[lang]) != expected:
+            missing = expected ^ set(_DESCRIPTIONS[lang])
+            raise RuntimeError(f"prompt descriptions ({lang}) do not match ACTIONS: {sorted(missing)}")
+
+
+_check_descriptions()
+
+
+def _action_lines(lang: str) -> str:
+    lines = []
+    for name, cls in ACTIONS.items():
+        lines.append(f"- {cls.usage}\n    {_DESCRIPTIONS[lang][name]}")
+        if cls is Tap:
+            lines.append(f"- {_SENSITIVE_TAP}\n    {_DESCRIPTIONS[lang][_SENSITIVE_TAP]}")
+    return "\n".join(lines)
+
+
+def format_date(lang: str, today: dt.date) -> str:
+    """The date with its weekday, as the prompt in ``lang`` states it (no locale involved)."""
+    weekday = _WEEKDAYS[_lang(lang)][today.weekday()]
+    if lang == "zh":
+        return f"{today.year}年{today.month:02d}月{today.day:02d}日 {weekday}"
+    return f"{today.isoformat()}, {weekday}"
+
+
+def _lang(lang: str) -> str:
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown prompt language {lang!r}; expected one of {LANGUAGES}")
+    return lang
+
+
+def system_prompt(lang: str, today: dt.date) -> str:
+    """The system prompt in ``lang`` ("zh" for AutoGLM-Phone-9B, "en" for the multilingual model)."""
+    rules = "\n".join(f"{i}. {rule}" for i, rule in enumerate(_RULES[_lang(lang)], start=1))
+    return _TEMPLATES[lang].format(date=format_date(lang, today), actions=_action_lines(lang), rules=rules)
+
+
+def screen_info(current_app: str) -> str:
+    """The per-step screen description, a one-line JSON object such as ``{"current_app": "Settings"}``."""
+    return json.dumps({"current_app": current_app}, ensure_ascii=False)
+
+
+def first_user_message(task: str, screen_info: str) -> str:
+    """The first user turn: the task, then the screen description."""
+    return f"{task}\n\n{screen_info}"
+
+
+def step_user_message(screen_info: str) -> str:
+    """A later user turn: only the screen description, under the header the models were trained on."""
+    return f"** Screen Info **\n\n{screen_info}"
+
+
+__all__ = [
+    "LANGUAGES",
+    "first_user_message",
+    "format_date",
+    "screen_info",
+    "step_user_message",
+    "system_prompt",
+]

@@ -1,0 +1,110 @@
+"""What a run produces: one record per step and the run's result."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+
+class RunStatus(enum.StrEnum):
+    SUCCEEDED = "succeeded"  # the model said finish
+    FAILED = "failed"  # see ``reason``
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"  # the wall-clock budget ran out
+
+
+class FailReason(enum.StrEnum):
+    MAX_STEPS = "max_steps"
+    STUCK = "stuck"  # same screen, same action, N times
+    PARSE_ERRORS = "parse_errors"  # N replies in a row held no valid action
+    MODEL_UNAVAILABLE = "model_unavailable"
+    DEVICE_ERROR = "device_error"
+    DENIED = "denied"  # a person denied a sensitive action
+    NEEDS_USER = "needs_user"  # a takeover or question nobody could serve
+
+
+@dataclass
+class StepTimings:
+    capture_s: float = 0.0
+    model_s: float = 0.0
+    act_s: float = 0.0
+    settle_s: float = 0.0
+    time_to_first_token_s: float | None = None
+    image_bytes: int = 0  # the screenshot as sent to the model
+
+    def overhead_s(self) -> float:
+        """Everything but the model's time."""
+        return self.capture_s + self.act_s + self.settle_s
+
+
+@dataclass
+class StepRecord:
+    index: int  # 1-based
+    screenshot: Image.Image | None  # what the model saw
+    current_app: str
+    thinking: str
+    action_text: str  # the action as the model wrote it (or the raw reply when it did not parse)
+    action: dict[str, Any] | None  # the parsed action (model_dump), None on a parse error
+    result: str  # "ok", or what went wrong with this action
+    timings: StepTimings
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    note: str | None = None  # Note / Call_API text, a person's answer, a takeover note
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "current_app": self.current_app,
+            "thinking": self.thinking,
+            "action_text": self.action_text,
+            "action": self.action,
+            "result": self.result,
+            "note": self.note,
+            "timings": {
+                "capture_s": round(self.timings.capture_s, 4),
+                "model_s": round(self.timings.model_s, 4),
+                "act_s": round(self.timings.act_s, 4),
+                "settle_s": round(self.timings.settle_s, 4),
+                "time_to_first_token_s": self.timings.time_to_first_token_s,
+                "image_bytes": self.timings.image_bytes,
+            },
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        }
+
+
+@dataclass
+class AgentResult:
+    status: RunStatus
+    message: str
+    reason: FailReason | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def step_count(self) -> int:
+        return len(self.steps)
+
+    def totals(self) -> dict[str, float]:
+        keys = ("capture_s", "model_s", "act_s", "settle_s")
+        return {k: round(sum(getattr(s.timings, k) for s in self.steps), 4) for k in keys}
+
+    def usage(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": sum(s.prompt_tokens for s in self.steps),
+            "completion_tokens": sum(s.completion_tokens for s in self.steps),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": str(self.status),
+            "reason": str(self.reason) if self.reason else None,
+            "message": self.message,
+            "steps": self.step_count,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "timings": self.totals(),
+            "usage": self.usage(),
+        }

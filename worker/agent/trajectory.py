@@ -1,0 +1,38 @@
+"""Saving a run as a trajectory: ``trajectory.jsonl`` (one step a line), screenshots, ``result.json``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from worker.agent.results import AgentResult, StepRecord
+
+
+class TrajectoryWriter:
+    """Writes into ``directory``: step-NNN.jpg, trajectory.jsonl and, at the end, result.json."""
+
+    def __init__(self, directory: Path, *, jpeg_quality: int = 80) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.jsonl = self.directory / "trajectory.jsonl"
+        self.jpeg_quality = jpeg_quality
+
+    def _write_step(self, step: StepRecord) -> None:
+        line: dict[str, Any] = step.to_json()
+        if step.screenshot is not None:
+            name = f"step-{step.index:03d}.jpg"
+            step.screenshot.convert("RGB").save(self.directory / name, quality=self.jpeg_quality)
+            line["screenshot"] = name
+        with self.jsonl.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+    async def write_step(self, step: StepRecord) -> None:
+        # JPEG encoding and file I/O stay off the event loop.
+        await asyncio.to_thread(self._write_step, step)
+
+    async def write_result(self, task: str, result: AgentResult, extra: dict[str, Any] | None = None) -> None:
+        body = {"task": task, **result.to_json(), **(extra or {})}
+        text = json.dumps(body, ensure_ascii=False, indent=2)
+        await asyncio.to_thread((self.directory / "result.json").write_text, text, "utf-8")

@@ -1,0 +1,242 @@
+"""The reference model's rules: a goal becomes ordered sub-goals; the screen says how far along it is.
+
+``decide`` applies, in order:
+
+1. a black screen (secure window) → Take_over, asking the user to log in;
+2. no plan for the task → Take_over once, explaining; after the user hands back → finish;
+3. a starting window or blank screen → Wait (three in a row → Back);
+4. an advert pop-up → tap its close "×" (Back if no × is found);
+5. the last sub-goal's outcome is visible → finish with what was achieved;
+6. otherwise the furthest sub-goal whose outcome is visible decides the next one, whose rule gives
+   the action; if it finds nothing to act on here → Back (four Backs in a row → Take_over).
+
+A Tap or Type that would repeat the previous two identical actions becomes Back instead: the
+screen did not change, so doing it again will not help.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+from worker.agent.actions import Back, Finish, TakeOver, Tap, TypeText, Wait
+from worker.reference_model.instructions import Goal, Intent
+from worker.reference_model.screen import Screen
+from worker.reference_model.subgoals import (
+    Decision,
+    Fill,
+    History,
+    HumanLogin,
+    OpenApp,
+    SetSwitch,
+    SubGoal,
+    SubmitSearch,
+    TapText,
+)
+
+logger = logging.getLogger(__name__)
+
+SAVE = ("Save", "保存")
+SWITCH_LABELS = {
+    "wifi": ("Wi-Fi", "WLAN", "无线局域网"),
+    "bluetooth": ("Bluetooth", "蓝牙"),
+    "airplane": ("Airplane mode", "飞行模式", "Flight mode"),
+}
+SWITCH_NAMES = {"wifi": "Wi-Fi", "bluetooth": "Bluetooth", "airplane": "Airplane mode"}
+AD_WORDS = ("Flash Sale", "Shop now", "限时抢购", "立即抢购", "Advertisement", "Sponsored", "广告")
+_CART_BUTTON = re.compile(r"^(?:cart|购物车)\((\d+)\)$")
+_ORDER = re.compile(r"ORD-[\w-]+")
+_CART_TOTAL = re.compile(r"^(?:total|合计)[:：]")
+_PAY_BUTTON = re.compile(r"^(?:pay|支付)\$")
+_MONEY = re.compile(r"\$[\d,]+\.\d\d")
+_BALANCE = re.compile(r"^\$[\d,]+\.\d\d$")
+
+
+def _pay_message(button_text: str) -> str:
+    amount = _MONEY.search(button_text.replace(" ", ""))
+    return f"Pay {amount.group()}" if amount else button_text
+
+
+def plan(goal: Goal) -> list[SubGoal]:
+    """The ordered sub-goals that reach ``goal``."""
+    steps: list[SubGoal] = [OpenApp(goal.app, goal.package)]
+    s = goal.slot
+    if goal.intent is Intent.TOGGLE:
+        key = s("setting")
+        steps.append(SetSwitch(SWITCH_LABELS[key], s("state") == "on", SWITCH_NAMES[key]))
+    elif goal.intent is Intent.ADD_CONTACT:
+        name, phone = s("name"), s("phone")
+        steps += [
+            TapText(("Create contact", "新建联系人"), lambda v: v.has_exact(*SAVE), "to open a new contact"),
+            Fill(("Name", "姓名"), name, SAVE, "Name"),
+            Fill(("Phone", "电话"), phone, SAVE, "Phone"),
+            TapText(SAVE, lambda v: v.has_exact(name) and v.has_exact(phone) and not v.has_exact(*SAVE),
+                    "to save the contact"),
+        ]  # fmt: skip
+    elif goal.intent is Intent.SEND_MESSAGE:
+        to, body = s("to"), s("body")
+        compose = ("New conversation", "新对话")
+        steps += [
+            TapText(("Start chat", "发起聊天"), lambda v: v.has(*compose) or v.has_exact("Text message", "短信"),
+                    "to start a new conversation"),
+            Fill(("Type name or phone number", "输入姓名或电话号码"), to, compose, "recipient"),
+            Fill(("Text message", "短信"), body, ("Send", "发送"), "message"),
+            TapText(("Send", "发送"), lambda v: v.has_exact(body) and v.has_exact("Text message", "短信")
+                    and not v.has(*compose), "to send the message"),
+        ]  # fmt: skip
+    elif goal.intent is Intent.CREATE_NOTE:
+        title, body = s("title"), s("body")
+        first_line = next((line for line in body.splitlines() if line.strip()), body)
+        steps += [
+            TapText(("New note", "新建笔记"), lambda v: v.has_exact(*SAVE), "to start a note"),
+            Fill(("Title", "标题"), title, SAVE, "Title"),
+            Fill(("Note", "笔记内容"), body, SAVE, "note text"),
+            TapText(SAVE, lambda v: not v.has_exact(*SAVE) and v.has_exact(title) and v.has_exact(first_line),
+                    "to save the note"),
+        ]  # fmt: skip
+    elif goal.intent is Intent.SHOP:
+        query, product = s("query"), s("product")
+        search = ("Search products", "搜索商品")
+        steps += [
+            Fill(search, query, ("Recommended for you", "为你推荐", "Results", "搜索结果"), "search"),
+            SubmitSearch(query, search, ("results for", "No results", "的搜索结果", "没有找到")),
+            TapText((product,), lambda v: v.has("Add to cart", "加入购物车"), "to open the product"),
+            TapText(("Add to cart", "加入购物车"), lambda v: v.has_exact("Added to cart", "已加入购物车"),
+                    "to put the product in the cart"),
+        ]  # fmt: skip
+        if s("pay"):
+            steps += [
+                TapText((_CART_BUTTON,), lambda v: v.has(_CART_TOTAL), "to open the cart"),
+                TapText(("Checkout", "去结算"), lambda v: v.has("Order total", "订单金额"), "to check out"),
+                TapText((_PAY_BUTTON,), lambda v: v.has("Payment successful", "支付成功"), "to pay",
+                        message=_pay_message),
+            ]  # fmt: skip
+    elif goal.intent is Intent.BANK_LOGIN:
+        steps.append(HumanLogin(goal.app, ("Recent transactions", "Log out", "最近交易", "退出")))
+    return steps
+
+
+def _result(goal: Goal, screen: Screen, history: History) -> str:
+    """What the finished task achieved, for finish(message=…)."""
+    s = goal.slot
+    if goal.intent is Intent.TOGGLE:
+        state = s("state")
+        name = SWITCH_NAMES[s("setting")]
+        return f"{name} is {state}." if history.has(Tap) else f"{name} was already {state}."
+    if goal.intent is Intent.ADD_CONTACT:
+        return f"Saved the contact {s('name')} ({s('phone')})."
+    if goal.intent is Intent.SEND_MESSAGE:
+        return f'Sent "{s("body")}" to {s("to")}.'
+    if goal.intent is Intent.CREATE_NOTE:
+        return f'Saved the note "{s("title")}".'
+    if goal.intent is Intent.SHOP:
+        if s("pay"):
+            order = next((m.group() for b in screen.content if (m := _ORDER.search(b.text))), None)
+            return f"Paid for {s('product')}." + (f" Order {order}." if order else "")
+        cart = next((m for b in screen.content if (m := _CART_BUTTON.match(b.norm))), None)
+        return f"Added {s('product')} to the cart" + (f" (Cart ({cart.group(1)}))." if cart else ".")
+    if goal.intent is Intent.BANK_LOGIN:
+        balances = [b for b in screen.content if _BALANCE.match(b.norm)]
+        if balances:
+            return f"Logged in to {goal.app}. The balance is {max(balances, key=lambda b: b.height).text}."
+        return f"Logged in to {goal.app}."
+    return f"{goal.app} is open."
+
+
+def _advert(screen: Screen) -> Decision | None:
+    title = screen.find(*AD_WORDS)
+    if title is None:
+        return None
+    anchor = screen.find(AD_WORDS[0], AD_WORDS[2]) or title
+    point = screen.close_button(anchor)
+    if point is None:
+        return Decision(
+            "An advert covers the screen and I see no close button; Back closes it.", Back(), "advert"
+        )
+    return Decision(
+        "An advert pop-up covers the app; I close it with its × button.",
+        Tap(element=screen.to_grid(*point)),
+        "advert",
+    )
+
+
+def _furthest(steps: list[SubGoal], screen: Screen, history: History) -> int:
+    """Index of the furthest sub-goal whose outcome shows, or -1."""
+    for i in range(len(steps) - 1, -1, -1):
+        if steps[i].done(screen, history):
+            return i
+    return -1
+
+
+def decide(goal: Goal | None, task: str, screen: Screen, history: History) -> Decision:
+    """The next action for ``task`` on ``screen``, given the actions already taken."""
+    if screen.is_black():
+        app = goal.app if goal is not None else "the app"
+        return Decision(
+            "The screen is black: a secure window, most likely a login, which only the user can fill in.",
+            TakeOver(
+                message=f"The screen is hidden (secure window). Please log in to {app}, then hand the phone back."
+            ),
+            "secure_screen",
+        )
+    if goal is None:
+        return _unplanned(task, history)
+    if screen.looks_like_starting_window():
+        if history.trailing(Wait) < 3:
+            return Decision(
+                "The app is still starting; I wait for its first screen.",
+                Wait(duration="1 second"),
+                "starting",
+            )
+        return Decision("The screen stays blank; I go back and try again.", Back(), "blank")
+    advert = _advert(screen)
+    if advert is not None:
+        return advert
+    steps = plan(goal)
+    reached = _furthest(steps, screen, history)
+    if reached == len(steps) - 1:
+        message = _result(goal, screen, history)
+        return Decision(
+            "The goal is visible on the screen, so the task is complete.", Finish(message=message), "done"
+        )
+    step = steps[reached + 1]
+    decision = step.next(screen, history)
+    if decision is None:
+        return _stuck(task, history, type(step).__name__)
+    if isinstance(decision.action, Tap | TypeText) and history.repeats(decision.action) >= 2:
+        return Decision("The same action twice did not change the screen; I go back.", Back(), "repeat")
+    return decision
+
+
+def _unplanned(task: str, history: History) -> Decision:
+    # A person can do what the rules cannot; after they hand back, the task is theirs and it ends.
+    if history.has(TakeOver):
+        return Decision(
+            "The user took over this task and handed it back.",
+            Finish(message=f"Handed to the user: the reference model has no rule for this task ({task})."),
+            "unplanned_done",
+        )
+    return Decision(
+        "No rule of mine covers this task, so a person should do it.",
+        TakeOver(
+            message=f"The reference model cannot do this task: {task}. Please do it, then hand the phone back."
+        ),
+        "unplanned",
+    )
+
+
+def _stuck(task: str, history: History, waiting_for: str) -> Decision:
+    if history.trailing(Back) >= 4:
+        return Decision(
+            "Going back did not lead anywhere I know.",
+            TakeOver(message=f"I am stuck on this screen while doing: {task}. Please help, then hand back."),
+            "stuck",
+        )
+    logger.debug("nothing to act on for %s; going back", waiting_for)
+    return Decision("Nothing on this screen leads towards the goal; I go back.", Back(), "back")
+
+
+Rule = Callable[[Goal | None, str, Screen, History], Decision]
+
+__all__ = ["AD_WORDS", "Rule", "decide", "plan"]

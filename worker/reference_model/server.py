@@ -1,0 +1,211 @@
+"""An OpenAI-compatible chat server that answers as AutoGLM-Phone would, from OCR and plain rules.
+
+Routes: ``POST /v1/chat/completions`` (streaming SSE or one JSON body), ``GET /v1/models``,
+``GET /healthz`` (and ``/health``, vLLM's name). Errors use the OpenAI body
+``{"error": {"message", "type", "param", "code"}}``: 400 for a malformed request, 404 with code
+``model_not_found`` for another model's name. Logs carry sizes, digests and decisions, never
+image data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from worker.agent.parser import parse_reply
+from worker.errors import ActionError
+from worker.reference_model.chat import (
+    ChatRequest,
+    ChatView,
+    RequestError,
+    decode_image,
+    parse_request,
+    read_chat,
+)
+from worker.reference_model.instructions import parse_instruction
+from worker.reference_model.ocr import read_text, warm_up
+from worker.reference_model.policy import decide
+from worker.reference_model.replies import GREETING, estimate_tokens, pieces, reply_text, truncate
+from worker.reference_model.screen import Screen
+from worker.reference_model.script import scripted_reply
+from worker.reference_model.subgoals import History
+
+logger = logging.getLogger(__name__)
+
+IMAGE_PATCH = 28  # tokens for an image are estimated as one per 28×28 patch, as Qwen/GLM-V count them
+
+
+@dataclass(frozen=True)
+class ReferenceModelConfig:
+    """How the server answers: by rules (no script) or by replaying ``script``."""
+
+    model_name: str = "autoglm-phone-9b"
+    script: tuple[str, ...] | None = None
+    chunk_chars: int = 16
+    max_model_len: int = 32768
+
+
+@dataclass(frozen=True)
+class Completion:
+    content: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+    def usage(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+
+def _history(turns: tuple[str, ...]) -> History:
+    actions = []
+    for text in turns:
+        try:
+            actions.append(parse_reply(text).action)
+        except ActionError:
+            continue  # a turn we cannot read tells us nothing about progress
+    return History(tuple(actions))
+
+
+def _decide_from_image(view: ChatView) -> tuple[str, int]:
+    """Decode, read and decide (blocking: run in a thread); returns the reply and the image's tokens."""
+    assert view.image_url is not None
+    image = decode_image(view.image_url)
+    t0 = time.monotonic()
+    screen = Screen(image, read_text(image), current_app=view.current_app)
+    goal = parse_instruction(view.task)
+    decision = decide(goal, view.task, screen, _history(view.assistant_turns))
+    text = reply_text(decision.thinking, decision.action)
+    logger.info(
+        "decision: intent=%s rule=%s app=%s step=%d ocr_lines=%d took=%.2fs answer=%s",
+        goal.intent.value if goal else "none", decision.rule, view.current_app, len(view.assistant_turns),
+        len(screen.boxes), time.monotonic() - t0, text[text.find("<answer>") + 8 :],
+    )  # fmt: skip
+    height, width = image.shape[:2]
+    return text, -(-width // IMAGE_PATCH) * -(-height // IMAGE_PATCH)
+
+
+def _image_summary(url: str | None) -> str:
+    if url is None:
+        return "none"
+    return f"{len(url)} chars sha1={hashlib.sha1(url.encode()).hexdigest()[:12]}"
+
+
+async def _complete(config: ReferenceModelConfig, request: ChatRequest) -> Completion:
+    view = read_chat(request)
+    prompt_tokens = sum(estimate_tokens(m.text) for m in request.messages)
+    if config.script is not None:
+        content = scripted_reply(config.script, len(view.assistant_turns))
+        logger.info("scripted reply for step %d", len(view.assistant_turns))
+    elif view.image_url is None or not view.task:
+        content = GREETING  # the client's start-up probe ("Hi", no image) and other plain chat
+    else:
+        content, image_tokens = await asyncio.to_thread(_decide_from_image, view)
+        prompt_tokens += image_tokens
+    content, finish_reason = truncate(content, request.token_limit)
+    return Completion(content, finish_reason, prompt_tokens, estimate_tokens(content))
+
+
+def _chunk(cid: str, created: int, model: str, delta: dict[str, Any], finish: str | None) -> str:
+    body = {
+        "id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }  # fmt: skip
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+async def _stream(
+    config: ReferenceModelConfig, request: ChatRequest, completion: Completion, cid: str, created: int
+) -> AsyncIterator[str]:
+    model = request.model or config.model_name
+    yield _chunk(cid, created, model, {"role": "assistant", "content": ""}, None)
+    for piece in pieces(completion.content, config.chunk_chars):
+        yield _chunk(cid, created, model, {"content": piece}, None)
+    yield _chunk(cid, created, model, {}, completion.finish_reason)
+    if request.stream_options is not None and request.stream_options.include_usage:
+        usage = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                 "choices": [], "usage": completion.usage()}  # fmt: skip
+        yield f"data: {json.dumps(usage)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def create_app(config: ReferenceModelConfig) -> FastAPI:
+    """The reference model's ASGI app."""
+    started = int(time.time())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Load OCR in the background: /healthz answers at once, the first screenshot finds it ready.
+        loading = asyncio.create_task(asyncio.to_thread(warm_up)) if config.script is None else None
+        yield
+        if loading is not None and not loading.done():
+            await asyncio.wait({loading}, timeout=10)
+
+    app = FastAPI(title="PhoneFleet reference model", docs_url=None, redoc_url=None, lifespan=lifespan)
+
+    @app.exception_handler(RequestError)
+    async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
+        logger.info("refused: %s %s", exc.status, exc.message)
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.get("/healthz")
+    @app.get("/health")
+    async def healthz() -> dict[str, str]:
+        return {
+            "status": "ok",
+            "model": config.model_name,
+            "mode": "script" if config.script is not None else "rules",
+        }
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        card = {"id": config.model_name, "object": "model", "created": started, "owned_by": "phonefleet",
+                "root": config.model_name, "parent": None, "max_model_len": config.max_model_len}  # fmt: skip
+        return {"object": "list", "data": [card]}
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(raw: Request) -> JSONResponse | StreamingResponse:
+        body = await raw.body()
+        request = parse_request(body)
+        if request.model is not None and request.model != config.model_name:
+            raise RequestError(
+                f"The model `{request.model}` does not exist.", status=404, type_="NotFoundError",
+                code="model_not_found", param="model",
+            )  # fmt: skip
+        logger.info(
+            "chat request: %d bytes, %d messages, stream=%s, image %s",
+            len(body), len(request.messages), request.stream, _image_summary(read_chat(request).image_url),
+        )  # fmt: skip
+        completion = await _complete(config, request)
+        cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if request.stream:
+            return StreamingResponse(
+                _stream(config, request, completion, cid, created),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        return JSONResponse({
+            "id": cid, "object": "chat.completion", "created": created, "model": request.model or config.model_name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": completion.content},
+                         "logprobs": None, "finish_reason": completion.finish_reason}],
+            "usage": completion.usage(),
+        })  # fmt: skip
+
+    return app
+
+
+__all__ = ["ReferenceModelConfig", "create_app"]
