@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from device_pool.driver import AdbDevice
+from tests.aio import run
 from tests.processes import AdbServer, SimPhones, adb_binary, start_adb_server, start_sim
 
 
@@ -47,3 +49,30 @@ def adb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdbServer]:
         yield server
     finally:
         server.stop()
+
+
+Connect = Callable[..., AdbDevice]
+
+
+@pytest.fixture
+def connect(adb_server: AdbServer) -> Connect:
+    """Build an AdbDevice for phone ``i`` of a sim process and ``connect()`` it (adb connect + wait)."""
+
+    def make(phones: SimPhones, i: int = 0, **kwargs: object) -> AdbDevice:
+        device = AdbDevice(phones.serial(i), adb_port=adb_server.port, **kwargs)
+        run(device.connect(timeout=30))
+        return device
+
+    return make
+
+
+@pytest.fixture
+def device(sim_phone: SimPhones, connect: Connect) -> AdbDevice:
+    """The shared session phone, for tests that only read it (or write unique paths)."""
+    return connect(sim_phone)
+
+
+@pytest.fixture
+def fresh_device(fresh_phone: SimPhones, connect: Connect) -> AdbDevice:
+    """A phone of this test's own, for tests that change its state or kill it."""
+    return connect(fresh_phone)

@@ -2,7 +2,8 @@
 
 ``decide`` applies, in order:
 
-1. a black screen (secure window) → Take_over, asking the user to log in;
+1. a black screen (secure window) → Take_over, asking the user to log in (Launch instead when the
+   screen info says another app than the task's is in front);
 2. no plan for the task → Take_over once, explaining; after the user hands back → finish;
 3. a starting window or blank screen → Wait (three in a row → Back);
 4. an advert pop-up → tap its close "×" (Back if no × is found);
@@ -172,6 +173,10 @@ def _furthest(steps: list[SubGoal], screen: Screen, history: History) -> int:
 def decide(goal: Goal | None, task: str, screen: Screen, history: History) -> Decision:
     """The next action for ``task`` on ``screen``, given the actions already taken."""
     if screen.is_black():
+        opener = OpenApp(goal.app, goal.package) if goal is not None else None
+        if opener is not None and screen.current_app and not opener.done(screen, history):
+            # Another app's secure screen: leave it for ours rather than asking the user to log in there.
+            return opener.next(screen, history)
         app = goal.app if goal is not None else "the app"
         return Decision(
             "The screen is black: a secure window, most likely a login, which only the user can fill in.",

@@ -86,7 +86,7 @@ class OpenApp:
         # No screen info: trust the picture, which is the launcher until the app opened.
         return not launcher_visible(screen) and history.has(Launch)
 
-    def next(self, screen: Screen, history: History) -> Decision | None:
+    def next(self, screen: Screen, history: History) -> Decision:
         return Decision(f"{self.app} is not open yet, so I start it.", Launch(app=self.app), "open_app")
 
 

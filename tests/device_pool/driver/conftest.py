@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from device_pool.driver import AdbDevice
-from tests.device_pool.driver.aio import run
-from tests.processes import AdbServer, SimPhones, start_sim
-
-Connect = Callable[..., AdbDevice]
-
-
-@pytest.fixture
-def connect(adb_server: AdbServer) -> Connect:
-    """Build an AdbDevice for phone ``i`` of a sim process and ``connect()`` it (adb connect + wait)."""
-
-    def make(phones: SimPhones, i: int = 0, **kwargs: object) -> AdbDevice:
-        device = AdbDevice(phones.serial(i), adb_port=adb_server.port, **kwargs)
-        run(device.connect(timeout=30))
-        return device
-
-    return make
-
-
-@pytest.fixture
-def device(sim_phone: SimPhones, connect: Connect) -> AdbDevice:
-    """The shared session phone, for tests that only read it (or write unique paths)."""
-    return connect(sim_phone)
-
-
-@pytest.fixture
-def fresh_device(fresh_phone: SimPhones, connect: Connect) -> AdbDevice:
-    """A phone of this test's own, for tests that change its state or kill it."""
-    return connect(fresh_phone)
+from tests.processes import SimPhones, start_sim
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 
 from device_pool.driver import AdbDevice, AdbServerClient, default_adb_path
 from device_pool.errors import DeviceOffline
+from tests.aio import run
 from tests.conditions import free_port_block, port_open, wait_until
-from tests.device_pool.driver.aio import run
 from tests.processes import AdbServer, SimPhones
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from device_pool.driver import AdbDevice, is_secure_frame
-from tests.device_pool.driver.aio import run, until
+from tests.aio import run, until
 from tests.device_pool.driver.ui import tap_node, texts, wait_for_foreground, wait_for_node, wait_gone
 from tests.processes import AdbServer
 

@@ -8,8 +8,8 @@ import pytest
 
 from device_pool.driver import AdbDevice, AppCatalog, UnknownApp
 from device_pool.driver.dumpsys import parse_focused_window, parse_resumed_activity, parse_wm_size
+from tests.aio import run
 from tests.conditions import wait_until
-from tests.device_pool.driver.aio import run
 
 SETTINGS = ("com.android.settings", "com.android.settings.Settings")
 

@@ -6,8 +6,8 @@ import asyncio
 import os
 
 from device_pool.driver import AdbDevice
-from tests.device_pool.driver.aio import run
-from tests.device_pool.driver.conftest import Connect
+from tests.aio import run
+from tests.conftest import Connect
 from tests.processes import SimPhones
 
 ROUNDS = 16

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from device_pool.driver import ADB_KEYBOARD_IME, AdbDevice, TextInputUnsupported
+from tests.aio import run
 from tests.conditions import wait_until
-from tests.device_pool.driver.aio import run
-from tests.device_pool.driver.conftest import Connect
+from tests.conftest import Connect
 from tests.device_pool.driver.ui import Node, find, nodes, texts
 from tests.processes import SimPhones
 

@@ -7,9 +7,9 @@ from PIL import Image
 
 from device_pool.driver import AdbDevice, black_fraction, is_black_frame, is_secure_frame
 from device_pool.driver.screenshot import parse_raw
+from tests.aio import run
 from tests.conditions import wait_until
-from tests.device_pool.driver.aio import run
-from tests.device_pool.driver.conftest import Connect
+from tests.conftest import Connect
 from tests.processes import SimPhones
 
 

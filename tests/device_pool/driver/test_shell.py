@@ -9,7 +9,7 @@ import pytest
 
 from device_pool.driver import AdbDevice
 from device_pool.errors import CommandFailed, DeviceTimeout
-from tests.device_pool.driver.aio import phone_has_file, run, until
+from tests.aio import phone_has_file, run, until
 from tests.processes import SimPhones
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from device_pool.driver import AdbDevice
 from device_pool.errors import CommandFailed
-from tests.device_pool.driver.aio import run
+from tests.aio import run
 
 
 def _unique(name: str) -> str:

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from device_pool.driver import AdbDevice
-from tests.device_pool.driver.aio import run, until
+from tests.aio import run, until
 
 
 @dataclass(frozen=True)

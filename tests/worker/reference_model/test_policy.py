@@ -93,6 +93,9 @@ def test_black_secure_screen_asks_the_user_to_log_in(client: httpx.Client, tmp_p
     assert phone.frame().secure
     reply = ask(client, "Open Bank and log in", phone, "Bank", [format_reply("Open.", a.Launch(app="Bank"))])
     assert isinstance(reply.action, a.TakeOver) and "log in" in reply.action.message.lower()
+    # Another task on the same black screen: leave the Bank for the task's own app.
+    other = ask(client, "打开设置，打开WLAN", phone, "Bank")
+    assert other.action == a.Launch(app="设置")
 
 
 def test_pay_button_is_a_sensitive_tap(client: httpx.Client, tmp_path: Path) -> None:

@@ -1,0 +1,279 @@
+"""The step loop against a real virtual phone (over the real adb server) and a real model server.
+
+The model server is scripted (tests/worker/agent/model_servers.py) so each test decides exactly
+what the "model" says; everything else — HTTP, parsing, the driver, the phone — is real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from device_pool.driver import AdbDevice
+from tests.aio import run, until
+from tests.worker.agent.model_servers import Hang, ModelServer, Reply, Status, dead_url, serve
+from worker.agent.control import AgentControl, AgentHooks, AgentState
+from worker.agent.loop import AgentConfig, run_agent
+from worker.agent.model_client import ModelClient, ModelClientConfig, ModelEndpoint
+from worker.agent.results import FailReason, RunStatus
+from worker.agent.trajectory import TrajectoryWriter
+
+WIFI_ROW = 'do(action="Tap", element=[900, 120])'  # the Wi-Fi switch on the Settings page (1080x2400)
+
+
+def client(url: str, **kw) -> ModelClient:
+    cfg = dict(backoff_base_s=0.05, backoff_max_s=0.2, request_timeout_s=5, first_token_timeout_s=5)
+    cfg.update(kw)
+    return ModelClient(ModelClientConfig(endpoints=[ModelEndpoint(base_url=url, model="test")], **cfg))
+
+
+async def wifi_switch_point(device: AdbDevice) -> str:
+    """The Wi-Fi switch's centre on the 0-999 grid, read from the phone's own UI dump."""
+    import re
+
+    xml = await device.ui_dump()
+    m = re.search(
+        r'resource-id="com.android.settings:id/switch_wifi"[^>]*bounds="\[(\d+),(\d+)\]\[(\d+),(\d+)\]"', xml
+    )
+    assert m, "no Wi-Fi switch on screen"
+    x1, y1, x2, y2 = map(int, m.groups())
+    w, h = await device.screen_size()
+    return f"[{(x1 + x2) * 500 // w}, {(y1 + y2) * 500 // h}]"
+
+
+class Recorder(AgentHooks):
+    def __init__(self, confirm: bool = False, takeover_note: str | None = None) -> None:
+        self.states: list[AgentState] = []
+        self.steps = []
+        self.confirm = confirm
+        self.takeover_note = takeover_note
+        self.confirmations: list[str] = []
+        self.takeovers: list[str] = []
+
+    async def on_step(self, step) -> None:
+        self.steps.append(step)
+
+    async def on_state(self, state: AgentState, detail: str = "") -> None:
+        self.states.append(state)
+
+    async def request_confirmation(self, action, message: str) -> bool:
+        self.confirmations.append(message)
+        return self.confirm
+
+    async def request_takeover(self, message: str) -> str | None:
+        self.takeovers.append(message)
+        return self.takeover_note
+
+
+def test_a_scripted_run_turns_wifi_off_and_records_every_step(
+    fresh_device: AdbDevice, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        await fresh_device.launch("Settings")
+        await fresh_device.wait_for_settle(interval=0.3)
+        point = await wifi_switch_point(fresh_device)
+        await fresh_device.key("home")
+        script = [
+            Reply('<think>Open Settings.</think><answer>do(action="Launch", app="Settings")</answer>'),
+            Reply(f'<think>Tap the Wi-Fi switch.</think><answer>do(action="Tap", element={point})</answer>'),
+            Reply('<think>Wi-Fi is off.</think><answer>finish(message="Wi-Fi is off")</answer>'),
+        ]
+        writer = TrajectoryWriter(tmp_path / "traj")
+        hooks = Recorder()
+        hooks.on_step = writer.write_step  # type: ignore[method-assign]
+        with serve(ModelServer(*script)) as server:
+            async with client(server.base_url) as model:
+                result = await run_agent("Turn off Wi-Fi", fresh_device, model, hooks=hooks)
+            requests = server.requests
+        assert result.status == RunStatus.SUCCEEDED, result
+        assert result.message == "Wi-Fi is off"
+        assert (await fresh_device.shell("settings get global wifi_on")).stdout.strip() == "0"
+        assert [s.action["name"] for s in result.steps] == ["Launch", "Tap", "finish"]
+        assert result.steps[1].current_app == "Settings"
+        assert all(s.timings.model_s > 0 and s.timings.image_bytes > 0 for s in result.steps)
+        assert result.steps[1].timings.settle_s > 0
+        # One image per request, and earlier turns kept as canonical text.
+        last = requests[-1].body["messages"]
+        images = [
+            p
+            for m in last
+            if isinstance(m["content"], list)
+            for p in m["content"]
+            if p["type"] == "image_url"
+        ]
+        assert len(images) == 1
+        assistant = [m["content"] for m in last if m["role"] == "assistant"]
+        assert (
+            assistant[0]
+            == '<think>Open Settings.</think><answer>do(action="Launch", app="Settings")</answer>'
+        )
+        await writer.write_result("Turn off Wi-Fi", result)
+        lines = (tmp_path / "traj" / "trajectory.jsonl").read_text().splitlines()
+        assert len(lines) == 3 and all(
+            (tmp_path / "traj" / json.loads(x)["screenshot"]).exists() for x in lines
+        )
+        assert json.loads((tmp_path / "traj" / "result.json").read_text())["status"] == "succeeded"
+
+    run(body())
+
+
+def test_garbage_replies_end_as_parse_failure_never_success(fresh_device: AdbDevice) -> None:
+    garbage = Reply("I think the answer is " + "very " * 200, usage=None)
+
+    async def body() -> None:
+        with serve(ModelServer(default=garbage)) as server:
+            async with client(server.base_url) as model:
+                return await run_agent(
+                    "Do something", fresh_device, model, config=AgentConfig(max_parse_errors=3)
+                )
+
+    result = run(body())
+    assert result.status == RunStatus.FAILED and result.reason == FailReason.PARSE_ERRORS
+    assert len(result.steps) == 3 and all(s.action is None for s in result.steps)
+
+
+def test_a_server_that_fails_twice_is_retried_and_the_run_succeeds(fresh_device: AdbDevice) -> None:
+    async def body():
+        server = ModelServer(Status(500), Status(503), Reply('finish(message="done")'))
+        with serve(server):
+            async with client(server.base_url) as model:
+                return await run_agent("Say done", fresh_device, model), len(server.requests)
+
+    result, requests = run(body())
+    assert result.status == RunStatus.SUCCEEDED and requests == 3
+
+
+def test_a_model_server_that_is_down_fails_clearly_within_the_budget(fresh_device: AdbDevice) -> None:
+    async def body():
+        async with client(dead_url(), max_retries=2) as model:
+            started = time.monotonic()
+            result = await run_agent("Anything", fresh_device, model, config=AgentConfig(budget_s=20))
+            return result, time.monotonic() - started
+
+    result, elapsed = run(body())
+    assert result.status == RunStatus.FAILED and result.reason == FailReason.MODEL_UNAVAILABLE
+    assert "cannot connect" in result.message or "connect" in result.message.lower()
+    assert elapsed < 20
+
+
+def test_cancel_during_a_model_call_stops_within_a_second(fresh_device: AdbDevice) -> None:
+    async def body():
+        server = ModelServer(default=Hang(limit_s=30))
+        control = AgentControl()
+        with serve(server):
+            async with client(server.base_url, request_timeout_s=60, first_token_timeout_s=60) as model:
+                task = asyncio.ensure_future(run_agent("Wait forever", fresh_device, model, control=control))
+                await until(lambda: server.requests, timeout=10, what="the model call is in flight")
+                cancelled_at = time.monotonic()
+                control.cancel("user cancelled")
+                result = await task
+                return result, time.monotonic() - cancelled_at
+
+    result, took = run(body())
+    assert result.status == RunStatus.CANCELLED and result.message == "user cancelled"
+    assert took < 1.0
+
+
+def test_the_same_action_on_the_same_screen_is_stuck(fresh_device: AdbDevice) -> None:
+    # Tapping the status bar changes nothing: the loop must notice and stop.
+    tap = Reply('<think>Tap.</think><answer>do(action="Tap", element=[500, 2])</answer>')
+
+    async def body():
+        with serve(ModelServer(default=tap)) as server:
+            async with client(server.base_url) as model:
+                return await run_agent(
+                    "Tap forever", fresh_device, model, config=AgentConfig(stuck_repeats=3)
+                )
+
+    result = run(body())
+    assert result.status == RunStatus.FAILED and result.reason == FailReason.STUCK
+    assert len(result.steps) == 3
+
+
+def test_max_steps_ends_the_run(fresh_device: AdbDevice) -> None:
+    replies = [Reply('do(action="Home")'), Reply('do(action="Back")')] * 5
+
+    async def body():
+        with serve(ModelServer(*replies)) as server:
+            async with client(server.base_url) as model:
+                return await run_agent(
+                    "Wander", fresh_device, model, config=AgentConfig(max_steps=4, stuck_repeats=10)
+                )
+
+    result = run(body())
+    assert (
+        result.status == RunStatus.FAILED and result.reason == FailReason.MAX_STEPS and len(result.steps) == 4
+    )
+
+
+@pytest.mark.parametrize("approve", [False, True])
+def test_a_sensitive_tap_waits_for_confirmation(fresh_device: AdbDevice, approve: bool) -> None:
+    async def body():
+        await fresh_device.launch("Settings")
+        await fresh_device.wait_for_settle(interval=0.3)
+        point = await wifi_switch_point(fresh_device)
+        script = [
+            Reply(f'do(action="Tap", element={point}, message="Turn off Wi-Fi")'),
+            Reply('finish(message="ok")'),
+        ]
+        hooks = Recorder(confirm=approve)
+        with serve(ModelServer(*script)) as server:
+            async with client(server.base_url) as model:
+                result = await run_agent("Turn off Wi-Fi", fresh_device, model, hooks=hooks)
+        wifi = (await fresh_device.shell("settings get global wifi_on")).stdout.strip()
+        return result, hooks, wifi
+
+    result, hooks, wifi = run(body())
+    assert hooks.confirmations == ["Turn off Wi-Fi"]
+    assert AgentState.AWAITING_CONFIRMATION in hooks.states
+    if approve:
+        assert result.status == RunStatus.SUCCEEDED and wifi == "0"
+    else:
+        assert result.status == RunStatus.FAILED and result.reason == FailReason.DENIED and wifi == "1"
+
+
+def test_take_over_hands_back_with_a_note_or_ends_as_needs_user(fresh_device: AdbDevice) -> None:
+    script = [Reply('do(action="Take_over", message="Please log in")'), Reply('finish(message="logged in")')]
+
+    async def body(note):
+        hooks = Recorder(takeover_note=note)
+        with serve(ModelServer(*script)) as server:
+            async with client(server.base_url) as model:
+                result = await run_agent("Log in", fresh_device, model, hooks=hooks)
+            second = server.requests[1].body if len(server.requests) > 1 else None
+        return result, hooks, second
+
+    result, hooks, second = run(body("done, password saved"))
+    assert hooks.takeovers == ["Please log in"] and AgentState.WAITING_FOR_USER in hooks.states
+    assert result.status == RunStatus.SUCCEEDED
+    last_user = second["messages"][-1]["content"][-1]["text"]
+    assert "done, password saved" in last_user
+
+    result, hooks, _ = run(body(None))
+    assert result.status == RunStatus.FAILED and result.reason == FailReason.NEEDS_USER
+
+
+def test_pause_mid_call_then_resume_with_a_note(fresh_device: AdbDevice) -> None:
+    async def body():
+        server = ModelServer(Hang(limit_s=30), Reply('finish(message="thanks")'))
+        control = AgentControl()
+        hooks = Recorder()
+        with serve(server):
+            async with client(server.base_url, request_timeout_s=60, first_token_timeout_s=60) as model:
+                task = asyncio.ensure_future(
+                    run_agent("Do it", fresh_device, model, control=control, hooks=hooks)
+                )
+                await until(lambda: server.requests, timeout=10, what="the model call is in flight")
+                control.pause()
+                await until(lambda: AgentState.USER_CONTROL in hooks.states, timeout=10, what="paused")
+                control.resume("I opened the app for you")
+                result = await task
+            return result, hooks, server.requests[-1].body
+
+    result, _hooks, last = run(body())
+    assert result.status == RunStatus.SUCCEEDED and result.step_count == 1
+    assert "I opened the app for you" in last["messages"][-1]["content"][-1]["text"]
