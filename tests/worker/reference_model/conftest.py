@@ -23,16 +23,6 @@ SCRIPT = [
 
 
 @pytest.fixture(scope="session")
-def reference_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceModel]:
-    """The rule-based server (OCR), one process for the session."""
-    server = start_reference_model(tmp_path_factory.mktemp("refmodel"))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
 def scripted_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceModel]:
     """A server replaying ``SCRIPT``, under another model name."""
     folder = tmp_path_factory.mktemp("refscript")
