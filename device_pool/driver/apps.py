@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 # Several names map to one package: what a user or the model calls the app.
 KNOWN_APPS: dict[str, tuple[str, ...]] = {
     # AOSP and Google system apps
+    "com.android.launcher3": ("Home screen", "Launcher", "桌面"),
     "com.android.settings": ("Settings", "设置"),
     "com.android.contacts": ("Contacts", "联系人", "通讯录"),
     "com.android.messaging": ("Messages", "Messaging", "SMS", "短信", "信息"),
@@ -113,3 +114,23 @@ class AppCatalog:
     def names(self) -> dict[str, str]:
         """Normalised name → package, for prompts and error messages."""
         return dict(self._by_name)
+
+
+def find_labelled_icon(ui_xml: str, label: str) -> tuple[int, int] | None:
+    """The centre of the clickable node whose text or content-desc is ``label`` (a launcher icon)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(ui_xml)
+    except ET.ParseError:
+        return None
+    wanted = _normalise(label)
+    for node in root.iter("node"):
+        names = (node.get("text", ""), node.get("content-desc", ""))
+        if node.get("clickable") != "true" or wanted not in {_normalise(n) for n in names if n}:
+            continue
+        m = re.fullmatch(r"\[(-?\d+),(-?\d+)\]\[(-?\d+),(-?\d+)\]", node.get("bounds", ""))
+        if m:
+            x1, y1, x2, y2 = map(int, m.groups())
+            return (x1 + x2) // 2, (y1 + y2) // 2
+    return None

@@ -18,7 +18,7 @@ from device_pool.driver import dumpsys, sync
 from device_pool.driver import screenshot as frames
 from device_pool.driver import shell as shell_proto
 from device_pool.driver.adb_server import DEFAULT_HOST, DEFAULT_PORT, AdbServerClient, parse_features
-from device_pool.driver.apps import AppCatalog, is_component
+from device_pool.driver.apps import AppCatalog, find_labelled_icon, is_component
 from device_pool.driver.errors import ProtocolViolation, ServerRefused, StreamClosed, UnknownApp, adb_errors
 from device_pool.driver.keys import keycode
 from device_pool.driver.screenshot import RawFrame
@@ -327,12 +327,7 @@ class AdbDevice:
         else:
             resolved = self.apps.resolve(app)
             if resolved is None:
-                raise UnknownApp(
-                    f"unknown app {app!r}: neither a package name nor a known app name",
-                    device_id=self.serial,
-                    command="launch",
-                    output=app,
-                )
+                return await self._launch_by_label(app, timeout)
             package = resolved
             command = f"monkey -p {package} -c android.intent.category.LAUNCHER 1"
         out = await self.shell(command, timeout=timeout)
@@ -346,6 +341,22 @@ class AdbDevice:
             )
         if out.exit_code != 0 or _ERROR_LINE.search(out.output):
             raise self._failed(command, f"failed (exit {out.exit_code})", out)
+        return package
+
+    async def _launch_by_label(self, app: str, timeout: float | None) -> str:
+        """Tap the home-screen icon labelled ``app``: the label search that works on any launcher."""
+        await self.key("home", timeout=timeout)
+        await self.wait_for_settle(timeout=2.0, interval=0.1)
+        point = find_labelled_icon(await self.ui_dump(timeout=timeout), app)
+        if point is None:
+            raise UnknownApp(
+                f"unknown app {app!r}: not a known app name and no home-screen icon has that label",
+                device_id=self.serial,
+                command="launch",
+                output=app,
+            )
+        await self.tap(*point, timeout=timeout)
+        package, _activity = await self.foreground(timeout=timeout)
         return package
 
     async def foreground(self, *, timeout: float | None = None) -> tuple[str, str]:

@@ -76,7 +76,10 @@ async def _run(args: argparse.Namespace) -> int:
     if ":" in args.device:
         await device.connect()
     config = ModelClientConfig(
-        endpoints=[ModelEndpoint(base_url=url, model=args.model, api_key=args.api_key) for url in (args.model_url or ["http://127.0.0.1:8001/v1"])],
+        endpoints=[
+            ModelEndpoint(base_url=url, model=args.model, api_key=args.api_key)
+            for url in (args.model_url or ["http://127.0.0.1:8001/v1"])
+        ],
         image_max_pixels=args.image_pixels,
     )
     hooks = TerminalHooks(writer, sys.stdin.isatty(), args.yes)
@@ -120,7 +123,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--model", default="autoglm-phone-9b", help="model name the server knows")
     p.add_argument("--api-key", default=None)
-    p.add_argument("--lang", choices=("en", "zh"), default="en", help="prompt language (zh for AutoGLM-Phone-9B)")
+    p.add_argument(
+        "--lang", choices=("en", "zh"), default="en", help="prompt language (zh for AutoGLM-Phone-9B)"
+    )
     p.add_argument("--max-steps", type=int, default=30)
     p.add_argument("--budget", type=float, default=600.0, help="wall-clock seconds for the whole run")
     p.add_argument("--image-pixels", type=int, default=1_000_000, help="screenshot pixel budget per request")

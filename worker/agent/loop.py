@@ -51,7 +51,9 @@ class PhoneDevice(Device, Protocol):
     async def screenshot(self, format: str = ...) -> Image.Image: ...
     async def screen_size(self) -> tuple[int, int]: ...
     async def foreground(self) -> tuple[str, str]: ...
-    async def wait_for_settle(self, timeout: float = ..., interval: float = ..., stable_frames: int = ...) -> Any: ...
+    async def wait_for_settle(
+        self, timeout: float = ..., interval: float = ..., stable_frames: int = ...
+    ) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,9 @@ class _Run:
             size = await self.device.screen_size()
         except DeviceError as exc:
             return self.result(RunStatus.FAILED, f"phone unavailable: {exc}", FailReason.DEVICE_ERROR)
-        self.executor = ActionExecutor(self.device, size, self.hooks, self.control, wait_cap_s=self.config.wait_cap_s)
+        self.executor = ActionExecutor(
+            self.device, size, self.hooks, self.control, wait_cap_s=self.config.wait_cap_s
+        )
         await self.hooks.on_state(AgentState.RUNNING)
         while True:
             if self.control.paused and not self.control.cancelled:
@@ -123,14 +127,18 @@ class _Run:
                 if not self.control.cancelled:
                     await self.hooks.on_state(AgentState.RUNNING)
                     note = self.control.take_resume_note()
-                    self.pending_notes.append(f"The user took control and handed back. Their note: {note or '(none)'}")
+                    self.pending_notes.append(
+                        f"The user took control and handed back. Their note: {note or '(none)'}"
+                    )
                     self.next_frame = None  # the person changed the screen
             if self.control.cancelled:
                 return self.result(RunStatus.CANCELLED, self.control.cancel_reason or "cancelled")
             if self.remaining() <= 0:
                 return self.result(RunStatus.TIMED_OUT, f"no result within {self.config.budget_s:g} s")
             if len(self.steps) >= self.config.max_steps:
-                return self.result(RunStatus.FAILED, f"no result in {self.config.max_steps} steps", FailReason.MAX_STEPS)
+                return self.result(
+                    RunStatus.FAILED, f"no result in {self.config.max_steps} steps", FailReason.MAX_STEPS
+                )
             try:
                 outcome = await self.step()
             except DeviceError as exc:
@@ -138,7 +146,9 @@ class _Run:
                 return self.result(RunStatus.FAILED, f"phone failed: {exc}", FailReason.DEVICE_ERROR)
             except ModelError as exc:
                 logger.warning("model failed: %s", exc)
-                return self.result(RunStatus.FAILED, f"model server failed: {exc}", FailReason.MODEL_UNAVAILABLE)
+                return self.result(
+                    RunStatus.FAILED, f"model server failed: {exc}", FailReason.MODEL_UNAVAILABLE
+                )
             if outcome is not None:
                 return outcome
 
@@ -150,7 +160,9 @@ class _Run:
         timings.capture_s = time.monotonic() - t0
         return image, self.apps.label(package)
 
-    async def _ask_model(self, image: Image.Image, app: str, timings: StepTimings) -> ModelReply | AgentResult | None:
+    async def _ask_model(
+        self, image: Image.Image, app: str, timings: StepTimings
+    ) -> ModelReply | AgentResult | None:
         """The model's reply; an AgentResult when the run must end; None when paused mid-call."""
         info = prompts.screen_info(app)
         if not self.conversation.turns:
@@ -196,7 +208,9 @@ class _Run:
             return reply
         timings.time_to_first_token_s = reply.time_to_first_token_s
 
-        def record(thinking: str, action_text: str, action: a.Action | None, result: str, note: str | None = None) -> StepRecord:
+        def record(
+            thinking: str, action_text: str, action: a.Action | None, result: str, note: str | None = None
+        ) -> StepRecord:
             step = StepRecord(
                 index=index, screenshot=image, current_app=app, thinking=thinking, action_text=action_text,
                 action=action.model_dump(mode="json") if action is not None else None, result=result,
@@ -214,7 +228,9 @@ class _Run:
             await self.hooks.on_step(record("", reply.content, None, f"parse error: {exc.message}"))
             if self.parse_errors >= self.config.max_parse_errors:
                 return self.result(
-                    RunStatus.FAILED, f"{self.parse_errors} replies in a row held no valid action", FailReason.PARSE_ERRORS
+                    RunStatus.FAILED,
+                    f"{self.parse_errors} replies in a row held no valid action",
+                    FailReason.PARSE_ERRORS,
                 )
             return None
         self.parse_errors = 0
@@ -226,7 +242,9 @@ class _Run:
         if len(self.repeats) == self.config.stuck_repeats and len(set(self.repeats)) == 1:
             await self.hooks.on_step(record(parsed.thinking, parsed.action_text, action, "stuck"))
             return self.result(
-                RunStatus.FAILED, f"stuck: the same action on the same screen {self.config.stuck_repeats} times", FailReason.STUCK
+                RunStatus.FAILED,
+                f"stuck: the same action on the same screen {self.config.stuck_repeats} times",
+                FailReason.STUCK,
             )
 
         t0 = time.monotonic()
@@ -235,7 +253,9 @@ class _Run:
         except ActionError as exc:
             timings.act_s = time.monotonic() - t0
             self.pending_notes.append(exc.agent_feedback)
-            await self.hooks.on_step(record(parsed.thinking, parsed.action_text, action, f"rejected: {exc.message}"))
+            await self.hooks.on_step(
+                record(parsed.thinking, parsed.action_text, action, f"rejected: {exc.message}")
+            )
             return None
         timings.act_s = time.monotonic() - t0
         if outcome.note:

@@ -57,6 +57,12 @@ def test_launch_by_name_package_or_component(fresh_device: AdbDevice, name: str)
     wait_until(lambda: run(fresh_device.foreground()) == SETTINGS, timeout=10, what="Settings in front")
 
 
+def test_a_name_missing_from_the_catalog_launches_by_its_home_screen_label(fresh_phone, connect) -> None:
+    device = connect(fresh_phone, apps=AppCatalog(include_known=False))
+    assert run(device.launch("shop")) == "com.phonefleet.shop"
+    assert run(device.foreground())[0] == "com.phonefleet.shop"
+
+
 def test_launch_unknown_name_raises_unknown_app(device: AdbDevice) -> None:
     with pytest.raises(UnknownApp) as info:
         run(device.launch("Definitely Not An App"))
