@@ -98,8 +98,9 @@ def _wallpaper(width: int, height: int, variant: int) -> Image.Image:
     # Full-resolution detail: fine texture (foliage, sand, clouds) and sensor grain, as luminance.
     detail = (_noise(rng, width, height, min(width, height) / 10) - 0.5) * 10.0
     detail += (_noise(rng, width, height, min(width, height) / 40) - 0.5) * 12.0
-    grain = rng.integers(-1, 2, size=(height, width), dtype=np.int16)
-    delta = detail.astype(np.int16) + grain
+    # Grain: a faint 4-px texture rather than white noise, which no PNG could compress at all.
+    detail += (_noise(rng, width, height, min(width, height) / 4) - 0.5) * 3.0
+    delta = detail.astype(np.int16)
     out = np.clip(base + delta[..., None], 0, 255).astype(np.uint8)
     return Image.fromarray(out, "RGB")
 
