@@ -34,12 +34,12 @@ def _rng(*key: int | str) -> np.random.Generator:
 
 
 def _noise(rng: np.random.Generator, w: int, h: int, cells: float) -> np.ndarray:
-    """Smooth value noise in [0, 1): a random grid with ``cells`` cells across the short side,
+    """Smooth value noise in about [0, 1]: a random grid with ``cells`` cells across the short side,
     bicubically upsampled to w x h (float32)."""
     short = min(w, h)
     cx, cy = max(1, round(cells * w / short)), max(1, round(cells * h / short))
     grid = rng.random((cy + 3, cx + 3), dtype=np.float32)
-    image = Image.fromarray(grid, mode="F")  # one margin cell each side keeps the edges smooth
+    image = Image.fromarray(grid)  # one margin cell each side keeps the edges smooth
     return np.asarray(image.resize((w, h), Image.Resampling.BICUBIC, box=(1, 1, cx + 1, cy + 1)))
 
 
@@ -93,7 +93,7 @@ def _wallpaper(width: int, height: int, variant: int) -> Image.Image:
     # Launcher scrims: darker under the status bar and near the bottom, as launcher3 draws them.
     scrim = 1.0 - 0.35 * np.clip(1.0 - ys / 0.06, 0.0, 1.0) - 0.25 * np.clip((ys - 0.85) / 0.15, 0.0, 1.0)
     rgb *= (light * gradient * scrim)[..., None]
-    small = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
+    small = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
     base = np.asarray(small.resize((width, height), Image.Resampling.BICUBIC)).astype(np.int16)
     # Full-resolution detail: fine texture (foliage, sand, clouds) and sensor grain, as luminance.
     detail = (_noise(rng, width, height, min(width, height) / 10) - 0.5) * 10.0
@@ -102,7 +102,7 @@ def _wallpaper(width: int, height: int, variant: int) -> Image.Image:
     detail += (_noise(rng, width, height, min(width, height) / 4) - 0.5) * 3.0
     delta = detail.astype(np.int16)
     out = np.clip(base + delta[..., None], 0, 255).astype(np.uint8)
-    return Image.fromarray(out, "RGB")
+    return Image.fromarray(out)
 
 
 def photo(width: int, height: int, key: str) -> tuple[Image.Image, Image.Image]:
@@ -162,7 +162,7 @@ def _photo(width: int, height: int, key: str) -> tuple[Image.Image, Image.Image]
     obj += (spot * 140.0)[..., None]
     rgb = bg * (1.0 - inside) + obj * inside
     rgb += rng.integers(-2, 3, size=(height, width, 1)).astype(np.float32)  # grain
-    image = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
+    image = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
     mask = Image.new("L", (width, height), 0)
     ImageDraw.Draw(mask).rounded_rectangle((0, 0, width - 1, height - 1), radius=s // 8, fill=255)
     return image, mask

@@ -1,4 +1,8 @@
-"""Pixels from the view tree: every pixel drawn comes from a node's text or drawing attributes."""
+"""Pixels from the view tree: every pixel drawn comes from a node's text or drawing attributes.
+
+Pictures (the wallpaper, product photos) are ImageView nodes whose ``icon`` names a cached image in
+``imagery``; drawing one is a paste, so no frame pays for generating them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from device_pool.sim import imagery
 from device_pool.sim.views import EDIT, Color, View, Window
 
 ASSETS = Path(__file__).parent / "assets"
@@ -15,6 +20,7 @@ LATIN_FONT = ASSETS / "DejaVuSans.ttf"
 LATIN_BOLD_FONT = ASSETS / "DejaVuSans-Bold.ttf"
 ACCENT: Color = (26, 115, 232)
 MUTED: Color = (120, 120, 120)
+TEXT_SHADOW = (0, 0, 0, 96)
 ELLIPSIS = "…"
 
 
@@ -48,9 +54,11 @@ def line_height(px: int) -> int:
     return int(px * 1.35)
 
 
-def draw_line(draw: ImageDraw.ImageDraw, x: float, cy: float, text: str, px: int, fill: Color,
-              align: str = "left", bold: bool = False) -> None:  # fmt: skip
-    """One line of mixed Latin/CJK text, vertically centred on ``cy``; ``x`` is the left, centre or right."""
+def draw_line(draw: ImageDraw.ImageDraw, x: float, cy: float, text: str, px: int, fill: Color | tuple[int, ...],
+              align: str = "left", bold: bool = False, stroke: int = 0) -> None:  # fmt: skip
+    """One line of mixed Latin/CJK text, vertically centred on ``cy``; ``x`` is the left, centre or right.
+
+    ``stroke`` widens every glyph by that many px (text shadows use it)."""
     width = text_width(text, px, bold)
     if align == "center":
         x -= width / 2
@@ -60,8 +68,8 @@ def draw_line(draw: ImageDraw.ImageDraw, x: float, cy: float, text: str, px: int
     baseline = cy + (ascent - descent) / 2
     for cjk, run in _runs(text):
         f = font(px, cjk, bold)
-        stroke = max(1, px // 30) if bold and cjk else 0
-        draw.text((x, baseline), run, font=f, fill=fill, anchor="ls", stroke_width=stroke, stroke_fill=fill)
+        width = max(stroke, max(1, px // 30) if bold and cjk else 0)
+        draw.text((x, baseline), run, font=f, fill=fill, anchor="ls", stroke_width=width, stroke_fill=fill)
         x += f.getlength(run)
 
 
@@ -134,7 +142,7 @@ def render(windows: list[Window], width: int, height: int, overlay: str = "") ->
     image = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(image, "RGBA")
     for window in windows:
-        _draw_view(draw, window.root)
+        _draw_view(image, draw, window.root)
     if overlay:
         px = max(12, width // 30)
         w = int(text_width(overlay, px)) + px
@@ -143,7 +151,7 @@ def render(windows: list[Window], width: int, height: int, overlay: str = "") ->
     return image.convert("RGBA")
 
 
-def _draw_view(draw: ImageDraw.ImageDraw, view: View) -> None:
+def _draw_view(image: Image.Image, draw: ImageDraw.ImageDraw, view: View) -> None:
     left, top, right, bottom = view.bounds
     if right <= left or bottom <= top:
         return
@@ -157,16 +165,17 @@ def _draw_view(draw: ImageDraw.ImageDraw, view: View) -> None:
         else:
             draw.rectangle(box, fill=fill, outline=outline, width=width)
     if view.icon:
-        _draw_icon(draw, view)
+        _draw_icon(image, draw, view)
     elif view.cls == EDIT:
         _draw_edit(draw, view)
     elif view.text or view.hint:
         _draw_text(draw, view, view.bounds, view.fg)
     for child in view.children:
-        _draw_view(draw, child)
+        _draw_view(image, draw, child)
 
 
-def _draw_text(draw: ImageDraw.ImageDraw, view: View, bounds: tuple[int, int, int, int], fg: Color) -> None:
+def _draw_text(draw: ImageDraw.ImageDraw, view: View, bounds: tuple[int, int, int, int], fg: Color,
+               shadow: bool = False) -> None:  # fmt: skip
     text = view.shown_text
     if not text:
         return
@@ -186,6 +195,10 @@ def _draw_text(draw: ImageDraw.ImageDraw, view: View, bounds: tuple[int, int, in
     line = ellipsize(text.replace("\n", " "), px, avail, view.bold)
     cy = (top + bottom) // 2
     x = {"center": (left + right) // 2, "right": inner_r}.get(view.align, inner_l)
+    if shadow:  # a soft dark halo, offset down, keeps light text legible on a photo
+        off = max(1, px // 16)
+        draw_line(draw, x, cy + off, line, px, TEXT_SHADOW, view.align, view.bold, stroke=max(1, px // 9))
+        draw_line(draw, x, cy + off, line, px, TEXT_SHADOW, view.align, view.bold)
     draw_line(draw, x, cy, line, px, fg, view.align, view.bold)
 
 
@@ -203,12 +216,19 @@ def _draw_edit(draw: ImageDraw.ImageDraw, view: View) -> None:
     _draw_text(draw, view, view.bounds, fg)
 
 
-def _draw_icon(draw: ImageDraw.ImageDraw, view: View) -> None:
+def _draw_icon(image: Image.Image, draw: ImageDraw.ImageDraw, view: View) -> None:
     left, top, right, bottom = view.bounds
     w, h = right - left, bottom - top
     cx, cy = (left + right) // 2, (top + bottom) // 2
     color = view.icon_color or view.fg
     kind, _, arg = view.icon.partition(":")
+    if kind == "wallpaper":  # "wallpaper:SEED": the launcher's photo-like wallpaper, cached per size+seed
+        image.paste(imagery.wallpaper(w, h, int(arg or 0)), (left, top))
+        return
+    if kind == "photo":  # "photo:KEY": a product photo with rounded corners, cached per size+key
+        picture, mask = imagery.photo(w, h, arg)
+        image.paste(picture, (left, top), mask)
+        return
     if kind == "app":
         # Launcher cell: a rounded tile with the app's initial, and the label (the node's text) below.
         side = int(min(w * 0.62, h * 0.58))
@@ -216,7 +236,8 @@ def _draw_icon(draw: ImageDraw.ImageDraw, view: View) -> None:
         draw.rounded_rectangle((tl[0], tl[1], tl[0] + side, tl[1] + side), radius=side // 4, fill=color)
         draw_line(draw, cx, tl[1] + side // 2, arg, int(side * 0.5), (255, 255, 255), "center", True)
         label_top = tl[1] + side + h // 30
-        _draw_text(draw, view, (left, label_top, right, min(bottom, label_top + view.size * 2)), view.fg)
+        label = (left, label_top, right, min(bottom, label_top + view.size * 2))
+        _draw_text(draw, view, label, view.fg, shadow=True)  # labels sit on the wallpaper
         return
     if kind == "avatar":
         r = min(w, h) // 2
@@ -282,11 +303,6 @@ def _draw_icon(draw: ImageDraw.ImageDraw, view: View) -> None:
         d = s // 5
         draw.line((cx - d, cy - d, cx + d, cy + d), fill=color, width=lw)
         draw.line((cx - d, cy + d, cx + d, cy - d), fill=color, width=lw)
-    elif kind == "product":
-        # A product photo stand-in: a tinted tile with a simple shape, seeded by the app.
-        draw.rounded_rectangle((left, top, right - 1, bottom - 1), radius=s // 8, fill=color)
-        r = int(s * 0.28)
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(255, 255, 255, 150))
     elif kind == "dot":
         r = s // 2
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=color)

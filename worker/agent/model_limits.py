@@ -25,12 +25,13 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # KEYS: holders zset, wake list. ARGV: limit, lease ms, token.
 # TIME is Redis's clock, so processes on hosts with skewed clocks agree on expiry.
@@ -142,6 +143,7 @@ class RedisSlots:
         self.holders_key, self.wake_key = slot_keys(prefix, name)
         self._lease_ms = max(1, int(lease_ttl_s * 1000))
         self._refresh_s = lease_ttl_s / 3
+        self._op_timeout_s = max(2.0, lease_ttl_s)
         self._wake_poll_s = wake_poll_s
         self._acquire_script = redis.register_script(_ACQUIRE)
         self._release_script = redis.register_script(_RELEASE)
@@ -155,9 +157,11 @@ class RedisSlots:
         keys = [self.holders_key, self.wake_key]
         started = time.monotonic()
         try:
-            while not await self._acquire_script(keys=keys, args=args):
+            while not await self._bounded(self._acquire_script(keys=keys, args=args)):
                 # Any token means "a slot may be free": try again. A stale token costs one retry.
-                await self._redis.blpop([self.wake_key], timeout=self._wake_poll_s)
+                await self._bounded(
+                    self._redis.blpop([self.wake_key], timeout=self._wake_poll_s), self._wake_poll_s
+                )
         except BaseException:
             # Cancelled while a command was in flight: the script may have given us a slot we never
             # saw, or BLPOP may have taken a wake-up meant for someone. Releasing fixes both.
@@ -168,10 +172,17 @@ class RedisSlots:
             logger.debug("model slot acquired", extra={"endpoint": self.name, "waited_s": round(waited, 3)})
         return token
 
+    async def _bounded(self, call: Awaitable[T], extra_s: float = 0.0) -> T:
+        # A Redis command on a connection that broke mid-cancel can wait forever on its socket; no
+        # command here may outlive a lease (the lease is the slot's own safety net).
+        return await asyncio.wait_for(call, timeout=self._op_timeout_s + extra_s)
+
     async def release(self, token: str) -> None:
         """Give the slot back and wake one waiter."""
-        await self._release_script(
-            keys=[self.holders_key, self.wake_key], args=[self.limit, self._lease_ms, token]
+        await self._bounded(
+            self._release_script(
+                keys=[self.holders_key, self.wake_key], args=[self.limit, self._lease_ms, token]
+            )
         )
 
     async def _release_quietly(self, token: str) -> None:
@@ -185,7 +196,9 @@ class RedisSlots:
         while True:
             await asyncio.sleep(self._refresh_s)
             try:
-                if not await self._refresh_script(keys=[self.holders_key], args=[self._lease_ms, token]):
+                if not await self._bounded(
+                    self._refresh_script(keys=[self.holders_key], args=[self._lease_ms, token])
+                ):
                     logger.warning(
                         "model slot lease had lapsed; re-registered", extra={"endpoint": self.name}
                     )

@@ -73,7 +73,7 @@ class App:
     icon_color: Color = (90, 90, 90)
     activities: dict[str, str] = {}  # noqa: RUF012 - per-class constant tables
     launcher: str | None = None  # fully qualified launcher activity; None: the first activity
-    status_bg: Color = (255, 255, 255)
+    status_bg: Color | None = (255, 255, 255)  # None: transparent (what is behind shows)
     status_fg: Color = (32, 33, 36)
 
     def __init__(self, host: Host) -> None:

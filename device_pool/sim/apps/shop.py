@@ -24,7 +24,6 @@ CATALOG = [
     "Water Bottle", "Backpack", "Running Shoes", "Yoga Mat", "Notebook", "Ballpoint Pens", "Sunglasses",
     "Umbrella", "Phone Charger", "Headphones",
 ]  # fmt: skip
-TINTS = [(255, 205, 210), (200, 230, 201), (187, 222, 251), (255, 236, 179), (225, 190, 231), (178, 235, 242)]
 
 
 def catalog(seed: int) -> list[dict]:
@@ -115,8 +114,8 @@ class ShopApp(App):
                    on_click=lambda: self.push("product", pid=p["id"]))  # fmt: skip
         s = ctx.dp(72)
         x = ctx.dp(16)
-        row.add(View(v.IMAGE, (x, top + ctx.dp(12), x + s, top + ctx.dp(12) + s), icon="product",
-                     icon_color=TINTS[int(p["id"][1:]) % len(TINTS)], desc=p["name"]))  # fmt: skip
+        row.add(View(v.IMAGE, (x, top + ctx.dp(12), x + s, top + ctx.dp(12) + s), icon=f"photo:{p['id']}",
+                     desc=p["name"], rid=f"{PKG}:id/product_image"))  # fmt: skip
         x += s + ctx.dp(16)
         mid = (top + bottom) // 2
         row.add(w.label(ctx, (x, top + ctx.dp(10), ctx.width - ctx.dp(16), mid), p["name"], size=18,
@@ -163,7 +162,8 @@ class ShopApp(App):
                       rid=f"{PKG}:id/ad_close", clickable=True, focusable=True, size=ctx.dp(30), align="center",
                       fg=w.SUBTLE, bg=(241, 243, 244), radius=close // 2, on_click=close_ad))  # fmt: skip
         card.add(View(v.IMAGE, (ctx.width // 2 - ctx.dp(60), top + ctx.dp(60), ctx.width // 2 + ctx.dp(60),
-                                top + ctx.dp(180)), icon="product", icon_color=TINTS[0]))  # fmt: skip
+                                top + ctx.dp(180)), icon=f"photo:{self.products[0]['id']}",
+                      rid=f"{PKG}:id/ad_image"))  # fmt: skip
         card.add(w.label(ctx, (m, top + ctx.dp(196), ctx.width - m, top + ctx.dp(240)),
                          ctx.t("Flash Sale! 50% off", "限时抢购！五折优惠"), size=24, bold=True, align="center",
                          rid=f"{PKG}:id/ad_title"))  # fmt: skip
@@ -214,8 +214,8 @@ class ShopApp(App):
             return root
         m = ctx.dp(20)
         img_h = ctx.dp(240)
-        root.add(View(v.IMAGE, (m, y + ctx.dp(8), ctx.width - m, y + ctx.dp(8) + img_h), icon="product",
-                      icon_color=TINTS[int(p["id"][1:]) % len(TINTS)], desc=p["name"]))  # fmt: skip
+        root.add(View(v.IMAGE, (m, y + ctx.dp(8), ctx.width - m, y + ctx.dp(8) + img_h), icon=f"photo:{p['id']}",
+                      desc=p["name"], rid=f"{PKG}:id/product_image"))  # fmt: skip
         y += img_h + ctx.dp(24)
         root.add(w.label(ctx, (m, y, ctx.width - m, y + ctx.dp(44)), p["name"], size=26, bold=True,
                          rid=f"{PKG}:id/product_title"))  # fmt: skip

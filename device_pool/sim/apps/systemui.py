@@ -19,7 +19,7 @@ def clock_text(seed: int) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}"
 
 
-def status_bar(state: PhoneState, seed: int, width: int, unit: float, bg: Color, fg: Color) -> View:
+def status_bar(state: PhoneState, seed: int, width: int, unit: float, bg: Color | None, fg: Color) -> View:
     h = round(STATUS_BAR_DP * unit)
     bar = View(v.FRAME, (0, 0, width, h), package=PACKAGE, bg=bg, rid="com.android.systemui:id/status_bar")
     pad, icon = round(16 * unit), round(18 * unit)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from device_pool.sim import render
+from device_pool.sim import imagery, render
 from device_pool.sim import views as v
 from device_pool.sim.phone import PhoneConfig, VirtualPhone
 from device_pool.sim.views import View, Window
@@ -86,3 +86,38 @@ def test_frame_counter_overlay(tmp_path: Path) -> None:
     assert counted.frame().seq == first.seq + 1
     corner = (0, 2300, 300, 2400)
     assert counted.frame().image().crop(corner).tobytes() != plain.frame().image().crop(corner).tobytes()
+
+
+def test_launcher_wallpaper_is_photo_like_and_fixed_by_the_seed(tmp_path: Path) -> None:
+    """A real home screen's PNG is ~1 MB (a photo wallpaper); flat colour would be ~80 KB."""
+    a = VirtualPhone(tmp_path / "a", PhoneConfig(launch_delay_ms=0, seed=4))
+    assert len(a.screencap_png()) > 500_000
+    # The tree holds the picture: a full-screen ImageView behind the icons.
+    node = next(n for w in a._windows() for n in w.root.walk() if n.icon.startswith("wallpaper:"))
+    assert node.cls == v.IMAGE and node.bounds == (0, 0, 1080, 2400)
+    body = (0, 1500, 1080, 2400)  # below the icons, so only the wallpaper differs
+    same = VirtualPhone(tmp_path / "b", PhoneConfig(launch_delay_ms=0, seed=4))
+    other = VirtualPhone(tmp_path / "c", PhoneConfig(launch_delay_ms=0, seed=5))
+    assert same.frame().rgba == a.frame().rgba
+    assert other.frame().image().crop(body).tobytes() != a.frame().image().crop(body).tobytes()
+    # Not just the cache: generating again from scratch gives the same bytes.
+    first = imagery.wallpaper(1080, 2400, 4).tobytes()
+    imagery._wallpaper.cache_clear()
+    assert imagery.wallpaper(1080, 2400, 4).tobytes() == first
+
+
+def test_shop_pictures_are_cached_photos(tmp_path: Path) -> None:
+    phone = VirtualPhone(tmp_path / "p", PhoneConfig(launch_delay_ms=0))
+    phone.start_activity(package="com.phonefleet.shop")  # the first launch shows the advert
+    pictures = [n for w in phone._windows() for n in w.root.walk() if n.icon.startswith("photo:")]
+    assert pictures and all(n.cls == v.IMAGE for n in pictures)
+    assert phone.find(rid="com.phonefleet.shop:id/ad_image") is not None
+    first, mask = imagery.photo(189, 189, "p01")
+    assert first.size == mask.size == (189, 189)
+    assert first.getcolors(1000) is None  # over 1000 colours: textured, not a flat tile
+    imagery._photo.cache_clear()
+    assert imagery.photo(189, 189, "p01")[0].tobytes() == first.tobytes()
+    assert imagery.photo(189, 189, "p02")[0].tobytes() != first.tobytes()
+    start = time.perf_counter()
+    phone.frame()
+    assert time.perf_counter() - start < 0.5
