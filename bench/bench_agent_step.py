@@ -216,6 +216,11 @@ def main() -> int:
         b50 = statistics.median(base)
         print(f"{kind:<8} {p50:>12.0f} {p90:>12.0f} {b50:>16.0f} {b50 / p50:>8.1f}x"
               f" {ours_bytes:>17,} {base_bytes:>10,} {ours_bytes / base_bytes:>6.2f}")  # fmt: skip
+    # Flat screens (Settings, Contacts) make small PNGs; photo-like ones (home, shop) large ones.
+    ours_all, base_all = sum(r[3] for r in rows), sum(r[4] for r in rows)
+    print(
+        f"{'all four':<8} {'':>12} {'':>12} {'':>16} {'':>9} {ours_all:>17,} {base_all:>10,} {ours_all / base_all:>6.2f}"
+    )
     return 0
 
 
