@@ -173,9 +173,20 @@ class RedisSlots:
         return token
 
     async def _bounded(self, call: Awaitable[T], extra_s: float = 0.0) -> T:
-        # A Redis command on a connection that broke mid-cancel can wait forever on its socket; no
-        # command here may outlive a lease (the lease is the slot's own safety net).
-        return await asyncio.wait_for(call, timeout=self._op_timeout_s + extra_s)
+        """Run one Redis command to its end, even when the caller is cancelled meanwhile.
+
+        Cancelling a redis-py command mid-flight can wedge its connection (seen: a later connect
+        retried "Connection lost" until the test's timeout), so a cancel waits for the command,
+        which a deadline bounds, and then propagates. No command may outlive a lease.
+        """
+        task = asyncio.ensure_future(asyncio.wait_for(call, timeout=self._op_timeout_s + extra_s))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # retrieved: the cancel is what the caller sees
+            raise
 
     async def release(self, token: str) -> None:
         """Give the slot back and wake one waiter."""
