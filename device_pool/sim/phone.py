@@ -88,6 +88,7 @@ class VirtualPhone:
         self._starting_until: dict[str, float] = {}
         self._recents_open = False
         self._screen_on = True
+        self._png_cache: tuple[Frame, bytes] | None = None
         launcher = self._apps[LAUNCHER]
         launcher.stack = [launcher.create_screen(next(iter(launcher.activities)), None)]
 
@@ -449,11 +450,17 @@ class VirtualPhone:
             return self._frame
 
     def screencap_png(self) -> bytes:
+        """The current frame as PNG; encoded once per frame (on a real phone the phone pays it)."""
         import io
 
+        frame = self.frame()
+        cached = self._png_cache
+        if cached is not None and cached[0] is frame:
+            return cached[1]
         buf = io.BytesIO()
-        self.frame().image().save(buf, format="PNG", compress_level=1)
-        return buf.getvalue()
+        frame.image().save(buf, format="PNG", compress_level=1)
+        self._png_cache = (frame, buf.getvalue())
+        return self._png_cache[1]
 
     def screencap_raw(self) -> bytes:
         f = self.frame()
