@@ -76,3 +76,24 @@ def device(sim_phone: SimPhones, connect: Connect) -> AdbDevice:
 def fresh_device(fresh_phone: SimPhones, connect: Connect) -> AdbDevice:
     """A phone of this test's own, for tests that change its state or kill it."""
     return connect(fresh_phone)
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A Redis key prefix of this test's own; its keys are deleted afterwards."""
+    import uuid
+
+    import redis
+
+    prefix = f"pftest:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    r = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(r.scan_iter(match=f"{prefix}*"))
+        if keys:
+            r.delete(*keys)
+    finally:
+        r.close()

@@ -11,16 +11,14 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 from PIL import Image, ImageDraw
 
 from tests.conditions import GiveUp, wait_until
+from tests.conftest import REDIS_URL
 from tests.processes import REPO, stop_process
 from tests.worker.agent.model_servers import Hang, ModelServer, Raw, Reply, Status, dead_url, serve
 from worker.agent.images import encode_screenshot, image_part
@@ -28,7 +26,6 @@ from worker.agent.model_client import ModelClient, ModelClientConfig, ModelEndpo
 from worker.agent.model_limits import RedisSlots
 from worker.errors import ModelReplyError, ModelTimeout, ModelUnavailable
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 HELLO = [{"role": "user", "content": "hi"}]
 
 
@@ -47,20 +44,6 @@ def chat_once(cfg: ModelClientConfig) -> ModelResponse:
             return await client.chat(HELLO)
 
     return asyncio.run(go())
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    """A key prefix of this test's own; its keys are deleted afterwards."""
-    prefix = f"pftest:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    r = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(r.scan_iter(match=f"{prefix}*"))
-        if keys:
-            r.delete(*keys)
-    finally:
-        r.close()
 
 
 # --- retries and errors ---------------------------------------------------------------------------

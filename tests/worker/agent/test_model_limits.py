@@ -6,31 +6,16 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 
+from tests.conftest import REDIS_URL
 from worker.agent.model_limits import LocalSlots, RedisSlots, slot_keys
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 T = TypeVar("T")
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    """A key prefix of this test's own; its keys are deleted afterwards."""
-    value = f"pftest:{uuid.uuid4().hex[:12]}:"
-    yield value
-    r = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(r.scan_iter(match=f"{value}*"))
-        if keys:
-            r.delete(*keys)
-    finally:
-        r.close()
 
 
 def with_redis(n: int, body: Callable[[list[aioredis.Redis]], Awaitable[T]]) -> T:
@@ -62,9 +47,9 @@ async def blocked_in_blpop(conn: aioredis.Redis, timeout: float = 5.0) -> None:
         await admin.aclose()
 
 
-def test_cap_holds_across_connections(prefix: str) -> None:
+def test_cap_holds_across_connections(redis_prefix: str) -> None:
     async def body(conns: list[aioredis.Redis]) -> tuple[int, int]:
-        limiters = [RedisSlots(c, "http://m/v1|m", 3, prefix=prefix, wake_poll_s=0.5) for c in conns]
+        limiters = [RedisSlots(c, "http://m/v1|m", 3, prefix=redis_prefix, wake_poll_s=0.5) for c in conns]
         holding = peak = 0
 
         async def work(limiter: RedisSlots) -> None:
@@ -85,9 +70,9 @@ def test_cap_holds_across_connections(prefix: str) -> None:
     assert left == 0
 
 
-def test_release_wakes_a_waiter_without_polling(prefix: str) -> None:
+def test_release_wakes_a_waiter_without_polling(redis_prefix: str) -> None:
     async def body(conns: list[aioredis.Redis]) -> float:
-        a, b = (RedisSlots(c, "ep", 1, prefix=prefix, wake_poll_s=30) for c in conns)
+        a, b = (RedisSlots(c, "ep", 1, prefix=redis_prefix, wake_poll_s=30) for c in conns)
         token = await a.acquire()
         waiter = asyncio.create_task(b.acquire())
         await blocked_in_blpop(conns[1])
@@ -102,10 +87,10 @@ def test_release_wakes_a_waiter_without_polling(prefix: str) -> None:
     assert with_redis(2, body) < 0.5
 
 
-def test_dead_holder_slot_frees_after_lease(prefix: str) -> None:
+def test_dead_holder_slot_frees_after_lease(redis_prefix: str) -> None:
     async def body(conns: list[aioredis.Redis]) -> float:
-        dead = RedisSlots(conns[0], "ep", 1, prefix=prefix, lease_ttl_s=0.6)
-        alive = RedisSlots(conns[1], "ep", 1, prefix=prefix, lease_ttl_s=0.6, wake_poll_s=0.1)
+        dead = RedisSlots(conns[0], "ep", 1, prefix=redis_prefix, lease_ttl_s=0.6)
+        alive = RedisSlots(conns[1], "ep", 1, prefix=redis_prefix, lease_ttl_s=0.6, wake_poll_s=0.1)
         await dead.acquire()  # and never release nor refresh: the process "died"
         started = time.monotonic()
         token = await asyncio.wait_for(alive.acquire(), 5)
@@ -117,15 +102,15 @@ def test_dead_holder_slot_frees_after_lease(prefix: str) -> None:
     assert 0.4 <= waited < 1.2, waited
 
 
-def test_expired_holders_wake_the_other_waiters(prefix: str) -> None:
+def test_expired_holders_wake_the_other_waiters(redis_prefix: str) -> None:
     """Slots freed by expiry are announced by the acquirer that found them (no release runs)."""
 
     async def body(conns: list[aioredis.Redis]) -> list[float]:
-        dead = RedisSlots(conns[0], "ep", 2, prefix=prefix, lease_ttl_s=0.5)
+        dead = RedisSlots(conns[0], "ep", 2, prefix=redis_prefix, lease_ttl_s=0.5)
         for _ in range(2):
             await dead.acquire()
         # only the first waiter re-checks on its own; the second can only be woken by it
-        waiters = [RedisSlots(c, "ep", 2, prefix=prefix, lease_ttl_s=0.5, wake_poll_s=poll)
+        waiters = [RedisSlots(c, "ep", 2, prefix=redis_prefix, lease_ttl_s=0.5, wake_poll_s=poll)
                    for c, poll in zip(conns[1:], (0.3, 30), strict=True)]  # fmt: skip
         started = time.monotonic()
 
@@ -139,10 +124,10 @@ def test_expired_holders_wake_the_other_waiters(prefix: str) -> None:
     assert all(t < 1.0 for t in times), times
 
 
-def test_lease_is_refreshed_while_the_request_runs(prefix: str) -> None:
+def test_lease_is_refreshed_while_the_request_runs(redis_prefix: str) -> None:
     async def body(conns: list[aioredis.Redis]) -> tuple[int, bool]:
-        holder = RedisSlots(conns[0], "ep", 1, prefix=prefix, lease_ttl_s=0.3)
-        other = RedisSlots(conns[1], "ep", 1, prefix=prefix, lease_ttl_s=0.3, wake_poll_s=0.05)
+        holder = RedisSlots(conns[0], "ep", 1, prefix=redis_prefix, lease_ttl_s=0.3)
+        other = RedisSlots(conns[1], "ep", 1, prefix=redis_prefix, lease_ttl_s=0.3, wake_poll_s=0.05)
         async with holder.slot():
             await asyncio.sleep(1.0)  # a request running for three lease lengths
             held = await holder.holders()
@@ -157,9 +142,9 @@ def test_lease_is_refreshed_while_the_request_runs(prefix: str) -> None:
     assert held == 1 and not stolen
 
 
-def test_cancelled_waiter_and_cancelled_holder_leak_nothing(prefix: str) -> None:
+def test_cancelled_waiter_and_cancelled_holder_leak_nothing(redis_prefix: str) -> None:
     async def body(conns: list[aioredis.Redis]) -> tuple[int, int]:
-        a, b = (RedisSlots(c, "ep", 1, prefix=prefix, wake_poll_s=30) for c in conns)
+        a, b = (RedisSlots(c, "ep", 1, prefix=redis_prefix, wake_poll_s=30) for c in conns)
         entered = asyncio.Event()
 
         async def hold() -> None:
@@ -186,13 +171,13 @@ def test_cancelled_waiter_and_cancelled_holder_leak_nothing(prefix: str) -> None
     assert with_redis(2, body) == (1, 0)
 
 
-def test_wake_list_stays_bounded(prefix: str) -> None:
+def test_wake_list_stays_bounded(redis_prefix: str) -> None:
     async def body(conns: list[aioredis.Redis]) -> int:
-        limiter = RedisSlots(conns[0], "ep", 2, prefix=prefix)
+        limiter = RedisSlots(conns[0], "ep", 2, prefix=redis_prefix)
         for _ in range(20):
             async with limiter.slot():
                 pass
-        return await conns[0].llen(slot_keys(prefix, "ep")[1])
+        return await conns[0].llen(slot_keys(redis_prefix, "ep")[1])
 
     assert with_redis(1, body) <= 2
 
