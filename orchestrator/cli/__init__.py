@@ -10,9 +10,9 @@ import argparse
 import logging
 import sys
 
-from orchestrator.cli import reference_model, run, sim
+from orchestrator.cli import migrate, reference_model, run, sim
 
-SUBCOMMANDS = (sim, run, reference_model)
+SUBCOMMANDS = (sim, run, reference_model, migrate)
 
 
 def _configure_logging(level: str) -> None:

@@ -1,0 +1,42 @@
+"""The control plane's database: rows, column types, engines. Migrations: ``orchestrator.db.migrate``."""
+
+from orchestrator.db.engine import BEGIN_IMMEDIATE, make_engine, make_sessionmaker
+from orchestrator.db.enums import DeviceState, SessionState, TaskStatus, UserRole, WebhookStatus
+from orchestrator.db.models import (
+    ApiKey,
+    Base,
+    Device,
+    DeviceSession,
+    Event,
+    Lease,
+    Step,
+    Task,
+    Tenant,
+    User,
+    WebhookDelivery,
+)
+from orchestrator.db.types import UTCDateTime, utcnow
+
+__all__ = [
+    "BEGIN_IMMEDIATE",
+    "ApiKey",
+    "Base",
+    "Device",
+    "DeviceSession",
+    "DeviceState",
+    "Event",
+    "Lease",
+    "SessionState",
+    "Step",
+    "Task",
+    "TaskStatus",
+    "Tenant",
+    "UTCDateTime",
+    "User",
+    "UserRole",
+    "WebhookDelivery",
+    "WebhookStatus",
+    "make_engine",
+    "make_sessionmaker",
+    "utcnow",
+]

@@ -1,0 +1,56 @@
+"""The states rows move through, stored as their lowercase string values."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["DeviceState", "SessionState", "TaskStatus", "UserRole", "WebhookStatus"]
+
+
+class UserRole(StrEnum):
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class DeviceState(StrEnum):
+    PROVISIONING = "provisioning"
+    IDLE = "idle"
+    LEASED = "leased"
+    RESETTING = "resetting"
+    UNHEALTHY = "unhealthy"
+    RETIRED = "retired"
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    LEASING = "leasing"
+    RUNNING = "running"
+    WAITING_FOR_USER = "waiting_for_user"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    USER_CONTROL = "user_control"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_final(self) -> bool:
+        """True for the four end states; a task never leaves them."""
+        return self in _FINAL_TASK_STATUSES
+
+
+_FINAL_TASK_STATUSES = frozenset(
+    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMED_OUT}
+)
+
+
+class WebhookStatus(StrEnum):
+    PENDING = "pending"  # waiting for its first or next attempt (next_attempt_at)
+    DELIVERED = "delivered"
+    FAILED = "failed"  # gave up after the last attempt
+
+
+class SessionState(StrEnum):
+    ACTIVE = "active"
+    CLOSED = "closed"
+    EXPIRED = "expired"

@@ -1,0 +1,263 @@
+"""The control plane's rows (``docs/control-plane.md`` has the table of tables).
+
+Portable to PostgreSQL and SQLite: UUID keys (``Uuid``), aware UTC times (``UTCDateTime``), enums
+as strings with a CHECK, JSON as JSONB on PostgreSQL. JSON columns do not track in-place changes:
+assign a new value to save one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from orchestrator.db.enums import DeviceState, SessionState, TaskStatus, UserRole, WebhookStatus
+from orchestrator.db.types import JSONType, UTCDateTime, str_enum, utcnow
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Device",
+    "DeviceSession",
+    "Event",
+    "Lease",
+    "Step",
+    "Task",
+    "Tenant",
+    "User",
+    "WebhookDelivery",
+]
+
+# Named constraints, so later migrations (SQLite batch mode included) can drop them by name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Integer ids on SQLite must be INTEGER PRIMARY KEY to autoincrement; BIGINT elsewhere.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    """Declarative base: shared metadata and the Python type → column type map."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dt.datetime: UTCDateTime(),
+        dict[str, Any]: JSONType,
+        list[Any]: JSONType,
+        uuid.UUID: Uuid(),
+    }
+
+
+class _Row:
+    """A UUID primary key and a creation time, which every table but ``events`` has."""
+
+    # sort_order puts them first in CREATE TABLE (mixin columns would otherwise come last).
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4, sort_order=-2)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, sort_order=-1)
+
+
+class Tenant(_Row, Base):
+    __tablename__ = "tenants"
+
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class User(_Row, Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[UserRole] = mapped_column(str_enum(UserRole, "user_role", 16), default=UserRole.MEMBER)
+
+
+class ApiKey(_Row, Base):
+    """An API key: shown once as ``pf_<prefix>_<secret>``; only the secret's sha256 is kept."""
+
+    __tablename__ = "api_keys"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Unique so a presented key finds exactly one row; the generator retries on a collision.
+    prefix: Mapped[str] = mapped_column(String(8), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class Device(_Row, Base):
+    """A phone in the pool, with its current lease denormalised onto it (one atomic update leases it)."""
+
+    __tablename__ = "devices"
+    # state first: the lease query picks idle phones, the reaper leased ones past lease_expires_at.
+    __table_args__ = (Index(None, "state", "lease_expires_at"),)
+
+    provider: Mapped[str] = mapped_column(String(32))
+    serial: Mapped[str] = mapped_column(String(255), unique=True)
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[DeviceState] = mapped_column(
+        str_enum(DeviceState, "device_state"), default=DeviceState.PROVISIONING
+    )
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # No foreign key: leases already point at devices, and a cycle would complicate every migration.
+    lease_id: Mapped[uuid.UUID | None]
+    lease_holder: Mapped[str | None] = mapped_column(String(255))
+    lease_expires_at: Mapped[dt.datetime | None]
+    health_checked_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Task(_Row, Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index(None, "tenant_id", "status"),
+        Index(None, "tenant_id", "created_at", "id"),  # cursor pagination: (created_at, id) after a cursor
+        Index(None, "status", "heartbeat_at"),  # the sweeper scans by status across tenants
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    instruction: Mapped[str] = mapped_column(Text)
+    status: Mapped[TaskStatus] = mapped_column(str_enum(TaskStatus, "task_status"), default=TaskStatus.QUEUED)
+    reason: Mapped[str | None] = mapped_column(String(64))  # machine-readable: "worker_lost", "max_steps"
+    message: Mapped[str | None] = mapped_column(Text)
+    device_profile: Mapped[dict[str, Any] | None]  # what the device must match, e.g. {"android": 13}
+    max_steps: Mapped[int] = mapped_column(default=50)
+    timeout_s: Mapped[int] = mapped_column(default=1800)
+    model: Mapped[str | None] = mapped_column(String(200))
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    # "metadata" is reserved on declarative classes, so the attribute is metadata_.
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("devices.id"))
+    worker_id: Mapped[str | None] = mapped_column(String(255))
+    claimed_at: Mapped[dt.datetime | None]
+    heartbeat_at: Mapped[dt.datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    result: Mapped[dict[str, Any] | None]  # timings, usage
+
+
+class DeviceSession(_Row, Base):
+    """A phone held for manual or external-agent use (no task)."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index(None, "tenant_id", "state"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("devices.id"), index=True)
+    state: Mapped[SessionState] = mapped_column(
+        str_enum(SessionState, "session_state", 16), default=SessionState.ACTIVE
+    )
+    ttl_s: Mapped[int] = mapped_column(default=600)
+    expires_at: Mapped[dt.datetime | None]
+    closed_at: Mapped[dt.datetime | None]
+
+
+class Lease(_Row, Base):
+    """One row per lease, never deleted: the pool's audit log."""
+
+    __tablename__ = "leases"
+    __table_args__ = (
+        Index(None, "device_id", "released_at"),
+        # At most one open lease per device, whatever bug or race tries to add a second.
+        Index(
+            "uq_leases_device_id_open",
+            "device_id",
+            unique=True,
+            postgresql_where=text("released_at IS NULL"),
+            sqlite_where=text("released_at IS NULL"),
+        ),
+    )
+
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id"))
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenants.id"))
+    holder: Mapped[str] = mapped_column(String(255))
+    task_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tasks.id"), index=True)
+    session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sessions.id"))
+    acquired_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    heartbeat_at: Mapped[dt.datetime | None]
+    released_at: Mapped[dt.datetime | None]
+    release_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class Step(_Row, Base):
+    """One agent step: screenshot → model reply → action → result."""
+
+    __tablename__ = "steps"
+    __table_args__ = (UniqueConstraint("task_id", "index"),)
+
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    index: Mapped[int]
+    screenshot: Mapped[str | None] = mapped_column(String(1024))  # path relative to data_dir
+    current_app: Mapped[str | None] = mapped_column(String(255))
+    thinking: Mapped[str | None] = mapped_column(Text)
+    action_text: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[dict[str, Any] | None]
+    result: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prompt_tokens: Mapped[int | None]
+    completion_tokens: Mapped[int | None]
+
+
+class Event(Base):
+    """Append-only outbox and audit log; the integer id orders events."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index(None, "tenant_id", "id"),
+        Index(None, "task_id", "id"),
+        # AUTOINCREMENT: SQLite would otherwise reuse the ids of deleted newest rows, and readers
+        # that resume "after id N" would miss the new rows.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    task_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(64))  # "task.status", "task.step", … (grows without migrations)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class WebhookDelivery(_Row, Base):
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index(None, "status", "next_attempt_at"),)  # the deliverer's "what is due" scan
+
+    event_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[WebhookStatus] = mapped_column(
+        str_enum(WebhookStatus, "webhook_status", 16), default=WebhookStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
+    delivered_at: Mapped[dt.datetime | None]

@@ -1,0 +1,99 @@
+"""Throwaway databases for tests: a PostgreSQL database of a test's own (created, then dropped), or SQLite.
+
+PostgreSQL runs already (``.ci/run`` starts it): each throwaway database gets a unique name, so test
+runs in parallel never share one, and is dropped with ``WITH (FORCE)`` even if a test left a
+connection open.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.aio import run
+
+PG_HOST = "127.0.0.1"
+PG_PORT = 5432
+PG_USER = "postgres"
+_ADMIN_DSN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
+
+
+@dataclass(frozen=True)
+class PostgresDatabase:
+    """A database on the test PostgreSQL server, by name."""
+
+    name: str
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL (asyncpg), as ``PHONEFLEET_DATABASE_URL`` takes it."""
+        return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.name}"
+
+    @property
+    def dsn(self) -> str:
+        """The libpq URL, for asyncpg.connect or psql."""
+        return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.name}"
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(_ADMIN_DSN, timeout=10)
+    except OSError as exc:
+        raise RuntimeError(f"PostgreSQL is not reachable at {_ADMIN_DSN} (.ci/run starts it): {exc}") from exc
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def create_postgres_database(prefix: str = "pftest") -> PostgresDatabase:
+    """Create an empty database with a unique name."""
+    db = PostgresDatabase(f"{prefix}_{uuid.uuid4().hex[:12]}")
+    run(_admin(f'CREATE DATABASE "{db.name}"'), timeout=30)
+    return db
+
+
+def drop_postgres_database(db: PostgresDatabase) -> None:
+    """Drop it, closing whatever connections are still open to it."""
+    run(_admin(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)'), timeout=30)
+
+
+@contextmanager
+def throwaway_postgres(prefix: str = "pftest") -> Iterator[PostgresDatabase]:
+    """A new empty PostgreSQL database for the ``with`` block, dropped afterwards."""
+    db = create_postgres_database(prefix)
+    try:
+        yield db
+    finally:
+        drop_postgres_database(db)
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL (aiosqlite) of a SQLite file at ``path``."""
+    return f"sqlite+aiosqlite:///{path.resolve()}"
+
+
+def migrate_to_head(url: str) -> None:
+    """Run the real migrations (not ``create_all``), as ``phonefleet migrate`` does."""
+    from orchestrator.db import migrate
+
+    run(migrate.upgrade(url), timeout=120)
+
+
+@asynccontextmanager
+async def open_sessions(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """An engine on ``url`` for one event loop (one ``run(...)``), disposed at the end."""
+    from orchestrator.db import make_engine, make_sessionmaker
+
+    engine = make_engine(url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
