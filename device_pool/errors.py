@@ -4,11 +4,13 @@ This is the lowest layer, so every package can import it. Higher packages add th
 in their own ``errors.py``; the HTTP mapping lives in one place in the orchestrator.
 
     PhoneFleetError (code, message, retryable, context)
-    └─ DeviceError (device_id)
-       ├─ DeviceOffline          the phone cannot be reached or dropped the connection   [retryable]
-       ├─ DeviceTimeout          a command did not finish within its deadline             [retryable]
-       ├─ CommandFailed          the command ran and failed (cmd, exit_code, output)
-       └─ AdbProtocolError       the peer spoke something that is not the adb protocol
+    ├─ DeviceError (device_id)
+    │  ├─ DeviceOffline          the phone cannot be reached or dropped the connection   [retryable]
+    │  ├─ DeviceTimeout          a command did not finish within its deadline             [retryable]
+    │  ├─ CommandFailed          the command ran and failed (cmd, exit_code, output)
+    │  └─ AdbProtocolError       the peer spoke something that is not the adb protocol
+    └─ CapacityError             no phone can be had now (the API answers 503)
+       └─ NoDeviceAvailable      no idle phone matched before the wait's deadline         [retryable]
 """
 
 from __future__ import annotations
@@ -88,11 +90,26 @@ class AdbProtocolError(DeviceError):
     code = "adb_protocol_error"
 
 
+class CapacityError(PhoneFleetError):
+    """No phone can be had now: the pool is fully leased, or a provider is at its limit."""
+
+    code = "capacity_error"
+
+
+class NoDeviceAvailable(CapacityError):
+    """No idle phone matching the profile came free before the wait's deadline."""
+
+    code = "no_device_available"
+    retryable = True
+
+
 __all__ = [
     "AdbProtocolError",
+    "CapacityError",
     "CommandFailed",
     "DeviceError",
     "DeviceOffline",
     "DeviceTimeout",
+    "NoDeviceAvailable",
     "PhoneFleetError",
 ]

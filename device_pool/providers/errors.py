@@ -3,6 +3,7 @@
     PhoneFleetError
     └─ ProviderError (provider)          a provider could not do what was asked
        ├─ ProviderCapacity               it cannot make (more) phones: static phones, max_count reached
+       │                                 (also a CapacityError, so the API maps it to 503)
        ├─ UnsupportedProfile             it cannot make a phone of the profile asked for
        ├─ UnknownDevice (device_id)      the serial is not one this provider has (a caller's mistake)
        └─ PhoneStartFailed (device_id)   a phone it started did not come online (exited, or not by the deadline)
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from device_pool.errors import PhoneFleetError
+from device_pool.errors import CapacityError, PhoneFleetError
 
 
 class ProviderError(PhoneFleetError):
@@ -40,7 +41,7 @@ class ProviderError(PhoneFleetError):
         self.device_id = device_id
 
 
-class ProviderCapacity(ProviderError):
+class ProviderCapacity(ProviderError, CapacityError):
     """The provider cannot make a phone now (sim: ``max_count`` running) or ever (static phones)."""
 
     code = "provider_capacity"

@@ -10,9 +10,9 @@ import argparse
 import logging
 import sys
 
-from orchestrator.cli import migrate, reference_model, run, sim
+from orchestrator.cli import admin, api, migrate, pool, reference_model, run, sim
 
-SUBCOMMANDS = (sim, run, reference_model, migrate)
+SUBCOMMANDS = (sim, run, reference_model, migrate, api, admin, pool)
 
 
 def _configure_logging(level: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections import deque
@@ -20,9 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
-
-from tests.conditions import GiveUp, wait_until
+from tests.asgi import closed_port, serve_asgi
 
 Send = Any  # ASGI send callable
 
@@ -228,49 +225,17 @@ class ModelServer:
             watcher.cancel()
 
 
-def _bound_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # accepted sockets inherit it: without it, Nagle + delayed ACK add ~40 ms to each SSE chunk
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @contextlib.contextmanager
 def serve(server: ModelServer, timeout: float = 10.0) -> Iterator[ModelServer]:
     """Serve ``server`` on a free port of 127.0.0.1 until the block ends; ``server.base_url`` ends in /v1."""
-    sock = _bound_socket()
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(server, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
-    uv = uvicorn.Server(config)
-    # uvicorn installs no signal handlers outside the main thread
-    thread = threading.Thread(
-        target=uv.run, kwargs={"sockets": [sock]}, name=f"model-server-{port}", daemon=True
-    )
-    thread.start()
-
-    def ready() -> bool:
-        if not thread.is_alive():
-            raise GiveUp("the test model server thread exited during start-up")
-        return uv.started
-
-    try:
-        wait_until(ready, timeout=timeout, interval=0.01, what=f"model server on port {port} started")
-        server.base_url = f"http://127.0.0.1:{port}/v1"
+    with serve_asgi(server, lifespan="off", timeout=timeout) as url:
+        server.base_url = f"{url}/v1"
         yield server
-    finally:
-        uv.should_exit = True
-        thread.join(timeout)
-        sock.close()
 
 
 def dead_url() -> str:
     """A /v1 URL on a port nothing listens on (connection refused)."""
-    sock = _bound_socket()
-    port = sock.getsockname()[1]
-    sock.close()  # nobody listens: connects are refused
-    return f"http://127.0.0.1:{port}/v1"
+    return f"http://127.0.0.1:{closed_port()}/v1"
 
 
 __all__ = ["Behaviour", "Call", "Hang", "ModelServer", "Raw", "Reply", "Seen", "Status", "dead_url", "serve"]

@@ -1,0 +1,29 @@
+"""The device pool: leases on the database rows (``leases``) and the manager that keeps phones ready (``manager``).
+
+This package may use the control plane's models through ``orchestrator.db`` (and nothing else of
+the orchestrator); the providers below it stay free of the orchestrator.
+"""
+
+from device_pool.errors import CapacityError, NoDeviceAvailable
+from device_pool.pool.devices import DeviceRecord, DeviceStore
+from device_pool.pool.leases import EXPIRED, EndedLease, LeaseGrant, LeaseStore, profile_matches
+from device_pool.pool.manager import PoolManager
+from device_pool.pool.signals import IDLE, RELEASED, LocalSignal, RedisSignal, Signal
+
+__all__ = [
+    "EXPIRED",
+    "IDLE",
+    "RELEASED",
+    "CapacityError",
+    "DeviceRecord",
+    "DeviceStore",
+    "EndedLease",
+    "LeaseGrant",
+    "LeaseStore",
+    "LocalSignal",
+    "NoDeviceAvailable",
+    "PoolManager",
+    "RedisSignal",
+    "Signal",
+    "profile_matches",
+]

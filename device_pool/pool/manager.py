@@ -1,0 +1,280 @@
+"""The pool manager: keeps one provider's phones registered, reset, healthy and warm (ARCHITECTURE.md "Device pool").
+
+One ``reconcile()`` pass, repeated by ``run()`` every ``min(reap_interval_s, health_interval_s)``
+seconds and at once when a lease ends (the ``released`` wake-up):
+
+1. reap expired leases (any provider's: whichever manager sees them first; the update is atomic);
+2. sync rows with ``provider.list()``: new phones are registered (``provisioning``), rows whose
+   phone is gone are retired (a leased one once its lease ends);
+3. bring up ``provisioning`` and ``resetting`` devices: ``provider.reset`` then ``provider.health``
+   → ``idle``, or ``unhealthy`` with ``last_error``. Only phones this manager itself just created
+   skip the reset (``create`` promises factory state); a phone found by sync may hold anyone's data;
+4. recover ``unhealthy`` devices with backoff: reset again (the sim restarts a dead process); after
+   ``max_reset_failures`` in a row, destroy the phone and create a replacement if
+   ``recreate_unhealthy`` (providers that make phones), else keep retrying (static phones);
+5. create phones until ``min_idle`` are idle or on their way (resetting, provisioning), never more
+   than ``max_devices`` rows in all;
+6. health-check idle devices not checked for ``health_interval_s``.
+
+A device that was leased reaches ``idle`` only through step 3 or 4, both of which reset it first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Iterable
+from typing import TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from device_pool.errors import PhoneFleetError
+from device_pool.pool.devices import DeviceRecord
+from device_pool.pool.leases import LeaseStore
+from device_pool.pool.signals import RELEASED
+from device_pool.providers import DeviceProfile, DeviceSpec, Provider, ProviderCapacity, UnknownDevice
+from orchestrator.db import DeviceState, utcnow
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# States that will be idle without help: they count towards min_idle.
+_COMING = (DeviceState.IDLE, DeviceState.RESETTING, DeviceState.PROVISIONING)
+
+
+class PoolManager:
+    """Reconciles ``provider``'s phones with their device rows through ``store`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        provider: Provider,
+        *,
+        min_idle: int = 1,
+        max_devices: int = 8,
+        health_interval_s: float = 30.0,
+        reap_interval_s: float = 5.0,
+        profile: DeviceProfile | None = None,
+        recreate_unhealthy: bool = True,
+        max_reset_failures: int = 3,
+        op_timeout_s: float = 120.0,
+        parallel: int = 4,
+    ) -> None:
+        if min_idle < 0 or max_devices < 0 or min(health_interval_s, reap_interval_s, op_timeout_s) <= 0:
+            raise ValueError("min_idle and max_devices must be >= 0, the intervals and timeout positive")
+        self.store = store
+        self.provider = provider
+        self.min_idle = min_idle
+        self.max_devices = max_devices
+        self.health_interval_s = health_interval_s
+        self.reap_interval_s = reap_interval_s
+        self.profile = profile
+        self.recreate_unhealthy = recreate_unhealthy
+        self.max_reset_failures = max_reset_failures
+        self.op_timeout_s = op_timeout_s
+        self._parallel = asyncio.Semaphore(parallel)
+        self._created: set[str] = set()  # serials this manager created: factory state, no reset needed
+        self._failures: dict[uuid.UUID, int] = {}  # consecutive failed bring-ups per device
+        self._retry_at: dict[uuid.UUID, float] = {}  # monotonic time of the next recovery attempt
+        self._capacity_logged = False
+        self._stopping = asyncio.Event()
+
+    # --- running ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Reconcile until ``stop()``; a pass that fails on the database or a phone is logged and retried."""
+        interval = min(self.reap_interval_s, self.health_interval_s)
+        self._stopping.clear()
+        logger.info("pool manager running", extra={"provider": self.provider.name})
+        while not self._stopping.is_set():
+            # Armed before the pass: a lease released during it triggers the next pass at once.
+            token = await self.store.signal.arm(RELEASED)
+            try:
+                await self.reconcile()
+            except (SQLAlchemyError, OSError, PhoneFleetError):
+                logger.exception("reconcile pass failed; retrying", extra={"provider": self.provider.name})
+            await _first(self._stopping.wait(), self.store.signal.wait(token, interval))
+        logger.info("pool manager stopped", extra={"provider": self.provider.name})
+
+    def stop(self) -> None:
+        """Ask ``run()`` to return after the pass in progress."""
+        self._stopping.set()
+
+    async def reconcile(self) -> None:
+        """One pass: reap, sync, bring up, recover, keep min_idle, health-check."""
+        await self.store.reap_expired()
+        rows = await self.sync_devices(bring_up=False)
+        await self._gather(self._bring_up(r) for r in rows if r.state in _NEEDS_RESET)
+        rows = await self.store.devices(self.provider.name)
+        await self._gather(self._recover(r) for r in rows if r.state == DeviceState.UNHEALTHY)
+        await self._keep_min_idle()
+        await self._check_idle()
+
+    # --- the steps --------------------------------------------------------------------------------
+
+    async def sync_devices(self, *, bring_up: bool = True) -> list[DeviceRecord]:
+        """Register the provider's phones, retire rows it no longer has; then reset+check new ones → idle."""
+        specs = {spec.serial: spec for spec in await self.provider.list()}
+        rows = await self.store.devices(self.provider.name)
+        known = {row.serial for row in rows}
+        for spec in specs.values():
+            if spec.serial not in known:
+                await self._register(spec)
+        for row in rows:
+            if row.serial not in specs:
+                await self.store.retire(row.id, "gone from the provider")
+        rows = await self.store.devices(self.provider.name)
+        if bring_up:
+            await self._gather(self._bring_up(r) for r in rows if r.state in _NEEDS_RESET)
+            rows = await self.store.devices(self.provider.name)
+        return rows
+
+    async def _bring_up(self, row: DeviceRecord) -> bool:
+        """reset (unless just created) → health → idle; a failure → unhealthy with the reason."""
+        fresh = row.state == DeviceState.PROVISIONING and row.serial in self._created
+        extra = {"device_id": str(row.id), "serial": row.serial}
+        async with self._parallel:
+            try:
+                async with asyncio.timeout(self.op_timeout_s):
+                    if not fresh:
+                        await self.provider.reset(row.serial)
+                    health = await self.provider.health(row.serial)
+            except UnknownDevice:
+                await self.store.retire(row.id, "gone from the provider")
+                return False
+            except (PhoneFleetError, TimeoutError) as exc:
+                error = f"{'reset' if not fresh else 'health'} failed: {type(exc).__name__}: {exc}"
+                return await self._failed(row, error)
+        if not health.ok:
+            return await self._failed(row, f"health check failed: {health.detail}")
+        self._created.discard(row.serial)
+        self._failures.pop(row.id, None)
+        self._retry_at.pop(row.id, None)
+        if not await self.store.mark_idle(row.id):
+            logger.info("device changed state during its reset; left as it is", extra=extra)
+            return False
+        return True
+
+    async def _failed(self, row: DeviceRecord, error: str) -> bool:
+        # Guarded: a device leased meanwhile (an idle one being checked) stays with its holder.
+        if await self.store.mark_unhealthy(row.id, error):
+            count = self._failures.get(row.id, 0) + 1
+            self._failures[row.id] = count
+            # Exponential backoff, capped by the health interval: a dead phone is not hammered.
+            self._retry_at[row.id] = time.monotonic() + min(0.5 * 2 ** (count - 1), self.health_interval_s)
+        return False
+
+    async def _recover(self, row: DeviceRecord) -> None:
+        if time.monotonic() < self._retry_at.get(row.id, 0.0):
+            return
+        if self.recreate_unhealthy and self._failures.get(row.id, 0) >= self.max_reset_failures:
+            await self._replace(row)
+            return
+        if await self.store.mark_resetting(row.id):
+            await self._bring_up(dataclasses.replace(row, state=DeviceState.RESETTING))
+
+    async def _replace(self, row: DeviceRecord) -> None:
+        """Destroy a phone that would not come back, and make a new one in its place."""
+        extra = {"device_id": str(row.id), "serial": row.serial}
+        logger.warning("device failed %d resets; replacing it", self._failures[row.id], extra=extra)
+        if not await self.store.retire(row.id, "replaced after failed resets"):
+            return
+        self._failures.pop(row.id, None)
+        self._retry_at.pop(row.id, None)
+        try:
+            async with asyncio.timeout(self.op_timeout_s):
+                await self.provider.destroy(row.serial)
+        except (PhoneFleetError, TimeoutError) as exc:
+            logger.warning("destroy failed", extra={**extra, "error": str(exc)})
+        await self._create(1)
+
+    async def _keep_min_idle(self) -> None:
+        rows = await self.store.devices(self.provider.name)
+        coming = sum(row.state in _COMING for row in rows)
+        await self._create(min(self.min_idle - coming, self.max_devices - len(rows)))
+
+    async def _create(self, count: int) -> None:
+        for _ in range(max(count, 0)):
+            try:
+                async with asyncio.timeout(self.op_timeout_s):
+                    spec = await self.provider.create(self.profile)
+            except ProviderCapacity as exc:
+                # Static phones can never be created, a full sim provider not now: say so once.
+                level = logging.DEBUG if self._capacity_logged else logging.WARNING
+                logger.log(level, "provider cannot create more phones", extra={"error": str(exc)})
+                self._capacity_logged = True
+                return
+            except (PhoneFleetError, TimeoutError) as exc:
+                logger.warning("phone creation failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+                return
+            self._capacity_logged = False
+            self._created.add(spec.serial)
+            row = await self._register(spec)
+            logger.info("phone created for the pool", extra={"device_id": str(row.id), "serial": spec.serial})
+            await self._bring_up(row)
+
+    async def _check_idle(self) -> None:
+        now = utcnow()
+        due = [
+            row
+            for row in await self.store.devices(self.provider.name)
+            if row.state == DeviceState.IDLE
+            and (
+                row.health_checked_at is None
+                or (now - row.health_checked_at).total_seconds() >= self.health_interval_s
+            )
+        ]
+        await self._gather(self._check(row) for row in due)
+
+    async def _check(self, row: DeviceRecord) -> None:
+        async with self._parallel:
+            try:
+                async with asyncio.timeout(self.op_timeout_s):
+                    health = await self.provider.health(row.serial)
+            except UnknownDevice:
+                await self.store.retire(row.id, "gone from the provider")
+                return
+            except TimeoutError:
+                health = None
+        if health is not None and health.ok:
+            await self.store.touch_health(row.id)
+            return
+        detail = "health check timed out" if health is None else health.detail
+        await self._failed(row, f"health check failed: {detail}")
+
+    async def _register(self, spec: DeviceSpec) -> DeviceRecord:
+        return await self.store.register(
+            provider=spec.provider,
+            serial=spec.serial,
+            profile=spec.profile.model_dump(mode="json"),
+            labels=dict(spec.labels),
+        )
+
+    @staticmethod
+    async def _gather(calls: Iterable[Awaitable[object]]) -> None:
+        """Run per-device steps at once; all finish before the first failure is raised (no orphan tasks)."""
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+
+_NEEDS_RESET = (DeviceState.PROVISIONING, DeviceState.RESETTING)
+
+
+async def _first(*awaitables: Awaitable[T]) -> None:
+    """Until the first of ``awaitables`` finishes; the rest are cancelled."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+__all__ = ["PoolManager"]

@@ -1,0 +1,41 @@
+"""Admin routes: the tenant's API keys (list, issue, revoke)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+
+from orchestrator.api.deps import AdminOnly, ApiKeyServiceDep, CurrentPrincipal
+from orchestrator.api.schemas import ApiKeyCreate, ApiKeyOut, ErrorOut, IssuedKeyOut
+
+__all__ = ["router"]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
+    403: {"model": ErrorOut, "description": "Not an admin key"},
+    422: {"model": ErrorOut, "description": "Invalid input"},
+}
+
+router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys (admin)"], dependencies=[AdminOnly],
+                   responses=_ERRORS)  # fmt: skip
+
+
+@router.get("", summary="List your tenant's keys")
+async def list_keys(principal: CurrentPrincipal, keys: ApiKeyServiceDep) -> list[ApiKeyOut]:
+    """Every key, newest first, without secrets."""
+    return [ApiKeyOut.from_row(key, user) for key, user in await keys.list(principal)]
+
+
+@router.post("", status_code=201, summary="Issue a key")
+async def issue_key(body: ApiKeyCreate, principal: CurrentPrincipal, keys: ApiKeyServiceDep) -> IssuedKeyOut:
+    """A new key for a user of your tenant; the secret is in `key`, shown only this once."""
+    issued = await keys.issue(principal, user_name=body.user, role=body.role, name=body.name)
+    return IssuedKeyOut(**ApiKeyOut.from_row(issued.row, issued.user).model_dump(), key=issued.key)
+
+
+@router.post("/{key_id}/revoke", summary="Revoke a key", responses={404: {"model": ErrorOut}})
+async def revoke_key(key_id: uuid.UUID, principal: CurrentPrincipal, keys: ApiKeyServiceDep) -> ApiKeyOut:
+    """The key stops working at once on this process and within seconds on the others."""
+    return ApiKeyOut.from_row(*await keys.revoke(principal, key_id))

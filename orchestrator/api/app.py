@@ -1,0 +1,128 @@
+"""``create_app(settings)``: the FastAPI app of REST API v1 (no module-level app; see ``docs/api.md``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from orchestrator.api import api_keys, devices, health, tasks
+from orchestrator.api.deps import Services
+from orchestrator.api.errors import error_response, install_error_handlers
+from orchestrator.db import make_engine, make_sessionmaker
+from orchestrator.queue import TaskQueue
+from orchestrator.services import (
+    ApiKeyService,
+    ApiKeyVerifier,
+    Database,
+    DeviceService,
+    HealthService,
+    StepService,
+    TaskService,
+    TokenBuckets,
+)
+from orchestrator.settings import Settings, load_settings
+
+__all__ = ["MAX_BODY_BYTES", "create_app", "create_app_from_env"]
+
+logger = logging.getLogger(__name__)
+
+# The largest valid body is ~20 KB (16 KB metadata + 2000-char instruction); refuse far larger ones
+# before they are read into memory.
+MAX_BODY_BYTES = 256 * 1024
+
+_DESCRIPTION = """PhoneFleet runs phone-use AI agents on a fleet of cloud Android phones.
+
+Authenticate with `Authorization: Bearer pf_<prefix>_<secret>`. Errors are
+`{"error": code, "message": text}`; lists are paged with an opaque `cursor`. See docs/api.md.
+"""
+
+
+class _BodyLimit:
+    """Answers 413 to bodies over ``limit`` bytes, before the app reads them into memory.
+
+    A declared oversize body is read and dropped (up to ``drain_limit``) before answering, so the
+    client, still sending, gets the 413 instead of a connection reset. A chunked body that grows
+    past the limit fails the app's body parsing instead (a 4xx from FastAPI).
+    """
+
+    def __init__(self, app: Any, limit: int, drain_limit: int = 16 * 1024 * 1024) -> None:
+        self.app = app
+        self.limit = limit
+        self.drain_limit = drain_limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            if length.isdigit() and int(length) <= self.drain_limit:
+                while (await receive()).get("more_body"):
+                    pass
+            response = error_response(413, "payload_too_large", f"the body exceeds {self.limit} bytes")
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> dict[str, Any]:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _BodyTooLarge(f"the body exceeds {self.limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+class _BodyTooLarge(Exception):
+    """Raised into the app's body read when a chunked body outgrows the limit."""
+
+
+def create_app(settings: Settings, *, queue: TaskQueue | None = None) -> FastAPI:
+    """The API for ``settings``; the lifespan opens the database engine and broker producer and closes them.
+
+    ``queue`` replaces the producer built from settings (tests pass one with a Redis key prefix);
+    the app then leaves closing it to the caller.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        db = Database(make_sessionmaker(engine))
+        producer = queue or TaskQueue.from_settings(settings)
+        verifier = ApiKeyVerifier(db)
+        limiter = TokenBuckets(settings.auth.rate_limit_per_s, settings.auth.rate_limit_burst)
+        app.state.services = Services(
+            db=db,
+            queue=producer,
+            verifier=verifier,
+            tasks=TaskService(db, producer, limiter),
+            steps=StepService(db, settings.data_dir),
+            devices=DeviceService(db),
+            api_keys=ApiKeyService(db, verifier),
+            health=HealthService(db, producer),
+        )
+        try:
+            yield
+        finally:
+            if queue is None:
+                producer.close()
+            await engine.dispose()
+
+    app = FastAPI(title="PhoneFleet API", version="1.0", description=_DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    for module in (tasks, devices, api_keys, health):
+        app.include_router(module.router)
+    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app with settings from the environment: uvicorn's factory when it runs several workers."""
+    return create_app(load_settings())

@@ -1,0 +1,116 @@
+"""Errors → HTTP: the one status table and the one handler that walks an error's MRO to it.
+
+Every error body is ``{"error": code, "message": text}`` (validation errors add ``details``).
+Retryable errors carry ``Retry-After``; 401 carries ``WWW-Authenticate: Bearer``. An error with no
+entry is logged with its traceback and answers 500 — which user input must never cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from device_pool.errors import CapacityError, DeviceError, PhoneFleetError
+from orchestrator.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+    Unavailable,
+)
+
+__all__ = ["STATUS", "error_response", "install_error_handlers", "status_for"]
+
+logger = logging.getLogger(__name__)
+
+# The only place an error class meets an HTTP status. (ModelError is the worker's: the API never
+# raises it, and the API does not import worker code.)
+STATUS: dict[type[PhoneFleetError], int] = {
+    Unauthenticated: 401,
+    PermissionDenied: 403,
+    NotFound: 404,
+    Conflict: 409,
+    InvalidRequest: 422,
+    RateLimited: 429,
+    DeviceError: 502,
+    CapacityError: 503,
+    Unavailable: 503,
+}
+
+_DEFAULT_RETRY_AFTER_S = 1
+
+
+def status_for(exc: PhoneFleetError) -> int | None:
+    """The status of the nearest class in ``exc``'s MRO that the table maps; None if unmapped."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return None
+
+
+def error_response(
+    status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """The JSON error body every error answer uses."""
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="phonefleet"')
+    return JSONResponse({"error": code, "message": message, **extra}, status_code=status, headers=headers)
+
+
+async def _phonefleet_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PhoneFleetError)
+    status = status_for(exc)
+    if status is None:
+        logger.error("unmapped error answered with 500", exc_info=exc)
+        return error_response(500, "internal_error", "internal error; it has been logged")
+    headers: dict[str, str] = {}
+    if exc.retryable:
+        wait = exc.context.get("retry_after_s", _DEFAULT_RETRY_AFTER_S)
+        headers["Retry-After"] = str(max(1, math.ceil(float(wait))))
+    if status >= 500:
+        logger.warning("%s answered %d: %s", exc.code, status, exc.message)
+    return error_response(status, exc.code, exc.message, headers=headers)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "request"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Never echo the input back: it may be megabytes, or a secret pasted in the wrong field.
+    details = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    message = "; ".join(f"{_location(tuple(d['loc']))}: {d['msg']}" for d in details[:5])
+    if len(details) > 5:
+        message += f"; and {len(details) - 5} more"
+    return error_response(422, "validation_error", message or "invalid request", details=details)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    return error_response(
+        exc.status_code,
+        codes.get(exc.status_code, "http_error"),
+        str(exc.detail),
+        headers=dict(exc.headers or {}),
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers: PhoneFleet errors, request validation, and routing errors (404/405)."""
+    app.add_exception_handler(PhoneFleetError, _phonefleet_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

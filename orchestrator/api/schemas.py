@@ -1,0 +1,243 @@
+"""Request and response bodies of REST API v1 (with the examples OpenAPI shows)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.db import ApiKey, DeviceState, Step, Task, TaskStatus, User, UserRole
+from orchestrator.services import CANCEL_REQUESTED, DeviceView, TaskSpec
+
+__all__ = [
+    "ApiKeyCreate",
+    "ApiKeyOut",
+    "DeviceLeaseOut",
+    "DeviceOut",
+    "ErrorOut",
+    "IssuedKeyOut",
+    "PageOut",
+    "ReadinessOut",
+    "StepOut",
+    "TaskCreate",
+    "TaskOut",
+]
+
+_TASK_ID = "0b5f4c1e-8d1a-4f0e-9a53-2f7c1d9e6b10"
+_TIME = "2025-01-31T12:00:00.123456Z"
+
+
+class TaskCreate(TaskSpec):
+    """Submit a task: only ``instruction`` is required."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "instruction": "Open Settings and turn on Wi-Fi",
+                    "device_profile": {"android": 13},
+                    "max_steps": 30,
+                    "timeout_s": 600,
+                    "webhook_url": "https://example.com/hooks/phonefleet",
+                    "metadata": {"ticket": "OPS-1234"},
+                }
+            ]
+        },
+    )
+
+
+class TaskOut(BaseModel):
+    """A task as the API shows it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": _TASK_ID, "status": "queued", "instruction": "Open Settings and turn on Wi-Fi",
+                    "device_profile": {"android": 13}, "max_steps": 30, "timeout_s": 600, "model": None,
+                    "webhook_url": None, "metadata": {"ticket": "OPS-1234"}, "reason": None, "message": None,
+                    "device_id": None, "attempts": 0, "cancel_requested": False, "result": None,
+                    "created_at": _TIME, "started_at": None, "finished_at": None,
+                    "steps_url": f"/api/v1/tasks/{_TASK_ID}/steps",
+                }
+            ]
+        }
+    )  # fmt: skip
+
+    id: uuid.UUID
+    status: TaskStatus
+    instruction: str
+    device_profile: dict[str, Any] | None
+    max_steps: int
+    timeout_s: int
+    model: str | None
+    webhook_url: str | None
+    metadata: dict[str, Any]
+    reason: str | None = Field(
+        description="Why it ended, machine-readable: cancelled, max_steps, worker_lost…"
+    )
+    message: str | None = Field(description="The agent's final message or the error, for people.")
+    device_id: uuid.UUID | None
+    attempts: int
+    cancel_requested: bool = Field(description="A cancel was asked for while a worker held the task.")
+    result: dict[str, Any] | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    steps_url: str
+
+    @classmethod
+    def from_row(cls, task: Task) -> TaskOut:
+        return cls(
+            id=task.id, status=task.status, instruction=task.instruction, device_profile=task.device_profile,
+            max_steps=task.max_steps, timeout_s=task.timeout_s, model=task.model, webhook_url=task.webhook_url,
+            metadata=task.metadata_, reason=task.reason, message=task.message, device_id=task.device_id,
+            attempts=task.attempts, cancel_requested=CANCEL_REQUESTED in (task.result or {}),
+            result=task.result, created_at=task.created_at, started_at=task.started_at,
+            finished_at=task.finished_at, steps_url=f"/api/v1/tasks/{task.id}/steps",
+        )  # fmt: skip
+
+
+class StepOut(BaseModel):
+    """One agent step: what the model saw, thought and did."""
+
+    index: int
+    created_at: dt.datetime
+    current_app: str | None
+    thinking: str | None
+    action_text: str | None = Field(description='The action as the model wrote it: do(action="Tap", …).')
+    action: dict[str, Any] | None = Field(description="The parsed action.")
+    result: str | None
+    note: str | None
+    timings: dict[str, Any] = Field(description="Seconds: capture_s, model_s, act_s, settle_s.")
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    screenshot_url: str | None
+
+    @classmethod
+    def from_row(cls, step: Step) -> StepOut:
+        url = f"/api/v1/tasks/{step.task_id}/steps/{step.index}/screenshot" if step.screenshot else None
+        return cls(
+            index=step.index, created_at=step.created_at, current_app=step.current_app,
+            thinking=step.thinking, action_text=step.action_text, action=step.action, result=step.result,
+            note=step.note, timings=step.timings, prompt_tokens=step.prompt_tokens,
+            completion_tokens=step.completion_tokens, screenshot_url=url,
+        )  # fmt: skip
+
+
+class DeviceLeaseOut(BaseModel):
+    """The device's current lease; shown only when it is your tenant's."""
+
+    task_id: uuid.UUID | None
+    holder: str
+    acquired_at: dt.datetime
+    expires_at: dt.datetime
+
+
+class DeviceOut(BaseModel):
+    """A phone of the shared pool."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "5d0e8f57-0a3c-4d42-8c55-3b8f7f1f2a01", "provider": "sim", "state": "idle",
+                    "profile": {"width": 1080, "height": 2400, "density": 420, "android": 13, "apps": []},
+                    "labels": {}, "health_checked_at": _TIME, "updated_at": _TIME, "lease": None,
+                    "serial": None, "last_error": None,
+                }
+            ]
+        }
+    )  # fmt: skip
+
+    id: uuid.UUID
+    provider: str
+    state: DeviceState
+    profile: dict[str, Any]
+    labels: dict[str, Any]
+    health_checked_at: dt.datetime | None
+    updated_at: dt.datetime
+    lease: DeviceLeaseOut | None
+    serial: str | None = Field(default=None, description="ADB address; admins only.")
+    last_error: str | None = Field(default=None, description="Admins only.")
+
+    @classmethod
+    def from_view(cls, view: DeviceView) -> DeviceOut:
+        d, lease = view.device, view.lease
+        lease_out = None
+        if lease is not None:
+            lease_out = DeviceLeaseOut(task_id=lease.task_id, holder=lease.holder, acquired_at=lease.acquired_at,
+                                       expires_at=lease.expires_at)  # fmt: skip
+        return cls(
+            id=d.id, provider=d.provider, state=d.state, profile=d.profile, labels=d.labels,
+            health_checked_at=d.health_checked_at, updated_at=d.updated_at, lease=lease_out,
+            serial=d.serial if view.internal else None, last_error=d.last_error if view.internal else None,
+        )  # fmt: skip
+
+
+T = TypeVar("T")
+
+
+class PageOut(BaseModel, Generic[T]):
+    """A page: pass ``next_cursor`` back as ``cursor`` for the next one; null on the last page."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+class ErrorOut(BaseModel):
+    """Every error answer."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"error": "task_not_found", "message": f"no task {_TASK_ID}"}]}
+    )
+
+    error: str = Field(description="Stable, machine-readable code.")
+    message: str = Field(description="What went wrong, for people.")
+    details: list[dict[str, Any]] | None = Field(
+        default=None, description="Validation errors: loc, msg, type."
+    )
+
+
+class ReadinessOut(BaseModel):
+    """Each dependency: "ok" or why not."""
+
+    status: str = Field(examples=["ready", "unavailable"])
+    checks: dict[str, str] = Field(examples=[{"database": "ok", "broker": "ok"}])
+
+
+class ApiKeyCreate(BaseModel):
+    """Issue a key for a user of your tenant (the user is created if new)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1, max_length=200, pattern=r"^[\w.@+-]+$", examples=["ci-bot"])
+    role: UserRole = UserRole.MEMBER
+    name: str = Field(default="default", min_length=1, max_length=200, pattern=r"^[\w .@+-]+$")
+
+
+class ApiKeyOut(BaseModel):
+    """A key without its secret."""
+
+    id: uuid.UUID
+    name: str
+    prefix: str
+    user: str
+    role: UserRole
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, key: ApiKey, user: User) -> ApiKeyOut:
+        return cls(id=key.id, name=key.name, prefix=key.prefix, user=user.name, role=user.role,
+                   created_at=key.created_at, last_used_at=key.last_used_at, revoked_at=key.revoked_at)  # fmt: skip
+
+
+class IssuedKeyOut(ApiKeyOut):
+    """A new key: ``key`` is shown this once and never again."""
+
+    key: str = Field(examples=["pf_1a2b3c4d_Zx…"])

@@ -1,0 +1,119 @@
+"""Task routes: submit, list, read, cancel, and the recorded steps with their screenshots."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi.responses import FileResponse
+
+from orchestrator.api.deps import CurrentPrincipal, StepServiceDep, TaskServiceDep
+from orchestrator.api.schemas import ErrorOut, PageOut, StepOut, TaskCreate, TaskOut
+from orchestrator.db import TaskStatus
+
+__all__ = ["router"]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
+    404: {"model": ErrorOut, "description": "No such task in your tenant"},
+    422: {"model": ErrorOut, "description": "Invalid input; `message` says which field and why"},
+}
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], responses=_ERRORS)
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Items per page (1–100).")]
+Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page.")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retry-safe submission: the same key and body return the original task.",
+    ),
+]
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Submit a task",
+    responses={
+        200: {"model": TaskOut, "description": "Replay of an Idempotency-Key: the original task"},
+        409: {"model": ErrorOut, "description": "Idempotency-Key reused with a different body"},
+        429: {"model": ErrorOut, "description": "Too many submissions; see Retry-After"},
+    },
+)
+async def create_task(
+    body: TaskCreate,
+    principal: CurrentPrincipal,
+    tasks: TaskServiceDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> TaskOut:
+    """Queue a task for a worker; answers 202 with the task (status `queued`)."""
+    task, created = await tasks.create(principal, body, idempotency_key)
+    if not created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return TaskOut.from_row(task)
+
+
+@router.get("", summary="List tasks, newest first")
+async def list_tasks(
+    principal: CurrentPrincipal,
+    tasks: TaskServiceDep,
+    status: Annotated[TaskStatus | None, Query(description="Only tasks in this status.")] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> PageOut[TaskOut]:
+    """Your tenant's tasks, paged by an opaque cursor."""
+    page = await tasks.list(principal, status=status, limit=limit, cursor=cursor)
+    return PageOut[TaskOut](items=[TaskOut.from_row(t) for t in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{task_id}", summary="Read a task")
+async def get_task(task_id: uuid.UUID, principal: CurrentPrincipal, tasks: TaskServiceDep) -> TaskOut:
+    """One task of your tenant."""
+    return TaskOut.from_row(await tasks.get(principal, task_id))
+
+
+@router.post(
+    "/{task_id}/cancel",
+    summary="Cancel a task",
+    responses={409: {"model": ErrorOut, "description": "The task already ended"}},
+)
+async def cancel_task(task_id: uuid.UUID, principal: CurrentPrincipal, tasks: TaskServiceDep) -> TaskOut:
+    """Queued: cancelled at once. Held by a worker: `cancel_requested` is set and the worker stops it."""
+    return TaskOut.from_row(await tasks.cancel(principal, task_id))
+
+
+@router.get("/{task_id}/steps", summary="List a task's steps, oldest first")
+async def list_steps(
+    task_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    steps: StepServiceDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> PageOut[StepOut]:
+    """The agent's steps so far, paged by an opaque cursor."""
+    page = await steps.list(principal, task_id, limit=limit, cursor=cursor)
+    return PageOut[StepOut](items=[StepOut.from_row(s) for s in page.items], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/{task_id}/steps/{index}/screenshot",
+    summary="A step's screenshot",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "The image"}},
+)
+async def get_screenshot(
+    task_id: uuid.UUID,
+    index: Annotated[int, Path(ge=0, lt=2**31, description="The step's index (from 0).")],
+    principal: CurrentPrincipal,
+    steps: StepServiceDep,
+) -> FileResponse:
+    """The screenshot the model saw at step `index` (JPEG or PNG)."""
+    return FileResponse(await steps.screenshot(principal, task_id, index))

@@ -1,0 +1,95 @@
+"""``phonefleet admin``: bootstrap tenants and API keys from the terminal.
+
+``phonefleet admin create-key --tenant NAME [--admin]`` creates the tenant if it is new, a user in it
+(``admin`` or ``member`` unless ``--user`` names one) and a key, and prints the key: the only time
+it is ever shown. ``revoke-key PREFIX`` revokes one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+
+async def _create_key(url: str, tenant: str, user: str, admin: bool, name: str) -> str:
+    from orchestrator.db import UserRole, make_engine, make_sessionmaker
+    from orchestrator.services.auth import get_or_create_tenant, issue_api_key
+
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            row = await get_or_create_tenant(session, tenant)
+            role = UserRole.ADMIN if admin else UserRole.MEMBER
+            issued = await issue_api_key(
+                session, tenant_id=row.id, user_name=user or role.value, role=role, name=name
+            )
+            return issued.key
+    finally:
+        await engine.dispose()
+
+
+async def _revoke_key(url: str, prefix: str) -> bool:
+    from sqlalchemy import select
+
+    from orchestrator.db import ApiKey, make_engine, make_sessionmaker
+    from orchestrator.services.auth import revoke_api_key
+
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+            if key is None:
+                return False
+            await revoke_api_key(session, tenant_id=key.tenant_id, key_id=key.id)
+            return True
+    finally:
+        await engine.dispose()
+
+
+def _cmd_admin(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from orchestrator.errors import PhoneFleetError
+    from orchestrator.settings import load_settings
+
+    try:
+        settings = load_settings(**({"database_url": args.database_url} if args.database_url else {}))
+    except ValidationError as exc:
+        print(f"phonefleet admin: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.action == "create-key":
+            key = asyncio.run(
+                _create_key(settings.database_url, args.tenant, args.user, args.admin, args.name)
+            )
+            print(key)
+            print("Store this key now: it is not shown again.", file=sys.stderr)
+            return 0
+        if not asyncio.run(_revoke_key(settings.database_url, args.prefix)):
+            print(f"phonefleet admin: no API key with prefix {args.prefix!r}", file=sys.stderr)
+            return 1
+        return 0
+    except (PhoneFleetError, SQLAlchemyError, OSError) as exc:
+        # Unmigrated or unreachable database, or a user with another role: one line, not a traceback.
+        print(f"phonefleet admin: {type(exc).__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("admin", help="create tenants and API keys")
+    parser.add_argument(
+        "--database-url", default=None, help="database (default: PHONEFLEET_DATABASE_URL or SQLite)"
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create-key", help="print a new API key (created tenant and user if new)")
+    create.add_argument("--tenant", required=True, help="tenant name (created if it does not exist)")
+    create.add_argument("--admin", action="store_true", help="the key's user is an admin of the tenant")
+    create.add_argument("--user", default="", help="user name (default: 'admin' or 'member')")
+    create.add_argument("--name", default="cli", help="a label for the key")
+    revoke = actions.add_parser(
+        "revoke-key", help="revoke the key with this prefix (the 8 characters after pf_)"
+    )
+    revoke.add_argument("prefix")
+    parser.set_defaults(func=_cmd_admin)

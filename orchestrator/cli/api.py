@@ -1,0 +1,61 @@
+"""``phonefleet api``: serve REST API v1 with uvicorn (settings from the environment)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+    from pydantic import ValidationError
+
+    from orchestrator.api import create_app
+    from orchestrator.settings import load_settings
+
+    overrides: dict[str, object] = {}
+    if args.database_url:
+        overrides["database_url"] = args.database_url
+    try:
+        settings = load_settings(**overrides)
+    except ValidationError as exc:
+        print(f"phonefleet api: {exc}", file=sys.stderr)
+        return 2
+    host = args.host or settings.api.host
+    port = args.port if args.port is not None else settings.api.port
+    if args.workers > 1:
+        if overrides:
+            # Each worker process builds its own settings from the environment.
+            print("phonefleet api: with --workers > 1 set PHONEFLEET_DATABASE_URL instead", file=sys.stderr)
+            return 2
+        uvicorn.run(
+            "orchestrator.api:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            log_level=args.log_level.lower(),
+        )
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level.lower())
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("api", help="serve the REST API (uvicorn)")
+    parser.add_argument(
+        "--host", default=None, help="listen address (default: PHONEFLEET_API__HOST, 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="listen port (default: PHONEFLEET_API__PORT, 8000)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes (default 1; use 2+ on PostgreSQL: one process is bound to one core)",
+    )
+    parser.add_argument(
+        "--database-url", default=None, help="database (default: PHONEFLEET_DATABASE_URL or SQLite)"
+    )
+    parser.set_defaults(func=_cmd_api)

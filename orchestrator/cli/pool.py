@@ -1,0 +1,136 @@
+"""``phonefleet pool``: the pool manager for one provider: register, reset, health-check and keep phones warm.
+
+The database must be migrated (``phonefleet migrate``). The provider comes from ``pool.provider``:
+``sim`` runs ``pool.count`` virtual phones with data under ``{data_dir}/phones``; ``static_adb``
+reads its phones from ``--devices-file`` (JSON: a ``StaticAdbConfig`` object or a list of
+``StaticDevice`` entries). With ``redis_url`` set, wake-ups reach lease waiters in other processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from orchestrator.cli.signals import serve_until_signal
+
+logger = logging.getLogger(__name__)
+
+
+def _provider(settings: Any, args: argparse.Namespace, max_devices: int) -> tuple[Any, bool]:
+    """The provider ``settings.pool.provider`` names, and whether the manager may replace its phones."""
+    from device_pool.providers import SimProvider, SimProviderConfig, StaticAdbConfig, StaticAdbProvider
+
+    pool = settings.pool
+    if pool.provider == "sim":
+        config = SimProviderConfig(
+            data_root=settings.data_dir / "phones",
+            count=pool.count,
+            max_count=max(max_devices, pool.count, 1),
+            base_port=pool.base_port,
+            adb_port=args.adb_port,
+        )
+        return SimProvider(config), True
+    if pool.provider == "static_adb":
+        if args.devices_file is None:
+            raise ValueError("pool.provider is static_adb: pass --devices-file with the phones (JSON)")
+        data = json.loads(Path(args.devices_file).read_text())
+        if isinstance(data, list):
+            data = {"devices": data}
+        data.setdefault("adb_port", args.adb_port)
+        # Static phones are listed, never made: an unhealthy one is retried, not replaced.
+        return StaticAdbProvider(StaticAdbConfig.model_validate(data)), False
+    raise ValueError(f"pool.provider {pool.provider!r} is not available yet")
+
+
+async def _serve(settings: Any, args: argparse.Namespace) -> None:
+    from device_pool.driver import AdbServerClient
+    from device_pool.pool import LeaseStore, LocalSignal, PoolManager, RedisSignal
+    from orchestrator.db import make_engine
+
+    max_devices = args.max_devices or max(settings.pool.count, settings.pool.min_idle)
+    provider, recreate = _provider(settings, args, max_devices)
+    engine = make_engine(settings.database_url)
+    signal = RedisSignal(settings.redis_url) if settings.redis_url else LocalSignal()
+    store = LeaseStore.for_engine(engine, signal=signal)
+    manager = PoolManager(
+        store,
+        provider,
+        min_idle=settings.pool.min_idle,
+        max_devices=max_devices,
+        health_interval_s=args.health_interval,
+        # Reaping finer than a quarter of the TTL would only cost queries.
+        reap_interval_s=min(args.reap_interval, settings.pool.lease_ttl_s / 4),
+        recreate_unhealthy=recreate,
+    )
+    runner: asyncio.Task[None] | None = None
+
+    async def start() -> None:
+        nonlocal runner
+        await AdbServerClient(port=args.adb_port).start()
+        specs = await provider.start()
+        rows = await manager.sync_devices()
+        logger.info(
+            "pool manager started",
+            extra={"provider": provider.name, "phones": len(specs), "devices": len(rows)},
+        )
+        runner = asyncio.create_task(manager.run(), name="pool-manager")
+
+    async def stop() -> None:
+        manager.stop()
+        if runner is not None:
+            await runner
+
+    try:
+        await serve_until_signal(start, stop)
+    finally:
+        # Also when start() failed: no phone process or connection outlives the command.
+        await provider.close()
+        await store.close()
+        await engine.dispose()
+
+
+def _cmd_pool(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from device_pool.errors import PhoneFleetError
+    from orchestrator.settings import load_settings
+
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        print(f"phonefleet pool: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(settings, args))
+    except (ValueError, ValidationError, json.JSONDecodeError) as exc:
+        print(f"phonefleet pool: {exc}", file=sys.stderr)
+        return 2
+    except (SQLAlchemyError, OSError, PhoneFleetError) as exc:
+        # An unreachable or unmigrated database, a provider that cannot start: one line, not a traceback.
+        print(f"phonefleet pool: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("pool", help="run the device pool manager (provider from PHONEFLEET_POOL__*)")
+    parser.add_argument(
+        "--devices-file", default=None, help="static_adb: JSON list of phones (StaticDevice entries)"
+    )
+    parser.add_argument(
+        "--max-devices", type=int, default=None, help="most phones in the pool (default max(count, min_idle))"
+    )
+    parser.add_argument("--adb-port", type=int, default=5037, help="the adb server's port (default 5037)")
+    parser.add_argument(
+        "--health-interval", type=float, default=30.0, help="seconds between health checks of an idle phone"
+    )
+    parser.add_argument(
+        "--reap-interval", type=float, default=5.0, help="seconds between passes that reap expired leases"
+    )
+    parser.set_defaults(func=_cmd_pool)

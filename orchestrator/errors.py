@@ -1,0 +1,134 @@
+"""The orchestrator's branches of the error tree (the base lives in ``device_pool/errors.py``).
+
+    PhoneFleetError
+    ├─ Unauthenticated            no, malformed, unknown or revoked API key
+    ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
+    ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
+    │  ├─ TaskNotFound, DeviceNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound
+    ├─ Conflict                   the request contradicts the current state
+    │  ├─ InvalidTransition       e.g. cancelling a task that already finished
+    │  └─ IdempotencyConflict     an Idempotency-Key reused with a different body
+    ├─ InvalidRequest             input that passed the schema but is still wrong
+    │  └─ InvalidCursor           a pagination cursor we did not hand out
+    ├─ RateLimited                too many requests for this tenant                         [retryable]
+    └─ Unavailable                a dependency is down or overloaded                         [retryable]
+       ├─ DatabaseUnavailable     unreachable, pool exhausted, SQLite "database is locked"
+       └─ BrokerUnavailable       the Celery broker refused or timed out
+
+``CapacityError`` (→ ``NoDeviceAvailable``) lives with the pool in ``device_pool/errors.py``.
+``orchestrator/api/errors.py`` maps these to HTTP statuses in one table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from device_pool.errors import PhoneFleetError
+
+__all__ = [
+    "ApiKeyNotFound",
+    "BrokerUnavailable",
+    "Conflict",
+    "DatabaseUnavailable",
+    "DeviceNotFound",
+    "IdempotencyConflict",
+    "InvalidCursor",
+    "InvalidRequest",
+    "InvalidTransition",
+    "NotFound",
+    "PermissionDenied",
+    "PhoneFleetError",
+    "RateLimited",
+    "ScreenshotNotFound",
+    "StepNotFound",
+    "TaskNotFound",
+    "Unauthenticated",
+    "Unavailable",
+]
+
+
+class Unauthenticated(PhoneFleetError):
+    code = "unauthenticated"
+
+
+class PermissionDenied(PhoneFleetError):
+    code = "permission_denied"
+
+
+class NotFound(PhoneFleetError):
+    code = "not_found"
+
+
+class TaskNotFound(NotFound):
+    code = "task_not_found"
+
+    def __init__(self, task_id: object) -> None:
+        super().__init__(f"no task {task_id}", context={"task_id": str(task_id)})
+
+
+class DeviceNotFound(NotFound):
+    code = "device_not_found"
+
+    def __init__(self, device_id: object) -> None:
+        super().__init__(f"no device {device_id}", context={"device_id": str(device_id)})
+
+
+class StepNotFound(NotFound):
+    code = "step_not_found"
+
+
+class ScreenshotNotFound(NotFound):
+    code = "screenshot_not_found"
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
+
+
+class Conflict(PhoneFleetError):
+    code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    """A state change the lifecycle does not allow from the row's current state."""
+
+    code = "invalid_transition"
+
+    def __init__(self, message: str, *, current: str, requested: str) -> None:
+        super().__init__(message, context={"current": current, "requested": requested})
+        self.current = current
+        self.requested = requested
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+
+
+class InvalidRequest(PhoneFleetError):
+    code = "invalid_request"
+
+
+class InvalidCursor(InvalidRequest):
+    code = "invalid_cursor"
+
+
+class RateLimited(PhoneFleetError):
+    code = "rate_limited"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after_s: float, context: dict[str, Any] | None = None) -> None:
+        super().__init__(message, context={**(context or {}), "retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(PhoneFleetError):
+    code = "unavailable"
+    retryable = True
+
+
+class DatabaseUnavailable(Unavailable):
+    code = "database_unavailable"
+
+
+class BrokerUnavailable(Unavailable):
+    code = "broker_unavailable"

@@ -1,0 +1,193 @@
+"""API keys: issuing, verifying (with a short in-process cache) and revoking.
+
+A key reads ``pf_<prefix>_<secret>``: ``prefix`` is 8 hex characters stored in clear and unique,
+so a presented key finds its row by index; only sha256(secret) is stored, compared in constant time.
+Verified keys are cached for ``ttl_s`` so most requests cost a hash and no database round trip; a
+revocation therefore reaches other API processes within ``ttl_s`` (the revoking one drops it at once).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.db import ApiKey, Tenant, User, UserRole, utcnow
+from orchestrator.errors import ApiKeyNotFound, InvalidRequest, Unauthenticated
+from orchestrator.services.database import Database
+
+__all__ = [
+    "ApiKeyVerifier",
+    "IssuedKey",
+    "Principal",
+    "get_or_create_tenant",
+    "hash_secret",
+    "issue_api_key",
+    "revoke_api_key",
+]
+
+KEY_PREFIX = "pf_"
+_PREFIX_LEN = 8
+# Don't write last_used_at more often than this per key: it is a write on a read path.
+_LAST_USED_EVERY = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key, its tenant and user, and the user's role."""
+
+    key_id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    role: UserRole
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == UserRole.ADMIN
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new key: ``key`` is the only time the secret is ever available."""
+
+    row: ApiKey
+    user: User
+    key: str
+
+
+def hash_secret(secret: str) -> str:
+    """The stored form of a key's secret (sha256, hex)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _split(key: str) -> tuple[str, str]:
+    if not key.startswith(KEY_PREFIX):
+        raise Unauthenticated("malformed API key: expected pf_<prefix>_<secret>")
+    rest = key[len(KEY_PREFIX) :]
+    prefix, sep, secret = rest[:_PREFIX_LEN], rest[_PREFIX_LEN : _PREFIX_LEN + 1], rest[_PREFIX_LEN + 1 :]
+    if sep != "_" or len(prefix) != _PREFIX_LEN or not secret:
+        raise Unauthenticated("malformed API key: expected pf_<prefix>_<secret>")
+    return prefix, secret
+
+
+@dataclass
+class _Cached:
+    secret_hash: str
+    principal: Principal
+    until: float  # time.monotonic()
+
+
+class ApiKeyVerifier:
+    """Turns an ``Authorization`` header value into a ``Principal`` or raises ``Unauthenticated``."""
+
+    def __init__(self, db: Database, *, ttl_s: float = 10.0, max_entries: int = 10_000) -> None:
+        self.db = db
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+
+    async def verify(self, authorization: str | None) -> Principal:
+        """Check ``Bearer pf_…``; raises ``Unauthenticated`` with the reason."""
+        if not authorization:
+            raise Unauthenticated("missing API key: send 'Authorization: Bearer pf_<prefix>_<secret>'")
+        scheme, _, key = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Unauthenticated("the Authorization header must read 'Bearer pf_<prefix>_<secret>'")
+        prefix, secret = _split(key.strip())
+        presented = hash_secret(secret)
+        cached = self._cache.get(prefix)
+        if cached is not None and cached.until > time.monotonic():
+            if hmac.compare_digest(presented, cached.secret_hash):
+                return cached.principal
+            raise Unauthenticated("invalid API key")
+        principal, stored = await self._lookup(prefix, presented)
+        self._remember(prefix, stored, principal)
+        return principal
+
+    def forget(self, prefix: str) -> None:
+        """Drop a key from this process's cache (after revoking it)."""
+        self._cache.pop(prefix, None)
+
+    async def _lookup(self, prefix: str, presented: str) -> tuple[Principal, str]:
+        async with self.db.transaction() as session:
+            row = (
+                await session.execute(
+                    select(ApiKey, User.role)
+                    .join(User, User.id == ApiKey.user_id)
+                    .where(ApiKey.prefix == prefix)
+                )
+            ).first()
+            if row is None or not hmac.compare_digest(presented, row.ApiKey.secret_hash):
+                raise Unauthenticated("invalid API key")
+            key: ApiKey = row.ApiKey
+            if key.revoked_at is not None:
+                raise Unauthenticated("this API key was revoked")
+            now = utcnow()
+            if key.last_used_at is None or now - key.last_used_at > _LAST_USED_EVERY:
+                await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+            principal = Principal(key_id=key.id, tenant_id=key.tenant_id, user_id=key.user_id, role=row.role)
+            return principal, key.secret_hash
+
+    def _remember(self, prefix: str, secret_hash: str, principal: Principal) -> None:
+        self._cache[prefix] = _Cached(secret_hash, principal, time.monotonic() + self.ttl_s)
+        self._cache.move_to_end(prefix)
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
+
+
+async def issue_api_key(
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_name: str, role: UserRole, name: str = "default"
+) -> IssuedKey:
+    """Create a key for user ``user_name`` of the tenant (created with ``role`` if new); flushes, no commit.
+
+    Raises ``InvalidRequest`` if the user exists with a different role.
+    """
+    user = await session.scalar(select(User).where(User.tenant_id == tenant_id, User.name == user_name))
+    if user is None:
+        user = User(tenant_id=tenant_id, name=user_name, role=role)
+        session.add(user)
+        await session.flush()
+    elif user.role != role:
+        raise InvalidRequest(f"user {user_name!r} exists with role {user.role.value}, not {role.value}")
+    for _ in range(5):
+        prefix, secret = secrets.token_hex(_PREFIX_LEN // 2), secrets.token_urlsafe(32)
+        row = ApiKey(tenant_id=tenant_id, user_id=user.id, name=name, prefix=prefix,
+                     secret_hash=hash_secret(secret))  # fmt: skip
+        try:
+            # A savepoint, so a prefix collision (1 in 4 billion per existing key) retries cleanly.
+            async with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            continue
+        return IssuedKey(row=row, user=user, key=f"{KEY_PREFIX}{prefix}_{secret}")
+    raise RuntimeError("could not find a free API key prefix in 5 tries")
+
+
+async def get_or_create_tenant(session: AsyncSession, name: str) -> Tenant:
+    """The tenant called ``name``, created if missing; flushes, no commit."""
+    tenant = await session.scalar(select(Tenant).where(Tenant.name == name))
+    if tenant is None:
+        tenant = Tenant(name=name)
+        session.add(tenant)
+        await session.flush()
+    return tenant
+
+
+async def revoke_api_key(session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
+    """Mark the tenant's key revoked (idempotent); raises ``ApiKeyNotFound``."""
+    key = await session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id))
+    if key is None:
+        raise ApiKeyNotFound(f"no API key {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await session.flush()
+    return key

@@ -1,0 +1,49 @@
+"""Sessions for the services, translating "the database is down or busy" into ``DatabaseUnavailable``.
+
+This is the one place a driver's connection error becomes a PhoneFleet error: unreachable
+PostgreSQL, an exhausted connection pool, or SQLite's "database is locked" after the busy timeout
+(one writer at a time) all answer 503 with Retry-After instead of a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from orchestrator.db import BEGIN_IMMEDIATE
+from orchestrator.errors import DatabaseUnavailable
+
+__all__ = ["Database"]
+
+_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError)
+
+
+class Database:
+    """The sessionmaker, plus transactions whose connection failures are typed."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction, committed when the block ends without an error.
+
+        ``write=True`` is for read-then-write transactions: on SQLite they take the write lock
+        first (BEGIN IMMEDIATE), since upgrading a read snapshot fails at once when another
+        writer committed in between instead of waiting out the busy timeout.
+        """
+        try:
+            async with self.sessions() as session, session.begin():
+                if write:
+                    await session.connection(execution_options={BEGIN_IMMEDIATE: True})
+                yield session
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    # SQLAlchemy messages carry the SQL and a link on later lines; the first one is the reason.
+    return (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0]

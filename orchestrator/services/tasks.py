@@ -1,0 +1,193 @@
+"""Tasks: submission (idempotent, one transaction, then the enqueue), reading, listing and cancelling.
+
+Every state change here is one conditional UPDATE plus one ``events`` row in the same transaction
+(the outbox). Cancelling a queued task ends it at once; cancelling one a worker holds records a
+request the worker acts on at its next step boundary (see ``cancel``).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.db import Event, Task, TaskStatus, utcnow
+from orchestrator.errors import BrokerUnavailable, IdempotencyConflict, InvalidTransition, TaskNotFound
+from orchestrator.queue import TaskQueue
+from orchestrator.services.auth import Principal
+from orchestrator.services.database import Database
+from orchestrator.services.pagination import Page, decode_time_cursor, encode_time_cursor
+from orchestrator.services.ratelimit import TokenBuckets
+from orchestrator.services.specs import TaskSpec
+
+__all__ = ["CANCEL_REQUESTED", "TaskService", "load_task"]
+
+logger = logging.getLogger(__name__)
+
+# The key in ``Task.result`` that tells the worker holding a task to stop (see ``TaskService.cancel``).
+CANCEL_REQUESTED = "cancel_requested_at"
+
+# What a replayed Idempotency-Key must match: the request's fields as stored on the task.
+_SPEC_FIELDS = ("instruction", "device_profile", "max_steps", "timeout_s", "model", "webhook_url", "metadata")
+
+
+def _stored_spec(task: Task) -> dict[str, Any]:
+    return {
+        "instruction": task.instruction,
+        "device_profile": task.device_profile,
+        "max_steps": task.max_steps,
+        "timeout_s": task.timeout_s,
+        "model": task.model,
+        "webhook_url": task.webhook_url,
+        "metadata": task.metadata_,
+    }
+
+
+class TaskService:
+    """Task rules for one tenant at a time; every method takes the calling ``Principal``."""
+
+    def __init__(self, db: Database, queue: TaskQueue, limiter: TokenBuckets) -> None:
+        self.db = db
+        self.queue = queue
+        self.limiter = limiter
+
+    async def create(
+        self, principal: Principal, spec: TaskSpec, idempotency_key: str | None = None
+    ) -> tuple[Task, bool]:
+        """Submit a task; returns (task, created). A replayed key returns the original, created=False.
+
+        Raises ``RateLimited`` and ``IdempotencyConflict`` (same key, different request). A broker
+        failure after the commit is logged, not raised: the task stays queued for the sweeper.
+        """
+        self.limiter.take(principal.tenant_id)
+        fields = spec.stored_fields()
+        task = Task(
+            id=uuid.uuid4(),
+            created_at=utcnow(),
+            tenant_id=principal.tenant_id,
+            created_by=principal.key_id,
+            status=TaskStatus.QUEUED,
+            idempotency_key=idempotency_key,
+            instruction=fields["instruction"],
+            device_profile=fields["device_profile"],
+            max_steps=fields["max_steps"],
+            timeout_s=fields["timeout_s"],
+            model=fields["model"],
+            webhook_url=fields["webhook_url"],
+            metadata_=fields["metadata"],
+        )
+        try:
+            # Insert first and look the key up only on a collision: the common case is one round trip.
+            async with self.db.transaction() as session:
+                session.add(task)
+                # Flush the task first: with no relationship() between them, the ORM may order
+                # the event's INSERT first and trip its foreign key.
+                await session.flush()
+                session.add(_event(task, "task.created", {"status": TaskStatus.QUEUED.value}))
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            return await self._replay(principal, idempotency_key, fields), False
+        try:
+            await self.queue.enqueue_run_task(task.id)
+        except BrokerUnavailable as exc:
+            logger.warning(
+                "task committed but not enqueued; the sweeper will re-enqueue it",
+                extra={"task_id": str(task.id), "error": exc.message},
+            )
+        return task, True
+
+    async def get(self, principal: Principal, task_id: uuid.UUID) -> Task:
+        """The tenant's task; raises ``TaskNotFound`` (also for another tenant's id)."""
+        async with self.db.transaction() as session:
+            return await load_task(session, principal, task_id)
+
+    async def list(
+        self, principal: Principal, *, status: TaskStatus | None, limit: int, cursor: str | None
+    ) -> Page[Task]:
+        """The tenant's tasks, newest first, ``limit`` at a time; raises ``InvalidCursor``."""
+        query = select(Task).where(Task.tenant_id == principal.tenant_id)
+        if status is not None:
+            query = query.where(Task.status == status)
+        if cursor is not None:
+            created_at, after_id = decode_time_cursor(cursor)
+            query = query.where(tuple_(Task.created_at, Task.id) < tuple_(created_at, after_id))
+        query = query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
+        async with self.db.transaction() as session:
+            rows = list(await session.scalars(query))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None
+        return Page(rows, next_cursor)
+
+    async def cancel(self, principal: Principal, task_id: uuid.UUID) -> Task:
+        """Cancel a task. Raises ``TaskNotFound``, or ``InvalidTransition`` when it already ended.
+
+        queued: → cancelled now, with a ``task.status`` event (a worker that receives its message
+        later finds it no longer queued and drops it). Held by a worker (leasing, running, waiting
+        for the user…): the status is the worker's to change, so this records a
+        ``task.cancel_requested`` event and sets ``result["cancel_requested_at"]``, which the
+        worker reads with its heartbeat and obeys at the next step boundary. Asking twice records
+        one request.
+        """
+        async with self.db.transaction(write=True) as session:
+            # FOR UPDATE (PostgreSQL; SQLite holds the write lock already): a worker's claim waits.
+            task = await load_task(session, principal, task_id, for_update=True)
+            if task.status.is_final:
+                raise InvalidTransition(
+                    f"task {task_id} already ended ({task.status.value}); it cannot be cancelled",
+                    current=task.status.value,
+                    requested=TaskStatus.CANCELLED.value,
+                )
+            if task.status == TaskStatus.QUEUED:
+                task.status = TaskStatus.CANCELLED
+                task.reason = "cancelled"
+                task.message = "cancelled before it started"
+                task.finished_at = utcnow()
+                payload = {
+                    "from": TaskStatus.QUEUED.value,
+                    "to": TaskStatus.CANCELLED.value,
+                    "reason": "cancelled",
+                }
+                session.add(_event(task, "task.status", payload))
+            elif CANCEL_REQUESTED not in (task.result or {}):
+                # A new dict: JSON columns do not track in-place changes.
+                task.result = {**(task.result or {}), CANCEL_REQUESTED: utcnow().isoformat()}
+                session.add(_event(task, "task.cancel_requested", {"status": task.status.value}))
+            return task
+
+    async def _replay(self, principal: Principal, key: str, fields: dict[str, Any]) -> Task:
+        async with self.db.transaction() as session:
+            task = await session.scalar(
+                select(Task).where(Task.tenant_id == principal.tenant_id, Task.idempotency_key == key)
+            )
+        if task is None:  # the collision was not on the key after all
+            raise RuntimeError(f"task insert failed, but no task has Idempotency-Key {key!r}")
+        stored = _stored_spec(task)
+        differing = sorted(name for name in _SPEC_FIELDS if stored[name] != fields[name])
+        if differing:
+            raise IdempotencyConflict(
+                f"Idempotency-Key {key!r} was already used for task {task.id} with a different request "
+                f"(differs in: {', '.join(differing)}); use a new key for a new task",
+                context={"task_id": str(task.id), "fields": differing},
+            )
+        return task
+
+
+async def load_task(
+    session: AsyncSession, principal: Principal, task_id: uuid.UUID, *, for_update: bool = False
+) -> Task:
+    """The tenant's task in ``session``; raises ``TaskNotFound`` (also for another tenant's id)."""
+    query = select(Task).where(Task.id == task_id, Task.tenant_id == principal.tenant_id)
+    task = await session.scalar(query.with_for_update() if for_update else query)
+    if task is None:
+        raise TaskNotFound(task_id)
+    return task
+
+
+def _event(task: Task, type_: str, payload: dict[str, Any]) -> Event:
+    return Event(tenant_id=task.tenant_id, task_id=task.id, type=type_, payload=payload, created_at=utcnow())

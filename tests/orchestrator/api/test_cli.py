@@ -1,0 +1,73 @@
+"""``phonefleet admin create-key`` / ``revoke-key`` and ``phonefleet api`` as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from orchestrator.cli import main
+from tests.asgi import closed_port
+from tests.conditions import wait_until
+from tests.orchestrator.api.conftest import Api
+
+
+def test_create_key_prints_a_working_key_and_revoke_key_stops_it(
+    api: Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tenant = f"acme-{uuid.uuid4().hex[:8]}"
+    assert main(["admin", "--database-url", api.db_url, "create-key", "--tenant", tenant, "--admin"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("pf_")
+    http = api.client(key)
+    assert http.get("/api/v1/api-keys").status_code == 200  # an admin key
+
+    # A second key for the same tenant: a member this time, in the same tenant as the first.
+    assert main(["admin", "--database-url", api.db_url, "create-key", "--tenant", tenant]) == 0
+    member_key = capsys.readouterr().out.strip()
+    task = api.client(member_key).post("/api/v1/tasks", json={"instruction": "x"}).json()
+    assert http.get(f"/api/v1/tasks/{task['id']}").status_code == 200
+
+    prefix = member_key.split("_")[1]
+    assert main(["admin", "--database-url", api.db_url, "revoke-key", prefix]) == 0
+    listed = {k["prefix"]: k for k in http.get("/api/v1/api-keys").json()}
+    assert listed[prefix]["revoked_at"] is not None
+    assert main(["admin", "--database-url", api.db_url, "revoke-key", "00000000"]) == 1
+
+
+def test_create_key_refuses_a_role_change(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    tenant = f"acme-{uuid.uuid4().hex[:8]}"
+    args = ["admin", "--database-url", api.db_url, "create-key", "--tenant", tenant, "--user", "ops"]
+    assert main(args) == 0
+    assert main([*args, "--admin"]) == 1
+    assert "exists with role member" in capsys.readouterr().err
+
+
+def test_phonefleet_api_serves_until_terminated(migrated_sqlite_url: str, tmp_path: Path) -> None:
+    port = closed_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHONEFLEET_")}
+    env |= {"PHONEFLEET_DATA_DIR": str(tmp_path), "PHONEFLEET_DATABASE_URL": migrated_sqlite_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200, timeout=30,
+                   what="phonefleet api answers /healthz")  # fmt: skip
+        assert httpx.get(f"{url}/readyz", timeout=10).json()["checks"] == {"database": "ok", "broker": "ok"}
+        assert httpx.get(f"{url}/api/v1/tasks", timeout=5).status_code == 401
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
