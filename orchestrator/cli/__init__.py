@@ -10,9 +10,9 @@ import argparse
 import logging
 import sys
 
-from orchestrator.cli import admin, api, migrate, pool, reference_model, run, sim
+from orchestrator.cli import admin, api, migrate, pool, reference_model, run, sim, up, worker
 
-SUBCOMMANDS = (sim, run, reference_model, migrate, api, admin, pool)
+SUBCOMMANDS = (sim, run, reference_model, migrate, api, admin, pool, up, worker)
 
 
 def _configure_logging(level: str) -> None:

@@ -1,0 +1,200 @@
+"""``phonefleet up``: the whole product on one machine, one command.
+
+Migrates the database, creates the first admin API key on the first run, then starts the reference
+model, the pool manager (virtual phones), the worker and the API as child processes, waits until
+each answers, prints the URL and the key, and stops them all, by pid, on Ctrl-C or SIGTERM. A child
+that dies takes the others down with it, and its log tail is printed: a half-running product is
+worse than a stopped one.
+
+Embedded defaults: SQLite under the data directory and Celery over SQLite when no Redis URL is set;
+``PHONEFLEET_DATABASE_URL`` / ``PHONEFLEET_REDIS_URL`` switch the same command to PostgreSQL + Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+KEY_FILE = "admin-api-key"  # in data_dir, mode 0600: the laptop's own first key, shown at every start
+
+
+@dataclass
+class _Child:
+    name: str
+    proc: subprocess.Popen
+    log: Path
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+async def _first_admin_key(settings) -> str:
+    """The key from the data directory, or a new admin key (tenant "default") on the first run."""
+    from sqlalchemy import func, select
+
+    from orchestrator.db import ApiKey, UserRole, make_engine, make_sessionmaker
+    from orchestrator.services.auth import get_or_create_tenant, issue_api_key
+
+    path = settings.data_dir / KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            if await session.scalar(select(func.count()).select_from(ApiKey)):
+                return ""  # keys exist already (made elsewhere): none to show
+            tenant = await get_or_create_tenant(session, "default")
+            issued = await issue_api_key(
+                session, tenant_id=tenant.id, user_name="admin", role=UserRole.ADMIN, name="phonefleet up"
+            )
+    finally:
+        await engine.dispose()
+    path.write_text(issued.key + "\n")
+    path.chmod(0o600)
+    return issued.key
+
+
+def _start(name: str, argv: list[str], env: dict[str, str], logs: Path) -> _Child:
+    log = logs / f"{name}.log"
+    with open(log, "ab") as fh:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", *argv], env=env, stdout=fh, stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
+        )  # fmt: skip
+    return _Child(name, proc, log)
+
+
+def _stop(children: list[_Child], timeout: float = 15.0) -> None:
+    for child in reversed(children):
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in reversed(children):
+        try:
+            child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            child.proc.wait()
+
+
+def _wait_http(url: str, children: list[_Child], timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in children:
+            if child.proc.poll() is not None:
+                raise RuntimeError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
+        try:
+            if httpx.get(url, timeout=2.0, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)  # a start-up poll, not test synchronisation
+    raise RuntimeError(f"{url} did not answer within {timeout:g} s")
+
+
+def _local_port(base_url: str) -> int | None:
+    """The port of a model URL served on this machine, else None (a remote vLLM needs no reference model)."""
+    parts = urlsplit(base_url)
+    if parts.hostname in ("127.0.0.1", "localhost"):
+        return parts.port or 80
+    return None
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from orchestrator.db.migrate import upgrade
+    from orchestrator.settings import load_settings
+
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        print(f"phonefleet up: {exc}", file=sys.stderr)
+        return 2
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logs = settings.data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    print(f"phonefleet up: data in {settings.data_dir}; database {settings.database_url.split('://')[0]}; "
+          f"broker {'Redis' if settings.redis_url else 'SQLite'}", flush=True)  # fmt: skip
+    try:
+        asyncio.run(upgrade(settings.database_url))
+        key = asyncio.run(_first_admin_key(settings))
+    except Exception as exc:  # an unreachable database: one clear line, nothing started
+        print(f"phonefleet up: cannot prepare the database: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+    # Children read the same settings from the environment; pin what was derived here.
+    env = dict(
+        os.environ, PHONEFLEET_DATA_DIR=str(settings.data_dir), PHONEFLEET_DATABASE_URL=settings.database_url
+    )
+    children: list[_Child] = []
+    stopping = False
+
+    def on_signal(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        model_port = _local_port(settings.model.base_url)
+        if model_port is not None and not args.no_reference_model:
+            children.append(_start("reference-model", ["reference-model", "--port", str(model_port),
+                                   "--model-name", settings.model.name], env, logs))  # fmt: skip
+            _wait_http(f"http://127.0.0.1:{model_port}/healthz", children, 60)
+        children.append(_start("pool", ["pool", "--adb-port", str(args.adb_port)], env, logs))
+        children.append(_start("worker", ["worker", "--concurrency", str(args.concurrency),
+                                          "--adb-port", str(args.adb_port)], env, logs))  # fmt: skip
+        children.append(_start("api", ["api"], env, logs))
+        api = f"http://{settings.api.host}:{settings.api.port}"
+        _wait_http(f"{api}/healthz", children, 60)
+    except RuntimeError as exc:
+        print(f"phonefleet up: {exc}", file=sys.stderr)
+        _stop(children)
+        return 1
+    print(f"\nPhoneFleet is running at {api}  (API docs: {api}/docs)", flush=True)
+    if key:
+        print(
+            f"Admin API key: {key}\n  (kept in {settings.data_dir / KEY_FILE}; use it as 'Authorization: Bearer …')",
+            flush=True,
+        )
+    print(f"Logs: {logs}   Ctrl-C stops everything.", flush=True)
+    code = 0
+    while not stopping:
+        dead = next((c for c in children if c.proc.poll() is not None), None)
+        if dead is not None:
+            print(f"phonefleet up: {dead.name} exited with {dead.proc.returncode}; stopping.\n{dead.tail()}",
+                  file=sys.stderr)  # fmt: skip
+            code = 1
+            break
+        time.sleep(0.2)
+    print("phonefleet up: stopping…", flush=True)
+    _stop(children)
+    return code
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "up", help="run the whole product on this machine (API, worker, pool, phones, model)"
+    )
+    parser.add_argument("--concurrency", type=int, default=3, help="agent sessions the worker runs at once")
+    parser.add_argument("--adb-port", type=int, default=5037, help="the adb server the pool and worker share")
+    parser.add_argument(
+        "--no-reference-model",
+        action="store_true",
+        help="do not start the reference model (a real one is at the model URL)",
+    )
+    parser.set_defaults(func=_cmd_up)

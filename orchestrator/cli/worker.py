@@ -1,0 +1,64 @@
+"""``phonefleet worker``: run agent sessions from the task queue (Celery, threads pool).
+
+Settings come from the environment (``PHONEFLEET_DATABASE_URL``, ``PHONEFLEET_REDIS_URL``,
+``PHONEFLEET_DATA_DIR``, ``PHONEFLEET_MODEL__*``, ``PHONEFLEET_POOL__LEASE_TTL_S`` …). Each of
+``--concurrency`` threads runs one session at a time. SIGTERM or SIGINT is Celery's warm shutdown
+(no new tasks; running sessions finish); a second one, or SIGQUIT, stops at once, leaving those
+tasks to the stale-heartbeat re-claim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def _log_context_on_handlers() -> None:
+    """Every record carries task_id/device_id (``-`` outside a session), and the format shows them."""
+    from worker.session_logging import LogContextFilter
+
+    fmt = logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s [task=%(task_id)s device=%(device_id)s] %(message)s"
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(LogContextFilter())
+        handler.setFormatter(fmt)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from orchestrator.settings import load_settings
+    from worker.celery_app import make_worker_app, worker_argv
+
+    if args.concurrency < 1:
+        print("phonefleet worker: --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        print(f"phonefleet worker: {exc}", file=sys.stderr)
+        return 2
+    _log_context_on_handlers()
+    app = make_worker_app(settings, adb_port=args.adb_port)
+    level = logging.getLevelName(logging.getLogger().level)
+    # worker_main exits the process through SystemExit with Celery's exit code.
+    app.worker_main(worker_argv(concurrency=args.concurrency, queues=args.queues, loglevel=level))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from orchestrator.queue import TASKS_QUEUE
+
+    parser = sub.add_parser("worker", help="run agent sessions from the task queue (Celery, threads)")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="sessions run at once (threads; default 4)"
+    )
+    parser.add_argument(
+        "--queues", default=TASKS_QUEUE, help=f"comma-separated queues to consume (default {TASKS_QUEUE})"
+    )
+    parser.add_argument(
+        "--adb-port", type=int, default=5037, help="the adb server the pool's phones use (default 5037)"
+    )
+    parser.set_defaults(func=_cmd_worker)

@@ -1,0 +1,171 @@
+"""``phonefleet.run_task`` end to end: a task submitted over HTTP, run by a real worker process on a
+pooled virtual phone against a real model server, followed through the API and the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+from orchestrator.db import DeviceState, TaskStatus
+from tests.conditions import wait_until
+from tests.processes import ReferenceModel, start_reference_model
+from tests.worker.agent.model_servers import Hang, ModelServer, serve
+from tests.worker.runtask.conftest import Api, Pool, StartWorker
+
+WIFI = "Open Settings and turn on Wi-Fi"
+
+
+def test_a_task_from_submit_to_succeeded(
+    api: Api, pool: Pool, start_worker: StartWorker, reference_model: ReferenceModel
+) -> None:
+    start_worker(reference_model.base_url)
+    pool.shell("settings put global wifi_on 0")
+    task = api.submit(WIFI, timeout_s=120)
+    assert task["status"] == "queued"
+    done = api.wait_status(task["id"], ("succeeded",), timeout=90)
+    assert done["attempts"] == 1 and done["started_at"] and done["finished_at"], done
+    assert done["result"]["steps"] >= 2 and done["result"]["usage"]["completion_tokens"] > 0, done
+
+    # Looked at before the pool resets it: the agent really turned Wi-Fi on.
+    assert pool.shell("settings get global wifi_on").strip() == "1"
+
+    steps = api.http.get(f"/api/v1/tasks/{task['id']}/steps").json()["items"]
+    assert [s["index"] for s in steps] == list(range(len(steps))) and len(steps) == done["result"]["steps"]
+    assert steps[-1]["action"]["name"] == "finish", steps[-1]
+    for step in steps:
+        image = api.http.get(step["screenshot_url"])
+        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+        assert image.content[:2] == b"\xff\xd8"
+        assert step["timings"]["model_s"] > 0 and step["current_app"]
+
+    row, events, leases = api.rows(task["id"])
+    kinds = [e.type for e in events]
+    n = len(steps)
+    assert kinds == (
+        ["task.created", "task.status", "device.leased", "task.status"] + ["task.step"] * n
+        + ["task.status", "device.released"]
+    ), kinds  # fmt: skip
+    transitions = [(e.payload["from"], e.payload["to"]) for e in events if e.type == "task.status"]
+    assert transitions == [("queued", "leasing"), ("leasing", "running"), ("running", "succeeded")]
+    assert row.device_id == leases[0].device_id
+    assert len(leases) == 1 and leases[0].release_reason == "released", leases
+
+    # The pool resets the phone it got back, and it is idle again.
+    assert pool.devices()[0].state == DeviceState.RESETTING
+    pool.settle()
+
+
+def test_cancel_reaches_a_running_task_within_a_second(
+    api: Api, pool: Pool, start_worker: StartWorker
+) -> None:
+    with serve(ModelServer(default=Hang(limit_s=60))) as model:
+        start_worker(model.base_url)
+        task = api.submit(WIFI, timeout_s=120)
+        api.wait_status(task["id"], ("running",), timeout=30)
+        wait_until(lambda: model.requests, timeout=30, what="the agent asked the model")
+        # A second delivery while a live worker holds the task does nothing.
+        api.enqueue(task["id"])
+        asked = time.monotonic()
+        response = api.http.post(f"/api/v1/tasks/{task['id']}/cancel")
+        assert response.status_code == 200 and response.json()["cancel_requested"], response.text
+        done = api.wait_status(task["id"], ("cancelled",), timeout=10)
+        took = time.monotonic() - asked
+        assert took < 2.0, f"cancel took {took:.2f} s"
+        assert done["reason"] == "cancelled" and done["attempts"] == 1, done
+        # The worker merged its result into the API's: the cancel request is still there.
+        assert "cancel_requested_at" in done["result"] and "steps" in done["result"], done["result"]
+        wait_until(model.disconnected.is_set, timeout=5, what="the model call was abandoned")
+
+    _, events, leases = api.rows(task["id"])
+    assert len(leases) == 1 and leases[0].released_at is not None, leases
+    assert [e.type for e in events].count("device.leased") == 1
+    pool.settle()
+
+
+def test_duplicate_deliveries_run_a_task_once(
+    api: Api, pool: Pool, start_worker: StartWorker, reference_model: ReferenceModel
+) -> None:
+    task = api.submit(WIFI, timeout_s=120)
+    api.enqueue(task["id"])
+    api.enqueue(task["id"])
+    # Three messages for one task wait in the queue; two threads take them at once.
+    worker = start_worker(reference_model.base_url, concurrency=2)
+    api.wait_status(task["id"], ("succeeded",), timeout=90)
+    row, events, leases = api.rows(task["id"])
+    assert row.attempts == 1 and len(leases) == 1
+    claims = [e for e in events if e.type == "task.status" and e.payload["to"] == "leasing"]
+    assert len(claims) == 1, claims
+    wait_until(
+        lambda: not api.queued() and worker.log().count("delivery ignored") == 2,
+        timeout=10, what="both duplicate deliveries consumed and ignored",
+    )  # fmt: skip
+
+
+def test_a_killed_workers_task_is_reclaimed_then_failed_worker_lost(
+    api: Api, pool: Pool, start_worker: StartWorker
+) -> None:
+    ttl = {"PHONEFLEET_POOL__LEASE_TTL_S": "2", "PHONEFLEET_POOL__HEARTBEAT_S": "0.5"}
+    with serve(ModelServer(default=Hang(limit_s=60))) as model:
+        first = start_worker(model.base_url, **ttl)
+        task = api.submit(WIFI, timeout_s=120)
+        api.wait_status(task["id"], ("running",), timeout=30)
+        for attempt in (1, 2):
+            first.kill()
+            # The next worker starts while the dead one's lease runs out.
+            first = start_worker(model.base_url, **ttl)
+            pool.settle()  # reaps the expired lease and resets the phone
+            assert api.task(task["id"])["status"] == "running"  # nobody else would ever finish it
+
+            def stale() -> bool:
+                row, _, _ = api.rows(task["id"])
+                return row.heartbeat_at < dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)
+
+            wait_until(stale, timeout=10, what="the task's heartbeat is stale")
+            api.enqueue(task["id"])  # what the sweeper will do
+            if attempt == 1:
+                wait_until(lambda: api.rows(task["id"])[0].attempts == 2, timeout=20, what="re-claimed")
+                api.wait_status(task["id"], ("running",), timeout=30)
+        done = api.wait_status(task["id"], ("failed",), timeout=20)
+        assert done["reason"] == "worker_lost" and done["attempts"] == 2, done
+
+    row, events, leases = api.rows(task["id"])
+    assert [lease.release_reason for lease in leases] == ["expired", "expired"]
+    transitions = [(e.payload["from"], e.payload["to"]) for e in events if e.type == "task.status"]
+    assert transitions == [
+        ("queued", "leasing"), ("leasing", "running"),
+        ("running", "leasing"), ("leasing", "running"),
+        ("running", "failed"),
+    ], transitions  # fmt: skip
+    assert row.status == TaskStatus.FAILED
+    pool.settle()
+
+
+def test_people_answer_through_events(
+    api: Api, pool: Pool, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([
+        'do(action="Take_over", message="Please log in")',
+        'do(action="Interact", message="Which size?")',
+        'do(action="Tap", element=[500,500], message="Pay 10 EUR")',
+        'finish(message="paid")',
+    ]))  # fmt: skip
+    model = start_reference_model(tmp_path / "model", script=script)
+    try:
+        start_worker(model.base_url)
+        task = api.submit("Buy the shirt", timeout_s=60)
+        api.answer(task["id"], "task.takeover_requested", "task.handback", {"note": "logged in"})
+        api.answer(task["id"], "task.question", "task.reply", {"answer": "medium"})
+        api.answer(task["id"], "task.confirmation_requested", "task.confirmation", {"approved": True})
+        done = api.wait_status(task["id"], ("succeeded",), timeout=30)
+    finally:
+        model.stop()
+    assert done["message"] == "paid", done
+    _, events, _ = api.rows(task["id"])
+    waits = [e.payload["to"] for e in events if e.type == "task.status"]
+    assert waits == ["leasing", "running", "waiting_for_user", "running", "waiting_for_user", "running",
+                     "awaiting_confirmation", "running", "succeeded"], waits  # fmt: skip
+    notes = [s["note"] for s in api.http.get(f"/api/v1/tasks/{task['id']}/steps").json()["items"]]
+    assert "logged in" in notes[0] and "medium" in notes[1] and "approved" in notes[2], notes

@@ -1,0 +1,77 @@
+"""The worker's Celery app: ``orchestrator.queue.make_celery`` plus the options a worker needs.
+
+- ``acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged when its session ends,
+  so a worker that dies mid-task leaves it for redelivery; ``worker_prefetch_multiplier=1``: a
+  worker reserves no more messages than it has free threads (sessions are long).
+- Redelivery after ``orchestrator.queue.VISIBILITY_TIMEOUT_S`` (2 h, Redis) is above the longest
+  budget (``timeout_s`` ≤ 3600 s) plus the longest phone wait (``session.MAX_LEASE_WAIT_S``); a
+  redelivery that comes anyway finds the task claimed by a live worker and does nothing.
+- Remote control (pidbox), gossip, mingle and worker heartbeats are off: nothing uses them, and
+  each is a fan-out queue or a periodic broker message per worker.
+
+No module-level app or Settings: ``phonefleet worker`` builds both. For the ``celery`` command line,
+``app`` below is a lazy proxy that builds them from the environment on first use:
+``celery -A worker.celery_app:app worker --pool threads -Q phonefleet.tasks``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.local import PromiseProxy
+
+from orchestrator.queue import TASKS_QUEUE, VISIBILITY_TIMEOUT_S, make_celery
+from orchestrator.settings import Settings
+from worker.session import MAX_LEASE_WAIT_S, SessionDeps
+
+__all__ = ["app", "make_worker_app", "worker_argv"]
+
+_LONGEST_BUDGET_S = 3600  # orchestrator.services.specs.TaskSpec.timeout_s's upper bound
+assert _LONGEST_BUDGET_S + MAX_LEASE_WAIT_S < VISIBILITY_TIMEOUT_S, "a redelivery would race a live run"
+
+
+def make_worker_app(settings: Settings, *, adb_port: int = 5037, deps: SessionDeps | None = None) -> Celery:
+    """The Celery app a worker runs, with ``phonefleet.run_task`` registered."""
+    from worker.tasks import register
+
+    app = make_celery(settings)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_enable_remote_control=False,
+        # Our entry point configures logging (with the session's log context).
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        # A worker started before its broker (phonefleet up) waits for it instead of exiting.
+        broker_connection_retry_on_startup=True,
+        # Sessions survive a broker reconnect: the database claim, not the message, owns the task.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    register(app, deps or SessionDeps.from_settings(settings, adb_port=adb_port))
+    return app
+
+
+def worker_argv(*, concurrency: int, queues: str = TASKS_QUEUE, loglevel: str = "INFO") -> list[str]:
+    """The ``celery worker`` arguments ``phonefleet worker`` runs with (threads: one session per thread)."""
+    return [
+        "worker",
+        "--pool", "threads",
+        "--concurrency", str(concurrency),
+        "-Q", queues,
+        "--loglevel", loglevel,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]  # fmt: skip
+
+
+def _app_from_env() -> Any:
+    from orchestrator.settings import load_settings
+
+    return make_worker_app(load_settings())
+
+
+# For `celery -A worker.celery_app:app`: built on first attribute access, never at import.
+app = PromiseProxy(_app_from_env)

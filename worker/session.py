@@ -1,0 +1,278 @@
+"""One task, run by a worker: claim → lease a phone → run the agent → finish → release.
+
+``run_session(task_id, deps)`` is the domain function the Celery task calls (once per delivery,
+inside ``asyncio.run``). The database is the truth and the message only a hint, so:
+
+1. **claim** the task in one conditional UPDATE (``session_db.TaskRows.claim``); a delivery for a
+   task that is claimed by a live worker, cancelled or finished does nothing;
+2. **lease** a phone matching ``device_profile`` (``LeaseStore.wait_acquire``, at most
+   ``max_lease_wait_s`` and never past the budget) → ``failed``/``no_device`` when none comes free;
+3. **run**: status ``running`` (device_id, started_at), then ``run_agent`` with hooks that record
+   every step and state in the database, and a watcher that heartbeats the task and the lease and
+   turns a cancel request into ``AgentControl.cancel`` (``session_hooks``);
+4. **finish**: the status from the ``AgentResult``, ``result`` merged into the row's (timings,
+   usage, steps), a ``task.status`` event; the lease is **always** released (→ ``resetting``: the
+   pool manager resets the phone). A crashed worker releases nothing: its lease expires and the
+   pool reaps it, and its task's heartbeat goes stale so the next delivery re-claims it.
+
+The budget (``timeout_s``) counts from this attempt's claim: leasing and running share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+import uuid
+from collections.abc import Awaitable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from device_pool.errors import DeviceError, NoDeviceAvailable
+from device_pool.pool import LeaseGrant, LeaseStore, LocalSignal, RedisSignal
+from orchestrator.db import TaskStatus, make_engine, make_sessionmaker, utcnow
+from orchestrator.services.database import Database
+from orchestrator.settings import Settings
+from worker.agent.control import AgentControl
+from worker.agent.results import AgentResult, FailReason, RunStatus
+from worker.session_db import Claim, TaskRows
+from worker.session_hooks import CLAIM_LOST, LEASE_LOST, TaskHooks, Watcher
+from worker.session_logging import bind
+
+__all__ = ["MAX_ATTEMPTS", "MAX_LEASE_WAIT_S", "SessionDeps", "run_session"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A task whose worker died is run again once; the next stale re-claim fails it `worker_lost`.
+MAX_ATTEMPTS = 2
+# Longest wait for a phone; with the longest budget (3600 s) it stays far below the broker's
+# visibility timeout (orchestrator.queue.VISIBILITY_TIMEOUT_S, 2 h), so no redelivery races a run.
+MAX_LEASE_WAIT_S = 300.0
+
+
+@dataclass(frozen=True)
+class SessionDeps:
+    """What a session is built from: the settings and this worker's plain values (no open resources)."""
+
+    settings: Settings
+    worker_id: str  # this worker process, e.g. host:pid
+    adb_host: str = "127.0.0.1"
+    adb_port: int = 5037  # the adb server the pool's phones are connected through (as `phonefleet pool`)
+    watch_interval_s: float = 0.5  # cancel reaches the loop within about this long
+    answer_poll_s: float = 0.5
+    max_attempts: int = MAX_ATTEMPTS
+    max_lease_wait_s: float = MAX_LEASE_WAIT_S
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, adb_port: int = 5037, **overrides: Any) -> SessionDeps:
+        """Deps for this process (worker id ``host:pid``)."""
+        return cls(
+            settings=settings,
+            worker_id=f"{socket.gethostname()}:{os.getpid()}",
+            adb_port=adb_port,
+            **overrides,
+        )
+
+
+async def run_session(task_id: uuid.UUID, deps: SessionDeps) -> TaskStatus | None:
+    """Run task ``task_id`` if this delivery can claim it; returns the end status, None if not claimed.
+
+    Raises only before the claim (a retryable ``DatabaseUnavailable`` when the database is down);
+    afterwards every failure ends the task (``failed``) or, if even that cannot be written, leaves
+    it to the stale-heartbeat re-claim.
+    """
+    settings = deps.settings
+    # One id per session: the fence on the task row and the lease holder.
+    session_id = f"{deps.worker_id}/{secrets.token_hex(3)}"
+    async with AsyncExitStack() as stack:
+        # An engine per session: asyncpg connections belong to the event loop that opened them.
+        engine = make_engine(settings.database_url)
+        stack.push_async_callback(engine.dispose)
+        rows = TaskRows(Database(make_sessionmaker(engine)), task_id, session_id)
+        claim = await rows.claim(stale_s=settings.pool.lease_ttl_s, max_attempts=deps.max_attempts)
+        if claim is None:
+            return None
+        try:
+            return await _run_claimed(claim, rows, deps, stack, engine)
+        except Exception as exc:
+            logger.exception("session failed")
+            with contextlib.suppress(Exception):
+                await rows.finish(
+                    TaskStatus.FAILED, reason="worker_error", message=f"worker error: {type(exc).__name__}",
+                    result={},
+                )  # fmt: skip
+            return TaskStatus.FAILED
+
+
+async def _run_claimed(
+    claim: Claim, rows: TaskRows, deps: SessionDeps, stack: AsyncExitStack, engine: AsyncEngine
+) -> TaskStatus | None:
+    settings = deps.settings
+    deadline = time.monotonic() + claim.timeout_s
+    signal = RedisSignal(settings.redis_url) if settings.redis_url else LocalSignal()
+    store = LeaseStore.for_engine(engine, signal=signal)
+    stack.push_async_callback(store.close)
+    control = AgentControl()
+    watcher = Watcher(rows, control, interval_s=deps.watch_interval_s, heartbeat_s=settings.pool.heartbeat_s)
+    watcher.start()
+    stack.push_async_callback(watcher.stop)
+
+    wait_s = max(0.0, min(deadline - time.monotonic(), deps.max_lease_wait_s))
+    try:
+        grant = await _unless_interrupted(
+            store.wait_acquire(
+                holder=rows.worker_id, tenant_id=claim.tenant_id, task_id=claim.task_id,
+                profile=claim.device_profile, ttl_s=settings.pool.lease_ttl_s, timeout_s=wait_s,
+            ),
+            control,
+        )  # fmt: skip
+    except NoDeviceAvailable as exc:
+        await watcher.stop()
+        await rows.finish(TaskStatus.FAILED, reason="no_device", message=exc.message, result={})
+        return TaskStatus.FAILED
+    if grant is None:  # cancelled (or re-claimed) while waiting for a phone
+        await watcher.stop()
+        return await _finish(rows, _interrupted(control), None, claim, None)
+
+    with bind(device_id=grant.device_id, lease_id=grant.lease_id):
+        release_reason = "released"
+        try:
+            watcher.watch_lease(store, grant, settings.pool.lease_ttl_s)
+            if not await rows.set_status(TaskStatus.RUNNING, device_id=grant.device_id, started_at=utcnow()):
+                control.cancel(CLAIM_LOST)
+                return None
+            result = await _drive(claim, grant, rows, control, deps, deadline)
+            await watcher.stop()
+            outcome = _outcome(result, control)
+            if control.cancel_reason == LEASE_LOST:
+                release_reason = LEASE_LOST
+            return await _finish(rows, outcome, result, claim, grant)
+        finally:
+            await watcher.stop()
+            # Shielded: a session torn down mid-release must still hand the phone back.
+            released = await asyncio.shield(store.release(grant.lease_id, grant.holder, release_reason))
+            logger.info(
+                "lease released" if released else "lease already ended", extra={"reason": release_reason}
+            )
+
+
+async def _drive(
+    claim: Claim,
+    grant: LeaseGrant,
+    rows: TaskRows,
+    control: AgentControl,
+    deps: SessionDeps,
+    deadline: float,
+) -> AgentResult:
+    """Connect the phone and the model, and run the agent until it ends."""
+    import redis.asyncio as aioredis
+
+    from device_pool.driver import AdbDevice, AdbServerClient
+    from worker.agent.loop import AgentConfig, run_agent
+    from worker.agent.model_client import ModelClient, ModelClientConfig, ModelEndpoint
+
+    settings = deps.settings
+    hooks = TaskHooks(rows, control, data_dir=settings.data_dir, deadline=deadline, poll_s=deps.answer_poll_s)
+    config = AgentConfig(
+        max_steps=claim.max_steps, budget_s=max(0.0, deadline - time.monotonic()), lang=settings.model.lang
+    )
+    try:
+        server = AdbServerClient(deps.adb_host, deps.adb_port)
+        await server.start()
+        device = AdbDevice(grant.serial, server=server)
+        if ":" in grant.serial:  # a TCP phone: the adb server must be connected to it
+            await device.connect()
+    except DeviceError as exc:
+        logger.warning("phone unreachable", extra={"error": exc.message})
+        return AgentResult(RunStatus.FAILED, f"phone unreachable: {exc.message}", FailReason.DEVICE_ERROR)
+    endpoint = ModelEndpoint(
+        base_url=settings.model.base_url,
+        model=claim.model or settings.model.name,
+        api_key=settings.model.api_key.get_secret_value() or None,
+        max_in_flight=settings.model.max_in_flight,
+    )
+    # Redis makes the in-flight cap hold across every worker process sharing the model server.
+    redis = aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+    try:
+        async with ModelClient(ModelClientConfig(endpoints=[endpoint]), redis=redis) as model:
+            return await run_agent(
+                claim.instruction, device, model, config=config, hooks=hooks, control=control
+            )
+    finally:
+        if redis is not None:
+            await redis.aclose()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: TaskStatus
+    reason: str | None
+    message: str
+
+
+def _interrupted(control: AgentControl) -> _Outcome:
+    """The end of a run stopped from outside: a lost lease fails it, a user's cancel cancels it."""
+    if control.cancel_reason == LEASE_LOST:
+        return _Outcome(TaskStatus.FAILED, LEASE_LOST, "the phone's lease was lost (heartbeats failed)")
+    if control.cancel_reason == CLAIM_LOST:
+        return _Outcome(TaskStatus.CANCELLED, CLAIM_LOST, "another worker re-claimed the task")
+    return _Outcome(TaskStatus.CANCELLED, "cancelled", control.cancel_reason or "cancelled")
+
+
+def _outcome(result: AgentResult, control: AgentControl) -> _Outcome:
+    """The task's end status from the agent's result."""
+    if control.cancelled and result.status != RunStatus.SUCCEEDED:
+        # A cancel also ends waits for people, which the agent reports as denied/needs_user.
+        return _interrupted(control)
+    if result.status == RunStatus.SUCCEEDED:
+        return _Outcome(TaskStatus.SUCCEEDED, None, result.message)
+    if result.status == RunStatus.TIMED_OUT:
+        return _Outcome(TaskStatus.TIMED_OUT, "timeout", result.message)
+    if result.status == RunStatus.CANCELLED:
+        return _Outcome(TaskStatus.CANCELLED, "cancelled", result.message)
+    return _Outcome(TaskStatus.FAILED, str(result.reason) if result.reason else "failed", result.message)
+
+
+async def _finish(
+    rows: TaskRows, outcome: _Outcome, result: AgentResult | None, claim: Claim, grant: LeaseGrant | None
+) -> TaskStatus | None:
+    if outcome.reason == CLAIM_LOST:
+        return None  # another worker holds the task now: its end is theirs to write
+    summary: dict[str, Any] = {"attempt": claim.attempts, "worker_id": rows.worker_id}
+    if grant is not None:
+        summary["device_id"] = str(grant.device_id)
+    if result is not None:
+        summary |= {
+            "steps": result.step_count,
+            "elapsed_s": round(result.elapsed_s, 3),
+            "timings": result.totals(),
+            "usage": result.usage(),
+        }
+    written = await rows.finish(
+        outcome.status, reason=outcome.reason, message=outcome.message, result=summary
+    )
+    return outcome.status if written else None
+
+
+async def _unless_interrupted(work: Awaitable[T], control: AgentControl) -> T | None:
+    """``work``'s result, or None if the control is cancelled first (``work`` is then cancelled)."""
+    job = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(control.wait_interrupt())
+    try:
+        done, _ = await asyncio.wait({job, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not job.done():
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+    return job.result() if job in done else None

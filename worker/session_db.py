@@ -1,0 +1,277 @@
+"""The task row as a worker session changes it: claim, status, steps, heartbeat, finish.
+
+Every change is one conditional UPDATE (fenced on ``worker_id``, so a session that lost its claim
+cannot overwrite its successor) plus one ``events`` row in the same transaction (the outbox).
+
+The claim rule (``claim``), in one conditional UPDATE:
+
+- ``queued`` → ``leasing`` (worker_id, claimed_at, heartbeat_at, attempts + 1);
+- a held status (``leasing``, ``running``, waiting…) whose ``heartbeat_at`` is older than
+  ``stale_s`` (the lease TTL: by then the lease has expired too, and the pool reaps the phone):
+  its worker died. Re-claimed and run again while ``attempts < max_attempts``; otherwise →
+  ``failed`` with reason ``worker_lost``;
+- anything else (claimed by a live worker, cancelled, finished): nothing — a duplicate delivery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.db import Event, Step, Task, TaskStatus, utcnow
+from orchestrator.services.database import Database
+
+__all__ = ["HELD", "WORKER_LOST", "Claim", "TaskRow", "TaskRows"]
+
+logger = logging.getLogger(__name__)
+
+WORKER_LOST = "worker_lost"
+# The statuses in which a worker holds the task (and heartbeats it).
+HELD = (
+    TaskStatus.LEASING,
+    TaskStatus.RUNNING,
+    TaskStatus.WAITING_FOR_USER,
+    TaskStatus.AWAITING_CONFIRMATION,
+    TaskStatus.USER_CONTROL,
+)
+
+_CLAIM_COLUMNS = (
+    Task.tenant_id, Task.instruction, Task.device_profile, Task.max_steps, Task.timeout_s, Task.model,
+    Task.attempts,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A task this session now holds (status ``leasing``)."""
+
+    task_id: uuid.UUID
+    tenant_id: uuid.UUID
+    instruction: str
+    device_profile: dict[str, Any] | None
+    max_steps: int
+    timeout_s: int
+    model: str | None
+    attempts: int
+    reclaimed: bool  # its previous worker's heartbeat had gone stale
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """What the watcher reads each tick."""
+
+    status: TaskStatus
+    worker_id: str | None
+    result: dict[str, Any]
+
+
+class TaskRows:
+    """Statements on one task's row for the session holding it as ``worker_id``."""
+
+    def __init__(self, db: Database, task_id: uuid.UUID, worker_id: str) -> None:
+        self.db = db
+        self.task_id = task_id
+        self.worker_id = worker_id
+        self.tenant_id: uuid.UUID | None = None
+        self.status: TaskStatus | None = None  # as this session last wrote it
+
+    async def claim(self, *, stale_s: float, max_attempts: int) -> Claim | None:
+        """Claim the task (see the module docstring); None when there is nothing to run."""
+        now = utcnow()
+        stale_before = now - dt.timedelta(seconds=stale_s)
+        async with self.db.transaction(write=True) as session:
+            seen = (
+                await session.execute(
+                    select(Task.status, Task.heartbeat_at, Task.attempts, Task.worker_id).where(
+                        Task.id == self.task_id
+                    )
+                )
+            ).first()
+            if seen is None:
+                logger.warning("no such task; message dropped")
+                return None
+            stale = seen.status in HELD and (seen.heartbeat_at is None or seen.heartbeat_at < stale_before)
+            if seen.status != TaskStatus.QUEUED and not stale:
+                logger.info(
+                    "task not claimable; delivery ignored",
+                    extra={"status": seen.status.value, "holder": seen.worker_id},
+                )
+                return None
+            # Conditional on what we saw: a concurrent claim, cancel or heartbeat makes it match nothing.
+            guard = [Task.id == self.task_id, Task.status == seen.status]
+            if stale:
+                guard.append(or_(Task.heartbeat_at.is_(None), Task.heartbeat_at < stale_before))
+            if stale and seen.attempts >= max_attempts:
+                return await self._fail_lost(session, guard, seen.status, seen.attempts, now)
+            claimed = {
+                "status": TaskStatus.LEASING, "worker_id": self.worker_id, "claimed_at": now,
+                "heartbeat_at": now, "attempts": Task.attempts + 1, "device_id": None,
+            }  # fmt: skip
+            result = await session.execute(
+                update(Task)
+                .where(and_(*guard))
+                .values(**claimed)
+                .returning(*_CLAIM_COLUMNS)
+                .execution_options(synchronize_session=False)
+            )
+            row = result.first()
+            if row is None:
+                logger.info("task claimed by someone else meanwhile; delivery ignored")
+                return None
+            payload = {"from": seen.status.value, "to": TaskStatus.LEASING.value, "worker_id": self.worker_id,
+                       "attempt": row.attempts}  # fmt: skip
+            if stale:
+                payload["reason"] = "reclaimed"
+            await _event(session, row.tenant_id, self.task_id, "task.status", payload)
+        self.tenant_id, self.status = row.tenant_id, TaskStatus.LEASING
+        logger.info(
+            "task claimed",
+            extra={"attempt": row.attempts, "reclaimed": stale, "worker_id": self.worker_id},
+        )
+        return Claim(
+            task_id=self.task_id, tenant_id=row.tenant_id, instruction=row.instruction,
+            device_profile=row.device_profile, max_steps=row.max_steps, timeout_s=row.timeout_s,
+            model=row.model, attempts=row.attempts, reclaimed=stale,
+        )  # fmt: skip
+
+    async def _fail_lost(
+        self, session: AsyncSession, guard: list[Any], seen: TaskStatus, attempts: int, now: dt.datetime
+    ) -> None:
+        message = f"its worker stopped heartbeating on attempt {attempts} of {attempts}"
+        result = await session.execute(
+            update(Task)
+            .where(and_(*guard))
+            .values(status=TaskStatus.FAILED, reason=WORKER_LOST, message=message, finished_at=now)
+            .returning(Task.tenant_id)
+            .execution_options(synchronize_session=False)
+        )
+        tenant_id = result.scalar_one_or_none()
+        if tenant_id is not None:
+            payload = {"from": seen.value, "to": TaskStatus.FAILED.value, "reason": WORKER_LOST}
+            await _event(session, tenant_id, self.task_id, "task.status", payload)
+            logger.warning("task failed: worker lost too often", extra={"attempts": attempts})
+        return None
+
+    async def set_status(self, status: TaskStatus, *, detail: str = "", **values: Any) -> bool:
+        """Move a held task to ``status`` (and set ``values``); False if it is no longer ours."""
+        if status == self.status and not values:
+            return True
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(Task)
+                .where(Task.id == self.task_id, Task.worker_id == self.worker_id, Task.status.in_(HELD))
+                .values(status=status, **values)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 0:
+                return False
+            if status != self.status:
+                payload: dict[str, Any] = {"from": str(self.status), "to": status.value}
+                if detail:
+                    payload["detail"] = detail
+                if "device_id" in values:
+                    payload["device_id"] = str(values["device_id"])
+                await _event(session, self.tenant_id, self.task_id, "task.status", payload)
+        self.status = status
+        logger.info("task status", extra={"status": status.value})
+        return True
+
+    async def add_step(self, step: dict[str, Any], event: dict[str, Any]) -> None:
+        """Insert a ``steps`` row and its ``task.step`` event in one transaction."""
+        async with self.db.transaction() as session:
+            await session.execute(insert(Step).values(task_id=self.task_id, **step))
+            await _event(session, self.tenant_id, self.task_id, "task.step", event)
+
+    async def add_event(self, type_: str, payload: dict[str, Any]) -> int:
+        """Write an event on this task; returns its id."""
+        async with self.db.transaction() as session:
+            return await _event(session, self.tenant_id, self.task_id, type_, payload)
+
+    async def events_after(self, after_id: int, types: tuple[str, ...]) -> list[Event]:
+        """This task's events of ``types`` with an id above ``after_id``, oldest first."""
+        async with self.db.transaction() as session:
+            rows = await session.scalars(
+                select(Event)
+                .where(Event.task_id == self.task_id, Event.id > after_id, Event.type.in_(types))
+                .order_by(Event.id)
+            )
+            return list(rows)
+
+    async def read(self) -> TaskRow | None:
+        """The row's status, holder and result (one indexed read; the watcher calls it twice a second)."""
+        async with self.db.transaction() as session:
+            row = (
+                await session.execute(
+                    select(Task.status, Task.worker_id, Task.result).where(Task.id == self.task_id)
+                )
+            ).first()
+        return None if row is None else TaskRow(row.status, row.worker_id, dict(row.result or {}))
+
+    async def heartbeat(self) -> bool:
+        """Stamp ``heartbeat_at``; False if the task is no longer this session's."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(Task)
+                .where(Task.id == self.task_id, Task.worker_id == self.worker_id, Task.status.in_(HELD))
+                .values(heartbeat_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return result.rowcount > 0
+
+    async def finish(
+        self, status: TaskStatus, *, reason: str | None, message: str, result: dict[str, Any]
+    ) -> bool:
+        """End the task, merging ``result`` into the row's (the API's cancel request stays); False if not ours."""
+        now = utcnow()
+        async with self.db.transaction(write=True) as session:
+            # Locked (PostgreSQL; SQLite holds the write lock): the API's cancel merges into result too.
+            current = (
+                await session.execute(
+                    select(Task.status, Task.result)
+                    .where(Task.id == self.task_id, Task.worker_id == self.worker_id)
+                    .with_for_update()
+                )
+            ).first()
+            if current is None or current.status not in HELD:
+                logger.warning("task no longer ours; its end is not recorded", extra={"status": str(status)})
+                return False
+            await session.execute(
+                update(Task)
+                .where(Task.id == self.task_id)
+                .values(
+                    status=status,
+                    reason=reason,
+                    message=message[:4000],
+                    finished_at=now,
+                    result={**(current.result or {}), **result},
+                )
+                .execution_options(synchronize_session=False)
+            )
+            payload: dict[str, Any] = {"from": current.status.value, "to": status.value}
+            if reason:
+                payload["reason"] = reason
+            await _event(session, self.tenant_id, self.task_id, "task.status", payload)
+        self.status = status
+        logger.info("task finished", extra={"status": status.value, "reason": reason})
+        return True
+
+
+async def _event(
+    session: AsyncSession,
+    tenant_id: uuid.UUID | None,
+    task_id: uuid.UUID,
+    type_: str,
+    payload: dict[str, Any],
+) -> int:
+    result = await session.execute(
+        insert(Event)
+        .values(tenant_id=tenant_id, task_id=task_id, type=type_, payload=payload, created_at=utcnow())
+        .returning(Event.id)
+    )
+    return int(result.scalar_one())

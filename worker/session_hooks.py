@@ -1,0 +1,217 @@
+"""The agent's hooks and watcher for a task run by a worker: everything goes through the database.
+
+- ``on_step``: the screenshot as ``{data_dir}/tasks/<task_id>/step-NNN.jpg`` (NNN = the step's
+  0-based index, as the API numbers steps), then a ``steps`` row and a ``task.step`` event in one
+  transaction. The rows and files are the trajectory.
+- ``on_state``: the task status (running, waiting_for_user, awaiting_confirmation, user_control)
+  and its ``task.status`` event.
+- People answer through events (the contract the confirm/takeover/reply API endpoints write):
+
+  | the agent asks | it writes | it waits for an event, after its own | payload read |
+  | --- | --- | --- | --- |
+  | confirmation of a sensitive action | ``task.confirmation_requested`` {message, action} | ``task.confirmation`` | ``approved`` (bool) |
+  | a takeover (login, captcha) | ``task.takeover_requested`` {message} | ``task.handback`` | ``note`` (str, optional) |
+  | an answer (Interact) | ``task.question`` {question} | ``task.reply`` | ``answer`` (str) |
+
+  polled every ``poll_s`` until the task's budget runs out (then: denied / nobody took over /
+  no answer) or the run is cancelled.
+- ``Watcher``: every ``interval_s`` reads the task row (status, holder, ``result``) — a
+  ``result.cancel_requested_at`` cancels the run (within a second of the API call), a row that
+  another worker re-claimed cancels it too; every ``heartbeat_s`` stamps the task's
+  ``heartbeat_at`` and heartbeats the lease — a lost lease cancels the run (reason ``lease_lost``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from device_pool.pool import LeaseGrant, LeaseStore
+from orchestrator.db import TaskStatus
+from orchestrator.services.tasks import CANCEL_REQUESTED
+from worker.agent.actions import Action
+from worker.agent.control import AgentControl, AgentHooks, AgentState
+from worker.agent.results import StepRecord
+from worker.session_db import TaskRows
+
+__all__ = ["CANCELLED_BY_USER", "CLAIM_LOST", "LEASE_LOST", "TaskHooks", "Watcher", "screenshot_path"]
+
+logger = logging.getLogger(__name__)
+
+CANCELLED_BY_USER = "cancelled by user"
+LEASE_LOST = "lease_lost"
+CLAIM_LOST = "claim_lost"
+
+_STATUS_OF = {
+    AgentState.RUNNING: TaskStatus.RUNNING,
+    AgentState.WAITING_FOR_USER: TaskStatus.WAITING_FOR_USER,
+    AgentState.ASKING_USER: TaskStatus.WAITING_FOR_USER,  # a question waits on a person too
+    AgentState.AWAITING_CONFIRMATION: TaskStatus.AWAITING_CONFIRMATION,
+    AgentState.USER_CONTROL: TaskStatus.USER_CONTROL,
+}
+
+
+def screenshot_path(task_id: uuid.UUID, index: int) -> str:
+    """Where step ``index`` (0-based) of a task keeps its screenshot, relative to ``data_dir``."""
+    return f"tasks/{task_id}/step-{index:03d}.jpg"
+
+
+class TaskHooks(AgentHooks):
+    """Hooks that record to and wait on the database (see the module docstring)."""
+
+    def __init__(
+        self,
+        rows: TaskRows,
+        control: AgentControl,
+        *,
+        data_dir: Path,
+        deadline: float,
+        poll_s: float = 0.5,
+        jpeg_quality: int = 80,
+    ) -> None:
+        self.rows = rows
+        self.control = control
+        self.data_dir = data_dir
+        self.deadline = deadline  # time.monotonic() at which the task's budget runs out
+        self.poll_s = poll_s
+        self.jpeg_quality = jpeg_quality
+
+    async def on_step(self, step: StepRecord) -> None:
+        index = step.index - 1  # the agent counts from 1, the API from 0
+        relative = None
+        if step.screenshot is not None:
+            relative = screenshot_path(self.rows.task_id, index)
+            await asyncio.to_thread(self._save_jpeg, step, self.data_dir / relative)
+        record = step.to_json()
+        row = {
+            "index": index, "screenshot": relative, "current_app": step.current_app,
+            "thinking": step.thinking, "action_text": step.action_text, "action": step.action,
+            "result": step.result, "note": step.note, "timings": record["timings"],
+            "prompt_tokens": step.prompt_tokens, "completion_tokens": step.completion_tokens,
+        }  # fmt: skip
+        event = {"index": index, "action_text": step.action_text, "result": step.result,
+                 "current_app": step.current_app}  # fmt: skip
+        await self.rows.add_step(row, event)
+        logger.info("step recorded", extra={"step": index, "result": step.result})
+
+    def _save_jpeg(self, step: StepRecord, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert step.screenshot is not None
+        step.screenshot.convert("RGB").save(path, format="JPEG", quality=self.jpeg_quality)
+
+    async def on_state(self, state: AgentState, detail: str = "") -> None:
+        status = _STATUS_OF.get(state)
+        if status is not None and not await self.rows.set_status(status, detail=detail):
+            # Someone else holds the task now; stop spending the phone on it.
+            self.control.cancel(CLAIM_LOST)
+
+    async def request_confirmation(self, action: Action, message: str) -> bool:
+        payload = {"message": message, "action": action.model_dump(mode="json")}
+        answer = await self._ask("task.confirmation_requested", payload, "task.confirmation")
+        return bool(answer is not None and answer.get("approved") is True)
+
+    async def request_takeover(self, message: str) -> str | None:
+        answer = await self._ask("task.takeover_requested", {"message": message}, "task.handback")
+        if answer is None:
+            return None
+        note = answer.get("note")
+        return note if isinstance(note, str) else ""
+
+    async def ask_user(self, question: str) -> str | None:
+        answer = await self._ask("task.question", {"question": question}, "task.reply")
+        if answer is None:
+            return None
+        text = answer.get("answer")
+        return text if isinstance(text, str) else None
+
+    async def _ask(self, request: str, payload: dict[str, Any], reply: str) -> dict[str, Any] | None:
+        """Write the request event, then poll for the reply event; None on deadline or cancel."""
+        after = await self.rows.add_event(request, payload)
+        while not self.control.cancelled:
+            events = await self.rows.events_after(after, (reply,))
+            if events:
+                return dict(events[0].payload or {})
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                logger.info("no answer within the task's budget", extra={"waiting_for": reply})
+                return None
+            with contextlib.suppress(TimeoutError):
+                # A cancel ends the wait at once instead of at the next poll.
+                await asyncio.wait_for(self.control.wait_interrupt(), min(self.poll_s, remaining))
+        return None
+
+
+class Watcher:
+    """Heartbeats the task and the lease, and turns a cancel request or a lost claim/lease into a cancel."""
+
+    def __init__(
+        self,
+        rows: TaskRows,
+        control: AgentControl,
+        *,
+        interval_s: float = 0.5,
+        heartbeat_s: float = 15.0,
+    ) -> None:
+        self.rows = rows
+        self.control = control
+        self.interval_s = interval_s
+        self.heartbeat_s = heartbeat_s
+        self.store: LeaseStore | None = None
+        self.grant: LeaseGrant | None = None
+        self.lease_ttl_s = 60.0
+        self.cancel_requested = False
+        self._task: asyncio.Task[None] | None = None
+
+    def watch_lease(self, store: LeaseStore, grant: LeaseGrant, ttl_s: float) -> None:
+        """Heartbeat this lease from now on."""
+        self.store, self.grant, self.lease_ttl_s = store, grant, ttl_s
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"watch-{self.rows.task_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        last_beat = time.monotonic()
+        while not self.control.cancelled:
+            await asyncio.sleep(self.interval_s)
+            try:
+                row = await self.rows.read()
+                if row is None or row.worker_id != self.rows.worker_id:
+                    logger.warning("task re-claimed by another worker; stopping")
+                    self.control.cancel(CLAIM_LOST)
+                    return
+                if CANCEL_REQUESTED in row.result:
+                    self.cancel_requested = True
+                    logger.info("cancel requested; stopping the run")
+                    self.control.cancel(CANCELLED_BY_USER)
+                    return
+                if time.monotonic() - last_beat >= self.heartbeat_s:
+                    last_beat = time.monotonic()
+                    await self._beat()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A database blip must not end the run: the next tick tries again, and a long
+                # outage ends as a stale heartbeat (the claim rule) or a lost lease.
+                logger.warning("watcher tick failed", exc_info=True)
+
+    async def _beat(self) -> None:
+        if not await self.rows.heartbeat():
+            logger.warning("task heartbeat refused: no longer ours")
+            self.control.cancel(CLAIM_LOST)
+            return
+        if self.store is not None and self.grant is not None:
+            held = await self.store.heartbeat(self.grant.lease_id, self.grant.holder, self.lease_ttl_s)
+            if not held:
+                logger.warning("lease lost; stopping the run", extra={"device_id": str(self.grant.device_id)})
+                self.control.cancel(LEASE_LOST)
