@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.db import ApiKey, DeviceState, Step, Task, TaskStatus, User, UserRole
 from orchestrator.services import CANCEL_REQUESTED, DeviceView, TaskSpec
@@ -14,13 +14,17 @@ from orchestrator.services import CANCEL_REQUESTED, DeviceView, TaskSpec
 __all__ = [
     "ApiKeyCreate",
     "ApiKeyOut",
+    "ConfirmIn",
     "DeviceLeaseOut",
     "DeviceOut",
     "ErrorOut",
+    "HandbackIn",
     "IssuedKeyOut",
     "PageOut",
     "ReadinessOut",
+    "ReplyIn",
     "StepOut",
+    "TakeoverIn",
     "TaskCreate",
     "TaskOut",
 ]
@@ -47,6 +51,57 @@ class TaskCreate(TaskSpec):
             ]
         },
     )
+
+
+def _plain_text(value: str | None) -> str | None:
+    """What PostgreSQL's JSONB and UTF-8 refuse answers 422, not a failed INSERT."""
+    if value is None:
+        return value
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from exc
+    return value
+
+
+class ConfirmIn(BaseModel):
+    """Approve or deny the sensitive action the agent waits on."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"approved": True}]})
+
+    approved: bool = Field(strict=True, description="true: do it; false: the run ends failed/denied.")
+
+
+class TakeoverIn(BaseModel):
+    """Take control of the phone from the agent."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "I'll log in"}]})
+
+    note: str | None = Field(default=None, max_length=2000, description="Why, for the record.")
+
+    _check_note = field_validator("note")(_plain_text)
+
+
+class HandbackIn(BaseModel):
+    """Give control back to the agent, with a note it reads in its next turn."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "logged in"}]})
+
+    note: str = Field(max_length=2000, description="What you did (0–2000 characters).")
+
+    _check_note = field_validator("note")(_plain_text)
+
+
+class ReplyIn(BaseModel):
+    """Answer the agent's question."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"answer": "medium"}]})
+
+    answer: str = Field(min_length=1, max_length=2000, description="Your answer (1–2000 characters).")
+
+    _check_answer = field_validator("answer")(_plain_text)
 
 
 class TaskOut(BaseModel):

@@ -1,4 +1,5 @@
-"""Task routes: submit, list, read, cancel, and the recorded steps with their screenshots."""
+"""Task routes: submit, list, read, cancel, people's answers to the agent (confirm, takeover,
+handback, reply), and the recorded steps with their screenshots."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import FileResponse
 
 from orchestrator.api.deps import CurrentPrincipal, StepServiceDep, TaskServiceDep
-from orchestrator.api.schemas import ErrorOut, PageOut, StepOut, TaskCreate, TaskOut
+from orchestrator.api.schemas import (
+    ConfirmIn,
+    ErrorOut,
+    HandbackIn,
+    PageOut,
+    ReplyIn,
+    StepOut,
+    TakeoverIn,
+    TaskCreate,
+    TaskOut,
+)
 from orchestrator.db import TaskStatus
 
 __all__ = ["router"]
@@ -88,6 +99,54 @@ async def get_task(task_id: uuid.UUID, principal: CurrentPrincipal, tasks: TaskS
 async def cancel_task(task_id: uuid.UUID, principal: CurrentPrincipal, tasks: TaskServiceDep) -> TaskOut:
     """Queued: cancelled at once. Held by a worker: `cancel_requested` is set and the worker stops it."""
     return TaskOut.from_row(await tasks.cancel(principal, task_id))
+
+
+@router.post(
+    "/{task_id}/confirm",
+    summary="Approve or deny a sensitive action",
+    responses={409: {"model": ErrorOut, "description": "The agent is not waiting for a confirmation"}},
+)
+async def confirm_task(
+    task_id: uuid.UUID, body: ConfirmIn, principal: CurrentPrincipal, tasks: TaskServiceDep
+) -> TaskOut:
+    """While `awaiting_confirmation`: records a `task.confirmation` event {approved} the worker reads."""
+    return TaskOut.from_row(await tasks.confirm(principal, task_id, body.approved))
+
+
+@router.post(
+    "/{task_id}/takeover",
+    summary="Take control of the phone",
+    responses={409: {"model": ErrorOut, "description": "The task is not running or waiting for you"}},
+)
+async def takeover_task(
+    task_id: uuid.UUID, principal: CurrentPrincipal, tasks: TaskServiceDep, body: TakeoverIn | None = None
+) -> TaskOut:
+    """While `running` or `waiting_for_user`: records a `task.takeover` event {status, note}."""
+    return TaskOut.from_row(await tasks.takeover(principal, task_id, body.note if body else None))
+
+
+@router.post(
+    "/{task_id}/handback",
+    summary="Hand control back to the agent",
+    responses={409: {"model": ErrorOut, "description": "Nobody took over"}},
+)
+async def handback_task(
+    task_id: uuid.UUID, body: HandbackIn, principal: CurrentPrincipal, tasks: TaskServiceDep
+) -> TaskOut:
+    """In `user_control`, or `waiting_for_user` on the agent's takeover request: a `task.handback` {note}."""
+    return TaskOut.from_row(await tasks.handback(principal, task_id, body.note))
+
+
+@router.post(
+    "/{task_id}/reply",
+    summary="Answer the agent's question",
+    responses={409: {"model": ErrorOut, "description": "The agent has no question waiting"}},
+)
+async def reply_task(
+    task_id: uuid.UUID, body: ReplyIn, principal: CurrentPrincipal, tasks: TaskServiceDep
+) -> TaskOut:
+    """While `waiting_for_user` on an unanswered `task.question`: a `task.reply` event {answer}."""
+    return TaskOut.from_row(await tasks.reply(principal, task_id, body.answer))
 
 
 @router.get("/{task_id}/steps", summary="List a task's steps, oldest first")

@@ -10,9 +10,9 @@ import argparse
 import logging
 import sys
 
-from orchestrator.cli import admin, api, migrate, pool, reference_model, run, sim, up, worker
+from orchestrator.cli import admin, api, migrate, pool, reference_model, run, sim, task, up, worker
 
-SUBCOMMANDS = (sim, run, reference_model, migrate, api, admin, pool, up, worker)
+SUBCOMMANDS = (sim, run, reference_model, migrate, api, admin, pool, up, worker, task)
 
 
 def _configure_logging(level: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 import uuid
@@ -22,8 +23,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.db import ApiKey, Tenant, User, UserRole, utcnow
-from orchestrator.errors import ApiKeyNotFound, InvalidRequest, Unauthenticated
+from orchestrator.errors import ApiKeyNotFound, DatabaseUnavailable, InvalidRequest, Unauthenticated
 from orchestrator.services.database import Database
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ApiKeyVerifier",
@@ -132,10 +135,24 @@ class ApiKeyVerifier:
             if key.revoked_at is not None:
                 raise Unauthenticated("this API key was revoked")
             now = utcnow()
-            if key.last_used_at is None or now - key.last_used_at > _LAST_USED_EVERY:
-                await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+            stale = key.last_used_at is None or now - key.last_used_at > _LAST_USED_EVERY
             principal = Principal(key_id=key.id, tenant_id=key.tenant_id, user_id=key.user_id, role=row.role)
-            return principal, key.secret_hash
+            secret_hash = key.secret_hash
+        if stale:
+            await self._touch(key.id, now)
+        return principal, secret_hash
+
+    async def _touch(self, key_id: uuid.UUID, now: dt.datetime) -> None:
+        """Record ``last_used_at`` in a write of its own, never failing the request for it.
+
+        Inside the lookup's read transaction the UPDATE would be a lock upgrade, which SQLite
+        refuses at once ("database is locked") when another writer got in first; alone, it waits.
+        """
+        try:
+            async with self.db.transaction() as session:
+                await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+        except DatabaseUnavailable as exc:
+            logger.warning("could not record an API key's last use", extra={"error": exc.message})
 
     def _remember(self, prefix: str, secret_hash: str, principal: Principal) -> None:
         self._cache[prefix] = _Cached(secret_hash, principal, time.monotonic() + self.ttl_s)

@@ -1,8 +1,11 @@
-"""Tasks: submission (idempotent, one transaction, then the enqueue), reading, listing and cancelling.
+"""Tasks: submission (idempotent, one transaction, then the enqueue), reading, listing, cancelling,
+and people's answers to a running agent (confirm, takeover, handback, reply).
 
 Every state change here is one conditional UPDATE plus one ``events`` row in the same transaction
 (the outbox). Cancelling a queued task ends it at once; cancelling one a worker holds records a
-request the worker acts on at its next step boundary (see ``cancel``).
+request the worker acts on at its next step boundary (see ``cancel``). Answers never change the
+status (the worker owns it while it holds the task): each is one event the worker polls for
+(``worker/session_hooks.py``), written under the task's row lock so two answers cannot race.
 """
 
 from __future__ import annotations
@@ -30,6 +33,15 @@ logger = logging.getLogger(__name__)
 
 # The key in ``Task.result`` that tells the worker holding a task to stop (see ``TaskService.cancel``).
 CANCEL_REQUESTED = "cancel_requested_at"
+
+# The worker's request events, each with the reply event it waits for (worker/session_hooks.py).
+CONFIRMATION_REQUESTED, CONFIRMATION = "task.confirmation_requested", "task.confirmation"
+TAKEOVER_REQUESTED, HANDBACK = "task.takeover_requested", "task.handback"
+QUESTION, REPLY = "task.question", "task.reply"
+# A person taking control on their own initiative (the worker is to pause; see ``takeover``).
+TAKEOVER = "task.takeover"
+_EXCHANGE_EVENTS = (CONFIRMATION_REQUESTED, CONFIRMATION, TAKEOVER_REQUESTED, HANDBACK, QUESTION, REPLY)
+_REQUESTS = (CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, QUESTION)
 
 # What a replayed Idempotency-Key must match: the request's fields as stored on the task.
 _SPEC_FIELDS = ("instruction", "device_profile", "max_steps", "timeout_s", "model", "webhook_url", "metadata")
@@ -160,6 +172,89 @@ class TaskService:
                 session.add(_event(task, "task.cancel_requested", {"status": task.status.value}))
             return task
 
+    async def confirm(self, principal: Principal, task_id: uuid.UUID, approved: bool) -> Task:
+        """Approve or deny the sensitive action the agent waits on: a ``task.confirmation`` event.
+
+        Raises ``TaskNotFound``, or ``InvalidTransition`` unless the task is
+        ``awaiting_confirmation`` with an unanswered ``task.confirmation_requested``.
+        """
+        async with self.db.transaction(write=True) as session:
+            task = await load_task(session, principal, task_id, for_update=True)
+            self._require(task, "confirm", (TaskStatus.AWAITING_CONFIRMATION,))
+            await self._require_pending(session, task, "confirm", CONFIRMATION_REQUESTED)
+            session.add(_event(task, CONFIRMATION, {"approved": approved}))
+            return task
+
+    async def takeover(self, principal: Principal, task_id: uuid.UUID, note: str | None) -> Task:
+        """A person takes control of a ``running`` or ``waiting_for_user`` task: a ``task.takeover``
+        event {status, note}. Asking again before a handback records nothing new.
+
+        The worker is to map it to ``AgentControl.pause`` (and report ``user_control``); until it
+        does, the event is the record of the request (see docs/api.md).
+        """
+        async with self.db.transaction(write=True) as session:
+            task = await load_task(session, principal, task_id, for_update=True)
+            self._require(task, "take over", (TaskStatus.RUNNING, TaskStatus.WAITING_FOR_USER))
+            latest = await _latest_event(session, task, (TAKEOVER, HANDBACK))
+            if latest is None or latest.type != TAKEOVER:
+                session.add(_event(task, TAKEOVER, {"status": task.status.value, "note": note}))
+            return task
+
+    async def handback(self, principal: Principal, task_id: uuid.UUID, note: str) -> Task:
+        """Give control back to the agent: a ``task.handback`` event {note}.
+
+        Allowed in ``user_control``, and in ``waiting_for_user`` when what the agent waits on is
+        a takeover (not a question: that one is answered by ``reply``).
+        """
+        async with self.db.transaction(write=True) as session:
+            task = await load_task(session, principal, task_id, for_update=True)
+            self._require(task, "hand back", (TaskStatus.WAITING_FOR_USER, TaskStatus.USER_CONTROL))
+            if task.status == TaskStatus.WAITING_FOR_USER:
+                await self._require_pending(session, task, "hand back", TAKEOVER_REQUESTED)
+            session.add(_event(task, HANDBACK, {"note": note}))
+            return task
+
+    async def reply(self, principal: Principal, task_id: uuid.UUID, answer: str) -> Task:
+        """Answer the agent's question: a ``task.reply`` event {answer}.
+
+        Raises ``InvalidTransition`` unless the task is ``waiting_for_user`` with an unanswered
+        ``task.question``.
+        """
+        async with self.db.transaction(write=True) as session:
+            task = await load_task(session, principal, task_id, for_update=True)
+            self._require(task, "reply", (TaskStatus.WAITING_FOR_USER,))
+            await self._require_pending(session, task, "reply", QUESTION)
+            session.add(_event(task, REPLY, {"answer": answer}))
+            return task
+
+    @staticmethod
+    def _require(task: Task, verb: str, allowed: tuple[TaskStatus, ...]) -> None:
+        if task.status not in allowed:
+            states = " or ".join(s.value for s in allowed)
+            raise InvalidTransition(
+                f"task {task.id} is {task.status.value}; you can {verb} only while it is {states}",
+                current=task.status.value,
+                requested=verb.replace(" ", ""),
+            )
+
+    @staticmethod
+    async def _require_pending(session: AsyncSession, task: Task, verb: str, request: str) -> None:
+        """The agent's latest request must be ``request`` and still unanswered, else 409."""
+        latest = await _latest_event(session, task, _EXCHANGE_EVENTS)
+        if latest is not None and latest.type == request:
+            return
+        if latest is not None and latest.type in _REQUESTS:
+            why = f"the agent is waiting for an answer to {latest.type}, not {request}"
+        elif latest is not None:
+            why = f"the agent's last request was already answered ({latest.type})"
+        else:
+            why = f"the agent has not asked yet (no {request} event)"
+        raise InvalidTransition(
+            f"task {task.id} ({task.status.value}): cannot {verb}: {why}",
+            current=task.status.value,
+            requested=verb.replace(" ", ""),
+        )
+
     async def _replay(self, principal: Principal, key: str, fields: dict[str, Any]) -> Task:
         async with self.db.transaction() as session:
             task = await session.scalar(
@@ -187,6 +282,17 @@ async def load_task(
     if task is None:
         raise TaskNotFound(task_id)
     return task
+
+
+async def _latest_event(session: AsyncSession, task: Task, types: tuple[str, ...]) -> Event | None:
+    """The task's newest event of one of ``types`` (by id: the order the worker reads them in)."""
+    query = (
+        select(Event)
+        .where(Event.task_id == task.id, Event.type.in_(types))
+        .order_by(Event.id.desc())
+        .limit(1)
+    )
+    return await session.scalar(query)
 
 
 def _event(task: Task, type_: str, payload: dict[str, Any]) -> Event:

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from orchestrator.db import DeviceState, TaskStatus
 from tests.conditions import wait_until
@@ -142,6 +143,16 @@ def test_a_killed_workers_task_is_reclaimed_then_failed_worker_lost(
     pool.settle()
 
 
+def answer_over_http(api: Api, task_id: str, request: str, route: str, body: dict[str, Any]) -> None:
+    """Wait for the worker's ``request`` event, then answer with ``POST /api/v1/tasks/{id}/{route}``."""
+    wait_until(
+        lambda: any(e.type == request for e in api.rows(task_id)[1]),
+        timeout=30, interval=0.05, what=f"a {request} event",
+    )  # fmt: skip
+    r = api.http.post(f"/api/v1/tasks/{task_id}/{route}", json=body)
+    assert r.status_code == 200, r.text
+
+
 def test_people_answer_through_events(
     api: Api, pool: Pool, start_worker: StartWorker, tmp_path: Path
 ) -> None:
@@ -156,9 +167,10 @@ def test_people_answer_through_events(
     try:
         start_worker(model.base_url)
         task = api.submit("Buy the shirt", timeout_s=60)
-        api.answer(task["id"], "task.takeover_requested", "task.handback", {"note": "logged in"})
-        api.answer(task["id"], "task.question", "task.reply", {"answer": "medium"})
-        api.answer(task["id"], "task.confirmation_requested", "task.confirmation", {"approved": True})
+        # Each answer goes through the API's route once the worker has asked.
+        answer_over_http(api, task["id"], "task.takeover_requested", "handback", {"note": "logged in"})
+        answer_over_http(api, task["id"], "task.question", "reply", {"answer": "medium"})
+        answer_over_http(api, task["id"], "task.confirmation_requested", "confirm", {"approved": True})
         done = api.wait_status(task["id"], ("succeeded",), timeout=30)
     finally:
         model.stop()
@@ -167,5 +179,10 @@ def test_people_answer_through_events(
     waits = [e.payload["to"] for e in events if e.type == "task.status"]
     assert waits == ["leasing", "running", "waiting_for_user", "running", "waiting_for_user", "running",
                      "awaiting_confirmation", "running", "succeeded"], waits  # fmt: skip
+    answers = [
+        (e.type, e.payload) for e in events if e.type in ("task.handback", "task.reply", "task.confirmation")
+    ]
+    assert answers == [("task.handback", {"note": "logged in"}), ("task.reply", {"answer": "medium"}),
+                       ("task.confirmation", {"approved": True})], answers  # fmt: skip
     notes = [s["note"] for s in api.http.get(f"/api/v1/tasks/{task['id']}/steps").json()["items"]]
     assert "logged in" in notes[0] and "medium" in notes[1] and "approved" in notes[2], notes

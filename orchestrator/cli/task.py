@@ -1,0 +1,153 @@
+"""``phonefleet task``: submit, follow and cancel tasks through the REST API (``orchestrator.client``).
+
+``submit "INSTRUCTION" [--wait]``, ``status ID``, ``wait ID``, ``cancel ID``, ``list [--status S]``.
+Every action takes ``--url`` (default ``PHONEFLEET_URL`` or http://127.0.0.1:8000), ``--api-key``
+(default ``PHONEFLEET_API_KEY``) and ``--json`` (the API's JSON instead of one line per task).
+
+Exit codes: 0 ok (for ``submit --wait`` and ``wait``: the task succeeded); 1 the task failed, was
+cancelled or timed out, the wait ran out, or the API answered an error (message on stderr); 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+_PROG = "phonefleet task"
+
+
+def _line(task: dict[str, Any]) -> str:
+    instruction = task.get("instruction") or ""
+    if len(instruction) > 60:
+        instruction = instruction[:59] + "…"
+    parts = [str(task.get("id")), str(task.get("status"))]
+    if task.get("reason"):
+        parts.append(f"reason={task['reason']}")
+    if task.get("cancel_requested") and task.get("status") != "cancelled":
+        parts.append("cancel_requested")
+    parts.append(json.dumps(instruction, ensure_ascii=False))
+    return "  ".join(parts)
+
+
+def _show(task: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(task, ensure_ascii=False))
+        return
+    print(_line(task))
+    if task.get("message"):
+        print(f"  message: {task['message']}")
+
+
+def _final_code(task: dict[str, Any]) -> int:
+    return 0 if task.get("status") == "succeeded" else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from orchestrator.client import PhoneFleetClient
+
+    with PhoneFleetClient(args.url, args.api_key) as client:
+        if args.action == "submit":
+            task = client.submit(args.instruction, max_steps=args.max_steps, timeout_s=args.timeout)
+            if not args.wait:
+                _show(task, args.json)
+                return 0
+            if not args.json:
+                print(_line(task), file=sys.stderr)  # the id, before a long wait
+            wait_s = args.wait_timeout or (args.timeout or 600) + 300
+            task = client.wait(task["id"], timeout_s=wait_s, poll_s=args.poll)
+            _show(task, args.json)
+            return _final_code(task)
+        if args.action == "status":
+            _show(client.get(args.id), args.json)
+            return 0
+        if args.action == "wait":
+            task = client.wait(args.id, timeout_s=args.timeout, poll_s=args.poll)
+            _show(task, args.json)
+            return _final_code(task)
+        if args.action == "cancel":
+            _show(client.cancel(args.id), args.json)
+            return 0
+        for task in client.list(status=args.status, limit=args.limit):
+            if args.json:
+                print(json.dumps(task, ensure_ascii=False))  # one object a line
+            else:
+                print(_line(task))
+        return 0
+
+
+def _cmd_task(args: argparse.Namespace) -> int:
+    import httpx
+
+    from orchestrator.client import PhoneFleetAPIError, TaskWaitTimeout
+
+    if not args.api_key:
+        print(f"{_PROG}: no API key: pass --api-key or set PHONEFLEET_API_KEY", file=sys.stderr)
+        return 2
+    try:
+        return _run(args)
+    except PhoneFleetAPIError as exc:
+        print(f"{_PROG}: {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except TaskWaitTimeout as exc:
+        if args.json:
+            print(json.dumps(exc.task, ensure_ascii=False))
+        print(f"{_PROG}: {exc}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as exc:
+        print(f"{_PROG}: cannot reach {args.url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    # The URL and key are not fields of Settings (those configure the server's processes), so this
+    # entry point reads PHONEFLEET_URL and PHONEFLEET_API_KEY itself, as defaults of its options.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--url", default=os.environ.get("PHONEFLEET_URL") or DEFAULT_URL,
+        help=f"the API's base URL (default: PHONEFLEET_URL or {DEFAULT_URL})",
+    )  # fmt: skip
+    common.add_argument(
+        "--api-key", default=os.environ.get("PHONEFLEET_API_KEY") or "",
+        help="API key pf_… (default: PHONEFLEET_API_KEY)",
+    )  # fmt: skip
+    common.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    parser = sub.add_parser("task", help="submit, follow and cancel tasks through the REST API")
+    actions = parser.add_subparsers(dest="action", required=True)
+
+    submit = actions.add_parser("submit", parents=[common], help="submit a task (prints it)")
+    submit.add_argument("instruction")
+    submit.add_argument("--max-steps", type=int, default=None, help="1–100 (server default 30)")
+    submit.add_argument(
+        "--timeout", type=int, default=None, help="the task's timeout_s, 10–3600 (server default 600)"
+    )
+    submit.add_argument(
+        "--wait", action="store_true", help="wait for a final status; exit 0 only if succeeded"
+    )
+    submit.add_argument(
+        "--wait-timeout", type=float, default=None, help="seconds to wait (default: task timeout + 300)"
+    )
+    submit.add_argument("--poll", type=float, default=1.0, help="seconds between polls (default 1)")
+
+    status = actions.add_parser("status", parents=[common], help="show a task")
+    status.add_argument("id")
+
+    wait = actions.add_parser(
+        "wait", parents=[common], help="wait for a final status; exit 0 only if succeeded"
+    )
+    wait.add_argument("id")
+    wait.add_argument("--timeout", type=float, default=900.0, help="seconds to wait (default 900)")
+    wait.add_argument("--poll", type=float, default=1.0, help="seconds between polls (default 1)")
+
+    cancel = actions.add_parser("cancel", parents=[common], help="cancel a task")
+    cancel.add_argument("id")
+
+    list_ = actions.add_parser("list", parents=[common], help="list tasks, newest first (all pages)")
+    list_.add_argument("--status", default=None, help="only tasks in this status (queued, running, …)")
+    list_.add_argument("--limit", type=int, default=50, help="tasks per page fetched, 1–100 (default 50)")
+
+    parser.set_defaults(func=_cmd_task)

@@ -1,0 +1,218 @@
+"""A small synchronous Python client for REST API v1 (``docs/api.md``), on httpx.
+
+::
+
+    from orchestrator.client import PhoneFleetClient
+
+    with PhoneFleetClient("http://127.0.0.1:8000", "pf_…") as pf:
+        task = pf.submit("Open Settings and turn on Wi-Fi", max_steps=20)
+        task = pf.wait(task["id"], timeout_s=900)
+        for step in pf.steps(task["id"]):
+            print(step["index"], step["action_text"])
+
+It is deliberately synchronous (integrators' scripts); async code can run it in a thread
+(``asyncio.to_thread``) or call the REST API with its own HTTP client. It imports nothing of the
+server: only httpx. Answers are the API's JSON as plain dicts.
+
+Every non-2xx answer raises :class:`PhoneFleetAPIError` with the server's ``error`` code and
+``message``. ``submit`` always sends an ``Idempotency-Key`` (a fresh one unless you give yours), so
+the retries it makes — connection errors, and 429/503 honouring ``Retry-After`` — never create two
+tasks. Reads retry the same way; ``cancel`` retries only 429/503 (answers that changed nothing).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+__all__ = ["FINAL_STATUSES", "PhoneFleetAPIError", "PhoneFleetClient", "TaskWaitTimeout"]
+
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+"""A task in one of these never changes again."""
+
+_RETRY_STATUSES = frozenset({429, 503})
+
+
+class PhoneFleetAPIError(Exception):
+    """A non-2xx answer: HTTP ``status``, the server's stable ``code`` and its ``message``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.retry_after_s = retry_after_s
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> PhoneFleetAPIError:
+        code, message, details = f"http_{response.status_code}", response.reason_phrase, None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            code = body["error"]
+            message = str(body.get("message") or message)
+            details = body.get("details") if isinstance(body.get("details"), list) else None
+        elif response.text:
+            message = response.text[:200]
+        return cls(response.status_code, code, message, details=details,
+                   retry_after_s=_retry_after(response))  # fmt: skip
+
+
+class TaskWaitTimeout(TimeoutError):
+    """:meth:`PhoneFleetClient.wait` ran out of time; ``task`` is the last answer (``task["status"]``)."""
+
+    def __init__(self, task: dict[str, Any], timeout_s: float) -> None:
+        super().__init__(f"task {task.get('id')} is still {task.get('status')} after {timeout_s:g} s")
+        self.task = task
+        self.status = task.get("status")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: the server sends seconds, so fall back to our own backoff
+
+
+class PhoneFleetClient:
+    """REST API v1 over one httpx connection pool; use it as a context manager or call ``close()``.
+
+    ``max_retries`` extra tries are made for retryable failures, each waiting ``Retry-After`` (or
+    an exponential backoff from 0.5 s) capped at ``max_retry_wait_s``. ``transport`` is passed to
+    httpx (tests, proxies, custom TLS).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30,
+        transport: httpx.BaseTransport | None = None,
+        max_retries: int = 3,
+        max_retry_wait_s: float = 30.0,
+    ) -> None:
+        self.max_retries = max_retries
+        self.max_retry_wait_s = max_retry_wait_s
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "phonefleet-client"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __enter__(self) -> PhoneFleetClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- tasks -------------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        instruction: str,
+        *,
+        max_steps: int | None = None,
+        timeout_s: int | None = None,
+        device_profile: dict[str, Any] | None = None,
+        model: str | None = None,
+        webhook_url: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Submit a task and return it (``status`` ``queued``; or the original one on a replay)."""
+        body: dict[str, Any] = {"instruction": instruction}
+        optional = {"max_steps": max_steps, "timeout_s": timeout_s, "device_profile": device_profile,
+                    "model": model, "webhook_url": webhook_url, "metadata": metadata}  # fmt: skip
+        body |= {name: value for name, value in optional.items() if value is not None}
+        headers = {"Idempotency-Key": idempotency_key or f"pfclient-{uuid.uuid4()}"}
+        return self._request("POST", "/api/v1/tasks", json=body, headers=headers, safe=True).json()
+
+    def get(self, task_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/tasks/{task_id}").json()
+
+    def list(self, status: str | None = None, limit: int = 50) -> Iterator[dict[str, Any]]:
+        """Every task of your tenant (newest first), fetching ``limit`` (1–100) per page as needed."""
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        return self._pages("/api/v1/tasks", params)
+
+    def steps(self, task_id: str) -> Iterator[dict[str, Any]]:
+        """The task's steps, oldest first, across all pages."""
+        return self._pages(f"/api/v1/tasks/{task_id}/steps", {"limit": 100})
+
+    def cancel(self, task_id: str) -> dict[str, Any]:
+        """Cancel: a queued task ends at once; a running one gets ``cancel_requested``. 409 if ended."""
+        return self._request("POST", f"/api/v1/tasks/{task_id}/cancel", safe=False).json()
+
+    def wait(self, task_id: str, timeout_s: float, poll_s: float = 1.0) -> dict[str, Any]:
+        """Poll until the task reaches a final status and return it; :class:`TaskWaitTimeout` if not."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            task = self.get(task_id)
+            if task.get("status") in FINAL_STATUSES:
+                return task
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TaskWaitTimeout(task, timeout_s)
+            time.sleep(min(poll_s, left))
+
+    def screenshot(self, task_id: str, index: int) -> bytes:
+        """The image (JPEG or PNG bytes) the model saw at step ``index``."""
+        return self._request("GET", f"/api/v1/tasks/{task_id}/steps/{index}/screenshot").content
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        cursor: str | None = None
+        while True:
+            page = self._request("GET", path, params={**params, **({"cursor": cursor} if cursor else {})})
+            body = page.json()
+            yield from body["items"]
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return
+
+    def _request(self, method: str, path: str, *, safe: bool = True, **kwargs: Any) -> httpx.Response:
+        """Send; retry 429/503 always and transport errors when ``safe`` (replaying cannot double-act)."""
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError:
+                if not safe or attempt >= self.max_retries:
+                    raise
+                wait = None
+            else:
+                if response.is_success:
+                    return response
+                if response.status_code not in _RETRY_STATUSES or attempt >= self.max_retries:
+                    raise PhoneFleetAPIError.from_response(response)
+                wait = _retry_after(response)
+            if wait is None:
+                wait = 0.5 * 2**attempt
+            time.sleep(min(wait, self.max_retry_wait_s))
+            attempt += 1
