@@ -146,8 +146,12 @@ class TaskHooks(AgentHooks):
         return None
 
 
+_USER_CONTROL_EVENTS = ("task.takeover", "task.handback")
+
+
 class Watcher:
-    """Heartbeats the task and the lease, and turns a cancel request or a lost claim/lease into a cancel."""
+    """Heartbeats the task and the lease; turns a cancel request or a lost claim/lease into a cancel,
+    and a person's takeover/handback into a pause/resume of the agent."""
 
     def __init__(
         self,
@@ -166,6 +170,7 @@ class Watcher:
         self.lease_ttl_s = 60.0
         self.cancel_requested = False
         self._task: asyncio.Task[None] | None = None
+        self._seen_event = 0  # user-control events up to this id are handled (or predate the run)
 
     def watch_lease(self, store: LeaseStore, grant: LeaseGrant, ttl_s: float) -> None:
         """Heartbeat this lease from now on."""
@@ -173,6 +178,18 @@ class Watcher:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"watch-{self.rows.task_id}")
+
+    async def _follow_user_control(self) -> None:
+        """A person's takeover pauses the agent (state user_control); their handback resumes it."""
+        events = await self.rows.events_after(self._seen_event, _USER_CONTROL_EVENTS)
+        for event in events:
+            self._seen_event = event.id
+            if event.type == "task.takeover" and not self.control.paused:
+                logger.info("user took over; pausing the agent")
+                self.control.pause()
+            elif event.type == "task.handback" and self.control.paused:
+                logger.info("user handed back; resuming the agent")
+                self.control.resume((event.payload or {}).get("note") or None)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -182,6 +199,10 @@ class Watcher:
 
     async def _run(self) -> None:
         last_beat = time.monotonic()
+        # Takeovers and handbacks written before this run (an earlier attempt's) are history.
+        with contextlib.suppress(Exception):
+            earlier = await self.rows.events_after(0, _USER_CONTROL_EVENTS)
+            self._seen_event = earlier[-1].id if earlier else 0
         while not self.control.cancelled:
             await asyncio.sleep(self.interval_s)
             try:
@@ -195,6 +216,7 @@ class Watcher:
                     logger.info("cancel requested; stopping the run")
                     self.control.cancel(CANCELLED_BY_USER)
                     return
+                await self._follow_user_control()
                 if time.monotonic() - last_beat >= self.heartbeat_s:
                     last_beat = time.monotonic()
                     await self._beat()

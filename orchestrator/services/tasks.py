@@ -189,8 +189,8 @@ class TaskService:
         """A person takes control of a ``running`` or ``waiting_for_user`` task: a ``task.takeover``
         event {status, note}. Asking again before a handback records nothing new.
 
-        The worker is to map it to ``AgentControl.pause`` (and report ``user_control``); until it
-        does, the event is the record of the request (see docs/api.md).
+        The worker's watcher maps it to ``AgentControl.pause`` and the task reports
+        ``user_control`` at the agent's next step boundary; ``handback`` resumes it.
         """
         async with self.db.transaction(write=True) as session:
             task = await load_task(session, principal, task_id, for_update=True)

@@ -12,7 +12,7 @@ from typing import Any
 from orchestrator.db import DeviceState, TaskStatus
 from tests.conditions import wait_until
 from tests.processes import ReferenceModel, start_reference_model
-from tests.worker.agent.model_servers import Hang, ModelServer, serve
+from tests.worker.agent.model_servers import Hang, ModelServer, Reply, serve
 from tests.worker.runtask.conftest import Api, Pool, StartWorker
 
 WIFI = "Open Settings and turn on Wi-Fi"
@@ -186,3 +186,30 @@ def test_people_answer_through_events(
                        ("task.confirmation", {"approved": True})], answers  # fmt: skip
     notes = [s["note"] for s in api.http.get(f"/api/v1/tasks/{task['id']}/steps").json()["items"]]
     assert "logged in" in notes[0] and "medium" in notes[1] and "approved" in notes[2], notes
+
+
+def test_a_person_takes_over_a_running_task_and_hands_it_back(
+    api: Api, pool: Pool, start_worker: StartWorker
+) -> None:
+    # The first model call hangs (the agent is busy), the second finishes: the takeover must
+    # abandon the first, hold the agent in user_control, and the handback's note must reach the model.
+    with serve(ModelServer(Hang(limit_s=60), Reply('finish(message="done")'))) as model:
+        start_worker(model.base_url)
+        task = api.submit(WIFI, timeout_s=120)
+        api.wait_status(task["id"], ("running",), timeout=30)
+        wait_until(lambda: model.requests, timeout=30, what="the agent asked the model")
+        r = api.http.post(f"/api/v1/tasks/{task['id']}/takeover", json={"note": "let me"})
+        assert r.status_code == 200, r.text
+        api.wait_status(task["id"], ("user_control",), timeout=10)
+        wait_until(model.disconnected.is_set, timeout=5, what="the model call was abandoned")
+        assert len(model.requests) == 1  # paused: the agent asks nothing while the person drives
+        r = api.http.post(f"/api/v1/tasks/{task['id']}/handback", json={"note": "I opened Settings for you"})
+        assert r.status_code == 200, r.text
+        done = api.wait_status(task["id"], ("succeeded",), timeout=30)
+        last = model.requests[-1].body["messages"][-1]["content"][-1]["text"]
+    assert done["message"] == "done"
+    assert "I opened Settings for you" in last
+    _, events, _ = api.rows(task["id"])
+    moves = [e.payload["to"] for e in events if e.type == "task.status"]
+    assert moves == ["leasing", "running", "user_control", "running", "succeeded"], moves
+    pool.settle()
