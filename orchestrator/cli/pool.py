@@ -4,6 +4,8 @@ The database must be migrated (``phonefleet migrate``). The provider comes from 
 ``sim`` runs ``pool.count`` virtual phones with data under ``{data_dir}/phones``; ``static_adb``
 reads its phones from ``--devices-file`` (JSON: a ``StaticAdbConfig`` object or a list of
 ``StaticDevice`` entries). With ``redis_url`` set, wake-ups reach lease waiters in other processes.
+Beside the manager runs the task sweeper (``orchestrator.services.sweeper``): every ``--sweep-interval``
+seconds it re-enqueues tasks whose message was lost and fails over tasks whose worker died.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ def _provider(settings: Any, args: argparse.Namespace, max_devices: int) -> tupl
 async def _serve(settings: Any, args: argparse.Namespace) -> None:
     from device_pool.driver import AdbServerClient
     from device_pool.pool import LeaseStore, LocalSignal, PoolManager, RedisSignal
-    from orchestrator.db import make_engine
+    from orchestrator.db import make_engine, make_sessionmaker
+    from orchestrator.queue import TaskQueue
+    from orchestrator.services.database import Database
+    from orchestrator.services.sweeper import TaskSweeper
 
     max_devices = args.max_devices or max(settings.pool.count, settings.pool.min_idle)
     provider, recreate = _provider(settings, args, max_devices)
@@ -67,10 +72,15 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         reap_interval_s=min(args.reap_interval, settings.pool.lease_ttl_s / 4),
         recreate_unhealthy=recreate,
     )
+    queue = TaskQueue.from_settings(settings)
+    # Stale like the worker's claim rule: a heartbeat older than the lease TTL means its worker died.
+    sweeper = TaskSweeper(Database(make_sessionmaker(engine)), queue, stale_after_s=settings.pool.lease_ttl_s)
+    sweep_stop = asyncio.Event()
     runner: asyncio.Task[None] | None = None
+    sweeping: asyncio.Task[None] | None = None
 
     async def start() -> None:
-        nonlocal runner
+        nonlocal runner, sweeping
         await AdbServerClient(port=args.adb_port).start()
         specs = await provider.start()
         rows = await manager.sync_devices()
@@ -79,9 +89,13 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
             extra={"provider": provider.name, "phones": len(specs), "devices": len(rows)},
         )
         runner = asyncio.create_task(manager.run(), name="pool-manager")
+        sweeping = asyncio.create_task(sweeper.run(args.sweep_interval, sweep_stop), name="task-sweeper")
 
     async def stop() -> None:
         manager.stop()
+        sweep_stop.set()
+        if sweeping is not None:
+            await sweeping
         if runner is not None:
             await runner
 
@@ -91,6 +105,7 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         # Also when start() failed: no phone process or connection outlives the command.
         await provider.close()
         await store.close()
+        queue.close()
         await engine.dispose()
 
 
@@ -132,5 +147,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--reap-interval", type=float, default=5.0, help="seconds between passes that reap expired leases"
+    )
+    parser.add_argument(
+        "--sweep-interval",
+        type=float,
+        default=10.0,
+        help="seconds between sweeps that re-enqueue lost tasks and fail over dead workers (default 10)",
     )
     parser.set_defaults(func=_cmd_pool)

@@ -1,0 +1,207 @@
+"""The sweeper: the database is the truth, the broker is a hint.
+
+Run by ``phonefleet pool`` every few seconds. One ``sweep()``:
+
+1. **Lost messages.** A task still ``queued`` and never claimed, created more than ``queued_grace_s``
+   ago, gets its ``phonefleet.run_task`` message again, and a ``task.requeued`` event. That event is
+   the back-off: a task whose last ``task.requeued`` is younger than the grace is left alone, so a
+   slow fleet is not flooded with duplicates (a duplicate delivery is harmless, just wasted). The
+   event is written after the broker took the message, so a broker failure (logged) is retried by
+   the next sweep.
+2. **Lost workers.** A task in a held status (``leasing`` … ``user_control``) whose ``heartbeat_at``
+   (or ``claimed_at``) is older than ``stale_after_s`` (the lease TTL, as the worker's claim rule):
+   with ``attempts >= max_attempts`` it is failed here, reason ``worker_lost``, by one conditional
+   UPDATE fenced on the status, ``worker_id`` and ``heartbeat_at`` it read (a live worker's
+   concurrent heartbeat wins), with a ``task.status`` event; otherwise it is re-enqueued (same
+   back-off) and the worker's claim rule re-claims it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+
+from orchestrator.db import Event, Task, TaskStatus, utcnow
+from orchestrator.errors import BrokerUnavailable, DatabaseUnavailable
+from orchestrator.queue import TaskQueue
+from orchestrator.services.database import Database
+
+__all__ = ["HELD", "REQUEUED", "WORKER_LOST", "SweepReport", "TaskSweeper"]
+
+logger = logging.getLogger(__name__)
+
+REQUEUED = "task.requeued"
+WORKER_LOST = "worker_lost"
+# The statuses in which a worker holds a task and heartbeats it (as worker/session_db.py's HELD).
+HELD = (
+    TaskStatus.LEASING,
+    TaskStatus.RUNNING,
+    TaskStatus.WAITING_FOR_USER,
+    TaskStatus.AWAITING_CONFIRMATION,
+    TaskStatus.USER_CONTROL,
+)
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did: task ids re-enqueued, and task ids failed ``worker_lost``."""
+
+    requeued: list[uuid.UUID] = field(default_factory=list)
+    failed: list[uuid.UUID] = field(default_factory=list)
+
+
+class TaskSweeper:
+    """Re-enqueues tasks whose message was lost and fails over tasks whose worker died."""
+
+    def __init__(
+        self,
+        db: Database,
+        queue: TaskQueue,
+        *,
+        queued_grace_s: float = 30.0,
+        stale_after_s: float,
+        max_attempts: int = 2,
+        batch: int = 100,
+    ) -> None:
+        self.db = db
+        self.queue = queue
+        self.queued_grace_s = queued_grace_s
+        self.stale_after_s = stale_after_s
+        self.max_attempts = max_attempts
+        self.batch = batch
+
+    async def sweep(self) -> SweepReport:
+        """One pass over lost messages and lost workers."""
+        report = SweepReport()
+        now = utcnow()
+        grace_before = now - dt.timedelta(seconds=self.queued_grace_s)
+        stale_before = now - dt.timedelta(seconds=self.stale_after_s)
+        last_requeue = (
+            select(Event.task_id, func.max(Event.created_at).label("at"))
+            .where(Event.type == REQUEUED, Event.task_id.is_not(None))
+            .group_by(Event.task_id)
+            .subquery()
+        )
+        backed_off = or_(last_requeue.c.at.is_(None), last_requeue.c.at < grace_before)
+        seen_at = func.coalesce(Task.heartbeat_at, Task.claimed_at)
+        async with self.db.transaction() as session:
+            queued = (
+                await session.execute(
+                    select(Task.id, Task.tenant_id)
+                    .outerjoin(last_requeue, last_requeue.c.task_id == Task.id)
+                    .where(
+                        Task.status == TaskStatus.QUEUED,
+                        Task.claimed_at.is_(None),
+                        Task.created_at < grace_before,
+                        backed_off,
+                    )
+                    .order_by(Task.created_at)
+                    .limit(self.batch)
+                )
+            ).all()
+            stale = (
+                await session.execute(
+                    select(
+                        Task.id,
+                        Task.tenant_id,
+                        Task.status,
+                        Task.worker_id,
+                        Task.heartbeat_at,
+                        Task.claimed_at,
+                        Task.attempts,
+                        last_requeue.c.at,
+                    )
+                    .outerjoin(last_requeue, last_requeue.c.task_id == Task.id)
+                    .where(Task.status.in_(HELD), or_(seen_at.is_(None), seen_at < stale_before))
+                    .order_by(Task.created_at)
+                    .limit(self.batch)
+                )
+            ).all()
+        for row in queued:
+            if await self._requeue(row.id, row.tenant_id, {"from": TaskStatus.QUEUED.value}):
+                report.requeued.append(row.id)
+        for row in stale:
+            if row.attempts >= self.max_attempts:
+                if await self._fail_lost(row, now):
+                    report.failed.append(row.id)
+            elif row.at is None or row.at < grace_before:
+                payload = {"from": row.status.value, "worker_id": row.worker_id, "attempts": row.attempts}
+                if await self._requeue(row.id, row.tenant_id, payload):
+                    report.requeued.append(row.id)
+        if report.requeued or report.failed:
+            logger.info("sweep done", extra={"requeued": len(report.requeued), "failed": len(report.failed)})
+        return report
+
+    async def _requeue(self, task_id: uuid.UUID, tenant_id: uuid.UUID, payload: dict[str, Any]) -> bool:
+        try:
+            await self.queue.enqueue_run_task(task_id)
+        except BrokerUnavailable as exc:
+            # No event: the next sweep tries again.
+            logger.warning(
+                "re-enqueue failed; next sweep retries", extra={"task_id": str(task_id), "error": str(exc)}
+            )
+            return False
+        # After the broker took it: a lost event only means one more (harmless) duplicate later.
+        async with self.db.transaction(write=True) as session:
+            await session.execute(
+                insert(Event).values(
+                    tenant_id=tenant_id, task_id=task_id, type=REQUEUED, payload=payload, created_at=utcnow()
+                )
+            )
+        logger.info("task re-enqueued", extra={"task_id": str(task_id), **payload})
+        return True
+
+    async def _fail_lost(self, row: Any, now: dt.datetime) -> bool:
+        # Fenced on what was read: a heartbeat, claim, cancel or finish since then matches nothing.
+        guard = [
+            Task.id == row.id,
+            Task.status == row.status,
+            Task.worker_id.is_(None) if row.worker_id is None else Task.worker_id == row.worker_id,
+            Task.heartbeat_at.is_(None)
+            if row.heartbeat_at is None
+            else Task.heartbeat_at == row.heartbeat_at,
+        ]
+        message = f"its worker stopped heartbeating on attempt {row.attempts} of {row.attempts}"
+        async with self.db.transaction(write=True) as session:
+            result = await session.execute(
+                update(Task)
+                .where(and_(*guard))
+                .values(status=TaskStatus.FAILED, reason=WORKER_LOST, message=message, finished_at=now)
+                .returning(Task.id)
+                .execution_options(synchronize_session=False)
+            )
+            if result.scalar_one_or_none() is None:
+                return False
+            payload = {"from": row.status.value, "to": TaskStatus.FAILED.value, "reason": WORKER_LOST,
+                       "worker_id": row.worker_id, "by": "sweeper"}  # fmt: skip
+            await session.execute(
+                insert(Event).values(
+                    tenant_id=row.tenant_id,
+                    task_id=row.id,
+                    type="task.status",
+                    payload=payload,
+                    created_at=now,
+                )
+            )
+        logger.warning("task failed: worker lost", extra={"task_id": str(row.id), "attempts": row.attempts})
+        return True
+
+    async def run(self, interval_s: float, stop: asyncio.Event) -> None:
+        """Sweep every ``interval_s`` until ``stop`` is set; errors are logged, never fatal."""
+        while not stop.is_set():
+            try:
+                await self.sweep()
+            except DatabaseUnavailable as exc:
+                logger.warning("sweep skipped: %s", exc)
+            except Exception:
+                logger.exception("sweep failed")
+            try:
+                await asyncio.wait_for(stop.wait(), interval_s)
+            except TimeoutError:
+                pass

@@ -1,0 +1,199 @@
+"""The task sweeper on a migrated database of this module's own (PostgreSQL and SQLite) and the real Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import select
+
+from orchestrator.db import Event, Task, TaskStatus
+from orchestrator.queue import TASKS_QUEUE, TaskQueue
+from orchestrator.services.database import Database
+from orchestrator.services.sweeper import REQUEUED, TaskSweeper
+from orchestrator.settings import Settings
+from tests.aio import run
+from tests.conftest import REDIS_URL
+from tests.databases import migrate_to_head, open_sessions, throwaway_postgres
+from tests.databases import sqlite_url as _sqlite_url
+from tests.orchestrator.conftest import decode_celery_message
+from tests.orchestrator.factories import in_seconds, make_task
+
+STALE_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def sweeper_pg_url() -> Iterator[str]:
+    # A database of the module's own: a sweep touches every task in it, not just this test's.
+    with throwaway_postgres() as db:
+        migrate_to_head(db.url)
+        yield db.url
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        pg: str = request.getfixturevalue("sweeper_pg_url")
+        # Each test starts from no tasks: the sweep's scope is the whole table.
+        run(_truncate(pg))
+        return pg
+    sqlite = _sqlite_url(tmp_path / "phonefleet.db")
+    migrate_to_head(sqlite)
+    return sqlite
+
+
+async def _truncate(url: str) -> None:
+    from sqlalchemy import text
+
+    async with open_sessions(url) as sessions, sessions() as session, session.begin():
+        await session.execute(text("TRUNCATE tasks, events CASCADE"))
+
+
+def _messages(prefix: str) -> list[dict[str, Any]]:
+    r = redis.Redis.from_url(REDIS_URL)
+    try:
+        raw = r.lrange(f"{prefix}{TASKS_QUEUE}", 0, -1)
+    finally:
+        r.close()
+    return [decode_celery_message(item) for item in raw]
+
+
+async def _add_task(url: str, **fields: Any) -> uuid.UUID:
+    async with open_sessions(url) as sessions, sessions() as session, session.begin():
+        return (await make_task(session, **fields)).id
+
+
+async def _sweep(url: str, queue: TaskQueue, **kwargs: Any) -> Any:
+    async with open_sessions(url) as sessions:
+        return await TaskSweeper(Database(sessions), queue, stale_after_s=STALE_S, **kwargs).sweep()
+
+
+async def _state(url: str, task_id: uuid.UUID) -> tuple[Task, list[Event]]:
+    async with open_sessions(url) as sessions, sessions() as session:
+        task = await session.get_one(Task, task_id)
+        events = (
+            await session.scalars(select(Event).where(Event.task_id == task_id).order_by(Event.id))
+        ).all()
+        return task, list(events)
+
+
+@pytest.fixture
+def queue(tmp_path: Path, redis_prefix: str) -> Iterator[TaskQueue]:
+    q = TaskQueue.from_settings(
+        Settings(data_dir=tmp_path / "data", redis_url=REDIS_URL), key_prefix=redis_prefix
+    )
+    yield q
+    q.close()
+
+
+def test_queued_task_past_grace_is_requeued_once(url: str, queue: TaskQueue, redis_prefix: str) -> None:
+    old = run(_add_task(url, created_at=in_seconds(-120)))
+    fresh = run(_add_task(url))
+
+    report = run(_sweep(url, queue))
+    assert report.requeued == [old] and report.failed == []
+    [message] = _messages(redis_prefix)
+    assert message["task"] == "phonefleet.run_task" and message["args"] == [str(old)]
+    task, events = run(_state(url, old))
+    assert task.status == TaskStatus.QUEUED
+    assert [e.type for e in events] == [REQUEUED]
+
+    # Within the grace of the last re-enqueue: nothing again.
+    again = run(_sweep(url, queue))
+    assert again.requeued == [] and len(_messages(redis_prefix)) == 1
+    assert run(_state(url, fresh))[1] == []
+
+
+def test_broker_failure_is_retried_next_sweep(
+    url: str, queue: TaskQueue, tmp_path: Path, redis_prefix: str
+) -> None:
+    task_id = run(_add_task(url, created_at=in_seconds(-120)))
+    down = TaskQueue.from_settings(Settings(data_dir=tmp_path / "d2", redis_url="redis://127.0.0.1:1/0"))
+    down.timeout_s = 3
+    try:
+        assert run(_sweep(url, down)).requeued == []
+    finally:
+        down.close()
+    assert run(_state(url, task_id))[1] == []  # no event: not backed off
+    assert run(_sweep(url, queue)).requeued == [task_id]
+    assert [m["args"] for m in _messages(redis_prefix)] == [[str(task_id)]]
+
+
+def test_stale_task_on_its_last_attempt_fails_worker_lost(
+    url: str, queue: TaskQueue, redis_prefix: str
+) -> None:
+    task_id = run(_add_task(url, status=TaskStatus.RUNNING, worker_id="host:1/a", attempts=2,
+                            claimed_at=in_seconds(-600), heartbeat_at=in_seconds(-300)))  # fmt: skip
+    report = run(_sweep(url, queue))
+    assert report.failed == [task_id] and report.requeued == []
+    task, events = run(_state(url, task_id))
+    assert (task.status, task.reason) == (TaskStatus.FAILED, "worker_lost")
+    assert task.finished_at is not None
+    [event] = events
+    assert event.type == "task.status"
+    assert event.payload["from"] == "running" and event.payload["to"] == "failed"
+    assert event.payload["reason"] == "worker_lost"
+    assert _messages(redis_prefix) == []
+
+
+def test_stale_task_with_attempts_left_is_requeued(url: str, queue: TaskQueue, redis_prefix: str) -> None:
+    task_id = run(_add_task(url, status=TaskStatus.WAITING_FOR_USER, worker_id="host:1/a", attempts=1,
+                            claimed_at=in_seconds(-600), heartbeat_at=in_seconds(-300)))  # fmt: skip
+    assert run(_sweep(url, queue)).requeued == [task_id]
+    task, events = run(_state(url, task_id))
+    assert task.status == TaskStatus.WAITING_FOR_USER  # the worker's claim rule re-claims it
+    assert [e.type for e in events] == [REQUEUED]
+    assert [m["args"] for m in _messages(redis_prefix)] == [[str(task_id)]]
+    assert run(_sweep(url, queue)).requeued == []  # backed off
+
+
+def test_live_tasks_are_untouched(url: str, queue: TaskQueue, redis_prefix: str) -> None:
+    ids = [
+        run(_add_task(url, status=TaskStatus.RUNNING, worker_id="host:1/a", attempts=2,
+                      created_at=in_seconds(-900), claimed_at=in_seconds(-600), heartbeat_at=in_seconds(-5))),
+        run(_add_task(url, status=TaskStatus.LEASING, worker_id="host:1/b", attempts=1,
+                      created_at=in_seconds(-900), claimed_at=in_seconds(-5))),
+        run(_add_task(url, status=TaskStatus.SUCCEEDED, attempts=1, created_at=in_seconds(-900),
+                      heartbeat_at=in_seconds(-900))),
+    ]  # fmt: skip
+    report = run(_sweep(url, queue))
+    assert report.requeued == [] and report.failed == []
+    assert _messages(redis_prefix) == []
+    for task_id in ids:
+        assert run(_state(url, task_id))[1] == []
+
+
+def test_a_heartbeat_after_the_read_wins(url: str, queue: TaskQueue) -> None:
+    """The fail-over is fenced on the heartbeat it read: a worker that heartbeats meanwhile keeps its task."""
+    task_id = run(_add_task(url, status=TaskStatus.RUNNING, worker_id="host:1/a", attempts=2,
+                            claimed_at=in_seconds(-600), heartbeat_at=in_seconds(-300)))  # fmt: skip
+
+    async def race() -> bool:
+        async with open_sessions(url) as sessions:
+            db = Database(sessions)
+            sweeper = TaskSweeper(db, queue, stale_after_s=STALE_S)
+            async with db.transaction() as session:
+                row = (
+                    await session.execute(
+                        select(
+                            Task.id,
+                            Task.tenant_id,
+                            Task.status,
+                            Task.worker_id,
+                            Task.heartbeat_at,
+                            Task.attempts,
+                        ).where(Task.id == task_id)
+                    )
+                ).one()
+            async with db.transaction(write=True) as session:
+                task = await session.get_one(Task, task_id)
+                task.heartbeat_at = in_seconds(0)
+            return await sweeper._fail_lost(row, in_seconds(0))
+
+    assert run(race()) is False
+    task, events = run(_state(url, task_id))
+    assert task.status == TaskStatus.RUNNING and events == []
