@@ -6,15 +6,32 @@ import datetime as dt
 import itertools
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from orchestrator.db import Device, DeviceState, Event, Lease
+from device_pool.pool import LeaseStore
+from orchestrator.db import Device, DeviceState, Event, Lease, make_engine, make_sessionmaker
 from tests.orchestrator.factories import make_device, make_tenant
 
 FAR_FUTURE = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+@asynccontextmanager
+async def open_store(
+    url: str, **store_options: Any
+) -> AsyncIterator[tuple[LeaseStore, async_sessionmaker[AsyncSession]]]:
+    """A LeaseStore on its own engine, and a sessionmaker on that engine; both closed afterwards."""
+    engine = make_engine(url)
+    store = LeaseStore.for_engine(engine, **store_options)
+    try:
+        yield store, make_sessionmaker(engine)
+    finally:
+        await store.close()
+        await engine.dispose()
 
 
 async def seed(

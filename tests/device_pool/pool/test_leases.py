@@ -16,7 +16,14 @@ from device_pool.providers import ProviderCapacity
 from orchestrator.db import DeviceState, make_engine, make_sessionmaker, utcnow
 from tests.aio import run, until
 from tests.conftest import REDIS_URL
-from tests.device_pool.pool.rows import assert_no_overlap, device_states, event_types, lease_log, seed
+from tests.device_pool.pool.rows import (
+    assert_no_overlap,
+    device_states,
+    event_types,
+    lease_log,
+    open_store,
+    seed,
+)
 
 ENGINES = 4  # separate engines (connection pools) stand in for separate processes
 
@@ -111,10 +118,7 @@ def test_100_concurrent_acquirers_over_20_devices(pool_db_url: str) -> None:
 
 def test_heartbeat_extends_and_the_reaper_reclaims(pool_db_url: str) -> None:
     async def body() -> None:
-        engine = make_engine(pool_db_url)
-        store = LeaseStore.for_engine(engine)
-        sessions = make_sessionmaker(engine)
-        try:
+        async with open_store(pool_db_url) as (store, sessions):
             tenant_id, [device_id] = await seed(sessions, 1)
             grant = await store.acquire(holder="w1", tenant_id=tenant_id, ttl_s=30)
             assert grant is not None and grant.device_id == device_id
@@ -140,38 +144,27 @@ def test_heartbeat_extends_and_the_reaper_reclaims(pool_db_url: str) -> None:
             assert await store.reap_expired(later) == []
             assert [kind for kind, _ in await event_types(sessions)] == ["device.leased", "device.released"]
             assert (await event_types(sessions))[1][1]["reason"] == "expired"
-        finally:
-            await store.close()
-            await engine.dispose()
 
     run(body())
 
 
 def test_a_lease_past_expiry_cannot_be_heartbeaten_back(pool_db_url: str) -> None:
     async def body() -> None:
-        engine = make_engine(pool_db_url)
-        store = LeaseStore.for_engine(engine)
-        try:
-            tenant_id, _ = await seed(make_sessionmaker(engine), 1)
+        async with open_store(pool_db_url) as (store, sessions):
+            tenant_id, _ = await seed(sessions, 1)
             grant = await store.acquire(holder="w1", tenant_id=tenant_id, ttl_s=0.05)
             assert grant is not None
             await until(lambda: utcnow() > grant.expires_at, timeout=5, what="the lease's expiry")
             # Not reaped yet, but already lost: the reaper may take it any moment.
             assert not await store.heartbeat(grant.lease_id, "w1", ttl_s=60)
             assert [e.lease_id for e in await store.reap_expired()] == [grant.lease_id]
-        finally:
-            await store.close()
-            await engine.dispose()
 
     run(body())
 
 
 def test_release_resets_before_idle_and_events_name_the_tenant(pool_db_url: str) -> None:
     async def body() -> None:
-        engine = make_engine(pool_db_url)
-        store = LeaseStore.for_engine(engine)
-        sessions = make_sessionmaker(engine)
-        try:
+        async with open_store(pool_db_url) as (store, sessions):
             tenant_id, [device_id] = await seed(sessions, 1)
             grant = await store.acquire(holder="w1", tenant_id=tenant_id, ttl_s=60)
             assert not await store.mark_idle(device_id)  # leased: never straight back to idle
@@ -193,19 +186,13 @@ def test_release_resets_before_idle_and_events_name_the_tenant(pool_db_url: str)
                 "device_id": str(device_id), "lease_id": str(grant.lease_id), "holder": "w1",
                 "reason": "task finished",
             }  # fmt: skip
-        finally:
-            await store.close()
-            await engine.dispose()
 
     run(body())
 
 
 def test_acquire_matches_the_profile(pool_db_url: str) -> None:
     async def body() -> None:
-        engine = make_engine(pool_db_url)
-        store = LeaseStore.for_engine(engine)
-        sessions = make_sessionmaker(engine)
-        try:
+        async with open_store(pool_db_url) as (store, sessions):
             base = {"width": 1080, "height": 2400, "density": 420}
             tenant_id, [bank] = await seed(
                 sessions, 1, profile={**base, "android": "13", "apps": ["bank", "x"]}
@@ -221,27 +208,19 @@ def test_acquire_matches_the_profile(pool_db_url: str) -> None:
             assert await lease({"android": "14"}) == plain
             assert await lease({"apps": ["x"], "width": 1080}) == bank
             assert await lease({}) is None  # both taken
-        finally:
-            await store.close()
-            await engine.dispose()
 
     run(body())
 
 
 def test_wait_acquire_raises_at_its_deadline(pool_db_url: str) -> None:
     async def body() -> None:
-        engine = make_engine(pool_db_url)
-        store = LeaseStore.for_engine(engine, poll_s=0.1)
-        try:
-            tenant_id, _ = await seed(make_sessionmaker(engine), 1, state=DeviceState.RESETTING)
+        async with open_store(pool_db_url, poll_s=0.1) as (store, sessions):
+            tenant_id, _ = await seed(sessions, 1, state=DeviceState.RESETTING)
             started = time.monotonic()
             with pytest.raises(NoDeviceAvailable, match=r"within 0.4 s") as caught:
                 await store.wait_acquire(holder="w", tenant_id=tenant_id, ttl_s=60, timeout_s=0.4)
             assert 0.4 <= time.monotonic() - started < 3
             assert caught.value.context["timeout_s"] == 0.4
-        finally:
-            await store.close()
-            await engine.dispose()
 
     run(body())
 
@@ -250,11 +229,9 @@ def test_wait_acquire_wakes_in_process_without_redis(pool_db_url: str) -> None:
     """One store, its LocalSignal: the release + reset wake the waiter long before its 30 s poll."""
 
     async def body() -> None:
-        engine = make_engine(pool_db_url)
         signal = ObservedSignal()
-        store = LeaseStore.for_engine(engine, signal=signal, poll_s=30)
-        try:
-            tenant_id, [device_id] = await seed(make_sessionmaker(engine), 1)
+        async with open_store(pool_db_url, signal=signal, poll_s=30) as (store, sessions):
+            tenant_id, [device_id] = await seed(sessions, 1)
             held = await store.acquire(holder="first", tenant_id=tenant_id, ttl_s=60)
             waiter = asyncio.create_task(
                 store.wait_acquire(holder="second", tenant_id=tenant_id, ttl_s=60, timeout_s=60)
@@ -266,9 +243,6 @@ def test_wait_acquire_wakes_in_process_without_redis(pool_db_url: str) -> None:
             grant = await asyncio.wait_for(waiter, 10)
             assert grant.device_id == device_id and grant.holder == "second"
             assert time.monotonic() - started < 2
-        finally:
-            await store.close()
-            await engine.dispose()
 
     run(body())
 
