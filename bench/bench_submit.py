@@ -1,0 +1,265 @@
+"""Task submission throughput: ``POST /api/v1/tasks`` against a real ``phonefleet api --workers 2``.
+
+Starts everything it needs and removes it afterwards:
+
+- a throwaway PostgreSQL database, migrated to head (dropped at the end);
+- a Redis database index with no keys in it (the settings have no Celery key prefix, so the bench
+  takes an empty index rather than sharing db 0); the keys the run created there are deleted;
+- ``python -m orchestrator.cli api --workers N`` as a subprocess, environment pointing at both,
+  the per-tenant rate limit raised so it never throttles (stopped by pid);
+- an API key from ``python -m orchestrator.cli admin create-key``.
+
+Load comes from an asyncio + httpx client with a fixed number of connections, each request with its
+own ``Idempotency-Key`` (so every one creates a task: a row, an outbox event, a Celery message):
+
+- warm-up (not measured): opens connections, fills the key cache and the database pools;
+- concurrent: ``--requests`` submissions over ``--conns`` connections: requests/s, p50/p99, errors;
+- one connection: ``--single`` submissions one after another: the latency of an unloaded request.
+
+The client runs on the same cores as the API and PostgreSQL, so it takes CPU from the server: the
+throughput is a lower bound of what the server does with the machine to itself. The run checks that
+the database holds one task per 202 and the queue one message per task. Run from the repository
+root (PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379):
+
+    .venv/bin/python bench/bench_submit.py [--requests 3000] [--conns 32] [--single 500] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import redis
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from orchestrator.queue import TASKS_QUEUE  # noqa: E402
+from tests.databases import migrate_to_head, throwaway_postgres  # noqa: E402
+
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+BODY = {
+    "instruction": "Open Settings and turn on Wi-Fi",
+    "device_profile": {"android": 13},
+    "metadata": {"ticket": "BENCH-1"},
+}
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _empty_redis_db() -> int:
+    """A Redis database index holding no keys (highest first, away from db 0 which tests use)."""
+    for index in range(15, 0, -1):
+        if redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=index).dbsize() == 0:
+            return index
+    raise RuntimeError("no empty Redis database index (1-15) to run the bench in")
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its descendants (from /proc; 0 where unreadable)."""
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGINT to uvicorn's parent (it stops its workers); the whole group we started if it lingers."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _wait_ready(base: str, proc: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the API exited with {proc.returncode} before it was ready")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the API was not ready within {timeout_s:g} s")
+
+
+async def _load(base: str, key: str, total: int, conns: int) -> tuple[list[float], dict[str, int], float]:
+    """``total`` submissions over ``conns`` connections: latencies (ms), outcome counts, wall seconds."""
+    latencies: list[float] = []
+    outcomes: dict[str, int] = {}
+    counter = itertools.count()
+    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            while next(counter) < total:
+                started = time.perf_counter()
+                try:
+                    response = await client.post(
+                        "/api/v1/tasks", json=BODY, headers={"Idempotency-Key": uuid.uuid4().hex}
+                    )
+                    outcome = str(response.status_code)
+                except httpx.HTTPError as exc:
+                    outcome = type(exc).__name__
+                latencies.append((time.perf_counter() - started) * 1000)
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(conns)))
+        wall = time.perf_counter() - started
+    return latencies, outcomes, wall
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000, help="concurrent run: submissions")
+    parser.add_argument("--conns", type=int, default=32, help="concurrent run: connections")
+    parser.add_argument("--single", type=int, default=500, help="one-connection run: submissions")
+    parser.add_argument("--warmup", type=int, default=300, help="unmeasured submissions first")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    args = parser.parse_args()
+
+    redis_db = _empty_redis_db()
+    broker = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
+    keys_before = set(broker.keys("*"))
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    rows: list[tuple] = []
+    with throwaway_postgres("pfbench") as db, tempfile.TemporaryDirectory(prefix="bench-submit-") as tmp:
+        migrate_to_head(db.url)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PHONEFLEET_")},
+            "PHONEFLEET_DATABASE_URL": db.url,
+            "PHONEFLEET_REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
+            "PHONEFLEET_DATA_DIR": tmp,
+            "PHONEFLEET_API__PORT": str(port),
+            "PHONEFLEET_AUTH__RATE_LIMIT_PER_S": "1000000",
+            "PHONEFLEET_AUTH__RATE_LIMIT_BURST": "1000000",
+        }
+        cli = [sys.executable, "-m", "orchestrator.cli"]
+        key = subprocess.run(
+            [*cli, "admin", "create-key", "--tenant", "bench", "--admin"],
+            env=env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout.strip()
+        log = open(Path(tmp) / "api.log", "w")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen(
+            [*cli, "--log-level", "WARNING", "api", "--workers", str(args.workers)],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait_ready(base, proc)
+            asyncio.run(_load(base, key, args.warmup, args.conns))
+            cpu_before, client_before = _tree_cpu_s(proc.pid), time.process_time()
+            lat, outcomes, wall = asyncio.run(_load(base, key, args.requests, args.conns))
+            server_cpu = _tree_cpu_s(proc.pid) - cpu_before
+            client_cpu = time.process_time() - client_before
+            rows.append(
+                (f"{args.conns} connections", args.requests, wall, lat, outcomes, server_cpu, client_cpu)
+            )
+            cpu_before, client_before = _tree_cpu_s(proc.pid), time.process_time()
+            lat, outcomes, wall = asyncio.run(_load(base, key, args.single, 1))
+            server_cpu = _tree_cpu_s(proc.pid) - cpu_before
+            client_cpu = time.process_time() - client_before
+            rows.append(("1 connection", args.single, wall, lat, outcomes, server_cpu, client_cpu))
+        finally:
+            _stop(proc)
+            log.close()
+        accepted = sum(r[4].get("202", 0) for r in rows) + args.warmup
+        tasks_in_db = _count_tasks(db.dsn)
+        queued = broker.llen(TASKS_QUEUE)
+        api_log = (Path(tmp) / "api.log").read_text()
+    created = set(broker.keys("*")) - keys_before
+    if created:
+        broker.delete(*created)
+
+    print(
+        f"POST /api/v1/tasks, phonefleet api --workers {args.workers} (uvicorn), PostgreSQL + Redis db "
+        f"{redis_db}; {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}"
+    )
+    print(
+        "client: asyncio + httpx on the SAME cores as the API and PostgreSQL: it competes for CPU, so "
+        "req/s is a lower bound"
+    )
+    print(
+        f"{'run':<16} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+        f"{'errors':>6} {'server CPU/req':>14} {'client CPU/req':>14}"
+    )
+    for name, total, wall, lat, outcomes, server_cpu, client_cpu in rows:
+        errors = sum(n for outcome, n in outcomes.items() if outcome != "202")
+        print(
+            f"{name:<16} {total:>8} {total / wall:>7.0f} {_percentile(lat, 0.5):>7.1f} "
+            f"{_percentile(lat, 0.99):>7.1f} {max(lat):>7.1f} {errors:>6} "
+            f"{server_cpu / total * 1000:>11.2f} ms {client_cpu / total * 1000:>11.2f} ms"
+        )
+        if errors:
+            print(f"  outcomes: {outcomes}")
+    print(
+        f"check: {accepted} accepted (incl. {args.warmup} warm-up), {tasks_in_db} task rows, "
+        f"{queued} messages on {TASKS_QUEUE!r}; removed {len(created)} Redis keys, dropped the database"
+    )
+    warnings = [line for line in api_log.splitlines() if "WARNING" in line or "ERROR" in line]
+    if warnings:
+        print(f"API log: {len(warnings)} warning/error lines, first: {warnings[0][:200]}")
+    return 0 if accepted == tasks_in_db == queued else 1
+
+
+def _count_tasks(dsn: str) -> int:
+    import asyncpg
+
+    async def count() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetchval("SELECT count(*) FROM tasks")
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
