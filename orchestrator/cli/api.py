@@ -6,6 +6,28 @@ import argparse
 import sys
 
 
+def _serve_workers(host: str, port: int, workers: int, log_level: str) -> None:
+    """uvicorn with several worker processes, sharing one listening socket with Nagle turned off.
+
+    uvicorn binds that socket with protocol 0, and asyncio only sets TCP_NODELAY on accepted
+    connections of sockets whose protocol is TCP, so every response on a kept-alive connection
+    waited ~40 ms for the client's delayed ACK (measured: 44 ms vs 0.4 ms). Accepted sockets
+    inherit the option from the listening one.
+    """
+    import socket
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        "orchestrator.api:create_app_from_env", factory=True, host=host, port=port, workers=workers,
+        log_level=log_level,
+    )  # fmt: skip
+    sock = config.bind_socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    Multiprocess(config, sockets=[sock]).run()
+
+
 def _cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
@@ -28,14 +50,7 @@ def _cmd_api(args: argparse.Namespace) -> int:
             # Each worker process builds its own settings from the environment.
             print("phonefleet api: with --workers > 1 set PHONEFLEET_DATABASE_URL instead", file=sys.stderr)
             return 2
-        uvicorn.run(
-            "orchestrator.api:create_app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=args.workers,
-            log_level=args.log_level.lower(),
-        )
+        _serve_workers(host, port, args.workers, args.log_level.lower())
     else:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level.lower())
     return 0
