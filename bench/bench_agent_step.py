@@ -22,7 +22,6 @@ import base64
 import io
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from device_pool.driver import AdbDevice  # noqa: E402
 from tests.processes import AdbServer, adb_binary, start_adb_server, start_sim  # noqa: E402
+from tests.ui import find  # noqa: E402
 from worker.agent import actions as a  # noqa: E402
 from worker.agent.control import AgentControl, AgentHooks  # noqa: E402
 from worker.agent.executor import ActionExecutor  # noqa: E402
@@ -48,12 +48,7 @@ ADB_IME = "com.android.adbkeyboard/.AdbIME"
 
 
 async def _bounds(device: AdbDevice, rid: str) -> tuple[int, int]:
-    xml = await device.ui_dump()
-    m = re.search(rf'resource-id="{re.escape(rid)}"[^>]*bounds="\[(\d+),(\d+)\]\[(\d+),(\d+)\]"', xml)
-    if not m:
-        raise RuntimeError(f"{rid} not on screen")
-    x1, y1, x2, y2 = map(int, m.groups())
-    return (x1 + x2) // 2, (y1 + y2) // 2
+    return find(await device.ui_dump(), rid=rid).center
 
 
 def _grid(point: tuple[int, int], size: tuple[int, int]) -> list[int]:
@@ -74,7 +69,7 @@ async def _prepare(device: AdbDevice, kind: str, size: tuple[int, int]) -> list[
     if kind == "Tap":
         await device.launch("Settings")
         await _settle_launch(device)
-        return [a.Tap(element=_grid(await _bounds(device, "com.android.settings:id/switch_wifi"), size))]
+        return [a.Tap(element=_grid(await _bounds(device, "switch_wifi"), size))]
     if kind == "Swipe":
         await device.launch("Contacts")
         await _settle_launch(device)
@@ -82,10 +77,10 @@ async def _prepare(device: AdbDevice, kind: str, size: tuple[int, int]) -> list[
         return [up, a.Swipe(start=[500, 300], end=[500, 800])]
     await device.launch("Contacts")
     await _settle_launch(device)
-    x, y = await _bounds(device, "com.android.contacts:id/floating_action_button")
+    x, y = await _bounds(device, "floating_action_button")
     await device.tap(x, y)
     await device.wait_for_settle()
-    await device.tap(*await _bounds(device, "com.android.contacts:id/editor_name"))
+    await device.tap(*await _bounds(device, "editor_name"))
     return [a.TypeText(text="Ada Lovelace")]
 
 

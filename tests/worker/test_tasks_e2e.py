@@ -8,13 +8,13 @@ agent's own message.
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
 from device_pool.driver import AdbDevice
 from tests.aio import run
 from tests.processes import ReferenceModel
+from tests.ui import tap_node
 from worker.agent.control import AgentHooks, AgentState
 from worker.agent.loop import AgentConfig, run_agent
 from worker.agent.model_client import ModelClient, ModelClientConfig, ModelEndpoint
@@ -46,19 +46,11 @@ class Person(AgentHooks):
         self.takeovers.append(message)
         # What a person does on the secure login screen the agent cannot see.
         for rid, text in (("username", "demo"), ("password", "1234")):
-            await tap_rid(self.device, f"com.phonefleet.bank:id/{rid}")
+            await tap_node(self.device, rid=rid)
             await self.device.type_text(text)
-        await tap_rid(self.device, "com.phonefleet.bank:id/login_button")
+        await tap_node(self.device, rid="login_button")
         await self.device.wait_for_settle()
         return "logged in"
-
-
-async def tap_rid(device: AdbDevice, rid: str) -> None:
-    xml = await device.ui_dump()
-    m = re.search(rf'resource-id="{re.escape(rid)}"[^>]*bounds="\[(\d+),(\d+)\]\[(\d+),(\d+)\]"', xml)
-    assert m, f"{rid} not on screen"
-    x1, y1, x2, y2 = map(int, m.groups())
-    await device.tap((x1 + x2) / 2, (y1 + y2) / 2)
 
 
 async def sh(device: AdbDevice, command: str) -> str:

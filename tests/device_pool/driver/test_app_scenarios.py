@@ -16,8 +16,8 @@ import pytest
 
 from device_pool.driver import AdbDevice, is_secure_frame
 from tests.aio import run, until
-from tests.device_pool.driver.ui import tap_node, texts, wait_for_foreground, wait_for_node, wait_gone
 from tests.processes import AdbServer
+from tests.ui import tap_node, texts, wait_for_foreground, wait_for_node, wait_gone
 
 LAUNCHER = "com.android.launcher3"
 NOTES = "com.phonefleet.notes"

@@ -8,8 +8,8 @@ from device_pool.driver import ADB_KEYBOARD_IME, AdbDevice, TextInputUnsupported
 from tests.aio import run
 from tests.conditions import wait_until
 from tests.conftest import Connect
-from tests.device_pool.driver.ui import Node, find, nodes, texts
 from tests.processes import SimPhones
+from tests.ui import Node, find, nodes, texts
 
 LAUNCHER = "com.android.launcher3"
 NOTES = "com.phonefleet.notes"

@@ -12,6 +12,7 @@ from PIL import Image
 
 from tests.conditions import wait_until
 from tests.processes import AdbServer, SimPhones
+from tests.ui import find
 
 
 @pytest.fixture
@@ -97,12 +98,9 @@ def test_input_tap_changes_the_next_screenshot(connected):
     assert "launcher" in focus.lower()
     # Find the Settings icon in the UI dump, then tap its centre.
     xml = adb.run("-s", serial, "exec-out", "uiautomator", "dump", "/dev/tty").stdout.decode()
-    import re
-
-    node = re.search(r'<node [^>]*text="Settings"[^>]*bounds="\[(\d+),(\d+)\]\[(\d+),(\d+)\]"', xml)
-    assert node, xml[:500]
-    x1, y1, x2, y2 = map(int, node.groups())
-    res = adb.run("-s", serial, "shell", "input", "tap", str((x1 + x2) // 2), str((y1 + y2) // 2))
+    # Dumped to a tty, uiautomator prints its "dumped to" line after the document, as Android does.
+    x, y = find(xml[: xml.rindex("</hierarchy>") + len("</hierarchy>")], text="Settings").center
+    res = adb.run("-s", serial, "shell", "input", "tap", str(x), str(y))
     assert res.returncode == 0
     after = adb.run("-s", serial, "exec-out", "screencap").stdout
     assert after != before

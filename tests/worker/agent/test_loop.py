@@ -15,6 +15,7 @@ import pytest
 
 from device_pool.driver import AdbDevice
 from tests.aio import run, until
+from tests.ui import find
 from tests.worker.agent.model_servers import Hang, ModelServer, Reply, Status, dead_url, serve
 from worker.agent.control import AgentControl, AgentHooks, AgentState
 from worker.agent.loop import AgentConfig, run_agent
@@ -33,16 +34,9 @@ def client(url: str, **kw) -> ModelClient:
 
 async def wifi_switch_point(device: AdbDevice) -> str:
     """The Wi-Fi switch's centre on the 0-999 grid, read from the phone's own UI dump."""
-    import re
-
-    xml = await device.ui_dump()
-    m = re.search(
-        r'resource-id="com.android.settings:id/switch_wifi"[^>]*bounds="\[(\d+),(\d+)\]\[(\d+),(\d+)\]"', xml
-    )
-    assert m, "no Wi-Fi switch on screen"
-    x1, y1, x2, y2 = map(int, m.groups())
+    x, y = find(await device.ui_dump(), rid="switch_wifi").center
     w, h = await device.screen_size()
-    return f"[{(x1 + x2) * 500 // w}, {(y1 + y2) * 500 // h}]"
+    return f"[{x * 1000 // w}, {y * 1000 // h}]"
 
 
 class Recorder(AgentHooks):
