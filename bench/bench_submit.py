@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import platform
 import signal
@@ -146,6 +147,63 @@ async def _load(base: str, key: str, total: int, conns: int) -> tuple[list[float
     return latencies, outcomes, wall
 
 
+_WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = %s
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+local threads = {}
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  n = 0
+  accepted = 0
+  prefix = string.format("%%d-%%d-", id, math.random(1, 2^30))
+end
+function request()
+  n = n + 1
+  wrk.headers["Idempotency-Key"] = prefix .. n
+  return wrk.format()
+end
+function response(status, headers, body)
+  if status == 202 then accepted = accepted + 1 end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("accepted") end
+  io.write(string.format("ACCEPTED %%d\\n", total))
+  for _, q in ipairs({50, 90, 99, 99.9}) do
+    io.write(string.format("P%%s %%.3f\\n", q, latency:percentile(q) / 1000))
+  end
+  io.write(string.format("REQUESTS %%d\\nERRORS %%d\\n", summary.requests,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status
+    + summary.errors.timeout))
+end
+"""
+
+
+def _wrk(base: str, key: str, conns: int, seconds: int, threads: int) -> dict[str, float]:
+    """wrk (C, 2 threads) for ``seconds`` over ``conns`` connections: its own counts and percentiles (ms)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT % (json.dumps(json.dumps(BODY)), key))
+    try:
+        out = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", script.name,
+             f"{base}/api/v1/tasks"],
+            check=True, capture_output=True, text=True, timeout=seconds + 60,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    values = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in {"ACCEPTED", "REQUESTS", "ERRORS", "P50", "P90", "P99", "P99.9"}:
+            values[parts[0]] = float(parts[1])
+    return values
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000, help="concurrent run: submissions")
@@ -153,7 +211,13 @@ def main() -> int:
     parser.add_argument("--single", type=int, default=500, help="one-connection run: submissions")
     parser.add_argument("--warmup", type=int, default=300, help="unmeasured submissions first")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument(
+        "--wrk", type=int, default=0, metavar="SECONDS",
+        help="also load with wrk (C; needs the wrk binary) for SECONDS at --conns connections",
+    )
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads")
     args = parser.parse_args()
+    wrk_result: dict[str, float] = {}
 
     redis_db = _empty_redis_db()
     broker = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
@@ -206,10 +270,14 @@ def main() -> int:
             server_cpu = _tree_cpu_s(proc.pid) - cpu_before
             client_cpu = time.process_time() - client_before
             rows.append(("1 connection", args.single, wall, lat, outcomes, server_cpu, client_cpu))
+            if args.wrk:
+                cpu_before = _tree_cpu_s(proc.pid)
+                wrk_result = _wrk(base, key, args.conns, args.wrk, args.wrk_threads)
+                wrk_result["server_cpu"] = _tree_cpu_s(proc.pid) - cpu_before
         finally:
             _stop(proc)
             log.close()
-        accepted = sum(r[4].get("202", 0) for r in rows) + args.warmup
+        accepted = sum(r[4].get("202", 0) for r in rows) + args.warmup + int(wrk_result.get("ACCEPTED", 0))
         tasks_in_db = _count_tasks(db.dsn)
         queued = broker.llen(TASKS_QUEUE)
         api_log = (Path(tmp) / "api.log").read_text()
@@ -238,6 +306,14 @@ def main() -> int:
         )
         if errors:
             print(f"  outcomes: {outcomes}")
+    if wrk_result:
+        n = wrk_result["REQUESTS"]
+        print(
+            f"{'wrk ' + str(args.conns) + ' conns':<16} {n:>8.0f} {n / args.wrk:>7.0f} {wrk_result['P50']:>7.1f} "
+            f"{wrk_result['P99']:>7.1f} {'p99.9 ' + format(wrk_result['P99.9'], '.0f'):>7} "
+            f"{n - wrk_result['ACCEPTED']:>6.0f} {wrk_result['server_cpu'] / n * 1000:>11.2f} ms "
+            f"{'(wrk, C)':>14}"
+        )
     print(
         f"check: {accepted} accepted (incl. {args.warmup} warm-up), {tasks_in_db} task rows, "
         f"{queued} messages on {TASKS_QUEUE!r}; removed {len(created)} Redis keys, dropped the database"

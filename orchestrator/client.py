@@ -9,6 +9,7 @@
         task = pf.wait(task["id"], timeout_s=900)
         for step in pf.steps(task["id"]):
             print(step["index"], step["action_text"])
+        pf.download_trajectory(task["id"], "task.zip")  # task.json, steps.jsonl, screenshots/
 
 It is deliberately synchronous (integrators' scripts); async code can run it in a thread
 (``asyncio.to_thread``) or call the REST API with its own HTTP client. It imports nothing of the
@@ -22,9 +23,11 @@ tasks. Reads retry the same way; ``cancel`` retries only 429/503 (answers that c
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -184,6 +187,27 @@ class PhoneFleetClient:
         """The image (JPEG or PNG bytes) the model saw at step ``index``."""
         return self._request("GET", f"/api/v1/tasks/{task_id}/steps/{index}/screenshot").content
 
+    def download_trajectory(self, task_id: str, path: str | os.PathLike[str]) -> Path:
+        """Save the task's trajectory zip (``task.json``, ``steps.jsonl``, ``screenshots/``) to ``path``.
+
+        Streamed to ``<path>.part`` and renamed when complete, so ``path`` never holds half a zip.
+        A running task's trajectory is a snapshot. Returns ``path``.
+        """
+        dest = Path(path)
+        partial = dest.with_name(dest.name + ".part")
+        response = self._request("GET", f"/api/v1/tasks/{task_id}/trajectory", stream=True)
+        try:
+            with partial.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        finally:
+            response.close()
+        partial.replace(dest)
+        return dest
+
     # -- plumbing ----------------------------------------------------------------------------------
 
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -196,12 +220,17 @@ class PhoneFleetClient:
             if not cursor:
                 return
 
-    def _request(self, method: str, path: str, *, safe: bool = True, **kwargs: Any) -> httpx.Response:
-        """Send; retry 429/503 always and transport errors when ``safe`` (replaying cannot double-act)."""
+    def _request(
+        self, method: str, path: str, *, safe: bool = True, stream: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """Send; retry 429/503 always and transport errors when ``safe`` (replaying cannot double-act).
+
+        With ``stream`` a successful response's body is not read yet: the caller must close it.
+        """
         attempt = 0
         while True:
             try:
-                response = self._http.request(method, path, **kwargs)
+                response = self._http.send(self._http.build_request(method, path, **kwargs), stream=stream)
             except httpx.TransportError:
                 if not safe or attempt >= self.max_retries:
                     raise
@@ -209,6 +238,9 @@ class PhoneFleetClient:
             else:
                 if response.is_success:
                     return response
+                if stream:  # the error body, then let the connection go
+                    response.read()
+                    response.close()
                 if response.status_code not in _RETRY_STATUSES or attempt >= self.max_retries:
                     raise PhoneFleetAPIError.from_response(response)
                 wait = _retry_after(response)

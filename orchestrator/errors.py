@@ -4,16 +4,21 @@
     ├─ Unauthenticated            no, malformed, unknown or revoked API key
     ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
-    │  ├─ TaskNotFound, DeviceNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound
+    │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound
     ├─ Conflict                   the request contradicts the current state
     │  ├─ InvalidTransition       e.g. cancelling a task that already finished
-    │  └─ IdempotencyConflict     an Idempotency-Key reused with a different body
+    │  ├─ IdempotencyConflict     an Idempotency-Key reused with a different body
+    │  ├─ DeviceExists            registering a serial the pool already has
+    │  └─ NoLiveDevice            live view of a task or session that holds no phone right now
     ├─ InvalidRequest             input that passed the schema but is still wrong
-    │  └─ InvalidCursor           a pagination cursor we did not hand out
+    │  ├─ InvalidCursor           a pagination cursor we did not hand out
+    │  ├─ UnknownDeviceProfile    a device profile name the operator has not configured
+    │  └─ InvalidSdp              a WebRTC offer that does not parse or offers no H.264 video
     ├─ RateLimited                too many requests for this tenant                         [retryable]
     └─ Unavailable                a dependency is down or overloaded                         [retryable]
        ├─ DatabaseUnavailable     unreachable, pool exhausted, SQLite "database is locked"
-       └─ BrokerUnavailable       the Celery broker refused or timed out
+       ├─ BrokerUnavailable       the Celery broker refused or timed out
+       └─ ViewerLimit             a phone already has its maximum number of live viewers
 
 ``CapacityError`` (→ ``NoDeviceAvailable``) lives with the pool in ``device_pool/errors.py``.
 ``orchestrator/api/errors.py`` maps these to HTTP statuses in one table.
@@ -30,20 +35,26 @@ __all__ = [
     "BrokerUnavailable",
     "Conflict",
     "DatabaseUnavailable",
+    "DeviceExists",
     "DeviceNotFound",
     "IdempotencyConflict",
     "InvalidCursor",
     "InvalidRequest",
+    "InvalidSdp",
     "InvalidTransition",
+    "NoLiveDevice",
     "NotFound",
     "PermissionDenied",
     "PhoneFleetError",
     "RateLimited",
     "ScreenshotNotFound",
+    "SessionNotFound",
     "StepNotFound",
     "TaskNotFound",
     "Unauthenticated",
     "Unavailable",
+    "UnknownDeviceProfile",
+    "ViewerLimit",
 ]
 
 
@@ -71,6 +82,13 @@ class DeviceNotFound(NotFound):
 
     def __init__(self, device_id: object) -> None:
         super().__init__(f"no device {device_id}", context={"device_id": str(device_id)})
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+
+    def __init__(self, session_id: object) -> None:
+        super().__init__(f"no session {session_id}", context={"session_id": str(session_id)})
 
 
 class StepNotFound(NotFound):
@@ -104,12 +122,31 @@ class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
 
 
+class DeviceExists(Conflict):
+    code = "device_exists"
+
+
 class InvalidRequest(PhoneFleetError):
     code = "invalid_request"
 
 
 class InvalidCursor(InvalidRequest):
     code = "invalid_cursor"
+
+
+class UnknownDeviceProfile(InvalidRequest):
+    """A task named a device profile that ``pool.profiles`` does not define."""
+
+    code = "unknown_device_profile"
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        listed = ", ".join(known) if known else "none are configured (PHONEFLEET_POOL__PROFILES)"
+        super().__init__(
+            f"no device profile named {name!r}; known profiles: {listed}",
+            context={"profile": name, "known": known},
+        )
+        self.name = name
+        self.known = known
 
 
 class RateLimited(PhoneFleetError):
@@ -132,3 +169,19 @@ class DatabaseUnavailable(Unavailable):
 
 class BrokerUnavailable(Unavailable):
     code = "broker_unavailable"
+
+
+class NoLiveDevice(Conflict):
+    """Live view of a task or session that holds no phone right now (queued, ended, closed)."""
+
+    code = "no_live_device"
+
+
+class InvalidSdp(InvalidRequest):
+    code = "invalid_sdp"
+
+
+class ViewerLimit(Unavailable):
+    """The phone already streams to ``webrtc.max_viewers_per_device`` viewers."""
+
+    code = "viewer_limit"

@@ -4,6 +4,13 @@ The broker is Redis when ``settings.redis_url`` is set, otherwise kombu's SQLAlc
 SQLite file under ``data_dir`` (what ``phonefleet up`` runs). A message is a hint, not the truth: the
 task row is committed before the message is sent, and a sweeper re-enqueues ``queued`` tasks whose
 message was lost, so a failed enqueue is reported (``BrokerUnavailable``) and never loses a task.
+
+**A queue per device profile.** A task whose ``device_profile`` names a profile of
+``settings.pool.profiles`` goes to ``phonefleet.tasks.<name>``; one with an ad-hoc object or none
+goes to ``phonefleet.tasks``. ``queue_for`` is the one place that decides, and every enqueue (the
+API's, the sweeper's) goes through ``TaskQueue.enqueue_run_task``, which calls it. Workers choose
+what they consume with ``queues_for_profiles`` (``phonefleet worker --profiles``), so phones of a
+scarce profile are not waited for by workers whose threads the common tasks need.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +28,22 @@ from celery import Celery
 from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.errors import BrokerUnavailable
-from orchestrator.settings import Settings
+from orchestrator.settings import DEFAULT_PROFILE, Settings
 
-__all__ = ["RUN_TASK", "TASKS_QUEUE", "TaskQueue", "broker_url", "make_celery"]
+__all__ = [
+    "RUN_TASK",
+    "TASKS_QUEUE",
+    "TaskQueue",
+    "broker_url",
+    "make_celery",
+    "queue_for",
+    "queues_for_profiles",
+]
 
 logger = logging.getLogger(__name__)
 
 RUN_TASK = "phonefleet.run_task"
-TASKS_QUEUE = "phonefleet.tasks"  # one queue for now; a queue per device profile comes later
+TASKS_QUEUE = "phonefleet.tasks"  # the default queue; a named profile's is TASKS_QUEUE + "." + name
 
 # Above the longest task budget (timeout_s ≤ 3600) plus leasing: Redis redelivers an unacked
 # message after this long, to a second worker while the first may still run it.
@@ -41,6 +57,20 @@ _BROKER_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
+
+
+def queue_for(device_profile: dict[str, Any] | str | None, *, base: str = TASKS_QUEUE) -> str:
+    """The queue a task goes to: ``<base>.<name>`` for a named profile, else ``base``.
+
+    ``device_profile`` is the task's field as stored: a name was checked against
+    ``pool.profiles`` at submission, so it is a valid queue-name part (``PROFILE_NAME_PATTERN``).
+    """
+    return f"{base}.{device_profile}" if isinstance(device_profile, str) else base
+
+
+def queues_for_profiles(names: Iterable[str], *, base: str = TASKS_QUEUE) -> list[str]:
+    """The queues a worker consumes for profile ``names``; ``default`` is the default queue."""
+    return [queue_for(None if name == DEFAULT_PROFILE else name, base=base) for name in names]
 
 
 def broker_url(settings: Settings) -> str:
@@ -87,7 +117,11 @@ def make_celery(settings: Settings, *, key_prefix: str = "") -> Celery:
 
 
 class TaskQueue:
-    """Sends ``phonefleet.run_task`` messages; blocking kombu calls run on a thread, with a deadline."""
+    """Sends ``phonefleet.run_task`` messages; blocking kombu calls run on a thread, with a deadline.
+
+    ``queue`` is the default queue's name; named profiles' queues are derived from it (tests give
+    each their own).
+    """
 
     def __init__(self, celery: Celery, *, queue: str = TASKS_QUEUE, timeout_s: float = 5.0) -> None:
         self.celery = celery
@@ -99,10 +133,13 @@ class TaskQueue:
         """The queue the processes configured by ``settings`` share."""
         return cls(make_celery(settings, key_prefix=key_prefix))
 
-    async def enqueue(self, name: str, args: list[Any]) -> None:
-        """Send task ``name`` with ``args``; raises ``BrokerUnavailable`` when the broker does not take it."""
+    async def enqueue(self, name: str, args: list[Any], *, queue: str | None = None) -> None:
+        """Send task ``name`` with ``args`` to ``queue`` (default: the default queue); raises
+        ``BrokerUnavailable`` when the broker does not take it."""
         try:
-            await asyncio.wait_for(asyncio.to_thread(self._send, name, args), self.timeout_s)
+            await asyncio.wait_for(
+                asyncio.to_thread(self._send, name, args, queue or self.queue), self.timeout_s
+            )
         except _BROKER_ERRORS as exc:
             raise BrokerUnavailable(
                 f"the broker did not accept {name}: {type(exc).__name__}: {exc}",
@@ -116,9 +153,11 @@ class TaskQueue:
                 f"the broker client failed: {type(exc).__name__}", context={"task": name}
             ) from exc
 
-    async def enqueue_run_task(self, task_id: uuid.UUID) -> None:
-        """Ask a worker to run task ``task_id``."""
-        await self.enqueue(RUN_TASK, [str(task_id)])
+    async def enqueue_run_task(
+        self, task_id: uuid.UUID, device_profile: dict[str, Any] | str | None = None
+    ) -> None:
+        """Ask a worker to run task ``task_id``, on the queue of its ``device_profile`` (``queue_for``)."""
+        await self.enqueue(RUN_TASK, [str(task_id)], queue=queue_for(device_profile, base=self.queue))
 
     async def ping(self) -> None:
         """Check the broker answers; raises ``BrokerUnavailable`` if not."""
@@ -131,8 +170,8 @@ class TaskQueue:
         """Close the producer pool's connections."""
         self.celery.close()
 
-    def _send(self, name: str, args: list[Any]) -> None:
-        self.celery.send_task(name, args=args, queue=self.queue)
+    def _send(self, name: str, args: list[Any], queue: str) -> None:
+        self.celery.send_task(name, args=args, queue=queue)
 
     def _ping(self) -> None:
         with self.celery.connection_for_write() as conn:

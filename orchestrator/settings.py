@@ -8,6 +8,7 @@ three simulated phones and the reference model. ``docs/control-plane.md`` has th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,14 +16,25 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "DEFAULT_PROFILE",
     "PLACEHOLDER_SECRETS",
+    "PROFILE_NAME_PATTERN",
     "ApiSettings",
     "AuthSettings",
+    "IceServer",
     "ModelSettings",
     "PoolSettings",
+    "RedroidSettings",
     "Settings",
+    "WebRtcSettings",
+    "WebhookSettings",
     "load_settings",
 ]
+
+# A named device profile (pool.profiles): it becomes part of a queue name, phonefleet.tasks.<name>.
+PROFILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+# The word for the default queue in `phonefleet worker --profiles` (so no profile may be named so).
+DEFAULT_PROFILE = "default"
 
 # Values that mean "nobody set this": fine on a laptop, refused when env is not "dev".
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "changeme", "secret"})
@@ -44,6 +56,44 @@ class ModelSettings(_Group):
     lang: Literal["en", "zh"] = "en"
 
 
+class RedroidSettings(_Group):
+    """``pool.provider=redroid``: the fields of ``RedroidConfig`` an operator sets (docs/providers.md).
+
+    ``pool.count`` is the phones kept on this host at least, ``pool.base_port`` the first host port.
+    """
+
+    docker_url: str = "unix:///var/run/docker.sock"
+    pool_id: str = "default"  # label on our containers: one pool manager per (engine, pool_id)
+    image: str = "redroid/redroid"
+    tag: str = "13.0.0_64only-latest"
+    pull: Literal["missing", "never"] = "missing"
+    max_count: int = Field(default=8, ge=1)  # phones on this host at most
+    host: str = "127.0.0.1"  # where adb reaches the phones
+    publish_host: str = "127.0.0.1"  # the address their ADB ports are published on
+    network_mode: str = "bridge"  # bridge (published ports), a Docker network's name, or host (tests)
+    width: int = Field(default=1080, gt=0)
+    height: int = Field(default=2400, gt=0)
+    density: int = Field(default=420, gt=0)
+    fps: int = Field(default=30, ge=1, le=120)
+    gpu_mode: Literal["auto", "host", "guest"] = "guest"
+    memory_mb: int = Field(default=4096, ge=256)
+    cpus: float = Field(default=2.0, gt=0)
+    privileged: bool = True
+    golden_volume: str | None = None
+    adb_keyboard_apk: Path | None = None
+    extra_boot_args: list[str] = Field(default_factory=list)
+    mounts: list[str] = Field(default_factory=list)
+    devices: list[str] = Field(default_factory=list)
+    check_host: bool = True
+    boot_timeout_s: float = Field(default=180.0, gt=0)
+
+    @field_validator("golden_volume", "adb_keyboard_apk", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # compose passes unset variables as "": that means "none", not a volume or file named "".
+        return None if value == "" else value
+
+
 class PoolSettings(_Group):
     """The device pool: which provider, how many phones, lease timing (seconds)."""
 
@@ -53,6 +103,22 @@ class PoolSettings(_Group):
     lease_ttl_s: float = Field(default=60.0, gt=0)
     heartbeat_s: float = Field(default=15.0, gt=0)
     min_idle: int = Field(default=1, ge=0)
+    # Named device profiles: name → the JSON a device's profile must contain (JSONB @>). A task
+    # naming one goes to the Celery queue phonefleet.tasks.<name> (orchestrator/queue.py).
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    redroid: RedroidSettings = Field(default_factory=RedroidSettings)
+
+    @field_validator("profiles", mode="after")
+    @classmethod
+    def _profile_names(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        # Names become queue names and CLI words: no dots, no spaces; "default" means the default queue.
+        for name in value:
+            if not re.fullmatch(PROFILE_NAME_PATTERN, name) or name == DEFAULT_PROFILE:
+                raise ValueError(
+                    f"pool.profiles: {name!r} is not a profile name (1-64 of a-z A-Z 0-9 _ -, "
+                    f"starting with a letter or digit; {DEFAULT_PROFILE!r} is reserved)"
+                )
+        return value
 
     @model_validator(mode="after")
     def _heartbeat_inside_ttl(self) -> PoolSettings:
@@ -68,8 +134,39 @@ class AuthSettings(_Group):
     """Dashboard sessions and per-tenant rate limits."""
 
     session_secret: SecretStr = SecretStr("changethis")
+    # How long a dashboard login (the pf_session cookie) lasts; revoking its API key ends it sooner.
+    session_ttl_s: float = Field(default=12 * 3600.0, gt=0)
     rate_limit_per_s: float = Field(default=10.0, gt=0)
     rate_limit_burst: int = Field(default=50, ge=1)
+    # Signs webhook bodies (X-PhoneFleet-Signature: HMAC-SHA256); integrators verify with the same value.
+    webhook_secret: SecretStr = SecretStr("changethis")
+
+
+class WebhookSettings(_Group):
+    """Webhook delivery (``orchestrator/services/webhooks.py``): which events, timeouts, retries."""
+
+    # Event types POSTed to a task's webhook_url (task.step: one per agent step).
+    events: list[str] = Field(
+        default_factory=lambda: [
+            "task.created", "task.status", "task.step", "task.cancel_requested",
+            "task.confirmation_requested", "task.takeover_requested", "task.question",
+        ]
+    )  # fmt: skip
+    timeout_s: float = Field(default=10.0, gt=0, le=60)
+    max_attempts: int = Field(default=8, ge=1, le=50)
+    # The wait after attempt n is backoff_s[n-1] (the last value repeats), times a jitter of 0.8-1.2.
+    backoff_s: list[float] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0], min_length=1
+    )
+    poll_s: float = Field(default=1.0, gt=0)
+    concurrency: int = Field(default=8, ge=1, le=100)
+
+    @field_validator("backoff_s", mode="after")
+    @classmethod
+    def _positive_backoff(cls, value: list[float]) -> list[float]:
+        if any(v < 0 for v in value):
+            raise ValueError("webhooks.backoff_s: waits must not be negative")
+        return value
 
 
 class ApiSettings(_Group):
@@ -77,6 +174,51 @@ class ApiSettings(_Group):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # None: /metrics is open (the usual for a scrape target on a private network); set: Bearer required.
+    metrics_token: SecretStr | None = None
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+class IceServer(_Group):
+    """A STUN or TURN server, as a browser's RTCIceServer: ``stun:host:3478``, ``turn:host?transport=tcp``."""
+
+    urls: list[str] = Field(min_length=1)
+    username: str | None = None
+    credential: SecretStr | None = None
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _one_url(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class WebRtcSettings(_Group):
+    """The live view (docs/live-view.md): ICE, the phone's video stream, viewer limits (seconds)."""
+
+    # Empty: host candidates only (no Google STUN default). Sent to browsers with each answer too.
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    # The addresses ICE offers as host candidates; empty: every interface but loopback (aioice's
+    # default). Tests pin ["127.0.0.1"]. Process-wide: every peer in the API process uses it.
+    host_addresses: list[str] = Field(default_factory=list)
+    # The adb server the API reaches phones through (the one `phonefleet pool` connects them to).
+    adb_host: str = "127.0.0.1"
+    adb_port: int = Field(default=5037, ge=1, le=65535)
+    max_width: int = Field(default=720, ge=160, le=4096)  # video width cap (phones are downscaled)
+    bit_rate: int = Field(default=4_000_000, ge=100_000, le=200_000_000)  # the phone encoder's target
+    max_viewers_per_device: int = Field(default=10, ge=1)
+    idle_timeout_s: float = Field(default=600.0, gt=0)  # no message on `control` (ping or input)
+    connect_timeout_s: float = Field(default=20.0, gt=0)  # answer sent → ICE+DTLS connected
+    linger_s: float = Field(default=5.0, ge=0)  # the phone's recording outlives its last viewer
+    lease_check_s: float = Field(default=1.0, gt=0)  # how often viewers' leases are re-read
+    # screenrecord stops by itself after at most 180 s (Android); the stream restarts it.
+    record_time_limit_s: int = Field(default=180, ge=1, le=180)
+    keyframe_min_interval_s: float = Field(default=1.0, ge=0)  # restarts asked by viewers, at most
+    # A frame's last NAL unit is complete when the next starts or the phone's stream pauses this long.
+    nal_flush_ms: float = Field(default=8.0, gt=0, le=1000)
 
 
 class Settings(BaseSettings):
@@ -98,6 +240,8 @@ class Settings(BaseSettings):
     pool: PoolSettings = Field(default_factory=PoolSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    webrtc: WebRtcSettings = Field(default_factory=WebRtcSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @field_validator("data_dir")
     @classmethod
@@ -117,8 +261,11 @@ class Settings(BaseSettings):
         if self.env != "dev":
             secrets = {
                 "auth.session_secret": self.auth.session_secret.get_secret_value(),
+                "auth.webhook_secret": self.auth.webhook_secret.get_secret_value(),
                 "model.api_key": self.model.api_key.get_secret_value(),
             }
+            if self.api.metrics_token is not None:
+                secrets["api.metrics_token"] = self.api.metrics_token.get_secret_value()
             for name, value in secrets.items():
                 # An empty model key is legitimate (a local server); an empty session secret is not.
                 if value == "" and name == "model.api_key":

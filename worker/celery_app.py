@@ -9,9 +9,12 @@
 - Remote control (pidbox), gossip, mingle and worker heartbeats are off: nothing uses them, and
   each is a fan-out queue or a periodic broker message per worker.
 
+Queues: a worker consumes the default queue and one queue per named device profile
+(``orchestrator.queue``); ``worker_queues`` picks them from ``--profiles`` (default: all of them).
+
 No module-level app or Settings: ``phonefleet worker`` builds both. For the ``celery`` command line,
 ``app`` below is a lazy proxy that builds them from the environment on first use:
-``celery -A worker.celery_app:app worker --pool threads -Q phonefleet.tasks``.
+``celery -A worker.celery_app:app worker --pool threads -Q phonefleet.tasks,phonefleet.tasks.pixel13``.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from typing import Any
 from celery import Celery
 from celery.local import PromiseProxy
 
-from orchestrator.queue import TASKS_QUEUE, VISIBILITY_TIMEOUT_S, make_celery
-from orchestrator.settings import Settings
+from orchestrator.queue import TASKS_QUEUE, VISIBILITY_TIMEOUT_S, make_celery, queues_for_profiles
+from orchestrator.settings import DEFAULT_PROFILE, Settings
 from worker.session import MAX_LEASE_WAIT_S, SessionDeps
 
-__all__ = ["app", "make_worker_app", "worker_argv"]
+__all__ = ["app", "make_worker_app", "worker_argv", "worker_queues"]
 
 _LONGEST_BUDGET_S = 3600  # orchestrator.services.specs.TaskSpec.timeout_s's upper bound
 assert _LONGEST_BUDGET_S + MAX_LEASE_WAIT_S < VISIBILITY_TIMEOUT_S, "a redelivery would race a live run"
@@ -51,6 +54,27 @@ def make_worker_app(settings: Settings, *, adb_port: int = 5037, deps: SessionDe
     )
     register(app, deps or SessionDeps.from_settings(settings, adb_port=adb_port))
     return app
+
+
+def worker_queues(settings: Settings, profiles: list[str] | None = None) -> list[str]:
+    """The queues a worker consumes for profile names (``default`` is the default queue).
+
+    ``None``: the default queue and every profile in ``pool.profiles``. Raises ``ValueError``
+    naming the known profiles for a name ``pool.profiles`` does not define (its tasks could not be
+    leased a phone by this worker).
+    """
+    known = sorted(settings.pool.profiles)
+    if profiles is None:
+        profiles = [DEFAULT_PROFILE, *known]
+    unknown = [name for name in profiles if name != DEFAULT_PROFILE and name not in settings.pool.profiles]
+    if unknown:
+        raise ValueError(
+            f"unknown device profile(s): {', '.join(unknown)}; known: {', '.join([DEFAULT_PROFILE, *known])}"
+            " (named profiles come from PHONEFLEET_POOL__PROFILES)"
+        )
+    if not profiles:
+        raise ValueError("no profiles to consume")
+    return queues_for_profiles(dict.fromkeys(profiles))  # in order, without repeats
 
 
 def worker_argv(*, concurrency: int, queues: str = TASKS_QUEUE, loglevel: str = "INFO") -> list[str]:

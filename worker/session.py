@@ -5,8 +5,10 @@ inside ``asyncio.run``). The database is the truth and the message only a hint, 
 
 1. **claim** the task in one conditional UPDATE (``session_db.TaskRows.claim``); a delivery for a
    task that is claimed by a live worker, cancelled or finished does nothing;
-2. **lease** a phone matching ``device_profile`` (``LeaseStore.wait_acquire``, at most
-   ``max_lease_wait_s`` and never past the budget) → ``failed``/``no_device`` when none comes free;
+2. **lease** a phone matching ``device_profile`` — an object, or a named profile resolved through
+   this worker's ``pool.profiles`` (a name it does not know → ``failed``/``unknown_profile``) —
+   (``LeaseStore.wait_acquire``, at most ``max_lease_wait_s`` and never past the budget) →
+   ``failed``/``no_device`` when none comes free;
 3. **run**: status ``running`` (device_id, started_at), then ``run_agent`` with hooks that record
    every step and state in the database, and a watcher that heartbeats the task and the lease and
    turns a cancel request into ``AgentControl.cancel`` (``session_hooks``);
@@ -38,7 +40,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from device_pool.errors import DeviceError, NoDeviceAvailable
 from device_pool.pool import LeaseGrant, LeaseStore, LocalSignal, RedisSignal
 from orchestrator.db import TaskStatus, make_engine, make_sessionmaker, utcnow
+from orchestrator.errors import UnknownDeviceProfile
 from orchestrator.services.database import Database
+from orchestrator.services.notifier import EventSignal
+from orchestrator.services.specs import profile_match
 from orchestrator.settings import Settings
 from worker.agent.control import AgentControl
 from worker.agent.results import AgentResult, FailReason, RunStatus
@@ -46,7 +51,7 @@ from worker.session_db import Claim, TaskRows
 from worker.session_hooks import CLAIM_LOST, LEASE_LOST, TaskHooks, Watcher
 from worker.session_logging import bind
 
-__all__ = ["MAX_ATTEMPTS", "MAX_LEASE_WAIT_S", "SessionDeps", "run_session"]
+__all__ = ["MAX_ATTEMPTS", "MAX_LEASE_WAIT_S", "UNKNOWN_PROFILE", "SessionDeps", "run_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +62,8 @@ MAX_ATTEMPTS = 2
 # Longest wait for a phone; with the longest budget (3600 s) it stays far below the broker's
 # visibility timeout (orchestrator.queue.VISIBILITY_TIMEOUT_S, 2 h), so no redelivery races a run.
 MAX_LEASE_WAIT_S = 300.0
+# The end reason of a task naming a device profile this worker's settings do not define.
+UNKNOWN_PROFILE = "unknown_profile"
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,10 @@ async def run_session(task_id: uuid.UUID, deps: SessionDeps) -> TaskStatus | Non
         # An engine per session: asyncpg connections belong to the event loop that opened them.
         engine = make_engine(settings.database_url)
         stack.push_async_callback(engine.dispose)
-        rows = TaskRows(Database(make_sessionmaker(engine)), task_id, session_id)
+        # Wake-ups for the API's event readers (WebSocket, webhooks) once a write commits; a hint only.
+        notifier = EventSignal(settings.redis_url)
+        stack.push_async_callback(notifier.close)
+        rows = TaskRows(Database(make_sessionmaker(engine)), task_id, session_id, notifier=notifier)
         claim = await rows.claim(stale_s=settings.pool.lease_ttl_s, max_attempts=deps.max_attempts)
         if claim is None:
             return None
@@ -118,6 +128,12 @@ async def _run_claimed(
 ) -> TaskStatus | None:
     settings = deps.settings
     deadline = time.monotonic() + claim.timeout_s
+    try:
+        # A named profile means what this worker's settings say (as the API's, in one deployment).
+        match = profile_match(claim.device_profile, settings.pool.profiles)
+    except UnknownDeviceProfile as exc:
+        await rows.finish(TaskStatus.FAILED, reason=UNKNOWN_PROFILE, message=exc.message, result={})
+        return TaskStatus.FAILED
     signal = RedisSignal(settings.redis_url) if settings.redis_url else LocalSignal()
     store = LeaseStore.for_engine(engine, signal=signal)
     stack.push_async_callback(store.close)
@@ -131,7 +147,7 @@ async def _run_claimed(
         grant = await _unless_interrupted(
             store.wait_acquire(
                 holder=rows.worker_id, tenant_id=claim.tenant_id, task_id=claim.task_id,
-                profile=claim.device_profile, ttl_s=settings.pool.lease_ttl_s, timeout_s=wait_s,
+                profile=match, ttl_s=settings.pool.lease_ttl_s, timeout_s=wait_s,
             ),
             control,
         )  # fmt: skip
@@ -181,7 +197,10 @@ async def _drive(
     from worker.agent.model_client import ModelClient, ModelClientConfig, ModelEndpoint
 
     settings = deps.settings
-    hooks = TaskHooks(rows, control, data_dir=settings.data_dir, deadline=deadline, poll_s=deps.answer_poll_s)
+    hooks = TaskHooks(
+        rows, control, data_dir=settings.data_dir, deadline=deadline, poll_s=deps.answer_poll_s,
+        first_step=claim.first_step,
+    )  # fmt: skip
     config = AgentConfig(
         max_steps=claim.max_steps, budget_s=max(0.0, deadline - time.monotonic()), lang=settings.model.lang
     )

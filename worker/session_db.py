@@ -18,14 +18,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.db import Event, Step, Task, TaskStatus, utcnow
 from orchestrator.services.database import Database
+from orchestrator.services.notifier import EventSignal
 
 __all__ = ["HELD", "WORKER_LOST", "Claim", "TaskRow", "TaskRows"]
 
@@ -54,12 +57,14 @@ class Claim:
     task_id: uuid.UUID
     tenant_id: uuid.UUID
     instruction: str
-    device_profile: dict[str, Any] | None
+    device_profile: dict[str, Any] | str | None  # an object to match, or a named profile
     max_steps: int
     timeout_s: int
     model: str | None
     attempts: int
     reclaimed: bool  # its previous worker's heartbeat had gone stale
+    # The index this attempt's first step gets: a dead worker's steps are kept, and numbered on from.
+    first_step: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,18 +79,29 @@ class TaskRow:
 class TaskRows:
     """Statements on one task's row for the session holding it as ``worker_id``."""
 
-    def __init__(self, db: Database, task_id: uuid.UUID, worker_id: str) -> None:
+    def __init__(
+        self, db: Database, task_id: uuid.UUID, worker_id: str, *, notifier: EventSignal | None = None
+    ) -> None:
         self.db = db
         self.task_id = task_id
         self.worker_id = worker_id
         self.tenant_id: uuid.UUID | None = None
         self.status: TaskStatus | None = None  # as this session last wrote it
+        self.notifier = notifier  # told after each commit that wrote events (a hint to event readers)
+
+    @asynccontextmanager
+    async def _written(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
+        """A transaction that may write events; once it has committed, event readers are woken."""
+        async with self.db.transaction(write=write) as session:
+            yield session
+        if self.notifier is not None:
+            self.notifier.notify()
 
     async def claim(self, *, stale_s: float, max_attempts: int) -> Claim | None:
         """Claim the task (see the module docstring); None when there is nothing to run."""
         now = utcnow()
         stale_before = now - dt.timedelta(seconds=stale_s)
-        async with self.db.transaction(write=True) as session:
+        async with self._written(write=True) as session:
             seen = (
                 await session.execute(
                     select(Task.status, Task.heartbeat_at, Task.attempts, Task.worker_id).where(
@@ -126,8 +142,13 @@ class TaskRows:
                 return None
             payload = {"from": seen.status.value, "to": TaskStatus.LEASING.value, "worker_id": self.worker_id,
                        "attempt": row.attempts}  # fmt: skip
+            first_step = 0
             if stale:
                 payload["reason"] = "reclaimed"
+                # Steps are unique per (task, index): the earlier attempt's stay, this one's follow them.
+                first_step = await session.scalar(
+                    select(func.coalesce(func.max(Step.index) + 1, 0)).where(Step.task_id == self.task_id)
+                )
             await _event(session, row.tenant_id, self.task_id, "task.status", payload)
         self.tenant_id, self.status = row.tenant_id, TaskStatus.LEASING
         logger.info(
@@ -137,7 +158,7 @@ class TaskRows:
         return Claim(
             task_id=self.task_id, tenant_id=row.tenant_id, instruction=row.instruction,
             device_profile=row.device_profile, max_steps=row.max_steps, timeout_s=row.timeout_s,
-            model=row.model, attempts=row.attempts, reclaimed=stale,
+            model=row.model, attempts=row.attempts, reclaimed=stale, first_step=first_step,
         )  # fmt: skip
 
     async def _fail_lost(
@@ -162,7 +183,7 @@ class TaskRows:
         """Move a held task to ``status`` (and set ``values``); False if it is no longer ours."""
         if status == self.status and not values:
             return True
-        async with self.db.transaction() as session:
+        async with self._written() as session:
             result = await session.execute(
                 update(Task)
                 .where(Task.id == self.task_id, Task.worker_id == self.worker_id, Task.status.in_(HELD))
@@ -184,13 +205,13 @@ class TaskRows:
 
     async def add_step(self, step: dict[str, Any], event: dict[str, Any]) -> None:
         """Insert a ``steps`` row and its ``task.step`` event in one transaction."""
-        async with self.db.transaction() as session:
+        async with self._written() as session:
             await session.execute(insert(Step).values(task_id=self.task_id, **step))
             await _event(session, self.tenant_id, self.task_id, "task.step", event)
 
     async def add_event(self, type_: str, payload: dict[str, Any]) -> int:
         """Write an event on this task; returns its id."""
-        async with self.db.transaction() as session:
+        async with self._written() as session:
             return await _event(session, self.tenant_id, self.task_id, type_, payload)
 
     async def events_after(self, after_id: int, types: tuple[str, ...]) -> list[Event]:
@@ -229,7 +250,7 @@ class TaskRows:
     ) -> bool:
         """End the task, merging ``result`` into the row's (the API's cancel request stays); False if not ours."""
         now = utcnow()
-        async with self.db.transaction(write=True) as session:
+        async with self._written(write=True) as session:
             # Locked (PostgreSQL; SQLite holds the write lock): the API's cancel merges into result too.
             current = (
                 await session.execute(

@@ -73,8 +73,10 @@ class TaskHooks(AgentHooks):
         deadline: float,
         poll_s: float = 0.5,
         jpeg_quality: int = 80,
+        first_step: int = 0,
     ) -> None:
         self.rows = rows
+        self.first_step = first_step  # the API index of this attempt's first step (Claim.first_step)
         self.control = control
         self.data_dir = data_dir
         self.deadline = deadline  # time.monotonic() at which the task's budget runs out
@@ -82,7 +84,7 @@ class TaskHooks(AgentHooks):
         self.jpeg_quality = jpeg_quality
 
     async def on_step(self, step: StepRecord) -> None:
-        index = step.index - 1  # the agent counts from 1, the API from 0
+        index = self.first_step + step.index - 1  # the agent counts from 1, the API from 0
         relative = None
         if step.screenshot is not None:
             relative = screenshot_path(self.rows.task_id, index)

@@ -6,13 +6,16 @@ the orchestrator); the providers below it stay free of the orchestrator.
 
 from device_pool.errors import CapacityError, NoDeviceAvailable
 from device_pool.pool.devices import DeviceRecord, DeviceStore
-from device_pool.pool.leases import EXPIRED, EndedLease, LeaseGrant, LeaseStore, profile_matches
+from device_pool.pool.leases import DRAIN_LABEL, EXPIRED, EndedLease, LeaseGrant, LeaseStore, profile_matches
 from device_pool.pool.manager import PoolManager
+from device_pool.pool.registered import REGISTERED, RegisteredAdbProvider
 from device_pool.pool.signals import IDLE, RELEASED, LocalSignal, RedisSignal, Signal
 
 __all__ = [
+    "DRAIN_LABEL",
     "EXPIRED",
     "IDLE",
+    "REGISTERED",
     "RELEASED",
     "CapacityError",
     "DeviceRecord",
@@ -24,6 +27,7 @@ __all__ = [
     "NoDeviceAvailable",
     "PoolManager",
     "RedisSignal",
+    "RegisteredAdbProvider",
     "Signal",
     "profile_matches",
 ]

@@ -12,6 +12,8 @@
 - ``heartbeat`` extends an unexpired lease; False means it is lost and the holder must stop.
 - ``release`` and the reaper (``reap_expired``) end a lease: the device goes to ``resetting``,
   never straight to ``idle`` — the pool manager resets it first.
+- A device whose ``labels`` hold ``"drain": true`` (JSON true; an admin's drain) is never picked: it
+  keeps its current lease, is reset and health-checked as usual, and stays out of service.
 - ``wait_acquire`` retries on wake-ups (``signals.py``: a device became idle) with a deadline, and
   polls every ``poll_s`` as well: without Redis, an idle device made idle by another *process* is
   seen at most ``poll_s`` late; with Redis, only a lost pub/sub message costs that.
@@ -29,7 +31,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, not_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -41,6 +43,9 @@ from orchestrator.db import Device, DeviceState, Event, Lease, utcnow
 logger = logging.getLogger(__name__)
 
 EXPIRED = "expired"  # release_reason of a lease the reaper ended
+# The label an admin's drain sets (a JSON true, which API and provider labels, strings, cannot be):
+# acquire skips such a device, so it finishes its current lease and is never leased again.
+DRAIN_LABEL = "drain"
 
 
 @dataclass(frozen=True)
@@ -289,7 +294,9 @@ class LeaseStore(DeviceStore):
         # The whole idle list is read (id and profile only) when matching a profile: a pool is
         # hundreds of rows at most, and BEGIN IMMEDIATE already serialises lessees on SQLite.
         query = select(Device.id, Device.profile).where(Device.state == DeviceState.IDLE)
-        query = query.order_by(Device.updated_at, Device.id)
+        # json_type is 'true' only for a JSON true (not 1, not "true"), like PostgreSQL's @> below.
+        drained = func.coalesce(func.json_type(Device.labels, f"$.{DRAIN_LABEL}"), "") == "true"
+        query = query.where(not_(drained)).order_by(Device.updated_at, Device.id)
         if not profile:
             return await session.scalar(query.with_only_columns(Device.id).limit(1))
         for row in (await session.execute(query)).all():
@@ -332,7 +339,8 @@ _ENDED: dict[str, Any] = {
 
 def _pg_pick(profile: dict[str, Any] | None) -> Any:
     """The locked-or-skipped idle row as a scalar subquery (PostgreSQL)."""
-    query = select(Device.id).where(Device.state == DeviceState.IDLE)
+    drained = Device.labels.bool_op("@>")(bindparam("drain_label", {DRAIN_LABEL: True}, type_=JSONB))
+    query = select(Device.id).where(Device.state == DeviceState.IDLE, not_(drained))
     if profile:
         query = query.where(Device.profile.bool_op("@>")(bindparam("want_profile", profile, type_=JSONB)))
     return (
@@ -368,4 +376,4 @@ def _check_ttl(ttl_s: float) -> None:
         raise ValueError(f"ttl_s must be positive, not {ttl_s!r}")
 
 
-__all__ = ["EXPIRED", "EndedLease", "LeaseGrant", "LeaseStore", "profile_matches"]
+__all__ = ["DRAIN_LABEL", "EXPIRED", "EndedLease", "LeaseGrant", "LeaseStore", "profile_matches"]

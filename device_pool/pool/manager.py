@@ -86,9 +86,12 @@ class PoolManager:
     # --- running ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Reconcile until ``stop()``; a pass that fails on the database or a phone is logged and retried."""
+        """Reconcile until ``stop()``; a pass that fails on the database or a phone is logged and retried.
+
+        A ``stop()`` that came before ``run()`` started is kept (a SIGTERM during start-up), so
+        ``run()`` then returns at once; a stopped manager is not restarted.
+        """
         interval = min(self.reap_interval_s, self.health_interval_s)
-        self._stopping.clear()
         logger.info("pool manager running", extra={"provider": self.provider.name})
         while not self._stopping.is_set():
             # Armed before the pass: a lease released during it triggers the next pass at once.

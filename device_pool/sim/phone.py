@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
+from device_pool.sim import counter, render, views
 from device_pool.sim import keycodes as kc
-from device_pool.sim import render, views
 from device_pool.sim.apps import (
     APP_CLASSES,
     EXTRA_LABELS,
@@ -76,6 +76,10 @@ class VirtualPhone:
         self._sig: object = None
         self._seq = 0
         self._black: bytes | None = None
+        # The frame counter (counter.py) and how often it ticks on its own (0: only on redraws).
+        self._counter_on = self.config.show_frame_counter
+        self._tick_hz = 0.0
+        self._base: tuple[object, Image.Image] | None = None  # (tree signature, picture without counter)
         self._boot_home()
         if not self.state.exists():
             self.state.factory(self.config.seed, self.packages())
@@ -429,11 +433,15 @@ class VirtualPhone:
         self._front = LAUNCHER
 
     def frame(self) -> Frame:
-        """The current frame, redrawn only when the tree (or screen power) changed."""
+        """The current frame, redrawn only when the tree (or screen power) changed — or, with a
+        ticking frame counter, when the counter is due (only the counter is drawn again then)."""
         with self._lock:
             windows = self._windows()
             secure = any(w.secure for w in windows) or not self._screen_on
-            sig = (self._screen_on, secure, tuple(w.root.signature() for w in windows))
+            tree_sig = (self._screen_on, secure, tuple(w.root.signature() for w in windows))
+            ticking = self._counter_on and self._tick_hz > 0 and not secure
+            tick = int(time.monotonic() * self._tick_hz) if ticking else None
+            sig = (tree_sig, self._counter_on, tick)
             if self._frame is not None and sig == self._sig:
                 return self._frame
             c = self.config
@@ -442,12 +450,32 @@ class VirtualPhone:
                 if self._black is None:
                     self._black = b"\x00\x00\x00\xff" * (c.width * c.height)
                 rgba = self._black
+            elif self._counter_on:
+                if self._base is None or self._base[0] != tree_sig:
+                    self._base = (tree_sig, render.render(windows, c.width, c.height))
+                image = self._base[1].copy()
+                counter.draw(image, self._seq)
+                rgba = image.tobytes()
             else:
-                overlay = f"#{self._seq}" if c.show_frame_counter else ""
-                rgba = render.render(windows, c.width, c.height, overlay).tobytes()
+                self._base = None
+                rgba = render.render(windows, c.width, c.height).tobytes()
             self._frame = Frame(c.width, c.height, rgba, self._seq, secure)
             self._sig = sig
             return self._frame
+
+    def set_frame_counter(self, on: bool, tick_hz: float = 0.0) -> None:
+        """Draw the frame counter (``counter.py``); with ``tick_hz`` > 0 it also redraws itself that
+        often, like a spinner — a screen that keeps changing, for video benchmarks."""
+        if tick_hz < 0:
+            raise ValueError("tick_hz must not be negative")
+        with self._lock:
+            self._counter_on = on
+            self._tick_hz = tick_hz if on else 0.0
+
+    def frame_counter(self) -> tuple[bool, float]:
+        """(on, tick_hz)."""
+        with self._lock:
+            return self._counter_on, self._tick_hz
 
     def screencap_png(self) -> bytes:
         """The current frame as PNG; encoded once per frame (on a real phone the phone pays it)."""
@@ -496,7 +524,7 @@ class VirtualPhone:
         with self._lock:
             self.state.factory(self.config.seed, self.packages())
             self._boot_home()
-            self._frame, self._sig = None, None
+            self._frame, self._sig, self._base = None, None, None
 
 
 __all__ = ["ADB_IME", "LATIN_IME", "ActivityNotFound", "Frame", "PhoneConfig", "VirtualPhone"]

@@ -135,7 +135,7 @@ def ellipsize(text: str, px: int, width: int, bold: bool = False) -> str:
     return text[:lo] + ELLIPSIS
 
 
-def render(windows: list[Window], width: int, height: int, overlay: str = "") -> Image.Image:
+def render(windows: list[Window], width: int, height: int) -> Image.Image:
     """Draw the windows bottom to top; the result is RGBA with every pixel opaque."""
     # An RGB canvas with an "RGBA" draw blends translucent fills (dialog scrims); on an RGBA
     # canvas Pillow would store the alpha instead, and screencaps must be opaque.
@@ -143,11 +143,6 @@ def render(windows: list[Window], width: int, height: int, overlay: str = "") ->
     draw = ImageDraw.Draw(image, "RGBA")
     for window in windows:
         _draw_view(image, draw, window.root)
-    if overlay:
-        px = max(12, width // 30)
-        w = int(text_width(overlay, px)) + px
-        draw.rectangle((0, height - px * 2, w, height), fill=(0, 0, 0, 255))
-        draw_line(draw, px // 2, height - px, overlay, px, (255, 255, 0))
     return image.convert("RGBA")
 
 

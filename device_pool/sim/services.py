@@ -12,6 +12,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 
+from device_pool.sim import screenrecord
 from device_pool.sim.phone import VirtualPhone
 from device_pool.sim.shell import ShellResult, run_shell
 from device_pool.sim.stream import Stream
@@ -39,14 +40,22 @@ def open_service(name: str, phone: VirtualPhone, executor: Executor | None) -> S
         pty = "pty" in args or ("raw" not in args and not command)
         if pty and not command:
             return functools.partial(_interactive, phone, executor, v2)
-        return functools.partial(_run_command, phone, executor, command, v2)
+        return _command_service(phone, executor, command, v2)
     if name.startswith("exec:"):
-        return functools.partial(_run_command, phone, executor, name[len("exec:") :], False)
+        return _command_service(phone, executor, name[len("exec:") :], False)
     if name == "sync:":
         return functools.partial(serve_sync, phone, executor)
     if name == "root:":
         return _already_root
     return None
+
+
+def _command_service(phone: VirtualPhone, executor: Executor | None, command: str, v2: bool) -> Service:
+    # A recording streams until the host closes it; every other command runs to its end first.
+    argv = screenrecord.streaming_argv(command)
+    if argv is not None:
+        return functools.partial(screenrecord.serve, phone, executor, argv, v2)
+    return functools.partial(_run_command, phone, executor, command, v2)
 
 
 async def _execute(phone: VirtualPhone, executor: Executor | None, command: str) -> ShellResult:

@@ -9,10 +9,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from orchestrator.api import api_keys, devices, health, tasks
+from device_pool.pool import LeaseStore, LocalSignal, RedisSignal
+from orchestrator.api import api_keys, auth, devices, events, health, live, metrics, sessions, tasks, webhooks
+from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
 from orchestrator.api.errors import error_response, install_error_handlers
 from orchestrator.db import make_engine, make_sessionmaker
+from orchestrator.live import LiveHub
 from orchestrator.queue import TaskQueue
 from orchestrator.services import (
     ApiKeyService,
@@ -22,8 +25,14 @@ from orchestrator.services import (
     HealthService,
     StepService,
     TaskService,
-    TokenBuckets,
 )
+from orchestrator.services.events import EventHub
+from orchestrator.services.metrics import MetricsService
+from orchestrator.services.notifier import EventSignal
+from orchestrator.services.ratelimit import make_rate_limiter
+from orchestrator.services.sessions import SessionService
+from orchestrator.services.web_sessions import WebSessions
+from orchestrator.services.webhooks import WebhookService
 from orchestrator.settings import Settings, load_settings
 
 __all__ = ["MAX_BODY_BYTES", "create_app", "create_app_from_env"]
@@ -36,7 +45,8 @@ MAX_BODY_BYTES = 256 * 1024
 
 _DESCRIPTION = """PhoneFleet runs phone-use AI agents on a fleet of cloud Android phones.
 
-Authenticate with `Authorization: Bearer pf_<prefix>_<secret>`. Errors are
+Authenticate with `Authorization: Bearer pf_<prefix>_<secret>`, or (the dashboard) with the
+`pf_session` cookie from `POST /api/v1/auth/login` plus `X-CSRF-Token` on unsafe methods. Errors are
 `{"error": code, "message": text}`; lists are paged with an opaque `cursor`. See docs/api.md.
 """
 
@@ -96,30 +106,49 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None) -> FastAPI
         db = Database(make_sessionmaker(engine))
         producer = queue or TaskQueue.from_settings(settings)
         verifier = ApiKeyVerifier(db)
-        limiter = TokenBuckets(settings.auth.rate_limit_per_s, settings.auth.rate_limit_burst)
+        # Redis buckets when redis_url is set: one limit across every API process.
+        limiter = make_rate_limiter(settings)
+        # Sessions lease phones here; Redis wake-ups (when set) reach this waiter from the pool manager.
+        signal = RedisSignal(settings.redis_url) if settings.redis_url else LocalSignal()
+        leases = LeaseStore.for_engine(engine, signal=signal)
+        # "Events committed": wakes this process's events hub at once, and (Redis) other processes'.
+        events_signal = EventSignal(settings.redis_url)
+        hub = EventHub(db, events_signal)
         app.state.services = Services(
             db=db,
             queue=producer,
             verifier=verifier,
-            tasks=TaskService(db, producer, limiter),
+            tasks=TaskService(db, producer, limiter, profiles=settings.pool.profiles, notifier=events_signal),
             steps=StepService(db, settings.data_dir),
-            devices=DeviceService(db),
+            devices=DeviceService(db, leases.signal),
             api_keys=ApiKeyService(db, verifier),
             health=HealthService(db, producer),
+            web_sessions=WebSessions.from_settings(settings, db, verifier),
+            metrics=MetricsService(db),
+            sessions=SessionService(db, leases, profiles=settings.pool.profiles),
+            events=hub,
+            webhooks=WebhookService(db),
         )
+        app.state.live = live = LiveHub(settings.webrtc, db)  # WebRTC viewers (orchestrator/live)
         try:
             yield
         finally:
+            await live.close()  # peer connections and phone recordings end with the process
+            await hub.close()  # open event sockets close with 1001
+            await events_signal.close()
             if queue is None:
                 producer.close()
+            await limiter.close()
+            await leases.close()
             await engine.dispose()
 
     app = FastAPI(title="PhoneFleet API", version="1.0", description=_DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (tasks, devices, api_keys, health):
+    for module in (tasks, sessions, devices, api_keys, auth, health, metrics, events, webhooks, live):
         app.include_router(module.router)
     app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
     return app
 
 

@@ -1,12 +1,12 @@
-"""FastAPI dependencies: settings, the caller (API key auth), roles, and the services routes call."""
+"""FastAPI dependencies: settings, the caller (API key or session cookie), roles, and the services routes call."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request, WebSocket
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from orchestrator.errors import PermissionDenied
 from orchestrator.queue import TaskQueue
@@ -20,6 +20,11 @@ from orchestrator.services import (
     StepService,
     TaskService,
 )
+from orchestrator.services.events import EventHub
+from orchestrator.services.metrics import MetricsService
+from orchestrator.services.sessions import SessionService
+from orchestrator.services.web_sessions import CSRF_HEADER, SESSION_COOKIE, WebSession, WebSessions
+from orchestrator.services.webhooks import WebhookService
 from orchestrator.settings import Settings
 
 __all__ = [
@@ -28,10 +33,16 @@ __all__ = [
     "CurrentPrincipal",
     "DeviceServiceDep",
     "HealthServiceDep",
+    "MetricsServiceDep",
     "Services",
+    "SessionServiceDep",
     "SettingsDep",
     "StepServiceDep",
     "TaskServiceDep",
+    "WebSessionsDep",
+    "WebhookServiceDep",
+    "web_session_of",
+    "websocket_principal",
 ]
 
 
@@ -47,6 +58,11 @@ class Services:
     devices: DeviceService
     api_keys: ApiKeyService
     health: HealthService
+    web_sessions: WebSessions
+    metrics: MetricsService
+    events: EventHub
+    webhooks: WebhookService
+    sessions: SessionService
 
 
 def get_settings(request: Request) -> Settings:
@@ -66,11 +82,76 @@ _bearer = HTTPBearer(
 )
 
 
+_session_cookie = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, scheme_name="Session",
+    description="The dashboard's login cookie (POST /api/v1/auth/login); unsafe methods also need "
+    f"`{CSRF_HEADER}`",
+)  # fmt: skip
+
+
 async def authenticate(
-    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _cookie: Annotated[str | None, Depends(_session_cookie)],
 ) -> Principal:
-    """The caller; raises ``Unauthenticated`` (401) for a missing, malformed, unknown or revoked key."""
-    return await _services(request).verifier.verify(request.headers.get("authorization"))
+    """The caller, by ``Authorization: Bearer`` or else the ``pf_session`` cookie (Bearer wins when both
+    are sent). Raises ``Unauthenticated`` (401) for a missing, malformed, unknown or revoked key or a
+    bad/expired session, ``CsrfRejected`` (403) for a cookie-authenticated unsafe request without the
+    session's ``X-CSRF-Token``."""
+    services = _services(request)
+    authorization = request.headers.get("authorization")
+    if authorization is not None or SESSION_COOKIE not in request.cookies:
+        return await services.verifier.verify(authorization)
+    principal, session = await services.web_sessions.authenticate(
+        request.method, request.cookies, request.headers.get(CSRF_HEADER)
+    )
+    request.state.web_session = session
+    return principal
+
+
+async def websocket_principal(websocket: WebSocket) -> Principal | None:
+    """The caller of a WebSocket by its handshake, or None when it carries no credentials (the events
+    socket then expects a first ``{"type": "auth", …}`` message). Raises ``Unauthenticated`` (bad
+    key or session), ``PermissionDenied`` (a cookie from another origin's page).
+
+    ``Authorization: Bearer`` (non-browser clients) wins; else the dashboard's ``pf_session`` cookie.
+    A handshake is a GET, so there is no CSRF token: a browser sends the cookie on a handshake that
+    another site's page opens, but it also sends that page's ``Origin``, which must name this host.
+    """
+    authorization = websocket.headers.get("authorization")
+    services = websocket.app.state.services
+    if authorization is not None:
+        return await services.verifier.verify(authorization)
+    if SESSION_COOKIE not in websocket.cookies:
+        return None
+    _check_same_origin(websocket.headers.get("origin"), websocket.headers.get("host"))
+    principal, _session = await services.web_sessions.principal_from_cookies(websocket.cookies)
+    return principal
+
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _check_same_origin(origin: str | None, host: str | None) -> None:
+    """``Origin`` (scheme://host[:port]) must name the ``Host`` the handshake was sent to (default
+    ports aside). Browsers always send Origin on a WebSocket handshake; a cookie without one is refused."""
+    if not origin or not host:
+        raise PermissionDenied(f"a WebSocket authenticated by the {SESSION_COOKIE} cookie needs an Origin header")
+    scheme, _, netloc = origin.strip().lower().partition("://")
+    if scheme in _DEFAULT_PORTS:
+        netloc = netloc.removesuffix(f":{_DEFAULT_PORTS[scheme]}")
+    # Host carries no scheme (and behind a TLS proxy the socket's own scheme is not the page's).
+    host = host.strip().lower().removesuffix(":80").removesuffix(":443")
+    if netloc != host:
+        raise PermissionDenied(
+            f"cross-origin WebSocket refused: Origin {origin!r} is not this host ({host}); "
+            f"the {SESSION_COOKIE} cookie opens sockets only from the dashboard's own pages"
+        )
+
+
+def web_session_of(request: Request) -> WebSession | None:
+    """The session that authenticated this request (after ``authenticate``), None for a Bearer key."""
+    return getattr(request.state, "web_session", None)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
@@ -106,8 +187,32 @@ def _health_service(request: Request) -> HealthService:
     return _services(request).health
 
 
+def _web_sessions(request: Request) -> WebSessions:
+    return _services(request).web_sessions
+
+
+def _metrics_service(request: Request) -> MetricsService:
+    return _services(request).metrics
+
+
 TaskServiceDep = Annotated[TaskService, Depends(_task_service)]
 StepServiceDep = Annotated[StepService, Depends(_step_service)]
 DeviceServiceDep = Annotated[DeviceService, Depends(_device_service)]
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(_api_key_service)]
 HealthServiceDep = Annotated[HealthService, Depends(_health_service)]
+WebSessionsDep = Annotated[WebSessions, Depends(_web_sessions)]
+MetricsServiceDep = Annotated[MetricsService, Depends(_metrics_service)]
+
+
+def _webhook_service(request: Request) -> WebhookService:
+    return _services(request).webhooks
+
+
+WebhookServiceDep = Annotated[WebhookService, Depends(_webhook_service)]
+
+
+def _session_service(request: Request) -> SessionService:
+    return _services(request).sessions
+
+
+SessionServiceDep = Annotated[SessionService, Depends(_session_service)]

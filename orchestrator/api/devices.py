@@ -1,4 +1,4 @@
-"""Device routes: the shared pool's phones and their state."""
+"""Device routes: the shared pool's phones and their state; admins register, drain, undrain and retire phones."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from orchestrator.api.deps import CurrentPrincipal, DeviceServiceDep
-from orchestrator.api.schemas import DeviceOut, ErrorOut, PageOut
+from orchestrator.api.deps import AdminOnly, CurrentPrincipal, DeviceServiceDep
+from orchestrator.api.schemas import DeviceCreate, DeviceOut, ErrorOut, PageOut
 from orchestrator.db import DeviceState
 
 __all__ = ["router"]
@@ -43,3 +43,72 @@ async def get_device(
 ) -> DeviceOut:
     """One phone."""
     return DeviceOut.from_view(await devices.get(principal, device_id))
+
+
+# Admins only: AdminOnly answers 403 to members before the route runs.
+_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorOut, "description": "Not an admin API key"},
+    409: {"model": ErrorOut, "description": "The device's state does not allow it; `message` says why"},
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Register a static ADB phone (admins)",
+    responses=_ADMIN_ERRORS,
+    dependencies=[AdminOnly],
+)
+async def register_device(
+    body: DeviceCreate, principal: CurrentPrincipal, devices: DeviceServiceDep
+) -> DeviceOut:
+    """A phone PhoneFleet did not make (a handset on USB or TCP, a long-lived redroid): provider
+    `static`, state `provisioning`. `phonefleet pool` connects it, presses HOME, health-checks it
+    against `profile` and makes it `idle` (or `unhealthy` with `last_error`). 409 if the serial is in
+    the pool already."""
+    view = await devices.register(
+        principal, serial=body.serial, profile=body.profile.model_dump(mode="json"), labels=body.labels
+    )
+    return DeviceOut.from_view(view)
+
+
+@router.post(
+    "/{device_id}/drain",
+    summary="Take a device out of service (admins)",
+    responses=_ADMIN_ERRORS,
+    dependencies=[AdminOnly],
+)
+async def drain_device(
+    device_id: uuid.UUID, principal: CurrentPrincipal, devices: DeviceServiceDep
+) -> DeviceOut:
+    """No new leases (`labels.drain` is true); a current lease runs to its end, and the phone is then
+    reset and kept idle but never leased, until undrained."""
+    return DeviceOut.from_view(await devices.drain(principal, device_id))
+
+
+@router.post(
+    "/{device_id}/undrain",
+    summary="Put a drained device back in service (admins)",
+    responses=_ADMIN_ERRORS,
+    dependencies=[AdminOnly],
+)
+async def undrain_device(
+    device_id: uuid.UUID, principal: CurrentPrincipal, devices: DeviceServiceDep
+) -> DeviceOut:
+    """Removes the drain label; an idle phone can be leased at once."""
+    return DeviceOut.from_view(await devices.undrain(principal, device_id))
+
+
+@router.post(
+    "/{device_id}/retire",
+    summary="Remove a registered phone from the pool (admins)",
+    responses=_ADMIN_ERRORS,
+    dependencies=[AdminOnly],
+)
+async def retire_device(
+    device_id: uuid.UUID, principal: CurrentPrincipal, devices: DeviceServiceDep
+) -> DeviceOut:
+    """A `static` (registered) phone that is not leased → `retired` now; leased → 409 (drain it
+    first). Phones of the `sim` and `static_adb` providers → 409: their pool manager would bring
+    them back; drain them instead. Retiring a retired device answers it unchanged."""
+    return DeviceOut.from_view(await devices.retire(principal, device_id))

@@ -8,18 +8,24 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from orchestrator.db import ApiKey, DeviceState, Step, Task, TaskStatus, User, UserRole
+from device_pool.pool import DRAIN_LABEL
+from device_pool.providers import DeviceProfile
+from orchestrator.db import ApiKey, DeviceState, Step, Task, TaskStatus, User, UserRole, WebhookStatus
 from orchestrator.services import CANCEL_REQUESTED, DeviceView, TaskSpec
+from orchestrator.services.webhooks import DeliveryView
 
 __all__ = [
     "ApiKeyCreate",
     "ApiKeyOut",
     "ConfirmIn",
+    "DeviceCreate",
     "DeviceLeaseOut",
     "DeviceOut",
     "ErrorOut",
     "HandbackIn",
     "IssuedKeyOut",
+    "LoginIn",
+    "LoginOut",
     "PageOut",
     "ReadinessOut",
     "ReplyIn",
@@ -27,6 +33,8 @@ __all__ = [
     "TakeoverIn",
     "TaskCreate",
     "TaskOut",
+    "WebhookDeliveryOut",
+    "WhoAmIOut",
 ]
 
 _TASK_ID = "0b5f4c1e-8d1a-4f0e-9a53-2f7c1d9e6b10"
@@ -125,7 +133,9 @@ class TaskOut(BaseModel):
     id: uuid.UUID
     status: TaskStatus
     instruction: str
-    device_profile: dict[str, Any] | None
+    device_profile: dict[str, Any] | str | None = Field(
+        description="What the phone must match: an object, or a named profile of the operator's."
+    )
     max_steps: int
     timeout_s: int
     model: str | None
@@ -183,10 +193,49 @@ class StepOut(BaseModel):
         )  # fmt: skip
 
 
+class WebhookDeliveryOut(BaseModel):
+    """One event's webhook delivery to the task's ``webhook_url``: its attempts so far."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "9a1c2e33-7d7b-4f1e-9f43-0c1f7a5b2d10", "event_id": 4711, "event_type": "task.status",
+                    "url": "https://example.com/hooks/phonefleet", "status": "pending", "attempts": 2,
+                    "last_status_code": 500, "last_error": "HTTP 500: oops", "next_attempt_at": _TIME,
+                    "delivered_at": None, "created_at": _TIME,
+                }
+            ]
+        }
+    )  # fmt: skip
+
+    id: uuid.UUID = Field(description="Sent as X-PhoneFleet-Delivery; the same on every retry.")
+    event_id: int = Field(description="The event's id (the body's `id`).")
+    event_type: str
+    url: str
+    status: WebhookStatus = Field(description="pending (waiting for an attempt), delivered, failed (gave up).")
+    attempts: int
+    last_status_code: int | None = Field(description="The last attempt's HTTP status; null if none came.")
+    last_error: str | None = Field(description="Why the last attempt failed (status and body start, or the error).")
+    next_attempt_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+    created_at: dt.datetime
+
+    @classmethod
+    def from_view(cls, view: DeliveryView) -> WebhookDeliveryOut:
+        d = view.delivery
+        return cls(
+            id=d.id, event_id=d.event_id, event_type=view.event_type, url=d.url, status=d.status,
+            attempts=d.attempts, last_status_code=d.last_status_code, last_error=d.last_error,
+            next_attempt_at=d.next_attempt_at, delivered_at=d.delivered_at, created_at=d.created_at,
+        )  # fmt: skip
+
+
 class DeviceLeaseOut(BaseModel):
     """The device's current lease; shown only when it is your tenant's."""
 
     task_id: uuid.UUID | None
+    session_id: uuid.UUID | None = None
     holder: str
     acquired_at: dt.datetime
     expires_at: dt.datetime
@@ -224,13 +273,71 @@ class DeviceOut(BaseModel):
         d, lease = view.device, view.lease
         lease_out = None
         if lease is not None:
-            lease_out = DeviceLeaseOut(task_id=lease.task_id, holder=lease.holder, acquired_at=lease.acquired_at,
-                                       expires_at=lease.expires_at)  # fmt: skip
+            lease_out = DeviceLeaseOut(task_id=lease.task_id, session_id=lease.session_id, holder=lease.holder,
+                                       acquired_at=lease.acquired_at, expires_at=lease.expires_at)  # fmt: skip
         return cls(
             id=d.id, provider=d.provider, state=d.state, profile=d.profile, labels=d.labels,
             health_checked_at=d.health_checked_at, updated_at=d.updated_at, lease=lease_out,
             serial=d.serial if view.internal else None, last_error=d.last_error if view.internal else None,
         )  # fmt: skip
+
+
+class DeviceCreate(BaseModel):
+    """Register a static ADB phone (admins): provider ``static``, state ``provisioning`` until the pool checks it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "serial": "10.0.0.7:5555",
+                    "profile": {"width": 1080, "height": 2400, "density": 420, "android": "13", "apps": []},
+                    "labels": {"rack": "a1"},
+                }
+            ]
+        },
+    )
+
+    serial: str = Field(
+        min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
+        description="What adb calls it: host:port for a TCP phone (the pool runs adb connect), else a USB serial.",
+    )  # fmt: skip
+    profile: DeviceProfile = Field(
+        default_factory=DeviceProfile,
+        description="What the phone is; its health check compares the screen size with width × height.",
+    )
+    labels: dict[str, str] = Field(default_factory=dict, description="Yours: ≤ 32 string labels.")
+
+    @field_validator("serial", mode="after")
+    @classmethod
+    def _serial(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if sep and port.isdigit() and not (host and 0 < int(port) < 65536):
+            raise ValueError("host:port needs a host and a port from 1 to 65535")
+        return value
+
+    @field_validator("profile", mode="after")
+    @classmethod
+    def _profile(cls, value: DeviceProfile) -> DeviceProfile:
+        if len(value.android) > 32 or len(value.apps) > 200 or any(len(app) > 255 for app in value.apps):
+            raise ValueError("android is at most 32 characters; apps at most 200 names of ≤ 255")
+        for text in (value.android, *value.apps):
+            _plain_text(text)
+        return value
+
+    @field_validator("labels", mode="after")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 32:
+            raise ValueError("at most 32 labels")
+        if DRAIN_LABEL in value:
+            raise ValueError(f"{DRAIN_LABEL!r} is reserved: use POST /api/v1/devices/{{id}}/drain")
+        for key, text in value.items():
+            if not 0 < len(key) <= 64 or len(text) > 256:
+                raise ValueError("label names are 1–64 characters, values at most 256")
+            _plain_text(key)
+            _plain_text(text)
+        return value
 
 
 T = TypeVar("T")
@@ -296,3 +403,32 @@ class IssuedKeyOut(ApiKeyOut):
     """A new key: ``key`` is shown this once and never again."""
 
     key: str = Field(examples=["pf_1a2b3c4d_Zx…"])
+
+
+class LoginIn(BaseModel):
+    """Log in to the dashboard with an API key."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"api_key": "pf_1a2b3c4d_Zx…"}]})
+
+    api_key: str = Field(min_length=1, max_length=512, description="`pf_<prefix>_<secret>`")
+
+    _check_key = field_validator("api_key")(_plain_text)
+
+
+class WhoAmIOut(BaseModel):
+    """The caller: tenant, user, role, and how it authenticated."""
+
+    tenant: str
+    user: str
+    role: UserRole
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    key_id: uuid.UUID
+    auth: str = Field(examples=["cookie", "bearer"], description="`bearer` (API key) or `cookie` (session)")
+    session_expires_at: dt.datetime | None = Field(description="When the session ends; null for `bearer`.")
+
+
+class LoginOut(WhoAmIOut):
+    """A new session: the cookies are set; ``csrf_token`` is also in the ``pf_csrf`` cookie."""
+
+    csrf_token: str = Field(description="Send it as `X-CSRF-Token` on POST/PUT/PATCH/DELETE.")

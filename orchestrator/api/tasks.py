@@ -1,5 +1,5 @@
 """Task routes: submit, list, read, cancel, people's answers to the agent (confirm, takeover,
-handback, reply), and the recorded steps with their screenshots."""
+handback, reply), the recorded steps with their screenshots, and the whole trajectory as a zip."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from orchestrator.api.deps import CurrentPrincipal, StepServiceDep, TaskServiceDep
 from orchestrator.api.schemas import (
@@ -22,6 +22,7 @@ from orchestrator.api.schemas import (
     TaskOut,
 )
 from orchestrator.db import TaskStatus
+from orchestrator.services.trajectory import TrajectoryStep, trajectory_filename, trajectory_zip
 
 __all__ = ["router"]
 
@@ -176,3 +177,31 @@ async def get_screenshot(
 ) -> FileResponse:
     """The screenshot the model saw at step `index` (JPEG or PNG)."""
     return FileResponse(await steps.screenshot(principal, task_id, index))
+
+
+@router.get(
+    "/{task_id}/trajectory",
+    summary="Download the trajectory (zip)",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "task.json, steps.jsonl, screenshots/"}
+    },
+)
+async def get_trajectory(
+    task_id: uuid.UUID, principal: CurrentPrincipal, steps: StepServiceDep
+) -> StreamingResponse:
+    """The task, its steps and their screenshots as one zip, streamed; a running task's is a snapshot."""
+    task, rows = await steps.snapshot(principal, task_id)
+    archived = [
+        TrajectoryStep(s.index, StepOut.from_row(s).model_dump(mode="json"), steps.screenshot_path(s))
+        for s in rows
+    ]
+    # A sync generator: Starlette runs it in its thread pool, so file reads and deflate stay off the loop.
+    return StreamingResponse(
+        trajectory_zip(TaskOut.from_row(task).model_dump(mode="json"), archived),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{trajectory_filename(task.id)}"',
+            "Cache-Control": "no-store",  # a running task's trajectory grows
+        },
+    )

@@ -3,9 +3,13 @@
 The database must be migrated (``phonefleet migrate``). The provider comes from ``pool.provider``:
 ``sim`` runs ``pool.count`` virtual phones with data under ``{data_dir}/phones``; ``static_adb``
 reads its phones from ``--devices-file`` (JSON: a ``StaticAdbConfig`` object or a list of
-``StaticDevice`` entries). With ``redis_url`` set, wake-ups reach lease waiters in other processes.
+``StaticDevice`` entries); ``redroid`` runs redroid containers on a Docker engine as
+``pool.redroid`` says (at least ``pool.count``, at most ``pool.redroid.max_count``). With
+``redis_url`` set, wake-ups reach lease waiters in other processes.
 Beside the manager runs the task sweeper (``orchestrator.services.sweeper``): every ``--sweep-interval``
-seconds it re-enqueues tasks whose message was lost and fails over tasks whose worker died.
+seconds it re-enqueues tasks whose message was lost and fails over tasks whose worker died; and
+the webhook relay and deliverer (``orchestrator.services.webhooks``), which POST task events to
+their tasks' ``webhook_url`` (``webhooks.*`` settings).
 """
 
 from __future__ import annotations
@@ -46,19 +50,35 @@ def _provider(settings: Any, args: argparse.Namespace, max_devices: int) -> tupl
         data.setdefault("adb_port", args.adb_port)
         # Static phones are listed, never made: an unhealthy one is retried, not replaced.
         return StaticAdbProvider(StaticAdbConfig.model_validate(data)), False
+    if pool.provider == "redroid":
+        from device_pool.providers.redroid import RedroidConfig, RedroidProvider
+
+        # pool.count phones stay up on this host; the manager may grow to redroid.max_count.
+        fields = pool.redroid.model_dump()
+        config = RedroidConfig(
+            **fields, min_count=pool.count, base_port=pool.base_port, adb_port=args.adb_port
+        )
+        return RedroidProvider(config), True
     raise ValueError(f"pool.provider {pool.provider!r} is not available yet")
 
 
 async def _serve(settings: Any, args: argparse.Namespace) -> None:
     from device_pool.driver import AdbServerClient
-    from device_pool.pool import LeaseStore, LocalSignal, PoolManager, RedisSignal
+    from device_pool.pool import LeaseStore, LocalSignal, PoolManager, RedisSignal, RegisteredAdbProvider
     from orchestrator.db import make_engine, make_sessionmaker
     from orchestrator.queue import TaskQueue
     from orchestrator.services.database import Database
+    from orchestrator.services.sessions import SessionService
     from orchestrator.services.sweeper import TaskSweeper
+    from orchestrator.services.webhooks import serve_webhooks
 
-    max_devices = args.max_devices or max(settings.pool.count, settings.pool.min_idle)
+    pool = settings.pool
+    redroid = pool.provider == "redroid"
+    default_max = pool.redroid.max_count if redroid else max(pool.count, pool.min_idle)
+    max_devices = args.max_devices or default_max
     provider, recreate = _provider(settings, args, max_devices)
+    # A redroid reset is a container boot: the manager's per-operation deadline must outlast it.
+    op_timeout_s = max(120.0, pool.redroid.boot_timeout_s + 60) if redroid else 120.0
     engine = make_engine(settings.database_url)
     signal = RedisSignal(settings.redis_url) if settings.redis_url else LocalSignal()
     store = LeaseStore.for_engine(engine, signal=signal)
@@ -71,16 +91,29 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         # Reaping finer than a quarter of the TTL would only cost queries.
         reap_interval_s=min(args.reap_interval, settings.pool.lease_ttl_s / 4),
         recreate_unhealthy=recreate,
+        op_timeout_s=op_timeout_s,
     )
+    # Phones an admin registered (POST /api/v1/devices, provider "static"), beside the provider's
+    # own: connected, reset (HOME) and health-checked from their rows; never created or replaced.
+    registered = RegisteredAdbProvider(store, adb_port=args.adb_port)
+    registered_manager = PoolManager(
+        store, registered, min_idle=0, max_devices=0, health_interval_s=args.health_interval,
+        reap_interval_s=min(args.reap_interval, settings.pool.lease_ttl_s / 4), recreate_unhealthy=False,
+    )  # fmt: skip
     queue = TaskQueue.from_settings(settings)
+    db = Database(make_sessionmaker(engine))
     # Stale like the worker's claim rule: a heartbeat older than the lease TTL means its worker died.
-    sweeper = TaskSweeper(Database(make_sessionmaker(engine)), queue, stale_after_s=settings.pool.lease_ttl_s)
+    # It also expires sessions nobody kept alive (their phones go back to the pool).
+    sessions = SessionService(db, store, profiles=settings.pool.profiles)
+    sweeper = TaskSweeper(db, queue, stale_after_s=settings.pool.lease_ttl_s, sessions=sessions)
     sweep_stop = asyncio.Event()
     runner: asyncio.Task[None] | None = None
+    registered_runner: asyncio.Task[None] | None = None
     sweeping: asyncio.Task[None] | None = None
+    webhooks: asyncio.Task[None] | None = None
 
     async def start() -> None:
-        nonlocal runner, sweeping
+        nonlocal runner, registered_runner, sweeping, webhooks
         await AdbServerClient(port=args.adb_port).start()
         specs = await provider.start()
         rows = await manager.sync_devices()
@@ -88,22 +121,34 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
             "pool manager started",
             extra={"provider": provider.name, "phones": len(specs), "devices": len(rows)},
         )
+        await registered.start()
         runner = asyncio.create_task(manager.run(), name="pool-manager")
+        registered_runner = asyncio.create_task(registered_manager.run(), name="registered-pool-manager")
         sweeping = asyncio.create_task(sweeper.run(args.sweep_interval, sweep_stop), name="task-sweeper")
+        # Events → webhook_deliveries → signed POSTs; safe to run in several pool processes at once.
+        webhooks = asyncio.create_task(
+            serve_webhooks(settings, db, dialect=engine.dialect.name, stop=sweep_stop), name="webhooks"
+        )
 
     async def stop() -> None:
         manager.stop()
+        registered_manager.stop()
         sweep_stop.set()
         if sweeping is not None:
             await sweeping
+        if webhooks is not None:
+            await webhooks
         if runner is not None:
             await runner
+        if registered_runner is not None:
+            await registered_runner
 
     try:
         await serve_until_signal(start, stop)
     finally:
         # Also when start() failed: no phone process or connection outlives the command.
         await provider.close()
+        await registered.close()
         await store.close()
         queue.close()
         await engine.dispose()

@@ -1,6 +1,7 @@
 """``phonefleet task``: submit, follow and cancel tasks through the REST API (``orchestrator.client``).
 
-``submit "INSTRUCTION" [--wait]``, ``status ID``, ``wait ID``, ``cancel ID``, ``list [--status S]``.
+``submit "INSTRUCTION" [--wait]``, ``status ID``, ``wait ID``, ``cancel ID``, ``list [--status S]``,
+``trajectory ID [-o FILE]`` (the zip of task.json, steps.jsonl and screenshots; default task-ID.zip).
 Every action takes ``--url`` (default ``PHONEFLEET_URL`` or http://127.0.0.1:8000), ``--api-key``
 (default ``PHONEFLEET_API_KEY``) and ``--json`` (the API's JSON instead of one line per task).
 
@@ -71,6 +72,11 @@ def _run(args: argparse.Namespace) -> int:
         if args.action == "cancel":
             _show(client.cancel(args.id), args.json)
             return 0
+        if args.action == "trajectory":
+            path = client.download_trajectory(args.id, args.output or f"task-{args.id}.zip")
+            size = path.stat().st_size
+            print(json.dumps({"path": str(path), "bytes": size}) if args.json else f"{path}  {size} bytes")
+            return 0
         for task in client.list(status=args.status, limit=args.limit):
             if args.json:
                 print(json.dumps(task, ensure_ascii=False))  # one object a line
@@ -99,6 +105,9 @@ def _cmd_task(args: argparse.Namespace) -> int:
         return 1
     except httpx.HTTPError as exc:
         print(f"{_PROG}: cannot reach {args.url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # after TaskWaitTimeout, a TimeoutError: here the file could not be written
+        print(f"{_PROG}: {exc}", file=sys.stderr)
         return 1
 
 
@@ -145,6 +154,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     cancel = actions.add_parser("cancel", parents=[common], help="cancel a task")
     cancel.add_argument("id")
+
+    trajectory = actions.add_parser(
+        "trajectory",
+        parents=[common],
+        help="download the trajectory zip (task.json, steps.jsonl, screenshots/)",
+    )
+    trajectory.add_argument("id")
+    trajectory.add_argument("-o", "--output", default=None, help="the zip to write (default task-ID.zip)")
 
     list_ = actions.add_parser("list", parents=[common], help="list tasks, newest first (all pages)")
     list_.add_argument("--status", default=None, help="only tasks in this status (queued, running, …)")

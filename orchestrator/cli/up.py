@@ -158,7 +158,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
         children.append(_start("pool", ["pool", "--adb-port", str(args.adb_port)], env, logs))
         children.append(_start("worker", ["worker", "--concurrency", str(args.concurrency),
                                           "--adb-port", str(args.adb_port)], env, logs))  # fmt: skip
-        children.append(_start("api", ["api"], env, logs))
+        # The live view reaches phones through the same adb server as the pool and worker.
+        children.append(_start("api", ["api"], {**env, "PHONEFLEET_WEBRTC__ADB_PORT": str(args.adb_port)}, logs))
         api = f"http://{settings.api.host}:{settings.api.port}"
         _wait_http(f"{api}/healthz", children, 60)
     except RuntimeError as exc:

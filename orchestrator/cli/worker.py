@@ -2,7 +2,9 @@
 
 Settings come from the environment (``PHONEFLEET_DATABASE_URL``, ``PHONEFLEET_REDIS_URL``,
 ``PHONEFLEET_DATA_DIR``, ``PHONEFLEET_MODEL__*``, ``PHONEFLEET_POOL__LEASE_TTL_S`` …). Each of
-``--concurrency`` threads runs one session at a time. SIGTERM or SIGINT is Celery's warm shutdown
+``--concurrency`` threads runs one session at a time. ``--profiles`` picks the queues: ``default``
+(tasks with no named profile) and named profiles of ``PHONEFLEET_POOL__PROFILES``; by default all of
+them. ``--queues`` names Celery queues directly instead. SIGTERM or SIGINT is Celery's warm shutdown
 (no new tasks; running sessions finish); a second one, or SIGQUIT, stops at once, leaving those
 tasks to the stale-heartbeat re-claim.
 """
@@ -30,7 +32,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from orchestrator.settings import load_settings
-    from worker.celery_app import make_worker_app, worker_argv
+    from worker.celery_app import make_worker_app, worker_argv, worker_queues
 
     if args.concurrency < 1:
         print("phonefleet worker: --concurrency must be at least 1", file=sys.stderr)
@@ -40,23 +42,44 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"phonefleet worker: {exc}", file=sys.stderr)
         return 2
+    if args.queues is not None:
+        queues = _split(args.queues)
+    else:
+        try:
+            queues = worker_queues(settings, None if args.profiles is None else _split(args.profiles))
+        except ValueError as exc:
+            print(f"phonefleet worker: --profiles: {exc}", file=sys.stderr)
+            return 2
+    if not queues:
+        print("phonefleet worker: no queues to consume", file=sys.stderr)
+        return 2
     _log_context_on_handlers()
+    logging.getLogger(__name__).info("consuming queues %s", ", ".join(queues))
     app = make_worker_app(settings, adb_port=args.adb_port)
     level = logging.getLevelName(logging.getLogger().level)
     # worker_main exits the process through SystemExit with Celery's exit code.
-    app.worker_main(worker_argv(concurrency=args.concurrency, queues=args.queues, loglevel=level))
+    app.worker_main(worker_argv(concurrency=args.concurrency, queues=",".join(queues), loglevel=level))
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    from orchestrator.queue import TASKS_QUEUE
+def _split(names: str) -> list[str]:
+    return [name.strip() for name in names.split(",") if name.strip()]
 
+
+def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("worker", help="run agent sessions from the task queue (Celery, threads)")
     parser.add_argument(
         "--concurrency", type=int, default=4, help="sessions run at once (threads; default 4)"
     )
-    parser.add_argument(
-        "--queues", default=TASKS_QUEUE, help=f"comma-separated queues to consume (default {TASKS_QUEUE})"
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--profiles",
+        default=None,
+        help="comma-separated device profiles whose queues to consume: 'default' (tasks with no named "
+        "profile) and names from PHONEFLEET_POOL__PROFILES (default: all of them)",
+    )
+    which.add_argument(
+        "--queues", default=None, help="comma-separated Celery queue names to consume, instead of --profiles"
     )
     parser.add_argument(
         "--adb-port", type=int, default=5037, help="the adb server the pool's phones use (default 5037)"

@@ -4,6 +4,8 @@ A key reads ``pf_<prefix>_<secret>``: ``prefix`` is 8 hex characters stored in c
 so a presented key finds its row by index; only sha256(secret) is stored, compared in constant time.
 Verified keys are cached for ``ttl_s`` so most requests cost a hash and no database round trip; a
 revocation therefore reaches other API processes within ``ttl_s`` (the revoking one drops it at once).
+A dashboard session (``web_sessions.py``) names its key by id, and ``verify_key_id`` checks that key
+the same way (same cache lifetime), so revoking the key ends its sessions too.
 """
 
 from __future__ import annotations
@@ -89,6 +91,13 @@ class _Cached:
     until: float  # time.monotonic()
 
 
+@dataclass
+class _CachedById:
+    prefix: str
+    principal: Principal
+    until: float  # time.monotonic()
+
+
 class ApiKeyVerifier:
     """Turns an ``Authorization`` header value into a ``Principal`` or raises ``Unauthenticated``."""
 
@@ -97,6 +106,7 @@ class ApiKeyVerifier:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._by_id: OrderedDict[uuid.UUID, _CachedById] = OrderedDict()
 
     async def verify(self, authorization: str | None) -> Principal:
         """Check ``Bearer pf_…``; raises ``Unauthenticated`` with the reason."""
@@ -116,9 +126,45 @@ class ApiKeyVerifier:
         self._remember(prefix, stored, principal)
         return principal
 
+    async def verify_key_id(self, key_id: uuid.UUID) -> Principal:
+        """The key with this id, if it still exists and is not revoked (a session's key); else
+        ``Unauthenticated``. No secret is checked: the caller proved it another way (a signed cookie)."""
+        cached = self._by_id.get(key_id)
+        if cached is not None and cached.until > time.monotonic():
+            return cached.principal
+        async with self.db.transaction() as session:
+            row = (
+                await session.execute(
+                    select(ApiKey, User.role).join(User, User.id == ApiKey.user_id).where(ApiKey.id == key_id)
+                )
+            ).first()
+            if row is None:
+                raise Unauthenticated("the API key of this session no longer exists; log in again")
+            key: ApiKey = row.ApiKey
+            principal, stale, now = self._check(key, row.role, "the API key of this session was revoked")
+            prefix = key.prefix
+        if stale:
+            await self._touch(key_id, now)
+        self._by_id[key_id] = _CachedById(prefix, principal, time.monotonic() + self.ttl_s)
+        self._by_id.move_to_end(key_id)
+        while len(self._by_id) > self.max_entries:
+            self._by_id.popitem(last=False)
+        return principal
+
     def forget(self, prefix: str) -> None:
-        """Drop a key from this process's cache (after revoking it)."""
+        """Drop a key from this process's caches (after revoking it), sessions' lookups by id included."""
         self._cache.pop(prefix, None)
+        for key_id in [k for k, cached in self._by_id.items() if cached.prefix == prefix]:
+            del self._by_id[key_id]  # a scan: revocations are rare, the cache is bounded
+
+    @staticmethod
+    def _check(key: ApiKey, role: UserRole, revoked: str) -> tuple[Principal, bool, dt.datetime]:
+        """The principal of a found key, whether its ``last_used_at`` is due a write, and now."""
+        if key.revoked_at is not None:
+            raise Unauthenticated(revoked)
+        now = utcnow()
+        stale = key.last_used_at is None or now - key.last_used_at > _LAST_USED_EVERY
+        return Principal(key_id=key.id, tenant_id=key.tenant_id, user_id=key.user_id, role=role), stale, now
 
     async def _lookup(self, prefix: str, presented: str) -> tuple[Principal, str]:
         async with self.db.transaction() as session:
@@ -132,11 +178,7 @@ class ApiKeyVerifier:
             if row is None or not hmac.compare_digest(presented, row.ApiKey.secret_hash):
                 raise Unauthenticated("invalid API key")
             key: ApiKey = row.ApiKey
-            if key.revoked_at is not None:
-                raise Unauthenticated("this API key was revoked")
-            now = utcnow()
-            stale = key.last_used_at is None or now - key.last_used_at > _LAST_USED_EVERY
-            principal = Principal(key_id=key.id, tenant_id=key.tenant_id, user_id=key.user_id, role=row.role)
+            principal, stale, now = self._check(key, row.role, "this API key was revoked")
             secret_hash = key.secret_hash
         if stale:
             await self._touch(key.id, now)

@@ -1,14 +1,30 @@
-"""The device pool as tenants see it: shared phones, with lease details only for one's own leases."""
+"""The device pool as tenants see it (shared phones, lease details only for one's own leases), and
+the admin's changes: registering a static ADB phone, draining, undraining and retiring.
+
+Each admin change reads and writes the device row under its lock (``FOR UPDATE``; SQLite's write
+lock), so it races safely with the pool: an ``acquire`` skips the locked row, or wins and is seen.
+
+- **register**: a row with provider ``static`` in ``provisioning``; the ``RegisteredAdbProvider``
+  manager that ``phonefleet pool`` runs beside its own brings it to ``idle`` (``device_pool/pool/registered.py``).
+- **drain**: ``labels.drain = true``; ``LeaseStore.acquire`` skips such a device, so a leased phone
+  finishes its lease, is reset to ``idle`` as usual, and is never leased again until **undrain**.
+- **retire**: a registered (``static``) phone that is not leased → ``retired`` at once; a leased one is
+  a 409 (drain it). A sim or devices-file phone is a 409 too: its pool manager would register it
+  again on its next pass, since its provider still has it.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, and_, select, tuple_
+from sqlalchemy.exc import IntegrityError
 
+from device_pool.pool import DRAIN_LABEL, IDLE, REGISTERED, Signal
 from orchestrator.db import Device, DeviceState, Lease
-from orchestrator.errors import DeviceNotFound
+from orchestrator.errors import DeviceExists, DeviceNotFound, InvalidTransition
 from orchestrator.services.auth import Principal
 from orchestrator.services.database import Database
 from orchestrator.services.pagination import Page, decode_time_cursor, encode_time_cursor
@@ -30,10 +46,11 @@ class DeviceView:
 
 
 class DeviceService:
-    """Read access to the pool, newest devices first."""
+    """Read access to the pool, newest devices first; admin changes (callers check the role)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, signal: Signal | None = None) -> None:
         self.db = db
+        self.signal = signal  # wakes lease waiters when an undrained phone is idle
 
     def _query(self, principal: Principal) -> Select[tuple[Device, Lease]]:
         # An outer join that only matches the caller's own open lease: other tenants' stay hidden.
@@ -67,3 +84,83 @@ class DeviceService:
         if row is None:
             raise DeviceNotFound(device_id)
         return DeviceView(row.Device, row.Lease, principal.is_admin)
+
+    # --- admin changes (the route checks the role) ------------------------------------------------
+
+    async def register(
+        self, principal: Principal, *, serial: str, profile: dict[str, Any], labels: dict[str, str]
+    ) -> DeviceView:
+        """A static ADB phone (provider ``static``) in ``provisioning``; raises ``DeviceExists``.
+
+        A retired row with the same serial comes back under the new profile and labels; any other
+        row with it is a conflict.
+        """
+        try:
+            async with self.db.transaction(write=True) as session:
+                row = await session.scalar(select(Device).where(Device.serial == serial).with_for_update())
+                if row is not None and row.state != DeviceState.RETIRED:
+                    raise DeviceExists(
+                        f"device {serial!r} is already in the pool (id {row.id}, {row.provider}, {row.state.value})",
+                        context={"device_id": str(row.id)},
+                    )
+                if row is None:
+                    row = Device(serial=serial)
+                    session.add(row)
+                row.provider, row.state, row.last_error = REGISTERED, DeviceState.PROVISIONING, None
+                row.profile, row.labels = profile, labels
+                await session.flush()
+                device_id = row.id
+        except IntegrityError as exc:  # a concurrent registration of the same serial won
+            raise DeviceExists(f"device {serial!r} is already in the pool") from exc
+        return await self.get(principal, device_id)
+
+    async def drain(self, principal: Principal, device_id: uuid.UUID) -> DeviceView:
+        """No new leases: ``labels.drain = true`` (a current lease runs to its end)."""
+        await self._set_drain(device_id, True)
+        return await self.get(principal, device_id)
+
+    async def undrain(self, principal: Principal, device_id: uuid.UUID) -> DeviceView:
+        """Back in service: the drain label removed; lease waiters are woken if it is idle."""
+        if await self._set_drain(device_id, False) == DeviceState.IDLE and self.signal is not None:
+            await self.signal.notify(IDLE)
+        return await self.get(principal, device_id)
+
+    async def retire(self, principal: Principal, device_id: uuid.UUID) -> DeviceView:
+        """A registered phone out of the pool for good; raises ``InvalidTransition`` (409) when it
+        is leased or belongs to a provider that would bring it back. Retiring it again is a no-op."""
+        async with self.db.transaction(write=True) as session:
+            row = await session.scalar(select(Device).where(Device.id == device_id).with_for_update())
+            if row is None:
+                raise DeviceNotFound(device_id)
+            if row.state != DeviceState.RETIRED:
+                if row.provider != REGISTERED:
+                    raise InvalidTransition(
+                        f"device {device_id} belongs to provider {row.provider!r}, whose pool manager "
+                        "registers it again while the provider has it: drain it, or remove it from "
+                        "the provider (its devices file or count)",
+                        current=row.state.value, requested="retire",
+                    )  # fmt: skip
+                if row.state == DeviceState.LEASED:
+                    raise InvalidTransition(
+                        f"device {device_id} is leased; drain it so it takes no new lease, then "
+                        "retire it once its lease has ended",
+                        current=row.state.value, requested="retire",
+                    )  # fmt: skip
+                row.state = DeviceState.RETIRED
+                row.last_error = "retired by an admin"
+        return await self.get(principal, device_id)
+
+    async def _set_drain(self, device_id: uuid.UUID, drain: bool) -> DeviceState:
+        """Set or clear the drain label under the row's lock; the device's state."""
+        async with self.db.transaction(write=True) as session:
+            row = await session.scalar(select(Device).where(Device.id == device_id).with_for_update())
+            if row is None:
+                raise DeviceNotFound(device_id)
+            labels = {k: v for k, v in (row.labels or {}).items() if k != DRAIN_LABEL}
+            if drain:
+                labels[DRAIN_LABEL] = True
+            if labels != row.labels:
+                # A new dict: JSON columns do not track in-place changes. (updated_at moves too,
+                # which only reorders the idle queue.)
+                row.labels = labels
+            return row.state

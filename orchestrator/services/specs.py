@@ -8,17 +8,46 @@ reject them), lone surrogates (not encodable as UTF-8) and NaN/Infinity (not JSO
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    UrlConstraints,
+    field_validator,
+)
 
-__all__ = ["MAX_JSON_DEPTH", "MAX_METADATA_BYTES", "MAX_PROFILE_BYTES", "TaskSpec"]
+from orchestrator.errors import UnknownDeviceProfile
+from orchestrator.settings import PROFILE_NAME_PATTERN
+
+__all__ = ["MAX_JSON_DEPTH", "MAX_METADATA_BYTES", "MAX_PROFILE_BYTES", "ProfileName", "TaskSpec", "profile_match"]
 
 MAX_METADATA_BYTES = 16 * 1024
 MAX_PROFILE_BYTES = 4 * 1024
 MAX_JSON_DEPTH = 32
 
-WebhookUrl = Annotated[HttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"])]
+MAX_URL_CHARS = 2048  # tasks.webhook_url is VARCHAR(2048)
+
+
+def _fits_column(url: HttpUrl) -> HttpUrl:
+    # max_length counts the input, but the URL is stored normalised: a "/" path is added and
+    # non-ASCII characters are percent-encoded (up to 9 bytes each), so a valid input could overflow
+    # the column (a 500 the fuzz test found).
+    if len(str(url)) > MAX_URL_CHARS:
+        raise ValueError(f"the URL is longer than {MAX_URL_CHARS} characters once normalised")
+    return url
+
+
+WebhookUrl = Annotated[
+    HttpUrl, UrlConstraints(max_length=MAX_URL_CHARS, allowed_schemes=["http", "https"]), AfterValidator(_fits_column)
+]
+# A named profile (settings pool.profiles); its syntax is checked here, whether it exists by the service.
+ProfileName = Annotated[str, StringConstraints(pattern=PROFILE_NAME_PATTERN)]
 
 
 def _check_text(value: str) -> str:
@@ -66,9 +95,11 @@ class TaskSpec(BaseModel):
     instruction: str = Field(
         min_length=1, max_length=2000, description="What to do, in plain language (1–2000 characters)."
     )
-    device_profile: dict[str, Any] | None = Field(
+    device_profile: dict[str, Any] | ProfileName | None = Field(
         default=None,
-        description='What the phone must match, e.g. {"android": 13, "apps": ["com.android.settings"]}.',
+        description='What the phone must match: an object, e.g. {"android": 13, "apps": '
+        '["com.android.settings"]}, or the name of a profile the operator defined, e.g. "pixel13" '
+        "(its tasks have a queue of their own).",
     )
     max_steps: int = Field(default=30, ge=1, le=100, description="Agent steps before giving up.")
     timeout_s: int = Field(default=600, ge=10, le=3600, description="Wall-clock budget in seconds.")
@@ -95,8 +126,8 @@ class TaskSpec(BaseModel):
 
     @field_validator("device_profile", mode="after")
     @classmethod
-    def _profile(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
+    def _profile(cls, value: dict[str, Any] | str | None) -> dict[str, Any] | str | None:
+        if isinstance(value, dict):
             _json_size(value, MAX_PROFILE_BYTES)
         return value
 
@@ -117,3 +148,20 @@ class TaskSpec(BaseModel):
             "webhook_url": None if self.webhook_url is None else str(self.webhook_url),
             "metadata": self.metadata,
         }
+
+
+def profile_match(
+    device_profile: dict[str, Any] | str | None, profiles: Mapping[str, dict[str, Any]]
+) -> dict[str, Any] | None:
+    """What a device must match for a task's ``device_profile``: the object itself, or the match
+    object of the named profile in ``profiles`` (``Settings.pool.profiles``).
+
+    Raises ``UnknownDeviceProfile`` for a name ``profiles`` does not define. The API checks this at
+    submission; the worker resolves the name again when it leases, from its own settings.
+    """
+    if not isinstance(device_profile, str):
+        return device_profile
+    try:
+        return profiles[device_profile]
+    except KeyError:
+        raise UnknownDeviceProfile(device_profile, sorted(profiles)) from None

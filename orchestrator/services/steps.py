@@ -1,4 +1,5 @@
-"""A task's recorded steps and their screenshots (files under ``data_dir``)."""
+"""A task's recorded steps and their screenshots (files under ``data_dir``), and the snapshot of both
+that a trajectory download archives (``services/trajectory.py``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from orchestrator.db import Step
+from orchestrator.db import Step, Task
 from orchestrator.errors import ScreenshotNotFound, StepNotFound
 from orchestrator.services.auth import Principal
 from orchestrator.services.database import Database
@@ -48,8 +49,29 @@ class StepService:
             raise StepNotFound(f"task {task_id} has no step {index}")
         if not step.screenshot:
             raise ScreenshotNotFound(f"step {index} of task {task_id} has no screenshot")
-        path = (self.data_dir / step.screenshot).resolve()
-        # The path comes from the database, but never serve anything outside data_dir.
-        if not path.is_relative_to(self.data_dir) or not path.is_file():
+        path = self.screenshot_path(step)
+        if path is None or not path.is_file():
             raise ScreenshotNotFound(f"the screenshot of step {index} of task {task_id} is gone")
         return path
+
+    async def snapshot(self, principal: Principal, task_id: uuid.UUID) -> tuple[Task, list[Step]]:
+        """The task and every step it has so far, in index order; raises ``TaskNotFound``.
+
+        For a running task this is a snapshot: steps committed after the read are not in it.
+        """
+        async with self.db.transaction() as session:
+            task = await load_task(session, principal, task_id)
+            steps = list(
+                await session.scalars(select(Step).where(Step.task_id == task_id).order_by(Step.index))
+            )
+        return task, steps
+
+    def screenshot_path(self, step: Step) -> Path | None:
+        """Where the step's screenshot is, or None (no screenshot, or a path that leaves ``data_dir``).
+
+        The path comes from the database, but nothing outside ``data_dir`` is ever served.
+        """
+        if not step.screenshot:
+            return None
+        path = (self.data_dir / step.screenshot).resolve()
+        return path if path.is_relative_to(self.data_dir) else None

@@ -3,7 +3,8 @@
 Run by ``phonefleet pool`` every few seconds. One ``sweep()``:
 
 1. **Lost messages.** A task still ``queued`` and never claimed, created more than ``queued_grace_s``
-   ago, gets its ``phonefleet.run_task`` message again, and a ``task.requeued`` event. That event is
+   ago, gets its ``phonefleet.run_task`` message again — on its device profile's queue, chosen by
+   ``orchestrator.queue.queue_for`` as at submission — and a ``task.requeued`` event. That event is
    the back-off: a task whose last ``task.requeued`` is younger than the grace is left alone, so a
    slow fleet is not flooded with duplicates (a duplicate delivery is harmless, just wasted). The
    event is written after the broker took the message, so a broker failure (logged) is retried by
@@ -14,6 +15,8 @@ Run by ``phonefleet pool`` every few seconds. One ``sweep()``:
    UPDATE fenced on the status, ``worker_id`` and ``heartbeat_at`` it read (a live worker's
    concurrent heartbeat wins), with a ``task.status`` event; otherwise it is re-enqueued (same
    back-off) and the worker's claim rule re-claims it.
+3. **Expired sessions** (when given a ``SessionService``): active sessions past ``expires_at`` are
+   marked ``expired`` and their phones released (``SessionService.expire_due``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
 
@@ -31,6 +34,9 @@ from orchestrator.db import Event, Task, TaskStatus, utcnow
 from orchestrator.errors import BrokerUnavailable, DatabaseUnavailable
 from orchestrator.queue import TaskQueue
 from orchestrator.services.database import Database
+
+if TYPE_CHECKING:
+    from orchestrator.services.sessions import SessionService
 
 __all__ = ["HELD", "REQUEUED", "WORKER_LOST", "SweepReport", "TaskSweeper"]
 
@@ -50,10 +56,11 @@ HELD = (
 
 @dataclass
 class SweepReport:
-    """What one sweep did: task ids re-enqueued, and task ids failed ``worker_lost``."""
+    """What one sweep did: task ids re-enqueued, task ids failed ``worker_lost``, session ids expired."""
 
     requeued: list[uuid.UUID] = field(default_factory=list)
     failed: list[uuid.UUID] = field(default_factory=list)
+    expired_sessions: list[uuid.UUID] = field(default_factory=list)
 
 
 class TaskSweeper:
@@ -68,8 +75,10 @@ class TaskSweeper:
         stale_after_s: float,
         max_attempts: int = 2,
         batch: int = 100,
+        sessions: SessionService | None = None,
     ) -> None:
         self.db = db
+        self.sessions = sessions
         self.queue = queue
         self.queued_grace_s = queued_grace_s
         self.stale_after_s = stale_after_s
@@ -93,7 +102,7 @@ class TaskSweeper:
         async with self.db.transaction() as session:
             queued = (
                 await session.execute(
-                    select(Task.id, Task.tenant_id)
+                    select(Task.id, Task.tenant_id, Task.device_profile)
                     .outerjoin(last_requeue, last_requeue.c.task_id == Task.id)
                     .where(
                         Task.status == TaskStatus.QUEUED,
@@ -110,6 +119,7 @@ class TaskSweeper:
                     select(
                         Task.id,
                         Task.tenant_id,
+                        Task.device_profile,
                         Task.status,
                         Task.worker_id,
                         Task.heartbeat_at,
@@ -124,7 +134,7 @@ class TaskSweeper:
                 )
             ).all()
         for row in queued:
-            if await self._requeue(row.id, row.tenant_id, {"from": TaskStatus.QUEUED.value}):
+            if await self._requeue(row, {"from": TaskStatus.QUEUED.value}):
                 report.requeued.append(row.id)
         for row in stale:
             if row.attempts >= self.max_attempts:
@@ -132,15 +142,19 @@ class TaskSweeper:
                     report.failed.append(row.id)
             elif row.at is None or row.at < grace_before:
                 payload = {"from": row.status.value, "worker_id": row.worker_id, "attempts": row.attempts}
-                if await self._requeue(row.id, row.tenant_id, payload):
+                if await self._requeue(row, payload):
                     report.requeued.append(row.id)
         if report.requeued or report.failed:
             logger.info("sweep done", extra={"requeued": len(report.requeued), "failed": len(report.failed)})
+        if self.sessions is not None:
+            report.expired_sessions = await self.sessions.expire_due(now=now, limit=self.batch)
         return report
 
-    async def _requeue(self, task_id: uuid.UUID, tenant_id: uuid.UUID, payload: dict[str, Any]) -> bool:
+    async def _requeue(self, row: Any, payload: dict[str, Any]) -> bool:
+        task_id, tenant_id = row.id, row.tenant_id
         try:
-            await self.queue.enqueue_run_task(task_id)
+            # The queue of the task's device profile, as at submission (queue_for decides both).
+            await self.queue.enqueue_run_task(task_id, row.device_profile)
         except BrokerUnavailable as exc:
             # No event: the next sweep tries again.
             logger.warning(

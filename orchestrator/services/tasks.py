@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import select, tuple_
@@ -23,9 +25,10 @@ from orchestrator.errors import BrokerUnavailable, IdempotencyConflict, InvalidT
 from orchestrator.queue import TaskQueue
 from orchestrator.services.auth import Principal
 from orchestrator.services.database import Database
+from orchestrator.services.notifier import EventSignal
 from orchestrator.services.pagination import Page, decode_time_cursor, encode_time_cursor
-from orchestrator.services.ratelimit import TokenBuckets
-from orchestrator.services.specs import TaskSpec
+from orchestrator.services.ratelimit import RateLimiter
+from orchestrator.services.specs import TaskSpec, profile_match
 
 __all__ = ["CANCEL_REQUESTED", "TaskService", "load_task"]
 
@@ -62,20 +65,40 @@ def _stored_spec(task: Task) -> dict[str, Any]:
 class TaskService:
     """Task rules for one tenant at a time; every method takes the calling ``Principal``."""
 
-    def __init__(self, db: Database, queue: TaskQueue, limiter: TokenBuckets) -> None:
+    def __init__(
+        self,
+        db: Database,
+        queue: TaskQueue,
+        limiter: RateLimiter,
+        *,
+        profiles: Mapping[str, dict[str, Any]] | None = None,
+        notifier: EventSignal | None = None,
+    ) -> None:
         self.db = db
         self.queue = queue
         self.limiter = limiter
+        self.profiles = dict(profiles or {})  # the named device profiles (settings.pool.profiles)
+        self.notifier = notifier  # told after each commit that wrote events (a hint to event readers)
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        """A read-then-write transaction; once it has committed, event readers are woken."""
+        async with self.db.transaction(write=True) as session:
+            yield session
+        if self.notifier is not None:
+            self.notifier.notify()
 
     async def create(
         self, principal: Principal, spec: TaskSpec, idempotency_key: str | None = None
     ) -> tuple[Task, bool]:
         """Submit a task; returns (task, created). A replayed key returns the original, created=False.
 
-        Raises ``RateLimited`` and ``IdempotencyConflict`` (same key, different request). A broker
-        failure after the commit is logged, not raised: the task stays queued for the sweeper.
+        Raises ``RateLimited``, ``UnknownDeviceProfile`` (a profile name not configured) and
+        ``IdempotencyConflict`` (same key, different request). A broker failure after the commit is
+        logged, not raised: the task stays queued for the sweeper.
         """
-        self.limiter.take(principal.tenant_id)
+        await self.limiter.take(principal.tenant_id)
+        profile_match(spec.device_profile, self.profiles)  # a name must exist; the worker resolves it
         fields = spec.stored_fields()
         task = Task(
             id=uuid.uuid4(),
@@ -104,8 +127,10 @@ class TaskService:
             if idempotency_key is None:
                 raise
             return await self._replay(principal, idempotency_key, fields), False
+        if self.notifier is not None:
+            self.notifier.notify()
         try:
-            await self.queue.enqueue_run_task(task.id)
+            await self.queue.enqueue_run_task(task.id, task.device_profile)
         except BrokerUnavailable as exc:
             logger.warning(
                 "task committed but not enqueued; the sweeper will re-enqueue it",
@@ -146,7 +171,7 @@ class TaskService:
         worker reads with its heartbeat and obeys at the next step boundary. Asking twice records
         one request.
         """
-        async with self.db.transaction(write=True) as session:
+        async with self._write() as session:
             # FOR UPDATE (PostgreSQL; SQLite holds the write lock already): a worker's claim waits.
             task = await load_task(session, principal, task_id, for_update=True)
             if task.status.is_final:
@@ -178,7 +203,7 @@ class TaskService:
         Raises ``TaskNotFound``, or ``InvalidTransition`` unless the task is
         ``awaiting_confirmation`` with an unanswered ``task.confirmation_requested``.
         """
-        async with self.db.transaction(write=True) as session:
+        async with self._write() as session:
             task = await load_task(session, principal, task_id, for_update=True)
             self._require(task, "confirm", (TaskStatus.AWAITING_CONFIRMATION,))
             await self._require_pending(session, task, "confirm", CONFIRMATION_REQUESTED)
@@ -187,17 +212,19 @@ class TaskService:
 
     async def takeover(self, principal: Principal, task_id: uuid.UUID, note: str | None) -> Task:
         """A person takes control of a ``running`` or ``waiting_for_user`` task: a ``task.takeover``
-        event {status, note}. Asking again before a handback records nothing new.
+        event {status, note, user_id}. Asking again before a handback records nothing new.
 
         The worker's watcher maps it to ``AgentControl.pause`` and the task reports
         ``user_control`` at the agent's next step boundary; ``handback`` resumes it.
         """
-        async with self.db.transaction(write=True) as session:
+        async with self._write() as session:
             task = await load_task(session, principal, task_id, for_update=True)
             self._require(task, "take over", (TaskStatus.RUNNING, TaskStatus.WAITING_FOR_USER))
             latest = await _latest_event(session, task, (TAKEOVER, HANDBACK))
             if latest is None or latest.type != TAKEOVER:
-                session.add(_event(task, TAKEOVER, {"status": task.status.value, "note": note}))
+                # user_id: who holds control now (the live view lets only them send input).
+                payload = {"status": task.status.value, "note": note, "user_id": str(principal.user_id)}
+                session.add(_event(task, TAKEOVER, payload))
             return task
 
     async def handback(self, principal: Principal, task_id: uuid.UUID, note: str) -> Task:
@@ -206,7 +233,7 @@ class TaskService:
         Allowed in ``user_control``, and in ``waiting_for_user`` when what the agent waits on is
         a takeover (not a question: that one is answered by ``reply``).
         """
-        async with self.db.transaction(write=True) as session:
+        async with self._write() as session:
             task = await load_task(session, principal, task_id, for_update=True)
             self._require(task, "hand back", (TaskStatus.WAITING_FOR_USER, TaskStatus.USER_CONTROL))
             if task.status == TaskStatus.WAITING_FOR_USER:
@@ -220,7 +247,7 @@ class TaskService:
         Raises ``InvalidTransition`` unless the task is ``waiting_for_user`` with an unanswered
         ``task.question``.
         """
-        async with self.db.transaction(write=True) as session:
+        async with self._write() as session:
             task = await load_task(session, principal, task_id, for_update=True)
             self._require(task, "reply", (TaskStatus.WAITING_FOR_USER,))
             await self._require_pending(session, task, "reply", QUESTION)

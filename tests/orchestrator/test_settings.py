@@ -82,11 +82,12 @@ def test_placeholder_refused_from_the_environment(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ValidationError, match="session_secret"):
         load_settings()
     monkeypatch.setenv("PHONEFLEET_AUTH__SESSION_SECRET", "a-real-secret-7f3a9c")
+    monkeypatch.setenv("PHONEFLEET_AUTH__WEBHOOK_SECRET", "a-real-webhook-secret-2b8e")
     assert load_settings().auth.session_secret.get_secret_value() == "a-real-secret-7f3a9c"
 
 
 def test_model_api_key_may_be_empty_but_not_a_placeholder_in_prod() -> None:
-    auth = {"session_secret": "a-real-secret-7f3a9c"}
+    auth = {"session_secret": "a-real-secret-7f3a9c", "webhook_secret": "a-real-webhook-secret-2b8e"}
     assert load_settings(env="prod", auth=auth).model.api_key.get_secret_value() == ""
     with pytest.raises(ValidationError, match=r"model\.api_key"):
         load_settings(env="prod", auth=auth, model={"api_key": "changethis"})

@@ -1,15 +1,22 @@
-"""Devices over real HTTP: shared state for everyone, lease details only for the lease's tenant."""
+"""Devices over real HTTP: shared state for everyone, lease details only for the lease's tenant; the admin
+routes (register a static phone, drain, undrain, retire), with real phones where the pool must act."""
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
-from orchestrator.db import DeviceState, Lease, Tenant
+import pytest
+
+from device_pool.pool import LeaseStore, RegisteredAdbProvider
+from orchestrator.db import DeviceState, Lease, Tenant, UserRole, make_engine
 from tests.aio import run
-from tests.databases import open_sessions
-from tests.orchestrator.api.conftest import Api
+from tests.databases import migrate_to_head, open_sessions
+from tests.orchestrator.api.conftest import Api, StartApi
+from tests.orchestrator.api.pools import running_pool
 from tests.orchestrator.factories import in_seconds, make_device, make_task
+from tests.processes import AdbServer, start_sim
 
 
 def leased_device(db_url: str, tenant_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
@@ -75,11 +82,176 @@ def test_devices_are_listed_with_lease_details_only_for_their_tenant(api: Api) -
 
 
 def test_admins_see_the_serial_and_unknown_devices_are_404(api: Api) -> None:
-    from orchestrator.db import UserRole
-
     admin = api.caller(role=UserRole.ADMIN)
     device_id = idle_device(api.db_url)
     r = admin.http.get(f"/api/v1/devices/{device_id}")
     assert r.status_code == 200 and r.json()["serial"].endswith(":5555")
     r = admin.http.get(f"/api/v1/devices/{uuid.uuid4()}")
     assert r.status_code == 404 and r.json()["error"] == "device_not_found"
+
+
+# --- admin routes: register, drain, undrain, retire ---------------------------------------------
+
+ADMIN_ROUTES = ("drain", "undrain", "retire")
+
+
+def register_body(serial: str | None = None, **fields: Any) -> dict[str, Any]:
+    return {"serial": serial or f"phone-{uuid.uuid4().hex[:10]}:5555", **fields}
+
+
+def test_admin_device_routes_need_an_admin(api: Api) -> None:
+    member, admin = api.caller(), api.caller(role=UserRole.ADMIN)
+    device_id = idle_device(api.db_url)
+    refused = [member.http.post("/api/v1/devices", json=register_body())]
+    refused += [member.http.post(f"/api/v1/devices/{device_id}/{route}") for route in ADMIN_ROUTES]
+    for r in refused:
+        assert r.status_code == 403, r.text
+        assert r.json()["error"] == "permission_denied" and "admin" in r.json()["message"]
+    assert member.http.get(f"/api/v1/devices/{device_id}").json()["labels"] == {"rack": "a1"}  # unchanged
+    for route in ADMIN_ROUTES:
+        r = admin.http.post(f"/api/v1/devices/{uuid.uuid4()}/{route}")
+        assert r.status_code == 404 and r.json()["error"] == "device_not_found", (route, r.text)
+
+
+def test_register_a_static_phone(api: Api) -> None:
+    admin, member = api.caller(role=UserRole.ADMIN), api.caller()
+    profile = {"width": 720, "height": 1600, "density": 320, "android": "14", "apps": ["com.example.bank"]}
+    body = register_body(profile=profile, labels={"rack": "b2", "owner": "qa"})
+    r = admin.http.post("/api/v1/devices", json=body)
+    assert r.status_code == 201, r.text
+    device = r.json()
+    assert (device["provider"], device["state"], device["serial"]) == (
+        "static",
+        "provisioning",
+        body["serial"],
+    )
+    assert device["profile"] == profile and device["labels"] == {"rack": "b2", "owner": "qa"}
+    seen = member.http.get(f"/api/v1/devices/{device['id']}").json()
+    assert seen["state"] == "provisioning" and seen["serial"] is None  # members see no ADB address
+
+    again = admin.http.post("/api/v1/devices", json=register_body(body["serial"]))
+    assert again.status_code == 409 and again.json()["error"] == "device_exists"
+    assert device["id"] in again.json()["message"]
+    usb = admin.http.post("/api/v1/devices", json=register_body(f"R58M{uuid.uuid4().hex[:8]}"))
+    assert usb.status_code == 201 and usb.json()["profile"]["width"] == 1080  # the default profile
+
+    for bad in [
+        {"serial": "has space:5555"},
+        {"serial": ""},
+        {"serial": "host:0"},
+        {"serial": ":5555"},
+        {"serial": "x" * 300},
+        register_body(labels={"drain": "yes"}),
+        register_body(labels={"k": "v\u0000"}),
+        register_body(labels={"k": 1}),
+        register_body(profile={"width": 0}),
+        register_body(profile={"screen": "big"}),
+        register_body(provider="sim"),
+    ]:
+        r = admin.http.post("/api/v1/devices", json=bad)
+        assert r.status_code == 422 and r.json()["error"] == "validation_error", (bad, r.text)
+    lone_surrogate = b'{"serial": "p:5555", "profile": {"android": "\\ud800"}}'
+    r = admin.http.post("/api/v1/devices", content=lone_surrogate, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+
+
+@pytest.fixture
+def own_db_api(start_api: StartApi, empty_db_url: str) -> Api:
+    """The API on a migrated database of this test's own (PostgreSQL, then SQLite): leases take any idle phone."""
+    migrate_to_head(empty_db_url)
+    return start_api(empty_db_url)
+
+
+def test_drain_takes_a_phone_out_after_its_lease_and_undrain_brings_it_back(own_db_api: Api) -> None:
+    api = own_db_api
+    admin = api.caller(role=UserRole.ADMIN)
+    device_id = idle_device(api.db_url)
+
+    async def pool(call: Any) -> Any:
+        # The pool's side, as a worker's or the manager's LeaseStore sees it.
+        engine = make_engine(api.db_url)
+        store = LeaseStore.for_engine(engine)
+        try:
+            return await call(store)
+        finally:
+            await store.close()
+            await engine.dispose()
+
+    def lease() -> Any:
+        return run(pool(lambda store: store.acquire(holder="worker-1", tenant_id=None, ttl_s=60)))
+
+    r = admin.http.post(f"/api/v1/devices/{device_id}/drain")
+    assert r.status_code == 200 and r.json()["labels"] == {"rack": "a1", "drain": True}
+    assert r.json()["state"] == "idle" and lease() is None  # idle, but never handed out
+    r = admin.http.post(f"/api/v1/devices/{device_id}/undrain")
+    assert r.status_code == 200 and r.json()["labels"] == {"rack": "a1"}
+    grant = lease()
+    assert grant is not None and grant.device_id == device_id
+
+    # Drained while leased: the holder keeps it to the end of its lease...
+    r = admin.http.post(f"/api/v1/devices/{device_id}/drain")
+    assert r.status_code == 200 and r.json()["state"] == "leased" and r.json()["labels"]["drain"] is True
+    assert run(pool(lambda store: store.heartbeat(grant.lease_id, "worker-1", 60)))
+    assert run(pool(lambda store: store.release(grant.lease_id, "worker-1")))
+    # ...is reset as usual (the manager's mark_idle after its reset), and then stays out.
+    assert run(pool(lambda store: store.mark_idle(device_id)))
+    assert lease() is None
+    assert admin.http.get(f"/api/v1/devices/{device_id}").json()["state"] == "idle"
+    # Draining twice changes nothing; a sim phone cannot be retired (its provider would bring it back).
+    assert admin.http.post(f"/api/v1/devices/{device_id}/drain").json()["labels"] == {
+        "rack": "a1",
+        "drain": True,
+    }
+    r = admin.http.post(f"/api/v1/devices/{device_id}/retire")
+    assert (
+        r.status_code == 409 and r.json()["error"] == "invalid_transition" and "'sim'" in r.json()["message"]
+    )
+
+
+def test_a_registered_phone_is_checked_into_the_pool_leased_and_retired(
+    start_api: StartApi, pg_url: str, tmp_path: Path, adb_server: AdbServer
+) -> None:
+    migrate_to_head(pg_url)
+    api = start_api(pg_url)
+    admin, member = api.caller(role=UserRole.ADMIN), api.caller()
+    phones = start_sim(tmp_path, count=2)  # 1080x2400
+    try:
+        good = admin.http.post("/api/v1/devices", json=register_body(phones.serial(0))).json()
+        wrong_size = {"width": 720, "height": 1600}
+        bad = admin.http.post(
+            "/api/v1/devices", json=register_body(phones.serial(1), profile=wrong_size)
+        ).json()
+        provider = lambda store: RegisteredAdbProvider(store, adb_port=adb_server.port)  # noqa: E731
+        with running_pool(pg_url, provider, settle=False) as pool:
+            # The manager's first pass: adb connect, HOME, the health probe → idle, or unhealthy and why.
+            pool.wait_state(good["id"], DeviceState.IDLE, timeout=60)
+            unhealthy = pool.wait_state(bad["id"], DeviceState.UNHEALTHY, timeout=60)
+            assert "screen is 1080x2400, profile says 720x1600" in (unhealthy.last_error or "")
+            checked = admin.http.get(f"/api/v1/devices/{good['id']}").json()
+            assert checked["state"] == "idle" and checked["health_checked_at"] is not None
+
+            session = member.http.post("/api/v1/sessions", json={"wait_s": 5})
+            assert session.status_code == 201, session.text
+            assert session.json()["device"]["id"] == good["id"]
+            assert session.json()["adb"]["serial"] == phones.serial(0)
+            busy = admin.http.post(f"/api/v1/devices/{good['id']}/retire")
+            assert busy.status_code == 409 and "leased" in busy.json()["message"]
+
+            member.http.delete(f"/api/v1/sessions/{session.json()['id']}")
+            pool.wait_state(good["id"], DeviceState.IDLE, timeout=30)  # reset (HOME) by its manager
+            retired = admin.http.post(f"/api/v1/devices/{good['id']}/retire")
+            assert retired.status_code == 200 and retired.json()["state"] == "retired"
+            assert admin.http.post(f"/api/v1/devices/{good['id']}/retire").json()["state"] == "retired"
+            pool.call(pool.manager.reconcile())  # a whole pass does not bring it back
+            assert pool.device(good["id"]).state == DeviceState.RETIRED
+            assert [s.serial for s in pool.call(pool.manager.provider.list())] == [phones.serial(1)]
+
+        # A retired serial may be registered again.
+        back = admin.http.post("/api/v1/devices", json=register_body(phones.serial(0)))
+        assert (
+            back.status_code == 201
+            and back.json()["id"] == good["id"]
+            and back.json()["state"] == "provisioning"
+        )
+    finally:
+        phones.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import select
@@ -116,7 +117,7 @@ def test_takeover_of_a_running_task_is_recorded_once_until_handback(api: Api) ->
         r = caller.http.post(f"/api/v1/tasks/{task_id}/takeover", json={"note": "let me"})
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "running"
-    assert events(api, task_id) == [("task.takeover", {"status": "running", "note": "let me"})]
+    assert events(api, task_id) == [("task.takeover", {"status": "running", "note": "let me", "user_id": ANY})]
 
     # The worker pauses and reports user_control; the person hands back.
     set_status(api, task_id, "user_control")
@@ -127,7 +128,7 @@ def test_takeover_of_a_running_task_is_recorded_once_until_handback(api: Api) ->
     assert r.status_code == 200, r.text
     assert events(api, task_id)[1:] == [
         ("task.handback", {"note": "done, carry on"}),
-        ("task.takeover", {"status": "running", "note": None}),
+        ("task.takeover", {"status": "running", "note": None, "user_id": ANY}),
     ]
 
 
@@ -140,7 +141,7 @@ def test_handback_answers_the_agents_takeover_request(api: Api) -> None:
     assert r.status_code == 200 and r.json()["status"] == "waiting_for_user", r.text
     assert events(api, task_id) == [
         TAKEOVER_ASKED,
-        ("task.takeover", {"status": "waiting_for_user", "note": None}),
+        ("task.takeover", {"status": "waiting_for_user", "note": None, "user_id": ANY}),
         ("task.handback", {"note": "logged in"}),
     ]
     again = caller.http.post(f"/api/v1/tasks/{task_id}/handback", json={"note": "twice"})

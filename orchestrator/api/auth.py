@@ -1,0 +1,74 @@
+"""Dashboard login: trade an API key for a session cookie (and its CSRF token), log out, who am I.
+
+The cookies (``services/web_sessions.py`` has the design): ``pf_session`` HttpOnly, ``pf_csrf``
+readable by the page; both SameSite=Lax, Path=/, Secure when the request came over https (behind a
+TLS-terminating proxy, run uvicorn with ``--proxy-headers`` so it sees the scheme), Max-Age the
+session's lifetime (``PHONEFLEET_AUTH__SESSION_TTL_S``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from orchestrator.api.deps import CurrentPrincipal, WebSessionsDep, web_session_of
+from orchestrator.api.schemas import ErrorOut, LoginIn, LoginOut, WhoAmIOut
+from orchestrator.services.web_sessions import CSRF_COOKIE, SESSION_COOKIE, Identity, WebSession
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+_UNAUTHENTICATED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Wrong, malformed or revoked API key; bad or expired session"}
+}
+
+
+def _who(identity: Identity, session: WebSession | None) -> dict[str, Any]:
+    p = identity.principal
+    return {
+        "tenant": identity.tenant, "user": identity.user, "role": p.role, "tenant_id": p.tenant_id,
+        "user_id": p.user_id, "key_id": p.key_id, "auth": "cookie" if session else "bearer",
+        "session_expires_at": session.expires_at if session else None,
+    }  # fmt: skip
+
+
+def _cookie_flags(request: Request) -> dict[str, Any]:
+    return {"path": "/", "samesite": "lax", "secure": request.url.scheme == "https"}
+
+
+@router.post(
+    "/login",
+    summary="Log in with an API key (sets the session cookies)",
+    responses={**_UNAUTHENTICATED, 422: {"model": ErrorOut, "description": "Invalid body"}},
+)
+async def login(body: LoginIn, request: Request, response: Response, sessions: WebSessionsDep) -> LoginOut:
+    """Checks the key and sets `pf_session` (HttpOnly) and `pf_csrf`; later requests may send the
+    cookie instead of `Authorization`, with `X-CSRF-Token: <pf_csrf>` on unsafe methods."""
+    identity, session = await sessions.login(body.api_key)
+    max_age = max(1, int((session.expires_at - dt.datetime.now(dt.UTC)).total_seconds()))
+    flags = _cookie_flags(request)
+    response.set_cookie(SESSION_COOKIE, session.token, max_age=max_age, httponly=True, **flags)
+    response.set_cookie(CSRF_COOKIE, session.csrf_token, max_age=max_age, httponly=False, **flags)
+    response.headers["Cache-Control"] = "no-store"
+    return LoginOut(**_who(identity, session), csrf_token=session.csrf_token)
+
+
+@router.post("/logout", status_code=204, summary="Log out (clears the session cookies)")
+async def logout(request: Request) -> Response:
+    """Clears both cookies; needs no credentials (an expired session can still log out). The
+    session is not stored server-side: a copy of the cookie stays valid until it expires or its
+    API key is revoked."""
+    response = Response(status_code=204)
+    flags = _cookie_flags(request)
+    response.delete_cookie(SESSION_COOKIE, httponly=True, **flags)
+    response.delete_cookie(CSRF_COOKIE, httponly=False, **flags)
+    return response
+
+
+@router.get("/me", summary="Who am I (Bearer key or session cookie)", responses=_UNAUTHENTICATED)
+async def me(request: Request, principal: CurrentPrincipal, sessions: WebSessionsDep) -> WhoAmIOut:
+    """The caller's tenant, user and role, and how it authenticated."""
+    return WhoAmIOut(**_who(await sessions.identity(principal), web_session_of(request)))

@@ -1,0 +1,226 @@
+"""The live view's service in the API process: viewers in, one stream per phone, everything closed.
+
+``LiveHub.open`` admits a viewer (``access.py``), starts the phone's stream if it has none (one
+recording per phone, whatever the number of viewers), answers the offer and tracks the viewer.
+While viewers exist one watcher task re-reads their leases every ``lease_check_s``: a viewer whose
+lease ended or changed is closed, as is one that never connected (``connect_timeout_s``) or sat
+idle (``idle_timeout_s`` without a message on its control channel); viewers that have a control
+channel are told when they gain or lose control. A stream without viewers stops after
+``linger_s`` (a viewer who reloads the page finds it still running). ``close()`` ends everything
+(the app's lifespan calls it on shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from device_pool.driver import AdbDevice
+from orchestrator.errors import Unavailable, ViewerLimit
+from orchestrator.live.access import Admission, ControlState, LiveAccess, LiveTarget
+from orchestrator.live.geometry import VideoGeometry
+from orchestrator.live.ice import browser_ice_servers, pin_host_addresses, rtc_configuration
+from orchestrator.live.recording import Recording
+from orchestrator.live.stream import PhoneStream
+from orchestrator.live.viewer import Viewer
+from orchestrator.services.auth import Principal
+from orchestrator.services.database import Database
+from orchestrator.settings import WebRtcSettings
+
+__all__ = ["LiveAnswer", "LiveHub"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveAnswer:
+    sdp: str
+    viewer_id: str
+    device_id: uuid.UUID
+    geometry: VideoGeometry
+
+
+class LiveHub:
+    def __init__(self, settings: WebRtcSettings, db: Database) -> None:
+        self.settings = settings
+        self.access = LiveAccess(db)
+        self._configuration = rtc_configuration(settings.ice_servers)
+        pin_host_addresses(settings.host_addresses)
+        self._streams: dict[uuid.UUID, PhoneStream] = {}
+        self._phones: dict[uuid.UUID, AdbDevice] = {}
+        self._starting: dict[uuid.UUID, asyncio.Lock] = {}
+        self._lingering: dict[uuid.UUID, asyncio.TimerHandle] = {}
+        self._viewers: dict[str, Viewer] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # --- what routes call ----------------------------------------------------------------------
+
+    def ice_servers(self) -> list[dict[str, Any]]:
+        return browser_ice_servers(self.settings.ice_servers)
+
+    async def open(self, principal: Principal, target: LiveTarget, offer_sdp: str) -> LiveAnswer:
+        """Answer a viewer's offer. Raises ``NotFound`` (not yours, or no such thing),
+        ``NoLiveDevice``, ``ViewerLimit``, ``InvalidSdp``, ``DeviceError`` (the phone cannot stream)."""
+        if self._closed:
+            raise Unavailable("the API is shutting down")
+        admission = await self.access.admit(principal, target)
+        watching = sum(1 for v in self._viewers.values() if v.device_id == admission.device_id)
+        if watching >= self.settings.max_viewers_per_device:
+            raise ViewerLimit(
+                f"device {admission.device_id} already has {watching} live viewers (the limit)",
+                context={"retry_after_s": 5},
+            )
+        stream = await self._stream_for(admission)
+        viewer = Viewer(
+            principal, target, admission, stream, self._phones[admission.device_id], self.access,
+            self._configuration, on_gone=self._viewer_gone,
+        )  # fmt: skip
+        self._viewers[viewer.id] = viewer
+        try:
+            sdp = await viewer.answer(offer_sdp)
+        except BaseException:
+            await self._drop(viewer, "negotiation failed")
+            raise
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch(), name="live-watcher")
+        logger.info(
+            "live viewer joined",
+            extra={"device_id": str(admission.device_id), "viewer_id": viewer.id, "target": target.kind},
+        )
+        return LiveAnswer(sdp, viewer.id, admission.device_id, stream.geometry)
+
+    async def close(self) -> None:
+        """Close every viewer and stream (idempotent)."""
+        self._closed = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        for viewer in list(self._viewers.values()):
+            await self._drop(viewer, "server shutting down")
+        for handle in self._lingering.values():
+            handle.cancel()
+        self._lingering.clear()
+        for device_id in list(self._streams):
+            await self._stop_stream(device_id)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- introspection (tests, metrics) --------------------------------------------------------
+
+    @property
+    def viewer_count(self) -> int:
+        return len(self._viewers)
+
+    def stream(self, device_id: uuid.UUID) -> PhoneStream | None:
+        return self._streams.get(device_id)
+
+    # --- streams -------------------------------------------------------------------------------
+
+    def _lock(self, device_id: uuid.UUID) -> asyncio.Lock:
+        # Starting and stopping a phone's stream take turns (one lock per phone ever watched).
+        return self._starting.setdefault(device_id, asyncio.Lock())
+
+    async def _stream_for(self, admission: Admission) -> PhoneStream:
+        async with self._lock(admission.device_id):
+            return await self._start_stream(admission)
+
+    async def _start_stream(self, admission: Admission) -> PhoneStream:
+        device_id = admission.device_id
+        handle = self._lingering.pop(device_id, None)
+        if handle is not None:
+            handle.cancel()
+        stream = self._streams.get(device_id)
+        if stream is not None and not stream.closed:
+            return stream
+        s = self.settings
+        phone = AdbDevice(admission.serial, adb_host=s.adb_host, adb_port=s.adb_port)
+        await phone.connect(timeout=10)
+        width, height = await phone.screen_size()
+        geometry = VideoGeometry.for_screen(width, height, s.max_width)
+
+        def recording() -> Recording:
+            return Recording(
+                admission.serial, geometry, adb_host=s.adb_host, adb_port=s.adb_port,
+                bit_rate=s.bit_rate, time_limit_s=s.record_time_limit_s, flush_s=s.nal_flush_ms / 1000,
+            )  # fmt: skip
+
+        stream = PhoneStream(device_id, geometry, recording, keyframe_min_interval_s=s.keyframe_min_interval_s)
+        await stream.start()
+        self._streams[device_id] = stream
+        self._phones[device_id] = phone
+        logger.info("live stream started", extra={"device_id": str(device_id), "video": geometry.video})
+        return stream
+
+    async def _stop_stream(self, device_id: uuid.UUID, *, unless_watched: bool = False) -> None:
+        async with self._lock(device_id):
+            # A viewer that joined while the stop waited for the lock keeps the stream.
+            if unless_watched and any(v.device_id == device_id for v in self._viewers.values()):
+                return
+            stream = self._streams.pop(device_id, None)
+            self._phones.pop(device_id, None)
+            if stream is not None:
+                await stream.close()
+                logger.info("live stream stopped", extra={"device_id": str(device_id)})
+
+    def _linger_then_stop(self, device_id: uuid.UUID) -> None:
+        def due() -> None:
+            self._lingering.pop(device_id, None)
+            self._spawn(self._stop_stream(device_id, unless_watched=True))
+
+        if device_id in self._streams and device_id not in self._lingering:
+            self._lingering[device_id] = asyncio.get_running_loop().call_later(self.settings.linger_s, due)
+
+    # --- viewers -------------------------------------------------------------------------------
+
+    def _viewer_gone(self, viewer: Viewer, reason: str) -> None:
+        self._spawn(self._drop(viewer, reason))
+
+    async def _drop(self, viewer: Viewer, reason: str) -> None:
+        if self._viewers.pop(viewer.id, None) is None and viewer.closed:
+            return
+        await viewer.close(reason)
+        if not self._closed and not any(v.device_id == viewer.device_id for v in self._viewers.values()):
+            self._linger_then_stop(viewer.device_id)
+
+    async def _watch(self) -> None:
+        s = self.settings
+        while self._viewers:
+            await asyncio.sleep(s.lease_check_s)
+            viewers = list(self._viewers.values())
+            try:
+                leases = await self.access.current_leases(list({v.device_id for v in viewers}))
+                revoked = await self.access.revoked({v.principal.key_id for v in viewers})
+                states: dict[uuid.UUID | None, ControlState] = {}
+                for lease_id in {v.admission.lease_id for v in viewers if v.control is not None}:
+                    states[lease_id] = await self.access.control_state(lease_id)
+            except Exception as exc:  # a database hiccup must not kill the watcher; try next round
+                logger.warning("live lease check failed", extra={"error": str(exc)})
+                continue
+            now = time.monotonic()
+            for viewer in viewers:
+                if viewer.closed:
+                    continue
+                if leases.get(viewer.device_id) != viewer.admission.lease_id:
+                    await self._drop(viewer, "lease ended")
+                elif viewer.principal.key_id in revoked:
+                    await self._drop(viewer, "API key revoked")
+                elif not viewer.connected and now - viewer.created_at > s.connect_timeout_s:
+                    await self._drop(viewer, "never connected")
+                elif now - viewer.last_activity > s.idle_timeout_s:
+                    await self._drop(viewer, "idle")
+                elif viewer.admission.lease_id in states:
+                    viewer.update_control(states[viewer.admission.lease_id])
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

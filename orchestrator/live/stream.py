@@ -1,0 +1,191 @@
+"""One phone's live video: one recording on the phone, its pictures fanned out to every viewer.
+
+The phone encodes (``recording.py``); this object turns each picture into one ``av.Packet`` and
+offers that same packet to every viewer's ``PacketTrack``, so ten viewers cost what one costs plus
+ten packetisers. It also keeps the pictures since the last keyframe (the GOP), so a viewer that
+joins while the screen is still — the common case — gets the current picture at once from memory,
+without restarting anything.
+
+Keyframes: a viewer that joins after a long GOP, loses pictures, or reports picture loss (RTCP
+PLI/FIR) needs an IDR; since screenrecord cannot be asked for one, the stream ends the recording
+and starts a new one, which begins with an IDR (at most once per ``keyframe_min_interval_s``; the
+other viewers see the picture pause for as long as the phone takes to restart). A recording that
+ends by itself (the 180 s limit) is restarted at once; one that fails is retried with backoff
+while viewers remain. ``close()`` ends it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from fractions import Fraction
+from typing import Protocol
+
+import av
+
+from device_pool.errors import DeviceError
+from orchestrator.live.geometry import VideoGeometry
+from orchestrator.live.h264 import AccessUnit
+from orchestrator.live.track import PacketTrack
+
+__all__ = ["PhoneStream"]
+
+logger = logging.getLogger(__name__)
+
+_TIME_BASE = Fraction(1, 90_000)  # RTP's video clock
+_GOP_LIMIT = 90  # pictures kept for joiners; a longer GOP is cheaper to restart than to replay
+_RETRY_S = (0.5, 1.0, 2.0, 5.0)
+
+
+
+class RecordingLike(Protocol):
+    """What the stream needs of a ``Recording`` (tests may hand it another source of pictures)."""
+
+    damaged: bool
+
+    async def open(self, timeout: float = 10.0) -> None: ...
+    def units(self) -> AsyncIterator[AccessUnit]: ...
+    def close(self) -> None: ...
+
+
+RecordingFactory = Callable[[], RecordingLike]
+
+
+class PhoneStream:
+    def __init__(
+        self,
+        device_id: object,
+        geometry: VideoGeometry,
+        new_recording: RecordingFactory,
+        *,
+        keyframe_min_interval_s: float = 1.0,
+    ) -> None:
+        self.device_id = device_id
+        self.geometry = geometry
+        self._new_recording = new_recording
+        self._min_interval = keyframe_min_interval_s
+        self._tracks: set[PacketTrack] = set()
+        self._gop: list[tuple[av.Packet, bool]] | None = None  # since the last keyframe, or unusable
+        self._recording: RecordingLike | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._restart_handle: asyncio.TimerHandle | None = None
+        self._started_at = 0.0  # when the current recording opened (monotonic)
+        self._fresh = True  # the current recording has not sent its first picture (an IDR) yet
+        self._clock0 = time.monotonic()
+        self._closed = False
+        self.pictures = 0  # received from the phone
+        self.recordings = 0  # started, restarts included
+        self.last_error: str | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, timeout: float = 10.0) -> None:
+        """Open the first recording (raises ``DeviceError``), then keep one running in the background."""
+        recording = self._new_recording()
+        await recording.open(timeout)
+        self._started_at = time.monotonic()
+        self._task = asyncio.create_task(self._run(recording), name=f"live-stream-{self.device_id}")
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._restart_handle is not None:
+            self._restart_handle.cancel()
+        if self._recording is not None:
+            self._recording.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for track in list(self._tracks):
+            track.stop()
+        self._tracks.clear()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- viewers -------------------------------------------------------------------------------
+
+    def new_track(self) -> PacketTrack:
+        """A track for one more viewer: primed with the current GOP, or waiting for a keyframe."""
+        track = PacketTrack(self.request_keyframe)
+        self._tracks.add(track)
+        track.on("ended", lambda: self._tracks.discard(track))
+        if self._gop:
+            for packet, keyframe in self._gop:
+                track.offer(packet, keyframe)
+        else:
+            self.request_keyframe()
+        return track
+
+    @property
+    def viewers(self) -> int:
+        return len(self._tracks)
+
+    def request_keyframe(self) -> None:
+        """Restart the recording for a fresh IDR, at most once per ``keyframe_min_interval_s``
+        (nothing to do while a new recording has not sent its first picture: that is an IDR)."""
+        if self._closed or self._restart_handle is not None or self._fresh:
+            return
+        wait = self._started_at + self._min_interval - time.monotonic()
+        loop = asyncio.get_running_loop()
+        self._restart_handle = loop.call_later(max(0.0, wait), self._restart)
+
+    def _restart(self) -> None:
+        self._restart_handle = None
+        if self._recording is not None:
+            logger.debug("live recording restarted for a keyframe", extra={"device_id": str(self.device_id)})
+            self._recording.close()  # _run sees the end and opens the next one at once
+
+    # --- the recording loop --------------------------------------------------------------------
+
+    async def _run(self, recording: RecordingLike) -> None:
+        failures = 0
+        while not self._closed:
+            self._recording = recording
+            self._started_at = time.monotonic()
+            self._fresh = True
+            self._gop = None
+            self.recordings += 1
+            try:
+                async for unit in recording.units():
+                    failures = 0
+                    self._publish(unit)
+                    if recording.damaged:
+                        recording.damaged = False
+                        self.request_keyframe()
+            except DeviceError as exc:
+                failures += 1
+                self.last_error = str(exc)
+                logger.warning("live recording failed: %s", exc, extra={"device_id": str(self.device_id)})
+            finally:
+                recording.close()
+                self._recording = None
+            while not self._closed:
+                if failures:
+                    await asyncio.sleep(_RETRY_S[min(failures, len(_RETRY_S)) - 1])
+                recording = self._new_recording()
+                try:
+                    await recording.open()
+                    break
+                except DeviceError as exc:
+                    failures += 1
+                    self.last_error = str(exc)
+
+    def _publish(self, unit: AccessUnit) -> None:
+        packet = av.Packet(unit.data)
+        packet.pts = packet.dts = int((time.monotonic() - self._clock0) * 90_000)
+        packet.time_base = _TIME_BASE
+        self.pictures += 1
+        self._fresh = False
+        if unit.keyframe:
+            self._gop = [(packet, True)]
+        elif self._gop is not None:
+            self._gop.append((packet, False))
+            if len(self._gop) > _GOP_LIMIT:
+                self._gop = None
+        for track in list(self._tracks):
+            track.offer(packet, unit.keyframe)

@@ -1,0 +1,135 @@
+"""A task's trajectory as one zip, streamed: ``task.json``, ``steps.jsonl``, ``screenshots/<index>.<ext>``.
+
+- ``task.json``: the task as ``GET /api/v1/tasks/{id}`` shows it (``result`` included).
+- ``steps.jsonl``: one step a line, as ``GET /api/v1/tasks/{id}/steps`` shows it, except that
+  ``screenshot_url`` is replaced by ``screenshot``, the image's path inside the zip (or null) — the
+  same key and meaning as in the ``trajectory.jsonl`` that ``phonefleet run`` writes.
+- ``screenshots/<index>.<ext>``: the images the model saw (``.jpg`` or ``.png``, as stored).
+
+A running task's trajectory is a snapshot: the steps committed when it was read.
+
+**Why a generator over ``zipfile``, not a spooled temp file.** ``zipfile`` writing to a sink that
+cannot seek puts each entry's sizes and CRC in a data descriptor after its data, so every chunk can
+go to the client as soon as it is written: memory stays at one screenshot plus zlib's state, the
+first byte leaves at once, and nothing touches the disk. A spooled file would build the whole archive
+(on disk when large) before the first byte. The cost is the data descriptor, which every common
+reader handles (Python, Info-ZIP, 7-Zip, libarchive, Windows) except for *stored* entries in Java's
+``ZipInputStream``; so every entry is deflated, images at level 0 (deflate's stored blocks: JPEG and
+PNG do not shrink, and level 1 still costs tens of milliseconds of CPU per MB).
+
+Screenshots are written before ``steps.jsonl``, so a line names only a file that made it into the
+archive (a file deleted meanwhile, or unreadable, is left out and its line says null).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SCREENSHOT_TYPES", "TrajectoryStep", "trajectory_filename", "trajectory_zip"]
+
+logger = logging.getLogger(__name__)
+
+_CHUNK_BYTES = 64 * 1024  # steps.jsonl is handed on in pieces of about this size
+
+# Extensions a screenshot keeps inside the zip; anything else is named .bin.
+SCREENSHOT_TYPES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+
+
+@dataclass(frozen=True)
+class TrajectoryStep:
+    """A step to archive: its JSON as the steps API shows it, and its screenshot file (or None)."""
+
+    index: int
+    line: dict[str, Any]
+    screenshot: Path | None  # already checked to lie under data_dir; read when archived
+
+
+def trajectory_filename(task_id: object) -> str:
+    """The download's file name."""
+    return f"task-{task_id}.zip"
+
+
+class _Sink(io.RawIOBase):
+    """A write-only, unseekable file: ``zipfile`` writes into it, the generator drains it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._chunks.append(chunk)
+        return len(chunk)
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(chunk) for chunk in self._chunks)
+
+    def drain(self) -> bytes:
+        out = b"".join(self._chunks)
+        self._chunks.clear()
+        return out
+
+
+def trajectory_zip(
+    task: dict[str, Any], steps: Sequence[TrajectoryStep], *, now: dt.datetime | None = None
+) -> Iterator[bytes]:
+    """The zip's bytes, a piece at a time (a blocking generator: serve it from a thread)."""
+    stamp = (now or dt.datetime.now(dt.UTC)).timetuple()[:6]
+    sink = _Sink()
+
+    def entry(name: str) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=stamp)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16  # a regular file, rw-r--r--
+        return info
+
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(entry("task.json"), _dumps(task, indent=2) + "\n")
+        yield sink.drain()
+        archived: dict[int, str] = {}
+        for step in steps:
+            if step.screenshot is None:
+                continue
+            try:
+                # One image at a time in memory; read whole, so a failing read leaves no half entry.
+                data = step.screenshot.read_bytes()
+            except OSError as exc:
+                logger.warning(
+                    "screenshot left out of the trajectory",
+                    extra={"step": step.index, "path": str(step.screenshot), "error": str(exc)},
+                )
+                continue
+            suffix = step.screenshot.suffix.lower()
+            name = f"screenshots/{step.index}{suffix if suffix in SCREENSHOT_TYPES else '.bin'}"
+            archive.writestr(entry(name), data, compresslevel=0)
+            archived[step.index] = name
+            yield sink.drain()
+        with archive.open(entry("steps.jsonl"), "w") as lines:
+            for step in steps:
+                lines.write((_dumps(step_line(step.line, archived.get(step.index))) + "\n").encode())
+                if sink.buffered >= _CHUNK_BYTES:
+                    yield sink.drain()
+    yield sink.drain()  # the last entry's descriptor and the central directory
+
+
+def step_line(step: dict[str, Any], screenshot: str | None) -> dict[str, Any]:
+    """A ``steps.jsonl`` line: the step's API JSON with ``screenshot`` (a path in the zip) for its URL."""
+    line = {key: value for key, value in step.items() if key != "screenshot_url"}
+    line["screenshot"] = screenshot
+    return line
+
+
+def _dumps(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=indent)

@@ -1,0 +1,175 @@
+"""The webhook relay: ``events`` (the outbox) → ``webhook_deliveries`` rows, never losing one.
+
+Why a relay that scans, and not delivery rows written in the event's own transaction: events are
+written in many places (the API's task service, the worker, the sweeper, the lease store), and a
+writer that forgot the delivery row would lose webhooks silently. The relay reads the table they all
+share, so every event is considered, whoever wrote it.
+
+Why it cannot lose one:
+
+- **Out-of-order commits** (PostgreSQL): it reads ids through an ``IdWindow`` (``outbox.py``) with a
+  generous ``gap_s`` (60 s): a lower id committed late is still read, and only ids that stay missing
+  that long (rolled back) are given up.
+- **Restarts** keep no position in memory: a starting relay begins at the oldest event that is owed a
+  delivery (a wanted type, on a task with a ``webhook_url``, no delivery row yet) among those of the
+  last ``max_age_s`` — so events written while no relay ran are delivered when one starts. Older
+  ones are not: turning webhooks on must not replay a database's history at its integrators.
+- **Several relays** (one per ``phonefleet pool``) insert under one lock (PostgreSQL: a transaction
+  advisory lock; SQLite: ``BEGIN IMMEDIATE``) and only for events with no delivery row yet, so an
+  event gets exactly one delivery row however many relays see it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import Exists, exists, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.db import Event, Task, WebhookDelivery, WebhookStatus, utcnow
+from orchestrator.services.database import Database
+from orchestrator.services.outbox import IdWindow, start_position
+
+__all__ = ["RELAY_LOCK", "WebhookRelay"]
+
+logger = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key of the relay's inserts ("pfwebhk" in ASCII).
+RELAY_LOCK = 0x7066776562686B
+
+
+class WebhookRelay:
+    """Creates one ``webhook_deliveries`` row per wanted event of a task that has a ``webhook_url``."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        dialect: str,
+        event_types: Iterable[str],
+        gap_s: float = 60.0,
+        max_age_s: float = 86400.0,
+        batch: int = 1000,
+    ) -> None:
+        self.db = db
+        self.is_sqlite = dialect == "sqlite"
+        self.event_types = frozenset(event_types)
+        self.gap_s = gap_s
+        self.max_age_s = max_age_s
+        self.batch = batch
+        self._window: IdWindow | None = None
+
+    async def relay(self) -> tuple[int, bool]:
+        """One pass: (delivery rows created, whether more events may be waiting to be read at once)."""
+        window = self._window or await self._start()
+        async with self.db.transaction() as session:
+            rows = (
+                await session.execute(
+                    select(Event.id, Event.type, Event.task_id)
+                    .where(window.unread())
+                    .order_by(Event.id)
+                    .limit(self.batch)
+                )
+            ).all()
+        fresh = set(window.observe(row.id for row in rows))
+        window.expire()
+        wanted = [
+            r.id for r in rows if r.id in fresh and r.task_id is not None and r.type in self.event_types
+        ]
+        created = await self._create(wanted) if wanted else 0
+        return created, len(rows) == self.batch
+
+    async def _create(self, event_ids: list[int]) -> int:
+        now = utcnow()
+        async with self.db.transaction(write=True) as session:
+            if not self.is_sqlite:
+                # Relays of other processes wait here, then see this one's rows: no event gets two.
+                await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELAY_LOCK})
+            owed = (
+                await session.execute(
+                    select(Event.id, Event.task_id, Task.webhook_url)
+                    .join(Task, Task.id == Event.task_id)
+                    .where(Event.id.in_(event_ids), Task.webhook_url.is_not(None), ~_has_delivery())
+                    .order_by(Event.id)
+                )
+            ).all()
+            if owed:
+                await session.execute(
+                    insert(WebhookDelivery),
+                    [
+                        {
+                            "id": uuid.uuid4(),
+                            "created_at": now,
+                            "event_id": row.id,
+                            "task_id": row.task_id,
+                            "url": row.webhook_url,
+                            "status": WebhookStatus.PENDING,
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                        }
+                        for row in owed
+                    ],
+                )
+        if owed:
+            logger.info("webhook deliveries queued", extra={"count": len(owed), "first_event_id": owed[0].id})
+        return len(owed)
+
+    async def _start(self) -> IdWindow:
+        async with self.db.transaction() as session:
+            high, missing = await start_position(session, self.gap_s)
+            since_id = await _first_id_since(session, utcnow() - dt.timedelta(seconds=self.max_age_s))
+            oldest_owed = None
+            if since_id is not None and self.event_types:
+                oldest_owed = await session.scalar(
+                    select(func.min(Event.id))
+                    .join(Task, Task.id == Event.task_id)
+                    .where(
+                        Event.id >= since_id,
+                        Event.type.in_(sorted(self.event_types)),
+                        Task.webhook_url.is_not(None),
+                        ~_has_delivery(),
+                    )
+                )
+        if oldest_owed is not None and oldest_owed <= high:
+            # Re-read from there; holes found on the way are waited for like any other.
+            self._window = IdWindow(oldest_owed - 1, self.gap_s)
+        else:
+            self._window = IdWindow(high, self.gap_s, missing)
+        logger.info(
+            "webhook relay started", extra={"after_id": self._window.high, "oldest_owed": oldest_owed}
+        )
+        return self._window
+
+
+def _has_delivery() -> Exists:
+    return exists().where(WebhookDelivery.event_id == Event.id)
+
+
+async def _first_id_since(session: AsyncSession, since: dt.datetime) -> int | None:
+    """The lowest event id created at or after ``since`` (None if none), by bisecting the primary key.
+
+    ``events`` has no index on ``created_at``, but ids are taken in time order (``created_at`` is
+    stamped just before the INSERT), so ~log2(rows) primary-key probes find the boundary.
+    """
+    bounds = (await session.execute(select(func.min(Event.id), func.max(Event.id)))).one()
+    lo, hi = bounds[0], bounds[1]
+    if lo is None:
+        return None
+    found: int | None = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        row = (
+            await session.execute(
+                select(Event.id, Event.created_at).where(Event.id >= mid).order_by(Event.id).limit(1)
+            )
+        ).first()
+        if row is None:
+            break
+        if row.created_at >= since:
+            found, hi = row.id, mid - 1
+        else:
+            lo = row.id + 1
+    return found

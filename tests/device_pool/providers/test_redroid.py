@@ -1,0 +1,377 @@
+"""RedroidProvider against a real Docker engine (a private dockerd) and the real adb server.
+
+No redroid image can be pulled here and the kernel has no binder, so the phones are a stand-in image
+made with the engine's import (tests/dockerd.py): its ``/init`` is our virtual phone, reading redroid's
+boot arguments and keeping its state on the ``/data`` volume. Everything else is the provider's
+real path: containers, volumes, labels, limits, ADB boot checks, the keyboard, reset by recreation
+and reaping. Two settings differ from production, each because this sandbox cannot do it:
+``check_host=False`` (no binder here; the check itself is tested below) and ``privileged=False``
+(this machine's capability bounding set lacks CAP_SYS_RESOURCE, so a privileged container cannot
+start; the stand-in needs no privileges). Host networking with a port per phone, because dockerd
+runs with ``--bridge=none``. Skipped only where dockerd cannot start, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from device_pool.driver import ADB_KEYBOARD_IME, AdbDevice
+from device_pool.providers import (
+    DeviceProfile,
+    ProviderCapacity,
+    ProviderError,
+    UnknownDevice,
+    UnsupportedProfile,
+)
+from device_pool.providers.redroid import RedroidConfig, RedroidProvider
+from device_pool.providers.redroid_config import LABEL_MANAGED, LABEL_POOL, LABEL_PORT, LABEL_ROLE
+from device_pool.providers.redroid_host import HostFacts, HostUnsupported, host_problems
+from tests.aio import run
+from tests.conditions import GiveUp, free_port_block, wait_until
+from tests.databases import migrate_to_head, open_sessions, sqlite_url
+from tests.dockerd import Dockerd, DockerdUnavailable, build_standin_image, standin_mounts, start_dockerd
+from tests.processes import REPO, AdbServer, stop_process
+
+STANDIN = "phonefleet/redroid-standin:13.0.0-test"
+MakeProvider = Callable[..., RedroidProvider]
+
+
+@pytest.fixture(scope="module")
+def dockerd() -> Iterator[Dockerd]:
+    try:
+        daemon = start_dockerd()
+    except DockerdUnavailable as exc:
+        print(f"\nredroid tests skipped: {exc}", file=sys.stderr)
+        pytest.skip(f"dockerd cannot start here: {exc}")
+    try:
+        build_standin_image(daemon.url, STANDIN)
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture
+def docker_client(dockerd: Dockerd) -> Iterator[Any]:
+    import docker
+
+    client = docker.DockerClient(base_url=dockerd.url, timeout=30)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def standin_settings(dockerd: Dockerd, pool_id: str) -> dict[str, Any]:
+    """The RedroidConfig fields that point at the stand-in (shared by the provider and `phonefleet pool`)."""
+    repository, tag = STANDIN.rsplit(":", 1)
+    return {
+        "docker_url": dockerd.url, "pool_id": pool_id, "image": repository, "tag": tag, "pull": "never",
+        "network_mode": "host", "privileged": False, "check_host": False, "mounts": list(standin_mounts()),
+        "width": 720, "height": 1600, "density": 320, "memory_mb": 1024, "cpus": 1.0, "boot_timeout_s": 60,
+    }  # fmt: skip
+
+
+@pytest.fixture
+def make_provider(dockerd: Dockerd, adb_server: AdbServer) -> Iterator[MakeProvider]:
+    providers: list[RedroidProvider] = []
+
+    def make(**overrides: Any) -> RedroidProvider:
+        max_count = overrides.pop("max_count", 2)
+        fields = standin_settings(dockerd, overrides.pop("pool_id", f"t{uuid.uuid4().hex[:8]}"))
+        fields.update(max_count=max_count, base_port=free_port_block(max_count), adb_port=adb_server.port)
+        provider = RedroidProvider(RedroidConfig(**{**fields, **overrides}))
+        providers.append(provider)
+        return provider
+
+    try:
+        yield make
+    finally:
+        for provider in providers:
+            run(provider.close())
+
+
+def ours(client: Any, pool_id: str) -> tuple[list[str], list[str]]:
+    """(container names, volume names) labelled as this pool's."""
+    filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_POOL}={pool_id}"]}
+    containers = sorted(c.name for c in client.containers.list(all=True, filters=filters))
+    return containers, sorted(v.name for v in client.volumes.list(filters=filters))
+
+
+def data_volume(container: Any) -> str:
+    return next(m["Name"] for m in container.attrs["Mounts"] if m["Destination"] in ("/data", "/data-diff"))
+
+
+async def _dirty(phone: AdbDevice) -> None:
+    """What a user leaves behind: a setting, a downloaded file."""
+    await phone.shell("settings put global pf_marker previous-user", check=True)
+    await phone.push(b"the previous user's secret", "/sdcard/Download/secret.txt")
+
+
+async def _view(phone: AdbDevice) -> tuple[str, str, str]:
+    """(pf_marker setting, listing of /sdcard/Download, the selected keyboard)."""
+    marker = await phone.shell("settings get global pf_marker", check=True)
+    listing = await phone.shell("ls /sdcard/Download")
+    ime = await phone.shell("settings get secure default_input_method", check=True)
+    return marker.stdout.strip(), listing.stdout, ime.stdout.strip()
+
+
+# --- host requirements ---------------------------------------------------------------------------
+
+
+def test_host_problems_name_what_is_missing_and_how_to_fix_it() -> None:
+    config = RedroidConfig()
+    bare = HostFacts("Linux", "6.1.0-18-amd64", "nodev\tproc\n", "", frozenset(), 4096)
+    (problem,) = host_problems(bare, config)
+    assert "binder" in problem and "modprobe binder_linux" in problem
+    binderfs = HostFacts("Linux", "6.1.0-18-amd64", "nodev\tbinder\n", "", frozenset(), 4096)
+    assert host_problems(binderfs, config) == []
+    devices = HostFacts(
+        "Linux", "5.4.0", "", "", frozenset({"/dev/binder", "/dev/hwbinder", "/dev/vndbinder"}), 4096
+    )
+    assert host_problems(devices, config) == []
+    old = HostFacts("Linux", "4.9.0", "nodev\tbinder\n", "", frozenset(), 16384)
+    assert [p.split(" ")[0] for p in host_problems(old, config)] == ["kernel", "page"]
+    assert "ashmem" in host_problems(binderfs, RedroidConfig(use_memfd=False))[0]
+    assert "/dev/dri" in host_problems(binderfs, RedroidConfig(gpu_mode="host"))[0]
+    assert "Linux" in host_problems(HostFacts("Darwin", "23.0", "", "", frozenset(), 16384), config)[0]
+
+
+def test_start_refuses_a_host_without_binder(make_provider: MakeProvider, docker_client: Any) -> None:
+    provider = make_provider(check_host=True)
+    if not host_problems(HostFacts.read(), provider.config):
+        pytest.skip("this host has binder: the refusal cannot be shown here")
+    with pytest.raises(HostUnsupported, match="binder") as caught:
+        run(provider.start())
+    assert "docs/deploy.md" in caught.value.message
+    assert ours(docker_client, provider.config.pool_id) == ([], []), "no container before the check passes"
+
+
+def test_pool_command_explains_a_host_without_binder(
+    dockerd: Dockerd, adb_server: AdbServer, tmp_path: Path
+) -> None:
+    if not host_problems(HostFacts.read(), RedroidConfig()):
+        pytest.skip("this host has binder: the refusal cannot be shown here")
+    env = {**os.environ, "PHONEFLEET_DATA_DIR": str(tmp_path), "PHONEFLEET_POOL__PROVIDER": "redroid",
+           "PHONEFLEET_POOL__REDROID__DOCKER_URL": dockerd.url, "PHONEFLEET_POOL__REDROID__POOL_ID": "nobinder"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "pool", "--adb-port", str(adb_server.port)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "HostUnsupported" in done.stderr and "modprobe binder_linux" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# --- the provider through the real engine --------------------------------------------------------
+
+
+def test_create_health_reset_destroy(
+    make_provider: MakeProvider, docker_client: Any, adb_server: AdbServer
+) -> None:
+    provider = make_provider(min_count=1, max_count=2, labels={"host": "test"})
+    pool_id = provider.config.pool_id
+    (spec,) = run(provider.start())
+    assert (spec.provider, spec.labels, spec.serial) == (
+        "redroid",
+        {"host": "test"},
+        f"127.0.0.1:{provider.config.base_port}",
+    )
+    assert (spec.profile.width, spec.profile.height, spec.profile.density, spec.profile.android) == (
+        720,
+        1600,
+        320,
+        "13",
+    )
+    assert "com.android.adbkeyboard" in spec.profile.apps
+
+    name = provider.container_name(spec.serial)
+    first = docker_client.containers.get(name)
+    assert first.labels[LABEL_POOL] == pool_id and first.labels[LABEL_ROLE] == "phone"
+    assert first.labels[LABEL_PORT] == str(provider.config.base_port)
+    assert {"androidboot.redroid_width=720", "androidboot.redroid_height=1600", "androidboot.redroid_dpi=320",
+            "androidboot.redroid_fps=30", "androidboot.redroid_gpu_mode=guest"} <= set(first.attrs["Args"])  # fmt: skip
+    assert (first.attrs["HostConfig"]["Memory"], first.attrs["HostConfig"]["NanoCpus"]) == (
+        1024 * 2**20,
+        10**9,
+    )
+    first_volume = data_volume(first)
+    assert docker_client.volumes.get(first_volume).attrs["Labels"][LABEL_ROLE] == "data"
+
+    health = run(provider.health(spec.serial))
+    assert health.ok, health.detail
+    phone = AdbDevice(spec.serial, adb_port=adb_server.port)
+    assert run(_view(phone)) == ("null", "", ADB_KEYBOARD_IME)  # ADB Keyboard enabled and selected
+    run(_dirty(phone))
+    assert run(_view(phone))[:2] == ("previous-user", "secret.txt\n")
+
+    run(provider.reset(spec.serial))
+    second = docker_client.containers.get(name)
+    assert second.id != first.id, "reset recreates the container"
+    assert data_volume(second) != first_volume
+    assert ours(docker_client, pool_id) == ([name], [data_volume(second)]), "the old volume is gone"
+    assert run(_view(phone)) == ("null", "", ADB_KEYBOARD_IME), "the previous user's data survived a reset"
+    assert run(provider.health(spec.serial)).ok
+
+    with pytest.raises(UnknownDevice):
+        run(provider.reset("127.0.0.1:1"))
+    run(provider.destroy(spec.serial))
+    run(provider.destroy(spec.serial))  # idempotent
+    assert run(provider.list()) == []
+    assert ours(docker_client, pool_id) == ([], [])
+
+
+def test_capacity_concurrent_creates_and_close(make_provider: MakeProvider, docker_client: Any) -> None:
+    provider = make_provider(max_count=2)
+    with pytest.raises(UnsupportedProfile, match="Android 13"):
+        run(provider.create(DeviceProfile(android="14")))
+    with pytest.raises(ProviderError, match=r"adb_keyboard_apk /nonexistent\.apk is not a file"):
+        run(make_provider(adb_keyboard_apk="/nonexistent.apk").start())
+
+    async def two() -> list[Any]:
+        import asyncio
+
+        return await asyncio.gather(provider.create(), provider.create(DeviceProfile(width=600, height=1000)))
+
+    a, b = run(two())
+    assert a.serial != b.serial
+    assert (b.profile.width, b.profile.height) == (600, 1000) and run(provider.health(b.serial)).ok
+    with pytest.raises(ProviderCapacity, match="max_count"):
+        run(provider.create())
+    assert len(ours(docker_client, provider.config.pool_id)[0]) == 2
+    run(provider.close())
+    assert ours(docker_client, provider.config.pool_id) == ([], [])
+
+
+def test_health_reports_a_dead_container_and_reset_replaces_it(
+    make_provider: MakeProvider, docker_client: Any
+) -> None:
+    provider = make_provider(max_count=1)
+    spec = run(provider.create())
+    docker_client.containers.get(provider.container_name(spec.serial)).kill()
+    health = wait_until(
+        lambda: (h := run(provider.health(spec.serial))) and not h.ok and h, timeout=15, what="unhealthy"
+    )
+    assert "exited" in health.detail
+    run(provider.reset(spec.serial))
+    assert run(provider.health(spec.serial)).ok
+
+
+def test_golden_volume_is_shared_read_only_and_survives_reset_and_reaping(
+    make_provider: MakeProvider, docker_client: Any, dockerd: Dockerd, adb_server: AdbServer
+) -> None:
+    # A golden volume as an operator makes one: boot a phone on it once, set it up, remove the container.
+    golden = f"golden-{uuid.uuid4().hex[:8]}"
+    docker_client.volumes.create(golden)
+    port = free_port_block(1)
+    maker = docker_client.containers.run(
+        STANDIN, ["androidboot.redroid_width=720", "androidboot.redroid_height=1600"], detach=True,
+        network_mode="host", environment={"ADB_PORT": str(port)},
+        volumes={golden: {"bind": "/data", "mode": "rw"}, **_binds(standin_mounts())},
+    )  # fmt: skip
+    try:
+        base = AdbDevice(f"127.0.0.1:{port}", adb_port=adb_server.port)
+        run(base.connect(timeout=60))
+        run(base.shell("settings put global pf_golden yes", check=True))
+        run(base.disconnect())
+    finally:
+        maker.remove(force=True)
+
+    provider = make_provider(max_count=1, golden_volume=golden)
+    spec = run(provider.create())
+    phone = AdbDevice(spec.serial, adb_port=adb_server.port)
+    assert run(phone.shell("settings get global pf_golden", check=True)).stdout.strip() == "yes"
+    run(_dirty(phone))
+    run(provider.reset(spec.serial))
+    assert run(phone.shell("settings get global pf_golden", check=True)).stdout.strip() == "yes"
+    assert run(_view(phone))[:2] == ("null", "")
+    run(provider.close())
+    assert run(make_provider(max_count=1, pool_id=provider.config.pool_id).reap_orphans()) == []
+    assert docker_client.volumes.get(golden).name == golden, "the golden volume is never reaped"
+    docker_client.volumes.get(golden).remove()
+
+
+def _binds(mounts: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    return {m.split(":")[0]: {"bind": m.split(":")[1], "mode": "ro"} for m in mounts}
+
+
+# --- `phonefleet pool` with the redroid provider -------------------------------------------------
+
+
+async def _lease_dirty_release(url: str, serial: str, adb_port: int) -> None:
+    from device_pool.pool import LeaseStore
+
+    async with open_sessions(url) as sessions:
+        store = LeaseStore(sessions, "sqlite")
+        grant = await store.acquire(holder="test", tenant_id=None, ttl_s=60)
+        assert grant is not None and grant.serial == serial
+        await _dirty(AdbDevice(serial, adb_port=adb_port))
+        assert await store.release(grant.lease_id, "test")
+
+
+async def _device_states(url: str) -> list[tuple[str, str]]:
+    from device_pool.pool import DeviceStore
+
+    async with open_sessions(url) as sessions:
+        rows = await DeviceStore(sessions, "sqlite").devices()
+        return [(row.serial, row.state.value) for row in rows if row.state.value != "retired"]
+
+
+def test_pool_command_leases_and_resets_redroid_phones_and_orphans_are_reaped(
+    dockerd: Dockerd, docker_client: Any, adb_server: AdbServer, make_provider: MakeProvider, tmp_path: Path
+) -> None:
+    url = sqlite_url(tmp_path / "pool.db")
+    migrate_to_head(url)
+    pool_id, base_port = f"p{uuid.uuid4().hex[:8]}", free_port_block(2)
+    env = {**os.environ, "PHONEFLEET_DATABASE_URL": url, "PHONEFLEET_DATA_DIR": str(tmp_path / "data"),
+           "PHONEFLEET_POOL__PROVIDER": "redroid", "PHONEFLEET_POOL__COUNT": "1",
+           "PHONEFLEET_POOL__MIN_IDLE": "1", "PHONEFLEET_POOL__BASE_PORT": str(base_port),
+           "PHONEFLEET_POOL__REDROID__MAX_COUNT": "2"}  # fmt: skip
+    for key, value in standin_settings(dockerd, pool_id).items():
+        env[f"PHONEFLEET_POOL__REDROID__{key.upper()}"] = (
+            json.dumps(value) if isinstance(value, list) else str(value)
+        )
+    log_path = tmp_path / "pool.log"
+    command = [sys.executable, "-m", "orchestrator.cli", "pool", "--adb-port", str(adb_server.port),
+               "--reap-interval", "1"]  # fmt: skip
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    serial = f"127.0.0.1:{base_port}"
+    name = f"phonefleet-{pool_id}-{base_port}"
+    try:
+
+        def idle() -> bool:
+            if proc.poll() is not None:
+                raise GiveUp(f"phonefleet pool exited with {proc.returncode}:\n{log_path.read_text()}")
+            # While the phone is leased the manager may add a second (min_idle 1, up to max_count 2).
+            return dict(run(_device_states(url))).get(serial) == "idle"
+
+        wait_until(idle, timeout=120, interval=0.3, what="the pool registers its redroid phone idle")
+        before = docker_client.containers.get(name).id
+        run(_lease_dirty_release(url, serial, adb_server.port))
+        wait_until(
+            lambda: idle() and docker_client.containers.get(name).id != before,
+            timeout=120, interval=0.3, what="the released phone is recreated and idle again",
+        )  # fmt: skip
+        assert run(_view(AdbDevice(serial, adb_port=adb_server.port))) == ("null", "", ADB_KEYBOARD_IME)
+
+        proc.send_signal(signal.SIGKILL)  # a pool manager that dies without close()
+        proc.wait(timeout=30)
+        assert name in ours(docker_client, pool_id)[0], "the killed manager's phone is left running"
+    except BaseException:
+        print(f"phonefleet pool log:\n{log_path.read_text()[-6000:]}", file=sys.stderr)
+        raise
+    finally:
+        stop_process(proc)
+    reaped = run(make_provider(max_count=2, pool_id=pool_id).reap_orphans())
+    assert name in reaped
+    assert ours(docker_client, pool_id) == ([], [])

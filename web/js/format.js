@@ -1,0 +1,57 @@
+// Words and numbers for people: statuses, times, durations, ids.
+
+import { h } from "./dom.js";
+
+export const TASK_STATUSES = [
+  "queued", "leasing", "running", "waiting_for_user", "awaiting_confirmation", "user_control",
+  "succeeded", "failed", "cancelled", "timed_out",
+];
+export const FINAL = new Set(["succeeded", "failed", "cancelled", "timed_out"]);
+/** Statuses in which a task holds a phone that can be watched. */
+export const HOLDS_PHONE = new Set(["running", "waiting_for_user", "awaiting_confirmation", "user_control"]);
+
+const LABELS = {
+  queued: "Queued", leasing: "Getting a phone", running: "Running", waiting_for_user: "Waiting for you",
+  awaiting_confirmation: "Needs confirmation", user_control: "You have control", succeeded: "Succeeded",
+  failed: "Failed", cancelled: "Cancelled", timed_out: "Timed out",
+  provisioning: "Provisioning", idle: "Idle", leased: "Leased", resetting: "Resetting", unhealthy: "Unhealthy",
+  retired: "Retired", active: "Active", closed: "Closed", expired: "Expired",
+};
+
+export function label(status) {
+  return LABELS[status] ?? String(status).replaceAll("_", " ");
+}
+
+/** A status badge; `data-status` carries the raw value (tests and styles read it). */
+export function badge(status) {
+  return h("span", { class: `badge s-${status}`, dataset: { status } }, label(status));
+}
+
+export function shortId(id) {
+  return String(id ?? "").slice(0, 8);
+}
+
+export function when(iso) {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  return date.toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
+}
+
+/** A <time> element with the local time and the ISO value. */
+export function timeEl(iso) {
+  return iso ? h("time", { datetime: iso }, when(iso)) : "—";
+}
+
+export function seconds(value) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "—";
+  return value < 1 ? `${Math.round(value * 1000)} ms` : `${value.toFixed(value < 10 ? 2 : 1)} s`;
+}
+
+/** "in 4 min" / "2 min ago" for a future or past ISO time. */
+export function relative(iso, now = Date.now()) {
+  if (!iso) return "—";
+  const diff = Math.round((new Date(iso).getTime() - now) / 1000);
+  const abs = Math.abs(diff);
+  const text = abs < 60 ? `${abs} s` : abs < 3600 ? `${Math.round(abs / 60)} min` : `${(abs / 3600).toFixed(1)} h`;
+  return diff >= 0 ? `in ${text}` : `${text} ago`;
+}

@@ -1,0 +1,155 @@
+// One task: its live phone, its steps as they happen, and the person's part — take over, hand back
+// (with a note), cancel, confirm a sensitive action, answer a question — and the trajectory zip.
+
+import { ApiError, tasks } from "../api.js";
+import { Answers } from "../answers.js";
+import { fill, h, toast } from "../dom.js";
+import { EventStream, coalesced } from "../events.js";
+import { FINAL, HOLDS_PHONE, badge, label, shortId, timeEl } from "../format.js";
+import { PhonePanel } from "../phone.js";
+import { Timeline } from "../timeline.js";
+
+export function mount(outlet, { params }) {
+  const id = params[0];
+  let task = null;
+  let disposed = false;
+  let takingOver = false; // asked to take over a running task; it pauses at the agent's next step boundary
+  const parts = []; // what to tear down
+
+  const heading = h("h1", {}, "Task");
+  const statusEl = h("span", { id: "task-status" });
+  const meta = h("dl", { class: "meta" });
+  const banner = h("div", { class: "banner", role: "status", id: "task-banner" });
+  const takeover = h("button", { type: "button", class: "primary", hidden: true, onclick: () => takeOver() }, "Take over");
+  const handback = h("button", { type: "button", class: "primary", hidden: true, onclick: () => answers.handbackDialog.open() }, "Hand back…");
+  const cancel = h("button", { type: "button", class: "danger", hidden: true, onclick: () => answers.cancelDialog.open() }, "Cancel task…");
+  const trajectory = h("a", { class: "button", href: tasks.trajectoryUrl(id), download: `task-${id}.zip` }, "Download trajectory (zip)");
+  const liveState = h("p", { class: "hint" });
+  outlet.append(h("p", { class: "muted" }, "Loading the task…"));
+
+  const answers = new Answers(id, { onAnswered: (answer) => { show(answer); refreshTask(); } });
+  const timeline = new Timeline(id);
+  const phone = new PhonePanel("tasks", id, { label: "The task's phone", onEnded: () => refreshTask() });
+  parts.push(() => answers.destroy(), () => phone.destroy());
+
+  const refreshTask = coalesced(async () => {
+    try {
+      show(await tasks.get(id));
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) notFound();
+      else liveState.textContent = `Cannot load the task: ${error.message}`;
+    }
+  });
+
+  function notFound() {
+    disposed = true;
+    teardown();
+    fill(outlet,
+      h("h1", {}, "Task not found"),
+      h("p", {}, `There is no task ${id} for you. It may belong to another tenant, or the link is wrong.`),
+      h("p", {}, h("a", { href: "#/tasks" }, "Back to the tasks")));
+    document.title = "Task not found · PhoneFleet";
+  }
+
+  function layout() {
+    fill(outlet,
+      h("p", {}, h("a", { href: "#/tasks" }, "← Tasks")),
+      h("div", { class: "page-head" }, heading, statusEl),
+      banner,
+      h("div", { class: "actions", role: "group", "aria-label": "Task actions" }, takeover, handback, cancel, trajectory),
+      liveState,
+      h("div", { class: "task-layout" },
+        h("div", {}, phone.el),
+        h("div", {}, h("section", { class: "panel", "aria-label": "Details" }, meta), timeline.el)));
+  }
+
+  function show(next) {
+    if (disposed) return;
+    const first = task === null;
+    task = next;
+    if (first) layout();
+    heading.textContent = task.instruction;
+    document.title = `${task.instruction.slice(0, 40)} · PhoneFleet`;
+    fill(statusEl, badge(task.status));
+    const result = task.result ?? {};
+    fill(meta,
+      h("dt", {}, "Task"), h("dd", {}, h("code", {}, task.id)),
+      h("dt", {}, "Status"), h("dd", {}, label(task.status), task.cancel_requested && !FINAL.has(task.status) ? " (cancel requested)" : ""),
+      h("dt", {}, "Phone"), h("dd", {}, task.device_id ? h("code", { title: task.device_id }, shortId(task.device_id)) : "none yet"),
+      h("dt", {}, "Created"), h("dd", {}, timeEl(task.created_at)),
+      h("dt", {}, "Started"), h("dd", {}, timeEl(task.started_at)),
+      h("dt", {}, "Finished"), h("dd", {}, timeEl(task.finished_at)),
+      h("dt", {}, "Max steps"), h("dd", {}, String(task.max_steps)),
+      task.reason || task.message ? [h("dt", {}, "Outcome"), h("dd", {}, [task.reason, task.message].filter(Boolean).join(": "))] : null,
+      result.elapsed_s ? [h("dt", {}, "Elapsed"), h("dd", {}, `${Number(result.elapsed_s).toFixed(1)} s`)] : null);
+
+    const status = task.status;
+    if (status !== "running") takingOver = false;
+    const waiting = answers.sync(status);
+    takeover.hidden = status !== "running";
+    takeover.disabled = takingOver;
+    takeover.textContent = takingOver ? "Taking over…" : "Take over";
+    handback.hidden = !(status === "user_control" || waiting === "takeover");
+    cancel.hidden = FINAL.has(status) || task.cancel_requested;
+    const lines = answers.banner(status);
+    if (takingOver) lines.push("Taking over: the agent stops after its current step, then the phone is yours.");
+    if (status === "user_control") lines.push(h("strong", {}, "You have the phone. "), "The agent waits until you hand it back.");
+    fill(banner, lines);
+
+    if (HOLDS_PHONE.has(status)) phone.start();
+    else if (FINAL.has(status)) phone.stop(`The task ${label(status).toLowerCase()}; its phone went back to the pool.`);
+    else phone.stop(status === "queued" ? "Queued: waiting for a worker." : "Getting a phone…");
+  }
+
+  async function takeOver() {
+    takingOver = true;
+    takeover.disabled = true;
+    try {
+      show(await tasks.takeover(id));
+      toast("Taking over: the agent stops after its current step.");
+    } catch (error) {
+      takingOver = false;
+      toast(`Cannot take over: ${error.message}`);
+      refreshTask();
+    }
+  }
+
+  // The task's events from the first one: the page learns any pending request, then follows live.
+  const stream = new EventStream({
+    taskId: id,
+    after: 0,
+    onState: (state, detail) => {
+      liveState.textContent = state === "live" ? "" : `Live updates paused: ${detail}`;
+      if (state === "closed" && detail && /not found/i.test(detail)) notFound();
+    },
+    onEvent: (event) => {
+      answers.track(event);
+      if (event.type === "task.step") timeline.refresh();
+      else refreshTask();
+    },
+  });
+
+  function teardown() {
+    stream.stop();
+    for (const part of parts.splice(0)) part();
+  }
+
+  (async () => {
+    try {
+      const first = await tasks.get(id);
+      if (disposed) return;
+      show(first);
+      stream.start();
+      timeline.refresh();
+    } catch (error) {
+      if (disposed) return;
+      if (error instanceof ApiError && (error.status === 404 || error.status === 422)) notFound();
+      else fill(outlet, h("h1", {}, "Task"), h("p", { class: "error" }, `Cannot load the task: ${error.message}`));
+    }
+  })();
+
+  return () => {
+    disposed = true;
+    teardown();
+  };
+}

@@ -1,0 +1,60 @@
+// A task's steps as a timeline that grows: each step's screenshot (the screen the model saw),
+// the model's thinking, the action, its result and timings. Reloaded on each `task.step` event.
+
+import { all, apiUrl, tasks } from "./api.js";
+import { h } from "./dom.js";
+import { coalesced } from "./events.js";
+import { seconds } from "./format.js";
+
+export class Timeline {
+  constructor(taskId) {
+    this.taskId = taskId;
+    this.items = new Map(); // step index → <li>
+    this.list = h("ol", { class: "timeline", id: "steps" });
+    this.count = h("p", { class: "hint", role: "status" }, "No steps yet.");
+    this.el = h("section", { class: "steps", "aria-labelledby": "steps-title" },
+      h("div", { class: "page-head" }, h("h2", { id: "steps-title" }, "Steps"), this.count),
+      this.list);
+    this.refresh = coalesced(() => this.load());
+  }
+
+  async load() {
+    const steps = await all((query) => tasks.steps(this.taskId, query));
+    const first = this.items.size === 0;
+    for (const step of steps) {
+      if (this.items.has(step.index)) continue;
+      const item = stepItem(step, !first);
+      this.items.set(step.index, item);
+      const after = [...this.list.children].find((li) => Number(li.dataset.index) > step.index);
+      this.list.insertBefore(item, after ?? null);
+    }
+    const n = this.items.size;
+    this.count.textContent = n === 0 ? "No steps yet." : `${n} step${n === 1 ? "" : "s"}`;
+  }
+}
+
+function stepItem(step, fresh) {
+  const shot = step.screenshot_url
+    ? h("a", { href: apiUrl(step.screenshot_url), target: "_blank", rel: "noopener", title: "Open the full screenshot" },
+      h("img", { src: apiUrl(step.screenshot_url), alt: `Screen at step ${step.index}${step.current_app ? ` (${step.current_app})` : ""}`,
+        loading: "lazy", width: "88" }))
+    : h("div", { class: "no-shot" }, "no screenshot");
+  const t = step.timings ?? {};
+  const timings = [["capture", t.capture_s], ["model", t.model_s], ["act", t.act_s], ["settle", t.settle_s]]
+    .filter(([, v]) => v !== undefined && v !== null)
+    .map(([name, v]) => `${name} ${seconds(v)}`);
+  if (step.prompt_tokens) timings.push(`${step.prompt_tokens} + ${step.completion_tokens ?? 0} tokens`);
+  const failed = step.result && step.result !== "ok";
+  return h("li", { class: `step${failed ? " result-error" : ""}${fresh ? " new-step" : ""}`, dataset: { index: String(step.index) } },
+    shot,
+    h("div", {},
+      h("p", { class: "step-head" },
+        h("span", { class: "step-index" }, `#${step.index}`),
+        step.current_app ? h("span", { class: "muted" }, step.current_app) : null,
+        h("time", { datetime: step.created_at, class: "muted" }, new Date(step.created_at).toLocaleTimeString())),
+      h("p", {}, h("code", { class: "action" }, step.action_text ?? "—")),
+      step.thinking ? h("p", { class: "thinking" }, step.thinking) : null,
+      failed ? h("p", { class: "error" }, `Result: ${step.result}`) : null,
+      step.note ? h("p", { class: "muted" }, `Note: ${step.note}`) : null,
+      timings.length ? h("p", { class: "timings" }, timings.join(" · ")) : null));
+}
