@@ -16,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, PlainTextResponse
 from starlette.staticfiles import StaticFiles
@@ -53,7 +52,9 @@ class Dashboard:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        path = get_route_path(scope)
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):  # behind a path prefix (uvicorn --root-path)
+            path = path[len(root) :] or "/"
         if path == "/":
             await self._index(scope, receive, send)
         elif path.startswith(PREFIX + "/"):

@@ -14,7 +14,7 @@ const ANSWERS = new Set(["task.confirmation", "task.handback", "task.reply"]);
 /** An action as the agent sent it ({"name": "Tap", "element": [500, 300], …}) → "Tap (element=[500,300])". */
 export function describeAction(action) {
   if (!action || typeof action !== "object") return String(action ?? "");
-  const { name, action: kind, _metadata, message, ...rest } = action;
+  const { name, action: kind, message: _shownAbove, ...rest } = action;
   const args = Object.entries(rest).filter(([, v]) => v !== null).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ");
   return `${name ?? kind ?? "action"}${args ? ` (${args})` : ""}`;
 }

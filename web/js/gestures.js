@@ -124,8 +124,8 @@ export function bindGestures(surface, video, send) {
     if (keys[event.key]) {
       key(keys[event.key]);
     } else if (event.key === "PageDown" || event.key === "PageUp") {
-      const down = event.key === "PageDown"; // the content moves up: a swipe from low to high
-      send({ type: "swipe", x1: 0.5, y1: down ? 0.75 : 0.3, x2: 0.5, y2: down ? 0.3 : 0.75, duration_ms: 300 });
+      const next = event.key === "PageDown"; // the content moves up: a swipe from low to high
+      send({ type: "swipe", x1: 0.5, y1: next ? 0.75 : 0.3, x2: 0.5, y2: next ? 0.3 : 0.75, duration_ms: 300 });
     } else if ([...event.key].length === 1) { // one character (emoji included), not a named key
       type(event.key);
     } else {

@@ -14,6 +14,10 @@ const STATS_MS = 500;
 
 export const viewers = new Set();
 window.pf = Object.assign(window.pf ?? {}, { viewers });
+// A closed tab frees its views at once (otherwise the server notices by ICE consent, ~30 s later).
+window.addEventListener("pagehide", () => {
+  for (const view of [...viewers]) view.close();
+});
 
 function gathered(pc) {
   return new Promise((resolve) => {

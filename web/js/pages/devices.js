@@ -35,8 +35,8 @@ export function mount(outlet, { ctx }) {
 
   const observer = new IntersectionObserver((entries) => {
     for (const entry of entries) {
-      const tile = tiles.get(entry.target.dataset.deviceId);
-      if (tile) tile.visible = entry.isIntersecting;
+      const seen = tiles.get(entry.target.dataset.deviceId);
+      if (seen) seen.visible = entry.isIntersecting;
     }
     streams();
   });

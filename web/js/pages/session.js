@@ -1,7 +1,7 @@
 // One session: its phone live, in your hands; kept alive while this page is open; closed on request.
 
 import { ApiError, sessions } from "../api.js";
-import { fill, h, toast } from "../dom.js";
+import { fill, focusHeading, h, toast } from "../dom.js";
 import { badge, relative, shortId, timeEl } from "../format.js";
 import { PhonePanel } from "../phone.js";
 
@@ -28,6 +28,8 @@ export function mount(outlet, { params }) {
       h("div", { class: "task-layout" },
         h("div", {}, phone.el),
         h("section", { class: "panel", "aria-label": "Details" }, meta)));
+    // The heading arrives with the data: announce it, unless the person already moved on.
+    if (!outlet.contains(document.activeElement) || document.activeElement === outlet) focusHeading(outlet);
   }
 
   function show(next) {

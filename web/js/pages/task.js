@@ -3,7 +3,7 @@
 
 import { ApiError, tasks } from "../api.js";
 import { Answers } from "../answers.js";
-import { fill, h, toast } from "../dom.js";
+import { fill, focusHeading, h, toast } from "../dom.js";
 import { EventStream, coalesced } from "../events.js";
 import { FINAL, HOLDS_PHONE, badge, label, shortId, timeEl } from "../format.js";
 import { PhonePanel } from "../phone.js";
@@ -49,6 +49,7 @@ export function mount(outlet, { params }) {
       h("p", {}, `There is no task ${id} for you. It may belong to another tenant, or the link is wrong.`),
       h("p", {}, h("a", { href: "#/tasks" }, "Back to the tasks")));
     document.title = "Task not found · PhoneFleet";
+    focusHeading(outlet);
   }
 
   function layout() {
@@ -61,6 +62,8 @@ export function mount(outlet, { params }) {
       h("div", { class: "task-layout" },
         h("div", {}, phone.el),
         h("div", {}, h("section", { class: "panel", "aria-label": "Details" }, meta), timeline.el)));
+    // The heading arrives with the data: announce it, unless the person already moved on.
+    if (!outlet.contains(document.activeElement) || document.activeElement === outlet) focusHeading(outlet);
   }
 
   function show(next) {
