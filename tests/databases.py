@@ -97,3 +97,25 @@ async def open_sessions(url: str) -> AsyncIterator[async_sessionmaker[AsyncSessi
         yield make_sessionmaker(engine)
     finally:
         await engine.dispose()
+
+
+def emptied(kind: str, module_pg_url: str, tmp_path: Path, tables: str) -> str:
+    """A database with no rows in ``tables`` for one test: the module's PostgreSQL database
+    truncated (``kind == "postgresql"``), or a new migrated SQLite file under ``tmp_path``.
+
+    For tests of code whose scope is a whole table (a sweep, a relay), so other tests' rows must
+    not be there; ``tables`` is SQL, e.g. ``"tasks, events"`` (truncated with CASCADE)."""
+    if kind == "postgresql":
+        run(truncate(module_pg_url, tables))
+        return module_pg_url
+    url = sqlite_url(tmp_path / "phonefleet.db")
+    migrate_to_head(url)
+    return url
+
+
+async def truncate(url: str, tables: str) -> None:
+    """Empty ``tables`` (SQL list) of the PostgreSQL database at ``url``, with CASCADE."""
+    from sqlalchemy import text
+
+    async with open_sessions(url) as sessions, sessions() as session, session.begin():
+        await session.execute(text(f"TRUNCATE {tables} CASCADE"))

@@ -5,7 +5,13 @@ from device_pool.driver.apps import KNOWN_APPS, AppCatalog
 from device_pool.driver.device import AdbDevice, DeviceTimeouts
 from device_pool.driver.errors import TextInputUnsupported, UnknownApp, adb_errors
 from device_pool.driver.keys import KEYCODES, keycode
-from device_pool.driver.screenshot import RawFrame, black_fraction, is_black_frame, is_secure_frame
+from device_pool.driver.screenshot import (
+    RawFrame,
+    black_fraction,
+    is_black_frame,
+    is_secure_frame,
+    screenrecord_projection,
+)
 from device_pool.driver.settle import SettleResult
 from device_pool.driver.shell import ShellOutput
 from device_pool.driver.text_input import ADB_KEYBOARD_IME
@@ -29,4 +35,5 @@ __all__ = [
     "is_black_frame",
     "is_secure_frame",
     "keycode",
+    "screenrecord_projection",
 ]

@@ -33,6 +33,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from fractions import Fraction
 
+from device_pool.driver.screenshot import screenrecord_projection
 from device_pool.sim.phone import VirtualPhone
 from device_pool.sim.stream import Stream
 
@@ -161,21 +162,6 @@ def streaming_argv(command: str) -> list[str] | None:
     return argv[1:]
 
 
-def projection(display: tuple[int, int], video: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Where the screen lands in the video, aspect kept (screenrecord's setDisplayProjection):
-    (width, height, x, y), rounded to even numbers for 4:2:0 chroma."""
-    dw, dh = display
-    vw, vh = video
-    aspect = dh / dw
-    if vh > int(vw * aspect):
-        ow, oh = vw, int(vw * aspect)
-    else:
-        ow, oh = int(vh / aspect), vh
-    ow, oh = max(2, ow - ow % 2), max(2, oh - oh % 2)
-    x, y = (vw - ow) // 2, (vh - oh) // 2
-    return ow, oh, x - x % 2, y - y % 2
-
-
 class Recorder:
     """The encoder side, called on a worker thread: ``poll`` encodes the screen if it changed."""
 
@@ -188,7 +174,7 @@ class Recorder:
         self.clock = clock
         display = (phone.config.width, phone.config.height)
         self.video = options.size or display
-        self.content = projection(display, self.video)
+        self.content = screenrecord_projection(display, self.video)  # as Android fits it
         codec = av.CodecContext.create("libx264", "w")
         codec.width, codec.height = self.video
         codec.pix_fmt = "yuv420p"

@@ -137,7 +137,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None) -> FastAPI
             await hub.close()  # open event sockets close with 1001
             await events_signal.close()
             if queue is None:
-                producer.close()
+                await producer.aclose()
             await limiter.close()
             await leases.close()
             await engine.dispose()

@@ -65,7 +65,7 @@ class Services:
     sessions: SessionService
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings ``create_app`` was given (tests may override this dependency)."""
     return request.app.state.settings
 
@@ -167,31 +167,35 @@ async def require_admin(principal: CurrentPrincipal) -> Principal:
 AdminOnly = Depends(require_admin)
 
 
-def _task_service(request: Request) -> TaskService:
+# The service getters are async: FastAPI runs a plain-def dependency on a worker thread, a thread
+# hop per request for a dictionary lookup.
+
+
+async def _task_service(request: Request) -> TaskService:
     return _services(request).tasks
 
 
-def _step_service(request: Request) -> StepService:
+async def _step_service(request: Request) -> StepService:
     return _services(request).steps
 
 
-def _device_service(request: Request) -> DeviceService:
+async def _device_service(request: Request) -> DeviceService:
     return _services(request).devices
 
 
-def _api_key_service(request: Request) -> ApiKeyService:
+async def _api_key_service(request: Request) -> ApiKeyService:
     return _services(request).api_keys
 
 
-def _health_service(request: Request) -> HealthService:
+async def _health_service(request: Request) -> HealthService:
     return _services(request).health
 
 
-def _web_sessions(request: Request) -> WebSessions:
+async def _web_sessions(request: Request) -> WebSessions:
     return _services(request).web_sessions
 
 
-def _metrics_service(request: Request) -> MetricsService:
+async def _metrics_service(request: Request) -> MetricsService:
     return _services(request).metrics
 
 
@@ -204,14 +208,14 @@ WebSessionsDep = Annotated[WebSessions, Depends(_web_sessions)]
 MetricsServiceDep = Annotated[MetricsService, Depends(_metrics_service)]
 
 
-def _webhook_service(request: Request) -> WebhookService:
+async def _webhook_service(request: Request) -> WebhookService:
     return _services(request).webhooks
 
 
 WebhookServiceDep = Annotated[WebhookService, Depends(_webhook_service)]
 
 
-def _session_service(request: Request) -> SessionService:
+async def _session_service(request: Request) -> SessionService:
     return _services(request).sessions
 
 

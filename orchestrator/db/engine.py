@@ -9,43 +9,86 @@ emits BEGIN, so SELECTs are inside transactions too; a connection with the execu
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-__all__ = ["BEGIN_IMMEDIATE", "make_engine", "make_sessionmaker"]
+__all__ = ["BEGIN_IMMEDIATE", "PING_AFTER_IDLE_S", "make_engine", "make_sessionmaker"]
 
 BEGIN_IMMEDIATE = "sqlite_begin_immediate"  # execution option name; ignored on PostgreSQL
 
+# A pooled PostgreSQL connection idle at least this long is pinged before it is handed out.
+PING_AFTER_IDLE_S = 5.0
+
 _SQLITE_BUSY_TIMEOUT_MS = 5000
+_IDLE_SINCE = "phonefleet_idle_since"  # ConnectionRecord.info key: time.monotonic() of the last check-in
 
 
-def make_engine(url: str | URL, *, echo: bool = False, sqlite_foreign_keys: bool = True) -> AsyncEngine:
+def make_engine(
+    url: str | URL,
+    *,
+    echo: bool = False,
+    sqlite_foreign_keys: bool = True,
+    ping_after_idle_s: float = PING_AFTER_IDLE_S,
+) -> AsyncEngine:
     """An async engine for ``url`` (``postgresql+asyncpg://…`` or ``sqlite+aiosqlite:///…``).
 
     ``sqlite_foreign_keys=False`` is for migrations only: SQLite rebuilds tables to alter them,
     and dropping a referenced table with foreign keys on would fail or cascade.
     The folder of a SQLite database file is created if missing.
+
+    PostgreSQL connections are pinged on checkout only after ``ping_after_idle_s`` idle (see
+    ``_ping_idle_connections``), not on every checkout as ``pool_pre_ping`` would.
     """
     url = make_url(url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, echo=echo, foreign_keys=sqlite_foreign_keys)
-    return create_async_engine(
-        url,
-        echo=echo,
-        pool_size=10,
-        max_overflow=10,
-        pool_pre_ping=True,  # a PostgreSQL restart or failover leaves dead connections in the pool
-        pool_recycle=1800,
-    )
+    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_recycle=1800)
+    _ping_idle_connections(engine, ping_after_idle_s)
+    return engine
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions whose objects stay readable after commit (async code cannot lazy-load them back)."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _ping_idle_connections(engine: AsyncEngine, idle_s: float) -> None:
+    """Ping a connection on checkout only when it sat idle ``idle_s`` or longer (or never was checked in).
+
+    ``pool_pre_ping`` pings on every checkout; with asyncpg that is BEGIN, ``;``, ROLLBACK: three
+    round trips per request, more than the work of a task submission. Dead connections come from a
+    PostgreSQL restart or failover, or something killing idle ones: a connection in steady use is
+    not idle long enough to be pinged, and if it is dead anyway, its first statement fails with a
+    disconnect error, which makes SQLAlchemy invalidate the whole pool (every connection older than
+    the error reconnects at its next checkout). So a restart costs the requests in flight at that
+    moment (503, as without this policy) and nothing after. Raising ``DisconnectionError`` here makes
+    the pool discard the connection and check out another (a fresh one if need be).
+    """
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    @event.listens_for(sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()  # a new connection is known good: no ping at once
+
+    @event.listens_for(sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is not None and time.monotonic() - idle_since < idle_s:
+            return
+        try:
+            sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            if isinstance(error, sync_engine.dialect.loaded_dbapi.Error) and sync_engine.dialect.is_disconnect(
+                error, dbapi_connection, None
+            ):
+                raise exc.DisconnectionError(f"stale pooled connection: {error}") from error
+            raise
 
 
 def _sqlite_engine(url: URL, *, echo: bool, foreign_keys: bool) -> AsyncEngine:

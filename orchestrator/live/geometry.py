@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from device_pool.driver.screenshot import screenrecord_projection
+
 __all__ = ["VideoGeometry"]
 
 _ALIGN = 8
@@ -30,7 +32,7 @@ class VideoGeometry:
         vw -= vw % _ALIGN
         vh = round(vw * height / width)
         vh = max(_ALIGN, vh - vh % _ALIGN)
-        return cls((width, height), (vw, vh), _projection((width, height), (vw, vh)))
+        return cls((width, height), (vw, vh), screenrecord_projection((width, height), (vw, vh)))
 
     def to_screen(self, x: float, y: float) -> tuple[int, int]:
         """A point normalised to the video frame (0–1) → screen pixels, clamped onto the screen."""
@@ -48,18 +50,3 @@ class VideoGeometry:
             "video": {"width": self.video[0], "height": self.video[1]},
             "content": {"x": cx, "y": cy, "width": cw, "height": ch},
         }
-
-
-def _projection(screen: tuple[int, int], video: tuple[int, int]) -> tuple[int, int, int, int]:
-    # As screenrecord fits the display into the video (the virtual phone does the same in
-    # device_pool/sim/screenrecord.py): keep the aspect, centre, even numbers.
-    sw, sh = screen
-    vw, vh = video
-    aspect = sh / sw
-    if vh > int(vw * aspect):
-        ow, oh = vw, int(vw * aspect)
-    else:
-        ow, oh = int(vh / aspect), vh
-    ow, oh = max(2, ow - ow % 2), max(2, oh - oh % 2)
-    x, y = (vw - ow) // 2, (vh - oh) // 2
-    return ow, oh, x - x % 2, y - y % 2

@@ -26,11 +26,12 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-__all__ = ["CHANNEL", "EventSignal"]
+__all__ = ["CHANNEL", "PAYLOAD", "EventSignal"]
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "phonefleet:events"
+PAYLOAD = b"1"  # what is published: subscribers only look at the fact of a message
 _TIMEOUT_S = 5.0
 _RESUBSCRIBE_S = 1.0
 
@@ -48,10 +49,15 @@ class EventSignal:
         self._reader: asyncio.Task[None] | None = None
         self._closed = False
 
-    def notify(self) -> None:
-        """Events were committed: wake local readers now, and publish (without waiting) if Redis is set."""
-        self._fire()
-        if self.redis_url is None or self._closed:
+    def notify(self, *, local: bool = True, remote: bool = True) -> None:
+        """Events were committed: wake local readers now, and publish (without waiting) if Redis is set.
+
+        ``remote=False`` when the caller PUBLISHes ``PAYLOAD`` to ``channel`` on ``redis_url`` itself
+        (a task submission does, in the pipeline of its enqueue: one round trip for both).
+        """
+        if local:
+            self._fire()
+        if not remote or self.redis_url is None or self._closed:
             return
         if self._publisher is not None and not self._publisher.done():
             self._again = True  # the running publisher sends once more when it is done
@@ -108,7 +114,7 @@ class EventSignal:
         while True:
             self._again = False
             try:
-                await asyncio.wait_for(self._redis().publish(self.channel, b"1"), _TIMEOUT_S)
+                await asyncio.wait_for(self._redis().publish(self.channel, PAYLOAD), _TIMEOUT_S)
             except (RedisError, OSError, TimeoutError) as exc:
                 logger.warning("could not publish an events wake-up", extra={"error": str(exc)})
                 return

@@ -16,16 +16,16 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Insert, bindparam, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from orchestrator.db import Event, Task, TaskStatus, utcnow
 from orchestrator.errors import BrokerUnavailable, IdempotencyConflict, InvalidTransition, TaskNotFound
 from orchestrator.queue import TaskQueue
 from orchestrator.services.auth import Principal
 from orchestrator.services.database import Database
-from orchestrator.services.notifier import EventSignal
+from orchestrator.services.notifier import PAYLOAD, EventSignal
 from orchestrator.services.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.services.ratelimit import RateLimiter
 from orchestrator.services.specs import TaskSpec, profile_match
@@ -79,6 +79,9 @@ class TaskService:
         self.limiter = limiter
         self.profiles = dict(profiles or {})  # the named device profiles (settings.pool.profiles)
         self.notifier = notifier  # told after each commit that wrote events (a hint to event readers)
+        bind = db.sessions.kw.get("bind")
+        # PostgreSQL: a submission is one statement (``_create_statement``); SQLite keeps the ORM.
+        self._one_statement = isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql"
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
@@ -114,28 +117,43 @@ class TaskService:
             model=fields["model"],
             webhook_url=fields["webhook_url"],
             metadata_=fields["metadata"],
+            attempts=0,
         )
         try:
             # Insert first and look the key up only on a collision: the common case is one round trip.
             async with self.db.transaction() as session:
-                session.add(task)
-                # Flush the task first: with no relationship() between them, the ORM may order
-                # the event's INSERT first and trip its foreign key.
-                await session.flush()
-                session.add(_event(task, "task.created", {"status": TaskStatus.QUEUED.value}))
+                if self._one_statement:
+                    # One statement is one implicit transaction: both rows or neither, and no
+                    # BEGIN/COMMIT round trips (autocommit only skips sending them).
+                    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                    await connection.execute(_CREATE, _create_params(task))
+                else:
+                    session.add(task)
+                    # Flush the task first: with no relationship() between them, the ORM may order
+                    # the event's INSERT first and trip its foreign key.
+                    await session.flush()
+                    session.add(_event(task, "task.created", _CREATED_PAYLOAD))
         except IntegrityError:
             if idempotency_key is None:
                 raise
             return await self._replay(principal, idempotency_key, fields), False
-        if self.notifier is not None:
-            self.notifier.notify()
+        notifier, publication = self.notifier, None
+        if notifier is not None:
+            notifier.notify(remote=False)  # this process's event readers, now
+            if notifier.redis_url is not None:
+                publication = (notifier.redis_url, notifier.channel, PAYLOAD)
+        published = False
         try:
-            await self.queue.enqueue_run_task(task.id, task.device_profile)
+            # Other processes' readers are told in the enqueue's round trip when the broker is
+            # that Redis; else by the notifier itself.
+            published = await self.queue.enqueue_run_task(task.id, task.device_profile, publish=publication)
         except BrokerUnavailable as exc:
             logger.warning(
                 "task committed but not enqueued; the sweeper will re-enqueue it",
                 extra={"task_id": str(task.id), "error": exc.message},
             )
+        if notifier is not None and not published:
+            notifier.notify(local=False)
         return task, True
 
     async def get(self, principal: Principal, task_id: uuid.UUID) -> Task:
@@ -320,6 +338,51 @@ async def _latest_event(session: AsyncSession, task: Task, types: tuple[str, ...
         .limit(1)
     )
     return await session.scalar(query)
+
+
+_CREATED_PAYLOAD = {"status": TaskStatus.QUEUED.value}
+_TASKS, _EVENTS = Task.__table__, Event.__table__
+# Task attributes that are columns of the INSERT (attribute name → column name; metadata_ is "metadata").
+_INSERTED = tuple(
+    (attr, Task.__mapper__.attrs[attr].columns[0].name)
+    for attr in (
+        "id", "created_at", "tenant_id", "created_by", "status", "idempotency_key", "instruction",
+        "device_profile", "max_steps", "timeout_s", "model", "webhook_url", "metadata_", "attempts",
+    )
+)  # fmt: skip
+
+
+def _create_statement() -> Insert:
+    """A task and its ``task.created`` event in one PostgreSQL statement: a data-modifying CTE.
+
+    WITH new_task AS (INSERT INTO tasks … RETURNING id, tenant_id) INSERT INTO events … SELECT …
+    FROM new_task. Built once, with the columns' own types as bind types (values are encoded as the
+    ORM's flush would encode them); SQLAlchemy compiles it once per process (its cache key is
+    memoized on this object).
+    """
+    new_task = (
+        insert(_TASKS)
+        .values({column: bindparam(column, type_=_TASKS.c[column].type) for _, column in _INSERTED})
+        .returning(_TASKS.c.id, _TASKS.c.tenant_id)
+        .cte("new_task")
+    )
+    created = select(
+        new_task.c.tenant_id,
+        new_task.c.id,
+        bindparam("event_type", type_=_EVENTS.c.type.type),
+        bindparam("event_payload", type_=_EVENTS.c.payload.type),
+        bindparam("event_at", type_=_EVENTS.c.created_at.type),
+    )
+    return insert(_EVENTS).from_select(["tenant_id", "task_id", "type", "payload", "created_at"], created)
+
+
+_CREATE = _create_statement()
+
+
+def _create_params(task: Task) -> dict[str, Any]:
+    params = {column: getattr(task, attr) for attr, column in _INSERTED}
+    params.update(event_type="task.created", event_payload=_CREATED_PAYLOAD, event_at=task.created_at)
+    return params
 
 
 def _event(task: Task, type_: str, payload: dict[str, Any]) -> Event:

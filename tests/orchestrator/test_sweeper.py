@@ -18,8 +18,7 @@ from orchestrator.services.sweeper import REQUEUED, TaskSweeper
 from orchestrator.settings import Settings
 from tests.aio import run
 from tests.conftest import REDIS_URL
-from tests.databases import migrate_to_head, open_sessions, throwaway_postgres
-from tests.databases import sqlite_url as _sqlite_url
+from tests.databases import emptied, migrate_to_head, open_sessions, throwaway_postgres
 from tests.orchestrator.conftest import decode_celery_message
 from tests.orchestrator.factories import in_seconds, make_task
 
@@ -36,21 +35,9 @@ def sweeper_pg_url() -> Iterator[str]:
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgresql":
-        pg: str = request.getfixturevalue("sweeper_pg_url")
-        # Each test starts from no tasks: the sweep's scope is the whole table.
-        run(_truncate(pg))
-        return pg
-    sqlite = _sqlite_url(tmp_path / "phonefleet.db")
-    migrate_to_head(sqlite)
-    return sqlite
-
-
-async def _truncate(url: str) -> None:
-    from sqlalchemy import text
-
-    async with open_sessions(url) as sessions, sessions() as session, session.begin():
-        await session.execute(text("TRUNCATE tasks, events CASCADE"))
+    # Each test starts from no tasks: the sweep's scope is the whole table.
+    pg = request.getfixturevalue("sweeper_pg_url") if request.param == "postgresql" else ""
+    return emptied(request.param, pg, tmp_path, "tasks, events")
 
 
 def _messages(prefix: str) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.db import Event, Task, WebhookDelivery, WebhookStatus, utcnow
@@ -36,7 +36,7 @@ from orchestrator.settings import WebhookSettings, load_settings
 from tests.aio import run
 from tests.asgi import closed_port, serve_asgi
 from tests.conditions import GiveUp, wait_until
-from tests.databases import migrate_to_head, open_sessions, throwaway_postgres
+from tests.databases import emptied, migrate_to_head, open_sessions, throwaway_postgres, truncate
 from tests.databases import sqlite_url as _sqlite_url
 from tests.orchestrator.api.conftest import Api
 from tests.orchestrator.factories import make_task
@@ -111,18 +111,8 @@ def webhooks_pg_url() -> Iterator[str]:
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgresql":
-        pg: str = request.getfixturevalue("webhooks_pg_url")
-        run(_truncate(pg))
-        return pg
-    sqlite = _sqlite_url(tmp_path / "phonefleet.db")
-    migrate_to_head(sqlite)
-    return sqlite
-
-
-async def _truncate(url: str) -> None:
-    async with open_sessions(url) as sessions, sessions() as session, session.begin():
-        await session.execute(text("TRUNCATE tasks, events, webhook_deliveries CASCADE"))
+    pg = request.getfixturevalue("webhooks_pg_url") if request.param == "postgresql" else ""
+    return emptied(request.param, pg, tmp_path, "tasks, events, webhook_deliveries")
 
 
 def dialect_of(url: str) -> str:
@@ -319,7 +309,7 @@ def test_the_relay_picks_up_an_event_that_committed_out_of_order(
     _, hook_url = receiver
 
     async def scenario() -> tuple[list[int], int, int]:
-        await _truncate(webhooks_pg_url)
+        await truncate(webhooks_pg_url, "tasks, events, webhook_deliveries")
         async with open_sessions(webhooks_pg_url) as sessions:
             relay = WebhookRelay(Database(sessions), dialect="postgresql", event_types=["task.status"])
             await relay.relay()  # started: reads from "now"

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -217,9 +217,9 @@ class Fleet:
         return run(read())
 
 
-@pytest.fixture
-def redis_db() -> Iterator[str]:
-    """The URL of a Redis database index that held no keys, taken for this test; emptied afterwards."""
+@contextmanager
+def claim_redis_db() -> Iterator[str]:
+    """The URL of a Redis database index that held no keys, taken until exit; emptied afterwards."""
     base = REDIS_URL.rsplit("/", 1)[0]
     for index in range(1, 16):  # db 0 is the other tests'; the submission bench takes the highest empty one
         client = redis.Redis.from_url(f"{base}/{index}")
@@ -232,7 +232,7 @@ def redis_db() -> Iterator[str]:
         finally:
             client.close()
     else:
-        pytest.fail("no empty Redis database index (1-15) for the fleet")
+        raise RuntimeError("no empty Redis database index (1-15) for the fleet")
     try:
         yield f"{base}/{index}"
     finally:
@@ -244,6 +244,13 @@ def redis_db() -> Iterator[str]:
             client.delete(_CLAIM_KEY)
         finally:
             client.close()
+
+
+@pytest.fixture
+def redis_db() -> Iterator[str]:
+    """A Redis database index of this test's own (``claim_redis_db``)."""
+    with claim_redis_db() as url:
+        yield url
 
 
 @pytest.fixture
@@ -271,6 +278,13 @@ def start_fleet(tmp_path: Path, fleet_pg_url: str, redis_db: str, adb_server: Ad
     model servers are started by the test (``fleet.start_worker``, ``fleet.start_model``).
     Everything is stopped by pid afterwards (``Fleet.stop``).
     """
+    with fleet_starter(tmp_path, fleet_pg_url, redis_db, adb_server) as start:
+        yield start
+
+
+@contextmanager
+def fleet_starter(tmp_path: Path, fleet_pg_url: str, redis_db: str, adb_server: AdbServer) -> Iterator[Any]:
+    """``start_fleet``'s body, for callers outside pytest (``bench/bench_first_step.py``)."""
     with ExitStack() as stack:
 
         def start(phones: int, *, pool_args: list[str] | None = None, **env: str) -> Fleet:

@@ -1,0 +1,79 @@
+"""The PostgreSQL pool's stale-connection policy (orchestrator/db/engine.py ``_ping_idle_connections``).
+
+A pooled connection is pinged on checkout only after sitting idle; a dead one that was not idle long
+enough fails one transaction (503: ``DatabaseUnavailable``) and SQLAlchemy then replaces the whole
+pool. A dropped connection is made the way a PostgreSQL restart or failover drops it: its server
+process is ended with ``pg_terminate_backend`` (the shared server itself is never restarted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from orchestrator.db import make_engine, make_sessionmaker
+from orchestrator.errors import DatabaseUnavailable
+from orchestrator.services.database import Database
+from tests.aio import run, until
+from tests.databases import _ADMIN_DSN
+
+
+async def _backend_pid(db: Database) -> int:
+    async with db.transaction() as session:
+        return int(await session.scalar(text("SELECT pg_backend_pid()")))
+
+
+def _gone(pid: int) -> bool:
+    async def check() -> bool:
+        conn = await asyncpg.connect(_ADMIN_DSN)
+        try:
+            return not await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
+        finally:
+            await conn.close()
+
+    return asyncio.run(check())
+
+
+async def _terminate(pid: int) -> None:
+    """End ``pid``'s server process and wait until it is gone (the pool's socket then sees EOF)."""
+    conn = await asyncpg.connect(_ADMIN_DSN)
+    try:
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await conn.close()
+    await until(lambda: _gone(pid), what=f"backend {pid} exited")
+
+
+def test_an_idle_dead_connection_is_replaced_before_use(pg_url: str) -> None:
+    async def scenario() -> tuple[int, int]:
+        engine = make_engine(pg_url, ping_after_idle_s=0)  # every checkout counts as idle: pinged
+        try:
+            db = Database(make_sessionmaker(engine))
+            first = await _backend_pid(db)
+            await _terminate(first)
+            return first, await _backend_pid(db)  # no error: the ping found it dead, a new one served
+        finally:
+            await engine.dispose()
+
+    first, second = run(scenario())
+    assert first != second
+
+
+def test_a_busy_dead_connection_fails_one_transaction_then_the_pool_recovers(pg_url: str) -> None:
+    async def scenario() -> tuple[int, int]:
+        engine = make_engine(pg_url, ping_after_idle_s=3600)  # never idle long enough to be pinged
+        try:
+            db = Database(make_sessionmaker(engine))
+            first = await _backend_pid(db)
+            await _terminate(first)
+            with pytest.raises(DatabaseUnavailable):  # → 503 with Retry-After, not a 500
+                await _backend_pid(db)
+            return first, await _backend_pid(db)
+        finally:
+            await engine.dispose()
+
+    first, second = run(scenario())
+    assert first != second
