@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from device_pool.errors import DeviceError, NoDeviceAvailable
-from device_pool.pool import LeaseGrant, LeaseStore, LocalSignal, RedisSignal
+from device_pool.pool import LeaseGrant, LeaseStore, signal_for
 from orchestrator.db import TaskStatus, make_engine, make_sessionmaker, utcnow
 from orchestrator.errors import UnknownDeviceProfile
 from orchestrator.services.database import Database
@@ -134,7 +134,7 @@ async def _run_claimed(
     except UnknownDeviceProfile as exc:
         await rows.finish(TaskStatus.FAILED, reason=UNKNOWN_PROFILE, message=exc.message, result={})
         return TaskStatus.FAILED
-    signal = RedisSignal(settings.redis_url) if settings.redis_url else LocalSignal()
+    signal = signal_for(settings.redis_url)
     store = LeaseStore.for_engine(engine, signal=signal)
     stack.push_async_callback(store.close)
     control = AgentControl()

@@ -26,23 +26,15 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.db import Event, Step, Task, TaskStatus, utcnow
+from orchestrator.db import HELD_TASK_STATUSES, Event, Step, Task, TaskStatus, utcnow
 from orchestrator.services.database import Database
 from orchestrator.services.notifier import EventSignal
+from orchestrator.services.sweeper import WORKER_LOST
 
-__all__ = ["HELD", "WORKER_LOST", "Claim", "TaskRow", "TaskRows"]
+__all__ = ["Claim", "TaskRow", "TaskRows"]
 
 logger = logging.getLogger(__name__)
 
-WORKER_LOST = "worker_lost"
-# The statuses in which a worker holds the task (and heartbeats it).
-HELD = (
-    TaskStatus.LEASING,
-    TaskStatus.RUNNING,
-    TaskStatus.WAITING_FOR_USER,
-    TaskStatus.AWAITING_CONFIRMATION,
-    TaskStatus.USER_CONTROL,
-)
 
 _CLAIM_COLUMNS = (
     Task.tenant_id, Task.instruction, Task.device_profile, Task.max_steps, Task.timeout_s, Task.model,
@@ -112,7 +104,7 @@ class TaskRows:
             if seen is None:
                 logger.warning("no such task; message dropped")
                 return None
-            stale = seen.status in HELD and (seen.heartbeat_at is None or seen.heartbeat_at < stale_before)
+            stale = seen.status in HELD_TASK_STATUSES and (seen.heartbeat_at is None or seen.heartbeat_at < stale_before)
             if seen.status != TaskStatus.QUEUED and not stale:
                 logger.info(
                     "task not claimable; delivery ignored",
@@ -186,7 +178,7 @@ class TaskRows:
         async with self._written() as session:
             result = await session.execute(
                 update(Task)
-                .where(Task.id == self.task_id, Task.worker_id == self.worker_id, Task.status.in_(HELD))
+                .where(Task.id == self.task_id, Task.worker_id == self.worker_id, Task.status.in_(HELD_TASK_STATUSES))
                 .values(status=status, **values)
                 .execution_options(synchronize_session=False)
             )
@@ -239,7 +231,7 @@ class TaskRows:
         async with self.db.transaction() as session:
             result = await session.execute(
                 update(Task)
-                .where(Task.id == self.task_id, Task.worker_id == self.worker_id, Task.status.in_(HELD))
+                .where(Task.id == self.task_id, Task.worker_id == self.worker_id, Task.status.in_(HELD_TASK_STATUSES))
                 .values(heartbeat_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
@@ -259,7 +251,7 @@ class TaskRows:
                     .with_for_update()
                 )
             ).first()
-            if current is None or current.status not in HELD:
+            if current is None or current.status not in HELD_TASK_STATUSES:
                 logger.warning("task no longer ours; its end is not recorded", extra={"status": str(status)})
                 return False
             await session.execute(

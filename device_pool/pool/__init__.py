@@ -9,7 +9,7 @@ from device_pool.pool.devices import DeviceRecord, DeviceStore
 from device_pool.pool.leases import DRAIN_LABEL, EXPIRED, EndedLease, LeaseGrant, LeaseStore, profile_matches
 from device_pool.pool.manager import PoolManager
 from device_pool.pool.registered import REGISTERED, RegisteredAdbProvider
-from device_pool.pool.signals import IDLE, RELEASED, LocalSignal, RedisSignal, Signal
+from device_pool.pool.signals import IDLE, RELEASED, LocalSignal, RedisSignal, Signal, signal_for
 
 __all__ = [
     "DRAIN_LABEL",
@@ -30,4 +30,5 @@ __all__ = [
     "RegisteredAdbProvider",
     "Signal",
     "profile_matches",
+    "signal_for",
 ]

@@ -169,4 +169,9 @@ class RedisSignal(LocalSignal):
                     await pubsub.aclose()
 
 
-__all__ = ["IDLE", "RELEASED", "TOPICS", "LocalSignal", "RedisSignal", "Signal"]
+def signal_for(redis_url: str | None) -> LocalSignal:
+    """Through Redis when a URL is set (wake-ups reach other processes), else within this process."""
+    return RedisSignal(redis_url) if redis_url else LocalSignal()
+
+
+__all__ = ["IDLE", "RELEASED", "TOPICS", "LocalSignal", "RedisSignal", "Signal", "signal_for"]

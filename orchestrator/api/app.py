@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from device_pool.pool import LeaseStore, LocalSignal, RedisSignal
+from device_pool.pool import LeaseStore, signal_for
 from orchestrator.api import api_keys, auth, devices, events, health, live, metrics, sessions, tasks, webhooks
 from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
@@ -109,7 +109,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None) -> FastAPI
         # Redis buckets when redis_url is set: one limit across every API process.
         limiter = make_rate_limiter(settings)
         # Sessions lease phones here; Redis wake-ups (when set) reach this waiter from the pool manager.
-        signal = RedisSignal(settings.redis_url) if settings.redis_url else LocalSignal()
+        signal = signal_for(settings.redis_url)
         leases = LeaseStore.for_engine(engine, signal=signal)
         # "Events committed": wakes this process's events hub at once, and (Redis) other processes'.
         events_signal = EventSignal(settings.redis_url)

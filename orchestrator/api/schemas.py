@@ -12,6 +12,7 @@ from device_pool.pool import DRAIN_LABEL
 from device_pool.providers import DeviceProfile
 from orchestrator.db import ApiKey, DeviceState, Step, Task, TaskStatus, User, UserRole, WebhookStatus
 from orchestrator.services import CANCEL_REQUESTED, DeviceView, TaskSpec
+from orchestrator.services.specs import plain_text
 from orchestrator.services.webhooks import DeliveryView
 
 __all__ = [
@@ -61,19 +62,6 @@ class TaskCreate(TaskSpec):
     )
 
 
-def _plain_text(value: str | None) -> str | None:
-    """What PostgreSQL's JSONB and UTF-8 refuse answers 422, not a failed INSERT."""
-    if value is None:
-        return value
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from exc
-    return value
-
-
 class ConfirmIn(BaseModel):
     """Approve or deny the sensitive action the agent waits on."""
 
@@ -89,7 +77,7 @@ class TakeoverIn(BaseModel):
 
     note: str | None = Field(default=None, max_length=2000, description="Why, for the record.")
 
-    _check_note = field_validator("note")(_plain_text)
+    _check_note = field_validator("note")(plain_text)
 
 
 class HandbackIn(BaseModel):
@@ -99,7 +87,7 @@ class HandbackIn(BaseModel):
 
     note: str = Field(max_length=2000, description="What you did (0–2000 characters).")
 
-    _check_note = field_validator("note")(_plain_text)
+    _check_note = field_validator("note")(plain_text)
 
 
 class ReplyIn(BaseModel):
@@ -109,7 +97,7 @@ class ReplyIn(BaseModel):
 
     answer: str = Field(min_length=1, max_length=2000, description="Your answer (1–2000 characters).")
 
-    _check_answer = field_validator("answer")(_plain_text)
+    _check_answer = field_validator("answer")(plain_text)
 
 
 class TaskOut(BaseModel):
@@ -322,7 +310,7 @@ class DeviceCreate(BaseModel):
         if len(value.android) > 32 or len(value.apps) > 200 or any(len(app) > 255 for app in value.apps):
             raise ValueError("android is at most 32 characters; apps at most 200 names of ≤ 255")
         for text in (value.android, *value.apps):
-            _plain_text(text)
+            plain_text(text)
         return value
 
     @field_validator("labels", mode="after")
@@ -335,8 +323,8 @@ class DeviceCreate(BaseModel):
         for key, text in value.items():
             if not 0 < len(key) <= 64 or len(text) > 256:
                 raise ValueError("label names are 1–64 characters, values at most 256")
-            _plain_text(key)
-            _plain_text(text)
+            plain_text(key)
+            plain_text(text)
         return value
 
 
@@ -412,7 +400,7 @@ class LoginIn(BaseModel):
 
     api_key: str = Field(min_length=1, max_length=512, description="`pf_<prefix>_<secret>`")
 
-    _check_key = field_validator("api_key")(_plain_text)
+    _check_key = field_validator("api_key")(plain_text)
 
 
 class WhoAmIOut(BaseModel):

@@ -64,7 +64,7 @@ def _provider(settings: Any, args: argparse.Namespace, max_devices: int) -> tupl
 
 async def _serve(settings: Any, args: argparse.Namespace) -> None:
     from device_pool.driver import AdbServerClient
-    from device_pool.pool import LeaseStore, LocalSignal, PoolManager, RedisSignal, RegisteredAdbProvider
+    from device_pool.pool import LeaseStore, PoolManager, RegisteredAdbProvider, signal_for
     from orchestrator.db import make_engine, make_sessionmaker
     from orchestrator.queue import TaskQueue
     from orchestrator.services.database import Database
@@ -80,7 +80,7 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
     # A redroid reset is a container boot: the manager's per-operation deadline must outlast it.
     op_timeout_s = max(120.0, pool.redroid.boot_timeout_s + 60) if redroid else 120.0
     engine = make_engine(settings.database_url)
-    signal = RedisSignal(settings.redis_url) if settings.redis_url else LocalSignal()
+    signal = signal_for(settings.redis_url)
     store = LeaseStore.for_engine(engine, signal=signal)
     manager = PoolManager(
         store,

@@ -1,7 +1,14 @@
 """The control plane's database: rows, column types, engines. Migrations: ``orchestrator.db.migrate``."""
 
 from orchestrator.db.engine import BEGIN_IMMEDIATE, make_engine, make_sessionmaker
-from orchestrator.db.enums import DeviceState, SessionState, TaskStatus, UserRole, WebhookStatus
+from orchestrator.db.enums import (
+    HELD_TASK_STATUSES,
+    DeviceState,
+    SessionState,
+    TaskStatus,
+    UserRole,
+    WebhookStatus,
+)
 from orchestrator.db.models import (
     ApiKey,
     Base,
@@ -19,6 +26,7 @@ from orchestrator.db.types import UTCDateTime, utcnow
 
 __all__ = [
     "BEGIN_IMMEDIATE",
+    "HELD_TASK_STATUSES",
     "ApiKey",
     "Base",
     "Device",

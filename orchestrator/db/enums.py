@@ -43,6 +43,15 @@ _FINAL_TASK_STATUSES = frozenset(
     {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMED_OUT}
 )
 
+# The statuses in which a worker holds a task and heartbeats it (the worker and the sweeper agree).
+HELD_TASK_STATUSES = (
+    TaskStatus.LEASING,
+    TaskStatus.RUNNING,
+    TaskStatus.WAITING_FOR_USER,
+    TaskStatus.AWAITING_CONFIRMATION,
+    TaskStatus.USER_CONTROL,
+)
+
 
 class WebhookStatus(StrEnum):
     PENDING = "pending"  # waiting for its first or next attempt (next_attempt_at)

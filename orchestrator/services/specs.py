@@ -25,7 +25,15 @@ from pydantic import (
 from orchestrator.errors import UnknownDeviceProfile
 from orchestrator.settings import PROFILE_NAME_PATTERN
 
-__all__ = ["MAX_JSON_DEPTH", "MAX_METADATA_BYTES", "MAX_PROFILE_BYTES", "ProfileName", "TaskSpec", "profile_match"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_METADATA_BYTES",
+    "MAX_PROFILE_BYTES",
+    "ProfileName",
+    "TaskSpec",
+    "plain_text",
+    "profile_match",
+]
 
 MAX_METADATA_BYTES = 16 * 1024
 MAX_PROFILE_BYTES = 4 * 1024
@@ -50,7 +58,11 @@ WebhookUrl = Annotated[
 ProfileName = Annotated[str, StringConstraints(pattern=PROFILE_NAME_PATTERN)]
 
 
-def _check_text(value: str) -> str:
+def plain_text(value: str | None) -> str | None:
+    """What PostgreSQL's JSONB and UTF-8 refuse (NUL, lone surrogates) raises ValueError, so it
+    answers 422 rather than failing the INSERT; None passes."""
+    if value is None:
+        return value
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     try:
@@ -68,10 +80,10 @@ def _check_json(value: Any) -> None:
         if depth > MAX_JSON_DEPTH:
             raise ValueError(f"is nested more than {MAX_JSON_DEPTH} levels deep")
         if isinstance(item, str):
-            _check_text(item)
+            plain_text(item)
         elif isinstance(item, dict):
             for key, child in item.items():
-                _check_text(str(key))
+                plain_text(str(key))
                 stack.append((child, depth + 1))
         elif isinstance(item, list):
             stack.extend((child, depth + 1) for child in item)
@@ -114,7 +126,7 @@ class TaskSpec(BaseModel):
     @field_validator("instruction", mode="after")
     @classmethod
     def _instruction(cls, value: str) -> str:
-        _check_text(value)
+        plain_text(value)
         if not value.strip():
             raise ValueError("must not be blank")
         return value
@@ -122,7 +134,7 @@ class TaskSpec(BaseModel):
     @field_validator("model", mode="after")
     @classmethod
     def _model(cls, value: str | None) -> str | None:
-        return None if value is None else _check_text(value)
+        return plain_text(value)
 
     @field_validator("device_profile", mode="after")
     @classmethod

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
 
-from orchestrator.db import Event, Task, TaskStatus, utcnow
+from orchestrator.db import HELD_TASK_STATUSES, Event, Task, TaskStatus, utcnow
 from orchestrator.errors import BrokerUnavailable, DatabaseUnavailable
 from orchestrator.queue import TaskQueue
 from orchestrator.services.database import Database
@@ -38,20 +38,12 @@ from orchestrator.services.database import Database
 if TYPE_CHECKING:
     from orchestrator.services.sessions import SessionService
 
-__all__ = ["HELD", "REQUEUED", "WORKER_LOST", "SweepReport", "TaskSweeper"]
+__all__ = ["REQUEUED", "WORKER_LOST", "SweepReport", "TaskSweeper"]
 
 logger = logging.getLogger(__name__)
 
 REQUEUED = "task.requeued"
 WORKER_LOST = "worker_lost"
-# The statuses in which a worker holds a task and heartbeats it (as worker/session_db.py's HELD).
-HELD = (
-    TaskStatus.LEASING,
-    TaskStatus.RUNNING,
-    TaskStatus.WAITING_FOR_USER,
-    TaskStatus.AWAITING_CONFIRMATION,
-    TaskStatus.USER_CONTROL,
-)
 
 
 @dataclass
@@ -128,7 +120,7 @@ class TaskSweeper:
                         last_requeue.c.at,
                     )
                     .outerjoin(last_requeue, last_requeue.c.task_id == Task.id)
-                    .where(Task.status.in_(HELD), or_(seen_at.is_(None), seen_at < stale_before))
+                    .where(Task.status.in_(HELD_TASK_STATUSES), or_(seen_at.is_(None), seen_at < stale_before))
                     .order_by(Task.created_at)
                     .limit(self.batch)
                 )
