@@ -28,13 +28,17 @@ the database holds one task per 202 and the queue one message per task. Run from
 root (PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379):
 
     .venv/bin/python bench/bench_submit.py [--requests 3000] [--conns 32] [--single 500] [--workers 2]
-        [--wrk SECONDS] [--rate 300 --rate-seconds 15]
+        [--wrk SECONDS] [--rate 300 --rate-seconds 15 [--timeline]] [--api-log PATH]
+
+``--timeline`` prints the open loop's p50/p99/max per second, which tells steady queueing (every
+second slow) from stalls (a few seconds of 100+ ms: what the API's garbage collections were).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import os
@@ -155,12 +159,13 @@ async def _load(base: str, key: str, total: int, conns: int) -> tuple[list[float
 
 
 async def _open_loop(
-    host: str, port: int, key: str, rate: float, seconds: float, conns: int
+    host: str, port: int, key: str, rate: float, seconds: float, conns: int, timeline: list[tuple[float, float]]
 ) -> tuple[list[float], dict[str, int], float]:
     """Requests started at ``rate``/s for ``seconds`` over up to ``conns`` kept-alive connections.
 
     Latencies (ms) run from each request's scheduled start; returns them, outcome counts and the
-    wall time from the first scheduled start to the last answer.
+    wall time from the first scheduled start to the last answer. ``timeline`` gets (scheduled
+    start in s from the first, latency ms) per request: where in the run the slow ones were.
     """
     body = json.dumps(BODY).encode()
     head = (
@@ -193,6 +198,7 @@ async def _open_loop(
             writer.close()
             free.put_nowait(await asyncio.open_connection(host, port))
         latencies.append((loop.time() - scheduled) * 1000)
+        timeline.append((scheduled - start, latencies[-1]))
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
     total = int(rate * seconds)
@@ -288,8 +294,14 @@ def main() -> int:
     )
     parser.add_argument("--rate-seconds", type=float, default=15, help="open loop: seconds")
     parser.add_argument("--rate-conns", type=int, default=64, help="open loop: most connections")
+    parser.add_argument(
+        "--timeline", action="store_true",
+        help="open loop: also print each second's p50/p99/max, to tell steady queueing from stalls",
+    )  # fmt: skip
+    parser.add_argument("--api-log", metavar="PATH", help="keep the API's output (WARNING and up) here")
     args = parser.parse_args()
     wrk_result: dict[str, float] = {}
+    timeline: list[tuple[float, float]] = []
 
     redis_db = _empty_redis_db()
     broker = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
@@ -344,9 +356,17 @@ def main() -> int:
             rows.append(("1 connection", args.single, wall, lat, outcomes, server_cpu, client_cpu))
             if args.rate:
                 cpu_before, client_before = _tree_cpu_s(proc.pid), time.process_time()
-                lat, outcomes, wall = asyncio.run(
-                    _open_loop("127.0.0.1", port, key, args.rate, args.rate_seconds, args.rate_conns)
-                )
+                # The load generator's own full collections (its heap holds httpx, SQLAlchemy and
+                # Alembic) paused its loop for 30-80 ms, which counted as server latency: no
+                # collector in the client while it measures.
+                gc.collect()
+                gc.disable()
+                try:
+                    lat, outcomes, wall = asyncio.run(
+                        _open_loop("127.0.0.1", port, key, args.rate, args.rate_seconds, args.rate_conns, timeline)
+                    )
+                finally:
+                    gc.enable()
                 server_cpu = _tree_cpu_s(proc.pid) - cpu_before
                 client_cpu = time.process_time() - client_before
                 rows.append(
@@ -363,6 +383,8 @@ def main() -> int:
         tasks_in_db = _count_tasks(db.dsn)
         queued = broker.llen(TASKS_QUEUE)
         api_log = (Path(tmp) / "api.log").read_text()
+        if args.api_log:
+            Path(args.api_log).write_text(api_log)
     created = set(broker.keys("*")) - keys_before
     if created:
         broker.delete(*created)
@@ -380,6 +402,8 @@ def main() -> int:
         f"{'errors':>6} {'server CPU/req':>14} {'client CPU/req':>14}"
     )
     for name, total, wall, lat, outcomes, server_cpu, client_cpu in rows:
+        if not lat:  # a run asked for 0 requests (--requests 0 / --single 0)
+            continue
         errors = sum(n for outcome, n in outcomes.items() if outcome != "202")
         print(
             f"{name:<16} {total:>8} {total / wall:>7.0f} {_percentile(lat, 0.5):>7.1f} "
@@ -388,6 +412,14 @@ def main() -> int:
         )
         if errors:
             print(f"  outcomes: {outcomes}")
+    if args.timeline and timeline:
+        print("open loop by second of scheduled start: second requests p50 p99 max (ms)")
+        for second in range(int(max(t for t, _ in timeline)) + 1):
+            window = [ms for t, ms in timeline if second <= t < second + 1]
+            print(
+                f"  {second:>3} {len(window):>5} {_percentile(window, 0.5):>7.1f} "
+                f"{_percentile(window, 0.99):>7.1f} {max(window, default=float('nan')):>7.1f}"
+            )
     if wrk_result:
         n = wrk_result["REQUESTS"]
         print(

@@ -176,6 +176,8 @@ class ApiSettings(_Group):
     port: int = Field(default=8000, ge=0, le=65535)
     # None: /metrics is open (the usual for a scrape target on a private network); set: Bearer required.
     metrics_token: SecretStr | None = None
+    # Serve POST /api/v1/tasks in front of FastAPI's routing (api/submission.py); off: the route only.
+    submit_fast_path: bool = True
 
     @field_validator("metrics_token", mode="before")
     @classmethod

@@ -27,7 +27,7 @@ from orchestrator.errors import (
     Unavailable,
 )
 
-__all__ = ["STATUS", "error_response", "install_error_handlers", "status_for"]
+__all__ = ["STATUS", "error_response", "install_error_handlers", "response_for", "status_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ def error_response(
     return JSONResponse({"error": code, "message": message, **extra}, status_code=status, headers=headers)
 
 
-async def _phonefleet_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, PhoneFleetError)
+def response_for(exc: PhoneFleetError) -> JSONResponse:
+    """The answer to a PhoneFleet error: its mapped status, code and message (500 if unmapped)."""
     status = status_for(exc)
     if status is None:
         logger.error("unmapped error answered with 500", exc_info=exc)
@@ -79,6 +79,11 @@ async def _phonefleet_error(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         logger.warning("%s answered %d: %s", exc.code, status, exc.message)
     return error_response(status, exc.code, exc.message, headers=headers)
+
+
+async def _phonefleet_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PhoneFleetError)
+    return response_for(exc)
 
 
 def _location(loc: tuple[Any, ...]) -> str:

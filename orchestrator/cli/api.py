@@ -52,7 +52,7 @@ def _cmd_api(args: argparse.Namespace) -> int:
             return 2
         _serve_workers(host, port, args.workers, args.log_level.lower())
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level.lower())
+        uvicorn.run(create_app(settings, freeze_heap=True), host=host, port=port, log_level=args.log_level.lower())
     return 0
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+from sqlalchemy import Executable
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from orchestrator.db import BEGIN_IMMEDIATE
 from orchestrator.errors import DatabaseUnavailable
@@ -26,6 +28,25 @@ class Database:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
+        bind = sessions.kw.get("bind")
+        self.engine: AsyncEngine | None = bind if isinstance(bind, AsyncEngine) else None
+        # Statements that are a transaction on their own: no BEGIN/COMMIT round trips (see execute_alone).
+        self._autocommit = (
+            None if self.engine is None else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+
+    async def execute_alone(self, statement: Executable, params: dict[str, Any]) -> None:
+        """Run one statement as its own implicit transaction, on a pooled connection, without a session.
+
+        For a single statement that must be atomic by itself (a data-modifying CTE on PostgreSQL is):
+        no BEGIN/COMMIT round trips, and none of the ORM session's bookkeeping, on a hot path.
+        """
+        assert self._autocommit is not None, "execute_alone needs an engine-bound sessionmaker"
+        try:
+            async with self._autocommit.connect() as connection:
+                await connection.execute(statement, params)
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Insert, bindparam, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.db import Event, Task, TaskStatus, utcnow
 from orchestrator.errors import BrokerUnavailable, IdempotencyConflict, InvalidTransition, TaskNotFound
@@ -79,9 +79,8 @@ class TaskService:
         self.limiter = limiter
         self.profiles = dict(profiles or {})  # the named device profiles (settings.pool.profiles)
         self.notifier = notifier  # told after each commit that wrote events (a hint to event readers)
-        bind = db.sessions.kw.get("bind")
         # PostgreSQL: a submission is one statement (``_create_statement``); SQLite keeps the ORM.
-        self._one_statement = isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql"
+        self._one_statement = db.engine is not None and db.engine.dialect.name == "postgresql"
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
@@ -121,13 +120,11 @@ class TaskService:
         )
         try:
             # Insert first and look the key up only on a collision: the common case is one round trip.
-            async with self.db.transaction() as session:
-                if self._one_statement:
-                    # One statement is one implicit transaction: both rows or neither, and no
-                    # BEGIN/COMMIT round trips (autocommit only skips sending them).
-                    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-                    await connection.execute(_CREATE, _create_params(task))
-                else:
+            if self._one_statement:
+                # One statement is one implicit transaction: both rows or neither.
+                await self.db.execute_alone(_CREATE, _create_params(task))
+            else:
+                async with self.db.transaction() as session:
                     session.add(task)
                     # Flush the task first: with no relationship() between them, the ORM may order
                     # the event's INSERT first and trip its foreign key.

@@ -1,0 +1,131 @@
+"""``POST /api/v1/tasks`` answered in front of FastAPI's routing: the submission hot path.
+
+Submission is the one route integrators call hundreds of times a second, and most of its CPU was
+the framework, not the work: middleware layers, routing, dependency solving, body validation and
+response re-validation took about 40% of an API process's time per request (py-spy at 300/s;
+docs/control-plane.md, Benchmarks). ``TaskSubmission`` serves the ordinary request itself, a Bearer
+key with a JSON body, by calling the same pieces the route calls: the key verifier,
+``TaskCreate`` validation (``json.loads`` then the model, as FastAPI does), ``TaskService.create``,
+``TaskOut`` serialised by alias, and ``api.errors`` for the service's errors. It stays in front of
+the route, not instead of it: the route in ``api/tasks.py`` is the contract (OpenAPI, docs, tests).
+
+Everything else goes to FastAPI untouched, and so does any request this path would answer with an
+error before anything happened: a missing or bad key, the dashboard's cookie (CSRF), a body that
+is not JSON or fails validation, a malformed ``Idempotency-Key``, a body over the limit. The body
+read here is replayed to the app, which then answers exactly as it always did (same 401/413/422
+bodies), so only the success path and the service's own errors are written here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestrator.api.errors import response_for
+from orchestrator.api.schemas import TaskCreate, TaskOut
+from orchestrator.errors import PhoneFleetError
+
+__all__ = ["SUBMIT_PATH", "TaskSubmission"]
+
+SUBMIT_PATH = "/api/v1/tasks"
+# The route's Idempotency-Key rules (api/tasks.py IdempotencyKey): 1-255 printable ASCII, no spaces.
+_KEY = re.compile(rb"[\x21-\x7e]{1,255}")
+_JSON_TYPES = (b"application/json",)
+_SERIALIZE = TaskOut.__pydantic_serializer__
+
+
+class TaskSubmission:
+    """ASGI middleware: serves an ordinary task submission, passes every other request to ``app``."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit  # the body limit the app enforces (api.app.MAX_BODY_BYTES)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not _is_submit_path(scope):
+            await self.app(scope, receive, send)
+            return
+        authorization = length = content_type = key = None
+        for name, value in scope["headers"]:  # the first of a repeated header, as Starlette reads it
+            if name == b"authorization":
+                authorization = authorization or value
+            elif name == b"content-length":
+                length = length or value
+            elif name == b"content-type":
+                content_type = content_type or value
+            elif name == b"idempotency-key":
+                key = value if key is None else key
+        if (
+            authorization is None
+            or length is None
+            or not length.isdigit()
+            or int(length) > self.limit
+            or content_type is None
+            or content_type.split(b";", 1)[0].strip().lower() not in _JSON_TYPES
+            or (key is not None and not _KEY.fullmatch(key))
+        ):
+            await self.app(scope, receive, send)
+            return
+        body, complete = await _read_body(receive, self.limit)
+        if body is None:  # the client went away: there is nobody to answer
+            return
+        if not complete:  # more than Content-Length said: the app's body limit answers it
+            await self.app(scope, _replaying(body, receive, more=True), send)
+            return
+        services = scope["app"].state.services
+        try:
+            principal = await services.verifier.verify(authorization.decode("latin-1"))
+            spec = TaskCreate.model_validate(json.loads(body))
+        except (PhoneFleetError, ValidationError, ValueError, RecursionError):
+            # Nothing has happened yet: the route answers (401, 422, 503…) with its own bodies.
+            await self.app(scope, _replaying(body, receive), send)
+            return
+        try:
+            task, created = await services.tasks.create(principal, spec, key.decode() if key else None)
+        except PhoneFleetError as exc:
+            await response_for(exc)(scope, receive, send)
+            return
+        content = _SERIALIZE.to_json(TaskOut.from_row(task), by_alias=True)
+        headers = [(b"content-length", str(len(content)).encode()), (b"content-type", b"application/json")]
+        if not created:
+            headers.append((b"idempotent-replayed", b"true"))
+        await send({"type": "http.response.start", "status": 202 if created else 200, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+
+def _is_submit_path(scope: dict[str, Any]) -> bool:
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root):  # behind a path prefix (uvicorn --root-path)
+        path = path[len(root) :]
+    return path == SUBMIT_PATH
+
+
+async def _read_body(receive: Any, limit: int) -> tuple[bytes | None, bool]:
+    """(the request body, True); (what came so far, False) once it outgrows ``limit``; (None, False)
+    when the client disconnects first."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None, False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks), False
+        if not message.get("more_body"):
+            return b"".join(chunks), True
+
+
+def _replaying(body: bytes, receive: Any, *, more: bool = False) -> Any:
+    """A ``receive`` that hands the app the body already read, then the client's later messages."""
+    pending = [{"type": "http.request", "body": body, "more_body": more}]
+
+    async def replay() -> dict[str, Any]:
+        return pending.pop() if pending else await receive()
+
+    return replay
