@@ -160,6 +160,9 @@ class WebhookSettings(_Group):
     )
     poll_s: float = Field(default=1.0, gt=0)
     concurrency: int = Field(default=8, ge=1, le=100)
+    # May a webhook_url point at loopback/private/link-local addresses? None: only when env is dev
+    # (services/webhook_targets.py: otherwise any API key could make the deliverer call internal services).
+    allow_private_targets: bool | None = None
 
     @field_validator("backoff_s", mode="after")
     @classmethod

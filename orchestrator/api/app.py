@@ -34,6 +34,7 @@ from orchestrator.services.notifier import EventSignal
 from orchestrator.services.ratelimit import make_rate_limiter
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.web_sessions import WebSessions
+from orchestrator.services.webhook_targets import TargetPolicy
 from orchestrator.services.webhooks import WebhookService
 from orchestrator.settings import Settings, load_settings
 
@@ -136,7 +137,14 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             db=db,
             queue=producer,
             verifier=verifier,
-            tasks=TaskService(db, producer, limiter, profiles=settings.pool.profiles, notifier=events_signal),
+            tasks=TaskService(
+                db,
+                producer,
+                limiter,
+                profiles=settings.pool.profiles,
+                notifier=events_signal,
+                webhook_targets=TargetPolicy.from_settings(settings),
+            ),
             steps=StepService(db, settings.data_dir),
             devices=DeviceService(db, leases.signal),
             api_keys=ApiKeyService(db, verifier),

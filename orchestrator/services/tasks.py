@@ -29,6 +29,7 @@ from orchestrator.services.notifier import PAYLOAD, EventSignal
 from orchestrator.services.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.services.ratelimit import RateLimiter
 from orchestrator.services.specs import TaskSpec, profile_match
+from orchestrator.services.webhook_targets import TargetPolicy
 
 __all__ = ["CANCEL_REQUESTED", "TaskService", "load_task"]
 
@@ -73,12 +74,14 @@ class TaskService:
         *,
         profiles: Mapping[str, dict[str, Any]] | None = None,
         notifier: EventSignal | None = None,
+        webhook_targets: TargetPolicy | None = None,
     ) -> None:
         self.db = db
         self.queue = queue
         self.limiter = limiter
         self.profiles = dict(profiles or {})  # the named device profiles (settings.pool.profiles)
         self.notifier = notifier  # told after each commit that wrote events (a hint to event readers)
+        self.webhook_targets = webhook_targets or TargetPolicy(allow_private=True)
         # PostgreSQL: a submission is one statement (``_create_statement``); SQLite keeps the ORM.
         self._one_statement = db.engine is not None and db.engine.dialect.name == "postgresql"
 
@@ -95,13 +98,15 @@ class TaskService:
     ) -> tuple[Task, bool]:
         """Submit a task; returns (task, created). A replayed key returns the original, created=False.
 
-        Raises ``RateLimited``, ``UnknownDeviceProfile`` (a profile name not configured) and
+        Raises ``RateLimited``, ``UnknownDeviceProfile`` (a profile name not configured),
+        ``WebhookTargetRefused`` (a private address where only public ones are allowed) and
         ``IdempotencyConflict`` (same key, different request). A broker failure after the commit is
         logged, not raised: the task stays queued for the sweeper.
         """
         await self.limiter.take(principal.tenant_id)
         profile_match(spec.device_profile, self.profiles)  # a name must exist; the worker resolves it
         fields = spec.stored_fields()
+        self.webhook_targets.check_url(fields["webhook_url"])
         task = Task(
             id=uuid.uuid4(),
             created_at=utcnow(),

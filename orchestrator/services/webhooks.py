@@ -11,7 +11,8 @@ A POST carries the event as ``{id, type, task_id, created_at, payload}`` and the
 sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" keyed by auth.webhook_secret>``. A 2xx answer
 delivers it; anything else (another status, a timeout, a refused connection; redirects are not
 followed) schedules the next attempt after ``backoff_s`` with ±20 % jitter, until ``max_attempts``
-→ ``failed``.
+→ ``failed``. A target that resolves to a private address, where those are not allowed
+(``webhook_targets.py``), is ``failed`` at once.
 
 **No double sends between deliverers.** A claim is one transaction that moves due rows'
 ``next_attempt_at`` past the attempt's longest duration and counts the attempt (PostgreSQL:
@@ -47,6 +48,7 @@ from orchestrator.services.notifier import EventSignal
 from orchestrator.services.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.services.tasks import load_task
 from orchestrator.services.webhook_relay import WebhookRelay
+from orchestrator.services.webhook_targets import TargetPolicy, TargetRefused
 from orchestrator.settings import Settings, WebhookSettings
 
 __all__ = [
@@ -127,6 +129,7 @@ class _Claim:
 class _Outcome:
     status_code: int | None
     error: str | None
+    final: bool = False  # no later attempt would do better (a refused target)
 
     @property
     def ok(self) -> bool:
@@ -241,6 +244,8 @@ class WebhookDeliverer:
             return _Outcome(
                 response.status_code, f"HTTP {response.status_code}" + (f": {text}" if text else "")
             )
+        except TargetRefused as exc:
+            return _Outcome(None, str(exc)[:500], final=True)
         except TimeoutError:
             return _Outcome(None, f"no answer within {self.settings.timeout_s:g} s")
         except (httpx.HTTPError, OSError) as exc:
@@ -251,7 +256,7 @@ class WebhookDeliverer:
         values: dict[str, object] = {"last_status_code": outcome.status_code, "last_error": outcome.error}
         if outcome.ok:
             values |= {"status": WebhookStatus.DELIVERED, "delivered_at": now, "next_attempt_at": None}
-        elif claim.attempt >= self.settings.max_attempts:
+        elif claim.attempt >= self.settings.max_attempts or outcome.final:
             values |= {"status": WebhookStatus.FAILED, "next_attempt_at": None}
         else:
             values["next_attempt_at"] = now + dt.timedelta(
@@ -326,7 +331,11 @@ async def serve_webhooks(settings: Settings, db: Database, *, dialect: str, stop
     signal = EventSignal(settings.redis_url)
     relay = WebhookRelay(db, dialect=dialect, event_types=config.events)
     try:
-        async with httpx.AsyncClient(follow_redirects=False, timeout=config.timeout_s) as client:
+        # Private addresses refused unless allowed (webhook_targets.py); redirects never followed.
+        transport = TargetPolicy.from_settings(settings).transport()
+        async with httpx.AsyncClient(
+            transport=transport, follow_redirects=False, timeout=config.timeout_s
+        ) as client:
             deliverer = WebhookDeliverer(
                 db, dialect=dialect, secret=settings.auth.webhook_secret.get_secret_value().encode(),
                 settings=config, client=client,

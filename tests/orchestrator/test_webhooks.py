@@ -153,10 +153,13 @@ async def eventually(check: Callable[[], Awaitable[T]], what: str) -> T:
 
 
 @asynccontextmanager
-async def webhooks_running(url: str, **config: Any) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Relay + deliverer (as ``phonefleet pool`` runs them) on an engine of their own, until the block ends."""
+async def webhooks_running(
+    url: str, *, transport: httpx.AsyncBaseTransport | None = None, **config: Any
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Relay + deliverer (as ``phonefleet pool`` runs them) on an engine of their own, until the block
+    ends; ``transport``: the deliverer's client's (``TargetPolicy.transport()`` in the pool)."""
     settings = WebhookSettings(**{**FAST, **config})
-    async with open_sessions(url) as sessions, httpx.AsyncClient() as client:
+    async with open_sessions(url) as sessions, httpx.AsyncClient(transport=transport) as client:
         db = Database(sessions)
         relay = WebhookRelay(db, dialect=dialect_of(url), event_types=settings.events)
         deliverer = WebhookDeliverer(
@@ -185,7 +188,7 @@ def test_events_of_a_task_with_a_webhook_are_posted_signed(url: str, receiver: t
             )
             await add_events(sessions, None, ["task.created", "task.status"])  # no webhook_url
             async with webhooks_running(url):
-                rows = await eventually(lambda: _settled(sessions, 3), "three deliveries, none pending")
+                rows = await eventually(lambda: settled_deliveries(sessions, 3), "three deliveries, none pending")
         return rows, ids, task_id
 
     rows, ids, task_id = run(scenario())
@@ -213,7 +216,7 @@ def test_events_of_a_task_with_a_webhook_are_posted_signed(url: str, receiver: t
     assert {r.headers["x-phonefleet-delivery"] for r in hook.requests} == {str(r.id) for r in rows}
 
 
-async def _settled(sessions: async_sessionmaker[AsyncSession], count: int) -> list[WebhookDelivery] | None:
+async def settled_deliveries(sessions: async_sessionmaker[AsyncSession], count: int) -> list[WebhookDelivery] | None:
     rows = await deliveries(sessions)
     return rows if settled(rows, count) else None
 
@@ -228,7 +231,7 @@ def test_a_failed_attempt_is_retried_until_the_receiver_takes_it(
         async with open_sessions(url) as sessions:
             await add_events(sessions, hook_url, ["task.status"])
             async with webhooks_running(url, max_attempts=5):
-                return await eventually(lambda: _settled(sessions, 1), "delivered")
+                return await eventually(lambda: settled_deliveries(sessions, 1), "delivered")
 
     (row,) = run(scenario())
     assert (row.status, row.attempts, row.last_status_code, row.last_error) == (
@@ -251,7 +254,7 @@ def test_a_delivery_fails_after_its_last_attempt(
         async with open_sessions(url) as sessions:
             await add_events(sessions, target, ["task.created"])
             async with webhooks_running(url, max_attempts=3):
-                return await eventually(lambda: _settled(sessions, 1), "given up")
+                return await eventually(lambda: settled_deliveries(sessions, 1), "given up")
 
     (row,) = run(scenario())
     assert (row.status, row.attempts, row.next_attempt_at, row.delivered_at) == (
@@ -276,7 +279,7 @@ def test_two_relays_and_deliverers_never_send_twice(url: str, receiver: tuple[Re
             for _ in range(4):
                 await add_events(sessions, hook_url, ["task.step"] * 10)
             async with webhooks_running(url, concurrency=4), webhooks_running(url, concurrency=4):
-                return await eventually(lambda: _settled(sessions, 40), "40 delivered")
+                return await eventually(lambda: settled_deliveries(sessions, 40), "40 delivered")
 
     rows = run(scenario())
     assert all(r.status == WebhookStatus.DELIVERED and r.attempts == 1 for r in rows)
@@ -296,7 +299,7 @@ def test_a_relay_that_starts_later_delivers_what_was_written_meanwhile(
             await add_events(sessions, hook_url, ["task.created"], created_at=utcnow() - dt.timedelta(days=2))
             _, recent = await add_events(sessions, hook_url, ["task.created", "task.status"])
             async with webhooks_running(url):  # no relay ran while they were written
-                rows = await eventually(lambda: _settled(sessions, 2), "the two recent ones")
+                rows = await eventually(lambda: settled_deliveries(sessions, 2), "the two recent ones")
             assert [r.event_id for r in rows] == recent
             return rows
 
