@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
 from orchestrator.api.errors import error_response, install_error_handlers
 from orchestrator.api.submission import TaskSubmission
-from orchestrator.db import make_engine, make_sessionmaker
+from orchestrator.db import make_engine, make_sessionmaker, warm_pool
 from orchestrator.live import LiveHub
 from orchestrator.queue import TaskQueue
 from orchestrator.services import (
@@ -127,6 +128,9 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
         verifier = ApiKeyVerifier(db)
         # Redis buckets when redis_url is set: one limit across every API process.
         limiter = make_rate_limiter(settings)
+        # Connections the first requests would otherwise open while clients wait; each gives up
+        # within 1-2 s when its server is down (the requests and /readyz then report it).
+        await asyncio.gather(warm_pool(engine), producer.warm(), limiter.warm())
         # Sessions lease phones here; Redis wake-ups (when set) reach this waiter from the pool manager.
         signal = signal_for(settings.redis_url)
         leases = LeaseStore.for_engine(engine, signal=signal)

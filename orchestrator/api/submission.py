@@ -9,11 +9,12 @@ key with a JSON body, by calling the same pieces the route calls: the key verifi
 ``TaskOut`` serialised by alias, and ``api.errors`` for the service's errors. It stays in front of
 the route, not instead of it: the route in ``api/tasks.py`` is the contract (OpenAPI, docs, tests).
 
-Everything else goes to FastAPI untouched, and so does any request this path would answer with an
-error before anything happened: a missing or bad key, the dashboard's cookie (CSRF), a body that
-is not JSON or fails validation, a malformed ``Idempotency-Key``, a body over the limit. The body
-read here is replayed to the app, which then answers exactly as it always did (same 401/413/422
-bodies), so only the success path and the service's own errors are written here.
+Everything else goes to FastAPI untouched, and so does any request this path would refuse before
+anything happened: no Authorization header (the dashboard's cookie, with its CSRF check), a body
+that is not JSON or fails validation, a malformed ``Idempotency-Key``, a body over the limit. The
+body read here is replayed to the app, which then answers exactly as it always did (same 413/422
+bodies). Only the success path and the errors of the key and the service (through the one table
+in ``api/errors.py``) are answered here.
 """
 
 from __future__ import annotations
@@ -49,15 +50,15 @@ class TaskSubmission:
             await self.app(scope, receive, send)
             return
         authorization = length = content_type = key = None
-        for name, value in scope["headers"]:  # the first of a repeated header, as Starlette reads it
-            if name == b"authorization":
-                authorization = authorization or value
-            elif name == b"content-length":
-                length = length or value
-            elif name == b"content-type":
-                content_type = content_type or value
-            elif name == b"idempotency-key":
-                key = value if key is None else key
+        for name, value in scope["headers"]:  # the first of a repeated header (even empty), as Starlette reads it
+            if name == b"authorization" and authorization is None:
+                authorization = value
+            elif name == b"content-length" and length is None:
+                length = value
+            elif name == b"content-type" and content_type is None:
+                content_type = value
+            elif name == b"idempotency-key" and key is None:
+                key = value
         if (
             authorization is None
             or length is None
@@ -76,11 +77,23 @@ class TaskSubmission:
             await self.app(scope, _replaying(body, receive, more=True), send)
             return
         services = scope["app"].state.services
+        # In the route's order: the body is parsed, then the caller authenticated, then the body
+        # validated. Nothing has happened before the service call, so what fails here is answered
+        # by the route itself (its own 422 bodies), except the key's errors, answered here by the
+        # same table: the route would only look the key up a second time.
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            await self.app(scope, _replaying(body, receive), send)
+            return
         try:
             principal = await services.verifier.verify(authorization.decode("latin-1"))
-            spec = TaskCreate.model_validate(json.loads(body))
-        except (PhoneFleetError, ValidationError, ValueError, RecursionError):
-            # Nothing has happened yet: the route answers (401, 422, 503…) with its own bodies.
+        except PhoneFleetError as exc:
+            await response_for(exc)(scope, receive, send)
+            return
+        try:
+            spec = TaskCreate.model_validate(payload)
+        except (ValidationError, ValueError, RecursionError):
             await self.app(scope, _replaying(body, receive), send)
             return
         try:

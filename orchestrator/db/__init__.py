@@ -1,6 +1,6 @@
 """The control plane's database: rows, column types, engines. Migrations: ``orchestrator.db.migrate``."""
 
-from orchestrator.db.engine import BEGIN_IMMEDIATE, make_engine, make_sessionmaker
+from orchestrator.db.engine import BEGIN_IMMEDIATE, make_engine, make_sessionmaker, warm_pool
 from orchestrator.db.enums import (
     HELD_TASK_STATUSES,
     DeviceState,
@@ -47,4 +47,5 @@ __all__ = [
     "make_engine",
     "make_sessionmaker",
     "utcnow",
+    "warm_pool",
 ]

@@ -9,6 +9,8 @@ emits BEGIN, so SELECTs are inside transactions too; a connection with the execu
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,9 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-__all__ = ["BEGIN_IMMEDIATE", "PING_AFTER_IDLE_S", "make_engine", "make_sessionmaker"]
+__all__ = ["BEGIN_IMMEDIATE", "PING_AFTER_IDLE_S", "make_engine", "make_sessionmaker", "warm_pool"]
+
+logger = logging.getLogger(__name__)
 
 BEGIN_IMMEDIATE = "sqlite_begin_immediate"  # execution option name; ignored on PostgreSQL
 
@@ -125,3 +129,33 @@ def _sqlite_engine(url: URL, *, echo: bool, foreign_keys: bool) -> AsyncEngine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(BEGIN_IMMEDIATE) else "BEGIN")
 
     return engine
+
+
+async def warm_pool(engine: AsyncEngine, *, timeout_s: float = 2.0) -> int:
+    """Open the PostgreSQL pool's connections now, all at once, and return them to the pool.
+
+    A new asyncpg connection costs tens of milliseconds (TCP, startup, authentication, and the JSON
+    codec setup's type introspection), and PostgreSQL forks a backend for it. A server process that
+    met its first burst of requests with an empty pool opened a connection per concurrent request,
+    and those requests queued behind it (bench/bench_submit.py). Warmed at startup, requests never
+    wait for a connect. A database that is down or slow is logged after at most ``timeout_s`` and
+    left to the requests (and /readyz) to report. Returns how many connections opened.
+    """
+    if engine.dialect.name != "postgresql":
+        return 0
+    size = getattr(engine.pool, "size", lambda: 0)()
+    tasks = [asyncio.ensure_future(engine.connect().start()) for _ in range(size)]
+    if not tasks:
+        return 0
+    done, pending = await asyncio.wait(tasks, timeout=timeout_s)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    opened = [t.result() for t in done if t.exception() is None]
+    for connection in opened:
+        await connection.close()  # back to the pool, still connected
+    errors = [t.exception() for t in done if t.exception() is not None]
+    if errors or pending:
+        reason = errors[0] if errors else f"no answer within {timeout_s:g} s"
+        logger.warning("could not open every pooled database connection at startup: %s", reason)
+    return len(opened)

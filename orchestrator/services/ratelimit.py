@@ -81,6 +81,10 @@ class RateLimiter(Protocol):
         """Raises ``RateLimited`` (with ``retry_after_s``) when the key's bucket is empty."""
         ...
 
+    async def warm(self) -> None:
+        """Connect now rather than on the first submission (the app's lifespan calls it)."""
+        ...
+
     async def close(self) -> None:
         """Release connections (the app's lifespan calls it)."""
         ...
@@ -125,6 +129,9 @@ class TokenBuckets:
         if bucket.tokens < 1.0:
             raise _limited(self.rate_per_s, self.burst, (1.0 - bucket.tokens) / self.rate_per_s)
         bucket.tokens -= 1.0
+
+    async def warm(self) -> None:
+        """Nothing to open."""
 
     async def close(self) -> None:
         return None
@@ -209,6 +216,13 @@ class RedisTokenBuckets:
             self.retry_s,
             extra={"error": f"{type(exc).__name__}: {exc}"},
         )
+
+    async def warm(self) -> None:
+        """Load the script and open a connection; Redis down is for ``take`` to handle."""
+        try:
+            await self._redis.script_load(_TAKE)
+        except _REDIS_DOWN as exc:
+            self._warn(exc)
 
     async def close(self) -> None:
         if self._owns_client:

@@ -12,6 +12,7 @@ forgery). So by default outside ``env=dev``, a webhook goes only to globally rou
   if any address is not public (the delivery ends ``failed`` at once, with the reason in
   ``last_error``), and connects to the address it checked, keeping the name for the Host header and
   TLS (SNI and certificate), so a second lookup cannot swap in a private address (DNS rebinding).
+  It keeps no connections alive and uses no proxy (``TargetPolicy.transport``).
 
 ``webhooks.allow_private_targets`` (default: allowed when ``env`` is ``dev``, so ``phonefleet up``
 works with a receiver on the same machine) turns both off, for deployments whose receivers are
@@ -49,10 +50,32 @@ class TargetRefused(Exception):
     """Raised by ``GuardedTransport`` instead of connecting; the message says which address and why."""
 
 
+# IPv6 ranges that reach IPv4 hosts or are not for public use, beyond what ``is_global`` knows.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known prefix: the last 32 bits are the IPv4 host
+_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated IPv4-compatible addresses (::a.b.c.d)
+_REFUSED_V6 = {
+    ipaddress.IPv6Network("64:ff9b:1::/48"): "local NAT64",
+    ipaddress.IPv6Network("::ffff:0:0:0/96"): "IPv4-translated",
+    ipaddress.IPv6Network("fec0::/10"): "site-local",
+    ipaddress.IPv6Network("2001::/32"): "Teredo tunnel",
+}
+
+
 def not_public(address: Address) -> str | None:
-    """Why ``address`` is no webhook target (loopback, private, link-local…), None if it is public."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 reaches 127.0.0.1
+    """Why ``address`` is no webhook target (loopback, private, link-local…), None if it is public.
+
+    IPv6 forms that carry an IPv4 address (mapped, NAT64, 6to4, IPv4-compatible) are judged by that
+    address: ``64:ff9b::a9fe:a9fe`` reaches 169.254.169.254 through a NAT64 gateway.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        for network, reason in _REFUSED_V6.items():
+            if address in network:
+                return reason
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and (address in _NAT64 or (address in _COMPATIBLE and int(address) > 1)):
+            embedded = ipaddress.IPv4Address(address.packed[-4:])
+        if embedded is not None:
+            address = embedded
     if address.is_global and not address.is_multicast:
         return None
     for kind in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved"):
@@ -77,7 +100,7 @@ class TargetPolicy:
         ``localhost``; names are checked when a delivery resolves them (``GuardedTransport``)."""
         if url is None or self.allow_private:
             return
-        host = httpx.URL(url).host
+        host = _ascii_host(httpx.URL(url)).rstrip(".").lower()
         if host == "localhost" or host.endswith(".localhost"):
             reason = "loopback"
         else:
@@ -91,10 +114,18 @@ class TargetPolicy:
                 f"here (an operator can allow private ones: {_SETTING})"
             )
 
-    def transport(self, *, resolver: Resolver | None = None) -> httpx.AsyncBaseTransport:
-        """The transport of the deliverer's client: plain when private targets are allowed."""
-        inner = httpx.AsyncHTTPTransport()
-        return inner if self.allow_private else GuardedTransport(inner, resolver=resolver)
+    def transport(self, *, resolver: Resolver | None = None) -> httpx.AsyncBaseTransport | None:
+        """The transport of the deliverer's client; None (httpx's default, which honours the
+        environment's proxies) when private targets are allowed.
+
+        Guarded, the client connects to the checked address itself, so it uses no proxy, and it
+        keeps no connection alive: a kept connection is found by address, and one verified for
+        another name on the same address would carry this request without a certificate check.
+        """
+        if self.allow_private:
+            return None
+        inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+        return GuardedTransport(inner, resolver=resolver)
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
@@ -106,7 +137,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        host, port = url.host, url.port or (443 if url.scheme == "https" else 80)
+        host, port = _ascii_host(url), url.port or (443 if url.scheme == "https" else 80)
         try:
             addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in await self.resolve(host, port)]
         except OSError as exc:  # no such name: worth another attempt later, like a refused connection
@@ -128,6 +159,13 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _ascii_host(url: httpx.URL) -> str:
+    """The host as sent (IDNA-encoded ``xn--…``): what DNS, TLS and the Host header must all agree
+    on. ``url.host`` decodes it, and Python's resolver re-encodes with older IDNA rules (ß → ss: a
+    different domain), or fails on names that IDNA 2008 refuses."""
+    return url.raw_host.decode("ascii")
 
 
 async def _system_resolver(host: str, port: int) -> list[str]:

@@ -246,6 +246,8 @@ class WebhookDeliverer:
             )
         except TargetRefused as exc:
             return _Outcome(None, str(exc)[:500], final=True)
+        except httpx.InvalidURL as exc:  # stored before this check existed, or a bug: never better later
+            return _Outcome(None, f"invalid webhook_url: {exc}"[:500], final=True)
         except TimeoutError:
             return _Outcome(None, f"no answer within {self.settings.timeout_s:g} s")
         except (httpx.HTTPError, OSError) as exc:

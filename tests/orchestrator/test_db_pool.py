@@ -14,10 +14,11 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from orchestrator.db import make_engine, make_sessionmaker
+from orchestrator.db import make_engine, make_sessionmaker, warm_pool
 from orchestrator.errors import DatabaseUnavailable
 from orchestrator.services.database import Database
 from tests.aio import run, until
+from tests.asgi import closed_port
 from tests.databases import _ADMIN_DSN
 
 
@@ -77,3 +78,32 @@ def test_a_busy_dead_connection_fails_one_transaction_then_the_pool_recovers(pg_
 
     first, second = run(scenario())
     assert first != second
+
+
+def test_warm_pool_opens_every_pooled_connection_before_the_first_request(pg_url: str) -> None:
+    """An API process starts with its pool full, so its first burst of requests never waits for a connect."""
+
+    async def scenario() -> tuple[int, int, int]:
+        engine = make_engine(pg_url)
+        try:
+            opened = await warm_pool(engine)
+            return opened, engine.pool.size(), engine.pool.checkedin()
+        finally:
+            await engine.dispose()
+
+    opened, size, idle = run(scenario())
+    assert opened == size == idle == 10
+
+
+def test_warm_pool_gives_up_quickly_when_the_database_is_down(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> tuple[int, float]:
+        engine = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/none")
+        started = asyncio.get_running_loop().time()
+        try:
+            return await warm_pool(engine, timeout_s=2.0), asyncio.get_running_loop().time() - started
+        finally:
+            await engine.dispose()
+
+    opened, took = run(scenario())
+    assert opened == 0 and took < 10  # bounded by timeout_s, not the driver's 60 s connect timeout
+    assert "could not open every pooled database connection" in caplog.text

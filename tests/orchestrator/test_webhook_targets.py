@@ -42,7 +42,16 @@ _SECRETS = {"session_secret": "a-real-secret-7f3a9c", "webhook_secret": "another
         ("0.0.0.0", "unspecified"),
         ("224.0.0.1", "multicast"),
         ("100.64.0.1", "not globally routable"),  # carrier-grade NAT
+        ("64:ff9b::a9fe:a9fe", "link-local"),  # NAT64 to 169.254.169.254
+        ("64:ff9b::a00:5", "private"),  # NAT64 to 10.0.0.5
+        ("64:ff9b:1::1", "local NAT64"),
+        ("2002:7f00:1::1", "loopback"),  # 6to4 of 127.0.0.1
+        ("::7f00:1", "loopback"),  # IPv4-compatible 127.0.0.1
+        ("::ffff:0:7f00:1", "IPv4-translated"),
+        ("fec0::1", "site-local"),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo tunnel"),
         ("93.184.216.34", None),
+        ("64:ff9b::5db8:d822", None),  # NAT64 to that public address
         ("2606:2800:220:1:248:1893:25c8:1946", None),
     ],
 )
@@ -66,7 +75,10 @@ def test_a_private_webhook_url_is_refused_at_submission(start_api: StartApi, mig
         "http://127.0.0.1:9/hook",
         "http://[::ffff:10.0.0.1]/h",
         "https://localhost/h",
+        "https://LocalHost./h",
         "http://169.254.169.254/",
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data",
+        "http://2130706433/",  # 127.0.0.1 spelled as one number
     ]:
         answer = caller.http.post("/api/v1/tasks", json={"instruction": "x", "webhook_url": url})
         assert answer.status_code == 422, (url, answer.text)
@@ -157,3 +169,37 @@ def test_a_name_with_any_private_address_is_refused() -> None:
         TargetRefused, match=r"hooks\.example\.com resolves to 10\.0\.0\.7, a private address"
     ):
         run(post())
+
+
+def test_the_name_resolved_and_sent_is_the_idna_encoded_one() -> None:
+    """ß is IDNA 2008 (xn--fa-hia.de); Python's own codec would look up fass.de, another domain."""
+    lookups: list[str] = []
+    seen: list[httpx.Request] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["93.184.216.34"]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    async def post() -> None:
+        transport = GuardedTransport(httpx.MockTransport(answer), resolver=resolver)
+        async with httpx.AsyncClient(transport=transport) as client:
+            await client.post("https://faß.de/in", content=b"{}")
+
+    run(post())
+    assert lookups == ["xn--fa-hia.de"]
+    assert (
+        seen[0].extensions["sni_hostname"] == "xn--fa-hia.de" and seen[0].headers["host"] == "xn--fa-hia.de"
+    )
+
+
+def test_the_guarded_client_keeps_no_connection_and_the_open_one_is_httpx_default() -> None:
+    """A kept connection is found by address only: reused for another name it would skip the
+    certificate check. Allowed private targets leave httpx as it is (environment proxies too)."""
+    assert TargetPolicy(allow_private=True).transport() is None
+    guarded = TargetPolicy(allow_private=False).transport()
+    assert isinstance(guarded, GuardedTransport)
+    assert guarded.inner._pool._max_keepalive_connections == 0  # httpcore's pool setting

@@ -164,3 +164,33 @@ def test_rate_limited_submissions_answer_as_the_route(start_api: StartApi, migra
     assert answers[0].status_code == 429, answers[0].text
     assert answers[0].json() == answers[1].json()
     assert int(answers[0].headers["retry-after"]) >= 1 and int(answers[1].headers["retry-after"]) >= 1
+
+
+def test_repeated_headers_are_read_as_the_route_reads_them(pair: tuple[Api, Api]) -> None:
+    """The first copy counts, even an empty one (Starlette's ``Headers.get``)."""
+    caller = pair[0].caller()
+    fast, route = _clients(pair, None)
+    bearer = f"Bearer {caller.key}"
+    body = json.dumps({"instruction": "x"}).encode()
+    cases = [
+        [("Authorization", ""), ("Authorization", bearer), ("Content-Type", "application/json")],
+        [("Authorization", bearer), ("Content-Type", ""), ("Content-Type", "application/json")],
+        [("Authorization", bearer), ("Content-Type", "application/json"), ("Idempotency-Key", ""),
+         ("Idempotency-Key", "fine")],
+    ]  # fmt: skip
+    for headers in cases:
+        answers = [client.post(_SUBMIT, content=body, headers=headers) for client in (fast, route)]
+        assert answers[0].status_code in (401, 422), (headers, answers[0].text)
+        assert _answer(answers[0]) == _answer(answers[1]), headers
+
+
+def test_a_bad_key_wins_over_a_bad_body_as_in_the_route(pair: tuple[Api, Api]) -> None:
+    """FastAPI parses the body, then authenticates, then validates: 422 for broken JSON, else 401."""
+    fast, route = _clients(pair, "pf_00000000_unknown")
+    for kwargs in (
+        {"json": {"instruction": ""}},
+        {"content": b"{broken", "headers": {"Content-Type": "application/json"}},
+    ):
+        answers = [client.post(_SUBMIT, **kwargs) for client in (fast, route)]
+        assert answers[0].status_code in (401, 422), answers[0].text
+        assert _answer(answers[0]) == _answer(answers[1]), kwargs
