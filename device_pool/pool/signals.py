@@ -51,6 +51,20 @@ class Signal(Protocol):
         ...
 
 
+async def wait_for_token(token: asyncio.Event, timeout: float) -> bool:
+    """Until ``token`` (an armed wake-up) is set or ``timeout`` s pass; True if it was set.
+
+    The wait of every arm/wait signal (this module's, and the events notifier's in orchestrator).
+    """
+    if token.is_set() or timeout <= 0:
+        return token.is_set()
+    try:
+        await asyncio.wait_for(token.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
 class LocalSignal:
     """Wake-ups within this process only: one ``asyncio.Event`` per topic, replaced on every notify."""
 
@@ -63,13 +77,7 @@ class LocalSignal:
 
     async def wait(self, token: asyncio.Event, timeout: float) -> bool:
         """Until the token is set or ``timeout`` s pass; True if it was set."""
-        if timeout <= 0:
-            return token.is_set()
-        try:
-            await asyncio.wait_for(token.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_for_token(token, timeout)
 
     async def notify(self, topic: str) -> None:
         """Set the armed event and start a fresh one, so later waiters are not woken by this notify."""
@@ -174,4 +182,4 @@ def signal_for(redis_url: str | None) -> LocalSignal:
     return RedisSignal(redis_url) if redis_url else LocalSignal()
 
 
-__all__ = ["IDLE", "RELEASED", "TOPICS", "LocalSignal", "RedisSignal", "Signal", "signal_for"]
+__all__ = ["IDLE", "RELEASED", "TOPICS", "LocalSignal", "RedisSignal", "Signal", "signal_for", "wait_for_token"]

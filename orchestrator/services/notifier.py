@@ -26,6 +26,8 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from device_pool.pool.signals import wait_for_token
+
 __all__ = ["CHANNEL", "PAYLOAD", "EventSignal"]
 
 logger = logging.getLogger(__name__)
@@ -77,13 +79,7 @@ class EventSignal:
 
     async def wait(self, token: asyncio.Event, timeout: float) -> bool:
         """Until ``token`` is set or ``timeout`` s pass; True if it was set."""
-        if token.is_set() or timeout <= 0:
-            return token.is_set()
-        try:
-            await asyncio.wait_for(token.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_for_token(token, timeout)
 
     async def close(self) -> None:
         """Stop subscribing and publishing; wake every waiter. Idempotent."""
