@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, PlainTextResponse
 from starlette.staticfiles import StaticFiles
 
+from orchestrator.api.asgi import route_path
 from orchestrator.api.errors import error_response
 
 __all__ = ["WEB_DIR", "Dashboard"]
@@ -52,9 +53,7 @@ class Dashboard:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        path, root = scope["path"], scope.get("root_path", "")
-        if root and path.startswith(root):  # behind a path prefix (uvicorn --root-path)
-            path = path[len(root) :] or "/"
+        path = route_path(scope)
         if path == "/":
             await self._index(scope, receive, send)
         elif path.startswith(PREFIX + "/"):

@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from orchestrator.api.asgi import route_path
 from orchestrator.api.errors import response_for
 from orchestrator.api.schemas import TaskCreate, TaskOut
 from orchestrator.errors import PhoneFleetError
@@ -46,7 +47,7 @@ class TaskSubmission:
         self.limit = limit  # the body limit the app enforces (api.app.MAX_BODY_BYTES)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not _is_submit_path(scope):
+        if scope["type"] != "http" or scope["method"] != "POST" or route_path(scope) != SUBMIT_PATH:
             await self.app(scope, receive, send)
             return
         authorization = length = content_type = key = None
@@ -107,13 +108,6 @@ class TaskSubmission:
             headers.append((b"idempotent-replayed", b"true"))
         await send({"type": "http.response.start", "status": 202 if created else 200, "headers": headers})
         await send({"type": "http.response.body", "body": content})
-
-
-def _is_submit_path(scope: dict[str, Any]) -> bool:
-    path, root = scope["path"], scope.get("root_path", "")
-    if root and path.startswith(root):  # behind a path prefix (uvicorn --root-path)
-        path = path[len(root) :]
-    return path == SUBMIT_PATH
 
 
 async def _read_body(receive: Any, limit: int) -> tuple[bytes | None, bool]:

@@ -63,10 +63,18 @@ class Tab:
     async def goto(self, hash_: str = "") -> None:
         await self.page.goto(f"{self.base_url}/{hash_}")
 
+    async def expect_login_page(self, timeout_s: float = 30) -> None:
+        """The login page is shown (within ``timeout_s``)."""
+        await expect(self.page.get_by_role("heading", name="Log in to PhoneFleet")).to_be_visible(timeout=timeout_s * S)
+
+    async def open_login(self, hash_: str = "", timeout_s: float = 30) -> None:
+        """Go to the dashboard (``hash_``) without a session: the login page, within ``timeout_s``."""
+        await self.goto(hash_)
+        await self.expect_login_page(timeout_s)
+
     async def login(self, key: str) -> None:
         """The login page, the key, and the tasks page it leads to."""
-        await self.goto("#/tasks")
-        await expect(self.page.get_by_role("heading", name="Log in to PhoneFleet")).to_be_visible(timeout=30 * S)
+        await self.open_login("#/tasks")
         await self.page.get_by_label("API key").fill(key)
         await self.page.get_by_role("button", name="Log in").click()
         await expect(self.page.get_by_role("heading", name="Tasks", exact=True)).to_be_visible(timeout=15 * S)

@@ -54,8 +54,7 @@ def test_log_in_with_a_key_then_log_out(api: Api, tmp_path: Path) -> None:
         async with chromium() as browser:
             tab = await Tab.open(browser, api.url, tmp_path)
             page = tab.page
-            await tab.goto()
-            await expect(page.get_by_role("heading", name="Log in to PhoneFleet")).to_be_visible(timeout=15 * S)
+            await tab.open_login(timeout_s=15)
             await expect(page.get_by_role("navigation", name="Main")).to_be_hidden()
 
             await page.get_by_label("API key").fill("pf_00000000_wrong")
@@ -94,9 +93,9 @@ def test_log_in_with_a_key_then_log_out(api: Api, tmp_path: Path) -> None:
             await expect(cancel).to_be_hidden()
 
             await page.get_by_role("button", name="Log out").click()
-            await expect(page.get_by_role("heading", name="Log in to PhoneFleet")).to_be_visible(timeout=10 * S)
+            await tab.expect_login_page(timeout_s=10)
             await page.reload()
-            await expect(page.get_by_role("heading", name="Log in to PhoneFleet")).to_be_visible(timeout=10 * S)
+            await tab.expect_login_page(timeout_s=10)
             assert not any(c["name"] == "pf_session" for c in await page.context.cookies())
             tab.assert_no_errors()
 
@@ -175,8 +174,7 @@ def test_gestures_map_to_control_messages_on_the_shown_picture(api: Api, tmp_pat
         async with chromium() as browser:
             tab = await Tab.open(browser, api.url, tmp_path)
             page = tab.page
-            await tab.goto()
-            await expect(page.get_by_role("heading", name="Log in to PhoneFleet")).to_be_visible(timeout=15 * S)
+            await tab.open_login(timeout_s=15)
             origin = await page.evaluate(_HARNESS)  # replaces the (settled) login page
             await page.wait_for_function("() => document.querySelector('video').videoWidth === 360")
 

@@ -39,8 +39,7 @@ def test_submit_watch_answer_and_finish(web_fleet: WebFleet, artifacts: Path) ->
         async with chromium() as browser:
             tab = await Tab.open(browser, fleet.url, artifacts)
             page = tab.page
-            await tab.goto()
-            await expect(page.get_by_role("heading", name="Log in to PhoneFleet")).to_be_visible(timeout=30 * S)
+            await tab.open_login()
             await tab.shot("01-login")
             await tab.login(fleet.key)
             await tab.shot("02-tasks-empty")
