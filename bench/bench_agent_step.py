@@ -38,10 +38,10 @@ from device_pool.driver import AdbDevice  # noqa: E402
 from tests.processes import AdbServer, adb_binary, start_adb_server, start_sim  # noqa: E402
 from tests.ui import find  # noqa: E402
 from worker.agent import actions as a  # noqa: E402
-from worker.agent.control import AgentControl, AgentHooks  # noqa: E402
 from worker.agent.executor import ActionExecutor  # noqa: E402
 from worker.agent.images import encode_screenshot  # noqa: E402
 from worker.agent.loop import AgentConfig  # noqa: E402
+from worker.agent.steering import AgentHooks, AgentSteering  # noqa: E402
 
 CONFIG = AgentConfig()
 ADB_IME = "com.android.adbkeyboard/.AdbIME"
@@ -87,7 +87,7 @@ async def _prepare(device: AdbDevice, kind: str, size: tuple[int, int]) -> list[
 async def _ours(device: AdbDevice, kind: str, runs: int) -> tuple[list[float], int]:
     size = await device.screen_size()
     actions = await _prepare(device, kind, size)
-    executor = ActionExecutor(device, size, AgentHooks(), AgentControl())
+    executor = ActionExecutor(device, size, AgentHooks(), AgentSteering())
     samples, sent = [], 0
     for i in range(runs + 1):
         action = actions[i % len(actions)]

@@ -26,7 +26,7 @@ from celery.local import PromiseProxy
 
 from orchestrator.queue import TASKS_QUEUE, VISIBILITY_TIMEOUT_S, make_celery, queues_for_profiles
 from orchestrator.settings import DEFAULT_PROFILE, Settings
-from worker.session import MAX_LEASE_WAIT_S, SessionDeps
+from worker.run.drive import MAX_LEASE_WAIT_S, RunDeps
 
 __all__ = ["app", "make_worker_app", "worker_argv", "worker_queues"]
 
@@ -34,7 +34,7 @@ _LONGEST_BUDGET_S = 3600  # orchestrator.services.specs.TaskSpec.timeout_s's upp
 assert _LONGEST_BUDGET_S + MAX_LEASE_WAIT_S < VISIBILITY_TIMEOUT_S, "a redelivery would race a live run"
 
 
-def make_worker_app(settings: Settings, *, adb_port: int = 5037, deps: SessionDeps | None = None) -> Celery:
+def make_worker_app(settings: Settings, *, adb_port: int = 5037, deps: RunDeps | None = None) -> Celery:
     """The Celery app a worker runs, with ``phonefleet.run_task`` registered."""
     from worker.tasks import register
 
@@ -52,7 +52,7 @@ def make_worker_app(settings: Settings, *, adb_port: int = 5037, deps: SessionDe
         # Sessions survive a broker reconnect: the database claim, not the message, owns the task.
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
-    register(app, deps or SessionDeps.from_settings(settings, adb_port=adb_port))
+    register(app, deps or RunDeps.from_settings(settings, adb_port=adb_port))
     return app
 
 

@@ -1,6 +1,6 @@
 """Celery entry points: thin wrappers that take ids and call one domain function.
 
-``phonefleet.run_task(task_id)`` binds the log context, then runs ``run_session`` in a loop of
+``phonefleet.run_task(task_id)`` binds the log context, then runs ``perform_run`` in a loop of
 its own (``asyncio.run``; the worker's threads pool gives each session a thread). Retries are
 decided by the error's class (``PhoneFleetError.retryable``), never by its text, and only errors
 raised before the claim reach here, so a retry can never run a task twice: the claim decides.
@@ -17,8 +17,8 @@ from celery import Task as CeleryTask
 
 from device_pool.errors import PhoneFleetError
 from orchestrator.queue import RUN_TASK
-from worker.session import SessionDeps, run_session
-from worker.session_logging import bind
+from worker.run.drive import RunDeps, perform_run
+from worker.run.log_context import bind
 
 __all__ = ["RETRY_BACKOFF_S", "register", "run_task"]
 
@@ -28,7 +28,7 @@ MAX_RETRIES = 5
 RETRY_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # by retry number; a database restart takes seconds
 
 
-def run_task(task: CeleryTask, task_id: str, deps: SessionDeps) -> None:
+def run_task(task: CeleryTask, task_id: str, deps: RunDeps) -> None:
     """Run the task ``task_id`` names; retry later when a retryable error stopped it before its claim."""
     try:
         tid = uuid.UUID(task_id)
@@ -37,7 +37,7 @@ def run_task(task: CeleryTask, task_id: str, deps: SessionDeps) -> None:
         return
     with bind(task_id=tid):
         try:
-            asyncio.run(run_session(tid, deps))
+            asyncio.run(perform_run(tid, deps))
         except PhoneFleetError as exc:
             retries = task.request.retries or 0
             if not exc.retryable or retries >= MAX_RETRIES:
@@ -48,7 +48,7 @@ def run_task(task: CeleryTask, task_id: str, deps: SessionDeps) -> None:
             raise task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES) from exc
 
 
-def register(app: Celery, deps: SessionDeps) -> CeleryTask:
+def register(app: Celery, deps: RunDeps) -> CeleryTask:
     """Register ``phonefleet.run_task`` on ``app``, running sessions with ``deps``."""
 
     @app.task(name=RUN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)

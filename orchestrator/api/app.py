@@ -18,23 +18,21 @@ from orchestrator.api.deps import Services
 from orchestrator.api.errors import error_response, install_error_handlers
 from orchestrator.api.submission import TaskSubmission
 from orchestrator.db import make_engine, make_sessionmaker, warm_pool
+from orchestrator.db.database import Database
 from orchestrator.live import LiveHub
+from orchestrator.notifier import EventSignal
 from orchestrator.queue import TaskQueue
-from orchestrator.services import (
-    ApiKeyService,
-    ApiKeyVerifier,
-    Database,
-    DeviceService,
-    HealthService,
-    StepService,
-    TaskService,
-)
+from orchestrator.services.api_keys import ApiKeyService
+from orchestrator.services.auth import ApiKeyVerifier
+from orchestrator.services.devices import DeviceService
 from orchestrator.services.events import EventHub
+from orchestrator.services.health import HealthService
+from orchestrator.services.logins import Logins
 from orchestrator.services.metrics import MetricsService
-from orchestrator.services.notifier import EventSignal
 from orchestrator.services.ratelimit import make_rate_limiter
 from orchestrator.services.sessions import SessionService
-from orchestrator.services.web_sessions import WebSessions
+from orchestrator.services.steps import StepService
+from orchestrator.services.tasks import TaskService
 from orchestrator.services.webhook_targets import TargetPolicy
 from orchestrator.services.webhooks import WebhookService
 from orchestrator.settings import Settings, load_settings
@@ -153,7 +151,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             devices=DeviceService(db, leases.signal),
             api_keys=ApiKeyService(db, verifier),
             health=HealthService(db, producer),
-            web_sessions=WebSessions.from_settings(settings, db, verifier),
+            logins=Logins.from_settings(settings, db, verifier),
             metrics=MetricsService(db),
             sessions=SessionService(db, leases, profiles=settings.pool.profiles),
             events=hub,

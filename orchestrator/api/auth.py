@@ -1,6 +1,6 @@
 """Dashboard login: trade an API key for a session cookie (and its CSRF token), log out, who am I.
 
-The cookies (``services/web_sessions.py`` has the design): ``pf_session`` HttpOnly, ``pf_csrf``
+The cookies (``services/logins.py`` has the design): ``pf_session`` HttpOnly, ``pf_csrf``
 readable by the page; both SameSite=Lax, Path=/, Secure when the request came over https (behind a
 TLS-terminating proxy, run uvicorn with ``--proxy-headers`` so it sees the scheme), Max-Age the
 session's lifetime (``PHONEFLEET_AUTH__SESSION_TTL_S``).
@@ -13,9 +13,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from orchestrator.api.deps import CurrentPrincipal, WebSessionsDep, web_session_of
+from orchestrator.api.deps import CurrentPrincipal, LoginsDep, login_of
 from orchestrator.api.schemas import ErrorOut, LoginIn, LoginOut, WhoAmIOut
-from orchestrator.services.web_sessions import CSRF_COOKIE, SESSION_COOKIE, Identity, WebSession
+from orchestrator.services.logins import CSRF_COOKIE, SESSION_COOKIE, Identity, Login
 
 __all__ = ["router"]
 
@@ -26,7 +26,7 @@ _UNAUTHENTICATED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _who(identity: Identity, session: WebSession | None) -> dict[str, Any]:
+def _who(identity: Identity, session: Login | None) -> dict[str, Any]:
     p = identity.principal
     return {
         "tenant": identity.tenant, "user": identity.user, "role": p.role, "tenant_id": p.tenant_id,
@@ -44,7 +44,7 @@ def _cookie_flags(request: Request) -> dict[str, Any]:
     summary="Log in with an API key (sets the session cookies)",
     responses={**_UNAUTHENTICATED, 422: {"model": ErrorOut, "description": "Invalid body"}},
 )
-async def login(body: LoginIn, request: Request, response: Response, sessions: WebSessionsDep) -> LoginOut:
+async def login(body: LoginIn, request: Request, response: Response, sessions: LoginsDep) -> LoginOut:
     """Checks the key and sets `pf_session` (HttpOnly) and `pf_csrf`; later requests may send the
     cookie instead of `Authorization`, with `X-CSRF-Token: <pf_csrf>` on unsafe methods."""
     identity, session = await sessions.login(body.api_key)
@@ -69,6 +69,6 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/me", summary="Who am I (Bearer key or session cookie)", responses=_UNAUTHENTICATED)
-async def me(request: Request, principal: CurrentPrincipal, sessions: WebSessionsDep) -> WhoAmIOut:
+async def me(request: Request, principal: CurrentPrincipal, sessions: LoginsDep) -> WhoAmIOut:
     """The caller's tenant, user and role, and how it authenticated."""
-    return WhoAmIOut(**_who(await sessions.identity(principal), web_session_of(request)))
+    return WhoAmIOut(**_who(await sessions.identity(principal), login_of(request)))

@@ -8,22 +8,19 @@ from typing import Annotated
 from fastapi import Depends, Request, WebSocket
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
+from orchestrator.db.database import Database
 from orchestrator.errors import PermissionDenied
 from orchestrator.queue import TaskQueue
-from orchestrator.services import (
-    ApiKeyService,
-    ApiKeyVerifier,
-    Database,
-    DeviceService,
-    HealthService,
-    Principal,
-    StepService,
-    TaskService,
-)
+from orchestrator.services.api_keys import ApiKeyService
+from orchestrator.services.auth import ApiKeyVerifier, Principal
+from orchestrator.services.devices import DeviceService
 from orchestrator.services.events import EventHub
+from orchestrator.services.health import HealthService
+from orchestrator.services.logins import CSRF_HEADER, SESSION_COOKIE, Login, Logins
 from orchestrator.services.metrics import MetricsService
 from orchestrator.services.sessions import SessionService
-from orchestrator.services.web_sessions import CSRF_HEADER, SESSION_COOKIE, WebSession, WebSessions
+from orchestrator.services.steps import StepService
+from orchestrator.services.tasks import TaskService
 from orchestrator.services.webhooks import WebhookService
 from orchestrator.settings import Settings
 
@@ -33,15 +30,15 @@ __all__ = [
     "CurrentPrincipal",
     "DeviceServiceDep",
     "HealthServiceDep",
+    "LoginsDep",
     "MetricsServiceDep",
     "Services",
     "SessionServiceDep",
     "SettingsDep",
     "StepServiceDep",
     "TaskServiceDep",
-    "WebSessionsDep",
     "WebhookServiceDep",
-    "web_session_of",
+    "login_of",
     "websocket_principal",
 ]
 
@@ -58,7 +55,7 @@ class Services:
     devices: DeviceService
     api_keys: ApiKeyService
     health: HealthService
-    web_sessions: WebSessions
+    logins: Logins
     metrics: MetricsService
     events: EventHub
     webhooks: WebhookService
@@ -102,7 +99,7 @@ async def authenticate(
     authorization = request.headers.get("authorization")
     if authorization is not None or SESSION_COOKIE not in request.cookies:
         return await services.verifier.verify(authorization)
-    principal, session = await services.web_sessions.authenticate(
+    principal, session = await services.logins.authenticate(
         request.method, request.cookies, request.headers.get(CSRF_HEADER)
     )
     request.state.web_session = session
@@ -125,7 +122,7 @@ async def websocket_principal(websocket: WebSocket) -> Principal | None:
     if SESSION_COOKIE not in websocket.cookies:
         return None
     _check_same_origin(websocket.headers.get("origin"), websocket.headers.get("host"))
-    principal, _session = await services.web_sessions.principal_from_cookies(websocket.cookies)
+    principal, _session = await services.logins.principal_from_cookies(websocket.cookies)
     return principal
 
 
@@ -149,7 +146,7 @@ def _check_same_origin(origin: str | None, host: str | None) -> None:
         )
 
 
-def web_session_of(request: Request) -> WebSession | None:
+def login_of(request: Request) -> Login | None:
     """The session that authenticated this request (after ``authenticate``), None for a Bearer key."""
     return getattr(request.state, "web_session", None)
 
@@ -191,8 +188,8 @@ async def _health_service(request: Request) -> HealthService:
     return _services(request).health
 
 
-async def _web_sessions(request: Request) -> WebSessions:
-    return _services(request).web_sessions
+async def _logins(request: Request) -> Logins:
+    return _services(request).logins
 
 
 async def _metrics_service(request: Request) -> MetricsService:
@@ -204,7 +201,7 @@ StepServiceDep = Annotated[StepService, Depends(_step_service)]
 DeviceServiceDep = Annotated[DeviceService, Depends(_device_service)]
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(_api_key_service)]
 HealthServiceDep = Annotated[HealthService, Depends(_health_service)]
-WebSessionsDep = Annotated[WebSessions, Depends(_web_sessions)]
+LoginsDep = Annotated[Logins, Depends(_logins)]
 MetricsServiceDep = Annotated[MetricsService, Depends(_metrics_service)]
 
 

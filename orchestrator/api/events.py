@@ -29,7 +29,7 @@ from orchestrator.api.deps import Services, websocket_principal
 from orchestrator.api.errors import status_for
 from orchestrator.db import utcnow
 from orchestrator.errors import InvalidRequest, Unauthenticated
-from orchestrator.services import Principal
+from orchestrator.services.auth import Principal
 from orchestrator.services.events import HubClosed, SlowConsumer, StreamEnded, Subscription
 
 __all__ = ["AUTH_TIMEOUT_S", "KEEPALIVE_S", "router"]

@@ -2,7 +2,7 @@
 
 One request per viewer: ``POST …/webrtc`` with the browser's complete offer (wait for ICE gathering
 to finish; no trickle) answers the complete answer. The video is H.264; input goes on a data
-channel labelled ``control`` (protocol in ``orchestrator/live/control.py`` and docs/live-view.md).
+channel labelled ``control`` (protocol in ``orchestrator/live/input_channel.py`` and docs/live-view.md).
 """
 
 from __future__ import annotations

@@ -10,9 +10,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from device_pool.pool import DRAIN_LABEL
 from device_pool.providers import DeviceProfile
-from orchestrator.db import ApiKey, DeviceState, Step, Task, TaskStatus, User, UserRole, WebhookStatus
-from orchestrator.services import CANCEL_REQUESTED, DeviceView, TaskSpec
-from orchestrator.services.specs import plain_text
+from orchestrator.db import (
+    CANCEL_REQUESTED,
+    ApiKey,
+    DeviceState,
+    Step,
+    Task,
+    TaskStatus,
+    User,
+    UserRole,
+    WebhookStatus,
+)
+from orchestrator.services.devices import DeviceView
+from orchestrator.services.specs import TaskSpec, plain_text
 from orchestrator.services.webhooks import DeliveryView
 
 __all__ = [

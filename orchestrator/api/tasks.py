@@ -22,7 +22,7 @@ from orchestrator.api.schemas import (
     TaskOut,
 )
 from orchestrator.db import TaskStatus
-from orchestrator.services.trajectory import TrajectoryStep, trajectory_filename, trajectory_zip
+from orchestrator.services.trajectory_zip import TrajectoryStep, trajectory_filename, trajectory_zip
 
 __all__ = ["router"]
 

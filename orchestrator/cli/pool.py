@@ -66,8 +66,8 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
     from device_pool.driver import AdbServerClient
     from device_pool.pool import LeaseStore, PoolManager, RegisteredAdbProvider, signal_for
     from orchestrator.db import make_engine, make_sessionmaker
+    from orchestrator.db.database import Database
     from orchestrator.queue import TaskQueue
-    from orchestrator.services.database import Database
     from orchestrator.services.sessions import SessionService
     from orchestrator.services.sweeper import TaskSweeper
     from orchestrator.services.webhooks import serve_webhooks

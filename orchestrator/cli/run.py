@@ -14,8 +14,8 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from worker.agent.control import AgentControl, AgentHooks, AgentState
 from worker.agent.results import StepRecord
+from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 
 
 class TerminalHooks(AgentHooks):
@@ -66,7 +66,7 @@ async def _run(args: argparse.Namespace) -> int:
     from device_pool.driver import AdbDevice, AdbServerClient
     from worker.agent.loop import AgentConfig, run_agent
     from worker.agent.model_client import ModelClient, ModelClientConfig, ModelEndpoint
-    from worker.agent.trajectory import TrajectoryWriter
+    from worker.agent.trajectory_files import TrajectoryWriter
 
     out = Path(args.out or f"runs/{dt.datetime.now():%Y%m%d-%H%M%S}")
     writer = TrajectoryWriter(out)
@@ -83,7 +83,7 @@ async def _run(args: argparse.Namespace) -> int:
         image_max_pixels=args.image_pixels,
     )
     hooks = TerminalHooks(writer, sys.stdin.isatty(), args.yes)
-    control = AgentControl()
+    control = AgentSteering()
     loop = asyncio.get_running_loop()
     import signal
 

@@ -18,7 +18,7 @@ import sys
 
 def _log_context_on_handlers() -> None:
     """Every record carries task_id/device_id (``-`` outside a session), and the format shows them."""
-    from worker.session_logging import LogContextFilter
+    from worker.run.log_context import LogContextFilter
 
     fmt = logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s [task=%(task_id)s device=%(device_id)s] %(message)s"

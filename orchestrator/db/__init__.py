@@ -2,7 +2,9 @@
 
 from orchestrator.db.engine import BEGIN_IMMEDIATE, make_engine, make_sessionmaker, warm_pool
 from orchestrator.db.enums import (
+    CANCEL_REQUESTED,
     HELD_TASK_STATUSES,
+    WORKER_LOST,
     DeviceState,
     SessionState,
     TaskStatus,
@@ -26,7 +28,9 @@ from orchestrator.db.types import UTCDateTime, utcnow
 
 __all__ = [
     "BEGIN_IMMEDIATE",
+    "CANCEL_REQUESTED",
     "HELD_TASK_STATUSES",
+    "WORKER_LOST",
     "ApiKey",
     "Base",
     "Device",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["DeviceState", "SessionState", "TaskStatus", "UserRole", "WebhookStatus"]
+__all__ = ["CANCEL_REQUESTED", "HELD_TASK_STATUSES", "WORKER_LOST", "DeviceState", "SessionState", "TaskStatus", "UserRole", "WebhookStatus"]
 
 
 class UserRole(StrEnum):
@@ -63,3 +63,12 @@ class SessionState(StrEnum):
     ACTIVE = "active"
     CLOSED = "closed"
     EXPIRED = "expired"
+
+
+# The key in ``Task.result`` that tells the worker holding a task to stop (``TaskService.cancel``
+# writes it; the run's watcher reads it).
+CANCEL_REQUESTED = "cancel_requested_at"
+
+# A task's failure reason when the worker holding it stopped heartbeating (the sweeper writes it) or
+# found its claim taken over (the run writes it).
+WORKER_LOST = "worker_lost"

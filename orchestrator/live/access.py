@@ -37,9 +37,9 @@ from orchestrator.db import (
     TaskStatus,
     utcnow,
 )
+from orchestrator.db.database import Database
 from orchestrator.errors import DeviceNotFound, NoLiveDevice, SessionNotFound
 from orchestrator.services.auth import Principal
-from orchestrator.services.database import Database
 from orchestrator.services.tasks import TAKEOVER, load_task
 
 __all__ = ["Admission", "ControlState", "LiveAccess", "LiveTarget"]

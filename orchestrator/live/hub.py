@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from device_pool.driver import AdbDevice
+from orchestrator.db.database import Database
 from orchestrator.errors import Unavailable, ViewerLimit
 from orchestrator.live.access import Admission, ControlState, LiveAccess, LiveTarget
+from orchestrator.live.capture import Capture
 from orchestrator.live.geometry import VideoGeometry
 from orchestrator.live.ice import browser_ice_servers, pin_host_addresses, rtc_configuration
-from orchestrator.live.recording import Recording
 from orchestrator.live.stream import PhoneStream
 from orchestrator.live.viewer import Viewer
 from orchestrator.services.auth import Principal
-from orchestrator.services.database import Database
 from orchestrator.settings import WebRtcSettings
 
 __all__ = ["LiveAnswer", "LiveHub"]
@@ -147,8 +147,8 @@ class LiveHub:
         width, height = await phone.screen_size()
         geometry = VideoGeometry.for_screen(width, height, s.max_width)
 
-        def recording() -> Recording:
-            return Recording(
+        def recording() -> Capture:
+            return Capture(
                 admission.serial, geometry, adb_host=s.adb_host, adb_port=s.adb_port,
                 bit_rate=s.bit_rate, time_limit_s=s.record_time_limit_s, flush_s=s.nal_flush_ms / 1000,
             )  # fmt: skip

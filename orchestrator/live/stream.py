@@ -42,7 +42,7 @@ _RETRY_S = (0.5, 1.0, 2.0, 5.0)
 
 
 class RecordingLike(Protocol):
-    """What the stream needs of a ``Recording`` (tests may hand it another source of pictures)."""
+    """What the stream needs of a ``Capture`` (tests may hand it another source of pictures)."""
 
     damaged: bool
 

@@ -26,7 +26,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from device_pool.driver import AdbDevice
 from orchestrator.errors import InvalidSdp
 from orchestrator.live.access import Admission, ControlState, LiveAccess, LiveTarget
-from orchestrator.live.control import ControlChannel
+from orchestrator.live.input_channel import InputChannel
 from orchestrator.live.stream import PhoneStream
 from orchestrator.services.auth import Principal
 
@@ -60,7 +60,7 @@ class Viewer:
         self.created_at = self.last_activity = time.monotonic()
         self.connected = False
         self.closed = False
-        self.control: ControlChannel | None = None
+        self.control: InputChannel | None = None
         self.in_control: bool | None = None  # last told to the viewer
         self._tasks: set[asyncio.Task[None]] = set()
         self.pc = RTCPeerConnection(configuration)
@@ -133,7 +133,7 @@ class Viewer:
     def _datachannel(self, channel: Any) -> None:
         if channel.label != CONTROL_LABEL or self.control is not None or self.closed:
             return
-        self.control = ControlChannel(
+        self.control = InputChannel(
             channel, self.phone, self.stream.geometry, self.may_control, on_activity=self.touch
         )
 

@@ -7,8 +7,8 @@ import uuid
 from sqlalchemy import select
 
 from orchestrator.db import ApiKey, User, UserRole
+from orchestrator.db.database import Database
 from orchestrator.services.auth import ApiKeyVerifier, IssuedKey, Principal, issue_api_key, revoke_api_key
-from orchestrator.services.database import Database
 
 __all__ = ["ApiKeyService"]
 

@@ -4,7 +4,7 @@ A key reads ``pf_<prefix>_<secret>``: ``prefix`` is 8 hex characters stored in c
 so a presented key finds its row by index; only sha256(secret) is stored, compared in constant time.
 Verified keys are cached for ``ttl_s`` so most requests cost a hash and no database round trip; a
 revocation therefore reaches other API processes within ``ttl_s`` (the revoking one drops it at once).
-A dashboard session (``web_sessions.py``) names its key by id, and ``verify_key_id`` checks that key
+A dashboard session (``logins.py``) names its key by id, and ``verify_key_id`` checks that key
 the same way (same cache lifetime), so revoking the key ends its sessions too.
 """
 
@@ -25,8 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.db import ApiKey, Tenant, User, UserRole, utcnow
+from orchestrator.db.database import Database
 from orchestrator.errors import ApiKeyNotFound, DatabaseUnavailable, InvalidRequest, Unauthenticated
-from orchestrator.services.database import Database
 
 logger = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from sqlalchemy.exc import IntegrityError
 
 from device_pool.pool import DRAIN_LABEL, IDLE, REGISTERED, Signal
 from orchestrator.db import Device, DeviceState, Lease
+from orchestrator.db.database import Database
+from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.errors import DeviceExists, DeviceNotFound, InvalidTransition
 from orchestrator.services.auth import Principal
-from orchestrator.services.database import Database
-from orchestrator.services.pagination import Page, decode_time_cursor, encode_time_cursor
 
 __all__ = ["DeviceService", "DeviceView"]
 

@@ -35,9 +35,9 @@ from typing import Any
 from sqlalchemy import select
 
 from orchestrator.db import Event
+from orchestrator.db.database import Database
 from orchestrator.errors import DatabaseUnavailable
-from orchestrator.services.database import Database
-from orchestrator.services.notifier import EventSignal
+from orchestrator.notifier import EventSignal
 from orchestrator.services.outbox import IdWindow, start_position
 
 __all__ = ["EventHub", "EventMessage", "HubClosed", "SlowConsumer", "StreamEnded", "Subscription"]

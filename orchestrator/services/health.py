@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import text
 
+from orchestrator.db.database import Database
 from orchestrator.errors import PhoneFleetError
 from orchestrator.queue import TaskQueue
-from orchestrator.services.database import Database
 
 __all__ = ["HealthService", "Readiness"]
 

@@ -47,7 +47,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.db import Device, DeviceState, Event, Lease, Step, Task, TaskStatus, utcnow
-from orchestrator.services.database import Database
+from orchestrator.db.database import Database
 
 __all__ = ["CumulativeHistogram", "FleetCollector", "FleetSnapshot", "MetricsService"]
 

@@ -43,11 +43,12 @@ from sqlalchemy import exc as sa_exc
 
 from device_pool.pool import LeaseStore
 from orchestrator.db import Device, DeviceSession, DeviceState, Event, SessionState, utcnow
+from orchestrator.db.database import Database
+from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.errors import DatabaseUnavailable, InvalidTransition, SessionNotFound
+from orchestrator.profiles import profile_match
 from orchestrator.services.auth import Principal
-from orchestrator.services.database import Database
-from orchestrator.services.pagination import Page, decode_time_cursor, encode_time_cursor
-from orchestrator.services.specs import MAX_PROFILE_BYTES, ProfileName, _json_size, profile_match
+from orchestrator.services.specs import MAX_PROFILE_BYTES, ProfileName, _json_size
 
 __all__ = ["LEASE_GRACE_S", "SessionService", "SessionSpec", "SessionView", "session_holder"]
 

@@ -8,7 +8,6 @@ reject them), lone surrogates (not encodable as UTF-8) and NaN/Infinity (not JSO
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import (
@@ -22,7 +21,6 @@ from pydantic import (
     field_validator,
 )
 
-from orchestrator.errors import UnknownDeviceProfile
 from orchestrator.settings import PROFILE_NAME_PATTERN
 
 __all__ = [
@@ -32,7 +30,6 @@ __all__ = [
     "ProfileName",
     "TaskSpec",
     "plain_text",
-    "profile_match",
 ]
 
 MAX_METADATA_BYTES = 16 * 1024
@@ -160,20 +157,3 @@ class TaskSpec(BaseModel):
             "webhook_url": None if self.webhook_url is None else str(self.webhook_url),
             "metadata": self.metadata,
         }
-
-
-def profile_match(
-    device_profile: dict[str, Any] | str | None, profiles: Mapping[str, dict[str, Any]]
-) -> dict[str, Any] | None:
-    """What a device must match for a task's ``device_profile``: the object itself, or the match
-    object of the named profile in ``profiles`` (``Settings.pool.profiles``).
-
-    Raises ``UnknownDeviceProfile`` for a name ``profiles`` does not define. The API checks this at
-    submission; the worker resolves the name again when it leases, from its own settings.
-    """
-    if not isinstance(device_profile, str):
-        return device_profile
-    try:
-        return profiles[device_profile]
-    except KeyError:
-        raise UnknownDeviceProfile(device_profile, sorted(profiles)) from None

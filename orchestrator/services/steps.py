@@ -1,5 +1,5 @@
 """A task's recorded steps and their screenshots (files under ``data_dir``), and the snapshot of both
-that a trajectory download archives (``services/trajectory.py``)."""
+that a trajectory download archives (``services/trajectory_zip.py``)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from orchestrator.db import Step, Task
+from orchestrator.db.database import Database
+from orchestrator.db.pagination import Page, decode_index_cursor, encode_index_cursor
 from orchestrator.errors import ScreenshotNotFound, StepNotFound
 from orchestrator.services.auth import Principal
-from orchestrator.services.database import Database
-from orchestrator.services.pagination import Page, decode_index_cursor, encode_index_cursor
 from orchestrator.services.tasks import load_task
 
 __all__ = ["StepService"]

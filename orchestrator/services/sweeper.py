@@ -30,20 +30,19 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
 
-from orchestrator.db import HELD_TASK_STATUSES, Event, Task, TaskStatus, utcnow
+from orchestrator.db import HELD_TASK_STATUSES, WORKER_LOST, Event, Task, TaskStatus, utcnow
+from orchestrator.db.database import Database
 from orchestrator.errors import BrokerUnavailable, DatabaseUnavailable
 from orchestrator.queue import TaskQueue
-from orchestrator.services.database import Database
 
 if TYPE_CHECKING:
     from orchestrator.services.sessions import SessionService
 
-__all__ = ["REQUEUED", "WORKER_LOST", "SweepReport", "TaskSweeper"]
+__all__ = ["REQUEUED", "SweepReport", "TaskSweeper"]
 
 logger = logging.getLogger(__name__)
 
 REQUEUED = "task.requeued"
-WORKER_LOST = "worker_lost"
 
 
 @dataclass

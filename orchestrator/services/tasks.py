@@ -5,7 +5,7 @@ Every state change here is one conditional UPDATE plus one ``events`` row in the
 (the outbox). Cancelling a queued task ends it at once; cancelling one a worker holds records a
 request the worker acts on at its next step boundary (see ``cancel``). Answers never change the
 status (the worker owns it while it holds the task): each is one event the worker polls for
-(``worker/session_hooks.py``), written under the task's row lock so two answers cannot race.
+(``worker/run/hooks.py``), written under the task's row lock so two answers cannot race.
 """
 
 from __future__ import annotations
@@ -20,25 +20,23 @@ from sqlalchemy import Insert, bindparam, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.db import Event, Task, TaskStatus, utcnow
+from orchestrator.db import CANCEL_REQUESTED, Event, Task, TaskStatus, utcnow
+from orchestrator.db.database import Database
+from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.errors import BrokerUnavailable, IdempotencyConflict, InvalidTransition, TaskNotFound
+from orchestrator.notifier import PAYLOAD, EventSignal
+from orchestrator.profiles import profile_match
 from orchestrator.queue import TaskQueue
 from orchestrator.services.auth import Principal
-from orchestrator.services.database import Database
-from orchestrator.services.notifier import PAYLOAD, EventSignal
-from orchestrator.services.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.services.ratelimit import RateLimiter
-from orchestrator.services.specs import TaskSpec, profile_match
+from orchestrator.services.specs import TaskSpec
 from orchestrator.services.webhook_targets import TargetPolicy
 
-__all__ = ["CANCEL_REQUESTED", "TaskService", "load_task"]
+__all__ = ["TaskService", "load_task"]
 
 logger = logging.getLogger(__name__)
 
-# The key in ``Task.result`` that tells the worker holding a task to stop (see ``TaskService.cancel``).
-CANCEL_REQUESTED = "cancel_requested_at"
-
-# The worker's request events, each with the reply event it waits for (worker/session_hooks.py).
+# The worker's request events, each with the reply event it waits for (worker/run/hooks.py).
 CONFIRMATION_REQUESTED, CONFIRMATION = "task.confirmation_requested", "task.confirmation"
 TAKEOVER_REQUESTED, HANDBACK = "task.takeover_requested", "task.handback"
 QUESTION, REPLY = "task.question", "task.reply"
@@ -234,7 +232,7 @@ class TaskService:
         """A person takes control of a ``running`` or ``waiting_for_user`` task: a ``task.takeover``
         event {status, note, user_id}. Asking again before a handback records nothing new.
 
-        The worker's watcher maps it to ``AgentControl.pause`` and the task reports
+        The worker's watcher maps it to ``AgentSteering.pause`` and the task reports
         ``user_control`` at the agent's next step boundary; ``handback`` resumes it.
         """
         async with self._write() as session:

@@ -30,7 +30,7 @@ from sqlalchemy import Exists, exists, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.db import Event, Task, WebhookDelivery, WebhookStatus, utcnow
-from orchestrator.services.database import Database
+from orchestrator.db.database import Database
 from orchestrator.services.outbox import IdWindow, start_position
 
 __all__ = ["RELAY_LOCK", "WebhookRelay"]

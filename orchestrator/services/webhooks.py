@@ -40,12 +40,12 @@ import httpx
 from sqlalchemy import select, tuple_, update
 
 from orchestrator.db import Event, WebhookDelivery, WebhookStatus, utcnow
+from orchestrator.db.database import Database
+from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.errors import DatabaseUnavailable
+from orchestrator.notifier import EventSignal
 from orchestrator.services.auth import Principal
-from orchestrator.services.database import Database
 from orchestrator.services.events import EventMessage
-from orchestrator.services.notifier import EventSignal
-from orchestrator.services.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.services.tasks import load_task
 from orchestrator.services.webhook_relay import WebhookRelay
 from orchestrator.services.webhook_targets import TargetPolicy, TargetRefused

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import text
 
 from orchestrator.db import make_engine, make_sessionmaker, warm_pool
+from orchestrator.db.database import Database
 from orchestrator.errors import DatabaseUnavailable
-from orchestrator.services.database import Database
 from tests.aio import run, until
 from tests.asgi import closed_port
 from tests.databases import _ADMIN_DSN

@@ -14,9 +14,9 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.db import Event, utcnow
-from orchestrator.services.database import Database
+from orchestrator.db.database import Database
+from orchestrator.notifier import EventSignal
 from orchestrator.services.events import EventHub, EventMessage, HubClosed, SlowConsumer, Subscription
-from orchestrator.services.notifier import EventSignal
 from orchestrator.services.outbox import IdWindow
 from tests.aio import run, until
 from tests.conftest import REDIS_URL
@@ -175,7 +175,7 @@ def test_a_notify_reaches_a_reader_in_another_process_through_redis(redis_prefix
 
 
 def test_worker_writes_wake_event_readers(migrated_sqlite_url: str) -> None:
-    from worker.session_db import TaskRows
+    from worker.run.rows import TaskRows
 
     async def scenario() -> tuple[bool, bool, bool]:
         async with hub_on(migrated_sqlite_url) as s:

@@ -12,8 +12,8 @@ import redis
 from sqlalchemy import select
 
 from orchestrator.db import Event, Task, TaskStatus
+from orchestrator.db.database import Database
 from orchestrator.queue import TASKS_QUEUE, TaskQueue
-from orchestrator.services.database import Database
 from orchestrator.services.sweeper import REQUEUED, TaskSweeper
 from orchestrator.settings import Settings
 from tests.aio import run

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.db import Event, Task, WebhookDelivery, WebhookStatus, utcnow
-from orchestrator.services.database import Database
+from orchestrator.db.database import Database
 from orchestrator.services.webhook_relay import WebhookRelay
 from orchestrator.services.webhooks import WebhookDeliverer, retry_delay_s, run_webhooks
 from orchestrator.settings import WebhookSettings, load_settings

@@ -15,10 +15,10 @@ from device_pool.driver import AdbDevice
 from tests.aio import run
 from tests.processes import ReferenceModel
 from tests.ui import tap_node
-from worker.agent.control import AgentHooks, AgentState
 from worker.agent.loop import AgentConfig, run_agent
 from worker.agent.model_client import ModelClient, ModelClientConfig, ModelEndpoint
 from worker.agent.results import AgentResult, FailReason, RunStatus
+from worker.agent.steering import AgentHooks, AgentState
 
 
 class Person(AgentHooks):

@@ -9,8 +9,8 @@ from typing import Protocol
 
 from device_pool.driver import UnknownApp
 from worker.agent import actions as a
-from worker.agent.control import AgentControl, AgentHooks, AgentState
 from worker.agent.results import FailReason
+from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 from worker.errors import ActionRejected
 
 GRID = 1000  # the model's coordinates are 0..999 on both axes, whatever the screen size
@@ -51,7 +51,7 @@ class ActionExecutor:
         device: Device,
         screen_size: tuple[int, int],
         hooks: AgentHooks,
-        control: AgentControl,
+        control: AgentSteering,
         *,
         wait_cap_s: float = 10.0,
         swipe_ms: int = 400,

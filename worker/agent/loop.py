@@ -2,7 +2,7 @@
 
 One async core for every caller (the Celery worker, ``phonefleet run``, tests). It owns no
 process-global state: everything a run needs is passed in. People steer it through awaited hooks
-and an ``AgentControl`` (cancel, pause), never through blocking callbacks.
+and an ``AgentSteering`` (cancel, pause), never through blocking callbacks.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from device_pool.driver import AppCatalog
 from device_pool.errors import DeviceError
 from worker.agent import actions as a
 from worker.agent import prompts
-from worker.agent.control import AgentControl, AgentHooks, AgentState
 from worker.agent.conversation import Conversation
 from worker.agent.executor import ActionExecutor, Device
 from worker.agent.images import EncodedImage, image_part
 from worker.agent.parser import format_reply, parse_reply
 from worker.agent.results import AgentResult, FailReason, RunStatus, StepRecord, StepTimings
+from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 from worker.errors import ActionError, ModelError
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class _Run:
         model: Model,
         config: AgentConfig,
         hooks: AgentHooks,
-        control: AgentControl,
+        control: AgentSteering,
         apps: AppCatalog,
         today: dt.date,
     ) -> None:
@@ -290,13 +290,13 @@ async def run_agent(
     *,
     config: AgentConfig | None = None,
     hooks: AgentHooks | None = None,
-    control: AgentControl | None = None,
+    control: AgentSteering | None = None,
     apps: AppCatalog | None = None,
     today: dt.date | None = None,
 ) -> AgentResult:
     """Run ``task`` on ``device`` until finish, failure, cancel or a budget runs out."""
     run = _Run(
-        task, device, model, config or AgentConfig(), hooks or AgentHooks(), control or AgentControl(),
+        task, device, model, config or AgentConfig(), hooks or AgentHooks(), control or AgentSteering(),
         apps or AppCatalog(), today or dt.date.today(),
     )  # fmt: skip
     return await run.run()

@@ -2,7 +2,7 @@
 
 The worker's side is played by the test: it sets the task's status and writes the request events
 (``task.confirmation_requested``, ``task.takeover_requested``, ``task.question``) straight into
-the database, as ``worker/session_hooks.py`` does; the API must answer with the reply events that
+the database, as ``worker/run/hooks.py`` does; the API must answer with the reply events that
 worker polls for.
 """
 

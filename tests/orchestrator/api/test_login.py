@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from orchestrator.db import UserRole
-from orchestrator.services.web_sessions import CSRF_COOKIE, SESSION_COOKIE, SessionTokens
+from orchestrator.services.logins import CSRF_COOKIE, SESSION_COOKIE, LoginTokens
 from tests.orchestrator.api.conftest import Api, Caller
 
 
@@ -115,7 +115,7 @@ def test_a_tampered_cookie_answers_401(api: Api, tamper: str) -> None:
 def test_an_expired_session_answers_401(api: Api) -> None:
     caller = api.caller()
     secret = api.settings.auth.session_secret.get_secret_value()
-    tokens = SessionTokens(secret, ttl_s=api.settings.auth.session_ttl_s)
+    tokens = LoginTokens(secret, ttl_s=api.settings.auth.session_ttl_s)
     expired = tokens.issue(caller.key_id, now=time.time() - api.settings.auth.session_ttl_s - 5)
     fresh = tokens.issue(caller.key_id)  # the same secret signs: the app accepts our own tokens
     assert api.client().get("/api/v1/tasks", headers=cookie(fresh.token)).status_code == 200
@@ -125,7 +125,7 @@ def test_an_expired_session_answers_401(api: Api) -> None:
 
 def test_a_token_signed_with_another_secret_is_refused(api: Api) -> None:
     caller = api.caller()
-    forged = SessionTokens("some-other-secret", ttl_s=3600).issue(caller.key_id)
+    forged = LoginTokens("some-other-secret", ttl_s=3600).issue(caller.key_id)
     r = api.client().get("/api/v1/auth/me", headers=cookie(forged.token))
     assert r.status_code == 401 and "invalid session" in r.json()["message"]
 

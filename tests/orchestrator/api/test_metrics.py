@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
 from orchestrator.db import DeviceState, Event, Step, TaskStatus, utcnow
-from orchestrator.services.database import Database
+from orchestrator.db.database import Database
 from orchestrator.services.metrics import MetricsService
 from tests.aio import run
 from tests.asgi import closed_port
@@ -20,7 +20,7 @@ from tests.databases import migrate_to_head, open_sessions
 from tests.device_pool.pool.rows import open_store
 from tests.orchestrator.api.conftest import StartApi
 from tests.orchestrator.factories import make_device, make_task, make_tenant
-from worker.session_db import TaskRows
+from worker.run.rows import TaskRows
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

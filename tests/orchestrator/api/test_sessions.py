@@ -30,8 +30,8 @@ from orchestrator.db import (
     make_sessionmaker,
     utcnow,
 )
+from orchestrator.db.database import Database
 from orchestrator.queue import TaskQueue
-from orchestrator.services.database import Database
 from orchestrator.services.sessions import LEASE_GRACE_S, SessionService
 from orchestrator.services.sweeper import TaskSweeper
 from tests.aio import run

@@ -18,7 +18,7 @@ import pytest
 
 from orchestrator.client import PhoneFleetAPIError, PhoneFleetClient
 from orchestrator.db import TaskStatus
-from orchestrator.services.trajectory import TrajectoryStep, trajectory_zip
+from orchestrator.services.trajectory_zip import TrajectoryStep, trajectory_zip
 from tests.orchestrator.api.conftest import Api
 from tests.orchestrator.api.test_steps import JPEG, add_steps
 from tests.orchestrator.api.test_tasks import add_tasks

@@ -17,11 +17,11 @@ from device_pool.driver import AdbDevice
 from tests.aio import run, until
 from tests.ui import find
 from tests.worker.agent.model_servers import Hang, ModelServer, Reply, Status, dead_url, serve
-from worker.agent.control import AgentControl, AgentHooks, AgentState
 from worker.agent.loop import AgentConfig, run_agent
 from worker.agent.model_client import ModelClient, ModelClientConfig, ModelEndpoint
 from worker.agent.results import FailReason, RunStatus
-from worker.agent.trajectory import TrajectoryWriter
+from worker.agent.steering import AgentHooks, AgentState, AgentSteering
+from worker.agent.trajectory_files import TrajectoryWriter
 
 WIFI_ROW = 'do(action="Tap", element=[900, 120])'  # the Wi-Fi switch on the Settings page (1080x2400)
 
@@ -157,7 +157,7 @@ def test_a_model_server_that_is_down_fails_clearly_within_the_budget(fresh_devic
 def test_cancel_during_a_model_call_stops_within_a_second(fresh_device: AdbDevice) -> None:
     async def body():
         server = ModelServer(default=Hang(limit_s=30))
-        control = AgentControl()
+        control = AgentSteering()
         with serve(server):
             async with client(server.base_url, request_timeout_s=60, first_token_timeout_s=60) as model:
                 task = asyncio.ensure_future(run_agent("Wait forever", fresh_device, model, control=control))
@@ -254,7 +254,7 @@ def test_take_over_hands_back_with_a_note_or_ends_as_needs_user(fresh_device: Ad
 def test_pause_mid_call_then_resume_with_a_note(fresh_device: AdbDevice) -> None:
     async def body():
         server = ModelServer(Hang(limit_s=30), Reply('finish(message="thanks")'))
-        control = AgentControl()
+        control = AgentSteering()
         hooks = Recorder()
         with serve(server):
             async with client(server.base_url, request_timeout_s=60, first_token_timeout_s=60) as model:

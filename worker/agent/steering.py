@@ -55,7 +55,7 @@ class AgentHooks:
         return None
 
 
-class AgentControl:
+class AgentSteering:
     """Cancel, pause and resume a running agent from another task (or thread, via the loop)."""
 
     def __init__(self) -> None:

@@ -32,12 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from device_pool.pool import LeaseGrant, LeaseStore
-from orchestrator.db import TaskStatus
-from orchestrator.services.tasks import CANCEL_REQUESTED
+from orchestrator.db import CANCEL_REQUESTED, TaskStatus
 from worker.agent.actions import Action
-from worker.agent.control import AgentControl, AgentHooks, AgentState
 from worker.agent.results import StepRecord
-from worker.session_db import TaskRows
+from worker.agent.steering import AgentHooks, AgentState, AgentSteering
+from worker.run.rows import TaskRows
 
 __all__ = ["CANCELLED_BY_USER", "CLAIM_LOST", "LEASE_LOST", "TaskHooks", "Watcher", "screenshot_path"]
 
@@ -67,7 +66,7 @@ class TaskHooks(AgentHooks):
     def __init__(
         self,
         rows: TaskRows,
-        control: AgentControl,
+        control: AgentSteering,
         *,
         data_dir: Path,
         deadline: float,
@@ -158,7 +157,7 @@ class Watcher:
     def __init__(
         self,
         rows: TaskRows,
-        control: AgentControl,
+        control: AgentSteering,
         *,
         interval_s: float = 0.5,
         heartbeat_s: float = 15.0,

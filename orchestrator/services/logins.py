@@ -14,11 +14,11 @@
   in ``X-CSRF-Token`` (double submit): another site can make the browser send the cookie, but cannot
   read ``pf_csrf`` to echo it. Bearer-authenticated requests need no CSRF token (no ambient credential).
 
-For other entry points (the events WebSocket): ``WebSessions.principal_from_cookies(cookies)`` turns
+For other entry points (the events WebSocket): ``Logins.principal_from_cookies(cookies)`` turns
 a request's cookies into the ``Principal`` (``Unauthenticated`` otherwise). A WebSocket handshake is
 a GET, so CSRF does not apply; check its ``Origin`` against the dashboard's instead (SameSite=Lax
 already keeps the cookie off cross-site handshakes in current browsers). The service is
-``app.state.services.web_sessions``.
+``app.state.services.logins``.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from orchestrator.db import Tenant, User
+from orchestrator.db.database import Database
 from orchestrator.errors import PermissionDenied, Unauthenticated
 from orchestrator.services.auth import ApiKeyVerifier, Principal
-from orchestrator.services.database import Database
 from orchestrator.settings import Settings
 
 __all__ = [
@@ -48,9 +48,9 @@ __all__ = [
     "UNSAFE_METHODS",
     "CsrfRejected",
     "Identity",
-    "SessionTokens",
-    "WebSession",
-    "WebSessions",
+    "Login",
+    "LoginTokens",
+    "Logins",
 ]
 
 SESSION_COOKIE = "pf_session"
@@ -69,7 +69,7 @@ class CsrfRejected(PermissionDenied):
 
 
 @dataclass(frozen=True)
-class WebSession:
+class Login:
     """A session as its cookies carry it."""
 
     key_id: uuid.UUID
@@ -92,7 +92,7 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-class SessionTokens:
+class LoginTokens:
     """Signs and reads ``pf_session`` values and derives their CSRF tokens; no I/O.
 
     The two HMAC keys are derived from the one secret with distinct labels, so a CSRF token can never
@@ -106,14 +106,14 @@ class SessionTokens:
         self._signing = hmac.new(secret.encode(), b"phonefleet session v1", hashlib.sha256).digest()
         self._csrf = hmac.new(secret.encode(), b"phonefleet csrf v1", hashlib.sha256).digest()
 
-    def issue(self, key_id: uuid.UUID, *, now: float | None = None) -> WebSession:
+    def issue(self, key_id: uuid.UUID, *, now: float | None = None) -> Login:
         """A new session for the key, valid ``ttl_s`` from ``now`` (unix seconds; default: the clock)."""
         expires = int((time.time() if now is None else now) + self.ttl_s)
         session_id = secrets.token_urlsafe(16)
         body = f"{_VERSION}.{key_id.hex}.{session_id}.{expires}"
         return self._session(key_id, session_id, expires, f"{body}.{self._sign(body)}")
 
-    def read(self, token: str, *, now: float | None = None) -> WebSession:
+    def read(self, token: str, *, now: float | None = None) -> Login:
         """The session a cookie value carries; raises ``Unauthenticated`` if forged, malformed or expired."""
         parts = token.split(".") if len(token) <= _MAX_TOKEN_CHARS else []
         if len(parts) != 5 or parts[0] != _VERSION:
@@ -137,8 +137,8 @@ class SessionTokens:
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._signing, body.encode(), hashlib.sha256).digest())
 
-    def _session(self, key_id: uuid.UUID, session_id: str, expires: int, token: str) -> WebSession:
-        return WebSession(
+    def _session(self, key_id: uuid.UUID, session_id: str, expires: int, token: str) -> Login:
+        return Login(
             key_id=key_id,
             session_id=session_id,
             expires_at=dt.datetime.fromtimestamp(expires, dt.UTC),
@@ -147,25 +147,25 @@ class SessionTokens:
         )
 
 
-class WebSessions:
+class Logins:
     """Login, and authenticating requests by the session cookie (see the module docstring)."""
 
-    def __init__(self, db: Database, verifier: ApiKeyVerifier, tokens: SessionTokens) -> None:
+    def __init__(self, db: Database, verifier: ApiKeyVerifier, tokens: LoginTokens) -> None:
         self.db = db
         self.verifier = verifier
         self.tokens = tokens
 
     @classmethod
-    def from_settings(cls, settings: Settings, db: Database, verifier: ApiKeyVerifier) -> WebSessions:
+    def from_settings(cls, settings: Settings, db: Database, verifier: ApiKeyVerifier) -> Logins:
         secret = settings.auth.session_secret.get_secret_value()
-        return cls(db, verifier, SessionTokens(secret, settings.auth.session_ttl_s))
+        return cls(db, verifier, LoginTokens(secret, settings.auth.session_ttl_s))
 
-    async def login(self, api_key: str) -> tuple[Identity, WebSession]:
+    async def login(self, api_key: str) -> tuple[Identity, Login]:
         """A new session for a valid key; raises ``Unauthenticated`` (wrong, malformed or revoked key)."""
         principal = await self.verifier.verify(f"Bearer {api_key}")
         return await self.identity(principal), self.tokens.issue(principal.key_id)
 
-    async def principal_from_cookies(self, cookies: Mapping[str, str]) -> tuple[Principal, WebSession]:
+    async def principal_from_cookies(self, cookies: Mapping[str, str]) -> tuple[Principal, Login]:
         """The caller of a request carrying ``pf_session``; raises ``Unauthenticated``. No CSRF check."""
         token = cookies.get(SESSION_COOKIE)
         if not token:
@@ -173,7 +173,7 @@ class WebSessions:
         session = self.tokens.read(token)
         return await self.verifier.verify_key_id(session.key_id), session
 
-    def check_csrf(self, session: WebSession, method: str, header: str | None) -> None:
+    def check_csrf(self, session: Login, method: str, header: str | None) -> None:
         """Unsafe methods must echo the session's CSRF token; raises ``CsrfRejected`` (403)."""
         if method.upper() not in UNSAFE_METHODS:
             return
@@ -189,7 +189,7 @@ class WebSessions:
 
     async def authenticate(
         self, method: str, cookies: Mapping[str, str], csrf_header: str | None
-    ) -> tuple[Principal, WebSession]:
+    ) -> tuple[Principal, Login]:
         """An HTTP request authenticated by cookie: the session, the key behind it, then CSRF."""
         principal, session = await self.principal_from_cookies(cookies)
         self.check_csrf(session, method, csrf_header)

@@ -1,6 +1,6 @@
 """One task, run by a worker: claim → lease a phone → run the agent → finish → release.
 
-``run_session(task_id, deps)`` is the domain function the Celery task calls (once per delivery,
+``perform_run(task_id, deps)`` is the domain function the Celery task calls (once per delivery,
 inside ``asyncio.run``). The database is the truth and the message only a hint, so:
 
 1. **claim** the task in one conditional UPDATE (``session_db.TaskRows.claim``); a delivery for a
@@ -11,7 +11,7 @@ inside ``asyncio.run``). The database is the truth and the message only a hint, 
    ``failed``/``no_device`` when none comes free;
 3. **run**: status ``running`` (device_id, started_at), then ``run_agent`` with hooks that record
    every step and state in the database, and a watcher that heartbeats the task and the lease and
-   turns a cancel request into ``AgentControl.cancel`` (``session_hooks``);
+   turns a cancel request into ``AgentSteering.cancel`` (``session_hooks``);
 4. **finish**: the status from the ``AgentResult``, ``result`` merged into the row's (timings,
    usage, steps), a ``task.status`` event; the lease is **always** released (→ ``resetting``: the
    pool manager resets the phone). A crashed worker releases nothing: its lease expires and the
@@ -40,18 +40,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from device_pool.errors import DeviceError, NoDeviceAvailable
 from device_pool.pool import LeaseGrant, LeaseStore, signal_for
 from orchestrator.db import TaskStatus, make_engine, make_sessionmaker, utcnow
+from orchestrator.db.database import Database
 from orchestrator.errors import UnknownDeviceProfile
-from orchestrator.services.database import Database
-from orchestrator.services.notifier import EventSignal
-from orchestrator.services.specs import profile_match
+from orchestrator.notifier import EventSignal
+from orchestrator.profiles import profile_match
 from orchestrator.settings import Settings
-from worker.agent.control import AgentControl
 from worker.agent.results import AgentResult, FailReason, RunStatus
-from worker.session_db import Claim, TaskRows
-from worker.session_hooks import CLAIM_LOST, LEASE_LOST, TaskHooks, Watcher
-from worker.session_logging import bind
+from worker.agent.steering import AgentSteering
+from worker.run.hooks import CLAIM_LOST, LEASE_LOST, TaskHooks, Watcher
+from worker.run.log_context import bind
+from worker.run.rows import Claim, TaskRows
 
-__all__ = ["MAX_ATTEMPTS", "MAX_LEASE_WAIT_S", "UNKNOWN_PROFILE", "SessionDeps", "run_session"]
+__all__ = ["MAX_ATTEMPTS", "MAX_LEASE_WAIT_S", "UNKNOWN_PROFILE", "RunDeps", "perform_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ UNKNOWN_PROFILE = "unknown_profile"
 
 
 @dataclass(frozen=True)
-class SessionDeps:
+class RunDeps:
     """What a session is built from: the settings and this worker's plain values (no open resources)."""
 
     settings: Settings
@@ -80,7 +80,7 @@ class SessionDeps:
     max_lease_wait_s: float = MAX_LEASE_WAIT_S
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, adb_port: int = 5037, **overrides: Any) -> SessionDeps:
+    def from_settings(cls, settings: Settings, *, adb_port: int = 5037, **overrides: Any) -> RunDeps:
         """Deps for this process (worker id ``host:pid``)."""
         return cls(
             settings=settings,
@@ -90,7 +90,7 @@ class SessionDeps:
         )
 
 
-async def run_session(task_id: uuid.UUID, deps: SessionDeps) -> TaskStatus | None:
+async def perform_run(task_id: uuid.UUID, deps: RunDeps) -> TaskStatus | None:
     """Run task ``task_id`` if this delivery can claim it; returns the end status, None if not claimed.
 
     Raises only before the claim (a retryable ``DatabaseUnavailable`` when the database is down);
@@ -124,7 +124,7 @@ async def run_session(task_id: uuid.UUID, deps: SessionDeps) -> TaskStatus | Non
 
 
 async def _run_claimed(
-    claim: Claim, rows: TaskRows, deps: SessionDeps, stack: AsyncExitStack, engine: AsyncEngine
+    claim: Claim, rows: TaskRows, deps: RunDeps, stack: AsyncExitStack, engine: AsyncEngine
 ) -> TaskStatus | None:
     settings = deps.settings
     deadline = time.monotonic() + claim.timeout_s
@@ -137,7 +137,7 @@ async def _run_claimed(
     signal = signal_for(settings.redis_url)
     store = LeaseStore.for_engine(engine, signal=signal)
     stack.push_async_callback(store.close)
-    control = AgentControl()
+    control = AgentSteering()
     watcher = Watcher(rows, control, interval_s=deps.watch_interval_s, heartbeat_s=settings.pool.heartbeat_s)
     watcher.start()
     stack.push_async_callback(watcher.stop)
@@ -185,8 +185,8 @@ async def _drive(
     claim: Claim,
     grant: LeaseGrant,
     rows: TaskRows,
-    control: AgentControl,
-    deps: SessionDeps,
+    control: AgentSteering,
+    deps: RunDeps,
     deadline: float,
 ) -> AgentResult:
     """Connect the phone and the model, and run the agent until it ends."""
@@ -238,7 +238,7 @@ class _Outcome:
     message: str
 
 
-def _interrupted(control: AgentControl) -> _Outcome:
+def _interrupted(control: AgentSteering) -> _Outcome:
     """The end of a run stopped from outside: a lost lease fails it, a user's cancel cancels it."""
     if control.cancel_reason == LEASE_LOST:
         return _Outcome(TaskStatus.FAILED, LEASE_LOST, "the phone's lease was lost (heartbeats failed)")
@@ -247,7 +247,7 @@ def _interrupted(control: AgentControl) -> _Outcome:
     return _Outcome(TaskStatus.CANCELLED, "cancelled", control.cancel_reason or "cancelled")
 
 
-def _outcome(result: AgentResult, control: AgentControl) -> _Outcome:
+def _outcome(result: AgentResult, control: AgentSteering) -> _Outcome:
     """The task's end status from the agent's result."""
     if control.cancelled and result.status != RunStatus.SUCCEEDED:
         # A cancel also ends waits for people, which the agent reports as denied/needs_user.
@@ -282,7 +282,7 @@ async def _finish(
     return outcome.status if written else None
 
 
-async def _unless_interrupted(work: Awaitable[T], control: AgentControl) -> T | None:
+async def _unless_interrupted(work: Awaitable[T], control: AgentSteering) -> T | None:
     """``work``'s result, or None if the control is cancelled first (``work`` is then cancelled)."""
     job = asyncio.ensure_future(work)
     stop = asyncio.ensure_future(control.wait_interrupt())

@@ -1,5 +1,5 @@
 """The phone's side: the virtual phone's ``screenrecord --output-format=h264 -`` through the real adb
-server, read by the API's ``Recording`` (what a redroid or a real phone would be read by)."""
+server, read by the API's ``Capture`` (what a redroid or a real phone would be read by)."""
 
 from __future__ import annotations
 
@@ -10,22 +10,22 @@ import av
 import pytest
 
 from device_pool.errors import CommandFailed
+from orchestrator.live.capture import Capture
 from orchestrator.live.geometry import VideoGeometry
 from orchestrator.live.h264 import AccessUnit
-from orchestrator.live.recording import Recording
 from tests.aio import run
 from tests.conftest import AdbServer
 from tests.orchestrator.live.conftest import ticking_phone
 from tests.processes import SimPhones
 
 
-def _recording(phones: SimPhones, adb: AdbServer, video: tuple[int, int], time_limit_s: int = 180) -> Recording:
+def _recording(phones: SimPhones, adb: AdbServer, video: tuple[int, int], time_limit_s: int = 180) -> Capture:
     geometry = VideoGeometry((720, 1600), video, (video[0], video[1], 0, 0))
-    return Recording(phones.serial(), geometry, adb_host="127.0.0.1", adb_port=adb.port, bit_rate=2_000_000,
+    return Capture(phones.serial(), geometry, adb_host="127.0.0.1", adb_port=adb.port, bit_rate=2_000_000,
                      time_limit_s=time_limit_s, flush_s=0.008)  # fmt: skip
 
 
-async def _collect(recording: Recording, seconds: float) -> list[AccessUnit]:
+async def _collect(recording: Capture, seconds: float) -> list[AccessUnit]:
     units: list[AccessUnit] = []
 
     async def read() -> None:

@@ -26,10 +26,9 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.db import HELD_TASK_STATUSES, Event, Step, Task, TaskStatus, utcnow
-from orchestrator.services.database import Database
-from orchestrator.services.notifier import EventSignal
-from orchestrator.services.sweeper import WORKER_LOST
+from orchestrator.db import HELD_TASK_STATUSES, WORKER_LOST, Event, Step, Task, TaskStatus, utcnow
+from orchestrator.db.database import Database
+from orchestrator.notifier import EventSignal
 
 __all__ = ["Claim", "TaskRow", "TaskRows"]
 

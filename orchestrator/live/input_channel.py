@@ -37,7 +37,7 @@ from device_pool.driver import AdbDevice
 from device_pool.errors import DeviceError
 from orchestrator.live.geometry import VideoGeometry
 
-__all__ = ["MAX_MESSAGE_BYTES", "MAX_PENDING", "ControlChannel", "parse_message"]
+__all__ = ["MAX_MESSAGE_BYTES", "MAX_PENDING", "InputChannel", "parse_message"]
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def ack(message_id: object, error: str | None = None, message: str | None = None
 MayControl = Callable[[], Awaitable[tuple[bool, str]]]
 
 
-class ControlChannel:
+class InputChannel:
     """One viewer's ``control`` channel: a queue and one task that handles its messages in order."""
 
     def __init__(

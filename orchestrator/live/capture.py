@@ -21,13 +21,13 @@ from device_pool.errors import CommandFailed
 from orchestrator.live.geometry import VideoGeometry
 from orchestrator.live.h264 import AccessUnit, AccessUnits, NalSplitter
 
-__all__ = ["Recording"]
+__all__ = ["Capture"]
 
 _READ = 256 * 1024
 _TEXT_LIMIT = 4096  # bytes kept of a recording that printed text instead of video (an error)
 
 
-class Recording:
+class Capture:
     def __init__(
         self,
         serial: str,
