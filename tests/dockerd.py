@@ -146,7 +146,7 @@ def build_standin_image(url: str, ref: str) -> None:
             info.type, info.linkname = tarfile.SYMTYPE, target
             tar.addfile(info)
     python = os.path.join(sys.prefix, "bin", "python")  # the venv's, so its site-packages load
-    entrypoint = f'ENTRYPOINT ["{python}", "-m", "device_pool.providers.redroid_standin"]'
+    entrypoint = f'ENTRYPOINT ["{python}", "-m", "device_pool.providers.redroid.standin"]'
     repository, tag = ref.rsplit(":", 1)
     client = docker.DockerClient(base_url=url, timeout=60)
     try:

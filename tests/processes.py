@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -32,17 +33,20 @@ class SimPhones:
     """A running ``phonefleet sim`` process and the serials of its phones."""
 
     proc: subprocess.Popen
-    base_port: int
-    count: int
+    ports: list[int]  # phone by phone, as the OS picked them
     data_root: Path
     host: str = "127.0.0.1"
     serials: list[str] = field(default_factory=list)
 
+    @property
+    def count(self) -> int:
+        return len(self.ports)
+
     def port(self, i: int = 0) -> int:
-        return self.base_port + i
+        return self.ports[i]
 
     def serial(self, i: int = 0) -> str:
-        return f"{self.host}:{self.base_port + i}"
+        return f"{self.host}:{self.ports[i]}"
 
     def stop(self) -> None:
         stop_process(self.proc)
@@ -58,31 +62,30 @@ def start_sim(
     extra: list[str] | None = None,
     timeout: float = 30.0,
 ) -> SimPhones:
-    base = free_port_block(count)
+    # Ports from the OS (--base-port 0), reported in the ports file once every phone listens: no
+    # other process can take a port between our choice and the phone's bind.
+    ports_file = data_root / "sim-ports.json"
     cmd = [
         sys.executable, "-m", "orchestrator.cli", "sim",
-        "--count", str(count), "--base-port", str(base),
+        "--count", str(count), "--base-port", "0", "--ports-file", str(ports_file),
         "--width", str(width), "--height", str(height), "--density", str(density),
         "--seed", str(seed), "--data-root", str(data_root), *(extra or []),
     ]  # fmt: skip
     log_path = data_root / "sim.log"
     with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    phones = SimPhones(proc=proc, base_port=base, count=count, data_root=data_root)
 
-    def listening(i: int) -> bool:
+    def written_ports() -> list[int] | None:
         if proc.poll() is not None:
             raise GiveUp(f"phonefleet sim exited with {proc.returncode}:\n{log_path.read_text()}")
-        return port_open("127.0.0.1", base + i)
+        return json.loads(ports_file.read_text()) if ports_file.exists() else None
 
     try:
-        for i in range(count):
-            wait_until(
-                lambda i=i: listening(i), timeout=timeout, what=f"sim phone {i} listening on {base + i}"
-            )
+        ports = wait_until(written_ports, timeout=timeout, what="phonefleet sim writes its phones' ports")
     except BaseException:
-        phones.stop()
+        stop_process(proc)
         raise
+    phones = SimPhones(proc=proc, ports=ports, data_root=data_root)
     phones.serials = [phones.serial(i) for i in range(count)]
     return phones
 

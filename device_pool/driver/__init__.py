@@ -1,39 +1,30 @@
-"""The async ADB driver: an adb server client and ``AdbDevice``, the per-phone API the agent and pool use."""
+"""The async ADB driver: an adb server client and ``AdbDevice``, the per-phone API the agent and pool use.
 
-from device_pool.driver.adb_server import AdbServerClient, default_adb_path
-from device_pool.driver.apps import KNOWN_APPS, AppCatalog
-from device_pool.driver.device import AdbDevice, DeviceTimeouts
-from device_pool.driver.errors import TextInputUnsupported, UnknownApp, adb_errors
-from device_pool.driver.keys import KEYCODES, keycode
-from device_pool.driver.screenshot import (
-    RawFrame,
-    black_fraction,
-    is_black_frame,
-    is_secure_frame,
-    screenrecord_projection,
-)
-from device_pool.driver.settle import SettleResult
-from device_pool.driver.shell import ShellOutput
-from device_pool.driver.text_input import ADB_KEYBOARD_IME
+Each name loads its module on first use, so the phone process or a reader of one constant does not
+load the whole driver.
+"""
 
-__all__ = [
-    "ADB_KEYBOARD_IME",
-    "KEYCODES",
-    "KNOWN_APPS",
-    "AdbDevice",
-    "AdbServerClient",
-    "AppCatalog",
-    "DeviceTimeouts",
-    "RawFrame",
-    "SettleResult",
-    "ShellOutput",
-    "TextInputUnsupported",
-    "UnknownApp",
-    "adb_errors",
-    "black_fraction",
-    "default_adb_path",
-    "is_black_frame",
-    "is_secure_frame",
-    "keycode",
-    "screenrecord_projection",
-]
+from device_pool.exports import lazy_exports
+
+_EXPORTS = {
+    "AdbServerClient": "device_pool.driver.adb_server",
+    "default_adb_path": "device_pool.driver.adb_server",
+    "AppCatalog": "device_pool.driver.apps",
+    "KNOWN_APPS": "device_pool.driver.apps",
+    "AdbDevice": "device_pool.driver.device",
+    "DeviceTimeouts": "device_pool.driver.device",
+    "TextInputUnsupported": "device_pool.driver.errors",
+    "UnknownApp": "device_pool.driver.errors",
+    "adb_errors": "device_pool.driver.errors",
+    "KEYCODES": "device_pool.driver.keys",
+    "keycode": "device_pool.driver.keys",
+    "RawFrame": "device_pool.driver.screenshot",
+    "black_fraction": "device_pool.driver.screenshot",
+    "is_black_frame": "device_pool.driver.screenshot",
+    "is_secure_frame": "device_pool.driver.screenshot",
+    "SettleResult": "device_pool.driver.settle",
+    "ShellOutput": "device_pool.driver.shell",
+    "ADB_KEYBOARD_IME": "device_pool.driver.text_input",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

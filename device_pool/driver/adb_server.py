@@ -19,7 +19,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5037
 
 # A phone that stays `offline` this long after `adb connect` is reconnected from scratch: adb 29
-# otherwise keeps a dead transport for ~10 s after the phone restarted (adb-protocol.md §8).
+# otherwise keeps a dead transport for ~10 s after the phone restarted.
 _RECONNECT_AFTER_S = 3.0
 _POLL_S = 0.1
 

@@ -2,7 +2,7 @@
 
 ``screencap`` (no ``-p``) writes a header of little-endian u32s ``width, height, format`` plus, since
 Android 8, ``colorspace`` (16 bytes; 12 before), then the pixels. Comparing two raw buffers with
-``bytes ==`` is a memcmp (≤ 1.4 ms at 1080x2400, see measured-costs.md), the cheapest settle check.
+``bytes ==`` is a memcmp (≤ 1.4 ms at 1080x2400), the cheapest settle check.
 """
 
 from __future__ import annotations
@@ -121,18 +121,3 @@ def is_secure_frame(image: Image.Image) -> bool:
     rows = sample.shape[0]
     band = sample[rows // 10 : rows - rows // 10]
     return band.size > 0 and int(band.max()) == 0
-
-
-def screenrecord_projection(display: tuple[int, int], video: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Where Android's ``screenrecord`` puts the display inside a ``video``-sized picture (its
-    setDisplayProjection): aspect kept, centred, even numbers for 4:2:0 chroma → (width, height, x, y)."""
-    dw, dh = display
-    vw, vh = video
-    aspect = dh / dw
-    if vh > int(vw * aspect):
-        ow, oh = vw, int(vw * aspect)
-    else:
-        ow, oh = int(vh / aspect), vh
-    ow, oh = max(2, ow - ow % 2), max(2, oh - oh % 2)
-    x, y = (vw - ow) // 2, (vh - oh) // 2
-    return ow, oh, x - x % 2, y - y % 2

@@ -1,34 +1,30 @@
 """The device pool: leases on the database rows (``leases``) and the manager that keeps phones ready (``manager``).
 
 This package may use the control plane's models through ``orchestrator.db`` (and nothing else of
-the orchestrator); the providers below it stay free of the orchestrator.
+the orchestrator, never the worker); the providers below it stay free of the orchestrator. Each name
+loads its module on first use: a reader of ``DRAIN_LABEL`` does not start the providers and driver.
 """
 
-from device_pool.errors import CapacityError, NoDeviceAvailable
-from device_pool.pool.devices import DeviceRecord, DeviceStore
-from device_pool.pool.leases import DRAIN_LABEL, EXPIRED, EndedLease, LeaseGrant, LeaseStore, profile_matches
-from device_pool.pool.manager import PoolManager
-from device_pool.pool.registered import REGISTERED, RegisteredAdbProvider
-from device_pool.pool.signals import IDLE, RELEASED, LocalSignal, RedisSignal, Signal, signal_for
+from device_pool.exports import lazy_exports
 
-__all__ = [
-    "DRAIN_LABEL",
-    "EXPIRED",
-    "IDLE",
-    "REGISTERED",
-    "RELEASED",
-    "CapacityError",
-    "DeviceRecord",
-    "DeviceStore",
-    "EndedLease",
-    "LeaseGrant",
-    "LeaseStore",
-    "LocalSignal",
-    "NoDeviceAvailable",
-    "PoolManager",
-    "RedisSignal",
-    "RegisteredAdbProvider",
-    "Signal",
-    "profile_matches",
-    "signal_for",
-]
+_EXPORTS = {
+    "CapacityError": "device_pool.errors",
+    "NoDeviceAvailable": "device_pool.errors",
+    "DeviceRecord": "device_pool.pool.devices",
+    "DeviceStore": "device_pool.pool.devices",
+    "DRAIN_LABEL": "device_pool.pool.leases",
+    "EXPIRED": "device_pool.pool.leases",
+    "EndedLease": "device_pool.pool.leases",
+    "LeaseGrant": "device_pool.pool.leases",
+    "LeaseStore": "device_pool.pool.leases",
+    "profile_matches": "device_pool.pool.leases",
+    "PoolManager": "device_pool.pool.manager",
+    "IDLE": "device_pool.pool.signals",
+    "LocalSignal": "device_pool.pool.signals",
+    "RELEASED": "device_pool.pool.signals",
+    "RedisSignal": "device_pool.pool.signals",
+    "Signal": "device_pool.pool.signals",
+    "signal_for": "device_pool.pool.signals",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

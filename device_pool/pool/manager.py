@@ -35,7 +35,8 @@ from device_pool.errors import PhoneFleetError
 from device_pool.pool.devices import DeviceRecord
 from device_pool.pool.leases import LeaseStore
 from device_pool.pool.signals import RELEASED
-from device_pool.providers import DeviceProfile, DeviceSpec, Provider, ProviderCapacity, UnknownDevice
+from device_pool.providers.base import DeviceProfile, DeviceSpec, Provider
+from device_pool.providers.errors import ProviderCapacity, UnknownDevice
 from orchestrator.db import DeviceState, utcnow
 
 logger = logging.getLogger(__name__)

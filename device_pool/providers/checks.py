@@ -7,7 +7,7 @@ import logging
 import secrets
 import time
 
-from device_pool.driver import AdbDevice
+from device_pool.driver.device import AdbDevice
 from device_pool.errors import DeviceError, DeviceTimeout
 from device_pool.providers.base import DeviceProfile, Health
 

@@ -66,8 +66,16 @@ class PhoneStartFailed(ProviderError):
     retryable = True
 
 
+class PortTaken(Exception):
+    """A phone could not listen on its port: someone else took it since the port was reserved.
+
+    Not a ProviderError: the provider catches it and tries the next port, it never reaches a caller.
+    """
+
+
 __all__ = [
     "PhoneStartFailed",
+    "PortTaken",
     "ProviderCapacity",
     "ProviderError",
     "UnknownDevice",

@@ -12,21 +12,18 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import device_pool
-from device_pool.driver import AdbDevice, AdbServerClient, DeviceTimeouts
+from device_pool.driver.adb_server import AdbServerClient
+from device_pool.driver.device import AdbDevice, DeviceTimeouts
 from device_pool.errors import CommandFailed, DeviceError
 from device_pool.providers.base import DeviceProfile, DeviceSpec, Health
 from device_pool.providers.checks import DEFAULT_LAUNCHER, probe, wait_for_launcher
-from device_pool.providers.errors import (
-    PhoneStartFailed,
-    ProviderCapacity,
-    ProviderError,
-    UnknownDevice,
-    UnsupportedProfile,
-)
+from device_pool.providers.errors import PhoneStartFailed, PortTaken, ProviderCapacity, UnsupportedProfile
+from device_pool.providers.made import MadePhone, MadePhones
 from device_pool.providers.sim_process import EXIT_CANNOT_LISTEN
 
 logger = logging.getLogger(__name__)
@@ -71,25 +68,13 @@ class SimProviderConfig(BaseModel):
         return self
 
 
-class _PortTaken(Exception):
-    """The phone process could not listen: someone else took the port since we checked it."""
-
-
 @dataclass
-class _Phone:
-    port: int
-    seed: int
-    profile: DeviceProfile
-    device: AdbDevice
+class _Phone(MadePhone):
+    seed: int = 0
     proc: subprocess.Popen[bytes] | None = None
-    spec: DeviceSpec | None = None  # None until the phone is online and described
-
-    @property
-    def serial(self) -> str:
-        return self.device.serial
 
 
-class SimProvider:
+class SimProvider(MadePhones[_Phone]):
     """Virtual phones, each in its own ``python -m device_pool.providers.sim_process`` child process.
 
     One process per phone rather than one ``SimFleet`` for all: creating or destroying a phone never
@@ -98,13 +83,13 @@ class SimProvider:
     """
 
     name = "sim"
+    apps_from = "the virtual phone"
 
     def __init__(self, config: SimProviderConfig) -> None:
+        super().__init__()
         self.config = config
         self._server = AdbServerClient(config.adb_host, config.adb_port, timeout=config.command_timeout_s)
         self._timeouts = DeviceTimeouts(command=config.command_timeout_s, connect=config.start_timeout_s)
-        self._phones: dict[int, _Phone] = {}  # by port; a port is reserved here before its process starts
-        self._closed = False
 
     def __repr__(self) -> str:
         return (
@@ -112,61 +97,6 @@ class SimProvider:
         )
 
     # --- the Provider protocol -------------------------------------------------------------------
-
-    async def start(self) -> list[DeviceSpec]:
-        """Create phones until ``count`` run (concurrently); PhoneStartFailed if one does not come up."""
-        missing = max(self.config.count - len(self._phones), 0)
-        results = await asyncio.gather(*(self.create() for _ in range(missing)), return_exceptions=True)
-        # The phones that did come up stay (close() stops them); the first failure is the caller's.
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return await self.list()
-
-    async def list(self) -> list[DeviceSpec]:
-        """The phones that are online and described, by port."""
-        return [p.spec for _, p in sorted(self._phones.items()) if p.spec is not None]
-
-    async def create(self, profile: DeviceProfile | None = None) -> DeviceSpec:
-        """Start a phone in factory state on the next free port; ProviderCapacity when none is left."""
-        if self._closed:
-            raise ProviderError("the provider is closed", provider=self.name)
-        wanted = self._profile(profile)
-        tried: set[int] = set()
-        while True:
-            phone = self._reserve(wanted, tried)
-            try:
-                await self._launch(phone)
-                phone.spec = await self._describe(phone)
-            except _PortTaken:
-                tried.add(phone.port)
-                self._phones.pop(phone.port, None)
-                await self._stop(phone)  # reaps the exited process
-                continue
-            except BaseException:
-                self._phones.pop(phone.port, None)
-                await self._stop(phone)
-                raise
-            break
-        missing = set(wanted.apps) - set(phone.spec.profile.apps)
-        if missing:
-            await self.destroy(phone.serial)
-            raise UnsupportedProfile(
-                f"the virtual phone has no {', '.join(sorted(missing))}", provider=self.name
-            )
-        logger.info("phone created", extra={"device_id": phone.serial, "pid": self.pid(phone.serial)})
-        return phone.spec
-
-    async def destroy(self, serial: str) -> None:
-        """Stop the phone's process and remove its data; an unknown serial is a no-op."""
-        phone = self._find(serial)
-        if phone is None:
-            logger.debug("destroy of a phone we do not have", extra={"device_id": serial})
-            return
-        self._phones.pop(phone.port, None)
-        await self._stop(phone)
-        await asyncio.to_thread(shutil.rmtree, self._data_dir(phone.port), True)
-        logger.info("phone destroyed", extra={"device_id": serial})
 
     async def reset(self, serial: str) -> None:
         """``phonefleet-sim factory-reset`` over adb, then wait for the launcher; a phone that fails it is restarted.
@@ -191,7 +121,7 @@ class SimProvider:
         await self._stop(phone)
         try:
             await self._launch(phone)
-        except _PortTaken as exc:
+        except PortTaken as exc:
             raise PhoneStartFailed(
                 f"{serial}: port {phone.port} was taken while the phone was down",
                 provider=self.name,
@@ -207,17 +137,6 @@ class SimProvider:
             return Health(False, f"phone process is not running (exit status {code})")
         return await probe(phone.device, phone.profile, timeout=self.config.health_timeout_s)
 
-    async def close(self) -> None:
-        """Stop every phone process (terminate → wait → kill, each by its pid) and remove their data."""
-        self._closed = True
-        phones = list(self._phones.values())
-        self._phones.clear()
-        results = await asyncio.gather(*(self._stop(p) for p in phones), return_exceptions=True)
-        for phone, result in zip(phones, results, strict=True):
-            if isinstance(result, BaseException):
-                logger.error("could not stop phone", extra={"device_id": phone.serial}, exc_info=result)
-            await asyncio.to_thread(shutil.rmtree, self._data_dir(phone.port), True)
-
     # --- beyond the protocol ---------------------------------------------------------------------
 
     def pid(self, serial: str) -> int | None:
@@ -227,16 +146,25 @@ class SimProvider:
 
     # --- internals -------------------------------------------------------------------------------
 
-    def _find(self, serial: str) -> _Phone | None:
-        return next((p for p in self._phones.values() if p.serial == serial), None)
+    @property
+    def _start_count(self) -> int:
+        return self.config.count
 
-    def _require(self, serial: str) -> _Phone:
-        phone = self._find(serial)
-        if phone is None or phone.spec is None:
-            raise UnknownDevice(
-                f"{serial} is not a phone of this provider", provider=self.name, device_id=serial
-            )
-        return phone
+    def _log_extra(self, phone: _Phone) -> dict[str, Any]:
+        return {"pid": self.pid(phone.serial)}
+
+    async def _boot(self, phone: _Phone) -> None:
+        await self._launch(phone)
+
+    async def _discard(self, phone: _Phone) -> None:
+        await self._stop(phone)  # reaps an exited process too
+
+    async def _remove(self, phone: _Phone) -> None:
+        """Stop the phone's process and remove its data (also when the stop failed)."""
+        try:
+            await self._stop(phone)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, self._data_dir(phone.port), True)
 
     @staticmethod
     def _running(phone: _Phone) -> bool:
@@ -311,7 +239,7 @@ class SimProvider:
             # The exit status first: once our child failed to listen, whoever holds the port answers.
             code = phone.proc.poll()
             if code == EXIT_CANNOT_LISTEN:
-                raise _PortTaken(phone.port)
+                raise PortTaken(phone.port)
             if code is not None or time.monotonic() > deadline:
                 await self._stop(phone)
                 what = (

@@ -7,7 +7,8 @@ import logging
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from device_pool.driver import AdbDevice, AdbServerClient, DeviceTimeouts
+from device_pool.driver.adb_server import AdbServerClient
+from device_pool.driver.device import AdbDevice, DeviceTimeouts
 from device_pool.errors import DeviceError
 from device_pool.providers.base import DeviceProfile, DeviceSpec, Health
 from device_pool.providers.checks import DEFAULT_LAUNCHER, go_home, probe

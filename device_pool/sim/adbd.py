@@ -14,8 +14,8 @@ import os
 import socket
 from concurrent.futures import Executor
 
+from device_pool.sim.adbd_services import open_service
 from device_pool.sim.phone import VirtualPhone
-from device_pool.sim.services import open_service
 from device_pool.sim.stream import Stream, StreamClosed
 from device_pool.sim.transport import (
     A_AUTH,
@@ -75,11 +75,6 @@ class AdbDaemon:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
-
-    async def disconnect_all(self) -> None:
-        """Drop every host connection, as a phone does when it reboots."""
-        for conn in list(self._connections):
-            await conn.abort()
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")

@@ -31,10 +31,6 @@ class Stamp:
     seq: int
     drawn_ms: int  # time.time() in ms, low 32 bits
 
-    def age_ms(self, now: int | None = None) -> int:
-        """Milliseconds from drawing to ``now`` (default: this moment), across the 32-bit wrap."""
-        return ((now_ms() if now is None else now) - self.drawn_ms) & 0xFFFFFFFF
-
 
 def now_ms() -> int:
     return int(time.time() * 1000) & 0xFFFFFFFF

@@ -1,4 +1,4 @@
-"""Run several virtual phones in one process, each with its own adbd on host:base_port+i."""
+"""Run several virtual phones in one process, each with its own adbd on host:base_port+i (or an OS-chosen port)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ logger = logging.getLogger(__name__)
 
 
 class SimFleet:
-    """N phones, phone i on ``host:base_port+i`` with its data under ``data_root/phone-<port>``.
+    """N phones, phone i on ``host:base_port+i`` with its data under ``data_root/phone-<base_port+i>``.
 
-    Phone i gets seed ``config.seed + i`` so a fleet is deterministic but its phones differ.
+    Phone i gets seed ``config.seed + i`` so a fleet is deterministic but its phones differ. With
+    ``base_port`` 0 every phone listens on a port the OS picks (``ports`` after ``start``), so no
+    other process can take it between a choice and the bind; phone i is still named after
+    ``base_port + i`` (data in ``phone-<i>``, serial number ``PFSIM<i>``), which keeps names unique.
     """
 
     def __init__(
@@ -32,6 +35,8 @@ class SimFleet:
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
+        if base_port < 0:
+            raise ValueError("base_port must not be negative")
         base = config or PhoneConfig()
         # Commands run on threads (screencap encodes, file I/O); a few per phone keeps concurrent
         # streams of one phone from queueing behind another phone's slow command.
@@ -45,13 +50,19 @@ class SimFleet:
             if reset:
                 phone.factory_reset()
             self.phones.append(phone)
+            listen = 0 if base_port == 0 else port
             self.daemons.append(
-                AdbDaemon(phone, host, port, executor=self.executor, require_auth=require_auth)
+                AdbDaemon(phone, host, listen, executor=self.executor, require_auth=require_auth)
             )
 
     @property
     def serials(self) -> list[str]:
         return [d.serial for d in self.daemons]
+
+    @property
+    def ports(self) -> list[int]:
+        """The phones' ports, in order; the OS-chosen ones once ``start`` returned."""
+        return [d.port for d in self.daemons]
 
     async def start(self) -> None:
         try:

@@ -118,10 +118,6 @@ def _tokens(para: str) -> list[str]:
     return tokens
 
 
-def wrapped_height(text: str, px: int, width: int) -> int:
-    return line_height(px) * max(1, len(wrap_lines(text, px, width)))
-
-
 def ellipsize(text: str, px: int, width: int, bold: bool = False) -> str:
     if text_width(text, px, bold) <= width:
         return text

@@ -33,7 +33,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from fractions import Fraction
 
-from device_pool.driver.screenshot import screenrecord_projection
+from device_pool.android import screenrecord_projection
 from device_pool.sim.phone import VirtualPhone
 from device_pool.sim.stream import Stream
 
@@ -240,7 +240,7 @@ async def serve(
 ) -> None:
     """Record until the host closes the stream or the time limit passes (then exit 0, as Android).
     (``executor`` is the shell's; a recording uses a thread of its own for as long as it runs.)"""
-    from device_pool.sim.services import ID_EXIT, ID_STDERR, ID_STDOUT, v2_packet
+    from device_pool.sim.adbd_services import ID_EXIT, ID_STDERR, ID_STDOUT, v2_packet
 
     async def out(kind: int, data: bytes) -> None:
         await stream.write(v2_packet(kind, data) if v2 else data)

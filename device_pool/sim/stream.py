@@ -1,7 +1,7 @@
 """One adb stream inside a connection, with adbd's flow control.
 
 The device may send one WRTE right after it opens (or accepts) a stream, then waits for the host's
-OKAY before each further WRTE (adb-protocol.md §7). Inbound WRTEs are acknowledged when the service
+OKAY before each further WRTE. Inbound WRTEs are acknowledged when the service
 takes the data, which is the backpressure a slow service needs; services that ignore their input
 drain it (``drain_input``) so the host never stalls.
 """

@@ -1,7 +1,7 @@
 """The sync service (``adb push/pull/ls``, adbutils' sync): requests over one byte stream.
 
 A byte stream, not message-aligned: hosts pack DATA headers across WRTEs, so everything is read
-through a buffer (adb-protocol.md §5). Paths map into the phone's file system root.
+through a buffer. Paths map into the phone's file system root.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The adb transport's message framing: 24-byte headers, commands, and the banner.
 
-Wire facts are in shared/adb-protocol.md §1-§3: six little-endian u32 (command, arg0, arg1,
-data_length, data_check, magic = command ^ 0xFFFFFFFF), then the payload.
+Each message is six little-endian u32 (command, arg0, arg1, data_length, data_check,
+magic = command ^ 0xFFFFFFFF), then the payload.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ AUTH_RSAPUBLICKEY = 3
 _HEADER = struct.Struct("<6I")
 HEADER_SIZE = _HEADER.size
 
-# The features we implement. Never advertise what is not implemented (adb-protocol.md §3):
+# The features we implement. Never advertise what is not implemented:
 # compression, delayed_ack, cmd/abb would change what clients send.
 FEATURES = ("shell_v2", "stat_v2", "ls_v2", "fixed_push_mkdir", "fixed_push_symlink_timestamp", "apex")
 
@@ -76,7 +76,7 @@ async def read_message(reader: asyncio.StreamReader, max_payload: int = MAX_PAYL
     """Read one message; raises IncompleteReadError at EOF and ProtocolViolation on garbage."""
     header = await reader.readexactly(HEADER_SIZE)
     command, arg0, arg1, length, _check, magic = _HEADER.unpack(header)
-    # Hosts do not verify checksums and neither do we (adb-protocol.md §1); the magic we do check.
+    # Hosts do not verify checksums and neither do we; the magic we do check.
     if magic != command ^ 0xFFFFFFFF or command not in NAMES:
         raise ProtocolViolation(f"bad header {header.hex()}")
     if length > max_payload:

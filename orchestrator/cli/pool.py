@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,44 +28,27 @@ from orchestrator.cli.signals import serve_until_signal
 logger = logging.getLogger(__name__)
 
 
-def _provider(settings: Any, args: argparse.Namespace, max_devices: int) -> tuple[Any, bool]:
-    """The provider ``settings.pool.provider`` names, and whether the manager may replace its phones."""
-    from device_pool.providers import SimProvider, SimProviderConfig, StaticAdbConfig, StaticAdbProvider
+def _options(settings: Any, args: argparse.Namespace, max_devices: int) -> Any:
+    """What the providers need, from the settings and the command line."""
+    from device_pool.providers.registry import ProviderOptions
 
     pool = settings.pool
-    if pool.provider == "sim":
-        config = SimProviderConfig(
-            data_root=settings.data_dir / "phones",
-            count=pool.count,
-            max_count=max(max_devices, pool.count, 1),
-            base_port=pool.base_port,
-            adb_port=args.adb_port,
-        )
-        return SimProvider(config), True
-    if pool.provider == "static_adb":
-        if args.devices_file is None:
-            raise ValueError("pool.provider is static_adb: pass --devices-file with the phones (JSON)")
-        data = json.loads(Path(args.devices_file).read_text())
-        if isinstance(data, list):
-            data = {"devices": data}
-        data.setdefault("adb_port", args.adb_port)
-        # Static phones are listed, never made: an unhealthy one is retried, not replaced.
-        return StaticAdbProvider(StaticAdbConfig.model_validate(data)), False
-    if pool.provider == "redroid":
-        from device_pool.providers.redroid import RedroidConfig, RedroidProvider
-
-        # pool.count phones stay up on this host; the manager may grow to redroid.max_count.
-        fields = pool.redroid.model_dump()
-        config = RedroidConfig(
-            **fields, min_count=pool.count, base_port=pool.base_port, adb_port=args.adb_port
-        )
-        return RedroidProvider(config), True
-    raise ValueError(f"pool.provider {pool.provider!r} is not available yet")
+    return ProviderOptions(
+        adb_port=args.adb_port,
+        count=pool.count,
+        max_count=max(max_devices, pool.count, 1),
+        base_port=pool.base_port,
+        data_root=settings.data_dir / "phones",
+        devices_file=None if args.devices_file is None else Path(args.devices_file),
+        redroid=pool.redroid.model_dump(),
+    )
 
 
 async def _serve(settings: Any, args: argparse.Namespace) -> None:
     from device_pool.driver import AdbServerClient
-    from device_pool.pool import LeaseStore, PoolManager, RegisteredAdbProvider, signal_for
+    from device_pool.pool import LeaseStore, PoolManager, signal_for
+    from device_pool.providers.registered import REGISTERED
+    from device_pool.providers.registry import build_provider
     from orchestrator.db import make_engine, make_sessionmaker
     from orchestrator.db.database import Database
     from orchestrator.queue import TaskQueue
@@ -76,7 +60,9 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
     redroid = pool.provider == "redroid"
     default_max = pool.redroid.max_count if redroid else max(pool.count, pool.min_idle)
     max_devices = args.max_devices or default_max
-    provider, recreate = _provider(settings, args, max_devices)
+    options = _options(settings, args, max_devices)
+    built = build_provider(pool.provider, options)
+    provider, recreate = built.provider, built.replaceable
     # A redroid reset is a container boot: the manager's per-operation deadline must outlast it.
     op_timeout_s = max(120.0, pool.redroid.boot_timeout_s + 60) if redroid else 120.0
     engine = make_engine(settings.database_url)
@@ -95,7 +81,7 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
     )
     # Phones an admin registered (POST /api/v1/devices, provider "static"), beside the provider's
     # own: connected, reset (HOME) and health-checked from their rows; never created or replaced.
-    registered = RegisteredAdbProvider(store, adb_port=args.adb_port)
+    registered = build_provider(REGISTERED, replace(options, store=store)).provider
     registered_manager = PoolManager(
         store, registered, min_idle=0, max_devices=0, health_interval_s=args.health_interval,
         reap_interval_s=min(args.reap_interval, settings.pool.lease_ttl_s / 4), recreate_unhealthy=False,

@@ -1,15 +1,29 @@
-"""``phonefleet sim``: virtual Android phones that speak the real adb protocol."""
+"""``phonefleet sim``: virtual Android phones that speak the real adb protocol.
+
+``--base-port 0`` lets the OS pick every phone's port, and ``--ports-file`` tells a caller which it
+picked: a JSON list, phone by phone, written once all of them listen. Tests use the pair instead of
+guessing free ports, which another process could take between the guess and the bind.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from orchestrator.cli.signals import serve_until_signal
+
+
+def _write_ports(path: Path, ports: list[int]) -> None:
+    """Write the ports file whole or not at all: a reader polling for it never sees half of it."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(json.dumps(ports))
+    os.replace(temp, path)
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -29,6 +43,10 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         seed=args.seed,
         show_frame_counter=args.frame_counter,
     )
+    ports_file = None if args.ports_file is None else Path(args.ports_file)
+    if ports_file is not None:
+        # A file left by an earlier run would name ports nobody listens on any more.
+        ports_file.unlink(missing_ok=True)
     try:
         fleet = SimFleet(
             args.count, args.base_port, data_root, config, host=args.host,
@@ -37,6 +55,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
         async def start() -> None:
             await fleet.start()
+            if ports_file is not None:
+                _write_ports(ports_file, fleet.ports)
             for i, serial in enumerate(fleet.serials):
                 print(f"phone {i}: {serial}  (adb connect {serial})", flush=True)
             print(f"data: {data_root}   Ctrl-C stops", flush=True)
@@ -55,7 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     sim = sub.add_parser("sim", help="run virtual Android phones that speak the real adb protocol")
     sim.add_argument("--count", type=int, default=1, help="number of phones (default 1)")
     sim.add_argument(
-        "--base-port", type=int, default=6520, help="phone i listens on base-port+i (default 6520)"
+        "--base-port",
+        type=int,
+        default=6520,
+        help="phone i listens on base-port+i (default 6520); 0: every phone on a port the OS picks",
     )
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sim.add_argument("--width", type=int, default=1080)
@@ -68,4 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--reset", action="store_true", help="factory-reset every phone at start")
     sim.add_argument("--auth", action="store_true", help="ask hosts for AUTH (any key is accepted)")
     sim.add_argument("--frame-counter", action="store_true", help="draw the frame counter on screen")
+    sim.add_argument(
+        "--ports-file",
+        default=None,
+        help="once every phone listens, write their ports here (a JSON list, replaced atomically)",
+    )
     sim.set_defaults(func=_cmd_sim)

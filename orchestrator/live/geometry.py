@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from device_pool.driver.screenshot import screenrecord_projection
+from device_pool.android import screenrecord_projection
 
 __all__ = ["VideoGeometry"]
 

@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import Select, and_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from device_pool.pool import DRAIN_LABEL, IDLE, REGISTERED, Signal
+from device_pool.pool import DRAIN_LABEL, IDLE, Signal
+from device_pool.providers.registered import REGISTERED
 from orchestrator.db import Device, DeviceState, Lease
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor

@@ -34,8 +34,8 @@ from device_pool.providers import (
     UnsupportedProfile,
 )
 from device_pool.providers.redroid import RedroidConfig, RedroidProvider
-from device_pool.providers.redroid_config import LABEL_MANAGED, LABEL_POOL, LABEL_PORT, LABEL_ROLE
-from device_pool.providers.redroid_host import HostFacts, HostUnsupported, host_problems
+from device_pool.providers.redroid.config import LABEL_MANAGED, LABEL_POOL, LABEL_PORT, LABEL_ROLE
+from device_pool.providers.redroid.host import HostFacts, HostUnsupported, host_problems
 from tests.aio import run
 from tests.conditions import GiveUp, free_port_block, wait_until
 from tests.databases import migrate_to_head, open_sessions, sqlite_url

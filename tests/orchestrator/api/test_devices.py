@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from device_pool.pool import LeaseStore, RegisteredAdbProvider
+from device_pool.pool import LeaseStore
+from device_pool.providers.registered import RegisteredAdbProvider
 from orchestrator.db import DeviceState, Lease, Tenant, UserRole, make_engine
 from tests.aio import run
 from tests.databases import migrate_to_head, open_sessions

@@ -1,6 +1,6 @@
 """wm and dumpsys: the window manager's and system services' views of the phone.
 
-Only the lines clients parse are guaranteed (adb-protocol.md §9: ``mCurrentFocus=Window{…}``,
+Only the lines clients parse are guaranteed (``mCurrentFocus=Window{…}``,
 ``mResumedActivity: ActivityRecord{…}``, ``ACTIVITY pkg/act hex pid=N``, ``orientation=N``,
 ``mHoldingDisplaySuspendBlocker=``, ``versionName=``); the rest gives them realistic company.
 """

@@ -1,7 +1,7 @@
-"""Device services a host can OPEN on the virtual phone: shell (raw and v2), exec, sync, root.
+"""adbd's services, the ones a host can OPEN on the virtual phone: shell (raw and v2), exec, sync, root.
 
-Shell protocol v2 (adb-protocol.md §6) frames data as ``id:u8 len:u32 payload`` with ids 0 stdin,
-1 stdout, 2 stderr, 3 exit, 4 close-stdin, 5 window size; the exit packet always precedes CLSE.
+Shell protocol v2 frames data as ``id:u8 len:u32 payload`` with ids 0 stdin, 1 stdout, 2 stderr,
+3 exit, 4 close-stdin, 5 window size; the exit packet always precedes CLSE.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ async def _run_command(
     phone: VirtualPhone, executor: Executor | None, command: str, v2: bool, stream: Stream
 ) -> None:
     # Input is acknowledged and dropped: the virtual phone's commands do not read stdin, and an
-    # unacknowledged WRTE would stall the client (adb-protocol.md §7).
+    # unacknowledged WRTE would stall the client.
     drain = asyncio.create_task(stream.drain_input())
     try:
         result = await _execute(phone, executor, command)

@@ -1,6 +1,6 @@
 """RedroidProvider: one redroid container per phone on a Docker engine, reset by recreating it on a fresh volume.
 
-A phone is a container named ``phonefleet-<pool_id>-<port>`` labelled as ours (``redroid_config``),
+A phone is a container named ``phonefleet-<pool_id>-<port>`` labelled as ours (``config``),
 with ``/data`` on a volume of its own (or a fresh ``/data-diff`` over a shared golden ``/data-base``).
 ``reset`` removes the container and its volume and starts a new one: the previous user's data is
 gone because its volume is. Containers and volumes carrying our pool's labels that this provider
@@ -15,21 +15,19 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from device_pool.driver import ADB_KEYBOARD_IME, AdbDevice, AdbServerClient, DeviceTimeouts
+from device_pool.driver.adb_server import AdbServerClient
+from device_pool.driver.device import AdbDevice, DeviceTimeouts
+from device_pool.driver.text_input import ADB_KEYBOARD_IME
 from device_pool.errors import DeviceError
 from device_pool.providers.base import DeviceProfile, DeviceSpec, Health
 from device_pool.providers.checks import DEFAULT_LAUNCHER, probe, wait_for_launcher
-from device_pool.providers.errors import (
-    PhoneStartFailed,
-    ProviderCapacity,
-    ProviderError,
-    UnknownDevice,
-    UnsupportedProfile,
-)
-from device_pool.providers.redroid_config import ADB_PORT_ENV, ADB_PORT_IN_CONTAINER, RedroidConfig
-from device_pool.providers.redroid_engine import Engine, PortBusy, binds
-from device_pool.providers.redroid_host import check_engine_host
+from device_pool.providers.errors import PhoneStartFailed, ProviderCapacity, ProviderError, UnsupportedProfile
+from device_pool.providers.made import MadePhone, MadePhones
+from device_pool.providers.redroid.config import ADB_PORT_ENV, ADB_PORT_IN_CONTAINER, RedroidConfig
+from device_pool.providers.redroid.engine import Engine, PortBusy, binds
+from device_pool.providers.redroid.host import check_engine_host
 
 logger = logging.getLogger(__name__)
 
@@ -39,34 +37,26 @@ _APK_ON_PHONE = "/data/local/tmp/phonefleet-adbkeyboard.apk"
 
 
 @dataclass
-class _Phone:
-    port: int
-    name: str  # the container's name: set before it exists, so reaping never mistakes it for an orphan
-    profile: DeviceProfile
-    device: AdbDevice
+class _Phone(MadePhone):
+    name: str = ""  # the container's name: set before it exists, so reaping never mistakes it for an orphan
     volume: str | None = None
-    spec: DeviceSpec | None = None
-
-    @property
-    def serial(self) -> str:
-        return self.device.serial
 
 
-class RedroidProvider:
+class RedroidProvider(MadePhones[_Phone]):
     """redroid phones on one Docker engine, between ``min_count`` and ``max_count`` (see the module docstring)."""
 
     name = "redroid"
+    apps_from = "the image"
 
     def __init__(self, config: RedroidConfig) -> None:
+        super().__init__()
         self.config = config
         self.engine = Engine(config.docker_url, provider=self.name, timeout_s=config.command_timeout_s)
         self._server = AdbServerClient(config.adb_host, config.adb_port, timeout=config.command_timeout_s)
         self._timeouts = DeviceTimeouts(command=config.command_timeout_s, connect=config.boot_timeout_s)
-        self._phones: dict[int, _Phone] = {}  # by host port, reserved before the container exists
         self._prepared = False
         # An asyncio.Lock belongs to one event loop; callers may use several (one after another).
         self._prepare_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
-        self._closed = False
 
     def __repr__(self) -> str:
         c = self.config
@@ -75,57 +65,6 @@ class RedroidProvider:
         )
 
     # --- the Provider protocol -------------------------------------------------------------------
-
-    async def start(self) -> list[DeviceSpec]:
-        """Check the host, make sure of the image, reap orphans, then create phones up to ``min_count``."""
-        await self._prepare()
-        missing = max(self.config.min_count - len(self._phones), 0)
-        results = await asyncio.gather(*(self.create() for _ in range(missing)), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result  # the phones that did come up stay; close() removes them
-        return await self.list()
-
-    async def list(self) -> list[DeviceSpec]:
-        return [p.spec for _, p in sorted(self._phones.items()) if p.spec is not None]
-
-    async def create(self, profile: DeviceProfile | None = None) -> DeviceSpec:
-        """A new container on the lowest free port, booted, with ADB Keyboard selected and the launcher in front."""
-        if self._closed:
-            raise ProviderError("the provider is closed", provider=self.name)
-        await self._prepare()
-        wanted = self._profile(profile)
-        tried: set[int] = set()
-        while True:
-            phone = self._reserve(wanted, tried)
-            try:
-                await self._boot(phone)
-                phone.spec = await self._describe(phone)
-            except PortBusy:
-                tried.add(phone.port)
-                self._phones.pop(phone.port, None)
-                await self._teardown(phone)
-                continue
-            except BaseException:
-                self._phones.pop(phone.port, None)
-                await self._teardown(phone)
-                raise
-            break
-        missing = set(wanted.apps) - set(phone.spec.profile.apps)
-        if missing:
-            await self.destroy(phone.serial)
-            raise UnsupportedProfile(f"the image has no {', '.join(sorted(missing))}", provider=self.name)
-        logger.info("phone created", extra={"device_id": phone.serial, "container": phone.name})
-        return phone.spec
-
-    async def destroy(self, serial: str) -> None:
-        """Remove the phone's container and its volume; an unknown serial is a no-op."""
-        phone = self._find(serial)
-        if phone is None:
-            return
-        self._phones.pop(phone.port, None)
-        await self._teardown(phone)
-        logger.info("phone destroyed", extra={"device_id": serial})
 
     async def reset(self, serial: str) -> None:
         """Recreate the container on a fresh data volume (over the golden one, if configured) and boot it.
@@ -160,17 +99,6 @@ class RedroidProvider:
                 False, f"container {phone.name} is {container.status} (exit code {container.exit_code})"
             )
         return await probe(phone.device, phone.profile, timeout=self.config.health_timeout_s)
-
-    async def close(self) -> None:
-        """Remove every phone's container and volume (each on its own, so one failure stops no other)."""
-        self._closed = True
-        phones = list(self._phones.values())
-        self._phones.clear()
-        results = await asyncio.gather(*(self._teardown(p) for p in phones), return_exceptions=True)
-        for phone, result in zip(phones, results, strict=True):
-            if isinstance(result, BaseException):
-                logger.error("could not remove phone", extra={"device_id": phone.serial}, exc_info=result)
-        await asyncio.to_thread(self.engine.close)
 
     # --- beyond the protocol ---------------------------------------------------------------------
 
@@ -232,16 +160,21 @@ class RedroidProvider:
                 logger.warning("reaped orphans of an earlier pool manager", extra={"reaped": reaped})
             self._prepared = True
 
-    def _find(self, serial: str) -> _Phone | None:
-        return next((p for p in self._phones.values() if p.serial == serial), None)
+    @property
+    def _start_count(self) -> int:
+        return self.config.min_count
 
-    def _require(self, serial: str) -> _Phone:
-        phone = self._find(serial)
-        if phone is None or phone.spec is None:
-            raise UnknownDevice(
-                f"{serial} is not a phone of this provider", provider=self.name, device_id=serial
-            )
-        return phone
+    def _log_extra(self, phone: _Phone) -> dict[str, Any]:
+        return {"container": phone.name}
+
+    async def _discard(self, phone: _Phone) -> None:
+        await self._teardown(phone)
+
+    async def _remove(self, phone: _Phone) -> None:
+        await self._teardown(phone)
+
+    async def _after_close(self) -> None:
+        await asyncio.to_thread(self.engine.close)
 
     def _profile(self, profile: DeviceProfile | None) -> DeviceProfile:
         default = self.config.profile()

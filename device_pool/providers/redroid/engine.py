@@ -17,15 +17,15 @@ import docker
 import docker.errors
 import requests
 
-from device_pool.providers.errors import ProviderError
-from device_pool.providers.redroid_config import LABEL_MANAGED, LABEL_POOL, LABEL_ROLE, parse_mount
+from device_pool.providers.errors import PortTaken, ProviderError
+from device_pool.providers.redroid.config import LABEL_MANAGED, LABEL_POOL, LABEL_ROLE, parse_mount
 
 logger = logging.getLogger(__name__)
 
 _LOG_TAIL_LINES = 40
 
 
-class PortBusy(Exception):
+class PortBusy(PortTaken):
     """The engine could not publish the phone's host port: something else holds it."""
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device_pool.providers.errors import ProviderError
-from device_pool.providers.redroid_config import RedroidConfig, parse_mount
+from device_pool.providers.redroid.config import RedroidConfig, parse_mount
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A stand-in for redroid's ``/init``: the virtual phone, configured the way redroid is, for tests without binder.
 
-    python -m device_pool.providers.redroid_standin androidboot.redroid_width=720 \
+    python -m device_pool.providers.redroid.standin androidboot.redroid_width=720 \
         androidboot.redroid_height=1600 androidboot.redroid_dpi=320 [androidboot.use_redroid_overlayfs=1 …]
 
 It is the entrypoint of an image the tests build with ``docker import`` (tests/dockerd.py), so that

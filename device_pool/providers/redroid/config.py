@@ -2,7 +2,7 @@
 
 redroid (Android in a container) is configured at boot by ``androidboot.*`` arguments after the image
 name (``docker run redroid/redroid:13.0.0_64only-latest androidboot.redroid_width=1080 …``); the Android
-version is the image tag. Nothing here talks to Docker: ``redroid_engine`` does that.
+version is the image tag. Nothing here talks to Docker: ``engine`` does that.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ reset and health check are ``StaticAdbProvider``'s, over a config rebuilt whenev
 registered phone from ``provisioning`` to ``idle`` (or ``unhealthy`` with ``last_error``) on its
 next pass, and never retires one: a row the admin retired is simply no longer listed.
 
+The rows come from any ``RegisteredRows`` (the pool's ``DeviceStore`` in ``phonefleet pool``), so this
+module reads no database itself and the providers stay free of the orchestrator.
+
 Registered phones have no reset commands: the reset only presses HOME. A phone whose users leave
 data behind belongs in a devices file (``StaticAdbProvider`` with ``reset_commands``) instead.
 """
@@ -14,23 +17,33 @@ data behind belongs in a devices file (``StaticAdbProvider`` with ``reset_comman
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from device_pool.pool.devices import DeviceRecord, DeviceStore
-from device_pool.providers import (
-    DeviceProfile,
-    DeviceSpec,
-    Health,
-    ProviderCapacity,
-    StaticAdbConfig,
-    StaticAdbProvider,
-    StaticDevice,
-)
+from device_pool.providers.base import DeviceProfile, DeviceSpec, Health
+from device_pool.providers.errors import ProviderCapacity
+from device_pool.providers.static_adb import StaticAdbConfig, StaticAdbProvider, StaticDevice
 
 logger = logging.getLogger(__name__)
 
 REGISTERED = "static"  # the provider name of rows registered through the API
+
+
+class RegisteredRow(Protocol):
+    """What this provider reads of one device row (``DeviceRecord`` has it)."""
+
+    id: uuid.UUID
+    serial: str
+    profile: dict[str, Any]
+
+
+class RegisteredRows(Protocol):
+    """Where the rows live: ``DeviceStore.devices(provider)``, not retired, oldest first."""
+
+    async def devices(self, provider: str | None = None) -> Sequence[RegisteredRow]: ...
 
 
 class RegisteredAdbProvider:
@@ -40,7 +53,7 @@ class RegisteredAdbProvider:
 
     def __init__(
         self,
-        store: DeviceStore,
+        store: RegisteredRows,
         *,
         adb_host: str = "127.0.0.1",
         adb_port: int = 5037,
@@ -103,7 +116,7 @@ class RegisteredAdbProvider:
         await self._phones.close()
 
 
-def _profile(row: DeviceRecord) -> DeviceProfile:
+def _profile(row: RegisteredRow) -> DeviceProfile:
     # The API validates profiles as DeviceProfile; a row edited by hand falls back to the default,
     # so its health check reports the mismatch instead of the phone vanishing from the pool.
     try:
@@ -116,4 +129,4 @@ def _profile(row: DeviceRecord) -> DeviceProfile:
         return DeviceProfile()
 
 
-__all__ = ["REGISTERED", "RegisteredAdbProvider"]
+__all__ = ["REGISTERED", "RegisteredAdbProvider", "RegisteredRow", "RegisteredRows"]
