@@ -115,7 +115,7 @@ def standin_mounts() -> tuple[str, ...]:
 
 
 def build_standin_image(url: str, ref: str) -> None:
-    """Import a redroid stand-in image: mount points only, ``/init`` = our virtual phone (redroid_standin)."""
+    """Import a redroid stand-in image: mount points only, ``/init`` = our virtual phone (redroid.standin)."""
     import docker
 
     buffer = io.BytesIO()
