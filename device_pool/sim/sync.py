@@ -92,7 +92,7 @@ def _listing(path: Path, v2: bool) -> bytes:
             out += (
                 _DENT_V1.pack(b"DENT", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime), len(raw)) + raw
             )
-    # DONE must be as long as a full entry, or `adb ls` and `adb pull DIR` hang (§5).
+    # DONE must be as long as a full entry, or `adb ls` and `adb pull DIR` hang (docs/adb.md, "Sync (file transfer)").
     out += _DENT_V2.pack(b"DONE", *([0] * 12)) if v2 else _DENT_V1.pack(b"DONE", 0, 0, 0, 0)
     return bytes(out)
 

@@ -1,4 +1,4 @@
-"""The adbd wire protocol, byte by byte, from a raw host socket (what clients rely on, §1-§8)."""
+"""The adbd wire protocol, byte by byte, from a raw host socket (what clients rely on: docs/adb.md)."""
 
 from __future__ import annotations
 
