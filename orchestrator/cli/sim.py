@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from orchestrator.cli.signals import serve_until_signal
+
+logger = logging.getLogger(__name__)
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -38,8 +41,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         async def start() -> None:
             await fleet.start()
             for i, serial in enumerate(fleet.serials):
-                print(f"phone {i}: {serial}  (adb connect {serial})", flush=True)
-            print(f"data: {data_root}   Ctrl-C stops", flush=True)
+                logger.info("phone %d listening: adb connect %s", i, serial, extra={"serial": serial})
+            logger.info("virtual phones running; Ctrl-C stops", extra={"data_root": str(data_root)})
 
         asyncio.run(serve_until_signal(start, fleet.stop))
     except OSError as exc:
