@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -208,6 +209,16 @@ def _log_uncaught(kind: type[BaseException], value: BaseException, tb: Any) -> N
     logging.getLogger("phonefleet").critical("uncaught exception", exc_info=(kind, value, tb))
 
 
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if issubclass(args.exc_type, SystemExit):
+        return  # as threading's own hook: a thread's SystemExit ends it quietly
+    logging.getLogger("phonefleet").critical(
+        "uncaught exception in thread %s",
+        args.thread.name if args.thread else "?",
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
+
+
 def configure_logging(
     level: str | int | None = None, fmt: str | None = None, *, stream: TextIO | None = None
 ) -> None:
@@ -237,4 +248,6 @@ def configure_logging(
     # Python's warnings as log records, so a json log stays one object per line.
     logging.captureWarnings(True)
     if fmt == "json":
-        sys.excepthook = _log_uncaught  # a crash's traceback is one record too
+        # A crash's traceback is one record too, not lines of plain text in a json log.
+        sys.excepthook = _log_uncaught
+        threading.excepthook = _log_uncaught_in_thread

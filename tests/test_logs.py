@@ -150,6 +150,9 @@ def test_configure_logging_reads_the_environment_and_quiets_library_chatter() ->
         "logging.getLogger('app').debug('hidden at INFO')\n"
         "logging.getLogger('app').info('shown', extra={'n': 1})\n"
         "warnings.warn('a warning')\n"
+        "import threading\n"
+        "thread = threading.Thread(target=lambda: 1 / 0, name='boom')\n"
+        "thread.start(); thread.join()\n"
         "raise SystemExit(__import__('json').loads('{'))\n"
     )
     env = {"PHONEFLEET_LOG_FORMAT": "json", "PHONEFLEET_LOG_LEVEL": "info", "PATH": "/usr/bin:/bin"}
@@ -158,8 +161,10 @@ def test_configure_logging_reads_the_environment_and_quiets_library_chatter() ->
     records = [json.loads(line) for line in done.stderr.splitlines()]
     assert [r["message"] for r in records[:1]] == ["shown"] and records[0]["n"] == 1
     assert records[1]["logger"] == "py.warnings" and "a warning" in records[1]["message"]
-    assert records[2]["level"] == "CRITICAL" and "JSONDecodeError" in records[2]["exception"]
-    assert len(records) == 3
+    assert records[2]["message"] == "uncaught exception in thread boom"
+    assert "ZeroDivisionError" in records[2]["exception"]
+    assert records[3]["level"] == "CRITICAL" and "JSONDecodeError" in records[3]["exception"]
+    assert len(records) == 4
 
     env["PHONEFLEET_LOG_LEVEL"] = "DEBUG"
     env["PHONEFLEET_LOG_FORMAT"] = "text"
