@@ -144,11 +144,20 @@ def _text_value(value: Any) -> str:
             text = repr(value)
         specials = " \t"
     else:
-        text = value if isinstance(value, str) else str(value)
+        # A str subclass (a str-valued enum) as its value, not as its repr-like str().
+        text = str.__str__(value) if isinstance(value, str) else str(value)
         specials = ' "='
     if not text or not text.isprintable() or any(c in text for c in specials):
         return json.dumps(text, ensure_ascii=False)
     return text
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value, default=str)
+    except ValueError:
+        return repr(value)
+    return value
 
 
 class LogFormatter(logging.Formatter):
@@ -195,7 +204,10 @@ class LogFormatter(logging.Formatter):
             out["exception"] = record.exc_text
         if record.stack_info:
             out["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(out, default=str, ensure_ascii=False)
+        try:
+            return json.dumps(out, default=str, ensure_ascii=False)
+        except ValueError:  # a field holds a circular structure: its repr, and the line still goes out
+            return json.dumps({k: _jsonable(v) for k, v in out.items()}, default=str, ensure_ascii=False)
 
 
 class _Handler(logging.StreamHandler):

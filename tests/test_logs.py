@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -73,6 +74,21 @@ def test_json_is_one_object_per_line_with_the_fields_and_the_exception(capture) 
     assert first["ts"].endswith("Z") and "T" in first["ts"]
     assert second["level"] == "ERROR" and second["error"] == "device_error"
     assert "RuntimeError: boom\nsecond line" in second["exception"] and "Traceback" in second["exception"]
+
+
+def test_odd_values_still_make_one_line(capture) -> None:
+    import enum
+
+    class State(enum.StrEnum):
+        IDLE = "idle"
+
+    loop: list[Any] = []
+    loop.append(loop)
+    logger, streams = capture
+    logger.info("odd", extra={"state": State.IDLE, "loop": {"self": loop}})
+    (record,) = _json_lines(streams["json"])
+    assert record["state"] == "idle" and record["loop"] == repr({"self": loop})
+    assert "odd state=idle loop=" in streams["text"].getvalue()
 
 
 def test_text_keeps_the_fields_on_the_message_line_above_the_traceback(capture) -> None:
