@@ -162,7 +162,7 @@ def test_api_prints_json_and_answers_and_logs_each_request_id(start: Callable[..
     assert given.status_code == 200 and given.headers["x-request-id"] == "lb-7f3a9c:1"
     made = http.get("/healthz").headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", made)
-    malformed = http.get("/healthz", headers={"X-Request-ID": "two words; \"quoted\""}).headers["x-request-id"]
+    malformed = http.get("/healthz", headers={"X-Request-ID": 'two words; "quoted"'}).headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", malformed) and malformed != made
     # The submission fast path answers in front of FastAPI: behind the request id all the same.
     submitted = http.post(
@@ -188,3 +188,32 @@ def test_api_prints_json_and_answers_and_logs_each_request_id(start: Callable[..
     records = api.records()
     assert key not in api.out.read_text()
     assert any(r["message"].startswith("Finished server process") for r in records)
+
+
+def test_the_request_id_middleware_is_in_front_of_the_error_middleware_and_websockets() -> None:
+    """A 500 (answered by Starlette's outermost error middleware) and a WebSocket accept carry the id."""
+    import websockets.sync.client
+    from starlette.applications import Starlette
+    from starlette.routing import Route, WebSocketRoute
+
+    from device_pool.logs import current
+    from orchestrator.api.request_id import install_request_id
+    from tests.asgi import serve_asgi
+
+    def boom(request: Any) -> None:
+        raise RuntimeError("a bug")
+
+    async def echo_context(ws: Any) -> None:
+        await ws.accept()
+        await ws.send_json(current())
+        await ws.close()
+
+    app = Starlette(routes=[Route("/boom", boom), WebSocketRoute("/ws", echo_context)])
+    install_request_id(app)
+    with serve_asgi(app, lifespan="off") as url:
+        failed = httpx.get(f"{url}/boom", headers={"X-Request-ID": "r-500"})
+        assert failed.status_code == 500 and failed.headers["x-request-id"] == "r-500"
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        with websockets.sync.client.connect(ws_url, additional_headers={"X-Request-ID": "ws-1"}) as ws:
+            assert json.loads(ws.recv()) == {"request_id": "ws-1"}
+            assert ws.response.headers["x-request-id"] == "ws-1"
