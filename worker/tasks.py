@@ -16,9 +16,9 @@ from celery import Celery
 from celery import Task as CeleryTask
 
 from device_pool.errors import PhoneFleetError
+from device_pool.logs import bind
 from orchestrator.queue import RUN_TASK
 from worker.run.drive import RunDeps, perform_run
-from worker.run.log_context import bind
 
 __all__ = ["RETRY_BACKOFF_S", "register", "run_task"]
 

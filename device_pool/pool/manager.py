@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Iterable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from device_pool.errors import PhoneFleetError
+from device_pool.logs import bind
 from device_pool.pool.devices import DeviceRecord
 from device_pool.pool.leases import LeaseStore
 from device_pool.pool.signals import RELEASED
@@ -45,6 +47,17 @@ T = TypeVar("T")
 
 # States that will be idle without help: they count towards min_idle.
 _COMING = (DeviceState.IDLE, DeviceState.RESETTING, DeviceState.PROVISIONING)
+
+
+def _on_device(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Every line logged while ``method`` works on one device (``row``) carries its ``device_id``."""
+
+    @functools.wraps(method)
+    async def bound(self: Any, row: DeviceRecord, *args: Any) -> T:
+        with bind(device_id=row.id):
+            return await method(self, row, *args)
+
+    return bound
 
 
 class PoolManager:
@@ -137,6 +150,7 @@ class PoolManager:
             rows = await self.store.devices(self.provider.name)
         return rows
 
+    @_on_device
     async def _bring_up(self, row: DeviceRecord) -> bool:
         """reset (unless just created) → health → idle; a failure → unhealthy with the reason."""
         fresh = row.state == DeviceState.PROVISIONING and row.serial in self._created
@@ -163,6 +177,7 @@ class PoolManager:
             return False
         return True
 
+    @_on_device
     async def _failed(self, row: DeviceRecord, error: str) -> bool:
         # Guarded: a device leased meanwhile (an idle one being checked) stays with its holder.
         if await self.store.mark_unhealthy(row.id, error):
@@ -172,6 +187,7 @@ class PoolManager:
             self._retry_at[row.id] = time.monotonic() + min(0.5 * 2 ** (count - 1), self.health_interval_s)
         return False
 
+    @_on_device
     async def _recover(self, row: DeviceRecord) -> None:
         if time.monotonic() < self._retry_at.get(row.id, 0.0):
             return
@@ -181,6 +197,7 @@ class PoolManager:
         if await self.store.mark_resetting(row.id):
             await self._bring_up(dataclasses.replace(row, state=DeviceState.RESETTING))
 
+    @_on_device
     async def _replace(self, row: DeviceRecord) -> None:
         """Destroy a phone that would not come back, and make a new one in its place."""
         extra = {"device_id": str(row.id), "serial": row.serial}
@@ -234,6 +251,7 @@ class PoolManager:
         ]
         await self._gather(self._check(row) for row in due)
 
+    @_on_device
     async def _check(self, row: DeviceRecord) -> None:
         async with self._parallel:
             try:

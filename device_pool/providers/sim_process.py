@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from device_pool.logs import configure_logging
+
 if TYPE_CHECKING:
     from device_pool.sim.fleet import SimFleet
 
@@ -67,9 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     from device_pool.sim.fleet import SimFleet
     from device_pool.sim.phone import PhoneConfig
 
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    # The level and format the pool's own process was started with (inherited environment).
+    configure_logging()
 
     config = PhoneConfig(width=args.width, height=args.height, density=args.density, seed=args.seed)
     fleet = SimFleet(1, args.port, args.data_root, config, host=args.host, reset=args.reset)

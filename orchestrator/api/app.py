@@ -16,6 +16,7 @@ from orchestrator.api import api_keys, auth, devices, events, health, live, metr
 from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
 from orchestrator.api.errors import error_response, install_error_handlers
+from orchestrator.api.request_id import install_request_id
 from orchestrator.api.submission import TaskSubmission
 from orchestrator.db import make_engine, make_sessionmaker, warm_pool
 from orchestrator.db.database import Database
@@ -181,6 +182,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
     if settings.api.submit_fast_path:
         app.add_middleware(TaskSubmission, limit=MAX_BODY_BYTES)  # the submission hot path (api/submission.py)
+    install_request_id(app)  # outermost: X-Request-ID on every answer, the fast path's too (api/request_id.py)
     return app
 
 

@@ -1,4 +1,8 @@
-"""``phonefleet api``: serve REST API v1 with uvicorn (settings from the environment)."""
+"""``phonefleet api``: serve REST API v1 with uvicorn (settings from the environment).
+
+uvicorn gets ``log_config=None``: it installs no logging of its own, and its lines (the access log
+among them, each with the request's ``request_id``) go through ours (``device_pool.logs``).
+"""
 
 from __future__ import annotations
 
@@ -20,12 +24,22 @@ def _serve_workers(host: str, port: int, workers: int, log_level: str) -> None:
     from uvicorn.supervisors import Multiprocess
 
     config = uvicorn.Config(
-        "orchestrator.api:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-        log_level=log_level,
+        "orchestrator.cli.api:_app_in_worker_process", factory=True, host=host, port=port, workers=workers,
+        log_level=log_level, log_config=None,
     )  # fmt: skip
     sock = config.bind_socket()
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     Multiprocess(config, sockets=[sock]).run()
+
+
+def _app_in_worker_process():
+    """uvicorn's factory in each worker process it spawns: our logging first (a spawned interpreter
+    starts with none; the level and format come from the environment ``main`` set), then the app."""
+    from device_pool.logs import configure_logging
+    from orchestrator.api import create_app_from_env
+
+    configure_logging()
+    return create_app_from_env()
 
 
 def _cmd_api(args: argparse.Namespace) -> int:
@@ -52,7 +66,10 @@ def _cmd_api(args: argparse.Namespace) -> int:
             return 2
         _serve_workers(host, port, args.workers, args.log_level.lower())
     else:
-        uvicorn.run(create_app(settings, freeze_heap=True), host=host, port=port, log_level=args.log_level.lower())
+        uvicorn.run(
+            create_app(settings, freeze_heap=True), host=host, port=port, log_level=args.log_level.lower(),
+            log_config=None,
+        )  # fmt: skip
     return 0
 
 

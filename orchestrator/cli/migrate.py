@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    # Alembic announces each of its plugins at INFO when imported; the revisions it runs are what matter.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     from alembic.util import CommandError
     from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 def _cmd_reference_model(args: argparse.Namespace) -> int:
@@ -21,10 +24,10 @@ def _cmd_reference_model(args: argparse.Namespace) -> int:
             return 2
     app = create_app(ReferenceModelConfig(model_name=args.model_name, script=script))
     mode = f"script {args.script} ({len(script)} steps)" if script is not None else "rules (OCR)"
-    print(
-        f"reference model {args.model_name!r} on http://{args.host}:{args.port}/v1  mode: {mode}   Ctrl-C stops",
-        flush=True,
-    )
+    logger.info(
+        "reference model on http://%s:%d/v1; Ctrl-C stops", args.host, args.port,
+        extra={"model": args.model_name, "mode": mode},
+    )  # fmt: skip
     # uvicorn handles SIGINT/SIGTERM itself, finishing in-flight requests; it exits 1 if it cannot bind.
     config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
     server = uvicorn.Server(config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import shutil
 import sys
@@ -17,6 +18,8 @@ import tempfile
 from pathlib import Path
 
 from orchestrator.cli.signals import serve_until_signal
+
+logger = logging.getLogger(__name__)
 
 
 def _write_ports(path: Path, ports: list[int]) -> None:
@@ -58,8 +61,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
             if ports_file is not None:
                 _write_ports(ports_file, fleet.ports)
             for i, serial in enumerate(fleet.serials):
-                print(f"phone {i}: {serial}  (adb connect {serial})", flush=True)
-            print(f"data: {data_root}   Ctrl-C stops", flush=True)
+                logger.info("phone %d listening: adb connect %s", i, serial, extra={"serial": serial})
+            logger.info("virtual phones running; Ctrl-C stops", extra={"data_root": str(data_root)})
 
         asyncio.run(serve_until_signal(start, fleet.stop))
     except OSError as exc:

@@ -16,19 +16,13 @@ import logging
 import sys
 
 
-def _log_context_on_handlers() -> None:
-    """Every record carries task_id/device_id (``-`` outside a session), and the format shows them."""
-    from worker.run.log_context import LogContextFilter
-
-    fmt = logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s [task=%(task_id)s device=%(device_id)s] %(message)s"
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(LogContextFilter())
-        handler.setFormatter(fmt)
+def _keep_our_logging(**_: object) -> None:
+    """Celery's ``setup_logging`` signal: with a receiver, Celery installs no handler or format of its
+    own, so its lines (``ready.``, task received/succeeded) go through ours (``device_pool.logs``)."""
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    from celery.signals import setup_logging
     from pydantic import ValidationError
 
     from orchestrator.settings import load_settings
@@ -53,7 +47,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if not queues:
         print("phonefleet worker: no queues to consume", file=sys.stderr)
         return 2
-    _log_context_on_handlers()
+    setup_logging.connect(_keep_our_logging, weak=False)
     logging.getLogger(__name__).info("consuming queues %s", ", ".join(queues))
     app = make_worker_app(settings, adb_port=args.adb_port)
     level = logging.getLevelName(logging.getLogger().level)

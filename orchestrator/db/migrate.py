@@ -3,10 +3,13 @@
 The Alembic config is built in code (no alembic.ini, no reliance on the working directory); the
 scripts live in the top-level ``migrations/`` folder, found beside the ``orchestrator`` package
 (a source checkout or editable install) unless a folder is passed (``Settings.migrations_dir``).
+Alembic's own INFO lines are silenced (``device_pool.logs.QUIET_LOGGERS``: it names its dialect on
+every start); one ``database migrated`` line says what changed, and nothing is said when nothing did.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -18,6 +21,8 @@ from sqlalchemy.engine import Connection
 from orchestrator.db.engine import make_engine
 
 __all__ = ["alembic_config", "current", "downgrade", "head_revision", "migrations_dir", "upgrade"]
+
+logger = logging.getLogger(__name__)
 
 # orchestrator/db/migrate.py → the folder holding orchestrator/ (the repository root in a checkout).
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -92,4 +97,11 @@ async def _run(url: str, name: str, revision: str, script_location: Path | str |
 def _run_command(connection: Connection, config: Config, name: str, revision: str) -> None:
     # env.py sees the connection and migrates on it instead of opening its own.
     config.attributes["connection"] = connection
+    before = MigrationContext.configure(connection).get_current_heads()
     getattr(command, name)(config, revision)
+    after = MigrationContext.configure(connection).get_current_heads()
+    if after != before:
+        logger.info(
+            "database migrated",
+            extra={"from_revision": ",".join(before) or "base", "to_revision": ",".join(after) or "base"},
+        )

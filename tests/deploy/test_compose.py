@@ -70,6 +70,7 @@ def test_each_app_service_environment_builds_the_settings(service: str) -> None:
     assert settings.env == "prod"
     assert settings.database_url.startswith("postgresql+asyncpg://phonefleet:pg-7f3a9c@postgres:5432/")
     assert settings.model.base_url == "http://model:8000/v1"
+    assert env["PHONEFLEET_LOG_FORMAT"] == "json"  # production logs: one JSON object per line
     if service == "pool":
         pool = settings.pool
         config = RedroidConfig(**pool.redroid.model_dump(), min_count=pool.count, base_port=pool.base_port)

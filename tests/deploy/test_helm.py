@@ -102,8 +102,10 @@ def test_chart_renders_the_fleet(render: Any, tmp_path: Path) -> None:
 
     # Every workload's environment builds the real Settings; the pool's becomes a redroid config.
     for manifest in (api, worker, pool, job):
-        settings = settings_from_env(container_env(manifest, secret["stringData"]))
+        env = container_env(manifest, secret["stringData"])
+        settings = settings_from_env(env)
         assert settings.env == "prod" and settings.database_url == VALUES["database"]["url"]
+        assert (env["PHONEFLEET_LOG_FORMAT"], env["PHONEFLEET_LOG_LEVEL"]) == ("json", "INFO")
     pool_settings = settings_from_env(container_env(pool, secret["stringData"])).pool
     assert (pool_settings.provider, pool_settings.redroid.pool_id, pool_settings.redroid.host) == (
         "redroid",

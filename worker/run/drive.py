@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from device_pool.errors import DeviceError, NoDeviceAvailable
+from device_pool.logs import bind
 from device_pool.pool import LeaseGrant, LeaseStore, signal_for
 from orchestrator.db import TaskStatus, make_engine, make_sessionmaker, utcnow
 from orchestrator.db.database import Database
@@ -48,7 +49,6 @@ from orchestrator.settings import Settings
 from worker.agent.results import AgentResult, FailReason, RunStatus
 from worker.agent.steering import AgentSteering
 from worker.run.hooks import CLAIM_LOST, LEASE_LOST, TaskHooks, Watcher
-from worker.run.log_context import bind
 from worker.run.rows import Claim, TaskRows
 
 __all__ = ["MAX_ATTEMPTS", "MAX_LEASE_WAIT_S", "UNKNOWN_PROFILE", "RunDeps", "perform_run"]

@@ -22,6 +22,8 @@ import signal
 import sys
 from pathlib import Path
 
+from device_pool.logs import configure_logging
+
 logger = logging.getLogger(__name__)
 
 _DEFAULTS = {"width": 720, "height": 1280, "dpi": 320}  # redroid's own defaults
@@ -71,7 +73,7 @@ async def _serve(props: dict[str, str], port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     props = boot_properties(sys.argv[1:] if argv is None else argv)
     port = int(os.environ.get("ADB_PORT", "5555"))
     try:

@@ -47,6 +47,10 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.model.name | quote }}
 - name: PHONEFLEET_MODEL__LANG
   value: {{ .Values.model.lang | quote }}
+- name: PHONEFLEET_LOG_FORMAT
+  value: {{ .Values.logFormat | default "json" | quote }}
+- name: PHONEFLEET_LOG_LEVEL
+  value: {{ .Values.logLevel | default "INFO" | quote }}
 {{- range $name, $value := .Values.extraEnv }}
 - name: {{ $name }}
   value: {{ $value | quote }}
