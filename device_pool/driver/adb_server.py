@@ -144,7 +144,7 @@ class AdbServerClient:
                             continue
                     last = await self._wait_for_state(serial, _RECONNECT_AFTER_S if tcp else timeout)
                     if last == "device":
-                        logger.info("phone online", extra={"device_id": serial})
+                        logger.info("phone online", extra={"serial": serial})
                         return
                     # Still offline: drop the stale transport so the next connect starts afresh.
                     try:

@@ -159,7 +159,7 @@ class AdbDevice(DeviceUi):
         limit = self.timeouts.command if timeout is None else timeout
         use_v2 = await self._uses_shell_v2(command, limit)
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("shell", extra={"device_id": self.serial, "command": command})
+            logger.debug("shell", extra={"serial": self.serial, "command": command})
         if use_v2:
             async with self._stream(shell_proto.v2_service(command), command, limit) as conn:
                 out, err, code = await shell_proto.run_v2(conn)

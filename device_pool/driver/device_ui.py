@@ -131,7 +131,7 @@ class DeviceUi:
         except (DeviceOffline, DeviceTimeout):
             # The phone went away or hangs: the caller's own error matters more than a leftover file.
             logger.warning(
-                "could not remove a temporary file", extra={"device_id": self.serial, "path": path}
+                "could not remove a temporary file", extra={"serial": self.serial, "path": path}
             )
 
 

@@ -66,7 +66,7 @@ class TextEntry:
             )
             if self.previous_ime is None and active and active != "null":
                 self.previous_ime = active
-            logger.info("switched to ADB Keyboard", extra={"device_id": self._device.serial})
+            logger.info("switched to ADB Keyboard", extra={"serial": self._device.serial})
         return True
 
     async def type_text(self, text: str, *, clear: bool = True, timeout: float | None = None) -> None:
@@ -122,5 +122,5 @@ class TextEntry:
         if self.previous_ime is None:
             return
         await self._device.run_input(f"ime set {shlex.quote(self.previous_ime)}", timeout=timeout)
-        logger.info("restored keyboard", extra={"device_id": self._device.serial})
+        logger.info("restored keyboard", extra={"serial": self._device.serial})
         self.previous_ime = None

@@ -71,7 +71,7 @@ async def go_home(device: AdbDevice, launcher: str, *, timeout: float) -> None:
     """Press HOME and wait until the launcher is in front."""
     await device.key("home", timeout=timeout)
     await wait_for_launcher(device, launcher, timeout=timeout)
-    logger.debug("launcher in front", extra={"device_id": device.serial})
+    logger.debug("launcher in front", extra={"serial": device.serial})
 
 
 __all__ = ["DEFAULT_LAUNCHER", "go_home", "probe", "wait_for_launcher"]

@@ -128,18 +128,18 @@ class MadePhones(Generic[PhoneT]):
             raise UnsupportedProfile(
                 f"{self.apps_from} has no {', '.join(sorted(missing))}", provider=self.name
             )
-        logger.info("phone created", extra={"device_id": phone.serial, **self._log_extra(phone)})
+        logger.info("phone created", extra={"serial": phone.serial, **self._log_extra(phone)})
         return phone.spec
 
     async def destroy(self, serial: str) -> None:
         """Remove the phone and what it holds; an unknown serial is a no-op."""
         phone = self._find(serial)
         if phone is None:
-            logger.debug("destroy of a phone we do not have", extra={"device_id": serial})
+            logger.debug("destroy of a phone we do not have", extra={"serial": serial})
             return
         self._phones.pop(phone.port, None)
         await self._remove(phone)
-        logger.info("phone destroyed", extra={"device_id": serial})
+        logger.info("phone destroyed", extra={"serial": serial})
 
     async def close(self) -> None:
         """Remove every phone (each on its own, so one failure stops no other), then what else is held."""
@@ -149,7 +149,7 @@ class MadePhones(Generic[PhoneT]):
         results = await asyncio.gather(*(self._remove(p) for p in phones), return_exceptions=True)
         for phone, result in zip(phones, results, strict=True):
             if isinstance(result, BaseException):
-                logger.error("could not remove phone", extra={"device_id": phone.serial}, exc_info=result)
+                logger.error("could not remove phone", extra={"serial": phone.serial}, exc_info=result)
         await self._after_close()
 
     # --- shared internals ------------------------------------------------------------------------

@@ -108,16 +108,16 @@ class SimProvider(MadePhones[_Phone]):
         if self._running(phone) and await _port_open(self.config.host, phone.port):
             try:
                 await self._factory_reset(phone)
-                logger.info("phone reset", extra={"device_id": serial})
+                logger.info("phone reset", extra={"serial": serial})
                 return
             except DeviceError as exc:
                 # Hung or half-dead: the restart below cannot leave the previous user's data behind.
                 logger.warning(
                     "reset over adb failed; restarting the phone",
-                    extra={"device_id": serial, "error": exc.message},
+                    extra={"serial": serial, "error": exc.message},
                 )
         else:
-            logger.warning("phone process down or not listening; restarting it", extra={"device_id": serial})
+            logger.warning("phone process down or not listening; restarting it", extra={"serial": serial})
         await self._stop(phone)
         try:
             await self._launch(phone)
@@ -127,7 +127,7 @@ class SimProvider(MadePhones[_Phone]):
                 provider=self.name,
                 device_id=serial,
             ) from exc
-        logger.info("phone restarted in factory state", extra={"device_id": serial, "pid": phone.proc.pid})
+        logger.info("phone restarted in factory state", extra={"serial": serial, "pid": phone.proc.pid})
 
     async def health(self, serial: str) -> Health:
         """The process is alive, then the ADB probe (state, echo, screen size); never raises for the phone."""
@@ -233,7 +233,7 @@ class SimProvider(MadePhones[_Phone]):
             phone.proc = subprocess.Popen(
                 command, cwd=_SOURCE_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
-        logger.info("phone starting", extra={"device_id": phone.serial, "pid": phone.proc.pid})
+        logger.info("phone starting", extra={"serial": phone.serial, "pid": phone.proc.pid})
         deadline = time.monotonic() + c.start_timeout_s
         while True:
             # The exit status first: once our child failed to listen, whoever holds the port answers.
@@ -287,7 +287,7 @@ class SimProvider(MadePhones[_Phone]):
             await phone.device.disconnect(timeout=self.config.command_timeout_s)
         except DeviceError as exc:
             # The adb server itself may be gone (shutdown order); the process must still stop.
-            logger.warning("adb disconnect failed", extra={"device_id": phone.serial, "error": str(exc)})
+            logger.warning("adb disconnect failed", extra={"serial": phone.serial, "error": str(exc)})
         proc = phone.proc
         if proc is None or proc.poll() is not None:
             if proc is not None:
@@ -297,7 +297,7 @@ class SimProvider(MadePhones[_Phone]):
         try:
             await asyncio.to_thread(proc.wait, self.config.stop_timeout_s)
         except subprocess.TimeoutExpired:
-            logger.warning("phone ignored SIGTERM; killing it", extra={"device_id": phone.serial})
+            logger.warning("phone ignored SIGTERM; killing it", extra={"serial": phone.serial})
             proc.kill()
             await asyncio.to_thread(proc.wait, self.config.stop_timeout_s)
 

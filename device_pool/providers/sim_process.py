@@ -36,7 +36,7 @@ async def _serve(fleet: SimFleet, parent_pid: int | None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, done.set)
     await fleet.start()
-    logger.info("phone online", extra={"device_id": fleet.serials[0]})
+    logger.info("phone online", extra={"serial": fleet.serials[0]})
     try:
         while not done.is_set():
             # A provider that died without close() must not leave phones behind: once our parent

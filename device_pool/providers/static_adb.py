@@ -73,7 +73,7 @@ class StaticAdbProvider:
             if not listed.reset_commands:
                 logger.warning(
                     "static phone has no reset_commands: reset only presses HOME",
-                    extra={"device_id": listed.serial},
+                    extra={"serial": listed.serial},
                 )
 
     def __repr__(self) -> str:
@@ -104,7 +104,7 @@ class StaticAdbProvider:
         if entry is None:
             return
         await self._disconnect(entry[1])
-        logger.info("static phone released", extra={"device_id": serial})
+        logger.info("static phone released", extra={"serial": serial})
 
     async def reset(self, serial: str) -> None:
         """Reconnect, run the phone's ``reset_commands`` (each must exit 0), then HOME and wait for the launcher.
@@ -116,7 +116,7 @@ class StaticAdbProvider:
         for command in listed.reset_commands:
             await device.shell(command, timeout=self.config.command_timeout_s, check=True)
         await go_home(device, listed.launcher, timeout=self.config.command_timeout_s)
-        logger.info("static phone reset", extra={"device_id": serial, "commands": len(listed.reset_commands)})
+        logger.info("static phone reset", extra={"serial": serial, "commands": len(listed.reset_commands)})
 
     async def health(self, serial: str) -> Health:
         """The ADB probe (state, echo, screen size against the listed profile); never raises for the phone."""
@@ -139,7 +139,7 @@ class StaticAdbProvider:
         try:
             await self._devices[serial][1].connect(timeout=self.config.connect_timeout_s)
         except DeviceError as exc:
-            logger.warning("static phone not online", extra={"device_id": serial, "error": exc.message})
+            logger.warning("static phone not online", extra={"serial": serial, "error": exc.message})
 
     async def _disconnect(self, device: AdbDevice) -> None:
         # Only TCP phones were `adb connect`ed; a USB phone has nothing to disconnect.
@@ -148,7 +148,7 @@ class StaticAdbProvider:
         try:
             await device.disconnect(timeout=self.config.command_timeout_s)
         except DeviceError as exc:
-            logger.warning("adb disconnect failed", extra={"device_id": device.serial, "error": exc.message})
+            logger.warning("adb disconnect failed", extra={"serial": device.serial, "error": exc.message})
 
 
 __all__ = ["StaticAdbConfig", "StaticAdbProvider", "StaticDevice"]

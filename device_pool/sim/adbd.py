@@ -65,7 +65,7 @@ class AdbDaemon:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_client, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
-        logger.info("adbd listening", extra={"device_id": self.serial})
+        logger.info("adbd listening", extra={"serial": self.serial})
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -121,7 +121,7 @@ class _Connection:
         except (asyncio.IncompleteReadError, ConnectionError, StreamClosed):
             pass
         except ProtocolViolation as exc:
-            logger.warning("dropping connection: %s", exc, extra={"device_id": self.daemon.serial})
+            logger.warning("dropping connection: %s", exc, extra={"serial": self.daemon.serial})
         finally:
             await self.abort()
 
@@ -199,7 +199,7 @@ class _Connection:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("service %r failed", name, extra={"device_id": self.daemon.serial})
+            logger.exception("service %r failed", name, extra={"serial": self.daemon.serial})
         finally:
             self.streams.pop(stream.local_id, None)
             with contextlib.suppress(StreamClosed, ConnectionError):

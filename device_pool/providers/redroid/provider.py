@@ -81,7 +81,7 @@ class RedroidProvider(MadePhones[_Phone]):
                 provider=self.name,
                 device_id=serial,
             ) from exc
-        logger.info("phone reset on a fresh volume", extra={"device_id": serial, "volume": phone.volume})
+        logger.info("phone reset on a fresh volume", extra={"serial": serial, "volume": phone.volume})
 
     async def health(self, serial: str) -> Health:
         """The container is running, then the ADB probe (state, echo, screen size); never raises for the phone."""
@@ -246,7 +246,7 @@ class RedroidProvider(MadePhones[_Phone]):
                 device_id=phone.serial,
             ) from exc
         logger.info(
-            "phone booted", extra={"device_id": phone.serial, "seconds": round(time.monotonic() - started, 1)}
+            "phone booted", extra={"serial": phone.serial, "seconds": round(time.monotonic() - started, 1)}
         )
 
     async def _wait_booted(self, phone: _Phone, deadline: float) -> None:
@@ -290,7 +290,7 @@ class RedroidProvider(MadePhones[_Phone]):
             apk = self.config.adb_keyboard_apk
             if apk is None:
                 logger.warning(
-                    "phone has no ADB Keyboard and no APK is configured", extra={"device_id": phone.serial}
+                    "phone has no ADB Keyboard and no APK is configured", extra={"serial": phone.serial}
                 )
                 return
             await device.push(await asyncio.to_thread(Path(apk).read_bytes), _APK_ON_PHONE, timeout=limit)
@@ -318,7 +318,7 @@ class RedroidProvider(MadePhones[_Phone]):
         try:
             await phone.device.disconnect(timeout=self.config.command_timeout_s)
         except DeviceError as exc:
-            logger.warning("adb disconnect failed", extra={"device_id": phone.serial, "error": str(exc)})
+            logger.warning("adb disconnect failed", extra={"serial": phone.serial, "error": str(exc)})
         await asyncio.to_thread(self.engine.remove, phone.name, stop_timeout_s=self.config.stop_timeout_s)
         if phone.volume is not None:
             await asyncio.to_thread(self.engine.remove_volume, phone.volume)
