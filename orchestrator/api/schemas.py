@@ -422,11 +422,14 @@ class WhoAmIOut(BaseModel):
     tenant_id: uuid.UUID
     user_id: uuid.UUID
     key_id: uuid.UUID
-    auth: str = Field(examples=["cookie", "bearer"], description="`bearer` (API key) or `cookie` (session)")
-    session_expires_at: dt.datetime | None = Field(description="When the session ends; null for `bearer`.")
+    auth: str = Field(examples=["cookie", "bearer"], description="`bearer` (API key) or `cookie` (login)")
+    login_expires_at: dt.datetime | None = Field(description="When the login ends; null for `bearer`.")
+    session_expires_at: dt.datetime | None = Field(
+        deprecated=True, description="Deprecated (removed next release): the same as `login_expires_at`."
+    )
 
 
 class LoginOut(WhoAmIOut):
-    """A new session: the cookies are set; ``csrf_token`` is also in the ``pf_csrf`` cookie."""
+    """A new login: the cookies are set; ``csrf_token`` is also in the ``pf_csrf`` cookie."""
 
     csrf_token: str = Field(description="Send it as `X-CSRF-Token` on POST/PUT/PATCH/DELETE.")
