@@ -245,7 +245,7 @@ class WebRtcSettings(_Group):
     max_viewers_per_device: int = Field(default=10, ge=1)
     idle_timeout_s: float = Field(default=600.0, gt=0)  # no message on `control` (ping or input)
     connect_timeout_s: float = Field(default=20.0, gt=0)  # answer sent → ICE+DTLS connected
-    linger_s: float = Field(default=5.0, ge=0)  # the phone's recording outlives its last viewer
+    linger_s: float = Field(default=5.0, ge=0)  # the phone's capture outlives its last viewer
     lease_check_s: float = Field(default=1.0, gt=0)  # how often viewers' leases are re-read
     # screenrecord stops by itself after at most 180 s (Android); the stream restarts it.
     record_time_limit_s: int = Field(default=180, ge=1, le=180)
