@@ -14,7 +14,7 @@ between is never slept through.
   Redis outage is logged, never raised. Messages are at most once: readers keep polling.
 
 A ``redis.asyncio`` client belongs to the event loop that made it: build one ``EventSignal`` per
-loop (per API process; per worker session).
+loop (per API process; per run in a worker).
 """
 
 from __future__ import annotations

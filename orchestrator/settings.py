@@ -130,16 +130,44 @@ class PoolSettings(_Group):
         return self
 
 
-class AuthSettings(_Group):
-    """Dashboard sessions and per-tenant rate limits."""
+# Old names of auth settings, accepted for one release (docs/control-plane.md, "Deprecated names").
+_DEPRECATED_AUTH_NAMES = {"session_secret": "login_secret", "session_ttl_s": "login_ttl_s"}
 
-    session_secret: SecretStr = SecretStr("changethis")
+
+class AuthSettings(_Group):
+    """Dashboard logins and per-tenant rate limits."""
+
+    # Signs dashboard login cookies (pf_session); rotating it ends every login.
+    login_secret: SecretStr = SecretStr("changethis")
     # How long a dashboard login (the pf_session cookie) lasts; revoking its API key ends it sooner.
-    session_ttl_s: float = Field(default=12 * 3600.0, gt=0)
+    login_ttl_s: float = Field(default=12 * 3600.0, gt=0)
     rate_limit_per_s: float = Field(default=10.0, gt=0)
     rate_limit_burst: int = Field(default=50, ge=1)
     # Signs webhook bodies (X-PhoneFleet-Signature: HMAC-SHA256); integrators verify with the same value.
     webhook_secret: SecretStr = SecretStr("changethis")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_session_names(cls, data: Any) -> Any:
+        # Deprecated for one release: auth.session_secret / auth.session_ttl_s (and their
+        # PHONEFLEET_AUTH__SESSION_* variables) named the dashboard login "session"; the new name wins.
+        if isinstance(data, dict) and any(old in data for old in _DEPRECATED_AUTH_NAMES):
+            data = dict(data)
+            for old, new in _DEPRECATED_AUTH_NAMES.items():
+                if old in data:
+                    data.setdefault(new, data[old])
+                    del data[old]
+        return data
+
+    @property
+    def session_secret(self) -> SecretStr:
+        """Deprecated name of ``login_secret`` (one release)."""
+        return self.login_secret
+
+    @property
+    def session_ttl_s(self) -> float:
+        """Deprecated name of ``login_ttl_s`` (one release)."""
+        return self.login_ttl_s
 
 
 class WebhookSettings(_Group):
@@ -217,7 +245,7 @@ class WebRtcSettings(_Group):
     max_viewers_per_device: int = Field(default=10, ge=1)
     idle_timeout_s: float = Field(default=600.0, gt=0)  # no message on `control` (ping or input)
     connect_timeout_s: float = Field(default=20.0, gt=0)  # answer sent → ICE+DTLS connected
-    linger_s: float = Field(default=5.0, ge=0)  # the phone's recording outlives its last viewer
+    linger_s: float = Field(default=5.0, ge=0)  # the phone's capture outlives its last viewer
     lease_check_s: float = Field(default=1.0, gt=0)  # how often viewers' leases are re-read
     # screenrecord stops by itself after at most 180 s (Android); the stream restarts it.
     record_time_limit_s: int = Field(default=180, ge=1, le=180)
@@ -265,14 +293,14 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'phonefleet.db'}"
         if self.env != "dev":
             secrets = {
-                "auth.session_secret": self.auth.session_secret.get_secret_value(),
+                "auth.login_secret": self.auth.login_secret.get_secret_value(),
                 "auth.webhook_secret": self.auth.webhook_secret.get_secret_value(),
                 "model.api_key": self.model.api_key.get_secret_value(),
             }
             if self.api.metrics_token is not None:
                 secrets["api.metrics_token"] = self.api.metrics_token.get_secret_value()
             for name, value in secrets.items():
-                # An empty model key is legitimate (a local server); an empty session secret is not.
+                # An empty model key is legitimate (a local server); an empty login secret is not.
                 if value == "" and name == "model.api_key":
                     continue
                 if value.strip().lower() in PLACEHOLDER_SECRETS:

@@ -23,10 +23,18 @@ from typing import Any, Self
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from device_pool.pool.signals import IDLE, LocalSignal, Signal
-from orchestrator.db import BEGIN_IMMEDIATE, Device, DeviceState, make_sessionmaker, utcnow
+from orchestrator.db import (
+    BEGIN_IMMEDIATE,
+    DbSession,
+    DbSessions,
+    Device,
+    DeviceState,
+    make_sessionmaker,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +82,7 @@ class DeviceStore:
     """The ``devices`` table as the pool sees it; ``LeaseStore`` adds the leases on top."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], dialect: str, *, signal: Signal | None = None
+        self, sessions: DbSessions, dialect: str, *, signal: Signal | None = None
     ) -> None:
         if dialect not in _DIALECTS:
             raise ValueError(f"unsupported database dialect {dialect!r} (expected one of {_DIALECTS})")
@@ -99,16 +107,16 @@ class DeviceStore:
         await self.signal.close()
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncSession]:
+    async def _tx(self) -> AsyncIterator[DbSession]:
         """One write transaction, committed on leaving the block (BEGIN IMMEDIATE on SQLite)."""
         if self._sqlite_writer is None:
-            async with self._sessions.begin() as session:
-                yield session
+            async with self._sessions.begin() as db_session:
+                yield db_session
             return
-        async with self._sqlite_writer, self._sessions.begin() as session:
+        async with self._sqlite_writer, self._sessions.begin() as db_session:
             # Must come before the first statement: the option applies when the connection begins.
-            await session.connection(execution_options={BEGIN_IMMEDIATE: True})
-            yield session
+            await db_session.connection(execution_options={BEGIN_IMMEDIATE: True})
+            yield db_session
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -119,13 +127,13 @@ class DeviceStore:
             query = query.where(Device.provider == provider)
         if not retired:
             query = query.where(Device.state != DeviceState.RETIRED)
-        async with self._sessions() as session:
-            return [DeviceRecord.of(row) for row in (await session.scalars(query)).all()]
+        async with self._sessions() as db_session:
+            return [DeviceRecord.of(row) for row in (await db_session.scalars(query)).all()]
 
     async def device(self, device_id: uuid.UUID) -> DeviceRecord | None:
         """One device row, or None."""
-        async with self._sessions() as session:
-            row = await session.get(Device, device_id)
+        async with self._sessions() as db_session:
+            row = await db_session.get(Device, device_id)
             return None if row is None else DeviceRecord.of(row)
 
     # --- registering ----------------------------------------------------------------------------
@@ -141,12 +149,12 @@ class DeviceStore:
         labels = dict(labels or {})
         for _attempt in range(2):
             try:
-                async with self._tx() as session:
-                    row = await session.scalar(select(Device).where(Device.serial == serial))
+                async with self._tx() as db_session:
+                    row = await db_session.scalar(select(Device).where(Device.serial == serial))
                     if row is None:
                         row = Device(provider=provider, serial=serial, profile=profile, labels=labels)
-                        session.add(row)
-                        await session.flush()
+                        db_session.add(row)
+                        await db_session.flush()
                         logger.info("device registered", extra={"device_id": str(row.id), "serial": serial})
                     else:
                         # Assigned only when changed: an UPDATE bumps updated_at, the idle queue's order.
@@ -156,7 +164,7 @@ class DeviceStore:
                             row.state = DeviceState.PROVISIONING
                             row.last_error = None
                             logger.info("device back", extra={"device_id": str(row.id), "serial": serial})
-                        await session.flush()
+                        await db_session.flush()
                     return DeviceRecord.of(row)
             except IntegrityError:
                 # Another manager inserted the same serial between our SELECT and INSERT: read theirs.
@@ -197,8 +205,8 @@ class DeviceStore:
 
     async def touch_health(self, device_id: uuid.UUID) -> bool:
         """Record a passed health check on an idle device (its place in the idle queue is kept)."""
-        async with self._tx() as session:
-            result = await session.execute(
+        async with self._tx() as db_session:
+            result = await db_session.execute(
                 update(Device)
                 .where(Device.id == device_id, Device.state == DeviceState.IDLE)
                 # updated_at orders the idle queue; a health check must not move the device to its back.
@@ -211,8 +219,8 @@ class DeviceStore:
         self, device_id: uuid.UUID, to: DeviceState, from_states: Iterable[DeviceState], **values: Any
     ) -> bool:
         from_states = tuple(from_states)
-        async with self._tx() as session:
-            result = await session.execute(
+        async with self._tx() as db_session:
+            result = await db_session.execute(
                 update(Device)
                 .where(Device.id == device_id, Device.state.in_(from_states))
                 .values(state=to, updated_at=utcnow(), **values)

@@ -33,12 +33,11 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, not_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from device_pool.errors import NoDeviceAvailable
 from device_pool.pool.devices import DeviceStore
 from device_pool.pool.signals import IDLE, RELEASED, Signal
-from orchestrator.db import Device, DeviceState, Event, Lease, utcnow
+from orchestrator.db import DbSession, DbSessions, Device, DeviceState, Event, Lease, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +100,7 @@ class LeaseStore(DeviceStore):
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: DbSessions,
         dialect: str,
         *,
         signal: Signal | None = None,
@@ -127,11 +126,11 @@ class LeaseStore(DeviceStore):
         now = utcnow()
         expires = now + dt.timedelta(seconds=ttl_s)
         lease_id = uuid.uuid4()
-        async with self._tx() as session:
-            target = await self._sqlite_pick(session, profile) if self.is_sqlite else _pg_pick(profile)
+        async with self._tx() as db_session:
+            target = await self._sqlite_pick(db_session, profile) if self.is_sqlite else _pg_pick(profile)
             if target is None:
                 return None
-            result = await session.execute(
+            result = await db_session.execute(
                 update(Device)
                 .where(Device.id == target, Device.state == DeviceState.IDLE)
                 .values(
@@ -165,8 +164,8 @@ class LeaseStore(DeviceStore):
                 "serial": row.serial, "expires_at": expires.isoformat(),
             }  # fmt: skip
             # Core inserts, not session.add: the unit of work's flush costs more than the statements.
-            await session.execute(insert(Lease).values(**lease))
-            await _events(session, "device.leased", [(tenant_id, task_id, payload)])
+            await db_session.execute(insert(Lease).values(**lease))
+            await _events(db_session, "device.leased", [(tenant_id, task_id, payload)])
         logger.info(
             "device leased", extra=_log(grant.device_id, lease_id, holder=holder, serial=grant.serial)
         )
@@ -209,8 +208,8 @@ class LeaseStore(DeviceStore):
         _check_ttl(ttl_s)
         now = utcnow()
         expires = now + dt.timedelta(seconds=ttl_s)
-        async with self._tx() as session:
-            result = await session.execute(
+        async with self._tx() as db_session:
+            result = await db_session.execute(
                 update(Device)
                 .where(
                     Device.lease_id == lease_id,
@@ -227,7 +226,7 @@ class LeaseStore(DeviceStore):
             if device_id is None:
                 logger.warning("heartbeat for a lost lease", extra=_log(None, lease_id, holder=holder))
                 return False
-            await session.execute(
+            await db_session.execute(
                 update(Lease)
                 .where(Lease.id == lease_id)
                 .values(expires_at=expires, heartbeat_at=now)
@@ -238,8 +237,8 @@ class LeaseStore(DeviceStore):
     async def release(self, lease_id: uuid.UUID, holder: str, reason: str = "released") -> bool:
         """End the lease; the device goes to ``resetting``. False if ``holder`` does not hold it (any more)."""
         now = utcnow()
-        async with self._tx() as session:
-            result = await session.execute(
+        async with self._tx() as db_session:
+            result = await db_session.execute(
                 update(Device)
                 .where(
                     Device.lease_id == lease_id,
@@ -254,7 +253,7 @@ class LeaseStore(DeviceStore):
             if device_id is None:
                 logger.warning("release of a lease not held", extra=_log(None, lease_id, holder=holder))
                 return False
-            await self._close_leases(session, {lease_id: device_id}, now, reason)
+            await self._close_leases(db_session, {lease_id: device_id}, now, reason)
         logger.info("device released", extra=_log(device_id, lease_id, holder=holder, reason=reason))
         await self.signal.notify(RELEASED)
         return True
@@ -262,23 +261,23 @@ class LeaseStore(DeviceStore):
     async def reap_expired(self, now: dt.datetime | None = None) -> list[EndedLease]:
         """End every lease past its expiry at ``now`` (reason ``expired``); their devices go to ``resetting``."""
         now = now or utcnow()
-        async with self._tx() as session:
+        async with self._tx() as db_session:
             query = select(Device.id, Device.lease_id).where(
                 Device.state == DeviceState.LEASED, Device.lease_expires_at <= now
             )
             if not self.is_sqlite:
                 # Rows a heartbeat or release is changing right now are skipped: this pass or the next.
                 query = query.with_for_update(skip_locked=True)
-            expired = {row.lease_id: row.id for row in (await session.execute(query)).all()}
+            expired = {row.lease_id: row.id for row in (await db_session.execute(query)).all()}
             if not expired:
                 return []
-            await session.execute(
+            await db_session.execute(
                 update(Device)
                 .where(Device.id.in_(list(expired.values())), Device.state == DeviceState.LEASED)
                 .values(**_ENDED, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
-            ended = await self._close_leases(session, expired, now, EXPIRED)
+            ended = await self._close_leases(db_session, expired, now, EXPIRED)
         for lease in ended:
             logger.warning("lease expired; device reclaimed", extra=_log(lease.device_id, lease.lease_id,
                            holder=lease.holder))  # fmt: skip
@@ -287,10 +286,10 @@ class LeaseStore(DeviceStore):
 
     async def lease(self, lease_id: uuid.UUID) -> Lease | None:
         """The lease log row (detached), or None."""
-        async with self._sessions() as session:
-            return await session.get(Lease, lease_id)
+        async with self._sessions() as db_session:
+            return await db_session.get(Lease, lease_id)
 
-    async def _sqlite_pick(self, session: AsyncSession, profile: dict[str, Any] | None) -> uuid.UUID | None:
+    async def _sqlite_pick(self, db_session: DbSession, profile: dict[str, Any] | None) -> uuid.UUID | None:
         # The whole idle list is read (id and profile only) when matching a profile: a pool is
         # hundreds of rows at most, and BEGIN IMMEDIATE already serialises lessees on SQLite.
         query = select(Device.id, Device.profile).where(Device.state == DeviceState.IDLE)
@@ -298,17 +297,17 @@ class LeaseStore(DeviceStore):
         drained = func.coalesce(func.json_type(Device.labels, f"$.{DRAIN_LABEL}"), "") == "true"
         query = query.where(not_(drained)).order_by(Device.updated_at, Device.id)
         if not profile:
-            return await session.scalar(query.with_only_columns(Device.id).limit(1))
-        for row in (await session.execute(query)).all():
+            return await db_session.scalar(query.with_only_columns(Device.id).limit(1))
+        for row in (await db_session.execute(query)).all():
             if profile_matches(row.profile or {}, profile):
                 return row.id
         return None
 
     async def _close_leases(
-        self, session: AsyncSession, leases: dict[uuid.UUID, uuid.UUID], now: dt.datetime, reason: str
+        self, db_session: DbSession, leases: dict[uuid.UUID, uuid.UUID], now: dt.datetime, reason: str
     ) -> list[EndedLease]:
         """Mark the lease rows released and write one ``device.released`` event each."""
-        result = await session.execute(
+        result = await db_session.execute(
             update(Lease)
             .where(Lease.id.in_(list(leases)), Lease.released_at.is_(None))
             .values(released_at=now, release_reason=reason)
@@ -324,7 +323,7 @@ class LeaseStore(DeviceStore):
                                       "holder": e.holder, "reason": reason})
             for e in ended
         ]  # fmt: skip
-        await _events(session, "device.released", payloads)
+        await _events(db_session, "device.released", payloads)
         return ended
 
 
@@ -352,7 +351,7 @@ def _pg_pick(profile: dict[str, Any] | None) -> Any:
 
 
 async def _events(
-    session: AsyncSession,
+    db_session: DbSession,
     type_: str,
     rows: list[tuple[uuid.UUID | None, uuid.UUID | None, dict[str, Any]]],
 ) -> None:
@@ -364,7 +363,7 @@ async def _events(
         if tenant_id is not None
     ]
     if values:
-        await session.execute(insert(Event), values)
+        await db_session.execute(insert(Event), values)
 
 
 def _log(device_id: uuid.UUID | None, lease_id: uuid.UUID, **extra: Any) -> dict[str, Any]:

@@ -164,7 +164,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
         try:
             yield
         finally:
-            await live.close()  # peer connections and phone recordings end with the process
+            await live.close()  # peer connections and phone captures end with the process
             await hub.close()  # open event sockets close with 1001
             await events_signal.close()
             if queue is None:

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: settings, the caller (API key or session cookie), roles, and the services routes call."""
+"""FastAPI dependencies: settings, the caller (API key or login cookie), roles, and the services routes call."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from orchestrator.services.auth import ApiKeyVerifier, Principal
 from orchestrator.services.devices import DeviceService
 from orchestrator.services.events import EventHub
 from orchestrator.services.health import HealthService
-from orchestrator.services.logins import CSRF_HEADER, SESSION_COOKIE, Login, Logins
+from orchestrator.services.logins import CSRF_HEADER, LOGIN_COOKIE, Login, Logins
 from orchestrator.services.metrics import MetricsService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
@@ -79,8 +79,9 @@ _bearer = HTTPBearer(
 )
 
 
-_session_cookie = APIKeyCookie(
-    name=SESSION_COOKIE, auto_error=False, scheme_name="Session",
+# The OpenAPI scheme keeps its old name, "Session" (a client generated from it may refer to it).
+_login_cookie = APIKeyCookie(
+    name=LOGIN_COOKIE, auto_error=False, scheme_name="Session",
     description="The dashboard's login cookie (POST /api/v1/auth/login); unsafe methods also need "
     f"`{CSRF_HEADER}`",
 )  # fmt: skip
@@ -89,27 +90,27 @@ _session_cookie = APIKeyCookie(
 async def authenticate(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    _cookie: Annotated[str | None, Depends(_session_cookie)],
+    _cookie: Annotated[str | None, Depends(_login_cookie)],
 ) -> Principal:
     """The caller, by ``Authorization: Bearer`` or else the ``pf_session`` cookie (Bearer wins when both
     are sent). Raises ``Unauthenticated`` (401) for a missing, malformed, unknown or revoked key or a
-    bad/expired session, ``CsrfRejected`` (403) for a cookie-authenticated unsafe request without the
-    session's ``X-CSRF-Token``."""
+    bad/expired login, ``CsrfRejected`` (403) for a cookie-authenticated unsafe request without the
+    login's ``X-CSRF-Token``."""
     services = _services(request)
     authorization = request.headers.get("authorization")
-    if authorization is not None or SESSION_COOKIE not in request.cookies:
+    if authorization is not None or LOGIN_COOKIE not in request.cookies:
         return await services.verifier.verify(authorization)
-    principal, session = await services.logins.authenticate(
+    principal, login = await services.logins.authenticate(
         request.method, request.cookies, request.headers.get(CSRF_HEADER)
     )
-    request.state.web_session = session
+    request.state.login = login
     return principal
 
 
 async def websocket_principal(websocket: WebSocket) -> Principal | None:
     """The caller of a WebSocket by its handshake, or None when it carries no credentials (the events
     socket then expects a first ``{"type": "auth", …}`` message). Raises ``Unauthenticated`` (bad
-    key or session), ``PermissionDenied`` (a cookie from another origin's page).
+    key or login), ``PermissionDenied`` (a cookie from another origin's page).
 
     ``Authorization: Bearer`` (non-browser clients) wins; else the dashboard's ``pf_session`` cookie.
     A handshake is a GET, so there is no CSRF token: a browser sends the cookie on a handshake that
@@ -119,10 +120,10 @@ async def websocket_principal(websocket: WebSocket) -> Principal | None:
     services = websocket.app.state.services
     if authorization is not None:
         return await services.verifier.verify(authorization)
-    if SESSION_COOKIE not in websocket.cookies:
+    if LOGIN_COOKIE not in websocket.cookies:
         return None
     _check_same_origin(websocket.headers.get("origin"), websocket.headers.get("host"))
-    principal, _session = await services.logins.principal_from_cookies(websocket.cookies)
+    principal, _login = await services.logins.principal_from_cookies(websocket.cookies)
     return principal
 
 
@@ -133,7 +134,7 @@ def _check_same_origin(origin: str | None, host: str | None) -> None:
     """``Origin`` (scheme://host[:port]) must name the ``Host`` the handshake was sent to (default
     ports aside). Browsers always send Origin on a WebSocket handshake; a cookie without one is refused."""
     if not origin or not host:
-        raise PermissionDenied(f"a WebSocket authenticated by the {SESSION_COOKIE} cookie needs an Origin header")
+        raise PermissionDenied(f"a WebSocket authenticated by the {LOGIN_COOKIE} cookie needs an Origin header")
     scheme, _, netloc = origin.strip().lower().partition("://")
     if scheme in _DEFAULT_PORTS:
         netloc = netloc.removesuffix(f":{_DEFAULT_PORTS[scheme]}")
@@ -142,13 +143,13 @@ def _check_same_origin(origin: str | None, host: str | None) -> None:
     if netloc != host:
         raise PermissionDenied(
             f"cross-origin WebSocket refused: Origin {origin!r} is not this host ({host}); "
-            f"the {SESSION_COOKIE} cookie opens sockets only from the dashboard's own pages"
+            f"the {LOGIN_COOKIE} cookie opens sockets only from the dashboard's own pages"
         )
 
 
 def login_of(request: Request) -> Login | None:
-    """The session that authenticated this request (after ``authenticate``), None for a Bearer key."""
-    return getattr(request.state, "web_session", None)
+    """The login that authenticated this request (after ``authenticate``), None for a Bearer key."""
+    return getattr(request.state, "login", None)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

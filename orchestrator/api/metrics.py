@@ -3,7 +3,7 @@
 Open by default, as scrape targets usually are (keep the API's port off the internet, or put the
 route behind the proxy's ACL). With ``PHONEFLEET_API__METRICS_TOKEN`` set it needs
 ``Authorization: Bearer <token>`` (Prometheus: ``authorization: {credentials: <token>}``); API keys
-and session cookies do not open it. Left out of the OpenAPI schema: it is not JSON.
+and login cookies do not open it. Left out of the OpenAPI schema: it is not JSON.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from orchestrator.api.deps import CurrentPrincipal, SessionServiceDep
 from orchestrator.api.schemas import ErrorOut, PageOut
-from orchestrator.api.session_schemas import SessionCreate, SessionOut
+from orchestrator.api.schemas.sessions import SessionCreate, SessionOut
 from orchestrator.db import SessionState
 
 __all__ = ["router"]

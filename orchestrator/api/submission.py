@@ -14,7 +14,29 @@ anything happened: no Authorization header (the dashboard's cookie, with its CSR
 that is not JSON or fails validation, a malformed ``Idempotency-Key``, a body over the limit. The
 body read here is replayed to the app, which then answers exactly as it always did (same 413/422
 bodies). Only the success path and the errors of the key and the service (through the one table
-in ``api/errors.py``) are answered here.
+in ``api/errors.py``) are answered here. ``api.submit_fast_path=false`` leaves this middleware out.
+
+What it must mirror of the route (``create_task`` in ``api/tasks.py``), answer for answer:
+
+- **Authentication**: ``Authorization: Bearer`` through the same ``ApiKeyVerifier.verify`` as
+  ``deps.authenticate``; the first copy of a repeated header, as Starlette reads it. Requests
+  without the header (the login cookie, or none) are the route's.
+- **Parsing**: ``Content-Type`` ``application/json`` (parameters ignored) and a ``Content-Length``
+  within ``MAX_BODY_BYTES``, else the route; ``json.loads`` as FastAPI parses a JSON body.
+- **Validation order**, as FastAPI resolves the route: the body parsed (not JSON: the route's
+  422), then the caller authenticated (a bad key wins over an invalid body: 401 before 422), then
+  ``TaskCreate`` validated. A request the route would refuse for its headers (an
+  ``Idempotency-Key`` outside the route's ``IdempotencyKey`` rules, mirrored by ``_KEY``) or its
+  body is handed to the route whole, so the route answers it in its own order.
+- **Idempotency replay**: ``TaskService.create`` decides; a replay answers 200 with
+  ``Idempotent-Replayed: true``, a first submission 202, both with ``TaskOut`` by alias.
+- **Errors**: the key's and the service's ``PhoneFleetError`` through ``api.errors.response_for``,
+  the table the route's exception handlers use (401, 409, 429 with Retry-After, 503); everything
+  else is replayed to the route.
+
+tests/orchestrator/api/test_submission.py runs two APIs on one database, one with this path and
+one without, and compares their answers (successes, replays, bad input, bad credentials, revoked
+keys, content types, chunked bodies, rate limiting, repeated headers, error order).
 """
 
 from __future__ import annotations

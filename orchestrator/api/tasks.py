@@ -65,7 +65,17 @@ async def create_task(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> TaskOut:
-    """Queue a task for a worker; answers 202 with the task (status `queued`)."""
+    """Queue a task for a worker; answers 202 with the task (status `queued`).
+    \f
+    (FastAPI cuts the OpenAPI description at the form feed above: what follows is for readers of the
+    code.) This route documents ``POST /api/v1/tasks`` (OpenAPI, docs/api.md) and is the contract,
+    but it does not serve most submissions: with ``api.submit_fast_path`` on (the default), the
+    ``TaskSubmission`` middleware in ``orchestrator/api/submission.py`` answers the ordinary request
+    (a Bearer key, a JSON body that validates) before FastAPI's routing, and this route answers the
+    rest: the dashboard's login cookie (CSRF), malformed bodies and headers, and every request when
+    the switch is off. A change here (authentication, parsing, validation order, idempotency replay,
+    errors) must be made there too; tests/orchestrator/api/test_submission.py compares the two.
+    """
     task, created = await tasks.create(principal, body, idempotency_key)
     if not created:
         response.status_code = 200

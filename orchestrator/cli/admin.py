@@ -18,11 +18,11 @@ async def _create_key(url: str, tenant: str, user: str, admin: bool, name: str) 
 
     engine = make_engine(url)
     try:
-        async with make_sessionmaker(engine)() as session, session.begin():
-            row = await get_or_create_tenant(session, tenant)
+        async with make_sessionmaker(engine)() as db_session, db_session.begin():
+            row = await get_or_create_tenant(db_session, tenant)
             role = UserRole.ADMIN if admin else UserRole.MEMBER
             issued = await issue_api_key(
-                session, tenant_id=row.id, user_name=user or role.value, role=role, name=name
+                db_session, tenant_id=row.id, user_name=user or role.value, role=role, name=name
             )
             return issued.key
     finally:
@@ -37,11 +37,11 @@ async def _revoke_key(url: str, prefix: str) -> bool:
 
     engine = make_engine(url)
     try:
-        async with make_sessionmaker(engine)() as session, session.begin():
-            key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        async with make_sessionmaker(engine)() as db_session, db_session.begin():
+            key = await db_session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
             if key is None:
                 return False
-            await revoke_api_key(session, tenant_id=key.tenant_id, key_id=key.id)
+            await revoke_api_key(db_session, tenant_id=key.tenant_id, key_id=key.id)
             return True
     finally:
         await engine.dispose()

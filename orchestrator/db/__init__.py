@@ -1,6 +1,13 @@
 """The control plane's database: rows, column types, engines. Migrations: ``orchestrator.db.migrate``."""
 
-from orchestrator.db.engine import BEGIN_IMMEDIATE, make_engine, make_sessionmaker, warm_pool
+from orchestrator.db.engine import (
+    BEGIN_IMMEDIATE,
+    DbSession,
+    DbSessions,
+    make_engine,
+    make_sessionmaker,
+    warm_pool,
+)
 from orchestrator.db.enums import (
     CANCEL_REQUESTED,
     HELD_TASK_STATUSES,
@@ -33,6 +40,8 @@ __all__ = [
     "WORKER_LOST",
     "ApiKey",
     "Base",
+    "DbSession",
+    "DbSessions",
     "Device",
     "DeviceSession",
     "DeviceState",

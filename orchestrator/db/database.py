@@ -1,4 +1,4 @@
-"""Sessions for the services, translating "the database is down or busy" into ``DatabaseUnavailable``.
+"""Db sessions for the services, translating "the database is down or busy" into ``DatabaseUnavailable``.
 
 This is the one place a driver's connection error becomes a PhoneFleet error: unreachable
 PostgreSQL, an exhausted connection pool, or SQLite's "database is locked" after the busy timeout
@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import Executable
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.db import BEGIN_IMMEDIATE
+from orchestrator.db import BEGIN_IMMEDIATE, DbSession, DbSessions
 from orchestrator.errors import DatabaseUnavailable
 
 __all__ = ["Database"]
@@ -26,7 +26,7 @@ _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutEr
 class Database:
     """The sessionmaker, plus transactions whose connection failures are typed."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: DbSessions) -> None:
         self.sessions = sessions
         bind = sessions.kw.get("bind")
         self.engine: AsyncEngine | None = bind if isinstance(bind, AsyncEngine) else None
@@ -49,18 +49,18 @@ class Database:
             raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
 
     @asynccontextmanager
-    async def transaction(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction, committed when the block ends without an error.
+    async def transaction(self, *, write: bool = False) -> AsyncIterator[DbSession]:
+        """A db session inside one transaction, committed when the block ends without an error.
 
         ``write=True`` is for read-then-write transactions: on SQLite they take the write lock
         first (BEGIN IMMEDIATE), since upgrading a read snapshot fails at once when another
         writer committed in between instead of waiting out the busy timeout.
         """
         try:
-            async with self.sessions() as session, session.begin():
+            async with self.sessions() as db_session, db_session.begin():
                 if write:
-                    await session.connection(execution_options={BEGIN_IMMEDIATE: True})
-                yield session
+                    await db_session.connection(execution_options={BEGIN_IMMEDIATE: True})
+                yield db_session
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
 

@@ -1,4 +1,4 @@
-"""Async engines and session factories for PostgreSQL (asyncpg) and SQLite (aiosqlite).
+"""Async engines and db session factories for PostgreSQL (asyncpg) and SQLite (aiosqlite).
 
 SQLite gets WAL (readers never block the writer), a busy timeout (a second writer waits instead of
 failing at once) and enforced foreign keys on every connection. SQLAlchemy, not the sqlite3 driver,
@@ -19,7 +19,15 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-__all__ = ["BEGIN_IMMEDIATE", "PING_AFTER_IDLE_S", "make_engine", "make_sessionmaker", "warm_pool"]
+__all__ = [
+    "BEGIN_IMMEDIATE",
+    "PING_AFTER_IDLE_S",
+    "DbSession",
+    "DbSessions",
+    "make_engine",
+    "make_sessionmaker",
+    "warm_pool",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +35,11 @@ BEGIN_IMMEDIATE = "sqlite_begin_immediate"  # execution option name; ignored on 
 
 # A pooled PostgreSQL connection idle at least this long is pinged before it is handed out.
 PING_AFTER_IDLE_S = 5.0
+
+# A db session (SQLAlchemy's unit of work) and the factory that opens them, by the names the rest of
+# the code uses: outside orchestrator/db, "session" is a person's hold on a device, never these.
+DbSession = AsyncSession
+DbSessions = async_sessionmaker[AsyncSession]
 
 _SQLITE_BUSY_TIMEOUT_MS = 5000
 _IDLE_SINCE = "phonefleet_idle_since"  # ConnectionRecord.info key: time.monotonic() of the last check-in
@@ -56,8 +69,8 @@ def make_engine(
     return engine
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions whose objects stay readable after commit (async code cannot lazy-load them back)."""
+def make_sessionmaker(engine: AsyncEngine) -> DbSessions:
+    """Db sessions whose objects stay readable after commit (async code cannot lazy-load them back)."""
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

@@ -1,9 +1,9 @@
 """Live view over WebRTC in the API process (docs/live-view.md).
 
-    recording.py  one `screenrecord --output-format=h264 -` on the phone, read as pictures (h264.py)
-    stream.py     one per phone: the recording, its pictures fanned out as shared packets
+    capture.py    one `screenrecord --output-format=h264 -` on the phone, read as pictures (h264.py)
+    stream.py     one per phone: the capture, its pictures fanned out as shared packets
     track.py      one viewer's video track (a queue of those packets)
-    viewer.py     one viewer's peer connection and its `control` data channel (control.py)
+    viewer.py     one viewer's peer connection and its `control` data channel (input_channel.py)
     access.py     who may watch, who may touch (the database, at that moment)
     hub.py        the service: viewers in, streams started and stopped, leases watched
     geometry.py   the screen inside the video; normalised points to pixels

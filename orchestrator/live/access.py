@@ -105,14 +105,14 @@ class LiveAccess:
     async def admit(self, principal: Principal, target: LiveTarget) -> Admission:
         """The phone behind ``target`` if the caller may watch it. Raises ``DeviceNotFound``,
         ``TaskNotFound``, ``SessionNotFound`` (also for other tenants') or ``NoLiveDevice``."""
-        async with self.db.transaction() as session:
+        async with self.db.transaction() as db_session:
             if target.kind == "device":
                 query = (
                     select(Device, Lease)
                     .outerjoin(Lease, _open_lease(Lease.id == Device.lease_id))
                     .where(Device.id == target.id)
                 )
-                row = (await session.execute(query)).first()
+                row = (await db_session.execute(query)).first()
                 lease = row.Lease if row else None
                 mine = lease is not None and lease.tenant_id == principal.tenant_id
                 # Admins operate the fleet and may watch a phone nobody of another tenant holds
@@ -124,10 +124,10 @@ class LiveAccess:
                 device = row.Device
             else:
                 if target.kind == "task":
-                    task = await load_task(session, principal, target.id)
+                    task = await load_task(db_session, principal, target.id)
                     holds, what = Lease.task_id == task.id, f"task {task.id} ({task.status.value})"
                 else:
-                    own = await session.scalar(
+                    own = await db_session.scalar(
                         select(DeviceSession).where(
                             DeviceSession.id == target.id, DeviceSession.tenant_id == principal.tenant_id
                         )
@@ -138,7 +138,7 @@ class LiveAccess:
                         raise NoLiveDevice(f"session {own.id} is {_session_state(own).value}; it holds no phone")
                     holds, what = Lease.session_id == own.id, f"session {own.id} ({own.state.value})"
                 query = select(Device, Lease).join(Lease, _open_lease(Lease.id == Device.lease_id, holds))
-                row = (await session.execute(query)).first()
+                row = (await db_session.execute(query)).first()
                 if row is None:
                     raise NoLiveDevice(f"{what} holds no phone right now")
                 device, lease = row.Device, row.Lease
@@ -153,15 +153,15 @@ class LiveAccess:
             .outerjoin(Lease, _open_lease(Lease.id == Device.lease_id))
             .where(Device.id.in_(device_ids))
         )
-        async with self.db.transaction() as session:
-            return {row.id: row.lease_id for row in (await session.execute(query)).all()}
+        async with self.db.transaction() as db_session:
+            return {row.id: row.lease_id for row in (await db_session.execute(query)).all()}
 
     async def revoked(self, key_ids: set[uuid.UUID]) -> set[uuid.UUID]:
         """Those of ``key_ids`` revoked (or deleted) since their viewers were let in."""
         if not key_ids:
             return set()
-        async with self.db.transaction() as session:
-            live = await session.scalars(
+        async with self.db.transaction() as db_session:
+            live = await db_session.scalars(
                 select(ApiKey.id).where(ApiKey.id.in_(key_ids), ApiKey.revoked_at.is_(None))
             )
             return key_ids - set(live)
@@ -170,17 +170,17 @@ class LiveAccess:
         """Who may send input under ``lease_id`` now."""
         if lease_id is None:
             return ControlState(lease_open=False)
-        async with self.db.transaction() as session:
-            lease = await session.get(Lease, lease_id)
+        async with self.db.transaction() as db_session:
+            lease = await db_session.get(Lease, lease_id)
             if lease is None or lease.released_at is not None:
                 return ControlState(lease_open=False)
             if lease.task_id is not None:
-                task = await session.get(Task, lease.task_id)
+                task = await db_session.get(Task, lease.task_id)
                 if task is None:
                     return ControlState(lease_open=True)
                 holder = None
                 if task.status == TaskStatus.USER_CONTROL:
-                    takeover = await session.scalar(
+                    takeover = await db_session.scalar(
                         select(Event)
                         .where(Event.task_id == task.id, Event.type == TAKEOVER)
                         .order_by(Event.id.desc())
@@ -189,7 +189,7 @@ class LiveAccess:
                     holder = _uuid((takeover.payload or {}).get("user_id")) if takeover else None
                 return ControlState(True, task.tenant_id, task_status=task.status, holder=holder)
             if lease.session_id is not None:
-                own = await session.get(DeviceSession, lease.session_id)
+                own = await db_session.get(DeviceSession, lease.session_id)
                 if own is None:
                     return ControlState(lease_open=True)
                 return ControlState(True, own.tenant_id, session_state=_session_state(own), holder=own.user_id)

@@ -5,9 +5,9 @@ the phone encode its own screen (a real phone's hardware encoder; redroid's soft
 virtual phone's x264) and stream raw H.264, one burst of bytes per changed frame. The host only cuts
 the stream into pictures (``h264.py``): no decoding, no encoding, nothing per frame but bytes.
 
-A recording ends by itself at its time limit (Android stops at 180 s), when the phone goes away, or
+A capture ends by itself at its time limit (Android stops at 180 s), when the phone goes away, or
 when ``close()`` is called — which is also how a new keyframe is obtained: Android's screenrecord
-cannot be asked for one, but every new recording starts with SPS, PPS and an IDR picture.
+cannot be asked for one, but every new capture starts with SPS, PPS and an IDR picture.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from orchestrator.live.h264 import AccessUnit, AccessUnits, NalSplitter
 __all__ = ["Capture"]
 
 _READ = 256 * 1024
-_TEXT_LIMIT = 4096  # bytes kept of a recording that printed text instead of video (an error)
+_TEXT_LIMIT = 4096  # bytes kept of a capture that printed text instead of video (an error)
 
 
 class Capture:
@@ -53,7 +53,7 @@ class Capture:
         self._closing = False
 
     async def open(self, timeout: float = 10.0) -> None:
-        """Start the recording; raises ``DeviceError`` (offline, refused, timed out)."""
+        """Start the capture; raises ``DeviceError`` (offline, refused, timed out)."""
         with adb_errors(self.serial, self.command, timeout=timeout):
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(*self._adb)
@@ -74,7 +74,7 @@ class Capture:
             self._writer.close()
 
     async def units(self) -> AsyncIterator[AccessUnit]:
-        """Pictures as they come, until the recording ends. A recording that sends no video at
+        """Pictures as they come, until the capture ends. A capture that sends no video at
         all raises ``CommandFailed`` with what it printed (bad arguments, no encoder)."""
         assert self._reader is not None, "open() first"
         reader = self._reader

@@ -129,7 +129,7 @@ class AccessUnits:
         return AccessUnit(b"".join(_LONG_START + n for n in nals), keyframe)
 
     def reset(self) -> None:
-        """Forget a half-collected unit (a new recording starts)."""
+        """Forget a half-collected unit (a new capture starts)."""
         self._nals, self._has_slice = [], False
 
 

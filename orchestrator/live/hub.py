@@ -1,7 +1,7 @@
 """The live view's service in the API process: viewers in, one stream per phone, everything closed.
 
 ``LiveHub.open`` admits a viewer (``access.py``), starts the phone's stream if it has none (one
-recording per phone, whatever the number of viewers), answers the offer and tracks the viewer.
+capture per phone, whatever the number of viewers), answers the offer and tracks the viewer.
 While viewers exist one watcher task re-reads their leases every ``lease_check_s``: a viewer whose
 lease ended or changed is closed, as is one that never connected (``connect_timeout_s``) or sat
 idle (``idle_timeout_s`` without a message on its control channel); viewers that have a control
@@ -147,13 +147,13 @@ class LiveHub:
         width, height = await phone.screen_size()
         geometry = VideoGeometry.for_screen(width, height, s.max_width)
 
-        def recording() -> Capture:
+        def capture() -> Capture:
             return Capture(
                 admission.serial, geometry, adb_host=s.adb_host, adb_port=s.adb_port,
                 bit_rate=s.bit_rate, time_limit_s=s.record_time_limit_s, flush_s=s.nal_flush_ms / 1000,
             )  # fmt: skip
 
-        stream = PhoneStream(device_id, geometry, recording, keyframe_min_interval_s=s.keyframe_min_interval_s)
+        stream = PhoneStream(device_id, geometry, capture, keyframe_min_interval_s=s.keyframe_min_interval_s)
         await stream.start()
         self._streams[device_id] = stream
         self._phones[device_id] = phone

@@ -1,15 +1,15 @@
-"""One phone's live video: one recording on the phone, its pictures fanned out to every viewer.
+"""One phone's live video: one capture on the phone, its pictures fanned out to every viewer.
 
-The phone encodes (``recording.py``); this object turns each picture into one ``av.Packet`` and
+The phone encodes (``capture.py``); this object turns each picture into one ``av.Packet`` and
 offers that same packet to every viewer's ``PacketTrack``, so ten viewers cost what one costs plus
 ten packetisers. It also keeps the pictures since the last keyframe (the GOP), so a viewer that
 joins while the screen is still — the common case — gets the current picture at once from memory,
 without restarting anything.
 
 Keyframes: a viewer that joins after a long GOP, loses pictures, or reports picture loss (RTCP
-PLI/FIR) needs an IDR; since screenrecord cannot be asked for one, the stream ends the recording
+PLI/FIR) needs an IDR; since screenrecord cannot be asked for one, the stream ends the capture
 and starts a new one, which begins with an IDR (at most once per ``keyframe_min_interval_s``; the
-other viewers see the picture pause for as long as the phone takes to restart). A recording that
+other viewers see the picture pause for as long as the phone takes to restart). A capture that
 ends by itself (the 180 s limit) is restarted at once; one that fails is retried with backoff
 while viewers remain. ``close()`` ends it all.
 """
@@ -41,7 +41,7 @@ _RETRY_S = (0.5, 1.0, 2.0, 5.0)
 
 
 
-class RecordingLike(Protocol):
+class CaptureLike(Protocol):
     """What the stream needs of a ``Capture`` (tests may hand it another source of pictures)."""
 
     damaged: bool
@@ -51,7 +51,7 @@ class RecordingLike(Protocol):
     def close(self) -> None: ...
 
 
-RecordingFactory = Callable[[], RecordingLike]
+CaptureFactory = Callable[[], CaptureLike]
 
 
 class PhoneStream:
@@ -59,42 +59,42 @@ class PhoneStream:
         self,
         device_id: object,
         geometry: VideoGeometry,
-        new_recording: RecordingFactory,
+        new_capture: CaptureFactory,
         *,
         keyframe_min_interval_s: float = 1.0,
     ) -> None:
         self.device_id = device_id
         self.geometry = geometry
-        self._new_recording = new_recording
+        self._new_capture = new_capture
         self._min_interval = keyframe_min_interval_s
         self._tracks: set[PacketTrack] = set()
         self._gop: list[tuple[av.Packet, bool]] | None = None  # since the last keyframe, or unusable
-        self._recording: RecordingLike | None = None
+        self._capture: CaptureLike | None = None
         self._task: asyncio.Task[None] | None = None
         self._restart_handle: asyncio.TimerHandle | None = None
-        self._started_at = 0.0  # when the current recording opened (monotonic)
-        self._fresh = True  # the current recording has not sent its first picture (an IDR) yet
+        self._started_at = 0.0  # when the current capture opened (monotonic)
+        self._fresh = True  # the current capture has not sent its first picture (an IDR) yet
         self._clock0 = time.monotonic()
         self._closed = False
         self.pictures = 0  # received from the phone
-        self.recordings = 0  # started, restarts included
+        self.captures = 0  # started, restarts included
         self.last_error: str | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, timeout: float = 10.0) -> None:
-        """Open the first recording (raises ``DeviceError``), then keep one running in the background."""
-        recording = self._new_recording()
-        await recording.open(timeout)
+        """Open the first capture (raises ``DeviceError``), then keep one running in the background."""
+        capture = self._new_capture()
+        await capture.open(timeout)
         self._started_at = time.monotonic()
-        self._task = asyncio.create_task(self._run(recording), name=f"live-stream-{self.device_id}")
+        self._task = asyncio.create_task(self._run(capture), name=f"live-stream-{self.device_id}")
 
     async def close(self) -> None:
         self._closed = True
         if self._restart_handle is not None:
             self._restart_handle.cancel()
-        if self._recording is not None:
-            self._recording.close()
+        if self._capture is not None:
+            self._capture.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -126,8 +126,8 @@ class PhoneStream:
         return len(self._tracks)
 
     def request_keyframe(self) -> None:
-        """Restart the recording for a fresh IDR, at most once per ``keyframe_min_interval_s``
-        (nothing to do while a new recording has not sent its first picture: that is an IDR)."""
+        """Restart the capture for a fresh IDR, at most once per ``keyframe_min_interval_s``
+        (nothing to do while a new capture has not sent its first picture: that is an IDR)."""
         if self._closed or self._restart_handle is not None or self._fresh:
             return
         wait = self._started_at + self._min_interval - time.monotonic()
@@ -136,40 +136,40 @@ class PhoneStream:
 
     def _restart(self) -> None:
         self._restart_handle = None
-        if self._recording is not None:
-            logger.debug("live recording restarted for a keyframe", extra={"device_id": str(self.device_id)})
-            self._recording.close()  # _run sees the end and opens the next one at once
+        if self._capture is not None:
+            logger.debug("live capture restarted for a keyframe", extra={"device_id": str(self.device_id)})
+            self._capture.close()  # _run sees the end and opens the next one at once
 
-    # --- the recording loop --------------------------------------------------------------------
+    # --- the capture loop --------------------------------------------------------------------
 
-    async def _run(self, recording: RecordingLike) -> None:
+    async def _run(self, capture: CaptureLike) -> None:
         failures = 0
         while not self._closed:
-            self._recording = recording
+            self._capture = capture
             self._started_at = time.monotonic()
             self._fresh = True
             self._gop = None
-            self.recordings += 1
+            self.captures += 1
             try:
-                async for unit in recording.units():
+                async for unit in capture.units():
                     failures = 0
                     self._publish(unit)
-                    if recording.damaged:
-                        recording.damaged = False
+                    if capture.damaged:
+                        capture.damaged = False
                         self.request_keyframe()
             except DeviceError as exc:
                 failures += 1
                 self.last_error = str(exc)
-                logger.warning("live recording failed: %s", exc, extra={"device_id": str(self.device_id)})
+                logger.warning("live capture failed: %s", exc, extra={"device_id": str(self.device_id)})
             finally:
-                recording.close()
-                self._recording = None
+                capture.close()
+                self._capture = None
             while not self._closed:
                 if failures:
                     await asyncio.sleep(_RETRY_S[min(failures, len(_RETRY_S)) - 1])
-                recording = self._new_recording()
+                capture = self._new_capture()
                 try:
-                    await recording.open()
+                    await capture.open()
                     break
                 except DeviceError as exc:
                     failures += 1

@@ -30,10 +30,6 @@ class PacketTrack(MediaStreamTrack):
         self._waiting_for_key = True
         self.sent = 0  # pictures handed to the sender
 
-    @property
-    def waiting_for_keyframe(self) -> bool:
-        return self._waiting_for_key
-
     def offer(self, packet: av.Packet, keyframe: bool) -> None:
         """The next picture of the phone (called by the stream, in order)."""
         if self.readyState != "live":

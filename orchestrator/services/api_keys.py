@@ -22,8 +22,8 @@ class ApiKeyService:
 
     async def list(self, principal: Principal) -> list[tuple[ApiKey, User]]:
         """Every key of the tenant, newest first, with its user."""
-        async with self.db.transaction() as session:
-            rows = await session.execute(
+        async with self.db.transaction() as db_session:
+            rows = await db_session.execute(
                 select(ApiKey, User)
                 .join(User, User.id == ApiKey.user_id)
                 .where(ApiKey.tenant_id == principal.tenant_id)
@@ -33,15 +33,15 @@ class ApiKeyService:
 
     async def issue(self, principal: Principal, *, user_name: str, role: UserRole, name: str) -> IssuedKey:
         """A new key for a user of the caller's tenant (created if new)."""
-        async with self.db.transaction() as session:
+        async with self.db.transaction() as db_session:
             return await issue_api_key(
-                session, tenant_id=principal.tenant_id, user_name=user_name, role=role, name=name
+                db_session, tenant_id=principal.tenant_id, user_name=user_name, role=role, name=name
             )
 
     async def revoke(self, principal: Principal, key_id: uuid.UUID) -> tuple[ApiKey, User]:
         """Revoke one of the tenant's keys; this process stops accepting it at once."""
-        async with self.db.transaction() as session:
-            key = await revoke_api_key(session, tenant_id=principal.tenant_id, key_id=key_id)
-            user = await session.get_one(User, key.user_id)
+        async with self.db.transaction() as db_session:
+            key = await revoke_api_key(db_session, tenant_id=principal.tenant_id, key_id=key_id)
+            user = await db_session.get_one(User, key.user_id)
         self.verifier.forget(key.prefix)
         return key, user

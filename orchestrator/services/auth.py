@@ -4,8 +4,8 @@ A key reads ``pf_<prefix>_<secret>``: ``prefix`` is 8 hex characters stored in c
 so a presented key finds its row by index; only sha256(secret) is stored, compared in constant time.
 Verified keys are cached for ``ttl_s`` so most requests cost a hash and no database round trip; a
 revocation therefore reaches other API processes within ``ttl_s`` (the revoking one drops it at once).
-A dashboard session (``logins.py``) names its key by id, and ``verify_key_id`` checks that key
-the same way (same cache lifetime), so revoking the key ends its sessions too.
+A dashboard login (``logins.py``) names its key by id, and ``verify_key_id`` checks that key
+the same way (same cache lifetime), so revoking the key ends its logins too.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.db import ApiKey, Tenant, User, UserRole, utcnow
+from orchestrator.db import ApiKey, DbSession, Tenant, User, UserRole, utcnow
 from orchestrator.db.database import Database
 from orchestrator.errors import ApiKeyNotFound, DatabaseUnavailable, InvalidRequest, Unauthenticated
 
@@ -127,21 +126,21 @@ class ApiKeyVerifier:
         return principal
 
     async def verify_key_id(self, key_id: uuid.UUID) -> Principal:
-        """The key with this id, if it still exists and is not revoked (a session's key); else
+        """The key with this id, if it still exists and is not revoked (a login's key); else
         ``Unauthenticated``. No secret is checked: the caller proved it another way (a signed cookie)."""
         cached = self._by_id.get(key_id)
         if cached is not None and cached.until > time.monotonic():
             return cached.principal
-        async with self.db.transaction() as session:
+        async with self.db.transaction() as db_session:
             row = (
-                await session.execute(
+                await db_session.execute(
                     select(ApiKey, User.role).join(User, User.id == ApiKey.user_id).where(ApiKey.id == key_id)
                 )
             ).first()
             if row is None:
-                raise Unauthenticated("the API key of this session no longer exists; log in again")
+                raise Unauthenticated("the API key of this login no longer exists; log in again")
             key: ApiKey = row.ApiKey
-            principal, stale, now = self._check(key, row.role, "the API key of this session was revoked")
+            principal, stale, now = self._check(key, row.role, "the API key of this login was revoked")
             prefix = key.prefix
         if stale:
             await self._touch(key_id, now)
@@ -152,7 +151,7 @@ class ApiKeyVerifier:
         return principal
 
     def forget(self, prefix: str) -> None:
-        """Drop a key from this process's caches (after revoking it), sessions' lookups by id included."""
+        """Drop a key from this process's caches (after revoking it), logins' lookups by id included."""
         self._cache.pop(prefix, None)
         for key_id in [k for k, cached in self._by_id.items() if cached.prefix == prefix]:
             del self._by_id[key_id]  # a scan: revocations are rare, the cache is bounded
@@ -167,9 +166,9 @@ class ApiKeyVerifier:
         return Principal(key_id=key.id, tenant_id=key.tenant_id, user_id=key.user_id, role=role), stale, now
 
     async def _lookup(self, prefix: str, presented: str) -> tuple[Principal, str]:
-        async with self.db.transaction() as session:
+        async with self.db.transaction() as db_session:
             row = (
-                await session.execute(
+                await db_session.execute(
                     select(ApiKey, User.role)
                     .join(User, User.id == ApiKey.user_id)
                     .where(ApiKey.prefix == prefix)
@@ -191,8 +190,8 @@ class ApiKeyVerifier:
         refuses at once ("database is locked") when another writer got in first; alone, it waits.
         """
         try:
-            async with self.db.transaction() as session:
-                await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+            async with self.db.transaction() as db_session:
+                await db_session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
         except DatabaseUnavailable as exc:
             logger.warning("could not record an API key's last use", extra={"error": exc.message})
 
@@ -204,17 +203,17 @@ class ApiKeyVerifier:
 
 
 async def issue_api_key(
-    session: AsyncSession, *, tenant_id: uuid.UUID, user_name: str, role: UserRole, name: str = "default"
+    db_session: DbSession, *, tenant_id: uuid.UUID, user_name: str, role: UserRole, name: str = "default"
 ) -> IssuedKey:
     """Create a key for user ``user_name`` of the tenant (created with ``role`` if new); flushes, no commit.
 
     Raises ``InvalidRequest`` if the user exists with a different role.
     """
-    user = await session.scalar(select(User).where(User.tenant_id == tenant_id, User.name == user_name))
+    user = await db_session.scalar(select(User).where(User.tenant_id == tenant_id, User.name == user_name))
     if user is None:
         user = User(tenant_id=tenant_id, name=user_name, role=role)
-        session.add(user)
-        await session.flush()
+        db_session.add(user)
+        await db_session.flush()
     elif user.role != role:
         raise InvalidRequest(f"user {user_name!r} exists with role {user.role.value}, not {role.value}")
     for _ in range(5):
@@ -223,30 +222,30 @@ async def issue_api_key(
                      secret_hash=hash_secret(secret))  # fmt: skip
         try:
             # A savepoint, so a prefix collision (1 in 4 billion per existing key) retries cleanly.
-            async with session.begin_nested():
-                session.add(row)
+            async with db_session.begin_nested():
+                db_session.add(row)
         except IntegrityError:
             continue
         return IssuedKey(row=row, user=user, key=f"{KEY_PREFIX}{prefix}_{secret}")
     raise RuntimeError("could not find a free API key prefix in 5 tries")
 
 
-async def get_or_create_tenant(session: AsyncSession, name: str) -> Tenant:
+async def get_or_create_tenant(db_session: DbSession, name: str) -> Tenant:
     """The tenant called ``name``, created if missing; flushes, no commit."""
-    tenant = await session.scalar(select(Tenant).where(Tenant.name == name))
+    tenant = await db_session.scalar(select(Tenant).where(Tenant.name == name))
     if tenant is None:
         tenant = Tenant(name=name)
-        session.add(tenant)
-        await session.flush()
+        db_session.add(tenant)
+        await db_session.flush()
     return tenant
 
 
-async def revoke_api_key(session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
+async def revoke_api_key(db_session: DbSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
     """Mark the tenant's key revoked (idempotent); raises ``ApiKeyNotFound``."""
-    key = await session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id))
+    key = await db_session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id))
     if key is None:
         raise ApiKeyNotFound(f"no API key {key_id}")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
-        await session.flush()
+        await db_session.flush()
     return key

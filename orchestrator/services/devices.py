@@ -71,8 +71,8 @@ class DeviceService:
             created_at, after_id = decode_time_cursor(cursor)
             query = query.where(tuple_(Device.created_at, Device.id) < tuple_(created_at, after_id))
         query = query.order_by(Device.created_at.desc(), Device.id.desc()).limit(limit + 1)
-        async with self.db.transaction() as session:
-            rows = (await session.execute(query)).all()
+        async with self.db.transaction() as db_session:
+            rows = (await db_session.execute(query)).all()
         more = len(rows) > limit
         views = [DeviceView(row.Device, row.Lease, principal.is_admin) for row in rows[:limit]]
         last = views[-1].device if more else None
@@ -80,8 +80,8 @@ class DeviceService:
 
     async def get(self, principal: Principal, device_id: uuid.UUID) -> DeviceView:
         """One device; raises ``DeviceNotFound``."""
-        async with self.db.transaction() as session:
-            row = (await session.execute(self._query(principal).where(Device.id == device_id))).first()
+        async with self.db.transaction() as db_session:
+            row = (await db_session.execute(self._query(principal).where(Device.id == device_id))).first()
         if row is None:
             raise DeviceNotFound(device_id)
         return DeviceView(row.Device, row.Lease, principal.is_admin)
@@ -97,8 +97,8 @@ class DeviceService:
         row with it is a conflict.
         """
         try:
-            async with self.db.transaction(write=True) as session:
-                row = await session.scalar(select(Device).where(Device.serial == serial).with_for_update())
+            async with self.db.transaction(write=True) as db_session:
+                row = await db_session.scalar(select(Device).where(Device.serial == serial).with_for_update())
                 if row is not None and row.state != DeviceState.RETIRED:
                     raise DeviceExists(
                         f"device {serial!r} is already in the pool (id {row.id}, {row.provider}, {row.state.value})",
@@ -106,10 +106,10 @@ class DeviceService:
                     )
                 if row is None:
                     row = Device(serial=serial)
-                    session.add(row)
+                    db_session.add(row)
                 row.provider, row.state, row.last_error = REGISTERED, DeviceState.PROVISIONING, None
                 row.profile, row.labels = profile, labels
-                await session.flush()
+                await db_session.flush()
                 device_id = row.id
         except IntegrityError as exc:  # a concurrent registration of the same serial won
             raise DeviceExists(f"device {serial!r} is already in the pool") from exc
@@ -129,8 +129,8 @@ class DeviceService:
     async def retire(self, principal: Principal, device_id: uuid.UUID) -> DeviceView:
         """A registered phone out of the pool for good; raises ``InvalidTransition`` (409) when it
         is leased or belongs to a provider that would bring it back. Retiring it again is a no-op."""
-        async with self.db.transaction(write=True) as session:
-            row = await session.scalar(select(Device).where(Device.id == device_id).with_for_update())
+        async with self.db.transaction(write=True) as db_session:
+            row = await db_session.scalar(select(Device).where(Device.id == device_id).with_for_update())
             if row is None:
                 raise DeviceNotFound(device_id)
             if row.state != DeviceState.RETIRED:
@@ -153,8 +153,8 @@ class DeviceService:
 
     async def _set_drain(self, device_id: uuid.UUID, drain: bool) -> DeviceState:
         """Set or clear the drain label under the row's lock; the device's state."""
-        async with self.db.transaction(write=True) as session:
-            row = await session.scalar(select(Device).where(Device.id == device_id).with_for_update())
+        async with self.db.transaction(write=True) as db_session:
+            row = await db_session.scalar(select(Device).where(Device.id == device_id).with_for_update())
             if row is None:
                 raise DeviceNotFound(device_id)
             labels = {k: v for k, v in (row.labels or {}).items() if k != DRAIN_LABEL}

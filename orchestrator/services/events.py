@@ -140,8 +140,8 @@ class Subscription:
                 query = query.where(Event.task_id == self.task_id)
             if self._replay_exclude:
                 query = query.where(Event.id.not_in(sorted(self._replay_exclude)))
-            async with self.hub.db.transaction() as session:
-                rows = (await session.execute(query.order_by(Event.id).limit(page))).all()
+            async with self.hub.db.transaction() as db_session:
+                rows = (await db_session.execute(query.order_by(Event.id).limit(page))).all()
             if not rows:
                 return
             for row in rows:
@@ -242,8 +242,8 @@ class EventHub:
             if self._closed:
                 raise HubClosed("the server is shutting down")
             if self._window is None:
-                async with self.db.transaction() as session:
-                    high, missing = await start_position(session, self.gap_s)
+                async with self.db.transaction() as db_session:
+                    high, missing = await start_position(db_session, self.gap_s)
                 self._window = IdWindow(high, self.gap_s, missing)
             if self._runner is None or self._runner.done():
                 self._runner = asyncio.create_task(self._run(), name="events-hub")
@@ -272,9 +272,9 @@ class EventHub:
         """Read what is new, hand out what may go; True if there may be more to read at once."""
         window = self._window
         assert window is not None
-        async with self.db.transaction() as session:
+        async with self.db.transaction() as db_session:
             rows = (
-                await session.execute(
+                await db_session.execute(
                     select(*_COLUMNS).where(window.unread()).order_by(Event.id).limit(self.batch)
                 )
             ).all()

@@ -42,8 +42,8 @@ class HealthService:
         return Readiness({"database": database, "broker": broker})
 
     async def _database(self) -> None:
-        async with self.db.transaction() as session:
-            await session.execute(text("select 1"))
+        async with self.db.transaction() as db_session:
+            await db_session.execute(text("select 1"))
 
     @staticmethod
     async def _check(check: Coroutine[Any, Any, None]) -> str:

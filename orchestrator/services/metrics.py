@@ -44,9 +44,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 from sqlalchemy import func, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.db import Device, DeviceState, Event, Lease, Step, Task, TaskStatus, utcnow
+from orchestrator.db import DbSession, Device, DeviceState, Event, Lease, Step, Task, TaskStatus, utcnow
 from orchestrator.db.database import Database
 
 __all__ = ["CumulativeHistogram", "FleetCollector", "FleetSnapshot", "MetricsService"]
@@ -173,18 +172,18 @@ class MetricsService:
         """Count the gauges and ingest new steps and leases (one read transaction); raises
         ``DatabaseUnavailable``."""
         threshold = utcnow() - dt.timedelta(seconds=self.lag_s)
-        async with self.db.transaction() as session:
-            snapshot = await _snapshot(session)
-            await self._ingest_steps(session, threshold)
-            await self._ingest_leases(session, threshold)
+        async with self.db.transaction() as db_session:
+            snapshot = await _snapshot(db_session)
+            await self._ingest_steps(db_session, threshold)
+            await self._ingest_leases(db_session, threshold)
         self.collector.snapshot = snapshot
 
     async def _events(
-        self, session: AsyncSession, type_: str, threshold: dt.datetime
+        self, db_session: DbSession, type_: str, threshold: dt.datetime
     ) -> list[tuple[int, dt.datetime, uuid.UUID | None, dict[str, Any]]]:
         """The next events of ``type_`` old enough to take, up to the first too young (see the docstring)."""
         source = self.collector.sources[type_]
-        rows = await session.execute(
+        rows = await db_session.execute(
             select(Event.id, Event.created_at, Event.task_id, Event.payload)
             .where(Event.type == type_, Event.id > source.after_id)
             .order_by(Event.id)
@@ -199,12 +198,12 @@ class MetricsService:
             source.after_id, source.newest = taken[-1][0], taken[-1][1]
         return taken
 
-    async def _ingest_steps(self, session: AsyncSession, threshold: dt.datetime) -> None:
-        events = await self._events(session, STEP_EVENT, threshold)
+    async def _ingest_steps(self, db_session: DbSession, threshold: dt.datetime) -> None:
+        events = await self._events(db_session, STEP_EVENT, threshold)
         wanted = {(task_id, p["index"]) for _, _, task_id, p in events if task_id and _is_int(p.get("index"))}
         if not wanted:
             return
-        rows = await session.execute(
+        rows = await db_session.execute(
             select(Step.timings).where(tuple_(Step.task_id, Step.index).in_(list(wanted)))
         )
         for (timings,) in rows:
@@ -216,12 +215,12 @@ class MetricsService:
             if _is_number(model_s):
                 self.collector.model_latency.observe(float(model_s))
 
-    async def _ingest_leases(self, session: AsyncSession, threshold: dt.datetime) -> None:
-        events = await self._events(session, LEASE_EVENT, threshold)
+    async def _ingest_leases(self, db_session: DbSession, threshold: dt.datetime) -> None:
+        events = await self._events(db_session, LEASE_EVENT, threshold)
         lease_ids = [lid for lid in (_uuid(p.get("lease_id")) for _, _, task_id, p in events if task_id) if lid]
         if not lease_ids:
             return
-        rows = await session.execute(
+        rows = await db_session.execute(
             select(Lease.acquired_at, Task.claimed_at)
             .join(Task, Task.id == Lease.task_id)
             .where(Lease.id.in_(lease_ids))
@@ -234,10 +233,10 @@ class MetricsService:
                 self.collector.lease_wait.observe(wait)
 
 
-async def _snapshot(session: AsyncSession) -> FleetSnapshot:
-    tasks = await session.execute(select(Task.status, func.count()).group_by(Task.status))
-    devices = await session.execute(select(Device.state, func.count()).group_by(Device.state))
-    queued = await session.execute(
+async def _snapshot(db_session: DbSession) -> FleetSnapshot:
+    tasks = await db_session.execute(select(Task.status, func.count()).group_by(Task.status))
+    devices = await db_session.execute(select(Device.state, func.count()).group_by(Device.state))
+    queued = await db_session.execute(
         select(Task.device_profile, func.count())
         .where(Task.status == TaskStatus.QUEUED)
         .group_by(Task.device_profile)

@@ -21,9 +21,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.db import Event, utcnow
+from orchestrator.db import DbSession, Event, utcnow
 
 __all__ = ["MAX_MISSING", "IdWindow", "start_position"]
 
@@ -93,19 +92,19 @@ class IdWindow:
         return max(0.0, min(self.missing.values()) - time.monotonic())
 
 
-async def start_position(session: AsyncSession, gap_s: float) -> tuple[int, list[int]]:
+async def start_position(db_session: DbSession, gap_s: float) -> tuple[int, list[int]]:
     """Where a new reader starts "from now": (the highest id, the lower ids that may still commit).
 
     Ids missing among rows created in the last ``gap_s`` seconds may belong to transactions still
     open; older holes are rollbacks. ``created_at`` is stamped just before the INSERT.
     """
-    high = await session.scalar(select(func.max(Event.id)))
+    high = await db_session.scalar(select(func.max(Event.id)))
     if high is None:
         return 0, []
     since = utcnow().timestamp() - gap_s
     recent: list[Any] = list(
         (
-            await session.execute(
+            await db_session.execute(
                 select(Event.id, Event.created_at).order_by(Event.id.desc()).limit(_START_LOOKBACK_ROWS)
             )
         ).all()

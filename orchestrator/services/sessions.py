@@ -42,7 +42,7 @@ from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 
 from device_pool.pool import LeaseStore
-from orchestrator.db import Device, DeviceSession, DeviceState, Event, SessionState, utcnow
+from orchestrator.db import DbSession, Device, DeviceSession, DeviceState, Event, SessionState, utcnow
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.errors import DatabaseUnavailable, InvalidTransition, SessionNotFound
@@ -124,8 +124,8 @@ class SessionService:
             # Past the wait too, so the sweeper cannot expire a session still waiting for its phone.
             expires_at=now + dt.timedelta(seconds=spec.ttl_s + spec.wait_s),
         )  # fmt: skip
-        async with self.db.transaction() as session:
-            session.add(row)
+        async with self.db.transaction() as db_session:
+            db_session.add(row)
         holder = session_holder(row.id)
         try:
             async with _pool_errors():
@@ -138,8 +138,8 @@ class SessionService:
             raise
         expires = grant.expires_at - dt.timedelta(seconds=self.lease_grace_s)
         try:
-            async with self.db.transaction() as session:
-                result = await session.execute(
+            async with self.db.transaction() as db_session:
+                result = await db_session.execute(
                     update(DeviceSession)
                     .where(DeviceSession.id == row.id, DeviceSession.state == SessionState.ACTIVE)
                     .values(device_id=grant.device_id, expires_at=expires)
@@ -155,7 +155,7 @@ class SessionService:
                     "ttl_s": spec.ttl_s,
                     "expires_at": expires.isoformat(),
                 }
-                await _event(session, principal.tenant_id, row.id, "session.created", payload)
+                await _event(db_session, principal.tenant_id, row.id, "session.created", payload)
         except BaseException:
             # The row keeps no device (reads hide it; it expires); the phone goes back at once.
             await self._release(grant.lease_id, holder, CLOSED_REASON, quietly=True)
@@ -192,8 +192,8 @@ class SessionService:
                 tuple_(DeviceSession.created_at, DeviceSession.id) < tuple_(created_at, after_id)
             )
         query = query.order_by(DeviceSession.created_at.desc(), DeviceSession.id.desc()).limit(limit + 1)
-        async with self.db.transaction() as session:
-            rows = (await session.execute(query)).all()
+        async with self.db.transaction() as db_session:
+            rows = (await db_session.execute(query)).all()
         views = [SessionView(row.DeviceSession, row.Device) for row in rows[:limit]]
         last = views[-1].session if len(rows) > limit else None
         return Page(views, encode_time_cursor(last.created_at, last.id) if last else None)
@@ -218,8 +218,8 @@ class SessionService:
             await self._expire(view, require_due=False)
             _require_active((await self._load(principal, session_id)).session, "keep alive")
         expires = utcnow() + dt.timedelta(seconds=current.ttl_s)
-        async with self.db.transaction() as session:
-            result = await session.execute(
+        async with self.db.transaction() as db_session:
+            result = await db_session.execute(
                 update(DeviceSession)
                 .where(DeviceSession.id == current.id, DeviceSession.state == SessionState.ACTIVE)
                 .values(expires_at=expires)
@@ -255,8 +255,8 @@ class SessionService:
         )
         if tenant_id is not None:
             query = query.where(DeviceSession.tenant_id == tenant_id)
-        async with self.db.transaction() as session:
-            rows = (await session.execute(query.order_by(DeviceSession.expires_at).limit(limit))).all()
+        async with self.db.transaction() as db_session:
+            rows = (await db_session.execute(query.order_by(DeviceSession.expires_at).limit(limit))).all()
         expired = []
         for row in rows:
             if await self._expire(SessionView(row.DeviceSession, row.Device), now=now):
@@ -290,8 +290,8 @@ class SessionService:
         guard = [DeviceSession.id == row.id, DeviceSession.state == SessionState.ACTIVE]
         if due_at is not None:
             guard.append(DeviceSession.expires_at <= due_at)
-        async with self.db.transaction() as session:
-            result = await session.execute(
+        async with self.db.transaction() as db_session:
+            result = await db_session.execute(
                 update(DeviceSession)
                 .where(*guard)
                 .values(state=state, closed_at=now)
@@ -301,7 +301,7 @@ class SessionService:
                 return False
             if row.device_id is not None:  # a session that never got a phone was never shown: no event
                 await _event(
-                    session,
+                    db_session,
                     row.tenant_id,
                     row.id,
                     f"session.{state.value}",
@@ -313,8 +313,8 @@ class SessionService:
         """The session's open lease, read from its device row (indexed; the lease log is not)."""
         if view.device is None:
             return None
-        async with self.db.transaction() as session:
-            return await session.scalar(
+        async with self.db.transaction() as db_session:
+            return await db_session.scalar(
                 select(Device.lease_id).where(
                     Device.id == view.device.id,
                     Device.state == DeviceState.LEASED,
@@ -333,8 +333,8 @@ class SessionService:
 
     async def _discard(self, session_id: uuid.UUID) -> None:
         try:
-            async with self.db.transaction() as session:
-                await session.execute(
+            async with self.db.transaction() as db_session:
+                await db_session.execute(
                     delete(DeviceSession).where(
                         DeviceSession.id == session_id, DeviceSession.device_id.is_(None)
                     )
@@ -346,8 +346,8 @@ class SessionService:
             )
 
     async def _load(self, principal: Principal, session_id: uuid.UUID) -> SessionView:
-        async with self.db.transaction() as session:
-            row = (await session.execute(_visible(principal).where(DeviceSession.id == session_id))).first()
+        async with self.db.transaction() as db_session:
+            row = (await db_session.execute(_visible(principal).where(DeviceSession.id == session_id))).first()
         if row is None:
             raise SessionNotFound(session_id)
         return SessionView(row.DeviceSession, row.Device)
@@ -376,9 +376,9 @@ def _require_active(row: DeviceSession, verb: str) -> None:
 
 
 async def _event(
-    session: Any, tenant_id: uuid.UUID, session_id: uuid.UUID, type_: str, payload: dict[str, Any]
+    db_session: DbSession, tenant_id: uuid.UUID, session_id: uuid.UUID, type_: str, payload: dict[str, Any]
 ) -> None:
-    await session.execute(
+    await db_session.execute(
         insert(Event).values(
             tenant_id=tenant_id, task_id=None, type=type_, payload={"session_id": str(session_id), **payload},
             created_at=utcnow(),

@@ -33,18 +33,18 @@ class StepService:
         if cursor is not None:
             query = query.where(Step.index > decode_index_cursor(cursor))
         query = query.order_by(Step.index).limit(limit + 1)
-        async with self.db.transaction() as session:
-            await load_task(session, principal, task_id)
-            rows = list(await session.scalars(query))
+        async with self.db.transaction() as db_session:
+            await load_task(db_session, principal, task_id)
+            rows = list(await db_session.scalars(query))
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(rows, encode_index_cursor(rows[-1].index) if more else None)
 
     async def screenshot(self, principal: Principal, task_id: uuid.UUID, index: int) -> Path:
         """The screenshot file of step ``index``; raises ``TaskNotFound``, ``StepNotFound``, ``ScreenshotNotFound``."""
-        async with self.db.transaction() as session:
-            await load_task(session, principal, task_id)
-            step = await session.scalar(select(Step).where(Step.task_id == task_id, Step.index == index))
+        async with self.db.transaction() as db_session:
+            await load_task(db_session, principal, task_id)
+            step = await db_session.scalar(select(Step).where(Step.task_id == task_id, Step.index == index))
         if step is None:
             raise StepNotFound(f"task {task_id} has no step {index}")
         if not step.screenshot:
@@ -59,10 +59,10 @@ class StepService:
 
         For a running task this is a snapshot: steps committed after the read are not in it.
         """
-        async with self.db.transaction() as session:
-            task = await load_task(session, principal, task_id)
+        async with self.db.transaction() as db_session:
+            task = await load_task(db_session, principal, task_id)
             steps = list(
-                await session.scalars(select(Step).where(Step.task_id == task_id).order_by(Step.index))
+                await db_session.scalars(select(Step).where(Step.task_id == task_id).order_by(Step.index))
             )
         return task, steps
 

@@ -90,9 +90,9 @@ class TaskSweeper:
         )
         backed_off = or_(last_requeue.c.at.is_(None), last_requeue.c.at < grace_before)
         seen_at = func.coalesce(Task.heartbeat_at, Task.claimed_at)
-        async with self.db.transaction() as session:
+        async with self.db.transaction() as db_session:
             queued = (
-                await session.execute(
+                await db_session.execute(
                     select(Task.id, Task.tenant_id, Task.device_profile)
                     .outerjoin(last_requeue, last_requeue.c.task_id == Task.id)
                     .where(
@@ -106,7 +106,7 @@ class TaskSweeper:
                 )
             ).all()
             stale = (
-                await session.execute(
+                await db_session.execute(
                     select(
                         Task.id,
                         Task.tenant_id,
@@ -153,8 +153,8 @@ class TaskSweeper:
             )
             return False
         # After the broker took it: a lost event only means one more (harmless) duplicate later.
-        async with self.db.transaction(write=True) as session:
-            await session.execute(
+        async with self.db.transaction(write=True) as db_session:
+            await db_session.execute(
                 insert(Event).values(
                     tenant_id=tenant_id, task_id=task_id, type=REQUEUED, payload=payload, created_at=utcnow()
                 )
@@ -173,8 +173,8 @@ class TaskSweeper:
             else Task.heartbeat_at == row.heartbeat_at,
         ]
         message = f"its worker stopped heartbeating on attempt {row.attempts} of {row.attempts}"
-        async with self.db.transaction(write=True) as session:
-            result = await session.execute(
+        async with self.db.transaction(write=True) as db_session:
+            result = await db_session.execute(
                 update(Task)
                 .where(and_(*guard))
                 .values(status=TaskStatus.FAILED, reason=WORKER_LOST, message=message, finished_at=now)
@@ -185,7 +185,7 @@ class TaskSweeper:
                 return False
             payload = {"from": row.status.value, "to": TaskStatus.FAILED.value, "reason": WORKER_LOST,
                        "worker_id": row.worker_id, "by": "sweeper"}  # fmt: skip
-            await session.execute(
+            await db_session.execute(
                 insert(Event).values(
                     tenant_id=row.tenant_id,
                     task_id=row.id,

@@ -18,9 +18,8 @@ from typing import Any
 
 from sqlalchemy import Insert, bindparam, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.db import CANCEL_REQUESTED, Event, Task, TaskStatus, utcnow
+from orchestrator.db import CANCEL_REQUESTED, DbSession, Event, Task, TaskStatus, utcnow
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.errors import BrokerUnavailable, IdempotencyConflict, InvalidTransition, TaskNotFound
@@ -84,10 +83,10 @@ class TaskService:
         self._one_statement = db.engine is not None and db.engine.dialect.name == "postgresql"
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
+    async def _write(self) -> AsyncIterator[DbSession]:
         """A read-then-write transaction; once it has committed, event readers are woken."""
-        async with self.db.transaction(write=True) as session:
-            yield session
+        async with self.db.transaction(write=True) as db_session:
+            yield db_session
         if self.notifier is not None:
             self.notifier.notify()
 
@@ -127,12 +126,12 @@ class TaskService:
                 # One statement is one implicit transaction: both rows or neither.
                 await self.db.execute_alone(_CREATE, _create_params(task))
             else:
-                async with self.db.transaction() as session:
-                    session.add(task)
+                async with self.db.transaction() as db_session:
+                    db_session.add(task)
                     # Flush the task first: with no relationship() between them, the ORM may order
                     # the event's INSERT first and trip its foreign key.
-                    await session.flush()
-                    session.add(_event(task, "task.created", _CREATED_PAYLOAD))
+                    await db_session.flush()
+                    db_session.add(_event(task, "task.created", _CREATED_PAYLOAD))
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -158,8 +157,8 @@ class TaskService:
 
     async def get(self, principal: Principal, task_id: uuid.UUID) -> Task:
         """The tenant's task; raises ``TaskNotFound`` (also for another tenant's id)."""
-        async with self.db.transaction() as session:
-            return await load_task(session, principal, task_id)
+        async with self.db.transaction() as db_session:
+            return await load_task(db_session, principal, task_id)
 
     async def list(
         self, principal: Principal, *, status: TaskStatus | None, limit: int, cursor: str | None
@@ -172,8 +171,8 @@ class TaskService:
             created_at, after_id = decode_time_cursor(cursor)
             query = query.where(tuple_(Task.created_at, Task.id) < tuple_(created_at, after_id))
         query = query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
-        async with self.db.transaction() as session:
-            rows = list(await session.scalars(query))
+        async with self.db.transaction() as db_session:
+            rows = list(await db_session.scalars(query))
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None
@@ -189,9 +188,9 @@ class TaskService:
         worker reads with its heartbeat and obeys at the next step boundary. Asking twice records
         one request.
         """
-        async with self._write() as session:
+        async with self._write() as db_session:
             # FOR UPDATE (PostgreSQL; SQLite holds the write lock already): a worker's claim waits.
-            task = await load_task(session, principal, task_id, for_update=True)
+            task = await load_task(db_session, principal, task_id, for_update=True)
             if task.status.is_final:
                 raise InvalidTransition(
                     f"task {task_id} already ended ({task.status.value}); it cannot be cancelled",
@@ -208,11 +207,11 @@ class TaskService:
                     "to": TaskStatus.CANCELLED.value,
                     "reason": "cancelled",
                 }
-                session.add(_event(task, "task.status", payload))
+                db_session.add(_event(task, "task.status", payload))
             elif CANCEL_REQUESTED not in (task.result or {}):
                 # A new dict: JSON columns do not track in-place changes.
                 task.result = {**(task.result or {}), CANCEL_REQUESTED: utcnow().isoformat()}
-                session.add(_event(task, "task.cancel_requested", {"status": task.status.value}))
+                db_session.add(_event(task, "task.cancel_requested", {"status": task.status.value}))
             return task
 
     async def confirm(self, principal: Principal, task_id: uuid.UUID, approved: bool) -> Task:
@@ -221,11 +220,11 @@ class TaskService:
         Raises ``TaskNotFound``, or ``InvalidTransition`` unless the task is
         ``awaiting_confirmation`` with an unanswered ``task.confirmation_requested``.
         """
-        async with self._write() as session:
-            task = await load_task(session, principal, task_id, for_update=True)
+        async with self._write() as db_session:
+            task = await load_task(db_session, principal, task_id, for_update=True)
             self._require(task, "confirm", (TaskStatus.AWAITING_CONFIRMATION,))
-            await self._require_pending(session, task, "confirm", CONFIRMATION_REQUESTED)
-            session.add(_event(task, CONFIRMATION, {"approved": approved}))
+            await self._require_pending(db_session, task, "confirm", CONFIRMATION_REQUESTED)
+            db_session.add(_event(task, CONFIRMATION, {"approved": approved}))
             return task
 
     async def takeover(self, principal: Principal, task_id: uuid.UUID, note: str | None) -> Task:
@@ -235,14 +234,14 @@ class TaskService:
         The worker's watcher maps it to ``AgentSteering.pause`` and the task reports
         ``user_control`` at the agent's next step boundary; ``handback`` resumes it.
         """
-        async with self._write() as session:
-            task = await load_task(session, principal, task_id, for_update=True)
+        async with self._write() as db_session:
+            task = await load_task(db_session, principal, task_id, for_update=True)
             self._require(task, "take over", (TaskStatus.RUNNING, TaskStatus.WAITING_FOR_USER))
-            latest = await _latest_event(session, task, (TAKEOVER, HANDBACK))
+            latest = await _latest_event(db_session, task, (TAKEOVER, HANDBACK))
             if latest is None or latest.type != TAKEOVER:
                 # user_id: who holds control now (the live view lets only them send input).
                 payload = {"status": task.status.value, "note": note, "user_id": str(principal.user_id)}
-                session.add(_event(task, TAKEOVER, payload))
+                db_session.add(_event(task, TAKEOVER, payload))
             return task
 
     async def handback(self, principal: Principal, task_id: uuid.UUID, note: str) -> Task:
@@ -251,12 +250,12 @@ class TaskService:
         Allowed in ``user_control``, and in ``waiting_for_user`` when what the agent waits on is
         a takeover (not a question: that one is answered by ``reply``).
         """
-        async with self._write() as session:
-            task = await load_task(session, principal, task_id, for_update=True)
+        async with self._write() as db_session:
+            task = await load_task(db_session, principal, task_id, for_update=True)
             self._require(task, "hand back", (TaskStatus.WAITING_FOR_USER, TaskStatus.USER_CONTROL))
             if task.status == TaskStatus.WAITING_FOR_USER:
-                await self._require_pending(session, task, "hand back", TAKEOVER_REQUESTED)
-            session.add(_event(task, HANDBACK, {"note": note}))
+                await self._require_pending(db_session, task, "hand back", TAKEOVER_REQUESTED)
+            db_session.add(_event(task, HANDBACK, {"note": note}))
             return task
 
     async def reply(self, principal: Principal, task_id: uuid.UUID, answer: str) -> Task:
@@ -265,11 +264,11 @@ class TaskService:
         Raises ``InvalidTransition`` unless the task is ``waiting_for_user`` with an unanswered
         ``task.question``.
         """
-        async with self._write() as session:
-            task = await load_task(session, principal, task_id, for_update=True)
+        async with self._write() as db_session:
+            task = await load_task(db_session, principal, task_id, for_update=True)
             self._require(task, "reply", (TaskStatus.WAITING_FOR_USER,))
-            await self._require_pending(session, task, "reply", QUESTION)
-            session.add(_event(task, REPLY, {"answer": answer}))
+            await self._require_pending(db_session, task, "reply", QUESTION)
+            db_session.add(_event(task, REPLY, {"answer": answer}))
             return task
 
     @staticmethod
@@ -283,9 +282,9 @@ class TaskService:
             )
 
     @staticmethod
-    async def _require_pending(session: AsyncSession, task: Task, verb: str, request: str) -> None:
+    async def _require_pending(db_session: DbSession, task: Task, verb: str, request: str) -> None:
         """The agent's latest request must be ``request`` and still unanswered, else 409."""
-        latest = await _latest_event(session, task, _EXCHANGE_EVENTS)
+        latest = await _latest_event(db_session, task, _EXCHANGE_EVENTS)
         if latest is not None and latest.type == request:
             return
         if latest is not None and latest.type in _REQUESTS:
@@ -301,8 +300,8 @@ class TaskService:
         )
 
     async def _replay(self, principal: Principal, key: str, fields: dict[str, Any]) -> Task:
-        async with self.db.transaction() as session:
-            task = await session.scalar(
+        async with self.db.transaction() as db_session:
+            task = await db_session.scalar(
                 select(Task).where(Task.tenant_id == principal.tenant_id, Task.idempotency_key == key)
             )
         if task is None:  # the collision was not on the key after all
@@ -319,17 +318,17 @@ class TaskService:
 
 
 async def load_task(
-    session: AsyncSession, principal: Principal, task_id: uuid.UUID, *, for_update: bool = False
+    db_session: DbSession, principal: Principal, task_id: uuid.UUID, *, for_update: bool = False
 ) -> Task:
     """The tenant's task in ``session``; raises ``TaskNotFound`` (also for another tenant's id)."""
     query = select(Task).where(Task.id == task_id, Task.tenant_id == principal.tenant_id)
-    task = await session.scalar(query.with_for_update() if for_update else query)
+    task = await db_session.scalar(query.with_for_update() if for_update else query)
     if task is None:
         raise TaskNotFound(task_id)
     return task
 
 
-async def _latest_event(session: AsyncSession, task: Task, types: tuple[str, ...]) -> Event | None:
+async def _latest_event(db_session: DbSession, task: Task, types: tuple[str, ...]) -> Event | None:
     """The task's newest event of one of ``types`` (by id: the order the worker reads them in)."""
     query = (
         select(Event)
@@ -337,7 +336,7 @@ async def _latest_event(session: AsyncSession, task: Task, types: tuple[str, ...
         .order_by(Event.id.desc())
         .limit(1)
     )
-    return await session.scalar(query)
+    return await db_session.scalar(query)
 
 
 _CREATED_PAYLOAD = {"status": TaskStatus.QUEUED.value}

@@ -27,9 +27,8 @@ import uuid
 from collections.abc import Iterable
 
 from sqlalchemy import Exists, exists, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.db import Event, Task, WebhookDelivery, WebhookStatus, utcnow
+from orchestrator.db import DbSession, Event, Task, WebhookDelivery, WebhookStatus, utcnow
 from orchestrator.db.database import Database
 from orchestrator.services.outbox import IdWindow, start_position
 
@@ -65,9 +64,9 @@ class WebhookRelay:
     async def relay(self) -> tuple[int, bool]:
         """One pass: (delivery rows created, whether more events may be waiting to be read at once)."""
         window = self._window or await self._start()
-        async with self.db.transaction() as session:
+        async with self.db.transaction() as db_session:
             rows = (
-                await session.execute(
+                await db_session.execute(
                     select(Event.id, Event.type, Event.task_id)
                     .where(window.unread())
                     .order_by(Event.id)
@@ -84,12 +83,12 @@ class WebhookRelay:
 
     async def _create(self, event_ids: list[int]) -> int:
         now = utcnow()
-        async with self.db.transaction(write=True) as session:
+        async with self.db.transaction(write=True) as db_session:
             if not self.is_sqlite:
                 # Relays of other processes wait here, then see this one's rows: no event gets two.
-                await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELAY_LOCK})
+                await db_session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELAY_LOCK})
             owed = (
-                await session.execute(
+                await db_session.execute(
                     select(Event.id, Event.task_id, Task.webhook_url)
                     .join(Task, Task.id == Event.task_id)
                     .where(Event.id.in_(event_ids), Task.webhook_url.is_not(None), ~_has_delivery())
@@ -97,7 +96,7 @@ class WebhookRelay:
                 )
             ).all()
             if owed:
-                await session.execute(
+                await db_session.execute(
                     insert(WebhookDelivery),
                     [
                         {
@@ -118,12 +117,12 @@ class WebhookRelay:
         return len(owed)
 
     async def _start(self) -> IdWindow:
-        async with self.db.transaction() as session:
-            high, missing = await start_position(session, self.gap_s)
-            since_id = await _first_id_since(session, utcnow() - dt.timedelta(seconds=self.max_age_s))
+        async with self.db.transaction() as db_session:
+            high, missing = await start_position(db_session, self.gap_s)
+            since_id = await _first_id_since(db_session, utcnow() - dt.timedelta(seconds=self.max_age_s))
             oldest_owed = None
             if since_id is not None and self.event_types:
-                oldest_owed = await session.scalar(
+                oldest_owed = await db_session.scalar(
                     select(func.min(Event.id))
                     .join(Task, Task.id == Event.task_id)
                     .where(
@@ -148,13 +147,13 @@ def _has_delivery() -> Exists:
     return exists().where(WebhookDelivery.event_id == Event.id)
 
 
-async def _first_id_since(session: AsyncSession, since: dt.datetime) -> int | None:
+async def _first_id_since(db_session: DbSession, since: dt.datetime) -> int | None:
     """The lowest event id created at or after ``since`` (None if none), by bisecting the primary key.
 
     ``events`` has no index on ``created_at``, but ids are taken in time order (``created_at`` is
     stamped just before the INSERT), so ~log2(rows) primary-key probes find the boundary.
     """
-    bounds = (await session.execute(select(func.min(Event.id), func.max(Event.id)))).one()
+    bounds = (await db_session.execute(select(func.min(Event.id), func.max(Event.id)))).one()
     lo, hi = bounds[0], bounds[1]
     if lo is None:
         return None
@@ -162,7 +161,7 @@ async def _first_id_since(session: AsyncSession, since: dt.datetime) -> int | No
     while lo <= hi:
         mid = (lo + hi) // 2
         row = (
-            await session.execute(
+            await db_session.execute(
                 select(Event.id, Event.created_at).where(Event.id >= mid).order_by(Event.id).limit(1)
             )
         ).first()

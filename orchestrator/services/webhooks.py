@@ -108,9 +108,9 @@ class WebhookService:
                 tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < tuple_(created_at, after_id)
             )
         query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(limit + 1)
-        async with self.db.transaction() as session:
-            await load_task(session, principal, task_id)
-            rows = (await session.execute(query)).all()
+        async with self.db.transaction() as db_session:
+            await load_task(db_session, principal, task_id)
+            rows = (await db_session.execute(query)).all()
         items = [DeliveryView(row[0], row[1]) for row in rows[:limit]]
         more = len(rows) > limit
         last = items[-1].delivery if items else None
@@ -173,15 +173,15 @@ class WebhookDeliverer:
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.event_id)
             .limit(limit)
         )
-        async with self.db.transaction(write=True) as session:
+        async with self.db.transaction(write=True) as db_session:
             if self.is_sqlite:
-                picked = list(await session.scalars(due))  # under BEGIN IMMEDIATE: no other writer
+                picked = list(await db_session.scalars(due))  # under BEGIN IMMEDIATE: no other writer
                 if not picked:
                     return []
                 target = WebhookDelivery.id.in_(picked)
             else:
                 target = WebhookDelivery.id.in_(due.with_for_update(skip_locked=True))
-            result = await session.execute(
+            result = await db_session.execute(
                 update(WebhookDelivery)
                 .where(target, WebhookDelivery.status == WebhookStatus.PENDING)
                 .values(attempts=WebhookDelivery.attempts + 1, next_attempt_at=busy_until)
@@ -196,9 +196,9 @@ class WebhookDeliverer:
             return [_Claim(row.id, row.event_id, row.url, row.attempts) for row in result.all()]
 
     async def _events(self, event_ids: list[int]) -> dict[int, EventMessage]:
-        async with self.db.transaction() as session:
+        async with self.db.transaction() as db_session:
             rows = (
-                await session.execute(
+                await db_session.execute(
                     select(
                         Event.id, Event.tenant_id, Event.task_id, Event.type, Event.created_at, Event.payload
                     ).where(Event.id.in_(event_ids))
@@ -264,8 +264,8 @@ class WebhookDeliverer:
             values["next_attempt_at"] = now + dt.timedelta(
                 seconds=retry_delay_s(self.settings.backoff_s, claim.attempt)
             )
-        async with self.db.transaction() as session:
-            await session.execute(
+        async with self.db.transaction() as db_session:
+            await db_session.execute(
                 update(WebhookDelivery)
                 # Fenced on this attempt: a deliverer whose claim ran out does not overwrite a later one.
                 .where(

@@ -72,33 +72,47 @@ def test_empty_redis_url_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("secret", ["changethis", "", "  ChangeThis "])
-def test_placeholder_session_secret_refused_outside_dev(secret: str) -> None:
-    with pytest.raises(ValidationError, match=r"auth\.session_secret is a placeholder"):
-        load_settings(env="prod", auth={"session_secret": secret})
+def test_placeholder_login_secret_refused_outside_dev(secret: str) -> None:
+    with pytest.raises(ValidationError, match=r"auth\.login_secret is a placeholder"):
+        load_settings(env="prod", auth={"login_secret": secret})
 
 
 def test_placeholder_refused_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PHONEFLEET_ENV", "prod")
-    with pytest.raises(ValidationError, match="session_secret"):
+    with pytest.raises(ValidationError, match="login_secret"):
         load_settings()
-    monkeypatch.setenv("PHONEFLEET_AUTH__SESSION_SECRET", "a-real-secret-7f3a9c")
+    monkeypatch.setenv("PHONEFLEET_AUTH__LOGIN_SECRET", "a-real-secret-7f3a9c")
     monkeypatch.setenv("PHONEFLEET_AUTH__WEBHOOK_SECRET", "a-real-webhook-secret-2b8e")
-    assert load_settings().auth.session_secret.get_secret_value() == "a-real-secret-7f3a9c"
+    assert load_settings().auth.login_secret.get_secret_value() == "a-real-secret-7f3a9c"
+
+
+def test_deprecated_session_names_still_set_the_login(monkeypatch: pytest.MonkeyPatch) -> None:
+    # auth.session_secret / auth.session_ttl_s are the old names, accepted for one release.
+    old = load_settings(auth={"session_secret": "old-secret-7f3a9c", "session_ttl_s": 60})
+    assert old.auth.login_secret.get_secret_value() == "old-secret-7f3a9c" and old.auth.login_ttl_s == 60
+    assert old.auth.session_secret is old.auth.login_secret and old.auth.session_ttl_s == 60
+    with pytest.raises(ValidationError, match=r"auth\.login_secret is a placeholder"):
+        load_settings(env="prod", auth={"session_secret": "changethis"})
+    monkeypatch.setenv("PHONEFLEET_AUTH__SESSION_TTL_S", "90")
+    monkeypatch.setenv("PHONEFLEET_AUTH__SESSION_SECRET", "from-env-old-name")
+    assert load_settings().auth.login_ttl_s == 90
+    both = load_settings(auth={"login_secret": "new-name-wins"})
+    assert both.auth.login_secret.get_secret_value() == "new-name-wins"
 
 
 def test_model_api_key_may_be_empty_but_not_a_placeholder_in_prod() -> None:
-    auth = {"session_secret": "a-real-secret-7f3a9c", "webhook_secret": "a-real-webhook-secret-2b8e"}
+    auth = {"login_secret": "a-real-secret-7f3a9c", "webhook_secret": "a-real-webhook-secret-2b8e"}
     assert load_settings(env="prod", auth=auth).model.api_key.get_secret_value() == ""
     with pytest.raises(ValidationError, match=r"model\.api_key"):
         load_settings(env="prod", auth=auth, model={"api_key": "changethis"})
 
 
 def test_dev_accepts_the_placeholder() -> None:
-    assert load_settings(env="dev").auth.session_secret.get_secret_value() == "changethis"
+    assert load_settings(env="dev").auth.login_secret.get_secret_value() == "changethis"
 
 
 def test_secrets_are_not_printed() -> None:
-    settings = load_settings(model={"api_key": "sk-do-not-log"}, auth={"session_secret": "hush-123456"})
+    settings = load_settings(model={"api_key": "sk-do-not-log"}, auth={"login_secret": "hush-123456"})
     assert "sk-do-not-log" not in repr(settings)
     assert "hush-123456" not in repr(settings)
 

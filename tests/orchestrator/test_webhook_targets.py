@@ -24,7 +24,7 @@ from tests.orchestrator.test_webhooks import (
     webhooks_running,
 )
 
-_SECRETS = {"session_secret": "a-real-secret-7f3a9c", "webhook_secret": "another-real-secret-2b8e"}
+_SECRETS = {"login_secret": "a-real-secret-7f3a9c", "webhook_secret": "another-real-secret-2b8e"}
 
 
 @pytest.mark.parametrize(

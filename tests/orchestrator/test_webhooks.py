@@ -385,7 +385,7 @@ def test_a_webhook_url_that_is_not_http_is_refused_at_submission(api: Api) -> No
 @pytest.mark.parametrize("secret", ["changethis", "", " Secret "])
 def test_a_placeholder_webhook_secret_is_refused_outside_dev(secret: str) -> None:
     with pytest.raises(ValidationError, match=r"auth\.webhook_secret is a placeholder"):
-        load_settings(env="prod", auth={"session_secret": "a-real-secret-7f3a9c", "webhook_secret": secret})
+        load_settings(env="prod", auth={"login_secret": "a-real-secret-7f3a9c", "webhook_secret": secret})
 
 
 def test_webhook_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -68,7 +68,7 @@ class Tab:
         await expect(self.page.get_by_role("heading", name="Log in to PhoneFleet")).to_be_visible(timeout=timeout_s * S)
 
     async def open_login(self, hash_: str = "", timeout_s: float = 30) -> None:
-        """Go to the dashboard (``hash_``) without a session: the login page, within ``timeout_s``."""
+        """Go to the dashboard (``hash_``) without a login: the login page, within ``timeout_s``."""
         await self.goto(hash_)
         await self.expect_login_page(timeout_s)
 

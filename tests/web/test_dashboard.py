@@ -1,5 +1,5 @@
 """The dashboard's files as the API serves them, logging in and out in Chromium, and the events
-WebSocket opened with the session cookie (Origin checked) — the API in process (``start_api``), no phones."""
+WebSocket opened with the login cookie (Origin checked) — the API in process (``start_api``), no phones."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def test_log_in_with_a_key_then_log_out(api: Api, tmp_path: Path) -> None:
     run(scenario())
 
 
-def _session_cookie(api: Api, key: str) -> str:
+def _login_cookie(api: Api, key: str) -> str:
     with httpx.Client(base_url=api.url, timeout=15) as http:
         answer = http.post("/api/v1/auth/login", json={"api_key": key})
         assert answer.status_code == 200, answer.text
@@ -113,9 +113,9 @@ def _ws_url(api: Api) -> str:
     return api.url.replace("http://", "ws://", 1) + "/api/v1/events"
 
 
-def test_events_socket_takes_the_session_cookie_from_the_dashboards_origin(api: Api) -> None:
+def test_events_socket_takes_the_login_cookie_from_the_dashboards_origin(api: Api) -> None:
     caller = api.caller()
-    cookie = _session_cookie(api, caller.key)
+    cookie = _login_cookie(api, caller.key)
     headers = {"Cookie": f"pf_session={cookie}", "Origin": api.url}
     with connect(_ws_url(api), additional_headers=headers, open_timeout=TIMEOUT_S) as ws:
         assert json.loads(ws.recv(timeout=TIMEOUT_S))["type"] == "subscribed"
@@ -134,7 +134,7 @@ def test_events_socket_takes_the_session_cookie_from_the_dashboards_origin(api: 
 )
 def test_events_socket_refuses_cross_origin_and_bad_cookies(api: Api, origin: str | None, cookie: str, code: int) -> None:
     caller = api.caller()
-    value = _session_cookie(api, caller.key) if cookie == "good" else cookie
+    value = _login_cookie(api, caller.key) if cookie == "good" else cookie
     headers = {"Cookie": f"pf_session={value}"}
     if origin is not None:
         headers["Origin"] = api.url if origin == "same" else origin

@@ -1,4 +1,4 @@
-// The PhoneFleet REST API (docs/api.md) as the dashboard calls it: the pf_session cookie authenticates,
+// The PhoneFleet REST API (docs/api.md) as the dashboard calls it: the pf_session cookie (the login) authenticates,
 // and every unsafe method echoes the pf_csrf cookie in X-CSRF-Token (signed double submit).
 // URLs are relative to the page (served at the API's root), so a path prefix in front of it works too.
 

@@ -43,11 +43,11 @@ async function boot() {
     ctx.setMe(null);
     if (error.status !== 401) toast(`Cannot reach the API: ${error.message}`);
   }
-  // Any 401 (an expired session, a revoked key) lands on the login page, then back here.
+  // Any 401 (an expired login, a revoked key) lands on the login page, then back here.
   window.addEventListener("pf:unauthenticated", () => {
     if (!ctx.me) return;
     ctx.setMe(null);
-    toast("Your session ended; log in again.");
+    toast("Your login ended; log in again.");
     router.go(`#/login?next=${encodeURIComponent(location.hash)}`);
   });
   document.getElementById("logout").addEventListener("click", async () => {

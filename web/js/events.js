@@ -1,5 +1,5 @@
 // The events WebSocket (docs/api.md, "Events"): your tenant's events, live, resumed without loss.
-// The pf_session cookie authenticates the handshake (the server checks that Origin is this host).
+// The pf_session cookie (the login) authenticates the handshake (the server checks that Origin is this host).
 // On a drop it reconnects with `after=` the last id it saw, so nothing is skipped or repeated.
 
 const FATAL = new Map([

@@ -1,6 +1,6 @@
-"""The task row as a worker session changes it: claim, status, steps, heartbeat, finish.
+"""The task row as a run changes it: claim, status, steps, heartbeat, finish.
 
-Every change is one conditional UPDATE (fenced on ``worker_id``, so a session that lost its claim
+Every change is one conditional UPDATE (fenced on ``worker_id``, so a run that lost its claim
 cannot overwrite its successor) plus one ``events`` row in the same transaction (the outbox).
 
 The claim rule (``claim``), in one conditional UPDATE:
@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.db import HELD_TASK_STATUSES, WORKER_LOST, Event, Step, Task, TaskStatus, utcnow
+from orchestrator.db import HELD_TASK_STATUSES, WORKER_LOST, DbSession, Event, Step, Task, TaskStatus, utcnow
 from orchestrator.db.database import Database
 from orchestrator.notifier import EventSignal
 
@@ -43,7 +42,7 @@ _CLAIM_COLUMNS = (
 
 @dataclass(frozen=True)
 class Claim:
-    """A task this session now holds (status ``leasing``)."""
+    """A task this run now holds (status ``leasing``)."""
 
     task_id: uuid.UUID
     tenant_id: uuid.UUID
@@ -68,7 +67,7 @@ class TaskRow:
 
 
 class TaskRows:
-    """Statements on one task's row for the session holding it as ``worker_id``."""
+    """Statements on one task's row for the run holding it as ``worker_id``."""
 
     def __init__(
         self, db: Database, task_id: uuid.UUID, worker_id: str, *, notifier: EventSignal | None = None
@@ -77,14 +76,14 @@ class TaskRows:
         self.task_id = task_id
         self.worker_id = worker_id
         self.tenant_id: uuid.UUID | None = None
-        self.status: TaskStatus | None = None  # as this session last wrote it
+        self.status: TaskStatus | None = None  # as this run last wrote it
         self.notifier = notifier  # told after each commit that wrote events (a hint to event readers)
 
     @asynccontextmanager
-    async def _written(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
+    async def _written(self, *, write: bool = False) -> AsyncIterator[DbSession]:
         """A transaction that may write events; once it has committed, event readers are woken."""
-        async with self.db.transaction(write=write) as session:
-            yield session
+        async with self.db.transaction(write=write) as db_session:
+            yield db_session
         if self.notifier is not None:
             self.notifier.notify()
 
@@ -92,9 +91,9 @@ class TaskRows:
         """Claim the task (see the module docstring); None when there is nothing to run."""
         now = utcnow()
         stale_before = now - dt.timedelta(seconds=stale_s)
-        async with self._written(write=True) as session:
+        async with self._written(write=True) as db_session:
             seen = (
-                await session.execute(
+                await db_session.execute(
                     select(Task.status, Task.heartbeat_at, Task.attempts, Task.worker_id).where(
                         Task.id == self.task_id
                     )
@@ -115,12 +114,12 @@ class TaskRows:
             if stale:
                 guard.append(or_(Task.heartbeat_at.is_(None), Task.heartbeat_at < stale_before))
             if stale and seen.attempts >= max_attempts:
-                return await self._fail_lost(session, guard, seen.status, seen.attempts, now)
+                return await self._fail_lost(db_session, guard, seen.status, seen.attempts, now)
             claimed = {
                 "status": TaskStatus.LEASING, "worker_id": self.worker_id, "claimed_at": now,
                 "heartbeat_at": now, "attempts": Task.attempts + 1, "device_id": None,
             }  # fmt: skip
-            result = await session.execute(
+            result = await db_session.execute(
                 update(Task)
                 .where(and_(*guard))
                 .values(**claimed)
@@ -137,10 +136,10 @@ class TaskRows:
             if stale:
                 payload["reason"] = "reclaimed"
                 # Steps are unique per (task, index): the earlier attempt's stay, this one's follow them.
-                first_step = await session.scalar(
+                first_step = await db_session.scalar(
                     select(func.coalesce(func.max(Step.index) + 1, 0)).where(Step.task_id == self.task_id)
                 )
-            await _event(session, row.tenant_id, self.task_id, "task.status", payload)
+            await _event(db_session, row.tenant_id, self.task_id, "task.status", payload)
         self.tenant_id, self.status = row.tenant_id, TaskStatus.LEASING
         logger.info(
             "task claimed",
@@ -153,10 +152,10 @@ class TaskRows:
         )  # fmt: skip
 
     async def _fail_lost(
-        self, session: AsyncSession, guard: list[Any], seen: TaskStatus, attempts: int, now: dt.datetime
+        self, db_session: DbSession, guard: list[Any], seen: TaskStatus, attempts: int, now: dt.datetime
     ) -> None:
         message = f"its worker stopped heartbeating on attempt {attempts} of {attempts}"
-        result = await session.execute(
+        result = await db_session.execute(
             update(Task)
             .where(and_(*guard))
             .values(status=TaskStatus.FAILED, reason=WORKER_LOST, message=message, finished_at=now)
@@ -166,7 +165,7 @@ class TaskRows:
         tenant_id = result.scalar_one_or_none()
         if tenant_id is not None:
             payload = {"from": seen.value, "to": TaskStatus.FAILED.value, "reason": WORKER_LOST}
-            await _event(session, tenant_id, self.task_id, "task.status", payload)
+            await _event(db_session, tenant_id, self.task_id, "task.status", payload)
             logger.warning("task failed: worker lost too often", extra={"attempts": attempts})
         return None
 
@@ -174,8 +173,8 @@ class TaskRows:
         """Move a held task to ``status`` (and set ``values``); False if it is no longer ours."""
         if status == self.status and not values:
             return True
-        async with self._written() as session:
-            result = await session.execute(
+        async with self._written() as db_session:
+            result = await db_session.execute(
                 update(Task)
                 .where(Task.id == self.task_id, Task.worker_id == self.worker_id, Task.status.in_(HELD_TASK_STATUSES))
                 .values(status=status, **values)
@@ -189,26 +188,26 @@ class TaskRows:
                     payload["detail"] = detail
                 if "device_id" in values:
                     payload["device_id"] = str(values["device_id"])
-                await _event(session, self.tenant_id, self.task_id, "task.status", payload)
+                await _event(db_session, self.tenant_id, self.task_id, "task.status", payload)
         self.status = status
         logger.info("task status", extra={"status": status.value})
         return True
 
     async def add_step(self, step: dict[str, Any], event: dict[str, Any]) -> None:
         """Insert a ``steps`` row and its ``task.step`` event in one transaction."""
-        async with self._written() as session:
-            await session.execute(insert(Step).values(task_id=self.task_id, **step))
-            await _event(session, self.tenant_id, self.task_id, "task.step", event)
+        async with self._written() as db_session:
+            await db_session.execute(insert(Step).values(task_id=self.task_id, **step))
+            await _event(db_session, self.tenant_id, self.task_id, "task.step", event)
 
     async def add_event(self, type_: str, payload: dict[str, Any]) -> int:
         """Write an event on this task; returns its id."""
-        async with self._written() as session:
-            return await _event(session, self.tenant_id, self.task_id, type_, payload)
+        async with self._written() as db_session:
+            return await _event(db_session, self.tenant_id, self.task_id, type_, payload)
 
     async def events_after(self, after_id: int, types: tuple[str, ...]) -> list[Event]:
         """This task's events of ``types`` with an id above ``after_id``, oldest first."""
-        async with self.db.transaction() as session:
-            rows = await session.scalars(
+        async with self.db.transaction() as db_session:
+            rows = await db_session.scalars(
                 select(Event)
                 .where(Event.task_id == self.task_id, Event.id > after_id, Event.type.in_(types))
                 .order_by(Event.id)
@@ -217,18 +216,18 @@ class TaskRows:
 
     async def read(self) -> TaskRow | None:
         """The row's status, holder and result (one indexed read; the watcher calls it twice a second)."""
-        async with self.db.transaction() as session:
+        async with self.db.transaction() as db_session:
             row = (
-                await session.execute(
+                await db_session.execute(
                     select(Task.status, Task.worker_id, Task.result).where(Task.id == self.task_id)
                 )
             ).first()
         return None if row is None else TaskRow(row.status, row.worker_id, dict(row.result or {}))
 
     async def heartbeat(self) -> bool:
-        """Stamp ``heartbeat_at``; False if the task is no longer this session's."""
-        async with self.db.transaction() as session:
-            result = await session.execute(
+        """Stamp ``heartbeat_at``; False if the task is no longer this run's."""
+        async with self.db.transaction() as db_session:
+            result = await db_session.execute(
                 update(Task)
                 .where(Task.id == self.task_id, Task.worker_id == self.worker_id, Task.status.in_(HELD_TASK_STATUSES))
                 .values(heartbeat_at=utcnow())
@@ -241,10 +240,10 @@ class TaskRows:
     ) -> bool:
         """End the task, merging ``result`` into the row's (the API's cancel request stays); False if not ours."""
         now = utcnow()
-        async with self._written(write=True) as session:
+        async with self._written(write=True) as db_session:
             # Locked (PostgreSQL; SQLite holds the write lock): the API's cancel merges into result too.
             current = (
-                await session.execute(
+                await db_session.execute(
                     select(Task.status, Task.result)
                     .where(Task.id == self.task_id, Task.worker_id == self.worker_id)
                     .with_for_update()
@@ -253,7 +252,7 @@ class TaskRows:
             if current is None or current.status not in HELD_TASK_STATUSES:
                 logger.warning("task no longer ours; its end is not recorded", extra={"status": str(status)})
                 return False
-            await session.execute(
+            await db_session.execute(
                 update(Task)
                 .where(Task.id == self.task_id)
                 .values(
@@ -268,20 +267,20 @@ class TaskRows:
             payload: dict[str, Any] = {"from": current.status.value, "to": status.value}
             if reason:
                 payload["reason"] = reason
-            await _event(session, self.tenant_id, self.task_id, "task.status", payload)
+            await _event(db_session, self.tenant_id, self.task_id, "task.status", payload)
         self.status = status
         logger.info("task finished", extra={"status": status.value, "reason": reason})
         return True
 
 
 async def _event(
-    session: AsyncSession,
+    db_session: DbSession,
     tenant_id: uuid.UUID | None,
     task_id: uuid.UUID,
     type_: str,
     payload: dict[str, Any],
 ) -> int:
-    result = await session.execute(
+    result = await db_session.execute(
         insert(Event)
         .values(tenant_id=tenant_id, task_id=task_id, type=type_, payload=payload, created_at=utcnow())
         .returning(Event.id)

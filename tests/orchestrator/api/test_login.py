@@ -1,5 +1,5 @@
 """Dashboard login over real HTTP: cookie flags, CSRF on cookie-authenticated writes, Bearer needs
-none, revocation, tampering and expiry end the session, logout."""
+none, revocation, tampering and expiry end the login, logout."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from orchestrator.db import UserRole
-from orchestrator.services.logins import CSRF_COOKIE, SESSION_COOKIE, LoginTokens
+from orchestrator.services.logins import CSRF_COOKIE, LOGIN_COOKIE, LoginTokens
 from tests.orchestrator.api.conftest import Api, Caller
 
 
@@ -26,7 +26,7 @@ def set_cookies(response: httpx.Response) -> dict[str, SimpleCookie]:
 
 
 def cookie(token: str) -> dict[str, str]:
-    return {"Cookie": f"{SESSION_COOKIE}={token}"}
+    return {"Cookie": f"{LOGIN_COOKIE}={token}"}
 
 
 def login(api: Api, caller: Caller) -> tuple[httpx.Client, httpx.Response]:
@@ -37,7 +37,7 @@ def login(api: Api, caller: Caller) -> tuple[httpx.Client, httpx.Response]:
     return browser, r
 
 
-def test_login_sets_the_session_and_csrf_cookies(api: Api) -> None:
+def test_login_sets_the_login_and_csrf_cookies(api: Api) -> None:
     caller = api.caller(role=UserRole.ADMIN)
     _, r = login(api, caller)
     body = r.json()
@@ -45,12 +45,14 @@ def test_login_sets_the_session_and_csrf_cookies(api: Api) -> None:
     assert body["tenant_id"] == str(caller.tenant_id) and body["key_id"] == str(caller.key_id)
     assert body["tenant"].startswith("tenant-") and body["user"].startswith("user-")
     cookies = set_cookies(r)
-    session, csrf = cookies[SESSION_COOKIE][SESSION_COOKIE], cookies[CSRF_COOKIE][CSRF_COOKIE]
-    assert session["httponly"] is True and session["samesite"].lower() == "lax" and session["path"] == "/"
-    assert not session["secure"]  # plain http here; https sets Secure
-    assert 12 * 3600 - 60 <= int(session["max-age"]) <= 12 * 3600
+    login_cookie, csrf = cookies[LOGIN_COOKIE][LOGIN_COOKIE], cookies[CSRF_COOKIE][CSRF_COOKIE]
+    assert LOGIN_COOKIE == "pf_session"  # the old name, kept for the browsers already logged in
+    assert login_cookie["httponly"] is True and login_cookie["samesite"].lower() == "lax"
+    assert login_cookie["path"] == "/"
+    assert not login_cookie["secure"]  # plain http here; https sets Secure
+    assert 12 * 3600 - 60 <= int(login_cookie["max-age"]) <= 12 * 3600
     assert not csrf["httponly"] and csrf["samesite"].lower() == "lax" and csrf.value == body["csrf_token"]
-    assert caller.key not in session.value  # the cookie names the key, it never carries it
+    assert caller.key not in login_cookie.value  # the cookie names the key, it never carries it
     assert r.headers["cache-control"] == "no-store"
 
 
@@ -59,7 +61,9 @@ def test_cookie_authenticates_reads_and_writes_need_the_csrf_token(api: Api) -> 
     browser, r = login(api, caller)
     csrf = r.json()["csrf_token"]
     me = browser.get("/api/v1/auth/me")
-    assert me.status_code == 200 and me.json()["auth"] == "cookie" and me.json()["session_expires_at"]
+    assert me.status_code == 200 and me.json()["auth"] == "cookie" and me.json()["login_expires_at"]
+    # session_expires_at: the deprecated name of login_expires_at, answered for one release.
+    assert me.json()["session_expires_at"] == me.json()["login_expires_at"]
     assert browser.get("/api/v1/tasks").status_code == 200  # GET: no CSRF token needed
 
     no_token = browser.post("/api/v1/tasks", json={"instruction": "open Settings"})
@@ -80,13 +84,14 @@ def test_bearer_needs_no_csrf_token_and_wins_over_the_cookie(api: Api) -> None:
                      headers={"Authorization": f"Bearer {other.key}"})  # fmt: skip
     assert r.status_code == 202, r.text
     me = browser.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {other.key}"}).json()
-    assert me["auth"] == "bearer" and me["key_id"] == str(other.key_id) and me["session_expires_at"] is None
+    assert me["auth"] == "bearer" and me["key_id"] == str(other.key_id) and me["login_expires_at"] is None
+    assert me["session_expires_at"] is None
     # A bad Bearer header is not rescued by a good cookie.
     bad = browser.get("/api/v1/tasks", headers={"Authorization": "Bearer pf_0123abcd_nope"})
     assert bad.status_code == 401
 
 
-def test_revoking_the_key_ends_the_cookie_session(api: Api) -> None:
+def test_revoking_the_key_ends_the_login(api: Api) -> None:
     admin = api.caller(role=UserRole.ADMIN)
     member = api.caller(tenant_id=admin.tenant_id)
     browser, _ = login(api, member)
@@ -100,23 +105,23 @@ def test_revoking_the_key_ends_the_cookie_session(api: Api) -> None:
 def test_a_tampered_cookie_answers_401(api: Api, tamper: str) -> None:
     caller, other = api.caller(), api.caller()
     _, r = login(api, caller)
-    token = set_cookies(r)[SESSION_COOKIE][SESSION_COOKIE].value
+    token = set_cookies(r)[LOGIN_COOKIE][LOGIN_COOKIE].value
     version, key_hex, sid, expires, signature = token.split(".")
     forged = {
         "flip_signature": f"{version}.{key_hex}.{sid}.{expires}.{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}",
         "other_key": f"{version}.{other.key_id.hex}.{sid}.{expires}.{signature}",
-        "garbage": "not-a-session",
+        "garbage": "not-a-login",
         "too_long": token + "." + "x" * 300,
     }[tamper]
     got = api.client().get("/api/v1/tasks", headers=cookie(forged))
-    assert got.status_code == 401 and "invalid session" in got.json()["message"], got.text
+    assert got.status_code == 401 and "invalid login cookie" in got.json()["message"], got.text
 
 
-def test_an_expired_session_answers_401(api: Api) -> None:
+def test_an_expired_login_answers_401(api: Api) -> None:
     caller = api.caller()
-    secret = api.settings.auth.session_secret.get_secret_value()
-    tokens = LoginTokens(secret, ttl_s=api.settings.auth.session_ttl_s)
-    expired = tokens.issue(caller.key_id, now=time.time() - api.settings.auth.session_ttl_s - 5)
+    secret = api.settings.auth.login_secret.get_secret_value()
+    tokens = LoginTokens(secret, ttl_s=api.settings.auth.login_ttl_s)
+    expired = tokens.issue(caller.key_id, now=time.time() - api.settings.auth.login_ttl_s - 5)
     fresh = tokens.issue(caller.key_id)  # the same secret signs: the app accepts our own tokens
     assert api.client().get("/api/v1/tasks", headers=cookie(fresh.token)).status_code == 200
     r = api.client().get("/api/v1/tasks", headers=cookie(expired.token))
@@ -127,7 +132,7 @@ def test_a_token_signed_with_another_secret_is_refused(api: Api) -> None:
     caller = api.caller()
     forged = LoginTokens("some-other-secret", ttl_s=3600).issue(caller.key_id)
     r = api.client().get("/api/v1/auth/me", headers=cookie(forged.token))
-    assert r.status_code == 401 and "invalid session" in r.json()["message"]
+    assert r.status_code == 401 and "invalid login cookie" in r.json()["message"]
 
 
 def test_logout_clears_the_cookies(api: Api) -> None:
@@ -135,9 +140,9 @@ def test_logout_clears_the_cookies(api: Api) -> None:
     r = browser.post("/api/v1/auth/logout")
     assert r.status_code == 204
     cleared = set_cookies(r)
-    for name in (SESSION_COOKIE, CSRF_COOKIE):
+    for name in (LOGIN_COOKIE, CSRF_COOKIE):
         assert cleared[name][name].value == "" and int(cleared[name][name]["max-age"]) == 0
-    assert SESSION_COOKIE not in browser.cookies
+    assert LOGIN_COOKIE not in browser.cookies
     r = browser.get("/api/v1/auth/me")
     assert r.status_code == 401 and "missing API key" in r.json()["message"]
 

@@ -19,17 +19,17 @@ from tests.orchestrator.live.conftest import ticking_phone
 from tests.processes import SimPhones
 
 
-def _recording(phones: SimPhones, adb: AdbServer, video: tuple[int, int], time_limit_s: int = 180) -> Capture:
+def _capture(phones: SimPhones, adb: AdbServer, video: tuple[int, int], time_limit_s: int = 180) -> Capture:
     geometry = VideoGeometry((720, 1600), video, (video[0], video[1], 0, 0))
     return Capture(phones.serial(), geometry, adb_host="127.0.0.1", adb_port=adb.port, bit_rate=2_000_000,
                      time_limit_s=time_limit_s, flush_s=0.008)  # fmt: skip
 
 
-async def _collect(recording: Capture, seconds: float) -> list[AccessUnit]:
+async def _collect(capture: Capture, seconds: float) -> list[AccessUnit]:
     units: list[AccessUnit] = []
 
     async def read() -> None:
-        async for unit in recording.units():
+        async for unit in capture.units():
             units.append(unit)
 
     try:
@@ -38,20 +38,20 @@ async def _collect(recording: Capture, seconds: float) -> list[AccessUnit]:
     except TimeoutError:
         pass
     finally:
-        recording.close()
+        capture.close()
     return units
 
 
 def test_the_phone_sends_pictures_only_when_its_screen_changes(live_phone: SimPhones, adb_server: AdbServer) -> None:
     async def scenario() -> None:
         phone = await ticking_phone(live_phone.serial(), adb_server.port, hz=0)  # counter on, still
-        still = _recording(live_phone, adb_server, (360, 800))
+        still = _capture(live_phone, adb_server, (360, 800))
         await still.open()
         units = await _collect(still, 1.5)
         assert len(units) == 1 and units[0].keyframe  # the current screen, then nothing
 
         await phone.shell("phonefleet-sim frame-counter on --tick 20", check=True)
-        moving = _recording(live_phone, adb_server, (360, 800))
+        moving = _capture(live_phone, adb_server, (360, 800))
         await moving.open()
         units = await _collect(moving, 1.5)
         assert units[0].keyframe and not any(u.keyframe for u in units[1:])
@@ -63,13 +63,13 @@ def test_the_phone_sends_pictures_only_when_its_screen_changes(live_phone: SimPh
     run(scenario())
 
 
-def test_a_recording_ends_at_its_time_limit(live_phone: SimPhones, adb_server: AdbServer) -> None:
+def test_a_capture_ends_at_its_time_limit(live_phone: SimPhones, adb_server: AdbServer) -> None:
     async def scenario() -> None:
         await ticking_phone(live_phone.serial(), adb_server.port, hz=10)
-        recording = _recording(live_phone, adb_server, (360, 800), time_limit_s=1)
-        await recording.open()
+        capture = _capture(live_phone, adb_server, (360, 800), time_limit_s=1)
+        await capture.open()
         start = time.monotonic()
-        units = [u async for u in recording.units()]  # ends by itself
+        units = [u async for u in capture.units()]  # ends by itself
         assert 0.9 < time.monotonic() - start < 5
         assert units and units[0].keyframe
 
@@ -79,9 +79,9 @@ def test_a_recording_ends_at_its_time_limit(live_phone: SimPhones, adb_server: A
 def test_a_size_of_another_aspect_is_letterboxed(live_phone: SimPhones, adb_server: AdbServer) -> None:
     async def scenario() -> None:
         await ticking_phone(live_phone.serial(), adb_server.port, hz=0)
-        recording = _recording(live_phone, adb_server, (360, 640))
-        await recording.open()
-        units = await _collect(recording, 1.0)
+        capture = _capture(live_phone, adb_server, (360, 640))
+        await capture.open()
+        units = await _collect(capture, 1.0)
         frame = av.CodecContext.create("h264", "r").decode(av.Packet(units[0].data))[0]
         assert (frame.width, frame.height) == (360, 640)
         luma = frame.to_ndarray(format="gray")
@@ -109,12 +109,12 @@ def test_bad_arguments_print_androids_errors(
         phone = await ticking_phone(live_phone.serial(), adb_server.port, hz=0)
         out = await phone.shell(f"screenrecord --output-format=h264 {arguments} -")
         assert printed in out.output and out.exit_code != 0, out
-        # Read as a recording, the same text becomes the error the stream reports.
-        recording = _recording(live_phone, adb_server, (360, 800))
-        recording.command = f"screenrecord --output-format=h264 {arguments} -"
-        await recording.open()
+        # Read as a capture, the same text becomes the error the stream reports.
+        capture = _capture(live_phone, adb_server, (360, 800))
+        capture.command = f"screenrecord --output-format=h264 {arguments} -"
+        await capture.open()
         with pytest.raises(CommandFailed, match="sent no video") as failed:
-            [u async for u in recording.units()]
+            [u async for u in capture.units()]
         assert printed in failed.value.output
 
     run(scenario())

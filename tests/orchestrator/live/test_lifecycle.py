@@ -1,4 +1,4 @@
-"""When viewers and recordings end: lease over, idle, never connected, shutdown — and nothing leaks.
+"""When viewers and captures end: lease over, idle, never connected, shutdown — and nothing leaks.
 
 The last tests serve the API on the test's own event loop (``serve_here``), so the API's asyncio
 tasks, sockets and threads are the test's to count.
@@ -96,7 +96,7 @@ def test_a_viewer_whose_api_key_is_revoked_is_closed(live_api: Api, live_phone: 
     run(scenario())
 
 
-def test_the_recording_restarts_at_its_time_limit_without_the_viewer_noticing(
+def test_the_capture_restarts_at_its_time_limit_without_the_viewer_noticing(
     start_api: StartApi, migrated_pg_url: str, adb_server: AdbServer, live_phone: SimPhones
 ) -> None:
     # screenrecord stops after --time-limit (180 s at most on Android); here 1 s.
@@ -119,7 +119,7 @@ def test_the_recording_restarts_at_its_time_limit_without_the_viewer_noticing(
             try:
                 r = await client.connect(http, f"/api/v1/devices/{leased.device_id}/webrtc")
                 assert r.status_code == 200, r.text
-                await client.wait_frames(60, timeout=30)  # three recordings' worth at 20 fps
+                await client.wait_frames(60, timeout=30)  # three captures' worth at 20 fps
             finally:
                 await client.close()
         assert len(seqs) >= 50, seqs  # decodable pictures all along, across the restarts
@@ -165,7 +165,7 @@ def test_twenty_connect_disconnect_cycles_leak_no_tasks_sockets_or_threads(
                     finally:
                         await client.close()
                     await _eventually(lambda: hub.viewer_count == 0, "viewer gone")
-                    await _eventually(lambda: hub.stream(leased.device_id) is None, "recording stopped")
+                    await _eventually(lambda: hub.stream(leased.device_id) is None, "capture stopped")
 
                 for _ in range(3):  # warm up: pools, executors and caches fill once
                     await cycle()
@@ -187,7 +187,7 @@ def test_twenty_connect_disconnect_cycles_leak_no_tasks_sockets_or_threads(
     run(scenario(), timeout=300)
 
 
-def test_one_recording_serves_joiners_and_picture_loss_restarts_it(
+def test_one_capture_serves_joiners_and_picture_loss_restarts_it(
     tmp_path: Path, migrated_pg_url: str, adb_server: AdbServer, live_phone: SimPhones, redis_prefix: str,
     start_api: StartApi,
 ) -> None:  # fmt: skip
@@ -209,19 +209,19 @@ def test_one_recording_serves_joiners_and_picture_loss_restarts_it(
                 stream = hub.stream(leased.device_id)
                 assert stream is not None
                 await _eventually(lambda: stream.pictures >= 1, "the first picture")
-                # A joiner on a still screen is handed the current picture: no second recording.
+                # A joiner on a still screen is handed the current picture: no second capture.
                 assert (await second.connect(http, path)).status_code == 200
                 await phone.shell("phonefleet-sim frame-counter on --tick 20", check=True)
                 await first.wait_frames(5)
                 await second.wait_frames(5)
-                assert stream.recordings == 1 and stream.viewers == 2
+                assert stream.captures == 1 and stream.viewers == 2
 
-                # Picture loss reported by one viewer (RTCP PLI): the phone starts a new recording,
+                # Picture loss reported by one viewer (RTCP PLI): the phone starts a new capture,
                 # whose first picture is a keyframe, and both viewers keep decoding.
                 receiver = second.pc.getReceivers()[0]
                 ssrc = receiver.getSynchronizationSources()[0].source
                 await receiver._send_rtcp_pli(ssrc)
-                await _eventually(lambda: stream.recordings == 2, "a restart for the keyframe")
+                await _eventually(lambda: stream.captures == 2, "a restart for the keyframe")
                 seen = (first.frames, second.frames)
                 await first.wait_frames(seen[0] + 5)
                 await second.wait_frames(seen[1] + 5)

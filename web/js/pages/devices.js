@@ -2,7 +2,7 @@
 // thumbnail for the phones you may watch — those leased to your tenant, and, for admins, idle ones.
 // Another tenant's phone shows its state only, never its screen (whatever the API would allow).
 //
-// Thumbnails are view-only WebRTC streams (one recording per phone on the server, however many
+// Thumbnails are view-only WebRTC streams (one capture per phone on the server, however many
 // viewers; a still screen sends nothing). At most MAX_LIVE stream at once, only tiles on screen.
 
 import { devices } from "../api.js";

@@ -36,7 +36,7 @@ export function mount(outlet, { query, ctx, router }) {
     h("label", { for: "api-key" }, "API key"),
     key,
     h("p", { class: "hint", id: "api-key-hint" },
-      "Your key (pf_…) from an admin, or the one phonefleet up printed. The page keeps a session cookie, not the key.")),
+      "Your key (pf_…) from an admin, or the one phonefleet up printed. The page keeps a login cookie, not the key.")),
   error,
   h("div", { class: "actions" }, submit));
   outlet.append(form);

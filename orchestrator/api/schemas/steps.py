@@ -1,0 +1,39 @@
+"""Response body of a task's steps (``/api/v1/tasks/{id}/steps``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from orchestrator.db import Step
+
+__all__ = ["StepOut"]
+
+
+class StepOut(BaseModel):
+    """One agent step: what the model saw, thought and did."""
+
+    index: int
+    created_at: dt.datetime
+    current_app: str | None
+    thinking: str | None
+    action_text: str | None = Field(description='The action as the model wrote it: do(action="Tap", …).')
+    action: dict[str, Any] | None = Field(description="The parsed action.")
+    result: str | None
+    note: str | None
+    timings: dict[str, Any] = Field(description="Seconds: capture_s, model_s, act_s, settle_s.")
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    screenshot_url: str | None
+
+    @classmethod
+    def from_row(cls, step: Step) -> StepOut:
+        url = f"/api/v1/tasks/{step.task_id}/steps/{step.index}/screenshot" if step.screenshot else None
+        return cls(
+            index=step.index, created_at=step.created_at, current_app=step.current_app,
+            thinking=step.thinking, action_text=step.action_text, action=step.action, result=step.result,
+            note=step.note, timings=step.timings, prompt_tokens=step.prompt_tokens,
+            completion_tokens=step.completion_tokens, screenshot_url=url,
+        )  # fmt: skip

@@ -1,0 +1,127 @@
+"""Request and response bodies of the task routes (``/api/v1/tasks``): submit, read, people's answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from orchestrator.api.schemas.common import EXAMPLE_TASK_ID, EXAMPLE_TIME
+from orchestrator.db import CANCEL_REQUESTED, Task, TaskStatus
+from orchestrator.services.specs import TaskSpec, plain_text
+
+__all__ = ["ConfirmIn", "HandbackIn", "ReplyIn", "TakeoverIn", "TaskCreate", "TaskOut"]
+
+
+class TaskCreate(TaskSpec):
+    """Submit a task: only ``instruction`` is required."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "instruction": "Open Settings and turn on Wi-Fi",
+                    "device_profile": {"android": 13},
+                    "max_steps": 30,
+                    "timeout_s": 600,
+                    "webhook_url": "https://example.com/hooks/phonefleet",
+                    "metadata": {"ticket": "OPS-1234"},
+                }
+            ]
+        },
+    )
+
+
+class ConfirmIn(BaseModel):
+    """Approve or deny the sensitive action the agent waits on."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"approved": True}]})
+
+    approved: bool = Field(strict=True, description="true: do it; false: the run ends failed/denied.")
+
+
+class TakeoverIn(BaseModel):
+    """Take control of the phone from the agent."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "I'll log in"}]})
+
+    note: str | None = Field(default=None, max_length=2000, description="Why, for the record.")
+
+    _check_note = field_validator("note")(plain_text)
+
+
+class HandbackIn(BaseModel):
+    """Give control back to the agent, with a note it reads in its next turn."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "logged in"}]})
+
+    note: str = Field(max_length=2000, description="What you did (0–2000 characters).")
+
+    _check_note = field_validator("note")(plain_text)
+
+
+class ReplyIn(BaseModel):
+    """Answer the agent's question."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"answer": "medium"}]})
+
+    answer: str = Field(min_length=1, max_length=2000, description="Your answer (1–2000 characters).")
+
+    _check_answer = field_validator("answer")(plain_text)
+
+
+class TaskOut(BaseModel):
+    """A task as the API shows it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": EXAMPLE_TASK_ID, "status": "queued", "instruction": "Open Settings and turn on Wi-Fi",
+                    "device_profile": {"android": 13}, "max_steps": 30, "timeout_s": 600, "model": None,
+                    "webhook_url": None, "metadata": {"ticket": "OPS-1234"}, "reason": None, "message": None,
+                    "device_id": None, "attempts": 0, "cancel_requested": False, "result": None,
+                    "created_at": EXAMPLE_TIME, "started_at": None, "finished_at": None,
+                    "steps_url": f"/api/v1/tasks/{EXAMPLE_TASK_ID}/steps",
+                }
+            ]
+        }
+    )  # fmt: skip
+
+    id: uuid.UUID
+    status: TaskStatus
+    instruction: str
+    device_profile: dict[str, Any] | str | None = Field(
+        description="What the phone must match: an object, or a named profile of the operator's."
+    )
+    max_steps: int
+    timeout_s: int
+    model: str | None
+    webhook_url: str | None
+    metadata: dict[str, Any]
+    reason: str | None = Field(
+        description="Why it ended, machine-readable: cancelled, max_steps, worker_lost…"
+    )
+    message: str | None = Field(description="The agent's final message or the error, for people.")
+    device_id: uuid.UUID | None
+    attempts: int
+    cancel_requested: bool = Field(description="A cancel was asked for while a worker held the task.")
+    result: dict[str, Any] | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    steps_url: str
+
+    @classmethod
+    def from_row(cls, task: Task) -> TaskOut:
+        return cls(
+            id=task.id, status=task.status, instruction=task.instruction, device_profile=task.device_profile,
+            max_steps=task.max_steps, timeout_s=task.timeout_s, model=task.model, webhook_url=task.webhook_url,
+            metadata=task.metadata_, reason=task.reason, message=task.message, device_id=task.device_id,
+            attempts=task.attempts, cancel_requested=CANCEL_REQUESTED in (task.result or {}),
+            result=task.result, created_at=task.created_at, started_at=task.started_at,
+            finished_at=task.finished_at, steps_url=f"/api/v1/tasks/{task.id}/steps",
+        )  # fmt: skip
