@@ -33,7 +33,7 @@ MODEL_CARD_FLAGS = (
 )
 SECRETS = {
     "POSTGRES_PASSWORD": "pg-7f3a9c",
-    "SESSION_SECRET": "session-7f3a9c",
+    "LOGIN_SECRET": "login-7f3a9c",
     "WEBHOOK_SECRET": "hook-7f3a9c",
 }
 _VARIABLE = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")

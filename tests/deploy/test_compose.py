@@ -113,5 +113,5 @@ def test_docker_compose_config_renders_both_profiles() -> None:
     ] == ["gpu"]
     default = json.loads(run_compose_config(SECRETS).stdout)
     assert "vllm" not in default["services"] and "reference-model" not in default["services"]
-    missing = run_compose_config({k: v for k, v in SECRETS.items() if k != "SESSION_SECRET"})
-    assert missing.returncode != 0 and "SESSION_SECRET" in missing.stderr
+    missing = run_compose_config({k: v for k, v in SECRETS.items() if k != "LOGIN_SECRET"})
+    assert missing.returncode != 0 and "LOGIN_SECRET" in missing.stderr

@@ -23,7 +23,7 @@ from tests.deploy.manifests import (
 VALUES: dict[str, Any] = {
     "database": {"url": "postgresql+asyncpg://pf:pw@db:5432/phonefleet"},
     "redis": {"url": "redis://redis:6379/0", "address": "redis:6379"},
-    "auth": {"sessionSecret": "session-7f3a9c", "webhookSecret": "hook-7f3a9c"},
+    "auth": {"loginSecret": "login-7f3a9c", "webhookSecret": "hook-7f3a9c"},
     "model": {"baseUrl": "http://vllm:8000/v1"},
 }
 
