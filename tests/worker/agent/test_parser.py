@@ -278,7 +278,7 @@ def test_known_action_with_bad_arguments_is_rejected(reply: str, hint: str) -> N
 
 
 def test_hostile_text_is_refused() -> None:
-    # How fast it is refused is a figure in bench/bench_agent_step.py ("hostile reply").
+    # How fast it is refused is a figure in bench/bench_reactions.py, not a bound here.
     hostile = 'do(action="' * 20000 + "finish(message='" * 20000
     with pytest.raises(ActionError):
         parse_reply(hostile)
