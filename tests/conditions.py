@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -43,23 +44,39 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
-def free_port_block(count: int, start: int = 20000, end: int = 40000) -> int:
-    """A base port P such that P..P+count-1 are all free right now (avoids adb's 5555-5585 probe range)."""
+@contextlib.contextmanager
+def reserved_ports(count: int = 1, start: int = 20000, end: int = 40000) -> Iterator[int]:
+    """A base port P with P..P+count-1 held for a child process until the block ends.
+
+    For a child that cannot listen on port 0 and say which port it got: adb's ``-P`` and the pool's
+    ``base_port`` take numbers (the pool's, several in a row). Each port stays bound here, never
+    listened on, with SO_REUSEADDR set after the bind: the child, which binds with SO_REUSEADDR
+    (adb, uvicorn and asyncio servers all do), can still listen on it, while other processes' plain
+    binds (another test's reservation included) and the kernel's ephemeral ports pass it by. A
+    port probed free and let go, instead, can be taken by anyone before the child binds it.
+    """
     import random
 
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(start, end - count)
-        socks = []
+        # One port: the OS's choice. A row of them: a random start above adb's 5555-5585 probe range.
+        base = 0 if count == 1 else rng.randrange(start, end - count)
+        held: list[socket.socket] = []
         try:
             for i in range(count):
-                s = socket.socket()
-                s.bind(("127.0.0.1", base + i))
-                socks.append(s)
-            return base
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind(("127.0.0.1", base + i))  # exclusive: fails if anyone else holds it
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                base = base or sock.getsockname()[1]
         except OSError:
+            for sock in held:
+                sock.close()
             continue
+        try:
+            yield base
         finally:
-            for s in socks:
-                s.close()
+            for sock in held:
+                sock.close()
+        return
     raise RuntimeError("no free port block found")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 
 from device_pool.driver import AdbDevice
 from tests.aio import run
+from tests.conditions import reserved_ports
 from tests.processes import AdbServer, SimPhones, adb_binary, start_adb_server, start_sim
 
 
@@ -17,6 +19,17 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("PHONEFLEET_"):
             monkeypatch.delenv(key)
+
+
+ReservePorts = Callable[..., int]
+
+
+@pytest.fixture
+def reserve_ports() -> Iterator[ReservePorts]:
+    """``reserve_ports(count)``: a base port P with P..P+count-1 held for this test's children until it
+    ends (``tests.conditions.reserved_ports``), for programs that take port numbers, not port 0."""
+    with contextlib.ExitStack() as stack:
+        yield lambda count=1: stack.enter_context(reserved_ports(count))
 
 
 @pytest.fixture(scope="session")

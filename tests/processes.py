@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conditions import GiveUp, free_port_block, port_open, wait_until
+from orchestrator.cli.port_file import read_port_file
+from tests.conditions import GiveUp, port_open, reserved_ports, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -98,6 +101,7 @@ class AdbServer:
     port: int
     home: Path
     binary: str
+    reservation: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -121,6 +125,7 @@ class AdbServer:
 
     def stop(self) -> None:
         stop_process(self.proc)
+        self.reservation.close()
 
 
 def adb_binary() -> str | None:
@@ -129,7 +134,9 @@ def adb_binary() -> str | None:
 
 
 def start_adb_server(home: Path, binary: str) -> AdbServer:
-    port = free_port_block(1)
+    # adb's -P takes a number, not 0: the port stays reserved for it until the server stops.
+    reservation = contextlib.ExitStack()
+    port = reservation.enter_context(reserved_ports(1))
     home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, HOME=str(home), ANDROID_ADB_SERVER_PORT=str(port))
     # `server nodaemon` keeps the server in the foreground, so its pid is the one we stop.
@@ -137,7 +144,7 @@ def start_adb_server(home: Path, binary: str) -> AdbServer:
         [binary, "-P", str(port), "server", "nodaemon"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    server = AdbServer(proc=proc, port=port, home=home, binary=binary)
+    server = AdbServer(proc=proc, port=port, home=home, binary=binary, reservation=reservation)
     try:
         wait_until(lambda: port_open("127.0.0.1", port), timeout=15, what="adb server listening")
     except BaseException:
@@ -170,19 +177,30 @@ def start_reference_model(
     model_name: str = "autoglm-phone-9b",
     timeout: float = 30.0,
 ) -> ReferenceModel:
-    """Start the reference model on a free port and wait until ``/healthz`` answers."""
+    """Start the reference model on a port the OS chooses and wait until ``/healthz`` answers."""
     import httpx
 
-    port = free_port_block(1)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    name = f"reference-model-{uuid.uuid4().hex[:8]}"
+    log_path, port_file = log_dir / f"{name}.log", log_dir / f"{name}.port"
     cmd = [
         sys.executable, "-m", "orchestrator.cli", "reference-model",
-        "--port", str(port), "--model-name", model_name,
+        "--port", "0", "--port-file", str(port_file), "--model-name", model_name,
         *(["--script", str(script)] if script is not None else []),
     ]  # fmt: skip
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"reference-model-{port}.log"
     with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+
+    def bound() -> int | None:
+        if proc.poll() is not None:
+            raise GiveUp(f"reference-model exited with {proc.returncode}:\n{log_path.read_text()}")
+        return read_port_file(port_file)
+
+    try:
+        port = wait_until(bound, timeout=timeout, interval=0.05, what="reference model listening")
+    except BaseException:
+        stop_process(proc)
+        raise
     server = ReferenceModel(proc=proc, port=port, model_name=model_name, log_path=log_path)
 
     def healthy() -> bool:

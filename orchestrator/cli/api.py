@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from orchestrator.cli.port_file import PORT_FILE_HELP, run_uvicorn, write_port_file
 
-def _serve_workers(host: str, port: int, workers: int, log_level: str) -> None:
+
+def _serve_workers(host: str, port: int, workers: int, log_level: str, port_file: str | None = None) -> None:
     """uvicorn with several worker processes, sharing one listening socket with Nagle turned off.
 
     uvicorn binds that socket with protocol 0, and asyncio only sets TCP_NODELAY on accepted
@@ -29,6 +31,8 @@ def _serve_workers(host: str, port: int, workers: int, log_level: str) -> None:
     )  # fmt: skip
     sock = config.bind_socket()
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if port_file:
+        write_port_file(port_file, sock.getsockname()[1])
     Multiprocess(config, sockets=[sock]).run()
 
 
@@ -43,7 +47,6 @@ def _app_in_worker_process():
 
 
 def _cmd_api(args: argparse.Namespace) -> int:
-    import uvicorn
     from pydantic import ValidationError
 
     from orchestrator.api import create_app
@@ -64,11 +67,11 @@ def _cmd_api(args: argparse.Namespace) -> int:
             # Each worker process builds its own settings from the environment.
             print("phonefleet api: with --workers > 1 set PHONEFLEET_DATABASE_URL instead", file=sys.stderr)
             return 2
-        _serve_workers(host, port, args.workers, args.log_level.lower())
+        _serve_workers(host, port, args.workers, args.log_level.lower(), args.port_file)
     else:
-        uvicorn.run(
-            create_app(settings, freeze_heap=True), host=host, port=port, log_level=args.log_level.lower(),
-            log_config=None,
+        run_uvicorn(
+            create_app(settings, freeze_heap=True), args.port_file, host=host, port=port,
+            log_level=args.log_level.lower(), log_config=None,
         )  # fmt: skip
     return 0
 
@@ -79,8 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--host", default=None, help="listen address (default: PHONEFLEET_API__HOST, 127.0.0.1)"
     )
     parser.add_argument(
-        "--port", type=int, default=None, help="listen port (default: PHONEFLEET_API__PORT, 8000)"
+        "--port", type=int, default=None, help="listen port (default: PHONEFLEET_API__PORT, 8000; 0: any free one)"
     )
+    parser.add_argument("--port-file", default=None, help=PORT_FILE_HELP)
     parser.add_argument(
         "--workers",
         type=int,

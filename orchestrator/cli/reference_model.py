@@ -7,12 +7,15 @@ import logging
 import sys
 from pathlib import Path
 
+from orchestrator.cli.port_file import PORT_FILE_HELP
+
 logger = logging.getLogger(__name__)
 
 
 def _cmd_reference_model(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from orchestrator.cli.port_file import write_port_file
     from worker.reference_model import ReferenceModelConfig, ScriptError, create_app, load_script
 
     script = None
@@ -31,7 +34,11 @@ def _cmd_reference_model(args: argparse.Namespace) -> int:
     # uvicorn handles SIGINT/SIGTERM itself, finishing in-flight requests; it exits 1 if it cannot bind.
     config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
     server = uvicorn.Server(config)
-    server.run()
+    sockets = None
+    if args.port_file:  # bound before the file is written, so the port it names is already ours
+        sockets = [config.bind_socket()]
+        write_port_file(args.port_file, sockets[0].getsockname()[1])
+    server.run(sockets=sockets)
     return 0 if server.started else 1
 
 
@@ -39,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmd = sub.add_parser(
         "reference-model", help="serve an OpenAI-compatible stand-in for AutoGLM-Phone (OCR + rules)"
     )
-    cmd.add_argument("--port", type=int, default=8001, help="port to listen on (default 8001)")
+    cmd.add_argument("--port", type=int, default=8001, help="port to listen on (default 8001; 0: any free one)")
+    cmd.add_argument("--port-file", default=None, help=PORT_FILE_HELP)
     cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     cmd.add_argument(
         "--script",

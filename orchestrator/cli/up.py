@@ -8,6 +8,8 @@ worse than a stopped one.
 
 Embedded defaults: SQLite under the data directory and Celery over SQLite when no Redis URL is set;
 ``PHONEFLEET_DATABASE_URL`` / ``PHONEFLEET_REDIS_URL`` switch the same command to PostgreSQL + Redis.
+Port 0 as ``PHONEFLEET_API__PORT`` or in a local model URL: the OS picks a free port, which the
+child writes to its ``--port-file`` (in the logs directory) and the URL printed here carries.
 """
 
 from __future__ import annotations
@@ -75,6 +77,12 @@ def _start(name: str, argv: list[str], env: dict[str, str], logs: Path) -> _Chil
     return _Child(name, proc, log)
 
 
+def _fresh(port_file: Path) -> Path:
+    """``port_file`` with the last run's removed: only the child about to start may write it."""
+    port_file.unlink(missing_ok=True)
+    return port_file
+
+
 def _stop(children: list[_Child], timeout: float = 15.0) -> None:
     for child in reversed(children):
         if child.proc.poll() is None:
@@ -109,8 +117,29 @@ def _local_port(base_url: str) -> int | None:
     """The port of a model URL served on this machine, else None (a remote vLLM needs no reference model)."""
     parts = urlsplit(base_url)
     if parts.hostname in ("127.0.0.1", "localhost"):
-        return parts.port or 80
+        return 80 if parts.port is None else parts.port  # 0: any free one, read back from its port file
     return None
+
+
+def _with_port(base_url: str, port: int) -> str:
+    parts = urlsplit(base_url)
+    return parts._replace(netloc=f"{parts.hostname}:{port}").geturl()
+
+
+def _wait_port(port_file: Path, children: list[_Child], timeout: float) -> int:
+    """The port the last child wrote to ``port_file`` once listening (the OS's choice for port 0)."""
+    from orchestrator.cli.port_file import read_port_file
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in children:
+            if child.proc.poll() is not None:
+                raise RuntimeError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
+        port = read_port_file(port_file)
+        if port is not None:
+            return port
+        time.sleep(0.1)  # a start-up poll, not test synchronisation
+    raise RuntimeError(f"{children[-1].name} did not listen within {timeout:g} s")
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -152,15 +181,21 @@ def _cmd_up(args: argparse.Namespace) -> int:
     try:
         model_port = _local_port(settings.model.base_url)
         if model_port is not None and not args.no_reference_model:
+            port_file = _fresh(logs / "reference-model.port")
             children.append(_start("reference-model", ["reference-model", "--port", str(model_port),
-                                   "--model-name", settings.model.name], env, logs))  # fmt: skip
+                                   "--port-file", str(port_file), "--model-name", settings.model.name],
+                                   env, logs))  # fmt: skip
+            model_port = _wait_port(port_file, children, 60)
+            env["PHONEFLEET_MODEL__BASE_URL"] = _with_port(settings.model.base_url, model_port)
             _wait_http(f"http://127.0.0.1:{model_port}/healthz", children, 60)
         children.append(_start("pool", ["pool", "--adb-port", str(args.adb_port)], env, logs))
         children.append(_start("worker", ["worker", "--concurrency", str(args.concurrency),
                                           "--adb-port", str(args.adb_port)], env, logs))  # fmt: skip
         # The live view reaches phones through the same adb server as the pool and worker.
-        children.append(_start("api", ["api"], {**env, "PHONEFLEET_WEBRTC__ADB_PORT": str(args.adb_port)}, logs))
-        api = f"http://{settings.api.host}:{settings.api.port}"
+        port_file = _fresh(logs / "api.port")
+        children.append(_start("api", ["api", "--port-file", str(port_file)],
+                               {**env, "PHONEFLEET_WEBRTC__ADB_PORT": str(args.adb_port)}, logs))  # fmt: skip
+        api = f"http://{settings.api.host}:{_wait_port(port_file, children, 60)}"
         _wait_http(f"{api}/healthz", children, 60)
     except RuntimeError as exc:
         print(f"phonefleet up: {exc}", file=sys.stderr)

@@ -47,7 +47,8 @@ def test_submit_get_list_cancel_wait(api: Api) -> None:
         with pytest.raises(TaskWaitTimeout) as timeout:
             pf.wait(submitted[0]["id"], timeout_s=0.3, poll_s=0.05)
         assert isinstance(timeout.value, TimeoutError) and timeout.value.status == "queued"
-        assert "queued" in str(timeout.value) and time.monotonic() - started < 3
+        # it gave up by its own 0.3 s deadline (30 s only guards against a wait that never ends)
+        assert "queued" in str(timeout.value) and time.monotonic() - started < 30
 
 
 def test_wait_returns_a_finished_task_and_steps_and_screenshots_are_read(api: Api) -> None:

@@ -105,5 +105,6 @@ def test_warm_pool_gives_up_quickly_when_the_database_is_down(caplog: pytest.Log
             await engine.dispose()
 
     opened, took = run(scenario())
-    assert opened == 0 and took < 10  # bounded by timeout_s, not the driver's 60 s connect timeout
+    # bounded by timeout_s (2 s), not the driver's 60 s connect timeout; generous for a busy machine
+    assert opened == 0 and took < 30
     assert "could not open every pooled database connection" in caplog.text

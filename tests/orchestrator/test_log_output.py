@@ -19,7 +19,8 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.conditions import GiveUp, free_port_block, wait_until
+from orchestrator.cli.port_file import read_port_file
+from tests.conditions import GiveUp, wait_until
 from tests.processes import REPO, stop_process
 
 Record = dict[str, Any]
@@ -109,12 +110,13 @@ def test_migrate_prints_json_and_says_what_it_migrated_once(start: Callable[...,
 
 
 def test_sim_prints_json(start: Callable[..., Command], tmp_path: Path) -> None:
-    port = free_port_block(1)
+    ports_file = tmp_path / "ports.json"
     sim = start(
-        "sim", "sim", "--count", "1", "--base-port", str(port), "--data-root", str(tmp_path / "phones")
-    )
+        "sim", "sim", "--count", "1", "--base-port", "0", "--ports-file", str(ports_file),
+        "--data-root", str(tmp_path / "phones"),
+    )  # fmt: skip
     listening = sim.wait_for(lambda r: r["message"].startswith("phone 0 listening"), "phone 0 listening")
-    assert listening["serial"] == f"127.0.0.1:{port}"
+    assert listening["serial"] == f"127.0.0.1:{json.loads(ports_file.read_text())[0]}"
     sim.stop()
     assert sim.proc.returncode == 0
     assert sim.records()
@@ -128,10 +130,11 @@ def _screenshot_uri() -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def test_reference_model_prints_json_through_an_ocr_request(start: Callable[..., Command]) -> None:
-    port = free_port_block(1)
-    model = start("reference-model", "reference-model", "--port", str(port))
+def test_reference_model_prints_json_through_an_ocr_request(start: Callable[..., Command], tmp_path: Path) -> None:
+    port_file = tmp_path / "model.port"
+    model = start("reference-model", "reference-model", "--port", "0", "--port-file", str(port_file))
     model.wait_for(lambda r: r["message"].startswith("Uvicorn running"), "serving")
+    port = read_port_file(port_file)
     content = [
         {"type": "text", "text": "open Settings"},
         {"type": "image_url", "image_url": {"url": _screenshot_uri()}},
@@ -148,14 +151,15 @@ def test_reference_model_prints_json_through_an_ocr_request(start: Callable[...,
     assert any(r["message"].startswith("OCR engine loaded") for r in model.records())
 
 
-def test_api_prints_json_and_answers_and_logs_each_request_id(start: Callable[..., Command]) -> None:
+def test_api_prints_json_and_answers_and_logs_each_request_id(start: Callable[..., Command], tmp_path: Path) -> None:
     _migrated(start)
     admin = start("admin", "admin", "create-key", "--tenant", "logs", "--admin")
     assert admin.proc.wait(timeout=60) == 0, admin.out.read_text()
     key = next(line for line in admin.lines() if line.startswith("pf_"))
-    port = free_port_block(1)
-    api = start("api", "api", "--port", str(port))
+    port_file = tmp_path / "api.port"
+    api = start("api", "api", "--port", "0", "--port-file", str(port_file))
     api.wait_for(lambda r: r["message"] == "Application startup complete.", "started")
+    port = read_port_file(port_file)
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
 
     given = http.get("/healthz", headers={"X-Request-ID": "lb-7f3a9c:1"})

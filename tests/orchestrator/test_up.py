@@ -12,19 +12,25 @@ from pathlib import Path
 
 import httpx
 
-from tests.conditions import free_port_block, port_open, wait_until
+from orchestrator.cli.port_file import read_port_file
+from tests.conditions import port_open, reserved_ports, wait_until
 from tests.processes import REPO, adb_binary, stop_process
 
 
 def test_up_runs_the_whole_product_on_sqlite_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    api_port, model_port, adb_port = (free_port_block(1) for _ in range(3))
-    phone_port = free_port_block(2)
+    # The API and the model on ports the OS chooses (port 0); adb and the pool's phones take numbers,
+    # reserved for them while the test runs.
+    with reserved_ports(1) as adb_port, reserved_ports(2) as phone_port:
+        run_up(tmp_path, adb_port, phone_port)
+
+
+def run_up(tmp_path: Path, adb_port: int, phone_port: int) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHONEFLEET_")}
     env.update(
         HOME=str(tmp_path / "home"),  # the adb server keeps its key there
         PHONEFLEET_DATA_DIR=str(tmp_path / "data"),
-        PHONEFLEET_API__PORT=str(api_port),
-        PHONEFLEET_MODEL__BASE_URL=f"http://127.0.0.1:{model_port}/v1",
+        PHONEFLEET_API__PORT="0",
+        PHONEFLEET_MODEL__BASE_URL="http://127.0.0.1:0/v1",
         PHONEFLEET_POOL__BASE_PORT=str(phone_port),
         PHONEFLEET_POOL__COUNT="1",
     )
@@ -43,9 +49,11 @@ def test_up_runs_the_whole_product_on_sqlite_and_stops_on_ctrl_c(tmp_path: Path)
         )  # fmt: skip
         assert proc.poll() is None, "".join(lines)
         key = next(m.group(1) for line in lines if (m := re.match(r"Admin API key: (\S+)", line)))
-        api = httpx.Client(
-            base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"}
-        )
+        url = next(m.group(1) for line in lines if (m := re.search(r"PhoneFleet is running at (\S+)", line)))
+        api_port = int(url.rsplit(":", 1)[1])
+        model_port = read_port_file(tmp_path / "data" / "logs" / "reference-model.port")
+        assert api_port and model_port, (url, model_port)
+        api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"})
         created = api.post(
             "/api/v1/tasks", json={"instruction": "Open Settings and turn on Wi-Fi", "timeout_s": 120}
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import time
 from pathlib import Path
 
 import httpx
@@ -118,12 +117,11 @@ def test_a_delivery_to_a_private_address_fails_at_once_and_sends_nothing(tmp_pat
                     "the delivery ends without waiting for its retries",
                 )
 
-        started = time.monotonic()
         (row,) = run(scenario())
+    # one attempt, failed for good: not max_attempts with backoff
     assert (row.status, row.attempts, row.last_status_code) == (WebhookStatus.FAILED, 1, None)
     assert "loopback address" in row.last_error and "ALLOW_PRIVATE_TARGETS" in row.last_error, row.last_error
     assert hook.requests == []  # nothing reached the receiver
-    assert time.monotonic() - started < 15  # one attempt, not max_attempts with backoff
 
 
 def test_the_transport_connects_to_the_address_it_checked() -> None:

@@ -33,10 +33,11 @@ import redis
 from PIL import Image
 from sqlalchemy import select
 
+from orchestrator.cli.port_file import read_port_file
 from orchestrator.db import Event, Lease, UserRole
 from orchestrator.services.auth import issue_api_key
 from tests.aio import run
-from tests.conditions import GiveUp, free_port_block, wait_until
+from tests.conditions import GiveUp, reserved_ports, wait_until
 from tests.conftest import REDIS_URL
 from tests.databases import migrate_to_head, open_sessions, throwaway_postgres
 from tests.orchestrator.factories import make_tenant
@@ -291,22 +292,30 @@ def fleet_starter(tmp_path: Path, fleet_pg_url: str, redis_db: str, adb_server: 
             logs = tmp_path / "logs"
             logs.mkdir(exist_ok=True)
             data_dir = tmp_path / "data"
-            api_port = free_port_block(1)
             child_env = {k: v for k, v in os.environ.items() if not k.startswith("PHONEFLEET_")}
             child_env.update(
                 HOME=str(adb_server.home),  # the adb server's key lives there
                 PHONEFLEET_DATABASE_URL=fleet_pg_url,
                 PHONEFLEET_REDIS_URL=redis_db,
                 PHONEFLEET_DATA_DIR=str(data_dir),
-                PHONEFLEET_API__PORT=str(api_port),
                 PHONEFLEET_POOL__COUNT=str(phones),
                 PHONEFLEET_POOL__MIN_IDLE=str(phones),
-                PHONEFLEET_POOL__BASE_PORT=str(free_port_block(phones)),
+                # The pool takes a number (a row of them): reserved for its phones while the fleet runs.
+                PHONEFLEET_POOL__BASE_PORT=str(stack.enter_context(reserved_ports(phones))),
                 # A test submits its tasks at once: the default burst (50) would be the whole budget.
                 PHONEFLEET_AUTH__RATE_LIMIT_BURST="1000",
                 **env,
             )
-            url = f"http://127.0.0.1:{api_port}"
+            port_file = logs / f"api-{uuid.uuid4().hex[:6]}.port"
+            api = _spawn("api", ["api", "--port", "0", "--port-file", str(port_file)], child_env, logs)
+            stack.callback(api.stop, 30)  # until the fleet (which stops it in order) exists
+
+            def bound() -> int | None:
+                if api.proc.poll() is not None:
+                    raise GiveUp(api.tail())
+                return read_port_file(port_file)
+
+            url = f"http://127.0.0.1:{wait_until(bound, timeout=60, interval=0.05, what='the API listening')}"
             http = stack.enter_context(
                 httpx.Client(
                     base_url=url, headers={"Authorization": f"Bearer {run(_member_key(fleet_pg_url))}"},
@@ -318,7 +327,7 @@ def fleet_starter(tmp_path: Path, fleet_pg_url: str, redis_db: str, adb_server: 
                 data_dir=data_dir, adb_port=adb_server.port, env=child_env, logs=logs,
             )  # fmt: skip
             stack.callback(fleet.stop)
-            fleet.services.append(_spawn("api", ["api"], child_env, logs))
+            fleet.services.append(api)
             pool_argv = ["pool", "--adb-port", str(adb_server.port), *(pool_args or [])]
             fleet.services.append(_spawn("pool", pool_argv, child_env, logs))
 

@@ -10,7 +10,8 @@ import pytest
 from device_pool.driver import AdbDevice, AdbServerClient, default_adb_path
 from device_pool.errors import DeviceOffline
 from tests.aio import run
-from tests.conditions import free_port_block, port_open, wait_until
+from tests.conditions import port_open, wait_until
+from tests.conftest import ReservePorts
 from tests.processes import AdbServer, SimPhones
 
 
@@ -44,9 +45,9 @@ def test_default_adb_is_debians_when_on_path() -> None:
     assert default_adb_path() == shutil.which("adb")
 
 
-def test_start_and_kill_a_server(tmp_path: Path) -> None:
+def test_start_and_kill_a_server(tmp_path: Path, reserve_ports: ReservePorts) -> None:
     """start() runs `adb -P PORT start-server` (adb daemonises; host:kill stops that daemon again)."""
-    port = free_port_block(1)
+    port = reserve_ports(1)
     client = AdbServerClient(port=port, adb_path=shutil.which("adb"))
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     try:

@@ -85,9 +85,7 @@ def test_connect_to_a_dead_phone_raises_device_offline_by_the_deadline(
     assert info.value.command == "connect"
 
 
-def test_unreachable_adb_server_is_device_offline() -> None:
-    from tests.conditions import free_port_block
-
-    nobody = AdbDevice("127.0.0.1:6999", adb_port=free_port_block(1))
+def test_unreachable_adb_server_is_device_offline(reserve_ports) -> None:
+    nobody = AdbDevice("127.0.0.1:6999", adb_port=reserve_ports(1))  # held, never listened on
     with pytest.raises(DeviceOffline):
         run(nobody.shell("echo hi", timeout=5))

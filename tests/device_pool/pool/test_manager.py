@@ -17,8 +17,7 @@ from device_pool.pool import DeviceRecord, LeaseStore, LocalSignal, PoolManager,
 from device_pool.providers import SimProvider, SimProviderConfig
 from orchestrator.db import DeviceState, make_engine, make_sessionmaker
 from tests.aio import run
-from tests.conditions import free_port_block
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, ReservePorts
 from tests.device_pool.providers.conftest import MakeSimProvider
 from tests.orchestrator.factories import make_tenant
 from tests.processes import AdbServer
@@ -176,11 +175,11 @@ def test_killed_phone_is_detected_and_recovered(
 
 
 def test_a_phone_that_cannot_restart_is_replaced(
-    pool_db_url: str, tmp_path: Path, adb_server: AdbServer
+    pool_db_url: str, tmp_path: Path, adb_server: AdbServer, reserve_ports: ReservePorts
 ) -> None:
     """Killed, and its port taken by another program: resets fail, so it is destroyed and a new one made."""
     config = SimProviderConfig(
-        data_root=tmp_path / "phones", base_port=free_port_block(2), count=1, max_count=2,
+        data_root=tmp_path / "phones", base_port=reserve_ports(2), count=1, max_count=2,
         adb_port=adb_server.port, width=720, height=1600, density=320,
         start_timeout_s=2,  # how long each failed restart takes: the squatter accepts, never answers
     )  # fmt: skip

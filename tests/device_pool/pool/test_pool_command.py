@@ -10,7 +10,8 @@ from pathlib import Path
 
 from orchestrator.db import DeviceState
 from tests.aio import run
-from tests.conditions import GiveUp, free_port_block, port_open, wait_until
+from tests.conditions import GiveUp, port_open, wait_until
+from tests.conftest import ReservePorts
 from tests.databases import open_sessions
 from tests.processes import REPO, AdbServer, stop_process
 
@@ -24,9 +25,9 @@ async def _states(url: str) -> list[tuple[str, DeviceState]]:
 
 
 def test_pool_command_registers_phones_and_stops_on_sigterm(
-    pool_db_url: str, tmp_path: Path, adb_server: AdbServer
+    pool_db_url: str, tmp_path: Path, adb_server: AdbServer, reserve_ports: ReservePorts
 ) -> None:
-    base_port = free_port_block(2)
+    base_port = reserve_ports(2)
     env = {
         **os.environ,
         "PHONEFLEET_DATABASE_URL": pool_db_url,

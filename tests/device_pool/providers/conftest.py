@@ -11,22 +11,24 @@ import pytest
 from device_pool.driver import AdbDevice
 from device_pool.providers import SimProvider, SimProviderConfig
 from tests.aio import run
-from tests.conditions import free_port_block
+from tests.conftest import ReservePorts
 from tests.processes import AdbServer
 
 MakeSimProvider = Callable[..., SimProvider]
 
 
 @pytest.fixture
-def make_sim_provider(tmp_path: Path, adb_server: AdbServer) -> Iterator[MakeSimProvider]:
-    """Build a SimProvider (720x1600 phones, a free block of ``max_count`` ports) that is closed at teardown."""
+def make_sim_provider(
+    tmp_path: Path, adb_server: AdbServer, reserve_ports: ReservePorts
+) -> Iterator[MakeSimProvider]:
+    """Build a SimProvider (720x1600 phones, a held block of ``max_count`` ports) that is closed at teardown."""
     providers: list[SimProvider] = []
 
     def make(**overrides: Any) -> SimProvider:
         max_count = overrides.pop("max_count", 2)
         config = SimProviderConfig(
             data_root=tmp_path / "phones",
-            base_port=overrides.pop("base_port", None) or free_port_block(max_count),
+            base_port=overrides.pop("base_port", None) or reserve_ports(max_count),
             max_count=max_count,
             adb_port=adb_server.port,
             width=720,

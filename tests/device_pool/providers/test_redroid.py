@@ -37,7 +37,8 @@ from device_pool.providers.redroid import RedroidConfig, RedroidProvider
 from device_pool.providers.redroid.config import LABEL_MANAGED, LABEL_POOL, LABEL_PORT, LABEL_ROLE
 from device_pool.providers.redroid.host import HostFacts, HostUnsupported, host_problems
 from tests.aio import run
-from tests.conditions import GiveUp, free_port_block, wait_until
+from tests.conditions import GiveUp, wait_until
+from tests.conftest import ReservePorts
 from tests.databases import migrate_to_head, open_sessions, sqlite_url
 from tests.dockerd import Dockerd, DockerdUnavailable, build_standin_image, standin_mounts, start_dockerd
 from tests.processes import REPO, AdbServer, stop_process
@@ -82,13 +83,15 @@ def standin_settings(dockerd: Dockerd, pool_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_provider(dockerd: Dockerd, adb_server: AdbServer) -> Iterator[MakeProvider]:
+def make_provider(
+    dockerd: Dockerd, adb_server: AdbServer, reserve_ports: ReservePorts
+) -> Iterator[MakeProvider]:
     providers: list[RedroidProvider] = []
 
     def make(**overrides: Any) -> RedroidProvider:
         max_count = overrides.pop("max_count", 2)
         fields = standin_settings(dockerd, overrides.pop("pool_id", f"t{uuid.uuid4().hex[:8]}"))
-        fields.update(max_count=max_count, base_port=free_port_block(max_count), adb_port=adb_server.port)
+        fields.update(max_count=max_count, base_port=reserve_ports(max_count), adb_port=adb_server.port)
         provider = RedroidProvider(RedroidConfig(**{**fields, **overrides}))
         providers.append(provider)
         return provider
@@ -267,12 +270,13 @@ def test_health_reports_a_dead_container_and_reset_replaces_it(
 
 
 def test_golden_volume_is_shared_read_only_and_survives_reset_and_reaping(
-    make_provider: MakeProvider, docker_client: Any, dockerd: Dockerd, adb_server: AdbServer
+    make_provider: MakeProvider, docker_client: Any, dockerd: Dockerd, adb_server: AdbServer,
+    reserve_ports: ReservePorts,
 ) -> None:
     # A golden volume as an operator makes one: boot a phone on it once, set it up, remove the container.
     golden = f"golden-{uuid.uuid4().hex[:8]}"
     docker_client.volumes.create(golden)
-    port = free_port_block(1)
+    port = reserve_ports(1)
     maker = docker_client.containers.run(
         STANDIN, ["androidboot.redroid_width=720", "androidboot.redroid_height=1600"], detach=True,
         network_mode="host", environment={"ADB_PORT": str(port)},
@@ -327,11 +331,12 @@ async def _device_states(url: str) -> list[tuple[str, str]]:
 
 
 def test_pool_command_leases_and_resets_redroid_phones_and_orphans_are_reaped(
-    dockerd: Dockerd, docker_client: Any, adb_server: AdbServer, make_provider: MakeProvider, tmp_path: Path
+    dockerd: Dockerd, docker_client: Any, adb_server: AdbServer, make_provider: MakeProvider, tmp_path: Path,
+    reserve_ports: ReservePorts,
 ) -> None:
     url = sqlite_url(tmp_path / "pool.db")
     migrate_to_head(url)
-    pool_id, base_port = f"p{uuid.uuid4().hex[:8]}", free_port_block(2)
+    pool_id, base_port = f"p{uuid.uuid4().hex[:8]}", reserve_ports(2)
     env = {**os.environ, "PHONEFLEET_DATABASE_URL": url, "PHONEFLEET_DATA_DIR": str(tmp_path / "data"),
            "PHONEFLEET_POOL__PROVIDER": "redroid", "PHONEFLEET_POOL__COUNT": "1",
            "PHONEFLEET_POOL__MIN_IDLE": "1", "PHONEFLEET_POOL__BASE_PORT": str(base_port),

@@ -24,7 +24,8 @@ from device_pool.providers import (
     UnsupportedProfile,
 )
 from tests.aio import run
-from tests.conditions import free_port_block, port_open, wait_until
+from tests.conditions import port_open, wait_until
+from tests.conftest import ReservePorts
 from tests.device_pool.providers.conftest import MakeSimProvider
 from tests.processes import REPO, stop_process
 
@@ -173,10 +174,12 @@ def test_hung_phone_is_reported_unhealthy_and_reset_restarts_it(
 
 
 @pytest.fixture
-def held_port() -> Iterator[tuple[int, socket.socket]]:
+def held_port(reserve_ports: ReservePorts) -> Iterator[tuple[int, socket.socket]]:
     """A port some other program listens on."""
+    port = reserve_ports(2)  # its neighbour is held too, for the phone
     sock = socket.socket()
-    sock.bind(("127.0.0.1", free_port_block(2)))  # its neighbour is free too, for the phone
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # beside the reservation's own socket
+    sock.bind(("127.0.0.1", port))
     sock.listen()
     try:
         yield sock.getsockname()[1], sock
@@ -237,8 +240,8 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_phones_stop_when_their_provider_dies_without_close(tmp_path, adb_server) -> None:
-    port = free_port_block(1)
+def test_phones_stop_when_their_provider_dies_without_close(tmp_path, adb_server, reserve_ports) -> None:
+    port = reserve_ports(1)
     proc = subprocess.Popen(
         [sys.executable, "-c", _ORPHANING_SCRIPT, str(tmp_path), str(port), str(adb_server.port)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO,

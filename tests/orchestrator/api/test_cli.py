@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from orchestrator.cli import main
-from tests.asgi import closed_port
+from orchestrator.cli.port_file import read_port_file
 from tests.conditions import wait_until
 from tests.orchestrator.api.conftest import Api
 
@@ -49,16 +49,19 @@ def test_create_key_refuses_a_role_change(api: Api, capsys: pytest.CaptureFixtur
 
 
 def test_phonefleet_api_serves_until_terminated(migrated_sqlite_url: str, tmp_path: Path) -> None:
-    port = closed_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHONEFLEET_")}
     env |= {"PHONEFLEET_DATA_DIR": str(tmp_path), "PHONEFLEET_DATABASE_URL": migrated_sqlite_url}
+    port_file = tmp_path / "api.port"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "api", "--port", str(port)],
+        [sys.executable, "-m", "orchestrator.cli", "api", "--port", "0", "--port-file", str(port_file)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
+        # the port the OS chose, written once the socket is bound
+        port = wait_until(lambda: proc.poll() is None and read_port_file(port_file), timeout=30,
+                          what="phonefleet api wrote its port")  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200, timeout=30,
                    what="phonefleet api answers /healthz")  # fmt: skip
