@@ -17,12 +17,18 @@ from typing import Any
 PORT_FILE_HELP = "once listening, write the port to this file (with --port 0: the one the OS chose)"
 
 
-def write_port_file(path: str | os.PathLike[str], port: int) -> None:
-    """Write ``port`` to ``path`` whole: a reader sees no file or the complete number."""
+def write_whole(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` whole (a temporary name, then a rename): a reader polling for the file
+    sees no file or all of it, never half."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(f"{port}\n")
+    partial.write_text(text)
     partial.replace(path)
+
+
+def write_port_file(path: str | os.PathLike[str], port: int) -> None:
+    """Write ``port`` to ``path`` whole: a reader sees no file or the complete number."""
+    write_whole(path, f"{port}\n")
 
 
 def read_port_file(path: str | os.PathLike[str]) -> int | None:

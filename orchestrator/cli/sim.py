@@ -11,22 +11,15 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+from orchestrator.cli.port_file import write_whole
 from orchestrator.cli.signals import serve_until_signal
 
 logger = logging.getLogger(__name__)
-
-
-def _write_ports(path: Path, ports: list[int]) -> None:
-    """Write the ports file whole or not at all: a reader polling for it never sees half of it."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(json.dumps(ports))
-    os.replace(temp, path)
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -59,7 +52,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         async def start() -> None:
             await fleet.start()
             if ports_file is not None:
-                _write_ports(ports_file, fleet.ports)
+                write_whole(ports_file, json.dumps(fleet.ports))
             for i, serial in enumerate(fleet.serials):
                 logger.info("phone %d listening: adb connect %s", i, serial, extra={"serial": serial})
             logger.info("virtual phones running; Ctrl-C stops", extra={"data_root": str(data_root)})
