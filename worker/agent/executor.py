@@ -9,9 +9,9 @@ from typing import Protocol
 
 from device_pool.driver import UnknownApp
 from worker.agent import actions as a
+from worker.agent.errors import ActionRejected
 from worker.agent.results import FailReason
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
-from worker.errors import ActionRejected
 
 GRID = 1000  # the model's coordinates are 0..999 on both axes, whatever the screen size
 

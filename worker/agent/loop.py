@@ -23,12 +23,12 @@ from device_pool.errors import DeviceError
 from worker.agent import actions as a
 from worker.agent import prompts
 from worker.agent.conversation import Conversation
+from worker.agent.errors import ActionError, ModelError
 from worker.agent.executor import ActionExecutor, Device
 from worker.agent.images import EncodedImage, image_part
 from worker.agent.parser import format_reply, parse_reply
 from worker.agent.results import AgentResult, FailReason, RunStatus, StepRecord, StepTimings
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
-from worker.errors import ActionError, ModelError
 
 logger = logging.getLogger(__name__)
 

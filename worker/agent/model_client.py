@@ -10,7 +10,7 @@
 - Caps in-flight requests per endpoint with ``model_limits`` (across processes when given Redis).
 - Cancelling the task awaiting ``chat()`` closes the HTTP stream at once and frees the slot.
 
-Errors (``worker.errors``): ``ModelUnavailable`` / ``ModelTimeout`` when retries run out (the last
+Errors (``worker.agent.errors``): ``ModelUnavailable`` / ``ModelTimeout`` when retries run out (the last
 failure decides which), ``ModelReplyError`` for answers that retrying cannot fix.
 """
 
@@ -29,6 +29,7 @@ import httpx
 import redis.asyncio as aioredis
 from PIL import Image
 
+from worker.agent.errors import ModelReplyError, ModelTimeout, ModelUnavailable
 from worker.agent.images import (
     EncodedImage,
     ImageFormat,
@@ -38,7 +39,6 @@ from worker.agent.images import (
 )
 from worker.agent.model_limits import LocalSlots, RedisSlots, SlotLimiter
 from worker.agent.model_reply import AttemptFailed, ChatReply, retry_after, server_message
-from worker.errors import ModelReplyError, ModelTimeout, ModelUnavailable
 
 logger = logging.getLogger(__name__)
 

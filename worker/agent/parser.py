@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from worker.agent.actions import ACTIONS, FINISH, Action, ActionModel, Finish
-from worker.errors import ActionError, ActionParseError, ActionRejected, UnknownAction
+from worker.agent.errors import ActionError, ActionParseError, ActionRejected, UnknownAction
 
 # A call starts at a bare `do(` or `finish(`; `undo(` or `my_finish(` are words, not calls.
 _CALL_START = re.compile(r"(?<![A-Za-z0-9_])(do|finish)\s*\(")
