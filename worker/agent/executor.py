@@ -51,7 +51,7 @@ class ActionExecutor:
         device: Device,
         screen_size: tuple[int, int],
         hooks: AgentHooks,
-        control: AgentSteering,
+        steering: AgentSteering,
         *,
         wait_cap_s: float = 10.0,
         swipe_ms: int = 400,
@@ -60,7 +60,7 @@ class ActionExecutor:
         self.device = device
         self.size = screen_size
         self.hooks = hooks
-        self.control = control
+        self.steering = steering
         self.wait_cap_s = wait_cap_s
         self.swipe_ms = swipe_ms
         self.long_press_ms = long_press_ms
@@ -115,7 +115,7 @@ class ActionExecutor:
     async def _wait(self, seconds: float) -> None:
         # A Wait is cut short by cancel or pause, like a model call.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.control.wait_interrupt(), timeout=max(0.0, seconds))
+            await asyncio.wait_for(self.steering.wait_interrupt(), timeout=max(0.0, seconds))
 
     async def _sensitive_tap(self, action: a.Tap, message: str) -> Outcome:
         await self.hooks.on_state(AgentState.AWAITING_CONFIRMATION, message)

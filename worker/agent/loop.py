@@ -86,7 +86,7 @@ class _Run:
         model: Model,
         config: AgentConfig,
         hooks: AgentHooks,
-        control: AgentSteering,
+        steering: AgentSteering,
         apps: AppCatalog,
         today: dt.date,
     ) -> None:
@@ -95,7 +95,7 @@ class _Run:
         self.model = model
         self.config = config
         self.hooks = hooks
-        self.control = control
+        self.steering = steering
         self.apps = apps
         self.conversation = Conversation(prompts.system_prompt(config.lang, today), config.history_tokens)
         self.steps: list[StepRecord] = []
@@ -117,22 +117,22 @@ class _Run:
         except DeviceError as exc:
             return self.result(RunStatus.FAILED, f"phone unavailable: {exc}", FailReason.DEVICE_ERROR)
         self.executor = ActionExecutor(
-            self.device, size, self.hooks, self.control, wait_cap_s=self.config.wait_cap_s
+            self.device, size, self.hooks, self.steering, wait_cap_s=self.config.wait_cap_s
         )
         await self.hooks.on_state(AgentState.RUNNING)
         while True:
-            if self.control.paused and not self.control.cancelled:
+            if self.steering.paused and not self.steering.cancelled:
                 await self.hooks.on_state(AgentState.USER_CONTROL)
-                await self.control.wait_running()
-                if not self.control.cancelled:
+                await self.steering.wait_running()
+                if not self.steering.cancelled:
                     await self.hooks.on_state(AgentState.RUNNING)
-                    note = self.control.take_resume_note()
+                    note = self.steering.take_resume_note()
                     self.pending_notes.append(
                         f"The user took control and handed back. Their note: {note or '(none)'}"
                     )
                     self.next_frame = None  # the person changed the screen
-            if self.control.cancelled:
-                return self.result(RunStatus.CANCELLED, self.control.cancel_reason or "cancelled")
+            if self.steering.cancelled:
+                return self.result(RunStatus.CANCELLED, self.steering.cancel_reason or "cancelled")
             if self.remaining() <= 0:
                 return self.result(RunStatus.TIMED_OUT, f"no result within {self.config.budget_s:g} s")
             if len(self.steps) >= self.config.max_steps:
@@ -178,7 +178,7 @@ class _Run:
         messages = self.conversation.messages(image_part(encoded))
         t0 = time.monotonic()
         call = asyncio.ensure_future(self.model.chat(messages))
-        interrupt = asyncio.ensure_future(self.control.wait_interrupt())
+        interrupt = asyncio.ensure_future(self.steering.wait_interrupt())
         try:
             done, _ = await asyncio.wait(
                 {call, interrupt}, timeout=max(0.0, self.remaining()), return_when=asyncio.FIRST_COMPLETED
@@ -193,9 +193,9 @@ class _Run:
         if call in done:
             return call.result()  # raises ModelError after the client's own retries
         self.conversation.turns.pop()  # the question is asked again after a pause
-        if self.control.cancelled:
-            return self.result(RunStatus.CANCELLED, self.control.cancel_reason or "cancelled")
-        if self.control.paused:
+        if self.steering.cancelled:
+            return self.result(RunStatus.CANCELLED, self.steering.cancel_reason or "cancelled")
+        if self.steering.paused:
             return None
         return self.result(RunStatus.TIMED_OUT, f"no result within {self.config.budget_s:g} s")
 
@@ -290,13 +290,13 @@ async def run_agent(
     *,
     config: AgentConfig | None = None,
     hooks: AgentHooks | None = None,
-    control: AgentSteering | None = None,
+    steering: AgentSteering | None = None,
     apps: AppCatalog | None = None,
     today: dt.date | None = None,
 ) -> AgentResult:
     """Run ``task`` on ``device`` until finish, failure, cancel or a budget runs out."""
     run = _Run(
-        task, device, model, config or AgentConfig(), hooks or AgentHooks(), control or AgentSteering(),
+        task, device, model, config or AgentConfig(), hooks or AgentHooks(), steering or AgentSteering(),
         apps or AppCatalog(), today or dt.date.today(),
     )  # fmt: skip
     return await run.run()
