@@ -260,7 +260,7 @@ class _Run:
         timings.act_s = time.monotonic() - t0
         if outcome.note:
             self.pending_notes.append(outcome.note)
-        if not (outcome.finished or outcome.stop) and _changes_screen(action):
+        if not (outcome.finished or outcome.stop) and action.changes_screen:
             t0 = time.monotonic()
             launch = isinstance(action, a.Launch)
             settled = await self.device.wait_for_settle(
@@ -270,17 +270,13 @@ class _Run:
             )
             self.next_frame = settled.image
             timings.settle_s = time.monotonic() - t0
-        note = outcome.message if isinstance(action, (a.Note, a.CallApi)) else outcome.note
+        note = outcome.step_note if outcome.step_note is not None else outcome.note
         await self.hooks.on_step(record(parsed.thinking, parsed.action_text, action, "ok", note))
         if outcome.finished:
             return self.result(RunStatus.SUCCEEDED, outcome.message)
         if outcome.stop is not None:
             return self.result(RunStatus.FAILED, outcome.message, outcome.stop)
         return None
-
-
-def _changes_screen(action: a.Action) -> bool:
-    return not isinstance(action, (a.Finish, a.Note, a.CallApi, a.Interact))
 
 
 async def run_agent(

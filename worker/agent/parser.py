@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from worker.agent.actions import ACTIONS, FINISH, Action, ActionModel, Finish
+from worker.agent.actions import ACTIONS, FINISH, GRID_SIZE, Action, ActionModel, Finish
 from worker.agent.errors import ActionError, ActionParseError, ActionRejected, UnknownAction
 
 # A call starts at a bare `do(` or `finish(`; `undo(` or `my_finish(` are words, not calls.
@@ -304,9 +304,9 @@ def _describe(err: Any) -> str:
     if kind == "extra_forbidden":
         return f"it takes no argument {arg}="
     if kind in ("less_than_equal", "greater_than_equal") and len(loc) > 1:
-        return f"{arg}= is off the screen (got {err.get('input')!r}; coordinates are integers 0–999)"
+        return f"{arg}= is off the screen (got {err.get('input')!r}; coordinates are integers 0–{GRID_SIZE - 1})"
     if arg in ("element", "start", "end"):
-        return f"{arg}= must be a point [x,y] of two integers 0–999"
+        return f"{arg}= must be a point [x,y] of two integers 0–{GRID_SIZE - 1}"
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     return f"{arg}=: {msg}"
 

@@ -1,4 +1,4 @@
-"""What a run produces: one record per step and the run's result."""
+"""What a run produces: what each action led to, one record per step, and the run's result."""
 
 from __future__ import annotations
 
@@ -24,6 +24,17 @@ class FailReason(enum.StrEnum):
     DEVICE_ERROR = "device_error"
     DENIED = "denied"  # a person denied a sensitive action
     NEEDS_USER = "needs_user"  # a takeover or question nobody could serve
+
+
+@dataclass
+class Outcome:
+    """What an action led to: carry on, finish, or stop the run."""
+
+    finished: bool = False
+    stop: FailReason | None = None
+    message: str = ""
+    note: str | None = None  # text for the next model turn (a person's note or answer, feedback)
+    step_note: str | None = None  # for the step's record only (what Note and Call_API say)
 
 
 @dataclass
