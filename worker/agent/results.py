@@ -46,10 +46,6 @@ class StepTimings:
     time_to_first_token_s: float | None = None
     image_bytes: int = 0  # the screenshot as sent to the model
 
-    def overhead_s(self) -> float:
-        """Everything but the model's time."""
-        return self.capture_s + self.act_s + self.settle_s
-
 
 @dataclass
 class StepRecord:
