@@ -52,7 +52,7 @@ async def _bounds(device: AdbDevice, rid: str) -> tuple[int, int]:
 
 
 def _grid(point: tuple[int, int], size: tuple[int, int]) -> list[int]:
-    return [point[0] * 1000 // size[0], point[1] * 1000 // size[1]]
+    return [point[0] * a.GRID_SIZE // size[0], point[1] * a.GRID_SIZE // size[1]]
 
 
 async def _settle_launch(device: AdbDevice) -> None:
@@ -130,7 +130,7 @@ def _baseline_capture(server: AdbServer, serial: str, tmp: Path) -> int:
 
 def _baseline_act(server: AdbServer, serial: str, action: a.Action, size: tuple[int, int]) -> None:
     def px(p):
-        return str(int(p[0] / 1000 * size[0])), str(int(p[1] / 1000 * size[1]))
+        return str(int(p[0] / a.GRID_SIZE * size[0])), str(int(p[1] / a.GRID_SIZE * size[1]))
 
     if isinstance(action, a.Tap):
         _adb(server, serial, "shell", "input", "tap", *px(action.element))

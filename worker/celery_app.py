@@ -1,11 +1,12 @@
 """The worker's Celery app: ``orchestrator.queue.make_celery`` plus the options a worker needs.
 
-- ``acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged when its session ends,
+- ``acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged when its run ends,
   so a worker that dies mid-task leaves it for redelivery; ``worker_prefetch_multiplier=1``: a
-  worker reserves no more messages than it has free threads (sessions are long).
+  worker reserves no more messages than it has free threads (runs are long).
 - Redelivery after ``orchestrator.queue.VISIBILITY_TIMEOUT_S`` (2 h, Redis) is above the longest
-  budget (``timeout_s`` ≤ 3600 s) plus the longest phone wait (``session.MAX_LEASE_WAIT_S``); a
-  redelivery that comes anyway finds the task claimed by a live worker and does nothing.
+  budget (``timeout_s`` ≤ 3600 s) plus the longest phone wait
+  (``worker.run.drive.MAX_LEASE_WAIT_S``); a redelivery that comes anyway finds the task claimed
+  by a live worker and does nothing.
 - Remote control (pidbox), gossip, mingle and worker heartbeats are off: nothing uses them, and
   each is a fan-out queue or a periodic broker message per worker.
 
@@ -27,6 +28,7 @@ from celery.local import PromiseProxy
 from orchestrator.queue import TASKS_QUEUE, VISIBILITY_TIMEOUT_S, make_celery, queues_for_profiles
 from orchestrator.settings import DEFAULT_PROFILE, Settings
 from worker.run.drive import MAX_LEASE_WAIT_S, RunDeps
+from worker.tasks import use_run_deps
 
 __all__ = ["app", "make_worker_app", "worker_argv", "worker_queues"]
 
@@ -35,24 +37,22 @@ assert _LONGEST_BUDGET_S + MAX_LEASE_WAIT_S < VISIBILITY_TIMEOUT_S, "a redeliver
 
 
 def make_worker_app(settings: Settings, *, adb_port: int = 5037, deps: RunDeps | None = None) -> Celery:
-    """The Celery app a worker runs, with ``phonefleet.run_task`` registered."""
-    from worker.tasks import register
-
+    """The Celery app a worker runs: ``phonefleet.run_task`` registered, running with ``deps``."""
     app = make_celery(settings)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         worker_enable_remote_control=False,
-        # Our entry point configures logging (with the session's log context).
+        # Our entry point configures logging (with the run's log context).
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         # A worker started before its broker (phonefleet up) waits for it instead of exiting.
         broker_connection_retry_on_startup=True,
-        # Sessions survive a broker reconnect: the database claim, not the message, owns the task.
+        # Runs survive a broker reconnect: the database claim, not the message, owns the task.
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
-    register(app, deps or RunDeps.from_settings(settings, adb_port=adb_port))
+    use_run_deps(app, deps or RunDeps.from_settings(settings, adb_port=adb_port))
     return app
 
 
@@ -78,7 +78,7 @@ def worker_queues(settings: Settings, profiles: list[str] | None = None) -> list
 
 
 def worker_argv(*, concurrency: int, queues: str = TASKS_QUEUE, loglevel: str = "INFO") -> list[str]:
-    """The ``celery worker`` arguments ``phonefleet worker`` runs with (threads: one session per thread)."""
+    """The ``celery worker`` arguments ``phonefleet worker`` runs with (threads: one run per thread)."""
     return [
         "worker",
         "--pool", "threads",

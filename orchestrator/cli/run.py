@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import signal
 import sys
 from pathlib import Path
 
@@ -63,19 +64,14 @@ class TerminalHooks(AgentHooks):
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from device_pool.driver import AdbDevice, AdbServerClient
-    from worker.agent.loop import AgentConfig, run_agent
-    from worker.agent.model_client import ModelClient, ModelClientConfig, ModelEndpoint
+    from worker.agent.loop import AgentConfig
+    from worker.agent.model_client import ModelClientConfig, ModelEndpoint
+    from worker.agent.phone_agent import phone_agent
     from worker.agent.trajectory_files import TrajectoryWriter
 
     out = Path(args.out or f"runs/{dt.datetime.now():%Y%m%d-%H%M%S}")
     writer = TrajectoryWriter(out)
-    server = AdbServerClient(args.adb_host, args.adb_port)
-    await server.start()
-    device = AdbDevice(args.device, server=server)
-    if ":" in args.device:
-        await device.connect()
-    config = ModelClientConfig(
+    model = ModelClientConfig(
         endpoints=[
             ModelEndpoint(base_url=url, model=args.model, api_key=args.api_key)
             for url in (args.model_url or ["http://127.0.0.1:8001/v1"])
@@ -83,20 +79,15 @@ async def _run(args: argparse.Namespace) -> int:
         image_max_pixels=args.image_pixels,
     )
     hooks = TerminalHooks(writer, sys.stdin.isatty(), args.yes)
-    control = AgentSteering()
-    loop = asyncio.get_running_loop()
-    import signal
-
-    # The first Ctrl-C cancels the run cleanly (the model call in flight is abandoned).
-    loop.add_signal_handler(signal.SIGINT, control.cancel, "interrupted")
-    async with ModelClient(config) as model:
-        result = await run_agent(
+    steering = AgentSteering()
+    async with phone_agent(args.device, model, adb_host=args.adb_host, adb_port=args.adb_port) as agent:
+        # The first Ctrl-C cancels the run cleanly (the model call in flight is abandoned).
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, steering.cancel, "interrupted")
+        result = await agent.run(
             args.task,
-            device,
-            model,
             config=AgentConfig(max_steps=args.max_steps, budget_s=args.budget, lang=args.lang),
             hooks=hooks,
-            control=control,
+            steering=steering,
         )
     await writer.write_result(args.task, result, {"device": args.device, "model": args.model})
     totals = result.totals()

@@ -11,7 +11,7 @@ from tests.processes import ReferenceModel, start_reference_model
 
 @pytest.fixture(scope="session")
 def reference_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceModel]:
-    """The rule-based server (OCR), one process for the session."""
+    """The rule-based server (OCR), one process shared by every test."""
     server = start_reference_model(tmp_path_factory.mktemp("refmodel"))
     try:
         yield server

@@ -1,19 +1,21 @@
-"""Carrying out one parsed action on the phone: 0–999 grid to pixels, hooks for the human parts."""
+"""Carrying out one parsed action on the phone: what every action's ``execute`` is given.
+
+Each action says how it is done (``worker/agent/actions.py``); the executor holds what they share:
+the phone, grid-to-pixel conversion, the gesture timings, and the hooks for the human parts
+(confirmation of a sensitive tap, a takeover, a question), which the steering can cut short.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
 from typing import Protocol
 
-from device_pool.driver import UnknownApp
 from worker.agent import actions as a
-from worker.agent.results import FailReason
+from worker.agent.results import FailReason, Outcome
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
-from worker.errors import ActionRejected
 
-GRID = 1000  # the model's coordinates are 0..999 on both axes, whatever the screen size
+__all__ = ["ActionExecutor", "Device", "Outcome", "to_pixels"]
 
 
 class Device(Protocol):
@@ -28,20 +30,11 @@ class Device(Protocol):
     async def launch(self, app: str) -> str: ...
 
 
-@dataclass
-class Outcome:
-    """What an action led to: carry on, finish, or stop the run."""
-
-    finished: bool = False
-    stop: FailReason | None = None
-    message: str = ""
-    note: str | None = None  # text for the next model turn (a person's note or answer, feedback)
-
-
 def to_pixels(point: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
+    """A grid point as a pixel of a screen ``size`` (width, height) pixels large."""
     width, height = size
-    x = min(width - 1, max(0, round(point[0] / GRID * width)))
-    y = min(height - 1, max(0, round(point[1] / GRID * height)))
+    x = min(width - 1, max(0, round(point[0] / a.GRID_SIZE * width)))
+    y = min(height - 1, max(0, round(point[1] / a.GRID_SIZE * height)))
     return x, y
 
 
@@ -51,7 +44,7 @@ class ActionExecutor:
         device: Device,
         screen_size: tuple[int, int],
         hooks: AgentHooks,
-        control: AgentSteering,
+        steering: AgentSteering,
         *,
         wait_cap_s: float = 10.0,
         swipe_ms: int = 400,
@@ -60,73 +53,38 @@ class ActionExecutor:
         self.device = device
         self.size = screen_size
         self.hooks = hooks
-        self.control = control
+        self.steering = steering
         self.wait_cap_s = wait_cap_s
         self.swipe_ms = swipe_ms
         self.long_press_ms = long_press_ms
 
-    def _px(self, point: tuple[int, int]) -> tuple[int, int]:
+    async def execute(self, action: a.ActionModel) -> Outcome:
+        """Run ``action``; ActionRejected when it cannot work on this phone (fed back to the model)."""
+        return await action.execute(self)
+
+    def px(self, point: tuple[int, int]) -> tuple[int, int]:
+        """A grid point as a pixel of this phone's screen."""
         return to_pixels(point, self.size)
 
-    async def execute(self, action: a.Action) -> Outcome:
-        """Run ``action``; ActionRejected when it cannot work on this phone (fed back to the model)."""
-        match action:
-            case a.Finish():
-                return Outcome(finished=True, message=action.message)
-            case a.Tap() if a.is_sensitive(action):
-                return await self._sensitive_tap(action, action.message or "sensitive action")
-            case a.Tap():
-                await self.device.tap(*self._px(action.element))
-            case a.DoubleTap():
-                await self.device.double_tap(*self._px(action.element))
-            case a.LongPress():
-                await self.device.long_press(*self._px(action.element), duration_ms=self.long_press_ms)
-            case a.Swipe():
-                (x1, y1), (x2, y2) = self._px(action.start), self._px(action.end)
-                await self.device.swipe(x1, y1, x2, y2, duration_ms=self.swipe_ms)
-            case a.TypeText() | a.TypeName():
-                await self.device.type_text(action.text)
-            case a.Launch():
-                try:
-                    await self.device.launch(action.app)
-                except UnknownApp as exc:
-                    raise ActionRejected(
-                        f"unknown app {action.app!r}",
-                        agent_feedback=f'The app "{action.app}" is not installed. Find it on the home screen or choose another way.',
-                    ) from exc
-            case a.Back():
-                await self.device.key("back")
-            case a.Home():
-                await self.device.key("home")
-            case a.Wait():
-                await self._wait(min(action.seconds, self.wait_cap_s))
-            case a.TakeOver():
-                return await self._takeover(action.message)
-            case a.Interact():
-                return await self._ask(action.message or "Please choose how to continue.")
-            case a.Note():
-                return Outcome(note=None, message=action.message)
-            case a.CallApi():
-                return Outcome(message=action.instruction)
-            case _:
-                raise ActionRejected(f"no executor for {type(action).__name__}")
-        return Outcome()
-
-    async def _wait(self, seconds: float) -> None:
-        # A Wait is cut short by cancel or pause, like a model call.
+    async def wait(self, seconds: float) -> None:
+        """Wait ``seconds`` (at most ``wait_cap_s``); cut short by cancel or pause, like a model call."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.control.wait_interrupt(), timeout=max(0.0, seconds))
+            await asyncio.wait_for(
+                self.steering.wait_interrupt(), timeout=max(0.0, min(seconds, self.wait_cap_s))
+            )
 
-    async def _sensitive_tap(self, action: a.Tap, message: str) -> Outcome:
+    async def sensitive_tap(self, action: a.Tap, message: str) -> Outcome:
+        """Tap once a person approved ``message``; a denial stops the run."""
         await self.hooks.on_state(AgentState.AWAITING_CONFIRMATION, message)
         approved = await self.hooks.request_confirmation(action, message)
         await self.hooks.on_state(AgentState.RUNNING)
         if not approved:
             return Outcome(stop=FailReason.DENIED, message=f"The user denied: {message}")
-        await self.device.tap(*self._px(action.element))
+        await self.device.tap(*self.px(action.element))
         return Outcome(note="The user approved the action.")
 
-    async def _takeover(self, message: str) -> Outcome:
+    async def takeover(self, message: str) -> Outcome:
+        """Hand the phone to a person; nobody to take over stops the run."""
         await self.hooks.on_state(AgentState.WAITING_FOR_USER, message)
         note = await self.hooks.request_takeover(message)
         await self.hooks.on_state(AgentState.RUNNING)
@@ -134,7 +92,8 @@ class ActionExecutor:
             return Outcome(stop=FailReason.NEEDS_USER, message=f"Needs a person: {message}")
         return Outcome(note=f"The user took over and has handed back. Their note: {note or '(none)'}")
 
-    async def _ask(self, question: str) -> Outcome:
+    async def ask(self, question: str) -> Outcome:
+        """Ask the user ``question``; without an answer the model is told to choose itself."""
         await self.hooks.on_state(AgentState.ASKING_USER, question)
         answer = await self.hooks.ask_user(question)
         await self.hooks.on_state(AgentState.RUNNING)

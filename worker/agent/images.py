@@ -1,9 +1,9 @@
 """Screenshots encoded for the model: downscaled to a pixel budget, JPEG or PNG, as a data URL.
 
 Actions use a relative 0–999 grid, so the model never needs the phone's true resolution and
-downscaling is safe. Costs (``/work/shared/measured-costs.md``): JPEG via libjpeg-turbo is the
-only cheap encoder (PNG costs 10–25x more CPU); ``reduce()`` by an integer factor is the cheap
-way down, and both run 2–3x faster on RGB than on RGBA.
+downscaling is safe. Costs, as measured: JPEG via libjpeg-turbo is the only cheap encoder (PNG
+costs 10–25x more CPU); ``reduce()`` by an integer factor is the cheap way down, and both run
+2–3x faster on RGB than on RGBA.
 """
 
 from __future__ import annotations

@@ -23,12 +23,12 @@ from device_pool.errors import DeviceError
 from worker.agent import actions as a
 from worker.agent import prompts
 from worker.agent.conversation import Conversation
+from worker.agent.errors import ActionError, ModelError
 from worker.agent.executor import ActionExecutor, Device
 from worker.agent.images import EncodedImage, image_part
 from worker.agent.parser import format_reply, parse_reply
 from worker.agent.results import AgentResult, FailReason, RunStatus, StepRecord, StepTimings
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
-from worker.errors import ActionError, ModelError
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class _Run:
         model: Model,
         config: AgentConfig,
         hooks: AgentHooks,
-        control: AgentSteering,
+        steering: AgentSteering,
         apps: AppCatalog,
         today: dt.date,
     ) -> None:
@@ -95,7 +95,7 @@ class _Run:
         self.model = model
         self.config = config
         self.hooks = hooks
-        self.control = control
+        self.steering = steering
         self.apps = apps
         self.conversation = Conversation(prompts.system_prompt(config.lang, today), config.history_tokens)
         self.steps: list[StepRecord] = []
@@ -117,22 +117,22 @@ class _Run:
         except DeviceError as exc:
             return self.result(RunStatus.FAILED, f"phone unavailable: {exc}", FailReason.DEVICE_ERROR)
         self.executor = ActionExecutor(
-            self.device, size, self.hooks, self.control, wait_cap_s=self.config.wait_cap_s
+            self.device, size, self.hooks, self.steering, wait_cap_s=self.config.wait_cap_s
         )
         await self.hooks.on_state(AgentState.RUNNING)
         while True:
-            if self.control.paused and not self.control.cancelled:
+            if self.steering.paused and not self.steering.cancelled:
                 await self.hooks.on_state(AgentState.USER_CONTROL)
-                await self.control.wait_running()
-                if not self.control.cancelled:
+                await self.steering.wait_running()
+                if not self.steering.cancelled:
                     await self.hooks.on_state(AgentState.RUNNING)
-                    note = self.control.take_resume_note()
+                    note = self.steering.take_resume_note()
                     self.pending_notes.append(
                         f"The user took control and handed back. Their note: {note or '(none)'}"
                     )
                     self.next_frame = None  # the person changed the screen
-            if self.control.cancelled:
-                return self.result(RunStatus.CANCELLED, self.control.cancel_reason or "cancelled")
+            if self.steering.cancelled:
+                return self.result(RunStatus.CANCELLED, self.steering.cancel_reason or "cancelled")
             if self.remaining() <= 0:
                 return self.result(RunStatus.TIMED_OUT, f"no result within {self.config.budget_s:g} s")
             if len(self.steps) >= self.config.max_steps:
@@ -178,7 +178,7 @@ class _Run:
         messages = self.conversation.messages(image_part(encoded))
         t0 = time.monotonic()
         call = asyncio.ensure_future(self.model.chat(messages))
-        interrupt = asyncio.ensure_future(self.control.wait_interrupt())
+        interrupt = asyncio.ensure_future(self.steering.wait_interrupt())
         try:
             done, _ = await asyncio.wait(
                 {call, interrupt}, timeout=max(0.0, self.remaining()), return_when=asyncio.FIRST_COMPLETED
@@ -193,9 +193,9 @@ class _Run:
         if call in done:
             return call.result()  # raises ModelError after the client's own retries
         self.conversation.turns.pop()  # the question is asked again after a pause
-        if self.control.cancelled:
-            return self.result(RunStatus.CANCELLED, self.control.cancel_reason or "cancelled")
-        if self.control.paused:
+        if self.steering.cancelled:
+            return self.result(RunStatus.CANCELLED, self.steering.cancel_reason or "cancelled")
+        if self.steering.paused:
             return None
         return self.result(RunStatus.TIMED_OUT, f"no result within {self.config.budget_s:g} s")
 
@@ -260,7 +260,7 @@ class _Run:
         timings.act_s = time.monotonic() - t0
         if outcome.note:
             self.pending_notes.append(outcome.note)
-        if not (outcome.finished or outcome.stop) and _changes_screen(action):
+        if not (outcome.finished or outcome.stop) and action.changes_screen:
             t0 = time.monotonic()
             launch = isinstance(action, a.Launch)
             settled = await self.device.wait_for_settle(
@@ -270,17 +270,13 @@ class _Run:
             )
             self.next_frame = settled.image
             timings.settle_s = time.monotonic() - t0
-        note = outcome.message if isinstance(action, (a.Note, a.CallApi)) else outcome.note
+        note = outcome.step_note if outcome.step_note is not None else outcome.note
         await self.hooks.on_step(record(parsed.thinking, parsed.action_text, action, "ok", note))
         if outcome.finished:
             return self.result(RunStatus.SUCCEEDED, outcome.message)
         if outcome.stop is not None:
             return self.result(RunStatus.FAILED, outcome.message, outcome.stop)
         return None
-
-
-def _changes_screen(action: a.Action) -> bool:
-    return not isinstance(action, (a.Finish, a.Note, a.CallApi, a.Interact))
 
 
 async def run_agent(
@@ -290,13 +286,13 @@ async def run_agent(
     *,
     config: AgentConfig | None = None,
     hooks: AgentHooks | None = None,
-    control: AgentSteering | None = None,
+    steering: AgentSteering | None = None,
     apps: AppCatalog | None = None,
     today: dt.date | None = None,
 ) -> AgentResult:
     """Run ``task`` on ``device`` until finish, failure, cancel or a budget runs out."""
     run = _Run(
-        task, device, model, config or AgentConfig(), hooks or AgentHooks(), control or AgentSteering(),
+        task, device, model, config or AgentConfig(), hooks or AgentHooks(), steering or AgentSteering(),
         apps or AppCatalog(), today or dt.date.today(),
     )  # fmt: skip
     return await run.run()

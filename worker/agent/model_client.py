@@ -10,8 +10,9 @@
 - Caps in-flight requests per endpoint with ``model_limits`` (across processes when given Redis).
 - Cancelling the task awaiting ``chat()`` closes the HTTP stream at once and frees the slot.
 
-Errors (``worker.errors``): ``ModelUnavailable`` / ``ModelTimeout`` when retries run out (the last
-failure decides which), ``ModelReplyError`` for answers that retrying cannot fix.
+Errors (``worker.agent.errors``): ``ModelUnavailable`` / ``ModelTimeout`` when retries run out
+(the last failure decides which), ``ModelReplyError`` for answers that retrying cannot fix. What
+the client is told (``ModelEndpoint``, ``ModelClientConfig``) lives in ``model_config.py``.
 """
 
 from __future__ import annotations
@@ -22,86 +23,29 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 import redis.asyncio as aioredis
 from PIL import Image
 
+from worker.agent.errors import ModelReplyError, ModelTimeout, ModelUnavailable
 from worker.agent.images import (
     EncodedImage,
-    ImageFormat,
     encode_screenshot,
     encode_screenshot_async,
     image_part,
 )
+from worker.agent.model_config import ModelClientConfig, ModelEndpoint
 from worker.agent.model_limits import LocalSlots, RedisSlots, SlotLimiter
 from worker.agent.model_reply import AttemptFailed, ChatReply, retry_after, server_message
-from worker.errors import ModelReplyError, ModelTimeout, ModelUnavailable
 
 logger = logging.getLogger(__name__)
 
 # After [DONE], how long to read on for the end of the response so the connection can be reused
 # (a new TLS handshake per agent step costs more than this wait on a well-behaved server: none).
 _DRAIN_S = 0.5
-
-
-@dataclass(frozen=True)
-class ModelEndpoint:
-    """One OpenAI-compatible server and model; ``base_url`` ends in ``/v1`` (``…/chat/completions`` is added)."""
-
-    base_url: str
-    model: str
-    api_key: str | None = field(default=None, repr=False)
-    max_in_flight: int = 8
-
-    @property
-    def name(self) -> str:
-        """The identity a slot cap is keyed on: one cap per server and model."""
-        return f"{self.base_url.rstrip('/')}|{self.model}"
-
-    @property
-    def chat_url(self) -> str:
-        return f"{self.base_url.rstrip('/')}/chat/completions"
-
-
-@dataclass
-class ModelClientConfig:
-    """Everything the client needs, passed in by the entry point (seconds for every ``_s``)."""
-
-    endpoints: list[ModelEndpoint]
-    request_timeout_s: float = 120.0  # one attempt, request sent → last byte
-    connect_timeout_s: float = 5.0
-    first_token_timeout_s: float = 60.0  # streaming only: request sent → first token
-    max_retries: int = 3  # attempts = 1 + max_retries, spread over the endpoints
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 8.0
-    retry_after_max_s: float = 30.0  # a longer Retry-After takes that endpoint out of this call
-    breaker_cooldown_s: float = 30.0
-    slot_wait_timeout_s: float = 300.0  # longest wait for an in-flight slot → ModelTimeout
-    slot_lease_ttl_s: float = 30.0  # how long a dead process's slot stays taken (Redis only)
-    redis_key_prefix: str = "phonefleet:"
-    temperature: float = 0.0
-    max_tokens: int = 3000
-    top_p: float = 0.85
-    frequency_penalty: float = 0.2
-    stream: bool = True
-    image_max_pixels: int = 1_000_000
-    image_format: ImageFormat = "jpeg"
-    jpeg_quality: int = 80
-    extra_body: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.endpoints:
-            raise ValueError("ModelClientConfig needs at least one endpoint")
-        if self.max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
-        if self.image_format not in ("jpeg", "png"):
-            raise ValueError(f"image_format must be 'jpeg' or 'png', not {self.image_format!r}")
-        for ep in self.endpoints:
-            if ep.max_in_flight < 1:
-                raise ValueError(f"max_in_flight must be >= 1 for {ep.base_url}")
 
 
 @dataclass(frozen=True)

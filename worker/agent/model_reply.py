@@ -9,7 +9,7 @@ import time
 from typing import Any, Literal
 
 from worker.agent.conversation import estimate_tokens
-from worker.errors import ModelReplyError
+from worker.agent.errors import ModelReplyError
 
 
 class AttemptFailed(Exception):

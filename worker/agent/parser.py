@@ -1,9 +1,10 @@
 """Reads a model reply: splits the thinking from the action and parses the action call, without eval.
 
-Served models wrap the same call in different ways (``/work/shared/model-output-forms.md``):
-``<think>…</think><answer>CALL</answer>``, plain thinking then CALL on its own line, ``<answer>CALL``
-with no thinking, ``<|begin_of_box|>CALL<|end_of_box|>``, CALL followed by a stray ``</answer>``,
-backticks or a code fence. CALL is ``do(action="Name", key=value, …)`` or ``finish(message="…")``.
+Served models wrap the same call in different ways: ``<think>…</think><answer>CALL</answer>``,
+plain thinking then CALL on its own line, ``<answer>CALL`` with no thinking,
+``<|begin_of_box|>CALL<|end_of_box|>``, CALL followed by a stray ``</answer>``, backticks or a
+code fence. CALL is ``do(action="Name", key=value, …)`` or ``finish(message="…")``, read by
+``call_reader.py``.
 
 The action is the last thing in a reply, so candidates are tried from the last one back and the
 first that parses and reaches the end of the reply (ignoring closing tags and fences) wins. A reply
@@ -13,26 +14,21 @@ without any call is an ``ActionParseError``, never a finish.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from worker.agent.actions import ACTIONS, FINISH, Action, ActionModel, Finish
-from worker.errors import ActionError, ActionParseError, ActionRejected, UnknownAction
+from worker.agent.actions import ACTIONS, FINISH, GRID_SIZE, Action, ActionModel, Finish
+from worker.agent.call_reader import Call, CallReader, CallSyntaxError, unescape
+from worker.agent.errors import ActionError, ActionParseError, ActionRejected, UnknownAction
 
 # A call starts at a bare `do(` or `finish(`; `undo(` or `my_finish(` are words, not calls.
 _CALL_START = re.compile(r"(?<![A-Za-z0-9_])(do|finish)\s*\(")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
 _SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z0-9_]+\|>")
 _TAG = re.compile(r"</?(?:think|answer)>")
 _FENCE_OPENER = re.compile(r"(?:```[A-Za-z0-9_+-]*|`)\s*\Z")
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0"}
-_KEYWORDS: dict[str, Any] = {"None": None, "True": True, "False": False, "null": None}
 # Replies are bounded by the model's max_tokens; this only keeps hostile text from costing O(n²).
 _MAX_CANDIDATES = 32
-_MAX_NUMBER_CHARS = 40
 _NO_ACTION_FEEDBACK = (
     "Your reply held no action I could run. Think inside <think>…</think>, then give exactly one "
     'action inside <answer>…</answer>, for example do(action="Back") or finish(message="…").'
@@ -47,173 +43,6 @@ class ParsedReply(BaseModel):
     thinking: str
     action: Action
     action_text: str
-
-
-class _Syntax(Exception):
-    """The call text breaks the grammar at ``pos``."""
-
-    def __init__(self, reason: str, pos: int) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.pos = pos
-
-
-@dataclass
-class _StringStart:
-    """Where a keyword's string value opened, to retry it greedily when inner quotes were unescaped."""
-
-    key: str
-    quote: str
-    pos: int
-    kwargs_before: dict[str, Any]
-
-
-@dataclass
-class _Call:
-    func: str
-    start: int
-    end: int = 0
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    strings: list[_StringStart] = field(default_factory=list)
-
-
-class _CallReader:
-    """A small recursive-free reader for one call: keyword args of strings, numbers and flat lists."""
-
-    def __init__(self, text: str, start: int) -> None:
-        self.text = text
-        self.pos = start
-        self.call = _Call(func="", start=start)
-
-    def read(self) -> _Call:
-        call = self.call
-        call.func = self._ident()
-        self._expect("(")
-        while True:
-            self._ws()
-            if self._peek() == ")":
-                break
-            key = self._ident("an argument name (arguments are written name=value)")
-            self._expect("=")
-            self._ws()
-            if self._peek() in ("'", '"'):
-                call.strings.append(_StringStart(key, self._peek(), self.pos, dict(call.kwargs)))
-            value = self._value()
-            if key in call.kwargs:
-                raise _Syntax(f"argument {key!r} is given twice", self.pos)
-            call.kwargs[key] = value
-            self._ws()
-            if self._peek() == ",":
-                self.pos += 1
-            elif self._peek() != ")":
-                raise _Syntax("expected ',' or ')' after an argument", self.pos)
-        self.pos += 1
-        call.end = self.pos
-        return call
-
-    def _peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
-
-    def _ws(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos].isspace():
-            self.pos += 1
-
-    def _expect(self, char: str) -> None:
-        self._ws()
-        if self._peek() != char:
-            raise _Syntax(f"expected {char!r}", self.pos)
-        self.pos += 1
-
-    def _ident(self, what: str = "a name") -> str:
-        self._ws()
-        match = _IDENT.match(self.text, self.pos)
-        if match is None:
-            raise _Syntax(f"expected {what}", self.pos)
-        self.pos = match.end()
-        return match.group()
-
-    def _value(self) -> Any:
-        char = self._peek()
-        if char in ("[", "("):
-            return self._list("]" if char == "[" else ")")
-        return self._scalar()
-
-    def _scalar(self) -> Any:
-        self._ws()
-        char = self._peek()
-        if char in ("'", '"'):
-            return self._string(char)
-        number = _NUMBER.match(self.text, self.pos)
-        if number is not None:
-            literal = number.group()
-            if len(literal) > _MAX_NUMBER_CHARS:
-                raise _Syntax("number too long", self.pos)
-            self.pos = number.end()
-            return float(literal) if "." in literal else int(literal)
-        word = _IDENT.match(self.text, self.pos)
-        if word is not None and word.group() in _KEYWORDS:
-            self.pos = word.end()
-            return _KEYWORDS[word.group()]
-        raise _Syntax("expected a value: a quoted string, a number or a list like [x,y]", self.pos)
-
-    def _list(self, close: str) -> list[Any]:
-        self.pos += 1
-        items: list[Any] = []
-        while True:
-            self._ws()
-            if self._peek() == close:
-                self.pos += 1
-                return items
-            items.append(self._scalar())
-            self._ws()
-            if self._peek() == ",":
-                self.pos += 1
-            elif self._peek() != close:
-                raise _Syntax(f"expected ',' or {close!r} in a list", self.pos)
-
-    def _string(self, quote: str) -> str:
-        text, i, out = self.text, self.pos + 1, []
-        while i < len(text):
-            char = text[i]
-            if char == "\\" and i + 1 < len(text):
-                decoded, i = _escape(text, i)
-                out.append(decoded)
-                continue
-            if char == quote:
-                # A quote closes the string only where the grammar can go on (`,` `)` `]`); any other
-                # quote is one the model forgot to escape, as in finish(message="He said "hi"").
-                j = i + 1
-                while j < len(text) and text[j].isspace():
-                    j += 1
-                if j == len(text) or text[j] in ",)]":
-                    self.pos = i + 1
-                    return "".join(out)
-            out.append(char)
-            i += 1
-        raise _Syntax("a string is never closed", self.pos)
-
-
-def _escape(text: str, i: int) -> tuple[str, int]:
-    """Decode the backslash escape at ``text[i]``; returns the characters and the index after it."""
-    nxt = text[i + 1]
-    if nxt in _ESCAPES:
-        return _ESCAPES[nxt], i + 2
-    if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", text[i + 2 : i + 6]):
-        return chr(int(text[i + 2 : i + 6], 16)), i + 6
-    # Unknown escapes keep their backslash, as Python does ("C:\data" stays as written).
-    return "\\" + nxt, i + 2
-
-
-def _unescape(body: str) -> str:
-    out, i = [], 0
-    while i < len(body):
-        if body[i] == "\\" and i + 1 < len(body):
-            decoded, i = _escape(body, i)
-            out.append(decoded)
-        else:
-            out.append(body[i])
-            i += 1
-    return "".join(out)
 
 
 def _junk_tail_start(text: str) -> int:
@@ -233,7 +62,7 @@ def _junk_tail_start(text: str) -> int:
             return end
 
 
-def _greedy_calls(call: _Call, text: str, tail: int) -> list[_Call]:
+def _greedy_calls(call: Call, text: str, tail: int) -> list[Call]:
     """Variants of ``call`` whose last string runs to the final quote-and-paren of the reply."""
     closing = text[:tail].rstrip()
     if not closing.endswith(")"):
@@ -245,8 +74,8 @@ def _greedy_calls(call: _Call, text: str, tail: int) -> list[_Call]:
             continue  # an action name never holds quotes
         quote_at = len(close_quote) - 1
         if close_quote.endswith(start.quote) and quote_at > start.pos:
-            kwargs = {**start.kwargs_before, start.key: _unescape(text[start.pos + 1 : quote_at])}
-            variants.append(_Call(call.func, call.start, tail, kwargs))
+            kwargs = {**start.kwargs_before, start.key: unescape(text[start.pos + 1 : quote_at])}
+            variants.append(Call(call.func, call.start, tail, kwargs))
     return variants
 
 
@@ -258,7 +87,7 @@ def _canonical_name(written: str) -> str | None:
     return _NAME_KEYS.get(re.sub(r"[\s_-]", "", written).lower())
 
 
-def _build(call: _Call, raw: str) -> ActionModel:
+def _build(call: Call, raw: str) -> ActionModel:
     """Turn a parsed call into its action model, or raise the ActionError the model should hear."""
     args = dict(call.kwargs)
     if call.func == "finish":
@@ -304,9 +133,9 @@ def _describe(err: Any) -> str:
     if kind == "extra_forbidden":
         return f"it takes no argument {arg}="
     if kind in ("less_than_equal", "greater_than_equal") and len(loc) > 1:
-        return f"{arg}= is off the screen (got {err.get('input')!r}; coordinates are integers 0–999)"
+        return f"{arg}= is off the screen (got {err.get('input')!r}; coordinates are integers 0–{GRID_SIZE - 1})"
     if arg in ("element", "start", "end"):
-        return f"{arg}= must be a point [x,y] of two integers 0–999"
+        return f"{arg}= must be a point [x,y] of two integers 0–{GRID_SIZE - 1}"
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     return f"{arg}=: {msg}"
 
@@ -327,15 +156,15 @@ def parse_reply(text: str) -> ParsedReply:
     answer_at = text.rfind("<answer>")
     region = answer_at + len("<answer>") if answer_at >= 0 else 0
     starts = [m.start() for m in _CALL_START.finditer(text, 0, tail)][-_MAX_CANDIDATES:]
-    fallback: tuple[_Call, ActionModel] | None = None
+    fallback: tuple[Call, ActionModel] | None = None
     first_error: ActionError | None = None
     for start in reversed(starts):
         latest = start == starts[-1]
-        reader = _CallReader(text, start)
+        reader = CallReader(text, start)
         errors: list[ActionError] = []
         try:
-            call: _Call | None = reader.read()
-        except _Syntax as exc:
+            call: Call | None = reader.read()
+        except CallSyntaxError as exc:
             call = None
             errors.append(_syntax_error(text, reader.call, exc))
         if call is not None and call.end == tail:
@@ -367,13 +196,13 @@ def parse_reply(text: str) -> ParsedReply:
     raise ActionParseError("no action in the model's reply", raw=text, agent_feedback=_NO_ACTION_FEEDBACK)
 
 
-def _reply(text: str, call: _Call, action: ActionModel) -> ParsedReply:
+def _reply(text: str, call: Call, action: ActionModel) -> ParsedReply:
     return ParsedReply(
         thinking=_thinking(text[: call.start]), action=action, action_text=text[call.start : call.end]
     )
 
 
-def _syntax_error(text: str, call: _Call, exc: _Syntax) -> ActionParseError:
+def _syntax_error(text: str, call: Call, exc: CallSyntaxError) -> ActionParseError:
     snippet = text[call.start : min(len(text), exc.pos + 20, call.start + 200)]
     return ActionParseError(
         f"unreadable action call at {exc.pos}: {exc.reason}",

@@ -1,77 +1,25 @@
 """System prompts and per-step user messages for AutoGLM-style phone models, in Chinese and English.
 
 The text is data: module-level templates filled by small functions. The action list is generated
-from ``ACTIONS`` (one usage line each, from the action model) and every language must describe every
-action, checked at import, so the prompt and the parser cannot drift apart. The date is passed in by
-the caller per task, never read from the clock here.
+from ``ACTIONS``: each action model carries its usage line and its ``Purpose`` in every language
+(a dataclass field per language, so none can be left out), so the prompt and the parser cannot
+drift apart. The date is passed in by the caller per task, never read from the clock here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
-from worker.agent.actions import ACTIONS, Tap
+from worker.agent.actions import ACTIONS, Purpose
 
 LANGUAGES = ("zh", "en")
+assert set(LANGUAGES) == {f.name for f in dataclasses.fields(Purpose)}, "a prompt language without purposes"
 
 _WEEKDAYS = {
     "zh": ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日"),
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-}
-
-# A sensitive tap is the same Tap with one more argument; the prompt shows it as its own line.
-_SENSITIVE_TAP = 'do(action="Tap", element=[x,y], message="…")'
-
-_DESCRIPTIONS: dict[str, dict[str, str]] = {
-    "zh": {
-        "Launch": "直接打开名为 xxx 的应用，比回到桌面找图标更快。",
-        "Tap": "点击屏幕上的一个点：按按钮、选条目、打开图标等。x、y 是 0 到 999 的整数，"
-        "左上角为 (0,0)，右下角为 (999,999)。",
-        _SENSITIVE_TAP: "点击会付款、转账、下单、发送、删除或涉及隐私的按钮时使用：message 写明这一步要做什么，"
-        "系统会先请用户确认再点击。",
-        "Type": "在已获得焦点的输入框中输入文字，使用前先点中输入框。框内原有的文字会先被自动清空，"
-        "无需手动删除。屏幕上不一定会出现键盘，输入框高亮即可输入。",
-        "Type_Name": "输入人名，用法与 Type 相同。",
-        "Swipe": "从 start 滑动到 end：滚动列表、翻页、拉下通知栏等。坐标规则与 Tap 相同。",
-        "Long Press": "在一个点上长按：唤出菜单、选中文字等。",
-        "Double Tap": "在一个点上快速点两下：放大、选中等。",
-        "Back": "返回上一页或关掉弹窗，等同于安卓的返回键。",
-        "Home": "回到系统桌面。",
-        "Wait": "页面还在加载时等待 x 秒。",
-        "Take_over": "登录、验证码、人脸或短信验证等必须由用户本人完成的步骤，交给用户处理；"
-        "message 写清需要用户做什么。",
-        "Interact": "有几个选项都符合要求、无法替用户决定时，询问用户选哪一个；可加 message 写出问题。",
-        "Note": "记下当前页面上的内容，留作之后汇总。",
-        "Call_API": "按 instruction 的要求总结或评论当前页面或已记下的内容。",
-        "finish": "任务已完成，或确实无法完成时结束任务；message 写明结果或原因。",
-    },
-    "en": {
-        "Launch": "Open the app named xxx directly; faster than looking for its icon on the home screen.",
-        "Tap": "Tap one point of the screen: press a button, pick an item, open an icon. x and y are "
-        "integers from 0 to 999, with (0,0) at the top-left and (999,999) at the bottom-right.",
-        _SENSITIVE_TAP: "Use this form for a button that pays, transfers money, places an order, sends, "
-        "deletes or shares private data: message says what the tap will do, and the user confirms first.",
-        "Type": "Enter text into the focused input field; tap the field first. Whatever the field holds "
-        "is cleared before typing, so never delete it by hand. A keyboard may not show on screen; a "
-        "highlighted field is enough.",
-        "Type_Name": "Enter a person's name; works like Type.",
-        "Swipe": "Drag from start to end: scroll a list, turn a page, pull down the notification shade. "
-        "Points as for Tap.",
-        "Long Press": "Press and hold one point: open a context menu, select text.",
-        "Double Tap": "Tap one point twice quickly: zoom, select.",
-        "Back": "Go to the previous screen or close a dialog, like Android's back key.",
-        "Home": "Go to the home screen.",
-        "Wait": "Wait x seconds for a page that is still loading.",
-        "Take_over": "Hand the phone to the user for a step only they can do: logging in, a captcha, a "
-        "face or SMS check. message tells them what to do.",
-        "Interact": "Several options fit and you cannot choose for the user: ask which one; message may "
-        "hold the question.",
-        "Note": "Remember what the current screen shows, for a summary later.",
-        "Call_API": "Summarise or comment on the current screen or on what you noted, as instruction says.",
-        "finish": "End the task when it is done, or when it truly cannot be done; message gives the "
-        "result or the reason.",
-    },
 }
 
 _RULES = {
@@ -154,24 +102,11 @@ Rules:
 }
 
 
-def _check_descriptions() -> None:
-    # Prompt and grammar come from one table; a new action without a description fails at import.
-    expected = set(ACTIONS) | {_SENSITIVE_TAP}
-    for lang in LANGUAGES:
-        if set(_DESCRIPTIONS[lang]) != expected:
-            missing = expected ^ set(_DESCRIPTIONS[lang])
-            raise RuntimeError(f"prompt descriptions ({lang}) do not match ACTIONS: {sorted(missing)}")
-
-
-_check_descriptions()
-
-
 def _action_lines(lang: str) -> str:
     lines = []
-    for name, cls in ACTIONS.items():
-        lines.append(f"- {cls.usage}\n    {_DESCRIPTIONS[lang][name]}")
-        if cls is Tap:
-            lines.append(f"- {_SENSITIVE_TAP}\n    {_DESCRIPTIONS[lang][_SENSITIVE_TAP]}")
+    for cls in ACTIONS.values():
+        for usage, purpose in ((cls.usage, cls.purpose), *cls.forms):
+            lines.append(f"- {usage}\n    {getattr(purpose, lang)}")
     return "\n".join(lines)
 
 

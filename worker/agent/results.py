@@ -1,4 +1,4 @@
-"""What a run produces: one record per step and the run's result."""
+"""What a run produces: what each action led to, one record per step, and the run's result."""
 
 from __future__ import annotations
 
@@ -27,6 +27,17 @@ class FailReason(enum.StrEnum):
 
 
 @dataclass
+class Outcome:
+    """What an action led to: carry on, finish, or stop the run."""
+
+    finished: bool = False
+    stop: FailReason | None = None
+    message: str = ""
+    note: str | None = None  # text for the next model turn (a person's note or answer, feedback)
+    step_note: str | None = None  # for the step's record only (what Note and Call_API say)
+
+
+@dataclass
 class StepTimings:
     capture_s: float = 0.0
     model_s: float = 0.0
@@ -34,10 +45,6 @@ class StepTimings:
     settle_s: float = 0.0
     time_to_first_token_s: float | None = None
     image_bytes: int = 0  # the screenshot as sent to the model
-
-    def overhead_s(self) -> float:
-        """Everything but the model's time."""
-        return self.capture_s + self.act_s + self.settle_s
 
 
 @dataclass

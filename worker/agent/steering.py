@@ -1,4 +1,4 @@
-"""How the outside world steers a running agent: hooks it awaits, and a control it obeys.
+"""How the outside world steers a running agent: hooks it awaits, and an ``AgentSteering`` it obeys.
 
 Nothing here blocks a thread: confirmation, takeover and questions are awaited coroutines that
 resolve when a person (dashboard, API, terminal) answers, and cancel/pause are events the loop

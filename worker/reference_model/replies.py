@@ -2,8 +2,8 @@
 
 A reply is ``<think>reasoning</think><answer>ACTION`` with no closing ``</answer>``: clients built
 on the upstream AutoGLM code split at the first ``do(action=`` and read the rest as the call, so
-the action must be the last thing (``/work/shared/model-output-forms.md``). Our own parser accepts
-either form. For the same reason the reasoning never contains ``do(action=`` or ``finish(message=``.
+the action must be the last thing (a trailing ``</answer>`` would be read as part of it). Our own
+parser accepts either form. For the same reason the reasoning never contains ``do(action=`` or ``finish(message=``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worker.agent.actions import GRID_MAX
+from worker.agent.actions import GRID_SIZE
 from worker.reference_model.ocr import TextBox, normalise
 
 Phrase = str | re.Pattern[str]
@@ -77,15 +77,15 @@ class Screen:
 
     # ---- coordinates
     def to_grid(self, x: float, y: float) -> tuple[int, int]:
-        """A pixel of this screenshot on the model's 0–999 grid."""
-        gx = int(x * (GRID_MAX + 1) / self.width)
-        gy = int(y * (GRID_MAX + 1) / self.height)
-        return min(GRID_MAX, max(0, gx)), min(GRID_MAX, max(0, gy))
+        """A pixel of this screenshot on the model's grid (0..GRID_SIZE-1)."""
+        gx = int(x * GRID_SIZE / self.width)
+        gy = int(y * GRID_SIZE / self.height)
+        return min(GRID_SIZE - 1, max(0, gx)), min(GRID_SIZE - 1, max(0, gy))
 
     def from_grid(self, point: Iterable[int]) -> tuple[float, float]:
         """A grid point back in this screenshot's pixels (the centre of its grid cell)."""
         gx, gy = point
-        return (gx + 0.5) * self.width / (GRID_MAX + 1), (gy + 0.5) * self.height / (GRID_MAX + 1)
+        return (gx + 0.5) * self.width / GRID_SIZE, (gy + 0.5) * self.height / GRID_SIZE
 
     # ---- pixels
     def is_black(self) -> bool:

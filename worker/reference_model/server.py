@@ -23,8 +23,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from worker.agent.errors import ActionError
 from worker.agent.parser import parse_reply
-from worker.errors import ActionError
 from worker.reference_model.chat import (
     ChatRequest,
     ChatView,

@@ -3,15 +3,15 @@
 ``perform_run(task_id, deps)`` is the domain function the Celery task calls (once per delivery,
 inside ``asyncio.run``). The database is the truth and the message only a hint, so:
 
-1. **claim** the task in one conditional UPDATE (``session_db.TaskRows.claim``); a delivery for a
+1. **claim** the task in one conditional UPDATE (``rows.TaskRows.claim``); a delivery for a
    task that is claimed by a live worker, cancelled or finished does nothing;
 2. **lease** a phone matching ``device_profile`` — an object, or a named profile resolved through
    this worker's ``pool.profiles`` (a name it does not know → ``failed``/``unknown_profile``) —
    (``LeaseStore.wait_acquire``, at most ``max_lease_wait_s`` and never past the budget) →
    ``failed``/``no_device`` when none comes free;
-3. **run**: status ``running`` (device_id, started_at), then ``run_agent`` with hooks that record
+3. **run**: status ``running`` (device_id, started_at), then the agent (``phone_agent``) with hooks that record
    every step and state in the database, and a watcher that heartbeats the task and the lease and
-   turns a cancel request into ``AgentSteering.cancel`` (``session_hooks``);
+   turns a cancel request into ``AgentSteering.cancel`` (``hooks.py``);
 4. **finish**: the status from the ``AgentResult``, ``result`` merged into the row's (timings,
    usage, steps), a ``task.status`` event; the lease is **always** released (→ ``resetting``: the
    pool manager resets the phone). A crashed worker releases nothing: its lease expires and the
@@ -68,7 +68,7 @@ UNKNOWN_PROFILE = "unknown_profile"
 
 @dataclass(frozen=True)
 class RunDeps:
-    """What a session is built from: the settings and this worker's plain values (no open resources)."""
+    """What a run is built from: the settings and this worker's plain values (no open resources)."""
 
     settings: Settings
     worker_id: str  # this worker process, e.g. host:pid
@@ -98,23 +98,23 @@ async def perform_run(task_id: uuid.UUID, deps: RunDeps) -> TaskStatus | None:
     it to the stale-heartbeat re-claim.
     """
     settings = deps.settings
-    # One id per session: the fence on the task row and the lease holder.
-    session_id = f"{deps.worker_id}/{secrets.token_hex(3)}"
+    # One id per run: the fence on the task row and the lease holder.
+    holder_id = f"{deps.worker_id}/{secrets.token_hex(3)}"
     async with AsyncExitStack() as stack:
-        # An engine per session: asyncpg connections belong to the event loop that opened them.
+        # An engine per run: asyncpg connections belong to the event loop that opened them.
         engine = make_engine(settings.database_url)
         stack.push_async_callback(engine.dispose)
         # Wake-ups for the API's event readers (WebSocket, webhooks) once a write commits; a hint only.
         notifier = EventSignal(settings.redis_url)
         stack.push_async_callback(notifier.close)
-        rows = TaskRows(Database(make_sessionmaker(engine)), task_id, session_id, notifier=notifier)
+        rows = TaskRows(Database(make_sessionmaker(engine)), task_id, holder_id, notifier=notifier)
         claim = await rows.claim(stale_s=settings.pool.lease_ttl_s, max_attempts=deps.max_attempts)
         if claim is None:
             return None
         try:
             return await _run_claimed(claim, rows, deps, stack, engine)
         except Exception as exc:
-            logger.exception("session failed")
+            logger.exception("run failed")
             with contextlib.suppress(Exception):
                 await rows.finish(
                     TaskStatus.FAILED, reason="worker_error", message=f"worker error: {type(exc).__name__}",
@@ -137,8 +137,8 @@ async def _run_claimed(
     signal = signal_for(settings.redis_url)
     store = LeaseStore.for_engine(engine, signal=signal)
     stack.push_async_callback(store.close)
-    control = AgentSteering()
-    watcher = Watcher(rows, control, interval_s=deps.watch_interval_s, heartbeat_s=settings.pool.heartbeat_s)
+    steering = AgentSteering()
+    watcher = Watcher(rows, steering, interval_s=deps.watch_interval_s, heartbeat_s=settings.pool.heartbeat_s)
     watcher.start()
     stack.push_async_callback(watcher.stop)
 
@@ -149,7 +149,7 @@ async def _run_claimed(
                 holder=rows.worker_id, tenant_id=claim.tenant_id, task_id=claim.task_id,
                 profile=match, ttl_s=settings.pool.lease_ttl_s, timeout_s=wait_s,
             ),
-            control,
+            steering,
         )  # fmt: skip
     except NoDeviceAvailable as exc:
         await watcher.stop()
@@ -157,24 +157,24 @@ async def _run_claimed(
         return TaskStatus.FAILED
     if grant is None:  # cancelled (or re-claimed) while waiting for a phone
         await watcher.stop()
-        return await _finish(rows, _interrupted(control), None, claim, None)
+        return await _finish(rows, _interrupted(steering), None, claim, None)
 
     with bind(device_id=grant.device_id, lease_id=grant.lease_id):
         release_reason = "released"
         try:
             watcher.watch_lease(store, grant, settings.pool.lease_ttl_s)
             if not await rows.set_status(TaskStatus.RUNNING, device_id=grant.device_id, started_at=utcnow()):
-                control.cancel(CLAIM_LOST)
+                steering.cancel(CLAIM_LOST)
                 return None
-            result = await _drive(claim, grant, rows, control, deps, deadline)
+            result = await _drive(claim, grant, rows, steering, deps, deadline)
             await watcher.stop()
-            outcome = _outcome(result, control)
-            if control.cancel_reason == LEASE_LOST:
+            outcome = _outcome(result, steering)
+            if steering.cancel_reason == LEASE_LOST:
                 release_reason = LEASE_LOST
             return await _finish(rows, outcome, result, claim, grant)
         finally:
             await watcher.stop()
-            # Shielded: a session torn down mid-release must still hand the phone back.
+            # Shielded: a run torn down mid-release must still hand the phone back.
             released = await asyncio.shield(store.release(grant.lease_id, grant.holder, release_reason))
             logger.info(
                 "lease released" if released else "lease already ended", extra={"reason": release_reason}
@@ -185,50 +185,43 @@ async def _drive(
     claim: Claim,
     grant: LeaseGrant,
     rows: TaskRows,
-    control: AgentSteering,
+    steering: AgentSteering,
     deps: RunDeps,
     deadline: float,
 ) -> AgentResult:
     """Connect the phone and the model, and run the agent until it ends."""
-    import redis.asyncio as aioredis
-
-    from device_pool.driver import AdbDevice, AdbServerClient
-    from worker.agent.loop import AgentConfig, run_agent
-    from worker.agent.model_client import ModelClient, ModelClientConfig, ModelEndpoint
+    from worker.agent.loop import AgentConfig
+    from worker.agent.model_client import ModelClientConfig, ModelEndpoint
+    from worker.agent.phone_agent import phone_agent
 
     settings = deps.settings
     hooks = TaskHooks(
-        rows, control, data_dir=settings.data_dir, deadline=deadline, poll_s=deps.answer_poll_s,
+        rows, steering, data_dir=settings.data_dir, deadline=deadline, poll_s=deps.answer_poll_s,
         first_step=claim.first_step,
     )  # fmt: skip
     config = AgentConfig(
         max_steps=claim.max_steps, budget_s=max(0.0, deadline - time.monotonic()), lang=settings.model.lang
     )
-    try:
-        server = AdbServerClient(deps.adb_host, deps.adb_port)
-        await server.start()
-        device = AdbDevice(grant.serial, server=server)
-        if ":" in grant.serial:  # a TCP phone: the adb server must be connected to it
-            await device.connect()
-    except DeviceError as exc:
-        logger.warning("phone unreachable", extra={"error": exc.message})
-        return AgentResult(RunStatus.FAILED, f"phone unreachable: {exc.message}", FailReason.DEVICE_ERROR)
     endpoint = ModelEndpoint(
         base_url=settings.model.base_url,
         model=claim.model or settings.model.name,
         api_key=settings.model.api_key.get_secret_value() or None,
         max_in_flight=settings.model.max_in_flight,
     )
-    # Redis makes the in-flight cap hold across every worker process sharing the model server.
-    redis = aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
-    try:
-        async with ModelClient(ModelClientConfig(endpoints=[endpoint]), redis=redis) as model:
-            return await run_agent(
-                claim.instruction, device, model, config=config, hooks=hooks, control=control
-            )
-    finally:
-        if redis is not None:
-            await redis.aclose()
+    async with AsyncExitStack() as stack:
+        try:
+            agent = await stack.enter_async_context(
+                phone_agent(
+                    grant.serial, ModelClientConfig(endpoints=[endpoint]),
+                    adb_host=deps.adb_host, adb_port=deps.adb_port,
+                    # Redis makes the in-flight cap hold across every worker sharing the model server.
+                    redis_url=settings.redis_url,
+                )
+            )  # fmt: skip
+        except DeviceError as exc:
+            logger.warning("phone unreachable", extra={"error": exc.message})
+            return AgentResult(RunStatus.FAILED, f"phone unreachable: {exc.message}", FailReason.DEVICE_ERROR)
+        return await agent.run(claim.instruction, config=config, hooks=hooks, steering=steering)
 
 
 @dataclass(frozen=True)
@@ -238,20 +231,20 @@ class _Outcome:
     message: str
 
 
-def _interrupted(control: AgentSteering) -> _Outcome:
+def _interrupted(steering: AgentSteering) -> _Outcome:
     """The end of a run stopped from outside: a lost lease fails it, a user's cancel cancels it."""
-    if control.cancel_reason == LEASE_LOST:
+    if steering.cancel_reason == LEASE_LOST:
         return _Outcome(TaskStatus.FAILED, LEASE_LOST, "the phone's lease was lost (heartbeats failed)")
-    if control.cancel_reason == CLAIM_LOST:
+    if steering.cancel_reason == CLAIM_LOST:
         return _Outcome(TaskStatus.CANCELLED, CLAIM_LOST, "another worker re-claimed the task")
-    return _Outcome(TaskStatus.CANCELLED, "cancelled", control.cancel_reason or "cancelled")
+    return _Outcome(TaskStatus.CANCELLED, "cancelled", steering.cancel_reason or "cancelled")
 
 
-def _outcome(result: AgentResult, control: AgentSteering) -> _Outcome:
+def _outcome(result: AgentResult, steering: AgentSteering) -> _Outcome:
     """The task's end status from the agent's result."""
-    if control.cancelled and result.status != RunStatus.SUCCEEDED:
+    if steering.cancelled and result.status != RunStatus.SUCCEEDED:
         # A cancel also ends waits for people, which the agent reports as denied/needs_user.
-        return _interrupted(control)
+        return _interrupted(steering)
     if result.status == RunStatus.SUCCEEDED:
         return _Outcome(TaskStatus.SUCCEEDED, None, result.message)
     if result.status == RunStatus.TIMED_OUT:
@@ -282,10 +275,10 @@ async def _finish(
     return outcome.status if written else None
 
 
-async def _unless_interrupted(work: Awaitable[T], control: AgentSteering) -> T | None:
-    """``work``'s result, or None if the control is cancelled first (``work`` is then cancelled)."""
+async def _unless_interrupted(work: Awaitable[T], steering: AgentSteering) -> T | None:
+    """``work``'s result, or None if the run is cancelled first (``work`` is then cancelled)."""
     job = asyncio.ensure_future(work)
-    stop = asyncio.ensure_future(control.wait_interrupt())
+    stop = asyncio.ensure_future(steering.wait_interrupt())
     try:
         done, _ = await asyncio.wait({job, stop}, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -66,7 +66,7 @@ class TaskHooks(AgentHooks):
     def __init__(
         self,
         rows: TaskRows,
-        control: AgentSteering,
+        steering: AgentSteering,
         *,
         data_dir: Path,
         deadline: float,
@@ -76,7 +76,7 @@ class TaskHooks(AgentHooks):
     ) -> None:
         self.rows = rows
         self.first_step = first_step  # the API index of this attempt's first step (Claim.first_step)
-        self.control = control
+        self.steering = steering
         self.data_dir = data_dir
         self.deadline = deadline  # time.monotonic() at which the task's budget runs out
         self.poll_s = poll_s
@@ -109,7 +109,7 @@ class TaskHooks(AgentHooks):
         status = _STATUS_OF.get(state)
         if status is not None and not await self.rows.set_status(status, detail=detail):
             # Someone else holds the task now; stop spending the phone on it.
-            self.control.cancel(CLAIM_LOST)
+            self.steering.cancel(CLAIM_LOST)
 
     async def request_confirmation(self, action: Action, message: str) -> bool:
         payload = {"message": message, "action": action.model_dump(mode="json")}
@@ -133,7 +133,7 @@ class TaskHooks(AgentHooks):
     async def _ask(self, request: str, payload: dict[str, Any], reply: str) -> dict[str, Any] | None:
         """Write the request event, then poll for the reply event; None on deadline or cancel."""
         after = await self.rows.add_event(request, payload)
-        while not self.control.cancelled:
+        while not self.steering.cancelled:
             events = await self.rows.events_after(after, (reply,))
             if events:
                 return dict(events[0].payload or {})
@@ -143,7 +143,7 @@ class TaskHooks(AgentHooks):
                 return None
             with contextlib.suppress(TimeoutError):
                 # A cancel ends the wait at once instead of at the next poll.
-                await asyncio.wait_for(self.control.wait_interrupt(), min(self.poll_s, remaining))
+                await asyncio.wait_for(self.steering.wait_interrupt(), min(self.poll_s, remaining))
         return None
 
 
@@ -157,13 +157,13 @@ class Watcher:
     def __init__(
         self,
         rows: TaskRows,
-        control: AgentSteering,
+        steering: AgentSteering,
         *,
         interval_s: float = 0.5,
         heartbeat_s: float = 15.0,
     ) -> None:
         self.rows = rows
-        self.control = control
+        self.steering = steering
         self.interval_s = interval_s
         self.heartbeat_s = heartbeat_s
         self.store: LeaseStore | None = None
@@ -185,12 +185,12 @@ class Watcher:
         events = await self.rows.events_after(self._seen_event, _USER_CONTROL_EVENTS)
         for event in events:
             self._seen_event = event.id
-            if event.type == "task.takeover" and not self.control.paused:
+            if event.type == "task.takeover" and not self.steering.paused:
                 logger.info("user took over; pausing the agent")
-                self.control.pause()
-            elif event.type == "task.handback" and self.control.paused:
+                self.steering.pause()
+            elif event.type == "task.handback" and self.steering.paused:
                 logger.info("user handed back; resuming the agent")
-                self.control.resume((event.payload or {}).get("note") or None)
+                self.steering.resume((event.payload or {}).get("note") or None)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -204,18 +204,18 @@ class Watcher:
         with contextlib.suppress(Exception):
             earlier = await self.rows.events_after(0, _USER_CONTROL_EVENTS)
             self._seen_event = earlier[-1].id if earlier else 0
-        while not self.control.cancelled:
+        while not self.steering.cancelled:
             await asyncio.sleep(self.interval_s)
             try:
                 row = await self.rows.read()
                 if row is None or row.worker_id != self.rows.worker_id:
                     logger.warning("task re-claimed by another worker; stopping")
-                    self.control.cancel(CLAIM_LOST)
+                    self.steering.cancel(CLAIM_LOST)
                     return
                 if CANCEL_REQUESTED in row.result:
                     self.cancel_requested = True
                     logger.info("cancel requested; stopping the run")
-                    self.control.cancel(CANCELLED_BY_USER)
+                    self.steering.cancel(CANCELLED_BY_USER)
                     return
                 await self._follow_user_control()
                 if time.monotonic() - last_beat >= self.heartbeat_s:
@@ -231,10 +231,10 @@ class Watcher:
     async def _beat(self) -> None:
         if not await self.rows.heartbeat():
             logger.warning("task heartbeat refused: no longer ours")
-            self.control.cancel(CLAIM_LOST)
+            self.steering.cancel(CLAIM_LOST)
             return
         if self.store is not None and self.grant is not None:
             held = await self.store.heartbeat(self.grant.lease_id, self.grant.holder, self.lease_ttl_s)
             if not held:
                 logger.warning("lease lost; stopping the run", extra={"device_id": str(self.grant.device_id)})
-                self.control.cancel(LEASE_LOST)
+                self.steering.cancel(LEASE_LOST)

@@ -156,12 +156,12 @@ def test_cancel_during_a_model_call_interrupts_it(fresh_device: AdbDevice) -> No
     # deadline was cut off mid-call, and the server saw the client hang up on its unanswered request.
     async def body():
         server = ModelServer(default=Hang(limit_s=300))
-        control = AgentSteering()
+        steering = AgentSteering()
         with serve(server):
             async with client(server.base_url, request_timeout_s=300, first_token_timeout_s=300) as model:
-                task = asyncio.ensure_future(run_agent("Wait forever", fresh_device, model, control=control))
+                task = asyncio.ensure_future(run_agent("Wait forever", fresh_device, model, steering=steering))
                 await until(lambda: server.requests, timeout=30, what="the model call is in flight")
-                control.cancel("user cancelled")
+                steering.cancel("user cancelled")
                 result = await asyncio.wait_for(task, 60)
                 await until(lambda: server.disconnects == 1, timeout=30, what="the server saw the hang-up")
                 return result, len(server.requests)
@@ -253,17 +253,17 @@ def test_take_over_hands_back_with_a_note_or_ends_as_needs_user(fresh_device: Ad
 def test_pause_mid_call_then_resume_with_a_note(fresh_device: AdbDevice) -> None:
     async def body():
         server = ModelServer(Hang(limit_s=30), Reply('finish(message="thanks")'))
-        control = AgentSteering()
+        steering = AgentSteering()
         hooks = Recorder()
         with serve(server):
             async with client(server.base_url, request_timeout_s=60, first_token_timeout_s=60) as model:
                 task = asyncio.ensure_future(
-                    run_agent("Do it", fresh_device, model, control=control, hooks=hooks)
+                    run_agent("Do it", fresh_device, model, steering=steering, hooks=hooks)
                 )
                 await until(lambda: server.requests, timeout=10, what="the model call is in flight")
-                control.pause()
+                steering.pause()
                 await until(lambda: AgentState.USER_CONTROL in hooks.states, timeout=10, what="paused")
-                control.resume("I opened the app for you")
+                steering.resume("I opened the app for you")
                 result = await task
             return result, hooks, server.requests[-1].body
 

@@ -21,10 +21,10 @@ from tests.conditions import GiveUp, wait_until
 from tests.conftest import REDIS_URL
 from tests.processes import REPO, stop_process
 from tests.worker.agent.model_servers import Hang, ModelServer, Raw, Reply, Status, dead_url, serve
+from worker.agent.errors import ModelReplyError, ModelTimeout, ModelUnavailable
 from worker.agent.images import encode_screenshot, image_part
 from worker.agent.model_client import ModelClient, ModelClientConfig, ModelEndpoint, ModelResponse
 from worker.agent.model_limits import RedisSlots
-from worker.errors import ModelReplyError, ModelTimeout, ModelUnavailable
 
 HELLO = [{"role": "user", "content": "hi"}]
 

@@ -24,8 +24,8 @@ from worker.agent.actions import (
     TypeText,
     Wait,
 )
+from worker.agent.errors import ActionError, ActionParseError, ActionRejected, UnknownAction
 from worker.agent.parser import format_action, format_reply, parse_action, parse_reply
-from worker.errors import ActionError, ActionParseError, ActionRejected, UnknownAction
 
 # Pieces that break naive parsers: quotes, separators, brackets, escapes, markers, CJK and emoji.
 TRICKY = [

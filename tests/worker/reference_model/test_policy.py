@@ -1,7 +1,7 @@
 """The rules on real virtual-phone screenshots, over real HTTP: each decision, then whole tasks.
 
 Screenshots are half-size JPEG data URLs, as the agent sends them; every tap is mapped back to the
-phone's pixels and checked against the bounds the phone's view tree reports for the control.
+phone's pixels and checked against the bounds the phone's view tree reports for the view it meant to tap.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The worker's branches of the error tree (the base lives in ``device_pool/errors.py``).
+"""The agent's branches of the error tree (the base lives in ``device_pool/errors.py``).
 
     PhoneFleetError
     ├─ ModelError                the model server failed us

@@ -1,0 +1,79 @@
+"""The agent for one phone: the phone reached through an adb server, and a client of the model.
+
+``phone_agent(serial, model)`` is how every entry point builds it (the worker's run,
+``phonefleet run``): it connects the phone, opens the model client, and yields a ``PhoneAgent``
+whose ``run`` drives ``run_agent``; leaving the block closes what it opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from device_pool.driver import AdbDevice, AdbServerClient
+from worker.agent.loop import AgentConfig, run_agent
+from worker.agent.model_client import ModelClient, ModelClientConfig
+from worker.agent.results import AgentResult
+from worker.agent.steering import AgentHooks, AgentSteering
+
+__all__ = ["PhoneAgent", "connect_phone", "phone_agent"]
+
+
+async def connect_phone(serial: str, *, adb_host: str = "127.0.0.1", adb_port: int = 5037) -> AdbDevice:
+    """The phone ``serial`` through the adb server at ``adb_host:adb_port`` (started if need be).
+
+    A TCP phone (``host:port``) is connected to that server first. Raises ``DeviceError`` when the
+    phone cannot be reached.
+    """
+    server = AdbServerClient(adb_host, adb_port)
+    await server.start()
+    device = AdbDevice(serial, server=server)
+    if ":" in serial:
+        await device.connect()
+    return device
+
+
+@dataclass(frozen=True)
+class PhoneAgent:
+    """A connected phone and an open model client, ready to run tasks one after another."""
+
+    device: AdbDevice
+    model: ModelClient
+
+    async def run(
+        self,
+        task: str,
+        *,
+        config: AgentConfig | None = None,
+        hooks: AgentHooks | None = None,
+        steering: AgentSteering | None = None,
+    ) -> AgentResult:
+        """Run ``task`` on the phone until it ends (``run_agent``)."""
+        return await run_agent(task, self.device, self.model, config=config, hooks=hooks, steering=steering)
+
+
+@asynccontextmanager
+async def phone_agent(
+    serial: str,
+    model: ModelClientConfig,
+    *,
+    adb_host: str = "127.0.0.1",
+    adb_port: int = 5037,
+    redis_url: str | None = None,
+) -> AsyncIterator[PhoneAgent]:
+    """The agent for the phone ``serial``, talking to the model ``model`` describes.
+
+    The phone is connected before anything else opens, so a ``DeviceError`` on entry means the
+    phone is unreachable. ``redis_url`` makes the model's in-flight cap hold across every process
+    sharing the model server.
+    """
+    device = await connect_phone(serial, adb_host=adb_host, adb_port=adb_port)
+    async with AsyncExitStack() as stack:
+        shared = aioredis.Redis.from_url(redis_url) if redis_url else None
+        if shared is not None:
+            stack.push_async_callback(shared.aclose)
+        client = await stack.enter_async_context(ModelClient(model, redis=shared))
+        yield PhoneAgent(device, client)
