@@ -39,10 +39,10 @@ import redis.asyncio as aioredis  # noqa: E402
 
 from tests.conftest import REDIS_URL  # noqa: E402
 from tests.worker.agent.model_servers import Hang, ModelServer, Reply, dead_url, serve  # noqa: E402
+from worker.agent.errors import ActionError, ModelTimeout, ModelUnavailable  # noqa: E402
 from worker.agent.model_client import ModelClient, ModelClientConfig, ModelEndpoint  # noqa: E402
 from worker.agent.model_limits import RedisSlots  # noqa: E402
 from worker.agent.parser import parse_reply  # noqa: E402
-from worker.errors import ActionError, ModelTimeout, ModelUnavailable  # noqa: E402
 
 HELLO = [{"role": "user", "content": "hi"}]
 HOSTILE = 'do(action="' * 20000 + "finish(message='" * 20000

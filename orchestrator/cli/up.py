@@ -53,12 +53,12 @@ async def _first_admin_key(settings) -> str:
         return path.read_text().strip()
     engine = make_engine(settings.database_url)
     try:
-        async with make_sessionmaker(engine)() as session, session.begin():
-            if await session.scalar(select(func.count()).select_from(ApiKey)):
+        async with make_sessionmaker(engine)() as db_session, db_session.begin():
+            if await db_session.scalar(select(func.count()).select_from(ApiKey)):
                 return ""  # keys exist already (made elsewhere): none to show
-            tenant = await get_or_create_tenant(session, "default")
+            tenant = await get_or_create_tenant(db_session, "default")
             issued = await issue_api_key(
-                session, tenant_id=tenant.id, user_name="admin", role=UserRole.ADMIN, name="phonefleet up"
+                db_session, tenant_id=tenant.id, user_name="admin", role=UserRole.ADMIN, name="phonefleet up"
             )
     finally:
         await engine.dispose()

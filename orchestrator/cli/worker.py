@@ -1,11 +1,11 @@
-"""``phonefleet worker``: run agent sessions from the task queue (Celery, threads pool).
+"""``phonefleet worker``: run tasks from the task queue, one run per thread (Celery, threads pool).
 
 Settings come from the environment (``PHONEFLEET_DATABASE_URL``, ``PHONEFLEET_REDIS_URL``,
 ``PHONEFLEET_DATA_DIR``, ``PHONEFLEET_MODEL__*``, ``PHONEFLEET_POOL__LEASE_TTL_S`` …). Each of
-``--concurrency`` threads runs one session at a time. ``--profiles`` picks the queues: ``default``
+``--concurrency`` threads holds one run (one task, from claim to release) at a time. ``--profiles`` picks the queues: ``default``
 (tasks with no named profile) and named profiles of ``PHONEFLEET_POOL__PROFILES``; by default all of
 them. ``--queues`` names Celery queues directly instead. SIGTERM or SIGINT is Celery's warm shutdown
-(no new tasks; running sessions finish); a second one, or SIGQUIT, stops at once, leaving those
+(no new tasks; runs in progress finish); a second one, or SIGQUIT, stops at once, leaving those
 tasks to the stale-heartbeat re-claim.
 """
 
@@ -61,9 +61,9 @@ def _split(names: str) -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("worker", help="run agent sessions from the task queue (Celery, threads)")
+    parser = sub.add_parser("worker", help="run tasks from the task queue (Celery, threads)")
     parser.add_argument(
-        "--concurrency", type=int, default=4, help="sessions run at once (threads; default 4)"
+        "--concurrency", type=int, default=4, help="runs at once (threads; default 4)"
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument(

@@ -77,7 +77,7 @@ def test_cli_migrates_postgresql(pg_url: str, tmp_path: Path) -> None:
     # Run away from the repository: the command must not rely on the working directory.
     done = _phonefleet(cwd=tmp_path, env={"PHONEFLEET_DATABASE_URL": pg_url})
     assert done.returncode == 0, done.stderr
-    assert f"-> {head}" in done.stderr  # Alembic's log line for the revision it ran
+    assert f"database migrated from_revision=base to_revision={head}" in done.stderr  # the one line it logs
 
     done = _phonefleet("--database-url", pg_url, "current", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -78,7 +78,7 @@ def _screen_key(image: Image.Image) -> bytes:
     return hashlib.blake2b(image.reduce(8).tobytes(), digest_size=16).digest()
 
 
-class _Run:
+class _AgentLoop:
     def __init__(
         self,
         task: str,
@@ -291,8 +291,8 @@ async def run_agent(
     today: dt.date | None = None,
 ) -> AgentResult:
     """Run ``task`` on ``device`` until finish, failure, cancel or a budget runs out."""
-    run = _Run(
+    loop = _AgentLoop(
         task, device, model, config or AgentConfig(), hooks or AgentHooks(), steering or AgentSteering(),
         apps or AppCatalog(), today or dt.date.today(),
     )  # fmt: skip
-    return await run.run()
+    return await loop.run()

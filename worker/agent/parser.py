@@ -128,7 +128,7 @@ def _describe(err: Any) -> str:
     loc = err.get("loc") or ("?",)
     arg = str(loc[0]).strip()
     kind = err.get("type", "")
-    if kind == "missing":
+    if kind == "missing" and len(loc) == 1:  # a point with too few numbers is "missing" at (arg, index)
         return f"the argument {arg}= is missing"
     if kind == "extra_forbidden":
         return f"it takes no argument {arg}="

@@ -99,7 +99,7 @@ def test_every_reply_round_trips(thought: str, action) -> None:
     assert parsed.thinking == thought.strip()
 
 
-# --- forms seen in the wild (model-output-forms.md) --------------------------------------------
+# --- forms seen in the wild (docs/model-replies.md) --------------------------------------------
 
 FORMS = [
     # 1: the documented form
@@ -260,6 +260,7 @@ def test_unknown_action() -> None:
         ('do(action="Tap", element=[-1, 5])', "0–999"),
         ('do(action="Swipe", start=[1, 2], end=[500, 1200])', "0–999"),
         ('do(action="Double Tap", element=[1, 2, 3])', "[x,y]"),
+        ('do(action="Swipe", start=[1, 2], end=[3])', "end= must be a point [x,y]"),  # short, not missing
         ('do(action="Tap", element=[1.5, 2])', "[x,y]"),
         ('do(action="Tap")', "element"),
         ('do(action="Launch")', "app"),
