@@ -231,6 +231,14 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
     )
 
 
+_format = "text"
+
+
+def log_format() -> str:
+    """The format ``configure_logging`` set for this process: ``text`` (also before it ran) or ``json``."""
+    return _format
+
+
 def configure_logging(
     level: str | int | None = None, fmt: str | None = None, *, stream: TextIO | None = None
 ) -> None:
@@ -248,6 +256,8 @@ def configure_logging(
         level = logging.getLevelName(level.strip().upper())
         if not isinstance(level, int):
             level = logging.INFO
+    global _format
+    _format = fmt
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)

@@ -7,9 +7,9 @@ among them, each with the request's ``request_id``) go through ours (``device_po
 from __future__ import annotations
 
 import argparse
-import sys
 
 from orchestrator.cli.port_file import PORT_FILE_HELP, run_uvicorn, write_port_file
+from orchestrator.cli.refusal import refuse
 
 
 def _serve_workers(host: str, port: int, workers: int, log_level: str, port_file: str | None = None) -> None:
@@ -58,14 +58,14 @@ def _cmd_api(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(**overrides)
     except ValidationError as exc:
-        print(f"phonefleet api: {exc}", file=sys.stderr)
+        refuse("api", f"{exc}")
         return 2
     host = args.host or settings.api.host
     port = args.port if args.port is not None else settings.api.port
     if args.workers > 1:
         if overrides:
             # Each worker process builds its own settings from the environment.
-            print("phonefleet api: with --workers > 1 set PHONEFLEET_DATABASE_URL instead", file=sys.stderr)
+            refuse("api", "with --workers > 1 set PHONEFLEET_DATABASE_URL instead")
             return 2
         _serve_workers(host, port, args.workers, args.log_level.lower(), args.port_file)
     else:

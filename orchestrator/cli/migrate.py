@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+
+from orchestrator.cli.refusal import refuse
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -20,7 +21,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         settings = load_settings(**overrides)
         script_location = migrate.migrations_dir(settings.migrations_dir)
     except (ValidationError, FileNotFoundError) as exc:
-        print(f"phonefleet migrate: {exc}", file=sys.stderr)
+        refuse("migrate", f"{exc}")
         return 2
     url = settings.database_url
     try:
@@ -34,7 +35,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             asyncio.run(migrate.upgrade(url, args.revision, script_location=script_location))
     except (CommandError, SQLAlchemyError, OSError) as exc:
         # Bad revision, unreachable or refusing database: one line, not a traceback.
-        print(f"phonefleet migrate: {type(exc).__name__}: {exc}", file=sys.stderr)
+        refuse("migrate", f"{type(exc).__name__}: {exc}")
         return 1
     return 0
 

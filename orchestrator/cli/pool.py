@@ -18,11 +18,11 @@ import argparse
 import asyncio
 import json
 import logging
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli.refusal import refuse
 from orchestrator.cli.signals import serve_until_signal
 
 logger = logging.getLogger(__name__)
@@ -150,16 +150,16 @@ def _cmd_pool(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
     except ValidationError as exc:
-        print(f"phonefleet pool: {exc}", file=sys.stderr)
+        refuse("pool", f"{exc}")
         return 2
     try:
         asyncio.run(_serve(settings, args))
     except (ValueError, ValidationError, json.JSONDecodeError) as exc:
-        print(f"phonefleet pool: {exc}", file=sys.stderr)
+        refuse("pool", f"{exc}")
         return 2
     except (SQLAlchemyError, OSError, PhoneFleetError) as exc:
         # An unreachable or unmigrated database, a provider that cannot start: one line, not a traceback.
-        print(f"phonefleet pool: {type(exc).__name__}: {exc}", file=sys.stderr)
+        refuse("pool", f"{type(exc).__name__}: {exc}")
         return 1
     return 0
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from orchestrator.cli.port_file import PORT_FILE_HELP
+from orchestrator.cli.refusal import refuse
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def _cmd_reference_model(args: argparse.Namespace) -> int:
         try:
             script = load_script(Path(args.script))
         except ScriptError as exc:
-            print(f"phonefleet reference-model: {exc}", file=sys.stderr)
+            refuse("reference-model", f"{exc}")
             return 2
     app = create_app(ReferenceModelConfig(model_name=args.model_name, script=script))
     mode = f"script {args.script} ({len(script)} steps)" if script is not None else "rules (OCR)"

@@ -12,11 +12,11 @@ import asyncio
 import json
 import logging
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from orchestrator.cli.port_file import write_whole
+from orchestrator.cli.refusal import refuse
 from orchestrator.cli.signals import serve_until_signal
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
         asyncio.run(serve_until_signal(start, fleet.stop))
     except OSError as exc:
-        print(f"phonefleet sim: cannot listen: {exc}", file=sys.stderr)
+        refuse("sim", f"cannot listen: {exc}")
         return 1
     finally:
         if temp_root is not None:

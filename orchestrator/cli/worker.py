@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
+
+from orchestrator.cli.refusal import refuse
 
 
 def _keep_our_logging(**_: object) -> None:
@@ -21,20 +22,32 @@ def _keep_our_logging(**_: object) -> None:
     own, so its lines (``ready.``, task received/succeeded) go through ours (``device_pool.logs``)."""
 
 
+def _celery_prints_through_our_logging() -> None:
+    """In a json log, Celery's own prints would be the only lines that are not JSON objects: its
+    banner (``--quiet`` drops it; the queues are logged above) and its shutdown notices, which
+    ``celery.apps.worker`` writes with its module function ``safe_say``. That function is replaced
+    here, in this process only, by a log call."""
+    import celery.apps.worker as celery_worker
+
+    notices = logging.getLogger("celery.apps.worker")
+    celery_worker.safe_say = lambda msg, f=None: notices.warning(str(msg).strip())
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     from celery.signals import setup_logging
     from pydantic import ValidationError
 
+    from device_pool.logs import log_format
     from orchestrator.settings import load_settings
     from worker.celery_app import make_worker_app, worker_argv, worker_queues
 
     if args.concurrency < 1:
-        print("phonefleet worker: --concurrency must be at least 1", file=sys.stderr)
+        refuse("worker", "--concurrency must be at least 1")
         return 2
     try:
         settings = load_settings()
     except ValidationError as exc:
-        print(f"phonefleet worker: {exc}", file=sys.stderr)
+        refuse("worker", f"{exc}")
         return 2
     if args.queues is not None:
         queues = _split(args.queues)
@@ -42,17 +55,21 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         try:
             queues = worker_queues(settings, None if args.profiles is None else _split(args.profiles))
         except ValueError as exc:
-            print(f"phonefleet worker: --profiles: {exc}", file=sys.stderr)
+            refuse("worker", f"--profiles: {exc}")
             return 2
     if not queues:
-        print("phonefleet worker: no queues to consume", file=sys.stderr)
+        refuse("worker", "no queues to consume")
         return 2
     setup_logging.connect(_keep_our_logging, weak=False)
     logging.getLogger(__name__).info("consuming queues %s", ", ".join(queues))
     app = make_worker_app(settings, adb_port=args.adb_port)
     level = logging.getLevelName(logging.getLogger().level)
+    argv = worker_argv(concurrency=args.concurrency, queues=",".join(queues), loglevel=level)
+    if log_format() == "json":
+        _celery_prints_through_our_logging()
+        argv = ["--quiet", *argv]
     # worker_main exits the process through SystemExit with Celery's exit code.
-    app.worker_main(worker_argv(concurrency=args.concurrency, queues=",".join(queues), loglevel=level))
+    app.worker_main(argv)
     return 0
 
 

@@ -221,3 +221,23 @@ def test_the_request_id_middleware_is_in_front_of_the_error_middleware_and_webso
         with websockets.sync.client.connect(ws_url, additional_headers={"X-Request-ID": "ws-1"}) as ws:
             assert json.loads(ws.recv()) == {"request_id": "ws-1"}
             assert ws.response.headers["x-request-id"] == "ws-1"
+
+
+def test_worker_prints_json_from_start_to_warm_shutdown(start: Callable[..., Command]) -> None:
+    """Celery's banner and shutdown notices are its own prints: in json mode they are log records too."""
+    _migrated(start)
+    worker = start("worker", "worker", "--concurrency", "1")
+    worker.wait_for(lambda r: r["message"].endswith("ready."), "ready", timeout=120)
+    worker.stop()  # SIGTERM: Celery's warm shutdown, which it announces
+    assert worker.proc.returncode == 0, worker.out.read_text()
+    records = worker.records()  # every line a JSON object, or the test fails here
+    assert any(r["message"].startswith("consuming queues") for r in records)
+    assert any("shutdown" in r["message"].lower() for r in records), [r["message"] for r in records]
+
+
+def test_a_refusal_to_start_is_a_json_record_too(start: Callable[..., Command]) -> None:
+    # Several workers build their settings from the environment, so --database-url is refused.
+    refused = start("api-refused", "api", "--workers", "2", "--database-url", "sqlite+aiosqlite:///x.db")
+    assert refused.proc.wait(timeout=60) == 2, refused.out.read_text()
+    (record,) = refused.records()
+    assert record["level"] == "ERROR" and "PHONEFLEET_DATABASE_URL" in record["message"], record
