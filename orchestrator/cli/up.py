@@ -226,7 +226,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "up", help="run the whole product on this machine (API, worker, pool, phones, model)"
     )
-    parser.add_argument("--concurrency", type=int, default=3, help="agent sessions the worker runs at once")
+    parser.add_argument("--concurrency", type=int, default=3, help="runs the worker holds at once (one task each)")
     parser.add_argument("--adb-port", type=int, default=5037, help="the adb server the pool and worker share")
     parser.add_argument(
         "--no-reference-model",

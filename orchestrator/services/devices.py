@@ -5,7 +5,7 @@ Each admin change reads and writes the device row under its lock (``FOR UPDATE``
 lock), so it races safely with the pool: an ``acquire`` skips the locked row, or wins and is seen.
 
 - **register**: a row with provider ``static`` in ``provisioning``; the ``RegisteredAdbProvider``
-  manager that ``phonefleet pool`` runs beside its own brings it to ``idle`` (``device_pool/pool/registered.py``).
+  manager that ``phonefleet pool`` runs beside its own brings it to ``idle`` (``device_pool/providers/registered.py``).
 - **drain**: ``labels.drain = true``; ``LeaseStore.acquire`` skips such a device, so a leased phone
   finishes its lease, is reset to ``idle`` as usual, and is never leased again until **undrain**.
 - **retire**: a registered (``static``) phone that is not leased → ``retired`` at once; a leased one is
