@@ -11,6 +11,14 @@ one slot for the duration of a request):
   the cap), with a short BLPOP timeout as the fallback re-check for slots freed by expiry. A
   holder refreshes its lease while its request runs, and releases in ``finally`` (also when
   cancelled).
+
+  A Redis outage never ends a request: an acquire that meets a Redis error takes a slot of a
+  process-local ``LocalSlots`` instead (released locally), and the next acquires try Redis again
+  at most every ``retry_s`` until it answers. One warning per outage names the endpoint and the
+  error, one info line says Redis is back. A slot held on Redis when it went away keeps its
+  request going: its lease refresh re-registers it once Redis answers (a restarted Redis without
+  persistence has forgotten it), and a release that fails leaves it to expire. While degraded
+  the cap holds per ``LocalSlots`` (per ``ModelClient``), not fleet-wide.
 - ``LocalSlots``: an ``asyncio.Semaphore``; the cap then holds only within one event loop (one
   ``ModelClient``), not across processes or threads. Use Redis for a fleet-wide cap.
 """
@@ -29,9 +37,13 @@ from collections.abc import AsyncIterator, Awaitable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# What a Redis outage raises: refused or lost connections, timeouts (redis-py's and ours).
+_REDIS_DOWN: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
 # KEYS: holders zset, wake list. ARGV: limit, lease ms, token.
 # TIME is Redis's clock, so processes on hosts with skewed clocks agree on expiry.
@@ -121,6 +133,8 @@ class RedisSlots:
     ``lease_ttl_s`` bounds how long a dead holder keeps its slot; live holders refresh every
     ``lease_ttl_s / 3``. ``wake_poll_s`` is the longest a waiter sleeps before re-checking on its
     own (for slots freed by expiry); it must stay below the Redis client's socket timeout.
+    ``retry_s``: while Redis is unreachable, how often an acquire tries it again (the others take
+    a local slot at once).
     """
 
     def __init__(
@@ -132,11 +146,12 @@ class RedisSlots:
         prefix: str = "phonefleet:",
         lease_ttl_s: float = 30.0,
         wake_poll_s: float = 1.0,
+        retry_s: float = 1.0,
     ) -> None:
         if limit < 1:
             raise ValueError("limit must be >= 1")
-        if lease_ttl_s <= 0 or wake_poll_s <= 0:
-            raise ValueError("lease_ttl_s and wake_poll_s must be > 0")
+        if lease_ttl_s <= 0 or wake_poll_s <= 0 or retry_s < 0:
+            raise ValueError("lease_ttl_s and wake_poll_s must be > 0, retry_s >= 0")
         self.limit = limit
         self.name = name
         self._redis = redis
@@ -149,6 +164,11 @@ class RedisSlots:
         self._release_script = redis.register_script(_RELEASE)
         self._refresh_script = redis.register_script(_REFRESH)
         self._token_base = f"{socket.gethostname()}:{os.getpid()}"
+        # The fallback while Redis is unreachable (see the module docstring).
+        self._local = LocalSlots(limit)
+        self._retry_s = retry_s
+        self._down_since: float | None = None  # monotonic; None while Redis answers
+        self._retry_at = 0.0  # monotonic; a degraded acquire tries Redis again from then
 
     async def acquire(self) -> str:
         """Wait for a slot and return the holder token that ``release`` needs."""
@@ -199,9 +219,13 @@ class RedisSlots:
     async def _release_quietly(self, token: str) -> None:
         try:
             await self.release(token)
-        except Exception:  # the lease expires on its own; never mask the caller's own error
+        except _REDIS_DOWN as exc:  # the lease expires on its own
+            self._redis_failed(exc)
+        except Exception:  # never mask the caller's own error
             logger.warning("model slot release failed; it frees itself when its lease expires",
                            extra={"endpoint": self.name}, exc_info=True)  # fmt: skip
+        else:
+            self._redis_answered()
 
     async def _keep_alive(self, token: str) -> None:
         while True:
@@ -213,20 +237,61 @@ class RedisSlots:
                     logger.warning(
                         "model slot lease had lapsed; re-registered", extra={"endpoint": self.name}
                     )
-            except Exception:  # keep the request going; the next refresh may succeed
+            except _REDIS_DOWN as exc:  # keep the request going; the next refresh may succeed
+                self._redis_failed(exc)
+            except Exception:
                 logger.warning(
                     "model slot lease refresh failed", extra={"endpoint": self.name}, exc_info=True
                 )
+            else:
+                self._redis_answered()
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        token = await self.acquire()
+        token = await self._acquire_shared()
+        if token is None:  # Redis unreachable: a slot of the local cap, released locally
+            async with self._local.slot():
+                yield
+            return
         refresher = asyncio.create_task(self._keep_alive(token), name=f"model-slot-lease:{self.name}")
         try:
             yield
         finally:
             refresher.cancel()
             await _shielded(self._release_quietly(token))
+
+    @property
+    def degraded(self) -> bool:
+        """Whether the last Redis command failed (acquires take local slots until one answers)."""
+        return self._down_since is not None
+
+    async def _acquire_shared(self) -> str | None:
+        """A Redis slot's token, or None when Redis is unreachable (now, or lately and not retried yet)."""
+        if self._down_since is not None and time.monotonic() < self._retry_at:
+            return None
+        try:
+            token = await self.acquire()
+        except _REDIS_DOWN as exc:
+            self._redis_failed(exc)
+            return None
+        self._redis_answered()
+        return token
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        self._retry_at = now + self._retry_s
+        if self._down_since is None:
+            self._down_since = now
+            logger.warning(
+                "model slots: Redis unreachable; capping in-flight requests in this process until it answers",
+                extra={"endpoint": self.name, "error": f"{type(exc).__name__}: {exc}"},
+            )
+
+    def _redis_answered(self) -> None:
+        if self._down_since is not None:
+            down_s = time.monotonic() - self._down_since
+            self._down_since = None
+            logger.info("model slots: Redis answers again", extra={"endpoint": self.name, "down_s": round(down_s, 1)})
 
     async def holders(self) -> int:
         """How many slots are held right now, expired leases not counted (for tests and metrics)."""

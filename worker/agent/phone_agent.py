@@ -72,7 +72,8 @@ async def phone_agent(
     """
     device = await connect_phone(serial, adb_host=adb_host, adb_port=adb_port)
     async with AsyncExitStack() as stack:
-        shared = aioredis.Redis.from_url(redis_url) if redis_url else None
+        # A bounded connect: an unreachable Redis must fail fast, so the model cap falls back to local.
+        shared = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5) if redis_url else None
         if shared is not None:
             stack.push_async_callback(shared.aclose)
         client = await stack.enter_async_context(ModelClient(model, redis=shared))
