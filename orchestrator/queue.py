@@ -23,6 +23,8 @@ byte for byte (so the format cannot drift with a Celery upgrade) and a real work
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import threading
 import uuid
@@ -248,6 +250,27 @@ class TaskQueue:
             RUN_TASK, [str(task_id)], queue=queue_for(device_profile, base=self.queue), publish=publish
         )
 
+    async def waiting_run_tasks(self, device_profiles: Iterable[dict[str, Any] | str | None]) -> set[str] | None:
+        """The task ids of ``phonefleet.run_task`` messages waiting in the queues of ``device_profiles``
+        (sent, not yet taken by a worker); None when the broker cannot say (the SQLite broker).
+
+        For the sweeper: a task whose message still waits has not lost it. One LRANGE per queue,
+        read whole; raises ``BrokerUnavailable`` when Redis does not answer.
+        """
+        if self._redis_url is None:
+            return None
+        queues = {queue_for(profile, base=self.queue) for profile in device_profiles}
+        try:
+            envelope = self._envelope or await asyncio.to_thread(self._open_envelope)
+            found: set[str] = set()
+            for queue in sorted(queues):
+                key = envelope.channel.global_keyprefix + envelope.channel._q_for_pri(queue, 0)
+                raw = await asyncio.wait_for(self._redis().lrange(key, 0, -1), self.timeout_s)
+                found.update(filter(None, map(_run_task_id, raw)))
+        except _BROKER_ERRORS as exc:
+            raise BrokerUnavailable(f"the broker did not list its queues: {type(exc).__name__}: {exc}") from exc
+        return found
+
     async def warm(self, *, timeout_s: float = 1.0) -> None:
         """Open now what the first enqueue would open: on Redis, the message envelope (kombu's
         transport, imported and connected on a thread) and this loop's client with a connection.
@@ -337,3 +360,18 @@ class TaskQueue:
             # connect() opens a channel, which on Redis sends PING; no retries: readiness wants now.
             conn.ensure_connection(max_retries=1, timeout=self.timeout_s)
             conn.connect()
+
+
+def _run_task_id(raw: bytes) -> str | None:
+    """The task id a ``phonefleet.run_task`` message in a Redis queue carries; None for anything else."""
+    try:
+        message = json.loads(raw)
+        if message["headers"].get("task") != RUN_TASK:
+            return None
+        body = message["body"]
+        if message["properties"].get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return str(args[0]) if args else None
+    except (ValueError, KeyError, IndexError, TypeError):  # not ours, or not Celery's: not a run
+        return None

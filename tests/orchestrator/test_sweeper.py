@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from orchestrator.db import Event, Task, TaskStatus
 from orchestrator.db.database import Database
@@ -184,3 +184,53 @@ def test_a_heartbeat_after_the_read_wins(url: str, queue: TaskQueue) -> None:
     assert run(race()) is False
     task, events = run(_state(url, task_id))
     assert task.status == TaskStatus.RUNNING and events == []
+
+
+async def _age_requeues(url: str, task_id: uuid.UUID, seconds: float) -> None:
+    """Date the task's ``task.requeued`` events ``seconds`` ago: the sweeper's clock is the events'."""
+    async with open_sessions(url) as sessions, sessions() as session, session.begin():
+        await session.execute(
+            update(Event)
+            .where(Event.task_id == task_id, Event.type == REQUEUED)
+            .values(created_at=in_seconds(-seconds))
+        )
+
+
+def _drop_messages(prefix: str) -> None:
+    """The broker loses every message (as a Redis restarted without persistence does)."""
+    r = redis.Redis.from_url(REDIS_URL)
+    try:
+        r.delete(f"{prefix}{TASKS_QUEUE}")
+    finally:
+        r.close()
+
+
+def test_repeated_sweeps_leave_one_message_for_a_task(url: str, queue: TaskQueue, redis_prefix: str) -> None:
+    """The message is lost once: however many sweeps run, and however late, one message waits for it."""
+    task_id = run(_add_task(url, created_at=in_seconds(-7200)))
+    assert run(_sweep(url, queue)).requeued == [task_id]
+    for _ in range(3):
+        run(_age_requeues(url, task_id, 7200))  # past any back-off: only the broker check holds it
+        report = run(_sweep(url, queue))
+        assert report.requeued == [] and report.waiting == [task_id]
+    assert [m["args"] for m in _messages(redis_prefix)] == [[str(task_id)]]
+    assert [e.type for e in run(_state(url, task_id))[1]] == [REQUEUED]
+
+    _drop_messages(redis_prefix)  # lost again: re-sent once more, and again only once
+    assert run(_sweep(url, queue)).requeued == [task_id]
+    assert run(_sweep(url, queue)).requeued == []
+    assert [m["args"] for m in _messages(redis_prefix)] == [[str(task_id)]]
+
+
+def test_resends_back_off_doubling(url: str, queue: TaskQueue, redis_prefix: str) -> None:
+    """Where the broker cannot tell (its message taken, or a SQLite broker), the horizon doubles per re-send."""
+    task_id = run(_add_task(url, created_at=in_seconds(-7200)))
+    sweep = lambda: run(_sweep(url, queue, queued_grace_s=30, max_horizon_s=200)).requeued  # noqa: E731
+    assert sweep() == [task_id]
+    for resends, horizon in [(1, 60), (2, 120), (3, 200), (4, 200)]:
+        _drop_messages(redis_prefix)
+        run(_age_requeues(url, task_id, horizon - 10))
+        assert sweep() == [], (resends, horizon)
+        run(_age_requeues(url, task_id, horizon + 10))
+        assert sweep() == [task_id], (resends, horizon)
+    assert [e.type for e in run(_state(url, task_id))[1]] == [REQUEUED] * 5
