@@ -118,6 +118,7 @@ class EventSignal:
                 return
 
     async def _read(self, ready: asyncio.Event) -> None:
+        down = False  # one warning per outage, not one per retry
         while True:
             pubsub = self._redis().pubsub()
             try:
@@ -125,11 +126,18 @@ class EventSignal:
                 async for message in pubsub.listen():
                     if message.get("type") == "subscribe":
                         ready.set()
+                        if down:
+                            down = False
+                            logger.info("events wake-ups subscribed again")
                     # (Re)subscribed or a message: either way, look. Messages published while we
                     # were not subscribed are lost, so a resubscription wakes readers too.
                     self._fire()
             except (RedisError, OSError) as exc:
-                logger.warning("events wake-up subscriber lost Redis; retrying", extra={"error": str(exc)})
+                if not down:
+                    down = True
+                    logger.warning("events wake-up subscriber lost Redis; retrying, readers poll meanwhile",
+                                   extra={"error": str(exc)})  # fmt: skip
+                ready.set()  # the first arm need not wait out its deadline: readers poll meanwhile
                 await asyncio.sleep(_RESUBSCRIBE_S)
             finally:
                 with contextlib.suppress(RedisError, OSError):

@@ -112,7 +112,11 @@ class RedisSignal(LocalSignal):
         self._ready = asyncio.Event()
 
     async def arm(self, topic: str) -> asyncio.Event:
-        """Subscribe (once) before handing out the token, so no notify after this call is missed."""
+        """Subscribe (once) before handing out the token, so no notify after this call is missed.
+
+        With Redis down, the first failed attempt ends the wait (the token is then a local one plus
+        the waiter's poll) and the reader goes on retrying in the background.
+        """
         if self._reader is None or self._reader.done():
             self._ready = asyncio.Event()
             self._reader = asyncio.create_task(self._read(self._ready), name="pool-signal-reader")
@@ -151,6 +155,7 @@ class RedisSignal(LocalSignal):
 
     async def _read(self, ready: asyncio.Event) -> None:
         channels = {self.prefix + topic: topic for topic in TOPICS}
+        down = False  # one warning per outage, not one per retry
         while True:
             pubsub = self._redis().pubsub()
             try:
@@ -165,16 +170,30 @@ class RedisSignal(LocalSignal):
                         if confirmed == len(channels):
                             # Subscribed (again): what was published meanwhile is lost, so wake all.
                             ready.set()
+                            if down:
+                                down = False
+                                logger.info("pool wake-ups subscribed again")
                             for topic in TOPICS:
                                 self.fire(topic)
                     elif kind == "message" and channel in channels:
                         self.fire(channels[channel])
             except (RedisError, OSError) as exc:
-                logger.warning("pool wake-up subscriber lost Redis; retrying", extra={"error": str(exc)})
+                if not down:
+                    down = True
+                    logger.warning("pool wake-up subscriber lost Redis; retrying, waiters poll meanwhile",
+                                   extra={"url": _safe(self.url), "error": str(exc)})  # fmt: skip
+                # The first arm need not wait out its deadline: waiters poll until Redis is back.
+                ready.set()
                 await asyncio.sleep(_RESUBSCRIBE_S)
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
+
+
+def _safe(url: str) -> str:
+    """``url`` without its password, for a log line."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
 
 
 def signal_for(redis_url: str | None) -> LocalSignal:
