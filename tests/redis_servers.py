@@ -29,11 +29,14 @@ class PrivateRedis:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", str(self.workdir)]  # fmt: skip
-        proc = self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log_path = self.workdir / "redis.log"
+        with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            proc = self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
 
         def up() -> bool:
             if proc.poll() is not None:
-                raise GiveUp(f"redis-server exited with {proc.returncode}")
+                raise GiveUp(f"redis-server exited with {proc.returncode}: {log_path.read_text(errors='replace')}")
             return port_open("127.0.0.1", self.port)
 
         wait_until(up, timeout=timeout, what=f"redis-server on port {self.port}")

@@ -2,7 +2,7 @@
 
 A ``ModelServer`` is a small ASGI app served by uvicorn on 127.0.0.1 in a thread of its own
 (``serve()``, which waits for readiness with a deadline). Each request takes the next behaviour
-from its script (``Reply``, ``Status``, ``Raw``, ``Hang``), then the default. The server records
+from its script (``Reply``, ``Status``, ``Raw``, ``Hang``, ``Gate``), then the default. The server records
 what the tests assert on: the requests, the most requests it had in flight at once, and client
 disconnects. Behaviours may sleep to act slow; that is behaviour, not synchronisation.
 """
@@ -138,7 +138,20 @@ class Hang:
             await asyncio.wait_for(call.gone.wait(), self.limit_s)
 
 
-Behaviour = Reply | Status | Raw | Hang
+@dataclass
+class Gate:
+    """Hold the request until the test opens ``gate``, then behave as ``then`` (a test's pause point)."""
+
+    gate: threading.Event
+    then: Reply | Status | Raw | Hang = field(default_factory=Reply)
+    limit_s: float = 60.0  # a test that never opens it fails on its own deadline, not here
+
+    async def respond(self, server: ModelServer, call: Call) -> None:
+        await asyncio.to_thread(self.gate.wait, self.limit_s)
+        await self.then.respond(server, call)
+
+
+Behaviour = Reply | Status | Raw | Hang | Gate
 
 
 async def _send_all(
@@ -238,4 +251,4 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{closed_port()}/v1"
 
 
-__all__ = ["Behaviour", "Call", "Hang", "ModelServer", "Raw", "Reply", "Seen", "Status", "dead_url", "serve"]
+__all__ = ["Behaviour", "Call", "Gate", "Hang", "ModelServer", "Raw", "Reply", "Seen", "Status", "dead_url", "serve"]

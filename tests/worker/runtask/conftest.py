@@ -264,11 +264,13 @@ def start_worker(tmp_path: Path, api: Api, adb_server: AdbServer) -> Iterator[St
     def start(model_url: str, *, concurrency: int = 2, **env_overrides: str) -> Worker:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PHONEFLEET_")}
         env.update(
-            PHONEFLEET_DATABASE_URL=api.settings.database_url,
-            PHONEFLEET_REDIS_URL=REDIS_URL,
-            PHONEFLEET_DATA_DIR=str(api.settings.data_dir),
-            PHONEFLEET_MODEL__BASE_URL=model_url,
-            **env_overrides,
+            {
+                "PHONEFLEET_DATABASE_URL": api.settings.database_url,
+                "PHONEFLEET_REDIS_URL": REDIS_URL,
+                "PHONEFLEET_DATA_DIR": str(api.settings.data_dir),
+                "PHONEFLEET_MODEL__BASE_URL": model_url,
+            }
+            | env_overrides  # any of them too (a test's own Redis)
         )
         log_path = tmp_path / f"worker-{len(workers)}.log"
         command = [
