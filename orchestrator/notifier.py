@@ -50,6 +50,7 @@ class EventSignal:
         self._again = False
         self._reader: asyncio.Task[None] | None = None
         self._closed = False
+        self._publish_failing = False  # one warning per outage, not one per commit
 
     def notify(self, *, local: bool = True, remote: bool = True) -> None:
         """Events were committed: wake local readers now, and publish (without waiting) if Redis is set.
@@ -112,8 +113,14 @@ class EventSignal:
             try:
                 await asyncio.wait_for(self._redis().publish(self.channel, PAYLOAD), _TIMEOUT_S)
             except (RedisError, OSError, TimeoutError) as exc:
-                logger.warning("could not publish an events wake-up", extra={"error": str(exc)})
+                if not self._publish_failing:
+                    self._publish_failing = True
+                    logger.warning("could not publish an events wake-up; readers poll until Redis is back",
+                                   extra={"error": str(exc)})  # fmt: skip
                 return
+            if self._publish_failing:
+                self._publish_failing = False
+                logger.info("events wake-ups published again")
             if not self._again:
                 return
 
