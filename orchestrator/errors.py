@@ -14,6 +14,11 @@
     │  ├─ InvalidCursor           a pagination cursor we did not hand out
     │  ├─ UnknownDeviceProfile    a device profile name the operator has not configured
     │  └─ InvalidSdp              a WebRTC offer that does not parse or offers no H.264 video
+    ├─ BadHttpRequest             the HTTP request itself is unusable, whatever the route
+    │  ├─ InvalidJson             a JSON body that does not parse, or is nested too deep to parse
+    │  ├─ PayloadTooLarge         a body over the limit (``api.edges.MAX_BODY_BYTES``), chunked or not
+    │  ├─ HeadersTooLarge         request headers over 16 KiB in total, or over 100 of them
+    │  └─ BodyTimeout             a body that stops arriving before its end (shorter than Content-Length)
     ├─ RateLimited                too many requests for this tenant                         [retryable]
     └─ Unavailable                a dependency is down or overloaded                         [retryable]
        ├─ DatabaseUnavailable     unreachable, pool exhausted, SQLite "database is locked"
@@ -32,18 +37,23 @@ from device_pool.errors import PhoneFleetError
 
 __all__ = [
     "ApiKeyNotFound",
+    "BadHttpRequest",
+    "BodyTimeout",
     "BrokerUnavailable",
     "Conflict",
     "DatabaseUnavailable",
     "DeviceExists",
     "DeviceNotFound",
+    "HeadersTooLarge",
     "IdempotencyConflict",
     "InvalidCursor",
+    "InvalidJson",
     "InvalidRequest",
     "InvalidSdp",
     "InvalidTransition",
     "NoLiveDevice",
     "NotFound",
+    "PayloadTooLarge",
     "PermissionDenied",
     "PhoneFleetError",
     "RateLimited",
@@ -147,6 +157,28 @@ class UnknownDeviceProfile(InvalidRequest):
         )
         self.name = name
         self.known = known
+
+
+class BadHttpRequest(PhoneFleetError):
+    """Refused before any route reads the request: its framing, headers or body cannot be used."""
+
+    code = "bad_request"
+
+
+class InvalidJson(BadHttpRequest):
+    code = "invalid_json"
+
+
+class PayloadTooLarge(BadHttpRequest):
+    code = "payload_too_large"
+
+
+class HeadersTooLarge(BadHttpRequest):
+    code = "headers_too_large"
+
+
+class BodyTimeout(BadHttpRequest):
+    code = "body_timeout"
 
 
 class RateLimited(PhoneFleetError):

@@ -7,7 +7,6 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -15,7 +14,8 @@ from device_pool.pool import LeaseStore, signal_for
 from orchestrator.api import api_keys, auth, devices, events, health, live, metrics, sessions, tasks, webhooks
 from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
-from orchestrator.api.errors import error_response, install_error_handlers
+from orchestrator.api.edges import MAX_BODY_BYTES, HttpEdges, document_body_errors
+from orchestrator.api.errors import install_error_handlers
 from orchestrator.api.request_id import install_request_id
 from orchestrator.api.submission import TaskSubmission
 from orchestrator.db import make_engine, make_sessionmaker, warm_pool
@@ -42,54 +42,12 @@ __all__ = ["MAX_BODY_BYTES", "create_app", "create_app_from_env"]
 
 logger = logging.getLogger(__name__)
 
-# The largest valid body is ~20 KB (16 KB metadata + 2000-char instruction); refuse far larger ones
-# before they are read into memory.
-MAX_BODY_BYTES = 256 * 1024
-
 _DESCRIPTION = """PhoneFleet runs phone-use AI agents on a fleet of cloud Android phones.
 
 Authenticate with `Authorization: Bearer pf_<prefix>_<secret>`, or (the dashboard) with the
 `pf_session` cookie from `POST /api/v1/auth/login` plus `X-CSRF-Token` on unsafe methods. Errors are
 `{"error": code, "message": text}`; lists are paged with an opaque `cursor`. See docs/api.md.
 """
-
-
-class _BodyLimit:
-    """Answers 413 to bodies over ``limit`` bytes, before the app reads them into memory.
-
-    A declared oversize body is read and dropped (up to ``drain_limit``) before answering, so the
-    client, still sending, gets the 413 instead of a connection reset. A chunked body that grows
-    past the limit fails the app's body parsing instead (a 4xx from FastAPI).
-    """
-
-    def __init__(self, app: Any, limit: int, drain_limit: int = 16 * 1024 * 1024) -> None:
-        self.app = app
-        self.limit = limit
-        self.drain_limit = drain_limit
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            if length.isdigit() and int(length) <= self.drain_limit:
-                while (await receive()).get("more_body"):
-                    pass
-            response = error_response(413, "payload_too_large", f"the body exceeds {self.limit} bytes")
-            await response(scope, receive, send)
-            return
-        received = 0
-
-        async def counted() -> dict[str, Any]:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise _BodyTooLarge(f"the body exceeds {self.limit} bytes")
-            return message
-
-        await self.app(scope, counted, send)
 
 
 def _freeze_startup_heap() -> None:
@@ -104,10 +62,6 @@ def _freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
-
-
-class _BodyTooLarge(Exception):
-    """Raised into the app's body read when a chunked body outgrows the limit."""
 
 
 def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_heap: bool = False) -> FastAPI:
@@ -176,12 +130,14 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app = FastAPI(title="PhoneFleet API", version="1.0", description=_DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
+    document_body_errors(app)
     for module in (tasks, sessions, devices, api_keys, auth, health, metrics, events, webhooks, live):
         app.include_router(module.router)
-    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
     if settings.api.submit_fast_path:
-        app.add_middleware(TaskSubmission, limit=MAX_BODY_BYTES)  # the submission hot path (api/submission.py)
+        app.add_middleware(TaskSubmission)  # the submission hot path (api/submission.py)
+    # In front of both: header and body limits, the body's deadline (api/edges.py).
+    app.add_middleware(HttpEdges, body_limit=MAX_BODY_BYTES)
     install_request_id(app)  # outermost: X-Request-ID on every answer, the fast path's too (api/request_id.py)
     return app
 

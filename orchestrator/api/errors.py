@@ -1,6 +1,8 @@
 """Errors → HTTP: the one status table and the one handler that walks an error's MRO to it.
 
 Every error body is ``{"error": code, "message": text}`` (validation errors add ``details``).
+A body that is not JSON answers 400 ``invalid_json`` (FastAPI's own answers, a 422 or a bare 400, are
+mapped here); a 405 names in ``Allow`` every method of the path.
 Retryable errors carry ``Retry-After``; 401 carries ``WWW-Authenticate: Bearer``. An error with no
 entry is logged with its traceback and answers 500 — which user input must never cause.
 """
@@ -15,12 +17,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from device_pool.errors import CapacityError, DeviceError, PhoneFleetError
 from orchestrator.errors import (
+    BadHttpRequest,
+    BodyTimeout,
     Conflict,
+    HeadersTooLarge,
+    InvalidJson,
     InvalidRequest,
     NotFound,
+    PayloadTooLarge,
     PermissionDenied,
     RateLimited,
     Unauthenticated,
@@ -34,12 +42,17 @@ logger = logging.getLogger(__name__)
 # The only place an error class meets an HTTP status. (ModelError is the worker's: the API never
 # raises it, and the API does not import worker code.)
 STATUS: dict[type[PhoneFleetError], int] = {
+    BadHttpRequest: 400,
+    InvalidJson: 400,
     Unauthenticated: 401,
     PermissionDenied: 403,
     NotFound: 404,
+    BodyTimeout: 408,
     Conflict: 409,
+    PayloadTooLarge: 413,
     InvalidRequest: 422,
     RateLimited: 429,
+    HeadersTooLarge: 431,
     DeviceError: 502,
     CapacityError: 503,
     Unavailable: 503,
@@ -92,10 +105,16 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    # FastAPI reports a body that is not JSON as a validation error; it is the request's framing.
+    broken = next((err for err in errors if err.get("type") == "json_invalid"), None)
+    if broken is not None:
+        reason = (broken.get("ctx") or {}).get("error", "JSON decode error")
+        return response_for(InvalidJson(f"the body is not valid JSON: {reason} at character {broken['loc'][-1]}"))
     # Never echo the input back: it may be megabytes, or a secret pasted in the wrong field.
     details = [
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-        for err in exc.errors()
+        for err in errors
     ]
     message = "; ".join(f"{_location(tuple(d['loc']))}: {d['msg']}" for d in details[:5])
     if len(details) > 5:
@@ -103,14 +122,37 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", message or "invalid request", details=details)
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of this path answers (the 405 FastAPI raises names only the first
+    route's). Each method is tried on a fresh scope: the request's carries the route it matched."""
+    path, root_path = request.scope["path"], request.scope.get("root_path", "")
+
+    def answered(method: str) -> bool:
+        probe = {"type": "http", "path": path, "root_path": root_path, "method": method}
+        return any(route.matches(dict(probe))[0] is Match.FULL for route in request.app.router.routes)
+
+    return ", ".join(method for method in _METHODS if answered(method))
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    # FastAPI's own 400 wraps what its body parsing raised: a RecursionError for JSON nested too
+    # deep, a ValueError (UnicodeDecodeError) for bytes that are no JSON encoding at all.
+    if exc.status_code == 400 and isinstance(exc.__cause__, (RecursionError, ValueError)):
+        reason = "nested too deep" if isinstance(exc.__cause__, RecursionError) else str(exc.__cause__)
+        return response_for(InvalidJson(f"the body is not valid JSON: {reason}"))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    codes = {404: "not_found", 405: "method_not_allowed"}
     return error_response(
         exc.status_code,
         codes.get(exc.status_code, "http_error"),
         str(exc.detail),
-        headers=dict(exc.headers or {}),
+        headers=headers,
     )
 
 

@@ -11,21 +11,23 @@ the route, not instead of it: the route in ``api/tasks.py`` is the contract (Ope
 
 Everything else goes to FastAPI untouched, and so does any request this path would refuse before
 anything happened: no Authorization header (the dashboard's cookie, with its CSRF check), a body
-that is not JSON or fails validation, a malformed ``Idempotency-Key``, a body over the limit. The
-body read here is replayed to the app, which then answers exactly as it always did (same 413/422
-bodies). Only the success path and the errors of the key and the service (through the one table
-in ``api/errors.py``) are answered here. ``api.submit_fast_path=false`` leaves this middleware out.
+that is not JSON or fails validation, a malformed ``Idempotency-Key``. The body read here is
+replayed to the app, which then answers exactly as it always did (same 400/422 bodies). Only the
+success path and the errors of the key and the service (through the one table in
+``api/errors.py``) are answered here. ``api.submit_fast_path=false`` leaves this middleware out.
+``HttpEdges`` (``api/edges.py``) sits in front of it: headers over their limit, a body over
+``MAX_BODY_BYTES`` or one that stops arriving never reach it, so it reads a whole body at once.
 
 What it must mirror of the route (``create_task`` in ``api/tasks.py``), answer for answer:
 
 - **Authentication**: ``Authorization: Bearer`` through the same ``ApiKeyVerifier.verify`` as
   ``deps.authenticate``; the first copy of a repeated header, as Starlette reads it. Requests
   without the header (the login cookie, or none) are the route's.
-- **Parsing**: ``Content-Type`` ``application/json`` (parameters ignored) and a ``Content-Length``
-  within ``MAX_BODY_BYTES``, else the route; ``json.loads`` as FastAPI parses a JSON body.
+- **Parsing**: ``Content-Type`` ``application/json`` (parameters ignored) and a ``Content-Length``,
+  else the route; ``json.loads`` as FastAPI parses a JSON body.
 - **Validation order**, as FastAPI resolves the route: the body parsed (not JSON: the route's
-  422), then the caller authenticated (a bad key wins over an invalid body: 401 before 422), then
-  ``TaskCreate`` validated. A request the route would refuse for its headers (an
+  400 ``invalid_json``), then the caller authenticated (a bad key wins over an invalid body: 401
+  before 422), then ``TaskCreate`` validated. A request the route would refuse for its headers (an
   ``Idempotency-Key`` outside the route's ``IdempotencyKey`` rules, mirrored by ``_KEY``) or its
   body is handed to the route whole, so the route answers it in its own order.
 - **Idempotency replay**: ``TaskService.create`` decides; a replay answers 200 with
@@ -64,9 +66,8 @@ _SERIALIZE = TaskOut.__pydantic_serializer__
 class TaskSubmission:
     """ASGI middleware: serves an ordinary task submission, passes every other request to ``app``."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any) -> None:
         self.app = app
-        self.limit = limit  # the body limit the app enforces (api.app.MAX_BODY_BYTES)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or route_path(scope) != SUBMIT_PATH:
@@ -86,18 +87,14 @@ class TaskSubmission:
             authorization is None
             or length is None
             or not length.isdigit()
-            or int(length) > self.limit
             or content_type is None
             or content_type.split(b";", 1)[0].strip().lower() not in _JSON_TYPES
             or (key is not None and not _KEY.fullmatch(key))
         ):
             await self.app(scope, receive, send)
             return
-        body, complete = await _read_body(receive, self.limit)
+        body = await _read_body(receive)
         if body is None:  # the client went away: there is nobody to answer
-            return
-        if not complete:  # more than Content-Length said: the app's body limit answers it
-            await self.app(scope, _replaying(body, receive, more=True), send)
             return
         services = scope["app"].state.services
         # In the route's order: the body is parsed, then the caller authenticated, then the body
@@ -132,27 +129,22 @@ class TaskSubmission:
         await send({"type": "http.response.body", "body": content})
 
 
-async def _read_body(receive: Any, limit: int) -> tuple[bytes | None, bool]:
-    """(the request body, True); (what came so far, False) once it outgrows ``limit``; (None, False)
-    when the client disconnects first."""
+async def _read_body(receive: Any) -> bytes | None:
+    """The request body (within its limit and deadline: ``HttpEdges`` read it); None when the
+    client disconnects first."""
     chunks: list[bytes] = []
-    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return None, False
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return b"".join(chunks), False
+            return None
+        chunks.append(message.get("body", b""))
         if not message.get("more_body"):
-            return b"".join(chunks), True
+            return b"".join(chunks)
 
 
-def _replaying(body: bytes, receive: Any, *, more: bool = False) -> Any:
+def _replaying(body: bytes, receive: Any) -> Any:
     """A ``receive`` that hands the app the body already read, then the client's later messages."""
-    pending = [{"type": "http.request", "body": body, "more_body": more}]
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def replay() -> dict[str, Any]:
         return pending.pop() if pending else await receive()

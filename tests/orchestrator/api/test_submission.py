@@ -2,7 +2,8 @@
 
 Two APIs on one database and one Redis, one with ``api.submit_fast_path`` on (the default) and one
 with it off, get the same requests from the same keys, and their answers are compared: successes,
-replays, conflicts, rate limiting, and every malformed submission of ``test_bad_input``.
+replays, conflicts, rate limiting, every malformed submission of ``test_bad_input``, and the bodies
+the HTTP edges refuse (``api/edges.py``).
 """
 
 from __future__ import annotations
@@ -185,12 +186,40 @@ def test_repeated_headers_are_read_as_the_route_reads_them(pair: tuple[Api, Api]
 
 
 def test_a_bad_key_wins_over_a_bad_body_as_in_the_route(pair: tuple[Api, Api]) -> None:
-    """FastAPI parses the body, then authenticates, then validates: 422 for broken JSON, else 401."""
+    """FastAPI parses the body, then authenticates, then validates: 400 for broken JSON, else 401."""
     fast, route = _clients(pair, "pf_00000000_unknown")
-    for kwargs in (
-        {"json": {"instruction": ""}},
-        {"content": b"{broken", "headers": {"Content-Type": "application/json"}},
+    for kwargs, status, code in (
+        ({"json": {"instruction": ""}}, 401, "unauthenticated"),
+        ({"content": b"{broken", "headers": {"Content-Type": "application/json"}}, 400, "invalid_json"),
     ):
         answers = [client.post(_SUBMIT, **kwargs) for client in (fast, route)]
-        assert answers[0].status_code in (401, 422), answers[0].text
+        assert (answers[0].status_code, answers[0].json()["error"]) == (status, code), answers[0].text
         assert _answer(answers[0]) == _answer(answers[1]), kwargs
+
+
+def test_bodies_refused_at_the_edges_answer_as_the_route(pair: tuple[Api, Api]) -> None:
+    """Broken or too deeply nested JSON (400), a body over the limit with or without Content-Length
+    (413): the same status, code and message from both APIs (api/edges.py, api/errors.py)."""
+    caller = pair[0].caller()
+    fast, route = _clients(pair, caller.key)
+    big = json.dumps({"instruction": "x", "metadata": {"big": "z" * 300_000}}).encode()
+
+    def chunked() -> Iterator[bytes]:
+        yield big[:150_000]
+        yield big[150_000:]
+
+    cases = [
+        (b"{broken", 400, "invalid_json"),
+        (b'{"instruction": "x", "metadata": {"a": ' + b"[" * 1000 + b"]" * 1000 + b"}}", 400, "invalid_json"),
+        (b'{"instruction": "\xff"}', 400, "invalid_json"),  # not UTF-8
+        (big, 413, "payload_too_large"),
+        (None, 413, "payload_too_large"),  # the same body, chunked
+    ]
+    headers = {"Content-Type": "application/json"}
+    for body, status, code in cases:
+        answers = [
+            client.post(_SUBMIT, content=chunked() if body is None else body, headers=headers)
+            for client in (fast, route)
+        ]
+        assert (answers[0].status_code, answers[0].json()["error"]) == (status, code), answers[0].text[:200]
+        assert _answer(answers[0]) == _answer(answers[1]), (body or b"chunked")[:40]
