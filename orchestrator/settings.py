@@ -102,6 +102,12 @@ class PoolSettings(_Group):
     base_port: int = Field(default=6520, ge=1, le=65535)
     lease_ttl_s: float = Field(default=60.0, gt=0)
     heartbeat_s: float = Field(default=15.0, gt=0)
+    # Worker liveness, apart from the lease: a run stamps its task's heartbeat_at every
+    # worker_heartbeat_s; a task whose stamp is older than worker_lost_s lost its worker, and the
+    # sweeper or a new claim takes it over and ends the dead run's lease at once. Left unset they
+    # follow a shorter lease (at most heartbeat_s and lease_ttl_s): a run never outlives its lease.
+    worker_heartbeat_s: float = Field(default=3.0, gt=0)
+    worker_lost_s: float = Field(default=15.0, gt=0)
     min_idle: int = Field(default=1, ge=0)
     # Named device profiles: name → the JSON a device's profile must contain (JSONB @>). A task
     # naming one goes to the Celery queue phonefleet.tasks.<name> (orchestrator/queue.py).
@@ -126,6 +132,16 @@ class PoolSettings(_Group):
         if self.heartbeat_s >= self.lease_ttl_s:
             raise ValueError(
                 f"pool.heartbeat_s ({self.heartbeat_s}) must be below lease_ttl_s ({self.lease_ttl_s})"
+            )
+        if "worker_lost_s" not in self.model_fields_set:
+            self.worker_lost_s = min(self.worker_lost_s, self.lease_ttl_s)
+        if "worker_heartbeat_s" not in self.model_fields_set:
+            self.worker_heartbeat_s = min(self.worker_heartbeat_s, self.heartbeat_s, self.worker_lost_s / 3)
+        # Three beats in the window: a live run stops itself after two failed ones (worker/run/hooks.py).
+        if self.worker_heartbeat_s * 3 > self.worker_lost_s:
+            raise ValueError(
+                f"pool.worker_heartbeat_s ({self.worker_heartbeat_s}) must be at most a third of "
+                f"worker_lost_s ({self.worker_lost_s})"
             )
         return self
 

@@ -17,6 +17,7 @@ _EXPORTS = {
     "EndedLease": "device_pool.pool.leases",
     "LeaseGrant": "device_pool.pool.leases",
     "LeaseStore": "device_pool.pool.leases",
+    "end_leases_held_by": "device_pool.pool.leases",
     "profile_matches": "device_pool.pool.leases",
     "PoolManager": "device_pool.pool.manager",
     "IDLE": "device_pool.pool.signals",

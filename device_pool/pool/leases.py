@@ -10,8 +10,9 @@
   contains those apps") and updates the first match. Either way the ``leases`` row and the
   ``device.leased`` event are written in the same transaction.
 - ``heartbeat`` extends an unexpired lease; False means it is lost and the holder must stop.
-- ``release`` and the reaper (``reap_expired``) end a lease: the device goes to ``resetting``,
-  never straight to ``idle`` — the pool manager resets it first.
+- ``release``, the reaper (``reap_expired``) and ``end_leases_held_by`` (a lost worker's, by the
+  sweeper or a new claim) end a lease: the device goes to ``resetting``, never straight to
+  ``idle`` — the pool manager resets it first.
 - A device whose ``labels`` hold ``"drain": true`` (JSON true; an admin's drain) is never picked: it
   keeps its current lease, is reset and health-checked as usual, and stays out of service.
 - ``wait_acquire`` retries on wake-ups (``signals.py``: a device became idle) with a deadline, and
@@ -253,7 +254,7 @@ class LeaseStore(DeviceStore):
             if device_id is None:
                 logger.warning("release of a lease not held", extra=_log(None, lease_id, holder=holder))
                 return False
-            await self._close_leases(db_session, {lease_id: device_id}, now, reason)
+            await _close_leases(db_session, {lease_id: device_id}, now, reason)
         logger.info("device released", extra=_log(device_id, lease_id, holder=holder, reason=reason))
         await self.signal.notify(RELEASED)
         return True
@@ -277,7 +278,7 @@ class LeaseStore(DeviceStore):
                 .values(**_ENDED, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
-            ended = await self._close_leases(db_session, expired, now, EXPIRED)
+            ended = await _close_leases(db_session, expired, now, EXPIRED)
         for lease in ended:
             logger.warning("lease expired; device reclaimed", extra=_log(lease.device_id, lease.lease_id,
                            holder=lease.holder))  # fmt: skip
@@ -303,29 +304,6 @@ class LeaseStore(DeviceStore):
                 return row.id
         return None
 
-    async def _close_leases(
-        self, db_session: DbSession, leases: dict[uuid.UUID, uuid.UUID], now: dt.datetime, reason: str
-    ) -> list[EndedLease]:
-        """Mark the lease rows released and write one ``device.released`` event each."""
-        result = await db_session.execute(
-            update(Lease)
-            .where(Lease.id.in_(list(leases)), Lease.released_at.is_(None))
-            .values(released_at=now, release_reason=reason)
-            .returning(Lease.id, Lease.device_id, Lease.holder, Lease.tenant_id, Lease.task_id)
-            .execution_options(synchronize_session=False)
-        )
-        ended = [
-            EndedLease(row.id, row.device_id, row.holder, row.tenant_id, row.task_id, reason)
-            for row in result.all()
-        ]
-        payloads = [
-            (e.tenant_id, e.task_id, {"device_id": str(e.device_id), "lease_id": str(e.lease_id),
-                                      "holder": e.holder, "reason": reason})
-            for e in ended
-        ]  # fmt: skip
-        await _events(db_session, "device.released", payloads)
-        return ended
-
 
 # What a device row holds once its lease has ended.
 _ENDED: dict[str, Any] = {
@@ -334,6 +312,46 @@ _ENDED: dict[str, Any] = {
     "lease_holder": None,
     "lease_expires_at": None,
 }
+
+
+async def end_leases_held_by(db_session: DbSession, holder: str, now: dt.datetime, reason: str) -> list[EndedLease]:
+    """End ``holder``'s leases in the caller's transaction (devices → ``resetting``): a lost run's,
+    by whoever takes its task over in that transaction, so the phone is reset now, not at expiry."""
+    query = select(Device.id, Device.lease_id).where(Device.lease_holder == holder, Device.state == DeviceState.LEASED)
+    held = {row.lease_id: row.id for row in (await db_session.execute(query.with_for_update())).all()}
+    if held:
+        await db_session.execute(
+            update(Device).where(Device.id.in_(list(held.values())), Device.lease_holder == holder)
+            .values(**_ENDED, updated_at=now).execution_options(synchronize_session=False)
+        )  # fmt: skip
+    ended = await _close_leases(db_session, held, now, reason) if held else []
+    for lease in ended:
+        logger.warning("lease ended: its holder was lost", extra=_log(lease.device_id, lease.lease_id, holder=holder))
+    return ended
+
+
+async def _close_leases(
+    db_session: DbSession, leases: dict[uuid.UUID, uuid.UUID], now: dt.datetime, reason: str
+) -> list[EndedLease]:
+    """Mark the lease rows released and write one ``device.released`` event each."""
+    result = await db_session.execute(
+        update(Lease)
+        .where(Lease.id.in_(list(leases)), Lease.released_at.is_(None))
+        .values(released_at=now, release_reason=reason)
+        .returning(Lease.id, Lease.device_id, Lease.holder, Lease.tenant_id, Lease.task_id)
+        .execution_options(synchronize_session=False)
+    )
+    ended = [
+        EndedLease(row.id, row.device_id, row.holder, row.tenant_id, row.task_id, reason)
+        for row in result.all()
+    ]
+    payloads = [
+        (e.tenant_id, e.task_id, {"device_id": str(e.device_id), "lease_id": str(e.lease_id),
+                                  "holder": e.holder, "reason": reason})
+        for e in ended
+    ]  # fmt: skip
+    await _events(db_session, "device.released", payloads)
+    return ended
 
 
 def _pg_pick(profile: dict[str, Any] | None) -> Any:
@@ -375,4 +393,6 @@ def _check_ttl(ttl_s: float) -> None:
         raise ValueError(f"ttl_s must be positive, not {ttl_s!r}")
 
 
-__all__ = ["DRAIN_LABEL", "EXPIRED", "EndedLease", "LeaseGrant", "LeaseStore", "profile_matches"]
+__all__ = [
+    "DRAIN_LABEL", "EXPIRED", "EndedLease", "LeaseGrant", "LeaseStore", "end_leases_held_by", "profile_matches",
+]  # fmt: skip

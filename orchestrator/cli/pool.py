@@ -88,10 +88,12 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
     )  # fmt: skip
     queue = TaskQueue.from_settings(settings)
     db = Database(make_sessionmaker(engine))
-    # Stale like the worker's claim rule: a heartbeat older than the lease TTL means its worker died.
-    # It also expires sessions nobody kept alive (their phones go back to the pool).
+    # Stale like the worker's claim rule: a heartbeat older than pool.worker_lost_s means its worker
+    # is lost (its lease is ended for a reset). It also expires sessions nobody kept alive.
     sessions = SessionService(db, store, profiles=settings.pool.profiles)
-    sweeper = TaskSweeper(db, queue, stale_after_s=settings.pool.lease_ttl_s, sessions=sessions)
+    sweeper = TaskSweeper(
+        db, queue, stale_after_s=settings.pool.worker_lost_s, sessions=sessions, signal=signal
+    )
     sweep_stop = asyncio.Event()
     runner: asyncio.Task[None] | None = None
     registered_runner: asyncio.Task[None] | None = None
@@ -110,7 +112,11 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         await registered.start()
         runner = asyncio.create_task(manager.run(), name="pool-manager")
         registered_runner = asyncio.create_task(registered_manager.run(), name="registered-pool-manager")
-        sweeping = asyncio.create_task(sweeper.run(args.sweep_interval, sweep_stop), name="task-sweeper")
+        # Lost workers are looked for every fifth of worker_lost_s: a re-claim within about 1.2 × it.
+        lost_every = settings.pool.worker_lost_s / 5
+        sweeping = asyncio.create_task(
+            sweeper.run(args.sweep_interval, sweep_stop, lost_interval_s=lost_every), name="task-sweeper"
+        )
         # Events → webhook_deliveries → signed POSTs; safe to run in several pool processes at once.
         webhooks = asyncio.create_task(
             serve_webhooks(settings, db, dialect=engine.dialect.name, stop=sweep_stop), name="webhooks"

@@ -17,11 +17,17 @@ Run by ``phonefleet pool`` every few seconds. One ``sweep()``:
    The event is written after the broker took the message, so a broker failure (logged) is retried
    by the next sweep.
 2. **Lost workers.** A task in a held status (``leasing`` … ``user_control``) whose ``heartbeat_at``
-   (or ``claimed_at``) is older than ``stale_after_s`` (the lease TTL, as the worker's claim rule):
-   with ``attempts >= max_attempts`` it is failed here, reason ``worker_lost``, by one conditional
-   UPDATE fenced on the status, ``worker_id`` and ``heartbeat_at`` it read (a live worker's
-   concurrent heartbeat wins), with a ``task.status`` event; otherwise it is re-enqueued (same
-   broker check and back-off) and the worker's claim rule re-claims it.
+   (or ``claimed_at``) is older than ``stale_after_s`` (``pool.worker_lost_s``, as the worker's
+   claim rule): its worker is lost. The lost run's lease is ended at once, reason ``worker_lost``
+   (``end_leases_held_by``: the phone is reset now, not at the lease's expiry), in a transaction
+   that first locks the task row as read — status, ``worker_id``, ``heartbeat_at`` — so a live
+   worker's heartbeat since then wins (and a stale run's own heartbeats are refused, see
+   ``worker/run/rows.py``). With ``attempts >= max_attempts`` the task is failed here, reason
+   ``worker_lost``, by one conditional UPDATE fenced the same way, with a ``task.status`` event;
+   otherwise it is re-enqueued (same broker check and back-off) and the worker's claim rule
+   re-claims it. ``run`` makes this pass every ``lost_interval_s`` (a fraction of
+   ``stale_after_s``), the whole sweep every ``interval_s``: its queries are index scans on the
+   task's status and heartbeat, then on the few stale tasks' events.
 3. **Expired sessions** (when given a ``SessionService``): active sessions past ``expires_at`` are
    marked ``expired`` and their phones released (``SessionService.expire_due``).
 """
@@ -37,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select, update
 
+from device_pool.pool import RELEASED, Signal, end_leases_held_by
 from orchestrator.db import HELD_TASK_STATUSES, WORKER_LOST, Event, Task, TaskStatus, utcnow
 from orchestrator.db.database import Database
 from orchestrator.errors import BrokerUnavailable, DatabaseUnavailable
@@ -77,8 +84,10 @@ class TaskSweeper:
         batch: int = 100,
         sessions: SessionService | None = None,
         max_horizon_s: float = 3600.0,
+        signal: Signal | None = None,
     ) -> None:
         self.db = db
+        self.signal = signal  # told when a lost run's lease ends (wakes the pool manager to reset)
         self.sessions = sessions
         self.queue = queue
         self.queued_grace_s = queued_grace_s
@@ -92,15 +101,8 @@ class TaskSweeper:
         report = SweepReport()
         now = utcnow()
         grace_before = now - dt.timedelta(seconds=self.queued_grace_s)
-        stale_before = now - dt.timedelta(seconds=self.stale_after_s)
-        last_requeue = (
-            select(Event.task_id, func.max(Event.created_at).label("at"), func.count(Event.id).label("n"))
-            .where(Event.type == REQUEUED, Event.task_id.is_not(None))
-            .group_by(Event.task_id)
-            .subquery()
-        )
+        last_requeue = _last_requeue()
         backed_off = or_(last_requeue.c.at.is_(None), last_requeue.c.at < self._horizon_start(last_requeue.c.n, now))
-        seen_at = func.coalesce(Task.heartbeat_at, Task.claimed_at)
         async with self.db.transaction() as db_session:
             queued = (
                 await db_session.execute(
@@ -116,38 +118,49 @@ class TaskSweeper:
                     .limit(self.batch)
                 )
             ).all()
-            stale = (
-                await db_session.execute(
-                    select(
-                        Task.id,
-                        Task.tenant_id,
-                        Task.device_profile,
-                        Task.status,
-                        Task.worker_id,
-                        Task.heartbeat_at,
-                        Task.claimed_at,
-                        Task.attempts,
-                        last_requeue.c.at,
-                        last_requeue.c.n,
-                    )
-                    .outerjoin(last_requeue, last_requeue.c.task_id == Task.id)
-                    .where(Task.status.in_(HELD_TASK_STATUSES), or_(seen_at.is_(None), seen_at < stale_before))
-                    .order_by(Task.created_at)
-                    .limit(self.batch)
-                )
-            ).all()
-        lost = [row for row in stale if row.attempts >= self.max_attempts]
-        due = [row for row in stale if row.attempts < self.max_attempts
-               and (row.at is None or row.at < now - dt.timedelta(seconds=self.horizon_s(row.n)))]  # fmt: skip
-        waiting = await self._still_waiting([*queued, *due])
+        waiting = await self._still_waiting(queued)
         for row in queued:
             if str(row.id) in waiting:
                 report.waiting.append(row.id)
             elif await self._requeue(row, {"from": TaskStatus.QUEUED.value}):
                 report.requeued.append(row.id)
-        for row in lost:
-            if await self._fail_lost(row, now):
-                report.failed.append(row.id)
+        await self.sweep_lost(report, now)
+        if self.sessions is not None:
+            report.expired_sessions = await self.sessions.expire_due(now=now, limit=self.batch)
+        return report
+
+    async def sweep_lost(self, report: SweepReport | None = None, now: dt.datetime | None = None) -> SweepReport:
+        """The lost-workers part of a sweep (see the module docstring)."""
+        report = SweepReport() if report is None else report
+        now = now or utcnow()
+        stale_before = now - dt.timedelta(seconds=self.stale_after_s)
+        seen_at = func.coalesce(Task.heartbeat_at, Task.claimed_at)
+        columns = (Task.id, Task.tenant_id, Task.device_profile, Task.status, Task.worker_id, Task.heartbeat_at,
+                   Task.claimed_at, Task.attempts)  # fmt: skip
+        async with self.db.transaction() as db_session:
+            stale = (
+                await db_session.execute(
+                    select(*columns)
+                    .where(Task.status.in_(HELD_TASK_STATUSES), or_(seen_at.is_(None), seen_at < stale_before))
+                    .order_by(Task.created_at)
+                    .limit(self.batch)
+                )
+            ).all()
+            resent: dict[uuid.UUID, Any] = {}
+            if stale:
+                last_requeue = _last_requeue([row.id for row in stale])
+                resent = {row.task_id: row for row in (await db_session.execute(select(last_requeue))).all()}
+        due: list[Any] = []
+        for row in stale:
+            if row.attempts >= self.max_attempts:
+                if await self._fail_lost(row, now):
+                    report.failed.append(row.id)
+                continue
+            await self._end_leases(row, now)
+            last = resent.get(row.id)
+            if last is None or last.at < now - dt.timedelta(seconds=self.horizon_s(last.n)):
+                due.append(row)
+        waiting = await self._still_waiting(due)
         for row in due:
             payload = {"from": row.status.value, "worker_id": row.worker_id, "attempts": row.attempts}
             if str(row.id) in waiting:
@@ -156,8 +169,6 @@ class TaskSweeper:
                 report.requeued.append(row.id)
         if report.requeued or report.failed:
             logger.info("sweep done", extra={"requeued": len(report.requeued), "failed": len(report.failed)})
-        if self.sessions is not None:
-            report.expired_sessions = await self.sessions.expire_due(now=now, limit=self.batch)
         return report
 
     def horizon_s(self, resends: int | None) -> float:
@@ -208,16 +219,19 @@ class TaskSweeper:
         logger.info("task re-enqueued", extra={"task_id": str(task_id), **payload})
         return True
 
+    async def _end_leases(self, row: Any, now: dt.datetime) -> None:
+        """End the lost run's leases, if its task row is still as read (locked until the commit)."""
+        if row.worker_id is None:
+            return
+        async with self.db.transaction(write=True) as db_session:
+            held = await db_session.scalar(select(Task.id).where(*_as_read(row)).with_for_update())
+            ended = [] if held is None else await end_leases_held_by(db_session, row.worker_id, now, WORKER_LOST)
+        if ended and self.signal is not None:
+            await self.signal.notify(RELEASED)
+
     async def _fail_lost(self, row: Any, now: dt.datetime) -> bool:
         # Fenced on what was read: a heartbeat, claim, cancel or finish since then matches nothing.
-        guard = [
-            Task.id == row.id,
-            Task.status == row.status,
-            Task.worker_id.is_(None) if row.worker_id is None else Task.worker_id == row.worker_id,
-            Task.heartbeat_at.is_(None)
-            if row.heartbeat_at is None
-            else Task.heartbeat_at == row.heartbeat_at,
-        ]
+        guard = _as_read(row)
         message = f"its worker stopped heartbeating on attempt {row.attempts} of {row.attempts}"
         async with self.db.transaction(write=True) as db_session:
             result = await db_session.execute(
@@ -240,19 +254,49 @@ class TaskSweeper:
                     created_at=now,
                 )
             )
+            ended = [] if row.worker_id is None else await end_leases_held_by(db_session, row.worker_id, now, WORKER_LOST)
+        if ended and self.signal is not None:
+            await self.signal.notify(RELEASED)
         logger.warning("task failed: worker lost", extra={"task_id": str(row.id), "attempts": row.attempts})
         return True
 
-    async def run(self, interval_s: float, stop: asyncio.Event) -> None:
-        """Sweep every ``interval_s`` until ``stop`` is set; errors are logged, never fatal."""
+    async def run(self, interval_s: float, stop: asyncio.Event, *, lost_interval_s: float | None = None) -> None:
+        """Sweep every ``interval_s``, and look for lost workers every ``lost_interval_s`` (at most
+        ``interval_s``), until ``stop`` is set; errors are logged, never fatal."""
+        tick_s = interval_s if lost_interval_s is None else min(lost_interval_s, interval_s)
+        next_full = 0.0
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
             try:
-                await self.sweep()
+                if loop.time() >= next_full:
+                    next_full = loop.time() + interval_s
+                    await self.sweep()
+                else:
+                    await self.sweep_lost()
             except DatabaseUnavailable as exc:
                 logger.warning("sweep skipped: %s", exc)
             except Exception:
                 logger.exception("sweep failed")
             try:
-                await asyncio.wait_for(stop.wait(), interval_s)
+                await asyncio.wait_for(stop.wait(), tick_s)
             except TimeoutError:
                 pass
+
+
+def _last_requeue(task_ids: list[uuid.UUID] | None = None) -> Any:
+    """Per task: when it was last re-sent (``at``) and how often (``n``); only ``task_ids``' if given."""
+    query = select(Event.task_id, func.max(Event.created_at).label("at"), func.count(Event.id).label("n"))
+    query = query.where(Event.type == REQUEUED, Event.task_id.is_not(None))
+    if task_ids is not None:
+        query = query.where(Event.task_id.in_(task_ids))  # the (task_id, id) index: a few rows each
+    return query.group_by(Event.task_id).subquery()
+
+
+def _as_read(row: Any) -> list[Any]:
+    """The task row still as ``row`` read it: a heartbeat, claim, cancel or finish since then differs."""
+    return [
+        Task.id == row.id,
+        Task.status == row.status,
+        Task.worker_id.is_(None) if row.worker_id is None else Task.worker_id == row.worker_id,
+        Task.heartbeat_at.is_(None) if row.heartbeat_at is None else Task.heartbeat_at == row.heartbeat_at,
+    ]

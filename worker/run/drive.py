@@ -14,8 +14,9 @@ inside ``asyncio.run``). The database is the truth and the message only a hint, 
    turns a cancel request into ``AgentSteering.cancel`` (``hooks.py``);
 4. **finish**: the status from the ``AgentResult``, ``result`` merged into the row's (timings,
    usage, steps), a ``task.status`` event; the lease is **always** released (→ ``resetting``: the
-   pool manager resets the phone). A crashed worker releases nothing: its lease expires and the
-   pool reaps it, and its task's heartbeat goes stale so the next delivery re-claims it.
+   pool manager resets the phone). A crashed worker releases nothing: its task's heartbeat goes
+   stale (``pool.worker_lost_s``), and whoever takes the task over — the sweeper, or the next
+   delivery's claim — ends its lease then, for a reset, instead of waiting out the lease TTL.
 
 The budget (``timeout_s``) counts from this attempt's claim: leasing and running share it.
 """
@@ -39,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from device_pool.errors import DeviceError, NoDeviceAvailable
 from device_pool.logs import bind
-from device_pool.pool import LeaseGrant, LeaseStore, signal_for
+from device_pool.pool import RELEASED, LeaseGrant, LeaseStore, signal_for
 from orchestrator.db import TaskStatus, make_engine, make_sessionmaker, utcnow
 from orchestrator.db.database import Database
 from orchestrator.errors import UnknownDeviceProfile
@@ -108,7 +109,7 @@ async def perform_run(task_id: uuid.UUID, deps: RunDeps) -> TaskStatus | None:
         notifier = EventSignal(settings.redis_url)
         stack.push_async_callback(notifier.close)
         rows = TaskRows(Database(make_sessionmaker(engine)), task_id, holder_id, notifier=notifier)
-        claim = await rows.claim(stale_s=settings.pool.lease_ttl_s, max_attempts=deps.max_attempts)
+        claim = await rows.claim(stale_s=settings.pool.worker_lost_s, max_attempts=deps.max_attempts)
         if claim is None:
             return None
         try:
@@ -137,8 +138,13 @@ async def _run_claimed(
     signal = signal_for(settings.redis_url)
     store = LeaseStore.for_engine(engine, signal=signal)
     stack.push_async_callback(store.close)
+    if claim.ended_leases:
+        await signal.notify(RELEASED)  # the claim ended a lost run's lease: the pool resets its phone now
     steering = AgentSteering()
-    watcher = Watcher(rows, steering, interval_s=deps.watch_interval_s, heartbeat_s=settings.pool.heartbeat_s)
+    watcher = Watcher(
+        rows, steering, interval_s=deps.watch_interval_s, heartbeat_s=settings.pool.heartbeat_s,
+        task_heartbeat_s=settings.pool.worker_heartbeat_s, lost_s=settings.pool.worker_lost_s,
+    )  # fmt: skip
     watcher.start()
     stack.push_async_callback(watcher.stop)
 

@@ -17,8 +17,11 @@
   no answer) or the run is cancelled.
 - ``Watcher``: every ``interval_s`` reads the task row (status, holder, ``result``) — a
   ``result.cancel_requested_at`` cancels the run (within a second of the API call), a row that
-  another worker re-claimed cancels it too; every ``heartbeat_s`` stamps the task's
-  ``heartbeat_at`` and heartbeats the lease — a lost lease cancels the run (reason ``lease_lost``).
+  another worker re-claimed cancels it too; every ``task_heartbeat_s`` stamps the task's
+  ``heartbeat_at`` (the worker's liveness) and every ``heartbeat_s`` heartbeats the lease — a lost
+  lease cancels the run (reason ``lease_lost``). A stamp refused (the task re-claimed, or stale) or
+  none written for ``lost_s`` less one beat (a database out of reach) cancels it ``claim_lost``:
+  the run stops before anyone may take its task for lost and end its lease.
 """
 
 from __future__ import annotations
@@ -161,11 +164,17 @@ class Watcher:
         *,
         interval_s: float = 0.5,
         heartbeat_s: float = 15.0,
+        task_heartbeat_s: float | None = None,
+        lost_s: float | None = None,
     ) -> None:
         self.rows = rows
         self.steering = steering
         self.interval_s = interval_s
-        self.heartbeat_s = heartbeat_s
+        self.heartbeat_s = heartbeat_s  # the lease's
+        self.task_heartbeat_s = heartbeat_s if task_heartbeat_s is None else task_heartbeat_s
+        self.lost_s = lost_s  # the claim rule's staleness (pool.worker_lost_s); None: no self-stop
+        # When the last stamp that was written had been sent (the claim's is just before this).
+        self._stamped_at = time.monotonic()
         self.store: LeaseStore | None = None
         self.grant: LeaseGrant | None = None
         self.lease_ttl_s = 60.0
@@ -199,13 +208,19 @@ class Watcher:
                 await self._task
 
     async def _run(self) -> None:
-        last_beat = time.monotonic()
+        last_beat = last_lease_beat = time.monotonic()
         # Takeovers and handbacks written before this run (an earlier attempt's) are history.
         with contextlib.suppress(Exception):
             earlier = await self.rows.events_after(0, _USER_CONTROL_EVENTS)
             self._seen_event = earlier[-1].id if earlier else 0
         while not self.steering.cancelled:
             await asyncio.sleep(self.interval_s)
+            if self.lost_s is not None and time.monotonic() - self._stamped_at >= self.lost_s - self.task_heartbeat_s:
+                # Checked outside the try: a database out of reach is exactly when it must hold.
+                logger.warning("no heartbeat written in time; stopping before the task counts as lost",
+                               extra={"lost_s": self.lost_s})  # fmt: skip
+                self.steering.cancel(CLAIM_LOST)
+                return
             try:
                 row = await self.rows.read()
                 if row is None or row.worker_id != self.rows.worker_id:
@@ -218,21 +233,30 @@ class Watcher:
                     self.steering.cancel(CANCELLED_BY_USER)
                     return
                 await self._follow_user_control()
-                if time.monotonic() - last_beat >= self.heartbeat_s:
+                if time.monotonic() - last_beat >= self.task_heartbeat_s:
                     last_beat = time.monotonic()
-                    await self._beat()
+                    if not await self._beat_task():
+                        return
+                if time.monotonic() - last_lease_beat >= self.heartbeat_s:
+                    last_lease_beat = time.monotonic()
+                    await self._beat_lease()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # A database blip must not end the run: the next tick tries again, and a long
-                # outage ends as a stale heartbeat (the claim rule) or a lost lease.
+                # outage ends in the self-stop above (or, without lost_s, a lost lease).
                 logger.warning("watcher tick failed", exc_info=True)
 
-    async def _beat(self) -> None:
+    async def _beat_task(self) -> bool:
+        sent = time.monotonic()
         if not await self.rows.heartbeat():
             logger.warning("task heartbeat refused: no longer ours")
             self.steering.cancel(CLAIM_LOST)
-            return
+            return False
+        self._stamped_at = sent
+        return True
+
+    async def _beat_lease(self) -> None:
         if self.store is not None and self.grant is not None:
             held = await self.store.heartbeat(self.grant.lease_id, self.grant.holder, self.lease_ttl_s)
             if not held:

@@ -7,10 +7,16 @@ The claim rule (``claim``), in one conditional UPDATE:
 
 - ``queued`` → ``leasing`` (worker_id, claimed_at, heartbeat_at, attempts + 1);
 - a held status (``leasing``, ``running``, waiting…) whose ``heartbeat_at`` is older than
-  ``stale_s`` (the lease TTL: by then the lease has expired too, and the pool reaps the phone):
-  its worker died. Re-claimed and run again while ``attempts < max_attempts``; otherwise →
-  ``failed`` with reason ``worker_lost``;
+  ``stale_s`` (``pool.worker_lost_s``): its worker is lost. Re-claimed and run again while
+  ``attempts < max_attempts``; otherwise → ``failed`` with reason ``worker_lost``. Either way the
+  lost run's lease is ended in the same transaction (``end_leases_held_by``, reason
+  ``worker_lost``), so its phone is reset now rather than when the lease expires;
 - anything else (claimed by a live worker, cancelled, finished): nothing — a duplicate delivery.
+
+A live run cannot be taken for lost: it stamps ``heartbeat_at`` every ``pool.worker_heartbeat_s``
+(a third of ``stale_s`` at most), ``heartbeat`` refuses a stamp once the row is stale (past that
+moment the task is its successor's, as a lease past its expiry is the reaper's), and the watcher
+stops a run that has not stamped for ``stale_s`` less one beat (``hooks.Watcher``).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
 
+from device_pool.pool.leases import end_leases_held_by
 from orchestrator.db import HELD_TASK_STATUSES, WORKER_LOST, DbSession, Event, Step, Task, TaskStatus, utcnow
 from orchestrator.db.database import Database
 from orchestrator.notifier import EventSignal
@@ -53,6 +60,7 @@ class Claim:
     model: str | None
     attempts: int
     reclaimed: bool  # its previous worker's heartbeat had gone stale
+    ended_leases: int = 0  # the lost run's leases this claim ended (their phones are resetting)
     # The index this attempt's first step gets: a dead worker's steps are kept, and numbered on from.
     first_step: int = 0
 
@@ -77,6 +85,7 @@ class TaskRows:
         self.worker_id = worker_id
         self.tenant_id: uuid.UUID | None = None
         self.status: TaskStatus | None = None  # as this run last wrote it
+        self.stale_s: float | None = None  # the claim's staleness rule; heartbeats past it are refused
         self.notifier = notifier  # told after each commit that wrote events (a hint to event readers)
 
     @asynccontextmanager
@@ -91,6 +100,7 @@ class TaskRows:
         """Claim the task (see the module docstring); None when there is nothing to run."""
         now = utcnow()
         stale_before = now - dt.timedelta(seconds=stale_s)
+        self.stale_s = stale_s
         async with self._written(write=True) as db_session:
             seen = (
                 await db_session.execute(
@@ -114,7 +124,7 @@ class TaskRows:
             if stale:
                 guard.append(or_(Task.heartbeat_at.is_(None), Task.heartbeat_at < stale_before))
             if stale and seen.attempts >= max_attempts:
-                return await self._fail_lost(db_session, guard, seen.status, seen.attempts, now)
+                return await self._fail_lost(db_session, guard, seen, now)
             claimed = {
                 "status": TaskStatus.LEASING, "worker_id": self.worker_id, "claimed_at": now,
                 "heartbeat_at": now, "attempts": Task.attempts + 1, "device_id": None,
@@ -132,28 +142,30 @@ class TaskRows:
                 return None
             payload = {"from": seen.status.value, "to": TaskStatus.LEASING.value, "worker_id": self.worker_id,
                        "attempt": row.attempts}  # fmt: skip
-            first_step = 0
+            first_step, ended = 0, []
             if stale:
                 payload["reason"] = "reclaimed"
+                if seen.worker_id is not None:
+                    ended = await end_leases_held_by(db_session, seen.worker_id, now, WORKER_LOST)
                 # Steps are unique per (task, index): the earlier attempt's stay, this one's follow them.
                 first_step = await db_session.scalar(
                     select(func.coalesce(func.max(Step.index) + 1, 0)).where(Step.task_id == self.task_id)
                 )
             await _event(db_session, row.tenant_id, self.task_id, "task.status", payload)
         self.tenant_id, self.status = row.tenant_id, TaskStatus.LEASING
-        logger.info(
-            "task claimed",
-            extra={"attempt": row.attempts, "reclaimed": stale, "worker_id": self.worker_id},
-        )
+        fields = {"attempt": row.attempts, "reclaimed": stale, "worker_id": self.worker_id}
+        if stale:
+            fields |= {"previous_holder": seen.worker_id, "ended_leases": len(ended)}
+        logger.info("task claimed", extra=fields)
         return Claim(
             task_id=self.task_id, tenant_id=row.tenant_id, instruction=row.instruction,
             device_profile=row.device_profile, max_steps=row.max_steps, timeout_s=row.timeout_s,
             model=row.model, attempts=row.attempts, reclaimed=stale, first_step=first_step,
+            ended_leases=len(ended),
         )  # fmt: skip
 
-    async def _fail_lost(
-        self, db_session: DbSession, guard: list[Any], seen: TaskStatus, attempts: int, now: dt.datetime
-    ) -> None:
+    async def _fail_lost(self, db_session: DbSession, guard: list[Any], seen: Any, now: dt.datetime) -> None:
+        attempts = seen.attempts
         message = f"its worker stopped heartbeating on attempt {attempts} of {attempts}"
         result = await db_session.execute(
             update(Task)
@@ -164,8 +176,10 @@ class TaskRows:
         )
         tenant_id = result.scalar_one_or_none()
         if tenant_id is not None:
-            payload = {"from": seen.value, "to": TaskStatus.FAILED.value, "reason": WORKER_LOST}
+            payload = {"from": seen.status.value, "to": TaskStatus.FAILED.value, "reason": WORKER_LOST}
             await _event(db_session, tenant_id, self.task_id, "task.status", payload)
+            if seen.worker_id is not None:
+                await end_leases_held_by(db_session, seen.worker_id, now, WORKER_LOST)
             logger.warning("task failed: worker lost too often", extra={"attempts": attempts})
         return None
 
@@ -225,12 +239,17 @@ class TaskRows:
         return None if row is None else TaskRow(row.status, row.worker_id, dict(row.result or {}))
 
     async def heartbeat(self) -> bool:
-        """Stamp ``heartbeat_at``; False if the task is no longer this run's."""
+        """Stamp ``heartbeat_at``; False if the task is no longer this run's, or its stamp is stale:
+        past ``stale_s`` the task may be taken over at any moment, so the run must stop either way."""
+        now = utcnow()
+        guard = [Task.id == self.task_id, Task.worker_id == self.worker_id, Task.status.in_(HELD_TASK_STATUSES)]
+        if self.stale_s is not None:
+            guard.append(Task.heartbeat_at >= now - dt.timedelta(seconds=self.stale_s))
         async with self.db.transaction() as db_session:
             result = await db_session.execute(
                 update(Task)
-                .where(Task.id == self.task_id, Task.worker_id == self.worker_id, Task.status.in_(HELD_TASK_STATUSES))
-                .values(heartbeat_at=utcnow())
+                .where(*guard)
+                .values(heartbeat_at=now)
                 .execution_options(synchronize_session=False)
             )
             return result.rowcount > 0
