@@ -11,7 +11,8 @@ import pytest
 import redis
 from sqlalchemy import select, update
 
-from orchestrator.db import Event, Task, TaskStatus
+from device_pool.pool import RELEASED, LeaseGrant, LeaseStore, LocalSignal
+from orchestrator.db import DeviceState, Event, Task, TaskStatus, make_engine
 from orchestrator.db.database import Database
 from orchestrator.queue import TASKS_QUEUE, TaskQueue
 from orchestrator.services.sweeper import REQUEUED, TaskSweeper
@@ -20,7 +21,7 @@ from tests.aio import run
 from tests.conftest import REDIS_URL
 from tests.databases import emptied, migrate_to_head, open_sessions, throwaway_postgres
 from tests.orchestrator.conftest import decode_celery_message
-from tests.orchestrator.factories import in_seconds, make_task
+from tests.orchestrator.factories import in_seconds, make_device, make_task
 
 STALE_S = 60.0
 
@@ -234,3 +235,67 @@ def test_resends_back_off_doubling(url: str, queue: TaskQueue, redis_prefix: str
         run(_age_requeues(url, task_id, horizon + 10))
         assert sweep() == [task_id], (resends, horizon)
     assert [e.type for e in run(_state(url, task_id))[1]] == [REQUEUED] * 5
+
+
+async def _leased(url: str, store: LeaseStore, task_id: uuid.UUID, holder: str, tag: str) -> LeaseGrant:
+    """A device of this test's own (profile ``tag``) leased to ``holder`` for ``task_id``."""
+    async with open_sessions(url) as sessions, sessions() as session, session.begin():
+        task = await session.get_one(Task, task_id)
+        await make_device(session, profile={"tag": tag, "holder": holder})
+    grant = await store.acquire(holder=holder, tenant_id=task.tenant_id, task_id=task_id,
+                                profile={"tag": tag, "holder": holder}, ttl_s=600)  # fmt: skip
+    assert grant is not None
+    return grant
+
+
+def test_a_lost_workers_lease_is_ended_for_a_reset_and_a_live_ones_kept(url: str, queue: TaskQueue) -> None:
+    """Found lost, a run's lease ends at once (not at its 600 s expiry) and the pool is woken; a
+    live run's lease, and a lost run's whose heartbeat came in after the sweeper read it, stay."""
+    tag = uuid.uuid4().hex
+    lost = run(_add_task(url, status=TaskStatus.RUNNING, worker_id="host:1/lost", attempts=1,
+                         claimed_at=in_seconds(-600), heartbeat_at=in_seconds(-300)))  # fmt: skip
+    live = run(_add_task(url, status=TaskStatus.RUNNING, worker_id="host:1/live", attempts=1,
+                         claimed_at=in_seconds(-600), heartbeat_at=in_seconds(-5)))  # fmt: skip
+    last = run(_add_task(url, status=TaskStatus.RUNNING, worker_id="host:1/last", attempts=2,
+                         claimed_at=in_seconds(-600), heartbeat_at=in_seconds(-300)))  # fmt: skip
+
+    async def body() -> None:
+        engine = make_engine(url)
+        store = LeaseStore.for_engine(engine, signal=LocalSignal())
+        try:
+            grants = {task_id: await _leased(url, store, task_id, holder, tag)
+                      for task_id, holder in ((lost, "host:1/lost"), (live, "host:1/live"), (last, "host:1/last"))}  # fmt: skip
+            woken = await store.signal.arm(RELEASED)
+            async with open_sessions(url) as sessions:
+                sweeper = TaskSweeper(Database(sessions), queue, stale_after_s=STALE_S, signal=store.signal)
+                report = await sweeper.sweep()
+            assert report.requeued == [lost] and report.failed == [last], report
+            assert woken.is_set()
+            for task_id, reason in ((lost, "worker_lost"), (last, "worker_lost"), (live, None)):
+                lease = await store.lease(grants[task_id].lease_id)
+                device = await store.device(grants[task_id].device_id)
+                assert lease is not None and device is not None
+                assert lease.release_reason == reason, (task_id, lease)
+                assert device.state == (DeviceState.LEASED if reason is None else DeviceState.RESETTING)
+            # The lost run, were it somehow alive, learns it at its next lease heartbeat.
+            assert not await store.heartbeat(grants[lost].lease_id, "host:1/lost", ttl_s=600)
+            assert await store.heartbeat(grants[live].lease_id, "host:1/live", ttl_s=600)
+
+            # A lost run whose heartbeat lands after the sweeper read its row keeps its lease.
+            late = await _add_task(url, status=TaskStatus.RUNNING, worker_id="host:1/late", attempts=1,
+                                   claimed_at=in_seconds(-600), heartbeat_at=in_seconds(-300))  # fmt: skip
+            grant = await _leased(url, store, late, "host:1/late", tag)
+            async with open_sessions(url) as sessions:
+                db = Database(sessions)
+                async with db.transaction() as session:
+                    row = (await session.execute(select(
+                        Task.id, Task.status, Task.worker_id, Task.heartbeat_at).where(Task.id == late))).one()  # fmt: skip
+                async with db.transaction(write=True) as session:
+                    (await session.get_one(Task, late)).heartbeat_at = in_seconds(0)
+                await TaskSweeper(db, queue, stale_after_s=STALE_S)._end_leases(row, in_seconds(0))
+            assert (await store.lease(grant.lease_id)).released_at is None  # type: ignore[union-attr]
+        finally:
+            await store.close()
+            await engine.dispose()
+
+    run(body())

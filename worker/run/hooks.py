@@ -180,6 +180,7 @@ class Watcher:
         self.lease_ttl_s = 60.0
         self.cancel_requested = False
         self._task: asyncio.Task[None] | None = None
+        self._guard_task: asyncio.Task[None] | None = None
         self._seen_event = 0  # user-control events up to this id are handled (or predate the run)
 
     def watch_lease(self, store: LeaseStore, grant: LeaseGrant, ttl_s: float) -> None:
@@ -188,6 +189,8 @@ class Watcher:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"watch-{self.rows.task_id}")
+        if self.lost_s is not None:
+            self._guard_task = asyncio.create_task(self._guard(self.lost_s), name=f"guard-{self.rows.task_id}")
 
     async def _follow_user_control(self) -> None:
         """A person's takeover pauses the agent (state user_control); their handback resumes it."""
@@ -202,10 +205,11 @@ class Watcher:
                 self.steering.resume((event.payload or {}).get("note") or None)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._guard_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _run(self) -> None:
         last_beat = last_lease_beat = time.monotonic()
@@ -215,12 +219,6 @@ class Watcher:
             self._seen_event = earlier[-1].id if earlier else 0
         while not self.steering.cancelled:
             await asyncio.sleep(self.interval_s)
-            if self.lost_s is not None and time.monotonic() - self._stamped_at >= self.lost_s - self.task_heartbeat_s:
-                # Checked outside the try: a database out of reach is exactly when it must hold.
-                logger.warning("no heartbeat written in time; stopping before the task counts as lost",
-                               extra={"lost_s": self.lost_s})  # fmt: skip
-                self.steering.cancel(CLAIM_LOST)
-                return
             try:
                 row = await self.rows.read()
                 if row is None or row.worker_id != self.rows.worker_id:
@@ -244,8 +242,20 @@ class Watcher:
                 raise
             except Exception:
                 # A database blip must not end the run: the next tick tries again, and a long
-                # outage ends in the self-stop above (or, without lost_s, a lost lease).
+                # outage ends in the guard's self-stop (or, without lost_s, a lost lease).
                 logger.warning("watcher tick failed", exc_info=True)
+
+    async def _guard(self, lost_s: float) -> None:
+        """Stop the run once no stamp was written for ``lost_s`` less one beat: before its task can
+        count as lost. A task of its own, so a database call that hangs cannot delay it."""
+        while not self.steering.cancelled:
+            left = self._stamped_at + lost_s - self.task_heartbeat_s - time.monotonic()
+            if left <= 0:
+                logger.warning("no heartbeat written in time; stopping before the task counts as lost",
+                               extra={"lost_s": lost_s})  # fmt: skip
+                self.steering.cancel(CLAIM_LOST)
+                return
+            await asyncio.sleep(min(left, self.interval_s))
 
     async def _beat_task(self) -> bool:
         sent = time.monotonic()
