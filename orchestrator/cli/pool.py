@@ -7,7 +7,8 @@ reads its phones from ``--devices-file`` (JSON: a ``StaticAdbConfig`` object or 
 ``pool.redroid`` says (at least ``pool.count``, at most ``pool.redroid.max_count``). With
 ``redis_url`` set, wake-ups reach lease waiters in other processes.
 Beside the manager runs the task sweeper (``orchestrator.services.sweeper``): every ``--sweep-interval``
-seconds it re-enqueues tasks whose message was lost and fails over tasks whose worker died; and
+seconds it re-enqueues tasks whose message was lost, and every fifth of ``pool.worker_lost_s`` it
+fails over tasks whose worker died (ending their leases for a reset); and
 the webhook relay and deliverer (``orchestrator.services.webhooks``), which POST task events to
 their tasks' ``webhook_url`` (``webhooks.*`` settings).
 """
@@ -189,6 +190,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sweep-interval",
         type=float,
         default=10.0,
-        help="seconds between sweeps that re-enqueue lost tasks and fail over dead workers (default 10)",
+        help="seconds between sweeps that re-enqueue lost tasks (default 10); dead workers' tasks are "
+        "looked for every fifth of pool.worker_lost_s, at most this",
     )
     parser.set_defaults(func=_cmd_pool)

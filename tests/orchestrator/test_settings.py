@@ -135,3 +135,19 @@ def test_misspelt_nested_variable_is_an_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("PHONEFLEET_MODEL__BASEURL", "http://gpu:8000/v1")
     with pytest.raises(ValidationError, match="baseurl"):
         load_settings()
+
+
+def test_worker_liveness_is_apart_from_the_lease_and_follows_a_shorter_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = Settings().pool
+    assert (pool.worker_heartbeat_s, pool.worker_lost_s, pool.lease_ttl_s) == (3, 15, 60)
+    # Left unset, they follow a shorter lease: a run never outlives its lease.
+    monkeypatch.setenv("PHONEFLEET_POOL__LEASE_TTL_S", "3")
+    monkeypatch.setenv("PHONEFLEET_POOL__HEARTBEAT_S", "1")
+    pool = load_settings().pool
+    assert (pool.worker_heartbeat_s, pool.worker_lost_s) == (1, 3)
+    # Set, they are taken as given, with three beats in the window at least.
+    monkeypatch.setenv("PHONEFLEET_POOL__WORKER_LOST_S", "30")
+    assert (load_settings().pool.worker_heartbeat_s, load_settings().pool.worker_lost_s) == (1, 30)
+    monkeypatch.setenv("PHONEFLEET_POOL__WORKER_HEARTBEAT_S", "11")
+    with pytest.raises(ValidationError, match="at most a third of worker_lost_s"):
+        load_settings()
