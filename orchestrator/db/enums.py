@@ -55,7 +55,7 @@ HELD_TASK_STATUSES = (
 
 
 class WaitingKind(StrEnum):
-    """Why a task is not moving: the ``kind`` of a task's ``waiting`` object (docs/api.md, "Waiting").
+    """Why a task is not moving: the ``kind`` of a task's ``waiting`` object (docs/api.md, "Why a task waits").
 
     One list for the whole product. A task that moves (or has ended) has ``waiting: null``.
     """
