@@ -193,7 +193,7 @@ class WebhookSettings(_Group):
     events: list[str] = Field(
         default_factory=lambda: [
             "task.created", "task.status", "task.step", "task.cancel_requested",
-            "task.confirmation_requested", "task.takeover_requested", "task.question",
+            "task.confirmation_requested", "task.takeover_requested", "task.question", "task.waiting",
         ]
     )  # fmt: skip
     timeout_s: float = Field(default=10.0, gt=0, le=60)

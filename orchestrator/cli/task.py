@@ -30,6 +30,8 @@ def _line(task: dict[str, Any]) -> str:
         parts.append(f"reason={task['reason']}")
     if task.get("cancel_requested") and task.get("status") != "cancelled":
         parts.append("cancel_requested")
+    if task.get("waiting"):  # why it is not moving (docs/api.md, "Why a task waits")
+        parts.append(f"waiting={task['waiting']['kind']}")
     parts.append(json.dumps(instruction, ensure_ascii=False))
     return "  ".join(parts)
 

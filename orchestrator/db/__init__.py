@@ -16,7 +16,9 @@ from orchestrator.db.enums import (
     SessionState,
     TaskStatus,
     UserRole,
+    WaitingKind,
     WebhookStatus,
+    waiting,
 )
 from orchestrator.db.models import (
     ApiKey,
@@ -55,10 +57,12 @@ __all__ = [
     "UTCDateTime",
     "User",
     "UserRole",
+    "WaitingKind",
     "WebhookDelivery",
     "WebhookStatus",
     "make_engine",
     "make_sessionmaker",
     "utcnow",
+    "waiting",
     "warm_pool",
 ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
 
-__all__ = ["CANCEL_REQUESTED", "HELD_TASK_STATUSES", "WORKER_LOST", "DeviceState", "SessionState", "TaskStatus", "UserRole", "WebhookStatus"]
+__all__ = ["CANCEL_REQUESTED", "HELD_TASK_STATUSES", "WORKER_LOST", "DeviceState", "SessionState", "TaskStatus", "UserRole", "WaitingKind", "WebhookStatus", "waiting"]
 
 
 class UserRole(StrEnum):
@@ -51,6 +52,30 @@ HELD_TASK_STATUSES = (
     TaskStatus.AWAITING_CONFIRMATION,
     TaskStatus.USER_CONTROL,
 )
+
+
+class WaitingKind(StrEnum):
+    """Why a task is not moving: the ``kind`` of a task's ``waiting`` object (docs/api.md, "Why a task waits").
+
+    One list for the whole product. A task that moves (or has ended) has ``waiting: null``.
+    """
+
+    QUEUED = "queued"  # in the queue, no worker has claimed it yet (the API, at creation)
+    BROKER_UNAVAILABLE = "broker_unavailable"  # committed but not enqueued; the sweeper re-enqueues it
+    NO_DEVICE = "no_device"  # claimed; the run waits for an idle device matching its profile
+    MODEL_UNAVAILABLE = "model_unavailable"  # the model client is retrying a failing model server
+    TAKEOVER = "takeover"  # the agent asked a person to take over (log in, solve a captcha)
+    CONFIRMATION = "confirmation"  # a sensitive action waits for a person's approval
+    QUESTION = "question"  # the agent asked a person a question (Interact)
+    # Reserved: named now so the list stays one; nothing sets them yet (later issues).
+    RETRYING = "retrying"  # a failed try waits before the agent goes at the task again
+    PERSONAL_PHONE_BUSY = "personal_phone_busy"  # the user's personal phone is in use elsewhere
+    QUOTA = "quota"  # the tenant's quota holds the task back
+
+
+def waiting(kind: WaitingKind, message: str, since: dt.datetime) -> dict[str, str]:
+    """A task's ``waiting`` object as stored (``tasks.waiting``) and shown (API, events)."""
+    return {"kind": kind.value, "message": message, "since": since.isoformat()}
 
 
 class WebhookStatus(StrEnum):

@@ -159,6 +159,9 @@ class Task(_Row, Base):
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
     result: Mapped[dict[str, Any] | None]  # timings, usage
+    # Why the task is not moving, {kind, message, since} (enums.waiting), or None while it moves
+    # and once it ended. Written in the same statement as the change that makes it wait or move.
+    waiting: Mapped[dict[str, Any] | None]
 
 
 class DeviceSession(_Row, Base):

@@ -44,10 +44,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select, update
 
 from device_pool.pool import RELEASED, Signal, end_leases_held_by
-from orchestrator.db import HELD_TASK_STATUSES, WORKER_LOST, Event, Task, TaskStatus, utcnow
+from orchestrator.db import HELD_TASK_STATUSES, WORKER_LOST, Event, Task, TaskStatus, WaitingKind, utcnow
 from orchestrator.db.database import Database
 from orchestrator.errors import BrokerUnavailable, DatabaseUnavailable
 from orchestrator.queue import TaskQueue
+from orchestrator.services.waiting import QUEUED_MESSAGE, set_queued_waiting
 
 if TYPE_CHECKING:
     from orchestrator.services.sessions import SessionService
@@ -216,6 +217,11 @@ class TaskSweeper:
                     tenant_id=tenant_id, task_id=task_id, type=REQUEUED, payload=payload, created_at=utcnow()
                 )
             )
+            # The broker took it: a task that said broker_unavailable waits in the queue again.
+            await set_queued_waiting(
+                db_session, tenant_id, task_id, WaitingKind.QUEUED, QUEUED_MESSAGE,
+                only_if=WaitingKind.BROKER_UNAVAILABLE,
+            )  # fmt: skip
         logger.info("task re-enqueued", extra={"task_id": str(task_id), **payload})
         return True
 
@@ -237,14 +243,14 @@ class TaskSweeper:
             result = await db_session.execute(
                 update(Task)
                 .where(and_(*guard))
-                .values(status=TaskStatus.FAILED, reason=WORKER_LOST, message=message, finished_at=now)
+                .values(status=TaskStatus.FAILED, reason=WORKER_LOST, message=message, finished_at=now, waiting=None)
                 .returning(Task.id)
                 .execution_options(synchronize_session=False)
             )
             if result.scalar_one_or_none() is None:
                 return False
             payload = {"from": row.status.value, "to": TaskStatus.FAILED.value, "reason": WORKER_LOST,
-                       "worker_id": row.worker_id, "by": "sweeper"}  # fmt: skip
+                       "worker_id": row.worker_id, "by": "sweeper", "waiting": None}  # fmt: skip
             await db_session.execute(
                 insert(Event).values(
                     tenant_id=row.tenant_id,

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Insert, bindparam, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from orchestrator.db import CANCEL_REQUESTED, DbSession, Event, Task, TaskStatus, utcnow
+from orchestrator.db import CANCEL_REQUESTED, DbSession, Event, Task, TaskStatus, WaitingKind, utcnow, waiting
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.errors import BrokerUnavailable, IdempotencyConflict, InvalidTransition, TaskNotFound
@@ -29,6 +29,7 @@ from orchestrator.queue import TaskQueue
 from orchestrator.services.auth import Principal
 from orchestrator.services.ratelimit import RateLimiter
 from orchestrator.services.specs import TaskSpec
+from orchestrator.services.waiting import QUEUED_MESSAGE, record_broker_unavailable
 from orchestrator.services.webhook_targets import TargetPolicy
 
 __all__ = ["TaskService", "load_task"]
@@ -104,9 +105,10 @@ class TaskService:
         profile_match(spec.device_profile, self.profiles)  # a name must exist; the worker resolves it
         fields = spec.stored_fields()
         self.webhook_targets.check_url(fields["webhook_url"])
+        created_at = utcnow()
         task = Task(
             id=uuid.uuid4(),
-            created_at=utcnow(),
+            created_at=created_at,
             tenant_id=principal.tenant_id,
             created_by=principal.key_id,
             status=TaskStatus.QUEUED,
@@ -119,6 +121,8 @@ class TaskService:
             webhook_url=fields["webhook_url"],
             metadata_=fields["metadata"],
             attempts=0,
+            # Written with the row: the answer says why it waits at no extra cost (control-plane.md).
+            waiting=waiting(WaitingKind.QUEUED, QUEUED_MESSAGE, created_at),
         )
         try:
             # Insert first and look the key up only on a collision: the common case is one round trip.
@@ -131,7 +135,7 @@ class TaskService:
                     # Flush the task first: with no relationship() between them, the ORM may order
                     # the event's INSERT first and trip its foreign key.
                     await db_session.flush()
-                    db_session.add(_event(task, "task.created", _CREATED_PAYLOAD))
+                    db_session.add(_event(task, "task.created", _created_payload(task)))
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -151,6 +155,7 @@ class TaskService:
                 "task committed but not enqueued; the sweeper will re-enqueue it",
                 extra={"task_id": str(task.id), "error": exc.message},
             )
+            await record_broker_unavailable(self.db, task)
         if notifier is not None and not published:
             notifier.notify(local=False)
         return task, True
@@ -202,10 +207,12 @@ class TaskService:
                 task.reason = "cancelled"
                 task.message = "cancelled before it started"
                 task.finished_at = utcnow()
+                task.waiting = None
                 payload = {
                     "from": TaskStatus.QUEUED.value,
                     "to": TaskStatus.CANCELLED.value,
                     "reason": "cancelled",
+                    "waiting": None,
                 }
                 db_session.add(_event(task, "task.status", payload))
             elif CANCEL_REQUESTED not in (task.result or {}):
@@ -339,7 +346,10 @@ async def _latest_event(db_session: DbSession, task: Task, types: tuple[str, ...
     return await db_session.scalar(query)
 
 
-_CREATED_PAYLOAD = {"status": TaskStatus.QUEUED.value}
+def _created_payload(task: Task) -> dict[str, Any]:
+    return {"status": TaskStatus.QUEUED.value, "waiting": task.waiting}
+
+
 _TASKS, _EVENTS = Task.__table__, Event.__table__
 # Task attributes that are columns of the INSERT (attribute name → column name; metadata_ is "metadata").
 _INSERTED = tuple(
@@ -347,6 +357,7 @@ _INSERTED = tuple(
     for attr in (
         "id", "created_at", "tenant_id", "created_by", "status", "idempotency_key", "instruction",
         "device_profile", "max_steps", "timeout_s", "model", "webhook_url", "metadata_", "attempts",
+        "waiting",
     )
 )  # fmt: skip
 
@@ -380,7 +391,7 @@ _CREATE = _create_statement()
 
 def _create_params(task: Task) -> dict[str, Any]:
     params = {column: getattr(task, attr) for attr, column in _INSERTED}
-    params.update(event_type="task.created", event_payload=_CREATED_PAYLOAD, event_at=task.created_at)
+    params.update(event_type="task.created", event_payload=_created_payload(task), event_at=task.created_at)
     return params
 
 

@@ -172,6 +172,7 @@ def test_phonefleet_task_cli(api: Api) -> None:
     r = _cli("status", task["id"], env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"{task['id']}  queued  ") and '"Open Settings"' in r.stdout
+    assert "  waiting=queued  " in r.stdout  # why it is not moving
 
     r = _cli("cancel", task["id"], "--json", env=env)
     assert r.returncode == 0, r.stderr

@@ -12,7 +12,7 @@ import redis
 from sqlalchemy import select, update
 
 from device_pool.pool import RELEASED, LeaseGrant, LeaseStore, LocalSignal
-from orchestrator.db import DeviceState, Event, Task, TaskStatus, make_engine
+from orchestrator.db import DeviceState, Event, Task, TaskStatus, WaitingKind, make_engine, waiting
 from orchestrator.db.database import Database
 from orchestrator.queue import TASKS_QUEUE, TaskQueue
 from orchestrator.services.sweeper import REQUEUED, TaskSweeper
@@ -99,7 +99,9 @@ def test_queued_task_past_grace_is_requeued_once(url: str, queue: TaskQueue, red
 def test_broker_failure_is_retried_next_sweep(
     url: str, queue: TaskQueue, tmp_path: Path, redis_prefix: str
 ) -> None:
-    task_id = run(_add_task(url, created_at=in_seconds(-120)))
+    # As the API leaves a task whose enqueue failed.
+    outage = waiting(WaitingKind.BROKER_UNAVAILABLE, "the task queue did not take it", in_seconds(-120))
+    task_id = run(_add_task(url, created_at=in_seconds(-120), waiting=outage))
     down = TaskQueue.from_settings(Settings(data_dir=tmp_path / "d2", redis_url="redis://127.0.0.1:1/0"))
     down.timeout_s = 3
     try:
@@ -109,17 +111,22 @@ def test_broker_failure_is_retried_next_sweep(
     assert run(_state(url, task_id))[1] == []  # no event: not backed off
     assert run(_sweep(url, queue)).requeued == [task_id]
     assert [m["args"] for m in _messages(redis_prefix)] == [[str(task_id)]]
+    # The broker took it: the task waits in the queue again, and says so.
+    task, events = run(_state(url, task_id))
+    assert task.waiting is not None and task.waiting["kind"] == "queued"
+    assert [(e.type, e.payload.get("waiting")) for e in events] == [(REQUEUED, None), ("task.waiting", task.waiting)]
 
 
 def test_stale_task_on_its_last_attempt_fails_worker_lost(
     url: str, queue: TaskQueue, redis_prefix: str
 ) -> None:
+    retrying = waiting(WaitingKind.MODEL_UNAVAILABLE, "the model server failed", in_seconds(-300))
     task_id = run(_add_task(url, status=TaskStatus.RUNNING, worker_id="host:1/a", attempts=2,
-                            claimed_at=in_seconds(-600), heartbeat_at=in_seconds(-300)))  # fmt: skip
+                            claimed_at=in_seconds(-600), heartbeat_at=in_seconds(-300), waiting=retrying))  # fmt: skip
     report = run(_sweep(url, queue))
     assert report.failed == [task_id] and report.requeued == []
     task, events = run(_state(url, task_id))
-    assert (task.status, task.reason) == (TaskStatus.FAILED, "worker_lost")
+    assert (task.status, task.reason, task.waiting) == (TaskStatus.FAILED, "worker_lost", None)
     assert task.finished_at is not None
     [event] = events
     assert event.type == "task.status"

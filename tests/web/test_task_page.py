@@ -64,6 +64,8 @@ def test_submit_watch_answer_and_finish(web_fleet: WebFleet, artifacts: Path) ->
             await expect(confirm).to_contain_text("Pay 1.00 EUR to the test shop")
             await expect(confirm.locator(".confirm-action")).to_contain_text("Tap")
             await expect(page.locator("#task-status [data-status]")).to_have_attribute("data-status", "awaiting_confirmation")
+            # The details say why the task is not moving, in the agent's words (the task's `waiting`).
+            await expect(page.locator("#task-waiting")).to_have_text("Pay 1.00 EUR to the test shop", timeout=15 * S)
             await tab.shot("04-confirmation")
             await confirm.get_by_role("button", name="Approve").click()
             await expect(confirm).to_be_hidden(timeout=10 * S)
@@ -99,6 +101,7 @@ def test_submit_watch_answer_and_finish(web_fleet: WebFleet, artifacts: Path) ->
                 "() => [...document.querySelectorAll('#steps img')].every((i) => i.complete && i.naturalWidth > 0)"
                 f" && document.querySelectorAll('#steps img').length === {len(SCRIPT)}", timeout=15 * S)
             await expect(page.locator(".phone .overlay")).to_contain_text("succeeded")
+            await expect(page.locator("#task-waiting")).to_have_count(0)  # an ended task waits for nothing
             assert await tab.video_stats() is None, "the live view closed with the task"
             await tab.shot("06-task-succeeded")
 

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,7 +44,9 @@ class ModelReply(Protocol):
 class Model(Protocol):
     """The model as the loop needs it (``worker.agent.model_client.ModelClient`` is one)."""
 
-    async def chat(self, messages: list[dict[str, Any]]) -> ModelReply: ...
+    async def chat(
+        self, messages: list[dict[str, Any]], *, on_retry: Callable[[str], Awaitable[None]] | None = None
+    ) -> ModelReply: ...
     async def encode_image(self, image: Image.Image) -> EncodedImage: ...
 
 
@@ -104,6 +107,7 @@ class _AgentLoop:
         self.next_frame: Image.Image | None = None
         self.parse_errors = 0
         self.repeats: list[tuple[bytes, str]] = []
+        self.model_failing = False  # the hooks were told the model server fails (on_model_unavailable)
 
     def remaining(self) -> float:
         return self.config.budget_s - (time.monotonic() - self.started)
@@ -177,7 +181,7 @@ class _AgentLoop:
         timings.image_bytes = encoded.bytes_len
         messages = self.conversation.messages(image_part(encoded))
         t0 = time.monotonic()
-        call = asyncio.ensure_future(self.model.chat(messages))
+        call = asyncio.ensure_future(self.model.chat(messages, on_retry=self._model_retrying))
         interrupt = asyncio.ensure_future(self.steering.wait_interrupt())
         try:
             done, _ = await asyncio.wait(
@@ -190,6 +194,9 @@ class _AgentLoop:
                 with contextlib.suppress(asyncio.CancelledError, ModelError):
                     await call
         timings.model_s = time.monotonic() - t0
+        if self.model_failing and call in done and call.exception() is None:
+            self.model_failing = False
+            await self.hooks.on_model_unavailable(None)
         if call in done:
             return call.result()  # raises ModelError after the client's own retries
         self.conversation.turns.pop()  # the question is asked again after a pause
@@ -198,6 +205,10 @@ class _AgentLoop:
         if self.steering.paused:
             return None
         return self.result(RunStatus.TIMED_OUT, f"no result within {self.config.budget_s:g} s")
+
+    async def _model_retrying(self, failure: str) -> None:
+        self.model_failing = True
+        await self.hooks.on_model_unavailable(failure)
 
     async def step(self) -> AgentResult | None:
         index = len(self.steps) + 1

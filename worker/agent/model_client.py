@@ -9,6 +9,8 @@
   is tried last.
 - Caps in-flight requests per endpoint with ``model_limits`` (across processes when given Redis).
 - Cancelling the task awaiting ``chat()`` closes the HTTP stream at once and frees the slot.
+- ``chat(on_retry=…)`` is awaited with each failure that another attempt follows, so a caller can
+  say why it waits (the worker shows it as the task's ``model_unavailable`` wait).
 
 Errors (``worker.agent.errors``): ``ModelUnavailable`` / ``ModelTimeout`` when retries run out
 (the last failure decides which), ``ModelReplyError`` for answers that retrying cannot fix. What
@@ -23,6 +25,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -137,8 +140,15 @@ class ModelClient:
         cfg = self.config
         return image_part(encode_screenshot(img, cfg.image_max_pixels, cfg.image_format, cfg.jpeg_quality))
 
-    async def chat(self, messages: list[dict[str, Any]], *, max_tokens: int | None = None) -> ModelResponse:
-        """Send ``messages`` and return the assembled reply.
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        on_retry: Callable[[str], Awaitable[None]] | None = None,
+    ) -> ModelResponse:
+        """Send ``messages`` and return the assembled reply; ``on_retry(failure)`` is awaited before
+        each retry.
 
         Raises ``ModelUnavailable`` or ``ModelTimeout`` once every attempt failed (or no slot
         freed up within ``slot_wait_timeout_s``), ``ModelReplyError`` for a refused request or
@@ -178,6 +188,8 @@ class ModelClient:
                     extra={"endpoint": ep.base_url, "model": ep.model, "status": failure.status,
                            "kind": failure.kind, "error": failure.message, "attempt": attempts},
                 )  # fmt: skip
+                if on_retry is not None and attempts <= cfg.max_retries:
+                    await on_retry(failure.message)
                 continue
             self._state[idx].failed_until = 0.0
             total = time.monotonic() - started

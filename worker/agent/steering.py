@@ -39,6 +39,10 @@ class AgentHooks:
     async def on_state(self, state: AgentState, detail: str = "") -> None:
         """Called on every state change."""
 
+    async def on_model_unavailable(self, failure: str | None) -> None:
+        """Called when the model server failed and the client retries (``failure`` says how), and
+        with None once a reply came after such failures."""
+
     async def request_confirmation(self, action: Action, message: str) -> bool:
         """Approve (True) or deny (False) a sensitive action such as a payment."""
         return False

@@ -7,8 +7,8 @@ inside ``asyncio.run``). The database is the truth and the message only a hint, 
    task that is claimed by a live worker, cancelled or finished does nothing;
 2. **lease** a phone matching ``device_profile`` — an object, or a named profile resolved through
    this worker's ``pool.profiles`` (a name it does not know → ``failed``/``unknown_profile``) —
-   (``LeaseStore.wait_acquire``, at most ``max_lease_wait_s`` and never past the budget) →
-   ``failed``/``no_device`` when none comes free;
+   (``LeaseStore.wait_acquire``, at most ``max_lease_wait_s`` and never past the budget; the task
+   says ``waiting: no_device`` meanwhile) → ``failed``/``no_device`` when none comes free;
 3. **run**: status ``running`` (device_id, started_at), then the agent (``phone_agent``) with hooks that record
    every step and state in the database, and a watcher that heartbeats the task and the lease and
    turns a cancel request into ``AgentSteering.cancel`` (``hooks.py``);
@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from device_pool.errors import DeviceError, NoDeviceAvailable
 from device_pool.logs import bind
 from device_pool.pool import RELEASED, LeaseGrant, LeaseStore, signal_for
-from orchestrator.db import TaskStatus, make_engine, make_sessionmaker, utcnow
+from orchestrator.db import TaskStatus, WaitingKind, make_engine, make_sessionmaker, utcnow, waiting
 from orchestrator.db.database import Database
 from orchestrator.errors import UnknownDeviceProfile
 from orchestrator.notifier import EventSignal
@@ -149,14 +149,16 @@ async def _run_claimed(
     stack.push_async_callback(watcher.stop)
 
     wait_s = max(0.0, min(deadline - time.monotonic(), deps.max_lease_wait_s))
+    lease = {"holder": rows.worker_id, "tenant_id": claim.tenant_id, "task_id": claim.task_id,
+             "profile": match, "ttl_s": settings.pool.lease_ttl_s}  # fmt: skip
     try:
-        grant = await _unless_interrupted(
-            store.wait_acquire(
-                holder=rows.worker_id, tenant_id=claim.tenant_id, task_id=claim.task_id,
-                profile=match, ttl_s=settings.pool.lease_ttl_s, timeout_s=wait_s,
-            ),
-            steering,
-        )  # fmt: skip
+        grant = await store.acquire(**lease)
+        if grant is None:
+            # No idle phone now: the wait may last minutes, so the task says why it does not move.
+            wanted = f" matching {match}" if match else ""
+            message = f"no idle device{wanted}; waiting up to {wait_s:g} s for one"
+            await rows.set_waiting(waiting(WaitingKind.NO_DEVICE, message, utcnow()))
+            grant = await _unless_interrupted(store.wait_acquire(**lease, timeout_s=wait_s), steering)
     except NoDeviceAvailable as exc:
         await watcher.stop()
         await rows.finish(TaskStatus.FAILED, reason="no_device", message=exc.message, result={})

@@ -4,7 +4,10 @@
   0-based index, as the API numbers steps), then a ``steps`` row and a ``task.step`` event in one
   transaction. The rows and files are the trajectory.
 - ``on_state``: the task status (running, waiting_for_user, awaiting_confirmation, user_control)
-  and its ``task.status`` event.
+  and its ``task.status`` event, with the task's ``waiting`` object: ``takeover``, ``question`` or
+  ``confirmation`` carrying the agent's message while it waits on a person, null otherwise.
+- ``on_model_unavailable``: ``waiting`` = ``model_unavailable`` (the failure being retried) while the
+  model client retries, null once a reply came (a ``task.waiting`` event each time).
 - People answer through events (the contract the confirm/takeover/reply API endpoints write):
 
   | the agent asks | it writes | it waits for an event, after its own | payload read |
@@ -35,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from device_pool.pool import LeaseGrant, LeaseStore
-from orchestrator.db import CANCEL_REQUESTED, TaskStatus
+from orchestrator.db import CANCEL_REQUESTED, TaskStatus, WaitingKind, utcnow, waiting
 from worker.agent.actions import Action
 from worker.agent.results import StepRecord
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
@@ -55,6 +58,13 @@ _STATUS_OF = {
     AgentState.ASKING_USER: TaskStatus.WAITING_FOR_USER,  # a question waits on a person too
     AgentState.AWAITING_CONFIRMATION: TaskStatus.AWAITING_CONFIRMATION,
     AgentState.USER_CONTROL: TaskStatus.USER_CONTROL,
+}
+
+# What the task waits for while the agent is in these states (any other state: not waiting).
+_WAITING_OF = {
+    AgentState.WAITING_FOR_USER: WaitingKind.TAKEOVER,
+    AgentState.ASKING_USER: WaitingKind.QUESTION,
+    AgentState.AWAITING_CONFIRMATION: WaitingKind.CONFIRMATION,
 }
 
 
@@ -110,9 +120,32 @@ class TaskHooks(AgentHooks):
 
     async def on_state(self, state: AgentState, detail: str = "") -> None:
         status = _STATUS_OF.get(state)
-        if status is not None and not await self.rows.set_status(status, detail=detail):
+        kind = _WAITING_OF.get(state)
+        now_waiting = waiting(kind, detail, utcnow()) if kind is not None else None
+        if status is not None and not await self.rows.set_status(status, detail=detail, waiting=now_waiting):
             # Someone else holds the task now; stop spending the phone on it.
             self.steering.cancel(CLAIM_LOST)
+
+    async def on_model_unavailable(self, failure: str | None) -> None:
+        current = self.rows.waiting
+        if failure is None:
+            if current is None or current["kind"] != WaitingKind.MODEL_UNAVAILABLE:
+                return
+            now_waiting = None
+        else:
+            message = f"the model server failed ({failure}); retrying"
+            retrying = current is not None and current["kind"] == WaitingKind.MODEL_UNAVAILABLE
+            if retrying and current["message"] == message:
+                return
+            now_waiting = waiting(WaitingKind.MODEL_UNAVAILABLE, message, utcnow())
+            if retrying:
+                now_waiting["since"] = current["since"]  # the same outage, still retried
+        try:
+            if not await self.rows.set_waiting(now_waiting):
+                self.steering.cancel(CLAIM_LOST)
+        except Exception:
+            # Advice to people only: a database blip here must not fail the model call it reports on.
+            logger.warning("could not record the model server's failure on the task", exc_info=True)
 
     async def request_confirmation(self, action: Action, message: str) -> bool:
         payload = {"message": message, "action": action.model_dump(mode="json")}

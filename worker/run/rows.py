@@ -1,4 +1,4 @@
-"""The task row as a run changes it: claim, status, steps, heartbeat, finish.
+"""The task row as a run changes it: claim, status, waiting, steps, heartbeat, finish.
 
 Every change is one conditional UPDATE (fenced on ``worker_id``, so a run that lost its claim
 cannot overwrite its successor) plus one ``events`` row in the same transaction (the outbox).
@@ -17,6 +17,10 @@ A live run cannot be taken for lost: it stamps ``heartbeat_at`` every ``pool.wor
 (a third of ``stale_s`` at most), ``heartbeat`` refuses a stamp once the row is stale (past that
 moment the task is its successor's, as a lease past its expiry is the reaper's), and the watcher
 stops a run that has not stamped for ``stale_s`` less one beat (``hooks.Watcher``).
+
+``waiting`` (why the task is not moving; ``orchestrator.db.WaitingKind``) is written with the change
+that starts or ends the wait: cleared by the claim, every status change and the finish (their
+``task.status`` events carry the new value), set alone by ``set_waiting`` (a ``task.waiting`` event).
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ class TaskRows:
         self.tenant_id: uuid.UUID | None = None
         self.status: TaskStatus | None = None  # as this run last wrote it
         self.stale_s: float | None = None  # the claim's staleness rule; heartbeats past it are refused
+        self.waiting: dict[str, Any] | None = None  # as this run last wrote it
         self.notifier = notifier  # told after each commit that wrote events (a hint to event readers)
 
     @asynccontextmanager
@@ -127,7 +132,7 @@ class TaskRows:
                 return await self._fail_lost(db_session, guard, seen, now)
             claimed = {
                 "status": TaskStatus.LEASING, "worker_id": self.worker_id, "claimed_at": now,
-                "heartbeat_at": now, "attempts": Task.attempts + 1, "device_id": None,
+                "heartbeat_at": now, "attempts": Task.attempts + 1, "device_id": None, "waiting": None,
             }  # fmt: skip
             result = await db_session.execute(
                 update(Task)
@@ -141,7 +146,7 @@ class TaskRows:
                 logger.info("task claimed by someone else meanwhile; delivery ignored")
                 return None
             payload = {"from": seen.status.value, "to": TaskStatus.LEASING.value, "worker_id": self.worker_id,
-                       "attempt": row.attempts}  # fmt: skip
+                       "attempt": row.attempts, "waiting": None}  # fmt: skip
             first_step, ended = 0, []
             if stale:
                 payload["reason"] = "reclaimed"
@@ -170,42 +175,55 @@ class TaskRows:
         result = await db_session.execute(
             update(Task)
             .where(and_(*guard))
-            .values(status=TaskStatus.FAILED, reason=WORKER_LOST, message=message, finished_at=now)
+            .values(status=TaskStatus.FAILED, reason=WORKER_LOST, message=message, finished_at=now, waiting=None)
             .returning(Task.tenant_id)
             .execution_options(synchronize_session=False)
         )
         tenant_id = result.scalar_one_or_none()
         if tenant_id is not None:
-            payload = {"from": seen.status.value, "to": TaskStatus.FAILED.value, "reason": WORKER_LOST}
+            payload = {"from": seen.status.value, "to": TaskStatus.FAILED.value, "reason": WORKER_LOST, "waiting": None}
             await _event(db_session, tenant_id, self.task_id, "task.status", payload)
             if seen.worker_id is not None:
                 await end_leases_held_by(db_session, seen.worker_id, now, WORKER_LOST)
             logger.warning("task failed: worker lost too often", extra={"attempts": attempts})
         return None
 
-    async def set_status(self, status: TaskStatus, *, detail: str = "", **values: Any) -> bool:
-        """Move a held task to ``status`` (and set ``values``); False if it is no longer ours."""
-        if status == self.status and not values:
+    async def set_status(
+        self, status: TaskStatus, *, detail: str = "", waiting: dict[str, Any] | None = None, **values: Any
+    ) -> bool:
+        """Move a held task to ``status`` (and set ``values``), waiting on ``waiting`` (None: moving);
+        False if it is no longer ours."""
+        if status == self.status and not values and waiting == self.waiting:
             return True
         async with self._written() as db_session:
             result = await db_session.execute(
                 update(Task)
                 .where(Task.id == self.task_id, Task.worker_id == self.worker_id, Task.status.in_(HELD_TASK_STATUSES))
-                .values(status=status, **values)
+                .values(status=status, waiting=waiting, **values)
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount == 0:
                 return False
             if status != self.status:
-                payload: dict[str, Any] = {"from": str(self.status), "to": status.value}
+                payload: dict[str, Any] = {"from": str(self.status), "to": status.value, "waiting": waiting}
                 if detail:
                     payload["detail"] = detail
                 if "device_id" in values:
                     payload["device_id"] = str(values["device_id"])
                 await _event(db_session, self.tenant_id, self.task_id, "task.status", payload)
-        self.status = status
+            elif waiting != self.waiting:
+                await _event(db_session, self.tenant_id, self.task_id, "task.waiting",
+                             {"status": status.value, "waiting": waiting})  # fmt: skip
+        self.status, self.waiting = status, waiting
         logger.info("task status", extra={"status": status.value})
         return True
+
+    async def set_waiting(self, waiting: dict[str, Any] | None) -> bool:
+        """Say why the held task is not moving (None: it moves again) without changing its status,
+        with a ``task.waiting`` event; False if it is no longer ours."""
+        if self.status is None:
+            return False
+        return await self.set_status(self.status, waiting=waiting)
 
     async def add_step(self, step: dict[str, Any], event: dict[str, Any]) -> None:
         """Insert a ``steps`` row and its ``task.step`` event in one transaction."""
@@ -280,14 +298,15 @@ class TaskRows:
                     message=message[:4000],
                     finished_at=now,
                     result={**(current.result or {}), **result},
+                    waiting=None,
                 )
                 .execution_options(synchronize_session=False)
             )
-            payload: dict[str, Any] = {"from": current.status.value, "to": status.value}
+            payload: dict[str, Any] = {"from": current.status.value, "to": status.value, "waiting": None}
             if reason:
                 payload["reason"] = reason
             await _event(db_session, self.tenant_id, self.task_id, "task.status", payload)
-        self.status = status
+        self.status, self.waiting = status, None
         logger.info("task finished", extra={"status": status.value, "reason": reason})
         return True
 

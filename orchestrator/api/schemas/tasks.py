@@ -9,10 +9,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.api.schemas.common import EXAMPLE_TASK_ID, EXAMPLE_TIME
-from orchestrator.db import CANCEL_REQUESTED, Task, TaskStatus
+from orchestrator.db import CANCEL_REQUESTED, Task, TaskStatus, WaitingKind
 from orchestrator.services.specs import TaskSpec, plain_text
 
-__all__ = ["ConfirmIn", "HandbackIn", "ReplyIn", "TakeoverIn", "TaskCreate", "TaskOut"]
+__all__ = ["ConfirmIn", "HandbackIn", "ReplyIn", "TakeoverIn", "TaskCreate", "TaskOut", "WaitingOut"]
 
 
 class TaskCreate(TaskSpec):
@@ -73,6 +73,14 @@ class ReplyIn(BaseModel):
     _check_answer = field_validator("answer")(plain_text)
 
 
+class WaitingOut(BaseModel):
+    """Why a task is not moving (docs/api.md, "Why a task waits")."""
+
+    kind: WaitingKind = Field(description="What it waits for; one list for the whole product.")
+    message: str = Field(description="The same, for people: the agent's request, the error retried…")
+    since: dt.datetime = Field(description="When it started waiting for this.")
+
+
 class TaskOut(BaseModel):
     """A task as the API shows it."""
 
@@ -85,6 +93,8 @@ class TaskOut(BaseModel):
                     "webhook_url": None, "metadata": {"ticket": "OPS-1234"}, "reason": None, "message": None,
                     "device_id": None, "attempts": 0, "cancel_requested": False, "result": None,
                     "created_at": EXAMPLE_TIME, "started_at": None, "finished_at": None,
+                    "waiting": {"kind": "queued", "message": "waiting for a worker to claim it",
+                                "since": EXAMPLE_TIME},
                     "steps_url": f"/api/v1/tasks/{EXAMPLE_TASK_ID}/steps",
                 }
             ]
@@ -113,6 +123,9 @@ class TaskOut(BaseModel):
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    waiting: WaitingOut | None = Field(
+        description="Why the task is not moving, or null while it moves and once it ended."
+    )
     steps_url: str
 
     @classmethod
@@ -123,5 +136,5 @@ class TaskOut(BaseModel):
             metadata=task.metadata_, reason=task.reason, message=task.message, device_id=task.device_id,
             attempts=task.attempts, cancel_requested=CANCEL_REQUESTED in (task.result or {}),
             result=task.result, created_at=task.created_at, started_at=task.started_at,
-            finished_at=task.finished_at, steps_url=f"/api/v1/tasks/{task.id}/steps",
+            finished_at=task.finished_at, waiting=task.waiting, steps_url=f"/api/v1/tasks/{task.id}/steps",
         )  # fmt: skip

@@ -80,11 +80,11 @@ def test_events_of_a_created_and_cancelled_task_arrive_in_order(any_db_api: Api)
         task_id = submit(caller)
         cancel(caller, task_id)
         created, ended = receive_events(ws, 2)
-    assert (created["type"], created["task_id"], created["payload"]) == (
-        "task.created", task_id, {"status": "queued"},
-    )  # fmt: skip
+    assert (created["type"], created["task_id"], created["payload"]["status"]) == ("task.created", task_id, "queued")
+    assert created["payload"]["waiting"]["kind"] == "queued"
     assert ended["type"] == "task.status" and ended["task_id"] == task_id
-    assert ended["payload"] == {"from": "queued", "to": "cancelled", "reason": "cancelled"}
+    # The end of the wait rides on the status event: a cancelled task waits for nothing.
+    assert ended["payload"] == {"from": "queued", "to": "cancelled", "reason": "cancelled", "waiting": None}
     assert created["id"] < ended["id"]
     assert set(created) == {"id", "type", "task_id", "created_at", "payload"}
     assert created["created_at"].endswith("Z")

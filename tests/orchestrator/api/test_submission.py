@@ -40,6 +40,8 @@ def _answer(r: httpx.Response) -> tuple[int, Any, dict[str, str | None]]:
     body = r.json()
     if isinstance(body, dict) and "steps_url" in body:
         body = {k: v for k, v in body.items() if k not in _PER_TASK}
+        if body.get("waiting"):  # its since is the task's created_at
+            body["waiting"] = {k: v for k, v in body["waiting"].items() if k != "since"}
     names = ("content-type", "retry-after", "www-authenticate", "idempotent-replayed")
     return r.status_code, body, {name: r.headers.get(name) for name in names}
 

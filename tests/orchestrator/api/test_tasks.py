@@ -49,13 +49,18 @@ def test_submit_commits_task_and_event_and_enqueues_run_task(any_db_api: Api) ->
     assert (task["max_steps"], task["timeout_s"], task["model"]) == (30, 600, None)
     assert task["metadata"] == {"ticket": "OPS-1"} and task["device_profile"] == {"android": 13}
     assert task["cancel_requested"] is False
+    # A new task says why it waits, from the row the API just wrote (no read after the insert).
+    assert task["waiting"] == {
+        "kind": "queued", "message": "waiting for a worker to claim it", "since": task["created_at"],
+    }  # fmt: skip
     task_id = uuid.UUID(task["id"])
 
     [row] = db_rows(any_db_api.db_url, select(Task).where(Task.id == task_id))
     assert row.status == TaskStatus.QUEUED and row.tenant_id == caller.tenant_id
     assert row.created_by == caller.key_id and row.webhook_url == "https://example.com/hook"
     events = db_rows(any_db_api.db_url, select(Event).where(Event.task_id == task_id))
-    assert [(e.type, e.payload) for e in events] == [("task.created", {"status": "queued"})]
+    assert [(e.type, e.payload) for e in events] == [("task.created", {"status": "queued", "waiting": row.waiting})]
+    assert row.waiting["kind"] == "queued"
 
     [message] = any_db_api.queued_messages()
     assert message["task"] == RUN_TASK
@@ -93,6 +98,13 @@ def test_broker_down_keeps_the_task_queued_and_answers_202(
     [row] = db_rows(api.db_url, select(Task).where(Task.id == uuid.UUID(r.json()["id"])))
     assert row.status == TaskStatus.QUEUED
     assert any("sweeper will re-enqueue" in rec.getMessage() for rec in caplog.records)
+    # Why it is not moving, in the answer, on a later read and in a task.waiting event.
+    assert r.json()["waiting"]["kind"] == "broker_unavailable"
+    got = caller.http.get(f"/api/v1/tasks/{row.id}").json()
+    assert got["waiting"] == r.json()["waiting"] and got["waiting"]["since"] >= got["created_at"]
+    events = db_rows(api.db_url, select(Event).where(Event.task_id == row.id).order_by(Event.id))
+    assert [e.type for e in events] == ["task.created", "task.waiting"]
+    assert events[1].payload == {"status": "queued", "waiting": row.waiting}
 
 
 def test_idempotency_key_returns_the_original_task(any_db_api: Api) -> None:
@@ -191,11 +203,12 @@ def test_cancel_queued_task_ends_it_with_an_event(any_db_api: Api) -> None:
     r = caller.http.post(f"/api/v1/tasks/{task_id}/cancel")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "cancelled" and r.json()["finished_at"] is not None
+    assert r.json()["waiting"] is None  # an ended task waits for nothing
     events = db_rows(
         any_db_api.db_url, select(Event).where(Event.task_id == uuid.UUID(task_id)).order_by(Event.id)
     )
     assert [e.type for e in events] == ["task.created", "task.status"]
-    assert events[1].payload == {"from": "queued", "to": "cancelled", "reason": "cancelled"}
+    assert events[1].payload == {"from": "queued", "to": "cancelled", "reason": "cancelled", "waiting": None}
 
     again = caller.http.post(f"/api/v1/tasks/{task_id}/cancel")
     assert again.status_code == 409 and again.json()["error"] == "invalid_transition"

@@ -57,6 +57,27 @@ def test_500_twice_then_success_is_retried() -> None:
     assert reply.content == 'do(action="Tap", element=[500,500])'
 
 
+def test_on_retry_hears_each_failure_that_another_attempt_follows() -> None:
+    # What the worker shows as the task's model_unavailable wait: told before each retry, never
+    # after the last attempt (the error says it then).
+    heard: list[str] = []
+
+    async def on_retry(failure: str) -> None:
+        heard.append(failure)
+
+    async def go(cfg: ModelClientConfig) -> ModelResponse:
+        async with ModelClient(cfg) as client:
+            return await client.chat(HELLO, on_retry=on_retry)
+
+    with serve(ModelServer(Status(503, "overloaded"))) as server:
+        reply = asyncio.run(go(config(server.base_url)))
+    assert reply.attempts == 2 and len(heard) == 1 and "HTTP 503" in heard[0] and "overloaded" in heard[0], heard
+    heard.clear()
+    with serve(ModelServer(default=Status(500))) as server, pytest.raises(ModelUnavailable):
+        asyncio.run(go(config(server.base_url, max_retries=2)))
+    assert len(heard) == 2 and len(server.requests) == 3, heard
+
+
 def test_429_waits_for_retry_after() -> None:
     with serve(ModelServer(Status(429, "slow down", headers={"Retry-After": "1"}))) as server:
         reply = chat_once(config(server.base_url))

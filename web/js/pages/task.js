@@ -83,6 +83,8 @@ export function mount(outlet, { params }) {
       h("dt", {}, "Started"), h("dd", {}, timeEl(task.started_at)),
       h("dt", {}, "Finished"), h("dd", {}, timeEl(task.finished_at)),
       h("dt", {}, "Max steps"), h("dd", {}, String(task.max_steps)),
+      // Why it is not moving (a device, the model server, a person…): the server's words, as they change.
+      task.waiting ? [h("dt", {}, "Waiting"), h("dd", { id: "task-waiting" }, task.waiting.message)] : null,
       task.reason || task.message ? [h("dt", {}, "Outcome"), h("dd", {}, [task.reason, task.message].filter(Boolean).join(": "))] : null,
       result.elapsed_s ? [h("dt", {}, "Elapsed"), h("dd", {}, `${Number(result.elapsed_s).toFixed(1)} s`)] : null);
 
