@@ -9,6 +9,7 @@ consumed nothing more, for good. Here a task submitted after Redis is back must 
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import uuid
@@ -73,4 +74,46 @@ def test_a_worker_consumes_again_after_its_redis_restarts(
 
     assert consumed_after_s < 30, (consumed_after_s, worker.log())
     assert done["result"]["steps"] == 1, done
+    pool.settle()
+
+
+def test_a_worker_stops_within_10_s_of_sigterm_with_a_run_waiting_and_its_redis_gone(
+    api: Api, pool: Pool, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    """Celery's warm shutdown waits for runs in progress; this one waits on a model that never answers,
+    with Redis gone. The worker cancels it (worker.shutdown) and exits; the task stays claimed and
+    ``running``, for the stale-heartbeat re-claim, and the phone is handed back."""
+    never = threading.Event()
+    with (
+        private_redis(tmp_path / "redis") as redis_server,
+        serve(ModelServer(Gate(never, limit_s=300))) as model,
+    ):
+        worker = start_worker(model.base_url, concurrency=1, PHONEFLEET_REDIS_URL=redis_server.url)
+        queue = TaskQueue(
+            make_celery(Settings(data_dir=tmp_path / "q", redis_url=redis_server.url)), queue=api.queue_name
+        )
+        task = api.submit("Open Settings", timeout_s=120)
+        try:
+            run(queue.enqueue_run_task(uuid.UUID(task["id"])))
+        finally:
+            queue.close()
+        wait_until(lambda: len(model.requests) == 1, timeout=60, what="the run's model request")
+        redis_server.stop()
+        # (Its consumer does not see it: every thread is busy. The run's wake-up subscriber does.)
+        wait_until(
+            lambda: "subscriber lost Redis" in worker.log(), timeout=30, what="the worker sees Redis gone"
+        )
+        signalled = time.monotonic()
+        worker.proc.send_signal(signal.SIGTERM)
+        returncode = worker.proc.wait(timeout=30)
+        took_s = time.monotonic() - signalled
+        never.set()
+
+    print(f"phonefleet worker exited {took_s:.1f} s after SIGTERM")
+    assert returncode == 0, worker.log()
+    assert took_s < 10, (took_s, worker.log())
+    assert "run interrupted by the worker's shutdown" in worker.log()
+    row, _, leases = api.rows(task["id"])
+    assert row.status == "running" and row.worker_id is not None, row
+    assert len(leases) == 1 and leases[0].release_reason == "released", leases
     pool.settle()
