@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 # provider to remove its phones, before they are cancelled (SIGTERM → exit within 10 s).
 STOP_WAIT_S = 3.0
 CLOSE_WAIT_S = 4.0
+# Removing redroid containers takes Docker longer; the deployments' grace periods (120 s) allow it.
+REDROID_CLOSE_WAIT_S = 90.0
 
 
 async def _ended(tasks: list[asyncio.Task[None]]) -> None:
@@ -48,12 +50,12 @@ async def _ended(tasks: list[asyncio.Task[None]]) -> None:
             raise task.exception()  # type: ignore[misc]
 
 
-async def _bounded(closing: Any, what: str) -> None:
-    """Await ``closing`` for at most CLOSE_WAIT_S; past it, log what may be left and go on."""
+async def _bounded(closing: Any, what: str, timeout_s: float = CLOSE_WAIT_S) -> None:
+    """Await ``closing`` for at most ``timeout_s``; past it, log what may be left and go on."""
     try:
-        await asyncio.wait_for(closing, CLOSE_WAIT_S)
+        await asyncio.wait_for(closing, timeout_s)
     except TimeoutError:
-        logger.error("%s took longer than %.0f s; exiting without waiting for it", what, CLOSE_WAIT_S)
+        logger.error("%s took longer than %.0f s; exiting without waiting for it", what, timeout_s)
 
 
 def _options(settings: Any, args: argparse.Namespace, max_devices: int) -> Any:
@@ -156,7 +158,8 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         await serve_until_signal(start, stop)
     finally:
         # Also when start() failed: no phone process or connection outlives the command.
-        await _bounded(provider.close(), f"closing the {provider.name} provider")
+        close_wait_s = REDROID_CLOSE_WAIT_S if redroid else CLOSE_WAIT_S
+        await _bounded(provider.close(), f"closing the {provider.name} provider", close_wait_s)
         await _bounded(registered.close(), "closing the registered phones")
         await store.close()
         queue.close()
