@@ -97,9 +97,9 @@ def _enforce(grace_s: float, deadline_s: float) -> None:
     count = interrupt_runs()
     if count:
         logger.warning(
-            "shutdown: runs still in progress after %.0f s are cancelled", grace_s, extra={"runs": count}
+            "shutdown: runs still in progress after %g s are cancelled", grace_s, extra={"runs": count}
         )
     time.sleep(max(0.0, deadline_s - grace_s))
-    logger.error("shutdown: still not stopped %.0f s after the signal; exiting now", deadline_s)
+    logger.error("shutdown: still not stopped %g s after the signal; exiting now", deadline_s)
     logging.shutdown()
     os._exit(1)
