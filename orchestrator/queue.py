@@ -331,6 +331,10 @@ class TaskQueue:
         if self._envelope is None:
             connection = self.celery.connection_for_write()
             try:
+                # One quick retry, never kombu's default of retrying for seconds: a broker that is
+                # down fails this enqueue now (the sweeper is the retry), and a process that is
+                # stopping is not held by a thread still trying.
+                connection.ensure_connection(max_retries=1, interval_start=0.2, interval_step=0, timeout=self.timeout_s)
                 channel = connection.default_channel  # connects: PING
             except BaseException:
                 connection.release()

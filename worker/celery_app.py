@@ -7,6 +7,8 @@
   budget (``timeout_s`` ≤ 3600 s) plus the longest phone wait
   (``worker.run.drive.MAX_LEASE_WAIT_S``); a redelivery that comes anyway finds the task claimed
   by a live worker and does nothing.
+- A Redis restart does not wedge the consumer (``worker.broker_link``): a failed late ack frees its
+  prefetch slot, and reconnects are tried every few seconds with no limit on tries.
 - Remote control (pidbox), gossip, mingle and worker heartbeats are off: nothing uses them, and
   each is a fan-out queue or a periodic broker message per worker.
 
@@ -27,6 +29,7 @@ from celery.local import PromiseProxy
 
 from orchestrator.queue import TASKS_QUEUE, VISIBILITY_TIMEOUT_S, make_celery, queues_for_profiles
 from orchestrator.settings import DEFAULT_PROFILE, Settings
+from worker.broker_link import SlotFreeingRequest, SteadyConsumer
 from worker.run.drive import MAX_LEASE_WAIT_S, RunDeps
 from worker.tasks import use_run_deps
 
@@ -51,8 +54,14 @@ def make_worker_app(settings: Settings, *, adb_port: int = 5037, deps: RunDeps |
         broker_connection_retry_on_startup=True,
         # Runs survive a broker reconnect: the database claim, not the message, owns the task.
         worker_cancel_long_running_tasks_on_connection_loss=False,
+        # A worker whose broker went away reconnects whenever it comes back, however long that takes.
+        broker_connection_max_retries=None,
+        worker_consumer=f"{SteadyConsumer.__module__}:{SteadyConsumer.__qualname__}",
     )
     use_run_deps(app, deps or RunDeps.from_settings(settings, adb_port=adb_port))
+    # Every task the worker runs acks through it (app.tasks finalizes the app: run_task is a shared_task).
+    for task in app.tasks.values():
+        task.Request = SlotFreeingRequest
     return app
 
 

@@ -1,7 +1,7 @@
 """Celery entry points: thin wrappers that take ids and call one domain function.
 
 ``phonefleet.run_task(task_id)`` binds the log context, then runs ``perform_run`` in a loop of
-its own (``asyncio.run``; the worker's threads pool gives each run a thread). Retries are
+its own (``asyncio.run``, which a bounded shutdown may cancel: ``worker.shutdown``; the worker's threads pool gives each run a thread). Retries are
 decided by the error's class (``PhoneFleetError.retryable``), never by its text, and only errors
 raised before the claim reach here, so a retry can never run a task twice: the claim decides.
 
@@ -12,7 +12,6 @@ app (``worker.celery_app.make_worker_app`` does), and the task reads it from ``s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 
@@ -23,6 +22,7 @@ from device_pool.errors import PhoneFleetError
 from device_pool.logs import bind
 from orchestrator.queue import RUN_TASK
 from worker.run.drive import RunDeps, perform_run
+from worker.shutdown import run_interruptible
 
 __all__ = ["MAX_RETRIES", "RETRY_BACKOFF_S", "run_deps", "run_task", "use_run_deps"]
 
@@ -59,7 +59,8 @@ def run_task(self: CeleryTask, task_id: str) -> None:
     deps = run_deps(self.app)
     with bind(task_id=tid):
         try:
-            asyncio.run(perform_run(tid, deps))
+            # A worker's shutdown may cancel it (worker.shutdown): the task is then left to be re-claimed.
+            run_interruptible(perform_run(tid, deps))
         except PhoneFleetError as exc:
             retries = self.request.retries or 0
             if not exc.retryable or retries >= MAX_RETRIES:

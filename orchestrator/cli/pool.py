@@ -28,6 +28,36 @@ from orchestrator.cli.signals import serve_until_signal
 
 logger = logging.getLogger(__name__)
 
+# After SIGTERM: how long the manager, sweeper and webhooks get to end their current pass, and a
+# provider to remove its phones, before they are cancelled (SIGTERM → exit within 10 s).
+STOP_WAIT_S = 3.0
+CLOSE_WAIT_S = 4.0
+# Removing redroid containers takes Docker longer; the deployments' grace periods (120 s) allow it.
+REDROID_CLOSE_WAIT_S = 90.0
+
+
+async def _ended(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait up to STOP_WAIT_S for ``tasks`` to end; cancel (and log) those still running."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=STOP_WAIT_S)
+    for task in pending:
+        logger.warning("%s did not stop within %.0f s of the signal; cancelled", task.get_name(), STOP_WAIT_S)
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=1.0)
+    for task in tasks:  # as awaiting each would: the first failure is the command's
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
+async def _bounded(closing: Any, what: str, timeout_s: float = CLOSE_WAIT_S) -> None:
+    """Await ``closing`` for at most ``timeout_s``; past it, log what may be left and go on."""
+    try:
+        await asyncio.wait_for(closing, timeout_s)
+    except TimeoutError:
+        logger.error("%s took longer than %.0f s; exiting without waiting for it", what, timeout_s)
+
 
 def _options(settings: Any, args: argparse.Namespace, max_devices: int) -> Any:
     """What the providers need, from the settings and the command line."""
@@ -127,21 +157,17 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         manager.stop()
         registered_manager.stop()
         sweep_stop.set()
-        if sweeping is not None:
-            await sweeping
-        if webhooks is not None:
-            await webhooks
-        if runner is not None:
-            await runner
-        if registered_runner is not None:
-            await registered_runner
+        # Told to stop, each ends after its current pass; one blocked on a broker or a phone that
+        # does not answer is cancelled after STOP_WAIT_S (the command exits within 10 s of SIGTERM).
+        await _ended([t for t in (sweeping, webhooks, runner, registered_runner) if t is not None])
 
     try:
         await serve_until_signal(start, stop)
     finally:
         # Also when start() failed: no phone process or connection outlives the command.
-        await provider.close()
-        await registered.close()
+        close_wait_s = REDROID_CLOSE_WAIT_S if redroid else CLOSE_WAIT_S
+        await _bounded(provider.close(), f"closing the {provider.name} provider", close_wait_s)
+        await _bounded(registered.close(), "closing the registered phones")
         await store.close()
         queue.close()
         await engine.dispose()

@@ -5,8 +5,9 @@ Settings come from the environment (``PHONEFLEET_DATABASE_URL``, ``PHONEFLEET_RE
 ``--concurrency`` threads holds one run (one task, from claim to release) at a time. ``--profiles`` picks the queues: ``default``
 (tasks with no named profile) and named profiles of ``PHONEFLEET_POOL__PROFILES``; by default all of
 them. ``--queues`` names Celery queues directly instead. SIGTERM or SIGINT is Celery's warm shutdown
-(no new tasks; runs in progress finish); a second one, or SIGQUIT, stops at once, leaving those
-tasks to the stale-heartbeat re-claim.
+(no new tasks), bounded (``worker.shutdown``): runs in progress get 2 s to end, then are cancelled,
+and the process exits within 8 s of the signal whatever still waits; a second signal, or SIGQUIT,
+stops at once. Interrupted runs leave their tasks to the stale-heartbeat re-claim.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from device_pool.logs import log_format
     from orchestrator.settings import load_settings
     from worker.celery_app import make_worker_app, worker_argv, worker_queues
+    from worker.shutdown import bound_shutdown
 
     if args.concurrency < 1:
         refuse("worker", "--concurrency must be at least 1")
@@ -61,6 +63,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         refuse("worker", "no queues to consume")
         return 2
     setup_logging.connect(_keep_our_logging, weak=False)
+    bound_shutdown()
     logging.getLogger(__name__).info("consuming queues %s", ", ".join(queues))
     app = make_worker_app(settings, adb_port=args.adb_port)
     level = logging.getLevelName(logging.getLogger().level)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from orchestrator.db import DeviceState
@@ -14,6 +15,7 @@ from tests.conditions import GiveUp, port_open, wait_until
 from tests.conftest import ReservePorts
 from tests.databases import open_sessions
 from tests.processes import REPO, AdbServer, stop_process
+from tests.redis_servers import private_redis
 
 
 async def _states(url: str) -> list[tuple[str, DeviceState]]:
@@ -65,3 +67,61 @@ def test_pool_command_static_adb_needs_a_devices_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "--devices-file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_pool_command_stops_within_10_s_of_sigterm_with_its_redis_gone(
+    pool_db_url: str, tmp_path: Path, adb_server: AdbServer, reserve_ports: ReservePorts
+) -> None:
+    """Redis stopped first, with lost tasks for the sweeper to re-send: SIGTERM still ends it within 10 s
+    (before kombu's connect retries were bounded, each re-send held the stop for 5 s: 18 s here)."""
+    base_port = reserve_ports(2)
+    with private_redis(tmp_path / "redis") as redis_server:
+        env = {
+            **os.environ,
+            "PHONEFLEET_DATABASE_URL": pool_db_url,
+            "PHONEFLEET_REDIS_URL": redis_server.url,
+            "PHONEFLEET_DATA_DIR": str(tmp_path / "data"),
+            "PHONEFLEET_POOL__PROVIDER": "sim",
+            "PHONEFLEET_POOL__COUNT": "1",
+            "PHONEFLEET_POOL__MIN_IDLE": "1",
+            "PHONEFLEET_POOL__BASE_PORT": str(base_port),
+        }
+        log_path = tmp_path / "pool.log"
+        command = [
+            sys.executable, "-m", "orchestrator.cli", "pool", "--adb-port", str(adb_server.port),
+            "--sweep-interval", "1",
+        ]  # fmt: skip
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+
+            def idle_phone() -> bool:
+                if proc.poll() is not None:
+                    raise GiveUp(f"phonefleet pool exited with {proc.returncode}:\n{log_path.read_text()}")
+                return run(_states(pool_db_url)) == [(f"127.0.0.1:{base_port}", DeviceState.IDLE)]
+
+            wait_until(idle_phone, timeout=60, interval=0.2, what="the pool registers its phone idle")
+            redis_server.stop()
+            run(_add_lost_tasks(pool_db_url, 3))
+            wait_until(
+                lambda: "re-enqueue failed" in log_path.read_text(), timeout=30, what="the sweeper finds Redis gone"
+            )
+            signalled = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            returncode = proc.wait(timeout=30)
+            took_s = time.monotonic() - signalled
+        finally:
+            stop_process(proc)
+    print(f"phonefleet pool exited {took_s:.1f} s after SIGTERM")
+    assert returncode == 0, log_path.read_text()
+    assert took_s < 10, (took_s, log_path.read_text())
+    assert not port_open("127.0.0.1", base_port), "the phone process outlived the pool manager"
+
+
+async def _add_lost_tasks(url: str, count: int) -> None:
+    """``count`` tasks queued two minutes ago and never claimed: their messages look lost."""
+    from tests.orchestrator.factories import in_seconds, make_task
+
+    async with open_sessions(url) as sessions, sessions() as session, session.begin():
+        for _ in range(count):
+            await make_task(session, created_at=in_seconds(-120))
