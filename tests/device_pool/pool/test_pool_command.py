@@ -26,6 +26,27 @@ async def _states(url: str) -> list[tuple[str, DeviceState]]:
         return [(row.serial, row.state) for row in await store.devices()]
 
 
+def _pool_with_an_idle_phone(
+    env: dict[str, str], adb_port: int, log_path: Path, pool_db_url: str, base_port: int, *extra: str
+) -> subprocess.Popen[bytes]:
+    """``phonefleet pool`` (one sim phone on ``base_port``), returned once its phone is registered idle."""
+    command = [sys.executable, "-m", "orchestrator.cli", "pool", "--adb-port", str(adb_port), *extra]
+    with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def idle_phone() -> bool:
+        if proc.poll() is not None:
+            raise GiveUp(f"phonefleet pool exited with {proc.returncode}:\n{log_path.read_text()}")
+        return run(_states(pool_db_url)) == [(f"127.0.0.1:{base_port}", DeviceState.IDLE)]
+
+    try:
+        wait_until(idle_phone, timeout=60, interval=0.2, what="the pool registers its phone idle")
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc
+
+
 def test_pool_command_registers_phones_and_stops_on_sigterm(
     pool_db_url: str, tmp_path: Path, adb_server: AdbServer, reserve_ports: ReservePorts
 ) -> None:
@@ -40,17 +61,8 @@ def test_pool_command_registers_phones_and_stops_on_sigterm(
         "PHONEFLEET_POOL__BASE_PORT": str(base_port),
     }
     log_path = tmp_path / "pool.log"
-    command = [sys.executable, "-m", "orchestrator.cli", "pool", "--adb-port", str(adb_server.port)]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = _pool_with_an_idle_phone(env, adb_server.port, log_path, pool_db_url, base_port)
     try:
-
-        def idle_phone() -> bool:
-            if proc.poll() is not None:
-                raise GiveUp(f"phonefleet pool exited with {proc.returncode}:\n{log_path.read_text()}")
-            return run(_states(pool_db_url)) == [(f"127.0.0.1:{base_port}", DeviceState.IDLE)]
-
-        wait_until(idle_phone, timeout=60, interval=0.2, what="the pool registers its phone idle")
         assert port_open("127.0.0.1", base_port)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, log_path.read_text()
@@ -87,20 +99,10 @@ def test_pool_command_stops_within_10_s_of_sigterm_with_its_redis_gone(
             "PHONEFLEET_POOL__BASE_PORT": str(base_port),
         }
         log_path = tmp_path / "pool.log"
-        command = [
-            sys.executable, "-m", "orchestrator.cli", "pool", "--adb-port", str(adb_server.port),
-            "--sweep-interval", "1",
-        ]  # fmt: skip
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = _pool_with_an_idle_phone(
+            env, adb_server.port, log_path, pool_db_url, base_port, "--sweep-interval", "1"
+        )
         try:
-
-            def idle_phone() -> bool:
-                if proc.poll() is not None:
-                    raise GiveUp(f"phonefleet pool exited with {proc.returncode}:\n{log_path.read_text()}")
-                return run(_states(pool_db_url)) == [(f"127.0.0.1:{base_port}", DeviceState.IDLE)]
-
-            wait_until(idle_phone, timeout=60, interval=0.2, what="the pool registers its phone idle")
             redis_server.stop()
             run(_add_lost_tasks(pool_db_url, 3))
             wait_until(

@@ -11,6 +11,7 @@ reaps happen when the test says, so a test can look at the phone before it is re
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -295,3 +296,16 @@ def start_worker(tmp_path: Path, api: Api, adb_server: AdbServer) -> Iterator[St
     finally:
         for worker in workers:
             stop_process(worker.proc, timeout=15)
+
+
+def people_script(directory: Path) -> Path:
+    """A reference-model script that asks a person three times (takeover, question, confirmation)
+    before it finishes: the replies the tests of people's answers drive a run with."""
+    script = directory / "script.json"
+    script.write_text(json.dumps([
+        'do(action="Take_over", message="Please log in")',
+        'do(action="Interact", message="Which size?")',
+        'do(action="Tap", element=[500,500], message="Pay 10 EUR")',
+        'finish(message="paid")',
+    ]))  # fmt: skip
+    return script

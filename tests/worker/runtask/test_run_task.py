@@ -4,7 +4,6 @@ pooled virtual phone against a real model server, followed through the API and t
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from orchestrator.db import DeviceState, TaskStatus
 from tests.conditions import wait_until
 from tests.processes import ReferenceModel, start_reference_model
 from tests.worker.agent.model_servers import Hang, ModelServer, Reply, serve
-from tests.worker.runtask.conftest import Api, Pool, StartWorker
+from tests.worker.runtask.conftest import Api, Pool, StartWorker, people_script
 
 WIFI = "Open Settings and turn on Wi-Fi"
 
@@ -155,14 +154,7 @@ def answer_over_http(api: Api, task_id: str, request: str, route: str, body: dic
 def test_people_answer_through_events(
     api: Api, pool: Pool, start_worker: StartWorker, tmp_path: Path
 ) -> None:
-    script = tmp_path / "script.json"
-    script.write_text(json.dumps([
-        'do(action="Take_over", message="Please log in")',
-        'do(action="Interact", message="Which size?")',
-        'do(action="Tap", element=[500,500], message="Pay 10 EUR")',
-        'finish(message="paid")',
-    ]))  # fmt: skip
-    model = start_reference_model(tmp_path / "model", script=script)
+    model = start_reference_model(tmp_path / "model", script=people_script(tmp_path))
     try:
         start_worker(model.base_url)
         task = api.submit("Buy the shirt", timeout_s=60)

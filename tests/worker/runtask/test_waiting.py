@@ -4,7 +4,6 @@ and once it ended. Every change is in the task's events too."""
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from tests.conditions import wait_until
 from tests.processes import start_reference_model
 from tests.worker.agent.model_servers import Gate, ModelServer, Reply, Status, serve
-from tests.worker.runtask.conftest import Api, Pool, StartWorker
+from tests.worker.runtask.conftest import Api, Pool, StartWorker, people_script
 from tests.worker.runtask.test_run_task import answer_over_http
 
 
@@ -81,14 +80,7 @@ def test_a_failing_model_server_says_model_unavailable_while_the_client_retries(
 def test_a_task_waiting_on_a_person_says_so_with_the_agents_message(
     api: Api, pool: Pool, start_worker: StartWorker, tmp_path: Path
 ) -> None:
-    script = tmp_path / "script.json"
-    script.write_text(json.dumps([
-        'do(action="Take_over", message="Please log in")',
-        'do(action="Interact", message="Which size?")',
-        'do(action="Tap", element=[500,500], message="Pay 10 EUR")',
-        'finish(message="paid")',
-    ]))  # fmt: skip
-    model = start_reference_model(tmp_path / "model", script=script)
+    model = start_reference_model(tmp_path / "model", script=people_script(tmp_path))
     try:
         start_worker(model.base_url)
         task = api.submit("Buy the shirt", timeout_s=60)
