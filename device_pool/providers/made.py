@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from device_pool.driver.device import AdbDevice
+from device_pool.errors import DeviceError
 from device_pool.providers.base import DeviceProfile, DeviceSpec
 from device_pool.providers.errors import PortTaken, ProviderError, UnknownDevice, UnsupportedProfile
 
@@ -30,6 +31,14 @@ class MadePhone:
     @property
     def serial(self) -> str:
         return self.device.serial
+
+    async def disconnect(self, timeout: float) -> None:
+        """``adb disconnect`` from the phone before it goes; a failure is logged, never raised: the adb
+        server itself may be gone (shutdown order), and the phone must go all the same."""
+        try:
+            await self.device.disconnect(timeout=timeout)
+        except DeviceError as exc:
+            logger.warning("adb disconnect failed", extra={"serial": self.serial, "error": str(exc)})
 
 
 PhoneT = TypeVar("PhoneT", bound=MadePhone)

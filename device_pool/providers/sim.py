@@ -283,11 +283,7 @@ class SimProvider(MadePhones[_Phone]):
 
     async def _stop(self, phone: _Phone) -> None:
         """Disconnect adb from the phone, then terminate → wait → kill its process (this pid only)."""
-        try:
-            await phone.device.disconnect(timeout=self.config.command_timeout_s)
-        except DeviceError as exc:
-            # The adb server itself may be gone (shutdown order); the process must still stop.
-            logger.warning("adb disconnect failed", extra={"serial": phone.serial, "error": str(exc)})
+        await phone.disconnect(self.config.command_timeout_s)
         proc = phone.proc
         if proc is None or proc.poll() is not None:
             if proc is not None:

@@ -315,10 +315,7 @@ class RedroidProvider(MadePhones[_Phone]):
 
     async def _teardown(self, phone: _Phone) -> None:
         """Disconnect adb, remove the container, then its volume (the previous user's data goes with it)."""
-        try:
-            await phone.device.disconnect(timeout=self.config.command_timeout_s)
-        except DeviceError as exc:
-            logger.warning("adb disconnect failed", extra={"serial": phone.serial, "error": str(exc)})
+        await phone.disconnect(self.config.command_timeout_s)
         await asyncio.to_thread(self.engine.remove, phone.name, stop_timeout_s=self.config.stop_timeout_s)
         if phone.volume is not None:
             await asyncio.to_thread(self.engine.remove_volume, phone.volume)
