@@ -16,7 +16,13 @@ from typing import Any, Generic, TypeVar
 from device_pool.driver.device import AdbDevice
 from device_pool.errors import DeviceError
 from device_pool.providers.base import DeviceProfile, DeviceSpec
-from device_pool.providers.errors import PortTaken, ProviderError, UnknownDevice, UnsupportedProfile
+from device_pool.providers.errors import (
+    PhoneStartFailed,
+    PortTaken,
+    ProviderError,
+    UnknownDevice,
+    UnsupportedProfile,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +168,18 @@ class MadePhones(Generic[PhoneT]):
         await self._after_close()
 
     # --- shared internals ------------------------------------------------------------------------
+
+    async def _boot_again(self, phone: PhoneT) -> None:
+        """Boot a phone that was taken down for a reset on its own port again (its serial names the
+        port): a port someone took meanwhile is PhoneStartFailed, and the phone is not handed out."""
+        try:
+            await self._boot(phone)
+        except PortTaken as exc:
+            raise PhoneStartFailed(
+                f"{phone.serial}: port {phone.port} was taken while the phone was down",
+                provider=self.name,
+                device_id=phone.serial,
+            ) from exc
 
     def _find(self, serial: str) -> PhoneT | None:
         return next((p for p in self._phones.values() if p.serial == serial), None)

@@ -119,14 +119,7 @@ class SimProvider(MadePhones[_Phone]):
         else:
             logger.warning("phone process down or not listening; restarting it", extra={"serial": serial})
         await self._stop(phone)
-        try:
-            await self._launch(phone)
-        except PortTaken as exc:
-            raise PhoneStartFailed(
-                f"{serial}: port {phone.port} was taken while the phone was down",
-                provider=self.name,
-                device_id=serial,
-            ) from exc
+        await self._boot_again(phone)
         logger.info("phone restarted in factory state", extra={"serial": serial, "pid": phone.proc.pid})
 
     async def health(self, serial: str) -> Health:

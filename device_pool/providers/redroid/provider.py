@@ -26,7 +26,7 @@ from device_pool.providers.checks import DEFAULT_LAUNCHER, probe, wait_for_launc
 from device_pool.providers.errors import PhoneStartFailed, ProviderCapacity, ProviderError, UnsupportedProfile
 from device_pool.providers.made import MadePhone, MadePhones
 from device_pool.providers.redroid.config import ADB_PORT_ENV, ADB_PORT_IN_CONTAINER, RedroidConfig
-from device_pool.providers.redroid.engine import Engine, PortBusy, binds
+from device_pool.providers.redroid.engine import Engine, binds
 from device_pool.providers.redroid.host import check_engine_host
 
 logger = logging.getLogger(__name__)
@@ -73,14 +73,7 @@ class RedroidProvider(MadePhones[_Phone]):
         """
         phone = self._require(serial)
         await self._teardown(phone)
-        try:
-            await self._boot(phone)
-        except PortBusy as exc:
-            raise PhoneStartFailed(
-                f"{serial}: port {phone.port} was taken while the phone was down",
-                provider=self.name,
-                device_id=serial,
-            ) from exc
+        await self._boot_again(phone)
         logger.info("phone reset on a fresh volume", extra={"serial": serial, "volume": phone.volume})
 
     async def health(self, serial: str) -> Health:
