@@ -11,6 +11,7 @@ from orchestrator.db.engine import (
 from orchestrator.db.enums import (
     CANCEL_REQUESTED,
     HELD_TASK_STATUSES,
+    WAITING_EVENT,
     WORKER_LOST,
     DeviceState,
     SessionState,
@@ -39,6 +40,7 @@ __all__ = [
     "BEGIN_IMMEDIATE",
     "CANCEL_REQUESTED",
     "HELD_TASK_STATUSES",
+    "WAITING_EVENT",
     "WORKER_LOST",
     "ApiKey",
     "Base",

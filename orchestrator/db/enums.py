@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-__all__ = ["CANCEL_REQUESTED", "HELD_TASK_STATUSES", "WORKER_LOST", "DeviceState", "SessionState", "TaskStatus", "UserRole", "WaitingKind", "WebhookStatus", "waiting"]
+__all__ = ["CANCEL_REQUESTED", "HELD_TASK_STATUSES", "WAITING_EVENT", "WORKER_LOST", "DeviceState", "SessionState", "TaskStatus", "UserRole", "WaitingKind", "WebhookStatus", "waiting"]
 
 
 class UserRole(StrEnum):
@@ -52,6 +52,11 @@ HELD_TASK_STATUSES = (
     TaskStatus.AWAITING_CONFIRMATION,
     TaskStatus.USER_CONTROL,
 )
+
+
+# The event for a change of a task's ``waiting`` that comes without a change of status (a status
+# change carries ``waiting`` in its ``task.status`` event instead); the API and the worker write it.
+WAITING_EVENT = "task.waiting"
 
 
 class WaitingKind(StrEnum):

@@ -15,17 +15,14 @@ from typing import Any
 
 from sqlalchemy import insert, update
 
-from orchestrator.db import DbSession, Event, Task, TaskStatus, WaitingKind, utcnow, waiting
+from orchestrator.db import WAITING_EVENT, DbSession, Event, Task, TaskStatus, WaitingKind, utcnow, waiting
 from orchestrator.db.database import Database
 from orchestrator.errors import DatabaseUnavailable
 
-__all__ = ["QUEUED_MESSAGE", "WAITING_EVENT", "record_broker_unavailable", "set_queued_waiting"]
+__all__ = ["QUEUED_MESSAGE", "record_broker_unavailable", "set_queued_waiting"]
 
 logger = logging.getLogger(__name__)
 
-# The event for a change of ``waiting`` that comes without a change of status (a status change
-# carries ``waiting`` in its ``task.status`` event instead).
-WAITING_EVENT = "task.waiting"
 QUEUED_MESSAGE = "waiting for a worker to claim it"
 BROKER_UNAVAILABLE_MESSAGE = "the task queue did not take it; it is sent again when the queue answers"
 

@@ -36,7 +36,17 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 
 from device_pool.pool.leases import end_leases_held_by
-from orchestrator.db import HELD_TASK_STATUSES, WORKER_LOST, DbSession, Event, Step, Task, TaskStatus, utcnow
+from orchestrator.db import (
+    HELD_TASK_STATUSES,
+    WAITING_EVENT,
+    WORKER_LOST,
+    DbSession,
+    Event,
+    Step,
+    Task,
+    TaskStatus,
+    utcnow,
+)
 from orchestrator.db.database import Database
 from orchestrator.notifier import EventSignal
 
@@ -212,7 +222,7 @@ class TaskRows:
                     payload["device_id"] = str(values["device_id"])
                 await _event(db_session, self.tenant_id, self.task_id, "task.status", payload)
             elif waiting != self.waiting:
-                await _event(db_session, self.tenant_id, self.task_id, "task.waiting",
+                await _event(db_session, self.tenant_id, self.task_id, WAITING_EVENT,
                              {"status": status.value, "waiting": waiting})  # fmt: skip
         self.status, self.waiting = status, waiting
         logger.info("task status", extra={"status": status.value})
