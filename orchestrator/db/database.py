@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orchestrator.db import BEGIN_IMMEDIATE, DbSession, DbSessions
 from orchestrator.errors import DatabaseUnavailable
 
-__all__ = ["Database", "is_unavailable", "unavailable_as_error"]
+__all__ = ["Database", "as_unavailable", "unavailable_as_error"]
 
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError)
 # SQLSTATEs of a server that is there but takes no work for now. asyncpg raises them as plain
@@ -30,27 +30,31 @@ _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutEr
 _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 
-def is_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database is down or busy (retry later), not that the statement is wrong."""
-    if isinstance(exc, _UNAVAILABLE):
-        return True
-    if not isinstance(exc, sa_exc.DBAPIError):
-        return False
-    if exc.connection_invalidated:  # SQLAlchemy saw a disconnect
-        return True
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    return isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES)
+def as_unavailable(exc: BaseException) -> DatabaseUnavailable | None:
+    """The ``DatabaseUnavailable`` that ``exc`` stands for when it says the database is down or busy
+    (retry later); None when it says something else (a wrong statement, a constraint)."""
+    if not isinstance(exc, _UNAVAILABLE):
+        if not isinstance(exc, sa_exc.DBAPIError):
+            return None
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        outage = isinstance(sqlstate, str) and (
+            sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+        )
+        if not (outage or exc.connection_invalidated):  # connection_invalidated: SQLAlchemy saw a disconnect
+            return None
+    return DatabaseUnavailable(f"database unavailable: {_first_line(exc)}")
 
 
 @asynccontextmanager
 async def unavailable_as_error() -> AsyncIterator[None]:
-    """Raise ``DatabaseUnavailable`` for what ``is_unavailable`` says is an outage; the rest unchanged."""
+    """Raise ``DatabaseUnavailable`` for what ``as_unavailable`` says is an outage; the rest unchanged."""
     try:
         yield
     except (*_UNAVAILABLE, sa_exc.DBAPIError) as exc:
-        if not is_unavailable(exc):
+        outage = as_unavailable(exc)
+        if outage is None:
             raise
-        raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+        raise outage from exc
 
 
 class Database:
