@@ -221,3 +221,28 @@ def test_a_restart_under_a_runs_write_loses_no_task(start_fleet, pg: PrivatePost
         f"\nPostgreSQL down {restart.outage_s:.1f} s under the run's step write; once back: API 200 in "
         f"{restart.api_s:.2f} s, task succeeded on attempt {done['attempts']} {done_s:.1f} s later"
     )
+
+
+def test_a_task_delivered_while_postgres_is_down_is_claimed_once_it_is_back(
+    start_fleet, pg: PrivatePostgres
+) -> None:
+    """The worker gets the task's message while the database is down: its claim fails, and Celery
+    retries the delivery later (worker/tasks.py's backoff) instead of dropping it."""
+    fleet: Fleet = start_fleet(1)
+    with serve(ModelServer(default=Reply(FINISH))) as model:
+        task_id = fleet.submit("Open Settings", max_steps=5, timeout_s=120)["id"]  # queued: no worker yet
+        pg.stop("fast")
+        try:
+            assert fleet.http.get(f"/api/v1/tasks/{task_id}").status_code == 503
+            worker = fleet.start_worker(model.base_url)
+            wait_until(lambda: "run_task will retry" in worker.log(), timeout=30, interval=0.1,
+                       what="the worker's claim failing and its retry scheduled")  # fmt: skip
+        finally:
+            pg.start()
+        back = time.monotonic()
+        pids = {service.name: service.proc.pid for service in fleet.services}
+        done = fleet.wait_status(task_id, ("succeeded",), timeout=120)
+        claimed_s = time.monotonic() - back
+        assert done["attempts"] == 1 and len(model.requests) == 1, done  # claimed and run once
+        _carry_on(fleet, pids)
+    print(f"\na task delivered during the outage succeeded {claimed_s:.1f} s after PostgreSQL was back")
