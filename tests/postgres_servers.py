@@ -162,8 +162,9 @@ class PrivatePostgres:
                 "pg_ctl", "stop", "-D", str(self.data_dir), "-m", "immediate", "-w", "-t", "20", timeout=30
             )
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        if _is_postmaster_of(pid, self.data_dir):  # not a stale pid file's number, reused since
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     # --- running the server's programs ----------------------------------------------------------------
 
@@ -190,6 +191,14 @@ def _chown_tree(path: Path) -> None:
     for parent, dirs, files in os.walk(path):
         for name in [parent, *(os.path.join(parent, n) for n in dirs + files)]:
             shutil.chown(name, _OS_USER, _OS_USER)
+
+
+def _is_postmaster_of(pid: int, data_dir: Path) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(arg.decode(errors="replace") == str(data_dir) for arg in argv)
 
 
 def _postmaster_pid(data_dir: Path) -> int | None:
