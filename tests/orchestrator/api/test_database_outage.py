@@ -260,3 +260,45 @@ def test_a_database_host_that_never_answers_is_503_within_the_connect_timeout(st
         took = time.monotonic() - started
         assert http.get("/readyz").status_code == 503
     print(f"\nmute database host: 503 after {took:.1f} s (connect timeout {CONNECT_TIMEOUT_S:g} s)")
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_a_statement_in_flight_when_postgres_stops_is_unavailable_too(outage: Outage, mode: StopMode) -> None:
+    """A request whose statement runs at the moment of the stop: a fast shutdown ends its session
+    with SQLSTATE 57P01, a crash drops its socket; either is a 503, not a 500."""
+    pg = outage.pg
+
+    def sleeping() -> bool:  # polled on a thread of its own (tests.aio.until)
+        async def look() -> bool:
+            conn = await asyncpg.connect(pg.dsn)
+            try:
+                query = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'select pg_sleep%'"
+                return bool(await conn.fetchval(query))
+            finally:
+                await conn.close()
+
+        return asyncio.run(look())
+
+    async def scenario() -> str:
+        engine = make_engine(pg.url)
+        try:
+            db = Database(make_sessionmaker(engine))
+
+            async def in_flight() -> None:
+                async with db.transaction() as db_session:
+                    await db_session.execute(text("select pg_sleep(60)"))
+
+            job = asyncio.create_task(in_flight())
+            await until(sleeping, what="the statement running")
+            await asyncio.to_thread(pg.stop, mode)
+            with pytest.raises(DatabaseUnavailable) as raised:
+                await job
+            return raised.value.message
+        finally:
+            await engine.dispose()
+
+    try:
+        message = run(scenario())
+    finally:
+        outage.up()
+    print(f"\nin flight at a {mode} stop: {message}")
