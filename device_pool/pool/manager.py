@@ -40,6 +40,7 @@ from device_pool.pool.signals import RELEASED
 from device_pool.providers.base import DeviceProfile, DeviceSpec, Provider
 from device_pool.providers.errors import ProviderCapacity, UnknownDevice
 from orchestrator.db import DeviceState, utcnow
+from orchestrator.db.database import as_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +113,14 @@ class PoolManager:
             token = await self.store.signal.arm(RELEASED)
             try:
                 await self.reconcile()
-            except (SQLAlchemyError, OSError, PhoneFleetError):
-                logger.exception("reconcile pass failed; retrying", extra={"provider": self.provider.name})
+            except (SQLAlchemyError, OSError, PhoneFleetError) as exc:
+                extra = {"provider": self.provider.name}
+                if isinstance(exc, OSError) or (isinstance(exc, SQLAlchemyError) and as_unavailable(exc)):
+                    # Out of reach (the database restarting, a refused socket): one line a pass.
+                    extra["error"] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+                    logger.warning("reconcile pass failed; retrying", extra=extra)
+                else:
+                    logger.exception("reconcile pass failed; retrying", extra=extra)
             await _first(self._stopping.wait(), self.store.signal.wait(token, interval))
         logger.info("pool manager stopped", extra={"provider": self.provider.name})
 

@@ -39,6 +39,7 @@ from typing import Any
 
 from device_pool.pool import LeaseGrant, LeaseStore
 from orchestrator.db import CANCEL_REQUESTED, TaskStatus, WaitingKind, utcnow, waiting
+from orchestrator.errors import DatabaseUnavailable
 from worker.agent.actions import Action
 from worker.agent.results import StepRecord
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
@@ -273,6 +274,8 @@ class Watcher:
                     await self._beat_lease()
             except asyncio.CancelledError:
                 raise
+            except DatabaseUnavailable as exc:  # a database restart: one line a tick, no traceback
+                logger.warning("watcher tick failed", extra={"error": exc.message})
             except Exception:
                 # A database blip must not end the run: the next tick tries again, and a long
                 # outage ends in the guard's self-stop (or, without lost_s, a lost lease).
