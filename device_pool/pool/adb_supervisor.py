@@ -117,6 +117,7 @@ class AdbServerSupervisor:
         self.restarts: list[AdbRestart] = []
         self.generation = 0  # one more per restart: a check that spans a restart is not the phone's fault
         self.refusals = 0  # wedged servers left alone: not this pool's to kill
+        self.answered = 0  # probes answered by run(): its heartbeat, for operators and tests
         self._refused_this_outage = False
         self._answering = False
         self._proc: subprocess.Popen[bytes] | None = None  # the server this supervisor started
@@ -162,6 +163,7 @@ class AdbServerSupervisor:
                 if not self._answering:
                     logger.info("adb server answering again", extra=self._where())
                 self._answering, misses, last_answer = True, 0, time.monotonic()
+                self.answered += 1
                 self._refused_this_outage = False
                 await self._pause()
                 continue

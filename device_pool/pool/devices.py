@@ -50,7 +50,7 @@ _DIALECTS = ("postgresql", "sqlite")
 _BEFORE_IDLE = (DeviceState.RESETTING, DeviceState.PROVISIONING)
 # A leased device belongs to its holder: nothing but release and the reaper may change it.
 _NOT_LEASED = (DeviceState.PROVISIONING, DeviceState.IDLE, DeviceState.RESETTING, DeviceState.UNHEALTHY)
-# A quarantined device never moves towards idle (built per statement: a column expression).
+# The extra condition that keeps a quarantined device from moving towards idle.
 _NOT_QUARANTINED = Device.quarantined_at.is_(None)
 
 
@@ -194,13 +194,8 @@ class DeviceStore:
         quarantined one); wakes waiters."""
         now = utcnow()
         changed = await self._transition(
-            device_id,
-            DeviceState.IDLE,
-            _BEFORE_IDLE,
-            _NOT_QUARANTINED,
-            last_error=None,
-            health_checked_at=now,
-        )
+            device_id, DeviceState.IDLE, _BEFORE_IDLE, _NOT_QUARANTINED, last_error=None, health_checked_at=now
+        )  # fmt: skip
         if changed:
             await self.signal.notify(IDLE)
         return changed

@@ -56,7 +56,11 @@ def test_a_quarantined_device_is_never_leased_and_keeps_its_record(pool_db_url: 
             assert await store.end_quarantine(bad)
             assert not await store.end_quarantine(bad)  # only a quarantined device
             back = await store.device(bad)
-            assert back.state == DeviceState.RESETTING and not back.quarantined and back.quarantine_reason is None
+            assert (
+                back.state == DeviceState.RESETTING
+                and not back.quarantined
+                and back.quarantine_reason is None
+            )
             assert await store.mark_idle(bad)
             second = await store.acquire(holder="w2", tenant_id=tenant_id, ttl_s=60)
             assert second is not None and second.device_id == bad
@@ -68,7 +72,9 @@ def test_a_quarantined_device_is_never_leased_and_keeps_its_record(pool_db_url: 
             retired = await store.device(bad)
             assert retired.state == DeviceState.RETIRED and retired.quarantine_reason == REASON
             assert retired.quarantined_at is not None
-            new = await store.register(provider=retired.provider, serial=retired.serial, profile=retired.profile)
+            new = await store.register(
+                provider=retired.provider, serial=retired.serial, profile=retired.profile
+            )
             assert new.id == bad and new.state == DeviceState.PROVISIONING
             assert (new.quarantined_at, new.quarantine_reason, new.last_error) == (None, None, None)
 
@@ -112,7 +118,9 @@ def test_a_phone_that_hangs_again_after_its_restart_is_quarantined_and_replaced(
 
             hang(second)
             rows = await reconcile_until(
-                manager, lambda rows: any(r.state == DeviceState.IDLE and r.id != row.id for r in rows), timeout=60
+                manager,
+                lambda rows: any(r.state == DeviceState.IDLE and r.id != row.id for r in rows),
+                timeout=60,
             )
             old = await store.device(row.id)
             assert old.state == DeviceState.RETIRED and old.quarantined_at is not None
@@ -130,9 +138,10 @@ def test_a_phone_that_hangs_again_after_its_restart_is_quarantined_and_replaced(
     try:
         run(body(), timeout=180)
     finally:
-        for pid in stopped:
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGCONT)  # let it take the provider's SIGTERM
+        # A hung phone the provider still runs takes its SIGTERM once continued (destroyed ones are gone).
+        for spec in run(provider.list()):
+            if (pid := provider.pid(spec.serial)) in stopped:
+                os.kill(pid, signal.SIGCONT)
         run(provider.close())
 
 
