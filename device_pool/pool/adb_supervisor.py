@@ -217,7 +217,12 @@ class AdbServerSupervisor:
             await asyncio.to_thread(proc.wait, self.stop_timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
-            await asyncio.to_thread(proc.wait, self.stop_timeout_s)
+            try:
+                await asyncio.to_thread(proc.wait, self.stop_timeout_s)
+            except subprocess.TimeoutExpired:  # stuck in the kernel: nothing more a signal can do
+                logger.error(
+                    "adb server did not exit after SIGKILL", extra={**self._where(), "pid": proc.pid}
+                )
 
     async def answers(self, timeout: float | None = None) -> bool:
         """One probe now: whether the server answers ``host:version`` within the deadline."""
@@ -290,7 +295,8 @@ class AdbServerSupervisor:
         record.killed_pid = pids[0]
         logger.warning("adb server wedged; killed it", extra={**extra, "pid": pids[0]})
         if proc is not None and proc.pid in pids:
-            await asyncio.to_thread(proc.wait, _GONE_WAIT_S)  # reap it: its pid is gone too
+            with contextlib.suppress(subprocess.TimeoutExpired):  # the port check below decides
+                await asyncio.to_thread(proc.wait, _GONE_WAIT_S)  # reap it: its pid is gone too
             self._proc = None
         deadline = time.monotonic() + _GONE_WAIT_S
         while True:
@@ -344,7 +350,8 @@ class AdbServerSupervisor:
             if code is not None or time.monotonic() > deadline:
                 if code is None:
                     proc.kill()
-                    await asyncio.to_thread(proc.wait, self.stop_timeout_s)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        await asyncio.to_thread(proc.wait, self.stop_timeout_s)
                 self._proc = None
                 what = (
                     f"exited with {code}"
