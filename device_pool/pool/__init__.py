@@ -8,6 +8,8 @@ loads its module on first use: a reader of ``DRAIN_LABEL`` does not start the pr
 from device_pool.exports import lazy_exports
 
 _EXPORTS = {
+    "AdbRestart": "device_pool.pool.adb_supervisor",
+    "AdbServerSupervisor": "device_pool.pool.adb_supervisor",
     "CapacityError": "device_pool.errors",
     "NoDeviceAvailable": "device_pool.errors",
     "DeviceRecord": "device_pool.pool.devices",

@@ -125,6 +125,12 @@ class Device(_Row, Base):
     lease_expires_at: Mapped[dt.datetime | None]
     health_checked_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Quarantine (control-plane.md, "Quarantine"): set with state unhealthy when the phone stopped
+    # answering for good; such a row is never made idle again (mark_idle and mark_resetting refuse
+    # it), so it is never leased. Cleared only when the row comes back as a new phone or its
+    # provider, unable to replace it, gives it another chance after the pool's quarantine period.
+    quarantined_at: Mapped[dt.datetime | None]
+    quarantine_reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
