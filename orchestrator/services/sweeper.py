@@ -2,8 +2,10 @@
 
 Run by ``phonefleet pool`` every few seconds. One ``sweep()``:
 
-1. **Lost messages.** A task still ``queued`` and never claimed, created more than ``queued_grace_s``
-   ago, gets its ``phonefleet.run_task`` message again — on its device profile's queue, chosen by
+1. **Lost messages.** A task still ``queued`` and not claimed, created more than ``queued_grace_s``
+   ago — and, for a task a worker re-queued after an infrastructure failure (``retry_at``: its
+   message was sent with that delay), whose retry is more than ``queued_grace_s`` past due — gets
+   its ``phonefleet.run_task`` message again — on its device profile's queue, chosen by
    ``orchestrator.queue.queue_for`` as at submission — and a ``task.requeued`` event. At most one
    message per task stays outstanding (a slow fleet is not flooded with duplicates):
 
@@ -22,7 +24,8 @@ Run by ``phonefleet pool`` every few seconds. One ``sweep()``:
    (``end_leases_held_by``: the phone is reset now, not at the lease's expiry), in a transaction
    that first locks the task row as read — status, ``worker_id``, ``heartbeat_at`` — so a live
    worker's heartbeat since then wins (and a stale run's own heartbeats are refused, see
-   ``worker/run/rows.py``). With ``attempts >= max_attempts`` the task is failed here, reason
+   ``worker/run/rows.py``). With ``attempts >= max_attempts`` (``tasks.max_infra_attempts``, as
+   the worker's claim rule) the task is failed here, reason
    ``worker_lost``, by one conditional UPDATE fenced the same way, with a ``task.status`` event;
    otherwise it is re-enqueued (same broker check and back-off) and the worker's claim rule
    re-claims it. ``run`` makes this pass every ``lost_interval_s`` (a fraction of
@@ -81,7 +84,7 @@ class TaskSweeper:
         *,
         queued_grace_s: float = 30.0,
         stale_after_s: float,
-        max_attempts: int = 2,
+        max_attempts: int = 3,
         batch: int = 100,
         sessions: SessionService | None = None,
         max_horizon_s: float = 3600.0,
@@ -113,6 +116,8 @@ class TaskSweeper:
                         Task.status == TaskStatus.QUEUED,
                         Task.claimed_at.is_(None),
                         Task.created_at < grace_before,
+                        # A re-queued task's delayed message is not lost before its retry is due.
+                        or_(Task.retry_at.is_(None), Task.retry_at < grace_before),
                         backed_off,
                     )
                     .order_by(Task.created_at)
@@ -238,7 +243,10 @@ class TaskSweeper:
     async def _fail_lost(self, row: Any, now: dt.datetime) -> bool:
         # Fenced on what was read: a heartbeat, claim, cancel or finish since then matches nothing.
         guard = _as_read(row)
-        message = f"its worker stopped heartbeating on attempt {row.attempts} of {row.attempts}"
+        message = (
+            f"its worker stopped heartbeating on attempt {row.attempts}; "
+            f"not retried: no attempts left ({row.attempts} of {self.max_attempts})"
+        )
         async with self.db.transaction(write=True) as db_session:
             result = await db_session.execute(
                 update(Task)
