@@ -164,7 +164,7 @@ async def perform_run(task_id: uuid.UUID, deps: RunDeps, end: RunEnd | None = No
         except Exception as exc:
             logger.exception("run failed")
             outcome = _Outcome(
-                TaskStatus.FAILED, WORKER_ERROR, f"worker error: {type(exc).__name__}: {exc}"[:500],
+                TaskStatus.FAILED, WORKER_ERROR, f"worker error: {type(exc).__name__}",
                 infra=_caused_by_infrastructure(exc),
             )  # fmt: skip
             with contextlib.suppress(Exception):
@@ -216,9 +216,13 @@ async def _run_claimed(run: _Run, stack: AsyncExitStack, engine: AsyncEngine) ->
             await rows.set_waiting(waiting(WaitingKind.NO_DEVICE, message, utcnow()))
             grant = await _unless_interrupted(store.wait_acquire(**lease, timeout_s=wait_s), steering)
     except NoDeviceAvailable as exc:
-        await watcher.stop()
-        await rows.finish(TaskStatus.FAILED, reason="no_device", message=exc.message, result={})
-        return TaskStatus.FAILED
+        # Rather than fail no_device, a retry that waited in vain for another phone takes an idle
+        # one it was avoiding.
+        grant = await store.acquire(**(lease | {"avoid": ()})) if avoid else None
+        if grant is None:
+            await watcher.stop()
+            await rows.finish(TaskStatus.FAILED, reason="no_device", message=exc.message, result={})
+            return TaskStatus.FAILED
     if grant is None:  # cancelled (or re-claimed) while waiting for a phone
         await watcher.stop()
         return await run.end(_interrupted(steering))
