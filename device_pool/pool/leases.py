@@ -227,7 +227,8 @@ class LeaseStore(DeviceStore):
             rows = (await db_session.execute(query)).all()
         # Matched here on both databases: a pool is hundreds of rows, and this runs once per retry.
         return any(
-            (row.labels or {}).get(DRAIN_LABEL) is not True and profile_matches(row.profile or {}, profile or {})
+            (row.labels or {}).get(DRAIN_LABEL) is not True
+            and profile_matches(row.profile or {}, profile or {})
             for row in rows
         )
 
@@ -345,10 +346,14 @@ _ENDED: dict[str, Any] = {
 }
 
 
-async def end_leases_held_by(db_session: DbSession, holder: str, now: dt.datetime, reason: str) -> list[EndedLease]:
+async def end_leases_held_by(
+    db_session: DbSession, holder: str, now: dt.datetime, reason: str
+) -> list[EndedLease]:
     """End ``holder``'s leases in the caller's transaction (devices → ``resetting``): a lost run's,
     by whoever takes its task over in that transaction, so the phone is reset now, not at expiry."""
-    query = select(Device.id, Device.lease_id).where(Device.lease_holder == holder, Device.state == DeviceState.LEASED)
+    query = select(Device.id, Device.lease_id).where(
+        Device.lease_holder == holder, Device.state == DeviceState.LEASED
+    )
     held = {row.lease_id: row.id for row in (await db_session.execute(query.with_for_update())).all()}
     if held:
         await db_session.execute(
@@ -357,7 +362,9 @@ async def end_leases_held_by(db_session: DbSession, holder: str, now: dt.datetim
         )  # fmt: skip
     ended = await _close_leases(db_session, held, now, reason) if held else []
     for lease in ended:
-        logger.warning("lease ended: its holder was lost", extra=_log(lease.device_id, lease.lease_id, holder=holder))
+        logger.warning(
+            "lease ended: its holder was lost", extra=_log(lease.device_id, lease.lease_id, holder=holder)
+        )
     return ended
 
 

@@ -5,7 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-__all__ = ["CANCEL_REQUESTED", "HELD_TASK_STATUSES", "RETRYING_EVENT", "WAITING_EVENT", "WORKER_LOST", "WORKER_SHUTDOWN", "DeviceState", "SessionState", "TaskStatus", "UserRole", "WaitingKind", "WebhookStatus", "waiting"]
+__all__ = [
+    "CANCEL_REQUESTED",
+    "HELD_TASK_STATUSES",
+    "RETRYING_EVENT",
+    "WAITING_EVENT",
+    "WORKER_LOST",
+    "WORKER_SHUTDOWN",
+    "DeviceState",
+    "SessionState",
+    "TaskStatus",
+    "UserRole",
+    "WaitingKind",
+    "WebhookStatus",
+    "waiting",
+]
 
 
 class UserRole(StrEnum):

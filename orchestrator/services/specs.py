@@ -49,7 +49,9 @@ def _fits_column(url: HttpUrl) -> HttpUrl:
 
 
 WebhookUrl = Annotated[
-    HttpUrl, UrlConstraints(max_length=MAX_URL_CHARS, allowed_schemes=["http", "https"]), AfterValidator(_fits_column)
+    HttpUrl,
+    UrlConstraints(max_length=MAX_URL_CHARS, allowed_schemes=["http", "https"]),
+    AfterValidator(_fits_column),
 ]
 # A named profile (settings pool.profiles); its syntax is checked here, whether it exists by the service.
 ProfileName = Annotated[str, StringConstraints(pattern=PROFILE_NAME_PATTERN)]

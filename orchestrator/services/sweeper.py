@@ -106,7 +106,9 @@ class TaskSweeper:
         now = utcnow()
         grace_before = now - dt.timedelta(seconds=self.queued_grace_s)
         last_requeue = _last_requeue()
-        backed_off = or_(last_requeue.c.at.is_(None), last_requeue.c.at < self._horizon_start(last_requeue.c.n, now))
+        backed_off = or_(
+            last_requeue.c.at.is_(None), last_requeue.c.at < self._horizon_start(last_requeue.c.n, now)
+        )
         async with self.db.transaction() as db_session:
             queued = (
                 await db_session.execute(
@@ -135,7 +137,9 @@ class TaskSweeper:
             report.expired_sessions = await self.sessions.expire_due(now=now, limit=self.batch)
         return report
 
-    async def sweep_lost(self, report: SweepReport | None = None, now: dt.datetime | None = None) -> SweepReport:
+    async def sweep_lost(
+        self, report: SweepReport | None = None, now: dt.datetime | None = None
+    ) -> SweepReport:
         """The lost-workers part of a sweep (see the module docstring)."""
         report = SweepReport() if report is None else report
         now = now or utcnow()
@@ -147,7 +151,9 @@ class TaskSweeper:
             stale = (
                 await db_session.execute(
                     select(*columns)
-                    .where(Task.status.in_(HELD_TASK_STATUSES), or_(seen_at.is_(None), seen_at < stale_before))
+                    .where(
+                        Task.status.in_(HELD_TASK_STATUSES), or_(seen_at.is_(None), seen_at < stale_before)
+                    )
                     .order_by(Task.created_at)
                     .limit(self.batch)
                 )
@@ -236,7 +242,9 @@ class TaskSweeper:
             return
         async with self.db.transaction(write=True) as db_session:
             held = await db_session.scalar(select(Task.id).where(*_as_read(row)).with_for_update())
-            ended = [] if held is None else await end_leases_held_by(db_session, row.worker_id, now, WORKER_LOST)
+            ended = (
+                [] if held is None else await end_leases_held_by(db_session, row.worker_id, now, WORKER_LOST)
+            )
         if ended and self.signal is not None:
             await self.signal.notify(RELEASED)
 
@@ -251,7 +259,13 @@ class TaskSweeper:
             result = await db_session.execute(
                 update(Task)
                 .where(and_(*guard))
-                .values(status=TaskStatus.FAILED, reason=WORKER_LOST, message=message, finished_at=now, waiting=None)
+                .values(
+                    status=TaskStatus.FAILED,
+                    reason=WORKER_LOST,
+                    message=message,
+                    finished_at=now,
+                    waiting=None,
+                )
                 .returning(Task.id)
                 .execution_options(synchronize_session=False)
             )
@@ -268,13 +282,19 @@ class TaskSweeper:
                     created_at=now,
                 )
             )
-            ended = [] if row.worker_id is None else await end_leases_held_by(db_session, row.worker_id, now, WORKER_LOST)
+            ended = (
+                []
+                if row.worker_id is None
+                else await end_leases_held_by(db_session, row.worker_id, now, WORKER_LOST)
+            )
         if ended and self.signal is not None:
             await self.signal.notify(RELEASED)
         logger.warning("task failed: worker lost", extra={"task_id": str(row.id), "attempts": row.attempts})
         return True
 
-    async def run(self, interval_s: float, stop: asyncio.Event, *, lost_interval_s: float | None = None) -> None:
+    async def run(
+        self, interval_s: float, stop: asyncio.Event, *, lost_interval_s: float | None = None
+    ) -> None:
         """Sweep every ``interval_s``, and look for lost workers every ``lost_interval_s`` (at most
         ``interval_s``), until ``stop`` is set; errors are logged, never fatal."""
         tick_s = interval_s if lost_interval_s is None else min(lost_interval_s, interval_s)

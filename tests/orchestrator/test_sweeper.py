@@ -132,7 +132,10 @@ def test_broker_failure_is_retried_next_sweep(
     # The broker took it: the task waits in the queue again, and says so.
     task, events = run(_state(url, task_id))
     assert task.waiting is not None and task.waiting["kind"] == "queued"
-    assert [(e.type, e.payload.get("waiting")) for e in events] == [(REQUEUED, None), ("task.waiting", task.waiting)]
+    assert [(e.type, e.payload.get("waiting")) for e in events] == [
+        (REQUEUED, None),
+        ("task.waiting", task.waiting),
+    ]
 
 
 def test_stale_task_on_its_last_attempt_fails_worker_lost(

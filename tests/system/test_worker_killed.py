@@ -84,7 +84,9 @@ def test_a_killed_workers_task_is_run_again_by_another_worker(start_fleet) -> No
 
 def test_a_task_whose_workers_die_twice_is_failed_worker_lost(start_fleet) -> None:
     # Two attempts at most (tasks.max_infra_attempts; default 3): the second death is the last.
-    fleet: Fleet = start_fleet(1, pool_args=POOL_ARGS, PHONEFLEET_TASKS__MAX_INFRA_ATTEMPTS="2", **SHORT_LEASES)
+    fleet: Fleet = start_fleet(
+        1, pool_args=POOL_ARGS, PHONEFLEET_TASKS__MAX_INFRA_ATTEMPTS="2", **SHORT_LEASES
+    )
     model_url, task_id = start_killable(fleet)
     second = fleet.start_worker(model_url)
     # The second worker re-claims the task and gets into it, then dies too.

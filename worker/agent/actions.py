@@ -280,7 +280,8 @@ class Note(ActionModel):
     message: str
     usage: ClassVar[str] = 'do(action="Note", message="True")'
     purpose: ClassVar[Purpose] = Purpose(
-        zh="记下当前页面上的内容，留作之后汇总。", en="Remember what the current screen shows, for a summary later."
+        zh="记下当前页面上的内容，留作之后汇总。",
+        en="Remember what the current screen shows, for a summary later.",
     )
     changes_screen: ClassVar[bool] = False
     acts_on_phone: ClassVar[bool] = False

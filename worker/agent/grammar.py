@@ -65,7 +65,6 @@ def in_grammar(cls: A) -> A:
     return cls
 
 
-
 _DURATION = re.compile(r"^\s*(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>.*?)\s*$")
 _UNIT_SECONDS: dict[str, float] = {
     **dict.fromkeys(["", "s", "sec", "secs", "second", "seconds", "秒", "秒钟"], 1.0),

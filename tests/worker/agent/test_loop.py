@@ -163,11 +163,15 @@ class OutageRecorder(AgentHooks):
         self.reports.append((failure, until))
 
 
-def test_a_model_server_down_for_a_while_is_waited_for_within_the_outage_budget(fresh_device: AdbDevice) -> None:
+def test_a_model_server_down_for_a_while_is_waited_for_within_the_outage_budget(
+    fresh_device: AdbDevice,
+) -> None:
     # Six 503s: three calls' worth of the client's own retries (max_retries=1), each call failing;
     # the run waits out the outage instead of ending, and the seventh request is answered.
     outage = [Status(503, "overloaded")] * 6
-    config = AgentConfig(model_outage_budget_s=60, model_outage_backoff_s=0.05, model_outage_backoff_max_s=0.1)
+    config = AgentConfig(
+        model_outage_budget_s=60, model_outage_backoff_s=0.05, model_outage_backoff_max_s=0.1
+    )
 
     async def body():
         hooks = OutageRecorder()
@@ -220,7 +224,9 @@ def test_cancel_during_a_model_call_interrupts_it(fresh_device: AdbDevice) -> No
         steering = AgentSteering()
         with serve(server):
             async with client(server.base_url, request_timeout_s=300, first_token_timeout_s=300) as model:
-                task = asyncio.ensure_future(run_agent("Wait forever", fresh_device, model, steering=steering))
+                task = asyncio.ensure_future(
+                    run_agent("Wait forever", fresh_device, model, steering=steering)
+                )
                 await until(lambda: server.requests, timeout=30, what="the model call is in flight")
                 steering.cancel("user cancelled")
                 result = await asyncio.wait_for(task, 60)

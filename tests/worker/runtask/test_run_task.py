@@ -143,7 +143,9 @@ def test_a_killed_workers_task_is_reclaimed_then_failed_worker_lost(
     assert row.status == TaskStatus.FAILED
     # The lost first attempt was announced as a retry by the claim that took it over.
     retries = [e.payload for e in events if e.type == "task.retrying"]
-    assert [(r["attempt"], r["reason"], r["avoid_device"]) for r in retries] == [(1, "worker_lost", False)], retries
+    assert [(r["attempt"], r["reason"], r["avoid_device"]) for r in retries] == [(1, "worker_lost", False)], (
+        retries
+    )
     pool.settle()
 
 
