@@ -389,7 +389,7 @@ class TaskRows:
         now = utcnow()
         retry_at = now + dt.timedelta(seconds=delay_s)
         elsewhere = " on another phone if there is one" if avoid_device and device_id is not None else ""
-        text = (f"attempt {attempt} of {max_attempts} ended: {message}; "
+        text = (f"attempt {attempt} of {max_attempts} ended: {message[:500]}; "
                 f"attempt {attempt + 1} at {clock(retry_at)}{elsewhere}")  # fmt: skip
         value = waiting(WaitingKind.RETRYING, text, now)
         async with self._written(write=True) as db_session:
