@@ -137,8 +137,9 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
     # is lost (its lease is ended for a reset). It also expires sessions nobody kept alive.
     sessions = SessionService(db, store, profiles=settings.pool.profiles)
     sweeper = TaskSweeper(
-        db, queue, stale_after_s=settings.pool.worker_lost_s, sessions=sessions, signal=signal
-    )
+        db, queue, stale_after_s=settings.pool.worker_lost_s, max_attempts=settings.tasks.max_infra_attempts,
+        sessions=sessions, signal=signal,
+    )  # fmt: skip
     sweep_stop = asyncio.Event()
     runner: asyncio.Task[None] | None = None
     registered_runner: asyncio.Task[None] | None = None

@@ -168,6 +168,13 @@ class Task(_Row, Base):
     # Why the task is not moving, {kind, message, since} (enums.waiting), or None while it moves
     # and once it ended. Written in the same statement as the change that makes it wait or move.
     waiting: Mapped[dict[str, Any] | None]
+    # May an attempt that ended for the infrastructure be retried after the task acted on the phone?
+    # None: yes, unless it made a sensitive step (a confirmation or a person's takeover); the
+    # submitter's choice otherwise (docs/control-plane.md, "Retries").
+    retry_after_acting: Mapped[bool | None]
+    # When the next attempt of a re-queued task is due (its message was sent with that delay); the
+    # sweeper takes its message for lost only a grace after it. None once claimed, and before any retry.
+    retry_at: Mapped[dt.datetime | None]
 
 
 class DeviceSession(_Row, Base):

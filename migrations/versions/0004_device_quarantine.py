@@ -1,8 +1,8 @@
 """devices.quarantined_at, devices.quarantine_reason: a phone taken out of the pool, and why
 
-Revision ID: 0003_device_quarantine
-Revises: 0002
-Create Date: 2026-12-09 10:00:00
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-07 14:40:00
 
 Two nullable columns, so adding them rewrites no rows and takes no long lock on either database.
 Rows written before them read as NULL: not quarantined, which is what every device was
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_device_quarantine"
-down_revision: str | Sequence[str] | None = "0002"
+revision: str = "0004"
+down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
