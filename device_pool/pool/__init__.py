@@ -14,6 +14,7 @@ _EXPORTS = {
     "NoDeviceAvailable": "device_pool.errors",
     "DeviceRecord": "device_pool.pool.devices",
     "DeviceStore": "device_pool.pool.devices",
+    "DEVICE_ERROR": "device_pool.pool.leases",
     "DRAIN_LABEL": "device_pool.pool.leases",
     "EXPIRED": "device_pool.pool.leases",
     "EndedLease": "device_pool.pool.leases",

@@ -47,6 +47,9 @@ from orchestrator.db import DbSession, DbSessions, Device, DeviceState, Event, L
 logger = logging.getLogger(__name__)
 
 EXPIRED = "expired"  # release_reason of a lease the reaper ended
+# release_reason of a lease whose run ended because the phone stopped answering: the pool manager
+# quarantines a phone whose last leases all ended so, though its resets pass (manager.py).
+DEVICE_ERROR = "device_error"
 # The label an admin's drain sets (a JSON true, which API and provider labels, strings, cannot be):
 # acquire skips such a device, so it finishes its current lease and is never leased again.
 DRAIN_LABEL = "drain"
@@ -312,6 +315,17 @@ class LeaseStore(DeviceStore):
                            holder=lease.holder))  # fmt: skip
         await self.signal.notify(RELEASED)
         return ended
+
+    async def last_release_reasons(self, device_id: uuid.UUID, count: int) -> list[str]:
+        """The ``release_reason`` of the device's last ``count`` ended leases, newest first."""
+        async with self._sessions() as db_session:
+            query = (
+                select(Lease.release_reason)
+                .where(Lease.device_id == device_id, Lease.released_at.is_not(None))
+                .order_by(Lease.released_at.desc(), Lease.id.desc())
+                .limit(count)
+            )
+            return [reason or "" for reason in await db_session.scalars(query)]
 
     async def lease(self, lease_id: uuid.UUID) -> Lease | None:
         """The lease log row (detached), or None."""

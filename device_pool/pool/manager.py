@@ -23,7 +23,9 @@ outage or restart is not held against the phone.
 
 **Quarantine.** A phone that stops answering is taken out of the pool instead of failing task after
 task: it is quarantined (``DeviceStore.quarantine``: unhealthy, with the reason) when it fails
-``max_reset_failures`` times in a row (checks and resets), or fails again while *on probation*:
+``max_reset_failures`` times in a row (checks and resets), when its last ``max_reset_failures``
+runs all ended with it unreachable (their leases released ``device_error``) though its resets pass,
+or fails again while *on probation*:
 after it was recovered from a failure and before it has served a lease (the reset and check after
 a lease are its proof). A quarantined device is never idle again, so never leased.
 
@@ -47,7 +49,7 @@ from device_pool.errors import PhoneFleetError
 from device_pool.logs import bind
 from device_pool.pool.adb_supervisor import AdbServerSupervisor
 from device_pool.pool.devices import DeviceRecord
-from device_pool.pool.leases import LeaseStore
+from device_pool.pool.leases import DEVICE_ERROR, LeaseStore
 from device_pool.pool.signals import RELEASED
 from device_pool.providers.base import DeviceProfile, DeviceSpec, Provider
 from device_pool.providers.errors import ProviderCapacity, UnknownDevice
@@ -211,6 +213,8 @@ class PoolManager:
                 return await self._failed(row, error, generation)
         if not health.ok:
             return await self._failed(row, f"health check failed: {health.detail}", generation)
+        if row.state == DeviceState.RESETTING and not recovering and await self._fails_its_runs(row):
+            return False
         self._created.discard(row.serial)
         self._retry_at.pop(row.id, None)
         if self._failures.pop(row.id, 0):
@@ -221,6 +225,20 @@ class PoolManager:
             logger.info("device changed state during its reset; left as it is", extra=extra)
             return False
         return True
+
+    async def _fails_its_runs(self, row: DeviceRecord) -> bool:
+        """Quarantine a phone whose resets pass but whose last ``max_reset_failures`` runs all ended
+        with it unreachable (``DEVICE_ERROR`` releases): it would fail task after task otherwise."""
+        reasons = await self.store.last_release_reasons(row.id, self.max_reset_failures)
+        if len(reasons) < self.max_reset_failures or any(r != DEVICE_ERROR for r in reasons):
+            return False
+        why = f"its last {len(reasons)} runs ended with the phone unreachable, though its resets passed"
+        if await self.store.quarantine(row.id, why):
+            self._failures.pop(row.id, None)
+            self._probation.discard(row.id)
+            self._retry_at.pop(row.id, None)
+            return True
+        return False
 
     @_on_device
     async def _failed(self, row: DeviceRecord, error: str, generation: int) -> bool:

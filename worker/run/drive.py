@@ -54,7 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from device_pool.errors import DeviceError, NoDeviceAvailable, PhoneFleetError
 from device_pool.logs import bind
-from device_pool.pool import RELEASED, LeaseGrant, LeaseStore, signal_for
+from device_pool.pool import DEVICE_ERROR, RELEASED, LeaseGrant, LeaseStore, signal_for
 from orchestrator.db import (
     WORKER_SHUTDOWN,
     TaskStatus,
@@ -239,6 +239,9 @@ async def _run_claimed(run: _Run, stack: AsyncExitStack, engine: AsyncEngine) ->
             outcome = _outcome(result, steering)
             if steering.cancel_reason == LEASE_LOST:
                 release_reason = LEASE_LOST
+            elif outcome.device_at_fault:
+                # Told to the pool: a phone whose runs keep failing so is quarantined (manager.py).
+                release_reason = DEVICE_ERROR
             return await run.end(outcome, result, grant)
         finally:
             await watcher.stop()

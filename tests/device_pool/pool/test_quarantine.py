@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from device_pool.pool import PoolManager
+from device_pool.pool import DEVICE_ERROR, PoolManager
 from device_pool.providers import SimProvider, SimProviderConfig
 from device_pool.providers.base import DeviceProfile
 from device_pool.providers.static_adb import StaticAdbConfig, StaticAdbProvider, StaticDevice
@@ -186,6 +186,58 @@ def test_a_static_phone_waits_out_its_quarantine_then_gets_another_chance(
             assert not row.quarantined
             grant = await store.acquire(holder="w1", tenant_id=tenant_id, ttl_s=60)
             assert grant is not None and grant.device_id == row.id
+
+    try:
+        run(body(), timeout=180)
+    finally:
+        run(provider.close())
+
+
+def test_a_phone_whose_runs_keep_failing_is_quarantined_though_its_resets_pass(
+    sqlite_pool_url: str, tmp_path: Path, adb_server: AdbServer, reserve_ports: ReservePorts
+) -> None:
+    """Runs on a phone that end with it unreachable release their lease ``device_error``; a reset
+    and check pass in between, yet after ``max_reset_failures`` such runs in a row it is quarantined
+    (reason recorded) and replaced, and a run that ended otherwise in between starts the count again."""
+    config = SimProviderConfig(
+        data_root=tmp_path / "phones", base_port=reserve_ports(2), count=1, max_count=2,
+        adb_port=adb_server.port, width=720, height=1600, density=320,
+    )  # fmt: skip
+    provider = SimProvider(config)
+
+    async def body() -> None:
+        async with open_store(sqlite_pool_url) as (store, sessions):
+            tenant_id, _ = await seed(sessions, 0)
+            manager = PoolManager(store, provider, min_idle=0, max_devices=2, max_reset_failures=2)
+            await provider.start()
+            [row] = await manager.sync_devices()
+
+            async def run_ending(reason: str) -> None:
+                grant = await store.acquire(holder="w", tenant_id=tenant_id, ttl_s=60)
+                assert grant is not None and grant.device_id == row.id
+                assert await store.release(grant.lease_id, "w", reason)
+
+            def idle_again(rows: list) -> bool:
+                return any(r.id == row.id and r.state == DeviceState.IDLE for r in rows)
+
+            for reason in (DEVICE_ERROR, "released", DEVICE_ERROR):
+                await run_ending(reason)
+                await reconcile_until(manager, idle_again, timeout=60)
+            assert not (await store.device(row.id)).quarantined  # not two device_error runs in a row
+
+            await run_ending(DEVICE_ERROR)
+            rows = await reconcile_until(
+                manager,
+                lambda rows: any(r.state == DeviceState.IDLE and r.id != row.id for r in rows),
+                timeout=60,
+            )
+            old = await store.device(row.id)
+            assert old.state == DeviceState.RETIRED and old.quarantined_at is not None
+            assert "last 2 runs ended with the phone unreachable" in (old.quarantine_reason or ""), old
+            [new] = rows
+            assert new.serial != row.serial
+            grant = await store.acquire(holder="w2", tenant_id=tenant_id, ttl_s=60)
+            assert grant is not None and grant.device_id == new.id
 
     try:
         run(body(), timeout=180)
