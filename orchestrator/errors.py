@@ -23,6 +23,7 @@
     └─ Unavailable                a dependency is down or overloaded                         [retryable]
        ├─ DatabaseUnavailable     unreachable, pool exhausted, SQLite "database is locked"
        ├─ BrokerUnavailable       the Celery broker refused or timed out
+       ├─ ModelServerUnavailable  the model server refused, timed out or answered 5xx (a /readyz check)
        └─ ViewerLimit             a phone already has its maximum number of live viewers
 
 ``CapacityError`` (→ ``NoDeviceAvailable``) lives with the pool in ``device_pool/errors.py``.
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidSdp",
     "InvalidTransition",
+    "ModelServerUnavailable",
     "NoLiveDevice",
     "NotFound",
     "PayloadTooLarge",
@@ -201,6 +203,10 @@ class DatabaseUnavailable(Unavailable):
 
 class BrokerUnavailable(Unavailable):
     code = "broker_unavailable"
+
+
+class ModelServerUnavailable(Unavailable):
+    code = "model_unavailable"
 
 
 class NoLiveDevice(Conflict):

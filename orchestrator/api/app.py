@@ -90,6 +90,10 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
         # "Events committed": wakes this process's events hub at once, and (Redis) other processes'.
         events_signal = EventSignal(settings.redis_url)
         hub = EventHub(db, events_signal)
+        health = HealthService(
+            db, producer, model_url=settings.model.base_url,
+            model_api_key=settings.model.api_key.get_secret_value() or None,
+        )  # fmt: skip
         app.state.services = Services(
             db=db,
             queue=producer,
@@ -105,9 +109,9 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             steps=StepService(db, settings.data_dir),
             devices=DeviceService(db, leases.signal),
             api_keys=ApiKeyService(db, verifier),
-            health=HealthService(db, producer),
+            health=health,
             logins=Logins.from_settings(settings, db, verifier),
-            metrics=MetricsService(db),
+            metrics=MetricsService(db, health=health),
             sessions=SessionService(db, leases, profiles=settings.pool.profiles),
             events=hub,
             webhooks=WebhookService(db),
@@ -138,7 +142,9 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
         app.add_middleware(TaskSubmission)  # the submission hot path (api/submission.py)
     # In front of both: header and body limits, the body's deadline (api/edges.py).
     app.add_middleware(HttpEdges, body_limit=MAX_BODY_BYTES)
-    install_request_id(app)  # outermost: X-Request-ID on every answer, the fast path's too (api/request_id.py)
+    install_request_id(
+        app
+    )  # outermost: X-Request-ID on every answer, the fast path's too (api/request_id.py)
     return app
 
 

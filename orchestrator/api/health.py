@@ -21,11 +21,12 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="The database and the broker are reachable",
+    summary="The database and the broker are reachable (and whether the model server is)",
     responses={503: {"model": ReadinessOut, "description": "Something is down; `checks` says what"}},
 )
 async def readyz(health: HealthServiceDep) -> JSONResponse:
-    """200 when every check is "ok", else 503 with each check's reason."""
+    """200 when the database and broker checks are "ok" (status ``degraded`` if the model server is
+    not), else 503; each check's reason either way."""
     readiness = await health.readiness()
-    body = ReadinessOut(status="ready" if readiness.ready else "unavailable", checks=readiness.checks)
+    body = ReadinessOut(status=readiness.status, checks=readiness.checks)
     return JSONResponse(body.model_dump(), status_code=200 if readiness.ready else 503)

@@ -23,6 +23,11 @@ Step timings are the worker's ``steps.timings`` (seconds): duration = ``capture_
 claim is when the task starts leasing); a lease of an earlier attempt, which a later claim
 overwrote, gives a negative wait and is skipped.
 
+- **Dependencies**: ``phonefleet_dependency_up{dependency}`` is 1 or 0 for the database, the broker
+  and the model server, from the same checks as ``/readyz`` (``services/health.py``) run at each
+  scrape, so an alert can say the model server is unreachable or the broker down. (With the database
+  down the scrape itself answers 503: the other gauges cannot be counted.)
+
 ``MetricsService.render(accept)`` refreshes and encodes (text format, or OpenMetrics when asked);
 the encoding walks ``FleetCollector``, a ``prometheus_client`` collector in a registry of this app's
 own (never the global one, so several apps in one process do not clash).
@@ -47,6 +52,7 @@ from sqlalchemy import func, select, tuple_
 
 from orchestrator.db import DbSession, Device, DeviceState, Event, Lease, Step, Task, TaskStatus, utcnow
 from orchestrator.db.database import Database
+from orchestrator.services.health import HealthService
 
 __all__ = ["CumulativeHistogram", "FleetCollector", "FleetSnapshot", "MetricsService"]
 
@@ -92,6 +98,7 @@ class FleetSnapshot:
     tasks: dict[str, int] = field(default_factory=dict)
     devices: dict[str, int] = field(default_factory=dict)
     queued_by_profile: dict[str, int] = field(default_factory=dict)
+    dependencies: dict[str, int] = field(default_factory=dict)  # 1 up, 0 down (the readiness checks)
 
 
 @dataclass
@@ -124,6 +131,10 @@ class FleetCollector(Collector):
         yield _gauge("phonefleet_queue_depth_by_profile",
                      "Queued tasks by named device profile (default: no name).", "profile",
                      snap.queued_by_profile)  # fmt: skip
+        if snap.dependencies:
+            yield _gauge("phonefleet_dependency_up",
+                         "1 when the dependency answered this scrape's check (as /readyz), else 0.",
+                         "dependency", snap.dependencies)  # fmt: skip
         yield self.step_duration.family(
             "phonefleet_step_duration_seconds", "Agent step time: capture + model + act + settle."
         )
@@ -152,8 +163,11 @@ def _gauge(name: str, documentation: str, label: str, values: dict[str, int]) ->
 class MetricsService:
     """Refreshes the collector from the database and encodes its registry (one per app)."""
 
-    def __init__(self, db: Database, *, lag_s: float = 2.0, batch: int = 2000) -> None:
+    def __init__(
+        self, db: Database, *, health: HealthService | None = None, lag_s: float = 2.0, batch: int = 2000
+    ) -> None:
         self.db = db
+        self.health = health
         self.lag_s = lag_s
         self.batch = batch
         self.collector = FleetCollector()
@@ -172,10 +186,13 @@ class MetricsService:
         """Count the gauges and ingest new steps and leases (one read transaction); raises
         ``DatabaseUnavailable``."""
         threshold = utcnow() - dt.timedelta(seconds=self.lag_s)
+        readiness = await self.health.readiness() if self.health is not None else None
         async with self.db.transaction() as db_session:
             snapshot = await _snapshot(db_session)
             await self._ingest_steps(db_session, threshold)
             await self._ingest_leases(db_session, threshold)
+        if readiness is not None:
+            snapshot.dependencies = {name: int(value == "ok") for name, value in readiness.checks.items()}
         self.collector.snapshot = snapshot
 
     async def _events(
@@ -217,7 +234,9 @@ class MetricsService:
 
     async def _ingest_leases(self, db_session: DbSession, threshold: dt.datetime) -> None:
         events = await self._events(db_session, LEASE_EVENT, threshold)
-        lease_ids = [lid for lid in (_uuid(p.get("lease_id")) for _, _, task_id, p in events if task_id) if lid]
+        lease_ids = [
+            lid for lid in (_uuid(p.get("lease_id")) for _, _, task_id, p in events if task_id) if lid
+        ]
         if not lease_ids:
             return
         rows = await db_session.execute(
@@ -263,7 +282,9 @@ def _value(member: Any) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    )
 
 
 def _is_int(value: Any) -> bool:
@@ -275,4 +296,3 @@ def _uuid(value: Any) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except ValueError:
         return None
-

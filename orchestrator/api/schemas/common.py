@@ -38,5 +38,5 @@ class ErrorOut(BaseModel):
 class ReadinessOut(BaseModel):
     """Each dependency: "ok" or why not."""
 
-    status: str = Field(examples=["ready", "unavailable"])
-    checks: dict[str, str] = Field(examples=[{"database": "ok", "broker": "ok"}])
+    status: str = Field(examples=["ready", "degraded", "unavailable"])
+    checks: dict[str, str] = Field(examples=[{"database": "ok", "broker": "ok", "model": "ok"}])
