@@ -93,16 +93,20 @@ class Scenario:
         return {str(t.id): t for t in self.fleet.rows(select(Task).order_by(Task.created_at))}
 
     def in_flight(self, count: int = WORKERS) -> list[Task]:
-        """Wait until ``count`` tasks run with a step recorded (in the middle of their work); those tasks."""
+        """Wait until ``count`` tasks are in the middle of their work at once: running, their first step
+        (Launch) recorded and not their second, so each is in its 4 s Wait, its next screenshot and
+        model call still to come, and no worker is free to take a queued task; those tasks."""
 
-        def running() -> list[Task] | None:
-            stepped = set(
-                self.fleet.rows(select(Step.task_id).group_by(Step.task_id).having(func.count() >= 1))
+        def waiting_mid_task() -> list[Task] | None:
+            one_step = set(
+                self.fleet.rows(select(Step.task_id).group_by(Step.task_id).having(func.count() == 1))
             )
-            tasks = [t for t in self.tasks().values() if t.status == TaskStatus.RUNNING and t.id in stepped]
+            tasks = [t for t in self.tasks().values() if t.status == TaskStatus.RUNNING and t.id in one_step]
             return tasks if len(tasks) >= count else None
 
-        return wait_until(running, timeout=90, interval=0.1, what=f"{count} tasks running, each with a step")
+        return wait_until(
+            waiting_mid_task, timeout=90, interval=0.1, what=f"{count} tasks in their Wait step"
+        )
 
     def worker_of(self, task: Task) -> Service:
         """The worker process running ``task`` (its ``worker_id`` is ``host:pid/nonce``)."""
