@@ -154,7 +154,7 @@ class Scenario:
         if all_succeed:
             problems += [
                 f"task {t.id} ended {t.status} ({t.reason}: {t.message}) after {t.attempts} attempts; "
-                f"every task must succeed after a {self.fault.what}"
+                f"every task must succeed after one fault ({self.fault.what})"
                 for t in tasks.values()
                 if t.status.is_final and t.status != TaskStatus.SUCCEEDED
             ]
