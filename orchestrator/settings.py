@@ -26,6 +26,7 @@ __all__ = [
     "PoolSettings",
     "RedroidSettings",
     "Settings",
+    "TaskSettings",
     "WebRtcSettings",
     "WebhookSettings",
     "load_settings",
@@ -54,6 +55,28 @@ class ModelSettings(_Group):
     api_key: SecretStr = SecretStr("")
     max_in_flight: int = Field(default=8, ge=1)
     lang: Literal["en", "zh"] = "en"
+    # How long, in all, one attempt of a task waits (with backoff) for a model server that is
+    # unreachable or answers 5xx/429, before the attempt ends as an infrastructure failure
+    # (worker/agent/loop.py; then tasks.max_infra_attempts decides). 0: the client's own retries only.
+    outage_budget_s: float = Field(default=120.0, ge=0)
+
+
+class TaskSettings(_Group):
+    """How tasks are retried after an infrastructure failure (docs/control-plane.md, "Retries")."""
+
+    # Attempts of a task in all (tasks.attempts counts them: each claim is one). An attempt that ends
+    # because of the infrastructure (model server down past model.outage_budget_s, phone unreachable,
+    # lease or worker lost, worker shutdown, database or broker gone) is re-queued while fewer than
+    # this many were made; the last one fails with that reason.
+    max_infra_attempts: int = Field(default=3, ge=1, le=20)
+    # The wait before attempt n+1 after an infrastructure end of attempt n: retry_backoff_s · 2^(n-1),
+    # at most retry_backoff_max_s.
+    retry_backoff_s: float = Field(default=2.0, ge=0)
+    retry_backoff_max_s: float = Field(default=60.0, ge=0)
+
+    def backoff_s(self, attempt: int) -> float:
+        """The wait before the attempt after attempt ``attempt`` (1-based) ended for the infrastructure."""
+        return min(self.retry_backoff_s * 2.0 ** min(max(attempt - 1, 0), 32), self.retry_backoff_max_s)
 
 
 class RedroidSettings(_Group):
@@ -194,6 +217,7 @@ class WebhookSettings(_Group):
         default_factory=lambda: [
             "task.created", "task.status", "task.step", "task.cancel_requested",
             "task.confirmation_requested", "task.takeover_requested", "task.question", "task.waiting",
+            "task.retrying",
         ]
     )  # fmt: skip
     timeout_s: float = Field(default=10.0, gt=0, le=60)
@@ -287,6 +311,7 @@ class Settings(BaseSettings):
     migrations_dir: Path | None = None  # None: the migrations/ folder next to the orchestrator package
     model: ModelSettings = Field(default_factory=ModelSettings)
     pool: PoolSettings = Field(default_factory=PoolSettings)
+    tasks: TaskSettings = Field(default_factory=TaskSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     webrtc: WebRtcSettings = Field(default_factory=WebRtcSettings)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +21,20 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = 120.0) -> T:
 async def until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:
     """``wait_until`` from async code, polled on a thread so the event loop keeps running."""
     return await asyncio.to_thread(wait_until, predicate, timeout, 0.02, what)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], timeout: float = 10.0, what: str = "", interval: float = 0.05
+) -> T:
+    """Await ``check()`` until it returns something truthy (and return that), or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout} s: {what or check!r} (last: {value!r})")
+        await asyncio.sleep(interval)
 
 
 def phone_has_file(data_root: Path, name: str) -> Callable[[], bool]:

@@ -5,6 +5,11 @@ its own (``asyncio.run``, which a bounded shutdown may cancel: ``worker.shutdown
 decided by the error's class (``PhoneFleetError.retryable``), never by its text, and only errors
 raised before the claim reach here, so a retry can never run a task twice: the claim decides.
 
+A run that re-queued its task (an attempt the infrastructure ended: ``worker.run.drive``) asks,
+through ``RunEnd``, for the task's message to be sent again with the backoff as its countdown, to
+the queue this one came from (``resend``); so it does after a shutdown cancelled it. A message that
+does not get through is the sweeper's to send again, once the retry is past due.
+
 The task is a ``shared_task``: importing this module registers it on every Celery app when that
 app is finalized. What it runs with (``RunDeps``) is not a global: ``use_run_deps`` puts it on the
 app (``worker.celery_app.make_worker_app`` does), and the task reads it from ``self.app``.
@@ -20,11 +25,11 @@ from celery import Task as CeleryTask
 
 from device_pool.errors import PhoneFleetError
 from device_pool.logs import bind
-from orchestrator.queue import RUN_TASK
-from worker.run.drive import RunDeps, perform_run
+from orchestrator.queue import RUN_TASK, TASKS_QUEUE
+from worker.run.drive import RunDeps, RunEnd, perform_run
 from worker.shutdown import run_interruptible
 
-__all__ = ["MAX_RETRIES", "RETRY_BACKOFF_S", "run_deps", "run_task", "use_run_deps"]
+__all__ = ["MAX_RETRIES", "RETRY_BACKOFF_S", "resend", "run_deps", "run_task", "use_run_deps"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +63,10 @@ def run_task(self: CeleryTask, task_id: str) -> None:
         return
     deps = run_deps(self.app)
     with bind(task_id=tid):
+        end = RunEnd()
         try:
-            # A worker's shutdown may cancel it (worker.shutdown): the task is then left to be re-claimed.
-            run_interruptible(perform_run(tid, deps))
+            # A worker's shutdown may cancel it (worker.shutdown): the run re-queues its task first.
+            run_interruptible(perform_run(tid, deps, end))
         except PhoneFleetError as exc:
             retries = self.request.retries or 0
             if not exc.retryable or retries >= MAX_RETRIES:
@@ -69,3 +75,22 @@ def run_task(self: CeleryTask, task_id: str) -> None:
             countdown = RETRY_BACKOFF_S[min(retries, len(RETRY_BACKOFF_S) - 1)]
             logger.warning("run_task will retry", extra={"error": exc.code, "countdown_s": countdown})
             raise self.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES) from exc
+        finally:
+            if end.retry_in_s is not None:
+                delivery = self.request.delivery_info or {}
+                resend(self.app, task_id, delivery.get("routing_key") or TASKS_QUEUE, end.retry_in_s)
+
+
+def resend(app: Celery, task_id: str, queue: str, countdown_s: float) -> bool:
+    """Send ``phonefleet.run_task(task_id)`` to ``queue``, to be delivered in ``countdown_s``; False
+    (logged) when the broker does not take it: the sweeper sends it once the retry is past due."""
+    try:
+        app.send_task(RUN_TASK, args=[task_id], queue=queue, countdown=countdown_s)
+    except Exception as exc:
+        logger.warning(
+            "could not send the re-queued task's message; the sweeper will",
+            extra={"queue": queue, "error": f"{type(exc).__name__}: {exc}"},
+        )
+        return False
+    logger.info("re-queued task's message sent", extra={"queue": queue, "countdown_s": countdown_s})
+    return True

@@ -8,10 +8,13 @@ loads its module on first use: a reader of ``DRAIN_LABEL`` does not start the pr
 from device_pool.exports import lazy_exports
 
 _EXPORTS = {
+    "AdbRestart": "device_pool.pool.adb_supervisor",
+    "AdbServerSupervisor": "device_pool.pool.adb_supervisor",
     "CapacityError": "device_pool.errors",
     "NoDeviceAvailable": "device_pool.errors",
     "DeviceRecord": "device_pool.pool.devices",
     "DeviceStore": "device_pool.pool.devices",
+    "DEVICE_ERROR": "device_pool.pool.leases",
     "DRAIN_LABEL": "device_pool.pool.leases",
     "EXPIRED": "device_pool.pool.leases",
     "EndedLease": "device_pool.pool.leases",

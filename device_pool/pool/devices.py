@@ -5,6 +5,13 @@ so two managers, a reaper and a leaser can race on a row and exactly one wins; t
 On SQLite each write transaction starts with ``BEGIN IMMEDIATE`` (the write lock up front, so a
 read-then-write transaction never fails to upgrade its lock).
 
+**Quarantine** (``quarantine``): a phone that stopped answering is ``unhealthy`` with
+``quarantined_at`` and ``quarantine_reason`` set, and stays out: ``mark_idle`` and ``mark_resetting``
+refuse a quarantined row, so it is never idle again, hence never leased (``acquire`` takes idle rows
+only). It leaves quarantine by being retired (its phone replaced), by coming back as a new phone
+(``register`` of a retired row), or by ``end_quarantine`` (a phone the provider cannot replace,
+given another chance).
+
 Events: ``events.tenant_id`` is NOT NULL, so changes that belong to no tenant (a device registered,
 reset to idle, marked unhealthy, retired) write no event row; the lease changes (``leases.py``) do,
 when the lease names a tenant. Device changes are logged with ``device_id`` instead.
@@ -21,7 +28,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Self
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -43,6 +50,8 @@ _DIALECTS = ("postgresql", "sqlite")
 _BEFORE_IDLE = (DeviceState.RESETTING, DeviceState.PROVISIONING)
 # A leased device belongs to its holder: nothing but release and the reaper may change it.
 _NOT_LEASED = (DeviceState.PROVISIONING, DeviceState.IDLE, DeviceState.RESETTING, DeviceState.UNHEALTHY)
+# The extra condition that keeps a quarantined device from moving towards idle.
+_NOT_QUARANTINED = Device.quarantined_at.is_(None)
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,12 @@ class DeviceRecord:
     health_checked_at: dt.datetime | None
     last_error: str | None
     updated_at: dt.datetime
+    quarantined_at: dt.datetime | None = None
+    quarantine_reason: str | None = None
+
+    @property
+    def quarantined(self) -> bool:
+        return self.quarantined_at is not None
 
     @classmethod
     def of(cls, row: Device) -> DeviceRecord:
@@ -75,15 +90,15 @@ class DeviceRecord:
             health_checked_at=row.health_checked_at,
             last_error=row.last_error,
             updated_at=row.updated_at,
+            quarantined_at=row.quarantined_at,
+            quarantine_reason=row.quarantine_reason,
         )
 
 
 class DeviceStore:
     """The ``devices`` table as the pool sees it; ``LeaseStore`` adds the leases on top."""
 
-    def __init__(
-        self, sessions: DbSessions, dialect: str, *, signal: Signal | None = None
-    ) -> None:
+    def __init__(self, sessions: DbSessions, dialect: str, *, signal: Signal | None = None) -> None:
         if dialect not in _DIALECTS:
             raise ValueError(f"unsupported database dialect {dialect!r} (expected one of {_DIALECTS})")
         self._sessions = sessions
@@ -161,8 +176,9 @@ class DeviceStore:
                         if (row.provider, row.profile, row.labels) != (provider, profile, labels):
                             row.provider, row.profile, row.labels = provider, dict(profile), labels
                         if row.state == DeviceState.RETIRED:
+                            # A new phone at a retired address: nothing of the old one's record applies.
                             row.state = DeviceState.PROVISIONING
-                            row.last_error = None
+                            row.last_error = row.quarantined_at = row.quarantine_reason = None
                             logger.info("device back", extra={"device_id": str(row.id), "serial": serial})
                         await db_session.flush()
                     return DeviceRecord.of(row)
@@ -174,11 +190,12 @@ class DeviceStore:
     # --- state changes --------------------------------------------------------------------------
 
     async def mark_idle(self, device_id: uuid.UUID) -> bool:
-        """resetting/provisioning → idle (never from leased: a leased device is reset first); wakes waiters."""
+        """resetting/provisioning → idle (never from leased: a leased device is reset first, nor a
+        quarantined one); wakes waiters."""
         now = utcnow()
         changed = await self._transition(
-            device_id, DeviceState.IDLE, _BEFORE_IDLE, last_error=None, health_checked_at=now
-        )
+            device_id, DeviceState.IDLE, _BEFORE_IDLE, _NOT_QUARANTINED, last_error=None, health_checked_at=now
+        )  # fmt: skip
         if changed:
             await self.signal.notify(IDLE)
         return changed
@@ -190,15 +207,35 @@ class DeviceStore:
         )
 
     async def mark_resetting(self, device_id: uuid.UUID) -> bool:
-        """unhealthy/provisioning/idle → resetting: the manager will reset it before it is idle again."""
+        """unhealthy/provisioning/idle → resetting: the manager will reset it before it is idle again.
+        Never a quarantined device (``end_quarantine`` is its way back)."""
         return await self._transition(
             device_id,
             DeviceState.RESETTING,
             (DeviceState.UNHEALTHY, DeviceState.PROVISIONING, DeviceState.IDLE),
+            _NOT_QUARANTINED,
         )
 
+    async def quarantine(self, device_id: uuid.UUID, reason: str) -> bool:
+        """→ unhealthy and quarantined with ``reason`` (also its ``last_error``), unless it is leased
+        (its holder has it) or retired. From now on it is never idle, so never leased."""
+        reason = reason[:2000]
+        return await self._transition(
+            device_id, DeviceState.UNHEALTHY, _NOT_LEASED, last_error=reason, health_checked_at=utcnow(),
+            quarantined_at=utcnow(), quarantine_reason=reason,
+        )  # fmt: skip
+
+    async def end_quarantine(self, device_id: uuid.UUID) -> bool:
+        """A quarantined (unhealthy) device → resetting, out of quarantine: reset and checked before it
+        is idle again."""
+        return await self._transition(
+            device_id, DeviceState.RESETTING, (DeviceState.UNHEALTHY,), Device.quarantined_at.is_not(None),
+            quarantined_at=None, quarantine_reason=None,
+        )  # fmt: skip
+
     async def retire(self, device_id: uuid.UUID, reason: str = "") -> bool:
-        """→ retired (the provider no longer has it), unless it is leased: that waits for the lease to end."""
+        """→ retired (the provider no longer has it), unless it is leased: that waits for the lease to end.
+        A quarantined device keeps its ``quarantined_at`` and ``quarantine_reason`` as its record."""
         return await self._transition(
             device_id, DeviceState.RETIRED, _NOT_LEASED, last_error=reason[:2000] or None
         )
@@ -216,13 +253,18 @@ class DeviceStore:
             return result.rowcount == 1
 
     async def _transition(
-        self, device_id: uuid.UUID, to: DeviceState, from_states: Iterable[DeviceState], **values: Any
+        self,
+        device_id: uuid.UUID,
+        to: DeviceState,
+        from_states: Iterable[DeviceState],
+        *also: ColumnElement[bool],
+        **values: Any,
     ) -> bool:
         from_states = tuple(from_states)
         async with self._tx() as db_session:
             result = await db_session.execute(
                 update(Device)
-                .where(Device.id == device_id, Device.state.in_(from_states))
+                .where(Device.id == device_id, Device.state.in_(from_states), *also)
                 .values(state=to, updated_at=utcnow(), **values)
                 .returning(Device.serial)
                 .execution_options(synchronize_session=False)
@@ -234,8 +276,9 @@ class DeviceStore:
             return False
         if values.get("last_error"):
             extra["error"] = values["last_error"]
+        what = "quarantined" if values.get("quarantine_reason") else to.value
         logger.log(
-            logging.WARNING if to == DeviceState.UNHEALTHY else logging.INFO, "device %s", to, extra=extra
+            logging.WARNING if to == DeviceState.UNHEALTHY else logging.INFO, "device %s", what, extra=extra
         )
         return True
 

@@ -15,6 +15,9 @@
   ``idle`` — the pool manager resets it first.
 - A device whose ``labels`` hold ``"drain": true`` (JSON true; an admin's drain) is never picked: it
   keeps its current lease, is reset and health-checked as usual, and stays out of service.
+- ``avoid`` (device ids) keeps ``acquire``/``wait_acquire`` off those devices: a task retried
+  because its phone failed goes to another one. ``serves_besides`` says whether any other device
+  in service matches at all; where none does, the caller may lease the avoided one (after its reset).
 - ``wait_acquire`` retries on wake-ups (``signals.py``: a device became idle) with a deadline, and
   polls every ``poll_s`` as well: without Redis, an idle device made idle by another *process* is
   seen at most ``poll_s`` late; with Redis, only a lost pub/sub message costs that.
@@ -29,6 +32,7 @@ import asyncio
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +47,9 @@ from orchestrator.db import DbSession, DbSessions, Device, DeviceState, Event, L
 logger = logging.getLogger(__name__)
 
 EXPIRED = "expired"  # release_reason of a lease the reaper ended
+# release_reason of a lease whose run ended because the phone stopped answering: the pool manager
+# quarantines a phone whose last leases all ended so, though its resets pass (manager.py).
+DEVICE_ERROR = "device_error"
 # The label an admin's drain sets (a JSON true, which API and provider labels, strings, cannot be):
 # acquire skips such a device, so it finishes its current lease and is never leased again.
 DRAIN_LABEL = "drain"
@@ -121,14 +128,20 @@ class LeaseStore(DeviceStore):
         session_id: uuid.UUID | None = None,
         profile: dict[str, Any] | None = None,
         ttl_s: float,
+        avoid: Collection[uuid.UUID] = (),
     ) -> LeaseGrant | None:
-        """Lease the idle device (matching ``profile``) idle longest, for ``ttl_s`` s; None if there is none."""
+        """Lease the idle device (matching ``profile``, not in ``avoid``) idle longest, for ``ttl_s`` s;
+        None if there is none."""
         _check_ttl(ttl_s)
         now = utcnow()
         expires = now + dt.timedelta(seconds=ttl_s)
         lease_id = uuid.uuid4()
+        avoid = list(avoid)
         async with self._tx() as db_session:
-            target = await self._sqlite_pick(db_session, profile) if self.is_sqlite else _pg_pick(profile)
+            if self.is_sqlite:
+                target = await self._sqlite_pick(db_session, profile, avoid)
+            else:
+                target = _pg_pick(profile, avoid)
             if target is None:
                 return None
             result = await db_session.execute(
@@ -182,6 +195,7 @@ class LeaseStore(DeviceStore):
         profile: dict[str, Any] | None = None,
         ttl_s: float,
         timeout_s: float,
+        avoid: Collection[uuid.UUID] = (),
     ) -> LeaseGrant:
         """``acquire``, waiting up to ``timeout_s`` s for a device to become idle; raises NoDeviceAvailable."""
         loop = asyncio.get_running_loop()
@@ -191,7 +205,7 @@ class LeaseStore(DeviceStore):
             token = await self.signal.arm(IDLE)
             grant = await self.acquire(
                 holder=holder, tenant_id=tenant_id, task_id=task_id, session_id=session_id,
-                profile=profile, ttl_s=ttl_s,
+                profile=profile, ttl_s=ttl_s, avoid=avoid,
             )  # fmt: skip
             if grant is not None:
                 return grant
@@ -203,6 +217,23 @@ class LeaseStore(DeviceStore):
                     context={"profile": profile, "timeout_s": timeout_s, "holder": holder},
                 )
             await self.signal.wait(token, min(remaining, self.poll_s))
+
+    async def serves_besides(self, profile: dict[str, Any] | None, besides: Collection[uuid.UUID]) -> bool:
+        """Whether a device in service (not unhealthy, retired or drained) other than ``besides``
+        matches ``profile``, whatever its state now (it may be leased or resetting)."""
+        query = select(Device.id, Device.profile, Device.labels).where(
+            Device.state.not_in((DeviceState.UNHEALTHY, DeviceState.RETIRED))
+        )
+        if besides:
+            query = query.where(Device.id.not_in(list(besides)))
+        async with self._sessions() as db_session:
+            rows = (await db_session.execute(query)).all()
+        # Matched here on both databases: a pool is hundreds of rows, and this runs once per retry.
+        return any(
+            (row.labels or {}).get(DRAIN_LABEL) is not True
+            and profile_matches(row.profile or {}, profile or {})
+            for row in rows
+        )
 
     async def heartbeat(self, lease_id: uuid.UUID, holder: str, ttl_s: float) -> bool:
         """Extend the lease to now + ``ttl_s``; False if it expired, was reaped or released (stop using the device)."""
@@ -285,15 +316,30 @@ class LeaseStore(DeviceStore):
         await self.signal.notify(RELEASED)
         return ended
 
+    async def last_release_reasons(self, device_id: uuid.UUID, count: int) -> list[str]:
+        """The ``release_reason`` of the device's last ``count`` ended leases, newest first."""
+        async with self._sessions() as db_session:
+            query = (
+                select(Lease.release_reason)
+                .where(Lease.device_id == device_id, Lease.released_at.is_not(None))
+                .order_by(Lease.released_at.desc(), Lease.id.desc())
+                .limit(count)
+            )
+            return [reason or "" for reason in await db_session.scalars(query)]
+
     async def lease(self, lease_id: uuid.UUID) -> Lease | None:
         """The lease log row (detached), or None."""
         async with self._sessions() as db_session:
             return await db_session.get(Lease, lease_id)
 
-    async def _sqlite_pick(self, db_session: DbSession, profile: dict[str, Any] | None) -> uuid.UUID | None:
+    async def _sqlite_pick(
+        self, db_session: DbSession, profile: dict[str, Any] | None, avoid: list[uuid.UUID]
+    ) -> uuid.UUID | None:
         # The whole idle list is read (id and profile only) when matching a profile: a pool is
         # hundreds of rows at most, and BEGIN IMMEDIATE already serialises lessees on SQLite.
         query = select(Device.id, Device.profile).where(Device.state == DeviceState.IDLE)
+        if avoid:
+            query = query.where(Device.id.not_in(avoid))
         # json_type is 'true' only for a JSON true (not 1, not "true"), like PostgreSQL's @> below.
         drained = func.coalesce(func.json_type(Device.labels, f"$.{DRAIN_LABEL}"), "") == "true"
         query = query.where(not_(drained)).order_by(Device.updated_at, Device.id)
@@ -314,10 +360,14 @@ _ENDED: dict[str, Any] = {
 }
 
 
-async def end_leases_held_by(db_session: DbSession, holder: str, now: dt.datetime, reason: str) -> list[EndedLease]:
+async def end_leases_held_by(
+    db_session: DbSession, holder: str, now: dt.datetime, reason: str
+) -> list[EndedLease]:
     """End ``holder``'s leases in the caller's transaction (devices → ``resetting``): a lost run's,
     by whoever takes its task over in that transaction, so the phone is reset now, not at expiry."""
-    query = select(Device.id, Device.lease_id).where(Device.lease_holder == holder, Device.state == DeviceState.LEASED)
+    query = select(Device.id, Device.lease_id).where(
+        Device.lease_holder == holder, Device.state == DeviceState.LEASED
+    )
     held = {row.lease_id: row.id for row in (await db_session.execute(query.with_for_update())).all()}
     if held:
         await db_session.execute(
@@ -326,7 +376,9 @@ async def end_leases_held_by(db_session: DbSession, holder: str, now: dt.datetim
         )  # fmt: skip
     ended = await _close_leases(db_session, held, now, reason) if held else []
     for lease in ended:
-        logger.warning("lease ended: its holder was lost", extra=_log(lease.device_id, lease.lease_id, holder=holder))
+        logger.warning(
+            "lease ended: its holder was lost", extra=_log(lease.device_id, lease.lease_id, holder=holder)
+        )
     return ended
 
 
@@ -354,10 +406,12 @@ async def _close_leases(
     return ended
 
 
-def _pg_pick(profile: dict[str, Any] | None) -> Any:
+def _pg_pick(profile: dict[str, Any] | None, avoid: list[uuid.UUID]) -> Any:
     """The locked-or-skipped idle row as a scalar subquery (PostgreSQL)."""
     drained = Device.labels.bool_op("@>")(bindparam("drain_label", {DRAIN_LABEL: True}, type_=JSONB))
     query = select(Device.id).where(Device.state == DeviceState.IDLE, not_(drained))
+    if avoid:
+        query = query.where(Device.id.not_in(avoid))
     if profile:
         query = query.where(Device.profile.bool_op("@>")(bindparam("want_profile", profile, type_=JSONB)))
     return (

@@ -9,12 +9,25 @@ seconds and at once when a lease ends (the ``released`` wake-up):
 3. bring up ``provisioning`` and ``resetting`` devices: ``provider.reset`` then ``provider.health``
    → ``idle``, or ``unhealthy`` with ``last_error``. Only phones this manager itself just created
    skip the reset (``create`` promises factory state); a phone found by sync may hold anyone's data;
-4. recover ``unhealthy`` devices with backoff: reset again (the sim restarts a dead process); after
-   ``max_reset_failures`` in a row, destroy the phone and create a replacement if
-   ``recreate_unhealthy`` (providers that make phones), else keep retrying (static phones);
+4. recover ``unhealthy`` devices with backoff: reset again (the sim restarts a dead process).
+   Quarantined ones instead: replaced (destroyed, row retired, a new phone made) if
+   ``recreate_unhealthy`` (providers that make phones), else given another chance once
+   ``quarantine_s`` has passed (static phones);
 5. create phones until ``min_idle`` are idle or on their way (resetting, provisioning), never more
    than ``max_devices`` rows in all;
 6. health-check idle devices not checked for ``health_interval_s``.
+
+Steps 3 to 6 talk to phones through the adb server: while ``adb_server`` (the supervisor,
+``adb_supervisor.py``) says it is not answering, they wait, and a failure seen across an adb
+outage or restart is not held against the phone.
+
+**Quarantine.** A phone that stops answering is taken out of the pool instead of failing task after
+task: it is quarantined (``DeviceStore.quarantine``: unhealthy, with the reason) when it fails
+``max_reset_failures`` times in a row (checks and resets), when its last ``max_reset_failures``
+runs all ended with it unreachable (their leases released ``device_error``) though its resets pass,
+or fails again while *on probation*:
+after it was recovered from a failure and before it has served a lease (the reset and check after
+a lease are its proof). A quarantined device is never idle again, so never leased.
 
 A device that was leased reaches ``idle`` only through step 3 or 4, both of which reset it first.
 """
@@ -34,12 +47,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from device_pool.errors import PhoneFleetError
 from device_pool.logs import bind
+from device_pool.pool.adb_supervisor import AdbServerSupervisor
 from device_pool.pool.devices import DeviceRecord
-from device_pool.pool.leases import LeaseStore
+from device_pool.pool.leases import DEVICE_ERROR, LeaseStore
 from device_pool.pool.signals import RELEASED
 from device_pool.providers.base import DeviceProfile, DeviceSpec, Provider
 from device_pool.providers.errors import ProviderCapacity, UnknownDevice
 from orchestrator.db import DeviceState, utcnow
+from orchestrator.db.database import as_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +92,13 @@ class PoolManager:
         max_reset_failures: int = 3,
         op_timeout_s: float = 120.0,
         parallel: int = 4,
+        quarantine_s: float = 600.0,
+        adb_server: AdbServerSupervisor | None = None,
     ) -> None:
         if min_idle < 0 or max_devices < 0 or min(health_interval_s, reap_interval_s, op_timeout_s) <= 0:
             raise ValueError("min_idle and max_devices must be >= 0, the intervals and timeout positive")
+        if max_reset_failures < 1 or quarantine_s < 0:
+            raise ValueError("max_reset_failures must be >= 1 and quarantine_s >= 0")
         self.store = store
         self.provider = provider
         self.min_idle = min_idle
@@ -90,9 +109,15 @@ class PoolManager:
         self.recreate_unhealthy = recreate_unhealthy
         self.max_reset_failures = max_reset_failures
         self.op_timeout_s = op_timeout_s
+        self.quarantine_s = quarantine_s  # how long a phone that cannot be replaced stays quarantined
+        self.adb_server = adb_server
         self._parallel = asyncio.Semaphore(parallel)
         self._created: set[str] = set()  # serials this manager created: factory state, no reset needed
-        self._failures: dict[uuid.UUID, int] = {}  # consecutive failed bring-ups per device
+        self._failures: dict[uuid.UUID, int] = {}  # consecutive failed checks and bring-ups per device
+        # Devices recovered from a failure that have not served a lease since: one more failure
+        # quarantines them (a phone that hangs again right after its reset).
+        self._probation: set[uuid.UUID] = set()
+        self._adb_wait_logged = False
         self._retry_at: dict[uuid.UUID, float] = {}  # monotonic time of the next recovery attempt
         self._capacity_logged = False
         self._stopping = asyncio.Event()
@@ -112,8 +137,14 @@ class PoolManager:
             token = await self.store.signal.arm(RELEASED)
             try:
                 await self.reconcile()
-            except (SQLAlchemyError, OSError, PhoneFleetError):
-                logger.exception("reconcile pass failed; retrying", extra={"provider": self.provider.name})
+            except (SQLAlchemyError, OSError, PhoneFleetError) as exc:
+                extra = {"provider": self.provider.name}
+                if isinstance(exc, OSError) or (isinstance(exc, SQLAlchemyError) and as_unavailable(exc)):
+                    # Out of reach (the database restarting, a refused socket): one line a pass.
+                    extra["error"] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+                    logger.warning("reconcile pass failed; retrying", extra=extra)
+                else:
+                    logger.exception("reconcile pass failed; retrying", extra=extra)
             await _first(self._stopping.wait(), self.store.signal.wait(token, interval))
         logger.info("pool manager stopped", extra={"provider": self.provider.name})
 
@@ -125,6 +156,14 @@ class PoolManager:
         """One pass: reap, sync, bring up, recover, keep min_idle, health-check."""
         await self.store.reap_expired()
         rows = await self.sync_devices(bring_up=False)
+        if self.adb_server is not None and not self.adb_server.answering:
+            # Every phone is out of reach: what a check saw now would be the server's fault, not theirs.
+            level = logging.DEBUG if self._adb_wait_logged else logging.INFO
+            logger.log(level, "adb server not answering; phones left as they are until it is back",
+                       extra={"provider": self.provider.name})  # fmt: skip
+            self._adb_wait_logged = True
+            return
+        self._adb_wait_logged = False
         await self._gather(self._bring_up(r) for r in rows if r.state in _NEEDS_RESET)
         rows = await self.store.devices(self.provider.name)
         await self._gather(self._recover(r) for r in rows if r.state == DeviceState.UNHEALTHY)
@@ -151,10 +190,15 @@ class PoolManager:
         return rows
 
     @_on_device
-    async def _bring_up(self, row: DeviceRecord) -> bool:
-        """reset (unless just created) → health → idle; a failure → unhealthy with the reason."""
+    async def _bring_up(self, row: DeviceRecord, recovering: bool = False) -> bool:
+        """reset (unless just created) → health → idle; a failure → unhealthy with the reason.
+
+        ``recovering``: the manager itself made it ``resetting`` after a failure (step 4); any other
+        ``resetting`` device comes from a lease that ended.
+        """
         fresh = row.state == DeviceState.PROVISIONING and row.serial in self._created
         extra = {"device_id": str(row.id), "serial": row.serial}
+        generation = self._adb_generation()
         async with self._parallel:
             try:
                 async with asyncio.timeout(self.op_timeout_s):
@@ -166,22 +210,59 @@ class PoolManager:
                 return False
             except (PhoneFleetError, TimeoutError) as exc:
                 error = f"{'reset' if not fresh else 'health'} failed: {type(exc).__name__}: {exc}"
-                return await self._failed(row, error)
+                return await self._failed(row, error, generation)
         if not health.ok:
-            return await self._failed(row, f"health check failed: {health.detail}")
+            return await self._failed(row, f"health check failed: {health.detail}", generation)
+        if row.state == DeviceState.RESETTING and not recovering and await self._fails_its_runs(row):
+            return False
         self._created.discard(row.serial)
-        self._failures.pop(row.id, None)
         self._retry_at.pop(row.id, None)
+        if self._failures.pop(row.id, 0):
+            self._probation.add(row.id)  # back after a failure: it has yet to serve a lease
+        elif not recovering:
+            self._probation.discard(row.id)  # reset and checked after a lease: it served one
         if not await self.store.mark_idle(row.id):
             logger.info("device changed state during its reset; left as it is", extra=extra)
             return False
         return True
 
+    async def _fails_its_runs(self, row: DeviceRecord) -> bool:
+        """Quarantine a phone whose resets pass but whose last ``max_reset_failures`` runs all ended
+        with it unreachable (``DEVICE_ERROR`` releases): it would fail task after task otherwise."""
+        reasons = await self.store.last_release_reasons(row.id, self.max_reset_failures)
+        if len(reasons) < self.max_reset_failures or any(r != DEVICE_ERROR for r in reasons):
+            return False
+        why = f"its last {len(reasons)} runs ended with the phone unreachable, though its resets passed"
+        if await self.store.quarantine(row.id, why):
+            self._failures.pop(row.id, None)
+            self._probation.discard(row.id)
+            self._retry_at.pop(row.id, None)
+            return True
+        return False
+
     @_on_device
-    async def _failed(self, row: DeviceRecord, error: str) -> bool:
+    async def _failed(self, row: DeviceRecord, error: str, generation: int) -> bool:
+        extra = {"device_id": str(row.id), "serial": row.serial, "error": error}
+        if await self._adb_to_blame(generation):
+            # The adb server died or wedged meanwhile: the phone is left as it is (a leased one was
+            # never touched); the next pass, with the server back, looks again.
+            logger.info("phone failed while the adb server was down; not held against it", extra=extra)
+            return False
+        count = self._failures.get(row.id, 0) + 1
+        if count >= self.max_reset_failures or row.id in self._probation:
+            why = (
+                f"{count} failures in a row"
+                if count >= self.max_reset_failures
+                else "failed again after it was recovered, before it served a lease"
+            )
+            # Guarded like mark_unhealthy: a device leased meanwhile stays with its holder.
+            if await self.store.quarantine(row.id, f"{error} ({why})"):
+                self._failures.pop(row.id, None)
+                self._probation.discard(row.id)
+                self._retry_at.pop(row.id, None)
+            return False
         # Guarded: a device leased meanwhile (an idle one being checked) stays with its holder.
         if await self.store.mark_unhealthy(row.id, error):
-            count = self._failures.get(row.id, 0) + 1
             self._failures[row.id] = count
             # Exponential backoff, capped by the health interval: a dead phone is not hammered.
             self._retry_at[row.id] = time.monotonic() + min(0.5 * 2 ** (count - 1), self.health_interval_s)
@@ -189,54 +270,83 @@ class PoolManager:
 
     @_on_device
     async def _recover(self, row: DeviceRecord) -> None:
+        if row.quarantined:
+            await self._after_quarantine(row)
+            return
         if time.monotonic() < self._retry_at.get(row.id, 0.0):
             return
-        if self.recreate_unhealthy and self._failures.get(row.id, 0) >= self.max_reset_failures:
+        if await self.store.mark_resetting(row.id):
+            await self._bring_up(dataclasses.replace(row, state=DeviceState.RESETTING), True)
+
+    async def _after_quarantine(self, row: DeviceRecord) -> None:
+        """Replace a quarantined phone; one the provider cannot replace gets another chance after
+        ``quarantine_s`` (on probation: one more failure and it is back in quarantine)."""
+        if self.recreate_unhealthy:
             await self._replace(row)
             return
-        if await self.store.mark_resetting(row.id):
-            await self._bring_up(dataclasses.replace(row, state=DeviceState.RESETTING))
+        since = row.quarantined_at
+        if since is None or (utcnow() - since).total_seconds() < self.quarantine_s:
+            return
+        if await self.store.end_quarantine(row.id):
+            logger.info(
+                "quarantine over; resetting the device",
+                extra={"device_id": str(row.id), "serial": row.serial},
+            )
+            self._probation.add(row.id)  # one more failure, this bring-up's included, and it is back
+            await self._bring_up(dataclasses.replace(row, state=DeviceState.RESETTING), True)
 
     @_on_device
     async def _replace(self, row: DeviceRecord) -> None:
-        """Destroy a phone that would not come back, and make a new one in its place."""
-        extra = {"device_id": str(row.id), "serial": row.serial}
-        logger.warning("device failed %d resets; replacing it", self._failures[row.id], extra=extra)
-        if not await self.store.retire(row.id, "replaced after failed resets"):
+        """Destroy a quarantined phone and make a new one in its place.
+
+        The replacement is made first where the provider has room: the old phone still holds its
+        address, so the new one gets another, and the retired row keeps the quarantine's record
+        (an address taken again brings its row back as a new phone, record cleared).
+        """
+        extra = {"device_id": str(row.id), "serial": row.serial, "reason": row.quarantine_reason}
+        logger.warning("device quarantined; replacing it", extra=extra)
+        if not await self.store.retire(row.id, f"quarantined and replaced: {row.quarantine_reason}"):
             return
         self._failures.pop(row.id, None)
         self._retry_at.pop(row.id, None)
+        self._probation.discard(row.id)
+        made = await self._create(1, quiet_capacity=True)
         try:
             async with asyncio.timeout(self.op_timeout_s):
                 await self.provider.destroy(row.serial)
         except (PhoneFleetError, TimeoutError) as exc:
             logger.warning("destroy failed", extra={**extra, "error": str(exc)})
-        await self._create(1)
+        if not made:
+            await self._create(1)
 
     async def _keep_min_idle(self) -> None:
         rows = await self.store.devices(self.provider.name)
         coming = sum(row.state in _COMING for row in rows)
         await self._create(min(self.min_idle - coming, self.max_devices - len(rows)))
 
-    async def _create(self, count: int) -> None:
+    async def _create(self, count: int, *, quiet_capacity: bool = False) -> int:
+        """Make up to ``count`` phones and bring them up; how many were made."""
+        made = 0
         for _ in range(max(count, 0)):
             try:
                 async with asyncio.timeout(self.op_timeout_s):
                     spec = await self.provider.create(self.profile)
             except ProviderCapacity as exc:
                 # Static phones can never be created, a full sim provider not now: say so once.
-                level = logging.DEBUG if self._capacity_logged else logging.WARNING
+                level = logging.DEBUG if self._capacity_logged or quiet_capacity else logging.WARNING
                 logger.log(level, "provider cannot create more phones", extra={"error": str(exc)})
-                self._capacity_logged = True
-                return
+                self._capacity_logged = self._capacity_logged or not quiet_capacity
+                return made
             except (PhoneFleetError, TimeoutError) as exc:
                 logger.warning("phone creation failed", extra={"error": f"{type(exc).__name__}: {exc}"})
-                return
+                return made
             self._capacity_logged = False
             self._created.add(spec.serial)
             row = await self._register(spec)
+            made += 1
             logger.info("phone created for the pool", extra={"device_id": str(row.id), "serial": spec.serial})
             await self._bring_up(row)
+        return made
 
     async def _check_idle(self) -> None:
         now = utcnow()
@@ -253,6 +363,7 @@ class PoolManager:
 
     @_on_device
     async def _check(self, row: DeviceRecord) -> None:
+        generation = self._adb_generation()
         async with self._parallel:
             try:
                 async with asyncio.timeout(self.op_timeout_s):
@@ -266,7 +377,19 @@ class PoolManager:
             await self.store.touch_health(row.id)
             return
         detail = "health check timed out" if health is None else health.detail
-        await self._failed(row, f"health check failed: {detail}")
+        await self._failed(row, f"health check failed: {detail}", generation)
+
+    # --- the adb server ---------------------------------------------------------------------------
+
+    def _adb_generation(self) -> int:
+        return 0 if self.adb_server is None else self.adb_server.generation
+
+    async def _adb_to_blame(self, generation: int) -> bool:
+        """Whether the adb server restarted since ``generation`` or does not answer now."""
+        server = self.adb_server
+        if server is None:
+            return False
+        return server.generation != generation or not server.answering or not await server.answers()
 
     async def _register(self, spec: DeviceSpec) -> DeviceRecord:
         return await self.store.register(

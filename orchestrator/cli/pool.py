@@ -6,6 +6,10 @@ reads its phones from ``--devices-file`` (JSON: a ``StaticAdbConfig`` object or 
 ``StaticDevice`` entries); ``redroid`` runs redroid containers on a Docker engine as
 ``pool.redroid`` says (at least ``pool.count``, at most ``pool.redroid.max_count``). With
 ``redis_url`` set, wake-ups reach lease waiters in other processes.
+The adb server on ``--adb-port`` is part of the pool (``device_pool.pool.adb_supervisor``): adopted
+if one answers, else started as the pool's child; probed every second, restarted within 10 s when it
+dies or wedges, its phones reconnected; stopped on exit if the pool started it. A wedged server the
+pool did not start is killed only with ``--adb-server-owned``.
 Beside the manager runs the task sweeper (``orchestrator.services.sweeper``): every ``--sweep-interval``
 seconds it re-enqueues tasks whose message was lost, and every fifth of ``pool.worker_lost_s`` it
 fails over tasks whose worker died (ending their leases for a reset); and
@@ -34,6 +38,7 @@ STOP_WAIT_S = 3.0
 CLOSE_WAIT_S = 4.0
 # Removing redroid containers takes Docker longer; the deployments' grace periods (120 s) allow it.
 REDROID_CLOSE_WAIT_S = 90.0
+ADB_CLOSE_WAIT_S = 2.0  # the adb server the pool started: SIGTERM, or SIGKILL for a wedged one
 
 
 async def _ended(tasks: list[asyncio.Task[None]]) -> None:
@@ -77,7 +82,7 @@ def _options(settings: Any, args: argparse.Namespace, max_devices: int) -> Any:
 
 async def _serve(settings: Any, args: argparse.Namespace) -> None:
     from device_pool.driver import AdbServerClient
-    from device_pool.pool import LeaseStore, PoolManager, signal_for
+    from device_pool.pool import AdbServerSupervisor, LeaseStore, PoolManager, signal_for
     from device_pool.providers.registered import REGISTERED
     from device_pool.providers.registry import build_provider
     from orchestrator.db import make_engine, make_sessionmaker
@@ -99,6 +104,16 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
     engine = make_engine(settings.database_url)
     signal = signal_for(settings.redis_url)
     store = LeaseStore.for_engine(engine, signal=signal)
+    # Phones an admin registered (POST /api/v1/devices, provider "static"), beside the provider's
+    # own: connected, reset (HOME) and health-checked from their rows; never created or replaced.
+    registered = build_provider(REGISTERED, replace(options, store=store)).provider
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    adb = AdbServerSupervisor(
+        AdbServerClient(port=args.adb_port),
+        providers=[provider, registered],
+        owned=args.adb_server_owned,
+        log_path=settings.data_dir / f"adb-server-{args.adb_port}.log",
+    )
     manager = PoolManager(
         store,
         provider,
@@ -109,13 +124,12 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         reap_interval_s=min(args.reap_interval, settings.pool.lease_ttl_s / 4),
         recreate_unhealthy=recreate,
         op_timeout_s=op_timeout_s,
+        adb_server=adb,
     )
-    # Phones an admin registered (POST /api/v1/devices, provider "static"), beside the provider's
-    # own: connected, reset (HOME) and health-checked from their rows; never created or replaced.
-    registered = build_provider(REGISTERED, replace(options, store=store)).provider
     registered_manager = PoolManager(
         store, registered, min_idle=0, max_devices=0, health_interval_s=args.health_interval,
         reap_interval_s=min(args.reap_interval, settings.pool.lease_ttl_s / 4), recreate_unhealthy=False,
+        adb_server=adb,
     )  # fmt: skip
     queue = TaskQueue.from_settings(settings)
     db = Database(make_sessionmaker(engine))
@@ -123,17 +137,20 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
     # is lost (its lease is ended for a reset). It also expires sessions nobody kept alive.
     sessions = SessionService(db, store, profiles=settings.pool.profiles)
     sweeper = TaskSweeper(
-        db, queue, stale_after_s=settings.pool.worker_lost_s, sessions=sessions, signal=signal
-    )
+        db, queue, stale_after_s=settings.pool.worker_lost_s, max_attempts=settings.tasks.max_infra_attempts,
+        sessions=sessions, signal=signal,
+    )  # fmt: skip
     sweep_stop = asyncio.Event()
     runner: asyncio.Task[None] | None = None
     registered_runner: asyncio.Task[None] | None = None
+    supervising: asyncio.Task[None] | None = None
     sweeping: asyncio.Task[None] | None = None
     webhooks: asyncio.Task[None] | None = None
 
     async def start() -> None:
-        nonlocal runner, registered_runner, sweeping, webhooks
-        await AdbServerClient(port=args.adb_port).start()
+        nonlocal runner, registered_runner, supervising, sweeping, webhooks
+        await adb.start()
+        supervising = asyncio.create_task(adb.run(), name="adb-server-supervisor")
         specs = await provider.start()
         rows = await manager.sync_devices()
         logger.info(
@@ -156,18 +173,30 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
     async def stop() -> None:
         manager.stop()
         registered_manager.stop()
+        adb.stop()
         sweep_stop.set()
         # Told to stop, each ends after its current pass; one blocked on a broker or a phone that
         # does not answer is cancelled after STOP_WAIT_S (the command exits within 10 s of SIGTERM).
-        await _ended([t for t in (sweeping, webhooks, runner, registered_runner) if t is not None])
+        await _ended(
+            [t for t in (sweeping, webhooks, runner, registered_runner, supervising) if t is not None]
+        )
 
     try:
         await serve_until_signal(start, stop)
     finally:
         # Also when start() failed: no phone process or connection outlives the command.
+        if not await adb.answers(timeout=0.5):
+            # Dead or wedged: stopped first (if it is the pool's), so the phones' disconnects below
+            # fail at once instead of each waiting out its deadline on a server that never answers.
+            await _bounded(adb.close(), "stopping the adb server", ADB_CLOSE_WAIT_S)
         close_wait_s = REDROID_CLOSE_WAIT_S if redroid else CLOSE_WAIT_S
-        await _bounded(provider.close(), f"closing the {provider.name} provider", close_wait_s)
-        await _bounded(registered.close(), "closing the registered phones")
+        # At once: the two sets of phones are independent, and their waits must not add up.
+        await asyncio.gather(
+            _bounded(provider.close(), f"closing the {provider.name} provider", close_wait_s),
+            _bounded(registered.close(), "closing the registered phones"),
+        )
+        # The server this pool started goes with it; one it found running is left as it was.
+        await _bounded(adb.close(), "stopping the adb server", ADB_CLOSE_WAIT_S)
         await store.close()
         queue.close()
         await engine.dispose()
@@ -206,6 +235,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-devices", type=int, default=None, help="most phones in the pool (default max(count, min_idle))"
     )
     parser.add_argument("--adb-port", type=int, default=5037, help="the adb server's port (default 5037)")
+    parser.add_argument(
+        "--adb-server-owned",
+        action="store_true",
+        help="the adb server on --adb-port is the pool's even if something else started it: a wedged "
+        "one is killed and replaced (by default only a server the pool started itself is killed)",
+    )
     parser.add_argument(
         "--health-interval", type=float, default=30.0, help="seconds between health checks of an idle phone"
     )

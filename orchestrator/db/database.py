@@ -1,8 +1,10 @@
 """Db sessions for the services, translating "the database is down or busy" into ``DatabaseUnavailable``.
 
 This is the one place a driver's connection error becomes a PhoneFleet error: unreachable
-PostgreSQL, an exhausted connection pool, or SQLite's "database is locked" after the busy timeout
-(one writer at a time) all answer 503 with Retry-After instead of a 500.
+PostgreSQL, a server shutting down, starting up or in crash recovery, too many connections, an
+exhausted connection pool, or SQLite's "database is locked" after the busy timeout (one writer at
+a time) all answer 503 with Retry-After instead of a 500. Code that reaches the database without
+``Database`` (the ``LeaseStore``) wraps its calls in ``unavailable_as_error()``.
 """
 
 from __future__ import annotations
@@ -18,9 +20,41 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orchestrator.db import BEGIN_IMMEDIATE, DbSession, DbSessions
 from orchestrator.errors import DatabaseUnavailable
 
-__all__ = ["Database"]
+__all__ = ["Database", "as_unavailable", "unavailable_as_error"]
 
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError)
+# SQLSTATEs of a server that is there but takes no work for now. asyncpg raises them as plain
+# PostgresErrors (SQLAlchemy's generic DBAPIError), not as connection errors: admin_shutdown (a
+# fast stop ends the session), crash_shutdown, cannot_connect_now (shutting down, starting up, in
+# recovery) and too_many_connections. Class 08 (connection_exception) is matched by its prefix.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def as_unavailable(exc: BaseException) -> DatabaseUnavailable | None:
+    """The ``DatabaseUnavailable`` that ``exc`` stands for when it says the database is down or busy
+    (retry later); None when it says something else (a wrong statement, a constraint)."""
+    if not isinstance(exc, _UNAVAILABLE):
+        if not isinstance(exc, sa_exc.DBAPIError):
+            return None
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        outage = isinstance(sqlstate, str) and (
+            sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+        )
+        if not (outage or exc.connection_invalidated):  # connection_invalidated: SQLAlchemy saw a disconnect
+            return None
+    return DatabaseUnavailable(f"database unavailable: {_first_line(exc)}")
+
+
+@asynccontextmanager
+async def unavailable_as_error() -> AsyncIterator[None]:
+    """Raise ``DatabaseUnavailable`` for what ``as_unavailable`` says is an outage; the rest unchanged."""
+    try:
+        yield
+    except (*_UNAVAILABLE, sa_exc.DBAPIError) as exc:
+        outage = as_unavailable(exc)
+        if outage is None:
+            raise
+        raise outage from exc
 
 
 class Database:
@@ -42,11 +76,8 @@ class Database:
         no BEGIN/COMMIT round trips, and none of the ORM session's bookkeeping, on a hot path.
         """
         assert self._autocommit is not None, "execute_alone needs an engine-bound sessionmaker"
-        try:
-            async with self._autocommit.connect() as connection:
-                await connection.execute(statement, params)
-        except _UNAVAILABLE as exc:
-            raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+        async with unavailable_as_error(), self._autocommit.connect() as connection:
+            await connection.execute(statement, params)
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = False) -> AsyncIterator[DbSession]:
@@ -56,13 +87,10 @@ class Database:
         first (BEGIN IMMEDIATE), since upgrading a read snapshot fails at once when another
         writer committed in between instead of waiting out the busy timeout.
         """
-        try:
-            async with self.sessions() as db_session, db_session.begin():
-                if write:
-                    await db_session.connection(execution_options={BEGIN_IMMEDIATE: True})
-                yield db_session
-        except _UNAVAILABLE as exc:
-            raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+        async with unavailable_as_error(), self.sessions() as db_session, db_session.begin():
+            if write:
+                await db_session.connection(execution_options={BEGIN_IMMEDIATE: True})
+            yield db_session
 
 
 def _first_line(exc: BaseException) -> str:

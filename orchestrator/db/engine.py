@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 __all__ = [
     "BEGIN_IMMEDIATE",
+    "CONNECT_TIMEOUT_S",
     "PING_AFTER_IDLE_S",
     "DbSession",
     "DbSessions",
@@ -35,6 +36,10 @@ BEGIN_IMMEDIATE = "sqlite_begin_immediate"  # execution option name; ignored on 
 
 # A pooled PostgreSQL connection idle at least this long is pinged before it is handed out.
 PING_AFTER_IDLE_S = 5.0
+# How long a new PostgreSQL connection may take (asyncpg's default is 60 s). A server that is down
+# usually refuses at once; one whose host is unreachable without a refusal (a paused VM, a firewall
+# dropping packets) would hold every request that needs a new connection for the driver's default.
+CONNECT_TIMEOUT_S = 5.0
 
 # A db session (SQLAlchemy's unit of work) and the factory that opens them, by the names the rest of
 # the code uses: outside orchestrator/db, "session" is a person's hold on a device, never these.
@@ -59,12 +64,20 @@ def make_engine(
     The folder of a SQLite database file is created if missing.
 
     PostgreSQL connections are pinged on checkout only after ``ping_after_idle_s`` idle (see
-    ``_ping_idle_connections``), not on every checkout as ``pool_pre_ping`` would.
+    ``_ping_idle_connections``), not on every checkout as ``pool_pre_ping`` would; a new one gives
+    up after ``CONNECT_TIMEOUT_S`` (then ``DatabaseUnavailable``: 503).
     """
     url = make_url(url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, echo=echo, foreign_keys=sqlite_foreign_keys)
-    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_recycle=1800)
+    engine = create_async_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=10,
+        pool_recycle=1800,
+        connect_args={"timeout": CONNECT_TIMEOUT_S},
+    )
     _ping_idle_connections(engine, ping_after_idle_s)
     return engine
 
@@ -79,12 +92,15 @@ def _ping_idle_connections(engine: AsyncEngine, idle_s: float) -> None:
 
     ``pool_pre_ping`` pings on every checkout; with asyncpg that is BEGIN, ``;``, ROLLBACK: three
     round trips per request, more than the work of a task submission. Dead connections come from a
-    PostgreSQL restart or failover, or something killing idle ones: a connection in steady use is
-    not idle long enough to be pinged, and if it is dead anyway, its first statement fails with a
-    disconnect error, which makes SQLAlchemy invalidate the whole pool (every connection older than
-    the error reconnects at its next checkout). So a restart costs the requests in flight at that
-    moment (503, as without this policy) and nothing after. Raising ``DisconnectionError`` here makes
-    the pool discard the connection and check out another (a fresh one if need be).
+    PostgreSQL restart or failover, or something killing idle ones. Each checkout first asks the
+    driver whether the connection is already known closed (no round trip: a server that stops or
+    crashes closes its sockets, and asyncpg notices); a connection idle ``idle_s`` or longer is
+    pinged too. Either way a dead connection raises ``InvalidatePoolError``: the pool discards
+    every connection older than now (the whole pool, as a restart killed them all) and checks out
+    a fresh one. A connection in steady use that is dead without its driver knowing (no FIN came)
+    fails its first statement with a disconnect error, which invalidates the pool the same way.
+    So a restart costs the requests that reach the database while it is down (503) and, once it
+    is back, none: measured in tests/orchestrator/api/test_database_outage.py.
     """
     sync_engine = engine.sync_engine
 
@@ -95,16 +111,19 @@ def _ping_idle_connections(engine: AsyncEngine, idle_s: float) -> None:
 
     @event.listens_for(sync_engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        is_closed = getattr(record.driver_connection, "is_closed", None)  # asyncpg's; a local check
+        if is_closed is not None and is_closed():
+            raise exc.InvalidatePoolError("pooled connection closed by the server")
         idle_since = record.info.get(_IDLE_SINCE)
         if idle_since is not None and time.monotonic() - idle_since < idle_s:
             return
         try:
             sync_engine.dialect.do_ping(dbapi_connection)
         except Exception as error:
-            if isinstance(error, sync_engine.dialect.loaded_dbapi.Error) and sync_engine.dialect.is_disconnect(
-                error, dbapi_connection, None
-            ):
-                raise exc.DisconnectionError(f"stale pooled connection: {error}") from error
+            if isinstance(
+                error, sync_engine.dialect.loaded_dbapi.Error
+            ) and sync_engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise exc.InvalidatePoolError(f"stale pooled connection: {error}") from error
             raise
 
 

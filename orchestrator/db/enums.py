@@ -5,7 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-__all__ = ["CANCEL_REQUESTED", "HELD_TASK_STATUSES", "WAITING_EVENT", "WORKER_LOST", "DeviceState", "SessionState", "TaskStatus", "UserRole", "WaitingKind", "WebhookStatus", "waiting"]
+__all__ = [
+    "CANCEL_REQUESTED",
+    "HELD_TASK_STATUSES",
+    "RETRYING_EVENT",
+    "WAITING_EVENT",
+    "WORKER_LOST",
+    "WORKER_SHUTDOWN",
+    "DeviceState",
+    "SessionState",
+    "TaskStatus",
+    "UserRole",
+    "WaitingKind",
+    "WebhookStatus",
+    "waiting",
+]
 
 
 class UserRole(StrEnum):
@@ -58,6 +72,11 @@ HELD_TASK_STATUSES = (
 # change carries ``waiting`` in its ``task.status`` event instead); the API and the worker write it.
 WAITING_EVENT = "task.waiting"
 
+# The event that announces an attempt of a task ended because of the infrastructure and another one
+# follows (the task is ``queued`` again, ``waiting`` = ``retrying``): the worker's re-queue and a
+# claim that takes over a lost worker's task write it (``worker/run/rows.py``).
+RETRYING_EVENT = "task.retrying"
+
 
 class WaitingKind(StrEnum):
     """Why a task is not moving: the ``kind`` of a task's ``waiting`` object (docs/api.md, "Why a task waits").
@@ -72,8 +91,8 @@ class WaitingKind(StrEnum):
     TAKEOVER = "takeover"  # the agent asked a person to take over (log in, solve a captcha)
     CONFIRMATION = "confirmation"  # a sensitive action waits for a person's approval
     QUESTION = "question"  # the agent asked a person a question (Interact)
+    RETRYING = "retrying"  # an attempt ended for the infrastructure; the next one waits out its backoff
     # Reserved: named now so the list stays one; nothing sets them yet (later issues).
-    RETRYING = "retrying"  # a failed try waits before the agent goes at the task again
     PERSONAL_PHONE_BUSY = "personal_phone_busy"  # the user's personal phone is in use elsewhere
     QUOTA = "quota"  # the tenant's quota holds the task back
 
@@ -102,3 +121,7 @@ CANCEL_REQUESTED = "cancel_requested_at"
 # A task's failure reason when the worker holding it stopped heartbeating (the sweeper writes it) or
 # found its claim taken over (the run writes it).
 WORKER_LOST = "worker_lost"
+
+# The reason of an attempt cut short by its worker's shutdown (``worker/shutdown.py``): re-queued,
+# like any end the infrastructure caused; a task's last attempt fails with it.
+WORKER_SHUTDOWN = "worker_shutdown"

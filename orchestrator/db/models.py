@@ -125,6 +125,12 @@ class Device(_Row, Base):
     lease_expires_at: Mapped[dt.datetime | None]
     health_checked_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Quarantine (control-plane.md, "Quarantine"): set with state unhealthy when the phone stopped
+    # answering for good; such a row is never made idle again (mark_idle and mark_resetting refuse
+    # it), so it is never leased. Cleared only when the row comes back as a new phone or its
+    # provider, unable to replace it, gives it another chance after the pool's quarantine period.
+    quarantined_at: Mapped[dt.datetime | None]
+    quarantine_reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -162,6 +168,13 @@ class Task(_Row, Base):
     # Why the task is not moving, {kind, message, since} (enums.waiting), or None while it moves
     # and once it ended. Written in the same statement as the change that makes it wait or move.
     waiting: Mapped[dict[str, Any] | None]
+    # May an attempt that ended for the infrastructure be retried after the task acted on the phone?
+    # None: yes, unless it made a sensitive step (a confirmation or a person's takeover); the
+    # submitter's choice otherwise (docs/control-plane.md, "Retries").
+    retry_after_acting: Mapped[bool | None]
+    # When the next attempt of a re-queued task is due (its message was sent with that delay); the
+    # sweeper takes its message for lost only a grace after it. None once claimed, and before any retry.
+    retry_at: Mapped[dt.datetime | None]
 
 
 class DeviceSession(_Row, Base):

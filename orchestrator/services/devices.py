@@ -108,6 +108,7 @@ class DeviceService:
                     row = Device(serial=serial)
                     db_session.add(row)
                 row.provider, row.state, row.last_error = REGISTERED, DeviceState.PROVISIONING, None
+                row.quarantined_at = row.quarantine_reason = None  # a new registration starts clean
                 row.profile, row.labels = profile, labels
                 await db_session.flush()
                 device_id = row.id

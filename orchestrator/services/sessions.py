@@ -32,18 +32,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, insert, select, tuple_, update
-from sqlalchemy import exc as sa_exc
 
 from device_pool.pool import LeaseStore
 from orchestrator.db import DbSession, Device, DeviceSession, DeviceState, Event, SessionState, utcnow
-from orchestrator.db.database import Database
+from orchestrator.db.database import Database, unavailable_as_error
 from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.errors import DatabaseUnavailable, InvalidTransition, SessionNotFound
 from orchestrator.profiles import profile_match
@@ -58,7 +56,6 @@ logger = logging.getLogger(__name__)
 # normally ends an expired session (with its event) before the reaper takes the phone back.
 LEASE_GRACE_S = 30.0
 CLOSED_REASON, EXPIRED_REASON = "session_closed", "session_expired"  # the leases' release_reason
-_DB_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError)
 
 
 def session_holder(session_id: uuid.UUID) -> str:
@@ -128,7 +125,7 @@ class SessionService:
             db_session.add(row)
         holder = session_holder(row.id)
         try:
-            async with _pool_errors():
+            async with unavailable_as_error():
                 grant = await self.leases.wait_acquire(
                     holder=holder, tenant_id=principal.tenant_id, session_id=row.id, profile=match,
                     ttl_s=spec.ttl_s + self.lease_grace_s, timeout_s=spec.wait_s,
@@ -209,7 +206,7 @@ class SessionService:
         _require_active(current, "keep alive")
         holder = session_holder(current.id)
         lease_id = await self._lease_id(view)
-        async with _pool_errors():
+        async with unavailable_as_error():
             alive = lease_id is not None and await self.leases.heartbeat(
                 lease_id, holder, current.ttl_s + self.lease_grace_s
             )
@@ -324,7 +321,7 @@ class SessionService:
 
     async def _release(self, lease_id: uuid.UUID, holder: str, reason: str, *, quietly: bool = False) -> None:
         try:
-            async with _pool_errors():
+            async with unavailable_as_error():
                 await self.leases.release(lease_id, holder, reason)
         except DatabaseUnavailable:
             if not quietly:
@@ -347,7 +344,9 @@ class SessionService:
 
     async def _load(self, principal: Principal, session_id: uuid.UUID) -> SessionView:
         async with self.db.transaction() as db_session:
-            row = (await db_session.execute(_visible(principal).where(DeviceSession.id == session_id))).first()
+            row = (
+                await db_session.execute(_visible(principal).where(DeviceSession.id == session_id))
+            ).first()
         if row is None:
             raise SessionNotFound(session_id)
         return SessionView(row.DeviceSession, row.Device)
@@ -384,12 +383,3 @@ async def _event(
             created_at=utcnow(),
         )
     )  # fmt: skip
-
-
-@asynccontextmanager
-async def _pool_errors() -> AsyncIterator[None]:
-    """The LeaseStore's driver errors as ``DatabaseUnavailable`` (503), as ``Database`` does for ours."""
-    try:
-        yield
-    except _DB_ERRORS as exc:
-        raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc

@@ -49,7 +49,9 @@ def _fits_column(url: HttpUrl) -> HttpUrl:
 
 
 WebhookUrl = Annotated[
-    HttpUrl, UrlConstraints(max_length=MAX_URL_CHARS, allowed_schemes=["http", "https"]), AfterValidator(_fits_column)
+    HttpUrl,
+    UrlConstraints(max_length=MAX_URL_CHARS, allowed_schemes=["http", "https"]),
+    AfterValidator(_fits_column),
 ]
 # A named profile (settings pool.profiles); its syntax is checked here, whether it exists by the service.
 ProfileName = Annotated[str, StringConstraints(pattern=PROFILE_NAME_PATTERN)]
@@ -119,6 +121,12 @@ class TaskSpec(BaseModel):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Your own JSON object, kept with the task (≤ 16 KB as JSON)."
     )
+    retry_after_acting: bool | None = Field(
+        default=None,
+        description="May an attempt that ended because of the infrastructure (model server, phone, "
+        "worker down) be retried after the task acted on the phone? null: yes, unless it made a "
+        "sensitive step (a confirmation or a person's takeover).",
+    )
 
     @field_validator("instruction", mode="after")
     @classmethod
@@ -156,4 +164,5 @@ class TaskSpec(BaseModel):
             "model": self.model,
             "webhook_url": None if self.webhook_url is None else str(self.webhook_url),
             "metadata": self.metadata,
+            "retry_after_acting": self.retry_after_acting,
         }

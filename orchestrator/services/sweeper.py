@@ -2,8 +2,10 @@
 
 Run by ``phonefleet pool`` every few seconds. One ``sweep()``:
 
-1. **Lost messages.** A task still ``queued`` and never claimed, created more than ``queued_grace_s``
-   ago, gets its ``phonefleet.run_task`` message again — on its device profile's queue, chosen by
+1. **Lost messages.** A task still ``queued`` and not claimed, created more than ``queued_grace_s``
+   ago — and, for a task a worker re-queued after an infrastructure failure (``retry_at``: its
+   message was sent with that delay), whose retry is more than ``queued_grace_s`` past due — gets
+   its ``phonefleet.run_task`` message again — on its device profile's queue, chosen by
    ``orchestrator.queue.queue_for`` as at submission — and a ``task.requeued`` event. At most one
    message per task stays outstanding (a slow fleet is not flooded with duplicates):
 
@@ -22,7 +24,8 @@ Run by ``phonefleet pool`` every few seconds. One ``sweep()``:
    (``end_leases_held_by``: the phone is reset now, not at the lease's expiry), in a transaction
    that first locks the task row as read — status, ``worker_id``, ``heartbeat_at`` — so a live
    worker's heartbeat since then wins (and a stale run's own heartbeats are refused, see
-   ``worker/run/rows.py``). With ``attempts >= max_attempts`` the task is failed here, reason
+   ``worker/run/rows.py``). With ``attempts >= max_attempts`` (``tasks.max_infra_attempts``, as
+   the worker's claim rule) the task is failed here, reason
    ``worker_lost``, by one conditional UPDATE fenced the same way, with a ``task.status`` event;
    otherwise it is re-enqueued (same broker check and back-off) and the worker's claim rule
    re-claims it. ``run`` makes this pass every ``lost_interval_s`` (a fraction of
@@ -81,7 +84,7 @@ class TaskSweeper:
         *,
         queued_grace_s: float = 30.0,
         stale_after_s: float,
-        max_attempts: int = 2,
+        max_attempts: int = 3,
         batch: int = 100,
         sessions: SessionService | None = None,
         max_horizon_s: float = 3600.0,
@@ -103,7 +106,9 @@ class TaskSweeper:
         now = utcnow()
         grace_before = now - dt.timedelta(seconds=self.queued_grace_s)
         last_requeue = _last_requeue()
-        backed_off = or_(last_requeue.c.at.is_(None), last_requeue.c.at < self._horizon_start(last_requeue.c.n, now))
+        backed_off = or_(
+            last_requeue.c.at.is_(None), last_requeue.c.at < self._horizon_start(last_requeue.c.n, now)
+        )
         async with self.db.transaction() as db_session:
             queued = (
                 await db_session.execute(
@@ -113,6 +118,8 @@ class TaskSweeper:
                         Task.status == TaskStatus.QUEUED,
                         Task.claimed_at.is_(None),
                         Task.created_at < grace_before,
+                        # A re-queued task's delayed message is not lost before its retry is due.
+                        or_(Task.retry_at.is_(None), Task.retry_at < grace_before),
                         backed_off,
                     )
                     .order_by(Task.created_at)
@@ -130,7 +137,9 @@ class TaskSweeper:
             report.expired_sessions = await self.sessions.expire_due(now=now, limit=self.batch)
         return report
 
-    async def sweep_lost(self, report: SweepReport | None = None, now: dt.datetime | None = None) -> SweepReport:
+    async def sweep_lost(
+        self, report: SweepReport | None = None, now: dt.datetime | None = None
+    ) -> SweepReport:
         """The lost-workers part of a sweep (see the module docstring)."""
         report = SweepReport() if report is None else report
         now = now or utcnow()
@@ -142,7 +151,9 @@ class TaskSweeper:
             stale = (
                 await db_session.execute(
                     select(*columns)
-                    .where(Task.status.in_(HELD_TASK_STATUSES), or_(seen_at.is_(None), seen_at < stale_before))
+                    .where(
+                        Task.status.in_(HELD_TASK_STATUSES), or_(seen_at.is_(None), seen_at < stale_before)
+                    )
                     .order_by(Task.created_at)
                     .limit(self.batch)
                 )
@@ -231,19 +242,30 @@ class TaskSweeper:
             return
         async with self.db.transaction(write=True) as db_session:
             held = await db_session.scalar(select(Task.id).where(*_as_read(row)).with_for_update())
-            ended = [] if held is None else await end_leases_held_by(db_session, row.worker_id, now, WORKER_LOST)
+            ended = (
+                [] if held is None else await end_leases_held_by(db_session, row.worker_id, now, WORKER_LOST)
+            )
         if ended and self.signal is not None:
             await self.signal.notify(RELEASED)
 
     async def _fail_lost(self, row: Any, now: dt.datetime) -> bool:
         # Fenced on what was read: a heartbeat, claim, cancel or finish since then matches nothing.
         guard = _as_read(row)
-        message = f"its worker stopped heartbeating on attempt {row.attempts} of {row.attempts}"
+        message = (
+            f"its worker stopped heartbeating on attempt {row.attempts}; "
+            f"not retried: no attempts left ({row.attempts} of {self.max_attempts})"
+        )
         async with self.db.transaction(write=True) as db_session:
             result = await db_session.execute(
                 update(Task)
                 .where(and_(*guard))
-                .values(status=TaskStatus.FAILED, reason=WORKER_LOST, message=message, finished_at=now, waiting=None)
+                .values(
+                    status=TaskStatus.FAILED,
+                    reason=WORKER_LOST,
+                    message=message,
+                    finished_at=now,
+                    waiting=None,
+                )
                 .returning(Task.id)
                 .execution_options(synchronize_session=False)
             )
@@ -260,13 +282,19 @@ class TaskSweeper:
                     created_at=now,
                 )
             )
-            ended = [] if row.worker_id is None else await end_leases_held_by(db_session, row.worker_id, now, WORKER_LOST)
+            ended = (
+                []
+                if row.worker_id is None
+                else await end_leases_held_by(db_session, row.worker_id, now, WORKER_LOST)
+            )
         if ended and self.signal is not None:
             await self.signal.notify(RELEASED)
         logger.warning("task failed: worker lost", extra={"task_id": str(row.id), "attempts": row.attempts})
         return True
 
-    async def run(self, interval_s: float, stop: asyncio.Event, *, lost_interval_s: float | None = None) -> None:
+    async def run(
+        self, interval_s: float, stop: asyncio.Event, *, lost_interval_s: float | None = None
+    ) -> None:
         """Sweep every ``interval_s``, and look for lost workers every ``lost_interval_s`` (at most
         ``interval_s``), until ``stop`` is set; errors are logged, never fatal."""
         tick_s = interval_s if lost_interval_s is None else min(lost_interval_s, interval_s)

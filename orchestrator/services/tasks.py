@@ -46,7 +46,10 @@ _EXCHANGE_EVENTS = (CONFIRMATION_REQUESTED, CONFIRMATION, TAKEOVER_REQUESTED, HA
 _REQUESTS = (CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, QUESTION)
 
 # What a replayed Idempotency-Key must match: the request's fields as stored on the task.
-_SPEC_FIELDS = ("instruction", "device_profile", "max_steps", "timeout_s", "model", "webhook_url", "metadata")
+_SPEC_FIELDS = (
+    "instruction", "device_profile", "max_steps", "timeout_s", "model", "webhook_url", "metadata",
+    "retry_after_acting",
+)  # fmt: skip
 
 
 def _stored_spec(task: Task) -> dict[str, Any]:
@@ -58,6 +61,7 @@ def _stored_spec(task: Task) -> dict[str, Any]:
         "model": task.model,
         "webhook_url": task.webhook_url,
         "metadata": task.metadata_,
+        "retry_after_acting": task.retry_after_acting,
     }
 
 
@@ -120,6 +124,7 @@ class TaskService:
             model=fields["model"],
             webhook_url=fields["webhook_url"],
             metadata_=fields["metadata"],
+            retry_after_acting=fields["retry_after_acting"],
             attempts=0,
             # Written with the row: the answer says why it waits at no extra cost (control-plane.md).
             waiting=waiting(WaitingKind.QUEUED, QUEUED_MESSAGE, created_at),
@@ -357,7 +362,7 @@ _INSERTED = tuple(
     for attr in (
         "id", "created_at", "tenant_id", "created_by", "status", "idempotency_key", "instruction",
         "device_profile", "max_steps", "timeout_s", "model", "webhook_url", "metadata_", "attempts",
-        "waiting",
+        "waiting", "retry_after_acting",
     )
 )  # fmt: skip
 

@@ -24,6 +24,8 @@ from tests.orchestrator.conftest import decode_celery_message
 from tests.orchestrator.factories import in_seconds, make_device, make_task
 
 STALE_S = 60.0
+# TaskSweeper's max_attempts (tasks.max_infra_attempts' default): a stale task with as many is failed.
+LAST = 3
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +98,22 @@ def test_queued_task_past_grace_is_requeued_once(url: str, queue: TaskQueue, red
     assert run(_state(url, fresh))[1] == []
 
 
+def test_a_requeued_tasks_delayed_message_is_resent_only_a_grace_after_its_retry_was_due(
+    url: str, queue: TaskQueue, redis_prefix: str
+) -> None:
+    """A worker re-queued these after an infrastructure failure, their message sent with a delay
+    (``retry_at``): one not yet due, one due 10 s ago (within the 30 s grace), one due long ago."""
+    retrying = waiting(WaitingKind.RETRYING, "attempt 1 of 3 ended", in_seconds(-120))
+    fields = {"created_at": in_seconds(-900), "attempts": 1, "waiting": retrying}
+    due = {when: run(_add_task(url, retry_at=in_seconds(when), **fields)) for when in (60, -10, -120)}
+
+    report = run(_sweep(url, queue))
+    assert report.requeued == [due[-120]], report
+    assert [m["args"] for m in _messages(redis_prefix)] == [[str(due[-120])]]
+    for when in (60, -10):
+        assert run(_state(url, due[when]))[1] == []
+
+
 def test_broker_failure_is_retried_next_sweep(
     url: str, queue: TaskQueue, tmp_path: Path, redis_prefix: str
 ) -> None:
@@ -114,14 +132,17 @@ def test_broker_failure_is_retried_next_sweep(
     # The broker took it: the task waits in the queue again, and says so.
     task, events = run(_state(url, task_id))
     assert task.waiting is not None and task.waiting["kind"] == "queued"
-    assert [(e.type, e.payload.get("waiting")) for e in events] == [(REQUEUED, None), ("task.waiting", task.waiting)]
+    assert [(e.type, e.payload.get("waiting")) for e in events] == [
+        (REQUEUED, None),
+        ("task.waiting", task.waiting),
+    ]
 
 
 def test_stale_task_on_its_last_attempt_fails_worker_lost(
     url: str, queue: TaskQueue, redis_prefix: str
 ) -> None:
     retrying = waiting(WaitingKind.MODEL_UNAVAILABLE, "the model server failed", in_seconds(-300))
-    task_id = run(_add_task(url, status=TaskStatus.RUNNING, worker_id="host:1/a", attempts=2,
+    task_id = run(_add_task(url, status=TaskStatus.RUNNING, worker_id="host:1/a", attempts=LAST,
                             claimed_at=in_seconds(-600), heartbeat_at=in_seconds(-300), waiting=retrying))  # fmt: skip
     report = run(_sweep(url, queue))
     assert report.failed == [task_id] and report.requeued == []
@@ -263,7 +284,7 @@ def test_a_lost_workers_lease_is_ended_for_a_reset_and_a_live_ones_kept(url: str
                          claimed_at=in_seconds(-600), heartbeat_at=in_seconds(-300)))  # fmt: skip
     live = run(_add_task(url, status=TaskStatus.RUNNING, worker_id="host:1/live", attempts=1,
                          claimed_at=in_seconds(-600), heartbeat_at=in_seconds(-5)))  # fmt: skip
-    last = run(_add_task(url, status=TaskStatus.RUNNING, worker_id="host:1/last", attempts=2,
+    last = run(_add_task(url, status=TaskStatus.RUNNING, worker_id="host:1/last", attempts=LAST,
                          claimed_at=in_seconds(-600), heartbeat_at=in_seconds(-300)))  # fmt: skip
 
     async def body() -> None:

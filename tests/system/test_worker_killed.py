@@ -6,8 +6,8 @@ re-enqueues anything.
 A short lease TTL (3 s, heartbeat 1 s; worker liveness follows it: lost after 3 s) and a sweep
 every second keep the recovery quick. The dead worker's lease ends — reaped at its expiry, or
 ended by the sweeper that found the worker lost, whichever comes first — the phone is reset and
-idle again, and the sweeper re-enqueues the task: a second worker runs it to the end, or, when that worker dies too, the
-sweeper fails it ``worker_lost``. The task never stays ``running``.
+idle again, and the sweeper re-enqueues the task: a second worker runs it to the end, or, when that worker dies too
+on the last attempt (``tasks.max_infra_attempts``, 2 here), the sweeper fails it ``worker_lost``. The task never stays ``running``.
 """
 
 from __future__ import annotations
@@ -83,7 +83,10 @@ def test_a_killed_workers_task_is_run_again_by_another_worker(start_fleet) -> No
 
 
 def test_a_task_whose_workers_die_twice_is_failed_worker_lost(start_fleet) -> None:
-    fleet: Fleet = start_fleet(1, pool_args=POOL_ARGS, **SHORT_LEASES)
+    # Two attempts at most (tasks.max_infra_attempts; default 3): the second death is the last.
+    fleet: Fleet = start_fleet(
+        1, pool_args=POOL_ARGS, PHONEFLEET_TASKS__MAX_INFRA_ATTEMPTS="2", **SHORT_LEASES
+    )
     model_url, task_id = start_killable(fleet)
     second = fleet.start_worker(model_url)
     # The second worker re-claims the task and gets into it, then dies too.

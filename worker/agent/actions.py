@@ -202,6 +202,7 @@ class Wait(ActionModel):
     purpose: ClassVar[Purpose] = Purpose(
         zh="页面还在加载时等待 x 秒。", en="Wait x seconds for a page that is still loading."
     )
+    acts_on_phone: ClassVar[bool] = False
 
     @field_validator("duration", mode="before")
     @classmethod
@@ -246,6 +247,7 @@ class TakeOver(ActionModel):
         en="Hand the phone to the user for a step only they can do: logging in, a captcha, a "
         "face or SMS check. message tells them what to do.",
     )
+    acts_on_phone: ClassVar[bool] = False  # a person acts: a sensitive step of its own
 
     async def execute(self, ctx: ActionExecutor) -> Outcome:
         return await ctx.takeover(self.message)
@@ -264,6 +266,7 @@ class Interact(ActionModel):
         "hold the question.",
     )
     changes_screen: ClassVar[bool] = False
+    acts_on_phone: ClassVar[bool] = False
 
     async def execute(self, ctx: ActionExecutor) -> Outcome:
         return await ctx.ask(self.message or "Please choose how to continue.")
@@ -277,9 +280,11 @@ class Note(ActionModel):
     message: str
     usage: ClassVar[str] = 'do(action="Note", message="True")'
     purpose: ClassVar[Purpose] = Purpose(
-        zh="记下当前页面上的内容，留作之后汇总。", en="Remember what the current screen shows, for a summary later."
+        zh="记下当前页面上的内容，留作之后汇总。",
+        en="Remember what the current screen shows, for a summary later.",
     )
     changes_screen: ClassVar[bool] = False
+    acts_on_phone: ClassVar[bool] = False
 
     async def execute(self, ctx: ActionExecutor) -> Outcome:
         return Outcome(step_note=self.message)
@@ -297,6 +302,7 @@ class CallApi(ActionModel):
         en="Summarise or comment on the current screen or on what you noted, as instruction says.",
     )
     changes_screen: ClassVar[bool] = False
+    acts_on_phone: ClassVar[bool] = False
 
     async def execute(self, ctx: ActionExecutor) -> Outcome:
         return Outcome(step_note=self.instruction)
@@ -315,6 +321,7 @@ class Finish(ActionModel):
         "result or the reason.",
     )
     changes_screen: ClassVar[bool] = False
+    acts_on_phone: ClassVar[bool] = False
 
     async def execute(self, ctx: ActionExecutor) -> Outcome:
         return Outcome(finished=True, message=self.message)
@@ -324,6 +331,9 @@ class Finish(ActionModel):
 Action = Annotated[functools.reduce(operator.or_, ACTIONS.values()), Field(discriminator="name")]
 
 FINISH = "finish"
+
+# The names of the actions that change something on the phone (``acts_on_phone``).
+ACTING = frozenset(name for name, cls in ACTIONS.items() if cls.acts_on_phone)
 
 
 def is_terminal(action: ActionModel) -> bool:
@@ -337,6 +347,7 @@ def is_sensitive(action: ActionModel) -> bool:
 
 
 __all__ = [
+    "ACTING",
     "ACTIONS",
     "FINISH",
     "GRID_SIZE",

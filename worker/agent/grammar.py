@@ -43,6 +43,9 @@ class ActionModel(BaseModel):
     """More ways to write the action, listed after it in the prompt: (usage, purpose)."""
     changes_screen: ClassVar[bool] = True
     """Whether the loop waits for the screen to settle after it."""
+    acts_on_phone: ClassVar[bool] = True
+    """Whether the agent changes something on the phone with it (a task that did may not be run again
+    from the start without the submitter's leave: docs/control-plane.md, "Retries")."""
 
     async def execute(self, ctx: ActionExecutor) -> Outcome:
         """Carry the action out on ``ctx``'s phone; ActionRejected when it cannot work there."""
@@ -60,7 +63,6 @@ def in_grammar(cls: A) -> A:
     """Register an action model in ``ACTIONS`` under its grammar name (its ``name`` default)."""
     ACTIONS[cls.model_fields["name"].default] = cls
     return cls
-
 
 
 _DURATION = re.compile(r"^\s*(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>.*?)\s*$")

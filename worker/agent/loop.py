@@ -74,6 +74,13 @@ class AgentConfig:
     settle_interval_s: float = 0.05
     settle_frames: int = 3
     launch_settle_interval_s: float = 0.3
+    # How long, in all over the run, the model server may be failing (unreachable, 5xx, 429, no
+    # answer) while the run waits for it, beyond the client's own retries of each call: the call is
+    # made again after a pause (doubling from model_outage_backoff_s, at most ..._max_s). Past it the
+    # run ends failed/model_unavailable. 0: the first call that fails after its retries ends it.
+    model_outage_budget_s: float = 0.0
+    model_outage_backoff_s: float = 1.0
+    model_outage_backoff_max_s: float = 10.0
 
 
 def _screen_key(image: Image.Image) -> bytes:
@@ -108,6 +115,11 @@ class _AgentLoop:
         self.parse_errors = 0
         self.repeats: list[tuple[bytes, str]] = []
         self.model_failing = False  # the hooks were told the model server fails (on_model_unavailable)
+        # The model server's outages, against config.model_outage_budget_s: the total of those that
+        # ended, and when the one in progress began (monotonic; None: the server answers).
+        self.outage_spent_s = 0.0
+        self.outage_since: float | None = None
+        self.outage_pauses = 0  # pauses in the outage in progress (the backoff's exponent)
 
     def remaining(self) -> float:
         return self.config.budget_s - (time.monotonic() - self.started)
@@ -150,8 +162,16 @@ class _AgentLoop:
                 return self.result(RunStatus.FAILED, f"phone failed: {exc}", FailReason.DEVICE_ERROR)
             except ModelError as exc:
                 logger.warning("model failed: %s", exc)
+                if not exc.retryable:
+                    return self.result(
+                        RunStatus.FAILED, f"model server failed: {exc}", FailReason.MODEL_ERROR
+                    )
+                budget = self.config.model_outage_budget_s
+                spent = f" (failing for {self._outage_spent():.0f} s of an outage budget of {budget:g} s)"
                 return self.result(
-                    RunStatus.FAILED, f"model server failed: {exc}", FailReason.MODEL_UNAVAILABLE
+                    RunStatus.FAILED,
+                    f"model server failed{spent if budget > 0 else ''}: {exc}",
+                    FailReason.MODEL_UNAVAILABLE,
                 )
             if outcome is not None:
                 return outcome
@@ -181,24 +201,11 @@ class _AgentLoop:
         timings.image_bytes = encoded.bytes_len
         messages = self.conversation.messages(image_part(encoded))
         t0 = time.monotonic()
-        call = asyncio.ensure_future(self.model.chat(messages, on_retry=self._model_retrying))
-        interrupt = asyncio.ensure_future(self.steering.wait_interrupt())
-        try:
-            done, _ = await asyncio.wait(
-                {call, interrupt}, timeout=max(0.0, self.remaining()), return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            interrupt.cancel()
-            if not call.done():
-                call.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ModelError):
-                    await call
+        reply = await self._chat(messages)  # raises ModelError past the client's retries and the budget
         timings.model_s = time.monotonic() - t0
-        if self.model_failing and call in done and call.exception() is None:
-            self.model_failing = False
-            await self.hooks.on_model_unavailable(None)
-        if call in done:
-            return call.result()  # raises ModelError after the client's own retries
+        if reply is not None:
+            return reply
+        self._outage_ends()  # a person's pause is no outage time
         self.conversation.turns.pop()  # the question is asked again after a pause
         if self.steering.cancelled:
             return self.result(RunStatus.CANCELLED, self.steering.cancel_reason or "cancelled")
@@ -206,9 +213,90 @@ class _AgentLoop:
             return None
         return self.result(RunStatus.TIMED_OUT, f"no result within {self.config.budget_s:g} s")
 
+    async def _chat(self, messages: list[dict[str, Any]]) -> ModelReply | None:
+        """The model's reply, waiting out a failing server within the outage budget; None when a
+        cancel or pause came first, or the run's budget ran out."""
+        while True:
+            call = asyncio.ensure_future(self.model.chat(messages, on_retry=self._model_retrying))
+            if not await self._unless_interrupted(call):
+                return None
+            try:
+                reply = call.result()
+            except ModelError as exc:
+                pause = self._outage_pause(exc)
+                if pause is None:
+                    raise
+                logger.warning(
+                    "model server still failing; the run waits %.1f s for it: %s", pause, exc.message
+                )
+                self.model_failing = True
+                await self.hooks.on_model_unavailable(exc.message, self._outage_until())
+                if not await self._unless_interrupted(asyncio.ensure_future(asyncio.sleep(pause))):
+                    return None
+                continue
+            self._outage_ends()
+            if self.model_failing:
+                self.model_failing = False
+                await self.hooks.on_model_unavailable(None)
+            return reply
+
+    async def _unless_interrupted(self, job: asyncio.Future[Any]) -> bool:
+        """Whether ``job`` finished before a cancel, a pause or the end of the run's budget (it is
+        cancelled then)."""
+        interrupt = asyncio.ensure_future(self.steering.wait_interrupt())
+        try:
+            done, _ = await asyncio.wait(
+                {job, interrupt}, timeout=max(0.0, self.remaining()), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            interrupt.cancel()
+            if not job.done():
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ModelError):
+                    await job
+        return job in done
+
     async def _model_retrying(self, failure: str) -> None:
+        self._outage_begins()
         self.model_failing = True
-        await self.hooks.on_model_unavailable(failure)
+        await self.hooks.on_model_unavailable(failure, self._outage_until())
+
+    def _outage_begins(self) -> None:
+        if self.outage_since is None:
+            self.outage_since = time.monotonic()
+
+    def _outage_ends(self) -> None:
+        if self.outage_since is not None:
+            self.outage_spent_s += time.monotonic() - self.outage_since
+            self.outage_since, self.outage_pauses = None, 0
+
+    def _outage_spent(self) -> float:
+        """Seconds the model server has failed in this run, the outage in progress included."""
+        current = 0.0 if self.outage_since is None else time.monotonic() - self.outage_since
+        return self.outage_spent_s + current
+
+    def _outage_until(self) -> dt.datetime | None:
+        """When the outage budget runs out if the server keeps failing (None without a budget)."""
+        budget = self.config.model_outage_budget_s
+        if budget <= 0:
+            return None
+        left = max(0.0, budget - self._outage_spent())
+        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=left)
+
+    def _outage_pause(self, error: ModelError) -> float | None:
+        """How long to wait before calling the model again after ``error``; None: the run ends."""
+        if not error.retryable or self.config.model_outage_budget_s <= 0:
+            return None
+        self._outage_begins()
+        left = self.config.model_outage_budget_s - self._outage_spent()
+        if left <= 0:
+            return None
+        cfg = self.config
+        backoff = min(
+            cfg.model_outage_backoff_s * 2.0 ** min(self.outage_pauses, 32), cfg.model_outage_backoff_max_s
+        )
+        self.outage_pauses += 1
+        return max(0.0, min(backoff, left))
 
     async def step(self) -> AgentResult | None:
         index = len(self.steps) + 1

@@ -20,7 +20,9 @@ class FailReason(enum.StrEnum):
     MAX_STEPS = "max_steps"
     STUCK = "stuck"  # same screen, same action, N times
     PARSE_ERRORS = "parse_errors"  # N replies in a row held no valid action
+    # Unreachable, 5xx, 429 or no answer, past the client's retries and the run's outage budget.
     MODEL_UNAVAILABLE = "model_unavailable"
+    MODEL_ERROR = "model_error"  # an answer no retry can fix: a refused request (4xx), not a chat completion
     DEVICE_ERROR = "device_error"
     DENIED = "denied"  # a person denied a sensitive action
     NEEDS_USER = "needs_user"  # a takeover or question nobody could serve

@@ -12,6 +12,8 @@ import enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from worker.agent.actions import Action
     from worker.agent.results import StepRecord
 
@@ -39,9 +41,10 @@ class AgentHooks:
     async def on_state(self, state: AgentState, detail: str = "") -> None:
         """Called on every state change."""
 
-    async def on_model_unavailable(self, failure: str | None) -> None:
-        """Called when the model server failed and the client retries (``failure`` says how), and
-        with None once a reply came after such failures."""
+    async def on_model_unavailable(self, failure: str | None, until: dt.datetime | None = None) -> None:
+        """Called when the model server failed and the run waits for it (``failure`` says how;
+        ``until``: when the run's outage budget runs out, None without one), and with None once a
+        reply came after such failures."""
 
     async def request_confirmation(self, action: Action, message: str) -> bool:
         """Approve (True) or deny (False) a sensitive action such as a payment."""

@@ -18,7 +18,20 @@ inside ``asyncio.run``). The database is the truth and the message only a hint, 
    stale (``pool.worker_lost_s``), and whoever takes the task over — the sweeper, or the next
    delivery's claim — ends its lease then, for a reset, instead of waiting out the lease TTL.
 
-The budget (``timeout_s``) counts from this attempt's claim: leasing and running share it.
+The budget (``timeout_s``) counts from this attempt's claim: leasing and running share it, and
+each attempt has all of it.
+
+**Infrastructure ends are retried, agent ends are not** (docs/control-plane.md, "Retries"). An
+attempt that ends because of the infrastructure — the model server failing past
+``model.outage_budget_s`` (``model_unavailable``), the phone unreachable (``device_error``: the
+phone is at fault), the lease lost, the database or broker out of reach (``worker_error`` caused
+by one), the worker shutting down (``worker_shutdown``: the run is cancelled) — is re-queued
+(``TaskRows.requeue``; ``RunEnd.retry_in_s`` tells the Celery task to send the delayed message)
+while ``attempts < tasks.max_infra_attempts`` and ``rows.retry_refusal`` allows it (a task that
+acted on the phone: ``retry_after_acting``); otherwise it fails with that reason, its message
+saying why it was not retried. A lost worker is the same rule, applied by the next claim. Every
+other end (succeeded, max_steps, stuck, parse_errors, model_error, denied, needs_user, timeout,
+cancelled, no_device, unknown_profile) is final.
 """
 
 from __future__ import annotations
@@ -33,15 +46,24 @@ import time
 import uuid
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+import redis.exceptions
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from device_pool.errors import DeviceError, NoDeviceAvailable
+from device_pool.errors import DeviceError, NoDeviceAvailable, PhoneFleetError
 from device_pool.logs import bind
-from device_pool.pool import RELEASED, LeaseGrant, LeaseStore, signal_for
-from orchestrator.db import TaskStatus, WaitingKind, make_engine, make_sessionmaker, utcnow, waiting
+from device_pool.pool import DEVICE_ERROR, RELEASED, LeaseGrant, LeaseStore, signal_for
+from orchestrator.db import (
+    WORKER_SHUTDOWN,
+    TaskStatus,
+    WaitingKind,
+    make_engine,
+    make_sessionmaker,
+    utcnow,
+    waiting,
+)
 from orchestrator.db.database import Database
 from orchestrator.errors import UnknownDeviceProfile
 from orchestrator.notifier import EventSignal
@@ -52,19 +74,21 @@ from worker.agent.steering import AgentSteering
 from worker.run.hooks import CLAIM_LOST, LEASE_LOST, TaskHooks, Watcher
 from worker.run.rows import Claim, TaskRows
 
-__all__ = ["MAX_ATTEMPTS", "MAX_LEASE_WAIT_S", "UNKNOWN_PROFILE", "RunDeps", "perform_run"]
+__all__ = ["MAX_LEASE_WAIT_S", "UNKNOWN_PROFILE", "WORKER_ERROR", "RunDeps", "RunEnd", "perform_run"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# A task whose worker died is run again once; the next stale re-claim fails it `worker_lost`.
-MAX_ATTEMPTS = 2
 # Longest wait for a phone; with the longest budget (3600 s) it stays far below the broker's
 # visibility timeout (orchestrator.queue.VISIBILITY_TIMEOUT_S, 2 h), so no redelivery races a run.
 MAX_LEASE_WAIT_S = 300.0
 # The end reason of a task naming a device profile this worker's settings do not define.
 UNKNOWN_PROFILE = "unknown_profile"
+# The end reason of a run that raised (an infrastructure end when a dependency out of reach caused it).
+WORKER_ERROR = "worker_error"
+# The agent's failures that the infrastructure caused, and whether the phone was at fault.
+_INFRA_REASONS = {FailReason.MODEL_UNAVAILABLE: False, FailReason.DEVICE_ERROR: True}
 
 
 @dataclass(frozen=True)
@@ -77,7 +101,6 @@ class RunDeps:
     adb_port: int = 5037  # the adb server the pool's phones are connected through (as `phonefleet pool`)
     watch_interval_s: float = 0.5  # cancel reaches the loop within about this long
     answer_poll_s: float = 0.5
-    max_attempts: int = MAX_ATTEMPTS
     max_lease_wait_s: float = MAX_LEASE_WAIT_S
 
     @classmethod
@@ -91,13 +114,24 @@ class RunDeps:
         )
 
 
-async def perform_run(task_id: uuid.UUID, deps: RunDeps) -> TaskStatus | None:
-    """Run task ``task_id`` if this delivery can claim it; returns the end status, None if not claimed.
+@dataclass
+class RunEnd:
+    """What the caller of ``perform_run`` is to do once it returns (or was cancelled)."""
+
+    # Send the task's message again, to be delivered in this many seconds: the run re-queued it.
+    retry_in_s: float | None = None
+
+
+async def perform_run(task_id: uuid.UUID, deps: RunDeps, end: RunEnd | None = None) -> TaskStatus | None:
+    """Run task ``task_id`` if this delivery can claim it; returns the end status (``queued`` when
+    re-queued for another attempt: ``end.retry_in_s`` is set then), None if not claimed.
 
     Raises only before the claim (a retryable ``DatabaseUnavailable`` when the database is down);
-    afterwards every failure ends the task (``failed``) or, if even that cannot be written, leaves
-    it to the stale-heartbeat re-claim.
+    afterwards every failure ends the task (``failed``) or re-queues it, or, if even that cannot be
+    written, leaves it to the stale-heartbeat re-claim. A cancel (the worker's shutdown) re-queues
+    the task, then goes on up.
     """
+    end = end if end is not None else RunEnd()
     settings = deps.settings
     # One id per run: the fence on the task row and the lease holder.
     holder_id = f"{deps.worker_id}/{secrets.token_hex(3)}"
@@ -109,24 +143,37 @@ async def perform_run(task_id: uuid.UUID, deps: RunDeps) -> TaskStatus | None:
         notifier = EventSignal(settings.redis_url)
         stack.push_async_callback(notifier.close)
         rows = TaskRows(Database(make_sessionmaker(engine)), task_id, holder_id, notifier=notifier)
-        claim = await rows.claim(stale_s=settings.pool.worker_lost_s, max_attempts=deps.max_attempts)
+        claim = await rows.claim(
+            stale_s=settings.pool.worker_lost_s, max_attempts=settings.tasks.max_infra_attempts
+        )
         if claim is None:
             return None
+        run = _Run(claim, rows, deps, end)
         try:
-            return await _run_claimed(claim, rows, deps, stack, engine)
+            return await _run_claimed(run, stack, engine)
+        except asyncio.CancelledError:
+            # Only the worker's bounded shutdown cancels a whole run (worker/shutdown.py): the
+            # infrastructure ended it, and another worker is to take the task over. (The lease was
+            # released on the way out, shielded.)
+            logger.warning("run cancelled by the worker's shutdown; re-queueing its task")
+            with contextlib.suppress(Exception):
+                await run.end(
+                    _Outcome(TaskStatus.FAILED, WORKER_SHUTDOWN, "its worker shut down", infra=True)
+                )
+            raise
         except Exception as exc:
             logger.exception("run failed")
+            outcome = _Outcome(
+                TaskStatus.FAILED, WORKER_ERROR, f"worker error: {type(exc).__name__}",
+                infra=_caused_by_infrastructure(exc),
+            )  # fmt: skip
             with contextlib.suppress(Exception):
-                await rows.finish(
-                    TaskStatus.FAILED, reason="worker_error", message=f"worker error: {type(exc).__name__}",
-                    result={},
-                )  # fmt: skip
+                return await run.end(outcome)
             return TaskStatus.FAILED
 
 
-async def _run_claimed(
-    claim: Claim, rows: TaskRows, deps: RunDeps, stack: AsyncExitStack, engine: AsyncEngine
-) -> TaskStatus | None:
+async def _run_claimed(run: _Run, stack: AsyncExitStack, engine: AsyncEngine) -> TaskStatus | None:
+    claim, rows, deps = run.claim, run.rows, run.deps
     settings = deps.settings
     deadline = time.monotonic() + claim.timeout_s
     try:
@@ -149,23 +196,36 @@ async def _run_claimed(
     stack.push_async_callback(watcher.stop)
 
     wait_s = max(0.0, min(deadline - time.monotonic(), deps.max_lease_wait_s))
+    # The phones earlier attempts failed on, unless no other phone in service matches: then one
+    # of them, after its reset, rather than none.
+    avoid = claim.avoid_devices
+    if avoid and not await store.serves_besides(match, avoid):
+        logger.info(
+            "no other phone matches; the one that failed may be leased again", extra={"avoid": len(avoid)}
+        )
+        avoid = ()
     lease = {"holder": rows.worker_id, "tenant_id": claim.tenant_id, "task_id": claim.task_id,
-             "profile": match, "ttl_s": settings.pool.lease_ttl_s}  # fmt: skip
+             "profile": match, "ttl_s": settings.pool.lease_ttl_s, "avoid": avoid}  # fmt: skip
     try:
         grant = await store.acquire(**lease)
         if grant is None:
             # No idle phone now: the wait may last minutes, so the task says why it does not move.
             wanted = f" matching {match}" if match else ""
-            message = f"no idle device{wanted}; waiting up to {wait_s:g} s for one"
+            other = " other than the one an earlier attempt failed on" if avoid else ""
+            message = f"no idle device{wanted}{other}; waiting up to {wait_s:g} s for one"
             await rows.set_waiting(waiting(WaitingKind.NO_DEVICE, message, utcnow()))
             grant = await _unless_interrupted(store.wait_acquire(**lease, timeout_s=wait_s), steering)
     except NoDeviceAvailable as exc:
-        await watcher.stop()
-        await rows.finish(TaskStatus.FAILED, reason="no_device", message=exc.message, result={})
-        return TaskStatus.FAILED
+        # Rather than fail no_device, a retry that waited in vain for another phone takes an idle
+        # one it was avoiding.
+        grant = await store.acquire(**(lease | {"avoid": ()})) if avoid else None
+        if grant is None:
+            await watcher.stop()
+            await rows.finish(TaskStatus.FAILED, reason="no_device", message=exc.message, result={})
+            return TaskStatus.FAILED
     if grant is None:  # cancelled (or re-claimed) while waiting for a phone
         await watcher.stop()
-        return await _finish(rows, _interrupted(steering), None, claim, None)
+        return await run.end(_interrupted(steering))
 
     with bind(device_id=grant.device_id, lease_id=grant.lease_id):
         release_reason = "released"
@@ -179,7 +239,10 @@ async def _run_claimed(
             outcome = _outcome(result, steering)
             if steering.cancel_reason == LEASE_LOST:
                 release_reason = LEASE_LOST
-            return await _finish(rows, outcome, result, claim, grant)
+            elif outcome.device_at_fault:
+                # Told to the pool: a phone whose runs keep failing so is quarantined (manager.py).
+                release_reason = DEVICE_ERROR
+            return await run.end(outcome, result, grant)
         finally:
             await watcher.stop()
             # Shielded: a run torn down mid-release must still hand the phone back.
@@ -208,7 +271,10 @@ async def _drive(
         first_step=claim.first_step,
     )  # fmt: skip
     config = AgentConfig(
-        max_steps=claim.max_steps, budget_s=max(0.0, deadline - time.monotonic()), lang=settings.model.lang
+        max_steps=claim.max_steps,
+        budget_s=max(0.0, deadline - time.monotonic()),
+        lang=settings.model.lang,
+        model_outage_budget_s=settings.model.outage_budget_s,
     )
     endpoint = ModelEndpoint(
         base_url=settings.model.base_url,
@@ -237,12 +303,16 @@ class _Outcome:
     status: TaskStatus
     reason: str | None
     message: str
+    infra: bool = False  # the infrastructure ended the attempt: re-queued while the rules allow
+    device_at_fault: bool = False  # ... and the next attempt avoids this phone
 
 
 def _interrupted(steering: AgentSteering) -> _Outcome:
     """The end of a run stopped from outside: a lost lease fails it, a user's cancel cancels it."""
     if steering.cancel_reason == LEASE_LOST:
-        return _Outcome(TaskStatus.FAILED, LEASE_LOST, "the phone's lease was lost (heartbeats failed)")
+        return _Outcome(
+            TaskStatus.FAILED, LEASE_LOST, "the phone's lease was lost (heartbeats failed)", infra=True
+        )
     if steering.cancel_reason == CLAIM_LOST:
         return _Outcome(TaskStatus.CANCELLED, CLAIM_LOST, "another worker re-claimed the task")
     return _Outcome(TaskStatus.CANCELLED, "cancelled", steering.cancel_reason or "cancelled")
@@ -259,28 +329,72 @@ def _outcome(result: AgentResult, steering: AgentSteering) -> _Outcome:
         return _Outcome(TaskStatus.TIMED_OUT, "timeout", result.message)
     if result.status == RunStatus.CANCELLED:
         return _Outcome(TaskStatus.CANCELLED, "cancelled", result.message)
+    if result.reason in _INFRA_REASONS:
+        return _Outcome(TaskStatus.FAILED, str(result.reason), result.message, infra=True,
+                        device_at_fault=_INFRA_REASONS[result.reason])  # fmt: skip
     return _Outcome(TaskStatus.FAILED, str(result.reason) if result.reason else "failed", result.message)
 
 
-async def _finish(
-    rows: TaskRows, outcome: _Outcome, result: AgentResult | None, claim: Claim, grant: LeaseGrant | None
-) -> TaskStatus | None:
-    if outcome.reason == CLAIM_LOST:
-        return None  # another worker holds the task now: its end is theirs to write
-    summary: dict[str, Any] = {"attempt": claim.attempts, "worker_id": rows.worker_id}
-    if grant is not None:
-        summary["device_id"] = str(grant.device_id)
-    if result is not None:
-        summary |= {
-            "steps": result.step_count,
-            "elapsed_s": round(result.elapsed_s, 3),
-            "timings": result.totals(),
-            "usage": result.usage(),
-        }
-    written = await rows.finish(
-        outcome.status, reason=outcome.reason, message=outcome.message, result=summary
-    )
-    return outcome.status if written else None
+def _caused_by_infrastructure(exc: BaseException) -> bool:
+    """Whether a dependency out of reach (database, broker, Redis, a socket) raised ``exc`` or its cause."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain of causes, not forever
+        if seen is None:
+            return False
+        if isinstance(seen, PhoneFleetError):
+            if seen.retryable:  # DatabaseUnavailable, BrokerUnavailable, DeviceOffline…: may work later
+                return True
+        elif isinstance(
+            seen, (OSError, TimeoutError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@dataclass
+class _Run:
+    """A claimed run's end: written once, final or re-queued (the module docstring's rule)."""
+
+    claim: Claim
+    rows: TaskRows
+    deps: RunDeps
+    ended: RunEnd
+
+    async def end(
+        self, outcome: _Outcome, result: AgentResult | None = None, grant: LeaseGrant | None = None
+    ) -> TaskStatus | None:
+        if outcome.reason == CLAIM_LOST:
+            return None  # another worker holds the task now: its end is theirs to write
+        claim, tasks = self.claim, self.deps.settings.tasks
+        summary: dict[str, Any] = {"attempt": claim.attempts, "worker_id": self.rows.worker_id}
+        if grant is not None:
+            summary["device_id"] = str(grant.device_id)
+        if result is not None:
+            summary |= {"steps": result.step_count, "elapsed_s": round(result.elapsed_s, 3)}
+        if outcome.infra:
+            if claim.attempts >= tasks.max_infra_attempts:
+                refusal: str | None = f"no attempts left ({claim.attempts} of {tasks.max_infra_attempts})"
+            else:
+                refusal = await self.rows.retry_refusal(claim.retry_after_acting)
+            if refusal is None:
+                delay_s = tasks.backoff_s(claim.attempts)
+                status = await self.rows.requeue(
+                    reason=str(outcome.reason), message=outcome.message, attempt=claim.attempts,
+                    max_attempts=tasks.max_infra_attempts, delay_s=delay_s,
+                    device_id=None if grant is None else grant.device_id, avoid_device=outcome.device_at_fault,
+                    summary={k: v for k, v in summary.items() if k != "device_id"},
+                )  # fmt: skip
+                if status == TaskStatus.QUEUED:
+                    self.ended.retry_in_s = delay_s
+                return status
+            outcome = replace(outcome, message=f"{outcome.message}; not retried: {refusal}")
+        if result is not None:
+            summary |= {"timings": result.totals(), "usage": result.usage()}
+        written = await self.rows.finish(
+            outcome.status, reason=outcome.reason, message=outcome.message, result=summary
+        )
+        return outcome.status if written else None
 
 
 async def _unless_interrupted(work: Awaitable[T], steering: AgentSteering) -> T | None:

@@ -6,8 +6,9 @@
 - ``on_state``: the task status (running, waiting_for_user, awaiting_confirmation, user_control)
   and its ``task.status`` event, with the task's ``waiting`` object: ``takeover``, ``question`` or
   ``confirmation`` carrying the agent's message while it waits on a person, null otherwise.
-- ``on_model_unavailable``: ``waiting`` = ``model_unavailable`` (the failure being retried) while the
-  model client retries, null once a reply came (a ``task.waiting`` event each time).
+- ``on_model_unavailable``: ``waiting`` = ``model_unavailable`` while the run waits for a failing
+  model server (the failure, since when, and until when the outage budget lasts), null once a reply
+  came (a ``task.waiting`` event each time).
 - People answer through events (the contract the confirm/takeover/reply API endpoints write):
 
   | the agent asks | it writes | it waits for an event, after its own | payload read |
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 import uuid
@@ -39,10 +41,11 @@ from typing import Any
 
 from device_pool.pool import LeaseGrant, LeaseStore
 from orchestrator.db import CANCEL_REQUESTED, TaskStatus, WaitingKind, utcnow, waiting
+from orchestrator.errors import DatabaseUnavailable
 from worker.agent.actions import Action
 from worker.agent.results import StepRecord
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
-from worker.run.rows import TaskRows
+from worker.run.rows import CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, TaskRows, clock
 
 __all__ = ["CANCELLED_BY_USER", "CLAIM_LOST", "LEASE_LOST", "TaskHooks", "Watcher", "screenshot_path"]
 
@@ -126,20 +129,22 @@ class TaskHooks(AgentHooks):
             # Someone else holds the task now; stop spending the phone on it.
             self.steering.cancel(CLAIM_LOST)
 
-    async def on_model_unavailable(self, failure: str | None) -> None:
+    async def on_model_unavailable(self, failure: str | None, until: dt.datetime | None = None) -> None:
         current = self.rows.waiting
         if failure is None:
             if current is None or current["kind"] != WaitingKind.MODEL_UNAVAILABLE:
                 return
             now_waiting = None
         else:
-            message = f"the model server failed ({failure}); retrying"
             retrying = current is not None and current["kind"] == WaitingKind.MODEL_UNAVAILABLE
+            # The same outage, still waited for, keeps its start.
+            since = dt.datetime.fromisoformat(current["since"]) if retrying else utcnow()
+            message = f"the model server has been failing since {clock(since)} ({failure}); retrying"
+            if until is not None:
+                message += f" until {clock(until)} at the latest, then this attempt ends"
             if retrying and current["message"] == message:
                 return
-            now_waiting = waiting(WaitingKind.MODEL_UNAVAILABLE, message, utcnow())
-            if retrying:
-                now_waiting["since"] = current["since"]  # the same outage, still retried
+            now_waiting = waiting(WaitingKind.MODEL_UNAVAILABLE, message, since)
         try:
             if not await self.rows.set_waiting(now_waiting):
                 self.steering.cancel(CLAIM_LOST)
@@ -149,11 +154,11 @@ class TaskHooks(AgentHooks):
 
     async def request_confirmation(self, action: Action, message: str) -> bool:
         payload = {"message": message, "action": action.model_dump(mode="json")}
-        answer = await self._ask("task.confirmation_requested", payload, "task.confirmation")
+        answer = await self._ask(CONFIRMATION_REQUESTED, payload, "task.confirmation")
         return bool(answer is not None and answer.get("approved") is True)
 
     async def request_takeover(self, message: str) -> str | None:
-        answer = await self._ask("task.takeover_requested", {"message": message}, "task.handback")
+        answer = await self._ask(TAKEOVER_REQUESTED, {"message": message}, "task.handback")
         if answer is None:
             return None
         note = answer.get("note")
@@ -223,7 +228,9 @@ class Watcher:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"watch-{self.rows.task_id}")
         if self.lost_s is not None:
-            self._guard_task = asyncio.create_task(self._guard(self.lost_s), name=f"guard-{self.rows.task_id}")
+            self._guard_task = asyncio.create_task(
+                self._guard(self.lost_s), name=f"guard-{self.rows.task_id}"
+            )
 
     async def _follow_user_control(self) -> None:
         """A person's takeover pauses the agent (state user_control); their handback resumes it."""
@@ -273,6 +280,8 @@ class Watcher:
                     await self._beat_lease()
             except asyncio.CancelledError:
                 raise
+            except DatabaseUnavailable as exc:  # a database restart: one line a tick, no traceback
+                logger.warning("watcher tick failed", extra={"error": exc.message})
             except Exception:
                 # A database blip must not end the run: the next tick tries again, and a long
                 # outage ends in the guard's self-stop (or, without lost_s, a lost lease).

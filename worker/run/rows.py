@@ -7,16 +7,24 @@ The claim rule (``claim``), in one conditional UPDATE:
 
 - ``queued`` → ``leasing`` (worker_id, claimed_at, heartbeat_at, attempts + 1);
 - a held status (``leasing``, ``running``, waiting…) whose ``heartbeat_at`` is older than
-  ``stale_s`` (``pool.worker_lost_s``): its worker is lost. Re-claimed and run again while
-  ``attempts < max_attempts``; otherwise → ``failed`` with reason ``worker_lost``. Either way the
-  lost run's lease is ended in the same transaction (``end_leases_held_by``, reason
-  ``worker_lost``), so its phone is reset now rather than when the lease expires;
+  ``stale_s`` (``pool.worker_lost_s``): its worker is lost, an infrastructure end. Re-claimed and
+  run again (with a ``task.retrying`` event) while ``attempts < max_attempts``
+  (``tasks.max_infra_attempts``) and the retry rule after acting allows it (``retry_refusal``);
+  otherwise → ``failed`` with reason ``worker_lost``. Either way the lost run's lease is ended in
+  the same transaction (``end_leases_held_by``, reason ``worker_lost``), so its phone is reset now
+  rather than when the lease expires;
 - anything else (claimed by a live worker, cancelled, finished): nothing — a duplicate delivery.
 
 A live run cannot be taken for lost: it stamps ``heartbeat_at`` every ``pool.worker_heartbeat_s``
 (a third of ``stale_s`` at most), ``heartbeat`` refuses a stamp once the row is stale (past that
 moment the task is its successor's, as a lease past its expiry is the reaper's), and the watcher
 stops a run that has not stamped for ``stale_s`` less one beat (``hooks.Watcher``).
+
+``requeue`` ends an attempt the infrastructure cut short without ending the task: ``queued`` again
+(the holder, claim time and device cleared; ``attempts`` kept, the next claim counts on), ``waiting``
+= ``retrying``, ``retry_at`` = when the next attempt is due, a ``task.status`` and a
+``task.retrying`` event (naming the phone to avoid when the phone was at fault: the next claim reads
+them back, ``Claim.avoid_devices``). The caller sends the delayed message.
 
 ``waiting`` (why the task is not moving; ``orchestrator.db.WaitingKind``) is written with the change
 that starts or ends the wait: cleared by the claim, every status change and the finish (their
@@ -37,7 +45,9 @@ from sqlalchemy import and_, func, insert, or_, select, update
 
 from device_pool.pool.leases import end_leases_held_by
 from orchestrator.db import (
+    CANCEL_REQUESTED,
     HELD_TASK_STATUSES,
+    RETRYING_EVENT,
     WAITING_EVENT,
     WORKER_LOST,
     DbSession,
@@ -45,20 +55,57 @@ from orchestrator.db import (
     Step,
     Task,
     TaskStatus,
+    WaitingKind,
     utcnow,
+    waiting,
 )
 from orchestrator.db.database import Database
 from orchestrator.notifier import EventSignal
+from worker.agent.actions import ACTING
 
-__all__ = ["Claim", "TaskRow", "TaskRows"]
+__all__ = [
+    "CONFIRMATION_REQUESTED",
+    "TAKEOVER_REQUESTED",
+    "Claim",
+    "TaskRow",
+    "TaskRows",
+    "clock",
+    "retry_refusal",
+]
 
 logger = logging.getLogger(__name__)
 
 
 _CLAIM_COLUMNS = (
     Task.tenant_id, Task.instruction, Task.device_profile, Task.max_steps, Task.timeout_s, Task.model,
-    Task.attempts,
+    Task.attempts, Task.retry_after_acting,
 )  # fmt: skip
+
+# The events of a sensitive step: the agent asked for a confirmation or a takeover (the run's hooks
+# write these two), or a person took control (the API writes ``task.takeover``).
+CONFIRMATION_REQUESTED = "task.confirmation_requested"
+TAKEOVER_REQUESTED = "task.takeover_requested"
+_SENSITIVE_EVENTS = (CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, "task.takeover")
+
+
+def clock(when: dt.datetime) -> str:
+    """A moment for a person: UTC, to the second."""
+    return when.astimezone(dt.UTC).strftime("%H:%M:%S UTC")
+
+
+def retry_refusal(retry_after_acting: bool | None, *, acted: bool, sensitive: bool) -> str | None:
+    """Why a task whose attempt the infrastructure cut short may not be run again; None: it may.
+
+    A task that has not acted on the phone is always retried. One that has is retried when its
+    ``retry_after_acting`` says so, or, left null, when it made no sensitive step.
+    """
+    if not (acted or sensitive) or retry_after_acting is True:
+        return None
+    if retry_after_acting is False:
+        return "it had acted on the phone and retry_after_acting is false"
+    if sensitive:
+        return "it had acted on the phone and made a sensitive step (a confirmation or a person's takeover)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -77,6 +124,9 @@ class Claim:
     ended_leases: int = 0  # the lost run's leases this claim ended (their phones are resetting)
     # The index this attempt's first step gets: a dead worker's steps are kept, and numbered on from.
     first_step: int = 0
+    retry_after_acting: bool | None = None  # the task's field (retry_refusal)
+    # Phones an earlier attempt failed on (their task.retrying events): this attempt avoids them.
+    avoid_devices: tuple[uuid.UUID, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,15 +169,17 @@ class TaskRows:
         async with self._written(write=True) as db_session:
             seen = (
                 await db_session.execute(
-                    select(Task.status, Task.heartbeat_at, Task.attempts, Task.worker_id).where(
-                        Task.id == self.task_id
-                    )
+                    select(
+                        Task.status, Task.heartbeat_at, Task.attempts, Task.worker_id, Task.retry_after_acting
+                    ).where(Task.id == self.task_id)
                 )
             ).first()
             if seen is None:
                 logger.warning("no such task; message dropped")
                 return None
-            stale = seen.status in HELD_TASK_STATUSES and (seen.heartbeat_at is None or seen.heartbeat_at < stale_before)
+            stale = seen.status in HELD_TASK_STATUSES and (
+                seen.heartbeat_at is None or seen.heartbeat_at < stale_before
+            )
             if seen.status != TaskStatus.QUEUED and not stale:
                 logger.info(
                     "task not claimable; delivery ignored",
@@ -138,11 +190,18 @@ class TaskRows:
             guard = [Task.id == self.task_id, Task.status == seen.status]
             if stale:
                 guard.append(or_(Task.heartbeat_at.is_(None), Task.heartbeat_at < stale_before))
-            if stale and seen.attempts >= max_attempts:
-                return await self._fail_lost(db_session, guard, seen, now)
+            if stale:
+                refusal = None
+                if seen.attempts >= max_attempts:
+                    refusal = f"no attempts left ({seen.attempts} of {max_attempts})"
+                else:
+                    refusal = retry_refusal(seen.retry_after_acting, **await _acted(db_session, self.task_id))
+                if refusal is not None:
+                    return await self._fail_lost(db_session, guard, seen, now, refusal)
             claimed = {
                 "status": TaskStatus.LEASING, "worker_id": self.worker_id, "claimed_at": now,
                 "heartbeat_at": now, "attempts": Task.attempts + 1, "device_id": None, "waiting": None,
+                "retry_at": None,
             }  # fmt: skip
             result = await db_session.execute(
                 update(Task)
@@ -157,15 +216,22 @@ class TaskRows:
                 return None
             payload = {"from": seen.status.value, "to": TaskStatus.LEASING.value, "worker_id": self.worker_id,
                        "attempt": row.attempts, "waiting": None}  # fmt: skip
-            first_step, ended = 0, []
+            first_step, ended, avoid = 0, [], ()
             if stale:
                 payload["reason"] = "reclaimed"
                 if seen.worker_id is not None:
                     ended = await end_leases_held_by(db_session, seen.worker_id, now, WORKER_LOST)
+                # The lost attempt is announced as any other that the infrastructure ended.
+                lost = {"attempt": seen.attempts, "next_attempt": row.attempts, "max_attempts": max_attempts,
+                        "reason": WORKER_LOST, "message": "its worker stopped heartbeating", "delay_s": 0,
+                        "device_id": None, "avoid_device": False}  # fmt: skip
+                await _event(db_session, row.tenant_id, self.task_id, RETRYING_EVENT, lost)
+            if row.attempts > 1:
                 # Steps are unique per (task, index): the earlier attempt's stay, this one's follow them.
                 first_step = await db_session.scalar(
                     select(func.coalesce(func.max(Step.index) + 1, 0)).where(Step.task_id == self.task_id)
                 )
+                avoid = await _failed_devices(db_session, self.task_id)
             await _event(db_session, row.tenant_id, self.task_id, "task.status", payload)
         self.tenant_id, self.status = row.tenant_id, TaskStatus.LEASING
         fields = {"attempt": row.attempts, "reclaimed": stale, "worker_id": self.worker_id}
@@ -176,26 +242,35 @@ class TaskRows:
             task_id=self.task_id, tenant_id=row.tenant_id, instruction=row.instruction,
             device_profile=row.device_profile, max_steps=row.max_steps, timeout_s=row.timeout_s,
             model=row.model, attempts=row.attempts, reclaimed=stale, first_step=first_step,
-            ended_leases=len(ended),
+            ended_leases=len(ended), retry_after_acting=row.retry_after_acting, avoid_devices=avoid,
         )  # fmt: skip
 
-    async def _fail_lost(self, db_session: DbSession, guard: list[Any], seen: Any, now: dt.datetime) -> None:
+    async def _fail_lost(
+        self, db_session: DbSession, guard: list[Any], seen: Any, now: dt.datetime, refusal: str
+    ) -> None:
         attempts = seen.attempts
-        message = f"its worker stopped heartbeating on attempt {attempts} of {attempts}"
+        message = f"its worker stopped heartbeating on attempt {attempts}; not retried: {refusal}"
         result = await db_session.execute(
             update(Task)
             .where(and_(*guard))
-            .values(status=TaskStatus.FAILED, reason=WORKER_LOST, message=message, finished_at=now, waiting=None)
+            .values(
+                status=TaskStatus.FAILED, reason=WORKER_LOST, message=message, finished_at=now, waiting=None
+            )
             .returning(Task.tenant_id)
             .execution_options(synchronize_session=False)
         )
         tenant_id = result.scalar_one_or_none()
         if tenant_id is not None:
-            payload = {"from": seen.status.value, "to": TaskStatus.FAILED.value, "reason": WORKER_LOST, "waiting": None}
+            payload = {
+                "from": seen.status.value,
+                "to": TaskStatus.FAILED.value,
+                "reason": WORKER_LOST,
+                "waiting": None,
+            }
             await _event(db_session, tenant_id, self.task_id, "task.status", payload)
             if seen.worker_id is not None:
                 await end_leases_held_by(db_session, seen.worker_id, now, WORKER_LOST)
-            logger.warning("task failed: worker lost too often", extra={"attempts": attempts})
+            logger.warning("task failed: worker lost", extra={"attempts": attempts, "refusal": refusal})
         return None
 
     async def set_status(
@@ -208,7 +283,11 @@ class TaskRows:
         async with self._written() as db_session:
             result = await db_session.execute(
                 update(Task)
-                .where(Task.id == self.task_id, Task.worker_id == self.worker_id, Task.status.in_(HELD_TASK_STATUSES))
+                .where(
+                    Task.id == self.task_id,
+                    Task.worker_id == self.worker_id,
+                    Task.status.in_(HELD_TASK_STATUSES),
+                )
                 .values(status=status, waiting=waiting, **values)
                 .execution_options(synchronize_session=False)
             )
@@ -270,7 +349,11 @@ class TaskRows:
         """Stamp ``heartbeat_at``; False if the task is no longer this run's, or its stamp is stale:
         past ``stale_s`` the task may be taken over at any moment, so the run must stop either way."""
         now = utcnow()
-        guard = [Task.id == self.task_id, Task.worker_id == self.worker_id, Task.status.in_(HELD_TASK_STATUSES)]
+        guard = [
+            Task.id == self.task_id,
+            Task.worker_id == self.worker_id,
+            Task.status.in_(HELD_TASK_STATUSES),
+        ]
         if self.stale_s is not None:
             guard.append(Task.heartbeat_at >= now - dt.timedelta(seconds=self.stale_s))
         async with self.db.transaction() as db_session:
@@ -281,6 +364,78 @@ class TaskRows:
                 .execution_options(synchronize_session=False)
             )
             return result.rowcount > 0
+
+    async def retry_refusal(self, retry_after_acting: bool | None) -> str | None:
+        """``retry_refusal`` for this task as its steps and events stand now."""
+        async with self.db.transaction() as db_session:
+            return retry_refusal(retry_after_acting, **await _acted(db_session, self.task_id))
+
+    async def requeue(
+        self,
+        *,
+        reason: str,
+        message: str,
+        attempt: int,
+        max_attempts: int,
+        delay_s: float,
+        device_id: uuid.UUID | None = None,
+        avoid_device: bool = False,
+        summary: dict[str, Any] | None = None,
+    ) -> TaskStatus | None:
+        """Put the held task back in the queue for another attempt in ``delay_s`` (see the module
+        docstring); ``reason``/``message`` say why this attempt ended, ``avoid_device``: the next one
+        avoids ``device_id``. Returns ``queued``; ``cancelled`` when a cancel request came meanwhile
+        (the task ends then instead); None if the task is no longer ours."""
+        now = utcnow()
+        retry_at = now + dt.timedelta(seconds=delay_s)
+        elsewhere = " on another phone if there is one" if avoid_device and device_id is not None else ""
+        text = (f"attempt {attempt} of {max_attempts} ended: {message[:500]}; "
+                f"attempt {attempt + 1} at {clock(retry_at)}{elsewhere}")  # fmt: skip
+        value = waiting(WaitingKind.RETRYING, text, now)
+        async with self._written(write=True) as db_session:
+            # Locked as ``finish`` does: the API's cancel merges into result concurrently.
+            current = (
+                await db_session.execute(
+                    select(Task.status, Task.result)
+                    .where(Task.id == self.task_id, Task.worker_id == self.worker_id)
+                    .with_for_update()
+                )
+            ).first()
+            if current is None or current.status not in HELD_TASK_STATUSES:
+                logger.warning("task no longer ours; not re-queued", extra={"reason": reason})
+                return None
+            if CANCEL_REQUESTED in (current.result or {}):
+                values: dict[str, Any] = {"status": TaskStatus.CANCELLED, "reason": "cancelled",
+                                          "message": "cancelled by user", "finished_at": now, "waiting": None}  # fmt: skip
+                payload: dict[str, Any] = {"from": current.status.value, "to": TaskStatus.CANCELLED.value,
+                                           "reason": "cancelled", "waiting": None}  # fmt: skip
+            else:
+                values = {"status": TaskStatus.QUEUED, "worker_id": None, "claimed_at": None, "device_id": None,
+                          "waiting": value, "retry_at": retry_at}  # fmt: skip
+                payload = {"from": current.status.value, "to": TaskStatus.QUEUED.value, "reason": reason,
+                           "waiting": value}  # fmt: skip
+            await db_session.execute(
+                update(Task)
+                .where(Task.id == self.task_id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            await _event(db_session, self.tenant_id, self.task_id, "task.status", payload)
+            if values["status"] == TaskStatus.QUEUED:
+                retrying = {
+                    "attempt": attempt, "next_attempt": attempt + 1, "max_attempts": max_attempts, "reason": reason,
+                    "message": message[:2000], "delay_s": round(delay_s, 3), "retry_at": retry_at.isoformat(),
+                    "device_id": None if device_id is None else str(device_id), "avoid_device": avoid_device,
+                    **(summary or {}),
+                }  # fmt: skip
+                await _event(db_session, self.tenant_id, self.task_id, RETRYING_EVENT, retrying)
+        status = values["status"]
+        self.status, self.waiting = status, values["waiting"]
+        logger.warning(
+            "task re-queued" if status == TaskStatus.QUEUED else "task cancelled instead of re-queued",
+            extra={"reason": reason, "attempt": attempt, "delay_s": round(delay_s, 3), "avoid_device": avoid_device},
+        )  # fmt: skip
+        return status
 
     async def finish(
         self, status: TaskStatus, *, reason: str | None, message: str, result: dict[str, Any]
@@ -319,6 +474,31 @@ class TaskRows:
         self.status, self.waiting = status, None
         logger.info("task finished", extra={"status": status.value, "reason": reason})
         return True
+
+
+async def _acted(db_session: DbSession, task_id: uuid.UUID) -> dict[str, bool]:
+    """Whether the task acted on the phone (a step of an ``ACTING`` action that went through) and
+    whether it made a sensitive step (``_SENSITIVE_EVENTS``), over all its attempts."""
+    acted = await db_session.scalar(
+        select(Step.id)
+        .where(
+            Step.task_id == task_id, Step.result == "ok", Step.action["name"].as_string().in_(sorted(ACTING))
+        )
+        .limit(1)
+    )
+    sensitive = await db_session.scalar(
+        select(Event.id).where(Event.task_id == task_id, Event.type.in_(_SENSITIVE_EVENTS)).limit(1)
+    )
+    return {"acted": acted is not None or sensitive is not None, "sensitive": sensitive is not None}
+
+
+async def _failed_devices(db_session: DbSession, task_id: uuid.UUID) -> tuple[uuid.UUID, ...]:
+    """The phones earlier attempts of the task failed on (their ``task.retrying`` events), oldest first."""
+    payloads = await db_session.scalars(
+        select(Event.payload).where(Event.task_id == task_id, Event.type == RETRYING_EVENT).order_by(Event.id)
+    )
+    found = [p["device_id"] for p in payloads if p and p.get("avoid_device") and p.get("device_id")]
+    return tuple(uuid.UUID(d) for d in dict.fromkeys(found))
 
 
 async def _event(

@@ -38,7 +38,7 @@ class DeviceOut(BaseModel):
                     "id": "5d0e8f57-0a3c-4d42-8c55-3b8f7f1f2a01", "provider": "sim", "state": "idle",
                     "profile": {"width": 1080, "height": 2400, "density": 420, "android": 13, "apps": []},
                     "labels": {}, "health_checked_at": EXAMPLE_TIME, "updated_at": EXAMPLE_TIME, "lease": None,
-                    "serial": None, "last_error": None,
+                    "serial": None, "last_error": None, "quarantined_at": None, "quarantine_reason": None,
                 }
             ]
         }
@@ -54,6 +54,12 @@ class DeviceOut(BaseModel):
     lease: DeviceLeaseOut | None
     serial: str | None = Field(default=None, description="ADB address; admins only.")
     last_error: str | None = Field(default=None, description="Admins only.")
+    quarantined_at: dt.datetime | None = Field(
+        default=None,
+        description="When the pool took the phone out because it stopped answering (its state is then "
+        "`unhealthy`, or `retired` once replaced); null when not quarantined. It is never leased meanwhile.",
+    )
+    quarantine_reason: str | None = Field(default=None, description="Why it was quarantined; admins only.")
 
     @classmethod
     def from_view(cls, view: DeviceView) -> DeviceOut:
@@ -66,6 +72,8 @@ class DeviceOut(BaseModel):
             id=d.id, provider=d.provider, state=d.state, profile=d.profile, labels=d.labels,
             health_checked_at=d.health_checked_at, updated_at=d.updated_at, lease=lease_out,
             serial=d.serial if view.internal else None, last_error=d.last_error if view.internal else None,
+            quarantined_at=d.quarantined_at,
+            quarantine_reason=d.quarantine_reason if view.internal else None,
         )  # fmt: skip
 
 

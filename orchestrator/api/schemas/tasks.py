@@ -90,7 +90,8 @@ class TaskOut(BaseModel):
                 {
                     "id": EXAMPLE_TASK_ID, "status": "queued", "instruction": "Open Settings and turn on Wi-Fi",
                     "device_profile": {"android": 13}, "max_steps": 30, "timeout_s": 600, "model": None,
-                    "webhook_url": None, "metadata": {"ticket": "OPS-1234"}, "reason": None, "message": None,
+                    "webhook_url": None, "metadata": {"ticket": "OPS-1234"}, "retry_after_acting": None,
+                    "reason": None, "message": None,
                     "device_id": None, "attempts": 0, "cancel_requested": False, "result": None,
                     "created_at": EXAMPLE_TIME, "started_at": None, "finished_at": None,
                     "waiting": {"kind": "queued", "message": "waiting for a worker to claim it",
@@ -112,6 +113,10 @@ class TaskOut(BaseModel):
     model: str | None
     webhook_url: str | None
     metadata: dict[str, Any]
+    retry_after_acting: bool | None = Field(
+        description="May an infrastructure failure be retried after the task acted on the phone "
+        "(null: yes, unless it made a sensitive step)."
+    )
     reason: str | None = Field(
         description="Why it ended, machine-readable: cancelled, max_steps, worker_lost…"
     )
@@ -133,7 +138,7 @@ class TaskOut(BaseModel):
         return cls(
             id=task.id, status=task.status, instruction=task.instruction, device_profile=task.device_profile,
             max_steps=task.max_steps, timeout_s=task.timeout_s, model=task.model, webhook_url=task.webhook_url,
-            metadata=task.metadata_, reason=task.reason, message=task.message, device_id=task.device_id,
+            metadata=task.metadata_, retry_after_acting=task.retry_after_acting, reason=task.reason, message=task.message, device_id=task.device_id,
             attempts=task.attempts, cancel_requested=CANCEL_REQUESTED in (task.result or {}),
             result=task.result, created_at=task.created_at, started_at=task.started_at,
             finished_at=task.finished_at, waiting=task.waiting, steps_url=f"/api/v1/tasks/{task.id}/steps",

@@ -212,6 +212,37 @@ def test_acquire_matches_the_profile(pool_db_url: str) -> None:
     run(body())
 
 
+def test_acquire_avoids_the_devices_it_is_told_to(pool_db_url: str) -> None:
+    """A task retried because its phone failed avoids that phone; whether another phone in service
+    matches at all (``serves_besides``) says when it may not be avoided."""
+
+    async def body() -> None:
+        async with open_store(pool_db_url, poll_s=0.1) as (store, sessions):
+            tenant_id, [failed, other] = await seed(sessions, 2, profile={"android": "13"})
+            _, [elsewhere] = await seed(sessions, 1, profile={"android": "14"})
+            want = {"android": "13"}
+            lease = {"holder": "w", "tenant_id": tenant_id, "profile": want, "ttl_s": 60, "avoid": [failed]}
+
+            assert await store.serves_besides(want, [failed])
+            grant = await store.acquire(**lease)
+            assert grant is not None and grant.device_id == other
+            # The other one is busy: the failed one, idle, is still not leased, and a wait times out.
+            assert await store.acquire(**lease) is None
+            with pytest.raises(NoDeviceAvailable):
+                await store.wait_acquire(**lease, timeout_s=0.3)
+            # Leased or resetting is still in service; unhealthy is not: then only the failed phone matches.
+            assert await store.serves_besides(want, [failed])
+            assert await store.release(grant.lease_id, "w")
+            assert await store.serves_besides(want, [failed])
+            assert await store.mark_unhealthy(other, "adb: device offline")
+            assert not await store.serves_besides(want, [failed])
+            assert await store.serves_besides({"android": "14"}, [failed]) and elsewhere
+            again = await store.acquire(**(lease | {"avoid": []}))
+            assert again is not None and again.device_id == failed
+
+    run(body())
+
+
 def test_wait_acquire_raises_at_its_deadline(pool_db_url: str) -> None:
     async def body() -> None:
         async with open_store(pool_db_url, poll_s=0.1) as (store, sessions):

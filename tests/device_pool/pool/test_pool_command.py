@@ -13,7 +13,7 @@ from orchestrator.db import DeviceState
 from tests.aio import run
 from tests.conditions import GiveUp, port_open, wait_until
 from tests.conftest import ReservePorts
-from tests.databases import open_sessions
+from tests.databases import migrate_to_head, open_sessions, sqlite_url
 from tests.processes import REPO, AdbServer, stop_process
 from tests.redis_servers import private_redis
 
@@ -106,7 +106,9 @@ def test_pool_command_stops_within_10_s_of_sigterm_with_its_redis_gone(
             redis_server.stop()
             run(_add_lost_tasks(pool_db_url, 3))
             wait_until(
-                lambda: "re-enqueue failed" in log_path.read_text(), timeout=30, what="the sweeper finds Redis gone"
+                lambda: "re-enqueue failed" in log_path.read_text(),
+                timeout=30,
+                what="the sweeper finds Redis gone",
             )
             signalled = time.monotonic()
             proc.send_signal(signal.SIGTERM)
@@ -127,3 +129,69 @@ async def _add_lost_tasks(url: str, count: int) -> None:
     async with open_sessions(url) as sessions, sessions() as session, session.begin():
         for _ in range(count):
             await make_task(session, created_at=in_seconds(-120))
+
+
+def test_pool_command_replaces_its_killed_or_wedged_adb_server_and_stops_it_on_sigterm(
+    tmp_path: Path, reserve_ports: ReservePorts
+) -> None:
+    """No adb server on the port: the pool starts its own. Killed, then wedged (SIGSTOP), it is replaced
+    within 10 s and the phone is back (`device`, idle). Wedged once more, SIGTERM at once still ends
+    the pool within 10 s, and the adb server it started goes with it."""
+    from device_pool.driver import AdbServerClient
+    from device_pool.pool.adb_supervisor import adb_listeners
+
+    url = sqlite_url(tmp_path / "pool.db")
+    migrate_to_head(url)
+    adb_port, base_port = reserve_ports(1), reserve_ports(2)
+    (tmp_path / "adbhome").mkdir()
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path / "adbhome"),  # the pool's adb server writes its key there
+        "PHONEFLEET_DATABASE_URL": url,
+        "PHONEFLEET_DATA_DIR": str(tmp_path / "data"),
+        "PHONEFLEET_POOL__PROVIDER": "sim",
+        "PHONEFLEET_POOL__COUNT": "1",
+        "PHONEFLEET_POOL__MIN_IDLE": "1",
+        "PHONEFLEET_POOL__BASE_PORT": str(base_port),
+    }
+    serial = f"127.0.0.1:{base_port}"
+    client = AdbServerClient(port=adb_port)  # asks the server; never starts one, unlike the adb client
+    log_path = tmp_path / "pool.log"
+    proc = _pool_with_an_idle_phone(env, adb_port, log_path, url, base_port, "--health-interval", "1")
+    servers: list[int] = []
+    took: dict[str, float] = {}
+
+    def replaced(old: int) -> int | None:
+        if proc.poll() is not None:
+            raise GiveUp(f"phonefleet pool exited with {proc.returncode}:\n{log_path.read_text()}")
+        listening = adb_listeners(adb_port)
+        if listening in ([], [old]) or run(client.devices(timeout=1.0)).get(serial) != "device":
+            return None
+        return listening[0] if run(_states(url)) == [(serial, DeviceState.IDLE)] else None
+
+    try:
+        servers += adb_listeners(adb_port)
+        assert len(servers) == 1, "the pool started one adb server"
+        for name, sig in (("killed", signal.SIGKILL), ("wedged", signal.SIGSTOP)):
+            started = time.monotonic()
+            os.kill(servers[-1], sig)  # the adb server the pool started
+            servers.append(wait_until(lambda: replaced(servers[-1]), timeout=60, interval=0.1, what=name))
+            took[name] = time.monotonic() - started
+        os.kill(servers[-1], signal.SIGSTOP)  # wedged again, and the pool told to stop before it notices
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        returncode = proc.wait(timeout=30)
+        took["exit after SIGTERM, its adb server wedged"] = time.monotonic() - signalled
+    finally:
+        stop_process(proc)
+        # An adb server the pool left behind (none should be): still on the port, and one of its pids.
+        for pid in set(adb_listeners(adb_port)) & set(servers):
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGKILL)
+    print(", ".join(f"{what}: {seconds:.1f} s" for what, seconds in took.items()))
+    assert returncode == 0, log_path.read_text()
+    assert took["killed"] < 10 and took["wedged"] < 10, took
+    assert took["exit after SIGTERM, its adb server wedged"] < 10, (took, log_path.read_text())
+    assert not port_open("127.0.0.1", adb_port), "the pool's adb server outlived it"
+    assert not port_open("127.0.0.1", base_port), "the phone process outlived the pool manager"
+    assert "adb server restarted" in log_path.read_text()

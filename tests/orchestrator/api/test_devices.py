@@ -91,6 +91,27 @@ def test_admins_see_the_serial_and_unknown_devices_are_404(api: Api) -> None:
     assert r.status_code == 404 and r.json()["error"] == "device_not_found"
 
 
+def test_a_quarantined_phone_shows_since_when_and_admins_see_why(api: Api) -> None:
+    admin, member = api.caller(role=UserRole.ADMIN), api.caller()
+    reason = "health check failed: no answer within 5 s (3 failures in a row)"
+
+    async def insert() -> uuid.UUID:
+        async with open_sessions(api.db_url) as sessions, sessions() as session, session.begin():
+            device = await make_device(
+                session, state=DeviceState.UNHEALTHY, last_error=reason,
+                quarantined_at=in_seconds(-5), quarantine_reason=reason,
+            )  # fmt: skip
+            return device.id
+
+    device_id = run(insert())
+    seen = admin.http.get(f"/api/v1/devices/{device_id}").json()
+    assert seen["state"] == "unhealthy" and seen["quarantined_at"] is not None
+    assert seen["quarantine_reason"] == reason
+    theirs = all_devices(member.http, state="unhealthy")[str(device_id)]
+    assert theirs["quarantined_at"] == seen["quarantined_at"] and theirs["quarantine_reason"] is None
+    assert admin.http.get(f"/api/v1/devices/{idle_device(api.db_url)}").json()["quarantined_at"] is None
+
+
 # --- admin routes: register, drain, undrain, retire ---------------------------------------------
 
 ADMIN_ROUTES = ("drain", "undrain", "retire")

@@ -7,7 +7,9 @@ what the "model" says; everything else — HTTP, parsing, the driver, the phone 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -151,6 +153,69 @@ def test_a_model_server_that_is_down_fails_clearly_within_the_budget(fresh_devic
     assert "cannot connect" in result.message or "connect" in result.message.lower()
 
 
+class OutageRecorder(AgentHooks):
+    """What the run told of the model server's failures: (failure, until) per call."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str | None, dt.datetime | None]] = []
+
+    async def on_model_unavailable(self, failure: str | None, until: dt.datetime | None = None) -> None:
+        self.reports.append((failure, until))
+
+
+def test_a_model_server_down_for_a_while_is_waited_for_within_the_outage_budget(
+    fresh_device: AdbDevice,
+) -> None:
+    # Six 503s: three calls' worth of the client's own retries (max_retries=1), each call failing;
+    # the run waits out the outage instead of ending, and the seventh request is answered.
+    outage = [Status(503, "overloaded")] * 6
+    config = AgentConfig(
+        model_outage_budget_s=60, model_outage_backoff_s=0.05, model_outage_backoff_max_s=0.1
+    )
+
+    async def body():
+        hooks = OutageRecorder()
+        with serve(ModelServer(*outage, Reply('finish(message="done")'))) as server:
+            async with client(server.base_url, max_retries=1) as model:
+                result = await run_agent("Say done", fresh_device, model, config=config, hooks=hooks)
+            return result, hooks.reports, len(server.requests)
+
+    result, reports, requests = run(body())
+    assert result.status == RunStatus.SUCCEEDED and requests == 7, (result, requests)
+    failing, back = reports[:-1], reports[-1]
+    assert back == (None, None) and len(failing) >= 3 and all("HTTP 503" in f for f, _ in failing), reports
+    # Every report says until when the run waits: one moment, the outage's start plus the budget.
+    untils = {until for _, until in failing}
+    assert None not in untils and max(untils) - min(untils) < dt.timedelta(seconds=1), untils
+
+
+def test_past_the_outage_budget_the_run_ends_model_unavailable(fresh_device: AdbDevice) -> None:
+    config = AgentConfig(budget_s=120, model_outage_budget_s=1.5, model_outage_backoff_s=0.1)
+
+    async def body():
+        async with client(dead_url(), max_retries=1) as model:
+            started = time.monotonic()
+            result = await run_agent("Anything", fresh_device, model, config=config)
+            return result, time.monotonic() - started
+
+    result, took_s = run(body())
+    assert result.status == RunStatus.FAILED and result.reason == FailReason.MODEL_UNAVAILABLE, result
+    assert "outage budget of 1.5 s" in result.message, result.message
+    assert took_s >= 1.5  # it waited the budget out first
+
+
+def test_a_model_reply_no_retry_can_fix_ends_model_error_at_once(fresh_device: AdbDevice) -> None:
+    config = AgentConfig(model_outage_budget_s=60)
+
+    async def body():
+        with serve(ModelServer(default=Status(404, "no such model"))) as server:
+            async with client(server.base_url) as model:
+                return await run_agent("Anything", fresh_device, model, config=config), len(server.requests)
+
+    result, requests = run(body())
+    assert result.status == RunStatus.FAILED and result.reason == FailReason.MODEL_ERROR and requests == 1
+
+
 def test_cancel_during_a_model_call_interrupts_it(fresh_device: AdbDevice) -> None:
     # The model would hang for 300 s and the client wait 300 s: a run that ends within the 60 s
     # deadline was cut off mid-call, and the server saw the client hang up on its unanswered request.
@@ -159,7 +224,9 @@ def test_cancel_during_a_model_call_interrupts_it(fresh_device: AdbDevice) -> No
         steering = AgentSteering()
         with serve(server):
             async with client(server.base_url, request_timeout_s=300, first_token_timeout_s=300) as model:
-                task = asyncio.ensure_future(run_agent("Wait forever", fresh_device, model, steering=steering))
+                task = asyncio.ensure_future(
+                    run_agent("Wait forever", fresh_device, model, steering=steering)
+                )
                 await until(lambda: server.requests, timeout=30, what="the model call is in flight")
                 steering.cancel("user cancelled")
                 result = await asyncio.wait_for(task, 60)

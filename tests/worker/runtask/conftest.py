@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,6 +91,33 @@ class Pool:
                 return rows
             assert time.monotonic() < deadline, f"phones not idle within {timeout} s: {rows}"
             time.sleep(0.1)
+
+    def reconcile_until(self, done: Callable[[list[DeviceRecord]], bool], timeout: float = 30.0) -> None:
+        """Run reconcile passes until ``done(phones)`` holds (``settle`` when not all are to be idle)."""
+
+        def passed() -> bool:
+            self.loop.call(self.manager.reconcile())
+            return done(self.devices())
+
+        wait_until(passed, timeout=timeout, interval=0.1, what="the pool reconciled as wanted")
+
+    @contextmanager
+    def managed(self, every_s: float = 0.2) -> Iterator[None]:
+        """Reconcile every ``every_s`` in a thread while the block runs, as ``phonefleet pool`` does
+        (it is woken by a release; here the test's phones are reset within ``every_s`` of one)."""
+        stop = threading.Event()
+
+        def passes() -> None:
+            while not stop.wait(every_s):
+                self.loop.call(self.manager.reconcile())
+
+        thread = threading.Thread(target=passes, name="pool-passes", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(60)
 
     def shell(self, command: str) -> str:
         """Run ``command`` on the (only) phone over adb; its stdout."""
@@ -217,13 +244,23 @@ def api(tmp_path: Path, pg_url: str, redis_prefix: str) -> Iterator[Api]:
 @pytest.fixture
 def pool(pg_url: str, make_sim_provider: MakeSimProvider) -> Iterator[Pool]:  # noqa: F811
     """One 720x1600 virtual phone, registered and idle."""
-    provider = make_sim_provider(count=1, max_count=1)
+    yield from _pool(pg_url, make_sim_provider, phones=1)
+
+
+@pytest.fixture
+def two_phones(pg_url: str, make_sim_provider: MakeSimProvider) -> Iterator[Pool]:  # noqa: F811
+    """Two virtual phones, registered and idle."""
+    yield from _pool(pg_url, make_sim_provider, phones=2)
+
+
+def _pool(pg_url: str, make_sim_provider: MakeSimProvider, *, phones: int) -> Iterator[Pool]:  # noqa: F811
+    provider = make_sim_provider(count=phones, max_count=phones)
     loop = LoopThread()
     engine = make_engine(pg_url)
     store = LeaseStore(make_sessionmaker(engine), "postgresql")
     # Slow timers: only the passes the test asks for run.
     manager = PoolManager(
-        store, provider, min_idle=1, max_devices=1, health_interval_s=600, reap_interval_s=600
+        store, provider, min_idle=phones, max_devices=phones, health_interval_s=600, reap_interval_s=600
     )
     try:
         loop.call(provider.start())

@@ -81,8 +81,9 @@ def test_a_worker_stops_within_10_s_of_sigterm_with_a_run_waiting_and_its_redis_
     api: Api, pool: Pool, start_worker: StartWorker, tmp_path: Path
 ) -> None:
     """Celery's warm shutdown waits for runs in progress; this one waits on a model that never answers,
-    with Redis gone. The worker cancels it (worker.shutdown) and exits; the task stays claimed and
-    ``running``, for the stale-heartbeat re-claim, and the phone is handed back."""
+    with Redis gone. The worker cancels it (worker.shutdown) and exits; the run re-queues its task
+    (an infrastructure end: ``worker_shutdown``) and hands the phone back. Its delayed message cannot
+    reach the stopped Redis: that is logged, and left to the sweeper."""
     never = threading.Event()
     with (
         private_redis(tmp_path / "redis") as redis_server,
@@ -111,7 +112,10 @@ def test_a_worker_stops_within_10_s_of_sigterm_with_a_run_waiting_and_its_redis_
     assert returncode == 0, worker.log()
     assert took_s < 10, (took_s, worker.log())
     assert "run interrupted by the worker's shutdown" in worker.log()
-    row, _, leases = api.rows(task["id"])
-    assert row.status == "running" and row.worker_id is not None, row
+    assert "could not send the re-queued task's message; the sweeper will" in worker.log()
+    row, events, leases = api.rows(task["id"])
+    assert row.status == "queued" and row.worker_id is None and row.attempts == 1, row
+    assert row.waiting["kind"] == "retrying" and row.retry_at is not None, row.waiting
+    assert [e.payload["reason"] for e in events if e.type == "task.retrying"] == ["worker_shutdown"]
     assert len(leases) == 1 and leases[0].release_reason == "released", leases
     pool.settle()

@@ -10,10 +10,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from device_pool.pool import LeaseStore
-from orchestrator.db import DeviceState, Task, TaskStatus, make_engine, make_sessionmaker
+from orchestrator.db import DeviceState, Event, Step, Task, TaskStatus, make_engine, make_sessionmaker
 from orchestrator.db.database import Database
 from tests.aio import run, until
 from tests.databases import migrate_to_head, open_sessions, sqlite_url
@@ -145,3 +145,79 @@ async def _stamp(url: str, task_id: uuid.UUID) -> dt.datetime:
 def run_in_thread(coro: Any) -> Any:
     """A coroutine run to its end on a thread of its own (``until`` polls its predicate on a thread)."""
     return asyncio.run(coro)
+
+
+def test_a_lost_worker_is_retried_unless_its_task_acted_and_may_not_be(pg_url: str) -> None:
+    """The claim that takes over a lost worker's task applies the retry rule after acting: a task
+    that tapped and said ``retry_after_acting: false`` fails ``worker_lost``; left null, it is
+    claimed again, the lost attempt announced by a ``task.retrying`` event."""
+
+    async def body() -> None:
+        engine = make_engine(pg_url)
+        db = Database(make_sessionmaker(engine))
+        stale = {"status": TaskStatus.RUNNING, "attempts": 1, "worker_id": "host:1/dead",
+                 "claimed_at": in_seconds(-60), "heartbeat_at": in_seconds(-LOST_S - 1)}  # fmt: skip
+        tap = {"index": 0, "action": {"name": "Tap", "element": [500, 500]}, "result": "ok"}
+        try:
+            ids = {}
+            for choice in (False, None):
+                async with open_sessions(pg_url) as sessions, sessions() as session, session.begin():
+                    task = await make_task(session, retry_after_acting=choice, **stale)
+                    session.add(Step(task_id=task.id, **tap))
+                ids[choice] = task.id
+            assert await TaskRows(db, ids[False], "host:2/a").claim(stale_s=LOST_S, max_attempts=3) is None
+            claim = await TaskRows(db, ids[None], "host:2/b").claim(stale_s=LOST_S, max_attempts=3)
+            assert claim is not None and claim.attempts == 2 and claim.first_step == 1
+            async with open_sessions(pg_url) as sessions, sessions() as session:
+                refused = await session.get_one(Task, ids[False])
+                assert (refused.status, refused.reason) == (TaskStatus.FAILED, "worker_lost")
+                assert (
+                    "not retried: it had acted on the phone and retry_after_acting is false"
+                    in refused.message
+                )
+                retrying = list(await session.scalars(
+                    select(Event.payload).where(Event.task_id == ids[None], Event.type == "task.retrying")))  # fmt: skip
+                assert [(p["attempt"], p["reason"]) for p in retrying] == [(1, "worker_lost")]
+        finally:
+            await engine.dispose()
+
+    run(body())
+
+
+def test_a_requeued_task_is_claimed_again_avoiding_its_failed_phone_and_a_cancel_wins(pg_url: str) -> None:
+    async def body() -> None:
+        engine = make_engine(pg_url)
+        db = Database(make_sessionmaker(engine))
+        failed = uuid.uuid4()
+        try:
+            async with open_sessions(pg_url) as sessions, sessions() as session, session.begin():
+                task_id = (await make_task(session)).id
+            first = TaskRows(db, task_id, "host:1/a")
+            assert (await first.claim(stale_s=LOST_S, max_attempts=3)) is not None
+            status = await first.requeue(reason="device_error", message="phone unreachable", attempt=1,
+                                         max_attempts=3, delay_s=30, device_id=failed, avoid_device=True)  # fmt: skip
+            assert status == TaskStatus.QUEUED
+            async with open_sessions(pg_url) as sessions, sessions() as session:
+                row = await session.get_one(Task, task_id)
+                assert (row.status, row.worker_id, row.attempts) == (TaskStatus.QUEUED, None, 1)
+                assert row.waiting["kind"] == "retrying" and "on another phone" in row.waiting["message"]
+                assert row.retry_at is not None and row.retry_at > in_seconds(25)
+            assert not await first.heartbeat()  # the requeued attempt holds nothing any more
+
+            second = TaskRows(db, task_id, "host:1/b")
+            claim = await second.claim(stale_s=LOST_S, max_attempts=3)
+            assert claim is not None and claim.attempts == 2 and claim.avoid_devices == (failed,)
+            async with db.transaction() as session:
+                await session.execute(
+                    update(Task).where(Task.id == task_id).values(result={"cancel_requested_at": "now"})
+                )
+            # A cancel asked for meanwhile ends the task instead of another attempt.
+            assert await second.requeue(reason="lease_lost", message="lost", attempt=2, max_attempts=3,
+                                        delay_s=4) == TaskStatus.CANCELLED  # fmt: skip
+            async with open_sessions(pg_url) as sessions, sessions() as session:
+                row = await session.get_one(Task, task_id)
+                assert (row.status, row.waiting, row.retry_at) == (TaskStatus.CANCELLED, None, None)
+        finally:
+            await engine.dispose()
+
+    run(body())

@@ -44,7 +44,10 @@ def test_a_failed_phone_is_logged_with_the_task_the_device_and_the_reason(
     pid, port = provider.pid(device.serial), int(device.serial.rsplit(":", 1)[1])
     assert pid is not None
     with serve(ModelServer(Gated(gate, Reply('do(action="Tap", element=[500,500])')))) as model:
-        worker = start_worker(model.base_url, PHONEFLEET_LOG_FORMAT="json")
+        # One attempt: the phone's failure ends the task (no retry on another phone; test_retries.py).
+        worker = start_worker(
+            model.base_url, PHONEFLEET_LOG_FORMAT="json", PHONEFLEET_TASKS__MAX_INFRA_ATTEMPTS="1"
+        )
         task = api.submit("Open Settings and turn on Wi-Fi", timeout_s=120)
         api.wait_status(task["id"], ("running",), timeout=30)
         wait_until(lambda: model.requests, timeout=30, what="the agent asked the model")

@@ -105,7 +105,9 @@ def test_duplicate_deliveries_run_a_task_once(
 def test_a_killed_workers_task_is_reclaimed_then_failed_worker_lost(
     api: Api, pool: Pool, start_worker: StartWorker
 ) -> None:
-    ttl = {"PHONEFLEET_POOL__LEASE_TTL_S": "2", "PHONEFLEET_POOL__HEARTBEAT_S": "0.5"}
+    # Two attempts at most (tasks.max_infra_attempts; default 3): the second re-claim fails it.
+    ttl = {"PHONEFLEET_POOL__LEASE_TTL_S": "2", "PHONEFLEET_POOL__HEARTBEAT_S": "0.5",
+           "PHONEFLEET_TASKS__MAX_INFRA_ATTEMPTS": "2"}  # fmt: skip
     with serve(ModelServer(default=Hang(limit_s=60))) as model:
         first = start_worker(model.base_url, **ttl)
         task = api.submit(WIFI, timeout_s=120)
@@ -128,6 +130,7 @@ def test_a_killed_workers_task_is_reclaimed_then_failed_worker_lost(
                 api.wait_status(task["id"], ("running",), timeout=30)
         done = api.wait_status(task["id"], ("failed",), timeout=20)
         assert done["reason"] == "worker_lost" and done["attempts"] == 2, done
+        assert "no attempts left (2 of 2)" in done["message"], done
 
     row, events, leases = api.rows(task["id"])
     assert [lease.release_reason for lease in leases] == ["expired", "expired"]
@@ -138,6 +141,11 @@ def test_a_killed_workers_task_is_reclaimed_then_failed_worker_lost(
         ("running", "failed"),
     ], transitions  # fmt: skip
     assert row.status == TaskStatus.FAILED
+    # The lost first attempt was announced as a retry by the claim that took it over.
+    retries = [e.payload for e in events if e.type == "task.retrying"]
+    assert [(r["attempt"], r["reason"], r["avoid_device"]) for r in retries] == [(1, "worker_lost", False)], (
+        retries
+    )
     pool.settle()
 
 

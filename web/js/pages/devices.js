@@ -65,6 +65,7 @@ export function mount(outlet, { ctx }) {
       h("p", { class: "muted" }, [d.provider, profile.width && `${profile.width}×${profile.height}`, profile.android && `Android ${profile.android}`].filter(Boolean).join(" · ")),
       holder ? h("p", {}, "Leased to ", holder) : d.state === "leased" ? h("p", { class: "muted" }, "Leased (not your tenant)") : null,
       d.labels?.drain ? h("p", { class: "muted" }, "Draining: no new leases") : null,
+      d.quarantined_at ? h("p", { class: "error" }, "Quarantined: stopped answering, never leased") : null,
       d.last_error ? h("p", { class: "error" }, d.last_error) : null);
     entry.el.setAttribute("aria-label", `Phone ${shortId(d.id)}, ${d.state}`);
   }
