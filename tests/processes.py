@@ -31,6 +31,26 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
         proc.wait(timeout=timeout)
 
 
+def child_pid(parent: int, *words: str) -> int:
+    """The pid of ``parent``'s child process whose command line holds every one of ``words`` (in /proc);
+    e.g. a sim provider's phone: ``child_pid(pool_pid, "device_pool.providers.sim_process", "--port", "20001")``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The parent pid is the 2nd field after the command name, which may hold spaces and ")".
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, IndexError, ValueError):  # it exited meanwhile
+            continue
+        if ppid == parent and all(word in argv for word in words):
+            found.append(int(entry.name))
+    if len(found) != 1:
+        raise LookupError(f"{len(found)} children of {parent} run {' '.join(words)}: {found}")
+    return found[0]
+
+
 @dataclass
 class SimPhones:
     """A running ``phonefleet sim`` process and the serials of its phones."""
@@ -176,8 +196,10 @@ def start_reference_model(
     script: Path | None = None,
     model_name: str = "autoglm-phone-9b",
     timeout: float = 30.0,
+    port: int | None = None,
 ) -> ReferenceModel:
-    """Start the reference model on a port the OS chooses and wait until ``/healthz`` answers."""
+    """Start the reference model on ``port`` (one the caller holds, ``reserved_ports``) or else on a
+    port the OS chooses, and wait until ``/healthz`` answers."""
     import httpx
 
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -185,7 +207,7 @@ def start_reference_model(
     log_path, port_file = log_dir / f"{name}.log", log_dir / f"{name}.port"
     cmd = [
         sys.executable, "-m", "orchestrator.cli", "reference-model",
-        "--port", "0", "--port-file", str(port_file), "--model-name", model_name,
+        "--port", str(port or 0), "--port-file", str(port_file), "--model-name", model_name,
         *(["--script", str(script)] if script is not None else []),
     ]  # fmt: skip
     with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor

@@ -31,7 +31,7 @@ import httpx
 import pytest
 import redis
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from orchestrator.cli.port_file import read_port_file
 from orchestrator.db import Event, Lease, UserRole
@@ -96,6 +96,7 @@ class Fleet:
     logs: Path = field(repr=False)
     services: list[Service] = field(default_factory=list)
     models: list[ReferenceModel] = field(default_factory=list)
+    pool_args: list[str] = field(default_factory=list)  # `phonefleet pool`'s options beyond --adb-port
 
     def stop(self) -> None:
         """Workers first (no new sessions), then the model servers, the pool (it stops its phones), the API."""
@@ -113,31 +114,52 @@ class Fleet:
         """The end of every process's log, for assertion messages."""
         return "\n".join(s.tail() for s in self.services)
 
+    def service(self, name: str) -> Service:
+        """The newest process called ``name`` (``api``, ``pool``, ``worker-0`` …)."""
+        return next(s for s in reversed(self.services) if s.name == name)
+
     # --- processes -------------------------------------------------------------------------------
+
+    def start_pool(self) -> Service:
+        """``phonefleet pool`` on the fleet's database, queue and adb server (again, after a crash, as a
+        supervisor would: the same command, its log appended to the same file)."""
+        argv = ["pool", "--adb-port", str(self.adb_port), *self.pool_args]
+        pool = _spawn("pool", argv, self.env, self.logs)
+        self.services.append(pool)
+        return pool
 
     def start_worker(self, model_url: str, *, concurrency: int = 1, **env: str) -> Service:
         """``phonefleet worker`` on the fleet's database, queue and adb server; waits until Celery is ready."""
-        worker = _spawn(
-            f"worker-{sum(s.name.startswith('worker') for s in self.services)}",
-            ["worker", "--concurrency", str(concurrency), "--adb-port", str(self.adb_port)],
-            {**self.env, "PHONEFLEET_MODEL__BASE_URL": model_url, **env},
-            self.logs,
-        )
-        self.services.append(worker)
+        return self.start_workers(model_url, 1, concurrency=concurrency, **env)[0]
 
-        def ready() -> bool:
-            if worker.proc.poll() is not None:
-                raise GiveUp(worker.tail())
-            return " ready." in worker.log()
+    def start_workers(self, model_url: str, count: int, *, concurrency: int = 1, **env: str) -> list[Service]:
+        """``count`` workers (as ``start_worker``), started together, then waited on until each is ready."""
+        workers = []
+        for _ in range(count):
+            worker = _spawn(
+                f"worker-{sum(s.name.startswith('worker') for s in self.services)}",
+                ["worker", "--concurrency", str(concurrency), "--adb-port", str(self.adb_port)],
+                {**self.env, "PHONEFLEET_MODEL__BASE_URL": model_url, **env},
+                self.logs,
+            )
+            self.services.append(worker)
+            workers.append(worker)
+        for worker in workers:
 
-        wait_until(ready, timeout=60, interval=0.1, what=f"{worker.name} ready")
-        return worker
+            def ready(worker: Service = worker) -> bool:
+                if worker.proc.poll() is not None:
+                    raise GiveUp(worker.tail())
+                return " ready." in worker.log()
 
-    def start_model(self, script: list[str]) -> ReferenceModel:
-        """The reference model replaying ``script`` (scripted mode: no OCR, the same replies for every task)."""
+            wait_until(ready, timeout=60, interval=0.1, what=f"{worker.name} ready")
+        return workers
+
+    def start_model(self, script: list[str], *, port: int | None = None) -> ReferenceModel:
+        """The reference model replaying ``script`` (scripted mode: no OCR, the same replies for every task),
+        on ``port`` (one the test holds, e.g. to start it again there) or one the OS picks."""
         path = self.logs / f"script-{uuid.uuid4().hex[:6]}.json"
         path.write_text(json.dumps(script))
-        model = start_reference_model(self.logs, script=path, timeout=60)
+        model = start_reference_model(self.logs, script=path, timeout=60, port=port)
         self.models.append(model)
         return model
 
@@ -202,17 +224,17 @@ class Fleet:
 
     def leases(self) -> list[Lease]:
         """The lease log, oldest first."""
-
-        async def read() -> list[Lease]:
-            async with open_sessions(self.db_url) as sessions, sessions() as s:
-                return list(await s.scalars(select(Lease).order_by(Lease.acquired_at, Lease.id)))
-
-        return run(read())
+        return self.rows(select(Lease).order_by(Lease.acquired_at, Lease.id))
 
     def events(self, task_id: str) -> list[Event]:
-        async def read() -> list[Event]:
+        query = select(Event).where(Event.task_id == uuid.UUID(task_id)).order_by(Event.id)
+        return self.rows(query)
+
+    def rows(self, query: Select[Any]) -> list[Any]:
+        """The rows (ORM objects) ``query`` selects, read in one db session."""
+
+        async def read() -> list[Any]:
             async with open_sessions(self.db_url) as sessions, sessions() as s:
-                query = select(Event).where(Event.task_id == uuid.UUID(task_id)).order_by(Event.id)
                 return list(await s.scalars(query))
 
         return run(read())
@@ -324,12 +346,11 @@ def fleet_starter(tmp_path: Path, fleet_pg_url: str, redis_db: str, adb_server: 
             )  # fmt: skip
             fleet = Fleet(
                 url=url, key=http.headers["Authorization"].split()[1], http=http, db_url=fleet_pg_url,
-                data_dir=data_dir, adb_port=adb_server.port, env=child_env, logs=logs,
+                data_dir=data_dir, adb_port=adb_server.port, env=child_env, logs=logs, pool_args=pool_args or [],
             )  # fmt: skip
             stack.callback(fleet.stop)
             fleet.services.append(api)
-            pool_argv = ["pool", "--adb-port", str(adb_server.port), *(pool_args or [])]
-            fleet.services.append(_spawn("pool", pool_argv, child_env, logs))
+            fleet.start_pool()
 
             def idle() -> bool:
                 for service in fleet.services:
