@@ -5,8 +5,8 @@ phones and the logs, never from what the test process believes it did.
 
 1. **No task missing or extra.** The database holds exactly the submitted tasks.
 2. **Every task ended, within its budget.** Each is final: ``succeeded``, or ``failed`` with an
-   infrastructure reason (``INFRA_REASONS``, the one list) after the product retried it (two
-   attempts at least) — never cancelled, timed out, or failed for an agent's reason. No task took
+   infrastructure reason (``INFRA_REASONS``, the one list) after the product retried it
+   (``tasks.max_infra_attempts`` attempts, or a message saying why it was not retried) — never cancelled, timed out, or failed for an agent's reason. No task took
    longer from submission to its end than ``attempts × timeout_s`` plus the slack re-queueing may add.
 3. **Nothing lost.** A succeeded task's steps are numbered 0..n-1 without a gap, end with
    ``finish``, each has its screenshot file, and each has its ``task.step`` event; every task has its
@@ -36,6 +36,7 @@ from sqlalchemy import select
 from device_pool.driver import AdbDevice
 from device_pool.providers.checks import DEFAULT_LAUNCHER
 from orchestrator.db import Device, DeviceState, Event, Lease, Step, Task, TaskStatus
+from orchestrator.settings import Settings
 from tests.aio import run
 from tests.system.conftest import Fleet
 
@@ -51,6 +52,8 @@ INFRA_REASONS = frozenset(
         "worker_error",  # the run failed outside the agent (a database or broker error)
     }
 )
+# The attempts an infrastructure failure gets by default (tasks.max_infra_attempts; the chaos fleets keep it).
+MAX_INFRA_ATTEMPTS = Settings().tasks.max_infra_attempts
 # What the workload leaves in front of a phone and what a reset phone shows instead (steps' current_app).
 LAUNCHER_APP = "Home screen"
 # The pool's log lines that mean a phone is in factory state (device_pool/providers/sim.py).
@@ -100,7 +103,8 @@ def _ended_well(task: Task) -> list[str]:
     if not task.status.is_final:
         return [f"{what} never ended"]
     if task.status == TaskStatus.FAILED and task.reason in INFRA_REASONS:
-        if task.attempts < 2:
+        # Retried until its attempts ran out, or refused a retry with the reason in its message.
+        if task.attempts < MAX_INFRA_ATTEMPTS and "not retried:" not in (task.message or ""):
             return [f"{what} failed for the infrastructure without being retried"]
     elif task.status != TaskStatus.SUCCEEDED:
         return [f"{what} ended neither succeeded nor failed for the infrastructure"]

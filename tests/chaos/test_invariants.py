@@ -61,8 +61,15 @@ def test_a_first_step_away_from_the_launcher_is_found() -> None:
 
 def test_endings_the_chaos_suite_refuses() -> None:
     assert invariants._ended_well(task(TaskStatus.SUCCEEDED)) == []
-    assert invariants._ended_well(task(TaskStatus.FAILED, "worker_lost", attempts=2)) == []
+    assert invariants._ended_well(task(TaskStatus.FAILED, "worker_lost", attempts=3)) == []
     assert "without being retried" in invariants._ended_well(task(TaskStatus.FAILED, "device_error"))[0]
+    assert (
+        "without being retried"
+        in invariants._ended_well(task(TaskStatus.FAILED, "worker_lost", attempts=2))[0]
+    )
+    refused = task(TaskStatus.FAILED, "device_error")
+    refused.message = "phone unreachable; not retried: it acted on the phone and retry_after_acting is false"
+    assert invariants._ended_well(refused) == []
     assert "neither succeeded" in invariants._ended_well(task(TaskStatus.FAILED, "max_steps", attempts=2))[0]
     assert "neither succeeded" in invariants._ended_well(task(TaskStatus.TIMED_OUT, "timeout"))[0]
     assert "past its budget" in invariants._ended_well(task(TaskStatus.SUCCEEDED, took_s=10_000))[0]
