@@ -393,15 +393,8 @@ class TaskRows:
                 f"attempt {attempt + 1} at {clock(retry_at)}{elsewhere}")  # fmt: skip
         value = waiting(WaitingKind.RETRYING, text, now)
         async with self._written(write=True) as db_session:
-            # Locked as ``finish`` does: the API's cancel merges into result concurrently.
-            current = (
-                await db_session.execute(
-                    select(Task.status, Task.result)
-                    .where(Task.id == self.task_id, Task.worker_id == self.worker_id)
-                    .with_for_update()
-                )
-            ).first()
-            if current is None or current.status not in HELD_TASK_STATUSES:
+            current = await self._held(db_session)
+            if current is None:
                 logger.warning("task no longer ours; not re-queued", extra={"reason": reason})
                 return None
             if CANCEL_REQUESTED in (current.result or {}):
@@ -437,21 +430,26 @@ class TaskRows:
         )  # fmt: skip
         return status
 
+    async def _held(self, db_session: DbSession) -> Any:
+        """The task's ``status`` and ``result``, locked (PostgreSQL; SQLite holds the write lock: the
+        API's cancel merges into ``result`` concurrently); None when this run no longer holds it."""
+        current = (
+            await db_session.execute(
+                select(Task.status, Task.result)
+                .where(Task.id == self.task_id, Task.worker_id == self.worker_id)
+                .with_for_update()
+            )
+        ).first()
+        return current if current is not None and current.status in HELD_TASK_STATUSES else None
+
     async def finish(
         self, status: TaskStatus, *, reason: str | None, message: str, result: dict[str, Any]
     ) -> bool:
         """End the task, merging ``result`` into the row's (the API's cancel request stays); False if not ours."""
         now = utcnow()
         async with self._written(write=True) as db_session:
-            # Locked (PostgreSQL; SQLite holds the write lock): the API's cancel merges into result too.
-            current = (
-                await db_session.execute(
-                    select(Task.status, Task.result)
-                    .where(Task.id == self.task_id, Task.worker_id == self.worker_id)
-                    .with_for_update()
-                )
-            ).first()
-            if current is None or current.status not in HELD_TASK_STATUSES:
+            current = await self._held(db_session)
+            if current is None:
                 logger.warning("task no longer ours; its end is not recorded", extra={"status": str(status)})
                 return False
             await db_session.execute(
