@@ -1,13 +1,16 @@
 """A run keeps going while its Redis stops and starts again (a Redis of the test's own).
 
 The worker's ``redis_url`` (its broker, the model's in-flight cap, the wake-up hints) is a private
-Redis that the test stops while the agent's model request is in flight and starts again (empty, on
-the same port) two steps later. The database is the truth: the task must still succeed.
+Redis that the test stops while the agent's model request is in flight and keeps down for
+``OUTAGE_S`` (the issue's bound: a run survives at least 60 s without Redis), while the run goes on
+asking the model (on a local slot), then starts again (empty, on the same port). The database is
+the truth: the task must still succeed, on its first attempt.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from tests.worker.agent.model_servers import Gate, ModelServer, Reply, serve
 from tests.worker.runtask.conftest import Api, Pool, StartWorker
 
 TAP = 'do(action="Tap", element=[500,500])'
+OUTAGE_S = 60.0
 
 
 def test_a_run_goes_on_through_a_redis_outage(
@@ -45,13 +49,17 @@ def test_a_run_goes_on_through_a_redis_outage(
 
         wait_until(lambda: len(model.requests) == 2, timeout=60, what="the second model request")
         redis_server.stop()
+        stopped = time.monotonic()
         stopped_mid_request.set()
         wait_until(lambda: len(model.requests) == 3, timeout=60, what="a model request while Redis is down")
+        # The outage's length is the fault under test (not a wait for something): Redis stays down.
+        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped)))
+        assert worker.proc.poll() is None, worker.log()[-4000:]
         redis_server.start()
         asked_while_down.set()
         done = api.wait_status(task["id"], ("succeeded",), timeout=90)
 
-    assert done["result"]["steps"] == 4, done
+    assert done["result"]["steps"] == 4 and done["attempts"] == 1, done
     # One warning for the outage (not one per request), with the endpoint and the error.
     fallbacks = [line for line in worker.log().splitlines() if "model slots: Redis unreachable" in line]
     assert len(fallbacks) == 1 and " WARNING " in fallbacks[0], fallbacks
