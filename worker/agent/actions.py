@@ -323,8 +323,26 @@ class Finish(ActionModel):
     changes_screen: ClassVar[bool] = False
     acts_on_phone: ClassVar[bool] = False
 
+    @property
+    def cannot(self) -> bool:
+        """Whether the model ends by saying it cannot do the task (docs/agent.md, "Asking instead of
+        looping"): its message begins with one of ``CANNOT_PREFIXES``. An explicit rule, so a
+        finish that merely mentions a failure ("the unread messages failed to load, there are 3")
+        is a result, not a refusal."""
+        text = self.message.strip().lower().replace("\u2019", "'")
+        return text.startswith(CANNOT_PREFIXES)
+
     async def execute(self, ctx: ActionExecutor) -> Outcome:
         return Outcome(finished=True, message=self.message)
+
+
+# How a finish's message begins when the model says it cannot do the task (Finish.cannot).
+CANNOT_PREFIXES = (
+    "cannot", "can't", "can not", "unable", "could not", "couldn't",
+    "i cannot", "i can't", "i can not", "i am unable", "i'm unable", "i was unable", "i could not",
+    "i couldn't", "the task cannot", "task cannot", "failed to", "i failed to",
+    "无法", "不能", "未能", "我无法", "我不能", "没能", "我没能",
+)  # fmt: skip
 
 
 # The union the parser validates against, made from the table: every registered action, by name.
@@ -349,6 +367,7 @@ def is_sensitive(action: ActionModel) -> bool:
 __all__ = [
     "ACTING",
     "ACTIONS",
+    "CANNOT_PREFIXES",
     "FINISH",
     "GRID_SIZE",
     "Action",
