@@ -74,3 +74,25 @@ def test_nobody_answering_within_wait_for_user_s_fails_no_answer_and_gives_the_p
     _, _, leases = api.rows(task["id"])
     assert len(leases) == 1 and leases[0].released_at is not None, leases
     pool.settle()
+
+
+def test_a_person_may_take_over_instead_of_answering_and_hand_back(
+    api: Api, pool: Pool, start_worker: StartWorker
+) -> None:
+    with serve(ModelServer(*LOOP, Reply('finish(message="done")'))) as model:
+        start_worker(model.base_url)
+        task = api.submit("Find the Wi-Fi page", timeout_s=120)
+        waits(api, task["id"], "question")
+        r = api.http.post(f"/api/v1/tasks/{task['id']}/takeover", json={"note": "let me"})
+        assert r.status_code == 200, r.text
+        held = api.wait_status(task["id"], ("user_control",), timeout=30)
+        assert held["waiting"] is None  # a person drives the phone: not a wait
+        r = api.http.post(f"/api/v1/tasks/{task['id']}/handback", json={"note": "I opened Network for you"})
+        assert r.status_code == 200, r.text
+        done = api.wait_status(task["id"], ("succeeded",), timeout=60)
+        requests = model.requests
+    assert done["message"] == "done"
+    assert "I opened Network for you" in requests[4].body["messages"][-1]["content"][-1]["text"]
+    asking = steps_of(api, task["id"])[3]
+    assert asking["result"] == "stuck: asked the user" and "took control" in asking["note"], asking
+    pool.settle()
