@@ -316,9 +316,10 @@ class Finish(ActionModel):
     message: str
     usage: ClassVar[str] = 'finish(message="xxx")'
     purpose: ClassVar[Purpose] = Purpose(
-        zh="任务已完成，或确实无法完成时结束任务；message 写明结果或原因。",
-        en="End the task when it is done, or when it truly cannot be done; message gives the "
-        "result or the reason.",
+        zh="任务已完成时结束任务，message 写明结果。确实无法完成时，message 以“无法”开头并写明原因，"
+        "系统会请用户帮忙。",
+        en="End the task when it is done; message gives the result. When it truly cannot be done, "
+        'begin message with "Cannot" and give the reason: the user is then asked for help.',
     )
     changes_screen: ClassVar[bool] = False
     acts_on_phone: ClassVar[bool] = False
