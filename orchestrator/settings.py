@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_PROFILE",
     "PLACEHOLDER_SECRETS",
     "PROFILE_NAME_PATTERN",
+    "AgentSettings",
     "ApiSettings",
     "AuthSettings",
     "IceServer",
@@ -59,6 +60,18 @@ class ModelSettings(_Group):
     # unreachable or answers 5xx/429, before the attempt ends as an infrastructure failure
     # (worker/agent/loop.py; then tasks.max_infra_attempts decides). 0: the client's own retries only.
     outage_budget_s: float = Field(default=120.0, ge=0)
+
+
+class AgentSettings(_Group):
+    """How the agent behaves when it cannot go on by itself (docs/agent.md, "Asking instead of looping")."""
+
+    # A run caught in a loop (the same action, a short cycle of screens and actions, or actions that
+    # change nothing): "ask" puts the task in waiting_for_user with a question saying what it tried
+    # (the person answers, takes over or cancels); "fail" ends it failed/stuck as before.
+    on_stuck: Literal["ask", "fail"] = "ask"
+    # How long a task waits for a person (a question, a takeover, a confirmation) before it ends
+    # failed/no_answer and its phone goes back to the pool.
+    wait_for_user_s: float = Field(default=900.0, gt=0)
 
 
 class TaskSettings(_Group):
@@ -312,6 +325,7 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     pool: PoolSettings = Field(default_factory=PoolSettings)
     tasks: TaskSettings = Field(default_factory=TaskSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     webrtc: WebRtcSettings = Field(default_factory=WebRtcSettings)

@@ -151,3 +151,15 @@ def test_worker_liveness_is_apart_from_the_lease_and_follows_a_shorter_one(monke
     monkeypatch.setenv("PHONEFLEET_POOL__WORKER_HEARTBEAT_S", "11")
     with pytest.raises(ValidationError, match="at most a third of worker_lost_s"):
         load_settings()
+
+
+def test_the_agent_group_asks_by_default_and_bounds_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert (settings.agent.on_stuck, settings.agent.wait_for_user_s) == ("ask", 900.0)
+    monkeypatch.setenv("PHONEFLEET_AGENT__ON_STUCK", "fail")
+    monkeypatch.setenv("PHONEFLEET_AGENT__WAIT_FOR_USER_S", "30")
+    assert (Settings().agent.on_stuck, Settings().agent.wait_for_user_s) == ("fail", 30.0)
+    with pytest.raises(ValidationError):
+        Settings(agent={"on_stuck": "loop"})
+    with pytest.raises(ValidationError):
+        Settings(agent={"wait_for_user_s": 0})

@@ -66,6 +66,12 @@ def test_submit_watch_answer_and_finish(web_fleet: WebFleet, artifacts: Path) ->
             await expect(page.locator("#task-status [data-status]")).to_have_attribute("data-status", "awaiting_confirmation")
             # The details say why the task is not moving, in the agent's words (the task's `waiting`).
             await expect(page.locator("#task-waiting")).to_have_text("Pay 1.00 EUR to the test shop", timeout=15 * S)
+            await expect(page.locator(".waiting-kind")).to_have_attribute("data-kind", "confirmation")
+            # The step that asks is in the timeline while it waits, with its screenshot.
+            asking = page.locator("#steps li.step", has=page.locator(".step-waiting"))
+            await expect(asking).to_have_count(1, timeout=15 * S)
+            await expect(asking).to_contain_text("Pay 1.00 EUR")
+            await expect(asking.locator("img")).to_have_count(1)
             await tab.shot("04-confirmation")
             await confirm.get_by_role("button", name="Approve").click()
             await expect(confirm).to_be_hidden(timeout=10 * S)

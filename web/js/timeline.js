@@ -44,7 +44,9 @@ function stepItem(step, fresh) {
     .filter(([, v]) => v !== undefined && v !== null)
     .map(([name, v]) => `${name} ${seconds(v)}`);
   if (step.prompt_tokens) timings.push(`${step.prompt_tokens} + ${step.completion_tokens ?? 0} tokens`);
-  const failed = step.result && step.result !== "ok";
+  // "waiting": the step asked a person and the answer has not come yet (it is rewritten once it has).
+  const waiting = step.result === "waiting";
+  const failed = step.result && step.result !== "ok" && !waiting;
   return h("li", { class: `step${failed ? " result-error" : ""}${fresh ? " new-step" : ""}`, dataset: { index: String(step.index) } },
     shot,
     h("div", {},
@@ -55,6 +57,7 @@ function stepItem(step, fresh) {
       h("p", {}, h("code", { class: "action" }, step.action_text ?? "—")),
       step.thinking ? h("p", { class: "thinking" }, step.thinking) : null,
       failed ? h("p", { class: "error" }, `Result: ${step.result}`) : null,
+      waiting ? h("p", { class: "step-waiting" }, "Waiting for a person…") : null,
       step.note ? h("p", { class: "muted" }, `Note: ${step.note}`) : null,
       timings.length ? h("p", { class: "timings" }, timings.join(" · ")) : null));
 }

@@ -316,15 +316,34 @@ class Finish(ActionModel):
     message: str
     usage: ClassVar[str] = 'finish(message="xxx")'
     purpose: ClassVar[Purpose] = Purpose(
-        zh="任务已完成，或确实无法完成时结束任务；message 写明结果或原因。",
-        en="End the task when it is done, or when it truly cannot be done; message gives the "
-        "result or the reason.",
+        zh="任务已完成时结束任务，message 写明结果。确实无法完成时，message 以“无法”开头并写明原因，"
+        "系统会请用户帮忙。",
+        en="End the task when it is done; message gives the result. When it truly cannot be done, "
+        'begin message with "Cannot" and give the reason: the user is then asked for help.',
     )
     changes_screen: ClassVar[bool] = False
     acts_on_phone: ClassVar[bool] = False
 
+    @property
+    def cannot(self) -> bool:
+        """Whether the model ends by saying it cannot do the task (docs/agent.md, "Asking instead of
+        looping"): its message begins with one of ``CANNOT_PREFIXES``. An explicit rule, so a
+        finish that merely mentions a failure ("the unread messages failed to load, there are 3")
+        is a result, not a refusal."""
+        text = self.message.strip().lower().replace("\u2019", "'")
+        return text.startswith(CANNOT_PREFIXES)
+
     async def execute(self, ctx: ActionExecutor) -> Outcome:
         return Outcome(finished=True, message=self.message)
+
+
+# How a finish's message begins when the model says it cannot do the task (Finish.cannot).
+CANNOT_PREFIXES = (
+    "cannot", "can't", "can not", "unable", "could not", "couldn't",
+    "i cannot", "i can't", "i can not", "i am unable", "i'm unable", "i was unable", "i could not",
+    "i couldn't", "the task cannot", "task cannot", "failed to", "i failed to",
+    "无法", "不能", "未能", "我无法", "我不能", "没能", "我没能",
+)  # fmt: skip
 
 
 # The union the parser validates against, made from the table: every registered action, by name.
@@ -349,6 +368,7 @@ def is_sensitive(action: ActionModel) -> bool:
 __all__ = [
     "ACTING",
     "ACTIONS",
+    "CANNOT_PREFIXES",
     "FINISH",
     "GRID_SIZE",
     "Action",

@@ -5,10 +5,11 @@
     │  ├─ ModelUnavailable       refused, 5xx, 429, connection error, every endpoint down   [retryable]
     │  ├─ ModelTimeout           no (complete) answer within the deadline                   [retryable]
     │  └─ ModelReplyError        an answer that is not a chat completion (bad JSON, no choices)
-    └─ ActionError (agent_feedback)   the model's action cannot be carried out
-       ├─ ActionParseError (raw)      the reply holds no well-formed action — never a finish
-       ├─ UnknownAction (name)        a well-formed call of an action we do not know
-       └─ ActionRejected              a known action with arguments that cannot work (off-grid point…)
+    ├─ ActionError (agent_feedback)   the model's action cannot be carried out
+    │  ├─ ActionParseError (raw)      the reply holds no well-formed action — never a finish
+    │  ├─ UnknownAction (name)        a well-formed call of an action we do not know
+    │  └─ ActionRejected              a known action with arguments that cannot work (off-grid point…)
+    └─ NoAnswer                  a person was asked and did not answer within the wait allowed
 
 ``agent_feedback`` is the text fed back to the model in its next turn; ``message`` is for operators.
 """
@@ -82,6 +83,13 @@ class ActionRejected(ActionError):
     code = "action_rejected"
 
 
+class NoAnswer(PhoneFleetError):
+    """Raised by the hooks when a question, takeover or confirmation waited its limit
+    (``agent.wait_for_user_s``) for a person: the run ends failed/``no_answer``."""
+
+    code = "no_answer"
+
+
 __all__ = [
     "ActionError",
     "ActionParseError",
@@ -90,5 +98,6 @@ __all__ = [
     "ModelReplyError",
     "ModelTimeout",
     "ModelUnavailable",
+    "NoAnswer",
     "UnknownAction",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from worker.agent import actions as a
@@ -57,6 +58,13 @@ class ActionExecutor:
         self.wait_cap_s = wait_cap_s
         self.swipe_ms = swipe_ms
         self.long_press_ms = long_press_ms
+        # Called as a person is asked (just before the state changes and the wait begins) with
+        # what is asked: the loop records the asking step then, so it shows while the task waits.
+        self.on_asking: Callable[[str], Awaitable[None]] | None = None
+
+    async def _asking(self, message: str) -> None:
+        if self.on_asking is not None:
+            await self.on_asking(message)
 
     async def execute(self, action: a.ActionModel) -> Outcome:
         """Run ``action``; ActionRejected when it cannot work on this phone (fed back to the model)."""
@@ -75,6 +83,7 @@ class ActionExecutor:
 
     async def sensitive_tap(self, action: a.Tap, message: str) -> Outcome:
         """Tap once a person approved ``message``; a denial stops the run."""
+        await self._asking(message)
         await self.hooks.on_state(AgentState.AWAITING_CONFIRMATION, message)
         approved = await self.hooks.request_confirmation(action, message)
         await self.hooks.on_state(AgentState.RUNNING)
@@ -85,6 +94,7 @@ class ActionExecutor:
 
     async def takeover(self, message: str) -> Outcome:
         """Hand the phone to a person; nobody to take over stops the run."""
+        await self._asking(message)
         await self.hooks.on_state(AgentState.WAITING_FOR_USER, message)
         note = await self.hooks.request_takeover(message)
         await self.hooks.on_state(AgentState.RUNNING)
@@ -94,9 +104,13 @@ class ActionExecutor:
 
     async def ask(self, question: str) -> Outcome:
         """Ask the user ``question``; without an answer the model is told to choose itself."""
+        await self._asking(question)
         await self.hooks.on_state(AgentState.ASKING_USER, question)
         answer = await self.hooks.ask_user(question)
         await self.hooks.on_state(AgentState.RUNNING)
+        if answer is None and self.steering.paused:
+            # A person took the phone instead of answering: the hand-back tells the model what they did.
+            return Outcome(note="The user took control instead of answering.")
         if answer is None:
             return Outcome(note="Nobody answered the question; make the most reasonable choice yourself.")
         return Outcome(note=f"The user answered: {answer}")

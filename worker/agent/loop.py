@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from PIL import Image
 
@@ -24,11 +25,11 @@ from device_pool.errors import DeviceError
 from worker.agent import actions as a
 from worker.agent import prompts
 from worker.agent.conversation import Conversation
-from worker.agent.errors import ActionError, ModelError
+from worker.agent.errors import ActionError, ModelError, NoAnswer
 from worker.agent.executor import ActionExecutor, Device
 from worker.agent.images import EncodedImage, image_part
 from worker.agent.parser import format_reply, parse_reply
-from worker.agent.results import AgentResult, FailReason, RunStatus, StepRecord, StepTimings
+from worker.agent.results import WAITING, AgentResult, FailReason, RunStatus, StepRecord, StepTimings
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,15 @@ class AgentConfig:
     budget_s: float = 600.0  # wall clock for the whole run
     lang: str = "en"  # "zh" for AutoGLM-Phone-9B, "en" for the multilingual model
     max_parse_errors: int = 3  # in a row
+    # The loop rules (docs/agent.md, "Asking instead of looping"); 0 turns a rule off.
     stuck_repeats: int = 4  # same screen and same action this many times in a row
+    stuck_cycle_max: int = 4  # a cycle of 2..this many (screen, action) pairs ...
+    stuck_cycle_repeats: int = 2  # ... repeated this many times in a row
+    stuck_no_change: int = 4  # actions on the phone in a row that changed nothing (or were rejected)
+    # On a loop, or a finish saying the task cannot be done (actions.Finish.cannot): "ask" a person
+    # (the run waits for an answer, a takeover or a cancel); "fail" ends failed/stuck, and such a
+    # finish ends the run as any finish does.
+    on_stuck: Literal["ask", "fail"] = "ask"
     history_tokens: int = 12000
     wait_cap_s: float = 10.0
     settle_timeout_s: float = 3.0
@@ -86,6 +95,13 @@ class AgentConfig:
 def _screen_key(image: Image.Image) -> bytes:
     # A thumbnail's hash: cheap, and blind to nothing a model would act on differently.
     return hashlib.blake2b(image.reduce(8).tobytes(), digest_size=16).digest()
+
+
+def _describe(action: a.ActionModel) -> str:
+    """An action as a person reads it in a question: ``Tap(element=[500, 2])``, ``Back``."""
+    fields = action.model_dump(mode="json", exclude={"name"}, exclude_none=True)
+    args = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in fields.items())
+    return f"{action.name}({args})" if args else str(action.name)
 
 
 class _AgentLoop:
@@ -113,7 +129,11 @@ class _AgentLoop:
         self.pending_notes: list[str] = []
         self.next_frame: Image.Image | None = None
         self.parse_errors = 0
-        self.repeats: list[tuple[bytes, str]] = []
+        # The (screen, action) pairs since the last time a person stepped in, for the loop rules,
+        # with each action as a question names it; and the actions in a row that changed nothing.
+        self.history: list[tuple[bytes, str]] = []
+        self.tried: list[str] = []
+        self.no_change: list[str] = []
         self.model_failing = False  # the hooks were told the model server fails (on_model_unavailable)
         # The model server's outages, against config.model_outage_budget_s: the total of those that
         # ended, and when the one in progress began (monotonic; None: the server answers).
@@ -147,6 +167,7 @@ class _AgentLoop:
                         f"The user took control and handed back. Their note: {note or '(none)'}"
                     )
                     self.next_frame = None  # the person changed the screen
+                    self._fresh_start()
             if self.steering.cancelled:
                 return self.result(RunStatus.CANCELLED, self.steering.cancel_reason or "cancelled")
             if self.remaining() <= 0:
@@ -160,6 +181,9 @@ class _AgentLoop:
             except DeviceError as exc:
                 logger.warning("device failed: %s", exc)
                 return self.result(RunStatus.FAILED, f"phone failed: {exc}", FailReason.DEVICE_ERROR)
+            except NoAnswer as exc:
+                logger.info("nobody answered: %s", exc.message)
+                return self.result(RunStatus.FAILED, exc.message, FailReason.NO_ANSWER)
             except ModelError as exc:
                 logger.warning("model failed: %s", exc)
                 if not exc.retryable:
@@ -315,7 +339,10 @@ class _AgentLoop:
                 action=action.model_dump(mode="json") if action is not None else None, result=result,
                 timings=timings, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens, note=note,
             )  # fmt: skip
-            self.steps.append(step)
+            if self.steps and self.steps[-1].index == index:
+                self.steps[-1] = step  # recorded when it asked a person; now with its end
+            else:
+                self.steps.append(step)
             return step
 
         try:
@@ -336,29 +363,51 @@ class _AgentLoop:
         action = parsed.action
         self.conversation.add_assistant(format_reply(parsed.thinking, action))
 
-        key = (_screen_key(image), parsed.action_text)
-        self.repeats = [*self.repeats, key][-self.config.stuck_repeats :]
-        if len(self.repeats) == self.config.stuck_repeats and len(set(self.repeats)) == 1:
-            await self.hooks.on_step(record(parsed.thinking, parsed.action_text, action, "stuck"))
-            return self.result(
-                RunStatus.FAILED,
-                f"stuck: the same action on the same screen {self.config.stuck_repeats} times",
-                FailReason.STUCK,
-            )
+        def step_of(result: str, note: str | None = None) -> StepRecord:
+            return record(parsed.thinking, parsed.action_text, action, result, note)
 
-        t0 = time.monotonic()
+        screen = _screen_key(image)
         try:
-            outcome = await self.executor.execute(action)
-        except ActionError as exc:
-            timings.act_s = time.monotonic() - t0
-            self.pending_notes.append(exc.agent_feedback)
-            await self.hooks.on_step(
-                record(parsed.thinking, parsed.action_text, action, f"rejected: {exc.message}")
-            )
-            return None
+            if isinstance(action, a.Finish) and action.cannot and self.config.on_stuck == "ask":
+                question = f"I can't do this by myself: {action.message}; please do it or tell me how."
+                return await self._ask_for_help(question, "cannot", step_of, FailReason.NEEDS_USER)
+            if not isinstance(action, (a.Finish, a.TakeOver, a.Interact)):  # already ending or asking
+                self.history.append((screen, parsed.action_text))
+                self.tried.append(_describe(action))
+                loop = self._loop_found()
+                if loop is not None:
+                    why, tried = loop
+                    if self.config.on_stuck == "fail":
+                        await self.hooks.on_step(step_of("stuck"))
+                        return self.result(RunStatus.FAILED, f"stuck: {why}", FailReason.STUCK)
+                    where = app or "this screen"
+                    question = (
+                        f"I'm stuck on {where}: I tried {', '.join(dict.fromkeys(tried))} ({why}); "
+                        "please do it or tell me how."
+                    )
+                    return await self._ask_for_help(question, "stuck", step_of, FailReason.STUCK)
+
+            async def asking(message: str) -> None:
+                await self.hooks.on_step(step_of(WAITING, message))
+
+            self.executor.on_asking = asking  # the step that asks a person is recorded when it asks
+            t0 = time.monotonic()
+            try:
+                outcome = await self.executor.execute(action)
+            except ActionError as exc:
+                timings.act_s = time.monotonic() - t0
+                self.pending_notes.append(exc.agent_feedback)
+                self.no_change.append(_describe(action))
+                await self.hooks.on_step(step_of(f"rejected: {exc.message}"))
+                return None
+        except NoAnswer as exc:
+            await self.hooks.on_step(step_of("no answer", exc.message))
+            raise
         timings.act_s = time.monotonic() - t0
         if outcome.note:
             self.pending_notes.append(outcome.note)
+        if isinstance(action, (a.TakeOver, a.Interact)) or a.is_sensitive(action):
+            self._fresh_start()  # a person had their say
         if not (outcome.finished or outcome.stop) and action.changes_screen:
             t0 = time.monotonic()
             launch = isinstance(action, a.Launch)
@@ -369,12 +418,73 @@ class _AgentLoop:
             )
             self.next_frame = settled.image
             timings.settle_s = time.monotonic() - t0
+            if type(action).acts_on_phone:
+                if _screen_key(settled.image) == screen:
+                    self.no_change.append(_describe(action))
+                else:
+                    self.no_change.clear()
         note = outcome.step_note if outcome.step_note is not None else outcome.note
-        await self.hooks.on_step(record(parsed.thinking, parsed.action_text, action, "ok", note))
+        await self.hooks.on_step(step_of("ok", note))
         if outcome.finished:
             return self.result(RunStatus.SUCCEEDED, outcome.message)
         if outcome.stop is not None:
             return self.result(RunStatus.FAILED, outcome.message, outcome.stop)
+        return None
+
+    def _fresh_start(self) -> None:
+        """Forget the loop rules' history: a person stepped in, what came before is no loop."""
+        self.history.clear()
+        self.tried.clear()
+        self.no_change.clear()
+
+    def _loop_found(self) -> tuple[str, list[str]] | None:
+        """Why the run goes round in a loop, and the actions it tried; None while it does not."""
+        cfg, history = self.config, self.history
+        n = cfg.stuck_repeats
+        if n > 0 and len(history) >= n and len(set(history[-n:])) == 1:
+            return f"the same action on the same screen {n} times", self.tried[-1:]
+        r = cfg.stuck_cycle_repeats
+        for p in range(2, cfg.stuck_cycle_max + 1):
+            # The last p pairs, and the p before them (and so on r times), are the same sequence.
+            long_enough = r >= 2 and len(history) >= p * r
+            if long_enough and len(set(history[-p:])) > 1 and history[-p * r :] == history[-p:] * r:
+                return f"a loop of {p} actions on the same screens {r} times over", self.tried[-p:]
+        m = cfg.stuck_no_change
+        if m > 0 and len(self.no_change) >= m:
+            return f"{len(self.no_change)} actions in a row changed nothing on screen", self.no_change[-m:]
+        return None
+
+    async def _ask_for_help(
+        self,
+        question: str,
+        result: str,
+        step_of: Callable[[str, str | None], StepRecord],
+        unanswered: FailReason,
+    ) -> AgentResult | None:
+        """Ask a person ``question`` instead of carrying out the step's action (a loop, or a finish
+        saying the task cannot be done): their answer goes into the next turn; a takeover carries on
+        at hand-back; nobody to ask ends the run with ``unanswered``."""
+        await self.hooks.on_step(step_of(WAITING, question))  # shown before the task says it waits
+        await self.hooks.on_state(AgentState.ASKING_USER, question)
+        answer = await self.hooks.ask_user(question)
+        self._fresh_start()
+        if self.steering.cancelled:
+            await self.hooks.on_step(step_of(f"{result}: cancelled while asking", question))
+            return self.result(RunStatus.CANCELLED, self.steering.cancel_reason or "cancelled")
+        if answer is None and not self.steering.paused:
+            await self.hooks.on_step(step_of(f"{result}: nobody to ask", question))
+            what = "stuck" if unanswered == FailReason.STUCK else "needs a person"
+            return self.result(RunStatus.FAILED, f"{what}: {question}", unanswered)
+        await self.hooks.on_state(AgentState.RUNNING)
+        if answer is None:
+            note = "The user took control instead of answering."
+        else:
+            note = f"The user answered: {answer}"
+            self.pending_notes.append(
+                f"Your last action was not carried out: you asked the user for help ({question}). {note}"
+            )
+        self.next_frame = None
+        await self.hooks.on_step(step_of(f"{result}: asked the user", note))
         return None
 
 

@@ -18,7 +18,9 @@ class RunStatus(enum.StrEnum):
 
 class FailReason(enum.StrEnum):
     MAX_STEPS = "max_steps"
-    STUCK = "stuck"  # same screen, same action, N times
+    # A loop (the same action, a short cycle, or actions that change nothing) with agent.on_stuck
+    # = fail, or with "ask" and nobody to ask.
+    STUCK = "stuck"
     PARSE_ERRORS = "parse_errors"  # N replies in a row held no valid action
     # Unreachable, 5xx, 429 or no answer, past the client's retries and the run's outage budget.
     MODEL_UNAVAILABLE = "model_unavailable"
@@ -26,6 +28,7 @@ class FailReason(enum.StrEnum):
     DEVICE_ERROR = "device_error"
     DENIED = "denied"  # a person denied a sensitive action
     NEEDS_USER = "needs_user"  # a takeover or question nobody could serve
+    NO_ANSWER = "no_answer"  # a person was asked and did not answer within agent.wait_for_user_s
 
 
 @dataclass
@@ -47,6 +50,11 @@ class StepTimings:
     settle_s: float = 0.0
     time_to_first_token_s: float | None = None
     image_bytes: int = 0  # the screenshot as sent to the model
+
+
+# A step's result while the person it asked has not answered yet: ``on_step`` is called again for
+# the same step, with its end, once they have.
+WAITING = "waiting"
 
 
 @dataclass

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from worker.agent.results import AgentResult, StepRecord
+from worker.agent.results import WAITING, AgentResult, StepRecord
 
 
 class TrajectoryWriter:
@@ -20,6 +20,8 @@ class TrajectoryWriter:
         self.jpeg_quality = jpeg_quality
 
     def _write_step(self, step: StepRecord) -> None:
+        if step.result == WAITING:
+            return  # a step that asks a person comes again with its end: one line per step
         line: dict[str, Any] = step.to_json()
         if step.screenshot is not None:
             name = f"step-{step.index:03d}.jpg"

@@ -30,7 +30,7 @@ by one), the worker shutting down (``worker_shutdown``: the run is cancelled) â€
 while ``attempts < tasks.max_infra_attempts`` and ``rows.retry_refusal`` allows it (a task that
 acted on the phone: ``retry_after_acting``); otherwise it fails with that reason, its message
 saying why it was not retried. A lost worker is the same rule, applied by the next claim. Every
-other end (succeeded, max_steps, stuck, parse_errors, model_error, denied, needs_user, timeout,
+other end (succeeded, max_steps, stuck, parse_errors, model_error, denied, needs_user, no_answer, timeout,
 cancelled, no_device, unknown_profile) is final.
 """
 
@@ -268,13 +268,14 @@ async def _drive(
     settings = deps.settings
     hooks = TaskHooks(
         rows, steering, data_dir=settings.data_dir, deadline=deadline, poll_s=deps.answer_poll_s,
-        first_step=claim.first_step,
+        first_step=claim.first_step, wait_for_user_s=settings.agent.wait_for_user_s,
     )  # fmt: skip
     config = AgentConfig(
         max_steps=claim.max_steps,
         budget_s=max(0.0, deadline - time.monotonic()),
         lang=settings.model.lang,
         model_outage_budget_s=settings.model.outage_budget_s,
+        on_stuck=settings.agent.on_stuck,
     )
     endpoint = ModelEndpoint(
         base_url=settings.model.base_url,

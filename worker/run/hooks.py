@@ -2,7 +2,9 @@
 
 - ``on_step``: the screenshot as ``{data_dir}/tasks/<task_id>/step-NNN.jpg`` (NNN = the step's
   0-based index, as the API numbers steps), then a ``steps`` row and a ``task.step`` event in one
-  transaction. The rows and files are the trajectory.
+  transaction. The rows and files are the trajectory. A step that asks a person is recorded when
+  it asks (result ``waiting``, its note what was asked), and again once answered (the same row
+  rewritten with its result and the answer, another ``task.step`` event).
 - ``on_state``: the task status (running, waiting_for_user, awaiting_confirmation, user_control)
   and its ``task.status`` event, with the task's ``waiting`` object: ``takeover``, ``question`` or
   ``confirmation`` carrying the agent's message while it waits on a person, null otherwise.
@@ -17,8 +19,11 @@
   | a takeover (login, captcha) | ``task.takeover_requested`` {message} | ``task.handback`` | ``note`` (str, optional) |
   | an answer (Interact) | ``task.question`` {question} | ``task.reply`` | ``answer`` (str) |
 
-  polled every ``poll_s`` until the task's budget runs out (then: denied / nobody took over /
-  no answer) or the run is cancelled.
+  polled every ``poll_s`` for at most ``wait_for_user_s`` (``agent.wait_for_user_s``): past it
+  ``NoAnswer`` is raised and the run ends failed/``no_answer`` (its phone goes back to the pool).
+  The task's budget running out first, or a cancel, ends the wait with None (denied / nobody took
+  over / no answer); a person taking the phone during a question or a confirmation ends it with
+  None too (the agent goes on once they hand back).
 - ``Watcher``: every ``interval_s`` reads the task row (status, holder, ``result``) — a
   ``result.cancel_requested_at`` cancels the run (within a second of the API call), a row that
   another worker re-claimed cancels it too; every ``task_heartbeat_s`` stamps the task's
@@ -43,6 +48,7 @@ from device_pool.pool import LeaseGrant, LeaseStore
 from orchestrator.db import CANCEL_REQUESTED, TaskStatus, WaitingKind, utcnow, waiting
 from orchestrator.errors import DatabaseUnavailable
 from worker.agent.actions import Action
+from worker.agent.errors import NoAnswer
 from worker.agent.results import StepRecord
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 from worker.run.rows import CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, TaskRows, clock
@@ -89,6 +95,7 @@ class TaskHooks(AgentHooks):
         poll_s: float = 0.5,
         jpeg_quality: int = 80,
         first_step: int = 0,
+        wait_for_user_s: float = 900.0,
     ) -> None:
         self.rows = rows
         self.first_step = first_step  # the API index of this attempt's first step (Claim.first_step)
@@ -97,9 +104,18 @@ class TaskHooks(AgentHooks):
         self.deadline = deadline  # time.monotonic() at which the task's budget runs out
         self.poll_s = poll_s
         self.jpeg_quality = jpeg_quality
+        self.wait_for_user_s = wait_for_user_s
+        self._recorded: set[int] = set()  # the API indices of this run's steps already written
 
     async def on_step(self, step: StepRecord) -> None:
         index = self.first_step + step.index - 1  # the agent counts from 1, the API from 0
+        event = {"index": index, "action_text": step.action_text, "result": step.result,
+                 "current_app": step.current_app}  # fmt: skip
+        if index in self._recorded:  # recorded when it asked a person: now its end
+            values = {"result": step.result, "note": step.note, "timings": step.to_json()["timings"]}
+            await self.rows.update_step(index, values, event)
+            logger.info("step updated", extra={"step": index, "result": step.result})
+            return
         relative = None
         if step.screenshot is not None:
             relative = screenshot_path(self.rows.task_id, index)
@@ -111,9 +127,8 @@ class TaskHooks(AgentHooks):
             "result": step.result, "note": step.note, "timings": record["timings"],
             "prompt_tokens": step.prompt_tokens, "completion_tokens": step.completion_tokens,
         }  # fmt: skip
-        event = {"index": index, "action_text": step.action_text, "result": step.result,
-                 "current_app": step.current_app}  # fmt: skip
         await self.rows.add_step(row, event)
+        self._recorded.add(index)
         logger.info("step recorded", extra={"step": index, "result": step.result})
 
     def _save_jpeg(self, step: StepRecord, path: Path) -> None:
@@ -172,19 +187,32 @@ class TaskHooks(AgentHooks):
         return text if isinstance(text, str) else None
 
     async def _ask(self, request: str, payload: dict[str, Any], reply: str) -> dict[str, Any] | None:
-        """Write the request event, then poll for the reply event; None on deadline or cancel."""
+        """Write the request event, then poll for the reply event; None on the task's deadline, a
+        cancel, or a person taking the phone (but for a takeover, whose reply is their hand-back);
+        ``NoAnswer`` past ``wait_for_user_s``."""
         after = await self.rows.add_event(request, payload)
+        limit = time.monotonic() + self.wait_for_user_s
         while not self.steering.cancelled:
             events = await self.rows.events_after(after, (reply,))
             if events:
                 return dict(events[0].payload or {})
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
+            if self.steering.paused and reply != "task.handback":
+                return None
+            now = time.monotonic()
+            if self.deadline - now <= 0:
                 logger.info("no answer within the task's budget", extra={"waiting_for": reply})
                 return None
+            if limit - now <= 0:
+                asked = payload.get("message") or payload.get("question") or ""
+                waited = f"{self.wait_for_user_s:g} s (agent.wait_for_user_s)"
+                raise NoAnswer(f"no answer within {waited}: {asked}")
+            pause = min(self.poll_s, self.deadline - now, limit - now)
+            if self.steering.paused:
+                await asyncio.sleep(pause)  # paused: the interrupt stays set, so poll at the pace
+                continue
             with contextlib.suppress(TimeoutError):
                 # A cancel ends the wait at once instead of at the next poll.
-                await asyncio.wait_for(self.steering.wait_interrupt(), min(self.poll_s, remaining))
+                await asyncio.wait_for(self.steering.wait_interrupt(), pause)
         return None
 
 

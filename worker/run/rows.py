@@ -320,6 +320,15 @@ class TaskRows:
             await db_session.execute(insert(Step).values(task_id=self.task_id, **step))
             await _event(db_session, self.tenant_id, self.task_id, "task.step", event)
 
+    async def update_step(self, index: int, values: dict[str, Any], event: dict[str, Any]) -> None:
+        """Rewrite step ``index`` (a step recorded when it asked a person, now with its end) and
+        write its ``task.step`` event again, in one transaction."""
+        async with self._written() as db_session:
+            await db_session.execute(
+                update(Step).where(Step.task_id == self.task_id, Step.index == index).values(**values)
+            )
+            await _event(db_session, self.tenant_id, self.task_id, "task.step", event)
+
     async def add_event(self, type_: str, payload: dict[str, Any]) -> int:
         """Write an event on this task; returns its id."""
         async with self._written() as db_session:

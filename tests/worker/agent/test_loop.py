@@ -41,13 +41,23 @@ async def wifi_switch_point(device: AdbDevice) -> str:
 
 
 class Recorder(AgentHooks):
-    def __init__(self, confirm: bool = False, takeover_note: str | None = None) -> None:
+    def __init__(
+        self, confirm: bool = False, takeover_note: str | None = None, answer: str | None = None
+    ) -> None:
         self.states: list[AgentState] = []
         self.steps = []
         self.confirm = confirm
         self.takeover_note = takeover_note
+        self.answer = answer
         self.confirmations: list[str] = []
         self.takeovers: list[str] = []
+        self.questions: list[str] = []
+        self.steps_when_asked: list[list[tuple[int, str]]] = []  # (index, result) of the steps seen
+
+    async def ask_user(self, question: str) -> str | None:
+        self.questions.append(question)
+        self.steps_when_asked.append([(s.index, s.result) for s in self.steps])
+        return self.answer
 
     async def on_step(self, step) -> None:
         self.steps.append(step)
@@ -260,9 +270,9 @@ def test_max_steps_ends_the_run(fresh_device: AdbDevice) -> None:
     async def body():
         with serve(ModelServer(*replies)) as server:
             async with client(server.base_url) as model:
-                return await run_agent(
-                    "Wander", fresh_device, model, config=AgentConfig(max_steps=4, stuck_repeats=10)
-                )
+                # Home, Back, Home, Back on the home screen is a loop: the loop rules are off here.
+                config = AgentConfig(max_steps=4, stuck_repeats=10, stuck_cycle_repeats=0, stuck_no_change=0)
+                return await run_agent("Wander", fresh_device, model, config=config)
 
     result = run(body())
     assert (
@@ -337,3 +347,93 @@ def test_pause_mid_call_then_resume_with_a_note(fresh_device: AdbDevice) -> None
     result, _hooks, last = run(body())
     assert result.status == RunStatus.SUCCEEDED and result.step_count == 1
     assert "I opened the app for you" in last["messages"][-1]["content"][-1]["text"]
+
+
+# Settings opened from the home screen, then home again: the screens change, but the pairs of
+# (screen, action) come round again — a loop of two.
+SETTINGS_AND_BACK = [Reply('do(action="Launch", app="Settings")'), Reply('do(action="Home")')] * 2
+
+
+def test_a_cycle_of_two_actions_asks_the_user_and_their_answer_reaches_the_model(
+    fresh_device: AdbDevice,
+) -> None:
+    async def body():
+        await fresh_device.key("home")
+        await fresh_device.wait_for_settle(interval=0.3)
+        hooks = Recorder(answer="Wi-Fi is under Network")
+        with serve(ModelServer(*SETTINGS_AND_BACK, Reply('finish(message="done")'))) as server:
+            async with client(server.base_url) as model:
+                result = await run_agent("Find Wi-Fi", fresh_device, model, hooks=hooks)
+            return result, hooks, server.requests
+
+    result, hooks, requests = run(body())
+    assert result.status == RunStatus.SUCCEEDED, result
+    [question] = hooks.questions
+    assert (
+        question.startswith("I'm stuck on Settings: I tried ") and "please do it or tell me how" in question
+    )
+    assert 'Launch(app="Settings")' in question and "Home" in question and "a loop of 2 actions" in question
+    assert AgentState.ASKING_USER in hooks.states
+    # The step that asks was recorded when it asked (with its screenshot), and again once answered.
+    assert hooks.steps_when_asked == [[(1, "ok"), (2, "ok"), (3, "ok"), (4, "waiting")]]
+    assert hooks.steps[3].screenshot is not None
+    assert [(s.index, s.result) for s in result.steps] == [
+        (1, "ok"), (2, "ok"), (3, "ok"), (4, "stuck: asked the user"), (5, "ok"),
+    ]  # fmt: skip
+    assert "Wi-Fi is under Network" in result.steps[3].note
+    # The looping action was not carried out, and the answer is in the model's next turn.
+    assert "Wi-Fi is under Network" in requests[4].body["messages"][-1]["content"][-1]["text"]
+
+
+def test_a_cycle_with_on_stuck_fail_ends_failed_stuck(fresh_device: AdbDevice) -> None:
+    async def body():
+        await fresh_device.key("home")
+        await fresh_device.wait_for_settle(interval=0.3)
+        hooks = Recorder(answer="never asked")
+        with serve(ModelServer(*SETTINGS_AND_BACK, default=Reply('finish(message="done")'))) as server:
+            async with client(server.base_url) as model:
+                config = AgentConfig(on_stuck="fail")
+                return await run_agent("Find Wi-Fi", fresh_device, model, hooks=hooks, config=config), hooks
+
+    result, hooks = run(body())
+    assert result.status == RunStatus.FAILED and result.reason == FailReason.STUCK, result
+    assert "a loop of 2 actions" in result.message and hooks.questions == []
+    assert result.steps[-1].result == "stuck" and len(result.steps) == 4
+
+
+def test_actions_that_change_nothing_ask_the_user(fresh_device: AdbDevice) -> None:
+    # Taps on the status bar, each at another point: no one action repeats, none changes the screen.
+    taps = [Reply(f'do(action="Tap", element=[{x}, 2])') for x in (200, 400, 600, 800, 900)]
+
+    async def body():
+        hooks = Recorder(answer=None)  # nobody to ask: the run ends stuck
+        with serve(ModelServer(*taps)) as server:
+            async with client(server.base_url) as model:
+                return await run_agent("Tap around", fresh_device, model, hooks=hooks), hooks
+
+    result, hooks = run(body())
+    assert result.status == RunStatus.FAILED and result.reason == FailReason.STUCK, result
+    [question] = hooks.questions
+    assert "4 actions in a row changed nothing on screen" in question, question
+    assert "Tap(element=[200, 2])" in question and "Tap(element=[800, 2])" in question
+    assert [s.result for s in result.steps] == ["ok"] * 4 + ["stuck: nobody to ask"]
+
+
+def test_a_finish_saying_it_cannot_asks_instead_of_succeeding(fresh_device: AdbDevice) -> None:
+    script = [Reply('finish(message="I cannot find the Notes app")'), Reply('finish(message="note written")')]
+
+    async def body(answer):
+        hooks = Recorder(answer=answer)
+        with serve(ModelServer(*script)) as server:
+            async with client(server.base_url) as model:
+                return await run_agent("Write a note", fresh_device, model, hooks=hooks), hooks
+
+    result, hooks = run(body("It is the yellow icon"))
+    assert result.status == RunStatus.SUCCEEDED and result.message == "note written", result
+    assert hooks.questions == [
+        "I can't do this by myself: I cannot find the Notes app; please do it or tell me how."
+    ]
+    assert result.steps[0].result == "cannot: asked the user"
+
+    result, hooks = run(body(None))  # nobody to ask: not a success
+    assert result.status == RunStatus.FAILED and result.reason == FailReason.NEEDS_USER, result

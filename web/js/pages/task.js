@@ -9,6 +9,13 @@ import { FINAL, HOLDS_PHONE, badge, label, shortId, timeEl } from "../format.js"
 import { PhonePanel } from "../phone.js";
 import { Timeline } from "../timeline.js";
 
+// What a task waits for (its `waiting.kind`, docs/api.md "Why a task waits"), as a person reads it.
+const WAITING_KINDS = {
+  queued: "In the queue", broker_unavailable: "Queue unreachable", no_device: "A phone",
+  model_unavailable: "The model server", takeover: "You, to take over", confirmation: "Your approval",
+  question: "Your answer", retrying: "Its next attempt", personal_phone_busy: "Your phone", quota: "The quota",
+};
+
 export function mount(outlet, { params }) {
   const id = params[0];
   let task = null;
@@ -84,7 +91,10 @@ export function mount(outlet, { params }) {
       h("dt", {}, "Finished"), h("dd", {}, timeEl(task.finished_at)),
       h("dt", {}, "Max steps"), h("dd", {}, String(task.max_steps)),
       // Why it is not moving (a device, the model server, a person…): the server's words, as they change.
-      task.waiting ? [h("dt", {}, "Waiting"), h("dd", { id: "task-waiting" }, task.waiting.message)] : null,
+      task.waiting ? [h("dt", {}, "Waiting"), h("dd", {},
+        h("span", { class: "waiting-kind", dataset: { kind: task.waiting.kind } }, `${WAITING_KINDS[task.waiting.kind] ?? task.waiting.kind}: `),
+        h("span", { id: "task-waiting" }, task.waiting.message),
+        task.waiting.since ? [" (since ", timeEl(task.waiting.since), ")"] : null)] : null,
       task.reason || task.message ? [h("dt", {}, "Outcome"), h("dd", {}, [task.reason, task.message].filter(Boolean).join(": "))] : null,
       result.elapsed_s ? [h("dt", {}, "Elapsed"), h("dd", {}, `${Number(result.elapsed_s).toFixed(1)} s`)] : null);
 
