@@ -267,9 +267,8 @@ async def _drive(
 
     settings = deps.settings
     hooks = TaskHooks(
-        rows, steering, data_dir=settings.data_dir, deadline=deadline, poll_s=deps.answer_poll_s,
-        first_step=claim.first_step,
-    )  # fmt: skip
+        rows, steering, data_dir=settings.data_dir, deadline=deadline, poll_s=deps.answer_poll_s
+    )
     config = AgentConfig(
         max_steps=claim.max_steps,
         budget_s=max(0.0, deadline - time.monotonic()),
