@@ -11,9 +11,12 @@ echoes). Points are normalised to the video frame (0–1, left/top to right/bott
     {"type": "text", "text": "hello"}                  typed into the focused field, added to it
     {"type": "key", "key": "back"}                      back, home, recents, enter, delete
     {"type": "ping"}                                    keeps an otherwise idle viewer open
+    {"type": "screen"}                                  is the screen protected? (screen.py)
 
     → {"type": "ack", "id": 1, "ok": true, "error": null, "message": null}
     → {"type": "ack", "id": 2, "ok": false, "error": "not_in_control", "message": "view only: …"}
+    → {"type": "ack", "id": 3, "ok": true, …, "screen": {"protected": true, "elements": [{"bounds": [l, t, r, b],
+       "label": "Password", "kind": "EditText", "clickable": true, "editable": true, "password": true, …}]}}
 
 Every message is acked in the order it came (they run one at a time, so a swipe after a tap
 happens after it). Input is checked against who holds control *now* (``access.py``) and only then
@@ -38,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from device_pool.driver import AdbDevice
 from device_pool.errors import DeviceError
 from orchestrator.live.geometry import VideoGeometry
+from orchestrator.live.screen import describe_screen
 
 __all__ = ["MAX_MESSAGE_BYTES", "MAX_PENDING", "InputChannel", "InputRecorder", "parse_message"]
 
@@ -105,7 +109,13 @@ class Ping(_Message):
     type: Literal["ping"]
 
 
-Message = Annotated[Tap | DoubleTap | LongPress | Swipe | Text | Key | Ping, Field(discriminator="type")]
+class Screen(_Message):
+    type: Literal["screen"]
+
+
+Message = Annotated[
+    Tap | DoubleTap | LongPress | Swipe | Text | Key | Ping | Screen, Field(discriminator="type")
+]
 _MESSAGE: TypeAdapter[Message] = TypeAdapter(Message)
 
 
@@ -199,6 +209,11 @@ class InputChannel:
             return ack(exc.message_id, "invalid_message", str(exc))
         if isinstance(message, Ping):
             return ack(message.id)
+        if isinstance(message, Screen):  # a question about the screen, not input: watchers may ask
+            try:
+                return {**ack(message.id), "screen": await describe_screen(self.phone)}
+            except DeviceError as exc:
+                return ack(message.id, exc.code, str(exc))
         allowed, why = await self.may_control()
         if not allowed:
             return ack(message.id, "not_in_control", why)

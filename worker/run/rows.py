@@ -124,7 +124,8 @@ class Claim:
     attempts: int
     reclaimed: bool  # its previous worker's heartbeat had gone stale
     ended_leases: int = 0  # the lost run's leases this claim ended (their phones are resetting)
-    # The index this attempt's first step gets: a dead worker's steps are kept, and numbered on from.
+    # The index after a dead attempt's steps (they are kept). Informational: each step takes the
+    # task's next index itself (orchestrator/db/steps.py), as a person's steps take indexes too.
     first_step: int = 0
     retry_after_acting: bool | None = None  # the task's field (retry_refusal)
     # Phones an earlier attempt failed on (their task.retrying events): this attempt avoids them.
