@@ -74,6 +74,10 @@ def test_a_persons_input_is_recorded_as_steps_in_order_with_the_agents(
                 r = await client.connect(http, f"/api/v1/tasks/{task_id}/webrtc")
                 assert r.status_code == 200, r.text
                 assert (await client.wait_message("hello"))["control"] is True
+                screen = await client.request({"type": "screen"})
+                assert screen["ok"] is True and screen["screen"] == {"protected": False, "elements": []}, (
+                    screen
+                )
                 assert (await client.request({"type": "tap", **_norm(fab.center)}))["ok"] is True
                 title = await wait_for_node(phone, rid="note_title")
                 assert (await client.request({"type": "tap", **_norm(title.center)}))["ok"] is True
@@ -85,6 +89,17 @@ def test_a_persons_input_is_recorded_as_steps_in_order_with_the_agents(
                 await phone.launch("Bank")
                 username = await wait_for_node(phone, rid="username")
                 password = await wait_for_node(phone, rid="password")
+                # A secure window: the live view is told so, with the elements of its view tree.
+                screen = (await client.request({"type": "screen"}))["screen"]
+                assert screen["protected"] is True, screen
+                fields = {e["label"]: e for e in screen["elements"]}
+                assert fields["Password"]["password"] is True and fields["Password"]["editable"] is True
+                assert fields["Log in"]["clickable"] is True
+                left, top, right, bottom = fields["Password"]["bounds"]
+                assert (
+                    left < password.center[0] / PHONE[0] < right
+                    and top < password.center[1] / PHONE[1] < bottom
+                )
                 assert (await client.request({"type": "tap", **_norm(username.center)}))["ok"] is True
                 assert (await client.request({"type": "text", "text": "demo"}))["ok"] is True
                 assert (await client.request({"type": "tap", **_norm(password.center)}))["ok"] is True
