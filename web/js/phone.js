@@ -183,12 +183,16 @@ export class PhonePanel {
     this.protectedBoxes.replaceChildren(...screen.elements.map((e) => {
       const [l, t, r, b] = e.bounds;
       const kind = e.password ? "password field" : e.editable ? "text field" : e.clickable ? "button" : "text";
-      return h("div", {
+      const outline = h("div", {
         class: `protected-box${e.focused ? " focused" : ""}${e.clickable || e.editable ? " actionable" : ""}`,
         title: `${e.label} (${kind})`,
-        style: `left:${box.left + l * box.width}px;top:${box.top + t * box.height}px;` +
-          `width:${(r - l) * box.width}px;height:${(b - t) * box.height}px`,
       }, h("span", {}, e.label));
+      // Through the CSSOM: the page's Content-Security-Policy refuses inline style attributes.
+      Object.assign(outline.style, {
+        left: `${box.left + l * box.width}px`, top: `${box.top + t * box.height}px`,
+        width: `${(r - l) * box.width}px`, height: `${(b - t) * box.height}px`,
+      });
+      return outline;
     }));
   }
 
