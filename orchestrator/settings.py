@@ -300,6 +300,9 @@ class WebRtcSettings(_Group):
     connect_timeout_s: float = Field(default=20.0, gt=0)  # answer sent → ICE+DTLS connected
     linger_s: float = Field(default=5.0, ge=0)  # the phone's capture outlives its last viewer
     lease_check_s: float = Field(default=1.0, gt=0)  # how often viewers' leases are re-read
+    # A person's step during a takeover gets its screenshot once they paused this long (or just
+    # before their next input); text typed in a burst is one step (orchestrator/live/user_steps.py).
+    user_step_quiet_s: float = Field(default=0.5, gt=0, le=10)
     # screenrecord stops by itself after at most 180 s (Android); the stream restarts it.
     record_time_limit_s: int = Field(default=180, ge=1, le=180)
     keyframe_min_interval_s: float = Field(default=1.0, ge=0)  # restarts asked by viewers, at most

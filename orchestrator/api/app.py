@@ -116,7 +116,9 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             events=hub,
             webhooks=WebhookService(db),
         )
-        app.state.live = live = LiveHub(settings.webrtc, db)  # WebRTC viewers (orchestrator/live)
+        app.state.live = live = LiveHub(
+            settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal
+        )  # WebRTC viewers (orchestrator/live)
         if freeze_heap:
             _freeze_startup_heap()
         try:

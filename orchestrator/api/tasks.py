@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
 from orchestrator.api.deps import CurrentPrincipal, StepServiceDep, TaskServiceDep
+from orchestrator.api.live import LiveHubDep
 from orchestrator.api.schemas import (
     ConfirmIn,
     ErrorOut,
@@ -142,9 +143,11 @@ async def takeover_task(
     responses={409: {"model": ErrorOut, "description": "Nobody took over"}},
 )
 async def handback_task(
-    task_id: uuid.UUID, body: HandbackIn, principal: CurrentPrincipal, tasks: TaskServiceDep
+    task_id: uuid.UUID, body: HandbackIn, principal: CurrentPrincipal, tasks: TaskServiceDep, live: LiveHubDep
 ) -> TaskOut:
-    """In `user_control`, or `waiting_for_user` on the agent's takeover request: a `task.handback` {note}."""
+    """In `user_control`, or `waiting_for_user` on the agent's takeover request: a `task.handback` {note}
+    and a `Hand_back` step (actor `user`) after the steps the person made on the live view."""
+    await live.flush_user_steps(task_id)  # their last action's step is recorded before the hand-back
     return TaskOut.from_row(await tasks.handback(principal, task_id, body.note))
 
 

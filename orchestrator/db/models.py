@@ -223,13 +223,15 @@ class Lease(_Row, Base):
 
 
 class Step(_Row, Base):
-    """One agent step: screenshot → model reply → action → result."""
+    """One step of a task: the agent's (screenshot → model reply → action → result), or a person's
+    action on the phone during a takeover (``actor`` = ``user``; ``orchestrator/db/steps.py``)."""
 
     __tablename__ = "steps"
     __table_args__ = (UniqueConstraint("task_id", "index"),)
 
     task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
     index: Mapped[int]
+    actor: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")  # agent | user
     screenshot: Mapped[str | None] = mapped_column(String(1024))  # path relative to data_dir
     current_app: Mapped[str | None] = mapped_column(String(255))
     thinking: Mapped[str | None] = mapped_column(Text)

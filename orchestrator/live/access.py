@@ -74,6 +74,12 @@ class ControlState:
     task_status: TaskStatus | None = None
     session_state: SessionState | None = None
     holder: uuid.UUID | None = None  # the one user who may send input (None: any of the tenant's)
+    task_id: uuid.UUID | None = None  # the task holding the lease (its person-made steps are recorded)
+
+    @property
+    def records_steps(self) -> bool:
+        """Whether input now is a person's step of a task (``orchestrator/live/user_steps.py``)."""
+        return self.task_id is not None and self.task_status in (TaskStatus.WAITING_FOR_USER, TaskStatus.USER_CONTROL)
 
     def allows(self, principal: Principal) -> tuple[bool, str]:
         """(may send input, why not)."""
@@ -187,7 +193,7 @@ class LiveAccess:
                         .limit(1)
                     )
                     holder = _uuid((takeover.payload or {}).get("user_id")) if takeover else None
-                return ControlState(True, task.tenant_id, task_status=task.status, holder=holder)
+                return ControlState(True, task.tenant_id, task_status=task.status, holder=holder, task_id=task.id)
             if lease.session_id is not None:
                 own = await db_session.get(DeviceSession, lease.session_id)
                 if own is None:

@@ -17,7 +17,9 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from device_pool.driver import AdbDevice
@@ -28,7 +30,9 @@ from orchestrator.live.capture import Capture
 from orchestrator.live.geometry import VideoGeometry
 from orchestrator.live.ice import browser_ice_servers, pin_host_addresses, rtc_configuration
 from orchestrator.live.stream import PhoneStream
+from orchestrator.live.user_steps import UserSteps
 from orchestrator.live.viewer import Viewer
+from orchestrator.notifier import EventSignal
 from orchestrator.services.auth import Principal
 from orchestrator.settings import WebRtcSettings
 
@@ -46,9 +50,20 @@ class LiveAnswer:
 
 
 class LiveHub:
-    def __init__(self, settings: WebRtcSettings, db: Database) -> None:
+    def __init__(
+        self,
+        settings: WebRtcSettings,
+        db: Database,
+        *,
+        data_dir: Path | None = None,
+        notifier: EventSignal | None = None,
+    ) -> None:
         self.settings = settings
+        self.db = db
+        self.data_dir = data_dir  # None: a person's input is not recorded as steps
+        self.notifier = notifier
         self.access = LiveAccess(db)
+        self._user_steps: dict[uuid.UUID, UserSteps] = {}  # by task
         self._configuration = rtc_configuration(settings.ice_servers)
         pin_host_addresses(settings.host_addresses)
         self._streams: dict[uuid.UUID, PhoneStream] = {}
@@ -80,7 +95,7 @@ class LiveHub:
         stream = await self._stream_for(admission)
         viewer = Viewer(
             principal, target, admission, stream, self._phones[admission.device_id], self.access,
-            self._configuration, on_gone=self._viewer_gone,
+            self._configuration, on_gone=self._viewer_gone, recorder_for=self._recorder_for(admission),
         )  # fmt: skip
         self._viewers[viewer.id] = viewer
         try:
@@ -96,6 +111,30 @@ class LiveHub:
         )
         return LiveAnswer(sdp, viewer.id, admission.device_id, stream.geometry)
 
+    async def flush_user_steps(self, task_id: uuid.UUID) -> None:
+        """Record the person's last step of ``task_id`` now (the hand-back calls this first)."""
+        recorder = self._user_steps.get(task_id)
+        if recorder is not None:
+            await recorder.flush()
+
+    def _recorder_for(self, admission: Admission) -> Callable[[ControlState], UserSteps | None]:
+        def recorder(state: ControlState) -> UserSteps | None:
+            if self.data_dir is None or not state.records_steps or state.task_id is None:
+                return None
+            found = self._user_steps.get(state.task_id)
+            phone = self._phones.get(admission.device_id)
+            if found is None or found.phone is not phone:
+                if phone is None or state.tenant_id is None:
+                    return None
+                found = UserSteps(
+                    self.db, self.data_dir, state.task_id, state.tenant_id, phone,
+                    quiet_s=self.settings.user_step_quiet_s, notifier=self.notifier,
+                )  # fmt: skip
+                self._user_steps[state.task_id] = found
+            return found
+
+        return recorder
+
     async def close(self) -> None:
         """Close every viewer and stream (idempotent)."""
         self._closed = True
@@ -108,6 +147,9 @@ class LiveHub:
         for handle in self._lingering.values():
             handle.cancel()
         self._lingering.clear()
+        for recorder in list(self._user_steps.values()):
+            await recorder.close()
+        self._user_steps.clear()
         for device_id in list(self._streams):
             await self._stop_stream(device_id)
         for task in list(self._tasks):
@@ -166,7 +208,11 @@ class LiveHub:
             if unless_watched and any(v.device_id == device_id for v in self._viewers.values()):
                 return
             stream = self._streams.pop(device_id, None)
-            self._phones.pop(device_id, None)
+            phone = self._phones.pop(device_id, None)
+            for task_id, recorder in list(self._user_steps.items()):
+                if recorder.phone is phone:
+                    del self._user_steps[task_id]
+                    await recorder.close()
             if stream is not None:
                 await stream.close()
                 logger.info("live stream stopped", extra={"device_id": str(device_id)})

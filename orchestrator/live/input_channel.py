@@ -11,13 +11,18 @@ echoes). Points are normalised to the video frame (0–1, left/top to right/bott
     {"type": "text", "text": "hello"}                  typed into the focused field, added to it
     {"type": "key", "key": "back"}                      back, home, recents, enter, delete
     {"type": "ping"}                                    keeps an otherwise idle viewer open
+    {"type": "screen"}                                  is the screen protected? (screen.py)
 
     → {"type": "ack", "id": 1, "ok": true, "error": null, "message": null}
     → {"type": "ack", "id": 2, "ok": false, "error": "not_in_control", "message": "view only: …"}
+    → {"type": "ack", "id": 3, "ok": true, …, "screen": {"protected": true, "elements": [{"bounds": [l, t, r, b],
+       "label": "Password", "kind": "EditText", "clickable": true, "editable": true, "password": true, …}]}}
 
 Every message is acked in the order it came (they run one at a time, so a swipe after a tap
 happens after it). Input is checked against who holds control *now* (``access.py``) and only then
-sent to the phone through the driver; a refused one never reaches the phone. Error codes:
+sent to the phone through the driver; a refused one never reaches the phone. On a task's phone
+while a person holds it, input that reached the phone is recorded as the task's steps
+(``user_steps.py``). Error codes:
 ``invalid_message`` (not JSON, unknown type, bad field), ``not_in_control``, ``busy`` (more than
 ``MAX_PENDING`` messages waiting), and the driver's codes (``device_offline``, ``command_failed``, …).
 """
@@ -29,15 +34,16 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from device_pool.driver import AdbDevice
 from device_pool.errors import DeviceError
 from orchestrator.live.geometry import VideoGeometry
+from orchestrator.live.screen import describe_screen
 
-__all__ = ["MAX_MESSAGE_BYTES", "MAX_PENDING", "InputChannel", "parse_message"]
+__all__ = ["MAX_MESSAGE_BYTES", "MAX_PENDING", "InputChannel", "InputRecorder", "parse_message"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +109,13 @@ class Ping(_Message):
     type: Literal["ping"]
 
 
-Message = Annotated[Tap | DoubleTap | LongPress | Swipe | Text | Key | Ping, Field(discriminator="type")]
+class Screen(_Message):
+    type: Literal["screen"]
+
+
+Message = Annotated[
+    Tap | DoubleTap | LongPress | Swipe | Text | Key | Ping | Screen, Field(discriminator="type")
+]
 _MESSAGE: TypeAdapter[Message] = TypeAdapter(Message)
 
 
@@ -139,6 +151,14 @@ def ack(message_id: object, error: str | None = None, message: str | None = None
 MayControl = Callable[[], Awaitable[tuple[bool, str]]]
 
 
+class InputRecorder(Protocol):
+    """Told of each input allowed through: before it goes to the phone and once it got there
+    (``orchestrator/live/user_steps.py`` records a person's steps of a task)."""
+
+    async def before(self, message: Message) -> None: ...
+    def after(self, message: Message) -> None: ...
+
+
 class InputChannel:
     """One viewer's ``control`` channel: a queue and one task that handles its messages in order."""
 
@@ -149,8 +169,10 @@ class InputChannel:
         geometry: VideoGeometry,
         may_control: MayControl,
         on_activity: Callable[[], None],
+        recorder: Callable[[], InputRecorder | None] = lambda: None,
     ) -> None:
         self.channel = channel
+        self.recorder = recorder  # who records this input now (read after may_control), if anyone
         self.phone = phone
         self.geometry = geometry
         self.may_control = may_control
@@ -187,15 +209,25 @@ class InputChannel:
             return ack(exc.message_id, "invalid_message", str(exc))
         if isinstance(message, Ping):
             return ack(message.id)
+        if isinstance(message, Screen):  # a question about the screen, not input: watchers may ask
+            try:
+                return {**ack(message.id), "screen": await describe_screen(self.phone)}
+            except DeviceError as exc:
+                return ack(message.id, exc.code, str(exc))
         allowed, why = await self.may_control()
         if not allowed:
             return ack(message.id, "not_in_control", why)
+        recorder = self.recorder()
+        if recorder is not None:
+            await recorder.before(message)
         try:
             await self._perform(message)
         except DeviceError as exc:
             return ack(message.id, exc.code, str(exc))
         except ValueError as exc:  # the driver refuses an argument before sending anything
             return ack(message.id, "invalid_message", str(exc))
+        if recorder is not None:
+            recorder.after(message)
         return ack(message.id)
 
     async def _perform(self, message: Message) -> None:

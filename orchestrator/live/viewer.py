@@ -26,7 +26,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from device_pool.driver import AdbDevice
 from orchestrator.errors import InvalidSdp
 from orchestrator.live.access import Admission, ControlState, LiveAccess, LiveTarget
-from orchestrator.live.input_channel import InputChannel
+from orchestrator.live.input_channel import InputChannel, InputRecorder
 from orchestrator.live.stream import PhoneStream
 from orchestrator.services.auth import Principal
 
@@ -48,6 +48,7 @@ class Viewer:
         access: LiveAccess,
         configuration: RTCConfiguration,
         on_gone: Callable[[Viewer, str], None],
+        recorder_for: Callable[[ControlState], InputRecorder | None] = lambda state: None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.principal = principal
@@ -62,6 +63,8 @@ class Viewer:
         self.closed = False
         self.control: InputChannel | None = None
         self.in_control: bool | None = None  # last told to the viewer
+        self.control_state: ControlState | None = None  # as the last input's check read it
+        self._recorder_for = recorder_for
         self._tasks: set[asyncio.Task[None]] = set()
         self.pc = RTCPeerConnection(configuration)
         self.track = stream.new_track()
@@ -100,7 +103,12 @@ class Viewer:
 
     async def may_control(self) -> tuple[bool, str]:
         state = await self.access.control_state(self.admission.lease_id)
+        self.control_state = state
         return state.allows(self.principal)
+
+    def recorder(self) -> InputRecorder | None:
+        """Who records the input just allowed (a task's person-made steps), if anyone."""
+        return None if self.control_state is None else self._recorder_for(self.control_state)
 
     def tell(self, payload: dict[str, Any]) -> None:
         """A server message on the ``control`` channel (dropped if the viewer has none open)."""
@@ -134,8 +142,9 @@ class Viewer:
         if channel.label != CONTROL_LABEL or self.control is not None or self.closed:
             return
         self.control = InputChannel(
-            channel, self.phone, self.stream.geometry, self.may_control, on_activity=self.touch
-        )
+            channel, self.phone, self.stream.geometry, self.may_control, on_activity=self.touch,
+            recorder=self.recorder,
+        )  # fmt: skip
 
         async def hello() -> None:
             allowed, why = await self.may_control()

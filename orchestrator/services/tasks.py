@@ -10,6 +10,7 @@ status (the worker owns it while it holds the task): each is one event the worke
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -22,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from orchestrator.db import CANCEL_REQUESTED, DbSession, Event, Task, TaskStatus, WaitingKind, utcnow, waiting
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
+from orchestrator.db.steps import HAND_BACK, USER, insert_step
 from orchestrator.errors import BrokerUnavailable, IdempotencyConflict, InvalidTransition, TaskNotFound
 from orchestrator.notifier import PAYLOAD, EventSignal
 from orchestrator.profiles import profile_match
@@ -257,7 +259,8 @@ class TaskService:
             return task
 
     async def handback(self, principal: Principal, task_id: uuid.UUID, note: str) -> Task:
-        """Give control back to the agent: a ``task.handback`` event {note}.
+        """Give control back to the agent: a ``task.handback`` event {note}, and a ``Hand_back`` step
+        (``actor`` user, the note as its ``note``) after the person's recorded steps.
 
         Allowed in ``user_control``, and in ``waiting_for_user`` when what the agent waits on is
         a takeover (not a question: that one is answered by ``reply``).
@@ -268,6 +271,15 @@ class TaskService:
             if task.status == TaskStatus.WAITING_FOR_USER:
                 await self._require_pending(db_session, task, "hand back", TAKEOVER_REQUESTED)
             db_session.add(_event(task, HANDBACK, {"note": note}))
+            # The hand-back is the person's last step: the timeline shows their note in the order
+            # of what they did (orchestrator/live/user_steps.py records the rest).
+            step = {"actor": USER, "action": {"name": HAND_BACK, "message": note},
+                    "action_text": f'do(action="{HAND_BACK}", message={json.dumps(note, ensure_ascii=False)})',
+                    "result": "ok",
+                    "note": note or None, "timings": {}}  # fmt: skip
+            index = await insert_step(db_session, task.id, step)
+            db_session.add(_event(task, "task.step", {"index": index, "action_text": step["action_text"],
+                                                     "result": "ok", "current_app": None, "actor": USER}))  # fmt: skip
             return task
 
     async def reply(self, principal: Principal, task_id: uuid.UUID, answer: str) -> Task:

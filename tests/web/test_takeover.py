@@ -131,6 +131,9 @@ def test_take_over_click_the_phone_hand_back_and_another_tenant_sees_nothing(web
             await expect(dialog).to_be_hidden(timeout=10 * S)
             await expect(page.locator("#task-status [data-status]")).to_have_attribute("data-status", "succeeded", timeout=90 * S)
             await expect(page.locator(".phone-status")).to_have_text("")
+            # The timeline shows the person's part: their tap (marked "You") and the hand-back's note.
+            await expect(page.locator(".handback-note")).to_contain_text("I turned Wi-Fi off", timeout=10 * S)
+            await expect(page.locator('.step[data-actor="user"] .actor').first).to_have_text("You")
             await tab.shot("04-handed-back-and-succeeded")
             tab.assert_no_errors()
 
@@ -145,6 +148,12 @@ def test_take_over_click_the_phone_hand_back_and_another_tenant_sees_nothing(web
     event = run(handback())
     assert event.payload == {"note": "I turned Wi-Fi off"}, event.payload
     steps = fleet.steps(task_id)
+    # The person's click is a step of theirs with the screen after it; their hand-back ends their part.
+    mine = [s for s in steps if s["actor"] == "user"]
+    assert mine[-1]["action"]["name"] == "Hand_back" and mine[-1]["note"] == "I turned Wi-Fi off", mine
+    assert any(s["action"]["name"] == "Tap" and s["screenshot_url"] for s in mine), mine
+    assert not switch_is_on(fleet.screenshot(next(s for s in mine if s["action"]["name"] == "Tap")), bounds)
+    steps = [s for s in steps if s["actor"] == "agent"]
     after = [s for s in steps if dt.datetime.fromisoformat(s["created_at"]) > event.created_at]
     before = [s for s in steps if s not in after]
     assert before and after and after[0]["screenshot_url"], steps

@@ -98,8 +98,12 @@ def test_submit_watch_answer_and_finish(web_fleet: WebFleet, artifacts: Path) ->
 
             # The agent finishes; the timeline holds every step, each with its screenshot loaded.
             await expect(page.locator("#task-status [data-status]")).to_have_attribute("data-status", "succeeded", timeout=90 * S)
-            steps = page.locator("#steps li.step")
+            steps = page.locator('#steps li.step[data-actor="agent"]')
             await expect(steps).to_have_count(len(SCRIPT), timeout=15 * S)
+            # The person's part: the hand-back, with its note (no input of theirs on the phone here).
+            mine = page.locator('#steps li.step[data-actor="user"]')
+            await expect(mine).to_have_count(1)
+            await expect(mine.locator(".handback-note")).to_have_text("Handed back to the agent: “Logged in”")
             await expect(steps.nth(5)).to_contain_text('finish(message="Ordered the blue case")')
             await expect(steps.nth(2)).to_contain_text("Pay 1.00 EUR")
             await expect(steps.first.locator(".timings")).to_contain_text("model")

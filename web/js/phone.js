@@ -7,6 +7,8 @@ import { bindGestures } from "./gestures.js";
 import { LiveView } from "./live.js";
 
 const KEYS = [["back", "Back"], ["home", "Home"], ["recents", "Recents"]];
+// How often the panel asks whether the screen is protected (a secure window shows black video).
+const SCREEN_CHECK_MS = 2000;
 let panels = 0;
 
 export class PhonePanel {
@@ -25,10 +27,17 @@ export class PhonePanel {
     const help = `phone-help-${++panels}`;
     this.video = h("video", { muted: true, autoplay: true, playsInline: true, "aria-hidden": "true" });
     this.overlay = h("div", { class: "overlay" }, "Not connected");
+    // A secure window (a login) records black: say why, and outline its elements from the view tree
+    // so a person can still use it through the phone controls. Pointer events pass through to the
+    // surface, so a click on an outline taps that element.
+    this.protectedNote = h("p", { class: "protected-note", role: "status" });
+    this.protectedBoxes = h("div", { class: "protected-boxes" });
+    this.protectedLayer = h("div", { class: "protected", hidden: true, id: `${help}-protected` },
+      this.protectedNote, this.protectedBoxes);
     this.surface = h("div", {
       class: "screen view-only", tabindex: "0", role: "application", "aria-roledescription": "phone screen",
       "aria-label": label, "aria-describedby": help,
-    }, this.video, this.overlay);
+    }, this.video, this.protectedLayer, this.overlay);
     this.keys = KEYS.map(([key, text]) => h("button", {
       type: "button", disabled: true, dataset: { key }, onclick: () => this.input({ type: "key", key }),
     }, text));
@@ -48,6 +57,7 @@ export class PhonePanel {
     this.unbind = bindGestures(this.surface, this.video, (message) => this.input(message));
     this.video.addEventListener("playing", () => { this.overlay.hidden = true; });
     this.statsTimer = setInterval(() => this.showStats(), 1000);
+    this.screenTimer = setInterval(() => this.checkScreen(), SCREEN_CHECK_MS);
   }
 
   get live() {
@@ -79,11 +89,13 @@ export class PhonePanel {
     this.view?.close();
     this.view = null;
     this.setControl(false, null);
+    this.showProtected(null);
     this.say(text);
   }
 
   destroy() {
     clearInterval(this.statsTimer);
+    clearInterval(this.screenTimer);
     this.unbind();
     this.stop();
   }
@@ -141,6 +153,62 @@ export class PhonePanel {
     event.preventDefault();
     const text = this.text.value;
     if (text && await this.input({ type: "text", text })) this.text.value = "";
+  }
+
+  /** Ask the server whether the screen is protected, and show it (the overlay and outlines). */
+  async checkScreen() {
+    // A hidden tab does not ask: its questions would keep an unwatched view from closing as idle.
+    if (!this.live || this.checking || document.hidden) return;
+    this.checking = true;
+    try {
+      const ack = await this.view.send({ type: "screen" });
+      this.showProtected(ack.ok ? ack.screen : null);
+    } catch {
+      // A slow or closing view: the next check tries again.
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  showProtected(screen) {
+    const on = Boolean(this.live && screen?.protected);
+    this.protectedLayer.hidden = !on;
+    this.surface.classList.toggle("is-protected", on);
+    if (!on) return;
+    this.protectedNote.textContent = "This screen is protected (a secure window, such as a login), so the phone " +
+      "does not share its picture. The outlines below come from the phone's view tree: tap them and type to use it.";
+    // The video keeps the phone's aspect ratio inside the surface (object-fit: contain): place the
+    // outlines over the picture's own box.
+    const box = this.pictureBox();
+    this.protectedBoxes.replaceChildren(...screen.elements.map((e) => {
+      const [l, t, r, b] = e.bounds;
+      const kind = e.password ? "password field" : e.editable ? "text field" : e.clickable ? "button" : "text";
+      const outline = h("div", {
+        class: `protected-box${e.focused ? " focused" : ""}${e.clickable || e.editable ? " actionable" : ""}`,
+        title: `${e.label} (${kind})`,
+      }, h("span", {}, e.label));
+      // Through the CSSOM: the page's Content-Security-Policy refuses inline style attributes.
+      Object.assign(outline.style, {
+        left: `${box.left + l * box.width}px`, top: `${box.top + t * box.height}px`,
+        width: `${(r - l) * box.width}px`, height: `${(b - t) * box.height}px`,
+      });
+      return outline;
+    }));
+  }
+
+  pictureBox() {
+    const width = this.surface.clientWidth;
+    const height = this.surface.clientHeight;
+    const hello = this.view?.hello ?? {};
+    const vw = this.video.videoWidth || hello.video?.width || 9;
+    const vh = this.video.videoHeight || hello.video?.height || 16;
+    const scale = Math.min(width / vw, height / vh);
+    // The phone's screen is the video's content area (the video may be padded to even sizes).
+    const c = hello.content ?? { x: 0, y: 0, width: vw, height: vh };
+    return {
+      left: (width - vw * scale) / 2 + c.x * scale, top: (height - vh * scale) / 2 + c.y * scale,
+      width: c.width * scale, height: c.height * scale,
+    };
   }
 
   showStats() {

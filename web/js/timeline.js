@@ -1,5 +1,7 @@
 // A task's steps as a timeline that grows: each step's screenshot (the screen the model saw),
 // the model's thinking, the action, its result and timings. Reloaded on each `task.step` event.
+// A person's steps during a takeover (actor "user": their taps, typing, keys, and the hand-back
+// with its note) are in the same sequence, marked "You" so the agent's part and theirs stay apart.
 
 import { all, apiUrl, tasks } from "./api.js";
 import { h } from "./dom.js";
@@ -47,17 +49,23 @@ function stepItem(step, fresh) {
   // "waiting": the step asked a person and the answer has not come yet (it is rewritten once it has).
   const waiting = step.result === "waiting";
   const failed = step.result && step.result !== "ok" && !waiting;
-  return h("li", { class: `step${failed ? " result-error" : ""}${fresh ? " new-step" : ""}`, dataset: { index: String(step.index) } },
+  const person = step.actor === "user";
+  const handBack = person && step.action?.name === "Hand_back";
+  return h("li", { class: `step${person ? " by-user" : ""}${failed ? " result-error" : ""}${fresh ? " new-step" : ""}`,
+    dataset: { index: String(step.index), actor: step.actor ?? "agent" } },
     shot,
     h("div", {},
       h("p", { class: "step-head" },
         h("span", { class: "step-index" }, `#${step.index}`),
+        h("span", { class: `actor actor-${person ? "user" : "agent"}` }, person ? "You" : "Agent"),
         step.current_app ? h("span", { class: "muted" }, step.current_app) : null,
         h("time", { datetime: step.created_at, class: "muted" }, new Date(step.created_at).toLocaleTimeString())),
-      h("p", {}, h("code", { class: "action" }, step.action_text ?? "—")),
+      handBack
+        ? h("p", { class: "handback-note" }, "Handed back to the agent", step.note ? `: “${step.note}”` : " (no note)")
+        : h("p", {}, h("code", { class: "action" }, step.action_text ?? "—")),
       step.thinking ? h("p", { class: "thinking" }, step.thinking) : null,
       failed ? h("p", { class: "error" }, `Result: ${step.result}`) : null,
       waiting ? h("p", { class: "step-waiting" }, "Waiting for a person…") : null,
-      step.note ? h("p", { class: "muted" }, `Note: ${step.note}`) : null,
+      step.note && !handBack ? h("p", { class: "muted" }, `Note: ${step.note}`) : null,
       timings.length ? h("p", { class: "timings" }, timings.join(" · ")) : null));
 }

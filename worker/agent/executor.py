@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from worker.agent import actions as a
+from worker.agent import prompts
 from worker.agent.results import FailReason, Outcome
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 
@@ -50,8 +51,10 @@ class ActionExecutor:
         wait_cap_s: float = 10.0,
         swipe_ms: int = 400,
         long_press_ms: int = 800,
+        lang: str = "en",
     ) -> None:
         self.device = device
+        self.lang = lang  # of what the model is told (prompts)
         self.size = screen_size
         self.hooks = hooks
         self.steering = steering
@@ -100,7 +103,13 @@ class ActionExecutor:
         await self.hooks.on_state(AgentState.RUNNING)
         if note is None:
             return Outcome(stop=FailReason.NEEDS_USER, message=f"Needs a person: {message}")
-        return Outcome(note=f"The user took over and has handed back. Their note: {note or '(none)'}")
+        told = f"The user took over and has handed back. Their note: {note or '(none)'}"
+        return Outcome(note=await self.what_the_user_did(told))
+
+    async def what_the_user_did(self, told: str) -> str:
+        """``told`` (the hand-back and its note) and, when recorded, the person's own actions."""
+        steps = await self.hooks.user_steps()
+        return told if steps is None else f"{told}\n{prompts.user_steps_message(self.lang, steps)}"
 
     async def ask(self, question: str) -> Outcome:
         """Ask the user ``question``; without an answer the model is told to choose itself."""

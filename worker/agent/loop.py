@@ -20,7 +20,8 @@ from typing import Any, Literal, Protocol
 
 from PIL import Image
 
-from device_pool.driver import AppCatalog
+from device_pool.driver import AppCatalog, is_secure_frame
+from device_pool.driver.ui_tree import ui_elements
 from device_pool.errors import DeviceError
 from worker.agent import actions as a
 from worker.agent import prompts
@@ -55,6 +56,7 @@ class PhoneDevice(Device, Protocol):
     async def screenshot(self, format: str = ...) -> Image.Image: ...
     async def screen_size(self) -> tuple[int, int]: ...
     async def foreground(self) -> tuple[str, str]: ...
+    async def ui_dump(self) -> str: ...
     async def wait_for_settle(
         self, timeout: float = ..., interval: float = ..., stable_frames: int = ...
     ) -> Any: ...
@@ -153,8 +155,9 @@ class _AgentLoop:
         except DeviceError as exc:
             return self.result(RunStatus.FAILED, f"phone unavailable: {exc}", FailReason.DEVICE_ERROR)
         self.executor = ActionExecutor(
-            self.device, size, self.hooks, self.steering, wait_cap_s=self.config.wait_cap_s
-        )
+            self.device, size, self.hooks, self.steering, wait_cap_s=self.config.wait_cap_s,
+            lang=self.config.lang,
+        )  # fmt: skip
         await self.hooks.on_state(AgentState.RUNNING)
         while True:
             if self.steering.paused and not self.steering.cancelled:
@@ -163,9 +166,8 @@ class _AgentLoop:
                 if not self.steering.cancelled:
                     await self.hooks.on_state(AgentState.RUNNING)
                     note = self.steering.take_resume_note()
-                    self.pending_notes.append(
-                        f"The user took control and handed back. Their note: {note or '(none)'}"
-                    )
+                    told = f"The user took control and handed back. Their note: {note or '(none)'}"
+                    self.pending_notes.append(await self.executor.what_the_user_did(told))
                     self.next_frame = None  # the person changed the screen
                     self._fresh_start()
             if self.steering.cancelled:
@@ -206,7 +208,30 @@ class _AgentLoop:
         self.next_frame = None
         package, _activity = await self.device.foreground()
         timings.capture_s = time.monotonic() - t0
+        if is_secure_frame(image):
+            self.pending_notes.append(await self._protected_note(image.size))
         return image, self.apps.label(package)
+
+    async def _protected_note(self, size: tuple[int, int]) -> str:
+        """A secure window captures black: the model is told so, with the labels of the view tree's
+        elements (which a secure window still gives) and their centres on its grid."""
+        try:
+            found = ui_elements(await self.device.ui_dump())
+        except Exception:  # a phone (or a stand-in) without a readable tree: say so
+            logger.warning("protected screen: the view tree could not be read", exc_info=True)
+            return prompts.protected_screen_message(self.config.lang, None)
+        width, height = size
+
+        def grid(pixels: float, extent: int) -> int:
+            return min(a.GRID_SIZE - 1, int(pixels / extent * a.GRID_SIZE))
+
+        elements = []
+        for element in found:
+            left, top, right, bottom = element.bounds
+            elements.append(
+                (element.label, (grid((left + right) / 2, width), grid((top + bottom) / 2, height)))
+            )
+        return prompts.protected_screen_message(self.config.lang, elements)
 
     async def _ask_model(
         self, image: Image.Image, app: str, timings: StepTimings

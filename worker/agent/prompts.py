@@ -145,11 +145,55 @@ def step_user_message(screen_info: str) -> str:
     return f"** Screen Info **\n\n{screen_info}"
 
 
+_USER_STEPS = {
+    "zh": "用户接管期间亲自在手机上做了这些操作（是用户做的，不是你做的；finish 的 message 里要说明哪些是用户做的，"
+    "不要说成是你完成的）：\n{steps}",
+    "en": "While the user had the phone, they did these actions themselves (they are the user's, not yours; "
+    "when you finish, say which part the user did and do not claim it as your own):\n{steps}",
+}
+_NO_USER_STEPS = {
+    "zh": "用户接管期间没有在手机上做任何操作。",
+    "en": "While the user had the phone, they did no action on it.",
+}
+
+
+_PROTECTED = {
+    "zh": "当前屏幕受保护（安全窗口，例如登录页），截图是黑的，不是手机出了问题。屏幕上的元素"
+    "（来自界面结构，坐标为 0–999 网格上的中心点）：\n{elements}",
+    "en": "The screen is protected (a secure window, such as a login page): its screenshot is black, "
+    "the phone is not broken. The elements on it, from the view tree (centre on the 0–999 grid):\n{elements}",
+}
+_PROTECTED_UNREAD = {
+    "zh": "当前屏幕受保护（安全窗口），截图是黑的，界面结构也读不到。",
+    "en": "The screen is protected (a secure window): its screenshot is black and its view tree could not be read.",
+}
+
+
+def protected_screen_message(lang: str, elements: list[tuple[str, tuple[int, int]]] | None) -> str:
+    """What the model is told when the screenshot is a secure window's black: the labels of the
+    screen's elements and their centres on the grid (None: the view tree could not be read)."""
+    if elements is None:
+        return _PROTECTED_UNREAD[_lang(lang)]
+    lines = "\n".join(f"- {label!r} at [{x},{y}]" for label, (x, y) in elements)
+    return _PROTECTED[_lang(lang)].format(elements=lines or "-")
+
+
+def user_steps_message(lang: str, steps: list[str]) -> str:
+    """What the model is told after a hand-back: the person's own actions, one line each, so its
+    finish message does not claim them (``steps``: their action texts, oldest first)."""
+    if not steps:
+        return _NO_USER_STEPS[_lang(lang)]
+    lines = "\n".join(f"{i}. {step}" for i, step in enumerate(steps, start=1))
+    return _USER_STEPS[_lang(lang)].format(steps=lines)
+
+
 __all__ = [
     "LANGUAGES",
     "first_user_message",
     "format_date",
+    "protected_screen_message",
     "screen_info",
     "step_user_message",
     "system_prompt",
+    "user_steps_message",
 ]

@@ -61,6 +61,11 @@ class AgentHooks:
         """Answer an Interact question, or None when nobody can."""
         return None
 
+    async def user_steps(self) -> list[str] | None:
+        """After a hand-back: what the person did on the phone during the takeover, one line per
+        action (oldest first), for the model's next turn; None when nobody records it."""
+        return None
+
 
 class AgentSteering:
     """Cancel, pause and resume a running agent from another task (or thread, via the loop)."""

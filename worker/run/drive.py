@@ -268,7 +268,7 @@ async def _drive(
     settings = deps.settings
     hooks = TaskHooks(
         rows, steering, data_dir=settings.data_dir, deadline=deadline, poll_s=deps.answer_poll_s,
-        first_step=claim.first_step, wait_for_user_s=settings.agent.wait_for_user_s,
+        wait_for_user_s=settings.agent.wait_for_user_s,
     )  # fmt: skip
     config = AgentConfig(
         max_steps=claim.max_steps,

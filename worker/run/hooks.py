@@ -1,10 +1,11 @@
 """The agent's hooks and watcher for a task run by a worker: everything goes through the database.
 
-- ``on_step``: the screenshot as ``{data_dir}/tasks/<task_id>/step-NNN.jpg`` (NNN = the step's
-  0-based index, as the API numbers steps), then a ``steps`` row and a ``task.step`` event in one
-  transaction. The rows and files are the trajectory. A step that asks a person is recorded when
-  it asks (result ``waiting``, its note what was asked), and again once answered (the same row
-  rewritten with its result and the answer, another ``task.step`` event).
+- ``on_step``: a ``steps`` row at the task's next index, its screenshot as
+  ``{data_dir}/tasks/<task_id>/step-NNN.jpg`` (NNN = that 0-based index) and a ``task.step`` event,
+  in one transaction (``orchestrator/db/steps.py``: a person's steps during a takeover are numbered
+  in the same sequence). The rows and files are the trajectory. A step that asks a person is
+  recorded when it asks (result ``waiting``, its note what was asked), and again once answered
+  (the same row rewritten with its result and the answer, another ``task.step`` event).
 - ``on_state``: the task status (running, waiting_for_user, awaiting_confirmation, user_control)
   and its ``task.status`` event, with the task's ``waiting`` object: ``takeover``, ``question`` or
   ``confirmation`` carrying the agent's message while it waits on a person, null otherwise.
@@ -38,14 +39,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import io
+import json
 import logging
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from device_pool.pool import LeaseGrant, LeaseStore
-from orchestrator.db import CANCEL_REQUESTED, TaskStatus, WaitingKind, utcnow, waiting
+from orchestrator.db import CANCEL_REQUESTED, Step, TaskStatus, WaitingKind, utcnow, waiting
+from orchestrator.db.steps import AGENT, HAND_BACK
 from orchestrator.errors import DatabaseUnavailable
 from worker.agent.actions import Action
 from worker.agent.errors import NoAnswer
@@ -53,7 +56,7 @@ from worker.agent.results import StepRecord
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 from worker.run.rows import CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, TaskRows, clock
 
-__all__ = ["CANCELLED_BY_USER", "CLAIM_LOST", "LEASE_LOST", "TaskHooks", "Watcher", "screenshot_path"]
+__all__ = ["CANCELLED_BY_USER", "CLAIM_LOST", "LEASE_LOST", "TaskHooks", "Watcher"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +80,6 @@ _WAITING_OF = {
 }
 
 
-def screenshot_path(task_id: uuid.UUID, index: int) -> str:
-    """Where step ``index`` (0-based) of a task keeps its screenshot, relative to ``data_dir``."""
-    return f"tasks/{task_id}/step-{index:03d}.jpg"
-
-
 class TaskHooks(AgentHooks):
     """Hooks that record to and wait on the database (see the module docstring)."""
 
@@ -94,47 +92,47 @@ class TaskHooks(AgentHooks):
         deadline: float,
         poll_s: float = 0.5,
         jpeg_quality: int = 80,
-        first_step: int = 0,
         wait_for_user_s: float = 900.0,
     ) -> None:
         self.rows = rows
-        self.first_step = first_step  # the API index of this attempt's first step (Claim.first_step)
         self.steering = steering
         self.data_dir = data_dir
         self.deadline = deadline  # time.monotonic() at which the task's budget runs out
         self.poll_s = poll_s
         self.jpeg_quality = jpeg_quality
         self.wait_for_user_s = wait_for_user_s
-        self._recorded: set[int] = set()  # the API indices of this run's steps already written
+        # The agent's step number → the index its row got: a step that asked a person is rewritten there.
+        self._recorded: dict[int, int] = {}
 
     async def on_step(self, step: StepRecord) -> None:
-        index = self.first_step + step.index - 1  # the agent counts from 1, the API from 0
-        event = {"index": index, "action_text": step.action_text, "result": step.result,
-                 "current_app": step.current_app}  # fmt: skip
-        if index in self._recorded:  # recorded when it asked a person: now its end
+        event = {"action_text": step.action_text, "result": step.result,
+                 "current_app": step.current_app, "actor": AGENT}  # fmt: skip
+        recorded = self._recorded.get(step.index)
+        if recorded is not None:  # recorded when it asked a person: now its end
             values = {"result": step.result, "note": step.note, "timings": step.to_json()["timings"]}
-            await self.rows.update_step(index, values, event)
-            logger.info("step updated", extra={"step": index, "result": step.result})
+            await self.rows.update_step(recorded, values, {"index": recorded, **event})
+            logger.info("step updated", extra={"step": recorded, "result": step.result})
             return
-        relative = None
+        jpeg = None
         if step.screenshot is not None:
-            relative = screenshot_path(self.rows.task_id, index)
-            await asyncio.to_thread(self._save_jpeg, step, self.data_dir / relative)
+            jpeg = await asyncio.to_thread(self._jpeg, step)
         record = step.to_json()
         row = {
-            "index": index, "screenshot": relative, "current_app": step.current_app,
+            "screenshot": None, "current_app": step.current_app,
             "thinking": step.thinking, "action_text": step.action_text, "action": step.action,
             "result": step.result, "note": step.note, "timings": record["timings"],
             "prompt_tokens": step.prompt_tokens, "completion_tokens": step.completion_tokens,
         }  # fmt: skip
-        await self.rows.add_step(row, event)
-        self._recorded.add(index)
+        # The index is the task's next one (a person's steps during a takeover take indexes too).
+        index = await self.rows.add_step(row, event, jpeg=jpeg, data_dir=self.data_dir)
+        self._recorded[step.index] = index
         logger.info("step recorded", extra={"step": index, "result": step.result})
 
-    def _save_jpeg(self, step: StepRecord, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def _jpeg(self, step: StepRecord) -> bytes:
         assert step.screenshot is not None
-        step.screenshot.convert("RGB").save(path, format="JPEG", quality=self.jpeg_quality)
+        out = io.BytesIO()
+        step.screenshot.convert("RGB").save(out, format="JPEG", quality=self.jpeg_quality)
+        return out.getvalue()
 
     async def on_state(self, state: AgentState, detail: str = "") -> None:
         status = _STATUS_OF.get(state)
@@ -186,6 +184,16 @@ class TaskHooks(AgentHooks):
         text = answer.get("answer")
         return text if isinstance(text, str) else None
 
+    async def user_steps(self) -> list[str] | None:
+        """The person's steps since the agent's last one (recorded by the API's live view), as the
+        model is told them; their hand-back is left out (its note reaches the model already)."""
+        try:
+            steps = await self.rows.user_steps_since_agent()
+        except Exception:  # the model then hears only the note: a database blip must not end the run
+            logger.warning("could not read the person's steps", exc_info=True)
+            return None
+        return [_user_step_line(step) for step in steps if (step.action or {}).get("name") != HAND_BACK]
+
     async def _ask(self, request: str, payload: dict[str, Any], reply: str) -> dict[str, Any] | None:
         """Write the request event, then poll for the reply event; None on the task's deadline, a
         cancel, or a person taking the phone (but for a takeover, whose reply is their hand-back);
@@ -214,6 +222,14 @@ class TaskHooks(AgentHooks):
                 # A cancel ends the wait at once instead of at the next poll.
                 await asyncio.wait_for(self.steering.wait_interrupt(), pause)
         return None
+
+
+def _user_step_line(step: Step) -> str:
+    """One person-made step as the model reads it: the action, the app, and the step's note."""
+    line = step.action_text or json.dumps(step.action, ensure_ascii=False)
+    if step.current_app:
+        line += f" in {step.current_app}"
+    return f"{line} ({step.note})" if step.note else line
 
 
 _USER_CONTROL_EVENTS = ("task.takeover", "task.handback")

@@ -39,6 +39,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
@@ -60,6 +61,7 @@ from orchestrator.db import (
     waiting,
 )
 from orchestrator.db.database import Database
+from orchestrator.db.steps import AGENT, USER, insert_step
 from orchestrator.notifier import EventSignal
 from worker.agent.actions import ACTING
 
@@ -122,7 +124,8 @@ class Claim:
     attempts: int
     reclaimed: bool  # its previous worker's heartbeat had gone stale
     ended_leases: int = 0  # the lost run's leases this claim ended (their phones are resetting)
-    # The index this attempt's first step gets: a dead worker's steps are kept, and numbered on from.
+    # The index after a dead attempt's steps (they are kept). Informational: each step takes the
+    # task's next index itself (orchestrator/db/steps.py), as a person's steps take indexes too.
     first_step: int = 0
     retry_after_acting: bool | None = None  # the task's field (retry_refusal)
     # Phones an earlier attempt failed on (their task.retrying events): this attempt avoids them.
@@ -314,11 +317,32 @@ class TaskRows:
             return False
         return await self.set_status(self.status, waiting=waiting)
 
-    async def add_step(self, step: dict[str, Any], event: dict[str, Any]) -> None:
-        """Insert a ``steps`` row and its ``task.step`` event in one transaction."""
-        async with self._written() as db_session:
-            await db_session.execute(insert(Step).values(task_id=self.task_id, **step))
-            await _event(db_session, self.tenant_id, self.task_id, "task.step", event)
+    async def add_step(
+        self,
+        step: dict[str, Any],
+        event: dict[str, Any],
+        *,
+        jpeg: bytes | None = None,
+        data_dir: Path | None = None,
+    ) -> int:
+        """Insert a ``steps`` row at the task's next index (``insert_step``: the API writes a person's
+        steps to the same task) and its ``task.step`` event in one transaction; returns the index."""
+        async with self._written(write=True) as db_session:
+            index = await insert_step(db_session, self.task_id, step, jpeg=jpeg, data_dir=data_dir)
+            await _event(db_session, self.tenant_id, self.task_id, "task.step", {"index": index, **event})
+        return index
+
+    async def user_steps_since_agent(self) -> list[Step]:
+        """The person's steps (``actor`` user) recorded after the agent's last step, oldest first:
+        what a person did during the takeover that just ended."""
+        async with self.db.transaction() as db_session:
+            last_agent = await db_session.scalar(
+                select(func.max(Step.index)).where(Step.task_id == self.task_id, Step.actor == AGENT)
+            )
+            query = select(Step).where(Step.task_id == self.task_id, Step.actor == USER)
+            if last_agent is not None:
+                query = query.where(Step.index > last_agent)
+            return list(await db_session.scalars(query.order_by(Step.index)))
 
     async def update_step(self, index: int, values: dict[str, Any], event: dict[str, Any]) -> None:
         """Rewrite step ``index`` (a step recorded when it asked a person, now with its end) and

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -13,9 +13,14 @@ __all__ = ["StepOut"]
 
 
 class StepOut(BaseModel):
-    """One agent step: what the model saw, thought and did."""
+    """One step: what the model saw, thought and did, or what a person did during a takeover."""
 
     index: int
+    actor: Literal["agent", "user"] = Field(
+        description="Who acted: the agent, or a person on the live view during a takeover (their taps, "
+        "swipes, keys and typing, and the hand-back with its note). Typed text in a password field is "
+        "recorded as •••."
+    )
     created_at: dt.datetime
     current_app: str | None
     thinking: str | None
@@ -32,7 +37,7 @@ class StepOut(BaseModel):
     def from_row(cls, step: Step) -> StepOut:
         url = f"/api/v1/tasks/{step.task_id}/steps/{step.index}/screenshot" if step.screenshot else None
         return cls(
-            index=step.index, created_at=step.created_at, current_app=step.current_app,
+            index=step.index, actor=step.actor or "agent", created_at=step.created_at, current_app=step.current_app,
             thinking=step.thinking, action_text=step.action_text, action=step.action, result=step.result,
             note=step.note, timings=step.timings, prompt_tokens=step.prompt_tokens,
             completion_tokens=step.completion_tokens, screenshot_url=url,

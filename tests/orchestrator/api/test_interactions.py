@@ -74,6 +74,16 @@ CONFIRM_ASKED = ("task.confirmation_requested", {"message": "Pay 10 EUR", "actio
 TAKEOVER_ASKED = ("task.takeover_requested", {"message": "Please log in"})
 QUESTION_ASKED = ("task.question", {"question": "Which size?"})
 
+
+def handed_back(index: int, note: str) -> tuple[str, dict[str, Any]]:
+    """The ``task.step`` event of the person's hand-back step."""
+    text = f'do(action="Hand_back", message="{note}")'
+    return (
+        "task.step",
+        {"index": index, "action_text": text, "result": "ok", "current_app": None, "actor": "user"},
+    )
+
+
 # route, a valid body, the statuses it is allowed in (given the request event it needs)
 ROUTES: list[tuple[str, dict[str, Any], set[str]]] = [
     ("confirm", {"approved": True}, {"awaiting_confirmation"}),
@@ -117,7 +127,9 @@ def test_takeover_of_a_running_task_is_recorded_once_until_handback(api: Api) ->
         r = caller.http.post(f"/api/v1/tasks/{task_id}/takeover", json={"note": "let me"})
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "running"
-    assert events(api, task_id) == [("task.takeover", {"status": "running", "note": "let me", "user_id": ANY})]
+    assert events(api, task_id) == [
+        ("task.takeover", {"status": "running", "note": "let me", "user_id": ANY})
+    ]
 
     # The worker pauses and reports user_control; the person hands back.
     set_status(api, task_id, "user_control")
@@ -128,8 +140,13 @@ def test_takeover_of_a_running_task_is_recorded_once_until_handback(api: Api) ->
     assert r.status_code == 200, r.text
     assert events(api, task_id)[1:] == [
         ("task.handback", {"note": "done, carry on"}),
+        handed_back(0, "done, carry on"),
         ("task.takeover", {"status": "running", "note": None, "user_id": ANY}),
     ]
+    # The hand-back is the person's step in the trajectory, its note shown with it.
+    (step,) = caller.http.get(f"/api/v1/tasks/{task_id}/steps").json()["items"]
+    assert step["actor"] == "user" and step["note"] == "done, carry on" and step["index"] == 0
+    assert step["action"] == {"name": "Hand_back", "message": "done, carry on"}
 
 
 def test_handback_answers_the_agents_takeover_request(api: Api) -> None:
@@ -143,6 +160,7 @@ def test_handback_answers_the_agents_takeover_request(api: Api) -> None:
         TAKEOVER_ASKED,
         ("task.takeover", {"status": "waiting_for_user", "note": None, "user_id": ANY}),
         ("task.handback", {"note": "logged in"}),
+        handed_back(0, "logged in"),
     ]
     again = caller.http.post(f"/api/v1/tasks/{task_id}/handback", json={"note": "twice"})
     assert again.status_code == 409 and "already answered" in again.json()["message"], again.text

@@ -183,7 +183,10 @@ def test_people_answer_through_events(
     ]
     assert answers == [("task.handback", {"note": "logged in"}), ("task.reply", {"answer": "medium"}),
                        ("task.confirmation", {"approved": True})], answers  # fmt: skip
-    notes = [s["note"] for s in api.http.get(f"/api/v1/tasks/{task['id']}/steps").json()["items"]]
+    steps = api.http.get(f"/api/v1/tasks/{task['id']}/steps").json()["items"]
+    # The person's hand-back is a step of theirs too (actor user), with their note.
+    assert [(s["action"]["name"], s["note"]) for s in steps if s["actor"] == "user"] == [("Hand_back", "logged in")]
+    notes = [s["note"] for s in steps if s["actor"] == "agent"]
     assert "logged in" in notes[0] and "medium" in notes[1] and "approved" in notes[2], notes
 
 

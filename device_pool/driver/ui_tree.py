@@ -1,0 +1,87 @@
+"""The elements of a uiautomator dump (``AdbDevice.ui_dump``) that a person or a model can act on.
+
+Used where the screenshot cannot show the screen: a secure window (FLAG_SECURE) captures black on
+Android, yet its view tree is still readable, so the live view outlines its elements and the agent
+is told their labels; and to tell whether the focused field is a password (typed text is then never
+recorded in clear).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+__all__ = ["UiElement", "focused_is_password", "ui_elements"]
+
+_BOUNDS = re.compile(r"\[(-?\d+),(-?\d+)\]\[(-?\d+),(-?\d+)\]")
+
+
+@dataclass(frozen=True)
+class UiElement:
+    """One node worth showing: it has a label (text, hint or description) or can be tapped or typed in."""
+
+    bounds: tuple[int, int, int, int]  # left, top, right, bottom in screen pixels
+    label: str  # its text (dots for a password), else its description, else its resource id's name
+    kind: str  # the class's short name: EditText, Button, TextView, …
+    clickable: bool
+    editable: bool
+    password: bool
+    focused: bool
+
+    def as_json(self, size: tuple[int, int]) -> dict[str, object]:
+        """The element with its bounds as fractions (0–1) of a ``size`` (width, height) screen."""
+        w, h = size
+        left, top, right, bottom = self.bounds
+        box = [round(left / w, 4), round(top / h, 4), round(right / w, 4), round(bottom / h, 4)]
+        return {
+            "bounds": box, "label": self.label, "kind": self.kind, "clickable": self.clickable,
+            "editable": self.editable, "password": self.password, "focused": self.focused,
+        }  # fmt: skip
+
+
+def ui_elements(ui_xml: str) -> list[UiElement]:
+    """The labelled or actionable nodes of a dump, in document order (empty for XML that does not parse)."""
+    try:
+        root = ET.fromstring(ui_xml)
+    except ET.ParseError:
+        return []
+    found = []
+    for node in root.iter("node"):
+        match = _BOUNDS.fullmatch(node.get("bounds", ""))
+        if match is None:
+            continue
+        left, top, right, bottom = (int(g) for g in match.groups())
+        if right <= left or bottom <= top:
+            continue
+        kind = node.get("class", "").rsplit(".", 1)[-1]
+        editable = kind in ("EditText", "AutoCompleteTextView")
+        rid = node.get("resource-id", "").rsplit("/", 1)[-1]
+        label = node.get("text") or node.get("content-desc") or node.get("hint") or ""
+        clickable = node.get("clickable") == "true"
+        if not label and (clickable or editable):
+            label = rid.replace("_", " ")
+        if not label:
+            continue
+        found.append(
+            UiElement(
+                (left, top, right, bottom),
+                label,
+                kind,
+                clickable,
+                editable,
+                node.get("password") == "true",
+                node.get("focused") == "true",
+            )
+        )
+    return found
+
+
+def focused_is_password(ui_xml: str) -> bool:
+    """Whether the focused node is a password field; also True for XML that does not parse (typed
+    text is then treated as secret rather than recorded in clear)."""
+    try:
+        root = ET.fromstring(ui_xml)
+    except ET.ParseError:
+        return True
+    return any(n.get("focused") == "true" and n.get("password") == "true" for n in root.iter("node"))

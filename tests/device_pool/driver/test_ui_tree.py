@@ -1,0 +1,37 @@
+"""The view-tree reading the live view and the agent use on protected screens, and the password
+check that keeps typed secrets out of a task's steps: it fails safe."""
+
+from __future__ import annotations
+
+from device_pool.driver.ui_tree import focused_is_password, ui_elements
+
+DUMP = """<?xml version='1.0' encoding='UTF-8' standalone='yes' ?><hierarchy rotation="0">
+<node text="" resource-id="" class="android.widget.FrameLayout" bounds="[0,0][1000,2000]" clickable="false">
+  <node text="Sign in" resource-id="app:id/title" class="android.widget.TextView" bounds="[100,100][900,200]"/>
+  <node text="demo" resource-id="app:id/username" class="android.widget.EditText" clickable="true"
+        focused="false" password="false" bounds="[100,300][900,400]"/>
+  <node text="••••" resource-id="app:id/password" class="android.widget.EditText" clickable="true"
+        focused="true" password="true" bounds="[100,500][900,600]"/>
+  <node text="" content-desc="" resource-id="app:id/login_button" class="android.widget.Button"
+        clickable="true" bounds="[100,700][900,800]"/>
+  <node text="" resource-id="" class="android.view.View" bounds="[0,0][0,0]"/>
+</node></hierarchy>"""
+
+
+def test_elements_are_the_labelled_or_actionable_nodes() -> None:
+    found = ui_elements(DUMP)
+    assert [(e.label, e.kind) for e in found] == [
+        ("Sign in", "TextView"), ("demo", "EditText"), ("••••", "EditText"), ("login button", "Button"),
+    ]  # fmt: skip
+    password = found[2]
+    assert password.password and password.focused and password.editable
+    assert password.as_json((1000, 2000))["bounds"] == [0.1, 0.25, 0.9, 0.3]
+
+
+def test_a_password_field_in_focus_and_an_unreadable_tree_both_count_as_secret() -> None:
+    assert focused_is_password(DUMP)
+    assert not focused_is_password(
+        DUMP.replace('focused="true" password="true"', 'focused="false" password="true"')
+    )
+    assert focused_is_password("ERROR: could not get idle state")  # not XML: never store the text
+    assert ui_elements("not xml") == []
