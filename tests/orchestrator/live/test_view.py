@@ -102,8 +102,13 @@ def test_another_tenant_cannot_see_the_phone_and_an_admin_only_an_unheld_one(
                 r = await client.connect(http, f"/api/v1/devices/{device_id}/webrtc")
                 assert r.status_code == 200, r.text
                 await client.wait_frames(2)
+                # Never leased to this viewer: the reason says the phone is idle, not that a lease ended.
+                hello = await client.wait_message("hello")
+                assert hello["control"] is False
+                assert hello["reason"] == "view only: the phone is idle (not leased to you)", hello
                 ack = await client.request({"type": "tap", "x": 0.5, "y": 0.5})
                 assert ack["ok"] is False and ack["error"] == "not_in_control", ack
+                assert "idle" in ack["message"], ack
             finally:
                 await client.close()
         async with http_for(live_api, stranger) as http:
