@@ -8,7 +8,8 @@ For ``repeat_ms`` 100 and 0 (off), against the same phone and a fresh API each:
   others join a running one (the GOP from memory);
 - **cost**: the screen changes ``CHANGE_HZ`` times a second (each change followed by a still gap
   longer than ``repeat_ms``, so every change is repeated: the worst case) with one decoding viewer
-  for ``--seconds``: frames decoded per second, RTP bytes received per second, the API's CPU.
+  for ``--seconds``: frames decoded per second, RTP packets received per second, the API's CPU. A
+  repeat is one packet of about 10 bytes of H.264 (``tests/orchestrator/live/test_repeat.py``).
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ async def _cost(url: str, key: str, path: str, api_pid: int, seconds: float) -> 
 
     client = LiveClient()
 
-    async def rtp_bytes() -> int:
+    async def rtp_packets() -> int:  # aiortc's receiver stats count packets, not bytes
         stats = await client.pc.getStats()
-        return sum(getattr(s, "bytesReceived", 0) for s in stats.values() if s.type == "inbound-rtp")
+        return sum(getattr(s, "packetsReceived", 0) for s in stats.values() if s.type == "inbound-rtp")
 
     try:
         async with httpx.AsyncClient(
@@ -68,9 +69,9 @@ async def _cost(url: str, key: str, path: str, api_pid: int, seconds: float) -> 
             (await client.connect(http, path)).raise_for_status()
             await client.wait_frames(2, timeout=30)
             await asyncio.sleep(1)
-            frames0, bytes0, cpu0, t0 = (
+            frames0, packets0, cpu0, t0 = (
                 client.frames,
-                await rtp_bytes(),
+                await rtp_packets(),
                 tree_cpu_s(api_pid),
                 time.monotonic(),
             )
@@ -78,7 +79,7 @@ async def _cost(url: str, key: str, path: str, api_pid: int, seconds: float) -> 
             wall = time.monotonic() - t0
             return {
                 "fps": (client.frames - frames0) / wall,
-                "bytes_s": (await rtp_bytes() - bytes0) / wall,
+                "packets_s": (await rtp_packets() - packets0) / wall,
                 "api_cpu": (tree_cpu_s(api_pid) - cpu0) / wall,
             }
     finally:
@@ -116,7 +117,7 @@ def run_repeat(
     print(f"repeat the last picture: aiortc viewers (decoding); {os.cpu_count()} CPUs, load avg {load[0]:.1f}; "
           f"{args.trials} new viewers of a still phone; then {CHANGE_HZ:g} changes/s for {args.seconds:g} s")  # fmt: skip
     print(f"{'repeat_ms':>9} {'first frame p50':>15} {'max':>7} {'misses':>6} {'1st (capture start)':>19} "
-          f"{'fps at 5 Hz':>11} {'RTP B/s':>8} {'API CPU':>8}")  # fmt: skip
+          f"{'fps at 5 Hz':>11} {'RTP pkt/s':>9} {'API CPU':>8}")  # fmt: skip
     for repeat_ms, firsts, cost in rows:
         got = [t for t in firsts if t is not None]
         misses = len(firsts) - len(got)
@@ -124,5 +125,5 @@ def run_repeat(
         top = f"{max(got) * 1000:.0f} ms" if got else "-"
         first = f"{firsts[0] * 1000:.0f} ms" if firsts and firsts[0] is not None else "none"
         print(f"{repeat_ms:>9} {p50:>15} {top:>7} {misses:>6} {first:>19} {cost['fps']:>11.1f} "
-              f"{cost['bytes_s']:>8.0f} {cost['api_cpu'] * 100:>7.2f}%")  # fmt: skip
+              f"{cost['packets_s']:>9.1f} {cost['api_cpu'] * 100:>7.2f}%")  # fmt: skip
     print(f"a miss: no decoded frame within {FIRST_FRAME_WAIT_S:g} s")
