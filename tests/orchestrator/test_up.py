@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from device_pool.pool.adb_supervisor import adb_listeners
 from orchestrator.cli.port_file import read_port_file
 from orchestrator.cli.up import URL_FILE
 from orchestrator.live.ice import pin_host_addresses
@@ -91,8 +92,7 @@ def run_up(tmp_path: Path, adb_port: int, phone_port: int) -> None:
         assert hello["control"] is False
         assert hello["reason"] == "view only: the phone is idle (not leased to you)", hello
 
-        adb_before = port_open("127.0.0.1", adb_port)
-        assert adb_before, "the pool's adb server"
+        _swap_in_an_adb_daemon(data, adb_port, env)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=90) == 0, "".join(lines)
         for port in (api_port, model_port, phone_port, adb_port):
@@ -142,3 +142,26 @@ def _started_by(data: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def _swap_in_an_adb_daemon(data: Path, adb_port: int, env: dict[str, str]) -> None:
+    """Replace the pool's adb server by a daemon (``adb start-server``) the pool did not start, as a
+    worker does when it finds no server — the pool adopts it and would leave it running on exit.
+    The pool is paused meanwhile, so the swap cannot race its supervisor's restart."""
+    [pool] = [
+        pid for pid in _started_by(data) if b"pool" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    ]
+    [server] = adb_listeners(adb_port)
+    os.kill(pool, signal.SIGSTOP)
+    try:
+        os.kill(server, signal.SIGKILL)
+        wait_until(
+            lambda: not port_open("127.0.0.1", adb_port), timeout=10, what="the pool's adb server gone"
+        )
+        binary = adb_binary()
+        assert binary
+        subprocess.run([binary, "-P", str(adb_port), "start-server"], env=env, check=True, capture_output=True,
+                       timeout=30)  # fmt: skip
+        assert adb_listeners(adb_port) and server not in adb_listeners(adb_port)
+    finally:
+        os.kill(pool, signal.SIGCONT)
