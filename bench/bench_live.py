@@ -61,7 +61,9 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=720)
     parser.add_argument("--height", type=int, default=1600)
     parser.add_argument("--max-width", type=int, default=720, help="webrtc.max_width (video width cap)")
-    parser.add_argument("--repeat", action="store_true", help="measure repeating the last picture (repeat_ms)")
+    parser.add_argument(
+        "--repeat", action="store_true", help="measure repeating the last picture (repeat_ms)"
+    )
     parser.add_argument("--trials", type=int, default=10, help="--repeat: new viewers of the still phone")
     parser.add_argument("--extra", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
