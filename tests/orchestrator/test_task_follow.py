@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from orchestrator.cli import follow as follow_module
-from orchestrator.cli.follow import describe_action, follow
+from orchestrator.cli.follow import Follower, describe_action, follow
 from orchestrator.cli.up import KEY_FILE, URL_FILE
 from orchestrator.client import PhoneFleetClient
 from orchestrator.db import Event, Task, TaskStatus
@@ -218,3 +218,23 @@ def test_actions_are_described_for_people() -> None:
     assert describe_action({"name": "Type", "text": "hello"}) == "Type “hello”"
     assert describe_action({"name": "Launch", "app": "Settings"}) == "Open Settings"
     assert describe_action({"name": "Long_Press", "element": [1, 2]}) == "Long Press at (1, 2) on the screen"
+
+
+def test_a_replayed_request_that_was_answered_is_not_asked_again() -> None:
+    """``phonefleet task wait`` replays a task's events from the first: a request answered meanwhile
+    is shown, but only the one still open is asked at the terminal, once the replay is over."""
+    asked: list[str] = []
+    out = io.StringIO()
+    follower = Follower(None, "t1", base_url="http://x", interactive=True, out=out,  # type: ignore[arg-type]
+                        ask=lambda text: asked.append(text) or "")  # fmt: skip
+    follower.event(
+        {"id": 1, "type": "task.confirmation_requested", "payload": {"message": "Pay", "action": TAP}}
+    )
+    follower.event({"id": 2, "type": "task.confirmation", "payload": {"approved": True}})
+    follower.idle()
+    assert asked == [] and "answered: approved" in out.getvalue()
+    follower.event({"id": 3, "type": "task.question", "payload": {"question": "Which colour?"}})
+    assert asked == []  # not before the stream is idle: its answer may be right behind it
+    follower.idle()
+    follower.idle()
+    assert asked == ["Your answer (empty: answer elsewhere): "]  # once
