@@ -34,27 +34,29 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 _PROG = "phonefleet task"
 
 
-def default_url(environ: dict[str, str] | None = None) -> str:
-    """The API's base URL when ``--url`` is not given (module docstring, "Which API")."""
+def default_url(environ: dict[str, str] | None = None) -> tuple[str, str]:
+    """The API's base URL when ``--url`` is not given (module docstring, "Which API"), and where it
+    came from (said when the API cannot be reached)."""
     env = os.environ if environ is None else environ
     if env.get("PHONEFLEET_URL"):
-        return env["PHONEFLEET_URL"]
+        return env["PHONEFLEET_URL"], "PHONEFLEET_URL"
     settings = _settings()
     if settings is None:
-        return DEFAULT_URL
+        return DEFAULT_URL, "the default"
     from orchestrator.cli.up import URL_FILE
 
+    path = settings.data_dir / URL_FILE
     try:
-        written = (settings.data_dir / URL_FILE).read_text().strip()
+        written = path.read_text().strip()
     except OSError:
         written = ""
     if written:
-        return written
+        return written, f"{path}, written by phonefleet up: is it still running?"
     if settings.api.port == 0:  # the OS picks it at each start: only up's file can say which
-        return DEFAULT_URL
+        return DEFAULT_URL, "the default (api.port is 0 and no phonefleet up runs here)"
     host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "") else settings.api.host
     host = "[::1]" if host == "::" else (f"[{host}]" if ":" in host else host)
-    return f"http://{host}:{settings.api.port}"
+    return f"http://{host}:{settings.api.port}", "the settings api.host and api.port"
 
 
 def default_api_key(environ: dict[str, str] | None = None) -> str:
@@ -169,7 +171,9 @@ def _cmd_task(args: argparse.Namespace) -> int:
 
     from orchestrator.client import PhoneFleetAPIError, TaskWaitTimeout
 
-    args.url = args.url or default_url()
+    source = "--url"
+    if not args.url:
+        args.url, source = default_url()
     args.api_key = args.api_key or default_api_key()
     if not args.api_key:
         print(f"{_PROG}: no API key: pass --api-key or set PHONEFLEET_API_KEY (or run phonefleet up, "
@@ -188,7 +192,9 @@ def _cmd_task(args: argparse.Namespace) -> int:
         print(f"{_PROG}: {exc}", file=sys.stderr)
         return 1
     except httpx.HTTPError as exc:
-        print(f"{_PROG}: cannot reach {args.url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            f"{_PROG}: cannot reach {args.url} (from {source}): {type(exc).__name__}: {exc}", file=sys.stderr
+        )
         return 1
     except OSError as exc:  # after TaskWaitTimeout, a TimeoutError: here the file could not be written
         print(f"{_PROG}: {exc}", file=sys.stderr)

@@ -209,7 +209,13 @@ def test_the_cli_finds_the_api_as_phonefleet_up_left_it(api: Api, tmp_path: Path
     # PHONEFLEET_URL wins over both.
     (data / URL_FILE).write_text(api.url + "\n")
     r = status(PHONEFLEET_URL=f"http://127.0.0.1:{closed_port()}")
-    assert r.returncode == 1 and "cannot reach" in r.stderr
+    assert r.returncode == 1 and "cannot reach" in r.stderr and "(from PHONEFLEET_URL)" in r.stderr
+    # A file left by an up that is gone: the error says where the URL came from.
+    (data / URL_FILE).write_text(f"http://127.0.0.1:{closed_port()}\n")
+    r = status()
+    assert (
+        r.returncode == 1 and f"{data / URL_FILE}, written by phonefleet up: is it still running?" in r.stderr
+    )
 
 
 def test_actions_are_described_for_people() -> None:
