@@ -121,7 +121,6 @@ def _escape(rbsp: bytes) -> bytes:
 @dataclass(frozen=True)
 class _Sps:
     chroma_array_type: int
-    separate_colour_plane: bool
     log2_max_frame_num: int
     poc_type: int
     log2_max_poc_lsb: int
@@ -155,13 +154,11 @@ def _parse_sps(rbsp: bytes) -> tuple[int, _Sps]:
     profile = bits.u(8)
     bits.u(16)  # constraint flags, level_idc
     sps_id = bits.ue()
-    chroma_format, separate = 1, False
+    chroma_format = 1
     if profile in _HIGH_PROFILES:
         chroma_format = bits.ue()
-        if chroma_format == 3:
-            separate = bool(bits.u(1))
-            if separate:  # a picture is three slices, one per colour plane
-                raise _Unsupported("separate colour planes")
+        if chroma_format == 3 and bits.u(1):  # separate_colour_plane_flag: three slices a picture
+            raise _Unsupported("separate colour planes")
         bits.ue()  # bit_depth_luma_minus8
         bits.ue()  # bit_depth_chroma_minus8
         bits.u(1)  # qpprime_y_zero_transform_bypass_flag
@@ -188,8 +185,7 @@ def _parse_sps(rbsp: bytes) -> tuple[int, _Sps]:
     height_units = bits.ue() + 1
     frame_mbs_only = bool(bits.u(1))
     sps = _Sps(
-        chroma_array_type=0 if separate else chroma_format,
-        separate_colour_plane=separate,
+        chroma_array_type=chroma_format,
         log2_max_frame_num=log2_max_frame_num,
         poc_type=poc_type,
         log2_max_poc_lsb=log2_max_poc_lsb,
@@ -233,7 +229,6 @@ class _Picture:
     sps: _Sps
     frame_num: int
     poc_lsb: int
-    colour_plane: int
 
 
 def _split(data: bytes) -> list[bytes]:
@@ -292,14 +287,13 @@ class PictureRepeater:
         bits.ue()  # slice_type
         pps = self._pps[bits.ue()]
         sps = self._sps[pps.sps_id]
-        colour_plane = bits.u(2) if sps.separate_colour_plane else 0
         frame_num = bits.u(sps.log2_max_frame_num)
         if not sps.frame_mbs_only and bits.u(1):  # field_pic_flag
             raise _Unsupported("field pictures")
         if nal_type(nal) == IDR:
             bits.ue()  # idr_pic_id
         poc_lsb = bits.u(sps.log2_max_poc_lsb) if sps.poc_type == 0 else 0
-        return _Picture(data, keyframe, bool(nal[0] & 0x60), pps, sps, frame_num, poc_lsb, colour_plane)
+        return _Picture(data, keyframe, bool(nal[0] & 0x60), pps, sps, frame_num, poc_lsb)
 
     @staticmethod
     def _skipped(last: _Picture) -> bytes:
@@ -310,8 +304,6 @@ class PictureRepeater:
         w.ue(0)  # first_mb_in_slice
         w.ue(5)  # slice_type P (all slices of the picture are P)
         w.ue(pps.pps_id)
-        if sps.separate_colour_plane:
-            w.u(2, last.colour_plane)
         # The last picture is a reference picture: the next frame_num (the phone's next reference
         # picture will use it too, which a non-reference picture before it may share).
         w.u(sps.log2_max_frame_num, (last.frame_num + 1) % (1 << sps.log2_max_frame_num))
