@@ -21,10 +21,15 @@ and encodes, as a phone's GPU and hardware encoder would) and the adb server:
 3. changing screen, 10 viewers.
 
 The viewers and the phases are in ``bench/live_viewers.py``, the report in ``bench/live_report.py``.
+
+``--repeat`` measures instead what repeating the last picture (``webrtc.repeat_ms``) buys and costs
+(``bench/live_repeat.py``): a new aiortc viewer's first decoded frame on a still phone, and the bytes
+and API CPU of the repeats while the screen changes 5 times a second, with repeats on and off.
 Everything shares this machine's cores (other work on it included): read the numbers as an upper
 bound of what each part costs. Run from the repository root (PostgreSQL on 127.0.0.1:5432):
 
     .venv/bin/python bench/bench_live.py [--tick 30] [--seconds 10] [--width 720 --height 1600]
+    .venv/bin/python bench/bench_live.py --repeat [--trials 10] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -56,6 +61,10 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=720)
     parser.add_argument("--height", type=int, default=1600)
     parser.add_argument("--max-width", type=int, default=720, help="webrtc.max_width (video width cap)")
+    parser.add_argument(
+        "--repeat", action="store_true", help="measure repeating the last picture (repeat_ms)"
+    )
+    parser.add_argument("--trials", type=int, default=10, help="--repeat: new viewers of the still phone")
     parser.add_argument("--extra", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.extra:
@@ -85,6 +94,22 @@ def main() -> int:
         key = subprocess.run([*cli, "admin", "create-key", "--tenant", "bench", "--admin"], env=env, cwd=REPO,
                              check=True, capture_output=True, text=True, timeout=60).stdout.strip()  # fmt: skip
         device_id = asyncio.run(_register(db.url, sim.serial()))
+        if args.repeat:
+            from bench.live_repeat import run_repeat
+            from device_pool.driver import AdbDevice
+
+            phone = AdbDevice(sim.serial(), adb_port=adb.port)
+
+            async def sim_shell(command: str) -> None:
+                await phone.connect()
+                await phone.shell(command, check=True)
+
+            try:
+                run_repeat(args, env, url, key, f"/api/v1/devices/{device_id}/webrtc", sim_shell, Path(tmp))
+            finally:
+                adb.stop()
+                sim.stop()
+            return 0
         log = open(Path(tmp) / "api.log", "w")  # noqa: SIM115 - closed below
         api = subprocess.Popen([*cli, "--log-level", "WARNING", "api"], env=env, cwd=REPO, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip

@@ -173,6 +173,18 @@ class PhoneFleetClient:
         """Cancel: a queued task ends at once; a running one gets ``cancel_requested``. 409 if ended."""
         return self._request("POST", f"/api/v1/tasks/{task_id}/cancel", safe=False).json()
 
+    def confirm(self, task_id: str, approved: bool) -> dict[str, Any]:
+        """Answer the agent's request to confirm an action. 409 if it is not waiting for one."""
+        return self._request(
+            "POST", f"/api/v1/tasks/{task_id}/confirm", json={"approved": approved}, safe=False
+        ).json()
+
+    def reply(self, task_id: str, answer: str) -> dict[str, Any]:
+        """Answer the agent's question. 409 if it is not waiting for an answer."""
+        return self._request(
+            "POST", f"/api/v1/tasks/{task_id}/reply", json={"answer": answer}, safe=False
+        ).json()
+
     def wait(self, task_id: str, timeout_s: float, poll_s: float = 1.0) -> dict[str, Any]:
         """Poll until the task reaches a final status and return it; :class:`TaskWaitTimeout` if not."""
         deadline = time.monotonic() + timeout_s

@@ -308,6 +308,10 @@ class WebRtcSettings(_Group):
     keyframe_min_interval_s: float = Field(default=1.0, ge=0)  # restarts asked by viewers, at most
     # A frame's last NAL unit is complete when the next starts or the phone's stream pauses this long.
     nal_flush_ms: float = Field(default=8.0, gt=0, le=1000)
+    # The last picture is sent again this long after it if no other followed (and to a new viewer
+    # after its first pictures): receivers like aiortc complete a picture only when the next arrives.
+    # 0: never.
+    repeat_ms: float = Field(default=100.0, ge=0, le=5000)
 
 
 class Settings(BaseSettings):

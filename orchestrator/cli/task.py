@@ -2,11 +2,21 @@
 
 ``submit "INSTRUCTION" [--wait]``, ``status ID``, ``wait ID``, ``cancel ID``, ``list [--status S]``,
 ``trajectory ID [-o FILE]`` (the zip of task.json, steps.jsonl and screenshots; default task-ID.zip).
-Every action takes ``--url`` (default ``PHONEFLEET_URL`` or http://127.0.0.1:8000), ``--api-key``
-(default ``PHONEFLEET_API_KEY``) and ``--json`` (the API's JSON instead of one line per task).
+Every action takes ``--url``, ``--api-key`` and ``--json`` (the API's JSON instead of one line per task).
+
+**Which API** (``--url`` unset), the way ``phonefleet up`` found it: ``PHONEFLEET_URL``; else the URL
+``phonefleet up`` wrote to ``{data_dir}/api-url`` while it runs (its port may be one the OS chose);
+else ``http://{api.host}:{api.port}`` from the settings (``PHONEFLEET_API__HOST``/``__PORT``; a host of
+0.0.0.0 is reached at 127.0.0.1). **Which key** (``--api-key`` unset): ``PHONEFLEET_API_KEY``; else
+the admin key ``phonefleet up`` keeps in ``{data_dir}/admin-api-key``.
+
+``submit --wait`` and ``wait`` follow the task (``follow.py``): a line per step and status change as
+they happen (the events WebSocket; polling when it cannot be used), why the task waits, and — at a
+terminal — a y/N prompt for a confirmation and a prompt for the agent's question.
 
 Exit codes: 0 ok (for ``submit --wait`` and ``wait``: the task succeeded); 1 the task failed, was
-cancelled or timed out, the wait ran out, or the API answered an error (message on stderr); 2 usage.
+cancelled or timed out, the wait ran out, or the API answered an error (message on stderr); 2 usage;
+130 interrupted (Ctrl-C) while following: the task goes on.
 """
 
 from __future__ import annotations
@@ -15,10 +25,65 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orchestrator.settings import Settings
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 _PROG = "phonefleet task"
+
+
+def default_url(environ: dict[str, str] | None = None) -> tuple[str, str]:
+    """The API's base URL when ``--url`` is not given (module docstring, "Which API"), and where it
+    came from (said when the API cannot be reached)."""
+    env = os.environ if environ is None else environ
+    if env.get("PHONEFLEET_URL"):
+        return env["PHONEFLEET_URL"], "PHONEFLEET_URL"
+    settings = _settings()
+    if settings is None:
+        return DEFAULT_URL, "the default"
+    from orchestrator.cli.up import URL_FILE
+
+    path = settings.data_dir / URL_FILE
+    try:
+        written = path.read_text().strip()
+    except OSError:
+        written = ""
+    if written:
+        return written, f"{path}, written by phonefleet up: is it still running?"
+    if settings.api.port == 0:  # the OS picks it at each start: only up's file can say which
+        return DEFAULT_URL, "the default (api.port is 0 and no phonefleet up runs here)"
+    host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "") else settings.api.host
+    host = "[::1]" if host == "::" else (f"[{host}]" if ":" in host else host)
+    return f"http://{host}:{settings.api.port}", "the settings api.host and api.port"
+
+
+def default_api_key(environ: dict[str, str] | None = None) -> str:
+    """The API key when ``--api-key`` is not given: PHONEFLEET_API_KEY, else the key ``up`` keeps."""
+    env = os.environ if environ is None else environ
+    if env.get("PHONEFLEET_API_KEY"):
+        return env["PHONEFLEET_API_KEY"]
+    settings = _settings()
+    if settings is None:
+        return ""
+    from orchestrator.cli.up import KEY_FILE
+
+    try:
+        return (settings.data_dir / KEY_FILE).read_text().strip()
+    except OSError:  # none, or not ours to read
+        return ""
+
+
+def _settings() -> Settings | None:  # imported lazily: the CLI's start-up stays light
+    from pydantic import ValidationError
+
+    from orchestrator.settings import load_settings
+
+    try:
+        return load_settings()
+    except ValidationError:
+        return None  # the server's settings are broken; this client only needed a hint from them
 
 
 def _line(task: dict[str, Any]) -> str:
@@ -61,14 +126,14 @@ def _run(args: argparse.Namespace) -> int:
             if not args.json:
                 print(_line(task), file=sys.stderr)  # the id, before a long wait
             wait_s = args.wait_timeout or (args.timeout or 600) + 300
-            task = client.wait(task["id"], timeout_s=wait_s, poll_s=args.poll)
+            task = _follow(client, args, task["id"], wait_s)
             _show(task, args.json)
             return _final_code(task)
         if args.action == "status":
             _show(client.get(args.id), args.json)
             return 0
         if args.action == "wait":
-            task = client.wait(args.id, timeout_s=args.timeout, poll_s=args.poll)
+            task = _follow(client, args, args.id, args.timeout)
             _show(task, args.json)
             return _final_code(task)
         if args.action == "cancel":
@@ -87,16 +152,37 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
 
+def _follow(client: Any, args: argparse.Namespace, task_id: str, timeout_s: float) -> dict[str, Any]:
+    from orchestrator.cli.follow import follow
+
+    try:
+        return follow(
+            client, args.url, args.api_key, task_id, timeout_s=timeout_s, poll_s=args.poll,
+            interactive=sys.stdin.isatty() and not args.no_input,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"\n{_PROG}: interrupted; the task goes on (follow it with: phonefleet task wait {task_id})",
+              file=sys.stderr)  # fmt: skip
+        raise
+
+
 def _cmd_task(args: argparse.Namespace) -> int:
     import httpx
 
     from orchestrator.client import PhoneFleetAPIError, TaskWaitTimeout
 
+    source = "--url"
+    if not args.url:
+        args.url, source = default_url()
+    args.api_key = args.api_key or default_api_key()
     if not args.api_key:
-        print(f"{_PROG}: no API key: pass --api-key or set PHONEFLEET_API_KEY", file=sys.stderr)
+        print(f"{_PROG}: no API key: pass --api-key or set PHONEFLEET_API_KEY (or run phonefleet up, "
+              "which keeps one in its data directory)", file=sys.stderr)  # fmt: skip
         return 2
     try:
         return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C while following (said so there) or during a request
+        return 130
     except PhoneFleetAPIError as exc:
         print(f"{_PROG}: {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
         return 1
@@ -106,7 +192,9 @@ def _cmd_task(args: argparse.Namespace) -> int:
         print(f"{_PROG}: {exc}", file=sys.stderr)
         return 1
     except httpx.HTTPError as exc:
-        print(f"{_PROG}: cannot reach {args.url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            f"{_PROG}: cannot reach {args.url} (from {source}): {type(exc).__name__}: {exc}", file=sys.stderr
+        )
         return 1
     except OSError as exc:  # after TaskWaitTimeout, a TimeoutError: here the file could not be written
         print(f"{_PROG}: {exc}", file=sys.stderr)
@@ -114,16 +202,17 @@ def _cmd_task(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    # The URL and key are not fields of Settings (those configure the server's processes), so this
-    # entry point reads PHONEFLEET_URL and PHONEFLEET_API_KEY itself, as defaults of its options.
+    # The URL and key are not fields of Settings (those configure the server's processes): resolved
+    # when the command runs (default_url, default_api_key), so other commands never read settings.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--url", default=os.environ.get("PHONEFLEET_URL") or DEFAULT_URL,
-        help=f"the API's base URL (default: PHONEFLEET_URL or {DEFAULT_URL})",
+        "--url", default=None,
+        help="the API's base URL (default: PHONEFLEET_URL, else the URL phonefleet up wrote to "
+        "{data_dir}/api-url, else http://{api.host}:{api.port} from the settings)",
     )  # fmt: skip
     common.add_argument(
-        "--api-key", default=os.environ.get("PHONEFLEET_API_KEY") or "",
-        help="API key pf_… (default: PHONEFLEET_API_KEY)",
+        "--api-key", default=None,
+        help="API key pf_… (default: PHONEFLEET_API_KEY, else phonefleet up's {data_dir}/admin-api-key)",
     )  # fmt: skip
     common.add_argument("--json", action="store_true", help="print the API's JSON")
 
@@ -142,7 +231,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     submit.add_argument(
         "--wait-timeout", type=float, default=None, help="seconds to wait (default: task timeout + 300)"
     )
-    submit.add_argument("--poll", type=float, default=1.0, help="seconds between polls (default 1)")
+    submit.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between polls without the events socket (default 1)"
+    )
+    submit.add_argument("--no-input", action="store_true", help="never prompt, even at a terminal")
 
     status = actions.add_parser("status", parents=[common], help="show a task")
     status.add_argument("id")
@@ -152,7 +244,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     wait.add_argument("id")
     wait.add_argument("--timeout", type=float, default=900.0, help="seconds to wait (default 900)")
-    wait.add_argument("--poll", type=float, default=1.0, help="seconds between polls (default 1)")
+    wait.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between polls without the events socket (default 1)"
+    )
+    wait.add_argument("--no-input", action="store_true", help="never prompt, even at a terminal")
 
     cancel = actions.add_parser("cancel", parents=[common], help="cancel a task")
     cancel.add_argument("id")

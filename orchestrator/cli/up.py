@@ -2,9 +2,15 @@
 
 Migrates the database, creates the first admin API key on the first run, then starts the reference
 model, the pool manager (virtual phones), the worker and the API as child processes, waits until
-each answers, prints the URL and the key, and stops them all, by pid, on Ctrl-C or SIGTERM. A child
-that dies takes the others down with it, and its log tail is printed: a half-running product is
-worse than a stopped one.
+each answers, prints the URL and the key, and stops them all, by pid, on Ctrl-C or SIGTERM: first
+the API, the worker and the model, then the pool (whose phones and adb server the others use until
+they stop). An adb server that was not answering on ``--adb-port`` before ``up`` started is one of
+``up``'s (the pool's, or a daemon a worker started while the pool's restarted): if one still answers
+once the children are gone, it is stopped too. A child that dies takes the others down with it, and
+its log tail is printed: a half-running product is worse than a stopped one.
+
+While it runs, the API's URL is in ``{data_dir}/api-url`` (removed on exit): ``phonefleet task`` reads
+it when ``PHONEFLEET_URL`` is not set, as it reads the admin key from ``{data_dir}/admin-api-key``.
 
 Embedded defaults: SQLite under the data directory and Celery over SQLite when no Redis URL is set;
 ``PHONEFLEET_DATABASE_URL`` / ``PHONEFLEET_REDIS_URL`` switch the same command to PostgreSQL + Redis.
@@ -25,7 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from orchestrator.cli.port_file import write_whole
+
 KEY_FILE = "admin-api-key"  # in data_dir, mode 0600: the laptop's own first key, shown at every start
+URL_FILE = "api-url"  # in data_dir while up runs: the API's URL, for `phonefleet task`
+ADB_STOP_WAIT_S = 5.0
 
 
 @dataclass
@@ -84,16 +94,66 @@ def _fresh(port_file: Path) -> Path:
 
 
 def _stop(children: list[_Child], timeout: float = 15.0) -> None:
-    for child in reversed(children):
-        if child.proc.poll() is None:
-            child.proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for child in reversed(children):
+    """SIGTERM, then SIGKILL after ``timeout``: the pool last, since the others use its phones and adb
+    server until they have stopped (a worker finishing a step, the API closing a live view)."""
+    users = [child for child in reversed(children) if child.name != "pool"]
+    pool = [child for child in children if child.name == "pool"]
+    for phase in (users, pool):
+        for child in phase:
+            if child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for child in phase:
+            try:
+                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
+
+
+def _adb_answers(port: int) -> bool:
+    from device_pool.driver import AdbServerClient
+    from device_pool.errors import DeviceError
+
+    async def probe() -> bool:
         try:
-            child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.proc.kill()
-            child.proc.wait()
+            await AdbServerClient(port=port).version(timeout=1.0)
+            return True
+        except DeviceError:
+            return False
+
+    return asyncio.run(probe())
+
+
+def _stop_adb_server(port: int) -> None:
+    """Stop the adb server on ``port`` (``host:kill``; SIGKILL for one that ignores it) and wait
+    until the port is free."""
+    from device_pool.driver import AdbServerClient
+    from device_pool.errors import DeviceError
+    from device_pool.pool.adb_supervisor import adb_listeners
+
+    async def kill() -> None:
+        try:
+            await AdbServerClient(port=port).kill(timeout=2.0)
+        except DeviceError:
+            pass
+
+    asyncio.run(kill())
+    deadline = time.monotonic() + ADB_STOP_WAIT_S
+    while adb_listeners(port) and time.monotonic() < deadline:
+        time.sleep(0.1)  # a shutdown poll, not test synchronisation
+    for pid in adb_listeners(port):  # wedged: it did not obey host:kill
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _stop_all(children: list[_Child], adb_port: int, adb_was_running: bool) -> None:
+    _stop(children)
+    if not adb_was_running and _adb_answers(adb_port):
+        print(f"phonefleet up: stopping the adb server on port {adb_port}", flush=True)
+        _stop_adb_server(adb_port)
 
 
 def _wait_http(url: str, children: list[_Child], timeout: float) -> None:
@@ -171,6 +231,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
     )
     children: list[_Child] = []
     stopping = False
+    # Not answering now: whatever answers on the port later was started for this run, and goes with it.
+    adb_was_running = _adb_answers(args.adb_port)
+    url_file = settings.data_dir / URL_FILE
 
     def on_signal(signum, frame) -> None:
         nonlocal stopping
@@ -199,8 +262,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
         _wait_http(f"{api}/healthz", children, 60)
     except RuntimeError as exc:
         print(f"phonefleet up: {exc}", file=sys.stderr)
-        _stop(children)
+        _stop_all(children, args.adb_port, adb_was_running)
         return 1
+    write_whole(url_file, api + "\n")
     print(f"\nPhoneFleet is running at {api}  (API docs: {api}/docs)", flush=True)
     if key:
         print(
@@ -218,7 +282,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
             break
         time.sleep(0.2)
     print("phonefleet up: stopping…", flush=True)
-    _stop(children)
+    url_file.unlink(missing_ok=True)
+    _stop_all(children, args.adb_port, adb_was_running)
     return code
 
 

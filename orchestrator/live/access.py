@@ -74,6 +74,9 @@ class ControlState:
     task_status: TaskStatus | None = None
     session_state: SessionState | None = None
     holder: uuid.UUID | None = None  # the one user who may send input (None: any of the tenant's)
+    # Admitted with no lease at all (an admin watching an idle phone): nothing "ended", it was never
+    # leased to this viewer, and the reason must say so.
+    idle: bool = False
     task_id: uuid.UUID | None = None  # the task holding the lease (its person-made steps are recorded)
 
     @property
@@ -83,6 +86,8 @@ class ControlState:
 
     def allows(self, principal: Principal) -> tuple[bool, str]:
         """(may send input, why not)."""
+        if self.idle:
+            return False, "view only: the phone is idle (not leased to you)"
         if not self.lease_open:
             return False, "view only: the phone's lease has ended"
         if self.tenant_id is None or self.tenant_id != principal.tenant_id:
@@ -175,7 +180,7 @@ class LiveAccess:
     async def control_state(self, lease_id: uuid.UUID | None) -> ControlState:
         """Who may send input under ``lease_id`` now."""
         if lease_id is None:
-            return ControlState(lease_open=False)
+            return ControlState(lease_open=False, idle=True)
         async with self.db.transaction() as db_session:
             lease = await db_session.get(Lease, lease_id)
             if lease is None or lease.released_at is not None:

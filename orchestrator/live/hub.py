@@ -195,7 +195,10 @@ class LiveHub:
                 bit_rate=s.bit_rate, time_limit_s=s.record_time_limit_s, flush_s=s.nal_flush_ms / 1000,
             )  # fmt: skip
 
-        stream = PhoneStream(device_id, geometry, capture, keyframe_min_interval_s=s.keyframe_min_interval_s)
+        stream = PhoneStream(
+            device_id, geometry, capture,
+            keyframe_min_interval_s=s.keyframe_min_interval_s, repeat_s=s.repeat_ms / 1000,
+        )  # fmt: skip
         await stream.start()
         self._streams[device_id] = stream
         self._phones[device_id] = phone

@@ -12,6 +12,11 @@ and starts a new one, which begins with an IDR (at most once per ``keyframe_min_
 other viewers see the picture pause for as long as the phone takes to restart). A capture that
 ends by itself (the 180 s limit) is restarted at once; one that fails is retried with backoff
 while viewers remain. ``close()`` ends it all.
+
+Repeats: ``repeat_s`` after a picture, if no other came, the stream sends that picture again
+(``repeat.py``: a skipped P picture, a few bytes), and so does a new viewer's track after the GOP it
+was given. Receivers that complete a picture only when the next one arrives (aiortc) would otherwise
+show nothing of a still phone's last picture — a new viewer of a still phone nothing at all.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import av
 from device_pool.errors import DeviceError
 from orchestrator.live.geometry import VideoGeometry
 from orchestrator.live.h264 import AccessUnit
+from orchestrator.live.repeat import PictureRepeater
 from orchestrator.live.track import PacketTrack
 
 __all__ = ["PhoneStream"]
@@ -62,11 +68,15 @@ class PhoneStream:
         new_capture: CaptureFactory,
         *,
         keyframe_min_interval_s: float = 1.0,
+        repeat_s: float = 0.1,
     ) -> None:
         self.device_id = device_id
         self.geometry = geometry
         self._new_capture = new_capture
         self._min_interval = keyframe_min_interval_s
+        self._repeat_s = repeat_s  # 0: never repeat
+        self._repeater = PictureRepeater()
+        self._repeat_handle: asyncio.TimerHandle | None = None
         self._tracks: set[PacketTrack] = set()
         self._gop: list[tuple[av.Packet, bool]] | None = None  # since the last keyframe, or unusable
         self._capture: CaptureLike | None = None
@@ -78,6 +88,8 @@ class PhoneStream:
         self._closed = False
         self.pictures = 0  # received from the phone
         self.captures = 0  # started, restarts included
+        self.repeats = 0  # pictures sent again (to all viewers, or to one new viewer)
+        self.repeat_bytes = 0
         self.last_error: str | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -93,6 +105,8 @@ class PhoneStream:
         self._closed = True
         if self._restart_handle is not None:
             self._restart_handle.cancel()
+        if self._repeat_handle is not None:
+            self._repeat_handle.cancel()
         if self._capture is not None:
             self._capture.close()
         if self._task is not None:
@@ -117,6 +131,9 @@ class PhoneStream:
         if self._gop:
             for packet, keyframe in self._gop:
                 track.offer(packet, keyframe)
+            if self._repeat_s > 0:
+                # Its last picture completes for every receiver only once another follows.
+                asyncio.get_running_loop().call_later(self._repeat_s, self._repeat_to, track, self.pictures)
         else:
             self.request_keyframe()
         return track
@@ -175,10 +192,47 @@ class PhoneStream:
                     failures += 1
                     self.last_error = str(exc)
 
-    def _publish(self, unit: AccessUnit) -> None:
-        packet = av.Packet(unit.data)
+    def _packet(self, data: bytes) -> av.Packet:
+        packet = av.Packet(data)
         packet.pts = packet.dts = int((time.monotonic() - self._clock0) * 90_000)
         packet.time_base = _TIME_BASE
+        return packet
+
+    def _repeated(self) -> tuple[av.Packet, bool] | None:
+        repeated = self._repeater.repeat()
+        if repeated is None:
+            return None
+        data, keyframe = repeated  # keyframe: the IDR itself, for streams repeat.py cannot skip in
+        self.repeats += 1
+        self.repeat_bytes += len(data)
+        return self._packet(data), keyframe
+
+    def _repeat_all(self) -> None:
+        """``repeat_s`` after the last picture, none having followed: send it again to every viewer."""
+        self._repeat_handle = None
+        if self._closed or not self._tracks:
+            return
+        repeated = self._repeated()
+        if repeated is not None:
+            for track in list(self._tracks):
+                track.offer(*repeated)
+
+    def _repeat_to(self, track: PacketTrack, pictures: int) -> None:
+        """A new viewer's GOP ends with the current picture: send it again to that viewer (unless a newer
+        picture came meanwhile; its own repeat follows it)."""
+        if self._closed or self.pictures != pictures or track not in self._tracks:
+            return
+        repeated = self._repeated()
+        if repeated is not None:
+            track.offer(*repeated)
+
+    def _publish(self, unit: AccessUnit) -> None:
+        packet = self._packet(unit.data)
+        self._repeater.observe(unit.data, unit.keyframe)
+        if self._repeat_s > 0:
+            if self._repeat_handle is not None:
+                self._repeat_handle.cancel()
+            self._repeat_handle = asyncio.get_running_loop().call_later(self._repeat_s, self._repeat_all)
         self.pictures += 1
         self._fresh = False
         if unit.keyframe:

@@ -157,9 +157,11 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)  # fmt: skip
 
 
-def test_phonefleet_task_cli(api: Api) -> None:
+def test_phonefleet_task_cli(api: Api, tmp_path: Path) -> None:
     caller = api.caller()
+    # A data directory of its own: no URL or key of a `phonefleet up` on this machine is picked up.
     base = {k: v for k, v in os.environ.items() if not k.startswith("PHONEFLEET_")}
+    base["PHONEFLEET_DATA_DIR"] = str(tmp_path / "no-up-here")
     env = base | {"PHONEFLEET_URL": api.url, "PHONEFLEET_API_KEY": caller.key}
 
     # Flags instead of the environment.

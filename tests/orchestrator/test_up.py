@@ -1,19 +1,27 @@
-"""``phonefleet up`` as a user runs it: one command, embedded defaults, a task from submit to done."""
+"""``phonefleet up`` as a user runs it: one command, embedded defaults, a task from submit to done with
+``phonefleet task`` (which finds the API and key as ``up`` left them), a Python WebRTC viewer of an
+idle phone, and Ctrl-C stopping everything ``up`` started — its adb server included."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
 
+from device_pool.pool.adb_supervisor import adb_listeners
 from orchestrator.cli.port_file import read_port_file
+from orchestrator.cli.up import URL_FILE
+from orchestrator.live.ice import pin_host_addresses
 from tests.conditions import port_open, reserved_ports, wait_until
+from tests.orchestrator.live.peer import LiveClient
 from tests.processes import REPO, adb_binary, stop_process
 
 
@@ -33,6 +41,9 @@ def run_up(tmp_path: Path, adb_port: int, phone_port: int) -> None:
         PHONEFLEET_MODEL__BASE_URL="http://127.0.0.1:0/v1",
         PHONEFLEET_POOL__BASE_PORT=str(phone_port),
         PHONEFLEET_POOL__COUNT="1",
+        # ICE on loopback for the viewer below (another process: it pins its own side the same way).
+        PHONEFLEET_WEBRTC__HOST_ADDRESSES='["127.0.0.1"]',
+        PHONEFLEET_WEBRTC__MAX_WIDTH="360",
     )
     (tmp_path / "home").mkdir()
     proc = subprocess.Popen(
@@ -53,24 +64,42 @@ def run_up(tmp_path: Path, adb_port: int, phone_port: int) -> None:
         api_port = int(url.rsplit(":", 1)[1])
         model_port = read_port_file(tmp_path / "data" / "logs" / "reference-model.port")
         assert api_port and model_port, (url, model_port)
+        data = tmp_path / "data"
+        assert (data / URL_FILE).read_text().strip() == url  # for phonefleet task
         api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"})
-        created = api.post(
-            "/api/v1/tasks", json={"instruction": "Open Settings and turn on Wi-Fi", "timeout_s": 120}
-        )
-        assert created.status_code == 202, created.text
-        task_id = created.json()["id"]
-        done = wait_until(
-            lambda: (t := api.get(f"/api/v1/tasks/{task_id}").json())["status"]
-            in ("succeeded", "failed", "cancelled", "timed_out") and t,
-            timeout=120, interval=0.5, what="the task finished",
+
+        # `phonefleet task` with neither PHONEFLEET_URL nor a key: both as up left them.
+        task_env = {k: v for k, v in env.items() if k not in ("PHONEFLEET_URL", "PHONEFLEET_API_KEY")}
+        cli = subprocess.run(
+            [sys.executable, "-m", "orchestrator.cli", "task", "submit", "Open Settings and turn on Wi-Fi",
+             "--timeout", "120", "--wait"],
+            cwd=REPO, env=task_env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240,
         )  # fmt: skip
-        assert done["status"] == "succeeded", (done, "".join(lines))
+        assert cli.returncode == 0, (cli.stdout, cli.stderr, "".join(lines))
+        task_id, status = cli.stdout.split()[:2]
+        assert status == "succeeded", cli.stdout
+        assert "step 0: " in cli.stderr and "→ succeeded" in cli.stderr, cli.stderr
         steps = api.get(f"/api/v1/tasks/{task_id}/steps").json()
         assert steps["items"], steps
+
+        # A Python viewer (aiortc, in this process) of the phone, idle and still again after its reset.
+        device_id = wait_until(
+            lambda: next((d["id"] for d in api.get("/api/v1/devices").json()["items"] if d["state"] == "idle"), None),
+            timeout=60, what="the phone idle again",
+        )  # fmt: skip
+        first_frame_s, hello = asyncio.run(_watch(url, key, device_id))
+        print(f"first decoded frame of a still phone after {first_frame_s:.2f} s")
+        assert hello["control"] is False
+        assert hello["reason"] == "view only: the phone is idle (not leased to you)", hello
+
+        _swap_in_an_adb_daemon(data, adb_port, env)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0, "".join(lines)
-        for port in (api_port, model_port, phone_port):
+        assert proc.wait(timeout=90) == 0, "".join(lines)
+        for port in (api_port, model_port, phone_port, adb_port):
             assert not port_open("127.0.0.1", port), f"port {port} still open after Ctrl-C"
+        # Nothing up started runs on: every child (and theirs) inherited up's data directory.
+        wait_until(lambda: not _started_by(data), timeout=10, what="every process up started gone")
+        assert not (data / URL_FILE).exists()
     finally:
         stop_process(proc)
         binary = adb_binary()
@@ -78,3 +107,61 @@ def run_up(tmp_path: Path, adb_port: int, phone_port: int) -> None:
             subprocess.run(
                 [binary, "-P", str(adb_port), "kill-server"], env=env, capture_output=True, timeout=30
             )
+
+
+async def _watch(url: str, key: str, device_id: str) -> tuple[float, dict]:
+    """Connect a viewer; the seconds until its first decoded frame, and its hello."""
+    pin_host_addresses(["127.0.0.1"])
+    client = LiveClient()
+    try:
+        async with httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as http:
+            started = time.monotonic()
+            r = await client.connect(http, f"/api/v1/devices/{device_id}/webrtc")
+            assert r.status_code == 200, r.text
+            # A deadline, not the bound: the bound (1 s) is measured by bench/bench_live.py.
+            await client.wait_frames(1, timeout=20)
+            first_frame_s = time.monotonic() - started
+            return first_frame_s, await client.wait_message("hello")
+    finally:
+        await client.close()
+        pin_host_addresses([])
+
+
+def _started_by(data: Path) -> list[int]:
+    """Pids of processes whose environment names ``data`` as their data directory (up's children)."""
+    marker = f"PHONEFLEET_DATA_DIR={data}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _swap_in_an_adb_daemon(data: Path, adb_port: int, env: dict[str, str]) -> None:
+    """Replace the pool's adb server by a daemon (``adb start-server``) the pool did not start, as a
+    worker does when it finds no server — the pool adopts it and would leave it running on exit.
+    The pool is paused meanwhile, so the swap cannot race its supervisor's restart."""
+    [pool] = [
+        pid for pid in _started_by(data) if b"pool" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    ]
+    [server] = adb_listeners(adb_port)
+    os.kill(pool, signal.SIGSTOP)
+    try:
+        os.kill(server, signal.SIGKILL)
+        wait_until(
+            lambda: not port_open("127.0.0.1", adb_port), timeout=10, what="the pool's adb server gone"
+        )
+        binary = adb_binary()
+        assert binary
+        subprocess.run([binary, "-P", str(adb_port), "start-server"], env=env, check=True, capture_output=True,
+                       timeout=30)  # fmt: skip
+        assert adb_listeners(adb_port) and server not in adb_listeners(adb_port)
+    finally:
+        os.kill(pool, signal.SIGCONT)

@@ -274,3 +274,57 @@ def test_tasks_list_follows_the_events_live(api: Api, tmp_path: Path) -> None:
             tab.assert_no_errors()
 
     run(scenario())
+
+
+_WORDS = """async () => {
+  const { describeAction, Answers } = await import("./app/js/answers.js");
+  const { deviceName, endedSentence, sentences } = await import("./app/js/format.js");
+  const tap = { name: "Tap", element: [499, 393], message: "Pay 1.00 EUR" };
+  const answers = new Answers("t1");
+  answers.track({ id: 1, type: "task.takeover_requested", payload: { message: "Log in, then hand the phone back." } });
+  const banner = answers.banner("waiting_for_user").map((part) => (typeof part === "string" ? part : part.textContent)).join("");
+  answers.destroy();
+  return {
+    tap: describeAction(tap),
+    labelled: describeAction(tap, "Pay now"),
+    own: describeAction({ ...tap, label: "Pay now" }),
+    type: describeAction({ name: "Type", text: "hello" }),
+    launch: describeAction({ name: "Launch", app: "Settings" }),
+    swipe: describeAction({ name: "Swipe", start: [500, 800], end: [500, 200] }),
+    banner,
+    joined: sentences("Log in", "Use the phone."),
+    ends: ["succeeded", "failed", "cancelled", "timed_out"].map(endedSentence),
+    names: [
+      deviceName({ id: "5d0e8f57-0a3c", provider: "sim", labels: { name: "Pixel in rack A" }, serial: "127.0.0.1:6520" }),
+      deviceName({ id: "5d0e8f57-0a3c", provider: "sim", labels: {}, serial: "127.0.0.1:6520" }),
+      deviceName({ id: "5d0e8f57-0a3c", provider: "sim", labels: {}, serial: null }),
+    ],
+  };
+}"""
+
+
+def test_words_for_people(api: Api, tmp_path: Path) -> None:
+    """What the dashboard says to a person: actions, the takeover banner, how a task ended, phone names."""
+
+    async def scenario() -> dict:
+        async with chromium() as browser:
+            tab = await Tab.open(browser, api.url, tmp_path)
+            await tab.open_login(timeout_s=15)
+            words = await tab.page.evaluate(_WORDS)
+            tab.assert_no_errors()
+            return words
+
+    words = run(scenario())
+    assert words["tap"] == "Tap at (499, 393) on the screen"
+    assert words["labelled"] == words["own"] == "Tap “Pay now”"
+    assert (words["type"], words["launch"]) == ("Type “hello”", "Open Settings")
+    assert words["swipe"] == "Swipe from (500, 800) to (500, 200) on the screen"
+    # The agent's sentence already ends with a full stop: none is added.
+    assert words["banner"] == (
+        "The agent asks you to take over: Log in, then hand the phone back. Use the phone, then press Hand back."
+    )
+    assert words["joined"] == "Log in. Use the phone."
+    assert words["ends"] == [
+        "The task succeeded", "The task failed", "The task was cancelled", "The task timed out"
+    ]  # fmt: skip
+    assert words["names"] == ["Pixel in rack A", "127.0.0.1:6520", "sim phone 5d0e8f57"]

@@ -6,6 +6,7 @@ trajectory, and find the task succeeded in the list (live, from the events WebSo
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -56,6 +57,8 @@ def test_submit_watch_answer_and_finish(web_fleet: WebFleet, artifacts: Path) ->
             assert (stats["width"], stats["height"]) == (360, 800), stats
             assert stats["connectionState"] == "connected", stats
             await expect(page.locator("#steps li.step").first).to_be_visible(timeout=30 * S)
+            # The phone by a name for people (its serial for an admin, else "sim phone 5d0e8f57"), not a bare id prefix.
+            await expect(page.locator("#task-phone")).to_have_text(re.compile(r"^(sim phone [0-9a-f]{8}|[\w.]+:\d+)$"), timeout=15 * S)
             await tab.shot("03-task-running")
 
             # The sensitive tap waits for a person: the dialog shows its message and the action.

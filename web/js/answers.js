@@ -7,16 +7,28 @@
 import { tasks } from "./api.js";
 import { h } from "./dom.js";
 import { FormDialog } from "./dialogs.js";
+import { sentences } from "./format.js";
 
 const REQUESTS = new Set(["task.confirmation_requested", "task.takeover_requested", "task.question"]);
 const ANSWERS = new Set(["task.confirmation", "task.handback", "task.reply"]);
 
-/** An action as the agent sent it ({"name": "Tap", "element": [500, 300], …}) → "Tap (element=[500,300])". */
-export function describeAction(action) {
+const point = (p) => `(${p[0]}, ${p[1]})`;
+const isPoint = (p) => Array.isArray(p) && p.length === 2;
+
+/** An action as the agent sent it, for a person: {"name": "Tap", "element": [499, 393]} → "Tap at
+ * (499, 393) on the screen"; with the element's label when known (the action's `label`, or the
+ * request's `element_label`) → "Tap “Pay now”". */
+export function describeAction(action, elementLabel = null) {
   if (!action || typeof action !== "object") return String(action ?? "");
-  const { name, action: kind, message: _shownAbove, ...rest } = action;
-  const args = Object.entries(rest).filter(([, v]) => v !== null).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ");
-  return `${name ?? kind ?? "action"}${args ? ` (${args})` : ""}`;
+  const { name, action: kind, message: _shownAbove, label, element_label: own, ...rest } = action;
+  const verb = String(name ?? kind ?? "action").replaceAll("_", " ");
+  const known = [label, own, elementLabel].find((v) => typeof v === "string" && v.trim());
+  if (isPoint(rest.element)) return known ? `${verb} “${known.trim()}”` : `${verb} at ${point(rest.element)} on the screen`;
+  if (typeof rest.text === "string") return `${verb} “${rest.text}”`;
+  if (typeof rest.app === "string") return `Open ${rest.app}`;
+  if (isPoint(rest.start) && isPoint(rest.end)) return `${verb} from ${point(rest.start)} to ${point(rest.end)} on the screen`;
+  const args = Object.entries(rest).filter(([, v]) => v !== null).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(", ");
+  return `${verb}${args ? ` (${args})` : ""}`;
 }
 
 export class Answers {
@@ -103,7 +115,7 @@ export class Answers {
     const payload = this.pending?.payload ?? {};
     if (waiting === "confirmation") {
       this.confirmText.textContent = payload.message || "The agent wants to do something sensitive.";
-      this.confirmAction.textContent = describeAction(payload.action);
+      this.confirmAction.textContent = describeAction(payload.action, payload.element_label);
       this.confirmDialog.open();
     } else if (waiting === "question") {
       this.questionText.textContent = payload.question || "Several options fit the task: which one should the agent take?";
@@ -125,8 +137,8 @@ export class Answers {
         h("button", { type: "button", onclick: () => this.openRequest("question") }, "Answer…")];
     }
     if (waiting === "takeover") {
-      return [h("strong", {}, "The agent asks you to take over: "), payload.message ?? "",
-        ". Use the phone, then press Hand back."];
+      return [h("strong", {}, "The agent asks you to take over: "),
+        sentences(payload.message, "Use the phone, then press Hand back.")];
     }
     return [];
   }

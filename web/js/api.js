@@ -91,6 +91,7 @@ export const tasks = {
 
 export const devices = {
   list: (query) => get("api/v1/devices", query),
+  get: (id) => get(`api/v1/devices/${encodeURIComponent(id)}`),
 };
 
 export const sessions = {

@@ -31,6 +31,28 @@ export function shortId(id) {
   return String(id ?? "").slice(0, 8);
 }
 
+/** A phone's name for people: its `name` label, else its serial (admins and sessions see it), else
+ * what it is ("sim phone 5d0e8f57"): never a bare id prefix. */
+export function deviceName(device) {
+  if (!device) return "";
+  const name = device.labels?.name ?? device.name;
+  if (typeof name === "string" && name) return name;
+  if (device.serial) return device.serial;
+  return `${device.provider ? `${device.provider} ` : ""}phone ${shortId(device.id)}`;
+}
+
+/** How a task ended, as a sentence's start: "The task succeeded", "The task was cancelled". */
+export function endedSentence(status) {
+  const ends = { succeeded: "succeeded", failed: "failed", cancelled: "was cancelled", timed_out: "timed out" };
+  return `The task ${ends[status] ?? label(status).toLowerCase()}`;
+}
+
+/** Join a sentence and the next one: no doubled full stop when the first already ends one. */
+export function sentences(...parts) {
+  return parts.map((p) => String(p ?? "").trim()).filter(Boolean)
+    .map((p, i, all) => (i < all.length - 1 && !/[.!?…。！？]$/.test(p) ? `${p}.` : p)).join(" ");
+}
+
 export function when(iso) {
   if (!iso) return "—";
   const date = new Date(iso);

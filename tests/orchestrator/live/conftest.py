@@ -144,8 +144,8 @@ async def set_task_status(db_url: str, task_id: uuid.UUID, status: TaskStatus) -
 
 async def ticking_phone(serial: str, adb_port: int, hz: float = 10) -> AdbDevice:
     """The phone through the driver, its frame counter redrawn ``hz`` times a second: a screen that
-    keeps changing. (aiortc's receiver hands over a picture only when the next one arrives, so a
-    still screen would never show in a Python viewer; browsers have no such delay.)"""
+    keeps changing (``hz`` 0: drawn once, then still). aiortc's receiver hands over a picture only
+    when the next one arrives; on a still screen that is the stream's repeat (``repeat_ms``)."""
     phone = AdbDevice(serial, adb_port=adb_port)
     await phone.connect(timeout=30)
     await phone.shell(f"phonefleet-sim frame-counter on --tick {hz:g}", check=True)

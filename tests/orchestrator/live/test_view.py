@@ -71,6 +71,36 @@ def test_a_viewer_gets_the_phone_screen_as_h264_video(live_api: Api, live_phone:
     run(scenario())
 
 
+def test_python_viewers_of_a_still_phone_decode_its_picture(live_api: Api, live_phone: SimPhones) -> None:
+    """aiortc completes a picture only when the next one arrives; a still phone sends none. The
+    stream's repeat completes it: for the viewer whose connection starts the capture (the IDR's
+    repeat) and for one that joins it later (its GOP, then a repeat for it alone)."""
+    caller = live_api.caller()
+
+    async def scenario() -> None:
+        await ticking_phone(live_phone.serial(), live_api.settings.webrtc.adb_port, hz=0)
+        async with (
+            lease_phone(live_api.db_url, live_phone.serial(), caller.tenant_id) as leased,
+            http_for(live_api, caller) as http,
+        ):
+            first, second = LiveClient(), LiveClient()
+            try:
+                path = f"/api/v1/devices/{leased.device_id}/webrtc"
+                assert (await first.connect(http, path)).status_code == 200
+                frame = await first.wait_frames(1)  # a deadline (20 s), not a bound
+                assert counter.read(first.luma()) is not None
+                assert (await second.connect(http, path)).status_code == 200
+                await second.wait_frames(1)
+                # The same still picture for both: the counter drawn once.
+                assert counter.read(second.luma()).seq == counter.read(first.luma()).seq
+                assert (frame.width, frame.height) == VIDEO
+            finally:
+                await first.close()
+                await second.close()
+
+    run(scenario())
+
+
 def test_another_tenant_cannot_see_the_phone_and_an_admin_only_an_unheld_one(
     live_api: Api, live_phone: SimPhones
 ) -> None:
@@ -102,8 +132,13 @@ def test_another_tenant_cannot_see_the_phone_and_an_admin_only_an_unheld_one(
                 r = await client.connect(http, f"/api/v1/devices/{device_id}/webrtc")
                 assert r.status_code == 200, r.text
                 await client.wait_frames(2)
+                # Never leased to this viewer: the reason says the phone is idle, not that a lease ended.
+                hello = await client.wait_message("hello")
+                assert hello["control"] is False
+                assert hello["reason"] == "view only: the phone is idle (not leased to you)", hello
                 ack = await client.request({"type": "tap", "x": 0.5, "y": 0.5})
                 assert ack["ok"] is False and ack["error"] == "not_in_control", ack
+                assert "idle" in ack["message"], ack
             finally:
                 await client.close()
         async with http_for(live_api, stranger) as http:

@@ -8,7 +8,7 @@
 import { devices } from "../api.js";
 import { fill, h } from "../dom.js";
 import { EventStream, coalesced } from "../events.js";
-import { badge, shortId } from "../format.js";
+import { badge, deviceName, shortId } from "../format.js";
 import { LiveView } from "../live.js";
 
 const MAX_LIVE = 4;
@@ -61,13 +61,13 @@ export function mount(outlet, { ctx }) {
       ? h("a", { href: `#/tasks/${lease.task_id}` }, `your task ${shortId(lease.task_id)}`)
       : lease?.session_id ? h("a", { href: `#/sessions/${lease.session_id}` }, `your session ${shortId(lease.session_id)}`) : null;
     fill(entry.info,
-      h("div", { class: "device-head" }, h("strong", {}, h("code", { title: d.id }, shortId(d.id))), badge(d.state)),
+      h("div", { class: "device-head" }, h("strong", {}, h("code", { title: d.id }, deviceName(d))), badge(d.state)),
       h("p", { class: "muted" }, [d.provider, profile.width && `${profile.width}×${profile.height}`, profile.android && `Android ${profile.android}`].filter(Boolean).join(" · ")),
       holder ? h("p", {}, "Leased to ", holder) : d.state === "leased" ? h("p", { class: "muted" }, "Leased (not your tenant)") : null,
       d.labels?.drain ? h("p", { class: "muted" }, "Draining: no new leases") : null,
       d.quarantined_at ? h("p", { class: "error" }, "Quarantined: stopped answering, never leased") : null,
       d.last_error ? h("p", { class: "error" }, d.last_error) : null);
-    entry.el.setAttribute("aria-label", `Phone ${shortId(d.id)}, ${d.state}`);
+    entry.el.setAttribute("aria-label", `Phone ${deviceName(d)}, ${d.state}`);
   }
 
   // Stream the watchable tiles on screen (up to MAX_LIVE); one scrolled away keeps its stream for

@@ -2,7 +2,7 @@
 
 import { ApiError, sessions } from "../api.js";
 import { fill, focusHeading, h, toast } from "../dom.js";
-import { badge, relative, shortId, timeEl } from "../format.js";
+import { badge, deviceName, relative, shortId, timeEl } from "../format.js";
 import { PhonePanel } from "../phone.js";
 
 export function mount(outlet, { params }) {
@@ -39,7 +39,7 @@ export function mount(outlet, { params }) {
     fill(statusEl, badge(session.state));
     fill(meta,
       h("dt", {}, "Session"), h("dd", {}, h("code", {}, session.id)),
-      h("dt", {}, "Phone"), h("dd", {}, session.device ? h("code", { title: session.device.id }, shortId(session.device.id)) : "—"),
+      h("dt", {}, "Phone"), h("dd", {}, session.device ? h("code", { title: session.device.id }, deviceName(session.device)) : "—"),
       h("dt", {}, "Created"), h("dd", {}, timeEl(session.created_at)),
       h("dt", {}, "Expires"), expires,
       session.adb ? [h("dt", {}, "adb"), h("dd", {}, h("code", {}, session.adb.connect ?? session.adb.serial))] : null);

@@ -2,7 +2,7 @@
 
 import { sessions } from "../api.js";
 import { h } from "../dom.js";
-import { badge, relative, shortId, timeEl } from "../format.js";
+import { badge, deviceName, relative, shortId, timeEl } from "../format.js";
 
 const TTLS = [[600, "10 minutes"], [1800, "30 minutes"], [3600, "1 hour"], [14400, "4 hours"]];
 
@@ -66,7 +66,7 @@ export function mount(outlet, { router }) {
       body.append(h("tr", { dataset: { sessionId: s.id } },
         h("td", { "data-label": "Session" }, h("a", { href: `#/sessions/${s.id}` }, shortId(s.id))),
         h("td", { "data-label": "State" }, badge(s.state)),
-        h("td", { "data-label": "Phone" }, s.device ? h("code", {}, shortId(s.device.id)) : "—"),
+        h("td", { "data-label": "Phone" }, s.device ? h("code", { title: s.device.id }, deviceName(s.device)) : "—"),
         h("td", { "data-label": "Created" }, timeEl(s.created_at)),
         h("td", { "data-label": "Expires" }, s.state === "active" ? relative(s.expires_at) : "—")));
     }

@@ -1,11 +1,11 @@
 // One task: its live phone, its steps as they happen, and the person's part — take over, hand back
 // (with a note), cancel, confirm a sensitive action, answer a question — and the trajectory zip.
 
-import { ApiError, tasks } from "../api.js";
+import { ApiError, devices, tasks } from "../api.js";
 import { Answers } from "../answers.js";
 import { fill, focusHeading, h, toast } from "../dom.js";
 import { EventStream, coalesced } from "../events.js";
-import { FINAL, HOLDS_PHONE, badge, label, shortId, timeEl } from "../format.js";
+import { FINAL, HOLDS_PHONE, badge, deviceName, endedSentence, label, shortId, timeEl } from "../format.js";
 import { PhonePanel } from "../phone.js";
 import { Timeline } from "../timeline.js";
 
@@ -48,6 +48,19 @@ export function mount(outlet, { params }) {
     }
   });
 
+  // The phone by its name (deviceName), read once per phone; its id prefix until then or if unreadable.
+  const phoneNames = new Map();
+  function phoneName(deviceId) {
+    if (!phoneNames.has(deviceId)) {
+      phoneNames.set(deviceId, `phone ${shortId(deviceId)}`);
+      devices.get(deviceId).then((device) => {
+        phoneNames.set(deviceId, deviceName(device));
+        if (!disposed && task?.device_id === deviceId) show(task);
+      }, () => {});
+    }
+    return phoneNames.get(deviceId);
+  }
+
   function notFound() {
     disposed = true;
     teardown();
@@ -85,7 +98,7 @@ export function mount(outlet, { params }) {
     fill(meta,
       h("dt", {}, "Task"), h("dd", {}, h("code", {}, task.id)),
       h("dt", {}, "Status"), h("dd", {}, label(task.status), task.cancel_requested && !FINAL.has(task.status) ? " (cancel requested)" : ""),
-      h("dt", {}, "Phone"), h("dd", {}, task.device_id ? h("code", { title: task.device_id }, shortId(task.device_id)) : "none yet"),
+      h("dt", {}, "Phone"), h("dd", { id: "task-phone" }, task.device_id ? h("code", { title: task.device_id }, phoneName(task.device_id)) : "none yet"),
       h("dt", {}, "Created"), h("dd", {}, timeEl(task.created_at)),
       h("dt", {}, "Started"), h("dd", {}, timeEl(task.started_at)),
       h("dt", {}, "Finished"), h("dd", {}, timeEl(task.finished_at)),
@@ -112,7 +125,7 @@ export function mount(outlet, { params }) {
     fill(banner, lines);
 
     if (HOLDS_PHONE.has(status)) phone.start();
-    else if (FINAL.has(status)) phone.stop(`The task ${label(status).toLowerCase()}; its phone went back to the pool.`);
+    else if (FINAL.has(status)) phone.stop(`${endedSentence(status)}; its phone went back to the pool.`);
     else phone.stop(status === "queued" ? "Queued: waiting for a worker." : "Getting a phone…");
   }
 
