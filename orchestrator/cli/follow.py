@@ -231,7 +231,8 @@ class Follower:
             kind = waiting["kind"]
             payload = {"message": waiting.get("message") or ""}
             since = f"wait {waiting.get('since')}"
-            if since not in self._said:
+            # Already said (and prompted) from its request event, before the socket gave way to polling.
+            if since not in self._said and payload["message"] not in self._said:
                 self._said.add(since)
                 self.asked(kind, payload, event_id=since)
                 self.idle()
