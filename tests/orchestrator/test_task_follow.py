@@ -69,7 +69,10 @@ class Cli:
         return line
 
     def finish(self) -> tuple[int, str]:
-        out, _ = self.proc.communicate(timeout=60)
+        # stdout only: stderr is the reader thread's (communicate() would read it too, taking lines from it).
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read()
+        self.proc.wait(timeout=60)
         self._reader.join(timeout=10)
         return self.proc.returncode, out
 
