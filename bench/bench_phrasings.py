@@ -15,7 +15,7 @@ Run from the repository root (Debian's adb):
     .venv/bin/python bench/bench_phrasings.py [--jobs 2] [--only REGEX] [--json FILE]
 
 Prints one line per instruction and the rate; exits 0 whatever the rate (it is a bench). Not part of
-the test suite; ``tests/worker/reference_model/test_phrasings_sample.py`` runs a few of these.
+the test suite; ``tests/worker/reference_model/test_policy.py`` runs a sample of them in process (``SAMPLE``).
 """
 
 from __future__ import annotations
@@ -241,6 +241,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="instructions run at once (default 2)")
     parser.add_argument("--only", default=None, help="run only instructions matching this regex")
     parser.add_argument("--max-steps", type=int, default=15)
+    parser.add_argument("--batch", type=int, default=12, help="phones per `phonefleet sim` (default 12)")
     parser.add_argument("--json", default=None, help="write every outcome here")
     args = parser.parse_args()
     cases = [c for c in CASES if args.only is None or re.search(args.only, c.instruction)]
@@ -253,27 +254,36 @@ def main() -> int:
         root = Path(tmp)
         adb = start_adb_server(root / "adb-home", binary)
         model = start_reference_model(root / "model")
-        sim = start_sim(root / "phones", count=len(cases), timeout=120)
         try:
+            # One phone per instruction, started a batch at a time (each batch its own `phonefleet sim`).
+            for start in range(0, len(cases), args.batch):
+                batch = cases[start : start + args.batch]
+                phones = root / f"phones-{start}"
+                phones.mkdir()
+                sim = start_sim(phones, count=len(batch), timeout=120)
+                try:
 
-            def one(i: int) -> Outcome:
-                fs_root = root / "phones" / f"phone-{i}" / "fs"
-                outcome = run_case(
-                    cases[i], sim.serial(i), fs_root, adb, model.base_url, root / f"run-{i}", args.max_steps
-                )
-                mark = "ok  " if outcome.ok else "FAIL"
-                print(
-                    f"{mark} {outcome.case.intent:<12} {outcome.steps:>2} steps {outcome.seconds:5.1f} s  "
-                    f"{outcome.case.instruction}  →  {outcome.status}: {outcome.message[:90]}"
-                    + (f"  [{outcome.why}]" if outcome.why else ""),
-                    flush=True,
-                )
-                return outcome
+                    def one(
+                        i: int, batch: list[Case] = batch, sim=sim, phones: Path = phones, start: int = start
+                    ) -> Outcome:
+                        outcome = run_case(
+                            batch[i], sim.serial(i), phones / f"phone-{i}" / "fs", adb, model.base_url,
+                            root / f"run-{start + i}", args.max_steps,
+                        )  # fmt: skip
+                        mark = "ok  " if outcome.ok else "FAIL"
+                        print(
+                            f"{mark} {outcome.case.intent:<12} {outcome.steps:>2} steps {outcome.seconds:5.1f} s  "
+                            f"{outcome.case.instruction}  →  {outcome.status}: {outcome.message[:90]}"
+                            + (f"  [{outcome.why}]" if outcome.why else ""),
+                            flush=True,
+                        )
+                        return outcome
 
-            with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-                outcomes = list(pool.map(one, range(len(cases))))
+                    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+                        outcomes += list(pool.map(one, range(len(batch))))
+                finally:
+                    sim.stop()
         finally:
-            sim.stop()
             model.stop()
             adb.stop()
     passed = sum(o.ok for o in outcomes)

@@ -88,7 +88,7 @@ def _history(turns: tuple[str, ...], now: str | None = None) -> History:
             continue  # a turn we cannot read tells us nothing about progress
         m = _FINGERPRINT.search(text)
         seen.append(m.group(1) if m else None)
-    after = [*seen[1:], now]
+    after = [*seen[1:], now][: len(seen)]
     unchanged = tuple(None if a is None or b is None else a == b for a, b in zip(seen, after, strict=True))
     return History(tuple(actions), unchanged)
 

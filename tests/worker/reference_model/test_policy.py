@@ -65,7 +65,7 @@ def test_wifi_off_taps_its_switch_then_finishes_when_on(client: httpx.Client, tm
     phone.tap(*pixel(phone, reply.action.element))  # type: ignore[union-attr]
     assert phone.settings_get("global", "wifi_on") == "1"
     done = ask(client, WIFI_TASK, phone, "Settings", [*LAUNCHED, format_reply("Tap.", reply.action)])
-    assert isinstance(done.action, a.Finish) and "Wi-Fi is on" in done.action.message
+    assert isinstance(done.action, a.Finish) and done.action.message == "Turned Wi-Fi on."
 
 
 def test_chinese_task_on_chinese_ui_turns_bluetooth_off(client: httpx.Client, tmp_path: Path) -> None:
@@ -272,3 +272,27 @@ def test_a_tap_that_changes_nothing_is_tried_another_way_then_a_person_is_asked(
     third = ask(client, task, phone, "Settings", replies)
     assert isinstance(third.action, a.TakeOver), third
     assert third.action.message.startswith("I'm stuck on") and "nothing changed" in third.action.message
+
+
+def _cart(phone: VirtualPhone) -> dict[str, int]:
+    return (phone.state.app_data("com.phonefleet.shop") or {}).get("cart", {})
+
+
+# A sample of bench/bench_phrasings.py (the bench runs all of them through `phonefleet run`), checked
+# from the phone's state, never from the model's message.
+SAMPLE = [
+    ("打开蓝牙", lambda p: p.settings_get("global", "bluetooth_on") == "1"),
+    ("关闭WLAN，打开蓝牙", lambda p: (p.settings_get("global", "wifi_on"), p.settings_get("global", "bluetooth_on")) == ("0", "1")),
+    ("Save 5550103 as Linus Torvalds", lambda p: any(c["display_name"] == "Linus Torvalds" and c["number"] == "5550103" for c in p.contacts())),
+    ("Send a message to 5550123 saying hello", lambda p: any(m["address"] == "5550123" and m["body"] == "hello" for m in p.sms("sent"))),
+    ("写一条笔记：明天开会", lambda p: ("明天开会", "明天开会") in p.state.notes()),
+    ("Put a Yoga Mat in my cart", lambda p: _cart(p) == {"p16": 1}),
+    ("Launch the Notes app", lambda p: p.foreground()[0] == "com.phonefleet.notes"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("task", "done"), SAMPLE, ids=[t for t, _ in SAMPLE])
+def test_ordinary_phrasings_sample(client: httpx.Client, tmp_path: Path, task: str, done) -> None:
+    phone = make_phone(tmp_path)
+    actions = run_task(client, phone, task, max_steps=15)
+    assert done(phone), actions
