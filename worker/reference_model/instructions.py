@@ -138,8 +138,7 @@ _MESSAGE = [
     ),
     re.compile(
         r"(?:发|发送)(?:一条|个)?(?:短信|信息|消息)(?:给|到)\s*(?P<to>[^\s，,：:]+?)\s*(?:[：:，,\s]|(?=说|内容|[\"'“‘「『]))\s*"
-        r"(?:说|内容(?:是|为))?[：:]?\s*"
-        + rf"(?:{_quoted('qbody')}|(?P<body>.+?){_BODY_END})"
+        r"(?:说|内容(?:是|为))?[：:]?\s*" + rf"(?:{_quoted('qbody')}|(?P<body>.+?){_BODY_END})"
     ),
 ]
 _NOTE_WORD = r"(?:create|add|make|write|new|take|jot\s+down)\s+(?:me\s+)?(?:a\s+)?(?:new\s+)?note"

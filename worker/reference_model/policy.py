@@ -34,7 +34,7 @@ from worker.reference_model.subgoals import (
     SetSwitches,
     SubGoal,
     SubmitSearch,
-    TapFirstResult,
+    TapResult,
     TapText,
 )
 
@@ -118,9 +118,8 @@ def plan(goal: Goal) -> list[SubGoal]:
         steps += [
             Fill(search, query, ("Recommended for you", "为你推荐", "Results", "搜索结果"), "search"),
             SubmitSearch(query, search, ("results for", "No results", "的搜索结果", "没有找到")),
-            TapFirstResult(query, ("results for", "的搜索结果"), lambda v: v.has("Add to cart", "加入购物车"))
-            if s("pick") == "first" else
-            TapText((product,), lambda v: v.has("Add to cart", "加入购物车"), "to open the product"),
+            TapResult(query, ("results for", "的搜索结果"), lambda v: v.has("Add to cart", "加入购物车"),
+                      "" if s("pick") == "first" else product),
             TapText(("Add to cart", "加入购物车"), lambda v: v.has_exact("Added to cart", "已加入购物车"),
                     "to put the product in the cart"),
         ]  # fmt: skip

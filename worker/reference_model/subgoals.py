@@ -310,13 +310,15 @@ class SetSwitches:
 
 
 @dataclass(frozen=True)
-class TapFirstResult:
-    """Tap the first search result: the topmost line below the results header that names a product
-    matching the query (a word of it), else the first line under the header."""
+class TapResult:
+    """Tap a search result: below the results header (the search field above still shows the query,
+    which may be the product's very name), the line that is ``product``, else the topmost line that
+    contains a word of the query (the first result)."""
 
     query: str
     header: tuple[Phrase, ...]
     reached: ScreenCheck
+    product: str = ""
 
     def done(self, screen: Screen, history: History) -> bool:
         return self.reached(screen)
@@ -326,15 +328,19 @@ class TapFirstResult:
         if header is None:
             return None
         below = sorted((b for b in screen.content if b.y0 > header.y1), key=lambda b: b.y0)
+        wanted = normalise(self.product)
         words = [normalise(w) for w in self.query.split() if len(w) > 1]
+        exact = [b for b in below if wanted and b.norm == wanted]
+        partial = [b for b in below if wanted and wanted in b.norm]
         named = [b for b in below if any(w in b.norm for w in words)]
-        target = (named or below or [None])[0]
+        if self.product and not (exact or partial):
+            return None
+        target = (exact or partial or named or below or [None])[0]
         if target is None:
             return None
+        what = f'"{target.text}"' if self.product else f'the first result for "{self.query}", "{target.text}"'
         return Decision(
-            f'I tap the first result for "{self.query}", "{target.text}".',
-            Tap(element=screen.to_grid(*target.centre)),
-            "first_result",
+            f"I tap {what} to open the product.", Tap(element=screen.to_grid(*target.centre)), "tap_result"
         )
 
 
@@ -361,7 +367,7 @@ class HumanLogin:
         return None
 
 
-SubGoal = OpenApp | TapText | Fill | SubmitSearch | SetSwitch | SetSwitches | TapFirstResult | HumanLogin
+SubGoal = OpenApp | TapText | Fill | SubmitSearch | SetSwitch | SetSwitches | TapResult | HumanLogin
 
 __all__ = [
     "Decision",
@@ -374,7 +380,7 @@ __all__ = [
     "SetSwitches",
     "SubGoal",
     "SubmitSearch",
-    "TapFirstResult",
+    "TapResult",
     "TapText",
     "app_names",
     "front_package",
