@@ -328,3 +328,24 @@ def test_words_for_people(api: Api, tmp_path: Path) -> None:
         "The task succeeded", "The task failed", "The task was cancelled", "The task timed out"
     ]  # fmt: skip
     assert words["names"] == ["Pixel in rack A", "127.0.0.1:6520", "sim phone 5d0e8f57"]
+
+
+def test_example_instructions_fill_the_new_task_form(api: Api, tmp_path: Path) -> None:
+    """The form offers example instructions the reference model carries out; a click fills the field."""
+    caller = api.caller()
+
+    async def scenario() -> None:
+        async with chromium() as browser:
+            tab = await Tab.open(browser, api.url, tmp_path)
+            page = tab.page
+            await tab.login(caller.key)
+            examples = page.get_by_role("group", name="Example instructions")
+            await expect(examples.get_by_role("button")).to_have_count(6)
+            example = "Open Settings and turn on airplane mode"
+            await examples.get_by_role("button", name=example).click()
+            field = page.locator("#instruction")
+            await expect(field).to_have_value(example)
+            await expect(field).to_be_focused()
+            tab.assert_no_errors()
+
+    run(scenario())

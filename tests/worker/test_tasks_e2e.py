@@ -8,12 +8,13 @@ agent's own message.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from device_pool.driver import AdbDevice
 from tests.aio import run
-from tests.processes import ReferenceModel
+from tests.processes import REPO, ReferenceModel
 from tests.ui import tap_node
 from worker.agent.loop import AgentConfig, run_agent
 from worker.agent.model_client import ModelClient, ModelClientConfig, ModelEndpoint
@@ -72,6 +73,39 @@ def agent(reference_model: ReferenceModel, device: AdbDevice, task: str, hooks: 
 
 def rows(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("Row:")]
+
+
+def readme_first_instruction() -> str:
+    """The first ``"instruction": "…"`` in README.md: the quick start's first task."""
+    found = re.search(r'"instruction":\s*"([^"]+)"', (REPO / "README.md").read_text(encoding="utf-8"))
+    assert found is not None, "README.md has no instruction"
+    return found.group(1)
+
+
+async def phone_state(device: AdbDevice) -> str:
+    """What a task can change, read over adb: settings, contacts, SMS, notes and the shop's data."""
+    commands = [
+        "settings list global", "content query --uri content://contacts/phones", "content query --uri content://sms",
+        "ls /sdcard/Notes", "cat /sdcard/Notes/*", "cat /data/data/com.phonefleet.shop/files/state.json",
+    ]  # fmt: skip
+    return "\n".join([(await device.shell(c)).stdout for c in commands])
+
+
+def test_readme_first_task_changes_a_fresh_phone(
+    reference_model: ReferenceModel, fresh_device: AdbDevice
+) -> None:
+    """The quick start's first task does something visible: it succeeds in three steps or more, the
+    phone's state changes, and the final message says what changed (not "was already")."""
+    instruction = readme_first_instruction()
+    before = run(phone_state(fresh_device))
+    result = agent(reference_model, fresh_device, instruction, Person(fresh_device))
+    assert result.status == RunStatus.SUCCEEDED, result
+    assert result.step_count >= 3, [s.action_text for s in result.steps]
+    assert run(phone_state(fresh_device)) != before
+    assert result.message and "already" not in result.message
+    if instruction == "Write a note titled Shopping with the text buy milk":
+        assert run(sh(fresh_device, "cat /sdcard/Notes/Shopping.txt")) == "buy milk"
+        assert result.message == 'Saved the note "Shopping": "buy milk".'
 
 
 def test_turn_on_wifi(reference_model: ReferenceModel, fresh_device: AdbDevice) -> None:

@@ -21,7 +21,7 @@ import logging
 import re
 from collections.abc import Callable
 
-from worker.agent.actions import Back, Finish, TakeOver, Tap, TypeText, Wait
+from worker.agent.actions import ActionModel, Back, Finish, Swipe, TakeOver, Tap, TypeText, Wait
 from worker.reference_model.instructions import Goal, Intent
 from worker.reference_model.screen import Screen
 from worker.reference_model.subgoals import (
@@ -31,8 +31,10 @@ from worker.reference_model.subgoals import (
     HumanLogin,
     OpenApp,
     SetSwitch,
+    SetSwitches,
     SubGoal,
     SubmitSearch,
+    TapResult,
     TapText,
 )
 
@@ -54,6 +56,16 @@ _MONEY = re.compile(r"\$[\d,]+\.\d\d")
 _BALANCE = re.compile(r"^\$[\d,]+\.\d\d$")
 
 
+def switch_slots(goal: Goal) -> list[tuple[str, str]]:
+    """The (setting, state) pairs of a toggle goal, in the task's order."""
+    pairs = [(goal.slot("setting"), goal.slot("state"))]
+    i = 2
+    while goal.slot(f"setting{i}"):
+        pairs.append((goal.slot(f"setting{i}"), goal.slot(f"state{i}")))
+        i += 1
+    return pairs
+
+
 def _pay_message(button_text: str) -> str:
     amount = _MONEY.search(button_text.replace(" ", ""))
     return f"Pay {amount.group()}" if amount else button_text
@@ -64,8 +76,11 @@ def plan(goal: Goal) -> list[SubGoal]:
     steps: list[SubGoal] = [OpenApp(goal.app, goal.package)]
     s = goal.slot
     if goal.intent is Intent.TOGGLE:
-        key = s("setting")
-        steps.append(SetSwitch(SWITCH_LABELS[key], s("state") == "on", SWITCH_NAMES[key]))
+        switches = tuple(
+            SetSwitch(SWITCH_LABELS[key], state == "on", SWITCH_NAMES[key])
+            for key, state in switch_slots(goal)
+        )
+        steps.append(switches[0] if len(switches) == 1 else SetSwitches(switches))
     elif goal.intent is Intent.ADD_CONTACT:
         name, phone = s("name"), s("phone")
         steps += [
@@ -91,10 +106,11 @@ def plan(goal: Goal) -> list[SubGoal]:
         first_line = next((line for line in body.splitlines() if line.strip()), body)
         steps += [
             TapText(("New note", "新建笔记"), lambda v: v.has_exact(*SAVE), "to start a note"),
-            Fill(("Title", "标题"), title, SAVE, "Title"),
+            *([Fill(("Title", "标题"), title, SAVE, "Title")] if title else []),
             Fill(("Note", "笔记内容"), body, SAVE, "note text"),
-            TapText(SAVE, lambda v: not v.has_exact(*SAVE) and v.has_exact(title) and v.has_exact(first_line),
-                    "to save the note"),
+            # Without a title the app names the note after its first line.
+            TapText(SAVE, lambda v: not v.has_exact(*SAVE) and v.has_exact(title or first_line[:40])
+                    and v.has_exact(first_line), "to save the note"),
         ]  # fmt: skip
     elif goal.intent is Intent.SHOP:
         query, product = s("query"), s("product")
@@ -102,7 +118,8 @@ def plan(goal: Goal) -> list[SubGoal]:
         steps += [
             Fill(search, query, ("Recommended for you", "为你推荐", "Results", "搜索结果"), "search"),
             SubmitSearch(query, search, ("results for", "No results", "的搜索结果", "没有找到")),
-            TapText((product,), lambda v: v.has("Add to cart", "加入购物车"), "to open the product"),
+            TapResult(query, ("results for", "的搜索结果"), lambda v: v.has("Add to cart", "加入购物车"),
+                      "" if s("pick") == "first" else product),
             TapText(("Add to cart", "加入购物车"), lambda v: v.has_exact("Added to cart", "已加入购物车"),
                     "to put the product in the cart"),
         ]  # fmt: skip
@@ -122,21 +139,28 @@ def _result(goal: Goal, screen: Screen, history: History) -> str:
     """What the finished task achieved, for finish(message=…)."""
     s = goal.slot
     if goal.intent is Intent.TOGGLE:
-        state = s("state")
-        name = SWITCH_NAMES[s("setting")]
-        return f"{name} is {state}." if history.has(Tap) else f"{name} was already {state}."
+        switches = [(SWITCH_NAMES[key], state) for key, state in switch_slots(goal)]
+        if not history.has(Tap):
+            return " ".join(f"{name} was already {state}." for name, state in switches)
+        if len(switches) == 1:
+            name, state = switches[0]
+            return f"Turned {name} {state}."
+        return "Done: " + ", ".join(f"{name} is {state}" for name, state in switches) + "."
     if goal.intent is Intent.ADD_CONTACT:
         return f"Saved the contact {s('name')} ({s('phone')})."
     if goal.intent is Intent.SEND_MESSAGE:
         return f'Sent "{s("body")}" to {s("to")}.'
     if goal.intent is Intent.CREATE_NOTE:
-        return f'Saved the note "{s("title")}".'
+        if not s("title"):
+            return f'Saved a note: "{s("body")}".'
+        return f'Saved the note "{s("title")}": "{s("body")}".'
     if goal.intent is Intent.SHOP:
         if s("pay"):
             order = next((m.group() for b in screen.content if (m := _ORDER.search(b.text))), None)
             return f"Paid for {s('product')}." + (f" Order {order}." if order else "")
         cart = next((m for b in screen.content if (m := _CART_BUTTON.match(b.norm))), None)
-        return f"Added {s('product')} to the cart" + (f" (Cart ({cart.group(1)}))." if cart else ".")
+        what = s("product") or f'the first result for "{s("query")}"'
+        return f"Added {what} to the cart" + (f" (Cart ({cart.group(1)}))." if cart else ".")
     if goal.intent is Intent.BANK_LOGIN:
         balances = [b for b in screen.content if _BALANCE.match(b.norm)]
         if balances:
@@ -208,8 +232,48 @@ def decide(goal: Goal | None, task: str, screen: Screen, history: History) -> De
     step = steps[reached + 1]
     decision = step.next(screen, history)
     if decision is None:
-        return _stuck(task, history, type(step).__name__)
+        return _stuck(task, screen, history, type(step).__name__)
+    return _another_way(task, screen, history, decision)
+
+
+def _describe(action: ActionModel) -> str:
+    if isinstance(action, TypeText):
+        return f'typing "{action.text}"'
+    if isinstance(action, Tap):
+        return f"tapping at {list(action.element)}"
+    return f"{action.name}"
+
+
+def _screen_name(screen: Screen) -> str:
+    top = screen.content[:1]
+    return f'the "{top[0].text}" screen' if top else "this screen"
+
+
+def _another_way(task: str, screen: Screen, history: History, decision: Decision) -> Decision:
+    """``decision``, unless it repeats an action that just changed nothing: then another way to the
+    same end once (the decision's alternative, else Back), and when that changed nothing either, a
+    person, told what was tried."""
+    unchanged = history.trailing_unchanged()
+    recent = [a for a in history.actions[-unchanged:]] if unchanged else []
+    repeats_a_dud = isinstance(decision.action, Tap | TypeText | Swipe) and decision.action in recent
+    if repeats_a_dud and unchanged >= 2:
+        tried = " and then ".join(_describe(a) for a in recent[-2:])
+        return Decision(
+            "My last actions did not change the screen; a person should take it from here.",
+            TakeOver(
+                message=f"I'm stuck on {_screen_name(screen)}: I tried {tried}, and nothing changed. "
+                f"Please do it ({task}) or tell me how, then hand the phone back."
+            ),
+            "stuck_unchanged",
+        )
+    if repeats_a_dud:
+        last = _describe(decision.action)
+        if decision.alternative is not None and decision.alternative not in recent:
+            return Decision(f"{last.capitalize()} changed nothing, so I try another way.", decision.alternative,
+                            "another_way")  # fmt: skip
+        return Decision(f"{last.capitalize()} changed nothing; I go back and try again.", Back(), "unchanged")
     if isinstance(decision.action, Tap | TypeText) and history.repeats(decision.action) >= 2:
+        # Without fingerprints (a client that drops the reasoning): the same action twice did nothing.
         return Decision("The same action twice did not change the screen; I go back.", Back(), "repeat")
     return decision
 
@@ -231,11 +295,15 @@ def _unplanned(task: str, history: History) -> Decision:
     )
 
 
-def _stuck(task: str, history: History, waiting_for: str) -> Decision:
+def _stuck(task: str, screen: Screen, history: History, waiting_for: str) -> Decision:
     if history.trailing(Back) >= 4:
         return Decision(
             "Going back did not lead anywhere I know.",
-            TakeOver(message=f"I am stuck on this screen while doing: {task}. Please help, then hand back."),
+            TakeOver(
+                message=f"I'm stuck on {_screen_name(screen)}: I went back {history.trailing(Back)} times "
+                f"and found nothing that leads to the goal. Please do it ({task}) or tell me how, "
+                "then hand the phone back."
+            ),
             "stuck",
         )
     logger.debug("nothing to act on for %s; going back", waiting_for)

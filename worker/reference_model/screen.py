@@ -7,6 +7,7 @@ describe the flat Material-like look of the virtual phone and of stock Android.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -74,6 +75,15 @@ class Screen:
 
     def has_exact(self, *phrases: Phrase) -> bool:
         return any(_matches(b, p, exact=True) for p in phrases for b in self.content)
+
+    def fingerprint(self) -> str:
+        """Six hex digits naming what the screen says (its content lines, in any order).
+
+        The model writes it into its reasoning, and reads it back from its earlier replies, to know
+        whether its last action changed anything: the server keeps no state between requests.
+        """
+        lines = sorted(b.norm for b in self.content)
+        return hashlib.sha1("\n".join(lines).encode()).hexdigest()[:6]
 
     # ---- coordinates
     def to_grid(self, x: float, y: float) -> tuple[int, int]:

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from worker.agent.actions import ActionModel
 from worker.agent.errors import ActionError
 from worker.agent.parser import parse_reply
 from worker.reference_model.chat import (
@@ -71,14 +73,24 @@ class Completion:
         }
 
 
-def _history(turns: tuple[str, ...]) -> History:
-    actions = []
+_FINGERPRINT = re.compile(r"\(screen #([0-9a-f]{6})\)")
+
+
+def _history(turns: tuple[str, ...], now: str | None = None) -> History:
+    """The earlier actions, and whether each changed the screen: every reply names the screen it saw
+    (``(screen #abc123)`` in its reasoning), so the next reply's name, or ``now``, tells."""
+    actions: list[ActionModel] = []
+    seen: list[str | None] = []
     for text in turns:
         try:
             actions.append(parse_reply(text).action)
         except ActionError:
             continue  # a turn we cannot read tells us nothing about progress
-    return History(tuple(actions))
+        m = _FINGERPRINT.search(text)
+        seen.append(m.group(1) if m else None)
+    after = [*seen[1:], now][: len(seen)]
+    unchanged = tuple(None if a is None or b is None else a == b for a, b in zip(seen, after, strict=True))
+    return History(tuple(actions), unchanged)
 
 
 def _decide_from_image(view: ChatView) -> tuple[str, int]:
@@ -88,8 +100,9 @@ def _decide_from_image(view: ChatView) -> tuple[str, int]:
     t0 = time.monotonic()
     screen = Screen(image, read_text(image), current_app=view.current_app)
     goal = parse_instruction(view.task)
-    decision = decide(goal, view.task, screen, _history(view.assistant_turns))
-    text = reply_text(decision.thinking, decision.action)
+    fingerprint = screen.fingerprint()
+    decision = decide(goal, view.task, screen, _history(view.assistant_turns, fingerprint))
+    text = reply_text(f"{decision.thinking} (screen #{fingerprint})", decision.action)
     logger.info(
         "decision: intent=%s rule=%s app=%s step=%d ocr_lines=%d took=%.2fs answer=%s",
         goal.intent.value if goal else "none", decision.rule, view.current_app, len(view.assistant_turns),

@@ -8,11 +8,12 @@ stateless: everything it knows comes with the request.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from device_pool.driver.apps import AppCatalog
-from worker.agent.actions import ActionModel, Launch, TakeOver, Tap, TypeName, TypeText, Wait
+from worker.agent.actions import ActionModel, Home, Launch, TakeOver, Tap, TypeName, TypeText, Wait
 from worker.reference_model.ocr import normalise
 from worker.reference_model.screen import Phrase, Screen
 
@@ -26,6 +27,8 @@ class Decision:
     thinking: str
     action: ActionModel
     rule: str
+    # Another way to the same end, for when ``action`` was just done and changed nothing.
+    alternative: ActionModel | None = None
 
 
 @dataclass(frozen=True)
@@ -33,17 +36,28 @@ class History:
     """The actions of the earlier assistant turns, oldest first."""
 
     actions: tuple[ActionModel, ...] = ()
+    # For each earlier action, whether the screen after it looked the same as before it (None: unknown).
+    unchanged: tuple[bool | None, ...] = ()
 
     @property
     def last(self) -> ActionModel | None:
         return self.actions[-1] if self.actions else None
 
+    def trailing_unchanged(self) -> int:
+        """How many of the latest actions in a row left the screen as it was."""
+        count = 0
+        for same in reversed(self.unchanged):
+            if not same:
+                break
+            count += 1
+        return count
+
     def typed(self, text: str) -> bool:
         wanted = normalise(text)
         return any(isinstance(a, TypeText | TypeName) and normalise(a.text) == wanted for a in self.actions)
 
-    def has(self, kind: type[ActionModel]) -> bool:
-        return any(isinstance(a, kind) for a in self.actions)
+    def has(self, *kinds: type[ActionModel]) -> bool:
+        return any(isinstance(a, kinds) for a in self.actions)
 
     def trailing(self, *kinds: type[ActionModel]) -> int:
         """How many of the latest actions in a row are of these kinds."""
@@ -72,21 +86,88 @@ def launcher_visible(screen: Screen) -> bool:
     return sum(1 for b in screen.content if _CATALOG.resolve(b.text) is not None) >= 3
 
 
+LAUNCHER = "com.android.launcher3"
+# Lines only one app's screens show (exact, after normalising), to tell the app in front from the
+# picture when the client's name for it is unknown or wrong ("AndroidSystemSettings", "System Home").
+_CART = re.compile(r"^(?:cart|购物车)\(\d+\)$")
+APP_MARKS: dict[str, tuple[Phrase, ...]] = {
+    "com.android.settings": ("Airplane mode", "飞行模式", "Use Wi-Fi", "使用 WLAN", "Use Bluetooth", "使用蓝牙",
+                             "About phone", "关于手机", "Paired devices", "已配对的设备", "Android version"),
+    "com.android.contacts": ("Create contact", "新建联系人", "No contacts", "没有联系人", "通讯录"),
+    "com.android.messaging": ("Start chat", "发起聊天", "New conversation", "新对话", "No conversations",
+                              "没有对话", "Type name or phone number", "输入姓名或电话号码", "Text message"),
+    "com.phonefleet.notes": ("New note", "新建笔记", "Edit note", "编辑笔记", "No notes yet", "还没有笔记"),
+    "com.phonefleet.shop": ("Search products", "搜索商品", _CART, "Add to cart", "加入购物车", "Recommended for you",
+                            "为你推荐", "Shop now", "立即抢购", "Checkout", "去结算"),
+    "com.phonefleet.bank": ("My Bank", "我的银行", "Sign in to your account", "登录您的账户", "Recent transactions"),
+}  # fmt: skip
+
+
+def screen_app(screen: Screen) -> str | None:
+    """The package whose screen this looks like (the launcher included), or None when it says nothing."""
+    if launcher_visible(screen):
+        return LAUNCHER
+    scores = {pkg: sum(1 for m in marks if screen.has_exact(m)) for pkg, marks in APP_MARKS.items()}
+    best = max(scores, key=lambda pkg: scores[pkg])
+    return best if scores[best] > 0 else None
+
+
+def front_package(label: str | None) -> str | None:
+    """The package the client names as in front: a catalog name or package, or a name that contains
+    one (Open-AutoGLM says "AndroidSystemSettings"); None for a name that tells nothing ("System Home")."""
+    if not label or not label.strip():
+        return None
+    found = _CATALOG.resolve(label)
+    if found is not None:
+        return found
+    flat = re.sub(r"[\s_\-·]+", "", label).casefold()
+    hits = [(len(name), pkg) for name, pkg in _CATALOG.names().items() if len(name) >= 4 and name in flat]
+    return max(hits)[1] if hits else None
+
+
+def app_names(package: str) -> list[str]:
+    """Every name the catalog knows for ``package`` (how its launcher icon may be labelled)."""
+    return [name for name, pkg in _CATALOG.names().items() if pkg == package]
+
+
 @dataclass(frozen=True)
 class OpenApp:
-    """The app is in front; Launch it by the name the task used."""
+    """The app is in front; Launch it by the name the task used.
+
+    What is in front is read from the screen first (its lines that only one app shows), then from the
+    client's name for it, read generously; neither: the app counts as open once a Launch was sent and
+    the launcher is gone. A Launch that left the launcher on screen (a client that drops Launches of
+    names it does not know) is followed by a tap on the app's icon.
+    """
 
     app: str
     package: str
 
     def done(self, screen: Screen, history: History) -> bool:
-        if screen.current_app:
-            front = _CATALOG.resolve(screen.current_app)
-            return front == self.package or normalise(screen.current_app) == normalise(self.app)
-        # No screen info: trust the picture, which is the launcher until the app opened.
-        return not launcher_visible(screen) and history.has(Launch)
+        seen = screen_app(screen)
+        if seen is not None:
+            return seen == self.package
+        front = front_package(screen.current_app)
+        if front is not None and front != LAUNCHER:
+            return front == self.package
+        return not launcher_visible(screen) and history.has(Launch, Tap)
 
     def next(self, screen: Screen, history: History) -> Decision:
+        tried = history.trailing(Launch, Home)
+        if tried and launcher_visible(screen):
+            icon = screen.find(*app_names(self.package), self.app)
+            if icon is not None:
+                return Decision(
+                    f"Launching {self.app} did not open it; I tap its icon on the home screen.",
+                    Tap(element=screen.to_grid(*icon.centre)),
+                    "tap_icon",
+                )
+        if tried >= 2 and not isinstance(history.last, Home):
+            return Decision(
+                f"Launching {self.app} did not bring it to the front; I go to the home screen to find its icon.",
+                Home(),
+                "home",
+            )
         return Decision(f"{self.app} is not open yet, so I start it.", Launch(app=self.app), "open_app")
 
 
@@ -111,7 +192,13 @@ class TapText:
         thinking = f'I tap "{shown}" {self.why}.'
         if message:
             thinking += " This is a sensitive step, so a person should confirm it."
-        return Decision(thinking, Tap(element=screen.to_grid(*box.centre), message=message), "tap_text")
+        left = (box.x0 + min(box.height, (box.x1 - box.x0) / 4), box.centre[1])
+        return Decision(
+            thinking,
+            Tap(element=screen.to_grid(*box.centre), message=message),
+            "tap_text",
+            alternative=Tap(element=screen.to_grid(*left), message=message),
+        )
 
 
 @dataclass(frozen=True)
@@ -144,6 +231,7 @@ class Fill:
             f"I tap the {self.label} field so I can type into it.",
             Tap(element=screen.to_grid(*field_box.centre)),
             "focus_field",
+            alternative=TypeText(text=self.text),
         )
 
 
@@ -195,10 +283,64 @@ class SetSwitch:
             return None
         is_on, point = found
         want = "on" if self.on else "off"
+        label = screen.find(*self.labels)
         return Decision(
             f"{self.name} is {'on' if is_on else 'off'} and should be {want}; I tap its switch.",
             Tap(element=screen.to_grid(*point)),
             "toggle",
+            alternative=Tap(element=screen.to_grid(*label.centre)) if label is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class SetSwitches:
+    """Several switches, each in its wanted state at once (turning airplane mode on turns Wi-Fi off, so
+    each is checked again until all hold); the first one out of place is tapped."""
+
+    switches: tuple[SetSwitch, ...]
+
+    def done(self, screen: Screen, history: History) -> bool:
+        return all(s.done(screen, history) for s in self.switches)
+
+    def next(self, screen: Screen, history: History) -> Decision | None:
+        for switch in self.switches:
+            if not switch.done(screen, history):
+                return switch.next(screen, history)
+        return None
+
+
+@dataclass(frozen=True)
+class TapResult:
+    """Tap a search result: below the results header (the search field above still shows the query,
+    which may be the product's very name), the line that is ``product``, else the topmost line that
+    contains a word of the query (the first result)."""
+
+    query: str
+    header: tuple[Phrase, ...]
+    reached: ScreenCheck
+    product: str = ""
+
+    def done(self, screen: Screen, history: History) -> bool:
+        return self.reached(screen)
+
+    def next(self, screen: Screen, history: History) -> Decision | None:
+        header = screen.find(*self.header)
+        if header is None:
+            return None
+        below = sorted((b for b in screen.content if b.y0 > header.y1), key=lambda b: b.y0)
+        wanted = normalise(self.product)
+        words = [normalise(w) for w in self.query.split() if len(w) > 1]
+        exact = [b for b in below if wanted and b.norm == wanted]
+        partial = [b for b in below if wanted and wanted in b.norm]
+        named = [b for b in below if any(w in b.norm for w in words)]
+        if self.product and not (exact or partial):
+            return None
+        target = (exact or partial or named or below or [None])[0]
+        if target is None:
+            return None
+        what = f'"{target.text}"' if self.product else f'the first result for "{self.query}", "{target.text}"'
+        return Decision(
+            f"I tap {what} to open the product.", Tap(element=screen.to_grid(*target.centre)), "tap_result"
         )
 
 
@@ -225,7 +367,7 @@ class HumanLogin:
         return None
 
 
-SubGoal = OpenApp | TapText | Fill | SubmitSearch | SetSwitch | HumanLogin
+SubGoal = OpenApp | TapText | Fill | SubmitSearch | SetSwitch | SetSwitches | TapResult | HumanLogin
 
 __all__ = [
     "Decision",
@@ -235,8 +377,13 @@ __all__ = [
     "OpenApp",
     "ScreenCheck",
     "SetSwitch",
+    "SetSwitches",
     "SubGoal",
     "SubmitSearch",
+    "TapResult",
     "TapText",
+    "app_names",
+    "front_package",
     "launcher_visible",
+    "screen_app",
 ]

@@ -6,6 +6,15 @@ import { fill, h } from "../dom.js";
 import { EventStream } from "../events.js";
 import { TASK_STATUSES, badge, label, timeEl } from "../format.js";
 
+export const EXAMPLES = [
+  "Write a note titled Shopping with the text buy milk",
+  "Open Settings and turn on airplane mode",
+  "Turn on Bluetooth and turn off Wi-Fi",
+  "Send a message to 5550123 saying hello",
+  "Search the shop for coffee mug and add the first one to the cart",
+  "打开蓝牙",
+];
+
 export function mount(outlet, { query, router }) {
   const filter = TASK_STATUSES.includes(query.get("status")) ? query.get("status") : "";
   const rows = new Map(); // task id → <tr>
@@ -13,7 +22,15 @@ export function mount(outlet, { query, router }) {
 
   // --- the new-task form -------------------------------------------------------------------------
   const instruction = h("textarea", { id: "instruction", name: "instruction", required: true, maxlength: "2000", rows: "3",
-    placeholder: "Open Settings and turn on Wi-Fi" });
+    placeholder: EXAMPLES[0] });
+  // Instructions the reference model carries out on a fresh virtual phone (bench/bench_phrasings.py):
+  // a click fills the field, so a first task works without knowing what the rules understand.
+  const examples = h("div", { class: "row examples", role: "group", "aria-label": "Example instructions" },
+    h("span", { class: "hint" }, "Try:"),
+    EXAMPLES.map((text) => h("button", { type: "button", class: "chip", onclick: () => {
+      instruction.value = text;
+      instruction.focus();
+    } }, text)));
   const profile = h("input", { id: "device-profile", name: "device_profile", type: "text", autocomplete: "off",
     placeholder: 'pixel13  or  {"android": "13"}', "aria-describedby": "device-profile-hint" });
   const maxSteps = h("input", { id: "max-steps", name: "max_steps", type: "number", min: "1", max: "100", value: "30", required: true });
@@ -44,7 +61,7 @@ export function mount(outlet, { query, router }) {
     }
   } },
   h("h2", { id: "new-task-title" }, "New task"),
-  h("div", { class: "field" }, h("label", { for: "instruction" }, "Instruction"), instruction),
+  h("div", { class: "field" }, h("label", { for: "instruction" }, "Instruction"), instruction, examples),
   h("div", { class: "row" },
     h("div", { class: "field grow" },
       h("label", { for: "device-profile" }, "Device profile ", h("span", { class: "hint" }, "(optional)")),
