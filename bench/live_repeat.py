@@ -34,23 +34,9 @@ CHANGE_HZ = 5.0
 
 
 async def _first_frame(url: str, key: str, path: str) -> float | None:
-    from tests.orchestrator.live.peer import LiveClient
+    from tests.orchestrator.live.peer import watch_once
 
-    client = LiveClient()
-    try:
-        async with httpx.AsyncClient(
-            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30
-        ) as http:
-            started = time.monotonic()
-            r = await client.connect(http, path)
-            r.raise_for_status()
-            try:
-                await client.wait_frames(1, timeout=FIRST_FRAME_WAIT_S)
-            except TimeoutError:
-                return None
-            return time.monotonic() - started
-    finally:
-        await client.close()
+    return (await watch_once(url, key, path, timeout=FIRST_FRAME_WAIT_S))[0]
 
 
 async def _cost(url: str, key: str, path: str, api_pid: int, seconds: float) -> dict[str, float]:

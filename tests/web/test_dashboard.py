@@ -68,7 +68,7 @@ def test_log_in_with_a_key_then_log_out(api: Api, tmp_path: Path) -> None:
             assert caller.key not in json.dumps(await page.evaluate("({...localStorage, ...sessionStorage})"))
 
             # A cookie-authenticated write from the page (the new-task form) carries the CSRF token.
-            await page.get_by_label("Instruction").fill("Open Settings")
+            await page.get_by_label("Instruction", exact=True).fill("Open Settings")
             await page.get_by_role("button", name="Submit task").click()
             await expect(page.get_by_role("heading", name="Open Settings")).to_be_visible(timeout=10 * S)
             status = page.locator("#task-status [data-status]")

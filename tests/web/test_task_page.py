@@ -45,7 +45,7 @@ def test_submit_watch_answer_and_finish(web_fleet: WebFleet, artifacts: Path) ->
             await tab.login(fleet.key)
             await tab.shot("02-tasks-empty")
 
-            await page.get_by_label("Instruction").fill(INSTRUCTION)
+            await page.get_by_label("Instruction", exact=True).fill(INSTRUCTION)
             await page.get_by_label("Max steps").fill("10")
             await page.get_by_role("button", name="Submit task").click()
             await expect(page.get_by_role("heading", name=INSTRUCTION)).to_be_visible(timeout=15 * S)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-__all__ = ["LiveClient"]
+__all__ = ["LiveClient", "watch_once"]
 
 
 class LiveClient:
@@ -116,3 +117,23 @@ class LiveClient:
             future.set_result(message)
         else:
             self.messages.append(message)
+
+
+async def watch_once(url: str, key: str, path: str, *, timeout: float) -> tuple[float | None, dict[str, Any]]:
+    """One viewer on ``path`` of the API at ``url``, closed again: the seconds from connecting to its
+    first decoded frame (None when none comes within ``timeout``) and its hello message."""
+    client = LiveClient()
+    try:
+        async with httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as http:
+            started = time.monotonic()
+            (await client.connect(http, path)).raise_for_status()
+            try:
+                await client.wait_frames(1, timeout=timeout)
+            except TimeoutError:
+                return None, await client.wait_message("hello")
+            first_frame_s = time.monotonic() - started
+            return first_frame_s, await client.wait_message("hello")
+    finally:
+        await client.close()
