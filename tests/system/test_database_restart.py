@@ -85,7 +85,7 @@ def _restart(
     logs_from = {service.name: len(service.log()) for service in fleet.services}
 
     def logged_since(name: str, text: str) -> int:
-        service = next(s for s in fleet.services if s.name == name)
+        service = fleet.service(name)
         return service.log()[logs_from[name] :].count(text)
 
     pg.stop("fast")
@@ -159,7 +159,7 @@ def test_a_restart_between_a_runs_writes_loses_nothing(start_fleet, pg: PrivateP
         ModelServer(Reply(LAUNCH), Gate(gate, then=Reply(FINISH), limit_s=180), default=Reply(FINISH))
     ) as model:
         task_id, pids = _running(fleet, model)
-        worker = next(s for s in fleet.services if s.name == "worker-0")
+        worker = fleet.service("worker-0")
         worker_log_from = len(worker.log())
         restart = _restart(fleet, pg, task_id)
         assert "Traceback" not in worker.log()[worker_log_from:], worker.tail()  # its watcher's warnings only
@@ -189,7 +189,7 @@ def test_a_restart_under_a_runs_write_loses_no_task(start_fleet, pg: PrivatePost
         ModelServer(Reply(LAUNCH), Gate(gate, then=Reply(FINISH), limit_s=180), default=Reply(FINISH))
     ) as model:
         task_id, pids = _running(fleet, model)
-        worker = next(s for s in fleet.services if s.name == "worker-0")
+        worker = fleet.service("worker-0")
 
         def write_fails() -> None:
             """The model answers while the database is down; it stays down until the run's next
