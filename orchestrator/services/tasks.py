@@ -10,6 +10,7 @@ status (the worker owns it while it holds the task): each is one event the worke
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import uuid
@@ -34,7 +35,7 @@ from orchestrator.services.specs import TaskSpec
 from orchestrator.services.waiting import QUEUED_MESSAGE, record_broker_unavailable
 from orchestrator.services.webhook_targets import TargetPolicy
 
-__all__ = ["TaskService", "load_task"]
+__all__ = ["TaskService", "created_event", "enqueue_created", "load_task", "new_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,26 +112,10 @@ class TaskService:
         profile_match(spec.device_profile, self.profiles)  # a name must exist; the worker resolves it
         fields = spec.stored_fields()
         self.webhook_targets.check_url(fields["webhook_url"])
-        created_at = utcnow()
-        task = Task(
-            id=uuid.uuid4(),
-            created_at=created_at,
-            tenant_id=principal.tenant_id,
-            created_by=principal.key_id,
-            status=TaskStatus.QUEUED,
+        task = new_task(
+            tenant_id=principal.tenant_id, created_by=principal.key_id, fields=fields,
             idempotency_key=idempotency_key,
-            instruction=fields["instruction"],
-            device_profile=fields["device_profile"],
-            max_steps=fields["max_steps"],
-            timeout_s=fields["timeout_s"],
-            model=fields["model"],
-            webhook_url=fields["webhook_url"],
-            metadata_=fields["metadata"],
-            retry_after_acting=fields["retry_after_acting"],
-            attempts=0,
-            # Written with the row: the answer says why it waits at no extra cost (control-plane.md).
-            waiting=waiting(WaitingKind.QUEUED, QUEUED_MESSAGE, created_at),
-        )
+        )  # fmt: skip
         try:
             # Insert first and look the key up only on a collision: the common case is one round trip.
             if self._one_statement:
@@ -142,29 +127,12 @@ class TaskService:
                     # Flush the task first: with no relationship() between them, the ORM may order
                     # the event's INSERT first and trip its foreign key.
                     await db_session.flush()
-                    db_session.add(_event(task, "task.created", _created_payload(task)))
+                    db_session.add(created_event(task))
         except IntegrityError:
             if idempotency_key is None:
                 raise
             return await self._replay(principal, idempotency_key, fields), False
-        notifier, publication = self.notifier, None
-        if notifier is not None:
-            notifier.notify(remote=False)  # this process's event readers, now
-            if notifier.redis_url is not None:
-                publication = (notifier.redis_url, notifier.channel, PAYLOAD)
-        published = False
-        try:
-            # Other processes' readers are told in the enqueue's round trip when the broker is
-            # that Redis; else by the notifier itself.
-            published = await self.queue.enqueue_run_task(task.id, task.device_profile, publish=publication)
-        except BrokerUnavailable as exc:
-            logger.warning(
-                "task committed but not enqueued; the sweeper will re-enqueue it",
-                extra={"task_id": str(task.id), "error": exc.message},
-            )
-            await record_broker_unavailable(self.db, task)
-        if notifier is not None and not published:
-            notifier.notify(local=False)
+        await enqueue_created(self.db, self.queue, self.notifier, task)
         return task, True
 
     async def get(self, principal: Principal, task_id: uuid.UUID) -> Task:
@@ -173,12 +141,21 @@ class TaskService:
             return await load_task(db_session, principal, task_id)
 
     async def list(
-        self, principal: Principal, *, status: TaskStatus | None, limit: int, cursor: str | None
+        self,
+        principal: Principal,
+        *,
+        status: TaskStatus | None,
+        limit: int,
+        cursor: str | None,
+        schedule_id: uuid.UUID | None = None,
     ) -> Page[Task]:
-        """The tenant's tasks, newest first, ``limit`` at a time; raises ``InvalidCursor``."""
+        """The tenant's tasks (a schedule's runs only, with ``schedule_id``), newest first, ``limit``
+        at a time; raises ``InvalidCursor``."""
         query = select(Task).where(Task.tenant_id == principal.tenant_id)
         if status is not None:
             query = query.where(Task.status == status)
+        if schedule_id is not None:
+            query = query.where(Task.schedule_id == schedule_id)
         if cursor is not None:
             created_at, after_id = decode_time_cursor(cursor)
             query = query.where(tuple_(Task.created_at, Task.id) < tuple_(created_at, after_id))
@@ -361,6 +338,72 @@ async def _latest_event(db_session: DbSession, task: Task, types: tuple[str, ...
         .limit(1)
     )
     return await db_session.scalar(query)
+
+
+def new_task(
+    *,
+    tenant_id: uuid.UUID,
+    created_by: uuid.UUID | None,
+    fields: dict[str, Any],
+    idempotency_key: str | None = None,
+    schedule_id: uuid.UUID | None = None,
+    due_at: dt.datetime | None = None,
+) -> Task:
+    """A new queued task row from a submission's stored fields (``TaskSpec.stored_fields``): the
+    API's, or a schedule's run (``schedule_id`` and the ``due_at`` it was made for)."""
+    created_at = utcnow()
+    return Task(
+        id=uuid.uuid4(),
+        created_at=created_at,
+        tenant_id=tenant_id,
+        created_by=created_by,
+        status=TaskStatus.QUEUED,
+        idempotency_key=idempotency_key,
+        instruction=fields["instruction"],
+        device_profile=fields["device_profile"],
+        max_steps=fields["max_steps"],
+        timeout_s=fields["timeout_s"],
+        model=fields["model"],
+        webhook_url=fields["webhook_url"],
+        metadata_=fields["metadata"],
+        retry_after_acting=fields["retry_after_acting"],
+        attempts=0,
+        # Written with the row: the answer says why it waits at no extra cost (control-plane.md).
+        waiting=waiting(WaitingKind.QUEUED, QUEUED_MESSAGE, created_at),
+        schedule_id=schedule_id,
+        due_at=due_at,
+    )
+
+
+def created_event(task: Task) -> Event:
+    """The ``task.created`` event of a new task, to be added in the transaction that adds it."""
+    return _event(task, "task.created", _created_payload(task))
+
+
+async def enqueue_created(
+    db: Database, queue: TaskQueue, notifier: EventSignal | None, task: Task
+) -> None:
+    """After a new task's commit: wake event readers and enqueue its run. A broker failure is
+    logged and recorded on the task (``waiting`` = ``broker_unavailable``), never raised: the task
+    is committed, and the sweeper re-enqueues it."""
+    publication = None
+    if notifier is not None:
+        notifier.notify(remote=False)  # this process's event readers, now
+        if notifier.redis_url is not None:
+            publication = (notifier.redis_url, notifier.channel, PAYLOAD)
+    published = False
+    try:
+        # Other processes' readers are told in the enqueue's round trip when the broker is
+        # that Redis; else by the notifier itself.
+        published = await queue.enqueue_run_task(task.id, task.device_profile, publish=publication)
+    except BrokerUnavailable as exc:
+        logger.warning(
+            "task committed but not enqueued; the sweeper will re-enqueue it",
+            extra={"task_id": str(task.id), "error": exc.message},
+        )
+        await record_broker_unavailable(db, task)
+    if notifier is not None and not published:
+        notifier.notify(local=False)
 
 
 def _created_payload(task: Task) -> dict[str, Any]:
