@@ -80,6 +80,7 @@ class Scheduler:
     async def run(self, stop: asyncio.Event) -> None:
         """A pass every ``schedules.poll_s`` until ``stop`` is set; a database outage is logged and
         the next pass tries again."""
+        logger.info("scheduler started", extra={"scheduler": self.name, "poll_s": self.settings.poll_s})
         while not stop.is_set():
             try:
                 await self.tick()
