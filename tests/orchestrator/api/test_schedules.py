@@ -56,7 +56,7 @@ def test_create_read_list_change_delete(any_db_api: Api) -> None:
     assert a.http.delete(f"/api/v1/schedules/{sid}").status_code == 404
 
 
-def test_runs_are_ordinary_tasks_with_the_schedule_id(start_api: StartApi, empty_db_url: str) -> None:
+def test_runs_are_ordinary_tasks_with_the_schedule_id(empty_db_url: str, start_api: StartApi) -> None:
     # A database of the test's own: a scheduler pass acts on every due schedule in it.
     migrate_to_head(empty_db_url)
     any_db_api = start_api(empty_db_url)
