@@ -9,7 +9,8 @@ matches nothing; on SQLite the write transactions take turns (BEGIN IMMEDIATE).
 Each pass, in order:
 
 1. the end of each schedule's latest run is counted once: a failed or timed-out run adds one to
-   ``consecutive_failures`` (a ``schedule.failing`` event), a success sets it to 0, and at
+   ``consecutive_failures`` (a ``schedule.failing`` event), a success sets it to 0 (a cancel leaves
+   it), and at
    ``schedules.max_consecutive_failures`` the schedule pauses itself (``schedule.paused``,
    ``paused_reason`` "failures");
 2. a run queued behind its previous one (``overlap`` = queue) starts once that one ended;
@@ -164,7 +165,9 @@ class Scheduler:
             if schedule is None or schedule.last_run_id != run_id or schedule.counted_run_id == run_id:
                 return False
             failed = status in FAILED_TASK_STATUSES
-            failures = schedule.consecutive_failures + 1 if failed else 0
+            # A cancel is a person's choice: neither the schedule's failure nor its success.
+            failures = schedule.consecutive_failures + 1 if failed else (
+                schedule.consecutive_failures if status == TaskStatus.CANCELLED else 0)  # fmt: skip
             most = self.settings.max_consecutive_failures
             pause = failed and failures >= most and not schedule.paused
             values: dict[str, Any] = {"counted_run_id": run_id, "consecutive_failures": failures}

@@ -233,7 +233,7 @@ class ScheduleService:
         """Delete it; its runs stay, as ordinary tasks no longer linked to a schedule."""
         async with self.db.transaction(write=True) as db_session:
             schedule = await _load(db_session, principal, schedule_id, for_update=True)
-            # Explicit, not left to ON DELETE SET NULL: SQLite enforces foreign keys only when asked.
+            # As ON DELETE SET NULL does; explicit, so it holds on a connection with foreign keys off.
             await db_session.execute(
                 update(Task).where(Task.schedule_id == schedule.id).values(schedule_id=None)
                 .execution_options(synchronize_session=False)

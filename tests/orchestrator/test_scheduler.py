@@ -189,7 +189,8 @@ def test_a_schedule_whose_runs_keep_failing_says_so_and_pauses_itself(url: str, 
     principal = run(make_principal(url))
     schedule = run(make_schedule(url, principal, interval_s=20))
     due = schedule.next_due_at
-    outcomes = [TaskStatus.FAILED, TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.TIMED_OUT, TaskStatus.FAILED]
+    outcomes = [TaskStatus.FAILED, TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED,
+                TaskStatus.TIMED_OUT, TaskStatus.FAILED]  # fmt: skip
     for i, outcome in enumerate(outcomes):
         (task,) = run(_tick(url, queue, due + (20 * i + 1) * S, settings))
         run(end_run(url, task.id, outcome))
