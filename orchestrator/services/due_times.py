@@ -9,12 +9,16 @@ first valid time after it, as croniter gives it. Every time handed out is aware 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 __all__ = ["Cadence", "check_cron", "check_timezone"]
+
+# The IANA names (a walk of the zone files: read once per process).
+_ZONES = functools.cache(available_timezones)
 
 # How many fires of a cron expression are looked at to find its shortest gap (the minimum interval
 # limit). A day of per-minute fires is 1440; the gap of interest shows within the first few hundred.
@@ -28,7 +32,7 @@ def check_timezone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         hint = "e.g. Europe/Paris, America/New_York or UTC"
         raise ValueError(f"unknown time zone {name!r} ({hint})") from exc
-    if name not in available_timezones() and name != "UTC":
+    if name not in _ZONES() and name != "UTC":
         # ZoneInfo also opens files by relative path ("../zoneinfo/UTC"); only IANA names are taken.
         raise ValueError(f"unknown time zone {name!r}")
     return name

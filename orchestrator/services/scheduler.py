@@ -261,6 +261,8 @@ class Scheduler:
                 logger.info("schedule skipped a due time (%s)", skipped, extra=log)
             else:
                 logger.info("schedule's run waits for the previous one to end", extra=log)
+        if skipped is not None and self.notifier is not None:
+            self.notifier.notify()  # the schedule.skipped event is committed: wake the event readers
         if task is None:
             return []
         self._log_run(task, "schedule's run made (late: catch_up run_once)" if missed else "schedule's run made")

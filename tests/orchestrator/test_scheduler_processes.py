@@ -1,6 +1,9 @@
 """Two real ``phonefleet pool`` processes (each runs a scheduler) on one PostgreSQL database, and a
 schedule every 20 s with ``overlap`` = skip: one run per due time, never two for one due time, no
-two runs at once, and pausing stops new runs — all read from the database.
+two runs at once, and pausing stops new runs — all read from the database. Then catch-up: both
+pools stop, a minute of due times passes while they are down (simulated: the schedules' due times
+are moved a minute into the past rather than waiting one), two pools start again: ``run_once`` makes
+one run, ``skip`` none, and both are next due in the future.
 
 No worker runs here: the test ends each run by writing its final state, as a worker would (the
 scheduler only reads it), so it decides when a run is still going across a due time.
@@ -13,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +38,7 @@ from tests.orchestrator.schedules import (
     make_schedule,
     read_schedule,
     runs_of,
+    set_schedule,
 )
 from tests.processes import REPO, AdbServer, stop_process
 
@@ -85,6 +90,10 @@ def test_two_schedulers_one_run_per_due_time_no_overlap_and_pause(
             found = run(runs_of(db_url, schedule.id))
             return found if len(found) >= count else None
 
+        def runs_of_schedule(schedule_id: uuid.UUID) -> list[Task]:
+            alive()
+            return run(runs_of(db_url, schedule_id))
+
         def skipped() -> list:
             alive()
             return [e for e in run(events_of(db_url, principal.tenant_id)) if e.type == SKIPPED]
@@ -122,6 +131,27 @@ def test_two_schedulers_one_run_per_due_time_no_overlap_and_pause(
                 return list(await session.scalars(query))
 
         assert run(per_due_time()) == [1, 1], "never two runs for the same due time"
+
+        # Catch-up: both schedulers stop; while they are down a minute of due times passes (simulated
+        # by moving the due times a minute into the past, not by waiting one); then they start again.
+        once = run(make_schedule(db_url, principal, interval_s=INTERVAL_S, catch_up="run_once"))
+        skip = run(make_schedule(db_url, principal, interval_s=INTERVAL_S, catch_up="skip"))
+        for proc, log_path in pools:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0, log_path.read_text()
+        down_from = utcnow() - 61 * _S
+        for missed in (once, skip):
+            run(set_schedule(db_url, missed.id, next_due_at=down_from))
+        restarted = utcnow()
+        pools[:] = [_start_pool(db_url, tmp_path / f"again{i}", adb_server) for i in range(2)]
+        (caught_up,) = wait_until(lambda: runs_of_schedule(once.id), timeout=60, what="run_once's one run")
+        assert down_from < caught_up.due_at <= restarted, "one run, for the latest missed due time"
+        wait_until(lambda: run(read_schedule(db_url, skip.id)).next_due_at > restarted, timeout=30,
+                   what="the skip schedule moved on")  # fmt: skip
+        for missed in (once, skip):
+            assert run(read_schedule(db_url, missed.id)).next_due_at > restarted, "next due in the future"
+        assert run(runs_of(db_url, skip.id)) == [], "catch_up=skip: no run for the missed due times"
+        assert len(run(runs_of(db_url, once.id))) == 1, "catch_up=run_once: one run for all of them"
         for proc, log_path in pools:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0, log_path.read_text()
