@@ -48,7 +48,7 @@ from orchestrator.errors import DatabaseUnavailable
 from orchestrator.notifier import EventSignal
 from orchestrator.queue import TaskQueue
 from orchestrator.services.schedules import cadence_of
-from orchestrator.services.tasks import created_event, enqueue_created, new_task
+from orchestrator.services.task_creation import created_event, enqueue_created, new_task
 from orchestrator.settings import ScheduleSettings
 
 __all__ = ["FAILING", "PAUSED", "SKIPPED", "Scheduler"]
