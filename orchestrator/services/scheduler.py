@@ -101,17 +101,22 @@ class Scheduler:
         for schedule_id, run_id, status in await self._ended_runs():
             await self._count(schedule_id, run_id, status)
         for schedule_id in await self._waiting_runs():
-            made.extend(await self._start_queued(schedule_id))
+            made.extend(await self._enqueued(await self._start_queued(schedule_id)))
         for schedule_id in await self._due(now):
             try:
-                made.extend(await self._fire(schedule_id, now))
+                made.extend(await self._enqueued(await self._fire(schedule_id, now)))
             except IntegrityError:
                 # Only if something else already made a run for this due time (the claim makes
                 # that impossible among schedulers): nothing is lost, the transaction rolled back.
                 logger.warning("a run for this due time exists already", extra={"schedule_id": str(schedule_id)})
-        for task in made:
-            await enqueue_created(self.db, self.queue, self.notifier, task)
         return made
+
+    async def _enqueued(self, runs: list[Task]) -> list[Task]:
+        # Each run right after its commit: a pass that fails later leaves none unsent (and one the
+        # broker refused stays queued for the sweeper, as any task does).
+        for task in runs:
+            await enqueue_created(self.db, self.queue, self.notifier, task)
+        return runs
 
     # --- what to look at -------------------------------------------------------------------------
 
