@@ -123,13 +123,26 @@ export function mount(outlet) {
       h("td", { class: "actions" }, toggle, remove));
   }
 
+  // A schedule's latest runs are read again only when its latest run changed (a new one, or its
+  // status): the older ones have ended, so a refresh costs one request while nothing moves.
+  const seen = new Map(); // schedule id → {key, runs}
+  async function runsOf(s) {
+    if (!s.last_run) return [];
+    const key = `${s.last_run.id}:${s.last_run.status}`;
+    const cached = seen.get(s.id);
+    if (cached?.key === key) return cached.runs;
+    const runs = (await schedules.runs(s.id, { limit: RUNS_SHOWN })).items;
+    seen.set(s.id, { key, runs });
+    return runs;
+  }
+
   let busy = false;
   async function refresh() {
     if (busy || disposed) return;
     busy = true;
     try {
       const page = await schedules.list({ limit: 100 });
-      const runs = await Promise.all(page.items.map((s) => (s.last_run ? schedules.runs(s.id, { limit: RUNS_SHOWN }).then((p) => p.items) : [])));
+      const runs = await Promise.all(page.items.map(runsOf));
       if (disposed) return;
       body.replaceChildren(...page.items.map((s, i) => row(s, runs[i])));
       empty.hidden = page.items.length > 0;
