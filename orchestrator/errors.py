@@ -4,15 +4,18 @@
     ├─ Unauthenticated            no, malformed, unknown or revoked API key
     ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
-    │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound
+    │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound,
+    │  └─ ScheduleNotFound
     ├─ Conflict                   the request contradicts the current state
     │  ├─ InvalidTransition       e.g. cancelling a task that already finished
     │  ├─ IdempotencyConflict     an Idempotency-Key reused with a different body
     │  ├─ DeviceExists            registering a serial the pool already has
-    │  └─ NoLiveDevice            live view of a task or session that holds no phone right now
+    │  ├─ NoLiveDevice            live view of a task or session that holds no phone right now
+    │  └─ LimitReached            one more would pass a tenant limit (``schedules.max_per_tenant``)
     ├─ InvalidRequest             input that passed the schema but is still wrong
     │  ├─ InvalidCursor           a pagination cursor we did not hand out
     │  ├─ UnknownDeviceProfile    a device profile name the operator has not configured
+    │  ├─ InvalidSchedule         a schedule due more often than ``schedules.min_interval_s``, or never
     │  └─ InvalidSdp              a WebRTC offer that does not parse or offers no H.264 video
     ├─ BadHttpRequest             the HTTP request itself is unusable, whatever the route
     │  ├─ InvalidJson             a JSON body that does not parse, or is nested too deep to parse
@@ -50,8 +53,10 @@ __all__ = [
     "InvalidCursor",
     "InvalidJson",
     "InvalidRequest",
+    "InvalidSchedule",
     "InvalidSdp",
     "InvalidTransition",
+    "LimitReached",
     "ModelServerUnavailable",
     "NoLiveDevice",
     "NotFound",
@@ -59,6 +64,7 @@ __all__ = [
     "PermissionDenied",
     "PhoneFleetError",
     "RateLimited",
+    "ScheduleNotFound",
     "ScreenshotNotFound",
     "SessionNotFound",
     "StepNotFound",
@@ -103,6 +109,13 @@ class SessionNotFound(NotFound):
         super().__init__(f"no session {session_id}", context={"session_id": str(session_id)})
 
 
+class ScheduleNotFound(NotFound):
+    code = "schedule_not_found"
+
+    def __init__(self, schedule_id: object) -> None:
+        super().__init__(f"no schedule {schedule_id}", context={"schedule_id": str(schedule_id)})
+
+
 class StepNotFound(NotFound):
     code = "step_not_found"
 
@@ -138,8 +151,18 @@ class DeviceExists(Conflict):
     code = "device_exists"
 
 
+class LimitReached(Conflict):
+    """One more row would pass a tenant limit (the limit and its setting are in the message)."""
+
+    code = "limit_reached"
+
+
 class InvalidRequest(PhoneFleetError):
     code = "invalid_request"
+
+
+class InvalidSchedule(InvalidRequest):
+    code = "invalid_schedule"
 
 
 class InvalidCursor(InvalidRequest):

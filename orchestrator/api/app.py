@@ -11,7 +11,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from device_pool.pool import LeaseStore, signal_for
-from orchestrator.api import api_keys, auth, devices, events, health, live, metrics, sessions, tasks, webhooks
+from orchestrator.api import (
+    api_keys,
+    auth,
+    devices,
+    events,
+    health,
+    live,
+    metrics,
+    schedules,
+    sessions,
+    tasks,
+    webhooks,
+)
 from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
 from orchestrator.api.edges import MAX_BODY_BYTES, HttpEdges, document_body_errors
@@ -31,6 +43,7 @@ from orchestrator.services.health import HealthService
 from orchestrator.services.logins import Logins
 from orchestrator.services.metrics import MetricsService
 from orchestrator.services.ratelimit import make_rate_limiter
+from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
@@ -94,6 +107,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             db, producer, model_url=settings.model.base_url,
             model_api_key=settings.model.api_key.get_secret_value() or None,
         )  # fmt: skip
+        targets = TargetPolicy.from_settings(settings)
         app.state.services = Services(
             db=db,
             queue=producer,
@@ -104,7 +118,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 limiter,
                 profiles=settings.pool.profiles,
                 notifier=events_signal,
-                webhook_targets=TargetPolicy.from_settings(settings),
+                webhook_targets=targets,
             ),
             steps=StepService(db, settings.data_dir),
             devices=DeviceService(db, leases.signal),
@@ -115,6 +129,9 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             sessions=SessionService(db, leases, profiles=settings.pool.profiles),
             events=hub,
             webhooks=WebhookService(db),
+            schedules=ScheduleService(
+                db, settings.schedules, profiles=settings.pool.profiles, webhook_targets=targets
+            ),
         )
         app.state.live = live = LiveHub(
             settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal
@@ -137,7 +154,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.state.settings = settings
     install_error_handlers(app)
     document_body_errors(app)
-    for module in (tasks, sessions, devices, api_keys, auth, health, metrics, events, webhooks, live):
+    for module in (tasks, schedules, sessions, devices, api_keys, auth, health, metrics, events, webhooks, live):
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
     if settings.api.submit_fast_path:
