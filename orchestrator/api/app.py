@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from device_pool.pool import LeaseStore, signal_for
 from orchestrator.api import api_keys, auth, devices, events, health, live, metrics, sessions, tasks, webhooks
+from orchestrator.api import personal_phones as personal_phones_api
 from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
 from orchestrator.api.edges import MAX_BODY_BYTES, HttpEdges, document_body_errors
@@ -30,6 +31,7 @@ from orchestrator.services.events import EventHub
 from orchestrator.services.health import HealthService
 from orchestrator.services.logins import Logins
 from orchestrator.services.metrics import MetricsService
+from orchestrator.services.personal_phones import PersonalPhoneService
 from orchestrator.services.ratelimit import make_rate_limiter
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
@@ -94,6 +96,10 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             db, producer, model_url=settings.model.base_url,
             model_api_key=settings.model.api_key.get_secret_value() or None,
         )  # fmt: skip
+        personal_phones = PersonalPhoneService(
+            db, provider=settings.pool.provider, max_per_user=settings.personal_phones.max_per_user,
+            profiles=settings.pool.profiles,
+        )  # fmt: skip
         app.state.services = Services(
             db=db,
             queue=producer,
@@ -113,6 +119,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             logins=Logins.from_settings(settings, db, verifier),
             metrics=MetricsService(db, health=health),
             sessions=SessionService(db, leases, profiles=settings.pool.profiles),
+            personal_phones=personal_phones,
             events=hub,
             webhooks=WebhookService(db),
         )
@@ -137,7 +144,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.state.settings = settings
     install_error_handlers(app)
     document_body_errors(app)
-    for module in (tasks, sessions, devices, api_keys, auth, health, metrics, events, webhooks, live):
+    for module in (tasks, sessions, personal_phones_api, devices, api_keys, auth, health, metrics, events, webhooks, live):
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
     if settings.api.submit_fast_path:

@@ -48,6 +48,7 @@ KINDS = {
     "session_id": "A opens a session (POST /api/v1/sessions); it leases the phone",
     "device_id": "the phone A's session holds",
     "key_id": "A's admin issues a key (POST /api/v1/api-keys)",
+    "personal_phone_id": "A makes a personal phone (POST /api/v1/personal-phones)",
 }
 
 
@@ -82,6 +83,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/sessions/{session_id}/keepalive"): HIDDEN,
     ("POST", "/api/v1/sessions/{session_id}/webrtc"): HIDDEN,
     ("POST", "/api/v1/api-keys/{key_id}/revoke"): HIDDEN,
+    ("GET", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
+    ("PATCH", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
+    ("DELETE", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
     ("GET", "/api/v1/devices/{device_id}"): SHARED,
     # Admins operate the shared pool (docs/api.md): draining or retiring a phone is theirs to do,
     # whoever leases it; what they must not see is the lessee's lease.
@@ -187,9 +191,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert opened.status_code == 201, opened.text
         key = a.http.post("/api/v1/api-keys", json={"user": "a-bot", "role": "member", "name": "a"})
         assert key.status_code == 201, key.text
+        personal = a.http.post("/api/v1/personal-phones", json={"name": "A's phone"})
+        assert personal.status_code == 201, personal.text
         ids = {
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
             "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"],
+            "personal_phone_id": personal.json()["id"],
         }  # fmt: skip
         assert ids.keys() == KINDS.keys()
         yield World(api=api, ids=ids, a=a, b_admin=b_admin, b_member=b_member)
