@@ -118,7 +118,10 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             health=health,
             logins=Logins.from_settings(settings, db, verifier),
             metrics=MetricsService(db, health=health),
-            sessions=SessionService(db, leases, profiles=settings.pool.profiles),
+            sessions=SessionService(
+                db, leases, profiles=settings.pool.profiles, personal_phones=personal_phones,
+                wake_timeout_s=settings.personal_phones.wake_timeout_s,
+            ),
             personal_phones=personal_phones,
             events=hub,
             webhooks=WebhookService(db),

@@ -1,0 +1,432 @@
+"""Personal phones in the pool: a device leased on a personal phone's data, kept after the lease.
+
+A personal phone's data lives apart from every device (the provider's ``PersonalData``: a directory
+per phone for the virtual phone, a Docker volume for redroid). ``devices.personal_phone_id`` says
+which personal phone's data a device runs now; such a device is never leased to anyone else
+(``acquire``'s picks skip it) and never made idle for the pool (``mark_idle`` refuses it) until the
+pool manager has detached the data and put the device back in factory state.
+
+The acquirer's side (``PersonalPhoneLeases``), one transaction each, on the personal phone's row
+(locked on PostgreSQL; SQLite's one writer serialises it):
+
+- ``ready`` (a device runs it, idle): that device is leased → ``in_use``;
+- ``asleep`` or ``failed``: an idle pooled device (matching its profile) is leased with the
+  phone's id on it → ``waking``; the pool manager attaches the data (``PersonalPhoneKeeper.wake``)
+  → ``in_use``, and the acquirer, which waited for that, gets the device;
+- ``in_use``, ``waking``, ``sleeping``: busy; the acquirer waits (a task: ``personal_phone_busy``).
+
+So a personal phone is on at most one device, and held by at most one task or session, at a time.
+
+The pool manager's side (``PersonalPhoneKeeper``), from its reconcile pass:
+
+- a device leased for a ``waking`` phone: attach its data, check it → phone ``in_use``;
+- a device whose lease ended while it ran a phone that was ``in_use`` on it: checked, kept
+  (idle, still the phone's) → phone ``ready``, ``last_used_at`` now. Anything else (a failed
+  wake, a deleted phone, a failed check, a phone going to sleep): the data is detached → the
+  phone ``asleep`` (a failed wake stays ``failed``), and the device goes on to its factory reset;
+- a ``ready`` phone unused for ``idle_stop_s``, or deleted: its idle device → resetting, the phone
+  → ``sleeping``; the step above then detaches it;
+- a deleted phone on no device: its data removed, its row deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from device_pool.errors import PersonalPhoneBusy, PersonalPhoneWakeFailed, PhoneFleetError
+from device_pool.pool.devices import DeviceRecord
+from device_pool.pool.leases import LeaseGrant, LeaseStore, _pg_pick
+from device_pool.pool.signals import IDLE, RELEASED
+from device_pool.providers.base import PersonalData, Provider
+from orchestrator.db import Device, DeviceState, PersonalPhone, PersonalPhoneState, utcnow
+
+logger = logging.getLogger(__name__)
+
+_AWAKE_POLL_S = 0.1  # how often an acquirer re-reads a waking phone (the manager also signals)
+# The providers whose devices can run a personal phone's data (``PersonalData``): a phone an admin
+# registered or a static ADB phone is never picked for one.
+PERSONAL_PROVIDERS = ("sim", "redroid")
+
+
+@dataclass(frozen=True)
+class PersonalGrant:
+    """A device leased on a personal phone; ``wake_s``: how long its wake took (None: it was ready)."""
+
+    grant: LeaseGrant
+    wake_s: float | None
+
+
+class PersonalPhoneLeases:
+    """Leases on personal phones, over the pool's ``LeaseStore`` (the acquirer's side)."""
+
+    def __init__(self, store: LeaseStore) -> None:
+        self.store = store
+
+    async def acquire(
+        self,
+        personal_phone_id: uuid.UUID,
+        *,
+        holder: str,
+        tenant_id: uuid.UUID,
+        task_id: uuid.UUID | None = None,
+        session_id: uuid.UUID | None = None,
+        ttl_s: float,
+    ) -> tuple[LeaseGrant, bool] | None:
+        """Lease the phone's device: (grant, True) when it was ready, (grant, False) when it must
+        first wake; None when it is busy or no pooled device is idle. Raises
+        ``PersonalPhoneWakeFailed`` for a phone deleted (or never made) in this tenant."""
+        store = self.store
+        async with store._tx() as db_session:
+            query = select(PersonalPhone).where(
+                PersonalPhone.id == personal_phone_id,
+                PersonalPhone.tenant_id == tenant_id,
+                PersonalPhone.deleted_at.is_(None),
+            )
+            if not store.is_sqlite:
+                query = query.with_for_update()
+            phone = await db_session.scalar(query)
+            if phone is None:
+                raise PersonalPhoneWakeFailed(
+                    f"personal phone {personal_phone_id} was deleted",
+                    context={"personal_phone_id": str(personal_phone_id)},
+                )
+            lease = {"holder": holder, "tenant_id": tenant_id, "task_id": task_id, "session_id": session_id,
+                     "ttl_s": ttl_s}  # fmt: skip
+            now = utcnow()
+            if phone.state == PersonalPhoneState.READY and phone.device_id is not None:
+                # Only its own device: the row's personal_phone_id must still name it.
+                target = (
+                    select(Device.id)
+                    .where(Device.id == phone.device_id, Device.personal_phone_id == phone.id)
+                    .scalar_subquery()
+                )
+                grant = await store._lease(db_session, target, **lease)
+                if grant is None:
+                    return None  # the manager is stopping it (idle → resetting) just now
+                await _set(
+                    db_session, phone.id, state=PersonalPhoneState.IN_USE, holder=holder, updated_at=now
+                )
+                ready = True
+            elif phone.state in (PersonalPhoneState.ASLEEP, PersonalPhoneState.FAILED):
+                profile = phone.device_profile
+                if store.is_sqlite:
+                    target = await store._sqlite_pick(db_session, profile, [], PERSONAL_PROVIDERS)
+                else:
+                    target = _pg_pick(profile, [], PERSONAL_PROVIDERS)
+                if target is None:
+                    return None
+                grant = await store._lease(db_session, target, personal_phone_id=phone.id, **lease)
+                if grant is None:
+                    return None
+                await _set(
+                    db_session, phone.id, state=PersonalPhoneState.WAKING, device_id=grant.device_id,
+                    holder=holder, woke_at=now, last_error=None, updated_at=now,
+                )  # fmt: skip
+                ready = False
+            else:
+                return None
+        extra = {"personal_phone_id": str(personal_phone_id), "device_id": str(grant.device_id),
+                 "lease_id": str(grant.lease_id), "holder": holder}  # fmt: skip
+        logger.info("personal phone leased" if ready else "personal phone waking", extra=extra)
+        if not ready:
+            await store.signal.notify(RELEASED)  # the pool manager's wake-up: it attaches the data
+        return grant, ready
+
+    async def wait_acquire(
+        self,
+        personal_phone_id: uuid.UUID,
+        *,
+        holder: str,
+        tenant_id: uuid.UUID,
+        task_id: uuid.UUID | None = None,
+        session_id: uuid.UUID | None = None,
+        ttl_s: float,
+        timeout_s: float,
+        wake_timeout_s: float,
+        on_busy: Callable[[], Awaitable[None]] | None = None,
+    ) -> PersonalGrant:
+        """``acquire``, waiting up to ``timeout_s`` for the phone to be free and then up to
+        ``wake_timeout_s`` for it to wake. ``on_busy`` is awaited once, the first time it must wait.
+
+        Raises ``PersonalPhoneBusy`` (still held, or no device came free, at the deadline),
+        ``PersonalPhoneWakeFailed`` (deleted, or its data could not be attached: the lease is then
+        released, and the device reset before anyone else gets it).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        told = False
+        while True:
+            token = await self.store.signal.arm(IDLE)
+            got = await self.acquire(
+                personal_phone_id, holder=holder, tenant_id=tenant_id, task_id=task_id,
+                session_id=session_id, ttl_s=ttl_s,
+            )  # fmt: skip
+            if got is not None:
+                grant, ready = got
+                if ready:
+                    return PersonalGrant(grant, None)
+                return PersonalGrant(grant, await self._awake(personal_phone_id, grant, wake_timeout_s))
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise PersonalPhoneBusy(
+                    f"personal phone {personal_phone_id} stayed in use (or no device came free) "
+                    f"for {timeout_s:g} s",
+                    context={"personal_phone_id": str(personal_phone_id), "timeout_s": timeout_s},
+                )
+            if not told and on_busy is not None:
+                told = True
+                await on_busy()
+            await self.store.signal.wait(token, min(remaining, self.store.poll_s))
+
+    async def _awake(self, personal_phone_id: uuid.UUID, grant: LeaseGrant, timeout_s: float) -> float:
+        """Until the manager attached the data (the phone ``in_use`` on this device); its seconds."""
+        started = time.monotonic()
+        while True:
+            token = await self.store.signal.arm(IDLE)
+            async with self.store._sessions() as db_session:
+                phone = await db_session.get(PersonalPhone, personal_phone_id)
+            if (
+                phone is not None
+                and phone.state == PersonalPhoneState.IN_USE
+                and phone.device_id == grant.device_id
+            ):
+                return time.monotonic() - started
+            failed = (
+                phone is None
+                or phone.state != PersonalPhoneState.WAKING
+                or phone.device_id != grant.device_id
+            )
+            if failed or time.monotonic() - started > timeout_s:
+                why = (
+                    f"not awake after {timeout_s:g} s"
+                    if not failed
+                    else (
+                        phone.last_error
+                        if phone is not None and phone.last_error
+                        else "its wake was abandoned"
+                    )
+                )
+                await self.store.release(grant.lease_id, grant.holder, "personal_phone_wake_failed")
+                raise PersonalPhoneWakeFailed(
+                    f"personal phone {personal_phone_id} could not wake on device {grant.device_id}: {why}",
+                    context={"personal_phone_id": str(personal_phone_id), "device_id": str(grant.device_id)},
+                )
+            await self.store.signal.wait(token, _AWAKE_POLL_S)
+
+
+class PersonalPhoneKeeper:
+    """The pool manager's side: wake, keep, stop and remove personal phones on ``provider``'s devices."""
+
+    def __init__(
+        self, store: LeaseStore, provider: Provider, *, idle_stop_s: float, op_timeout_s: float
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.idle_stop_s = idle_stop_s
+        self.op_timeout_s = op_timeout_s
+
+    @property
+    def supported(self) -> bool:
+        return isinstance(self.provider, PersonalData)
+
+    async def wake(self, rows: list[DeviceRecord]) -> None:
+        """Attach the data of every phone waking on one of ``rows`` (leased to its waiter)."""
+        waking = [r for r in rows if r.state == DeviceState.LEASED and r.personal_phone_id is not None]
+        if waking:
+            await asyncio.gather(*(self._wake(row) for row in waking))
+
+    async def _wake(self, row: DeviceRecord) -> None:
+        assert row.personal_phone_id is not None
+        phone = await self._phone(row.personal_phone_id)
+        if phone is None or phone.state != PersonalPhoneState.WAKING or phone.device_id != row.id:
+            return
+        extra = {"device_id": str(row.id), "serial": row.serial, "personal_phone_id": str(phone.id)}
+        started = time.monotonic()
+        error = None
+        try:
+            if not isinstance(self.provider, PersonalData):
+                raise PersonalPhoneWakeFailed(f"provider {self.provider.name!r} cannot run personal phones")
+            async with asyncio.timeout(self.op_timeout_s):
+                await self.provider.attach(row.serial, phone.id)
+                health = await self.provider.health(row.serial)
+            if not health.ok:
+                error = f"health check failed: {health.detail}"
+        except (PhoneFleetError, TimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        wake_ms = int((time.monotonic() - started) * 1000)
+        now = utcnow()
+        values: dict[str, Any] = (
+            {"state": PersonalPhoneState.FAILED, "last_error": error[:2000]}
+            if error
+            else {"state": PersonalPhoneState.IN_USE, "wake_ms": wake_ms, "last_error": None}
+        )
+        async with self.store._tx() as db_session:
+            await db_session.execute(
+                update(PersonalPhone)
+                .where(PersonalPhone.id == phone.id, PersonalPhone.state == PersonalPhoneState.WAKING,
+                       PersonalPhone.device_id == row.id)
+                .values(**values, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+        if error:
+            logger.warning("personal phone did not wake", extra={**extra, "error": error})
+        else:
+            logger.info("personal phone awake", extra={**extra, "wake_ms": wake_ms})
+        await self.store.signal.notify(IDLE)  # its waiter reads the phone again
+
+    async def after_lease(self, row: DeviceRecord, *, recovering: bool) -> bool:
+        """A device with a personal phone's data whose lease ended (or that failed): keep it for the
+        phone (True: done, the device is idle and the phone ready) or detach the data (False: the
+        device, now on its own data, goes on to its usual reset). Raises what the detach raised."""
+        assert row.personal_phone_id is not None
+        phone = await self._phone(row.personal_phone_id, deleted_too=True)
+        extra = {
+            "device_id": str(row.id),
+            "serial": row.serial,
+            "personal_phone_id": str(row.personal_phone_id),
+        }
+        keep = (
+            not recovering
+            and phone is not None
+            and phone.deleted_at is None
+            and phone.state == PersonalPhoneState.IN_USE
+            and phone.device_id == row.id
+        )
+        if keep:
+            try:
+                async with asyncio.timeout(self.op_timeout_s):
+                    health = await self.provider.health(row.serial)
+            except (PhoneFleetError, TimeoutError) as exc:
+                health = None
+                extra["error"] = str(exc)
+            if health is not None and health.ok and await self._kept(row, phone.id):
+                logger.info("personal phone kept on its device", extra=extra)
+                return True
+            logger.warning("personal phone's device failed its check; stopping it", extra=extra)
+        await self._detach(row, phone)
+        return False
+
+    async def _kept(self, row: DeviceRecord, phone_id: uuid.UUID) -> bool:
+        now = utcnow()
+        async with self.store._tx() as db_session:
+            result = await db_session.execute(
+                update(Device)
+                .where(Device.id == row.id, Device.state == DeviceState.RESETTING,
+                       Device.personal_phone_id == phone_id, Device.quarantined_at.is_(None))
+                .values(state=DeviceState.IDLE, last_error=None, health_checked_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+            if result.rowcount != 1:
+                return False
+            await _set(db_session, phone_id, state=PersonalPhoneState.READY, holder=None, last_used_at=now,
+                       updated_at=now)  # fmt: skip
+        await self.store.signal.notify(IDLE)
+        return True
+
+    async def _detach(self, row: DeviceRecord, phone: PersonalPhone | None) -> None:
+        """The data off the device (kept where it lives), the device on its own data, the phone asleep."""
+        if isinstance(self.provider, PersonalData):
+            async with asyncio.timeout(self.op_timeout_s):
+                await self.provider.detach(row.serial)
+        now = utcnow()
+        async with self.store._tx() as db_session:
+            await db_session.execute(
+                update(Device).where(Device.id == row.id).values(personal_phone_id=None)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+            if phone is not None:
+                values: dict[str, Any] = {"device_id": None, "holder": None, "updated_at": now}
+                if phone.state != PersonalPhoneState.FAILED:
+                    values["state"] = PersonalPhoneState.ASLEEP
+                if phone.state == PersonalPhoneState.IN_USE:
+                    values["last_used_at"] = now
+                await db_session.execute(
+                    update(PersonalPhone)
+                    .where(PersonalPhone.id == phone.id, PersonalPhone.device_id == row.id)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+        logger.info("personal phone asleep; its device back to the pool", extra={
+            "device_id": str(row.id), "serial": row.serial, "personal_phone_id": str(row.personal_phone_id)})  # fmt: skip
+
+    async def stop_idle(self, rows: list[DeviceRecord], now: dt.datetime | None = None) -> int:
+        """Put to sleep every ready phone unused for ``idle_stop_s`` (or deleted) on ``rows``: its
+        device → resetting (the next pass detaches it), the phone → sleeping. How many."""
+        now = now or utcnow()
+        idle = [r for r in rows if r.state == DeviceState.IDLE and r.personal_phone_id is not None]
+        stopped = 0
+        for row in idle:
+            assert row.personal_phone_id is not None
+            phone = await self._phone(row.personal_phone_id, deleted_too=True)
+            due = phone is None or phone.deleted_at is not None or (
+                phone.last_used_at is not None
+                and (now - phone.last_used_at).total_seconds() >= self.idle_stop_s
+            )  # fmt: skip
+            if not due:
+                continue
+            async with self.store._tx() as db_session:
+                result = await db_session.execute(
+                    update(Device)
+                    .where(Device.id == row.id, Device.state == DeviceState.IDLE,
+                           Device.personal_phone_id == row.personal_phone_id)
+                    .values(state=DeviceState.RESETTING, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )  # fmt: skip
+                if result.rowcount != 1:
+                    continue  # leased meanwhile: in use again
+                await db_session.execute(
+                    update(PersonalPhone)
+                    .where(PersonalPhone.id == row.personal_phone_id, PersonalPhone.device_id == row.id)
+                    .values(state=PersonalPhoneState.SLEEPING, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+            stopped += 1
+            logger.info("personal phone idle; stopping its device", extra={
+                "device_id": str(row.id), "personal_phone_id": str(row.personal_phone_id)})  # fmt: skip
+        return stopped
+
+    async def purge_deleted(self) -> int:
+        """Remove the data and row of every deleted phone that no device runs; how many."""
+        async with self.store._sessions() as db_session:
+            running = select(Device.personal_phone_id).where(Device.personal_phone_id.is_not(None))
+            ids = list(await db_session.scalars(
+                select(PersonalPhone.id).where(PersonalPhone.deleted_at.is_not(None), PersonalPhone.id.not_in(running))
+            ))  # fmt: skip
+        removed = 0
+        for phone_id in ids:
+            if isinstance(self.provider, PersonalData):
+                async with asyncio.timeout(self.op_timeout_s):
+                    await self.provider.remove_data(phone_id)
+            async with self.store._tx() as db_session:
+                await db_session.execute(delete(PersonalPhone).where(PersonalPhone.id == phone_id))
+            removed += 1
+            logger.info("personal phone's data removed", extra={"personal_phone_id": str(phone_id)})
+        return removed
+
+    async def _phone(self, phone_id: uuid.UUID, *, deleted_too: bool = False) -> PersonalPhone | None:
+        async with self.store._sessions() as db_session:
+            phone = await db_session.get(PersonalPhone, phone_id)
+        if phone is None or (phone.deleted_at is not None and not deleted_too):
+            return None
+        return phone
+
+
+async def _set(db_session: Any, phone_id: uuid.UUID, **values: Any) -> None:
+    await db_session.execute(
+        update(PersonalPhone)
+        .where(PersonalPhone.id == phone_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+__all__ = ["PersonalGrant", "PersonalPhoneKeeper", "PersonalPhoneLeases"]
