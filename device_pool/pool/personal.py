@@ -174,7 +174,12 @@ class PersonalPhoneLeases:
                 grant, ready = got
                 if ready:
                     return PersonalGrant(grant, None)
-                return PersonalGrant(grant, await self._awake(personal_phone_id, grant, wake_timeout_s))
+                try:
+                    return PersonalGrant(grant, await self._awake(personal_phone_id, grant, wake_timeout_s))
+                except asyncio.CancelledError:
+                    # Cancelled mid-wake (the task was): the device goes back now, not at the lease's expiry.
+                    await asyncio.shield(self.store.release(grant.lease_id, grant.holder, "cancelled"))
+                    raise
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise PersonalPhoneBusy(

@@ -111,6 +111,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 profiles=settings.pool.profiles,
                 notifier=events_signal,
                 webhook_targets=TargetPolicy.from_settings(settings),
+                personal_phones=personal_phones,
             ),
             steps=StepService(db, settings.data_dir),
             devices=DeviceService(db, leases.signal),

@@ -132,6 +132,7 @@ class TaskOut(BaseModel):
         description="Why the task is not moving, or null while it moves and once it ended."
     )
     steps_url: str
+    personal_phone_id: uuid.UUID | None = Field(default=None, description="The personal phone it runs on, if any.")
 
     @classmethod
     def from_row(cls, task: Task) -> TaskOut:
@@ -142,4 +143,5 @@ class TaskOut(BaseModel):
             attempts=task.attempts, cancel_requested=CANCEL_REQUESTED in (task.result or {}),
             result=task.result, created_at=task.created_at, started_at=task.started_at,
             finished_at=task.finished_at, waiting=task.waiting, steps_url=f"/api/v1/tasks/{task.id}/steps",
+            personal_phone_id=task.personal_phone_id,
         )  # fmt: skip
