@@ -24,7 +24,7 @@ _EXPORTS = {
     "profile_matches": "device_pool.pool.leases",
     "PoolManager": "device_pool.pool.manager",
     "PersonalGrant": "device_pool.pool.personal",
-    "PersonalPhoneKeeper": "device_pool.pool.personal",
+    "PersonalPhoneKeeper": "device_pool.pool.personal_keeper",
     "PersonalPhoneLeases": "device_pool.pool.personal",
     "IDLE": "device_pool.pool.signals",
     "LocalSignal": "device_pool.pool.signals",

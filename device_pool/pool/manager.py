@@ -55,7 +55,7 @@ from device_pool.logs import bind
 from device_pool.pool.adb_supervisor import AdbServerSupervisor
 from device_pool.pool.devices import DeviceRecord
 from device_pool.pool.leases import DEVICE_ERROR, LeaseStore
-from device_pool.pool.personal import PersonalPhoneKeeper
+from device_pool.pool.personal_keeper import PersonalPhoneKeeper
 from device_pool.pool.signals import RELEASED
 from device_pool.providers.base import DeviceProfile, DeviceSpec, Provider
 from device_pool.providers.errors import ProviderCapacity, UnknownDevice
