@@ -5,14 +5,18 @@
     ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
     │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound,
-    │  └─ ScheduleNotFound
+    │  └─ ScheduleNotFound, PersonalPhoneNotFound
     ├─ Conflict                   the request contradicts the current state
     │  ├─ InvalidTransition       e.g. cancelling a task that already finished
     │  ├─ IdempotencyConflict     an Idempotency-Key reused with a different body
     │  ├─ DeviceExists            registering a serial the pool already has
     │  ├─ NoLiveDevice            live view of a task or session that holds no phone right now
+    │  ├─ PersonalPhoneInUse      deleting a personal phone a task or session holds
+    │  ├─ PersonalPhoneQuota      a user at personal_phones.max_per_user
+    │  ├─ PersonalPhonesUnsupported  the pool's provider cannot keep a phone's data (static ADB)
     │  └─ LimitReached            one more would pass a tenant limit (``schedules.max_per_tenant``)
     ├─ InvalidRequest             input that passed the schema but is still wrong
+    │  ├─ ConfirmationMismatch    DELETE of a personal phone whose ?confirm= is not its name
     │  ├─ InvalidCursor           a pagination cursor we did not hand out
     │  ├─ UnknownDeviceProfile    a device profile name the operator has not configured
     │  ├─ InvalidSchedule         a schedule due more often than ``schedules.min_interval_s``, or never
@@ -29,7 +33,7 @@
        ├─ ModelServerUnavailable  the model server refused, timed out or answered 5xx (a /readyz check)
        └─ ViewerLimit             a phone already has its maximum number of live viewers
 
-``CapacityError`` (→ ``NoDeviceAvailable``) lives with the pool in ``device_pool/errors.py``.
+``CapacityError`` (→ ``NoDeviceAvailable``, ``PersonalPhoneBusy``) lives with the pool in ``device_pool/errors.py``.
 ``orchestrator/api/errors.py`` maps these to HTTP statuses in one table.
 """
 
@@ -44,6 +48,7 @@ __all__ = [
     "BadHttpRequest",
     "BodyTimeout",
     "BrokerUnavailable",
+    "ConfirmationMismatch",
     "Conflict",
     "DatabaseUnavailable",
     "DeviceExists",
@@ -62,6 +67,10 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "PersonalPhoneInUse",
+    "PersonalPhoneNotFound",
+    "PersonalPhoneQuota",
+    "PersonalPhonesUnsupported",
     "PhoneFleetError",
     "RateLimited",
     "ScheduleNotFound",
@@ -246,3 +255,28 @@ class ViewerLimit(Unavailable):
     """The phone already streams to ``webrtc.max_viewers_per_device`` viewers."""
 
     code = "viewer_limit"
+
+
+class PersonalPhoneNotFound(NotFound):
+    code = "personal_phone_not_found"
+
+    def __init__(self, personal_phone_id: object) -> None:
+        super().__init__(
+            f"no personal phone {personal_phone_id}", context={"personal_phone_id": str(personal_phone_id)}
+        )
+
+
+class PersonalPhoneInUse(Conflict):
+    code = "personal_phone_in_use"
+
+
+class PersonalPhoneQuota(Conflict):
+    code = "personal_phone_quota"
+
+
+class PersonalPhonesUnsupported(Conflict):
+    code = "personal_phones_unsupported"
+
+
+class ConfirmationMismatch(InvalidRequest):
+    code = "confirmation_mismatch"

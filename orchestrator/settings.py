@@ -24,6 +24,7 @@ __all__ = [
     "AuthSettings",
     "IceServer",
     "ModelSettings",
+    "PersonalPhoneSettings",
     "PoolSettings",
     "RedroidSettings",
     "ScheduleSettings",
@@ -181,6 +182,17 @@ class PoolSettings(_Group):
                 f"worker_lost_s ({self.worker_lost_s})"
             )
         return self
+
+
+class PersonalPhoneSettings(_Group):
+    """Personal phones: a user's persistent phone (docs/personal-phones.md)."""
+
+    max_per_user: int = Field(default=5, ge=0)  # a user's personal phones at most (0: none allowed)
+    # A ready personal phone nobody used for this long has its device stopped (its data kept); the
+    # next task or session wakes it. The device then serves the pool again, after a factory reset.
+    idle_stop_s: float = Field(default=600.0, gt=0)
+    wake_timeout_s: float = Field(default=120.0, gt=0)  # a task waits this long for its phone to wake
+    data_dir: Path | None = None  # virtual phones' data; None: {data_dir}/personal-phones
 
 
 # Old names of auth settings, accepted for one release (docs/control-plane.md, "Deprecated names").
@@ -353,6 +365,7 @@ class Settings(BaseSettings):
     webrtc: WebRtcSettings = Field(default_factory=WebRtcSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    personal_phones: PersonalPhoneSettings = Field(default_factory=PersonalPhoneSettings)
 
     @field_validator("data_dir")
     @classmethod
@@ -369,6 +382,8 @@ class Settings(BaseSettings):
     def _derive_and_check(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'phonefleet.db'}"
+        if self.personal_phones.data_dir is None:
+            self.personal_phones.data_dir = self.data_dir / "personal-phones"
         if self.env != "dev":
             secrets = {
                 "auth.login_secret": self.auth.login_secret.get_secret_value(),

@@ -24,6 +24,7 @@ from orchestrator.api import (
     tasks,
     webhooks,
 )
+from orchestrator.api import personal_phones as personal_phones_api
 from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
 from orchestrator.api.edges import MAX_BODY_BYTES, HttpEdges, document_body_errors
@@ -42,6 +43,7 @@ from orchestrator.services.events import EventHub
 from orchestrator.services.health import HealthService
 from orchestrator.services.logins import Logins
 from orchestrator.services.metrics import MetricsService
+from orchestrator.services.personal_phones import PersonalPhoneService
 from orchestrator.services.ratelimit import make_rate_limiter
 from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
@@ -108,6 +110,10 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             model_api_key=settings.model.api_key.get_secret_value() or None,
         )  # fmt: skip
         targets = TargetPolicy.from_settings(settings)
+        personal_phones = PersonalPhoneService(
+            db, provider=settings.pool.provider, max_per_user=settings.personal_phones.max_per_user,
+            profiles=settings.pool.profiles,
+        )  # fmt: skip
         app.state.services = Services(
             db=db,
             queue=producer,
@@ -119,6 +125,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 profiles=settings.pool.profiles,
                 notifier=events_signal,
                 webhook_targets=targets,
+                personal_phones=personal_phones,
             ),
             steps=StepService(db, settings.data_dir),
             devices=DeviceService(db, leases.signal),
@@ -126,11 +133,16 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             health=health,
             logins=Logins.from_settings(settings, db, verifier),
             metrics=MetricsService(db, health=health),
-            sessions=SessionService(db, leases, profiles=settings.pool.profiles),
+            sessions=SessionService(
+                db, leases, profiles=settings.pool.profiles, personal_phones=personal_phones,
+                wake_timeout_s=settings.personal_phones.wake_timeout_s,
+            ),
+            personal_phones=personal_phones,
             events=hub,
             webhooks=WebhookService(db),
             schedules=ScheduleService(
-                db, settings.schedules, profiles=settings.pool.profiles, webhook_targets=targets
+                db, settings.schedules, profiles=settings.pool.profiles, webhook_targets=targets,
+                personal_phones=personal_phones,
             ),
         )
         app.state.live = live = LiveHub(
@@ -154,7 +166,9 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.state.settings = settings
     install_error_handlers(app)
     document_body_errors(app)
-    for module in (tasks, schedules, sessions, devices, api_keys, auth, health, metrics, events, webhooks, live):
+    routers = (tasks, schedules, sessions, personal_phones_api, devices, api_keys, auth, health, metrics, events,
+               webhooks, live)  # fmt: skip
+    for module in routers:
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
     if settings.api.submit_fast_path:

@@ -18,6 +18,7 @@ from orchestrator.services.events import EventHub
 from orchestrator.services.health import HealthService
 from orchestrator.services.logins import CSRF_HEADER, LOGIN_COOKIE, Login, Logins
 from orchestrator.services.metrics import MetricsService
+from orchestrator.services.personal_phones import PersonalPhoneService
 from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
@@ -33,6 +34,7 @@ __all__ = [
     "HealthServiceDep",
     "LoginsDep",
     "MetricsServiceDep",
+    "PersonalPhoneServiceDep",
     "ScheduleServiceDep",
     "Services",
     "SessionServiceDep",
@@ -63,6 +65,7 @@ class Services:
     webhooks: WebhookService
     sessions: SessionService
     schedules: ScheduleService
+    personal_phones: PersonalPhoneService
 
 
 async def get_settings(request: Request) -> Settings:
@@ -228,3 +231,8 @@ async def _schedule_service(request: Request) -> ScheduleService:
 
 
 ScheduleServiceDep = Annotated[ScheduleService, Depends(_schedule_service)]
+async def _personal_phone_service(request: Request) -> PersonalPhoneService:
+    return _services(request).personal_phones
+
+
+PersonalPhoneServiceDep = Annotated[PersonalPhoneService, Depends(_personal_phone_service)]

@@ -78,6 +78,7 @@ def _options(settings: Any, args: argparse.Namespace, max_devices: int) -> Any:
         max_count=max(max_devices, pool.count, 1),
         base_port=pool.base_port,
         data_root=settings.data_dir / "phones",
+        personal_root=settings.personal_phones.data_dir,
         devices_file=None if args.devices_file is None else Path(args.devices_file),
         redroid=pool.redroid.model_dump(),
     )
@@ -130,6 +131,7 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         recreate_unhealthy=recreate,
         op_timeout_s=op_timeout_s,
         adb_server=adb,
+        personal_idle_stop_s=settings.personal_phones.idle_stop_s,
     )
     registered_manager = PoolManager(
         store, registered, min_idle=0, max_devices=0, health_interval_s=args.health_interval,

@@ -16,6 +16,7 @@ __all__ = [
     "CatchUp",
     "DeviceState",
     "Overlap",
+    "PersonalPhoneState",
     "SessionState",
     "TaskStatus",
     "UserRole",
@@ -37,6 +38,17 @@ class DeviceState(StrEnum):
     RESETTING = "resetting"
     UNHEALTHY = "unhealthy"
     RETIRED = "retired"
+
+
+class PersonalPhoneState(StrEnum):
+    """Where a personal phone's data is (docs/personal-phones.md): on no device, or on one."""
+
+    ASLEEP = "asleep"  # its data kept, no device runs it
+    WAKING = "waking"  # a device was leased for it and the pool manager attaches its data
+    READY = "ready"  # a device runs it, nobody holds it (until personal_phones.idle_stop_s)
+    IN_USE = "in_use"  # a task or session holds its device
+    SLEEPING = "sleeping"  # the pool manager stops its device, keeping the data
+    FAILED = "failed"  # its last wake failed (last_error says why); the next use tries again
 
 
 class TaskStatus(StrEnum):
@@ -113,8 +125,8 @@ class WaitingKind(StrEnum):
     CONFIRMATION = "confirmation"  # a sensitive action waits for a person's approval
     QUESTION = "question"  # the agent asked a person a question (Interact)
     RETRYING = "retrying"  # an attempt ended for the infrastructure; the next one waits out its backoff
-    # Reserved: named now so the list stays one; nothing sets them yet (later issues).
-    PERSONAL_PHONE_BUSY = "personal_phone_busy"  # the user's personal phone is in use elsewhere
+    PERSONAL_PHONE_BUSY = "personal_phone_busy"  # the task's personal phone is held by another task or session
+    # Reserved: named now so the list stays one; nothing sets it yet (a later issue).
     QUOTA = "quota"  # the tenant's quota holds the task back
 
 

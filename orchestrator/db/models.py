@@ -29,6 +29,7 @@ from orchestrator.db.enums import (
     CatchUp,
     DeviceState,
     Overlap,
+    PersonalPhoneState,
     SessionState,
     TaskStatus,
     UserRole,
@@ -43,6 +44,7 @@ __all__ = [
     "DeviceSession",
     "Event",
     "Lease",
+    "PersonalPhone",
     "Schedule",
     "Step",
     "Task",
@@ -140,6 +142,35 @@ class Device(_Row, Base):
     # provider, unable to replace it, gives it another chance after the pool's quarantine period.
     quarantined_at: Mapped[dt.datetime | None]
     quarantine_reason: Mapped[str | None] = mapped_column(Text)
+    # The personal phone whose data this device runs now (docs/personal-phones.md): set when a
+    # lease wakes one on it, cleared only once the pool manager has put the device back in factory
+    # state. No foreign key, like lease_id: personal_phones points back here.
+    personal_phone_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PersonalPhone(_Row, Base):
+    """A user's persistent phone: its data outlives any device it runs on (docs/personal-phones.md)."""
+
+    __tablename__ = "personal_phones"
+    __table_args__ = (Index(None, "tenant_id", "user_id"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[PersonalPhoneState] = mapped_column(
+        str_enum(PersonalPhoneState, "personal_phone_state", 16), default=PersonalPhoneState.ASLEEP
+    )
+    device_profile: Mapped[dict[str, Any] | None]  # what its device must match, as for tasks
+    device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
+    holder: Mapped[str | None] = mapped_column(String(255))  # the lease holder using it now
+    last_used_at: Mapped[dt.datetime | None]
+    woke_at: Mapped[dt.datetime | None]  # when its current device was asked to wake it
+    wake_ms: Mapped[int | None]  # how long its last wake took
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # Set by DELETE: hidden from every read at once; the pool manager then stops its device,
+    # removes its data and deletes the row.
+    deleted_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -160,6 +191,9 @@ class Task(_Row, Base):
     reason: Mapped[str | None] = mapped_column(String(64))  # machine-readable: "worker_lost", "max_steps"
     message: Mapped[str | None] = mapped_column(Text)
     device_profile: Mapped[dict[str, Any] | None]  # what the device must match, e.g. {"android": 13}
+    personal_phone_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("personal_phones.id", ondelete="SET NULL")
+    )
     max_steps: Mapped[int] = mapped_column(default=50)
     timeout_s: Mapped[int] = mapped_column(default=1800)
     model: Mapped[str | None] = mapped_column(String(200))
@@ -240,6 +274,9 @@ class DeviceSession(_Row, Base):
         str_enum(SessionState, "session_state", 16), default=SessionState.ACTIVE
     )
     ttl_s: Mapped[int] = mapped_column(default=600)
+    personal_phone_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("personal_phones.id", ondelete="SET NULL")
+    )
     expires_at: Mapped[dt.datetime | None]
     closed_at: Mapped[dt.datetime | None]
 

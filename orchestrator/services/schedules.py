@@ -19,10 +19,11 @@ from sqlalchemy import func, select, tuple_, update
 from orchestrator.db import CatchUp, DbSession, Overlap, Schedule, Task, Tenant, utcnow
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
-from orchestrator.errors import InvalidSchedule, LimitReached, ScheduleNotFound
+from orchestrator.errors import InvalidSchedule, LimitReached, PersonalPhoneNotFound, ScheduleNotFound
 from orchestrator.profiles import profile_match
 from orchestrator.services.auth import Principal
 from orchestrator.services.due_times import Cadence, check_cron, check_timezone
+from orchestrator.services.personal_phones import PersonalPhoneService
 from orchestrator.services.specs import TaskSpec
 from orchestrator.services.webhook_targets import TargetPolicy
 from orchestrator.settings import ScheduleSettings
@@ -108,17 +109,24 @@ class ScheduleService:
         *,
         profiles: Mapping[str, dict[str, Any]] | None = None,
         webhook_targets: TargetPolicy | None = None,
+        personal_phones: PersonalPhoneService | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
+        self.personal_phones = personal_phones  # a run on a personal phone: it must be the caller's
         self.profiles = dict(profiles or {})
         self.webhook_targets = webhook_targets or TargetPolicy(allow_private=True)
 
-    def _task_fields(self, spec: TaskSpec) -> dict[str, Any]:
+    async def _task_fields(self, principal: Principal, spec: TaskSpec) -> dict[str, Any]:
         """The task body as stored, checked as ``TaskService.create`` checks a submission."""
         profile_match(spec.device_profile, self.profiles)
         fields = spec.stored_fields()
         self.webhook_targets.check_url(fields["webhook_url"])
+        if spec.personal_phone_id is not None:
+            if self.personal_phones is None:
+                raise PersonalPhoneNotFound(spec.personal_phone_id)
+            await self.personal_phones.owned(principal, spec.personal_phone_id)  # 404 unless the caller's
+            fields["personal_phone_id"] = str(spec.personal_phone_id)  # the schedule keeps its body as JSON
         return fields
 
     def _first_due(self, cadence: Cadence, now: dt.datetime) -> dt.datetime:
@@ -143,7 +151,7 @@ class ScheduleService:
         """A new schedule, due first at the next due time after now. Raises ``InvalidSchedule``,
         ``LimitReached`` (the tenant has ``schedules.max_per_tenant``), and what a task submission
         raises for its body (``UnknownDeviceProfile``, ``WebhookTargetRefused``)."""
-        fields = self._task_fields(spec.task)
+        fields = await self._task_fields(principal, spec.task)
         cadence = Cadence(cron=spec.cron, timezone=spec.timezone or "UTC", interval_s=spec.interval_s)
         now = utcnow()
         first_due = self._first_due(cadence, now)
@@ -200,7 +208,7 @@ class ScheduleService:
     async def change(self, principal: Principal, schedule_id: uuid.UUID, change: ScheduleChange) -> Schedule:
         """Change any field. A new rule, or a resume, makes the next due time the first after now
         (the due times a pause covered are not made up for); a resume also clears the failure count."""
-        fields = None if change.task is None else self._task_fields(change.task)
+        fields = None if change.task is None else await self._task_fields(principal, change.task)
         now = utcnow()
         async with self.db.transaction(write=True) as db_session:
             schedule = await _load(db_session, principal, schedule_id, for_update=True)

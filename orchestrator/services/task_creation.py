@@ -51,12 +51,18 @@ def new_task(
         webhook_url=fields["webhook_url"],
         metadata_=fields["metadata"],
         retry_after_acting=fields["retry_after_acting"],
+        # A schedule's stored body has it as text, or lacks it (made before personal phones).
+        personal_phone_id=_uuid(fields.get("personal_phone_id")),
         attempts=0,
         # Written with the row: the answer says why it waits at no extra cost (control-plane.md).
         waiting=waiting(WaitingKind.QUEUED, QUEUED_MESSAGE, created_at),
         schedule_id=schedule_id,
         due_at=due_at,
     )
+
+
+def _uuid(value: uuid.UUID | str | None) -> uuid.UUID | None:
+    return None if value is None else uuid.UUID(str(value))
 
 
 def created_event(task: Task) -> Event:
@@ -102,7 +108,7 @@ _INSERTED = tuple(
     for attr in (
         "id", "created_at", "tenant_id", "created_by", "status", "idempotency_key", "instruction",
         "device_profile", "max_steps", "timeout_s", "model", "webhook_url", "metadata_", "attempts",
-        "waiting", "retry_after_acting",
+        "waiting", "retry_after_acting", "personal_phone_id",
     )
 )  # fmt: skip
 

@@ -23,11 +23,12 @@ from orchestrator.db import CANCEL_REQUESTED, DbSession, Event, Task, TaskStatus
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.db.steps import HAND_BACK, USER, insert_step
-from orchestrator.errors import IdempotencyConflict, InvalidTransition, TaskNotFound
+from orchestrator.errors import IdempotencyConflict, InvalidTransition, PersonalPhoneNotFound, TaskNotFound
 from orchestrator.notifier import EventSignal
 from orchestrator.profiles import profile_match
 from orchestrator.queue import TaskQueue
 from orchestrator.services.auth import Principal
+from orchestrator.services.personal_phones import PersonalPhoneService
 from orchestrator.services.ratelimit import RateLimiter
 from orchestrator.services.specs import TaskSpec
 from orchestrator.services.task_creation import (
@@ -53,7 +54,7 @@ _REQUESTS = (CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, QUESTION)
 # What a replayed Idempotency-Key must match: the request's fields as stored on the task.
 _SPEC_FIELDS = (
     "instruction", "device_profile", "max_steps", "timeout_s", "model", "webhook_url", "metadata",
-    "retry_after_acting",
+    "retry_after_acting", "personal_phone_id",
 )  # fmt: skip
 
 
@@ -67,6 +68,7 @@ def _stored_spec(task: Task) -> dict[str, Any]:
         "webhook_url": task.webhook_url,
         "metadata": task.metadata_,
         "retry_after_acting": task.retry_after_acting,
+        "personal_phone_id": task.personal_phone_id,
     }
 
 
@@ -82,8 +84,10 @@ class TaskService:
         profiles: Mapping[str, dict[str, Any]] | None = None,
         notifier: EventSignal | None = None,
         webhook_targets: TargetPolicy | None = None,
+        personal_phones: PersonalPhoneService | None = None,
     ) -> None:
         self.db = db
+        self.personal_phones = personal_phones  # checks a task's personal_phone_id is the caller's
         self.queue = queue
         self.limiter = limiter
         self.profiles = dict(profiles or {})  # the named device profiles (settings.pool.profiles)
@@ -106,12 +110,17 @@ class TaskService:
         """Submit a task; returns (task, created). A replayed key returns the original, created=False.
 
         Raises ``RateLimited``, ``UnknownDeviceProfile`` (a profile name not configured),
+        ``PersonalPhoneNotFound`` (a personal phone that is not the caller's),
         ``WebhookTargetRefused`` (a private address where only public ones are allowed) and
         ``IdempotencyConflict`` (same key, different request). A broker failure after the commit is
         logged, not raised: the task stays queued for the sweeper.
         """
         await self.limiter.take(principal.tenant_id)
         profile_match(spec.device_profile, self.profiles)  # a name must exist; the worker resolves it
+        if spec.personal_phone_id is not None:
+            if self.personal_phones is None:
+                raise PersonalPhoneNotFound(spec.personal_phone_id)
+            await self.personal_phones.owned(principal, spec.personal_phone_id)  # 404 unless the caller's
         fields = spec.stored_fields()
         self.webhook_targets.check_url(fields["webhook_url"])
         task = new_task(

@@ -49,6 +49,7 @@ KINDS = {
     "device_id": "the phone A's session holds",
     "key_id": "A's admin issues a key (POST /api/v1/api-keys)",
     "schedule_id": "A creates a schedule (POST /api/v1/schedules)",
+    "personal_phone_id": "A makes a personal phone (POST /api/v1/personal-phones)",
 }
 
 
@@ -87,6 +88,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PATCH", "/api/v1/schedules/{schedule_id}"): HIDDEN,
     ("DELETE", "/api/v1/schedules/{schedule_id}"): HIDDEN,
     ("GET", "/api/v1/schedules/{schedule_id}/runs"): HIDDEN,
+    ("GET", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
+    ("PATCH", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
+    ("DELETE", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
     ("GET", "/api/v1/devices/{device_id}"): SHARED,
     # Admins operate the shared pool (docs/api.md): draining or retiring a phone is theirs to do,
     # whoever leases it; what they must not see is the lessee's lease.
@@ -195,10 +199,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         schedule = a.http.post("/api/v1/schedules", json={"task": {"instruction": "A's daily task"},
                                                           "cron": "0 9 * * *", "timezone": "Europe/Paris"})
         assert schedule.status_code == 201, schedule.text
+        personal = a.http.post("/api/v1/personal-phones", json={"name": "A's phone"})
+        assert personal.status_code == 201, personal.text
         ids = {
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
             "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"],
-            "schedule_id": schedule.json()["id"],
+            "schedule_id": schedule.json()["id"], "personal_phone_id": personal.json()["id"],
         }  # fmt: skip
         assert ids.keys() == KINDS.keys()
         yield World(api=api, ids=ids, a=a, b_admin=b_admin, b_member=b_member)
