@@ -61,7 +61,10 @@ def test_runs_are_ordinary_tasks_with_the_schedule_id(empty_db_url: str, start_a
     migrate_to_head(empty_db_url)
     any_db_api = start_api(empty_db_url)
     a = any_db_api.caller()
-    sid = _create(a, interval_s=60).json()["id"]
+    phone = a.http.post("/api/v1/personal-phones", json={"name": "A's phone"}).json()["id"]
+    created = a.http.post("/api/v1/schedules", json={"task": {**TASK, "personal_phone_id": phone}, "interval_s": 60})
+    assert created.status_code == 201, created.text
+    sid = created.json()["id"]
     run(set_schedule(any_db_api.db_url, uuid.UUID(sid), next_due_at=utcnow()))
 
     async def tick() -> list:
@@ -79,7 +82,7 @@ def test_runs_are_ordinary_tasks_with_the_schedule_id(empty_db_url: str, start_a
     assert runs[0]["schedule_id"] == sid and runs[0]["status"] == "queued" and runs[0]["due_at"] is not None
     assert runs[0]["instruction"] == TASK["instruction"] and runs[0]["metadata"] == TASK["metadata"]
     one = a.http.get(f"/api/v1/tasks/{task.id}").json()
-    assert one["schedule_id"] == sid
+    assert one["schedule_id"] == sid and one["personal_phone_id"] == phone, "a run keeps the body's personal phone"
     schedule = a.http.get(f"/api/v1/schedules/{sid}").json()
     assert schedule["last_run"]["id"] == str(task.id) and schedule["last_run"]["status"] == "queued"
     assert any(m["args"] == [str(task.id)] for m in any_db_api.queued_messages()), "the run was enqueued"
@@ -138,6 +141,19 @@ def test_tenant_limits_max_schedules_and_min_interval(start_api: StartApi, migra
     assert (third.status_code, third.json()["error"]) == (409, "limit_reached"), third.text
     assert "schedules.max_per_tenant = 2" in third.json()["message"]
     assert _create(b, interval_s=600).status_code == 201, "the limit is per tenant"
+
+
+def test_a_schedule_runs_only_on_its_makers_own_personal_phone(api: Api) -> None:
+    owner = api.caller()
+    colleague = api.caller(tenant_id=owner.tenant_id)
+    phone = owner.http.post("/api/v1/personal-phones", json={"name": "mine"}).json()["id"]
+    body = {"task": {**TASK, "personal_phone_id": phone}, "interval_s": 60}
+    refused = colleague.http.post("/api/v1/schedules", json=body)
+    assert (refused.status_code, refused.json()["error"]) == (404, "personal_phone_not_found")
+    mine = colleague.http.post("/api/v1/schedules", json={"task": TASK, "interval_s": 60}).json()["id"]
+    changed = colleague.http.patch(f"/api/v1/schedules/{mine}", json={"task": body["task"]})
+    assert (changed.status_code, changed.json()["error"]) == (404, "personal_phone_not_found")
+    assert owner.http.post("/api/v1/schedules", json=body).status_code == 201
 
 
 def test_another_tenants_schedule_is_not_found(api: Api) -> None:
