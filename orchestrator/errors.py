@@ -5,15 +5,18 @@
     ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
     │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound
+    │  └─ ElementNotFound         a UI element id not on the session phone's screen now
     ├─ Conflict                   the request contradicts the current state
     │  ├─ InvalidTransition       e.g. cancelling a task that already finished
     │  ├─ IdempotencyConflict     an Idempotency-Key reused with a different body
     │  ├─ DeviceExists            registering a serial the pool already has
-    │  └─ NoLiveDevice            live view of a task or session that holds no phone right now
+    │  └─ NoLiveDevice            live view or a device call on a task or session that holds no phone now
     ├─ InvalidRequest             input that passed the schema but is still wrong
     │  ├─ InvalidCursor           a pagination cursor we did not hand out
     │  ├─ UnknownDeviceProfile    a device profile name the operator has not configured
-    │  └─ InvalidSdp              a WebRTC offer that does not parse or offers no H.264 video
+    │  ├─ InvalidSdp              a WebRTC offer that does not parse or offers no H.264 video
+    │  └─ InputRejected           device input the phone cannot take: off the screen, an unknown app or
+    │                             key, text its keyboard cannot type
     ├─ BadHttpRequest             the HTTP request itself is unusable, whatever the route
     │  ├─ InvalidJson             a JSON body that does not parse, or is nested too deep to parse
     │  ├─ PayloadTooLarge         a body over the limit (``api.edges.MAX_BODY_BYTES``), chunked or not
@@ -45,8 +48,10 @@ __all__ = [
     "DatabaseUnavailable",
     "DeviceExists",
     "DeviceNotFound",
+    "ElementNotFound",
     "HeadersTooLarge",
     "IdempotencyConflict",
+    "InputRejected",
     "InvalidCursor",
     "InvalidJson",
     "InvalidRequest",
@@ -101,6 +106,10 @@ class SessionNotFound(NotFound):
 
     def __init__(self, session_id: object) -> None:
         super().__init__(f"no session {session_id}", context={"session_id": str(session_id)})
+
+
+class ElementNotFound(NotFound):
+    code = "element_not_found"
 
 
 class StepNotFound(NotFound):
@@ -159,6 +168,10 @@ class UnknownDeviceProfile(InvalidRequest):
         )
         self.name = name
         self.known = known
+
+
+class InputRejected(InvalidRequest):
+    code = "input_rejected"
 
 
 class BadHttpRequest(PhoneFleetError):

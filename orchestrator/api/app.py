@@ -11,7 +11,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from device_pool.pool import LeaseStore, signal_for
-from orchestrator.api import api_keys, auth, devices, events, health, live, metrics, sessions, tasks, webhooks
+from orchestrator.api import (
+    api_keys,
+    auth,
+    device_api,
+    devices,
+    events,
+    health,
+    live,
+    metrics,
+    sessions,
+    tasks,
+    webhooks,
+)
 from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
 from orchestrator.api.edges import MAX_BODY_BYTES, HttpEdges, document_body_errors
@@ -25,6 +37,7 @@ from orchestrator.notifier import EventSignal
 from orchestrator.queue import TaskQueue
 from orchestrator.services.api_keys import ApiKeyService
 from orchestrator.services.auth import ApiKeyVerifier
+from orchestrator.services.device_api import DeviceApi
 from orchestrator.services.devices import DeviceService
 from orchestrator.services.events import EventHub
 from orchestrator.services.health import HealthService
@@ -116,6 +129,10 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             events=hub,
             webhooks=WebhookService(db),
         )
+        # The device API reaches phones through the live view's adb server (the pool's).
+        app.state.device_api = DeviceApi(
+            app.state.services.sessions, adb_host=settings.webrtc.adb_host, adb_port=settings.webrtc.adb_port
+        )
         app.state.live = live = LiveHub(
             settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal
         )  # WebRTC viewers (orchestrator/live)
@@ -137,7 +154,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.state.settings = settings
     install_error_handlers(app)
     document_body_errors(app)
-    for module in (tasks, sessions, devices, api_keys, auth, health, metrics, events, webhooks, live):
+    for module in (tasks, sessions, device_api, devices, api_keys, auth, health, metrics, events, webhooks, live):
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
     if settings.api.submit_fast_path:
