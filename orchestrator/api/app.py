@@ -33,6 +33,7 @@ from orchestrator.api.submission import TaskSubmission
 from orchestrator.db import make_engine, make_sessionmaker, warm_pool
 from orchestrator.db.database import Database
 from orchestrator.live import LiveHub
+from orchestrator.mcp_server.http import McpEndpoint
 from orchestrator.notifier import EventSignal
 from orchestrator.queue import TaskQueue
 from orchestrator.services.api_keys import ApiKeyService
@@ -139,7 +140,8 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
         if freeze_heap:
             _freeze_startup_heap()
         try:
-            yield
+            async with mcp_endpoint.running():
+                yield
         finally:
             await live.close()  # peer connections and phone captures end with the process
             await hub.close()  # open event sockets close with 1001
@@ -154,6 +156,9 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.state.settings = settings
     install_error_handlers(app)
     document_body_errors(app)
+    # MCP over streamable HTTP at /mcp: its tools call this app's REST API in process (docs/mcp.md).
+    mcp_endpoint = McpEndpoint(app)
+    app.router.routes.append(mcp_endpoint.route)
     for module in (tasks, sessions, device_api, devices, api_keys, auth, health, metrics, events, webhooks, live):
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
