@@ -92,7 +92,7 @@ async def send_input(
     session_id: uuid.UUID,
     principal: CurrentPrincipal,
     api: DeviceApiDep,
-    body: Annotated[DeviceInput, Body(openapi_examples=_INPUT_EXAMPLES)],
+    body: Annotated[DeviceInput, Body(examples=[{"type": "key", "key": "back"}], openapi_examples=_INPUT_EXAMPLES)],
 ) -> dict[str, Any]:
     """Answers what was done: the point tapped (and the element), the swipe's path. Only the
     session's user may send input (403 otherwise). An `element_id` no longer on the screen answers

@@ -48,7 +48,8 @@ class McpEndpoint:
             streamable_http_path=MCP_PATH, stateless_http=True, json_response=True,
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )  # fmt: skip
-        self.route = Route(MCP_PATH, endpoint=self)  # an ASGI app (not a function): gets every method
+        # An ASGI app (not a function) as the endpoint: the request passes through untouched.
+        self.route = Route(MCP_PATH, endpoint=self, methods=["GET", "POST", "DELETE"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers") or [])

@@ -116,4 +116,5 @@ INPUT: TypeAdapter[DeviceInput] = TypeAdapter(DeviceInput)
 class LaunchSpec(_Input):
     """``POST …/launch``: an app by name (Settings, 设置 …), package, or ``package/activity``."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"app": "Settings"}]})
     app: str = Field(min_length=1, max_length=200)

@@ -10,8 +10,10 @@ import base64
 import io
 import json
 import os
+import select
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -168,15 +170,29 @@ def test_stdout_carries_only_the_protocol(tmp_path: Path) -> None:
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}}  # fmt: skip
     lines = [hello, {"jsonrpc": "2.0", "method": "notifications/initialized"},
              {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}]  # fmt: skip
-    done = subprocess.run(
-        [params.command, *params.args], input="".join(json.dumps(m) + "\n" for m in lines),
-        capture_output=True, text=True, env=params.env, cwd=params.cwd, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    answers = [json.loads(line) for line in done.stdout.splitlines()]  # every line is JSON-RPC
+    proc = subprocess.Popen([params.command, *params.args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=params.env, cwd=params.cwd, bufsize=0)  # fmt: skip
+    try:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in lines).encode())
+        answers = []  # every line on stdout must be JSON-RPC; stdin stays open until both answers came
+        deadline = time.monotonic() + 60
+        while len(answers) < 2:
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"{len(answers)} answers within 60 s"
+            line = proc.stdout.readline()  # unbuffered: select sees every byte not yet read
+            assert line, "stdout closed early"
+            answers.append(json.loads(line))
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+        stderr = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert [a.get("id") for a in answers] == [1, 2] and all(a["jsonrpc"] == "2.0" for a in answers)
     assert {t["name"] for t in answers[1]["result"]["tools"]} >= REQUIRED
-    assert "MCP server on stdio" in done.stderr
+    assert "MCP server on stdio" in stderr
 
 
 def test_without_a_key_the_command_says_how_to_give_one(tmp_path: Path) -> None:
