@@ -32,14 +32,11 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
 
 
 async def _serve(url: str, key: str, timeout_s: float) -> None:
-    import httpx
-
-    from orchestrator.mcp_server.fleet import Fleet
+    from orchestrator.async_client import AsyncPhoneFleetClient
     from orchestrator.mcp_server.tools import build_server
 
-    async with httpx.AsyncClient(base_url=url, timeout=timeout_s) as http:
-        fleet = Fleet(http, f"Bearer {key}")
-        await build_server(lambda _ctx: fleet).run_stdio_async()
+    async with AsyncPhoneFleetClient(url, key, timeout=timeout_s) as client:
+        await build_server(lambda _ctx: client).run_stdio_async()
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from orchestrator.mcp_server.fleet import Fleet
+from orchestrator.async_client import AsyncPhoneFleetClient
 from orchestrator.mcp_server.tools import build_server
 
 __all__ = ["MCP_PATH", "McpEndpoint"]
@@ -39,11 +39,12 @@ class McpEndpoint:
             transport=httpx.ASGITransport(app=app), base_url="http://phonefleet.internal", timeout=None
         )
 
-        def fleet_for(ctx: Context) -> Fleet:
-            headers = ctx.headers or {}
-            return Fleet(self._http, headers.get("authorization"))
+        def client_for(ctx: Context) -> AsyncPhoneFleetClient:
+            authorization = (ctx.headers or {}).get("authorization", "")
+            key = authorization.removeprefix("Bearer ").strip()
+            return AsyncPhoneFleetClient(http=self._http, api_key=key)  # the shared client is not closed
 
-        self.server = build_server(fleet_for)
+        self.server = build_server(client_for)
         self._app = self.server.streamable_http_app(
             streamable_http_path=MCP_PATH, stateless_http=True, json_response=True,
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),

@@ -1,6 +1,7 @@
 """The MCP tools: a phone held in a session (look, read, touch, type), whole tasks, the fleet's devices.
 
-Each tool is one or a few REST calls with the caller's key (``fleet.py``); what the API refuses
+Each tool is one or a few REST calls with the caller's key, through the async client
+(``orchestrator/async_client.py``, the same calls an integrator makes); what the API refuses
 comes back as a tool error whose text is the API's status, code and message, for the model to read.
 Answers are compact JSON text, screenshots image content sized for a model.
 """
@@ -8,10 +9,10 @@ Answers are compact JSON text, screenshots image content sized for a model.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -20,15 +21,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from PIL import Image as PilImage
 from pydantic import Field
 
-from orchestrator.client import FINAL_STATUSES, PhoneFleetAPIError
-from orchestrator.mcp_server.fleet import Fleet
+from orchestrator.async_client import AsyncPhoneFleetClient
+from orchestrator.client import FINAL_STATUSES, PhoneFleetAPIError, TaskWaitTimeout
 
 __all__ = ["MAX_IMAGE_SIDE", "build_server"]
 
 # Screenshots are scaled to fit this many pixels on their longer side: what vision models take in
 # without downscaling again (and a phone's text stays readable).
 MAX_IMAGE_SIDE = 1280
-_POLL_S = 1.0
 # A task stops moving on its own at these: the answer says what it waits for.
 _NEEDS_A_PERSON = frozenset({"awaiting_confirmation", "waiting_for_user"})
 
@@ -39,37 +39,39 @@ session nobody keeps alive ends by itself after its ttl_s). Prefer tapping by el
 over pixel coordinates."""
 
 SessionId = Annotated[str, Field(description="The session_id that start_session answered.")]
-FleetFor = Callable[[Context], Fleet]
+ClientFor = Callable[[Context], AsyncPhoneFleetClient]
 
 
 def _text(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-async def _call(fleet: Fleet, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    """One REST call; a refusal or an unreachable API becomes a ToolError the model can read."""
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A refusal or an unreachable API becomes a ToolError the model can read."""
     try:
-        return await fleet.call(method, path, **kwargs)
+        yield
     except PhoneFleetAPIError as exc:
         raise ToolError(f"{exc.status} {exc.code}: {exc.message}") from exc
     except httpx.HTTPError as exc:
         raise ToolError(f"cannot reach the PhoneFleet API: {type(exc).__name__}: {exc}") from exc
 
 
-def build_server(fleet_for: FleetFor) -> MCPServer:
-    """The tools, each calling the REST API through ``fleet_for(ctx)`` (the caller's key)."""
+def build_server(client_for: ClientFor) -> MCPServer:
+    """The tools, each calling the REST API through ``client_for(ctx)`` (the caller's key)."""
     server = MCPServer("phonefleet", instructions=_INSTRUCTIONS)
 
     async def session_input(ctx: Context, session_id: str, body: dict[str, Any]) -> str:
-        response = await _call(fleet_for(ctx), "POST", f"/api/v1/sessions/{session_id}/input", json=body)
-        return _text(response.json())
+        with _refusals():
+            return _text(await client_for(ctx).input(session_id, body))
 
     @server.tool(structured_output=False)
     async def list_devices(ctx: Context) -> str:
         """List the fleet's phones: id, state (idle phones can be leased now), provider and profile
         (screen width/height, Android version, apps). Use a profile's fields in start_session's
         device_profile to ask for a particular kind of phone."""
-        items = (await _call(fleet_for(ctx), "GET", "/api/v1/devices", params={"limit": 100})).json()["items"]
+        with _refusals():
+            items = [d async for d in client_for(ctx).devices(limit=100)]
         return _text([{k: d.get(k) for k in ("id", "state", "provider", "profile", "labels")} for d in items])
 
     @server.tool(structured_output=False)
@@ -85,8 +87,8 @@ def build_server(fleet_for: FleetFor) -> MCPServer:
         """Lease a phone for you alone and answer JSON with its session_id (pass it to every other
         phone tool), the phone's screen size and when the session expires. Call end_session when
         done; call keep_alive before expires_at to keep it longer."""
-        body = {"ttl_s": ttl_s, "device_profile": device_profile, "wait_s": wait_s}
-        session = (await _call(fleet_for(ctx), "POST", "/api/v1/sessions", json=body)).json()
+        with _refusals():
+            session = await client_for(ctx).start_session(ttl_s=ttl_s, device_profile=device_profile, wait_s=wait_s)
         profile = session["device"].get("profile") or {}
         return _text({
             "session_id": session["id"], "device_id": session["device"]["id"], "state": session["state"],
@@ -97,21 +99,23 @@ def build_server(fleet_for: FleetFor) -> MCPServer:
     @server.tool(structured_output=False)
     async def keep_alive(ctx: Context, session_id: SessionId) -> str:
         """Extend a session by its ttl_s from now; answers the new expires_at."""
-        session = (await _call(fleet_for(ctx), "POST", f"/api/v1/sessions/{session_id}/keepalive")).json()
+        with _refusals():
+            session = await client_for(ctx).keepalive(session_id)
         return _text({"session_id": session["id"], "state": session["state"], "expires_at": session["expires_at"]})
 
     @server.tool(structured_output=False)
     async def end_session(ctx: Context, session_id: SessionId) -> str:
         """Give the phone back (it is wiped before anyone else gets it). Safe to call twice."""
-        session = (await _call(fleet_for(ctx), "DELETE", f"/api/v1/sessions/{session_id}")).json()
+        with _refusals():
+            session = await client_for(ctx).close_session(session_id)
         return _text({"session_id": session["id"], "state": session["state"]})
 
     @server.tool(structured_output=False)
     async def screenshot(ctx: Context, session_id: SessionId) -> list[Any]:
         """See the phone's screen now, as an image. Coordinates for tap and swipe are the phone's
         screen pixels: the text beside the image says the screen size and how the image was scaled."""
-        response = await _call(fleet_for(ctx), "GET", f"/api/v1/sessions/{session_id}/screenshot",
-                               params={"format": "jpeg", "quality": 80})  # fmt: skip
+        with _refusals():
+            response = await client_for(ctx).screenshot_response(session_id, format="jpeg", quality=80)
         width, height = int(response.headers["x-screen-width"]), int(response.headers["x-screen-height"])
         data, size = await asyncio.to_thread(_fit, response.content, MAX_IMAGE_SIDE)
         scale = size[0] / width
@@ -127,7 +131,8 @@ def build_server(fleet_for: FleetFor) -> MCPServer:
         (for tap's element_id), kind, text, description, resource_id, bounds [left, top, right,
         bottom] in screen pixels, and flags (clickable, editable, checkable/checked, scrollable,
         focused). Ids stay valid while the element stays on screen; read again after the screen changes."""
-        return _text((await _call(fleet_for(ctx), "GET", f"/api/v1/sessions/{session_id}/ui")).json())
+        with _refusals():
+            return _text(await client_for(ctx).ui_tree(session_id))
 
     @server.tool(structured_output=False)
     async def tap(
@@ -196,8 +201,8 @@ def build_server(fleet_for: FleetFor) -> MCPServer:
         app: Annotated[str, Field(description="An app name (Settings, Contacts, Notes …) or package name.")],
     ) -> str:
         """Open an app in front, by its name or package; answers the package that opened."""
-        response = await _call(fleet_for(ctx), "POST", f"/api/v1/sessions/{session_id}/launch", json={"app": app})
-        return _text(response.json())
+        with _refusals():
+            return _text(await client_for(ctx).launch(session_id, app))
 
     @server.tool(structured_output=False)
     async def run_task(
@@ -210,22 +215,19 @@ def build_server(fleet_for: FleetFor) -> MCPServer:
         """Hand a whole job to PhoneFleet's phone agent on a phone of its own (not your session's),
         wait for it and answer its status, final message and steps. If it stops to ask a person (a
         sensitive action to confirm, a question), the answer says so and the task keeps waiting."""
-        fleet = fleet_for(ctx)
-        body: dict[str, Any] = {"instruction": instruction, "timeout_s": timeout_s, "device_profile": device_profile}
-        if max_steps is not None:
-            body["max_steps"] = max_steps
-        task = (await _call(fleet, "POST", "/api/v1/tasks", json=body)).json()
-        deadline = time.monotonic() + timeout_s + 60  # queued time comes before the task's own clock
-        while task["status"] not in FINAL_STATUSES and task["status"] not in _NEEDS_A_PERSON:
-            if time.monotonic() > deadline:
-                break
-            await asyncio.sleep(_POLL_S)
-            task = (await _call(fleet, "GET", f"/api/v1/tasks/{task['id']}")).json()
-        steps = (await _call(fleet, "GET", f"/api/v1/tasks/{task['id']}/steps", params={"limit": 100})).json()
+        client = client_for(ctx)
+        with _refusals():
+            task = await client.submit(instruction, max_steps=max_steps, timeout_s=timeout_s,
+                                       device_profile=device_profile)  # fmt: skip
+            try:  # queued time comes before the task's own clock: a minute more
+                task = await client.wait(task["id"], timeout_s + 60, until=FINAL_STATUSES | _NEEDS_A_PERSON)
+            except TaskWaitTimeout as exc:
+                task = exc.task
+            steps = [s async for s in client.steps(task["id"])]
         return _text({
             "task_id": task["id"], "status": task["status"], "reason": task.get("reason"),
             "message": task.get("message"), "waiting": task.get("waiting"),
-            "steps": [_step(s) for s in steps["items"]],
+            "steps": [_step(s) for s in steps],
         })  # fmt: skip
 
     return server
