@@ -140,10 +140,14 @@ class AsyncPhoneFleetClient:
     # -- the device API of a session's phone -------------------------------------------------------
 
     async def screenshot(
-        self, session_id: str, *, format: Literal["png", "jpeg"] = "png", scale: float = 1.0, quality: int = 80
-    ) -> bytes:
+        self, session_id: str, *, format: Literal["png", "jpeg"] = "png", scale: float = 1.0, quality: int = 80,
+        max_side: int | None = None,
+    ) -> bytes:  # fmt: skip
         """The screen now; the phone's size is in the answer's ``X-Screen-Width``/``-Height`` (``screenshot_response``)."""
-        return (await self.screenshot_response(session_id, format=format, scale=scale, quality=quality)).content
+        params: dict[str, Any] = {"format": format, "scale": scale, "quality": quality}
+        if max_side is not None:
+            params["max_side"] = max_side
+        return (await self.screenshot_response(session_id, **params)).content
 
     async def screenshot_response(self, session_id: str, **params: Any) -> httpx.Response:
         return await self._request("GET", f"/api/v1/sessions/{session_id}/screenshot", params=params)

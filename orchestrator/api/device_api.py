@@ -56,9 +56,16 @@ async def screenshot(
     format: Annotated[Literal["png", "jpeg"], Query(description="`png` (default) or `jpeg`.")] = "png",
     scale: Annotated[float, Query(gt=0, le=1, description="Image size as a fraction of the screen's (0–1].")] = 1.0,
     quality: Annotated[int, Query(ge=1, le=100, description="JPEG quality (1–100).")] = 80,
+    max_side: Annotated[
+        int | None, Query(ge=16, le=8192, description="Scale down further, if need be, to fit this many pixels "
+                          "on the longer side (what a vision model takes in).")
+    ] = None,
 ) -> Response:
-    """Taken when asked. Points for `…/input` are the phone's pixels: divide the image's by `scale`."""
-    shot = await api.screenshot(principal, session_id, format=format, scale=scale, quality=quality)
+    """Taken when asked. Points for `…/input` are the phone's pixels: divide the image's by the
+    scale (its width over `X-Screen-Width`)."""
+    shot = await api.screenshot(
+        principal, session_id, format=format, scale=scale, quality=quality, max_side=max_side
+    )
     headers = {
         "X-Screen-Width": str(shot.screen[0]), "X-Screen-Height": str(shot.screen[1]),
         "Cache-Control": "no-store",

@@ -115,9 +115,12 @@ def build_server(client_for: ClientFor) -> MCPServer:
         """See the phone's screen now, as an image. Coordinates for tap and swipe are the phone's
         screen pixels: the text beside the image says the screen size and how the image was scaled."""
         with _refusals():
-            response = await client_for(ctx).screenshot_response(session_id, format="jpeg", quality=80)
+            response = await client_for(ctx).screenshot_response(
+                session_id, format="jpeg", quality=80, max_side=MAX_IMAGE_SIDE
+            )
         width, height = int(response.headers["x-screen-width"]), int(response.headers["x-screen-height"])
-        data, size = await asyncio.to_thread(_fit, response.content, MAX_IMAGE_SIDE)
+        data = response.content
+        size = await asyncio.to_thread(lambda: PilImage.open(io.BytesIO(data)).size)
         scale = size[0] / width
         note = f"Screen {width}x{height} pixels."
         if scale < 1:
@@ -241,14 +244,3 @@ def _step(step: dict[str, Any]) -> dict[str, Any]:
         out["thinking"] = thinking if len(thinking) <= 300 else thinking[:297] + "…"
     return {k: v for k, v in out.items() if v is not None}
 
-
-def _fit(data: bytes, max_side: int) -> tuple[bytes, tuple[int, int]]:
-    """The JPEG scaled down to fit ``max_side`` on its longer side (as it is when it fits)."""
-    image = PilImage.open(io.BytesIO(data))
-    if max(image.size) <= max_side:
-        return data, image.size
-    ratio = max_side / max(image.size)
-    image = image.resize((round(image.width * ratio), round(image.height * ratio)), PilImage.Resampling.BILINEAR)
-    out = io.BytesIO()
-    image.convert("RGB").save(out, "JPEG", quality=80)
-    return out.getvalue(), image.size

@@ -86,12 +86,15 @@ class DeviceApi:
 
     async def screenshot(
         self, principal: Principal, session_id: uuid.UUID, *, format: Literal["png", "jpeg"] = "png",
-        scale: float = 1.0, quality: int = 80,
+        scale: float = 1.0, quality: int = 80, max_side: int | None = None,
     ) -> Screenshot:  # fmt: skip
-        """The screen now, scaled by ``scale`` (0–1]; raises ``SessionNotFound``, ``NoLiveDevice``, ``DeviceError``."""
+        """The screen now, scaled by ``scale`` (0–1], and further to fit ``max_side`` pixels on its
+        longer side; raises ``SessionNotFound``, ``NoLiveDevice``, ``DeviceError``."""
         _view, phone = await self._phone(principal, session_id)
-        frame = await phone.raw_frame()
-        return await asyncio.to_thread(_encode, frame.image(), format, scale, quality)
+        image = (await phone.raw_frame()).image()
+        if max_side is not None:
+            scale = min(scale, max_side / max(image.size))
+        return await asyncio.to_thread(_encode, image, format, scale, quality)
 
     async def ui_tree(self, principal: Principal, session_id: uuid.UUID) -> UiTree:
         """The view hierarchy now: the uiautomator XML and its elements with ids."""

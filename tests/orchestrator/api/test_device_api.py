@@ -85,6 +85,9 @@ def test_a_session_phone_is_seen_read_and_driven_through_the_api(phone_api: Phon
     assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(jpeg.content)).format == "JPEG"
     assert Image.open(io.BytesIO(jpeg.content)).size == (360, 800)
+    fitted = caller.http.get(f"{base}/screenshot", params={"format": "jpeg", "scale": 0.75, "max_side": 400})
+    assert Image.open(io.BytesIO(fitted.content)).size == (180, 400)  # the smaller of the two scales
+    assert fitted.headers["x-screen-height"] == "1600"
 
     home = caller.http.get(f"{base}/ui").json()
     assert home["screen"] == {"width": 720, "height": 1600}
