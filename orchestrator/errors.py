@@ -4,16 +4,19 @@
     ├─ Unauthenticated            no, malformed, unknown or revoked API key
     ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
-    │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound
+    │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound,
+    │  ├─ ScheduleNotFound
     │  └─ ElementNotFound         a UI element id not on the session phone's screen now
     ├─ Conflict                   the request contradicts the current state
     │  ├─ InvalidTransition       e.g. cancelling a task that already finished
     │  ├─ IdempotencyConflict     an Idempotency-Key reused with a different body
     │  ├─ DeviceExists            registering a serial the pool already has
-    │  └─ NoLiveDevice            live view or a device call on a task or session that holds no phone now
+    │  ├─ NoLiveDevice            live view or a device call on a task or session that holds no phone now
+    │  └─ LimitReached            one more would pass a tenant limit (``schedules.max_per_tenant``)
     ├─ InvalidRequest             input that passed the schema but is still wrong
     │  ├─ InvalidCursor           a pagination cursor we did not hand out
     │  ├─ UnknownDeviceProfile    a device profile name the operator has not configured
+    │  ├─ InvalidSchedule         a schedule due more often than ``schedules.min_interval_s``, or never
     │  ├─ InvalidSdp              a WebRTC offer that does not parse or offers no H.264 video
     │  └─ InputRejected           device input the phone cannot take: off the screen, an unknown app or
     │                             key, text its keyboard cannot type
@@ -55,8 +58,10 @@ __all__ = [
     "InvalidCursor",
     "InvalidJson",
     "InvalidRequest",
+    "InvalidSchedule",
     "InvalidSdp",
     "InvalidTransition",
+    "LimitReached",
     "ModelServerUnavailable",
     "NoLiveDevice",
     "NotFound",
@@ -64,6 +69,7 @@ __all__ = [
     "PermissionDenied",
     "PhoneFleetError",
     "RateLimited",
+    "ScheduleNotFound",
     "ScreenshotNotFound",
     "SessionNotFound",
     "StepNotFound",
@@ -108,6 +114,13 @@ class SessionNotFound(NotFound):
         super().__init__(f"no session {session_id}", context={"session_id": str(session_id)})
 
 
+class ScheduleNotFound(NotFound):
+    code = "schedule_not_found"
+
+    def __init__(self, schedule_id: object) -> None:
+        super().__init__(f"no schedule {schedule_id}", context={"schedule_id": str(schedule_id)})
+
+
 class ElementNotFound(NotFound):
     code = "element_not_found"
 
@@ -147,8 +160,18 @@ class DeviceExists(Conflict):
     code = "device_exists"
 
 
+class LimitReached(Conflict):
+    """One more row would pass a tenant limit (the limit and its setting are in the message)."""
+
+    code = "limit_reached"
+
+
 class InvalidRequest(PhoneFleetError):
     code = "invalid_request"
+
+
+class InvalidSchedule(InvalidRequest):
+    code = "invalid_schedule"
 
 
 class InvalidCursor(InvalidRequest):

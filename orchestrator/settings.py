@@ -26,6 +26,7 @@ __all__ = [
     "ModelSettings",
     "PoolSettings",
     "RedroidSettings",
+    "ScheduleSettings",
     "Settings",
     "TaskSettings",
     "WebRtcSettings",
@@ -253,6 +254,20 @@ class WebhookSettings(_Group):
         return value
 
 
+class ScheduleSettings(_Group):
+    """Schedules and the scheduler (docs/control-plane.md, "Scheduler"); the limits are per tenant."""
+
+    # The shortest interval (interval_s, or the gap between a cron's fires) a schedule may have.
+    min_interval_s: float = Field(default=10.0, gt=0)
+    max_per_tenant: int = Field(default=100, ge=0)  # schedules a tenant may have (paused ones count)
+    # A schedule pauses itself after this many runs in a row ended failed or timed out.
+    max_consecutive_failures: int = Field(default=5, ge=1)
+    poll_s: float = Field(default=1.0, gt=0)  # how often the scheduler looks for due schedules
+    # A due time the scheduler reaches later than this is missed (the system was down): the
+    # schedule's catch_up decides. Sooner, it is run as usual, only late.
+    misfire_grace_s: float = Field(default=30.0, gt=0)
+
+
 class ApiSettings(_Group):
     """Where the HTTP API listens."""
 
@@ -337,6 +352,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     webrtc: WebRtcSettings = Field(default_factory=WebRtcSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
 
     @field_validator("data_dir")
     @classmethod

@@ -1,13 +1,16 @@
-"""A small asyncio client for the adb server (host services, device streams) and its start-up."""
+"""A small asyncio client for the adb server (host services, device streams).
+
+It starts no server: the one that starts a server owns it and stops it (``phonefleet pool`` and
+``phonefleet run``, through ``device_pool/pool/adb_supervisor.py``); a daemon started here would
+outlive whoever started it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import shutil
-import tempfile
 import time
-from collections.abc import Mapping
 
 from device_pool.driver.errors import adb_errors
 from device_pool.driver.wire import AdbConnection
@@ -184,33 +187,3 @@ class AdbServerClient:
                         await conn.request("host:kill")
         except DeviceOffline:
             pass
-
-    async def start(self, *, env: Mapping[str, str] | None = None, timeout: float = 30.0) -> None:
-        """Start the server with ``adb -P PORT start-server`` unless one already answers here."""
-        try:
-            await self.version(timeout=2.0)
-            return
-        except DeviceOffline:
-            pass
-        command = [self.adb_path, "-P", str(self.port), "start-server"]
-        logger.info("starting adb server", extra={"command": command})
-        # The daemon adb forks may inherit our stdio: a pipe would keep us waiting for it to exit,
-        # so its output goes to a file we read only when start-up failed.
-        with tempfile.TemporaryFile() as log:
-            proc = await asyncio.create_subprocess_exec(
-                *command, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env=env
-            )
-            try:
-                async with asyncio.timeout(timeout):
-                    code = await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-                code = None
-            if code != 0:
-                log.seek(0)
-                output = log.read().decode("utf-8", errors="replace")
-                raise DeviceOffline(
-                    f"`{' '.join(command)}` failed (exit {code})", command=" ".join(command), output=output
-                )
-        await self.version(timeout=timeout)

@@ -1,6 +1,7 @@
 """The elements of a uiautomator dump (``AdbDevice.ui_dump``) that a person or a model can act on.
 
-Used where the screenshot cannot show the screen: a secure window (FLAG_SECURE) captures black on
+Used to name what a tap hits (``element_at``: a confirmation reads "Tap “Pay $12.99”", not a grid
+point), and where the screenshot cannot show the screen: a secure window (FLAG_SECURE) captures black on
 Android, yet its view tree is still readable, so the live view outlines its elements and the agent
 is told their labels; and to tell whether the focused field is a password (typed text is then never
 recorded in clear); and ``ui_nodes`` gives every node a client can act on, with an element id, for
@@ -14,7 +15,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-__all__ = ["UiElement", "UiNode", "focused_is_password", "ui_elements", "ui_nodes"]
+__all__ = ["UiElement", "UiNode", "element_at", "focused_is_password", "ui_elements", "ui_nodes"]
 
 _BOUNDS = re.compile(r"\[(-?\d+),(-?\d+)\]\[(-?\d+),(-?\d+)\]")
 
@@ -77,6 +78,15 @@ def ui_elements(ui_xml: str) -> list[UiElement]:
             )
         )
     return found
+
+
+def element_at(ui_xml: str, x: int, y: int) -> UiElement | None:
+    """The element a tap at pixel (x, y) lands on: the smallest labelled one whose bounds hold the
+    point (a button's own text rather than the panel around it); None when none does."""
+    hit = [e for e in ui_elements(ui_xml) if e.bounds[0] <= x < e.bounds[2] and e.bounds[1] <= y < e.bounds[3]]
+    if not hit:
+        return None
+    return min(hit, key=lambda e: (e.bounds[2] - e.bounds[0]) * (e.bounds[3] - e.bounds[1]))
 
 
 def focused_is_password(ui_xml: str) -> bool:

@@ -20,6 +20,7 @@ from orchestrator.api import (
     health,
     live,
     metrics,
+    schedules,
     sessions,
     tasks,
     webhooks,
@@ -45,6 +46,7 @@ from orchestrator.services.health import HealthService
 from orchestrator.services.logins import Logins
 from orchestrator.services.metrics import MetricsService
 from orchestrator.services.ratelimit import make_rate_limiter
+from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
@@ -108,6 +110,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             db, producer, model_url=settings.model.base_url,
             model_api_key=settings.model.api_key.get_secret_value() or None,
         )  # fmt: skip
+        targets = TargetPolicy.from_settings(settings)
         app.state.services = Services(
             db=db,
             queue=producer,
@@ -118,7 +121,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 limiter,
                 profiles=settings.pool.profiles,
                 notifier=events_signal,
-                webhook_targets=TargetPolicy.from_settings(settings),
+                webhook_targets=targets,
             ),
             steps=StepService(db, settings.data_dir),
             devices=DeviceService(db, leases.signal),
@@ -129,6 +132,9 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             sessions=SessionService(db, leases, profiles=settings.pool.profiles),
             events=hub,
             webhooks=WebhookService(db),
+            schedules=ScheduleService(
+                db, settings.schedules, profiles=settings.pool.profiles, webhook_targets=targets
+            ),
         )
         # The device API reaches phones through the live view's adb server (the pool's).
         app.state.device_api = DeviceApi(
@@ -159,7 +165,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     # MCP over streamable HTTP at /mcp: its tools call this app's REST API in process (docs/mcp.md).
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
-    for module in (tasks, sessions, device_api, devices, api_keys, auth, health, metrics, events, webhooks, live):
+    for module in (tasks, schedules, sessions, device_api, devices, api_keys, auth, health, metrics, events, webhooks, live):
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
     if settings.api.submit_fast_path:

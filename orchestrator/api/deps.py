@@ -18,6 +18,7 @@ from orchestrator.services.events import EventHub
 from orchestrator.services.health import HealthService
 from orchestrator.services.logins import CSRF_HEADER, LOGIN_COOKIE, Login, Logins
 from orchestrator.services.metrics import MetricsService
+from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
@@ -32,6 +33,7 @@ __all__ = [
     "HealthServiceDep",
     "LoginsDep",
     "MetricsServiceDep",
+    "ScheduleServiceDep",
     "Services",
     "SessionServiceDep",
     "SettingsDep",
@@ -60,6 +62,7 @@ class Services:
     events: EventHub
     webhooks: WebhookService
     sessions: SessionService
+    schedules: ScheduleService
 
 
 async def get_settings(request: Request) -> Settings:
@@ -218,3 +221,10 @@ async def _session_service(request: Request) -> SessionService:
 
 
 SessionServiceDep = Annotated[SessionService, Depends(_session_service)]
+
+
+async def _schedule_service(request: Request) -> ScheduleService:
+    return _services(request).schedules
+
+
+ScheduleServiceDep = Annotated[ScheduleService, Depends(_schedule_service)]

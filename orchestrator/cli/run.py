@@ -3,7 +3,8 @@
 Prints a line per step (step, timings, action, thinking) and saves the trajectory (JSONL +
 screenshots + result.json). At a terminal, sensitive actions ask for y/N and takeovers wait for
 Enter; without one, sensitive actions are denied (or approved with ``--yes``) and a takeover ends
-the run as ``needs_user``.
+the run as ``needs_user``. The adb server answering on ``--adb-port`` is used; with none, one is
+started as this command's child and stopped when it ends.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
+from orchestrator.cli.follow import describe_action
 from worker.agent.results import StepRecord
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 
@@ -45,12 +47,13 @@ class TerminalHooks(AgentHooks):
         if state != AgentState.RUNNING:
             print(f"-- {state}: {detail}", flush=True)
 
-    async def request_confirmation(self, action, message: str) -> bool:
+    async def request_confirmation(self, action, message: str, element_label: str | None = None) -> bool:
         if self.approve_all:
             return True
         if not self.interactive:
             return False
-        return (await self._ask(f"Allow '{message}'? [y/N] ")).lower() in ("y", "yes")
+        what = describe_action(action.model_dump(mode="json"), element_label)
+        return (await self._ask(f"Allow '{message}' ({what})? [y/N] ")).lower() in ("y", "yes")
 
     async def request_takeover(self, message: str) -> str | None:
         if not self.interactive:
@@ -64,6 +67,8 @@ class TerminalHooks(AgentHooks):
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from device_pool.driver import AdbServerClient
+    from device_pool.pool.adb_supervisor import AdbServerSupervisor
     from worker.agent.loop import AgentConfig
     from worker.agent.model_client import ModelClientConfig, ModelEndpoint
     from worker.agent.phone_agent import phone_agent
@@ -80,15 +85,22 @@ async def _run(args: argparse.Namespace) -> int:
     )
     hooks = TerminalHooks(writer, sys.stdin.isatty(), args.yes)
     steering = AgentSteering()
-    async with phone_agent(args.device, model, adb_host=args.adb_host, adb_port=args.adb_port) as agent:
-        # The first Ctrl-C cancels the run cleanly (the model call in flight is abandoned).
-        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, steering.cancel, "interrupted")
-        result = await agent.run(
-            args.task,
-            config=AgentConfig(max_steps=args.max_steps, budget_s=args.budget, lang=args.lang),
-            hooks=hooks,
-            steering=steering,
-        )
+    # The adb server answering on the port is used (the pool's, a developer's); with none, one is
+    # started as this command's own child and stopped when it ends: nothing it started outlives it.
+    adb = AdbServerSupervisor(AdbServerClient(args.adb_host, args.adb_port))
+    try:
+        await adb.start()
+        async with phone_agent(args.device, model, adb_host=args.adb_host, adb_port=args.adb_port) as agent:
+            # The first Ctrl-C cancels the run cleanly (the model call in flight is abandoned).
+            asyncio.get_running_loop().add_signal_handler(signal.SIGINT, steering.cancel, "interrupted")
+            result = await agent.run(
+                args.task,
+                config=AgentConfig(max_steps=args.max_steps, budget_s=args.budget, lang=args.lang),
+                hooks=hooks,
+                steering=steering,
+            )
+    finally:
+        await adb.close()
     await writer.write_result(args.task, result, {"device": args.device, "model": args.model})
     totals = result.totals()
     print(

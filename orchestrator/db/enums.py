@@ -7,12 +7,15 @@ from enum import StrEnum
 
 __all__ = [
     "CANCEL_REQUESTED",
+    "FAILED_TASK_STATUSES",
     "HELD_TASK_STATUSES",
     "RETRYING_EVENT",
     "WAITING_EVENT",
     "WORKER_LOST",
     "WORKER_SHUTDOWN",
+    "CatchUp",
     "DeviceState",
+    "Overlap",
     "SessionState",
     "TaskStatus",
     "UserRole",
@@ -57,6 +60,24 @@ class TaskStatus(StrEnum):
 _FINAL_TASK_STATUSES = frozenset(
     {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMED_OUT}
 )
+# The end states a schedule counts as a failed run (schedules.max_consecutive_failures); a person's
+# cancel is not the schedule's failure.
+FAILED_TASK_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.TIMED_OUT})
+
+
+class CatchUp(StrEnum):
+    """What a schedule does with the due times it missed while no scheduler ran."""
+
+    SKIP = "skip"  # none of them: the next run is the next due time in the future
+    RUN_ONCE = "run_once"  # one run for all of them, then the next due time in the future
+
+
+class Overlap(StrEnum):
+    """What a schedule does when a run is due while its previous run has not ended."""
+
+    SKIP = "skip"  # no run for that due time
+    QUEUE = "queue"  # one run waits and starts when the previous ends (at most one waits)
+
 
 # The statuses in which a worker holds a task and heartbeats it (the worker and the sweeper agree).
 HELD_TASK_STATUSES = (

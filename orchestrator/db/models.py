@@ -25,7 +25,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from orchestrator.db.enums import DeviceState, SessionState, TaskStatus, UserRole, WebhookStatus
+from orchestrator.db.enums import (
+    CatchUp,
+    DeviceState,
+    Overlap,
+    SessionState,
+    TaskStatus,
+    UserRole,
+    WebhookStatus,
+)
 from orchestrator.db.types import JSONType, UTCDateTime, str_enum, utcnow
 
 __all__ = [
@@ -35,6 +43,7 @@ __all__ = [
     "DeviceSession",
     "Event",
     "Lease",
+    "Schedule",
     "Step",
     "Task",
     "Tenant",
@@ -141,6 +150,7 @@ class Task(_Row, Base):
         Index(None, "tenant_id", "status"),
         Index(None, "tenant_id", "created_at", "id"),  # cursor pagination: (created_at, id) after a cursor
         Index(None, "status", "heartbeat_at"),  # the sweeper scans by status across tenants
+        UniqueConstraint("schedule_id", "due_at"),  # one run per due time (NULLs, by hand, are apart)
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
@@ -175,6 +185,46 @@ class Task(_Row, Base):
     # When the next attempt of a re-queued task is due (its message was sent with that delay); the
     # sweeper takes its message for lost only a grace after it. None once claimed, and before any retry.
     retry_at: Mapped[dt.datetime | None]
+    # A schedule's run: the schedule and the due time it was made for (None for a task submitted
+    # by hand). Unique together: whatever races the schedulers lose, one due time makes one task.
+    schedule_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("schedules.id", ondelete="SET NULL"))
+    due_at: Mapped[dt.datetime | None]
+
+
+class Schedule(_Row, Base):
+    """A task to submit again and again: by a cron expression in a time zone, or every ``interval_s``.
+
+    ``next_due_at`` is the claim: a scheduler owns a due time by moving it on in one conditional
+    UPDATE (``orchestrator/services/scheduler.py``), so several schedulers make one run per due time.
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        Index(None, "tenant_id", "created_at", "id"),  # the tenant's list, paged like tasks
+        Index(None, "paused", "next_due_at"),  # the scheduler's "what is due" scan
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    task: Mapped[dict[str, Any]]  # the task body each run is made from (TaskSpec.stored_fields)
+    cron: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    interval_s: Mapped[int | None]
+    catch_up: Mapped[CatchUp] = mapped_column(str_enum(CatchUp, "schedule_catch_up", 16), default=CatchUp.SKIP)
+    overlap: Mapped[Overlap] = mapped_column(str_enum(Overlap, "schedule_overlap", 16), default=Overlap.SKIP)
+    paused: Mapped[bool] = mapped_column(default=False)
+    # Why it paused when it paused itself ("failures"); None when a person paused it or it runs.
+    paused_reason: Mapped[str | None] = mapped_column(String(64))
+    next_due_at: Mapped[dt.datetime]
+    last_due_at: Mapped[dt.datetime | None]  # the latest due time a scheduler claimed
+    # No foreign key (as devices.lease_id): tasks already point here, and a cycle complicates migrations.
+    last_run_id: Mapped[uuid.UUID | None]
+    # overlap=queue: the due time of the run waiting for the previous one to end.
+    queued_due_at: Mapped[dt.datetime | None]
+    # The run whose end was last counted, and how many runs in a row ended failed.
+    counted_run_id: Mapped[uuid.UUID | None]
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class DeviceSession(_Row, Base):

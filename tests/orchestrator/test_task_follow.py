@@ -142,7 +142,11 @@ def test_confirmations_and_questions_are_answered_at_a_terminal(api: Api) -> Non
         task_id = _task_id(cli)
         _status(api, task_id, "queued", "running")
         _status(api, task_id, "running", "awaiting_confirmation", WAITING)
-        add_event(api, task_id, "task.confirmation_requested", {"message": WAITING["message"], "action": TAP})
+        # The worker names the element the tap hits (worker/agent/executor.py, label_at).
+        add_event(api, task_id, "task.confirmation_requested",
+                  {"message": WAITING["message"], "action": TAP, "element_label": "Pay $1.00"})  # fmt: skip
+        line = cli.saw("waiting (confirmation): Pay 1.00 EUR to the shop", "the waiting reason")
+        assert line.rstrip().endswith("— Tap “Pay $1.00”"), line
         cli.saw("Approve? [y/N]", "the confirmation prompt")
         os.write(master, b"y\n")
         wait_until(lambda: ("task.confirmation", {"approved": True}) in events(api, task_id), timeout=30,

@@ -22,7 +22,8 @@ from tests.web.conftest import WebFleet
 SCRIPT = [
     'do(action="Launch", app="Settings")',
     'do(action="Wait", duration="2 seconds")',
-    'do(action="Tap", element=[500, 20], message="Pay 1.00 EUR to the test shop")',
+    # On Settings' title: the confirmation names it from the phone's view tree (element_label).
+    'do(action="Tap", element=[500, 60], message="Pay 1.00 EUR to the test shop")',
     'do(action="Interact", message="Which colour should the case be?")',
     'do(action="Take_over", message="Log in to the shop, please")',
     'finish(message="Ordered the blue case")',
@@ -65,7 +66,7 @@ def test_submit_watch_answer_and_finish(web_fleet: WebFleet, artifacts: Path) ->
             confirm = page.locator("dialog[data-dialog=confirm]")
             await expect(confirm).to_be_visible(timeout=60 * S)
             await expect(confirm).to_contain_text("Pay 1.00 EUR to the test shop")
-            await expect(confirm.locator(".confirm-action")).to_contain_text("Tap")
+            await expect(confirm.locator(".confirm-action")).to_have_text("Tap “Settings”")
             await expect(page.locator("#task-status [data-status]")).to_have_attribute("data-status", "awaiting_confirmation")
             # The details say why the task is not moving, in the agent's words (the task's `waiting`).
             await expect(page.locator("#task-waiting")).to_have_text("Pay 1.00 EUR to the test shop", timeout=15 * S)

@@ -29,6 +29,7 @@ class Person(AgentHooks):
         self.device = device
         self.approve = approve
         self.confirmations: list[str] = []
+        self.element_labels: list[str | None] = []
         self.takeovers: list[str] = []
         self.states: list[AgentState] = []
         self.steps: list = []
@@ -39,8 +40,9 @@ class Person(AgentHooks):
     async def on_state(self, state: AgentState, detail: str = "") -> None:
         self.states.append(state)
 
-    async def request_confirmation(self, action, message: str) -> bool:
+    async def request_confirmation(self, action, message: str, element_label: str | None = None) -> bool:
         self.confirmations.append(message)
+        self.element_labels.append(element_label)
         return self.approve
 
     async def request_takeover(self, message: str) -> str | None:
@@ -176,6 +178,9 @@ def test_pay_waits_for_confirmation(
     task = "Open Shop, search for 'earbuds', add Wireless Earbuds to the cart and pay"
     result = agent(reference_model, fresh_device, task, person)
     assert len(person.confirmations) == 1 and person.confirmations[0].startswith("Pay")
+    # The person is told what the tap hits, from the phone's view tree: the Pay button's own label.
+    [label] = person.element_labels
+    assert label is not None and re.fullmatch(r"Pay \$\d+\.\d\d", label), label
     assert AgentState.AWAITING_CONFIRMATION in person.states
     orders = run(fresh_device.shell("cat /data/data/com.phonefleet.shop/files/orders.json")).stdout
     if approve:

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from device_pool.driver.ui_tree import element_at
 from worker.agent import actions as a
 from worker.agent import prompts
 from worker.agent.results import FailReason, Outcome
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 
 __all__ = ["ActionExecutor", "Device", "Outcome", "to_pixels"]
+
+logger = logging.getLogger(__name__)
 
 
 class Device(Protocol):
@@ -30,6 +34,7 @@ class Device(Protocol):
     async def key(self, key: str | int) -> None: ...
     async def type_text(self, text: str) -> None: ...
     async def launch(self, app: str) -> str: ...
+    async def ui_dump(self) -> str: ...
 
 
 def to_pixels(point: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
@@ -86,14 +91,25 @@ class ActionExecutor:
 
     async def sensitive_tap(self, action: a.Tap, message: str) -> Outcome:
         """Tap once a person approved ``message``; a denial stops the run."""
+        label = await self.label_at(action.element)
         await self._asking(message)
         await self.hooks.on_state(AgentState.AWAITING_CONFIRMATION, message)
-        approved = await self.hooks.request_confirmation(action, message)
+        approved = await self.hooks.request_confirmation(action, message, element_label=label)
         await self.hooks.on_state(AgentState.RUNNING)
         if not approved:
             return Outcome(stop=FailReason.DENIED, message=f"The user denied: {message}")
         await self.device.tap(*self.px(action.element))
         return Outcome(note="The user approved the action.")
+
+    async def label_at(self, point: tuple[int, int]) -> str | None:
+        """The label of the element at grid ``point`` from the view tree, so a person asked to
+        approve a tap reads what it hits ("Pay $12.99"), not a grid point; None when unknown."""
+        try:
+            found = element_at(await self.device.ui_dump(), *self.px(point))
+        except Exception:  # a phone without a readable tree: the person still sees the point
+            logger.warning("could not read the view tree for the tapped element", exc_info=True)
+            return None
+        return found.label if found is not None and not found.password else None
 
     async def takeover(self, message: str) -> Outcome:
         """Hand the phone to a person; nobody to take over stops the run."""

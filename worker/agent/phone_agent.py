@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from device_pool.driver import AdbDevice, AdbServerClient
+from device_pool.errors import DeviceOffline
 from worker.agent.loop import AgentConfig, run_agent
 from worker.agent.model_client import ModelClient, ModelClientConfig
 from worker.agent.results import AgentResult
@@ -21,15 +22,27 @@ from worker.agent.steering import AgentHooks, AgentSteering
 
 __all__ = ["PhoneAgent", "connect_phone", "phone_agent"]
 
+_SERVER_ANSWER_S = 5.0  # a live server answers host:version in milliseconds; a wedged one never
+
 
 async def connect_phone(serial: str, *, adb_host: str = "127.0.0.1", adb_port: int = 5037) -> AdbDevice:
-    """The phone ``serial`` through the adb server at ``adb_host:adb_port`` (started if need be).
+    """The phone ``serial`` through the adb server at ``adb_host:adb_port``.
 
-    A TCP phone (``host:port``) is connected to that server first. Raises ``DeviceError`` when the
-    phone cannot be reached.
+    The server is someone else's: the pool's (``phonefleet pool`` starts and supervises it), or the
+    one ``phonefleet run`` holds for its run. None is started here: a daemon started by a worker
+    would outlive the worker and the pool, owned by nobody. A TCP phone (``host:port``) is
+    connected to that server first. Raises ``DeviceError`` (``DeviceOffline`` when no server
+    answers) when the phone cannot be reached.
     """
     server = AdbServerClient(adb_host, adb_port)
-    await server.start()
+    try:
+        await server.version(timeout=_SERVER_ANSWER_S)
+    except DeviceOffline as exc:
+        raise DeviceOffline(
+            f"no adb server answers at {adb_host}:{adb_port} (the pool's: is `phonefleet pool` "
+            f"running with --adb-port {adb_port}?)",
+            command="host:version",
+        ) from exc
     device = AdbDevice(serial, server=server)
     if ":" in serial:
         await device.connect()

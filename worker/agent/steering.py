@@ -46,8 +46,9 @@ class AgentHooks:
         ``until``: when the run's outage budget runs out, None without one), and with None once a
         reply came after such failures."""
 
-    async def request_confirmation(self, action: Action, message: str) -> bool:
-        """Approve (True) or deny (False) a sensitive action such as a payment."""
+    async def request_confirmation(self, action: Action, message: str, element_label: str | None = None) -> bool:
+        """Approve (True) or deny (False) a sensitive action such as a payment; ``element_label``:
+        the label of the element the tap hits, from the view tree (None when unknown)."""
         return False
 
     async def request_takeover(self, message: str) -> str | None:

@@ -8,7 +8,9 @@
   (the same row rewritten with its result and the answer, another ``task.step`` event).
 - ``on_state``: the task status (running, waiting_for_user, awaiting_confirmation, user_control)
   and its ``task.status`` event, with the task's ``waiting`` object: ``takeover``, ``question`` or
-  ``confirmation`` carrying the agent's message while it waits on a person, null otherwise.
+  ``confirmation`` carrying the agent's message while it waits on a person, null otherwise. A wait
+  for a person is written together with its request event (below), in one transaction: a reply
+  sent the instant the status shows finds the request, never a 409.
 - ``on_model_unavailable``: ``waiting`` = ``model_unavailable`` while the run waits for a failing
   model server (the failure, since when, and until when the outage budget lasts), null once a reply
   came (a ``task.waiting`` event each time).
@@ -16,7 +18,7 @@
 
   | the agent asks | it writes | it waits for an event, after its own | payload read |
   | --- | --- | --- | --- |
-  | confirmation of a sensitive action | ``task.confirmation_requested`` {message, action} | ``task.confirmation`` | ``approved`` (bool) |
+  | confirmation of a sensitive action | ``task.confirmation_requested`` {message, action, element_label} | ``task.confirmation`` | ``approved`` (bool) |
   | a takeover (login, captcha) | ``task.takeover_requested`` {message} | ``task.handback`` | ``note`` (str, optional) |
   | an answer (Interact) | ``task.question`` {question} | ``task.reply`` | ``answer`` (str) |
 
@@ -103,6 +105,8 @@ class TaskHooks(AgentHooks):
         self.wait_for_user_s = wait_for_user_s
         # The agent's step number → the index its row got: a step that asked a person is rewritten there.
         self._recorded: dict[int, int] = {}
+        # The status and waiting of a person's wait, announced by ``on_state`` and written by ``_ask``.
+        self._asking: tuple[TaskStatus, dict[str, Any]] | None = None
 
     async def on_step(self, step: StepRecord) -> None:
         event = {"action_text": step.action_text, "result": step.result,
@@ -137,8 +141,12 @@ class TaskHooks(AgentHooks):
     async def on_state(self, state: AgentState, detail: str = "") -> None:
         status = _STATUS_OF.get(state)
         kind = _WAITING_OF.get(state)
-        now_waiting = waiting(kind, detail, utcnow()) if kind is not None else None
-        if status is not None and not await self.rows.set_status(status, detail=detail, waiting=now_waiting):
+        if status is not None and kind is not None:
+            # Written with the request event that follows (``_ask``), in one transaction.
+            self._asking = (status, waiting(kind, detail, utcnow()))
+            return
+        self._asking = None
+        if status is not None and not await self.rows.set_status(status, detail=detail):
             # Someone else holds the task now; stop spending the phone on it.
             self.steering.cancel(CLAIM_LOST)
 
@@ -165,8 +173,10 @@ class TaskHooks(AgentHooks):
             # Advice to people only: a database blip here must not fail the model call it reports on.
             logger.warning("could not record the model server's failure on the task", exc_info=True)
 
-    async def request_confirmation(self, action: Action, message: str) -> bool:
-        payload = {"message": message, "action": action.model_dump(mode="json")}
+    async def request_confirmation(self, action: Action, message: str, element_label: str | None = None) -> bool:
+        payload: dict[str, Any] = {"message": message, "action": action.model_dump(mode="json")}
+        if element_label:
+            payload["element_label"] = element_label
         answer = await self._ask(CONFIRMATION_REQUESTED, payload, "task.confirmation")
         return bool(answer is not None and answer.get("approved") is True)
 
@@ -198,7 +208,14 @@ class TaskHooks(AgentHooks):
         """Write the request event, then poll for the reply event; None on the task's deadline, a
         cancel, or a person taking the phone (but for a takeover, whose reply is their hand-back);
         ``NoAnswer`` past ``wait_for_user_s``."""
-        after = await self.rows.add_event(request, payload)
+        asking, self._asking = self._asking, None
+        if asking is None:
+            after: int | None = await self.rows.add_event(request, payload)
+        else:
+            after = await self.rows.ask(*asking, request, payload)
+        if after is None:  # someone else holds the task now
+            self.steering.cancel(CLAIM_LOST)
+            return None
         limit = time.monotonic() + self.wait_for_user_s
         while not self.steering.cancelled:
             events = await self.rows.events_after(after, (reply,))

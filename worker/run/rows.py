@@ -284,30 +284,58 @@ class TaskRows:
         if status == self.status and not values and waiting == self.waiting:
             return True
         async with self._written() as db_session:
-            result = await db_session.execute(
-                update(Task)
-                .where(
-                    Task.id == self.task_id,
-                    Task.worker_id == self.worker_id,
-                    Task.status.in_(HELD_TASK_STATUSES),
-                )
-                .values(status=status, waiting=waiting, **values)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount == 0:
+            if not await self._move(db_session, status, detail, waiting, values):
                 return False
-            if status != self.status:
-                payload: dict[str, Any] = {"from": str(self.status), "to": status.value, "waiting": waiting}
-                if detail:
-                    payload["detail"] = detail
-                if "device_id" in values:
-                    payload["device_id"] = str(values["device_id"])
-                await _event(db_session, self.tenant_id, self.task_id, "task.status", payload)
-            elif waiting != self.waiting:
-                await _event(db_session, self.tenant_id, self.task_id, WAITING_EVENT,
-                             {"status": status.value, "waiting": waiting})  # fmt: skip
         self.status, self.waiting = status, waiting
         logger.info("task status", extra={"status": status.value})
+        return True
+
+    async def ask(
+        self, status: TaskStatus, waiting: dict[str, Any], request: str, payload: dict[str, Any]
+    ) -> int | None:
+        """Move a held task to ``status`` (waiting on a person) and write the agent's ``request``
+        event, in one transaction: a person who answers as soon as the status shows finds the
+        request there, never a 409 "the agent has not asked yet". Returns the request's event id;
+        None if the task is no longer ours."""
+        async with self._written() as db_session:
+            if not await self._move(db_session, status, waiting["message"], waiting, {}):
+                return None
+            event_id = await _event(db_session, self.tenant_id, self.task_id, request, payload)
+        self.status, self.waiting = status, waiting
+        logger.info("task status", extra={"status": status.value, "request": request})
+        return event_id
+
+    async def _move(
+        self,
+        db_session: DbSession,
+        status: TaskStatus,
+        detail: str,
+        waiting: dict[str, Any] | None,
+        values: dict[str, Any],
+    ) -> bool:
+        """The status update and its event, in the caller's transaction; False if not ours."""
+        result = await db_session.execute(
+            update(Task)
+            .where(
+                Task.id == self.task_id,
+                Task.worker_id == self.worker_id,
+                Task.status.in_(HELD_TASK_STATUSES),
+            )
+            .values(status=status, waiting=waiting, **values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 0:
+            return False
+        if status != self.status:
+            payload: dict[str, Any] = {"from": str(self.status), "to": status.value, "waiting": waiting}
+            if detail:
+                payload["detail"] = detail
+            if "device_id" in values:
+                payload["device_id"] = str(values["device_id"])
+            await _event(db_session, self.tenant_id, self.task_id, "task.status", payload)
+        elif waiting != self.waiting:
+            await _event(db_session, self.tenant_id, self.task_id, WAITING_EVENT,
+                         {"status": status.value, "waiting": waiting})  # fmt: skip
         return True
 
     async def set_waiting(self, waiting: dict[str, Any] | None) -> bool:

@@ -3,7 +3,7 @@ check that keeps typed secrets out of a task's steps: it fails safe."""
 
 from __future__ import annotations
 
-from device_pool.driver.ui_tree import focused_is_password, ui_elements, ui_nodes
+from device_pool.driver.ui_tree import element_at, focused_is_password, ui_elements, ui_nodes
 
 DUMP = """<?xml version='1.0' encoding='UTF-8' standalone='yes' ?><hierarchy rotation="0">
 <node text="" resource-id="" class="android.widget.FrameLayout" bounds="[0,0][1000,2000]" clickable="false">
@@ -35,6 +35,15 @@ def test_a_password_field_in_focus_and_an_unreadable_tree_both_count_as_secret()
     )
     assert focused_is_password("ERROR: could not get idle state")  # not XML: never store the text
     assert ui_elements("not xml") == []
+
+
+def test_a_point_names_the_smallest_labelled_element_under_it() -> None:
+    # Inside the button: its own label, not the (unlabelled) frame around it.
+    assert element_at(DUMP, 500, 750).label == "login button"  # type: ignore[union-attr]
+    assert element_at(DUMP, 100, 100).label == "Sign in"  # type: ignore[union-attr]  # edges: left/top in
+    assert element_at(DUMP, 900, 150) is None  # right edge out, and nothing labelled around it
+    assert element_at(DUMP, 500, 250) is None
+    assert element_at("not xml", 500, 750) is None
 
 
 def test_nodes_carry_ids_that_survive_a_change_of_text_and_differ_between_elements() -> None:

@@ -48,6 +48,7 @@ KINDS = {
     "session_id": "A opens a session (POST /api/v1/sessions); it leases the phone",
     "device_id": "the phone A's session holds",
     "key_id": "A's admin issues a key (POST /api/v1/api-keys)",
+    "schedule_id": "A creates a schedule (POST /api/v1/schedules)",
 }
 
 
@@ -90,6 +91,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/sessions/{session_id}/input"): ON_PHONE,
     ("POST", "/api/v1/sessions/{session_id}/launch"): ON_PHONE,
     ("POST", "/api/v1/api-keys/{key_id}/revoke"): HIDDEN,
+    ("GET", "/api/v1/schedules/{schedule_id}"): HIDDEN,
+    ("PATCH", "/api/v1/schedules/{schedule_id}"): HIDDEN,
+    ("DELETE", "/api/v1/schedules/{schedule_id}"): HIDDEN,
+    ("GET", "/api/v1/schedules/{schedule_id}/runs"): HIDDEN,
     ("GET", "/api/v1/devices/{device_id}"): SHARED,
     # Admins operate the shared pool (docs/api.md): draining or retiring a phone is theirs to do,
     # whoever leases it; what they must not see is the lessee's lease.
@@ -195,9 +200,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert opened.status_code == 201, opened.text
         key = a.http.post("/api/v1/api-keys", json={"user": "a-bot", "role": "member", "name": "a"})
         assert key.status_code == 201, key.text
+        schedule = a.http.post("/api/v1/schedules", json={"task": {"instruction": "A's daily task"},
+                                                          "cron": "0 9 * * *", "timezone": "Europe/Paris"})
+        assert schedule.status_code == 201, schedule.text
         ids = {
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
             "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"],
+            "schedule_id": schedule.json()["id"],
         }  # fmt: skip
         assert ids.keys() == KINDS.keys()
         yield World(api=api, ids=ids, a=a, b_admin=b_admin, b_member=b_member)

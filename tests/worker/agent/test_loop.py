@@ -50,6 +50,7 @@ class Recorder(AgentHooks):
         self.takeover_note = takeover_note
         self.answer = answer
         self.confirmations: list[str] = []
+        self.element_labels: list[str | None] = []
         self.takeovers: list[str] = []
         self.questions: list[str] = []
         self.steps_when_asked: list[list[tuple[int, str]]] = []  # (index, result) of the steps seen
@@ -65,8 +66,9 @@ class Recorder(AgentHooks):
     async def on_state(self, state: AgentState, detail: str = "") -> None:
         self.states.append(state)
 
-    async def request_confirmation(self, action, message: str) -> bool:
+    async def request_confirmation(self, action, message: str, element_label: str | None = None) -> bool:
         self.confirmations.append(message)
+        self.element_labels.append(element_label)
         return self.confirm
 
     async def request_takeover(self, message: str) -> str | None:

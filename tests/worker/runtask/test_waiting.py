@@ -4,25 +4,26 @@ and once it ended. Every change is in the task's events too."""
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
 
 from tests.conditions import wait_until
-from tests.processes import start_reference_model
+from tests.processes import ReferenceModel, start_reference_model
 from tests.worker.agent.model_servers import Gate, ModelServer, Reply, Status, serve
 from tests.worker.runtask.conftest import Api, Pool, StartWorker, people_script
 from tests.worker.runtask.test_run_task import answer_over_http
 
 
-def waits(api: Api, task_id: str, kind: str) -> dict[str, Any]:
+def waits(api: Api, task_id: str, kind: str, timeout: float = 30) -> dict[str, Any]:
     """Poll the task until its ``waiting`` is of ``kind``; the task as answered then."""
 
     def seen() -> dict[str, Any] | None:
         task = api.task(task_id)
         return task if (task["waiting"] or {}).get("kind") == kind else None
 
-    return wait_until(seen, timeout=30, interval=0.05, what=f"task {task_id} waiting for {kind}")
+    return wait_until(seen, timeout=timeout, interval=0.05, what=f"task {task_id} waiting for {kind}")
 
 
 def waiting_changes(api: Api, task_id: str) -> list[tuple[str, str | None]]:
@@ -93,6 +94,9 @@ def test_a_task_waiting_on_a_person_says_so_with_the_agents_message(
             seen = waits(api, task["id"], kind)
             # Over REST, not only on the events socket: what the agent said, and since when.
             assert seen["waiting"]["message"] == message and seen["waiting"]["since"] >= task["created_at"]
+            # And the step that asks is in /steps while it waits, saying what it asked.
+            asking = api.http.get(f"/api/v1/tasks/{task['id']}/steps").json()["items"][-1]
+            assert (asking["result"], asking["note"], asking["actor"]) == ("waiting", message, "agent"), asking
             answer_over_http(api, task["id"], request, route, answer)
         done = api.wait_status(task["id"], ("succeeded",), timeout=30)
     finally:
@@ -102,4 +106,26 @@ def test_a_task_waiting_on_a_person_says_so_with_the_agents_message(
     assert [t["waiting"] for t in listed if t["id"] == task["id"]] == [None]
     statuses = [k for t, k in waiting_changes(api, task["id"]) if t == "task.status"]
     assert statuses == [None, None, "takeover", None, "question", None, "confirmation", None, None], statuses
+    pool.settle()
+
+
+def test_a_payment_asks_with_the_label_of_what_it_taps(
+    api: Api, pool: Pool, start_worker: StartWorker, reference_model: ReferenceModel
+) -> None:
+    start_worker(reference_model.base_url)
+    task = api.submit("Open Shop, search for 'earbuds', add Wireless Earbuds to the cart and pay", timeout_s=180)
+    # Search, add to the cart, open it, check out: a dozen steps of the OCR model first.
+    seen = waits(api, task["id"], "confirmation", timeout=150)
+    assert seen["status"] == "awaiting_confirmation" and seen["waiting"]["message"].startswith("Pay"), seen
+    # While it waits: the step that asks is listed, with what it asked.
+    asking = api.http.get(f"/api/v1/tasks/{task['id']}/steps").json()["items"][-1]
+    assert (asking["result"], asking["note"]) == ("waiting", seen["waiting"]["message"]), asking
+    # The request names the element the tap hits, read from the phone's view tree: the Pay button.
+    [request] = [e for e in api.rows(task["id"])[1] if e.type == "task.confirmation_requested"]
+    assert re.fullmatch(r"Pay \$\d+\.\d\d", request.payload["element_label"]), request.payload
+    assert request.payload["message"] == seen["waiting"]["message"]
+    r = api.http.post(f"/api/v1/tasks/{task['id']}/confirm", json={"approved": True})
+    assert r.status_code == 200, r.text
+    done = api.wait_status(task["id"], ("succeeded",), timeout=90)
+    assert done["waiting"] is None
     pool.settle()
