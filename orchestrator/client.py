@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["FINAL_STATUSES", "PhoneFleetAPIError", "PhoneFleetClient", "TaskWaitTimeout"]
+__all__ = ["FINAL_STATUSES", "PhoneFleetAPIError", "PhoneFleetClient", "TaskWaitTimeout", "retry_wait"]
 
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 """A task in one of these never changes again."""
@@ -93,6 +93,22 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None  # an HTTP date: the server sends seconds, so fall back to our own backoff
+
+
+def retry_wait(response: httpx.Response | None, attempt: int, *, safe: bool, max_retries: int) -> float | None:
+    """Seconds to wait before sending again after ``attempt`` (0-based) failed, or None: do not.
+
+    ``response`` None is a connection error, retried only when ``safe`` (sending again cannot act
+    twice); 429 and 503 are retried always, after ``Retry-After`` (else 0.5 s, 1 s, 2 s …).
+    """
+    if attempt >= max_retries:
+        return None
+    if response is None:
+        return 0.5 * 2**attempt if safe else None
+    if response.status_code not in _RETRY_STATUSES:
+        return None
+    wait = _retry_after(response)
+    return 0.5 * 2**attempt if wait is None else wait
 
 
 class PhoneFleetClient:
@@ -246,19 +262,17 @@ class PhoneFleetClient:
             try:
                 response = self._http.send(self._http.build_request(method, path, **kwargs), stream=stream)
             except httpx.TransportError:
-                if not safe or attempt >= self.max_retries:
+                wait = retry_wait(None, attempt, safe=safe, max_retries=self.max_retries)
+                if wait is None:
                     raise
-                wait = None
             else:
                 if response.is_success:
                     return response
                 if stream:  # the error body, then let the connection go
                     response.read()
                     response.close()
-                if response.status_code not in _RETRY_STATUSES or attempt >= self.max_retries:
+                wait = retry_wait(response, attempt, safe=safe, max_retries=self.max_retries)
+                if wait is None:
                     raise PhoneFleetAPIError.from_response(response)
-                wait = _retry_after(response)
-            if wait is None:
-                wait = 0.5 * 2**attempt
             time.sleep(min(wait, self.max_retry_wait_s))
             attempt += 1

@@ -5,12 +5,13 @@
     ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
     │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound,
-    │  └─ ScheduleNotFound, PersonalPhoneNotFound
+    │  ├─ ScheduleNotFound, PersonalPhoneNotFound
+    │  └─ ElementNotFound         a UI element id not on the session phone's screen now
     ├─ Conflict                   the request contradicts the current state
     │  ├─ InvalidTransition       e.g. cancelling a task that already finished
     │  ├─ IdempotencyConflict     an Idempotency-Key reused with a different body
     │  ├─ DeviceExists            registering a serial the pool already has
-    │  ├─ NoLiveDevice            live view of a task or session that holds no phone right now
+    │  ├─ NoLiveDevice            live view or a device call on a task or session that holds no phone now
     │  ├─ PersonalPhoneInUse      deleting a personal phone a task or session holds
     │  ├─ PersonalPhoneQuota      a user at personal_phones.max_per_user
     │  ├─ PersonalPhonesUnsupported  the pool's provider cannot keep a phone's data (static ADB)
@@ -20,7 +21,9 @@
     │  ├─ InvalidCursor           a pagination cursor we did not hand out
     │  ├─ UnknownDeviceProfile    a device profile name the operator has not configured
     │  ├─ InvalidSchedule         a schedule due more often than ``schedules.min_interval_s``, or never
-    │  └─ InvalidSdp              a WebRTC offer that does not parse or offers no H.264 video
+    │  ├─ InvalidSdp              a WebRTC offer that does not parse or offers no H.264 video
+    │  └─ InputRejected           device input the phone cannot take: off the screen, an unknown app or
+    │                             key, text its keyboard cannot type
     ├─ BadHttpRequest             the HTTP request itself is unusable, whatever the route
     │  ├─ InvalidJson             a JSON body that does not parse, or is nested too deep to parse
     │  ├─ PayloadTooLarge         a body over the limit (``api.edges.MAX_BODY_BYTES``), chunked or not
@@ -53,8 +56,10 @@ __all__ = [
     "DatabaseUnavailable",
     "DeviceExists",
     "DeviceNotFound",
+    "ElementNotFound",
     "HeadersTooLarge",
     "IdempotencyConflict",
+    "InputRejected",
     "InvalidCursor",
     "InvalidJson",
     "InvalidRequest",
@@ -125,6 +130,10 @@ class ScheduleNotFound(NotFound):
         super().__init__(f"no schedule {schedule_id}", context={"schedule_id": str(schedule_id)})
 
 
+class ElementNotFound(NotFound):
+    code = "element_not_found"
+
+
 class StepNotFound(NotFound):
     code = "step_not_found"
 
@@ -191,6 +200,10 @@ class UnknownDeviceProfile(InvalidRequest):
         )
         self.name = name
         self.known = known
+
+
+class InputRejected(InvalidRequest):
+    code = "input_rejected"
 
 
 class BadHttpRequest(PhoneFleetError):

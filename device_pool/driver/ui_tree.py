@@ -4,16 +4,18 @@ Used to name what a tap hits (``element_at``: a confirmation reads "Tap “Pay $
 point), and where the screenshot cannot show the screen: a secure window (FLAG_SECURE) captures black on
 Android, yet its view tree is still readable, so the live view outlines its elements and the agent
 is told their labels; and to tell whether the focused field is a password (typed text is then never
-recorded in clear).
+recorded in clear); and ``ui_nodes`` gives every node a client can act on, with an element id, for
+the session device API's compact UI tree (tap by element id).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-__all__ = ["UiElement", "element_at", "focused_is_password", "ui_elements"]
+__all__ = ["UiElement", "UiNode", "element_at", "focused_is_password", "ui_elements", "ui_nodes"]
 
 _BOUNDS = re.compile(r"\[(-?\d+),(-?\d+)\]\[(-?\d+),(-?\d+)\]")
 
@@ -95,3 +97,88 @@ def focused_is_password(ui_xml: str) -> bool:
     except ET.ParseError:
         return True
     return any(n.get("focused") == "true" and n.get("password") == "true" for n in root.iter("node"))
+
+
+@dataclass(frozen=True)
+class UiNode:
+    """A node of a dump a program or a model may act on or read, named by an element id.
+
+    The id is a hash of what identifies the node on its screen (class, resource id, description,
+    bounds) and not of its text, so a switch keeps its id when it turns from ON to OFF and a field
+    keeps it while typed in; the same screen gives the same ids in every dump.
+    """
+
+    id: str
+    bounds: tuple[int, int, int, int]  # left, top, right, bottom in screen pixels
+    kind: str  # the class's short name
+    text: str
+    description: str
+    resource_id: str
+    clickable: bool
+    editable: bool
+    checkable: bool
+    checked: bool
+    scrollable: bool
+    focused: bool
+    password: bool
+
+    @property
+    def center(self) -> tuple[int, int]:
+        left, top, right, bottom = self.bounds
+        return (left + right) // 2, (top + bottom) // 2
+
+    def as_json(self) -> dict[str, object]:
+        """Compact: bounds in pixels, and only the fields that say something (no empty text, no false flags)."""
+        out: dict[str, object] = {"id": self.id, "kind": self.kind}
+        for name in ("text", "description", "resource_id"):
+            if getattr(self, name):
+                out[name] = getattr(self, name)
+        out["bounds"] = list(self.bounds)
+        for name in ("clickable", "editable", "checkable", "scrollable", "focused", "password"):
+            if getattr(self, name):
+                out[name] = True
+        if self.checkable:
+            out["checked"] = self.checked
+        return out
+
+
+def ui_nodes(ui_xml: str) -> list[UiNode]:
+    """The nodes of a dump that have text or a description, or can be tapped, typed in, checked or
+    scrolled, in document order (empty for XML that does not parse)."""
+    try:
+        root = ET.fromstring(ui_xml)
+    except ET.ParseError:
+        return []
+    found: list[UiNode] = []
+    seen: dict[str, int] = {}
+    for node in root.iter("node"):
+        match = _BOUNDS.fullmatch(node.get("bounds", ""))
+        if match is None:
+            continue
+        bounds = tuple(int(g) for g in match.groups())
+        if bounds[2] <= bounds[0] or bounds[3] <= bounds[1]:
+            continue
+        cls = node.get("class", "")
+        kind = cls.rsplit(".", 1)[-1]
+        flags = {name: node.get(name) == "true" for name in ("clickable", "checkable", "checked", "scrollable",
+                                                             "focused", "password", "long-clickable")}  # fmt: skip
+        editable = kind in ("EditText", "AutoCompleteTextView")
+        text, description = node.get("text", ""), node.get("content-desc", "")
+        acts = flags["clickable"] or flags["long-clickable"] or editable or flags["checkable"] or flags["scrollable"]
+        if not (text or description or acts):
+            continue
+        rid = node.get("resource-id", "")
+        digest = hashlib.sha1(f"{cls}|{rid}|{description}|{bounds}".encode()).hexdigest()[:6]
+        element_id = f"e{digest}"
+        seen[element_id] = seen.get(element_id, 0) + 1
+        if seen[element_id] > 1:  # two nodes alike in every way we hash: the later ones numbered
+            element_id = f"{element_id}-{seen[element_id]}"
+        found.append(
+            UiNode(
+                element_id, bounds, kind, text, description, rid,  # type: ignore[arg-type]
+                clickable=flags["clickable"] or flags["long-clickable"], editable=editable,
+                checkable=flags["checkable"], checked=flags["checked"], scrollable=flags["scrollable"],
+                focused=flags["focused"], password=flags["password"],
+            )
+        )  # fmt: skip
+    return found

@@ -14,6 +14,7 @@ from device_pool.pool import LeaseStore, signal_for
 from orchestrator.api import (
     api_keys,
     auth,
+    device_api,
     devices,
     events,
     health,
@@ -34,10 +35,12 @@ from orchestrator.api.submission import TaskSubmission
 from orchestrator.db import make_engine, make_sessionmaker, warm_pool
 from orchestrator.db.database import Database
 from orchestrator.live import LiveHub
+from orchestrator.mcp_server.http import McpEndpoint
 from orchestrator.notifier import EventSignal
 from orchestrator.queue import TaskQueue
 from orchestrator.services.api_keys import ApiKeyService
 from orchestrator.services.auth import ApiKeyVerifier
+from orchestrator.services.device_api import DeviceApi
 from orchestrator.services.devices import DeviceService
 from orchestrator.services.events import EventHub
 from orchestrator.services.health import HealthService
@@ -145,13 +148,18 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 personal_phones=personal_phones,
             ),
         )
+        # The device API reaches phones through the live view's adb server (the pool's).
+        app.state.device_api = DeviceApi(
+            app.state.services.sessions, adb_host=settings.webrtc.adb_host, adb_port=settings.webrtc.adb_port
+        )
         app.state.live = live = LiveHub(
             settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal
         )  # WebRTC viewers (orchestrator/live)
         if freeze_heap:
             _freeze_startup_heap()
         try:
-            yield
+            async with mcp_endpoint.running():
+                yield
         finally:
             await live.close()  # peer connections and phone captures end with the process
             await hub.close()  # open event sockets close with 1001
@@ -166,8 +174,11 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.state.settings = settings
     install_error_handlers(app)
     document_body_errors(app)
-    routers = (tasks, schedules, sessions, personal_phones_api, devices, api_keys, auth, health, metrics, events,
-               webhooks, live)  # fmt: skip
+    # MCP over streamable HTTP at /mcp: its tools call this app's REST API in process (docs/mcp.md).
+    mcp_endpoint = McpEndpoint(app)
+    app.router.routes.append(mcp_endpoint.route)
+    routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, auth, health, metrics,
+               events, webhooks, live)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)

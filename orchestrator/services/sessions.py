@@ -44,7 +44,13 @@ from device_pool.pool.personal import PersonalPhoneLeases
 from orchestrator.db import DbSession, Device, DeviceSession, DeviceState, Event, SessionState, utcnow
 from orchestrator.db.database import Database, unavailable_as_error
 from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
-from orchestrator.errors import DatabaseUnavailable, InvalidTransition, PersonalPhoneNotFound, SessionNotFound
+from orchestrator.errors import (
+    DatabaseUnavailable,
+    InvalidTransition,
+    NoLiveDevice,
+    PersonalPhoneNotFound,
+    SessionNotFound,
+)
 from orchestrator.profiles import profile_match
 from orchestrator.services.auth import Principal
 from orchestrator.services.personal_phones import PersonalPhoneService
@@ -271,6 +277,26 @@ class SessionService:
             await self._release(lease_id, session_holder(view.session.id), CLOSED_REASON)
         await self._end(view.session, SessionState.CLOSED)
         return await self._load(principal, session_id)
+
+    async def holding(self, principal: Principal, session_id: uuid.UUID) -> SessionView:
+        """The tenant's active session with the phone it holds now, for a call on that phone.
+
+        Raises ``SessionNotFound`` (also for another tenant's), ``NoLiveDevice`` (409) when the
+        session ended or its lease is gone.
+        """
+        view = await self.get(principal, session_id)
+        if view.session.state != SessionState.ACTIVE:
+            raise NoLiveDevice(f"session {session_id} is {view.session.state.value}; it holds no phone")
+        if await self._lease_id(view) is None:
+            raise NoLiveDevice(f"session {session_id} holds no phone right now (its lease ended)")
+        return view
+
+    async def record_action(self, view: SessionView, action: dict[str, Any]) -> None:
+        """A ``session.action`` event: what a device call did to the session's phone (its timeline)."""
+        device_id = str(view.device.id) if view.device is not None else None
+        async with self.db.transaction() as db_session:
+            await _event(db_session, view.session.tenant_id, view.session.id, "session.action",
+                         {"device_id": device_id, "action": action})  # fmt: skip
 
     async def expire_due(
         self, *, tenant_id: uuid.UUID | None = None, now: dt.datetime | None = None, limit: int = 100

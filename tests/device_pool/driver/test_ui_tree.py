@@ -3,7 +3,7 @@ check that keeps typed secrets out of a task's steps: it fails safe."""
 
 from __future__ import annotations
 
-from device_pool.driver.ui_tree import element_at, focused_is_password, ui_elements
+from device_pool.driver.ui_tree import element_at, focused_is_password, ui_elements, ui_nodes
 
 DUMP = """<?xml version='1.0' encoding='UTF-8' standalone='yes' ?><hierarchy rotation="0">
 <node text="" resource-id="" class="android.widget.FrameLayout" bounds="[0,0][1000,2000]" clickable="false">
@@ -44,3 +44,26 @@ def test_a_point_names_the_smallest_labelled_element_under_it() -> None:
     assert element_at(DUMP, 900, 150) is None  # right edge out, and nothing labelled around it
     assert element_at(DUMP, 500, 250) is None
     assert element_at("not xml", 500, 750) is None
+
+
+def test_nodes_carry_ids_that_survive_a_change_of_text_and_differ_between_elements() -> None:
+    nodes = ui_nodes(DUMP)
+    assert [n.kind for n in nodes] == ["TextView", "EditText", "EditText", "Button"]
+    assert len({n.id for n in nodes}) == 4
+    typed = ui_nodes(DUMP.replace('text="demo"', 'text="grace"'))
+    assert [n.id for n in typed] == [n.id for n in nodes]  # the field keeps its id while typed in
+    moved = ui_nodes(DUMP.replace("[100,700][900,800]", "[100,900][900,1000]"))
+    assert moved[3].id != nodes[3].id  # another place on the screen: another element
+    button = nodes[3].as_json()
+    assert button == {"id": nodes[3].id, "kind": "Button", "resource_id": "app:id/login_button",
+                      "bounds": [100, 700, 900, 800], "clickable": True}  # fmt: skip
+    assert nodes[3].center == (500, 750)
+    assert ui_nodes("not xml") == []
+
+
+def test_a_switch_says_whether_it_is_checked_and_twins_get_distinct_ids() -> None:
+    switch = '<node text="ON" class="android.widget.Switch" checkable="true" checked="true" clickable="true" bounds="[0,0][10,10]"/>'
+    dump = f"<hierarchy>{switch}{switch}</hierarchy>"
+    first, second = ui_nodes(dump)
+    assert first.as_json()["checked"] is True and first.checkable
+    assert second.id == f"{first.id}-2"

@@ -1,0 +1,116 @@
+"""Device API routes: the phone a session holds — screenshot, UI tree, input, launch (``services/device_api.py``)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import Response
+
+from orchestrator.api.deps import CurrentPrincipal
+from orchestrator.api.schemas import ErrorOut
+from orchestrator.services.device_api import DeviceApi
+from orchestrator.services.device_input import DeviceInput, LaunchSpec
+
+__all__ = ["router"]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
+    404: {"model": ErrorOut, "description": "No such session in your tenant"},
+    409: {"model": ErrorOut, "description": "The session ended: it holds no phone (`no_live_device`)"},
+    422: {"model": ErrorOut, "description": "Invalid input; `message` says which field and why"},
+    502: {"model": ErrorOut, "description": "The phone did not answer or refused the command"},
+}
+
+router = APIRouter(prefix="/api/v1/sessions/{session_id}", tags=["device API"], responses=_ERRORS)
+
+
+async def _device_api(request: Request) -> DeviceApi:
+    return request.app.state.device_api
+
+
+DeviceApiDep = Annotated[DeviceApi, Depends(_device_api)]
+
+_INPUT_EXAMPLES = {
+    "tap a point": {"value": {"type": "tap", "x": 540, "y": 1200}},
+    "tap an element": {"value": {"type": "tap", "element_id": "e3f9a1c"}},
+    "swipe up": {"value": {"type": "swipe", "direction": "up"}},
+    "swipe": {"value": {"type": "swipe", "x1": 360, "y1": 1200, "x2": 360, "y2": 400, "duration_ms": 300}},
+    "type": {"value": {"type": "text", "text": "hello", "clear": False}},
+    "key": {"value": {"type": "key", "key": "back"}},
+}
+
+
+@router.get(
+    "/screenshot",
+    summary="The session phone's screen now (PNG or JPEG)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "image/jpeg": {}},
+                     "description": "The image; `X-Screen-Width`/`X-Screen-Height` give the phone's pixels"}},
+)  # fmt: skip
+async def screenshot(
+    session_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    api: DeviceApiDep,
+    format: Annotated[Literal["png", "jpeg"], Query(description="`png` (default) or `jpeg`.")] = "png",
+    scale: Annotated[float, Query(gt=0, le=1, description="Image size as a fraction of the screen's (0–1].")] = 1.0,
+    quality: Annotated[int, Query(ge=1, le=100, description="JPEG quality (1–100).")] = 80,
+    max_side: Annotated[
+        int | None, Query(ge=16, le=8192, description="Scale down further, if need be, to fit this many pixels "
+                          "on the longer side (what a vision model takes in).")
+    ] = None,
+) -> Response:
+    """Taken when asked. Points for `…/input` are the phone's pixels: divide the image's by the
+    scale (its width over `X-Screen-Width`)."""
+    shot = await api.screenshot(
+        principal, session_id, format=format, scale=scale, quality=quality, max_side=max_side
+    )
+    headers = {
+        "X-Screen-Width": str(shot.screen[0]), "X-Screen-Height": str(shot.screen[1]),
+        "Cache-Control": "no-store",
+    }  # fmt: skip
+    return Response(shot.data, media_type=shot.media_type, headers=headers)
+
+
+@router.get(
+    "/ui",
+    summary="The session phone's UI tree now (compact JSON with element ids, or uiautomator XML)",
+    responses={200: {"content": {"application/json": {}, "application/xml": {}}}},
+)
+async def ui_tree(
+    session_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    api: DeviceApiDep,
+    format: Annotated[Literal["json", "xml"], Query(description="`json` (default) or `xml`.")] = "json",
+) -> Any:
+    """JSON: `{"screen": {"width", "height"}, "package", "elements": [{"id", "kind", "text",
+    "description", "resource_id", "bounds": [left, top, right, bottom], "clickable", …}]}` — the
+    elements with text or that can be acted on; empty text and false flags are left out. An element
+    id stays the same while the element is on the screen (also when its text changes)."""
+    tree = await api.ui_tree(principal, session_id)
+    if format == "xml":
+        return Response(tree.xml, media_type="application/xml")
+    return tree.as_json()
+
+
+@router.post("/input", summary="Tap, swipe, type or press a key on the session's phone")
+async def send_input(
+    session_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    api: DeviceApiDep,
+    body: Annotated[DeviceInput, Body(examples=[{"type": "key", "key": "back"}], openapi_examples=_INPUT_EXAMPLES)],
+) -> dict[str, Any]:
+    """Answers what was done: the point tapped (and the element), the swipe's path. Only the
+    session's user may send input (403 otherwise). An `element_id` no longer on the screen answers
+    404 `element_not_found`; a point off the screen, 422 `input_rejected`."""
+    return await api.input(principal, session_id, body)
+
+
+@router.post("/launch", summary="Start an app on the session's phone")
+async def launch(
+    session_id: uuid.UUID, principal: CurrentPrincipal, api: DeviceApiDep, body: LaunchSpec
+) -> dict[str, Any]:
+    """By name (Settings, Notes, 设置 …), package or `package/activity`; answers the package.
+    An app the phone lacks answers 422 `input_rejected`."""
+    return await api.launch(principal, session_id, body.app)

@@ -1,0 +1,239 @@
+"""An async Python client for REST API v1 (``docs/api.md``), on httpx: tasks, sessions, the device API
+of a session's phone, and devices.
+
+::
+
+    from orchestrator.async_client import AsyncPhoneFleetClient
+
+    async with AsyncPhoneFleetClient("http://127.0.0.1:8000", "pf_…") as pf:
+        session = await pf.start_session(ttl_s=600)
+        tree = await pf.ui_tree(session["id"])
+        settings = next(e for e in tree["elements"] if e.get("text") == "Settings")
+        await pf.tap(session["id"], element_id=settings["id"])
+        png = await pf.screenshot(session["id"])
+        await pf.close_session(session["id"])
+
+Answers are the API's JSON as plain dicts; a non-2xx answer raises ``PhoneFleetAPIError`` (the sync
+client's, ``orchestrator/client.py``), with the same retries: 429 and 503 (honouring
+``Retry-After``) on every call, connection errors only where sending again cannot act twice (reads,
+and ``submit``, which always sends an ``Idempotency-Key``). It imports nothing of the server.
+
+``http``: an ``httpx.AsyncClient`` of yours to send through (its base URL and transport; it is not
+closed here) — the MCP server passes the API's own app this way, with each caller's key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import httpx
+
+from orchestrator.client import FINAL_STATUSES, PhoneFleetAPIError, TaskWaitTimeout, retry_wait
+
+__all__ = ["AsyncPhoneFleetClient"]
+
+
+class AsyncPhoneFleetClient:
+    """REST API v1 for one API key; ``async with`` it, or ``await close()``."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        http: httpx.AsyncClient | None = None,
+        timeout: float = 30,
+        max_retries: int = 3,
+        max_retry_wait_s: float = 30.0,
+    ) -> None:
+        if http is None and base_url is None:
+            raise ValueError("give base_url, or an httpx.AsyncClient as http")
+        self.max_retries = max_retries
+        self.max_retry_wait_s = max_retry_wait_s
+        self._owned = http is None
+        self._http = http or httpx.AsyncClient(base_url=(base_url or "").rstrip("/"), timeout=timeout)
+        self._headers = {"User-Agent": "phonefleet-async-client"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+
+    async def __aenter__(self) -> AsyncPhoneFleetClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owned:
+            await self._http.aclose()
+
+    # -- tasks -------------------------------------------------------------------------------------
+
+    async def submit(self, instruction: str, *, idempotency_key: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Submit a task (``fields``: ``max_steps``, ``timeout_s``, ``device_profile``, ``model``,
+        ``webhook_url``, ``metadata``, ``retry_after_acting``; None ones are left out)."""
+        body = {"instruction": instruction, **{k: v for k, v in fields.items() if v is not None}}
+        headers = {"Idempotency-Key": idempotency_key or f"pfclient-{uuid.uuid4()}"}
+        return await self._json("POST", "/api/v1/tasks", json=body, headers=headers, safe=True)
+
+    async def task(self, task_id: str) -> dict[str, Any]:
+        return await self._json("GET", f"/api/v1/tasks/{task_id}")
+
+    def tasks(self, status: str | None = None, limit: int = 50) -> AsyncIterator[dict[str, Any]]:
+        """Every task of your tenant, newest first, ``limit`` (1–100) per page as needed."""
+        return self._pages("/api/v1/tasks", {"limit": limit, **({"status": status} if status else {})})
+
+    def steps(self, task_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The task's steps, oldest first, across all pages."""
+        return self._pages(f"/api/v1/tasks/{task_id}/steps", {"limit": 100})
+
+    async def cancel(self, task_id: str) -> dict[str, Any]:
+        return await self._json("POST", f"/api/v1/tasks/{task_id}/cancel", safe=False)
+
+    async def confirm(self, task_id: str, approved: bool) -> dict[str, Any]:
+        return await self._json("POST", f"/api/v1/tasks/{task_id}/confirm", json={"approved": approved}, safe=False)
+
+    async def reply(self, task_id: str, answer: str) -> dict[str, Any]:
+        return await self._json("POST", f"/api/v1/tasks/{task_id}/reply", json={"answer": answer}, safe=False)
+
+    async def wait(
+        self, task_id: str, timeout_s: float, poll_s: float = 1.0, *, until: frozenset[str] = FINAL_STATUSES
+    ) -> dict[str, Any]:
+        """Poll until the task's status is in ``until`` (default: final) and return it; raises
+        ``TaskWaitTimeout`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            task = await self.task(task_id)
+            if task.get("status") in until:
+                return task
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TaskWaitTimeout(task, timeout_s)
+            await asyncio.sleep(min(poll_s, left))
+
+    # -- sessions ----------------------------------------------------------------------------------
+
+    async def start_session(
+        self, *, ttl_s: int = 600, device_profile: dict[str, Any] | str | None = None, wait_s: float = 10
+    ) -> dict[str, Any]:
+        """Lease a phone; 503 ``no_device_available`` (retried as told by ``Retry-After``) when none came free."""
+        body = {"ttl_s": ttl_s, "device_profile": device_profile, "wait_s": wait_s}
+        # Not resent after a connection error: the first may have leased a phone.
+        return await self._json("POST", "/api/v1/sessions", json=body, safe=False)
+
+    async def session(self, session_id: str) -> dict[str, Any]:
+        return await self._json("GET", f"/api/v1/sessions/{session_id}")
+
+    def sessions(self, state: str | None = None, limit: int = 20) -> AsyncIterator[dict[str, Any]]:
+        return self._pages("/api/v1/sessions", {"limit": limit, **({"state": state} if state else {})})
+
+    async def keepalive(self, session_id: str) -> dict[str, Any]:
+        return await self._json("POST", f"/api/v1/sessions/{session_id}/keepalive")
+
+    async def close_session(self, session_id: str) -> dict[str, Any]:
+        """Give the phone back; closing an ended session answers it as it is (so this is safe to resend)."""
+        return await self._json("DELETE", f"/api/v1/sessions/{session_id}")
+
+    # -- the device API of a session's phone -------------------------------------------------------
+
+    async def screenshot(
+        self, session_id: str, *, format: Literal["png", "jpeg"] = "png", scale: float = 1.0, quality: int = 80,
+        max_side: int | None = None,
+    ) -> bytes:  # fmt: skip
+        """The screen now; the phone's size is in the answer's ``X-Screen-Width``/``-Height`` (``screenshot_response``)."""
+        params: dict[str, Any] = {"format": format, "scale": scale, "quality": quality}
+        if max_side is not None:
+            params["max_side"] = max_side
+        return (await self.screenshot_response(session_id, **params)).content
+
+    async def screenshot_response(self, session_id: str, **params: Any) -> httpx.Response:
+        return await self._request("GET", f"/api/v1/sessions/{session_id}/screenshot", params=params)
+
+    async def ui_tree(self, session_id: str) -> dict[str, Any]:
+        """``{"screen", "package", "elements": [{"id", "kind", "text", "bounds", …}]}``."""
+        return await self._json("GET", f"/api/v1/sessions/{session_id}/ui")
+
+    async def ui_xml(self, session_id: str) -> str:
+        return (await self._request("GET", f"/api/v1/sessions/{session_id}/ui", params={"format": "xml"})).text
+
+    async def input(self, session_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One input (``{"type": "tap", …}``, docs/api.md); not resent after a connection error."""
+        return await self._json("POST", f"/api/v1/sessions/{session_id}/input", json=body, safe=False)
+
+    async def tap(
+        self, session_id: str, x: int | None = None, y: int | None = None, *, element_id: str | None = None,
+        kind: Literal["tap", "double_tap", "long_press"] = "tap",
+    ) -> dict[str, Any]:  # fmt: skip
+        """Tap a point (screen pixels) or an element of ``ui_tree`` by id."""
+        target = {"element_id": element_id} if element_id is not None else {"x": x, "y": y}
+        return await self.input(session_id, {"type": kind, **target})
+
+    async def swipe(
+        self, session_id: str, *, direction: Literal["up", "down", "left", "right"] | None = None,
+        points: tuple[int, int, int, int] | None = None, duration_ms: int = 300,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Swipe in a direction, or along ``points`` (x1, y1, x2, y2)."""
+        body: dict[str, Any] = {"type": "swipe", "duration_ms": duration_ms}
+        if direction is not None:
+            body["direction"] = direction
+        if points is not None:
+            body |= dict(zip(("x1", "y1", "x2", "y2"), points, strict=True))
+        return await self.input(session_id, body)
+
+    async def type_text(self, session_id: str, text: str, *, clear: bool = False) -> dict[str, Any]:
+        return await self.input(session_id, {"type": "text", "text": text, "clear": clear})
+
+    async def press_key(self, session_id: str, key: str) -> dict[str, Any]:
+        return await self.input(session_id, {"type": "key", "key": key})
+
+    async def launch(self, session_id: str, app: str) -> dict[str, Any]:
+        return await self._json("POST", f"/api/v1/sessions/{session_id}/launch", json={"app": app}, safe=False)
+
+    # -- devices -----------------------------------------------------------------------------------
+
+    def devices(self, state: str | None = None, limit: int = 50) -> AsyncIterator[dict[str, Any]]:
+        return self._pages("/api/v1/devices", {"limit": limit, **({"state": state} if state else {})})
+
+    async def device(self, device_id: str) -> dict[str, Any]:
+        return await self._json("GET", f"/api/v1/devices/{device_id}")
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    async def _pages(self, path: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        cursor: str | None = None
+        while True:
+            body = await self._json("GET", path, params={**params, **({"cursor": cursor} if cursor else {})})
+            for item in body["items"]:
+                yield item
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return (await self._request(method, path, **kwargs)).json()
+
+    async def _request(
+        self, method: str, path: str, *, safe: bool = True, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Send; retried as the sync client does (``retry_wait``)."""
+        request = self._http.build_request(method, path, headers={**self._headers, **(headers or {})}, **kwargs)
+        attempt = 0
+        while True:
+            response: httpx.Response | None = None
+            try:
+                response = await self._http.send(request)
+            except httpx.TransportError:
+                wait = retry_wait(None, attempt, safe=safe, max_retries=self.max_retries)
+                if wait is None:
+                    raise
+            else:
+                if response.is_success:
+                    return response
+                wait = retry_wait(response, attempt, safe=safe, max_retries=self.max_retries)
+                if wait is None:
+                    raise PhoneFleetAPIError.from_response(response)
+            await asyncio.sleep(min(wait, self.max_retry_wait_s))
+            attempt += 1

@@ -1,0 +1,236 @@
+"""The device API: calls on the phone a session holds — screenshot, UI tree, input, launching an app.
+
+The API process reaches the phone as the live view does: through the adb server that ``phonefleet
+pool`` connects its phones to (``webrtc.adb_host``/``adb_port``), with the driver (``AdbDevice``).
+Every call first asks the database whether the caller's tenant has this session, active, holding its
+phone's lease right now (``SessionService.holding``): another tenant's session is not found, an
+ended one holds no phone (409). Input and launches are allowed to the session's own user (as in the
+live view, ``orchestrator/live/access.py``); reads to anyone of its tenant.
+
+What changed the phone (input, a launch) is recorded as a ``session.action`` event, the session's
+timeline; typed text is recorded by its length only (it may be a password). Reads are not recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from PIL import Image
+
+from device_pool.driver import AdbDevice, TextInputUnsupported, UnknownApp
+from device_pool.driver.ui_tree import UiNode, ui_nodes
+from orchestrator.errors import ElementNotFound, InputRejected, PermissionDenied
+from orchestrator.services.auth import Principal
+from orchestrator.services.device_input import (
+    DeviceInput,
+    DoubleTapInput,
+    KeyInput,
+    LongPressInput,
+    SwipeInput,
+    TapInput,
+    TextInput,
+)
+from orchestrator.services.sessions import SessionService, SessionView
+
+__all__ = ["DeviceApi", "Screenshot", "UiTree"]
+
+logger = logging.getLogger(__name__)
+
+_CONNECT_S = 10.0
+# A direction swipe runs across the middle of the screen, from 70 % to 30 % of its height or width.
+_SWIPE_NEAR, _SWIPE_FAR = 0.3, 0.7
+# After input the call waits until the screen holds still, so its answer (and the next read) sees
+# the result: frames this far apart, as the agent waits after a launch (a starting window lasts
+# less), at most _SETTLE_S.
+_SETTLE_S, _SETTLE_INTERVAL_S = 3.0, 0.3
+_PACKAGE = re.compile(r'<node\b[^>]*?\bpackage="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class Screenshot:
+    data: bytes
+    media_type: str
+    screen: tuple[int, int]  # the phone's pixels
+    size: tuple[int, int]  # the image's pixels (the screen times the scale)
+
+
+@dataclass(frozen=True)
+class UiTree:
+    xml: str
+    nodes: list[UiNode]
+    screen: tuple[int, int]
+    package: str  # the app in front, as the dump's root node says
+
+    def as_json(self) -> dict[str, Any]:
+        width, height = self.screen
+        return {
+            "screen": {"width": width, "height": height},
+            "package": self.package,
+            "elements": [node.as_json() for node in self.nodes],
+        }
+
+
+class DeviceApi:
+    """Device calls for sessions; one per API process."""
+
+    def __init__(self, sessions: SessionService, *, adb_host: str, adb_port: int) -> None:
+        self.sessions = sessions
+        self.adb_host = adb_host
+        self.adb_port = adb_port
+
+    async def screenshot(
+        self, principal: Principal, session_id: uuid.UUID, *, format: Literal["png", "jpeg"] = "png",
+        scale: float = 1.0, quality: int = 80, max_side: int | None = None,
+    ) -> Screenshot:  # fmt: skip
+        """The screen now, scaled by ``scale`` (0–1], and further to fit ``max_side`` pixels on its
+        longer side; raises ``SessionNotFound``, ``NoLiveDevice``, ``DeviceError``."""
+        _view, phone = await self._phone(principal, session_id)
+        image = (await phone.raw_frame()).image()
+        if max_side is not None:
+            scale = min(scale, max_side / max(image.size))
+        return await asyncio.to_thread(_encode, image, format, scale, quality)
+
+    async def ui_tree(self, principal: Principal, session_id: uuid.UUID) -> UiTree:
+        """The view hierarchy now: the uiautomator XML and its elements with ids."""
+        _view, phone = await self._phone(principal, session_id)
+        return await self._tree(phone)
+
+    async def input(self, principal: Principal, session_id: uuid.UUID, action: DeviceInput) -> dict[str, Any]:
+        """Send one input and wait for the screen to settle; answers what was done (the point tapped,
+        the element, ``settled``: whether the screen held still within 3 s). Raises
+        ``PermissionDenied`` (not the session's user), ``ElementNotFound``, ``InputRejected``."""
+        view, phone = await self._phone(principal, session_id, touch=True)
+        done = await self._perform(phone, action)
+        done["settled"] = (await phone.wait_for_settle(_SETTLE_S, _SETTLE_INTERVAL_S, 2)).settled
+        await self.sessions.record_action(view, _recorded(done))
+        logger.info("session input", extra={"session_id": str(session_id), "input": action.type})
+        return done
+
+    async def launch(self, principal: Principal, session_id: uuid.UUID, app: str) -> dict[str, Any]:
+        """Start an app; answers its package. Raises ``InputRejected`` for an app the phone lacks."""
+        view, phone = await self._phone(principal, session_id, touch=True)
+        try:
+            package = await phone.launch(app)
+        except UnknownApp as exc:
+            raise InputRejected(f"cannot launch {app!r}: not installed, or no app has that name") from exc
+        settled = (await phone.wait_for_settle(_SETTLE_S, _SETTLE_INTERVAL_S, 2)).settled
+        done = {"type": "launch", "app": app, "package": package, "settled": settled}
+        await self.sessions.record_action(view, done)
+        logger.info("session launch", extra={"session_id": str(session_id), "package": package})
+        return done
+
+    # --- the steps ----------------------------------------------------------------------------
+
+    async def _phone(
+        self, principal: Principal, session_id: uuid.UUID, *, touch: bool = False
+    ) -> tuple[SessionView, AdbDevice]:
+        view = await self.sessions.holding(principal, session_id)
+        user = view.session.user_id
+        if touch and user is not None and user != principal.user_id:
+            raise PermissionDenied(f"session {session_id} is another user's; only its user may send input")
+        assert view.device is not None  # holding() answers only sessions with a phone
+        phone = AdbDevice(view.device.serial, adb_host=self.adb_host, adb_port=self.adb_port)
+        await phone.connect(timeout=_CONNECT_S)
+        return view, phone
+
+    async def _tree(self, phone: AdbDevice) -> UiTree:
+        xml, screen = await asyncio.gather(phone.ui_dump(), phone.screen_size())
+        return UiTree(xml, ui_nodes(xml), screen, _package(xml))
+
+    async def _point(self, phone: AdbDevice, action: TapInput | DoubleTapInput | LongPressInput) -> dict[str, Any]:
+        """Where a pointed input lands: its pixels checked against the screen, or its element's centre."""
+        if action.element_id is None:
+            assert action.x is not None and action.y is not None
+            _on_screen(await phone.screen_size(), (action.x, action.y))
+            return {"x": action.x, "y": action.y}
+        tree = await self._tree(phone)
+        node = next((n for n in tree.nodes if n.id == action.element_id), None)
+        if node is None:
+            raise ElementNotFound(
+                f"no element {action.element_id} on the screen now (package {tree.package or 'unknown'}); "
+                "read the UI tree again: ids belong to the screen they were read from"
+            )
+        x, y = node.center
+        return {"x": x, "y": y, "element": node.as_json()}
+
+    async def _perform(self, phone: AdbDevice, action: DeviceInput) -> dict[str, Any]:
+        done: dict[str, Any] = {"type": action.type}
+        if isinstance(action, TapInput | DoubleTapInput | LongPressInput):
+            done |= await self._point(phone, action)
+            x, y = done["x"], done["y"]
+            if isinstance(action, TapInput):
+                await phone.tap(x, y)
+            elif isinstance(action, DoubleTapInput):
+                await phone.double_tap(x, y)
+            else:
+                await phone.long_press(x, y, duration_ms=action.duration_ms)
+        elif isinstance(action, SwipeInput):
+            start, end = await self._swipe_path(phone, action)
+            await phone.swipe(*start, *end, duration_ms=action.duration_ms)
+            done |= {"from": list(start), "to": list(end), "duration_ms": action.duration_ms}
+        elif isinstance(action, TextInput):
+            try:
+                await phone.type_text(action.text, clear=action.clear)
+            except TextInputUnsupported as exc:
+                raise InputRejected(f"this phone cannot type that text: {exc.message}") from exc
+            done |= {"text": action.text, "clear": action.clear}
+        elif isinstance(action, KeyInput):
+            await phone.key(action.key)
+            done["key"] = action.key
+        return done
+
+    async def _swipe_path(self, phone: AdbDevice, action: SwipeInput) -> tuple[tuple[int, int], tuple[int, int]]:
+        width, height = await phone.screen_size()
+        if action.direction is None:
+            points = (action.x1, action.y1), (action.x2, action.y2)
+            for point in points:
+                _on_screen((width, height), point)  # type: ignore[arg-type]
+            return points  # type: ignore[return-value]
+        mid_x, mid_y = width // 2, height // 2
+        near_y, far_y = round(height * _SWIPE_NEAR), round(height * _SWIPE_FAR)
+        near_x, far_x = round(width * _SWIPE_NEAR), round(width * _SWIPE_FAR)
+        return {
+            "up": ((mid_x, far_y), (mid_x, near_y)),
+            "down": ((mid_x, near_y), (mid_x, far_y)),
+            "left": ((far_x, mid_y), (near_x, mid_y)),
+            "right": ((near_x, mid_y), (far_x, mid_y)),
+        }[action.direction]
+
+
+def _on_screen(screen: tuple[int, int], point: tuple[int, int]) -> None:
+    width, height = screen
+    x, y = point
+    if x >= width or y >= height:
+        raise InputRejected(f"point ({x}, {y}) is off the screen, which is {width}x{height} pixels")
+
+
+def _recorded(done: dict[str, Any]) -> dict[str, Any]:
+    """What the timeline keeps of an input: typed text by its length only (it may be a secret)."""
+    if done["type"] != "text":
+        return done
+    return {"type": "text", "chars": len(done["text"]), "clear": done["clear"], "settled": done["settled"]}
+
+
+def _package(xml: str) -> str:
+    """The app in front: the package of the dump's first node (the window's root)."""
+    found = _PACKAGE.search(xml)
+    return found.group(1) if found else ""
+
+
+def _encode(image: Image.Image, format: str, scale: float, quality: int) -> Screenshot:
+    screen = image.size
+    if scale < 1.0:
+        size = (max(1, round(screen[0] * scale)), max(1, round(screen[1] * scale)))
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    if format == "jpeg":
+        image.convert("RGB").save(out, "JPEG", quality=quality)
+    else:
+        image.save(out, "PNG", compress_level=1)  # speed over size: it crosses a LAN, not a modem
+    return Screenshot(out.getvalue(), f"image/{format}", screen, image.size)

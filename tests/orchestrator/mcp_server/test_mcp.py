@@ -1,0 +1,204 @@
+"""The MCP server for real: the ``mcp`` SDK's own client drives ``phonefleet mcp`` (a subprocess, over
+stdio) and the API's ``/mcp`` (streamable HTTP), against a running API whose pool holds a virtual phone.
+The phone's state is read back with adb, not through the tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from PIL import Image
+
+from tests.aio import run
+from tests.orchestrator.api.conftest import Caller
+
+# Reused, not copied: the device API's fixture (an API with a pool of one virtual phone).
+from tests.orchestrator.api.test_device_api import PhoneApi, make_sim_provider, phone_api  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[3]
+REQUIRED = {"start_session", "end_session", "keep_alive", "screenshot", "ui_tree", "tap", "swipe", "type_text",
+            "press_key", "launch_app", "run_task", "list_devices"}  # fmt: skip
+
+
+def server_params(url: str, key: str) -> StdioServerParameters:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHONEFLEET_")}
+    env |= {"PHONEFLEET_URL": url, "PHONEFLEET_API_KEY": key, "PYTHONPATH": str(ROOT)}
+    return StdioServerParameters(command=sys.executable, args=["-m", "orchestrator.cli", "mcp"], env=env, cwd=ROOT)
+
+
+@asynccontextmanager
+async def stdio_session(url: str, key: str, errlog: Any) -> AsyncIterator[ClientSession]:
+    async with (
+        stdio_client(server_params(url, key), errlog=errlog) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+async def call(session: ClientSession, tool: str, **arguments: Any) -> Any:
+    """The tool's JSON answer (it must not be an error)."""
+    result = await session.call_tool(tool, arguments)
+    assert not result.is_error, (tool, result.content)
+    return json.loads(result.content[0].text)
+
+
+async def failure(session: ClientSession, tool: str, **arguments: Any) -> str:
+    """The tool error's text, without the SDK's "Error executing tool NAME: " in front."""
+    result = await session.call_tool(tool, arguments)
+    assert result.is_error, (tool, result.content)
+    return result.content[0].text.removeprefix(f"Error executing tool {tool}: ")
+
+
+def element(tree: dict[str, Any], **match: Any) -> dict[str, Any]:
+    [found] = [e for e in tree["elements"] if all(e.get(k) == v for k, v in match.items())]
+    return found
+
+
+def test_an_mcp_client_drives_a_session_phone_over_stdio(phone_api: PhoneApi, tmp_path: Path) -> None:  # noqa: F811
+    caller = phone_api.api.caller()
+    stranger = phone_api.api.caller()
+
+    async def scenario() -> None:
+        with open(tmp_path / "mcp.stderr", "w") as errlog:
+            async with stdio_session(phone_api.api.url, caller.key, errlog) as mcp:
+                tools = {t.name: t for t in (await mcp.list_tools()).tools}
+                assert set(tools) >= REQUIRED
+                assert "session_id" in (tools["start_session"].description or "")
+                assert not tools["start_session"].input_schema.get("required")  # callable with no arguments
+
+                devices = await call(mcp, "list_devices")
+                assert [d["state"] for d in devices] == ["idle"]
+                session = await call(mcp, "start_session")
+                sid = session["session_id"]
+                assert session["screen"] == {"width": 720, "height": 1600} and session["state"] == "active"
+                serial = caller.http.get(f"/api/v1/sessions/{sid}").json()["device"]["serial"]
+
+                shot = await mcp.call_tool("screenshot", {"session_id": sid})
+                assert not shot.is_error
+                image, note = shot.content
+                assert image.type == "image" and image.mime_type == "image/jpeg"
+                assert Image.open(io.BytesIO(base64.b64decode(image.data))).size == (576, 1280)
+                assert "720x1600" in note.text and "0.800" in note.text
+
+                home = await call(mcp, "ui_tree", session_id=sid)
+                settings_icon = element(home, text="Settings")
+                tapped = await call(mcp, "tap", session_id=sid, element_id=settings_icon["id"])
+                assert tapped["element"]["id"] == settings_icon["id"] and tapped["settled"] is True
+                settings = await call(mcp, "ui_tree", session_id=sid)
+                assert settings["package"] == "com.android.settings"
+                wifi = element(settings, resource_id="com.android.settings:id/switch_wifi")
+                assert wifi["checked"] is True
+                assert await asyncio.to_thread(phone_api.shell, serial, "settings get global wifi_on") == "1"
+                await call(mcp, "tap", session_id=sid, element_id=wifi["id"])
+                assert await asyncio.to_thread(phone_api.shell, serial, "settings get global wifi_on") == "0"
+
+                assert (await call(mcp, "press_key", session_id=sid, key="home"))["key"] == "home"
+                launched = await call(mcp, "launch_app", session_id=sid, app="Notes")
+                assert launched["package"] == "com.phonefleet.notes"
+                assert (await call(mcp, "swipe", session_id=sid, direction="up"))["to"] == [360, 480]
+
+                # What the API refuses comes back as a tool error the model can read.
+                gone = await failure(mcp, "tap", session_id=sid, element_id=wifi["id"])  # not on Notes
+                assert gone.startswith("404 element_not_found") and "read the UI tree again" in gone
+                off = await failure(mcp, "tap", session_id=sid, x=5000, y=10)
+                assert off.startswith("422 input_rejected") and "720x1600" in off
+                no_args = await failure(mcp, "tap", session_id=sid)
+                assert "422" in no_args and "x and y" in no_args
+                async with stdio_session(phone_api.api.url, stranger.key, errlog) as theirs:
+                    assert (await failure(theirs, "screenshot", session_id=sid)).startswith("404 session_not_found")
+                    assert (await failure(theirs, "end_session", session_id=sid)).startswith("404 session_not_found")
+
+                assert (await call(mcp, "end_session", session_id=sid))["state"] == "closed"
+                ended = await failure(mcp, "ui_tree", session_id=sid)
+                assert ended.startswith("409 no_live_device")
+
+    run(scenario(), timeout=180)
+    assert "MCP server on stdio" in (tmp_path / "mcp.stderr").read_text()  # logs went to stderr
+
+
+def test_the_api_serves_the_same_tools_over_streamable_http_with_each_callers_key(phone_api: PhoneApi) -> None:  # noqa: F811
+    owner: Caller = phone_api.api.caller()
+    stranger: Caller = phone_api.api.caller()
+    url = f"{phone_api.api.url}/mcp"
+
+    @asynccontextmanager
+    async def http_session(key: str) -> AsyncIterator[ClientSession]:
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
+            streamable_http_client(url, http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            yield session
+
+    async def scenario() -> None:
+        async with http_session(owner.key) as mcp:
+            assert {t.name for t in (await mcp.list_tools()).tools} >= REQUIRED
+            sid = (await call(mcp, "start_session", ttl_s=120))["session_id"]
+            tree = await call(mcp, "ui_tree", session_id=sid)
+            assert tree["package"] == "com.android.launcher3"
+            async with http_session(stranger.key) as theirs:
+                assert (await failure(theirs, "ui_tree", session_id=sid)).startswith("404 session_not_found")
+            assert (await call(mcp, "end_session", session_id=sid))["state"] == "closed"
+
+    run(scenario(), timeout=120)
+    anonymous = httpx2.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert anonymous.status_code == 401 and anonymous.json()["error"] == "unauthenticated"
+
+
+def test_stdout_carries_only_the_protocol(tmp_path: Path) -> None:
+    """No API behind it: the protocol's own handshake and tool list need none, and the log line the
+    command writes at start must not land on stdout."""
+    params = server_params("http://127.0.0.1:9", "pf_unused")
+    hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}}  # fmt: skip
+    lines = [hello, {"jsonrpc": "2.0", "method": "notifications/initialized"},
+             {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}]  # fmt: skip
+    proc = subprocess.Popen([params.command, *params.args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=params.env, cwd=params.cwd, bufsize=0)  # fmt: skip
+    try:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in lines).encode())
+        answers = []  # every line on stdout must be JSON-RPC; stdin stays open until both answers came
+        deadline = time.monotonic() + 60
+        while len(answers) < 2:
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"{len(answers)} answers within 60 s"
+            line = proc.stdout.readline()  # unbuffered: select sees every byte not yet read
+            assert line, "stdout closed early"
+            answers.append(json.loads(line))
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+        stderr = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [a.get("id") for a in answers] == [1, 2] and all(a["jsonrpc"] == "2.0" for a in answers)
+    assert {t["name"] for t in answers[1]["result"]["tools"]} >= REQUIRED
+    assert "MCP server on stdio" in stderr
+
+
+def test_without_a_key_the_command_says_how_to_give_one(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHONEFLEET_")}
+    env |= {"PYTHONPATH": str(ROOT), "PHONEFLEET_DATA_DIR": str(tmp_path)}  # no up, no key file
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli", "mcp"], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert "PHONEFLEET_API_KEY" in done.stderr
