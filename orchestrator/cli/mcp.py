@@ -40,16 +40,10 @@ async def _serve(url: str, key: str, timeout_s: float) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from orchestrator.cli.task import add_api_arguments
+
     parser = sub.add_parser("mcp", help="serve the fleet's phones as MCP tools over stdio")
-    parser.add_argument(
-        "--url", default=None,
-        help="the API's base URL (default: PHONEFLEET_URL, else the URL phonefleet up wrote to "
-        "{data_dir}/api-url, else http://{api.host}:{api.port} from the settings)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--api-key", default=None,
-        help="API key pf_… (default: PHONEFLEET_API_KEY, else phonefleet up's {data_dir}/admin-api-key)",
-    )  # fmt: skip
+    add_api_arguments(parser)
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds each REST call may take (default 60)"
     )

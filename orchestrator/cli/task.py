@@ -59,6 +59,19 @@ def default_url(environ: dict[str, str] | None = None) -> tuple[str, str]:
     return f"http://{host}:{settings.api.port}", "the settings api.host and api.port"
 
 
+def add_api_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--url`` and ``--api-key``, for every command that calls the API (``task``, ``mcp``)."""
+    parser.add_argument(
+        "--url", default=None,
+        help="the API's base URL (default: PHONEFLEET_URL, else the URL phonefleet up wrote to "
+        "{data_dir}/api-url, else http://{api.host}:{api.port} from the settings)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--api-key", default=None,
+        help="API key pf_… (default: PHONEFLEET_API_KEY, else phonefleet up's {data_dir}/admin-api-key)",
+    )  # fmt: skip
+
+
 def default_api_key(environ: dict[str, str] | None = None) -> str:
     """The API key when ``--api-key`` is not given: PHONEFLEET_API_KEY, else the key ``up`` keeps."""
     env = os.environ if environ is None else environ
@@ -205,15 +218,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     # The URL and key are not fields of Settings (those configure the server's processes): resolved
     # when the command runs (default_url, default_api_key), so other commands never read settings.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--url", default=None,
-        help="the API's base URL (default: PHONEFLEET_URL, else the URL phonefleet up wrote to "
-        "{data_dir}/api-url, else http://{api.host}:{api.port} from the settings)",
-    )  # fmt: skip
-    common.add_argument(
-        "--api-key", default=None,
-        help="API key pf_… (default: PHONEFLEET_API_KEY, else phonefleet up's {data_dir}/admin-api-key)",
-    )  # fmt: skip
+    add_api_arguments(common)
     common.add_argument("--json", action="store_true", help="print the API's JSON")
 
     parser = sub.add_parser("task", help="submit, follow and cancel tasks through the REST API")

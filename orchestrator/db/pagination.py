@@ -11,12 +11,23 @@ import binascii
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, tuple_
 
 from orchestrator.errors import InvalidCursor
 
-__all__ = ["Page", "decode_index_cursor", "decode_time_cursor", "encode_index_cursor", "encode_time_cursor"]
+__all__ = [
+    "Page",
+    "decode_index_cursor",
+    "decode_time_cursor",
+    "encode_index_cursor",
+    "encode_time_cursor",
+    "newest_first",
+    "time_page",
+]
 
 T = TypeVar("T")
 
@@ -74,3 +85,21 @@ def decode_index_cursor(cursor: str) -> int:
     if not isinstance(index, int) or isinstance(index, bool) or not -(2**31) <= index < 2**31:
         raise InvalidCursor("invalid cursor: pass next_cursor from a previous page unchanged")
     return index
+
+
+def newest_first(query: Select, entity: Any, *, cursor: str | None, limit: int) -> Select:
+    """``query`` newest first by ``entity``'s (created_at, id), strictly after ``cursor``, one row
+    more than ``limit``: that row only tells ``time_page`` a next page exists. Raises ``InvalidCursor``."""
+    if cursor is not None:
+        created_at, after_id = decode_time_cursor(cursor)
+        query = query.where(tuple_(entity.created_at, entity.id) < tuple_(created_at, after_id))
+    return query.order_by(entity.created_at.desc(), entity.id.desc()).limit(limit + 1)
+
+
+def time_page(items: list[T], limit: int, row: Callable[[T], Any] | None = None) -> Page[T]:
+    """The first ``limit`` of ``items`` (fetched by a ``newest_first`` query) and the next page's
+    cursor; ``row`` finds the row with (created_at, id) in an item that wraps it."""
+    if len(items) <= limit:
+        return Page(items, None)
+    last = items[limit - 1] if row is None else row(items[limit - 1])
+    return Page(items[:limit], encode_time_cursor(last.created_at, last.id))

@@ -19,14 +19,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, select, tuple_
+from sqlalchemy import Select, and_, select
 from sqlalchemy.exc import IntegrityError
 
 from device_pool.pool import DRAIN_LABEL, IDLE, Signal
 from device_pool.providers.registered import REGISTERED
 from orchestrator.db import Device, DeviceState, Lease
 from orchestrator.db.database import Database
-from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
+from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.errors import DeviceExists, DeviceNotFound, InvalidTransition
 from orchestrator.services.auth import Principal
 
@@ -67,16 +67,11 @@ class DeviceService:
         query = self._query(principal)
         if state is not None:
             query = query.where(Device.state == state)
-        if cursor is not None:
-            created_at, after_id = decode_time_cursor(cursor)
-            query = query.where(tuple_(Device.created_at, Device.id) < tuple_(created_at, after_id))
-        query = query.order_by(Device.created_at.desc(), Device.id.desc()).limit(limit + 1)
+        query = newest_first(query, Device, cursor=cursor, limit=limit)
         async with self.db.transaction() as db_session:
             rows = (await db_session.execute(query)).all()
-        more = len(rows) > limit
-        views = [DeviceView(row.Device, row.Lease, principal.is_admin) for row in rows[:limit]]
-        last = views[-1].device if more else None
-        return Page(views, encode_time_cursor(last.created_at, last.id) if last else None)
+        views = [DeviceView(row.Device, row.Lease, principal.is_admin) for row in rows]
+        return time_page(views, limit, lambda view: view.device)
 
     async def get(self, principal: Principal, device_id: uuid.UUID) -> DeviceView:
         """One device; raises ``DeviceNotFound``."""

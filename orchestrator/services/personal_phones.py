@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import func, insert, select, update
 
 from orchestrator.db import DbSession, Event, PersonalPhone, PersonalPhoneState, utcnow
 from orchestrator.db.database import Database
-from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
+from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.errors import (
     ConfirmationMismatch,
     PermissionDenied,
@@ -152,16 +152,9 @@ class PersonalPhoneService:
         )
         if scope == "mine":
             query = query.where(PersonalPhone.user_id == principal.user_id)
-        if cursor is not None:
-            created_at, after_id = decode_time_cursor(cursor)
-            query = query.where(
-                tuple_(PersonalPhone.created_at, PersonalPhone.id) < tuple_(created_at, after_id)
-            )
-        query = query.order_by(PersonalPhone.created_at.desc(), PersonalPhone.id.desc()).limit(limit + 1)
+        query = newest_first(query, PersonalPhone, cursor=cursor, limit=limit)
         async with self.db.transaction() as db_session:
-            rows = list(await db_session.scalars(query))
-        last = rows[limit - 1] if len(rows) > limit else None
-        return Page(rows[:limit], encode_time_cursor(last.created_at, last.id) if last else None)
+            return time_page(list(await db_session.scalars(query)), limit)
 
     async def get(self, principal: Principal, phone_id: uuid.UUID) -> PersonalPhone:
         """The phone, for its owner or an admin of its tenant; raises ``PersonalPhoneNotFound``."""

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, update
 
 from orchestrator.db import CatchUp, DbSession, Overlap, Schedule, Task, Tenant, utcnow
 from orchestrator.db.database import Database
-from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
+from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.errors import InvalidSchedule, LimitReached, PersonalPhoneNotFound, ScheduleNotFound
 from orchestrator.profiles import profile_match
 from orchestrator.services.auth import Principal
@@ -186,16 +186,9 @@ class ScheduleService:
     async def list(self, principal: Principal, *, limit: int, cursor: str | None) -> Page[Schedule]:
         """The tenant's schedules, newest first, ``limit`` at a time; raises ``InvalidCursor``."""
         query = select(Schedule).where(Schedule.tenant_id == principal.tenant_id)
-        if cursor is not None:
-            created_at, after_id = decode_time_cursor(cursor)
-            query = query.where(tuple_(Schedule.created_at, Schedule.id) < tuple_(created_at, after_id))
-        query = query.order_by(Schedule.created_at.desc(), Schedule.id.desc()).limit(limit + 1)
+        query = newest_first(query, Schedule, cursor=cursor, limit=limit)
         async with self.db.transaction() as db_session:
-            rows = list(await db_session.scalars(query))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None
-        return Page(rows, next_cursor)
+            return time_page(list(await db_session.scalars(query)), limit)
 
     async def last_runs(self, schedules: list[Schedule]) -> dict[uuid.UUID, Task]:
         """Each schedule's latest run, by run id (what a listing shows beside each schedule)."""

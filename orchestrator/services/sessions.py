@@ -37,13 +37,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import delete, insert, select, update
 
 from device_pool.pool import LeaseStore
 from device_pool.pool.personal import PersonalPhoneLeases
 from orchestrator.db import DbSession, Device, DeviceSession, DeviceState, Event, SessionState, utcnow
 from orchestrator.db.database import Database, unavailable_as_error
-from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
+from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.errors import (
     DatabaseUnavailable,
     InvalidTransition,
@@ -221,17 +221,11 @@ class SessionService:
         query = _visible(principal)
         if state is not None:
             query = query.where(DeviceSession.state == state)
-        if cursor is not None:
-            created_at, after_id = decode_time_cursor(cursor)
-            query = query.where(
-                tuple_(DeviceSession.created_at, DeviceSession.id) < tuple_(created_at, after_id)
-            )
-        query = query.order_by(DeviceSession.created_at.desc(), DeviceSession.id.desc()).limit(limit + 1)
+        query = newest_first(query, DeviceSession, cursor=cursor, limit=limit)
         async with self.db.transaction() as db_session:
             rows = (await db_session.execute(query)).all()
-        views = [SessionView(row.DeviceSession, row.Device) for row in rows[:limit]]
-        last = views[-1].session if len(rows) > limit else None
-        return Page(views, encode_time_cursor(last.created_at, last.id) if last else None)
+        views = [SessionView(row.DeviceSession, row.Device) for row in rows]
+        return time_page(views, limit, lambda view: view.session)
 
     async def keepalive(self, principal: Principal, session_id: uuid.UUID) -> SessionView:
         """Heartbeat the lease and extend ``expires_at`` to now + ``ttl_s``.

@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.db import CANCEL_REQUESTED, DbSession, Event, Task, TaskStatus, utcnow
 from orchestrator.db.database import Database
-from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
+from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.db.steps import HAND_BACK, USER, insert_step
 from orchestrator.errors import IdempotencyConflict, InvalidTransition, PersonalPhoneNotFound, TaskNotFound
 from orchestrator.notifier import EventSignal
@@ -167,16 +167,9 @@ class TaskService:
             query = query.where(Task.status == status)
         if schedule_id is not None:
             query = query.where(Task.schedule_id == schedule_id)
-        if cursor is not None:
-            created_at, after_id = decode_time_cursor(cursor)
-            query = query.where(tuple_(Task.created_at, Task.id) < tuple_(created_at, after_id))
-        query = query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
+        query = newest_first(query, Task, cursor=cursor, limit=limit)
         async with self.db.transaction() as db_session:
-            rows = list(await db_session.scalars(query))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None
-        return Page(rows, next_cursor)
+            return time_page(list(await db_session.scalars(query)), limit)
 
     async def cancel(self, principal: Principal, task_id: uuid.UUID) -> Task:
         """Cancel a task. Raises ``TaskNotFound``, or ``InvalidTransition`` when it already ended.

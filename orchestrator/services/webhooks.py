@@ -37,11 +37,11 @@ import time
 import uuid
 
 import httpx
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, update
 
 from orchestrator.db import Event, WebhookDelivery, WebhookStatus, utcnow
 from orchestrator.db.database import Database
-from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
+from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.errors import DatabaseUnavailable
 from orchestrator.notifier import EventSignal
 from orchestrator.services.auth import Principal
@@ -102,19 +102,11 @@ class WebhookService:
             .join(Event, Event.id == WebhookDelivery.event_id)
             .where(Event.task_id == task_id)
         )
-        if cursor is not None:
-            created_at, after_id = decode_time_cursor(cursor)
-            query = query.where(
-                tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < tuple_(created_at, after_id)
-            )
-        query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(limit + 1)
+        query = newest_first(query, WebhookDelivery, cursor=cursor, limit=limit)
         async with self.db.transaction() as db_session:
             await load_task(db_session, principal, task_id)
             rows = (await db_session.execute(query)).all()
-        items = [DeliveryView(row[0], row[1]) for row in rows[:limit]]
-        more = len(rows) > limit
-        last = items[-1].delivery if items else None
-        return Page(items, encode_time_cursor(last.created_at, last.id) if more and last else None)
+        return time_page([DeliveryView(row[0], row[1]) for row in rows], limit, lambda view: view.delivery)
 
 
 @dataclasses.dataclass(frozen=True)
