@@ -86,6 +86,9 @@ class TaskSettings(_Group):
     # at most retry_backoff_max_s.
     retry_backoff_s: float = Field(default=2.0, ge=0)
     retry_backoff_max_s: float = Field(default=60.0, ge=0)
+    # A task's max_tries when its submission leaves it out: the tries the agent gets after its own
+    # failures (stuck, max_steps, it says it cannot), counted apart from attempts ("Tries").
+    default_max_tries: int = Field(default=1, ge=1, le=5)
 
     def backoff_s(self, attempt: int) -> float:
         """The wait before the attempt after attempt ``attempt`` (1-based) ended for the infrastructure."""

@@ -105,6 +105,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 profiles=settings.pool.profiles,
                 notifier=events_signal,
                 webhook_targets=TargetPolicy.from_settings(settings),
+                default_max_tries=settings.tasks.default_max_tries,
             ),
             steps=StepService(db, settings.data_dir),
             devices=DeviceService(db, leases.signal),

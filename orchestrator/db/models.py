@@ -150,7 +150,10 @@ class Task(_Row, Base):
     reason: Mapped[str | None] = mapped_column(String(64))  # machine-readable: "worker_lost", "max_steps"
     message: Mapped[str | None] = mapped_column(Text)
     device_profile: Mapped[dict[str, Any] | None]  # what the device must match, e.g. {"android": 13}
-    max_steps: Mapped[int] = mapped_column(default=50)
+    max_steps: Mapped[int] = mapped_column(default=50)  # per try
+    # Tries the agent gets after its own failures (stuck, max_steps…), on the same phone; counted
+    # apart from ``attempts`` (the infrastructure's). docs/control-plane.md, "Tries".
+    max_tries: Mapped[int] = mapped_column(default=1, server_default="1")
     timeout_s: Mapped[int] = mapped_column(default=1800)
     model: Mapped[str | None] = mapped_column(String(200))
     webhook_url: Mapped[str | None] = mapped_column(String(2048))

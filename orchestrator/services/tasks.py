@@ -49,7 +49,7 @@ _REQUESTS = (CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, QUESTION)
 
 # What a replayed Idempotency-Key must match: the request's fields as stored on the task.
 _SPEC_FIELDS = (
-    "instruction", "device_profile", "max_steps", "timeout_s", "model", "webhook_url", "metadata",
+    "instruction", "device_profile", "max_steps", "max_tries", "timeout_s", "model", "webhook_url", "metadata",
     "retry_after_acting",
 )  # fmt: skip
 
@@ -59,6 +59,7 @@ def _stored_spec(task: Task) -> dict[str, Any]:
         "instruction": task.instruction,
         "device_profile": task.device_profile,
         "max_steps": task.max_steps,
+        "max_tries": task.max_tries,
         "timeout_s": task.timeout_s,
         "model": task.model,
         "webhook_url": task.webhook_url,
@@ -79,6 +80,7 @@ class TaskService:
         profiles: Mapping[str, dict[str, Any]] | None = None,
         notifier: EventSignal | None = None,
         webhook_targets: TargetPolicy | None = None,
+        default_max_tries: int = 1,
     ) -> None:
         self.db = db
         self.queue = queue
@@ -86,6 +88,7 @@ class TaskService:
         self.profiles = dict(profiles or {})  # the named device profiles (settings.pool.profiles)
         self.notifier = notifier  # told after each commit that wrote events (a hint to event readers)
         self.webhook_targets = webhook_targets or TargetPolicy(allow_private=True)
+        self.default_max_tries = default_max_tries  # settings.tasks.default_max_tries
         # PostgreSQL: a submission is one statement (``_create_statement``); SQLite keeps the ORM.
         self._one_statement = db.engine is not None and db.engine.dialect.name == "postgresql"
 
@@ -110,6 +113,8 @@ class TaskService:
         await self.limiter.take(principal.tenant_id)
         profile_match(spec.device_profile, self.profiles)  # a name must exist; the worker resolves it
         fields = spec.stored_fields()
+        if fields["max_tries"] is None:
+            fields["max_tries"] = self.default_max_tries
         self.webhook_targets.check_url(fields["webhook_url"])
         created_at = utcnow()
         task = Task(
@@ -122,6 +127,7 @@ class TaskService:
             instruction=fields["instruction"],
             device_profile=fields["device_profile"],
             max_steps=fields["max_steps"],
+            max_tries=fields["max_tries"],
             timeout_s=fields["timeout_s"],
             model=fields["model"],
             webhook_url=fields["webhook_url"],
@@ -373,7 +379,7 @@ _INSERTED = tuple(
     (attr, Task.__mapper__.attrs[attr].columns[0].name)
     for attr in (
         "id", "created_at", "tenant_id", "created_by", "status", "idempotency_key", "instruction",
-        "device_profile", "max_steps", "timeout_s", "model", "webhook_url", "metadata_", "attempts",
+        "device_profile", "max_steps", "max_tries", "timeout_s", "model", "webhook_url", "metadata_", "attempts",
         "waiting", "retry_after_acting",
     )
 )  # fmt: skip

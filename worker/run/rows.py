@@ -80,7 +80,7 @@ logger = logging.getLogger(__name__)
 
 _CLAIM_COLUMNS = (
     Task.tenant_id, Task.instruction, Task.device_profile, Task.max_steps, Task.timeout_s, Task.model,
-    Task.attempts, Task.retry_after_acting,
+    Task.attempts, Task.retry_after_acting, Task.max_tries,
 )  # fmt: skip
 
 # The events of a sensitive step: the agent asked for a confirmation or a takeover (the run's hooks
@@ -128,6 +128,7 @@ class Claim:
     # task's next index itself (orchestrator/db/steps.py), as a person's steps take indexes too.
     first_step: int = 0
     retry_after_acting: bool | None = None  # the task's field (retry_refusal)
+    max_tries: int = 1  # the agent's tries on this attempt's phone (drive.py, "Tries")
     # Phones an earlier attempt failed on (their task.retrying events): this attempt avoids them.
     avoid_devices: tuple[uuid.UUID, ...] = ()
 
@@ -246,6 +247,7 @@ class TaskRows:
             device_profile=row.device_profile, max_steps=row.max_steps, timeout_s=row.timeout_s,
             model=row.model, attempts=row.attempts, reclaimed=stale, first_step=first_step,
             ended_leases=len(ended), retry_after_acting=row.retry_after_acting, avoid_devices=avoid,
+            max_tries=row.max_tries,
         )  # fmt: skip
 
     async def _fail_lost(
