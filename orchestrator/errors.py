@@ -4,7 +4,8 @@
     ├─ Unauthenticated            no, malformed, unknown or revoked API key
     ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
-    │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound
+    │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound,
+    │  │  WebhookSubscriptionNotFound
     ├─ Conflict                   the request contradicts the current state
     │  ├─ InvalidTransition       e.g. cancelling a task that already finished
     │  ├─ IdempotencyConflict     an Idempotency-Key reused with a different body
@@ -67,6 +68,7 @@ __all__ = [
     "Unavailable",
     "UnknownDeviceProfile",
     "ViewerLimit",
+    "WebhookSubscriptionNotFound",
 ]
 
 
@@ -87,6 +89,13 @@ class TaskNotFound(NotFound):
 
     def __init__(self, task_id: object) -> None:
         super().__init__(f"no task {task_id}", context={"task_id": str(task_id)})
+
+
+class WebhookSubscriptionNotFound(NotFound):
+    code = "webhook_subscription_not_found"
+
+    def __init__(self, subscription_id: object) -> None:
+        super().__init__(f"no webhook subscription {subscription_id}", context={"subscription_id": str(subscription_id)})
 
 
 class DeviceNotFound(NotFound):

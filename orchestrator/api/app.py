@@ -11,7 +11,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from device_pool.pool import LeaseStore, signal_for
-from orchestrator.api import api_keys, auth, devices, events, health, live, metrics, sessions, tasks, webhooks
+from orchestrator.api import (
+    api_keys,
+    auth,
+    devices,
+    events,
+    health,
+    live,
+    metrics,
+    sessions,
+    tasks,
+    webhook_subscriptions,
+    webhooks,
+)
 from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
 from orchestrator.api.edges import MAX_BODY_BYTES, HttpEdges, document_body_errors
@@ -34,6 +46,7 @@ from orchestrator.services.ratelimit import make_rate_limiter
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
+from orchestrator.services.webhook_subscriptions import SubscriptionService
 from orchestrator.services.webhook_targets import TargetPolicy
 from orchestrator.services.webhooks import WebhookService
 from orchestrator.settings import Settings, load_settings
@@ -116,6 +129,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             sessions=SessionService(db, leases, profiles=settings.pool.profiles),
             events=hub,
             webhooks=WebhookService(db),
+            subscriptions=SubscriptionService(db, webhook_targets=TargetPolicy.from_settings(settings)),
         )
         app.state.live = live = LiveHub(
             settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal
@@ -138,7 +152,8 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.state.settings = settings
     install_error_handlers(app)
     document_body_errors(app)
-    for module in (tasks, sessions, devices, api_keys, auth, health, metrics, events, webhooks, live):
+    routers = (tasks, sessions, devices, api_keys, auth, health, metrics, events, webhooks, webhook_subscriptions)
+    for module in (*routers, live):
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
     if settings.api.submit_fast_path:

@@ -35,6 +35,7 @@ from orchestrator.db.models import (
     Tenant,
     User,
     WebhookDelivery,
+    WebhookSubscription,
 )
 from orchestrator.db.types import UTCDateTime, utcnow
 
@@ -66,6 +67,7 @@ __all__ = [
     "WaitingKind",
     "WebhookDelivery",
     "WebhookStatus",
+    "WebhookSubscription",
     "make_engine",
     "make_sessionmaker",
     "utcnow",

@@ -531,10 +531,22 @@ class TaskRows:
             payload: dict[str, Any] = {"from": current.status.value, "to": status.value, "waiting": None}
             if reason:
                 payload["reason"] = reason
+            # The completion event says how it ended for those who only read events (webhooks): the
+            # final message and where the last screenshot is (a path of the API, not the image).
+            payload["message"] = message[:4000]
+            payload["final_screenshot_url"] = await _final_screenshot_url(db_session, self.task_id)
             await _event(db_session, self.tenant_id, self.task_id, "task.status", payload)
         self.status, self.waiting = status, None
         logger.info("task finished", extra={"status": status.value, "reason": reason})
         return True
+
+
+async def _final_screenshot_url(db_session: DbSession, task_id: uuid.UUID) -> str | None:
+    """The API path of the task's last screenshot (``GET /api/v1/tasks/{id}/steps/{index}/screenshot``)."""
+    index = await db_session.scalar(
+        select(func.max(Step.index)).where(Step.task_id == task_id, Step.screenshot.is_not(None))
+    )
+    return None if index is None else f"/api/v1/tasks/{task_id}/steps/{index}/screenshot"
 
 
 async def _acted(db_session: DbSession, task_id: uuid.UUID) -> dict[str, bool]:
