@@ -233,7 +233,7 @@ class WebhookSettings(_Group):
         default_factory=lambda: [
             "task.created", "task.status", "task.step", "task.cancel_requested",
             "task.confirmation_requested", "task.takeover_requested", "task.question", "task.waiting",
-            "task.retrying",
+            "task.retrying", "task.try_started",
         ]
     )  # fmt: skip
     timeout_s: float = Field(default=10.0, gt=0, le=60)
