@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.db import UserRole, WebhookDelivery, WebhookStatus, WebhookSubscription, utcnow
-from orchestrator.services.webhook_subscriptions import new_secret
+from orchestrator.db.database import Database
+from orchestrator.services.auth import Principal
+from orchestrator.services.webhook_subscriptions import SubscriptionService, SubscriptionSpec, new_secret
 from tests.aio import run
 from tests.asgi import serve_asgi
 from tests.databases import emptied, open_sessions
@@ -147,3 +149,41 @@ def test_a_subscription_gets_its_types_of_its_tenants_events_beside_the_task_url
 async def _settled(sessions: Sessions, count: int) -> list[WebhookDelivery] | None:
     rows = await deliveries(sessions)
     return rows if len(rows) >= count and all(r.status != WebhookStatus.PENDING for r in rows) else None
+
+
+def test_a_rotated_secret_signs_the_next_posts_and_a_deleted_subscription_gets_none(
+    url: str, inbox: tuple[Inbox, str]
+) -> None:
+    box, base = inbox
+
+    async def scenario() -> tuple[str, str, list[int], list[int]]:
+        async with open_sessions(url) as sessions:
+            async with sessions() as session, session.begin():
+                tenant = await make_tenant(session)
+            service = SubscriptionService(Database(sessions))
+            admin = Principal(key_id=uuid.uuid4(), tenant_id=tenant.id, user_id=uuid.uuid4(), role=UserRole.ADMIN)
+            sub, old = await service.create(
+                admin, SubscriptionSpec(url=f"{base}/sub", events=["task.status"])  # type: ignore[arg-type]
+            )
+            async with webhooks_running(url):
+                _, before = await add_events(sessions, None, ["task.status"], tenant=tenant)
+                await eventually(lambda: _settled(sessions, 1), "the first delivery")
+                _, new = await service.rotate_secret(admin, sub.id)
+                _, after = await add_events(sessions, None, ["task.status"], tenant=tenant)
+                await eventually(lambda: _settled(sessions, 2), "the second delivery")
+                await service.delete(admin, sub.id)
+                await add_events(sessions, None, ["task.status"], tenant=tenant)
+                # A task with its own URL after it, to know the relay has passed the deleted one's event.
+                await add_events(sessions, f"{base}/own", ["task.status"], tenant=tenant)
+                await eventually(lambda: _settled_at(box, "/own"), "the task URL's delivery")
+        return old, new, before, after
+
+    old, new, before, after = run(scenario())
+    posted = {json.loads(b)["id"]: (h, b) for h, b in box.at("/sub")}
+    assert sorted(posted) == sorted(before + after), posted.keys()  # nothing after the delete
+    assert signature_ok(old.encode(), *posted[before[0]]) and not signature_ok(new.encode(), *posted[before[0]])
+    assert signature_ok(new.encode(), *posted[after[0]]) and not signature_ok(old.encode(), *posted[after[0]])
+
+
+async def _settled_at(box: Inbox, path: str) -> bool:
+    return bool(box.at(path))
