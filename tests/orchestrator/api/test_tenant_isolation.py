@@ -48,6 +48,7 @@ KINDS = {
     "session_id": "A opens a session (POST /api/v1/sessions); it leases the phone",
     "device_id": "the phone A's session holds",
     "key_id": "A's admin issues a key (POST /api/v1/api-keys)",
+    "subscription_id": "A's admin subscribes a URL to A's events (POST /api/v1/webhooks)",
 }
 
 
@@ -82,6 +83,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/sessions/{session_id}/keepalive"): HIDDEN,
     ("POST", "/api/v1/sessions/{session_id}/webrtc"): HIDDEN,
     ("POST", "/api/v1/api-keys/{key_id}/revoke"): HIDDEN,
+    ("GET", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
+    ("DELETE", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
+    ("POST", "/api/v1/webhooks/{subscription_id}/rotate-secret"): HIDDEN,
     ("GET", "/api/v1/devices/{device_id}"): SHARED,
     # Admins operate the shared pool (docs/api.md): draining or retiring a phone is theirs to do,
     # whoever leases it; what they must not see is the lessee's lease.
@@ -187,9 +191,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert opened.status_code == 201, opened.text
         key = a.http.post("/api/v1/api-keys", json={"user": "a-bot", "role": "member", "name": "a"})
         assert key.status_code == 201, key.text
+        hook = a.http.post("/api/v1/webhooks", json={"url": "https://hooks.example.com/a", "events": ["task.status"]})
+        assert hook.status_code == 201, hook.text
         ids = {
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
             "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"],
+            "subscription_id": hook.json()["id"],
         }  # fmt: skip
         assert ids.keys() == KINDS.keys()
         yield World(api=api, ids=ids, a=a, b_admin=b_admin, b_member=b_member)
