@@ -10,7 +10,9 @@ in their own ``errors.py``; the HTTP mapping lives in one place in the orchestra
     │  ├─ CommandFailed          the command ran and failed (cmd, exit_code, output)
     │  └─ AdbProtocolError       the peer spoke something that is not the adb protocol
     └─ CapacityError             no phone can be had now (the API answers 503)
-       └─ NoDeviceAvailable      no idle phone matched before the wait's deadline         [retryable]
+       ├─ NoDeviceAvailable      no idle phone matched before the wait's deadline         [retryable]
+       └─ PersonalPhoneBusy      a personal phone stayed held by another task or session  [retryable]
+    PersonalPhoneWakeFailed      a personal phone's device could not be started with its data
 """
 
 from __future__ import annotations
@@ -103,6 +105,19 @@ class NoDeviceAvailable(CapacityError):
     retryable = True
 
 
+class PersonalPhoneBusy(CapacityError):
+    """A personal phone stayed held (or waking, or going to sleep) past the wait's deadline."""
+
+    code = "personal_phone_busy"
+    retryable = True
+
+
+class PersonalPhoneWakeFailed(PhoneFleetError):
+    """The pool could not start a device with the personal phone's data (the reason is in ``message``)."""
+
+    code = "personal_phone_wake_failed"
+
+
 __all__ = [
     "AdbProtocolError",
     "CapacityError",
@@ -111,5 +126,7 @@ __all__ = [
     "DeviceOffline",
     "DeviceTimeout",
     "NoDeviceAvailable",
+    "PersonalPhoneBusy",
+    "PersonalPhoneWakeFailed",
     "PhoneFleetError",
 ]

@@ -5,15 +5,21 @@
     ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
     │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound,
-    │  │  WebhookSubscriptionNotFound
+    │  └─ ScheduleNotFound, PersonalPhoneNotFound, WebhookSubscriptionNotFound
     ├─ Conflict                   the request contradicts the current state
     │  ├─ InvalidTransition       e.g. cancelling a task that already finished
     │  ├─ IdempotencyConflict     an Idempotency-Key reused with a different body
     │  ├─ DeviceExists            registering a serial the pool already has
-    │  └─ NoLiveDevice            live view of a task or session that holds no phone right now
+    │  ├─ NoLiveDevice            live view of a task or session that holds no phone right now
+    │  ├─ PersonalPhoneInUse      deleting a personal phone a task or session holds
+    │  ├─ PersonalPhoneQuota      a user at personal_phones.max_per_user
+    │  ├─ PersonalPhonesUnsupported  the pool's provider cannot keep a phone's data (static ADB)
+    │  └─ LimitReached            one more would pass a tenant limit (``schedules.max_per_tenant``)
     ├─ InvalidRequest             input that passed the schema but is still wrong
+    │  ├─ ConfirmationMismatch    DELETE of a personal phone whose ?confirm= is not its name
     │  ├─ InvalidCursor           a pagination cursor we did not hand out
     │  ├─ UnknownDeviceProfile    a device profile name the operator has not configured
+    │  ├─ InvalidSchedule         a schedule due more often than ``schedules.min_interval_s``, or never
     │  └─ InvalidSdp              a WebRTC offer that does not parse or offers no H.264 video
     ├─ BadHttpRequest             the HTTP request itself is unusable, whatever the route
     │  ├─ InvalidJson             a JSON body that does not parse, or is nested too deep to parse
@@ -27,7 +33,7 @@
        ├─ ModelServerUnavailable  the model server refused, timed out or answered 5xx (a /readyz check)
        └─ ViewerLimit             a phone already has its maximum number of live viewers
 
-``CapacityError`` (→ ``NoDeviceAvailable``) lives with the pool in ``device_pool/errors.py``.
+``CapacityError`` (→ ``NoDeviceAvailable``, ``PersonalPhoneBusy``) lives with the pool in ``device_pool/errors.py``.
 ``orchestrator/api/errors.py`` maps these to HTTP statuses in one table.
 """
 
@@ -42,6 +48,7 @@ __all__ = [
     "BadHttpRequest",
     "BodyTimeout",
     "BrokerUnavailable",
+    "ConfirmationMismatch",
     "Conflict",
     "DatabaseUnavailable",
     "DeviceExists",
@@ -51,15 +58,22 @@ __all__ = [
     "InvalidCursor",
     "InvalidJson",
     "InvalidRequest",
+    "InvalidSchedule",
     "InvalidSdp",
     "InvalidTransition",
+    "LimitReached",
     "ModelServerUnavailable",
     "NoLiveDevice",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "PersonalPhoneInUse",
+    "PersonalPhoneNotFound",
+    "PersonalPhoneQuota",
+    "PersonalPhonesUnsupported",
     "PhoneFleetError",
     "RateLimited",
+    "ScheduleNotFound",
     "ScreenshotNotFound",
     "SessionNotFound",
     "StepNotFound",
@@ -112,6 +126,13 @@ class SessionNotFound(NotFound):
         super().__init__(f"no session {session_id}", context={"session_id": str(session_id)})
 
 
+class ScheduleNotFound(NotFound):
+    code = "schedule_not_found"
+
+    def __init__(self, schedule_id: object) -> None:
+        super().__init__(f"no schedule {schedule_id}", context={"schedule_id": str(schedule_id)})
+
+
 class StepNotFound(NotFound):
     code = "step_not_found"
 
@@ -147,8 +168,18 @@ class DeviceExists(Conflict):
     code = "device_exists"
 
 
+class LimitReached(Conflict):
+    """One more row would pass a tenant limit (the limit and its setting are in the message)."""
+
+    code = "limit_reached"
+
+
 class InvalidRequest(PhoneFleetError):
     code = "invalid_request"
+
+
+class InvalidSchedule(InvalidRequest):
+    code = "invalid_schedule"
 
 
 class InvalidCursor(InvalidRequest):
@@ -232,3 +263,28 @@ class ViewerLimit(Unavailable):
     """The phone already streams to ``webrtc.max_viewers_per_device`` viewers."""
 
     code = "viewer_limit"
+
+
+class PersonalPhoneNotFound(NotFound):
+    code = "personal_phone_not_found"
+
+    def __init__(self, personal_phone_id: object) -> None:
+        super().__init__(
+            f"no personal phone {personal_phone_id}", context={"personal_phone_id": str(personal_phone_id)}
+        )
+
+
+class PersonalPhoneInUse(Conflict):
+    code = "personal_phone_in_use"
+
+
+class PersonalPhoneQuota(Conflict):
+    code = "personal_phone_quota"
+
+
+class PersonalPhonesUnsupported(Conflict):
+    code = "personal_phones_unsupported"
+
+
+class ConfirmationMismatch(InvalidRequest):
+    code = "confirmation_mismatch"

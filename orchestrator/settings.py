@@ -24,8 +24,10 @@ __all__ = [
     "AuthSettings",
     "IceServer",
     "ModelSettings",
+    "PersonalPhoneSettings",
     "PoolSettings",
     "RedroidSettings",
+    "ScheduleSettings",
     "Settings",
     "TaskSettings",
     "WebRtcSettings",
@@ -185,6 +187,17 @@ class PoolSettings(_Group):
         return self
 
 
+class PersonalPhoneSettings(_Group):
+    """Personal phones: a user's persistent phone (docs/personal-phones.md)."""
+
+    max_per_user: int = Field(default=5, ge=0)  # a user's personal phones at most (0: none allowed)
+    # A ready personal phone nobody used for this long has its device stopped (its data kept); the
+    # next task or session wakes it. The device then serves the pool again, after a factory reset.
+    idle_stop_s: float = Field(default=600.0, gt=0)
+    wake_timeout_s: float = Field(default=120.0, gt=0)  # a task waits this long for its phone to wake
+    data_dir: Path | None = None  # virtual phones' data; None: {data_dir}/personal-phones
+
+
 # Old names of auth settings, accepted for one release (docs/control-plane.md, "Deprecated names").
 _DEPRECATED_AUTH_NAMES = {"session_secret": "login_secret", "session_ttl_s": "login_ttl_s"}
 
@@ -254,6 +267,20 @@ class WebhookSettings(_Group):
         if any(v < 0 for v in value):
             raise ValueError("webhooks.backoff_s: waits must not be negative")
         return value
+
+
+class ScheduleSettings(_Group):
+    """Schedules and the scheduler (docs/control-plane.md, "Scheduler"); the limits are per tenant."""
+
+    # The shortest interval (interval_s, or the gap between a cron's fires) a schedule may have.
+    min_interval_s: float = Field(default=10.0, gt=0)
+    max_per_tenant: int = Field(default=100, ge=0)  # schedules a tenant may have (paused ones count)
+    # A schedule pauses itself after this many runs in a row ended failed or timed out.
+    max_consecutive_failures: int = Field(default=5, ge=1)
+    poll_s: float = Field(default=1.0, gt=0)  # how often the scheduler looks for due schedules
+    # A due time the scheduler reaches later than this is missed (the system was down): the
+    # schedule's catch_up decides. Sooner, it is run as usual, only late.
+    misfire_grace_s: float = Field(default=30.0, gt=0)
 
 
 class ApiSettings(_Group):
@@ -340,6 +367,8 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     webrtc: WebRtcSettings = Field(default_factory=WebRtcSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    personal_phones: PersonalPhoneSettings = Field(default_factory=PersonalPhoneSettings)
 
     @field_validator("data_dir")
     @classmethod
@@ -356,6 +385,8 @@ class Settings(BaseSettings):
     def _derive_and_check(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'phonefleet.db'}"
+        if self.personal_phones.data_dir is None:
+            self.personal_phones.data_dir = self.data_dir / "personal-phones"
         if self.env != "dev":
             secrets = {
                 "auth.login_secret": self.auth.login_secret.get_secret_value(),

@@ -71,6 +71,7 @@ class DeviceRecord:
     updated_at: dt.datetime
     quarantined_at: dt.datetime | None = None
     quarantine_reason: str | None = None
+    personal_phone_id: uuid.UUID | None = None  # the personal phone whose data it runs now
 
     @property
     def quarantined(self) -> bool:
@@ -92,6 +93,7 @@ class DeviceRecord:
             updated_at=row.updated_at,
             quarantined_at=row.quarantined_at,
             quarantine_reason=row.quarantine_reason,
+            personal_phone_id=row.personal_phone_id,
         )
 
 
@@ -191,10 +193,11 @@ class DeviceStore:
 
     async def mark_idle(self, device_id: uuid.UUID) -> bool:
         """resetting/provisioning → idle (never from leased: a leased device is reset first, nor a
-        quarantined one); wakes waiters."""
+        quarantined one, nor one still running a personal phone's data); wakes waiters."""
         now = utcnow()
         changed = await self._transition(
-            device_id, DeviceState.IDLE, _BEFORE_IDLE, _NOT_QUARANTINED, last_error=None, health_checked_at=now
+            device_id, DeviceState.IDLE, _BEFORE_IDLE, _NOT_QUARANTINED, Device.personal_phone_id.is_(None),
+            last_error=None, health_checked_at=now,
         )  # fmt: skip
         if changed:
             await self.signal.notify(IDLE)

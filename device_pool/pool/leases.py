@@ -133,9 +133,6 @@ class LeaseStore(DeviceStore):
         """Lease the idle device (matching ``profile``, not in ``avoid``) idle longest, for ``ttl_s`` s;
         None if there is none."""
         _check_ttl(ttl_s)
-        now = utcnow()
-        expires = now + dt.timedelta(seconds=ttl_s)
-        lease_id = uuid.uuid4()
         avoid = list(avoid)
         async with self._tx() as db_session:
             if self.is_sqlite:
@@ -144,45 +141,70 @@ class LeaseStore(DeviceStore):
                 target = _pg_pick(profile, avoid)
             if target is None:
                 return None
-            result = await db_session.execute(
-                update(Device)
-                .where(Device.id == target, Device.state == DeviceState.IDLE)
-                .values(
-                    state=DeviceState.LEASED,
-                    lease_id=lease_id,
-                    lease_holder=holder,
-                    lease_expires_at=expires,
-                    updated_at=now,
-                )
-                .returning(Device.id, Device.serial, Device.provider, Device.profile)
-                .execution_options(synchronize_session=False)
-            )
-            row = result.first()
-            if row is None:
-                return None
-            # Stamped once the row is ours, not before the lock wait: the lease log must show this
-            # lease starting after the previous one on the device ended (whose release stamped
-            # released_at before committing). The expiry keeps the earlier clock: a shorter lease.
-            now = utcnow()
-            grant = LeaseGrant(
-                lease_id=lease_id, device_id=row.id, serial=row.serial, provider=row.provider,
-                profile=dict(row.profile or {}), holder=holder, tenant_id=tenant_id, task_id=task_id,
-                session_id=session_id, acquired_at=now, expires_at=expires,
+            grant = await self._lease(
+                db_session, target, holder=holder, tenant_id=tenant_id, task_id=task_id,
+                session_id=session_id, ttl_s=ttl_s,
             )  # fmt: skip
-            lease = {
-                "id": lease_id, "device_id": row.id, "tenant_id": tenant_id, "holder": holder,
-                "task_id": task_id, "session_id": session_id, "acquired_at": now, "expires_at": expires,
-            }  # fmt: skip
-            payload = {
-                "device_id": str(row.id), "lease_id": str(lease_id), "holder": holder,
-                "serial": row.serial, "expires_at": expires.isoformat(),
-            }  # fmt: skip
-            # Core inserts, not session.add: the unit of work's flush costs more than the statements.
-            await db_session.execute(insert(Lease).values(**lease))
-            await _events(db_session, "device.leased", [(tenant_id, task_id, payload)])
-        logger.info(
-            "device leased", extra=_log(grant.device_id, lease_id, holder=holder, serial=grant.serial)
+        if grant is not None:
+            logger.info(
+                "device leased", extra=_log(grant.device_id, grant.lease_id, holder=holder, serial=grant.serial)
+            )
+        return grant
+
+    async def _lease(
+        self,
+        db_session: DbSession,
+        target: Any,
+        *,
+        holder: str,
+        tenant_id: uuid.UUID | None,
+        task_id: uuid.UUID | None,
+        session_id: uuid.UUID | None,
+        ttl_s: float,
+        **values: Any,
+    ) -> LeaseGrant | None:
+        """Lease the idle device ``target`` (an id, or a subquery picking one) in the caller's
+        transaction, with its lease row and event; ``values``: more columns of the device row."""
+        now = utcnow()
+        expires = now + dt.timedelta(seconds=ttl_s)
+        lease_id = uuid.uuid4()
+        result = await db_session.execute(
+            update(Device)
+            .where(Device.id == target, Device.state == DeviceState.IDLE)
+            .values(
+                state=DeviceState.LEASED,
+                lease_id=lease_id,
+                lease_holder=holder,
+                lease_expires_at=expires,
+                updated_at=now,
+                **values,
+            )
+            .returning(Device.id, Device.serial, Device.provider, Device.profile)
+            .execution_options(synchronize_session=False)
         )
+        row = result.first()
+        if row is None:
+            return None
+        # Stamped once the row is ours, not before the lock wait: the lease log must show this
+        # lease starting after the previous one on the device ended (whose release stamped
+        # released_at before committing). The expiry keeps the earlier clock: a shorter lease.
+        now = utcnow()
+        grant = LeaseGrant(
+            lease_id=lease_id, device_id=row.id, serial=row.serial, provider=row.provider,
+            profile=dict(row.profile or {}), holder=holder, tenant_id=tenant_id, task_id=task_id,
+            session_id=session_id, acquired_at=now, expires_at=expires,
+        )  # fmt: skip
+        lease = {
+            "id": lease_id, "device_id": row.id, "tenant_id": tenant_id, "holder": holder,
+            "task_id": task_id, "session_id": session_id, "acquired_at": now, "expires_at": expires,
+        }  # fmt: skip
+        payload = {
+            "device_id": str(row.id), "lease_id": str(lease_id), "holder": holder,
+            "serial": row.serial, "expires_at": expires.isoformat(),
+        }  # fmt: skip
+        # Core inserts, not session.add: the unit of work's flush costs more than the statements.
+        await db_session.execute(insert(Lease).values(**lease))
+        await _events(db_session, "device.leased", [(tenant_id, task_id, payload)])
         return grant
 
     async def wait_acquire(
@@ -333,13 +355,22 @@ class LeaseStore(DeviceStore):
             return await db_session.get(Lease, lease_id)
 
     async def _sqlite_pick(
-        self, db_session: DbSession, profile: dict[str, Any] | None, avoid: list[uuid.UUID]
+        self,
+        db_session: DbSession,
+        profile: dict[str, Any] | None,
+        avoid: list[uuid.UUID],
+        providers: Collection[str] | None = None,
     ) -> uuid.UUID | None:
         # The whole idle list is read (id and profile only) when matching a profile: a pool is
         # hundreds of rows at most, and BEGIN IMMEDIATE already serialises lessees on SQLite.
-        query = select(Device.id, Device.profile).where(Device.state == DeviceState.IDLE)
+        # A device holding a personal phone's data (ready for it) is never anyone else's.
+        query = select(Device.id, Device.profile).where(
+            Device.state == DeviceState.IDLE, Device.personal_phone_id.is_(None)
+        )
         if avoid:
             query = query.where(Device.id.not_in(avoid))
+        if providers is not None:
+            query = query.where(Device.provider.in_(list(providers)))
         # json_type is 'true' only for a JSON true (not 1, not "true"), like PostgreSQL's @> below.
         drained = func.coalesce(func.json_type(Device.labels, f"$.{DRAIN_LABEL}"), "") == "true"
         query = query.where(not_(drained)).order_by(Device.updated_at, Device.id)
@@ -406,12 +437,18 @@ async def _close_leases(
     return ended
 
 
-def _pg_pick(profile: dict[str, Any] | None, avoid: list[uuid.UUID]) -> Any:
-    """The locked-or-skipped idle row as a scalar subquery (PostgreSQL)."""
+def _pg_pick(
+    profile: dict[str, Any] | None, avoid: list[uuid.UUID], providers: Collection[str] | None = None
+) -> Any:
+    """The locked-or-skipped idle row as a scalar subquery (PostgreSQL); ``providers``: only theirs."""
     drained = Device.labels.bool_op("@>")(bindparam("drain_label", {DRAIN_LABEL: True}, type_=JSONB))
-    query = select(Device.id).where(Device.state == DeviceState.IDLE, not_(drained))
+    query = select(Device.id).where(
+        Device.state == DeviceState.IDLE, Device.personal_phone_id.is_(None), not_(drained)
+    )
     if avoid:
         query = query.where(Device.id.not_in(avoid))
+    if providers is not None:
+        query = query.where(Device.provider.in_(list(providers)))
     if profile:
         query = query.where(Device.profile.bool_op("@>")(bindparam("want_profile", profile, type_=JSONB)))
     return (

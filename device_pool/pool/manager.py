@@ -17,6 +17,11 @@ seconds and at once when a lease ends (the ``released`` wake-up):
    than ``max_devices`` rows in all;
 6. health-check idle devices not checked for ``health_interval_s``.
 
+Personal phones (``personal.py``) ride on these steps: before step 3 the data of phones waking on
+leased devices is attached and ready phones idle for ``personal_idle_stop_s`` are put to sleep;
+step 3 keeps a personal phone's device for it after its lease, or detaches the data before the
+usual reset; after step 4 deleted phones' data is removed.
+
 Steps 3 to 6 talk to phones through the adb server: while ``adb_server`` (the supervisor,
 ``adb_supervisor.py``) says it is not answering, they wait, and a failure seen across an adb
 outage or restart is not held against the phone.
@@ -50,6 +55,7 @@ from device_pool.logs import bind
 from device_pool.pool.adb_supervisor import AdbServerSupervisor
 from device_pool.pool.devices import DeviceRecord
 from device_pool.pool.leases import DEVICE_ERROR, LeaseStore
+from device_pool.pool.personal_keeper import PersonalPhoneKeeper
 from device_pool.pool.signals import RELEASED
 from device_pool.providers.base import DeviceProfile, DeviceSpec, Provider
 from device_pool.providers.errors import ProviderCapacity, UnknownDevice
@@ -94,6 +100,7 @@ class PoolManager:
         parallel: int = 4,
         quarantine_s: float = 600.0,
         adb_server: AdbServerSupervisor | None = None,
+        personal_idle_stop_s: float = 600.0,
     ) -> None:
         if min_idle < 0 or max_devices < 0 or min(health_interval_s, reap_interval_s, op_timeout_s) <= 0:
             raise ValueError("min_idle and max_devices must be >= 0, the intervals and timeout positive")
@@ -111,6 +118,10 @@ class PoolManager:
         self.op_timeout_s = op_timeout_s
         self.quarantine_s = quarantine_s  # how long a phone that cannot be replaced stays quarantined
         self.adb_server = adb_server
+        # Personal phones on this provider's devices: woken, kept after a lease, stopped when idle.
+        self.personal = PersonalPhoneKeeper(
+            store, provider, idle_stop_s=personal_idle_stop_s, op_timeout_s=op_timeout_s
+        )
         self._parallel = asyncio.Semaphore(parallel)
         self._created: set[str] = set()  # serials this manager created: factory state, no reset needed
         self._failures: dict[uuid.UUID, int] = {}  # consecutive failed checks and bring-ups per device
@@ -164,9 +175,13 @@ class PoolManager:
             self._adb_wait_logged = True
             return
         self._adb_wait_logged = False
+        await self.personal.wake(rows)
+        if await self.personal.stop_idle(rows):
+            rows = await self.store.devices(self.provider.name)
         await self._gather(self._bring_up(r) for r in rows if r.state in _NEEDS_RESET)
         rows = await self.store.devices(self.provider.name)
         await self._gather(self._recover(r) for r in rows if r.state == DeviceState.UNHEALTHY)
+        await self.personal.purge_deleted()
         await self._keep_min_idle()
         await self._check_idle()
 
@@ -199,6 +214,21 @@ class PoolManager:
         fresh = row.state == DeviceState.PROVISIONING and row.serial in self._created
         extra = {"device_id": str(row.id), "serial": row.serial}
         generation = self._adb_generation()
+        if row.personal_phone_id is not None:
+            # A personal phone's data: kept for it (done), or detached, then the usual reset.
+            async with self._parallel:
+                try:
+                    if await self.personal.after_lease(row, recovering=recovering):
+                        self._failures.pop(row.id, None)
+                        self._probation.discard(row.id)
+                        return True
+                except UnknownDevice:
+                    await self.store.retire(row.id, "gone from the provider")
+                    return False
+                except (PhoneFleetError, TimeoutError) as exc:
+                    error = f"detaching a personal phone failed: {type(exc).__name__}: {exc}"
+                    return await self._failed(row, error, generation)
+            row = dataclasses.replace(row, personal_phone_id=None)
         async with self._parallel:
             try:
                 async with asyncio.timeout(self.op_timeout_s):
@@ -321,7 +351,8 @@ class PoolManager:
 
     async def _keep_min_idle(self) -> None:
         rows = await self.store.devices(self.provider.name)
-        coming = sum(row.state in _COMING for row in rows)
+        # A device kept for a personal phone serves nobody else: it is not coming for the pool.
+        coming = sum(row.state in _COMING and row.personal_phone_id is None for row in rows)
         await self._create(min(self.min_idle - coming, self.max_devices - len(rows)))
 
     async def _create(self, count: int, *, quiet_capacity: bool = False) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -110,4 +111,25 @@ class Provider(Protocol):
         ...
 
 
-__all__ = ["DeviceProfile", "DeviceSpec", "Health", "Provider"]
+@runtime_checkable
+class PersonalData(Protocol):
+    """A provider that can run a phone on a personal phone's data, kept apart from the phone itself
+    (docs/personal-phones.md): the virtual phone (a data directory each) and redroid (a volume each).
+
+    - ``attach(serial, personal_phone_id)``: the phone runs on that personal phone's data from now
+      on (made in factory state the first time), online and connectable. The phone's previous data
+      is not carried over.
+    - ``detach(serial)``: the personal phone's data is kept where it lives, and the phone runs on
+      data of its own again, in factory state. ``reset`` of an attached phone detaches it first:
+      a reset never wipes a personal phone's data.
+    - ``remove_data(personal_phone_id)``: its data is gone for good; no phone may run on it.
+    """
+
+    async def attach(self, serial: str, personal_phone_id: uuid.UUID) -> None: ...
+
+    async def detach(self, serial: str) -> None: ...
+
+    async def remove_data(self, personal_phone_id: uuid.UUID) -> None: ...
+
+
+__all__ = ["DeviceProfile", "DeviceSpec", "Health", "PersonalData", "Provider"]

@@ -27,6 +27,7 @@ class ProviderOptions:
     max_count: int = 1  # most phones (sim); redroid's comes from ``redroid``
     base_port: int = 6520  # first phone port (sim, redroid)
     data_root: Path | None = None  # sim: phone data lives here
+    personal_root: Path | None = None  # sim: personal phones' data lives here (one directory each)
     devices_file: Path | None = None  # static_adb: a StaticAdbConfig object or a list of StaticDevice (JSON)
     redroid: Mapping[str, Any] = field(default_factory=dict)  # redroid: RedroidConfig fields
     store: RegisteredRows | None = None  # static: where the registered rows are read
@@ -46,6 +47,7 @@ def _sim(options: ProviderOptions) -> BuiltProvider:
         raise ValueError("the sim provider needs a data root for its phones")
     config = SimProviderConfig(
         data_root=options.data_root,
+        personal_root=options.personal_root,
         count=options.count,
         max_count=options.max_count,
         base_port=options.base_port,

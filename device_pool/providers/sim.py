@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,13 @@ from device_pool.driver.device import AdbDevice, DeviceTimeouts
 from device_pool.errors import CommandFailed, DeviceError
 from device_pool.providers.base import DeviceProfile, DeviceSpec, Health
 from device_pool.providers.checks import DEFAULT_LAUNCHER, probe, wait_for_launcher
-from device_pool.providers.errors import PhoneStartFailed, PortTaken, ProviderCapacity, UnsupportedProfile
+from device_pool.providers.errors import (
+    PhoneStartFailed,
+    PortTaken,
+    ProviderCapacity,
+    ProviderError,
+    UnsupportedProfile,
+)
 from device_pool.providers.made import MadePhone, MadePhones
 from device_pool.providers.sim_process import EXIT_CANNOT_LISTEN
 
@@ -42,6 +49,8 @@ class SimProviderConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     data_root: Path  # phone data in data_root/phone-PORT, its log in data_root/phone-PORT.log
+    # Personal phones' data, one directory each (docs/personal-phones.md); None: not supported.
+    personal_root: Path | None = None
     count: int = Field(1, ge=0)  # phones start() brings up
     max_count: int = Field(8, ge=1)  # create() refuses beyond this many
     base_port: int = Field(6520, ge=1, le=65535)
@@ -72,6 +81,7 @@ class SimProviderConfig(BaseModel):
 class _Phone(MadePhone):
     seed: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    personal: Path | None = None  # the personal phone's data it runs on now, if any
 
 
 class SimProvider(MadePhones[_Phone]):
@@ -105,6 +115,10 @@ class SimProvider(MadePhones[_Phone]):
         Raises PhoneStartFailed when even that does not bring the phone online.
         """
         phone = self._require(serial)
+        if phone.personal is not None:
+            # Never a factory reset over a personal phone's data: back on its own data first.
+            await self.detach(serial)
+            return
         if self._running(phone) and await _port_open(self.config.host, phone.port):
             try:
                 await self._factory_reset(phone)
@@ -129,6 +143,39 @@ class SimProvider(MadePhones[_Phone]):
             code = None if phone.proc is None else phone.proc.returncode
             return Health(False, f"phone process is not running (exit status {code})")
         return await probe(phone.device, phone.profile, timeout=self.config.health_timeout_s)
+
+    # --- personal phones (the PersonalData protocol) --------------------------------------------
+
+    async def attach(self, serial: str, personal_phone_id: uuid.UUID) -> None:
+        """Restart the phone on the personal phone's data directory (made in factory state the first
+        time); raises ``ProviderError`` when no ``personal_root`` is configured, ``PhoneStartFailed``."""
+        phone = self._require(serial)
+        directory = self._personal_dir(personal_phone_id)
+        await self._stop(phone)
+        phone.personal = directory
+        await self._boot_again(phone)
+        logger.info("personal phone attached", extra={"serial": serial, "personal_phone_id": str(personal_phone_id)})
+
+    async def detach(self, serial: str) -> None:
+        """Stop the phone (the personal phone's data stays in its directory) and start it again on its
+        own data in factory state."""
+        phone = self._require(serial)
+        await self._stop(phone)
+        phone.personal = None
+        await self._boot_again(phone)
+        logger.info("personal phone detached; phone in factory state", extra={"serial": serial})
+
+    async def remove_data(self, personal_phone_id: uuid.UUID) -> None:
+        """Remove the personal phone's data directory for good (no phone may run on it)."""
+        directory = self._personal_dir(personal_phone_id)
+        if any(phone.personal == directory for phone in self._phones.values()):
+            raise ProviderError(f"personal phone {personal_phone_id} still runs on a phone", provider=self.name)
+        await asyncio.to_thread(shutil.rmtree, directory, True)
+
+    def _personal_dir(self, personal_phone_id: uuid.UUID) -> Path:
+        if self.config.personal_root is None:
+            raise ProviderError("this pool keeps no personal phones (no personal_root)", provider=self.name)
+        return self.config.personal_root / str(uuid.UUID(str(personal_phone_id)))
 
     # --- beyond the protocol ---------------------------------------------------------------------
 
@@ -218,8 +265,10 @@ class SimProvider(MadePhones[_Phone]):
             c.python, "-m", "device_pool.providers.sim_process",
             "--port", str(phone.port), "--host", c.host, "--data-root", str(c.data_root),
             "--width", str(p.width), "--height", str(p.height), "--density", str(p.density),
-            "--seed", str(phone.seed), "--reset", "--parent-pid", str(os.getpid()),
+            "--seed", str(phone.seed), "--parent-pid", str(os.getpid()),
         ]  # fmt: skip
+        # Its own data starts in factory state every time; a personal phone's data is kept.
+        command += ["--reset"] if phone.personal is None else ["--data-dir", str(phone.personal)]
         # Popen rather than asyncio's subprocess: a phone outlives any one event loop (tests and the
         # CLI run several), and an asyncio Process is bound to the loop that made it.
         with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor

@@ -1,9 +1,10 @@
 """One virtual phone in a process of its own: what ``SimProvider`` starts for each phone.
 
     python -m device_pool.providers.sim_process --port 6520 --data-root DIR [--seed 0 --width 1080
-        --height 2400 --density 420 --host 127.0.0.1 --reset --parent-pid PID]
+        --height 2400 --density 420 --host 127.0.0.1 --reset --parent-pid PID --data-dir PATH]
 
-The phone keeps its data in ``DIR/phone-PORT`` (the layout of ``phonefleet sim``). SIGTERM or SIGINT
+The phone keeps its data in ``DIR/phone-PORT`` (the layout of ``phonefleet sim``), or in ``PATH``
+with ``--data-dir`` (a personal phone's data, kept apart from the phone's own). SIGTERM or SIGINT
 stops it; so does the death of ``--parent-pid``. Exit status 0 after a stop, ``EXIT_CANNOT_LISTEN``
 when the port is taken.
 """
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reset", action="store_true", help="start from factory state")
     parser.add_argument("--parent-pid", type=int, default=None)
+    parser.add_argument("--data-dir", type=Path, default=None, help="run on this data instead of DIR/phone-PORT")
     args = parser.parse_args(argv)
     # Imported here: the provider imports this module for its exit codes and must not load the sim.
     from device_pool.sim.fleet import SimFleet
@@ -73,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
 
     config = PhoneConfig(width=args.width, height=args.height, density=args.density, seed=args.seed)
-    fleet = SimFleet(1, args.port, args.data_root, config, host=args.host, reset=args.reset)
+    fleet = SimFleet(
+        1, args.port, args.data_root, config, host=args.host, reset=args.reset, data_dir=args.data_dir
+    )
     try:
         asyncio.run(_serve(fleet, args.parent_pid))
     except OSError as exc:

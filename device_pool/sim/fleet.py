@@ -32,9 +32,12 @@ class SimFleet:
         host: str = "127.0.0.1",
         reset: bool = False,
         require_auth: bool = False,
+        data_dir: Path | None = None,
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
+        if data_dir is not None and count != 1:
+            raise ValueError("data_dir names one phone's data: count must be 1")
         if base_port < 0:
             raise ValueError("base_port must not be negative")
         base = config or PhoneConfig()
@@ -46,7 +49,8 @@ class SimFleet:
         for i in range(count):
             port = base_port + i
             cfg = replace(base, seed=base.seed + i, serial=f"PFSIM{port}")
-            phone = VirtualPhone(Path(data_root) / f"phone-{port}", cfg)
+            # data_dir: the phone runs on data kept elsewhere (a personal phone's), not its own.
+            phone = VirtualPhone(Path(data_dir) if data_dir is not None else Path(data_root) / f"phone-{port}", cfg)
             if reset:
                 phone.factory_reset()
             self.phones.append(phone)

@@ -1,7 +1,7 @@
 """tasks.max_tries (second tries); webhook_subscriptions and webhook_deliveries.subscription_id
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-07 17:50:00
 
 A non-null column with a constant server default, so existing rows read 1 (they had one try) and
@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0005"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

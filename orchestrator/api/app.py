@@ -19,11 +19,13 @@ from orchestrator.api import (
     health,
     live,
     metrics,
+    schedules,
     sessions,
     tasks,
     webhook_subscriptions,
     webhooks,
 )
+from orchestrator.api import personal_phones as personal_phones_api
 from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
 from orchestrator.api.edges import MAX_BODY_BYTES, HttpEdges, document_body_errors
@@ -42,7 +44,9 @@ from orchestrator.services.events import EventHub
 from orchestrator.services.health import HealthService
 from orchestrator.services.logins import Logins
 from orchestrator.services.metrics import MetricsService
+from orchestrator.services.personal_phones import PersonalPhoneService
 from orchestrator.services.ratelimit import make_rate_limiter
+from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
@@ -107,6 +111,11 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             db, producer, model_url=settings.model.base_url,
             model_api_key=settings.model.api_key.get_secret_value() or None,
         )  # fmt: skip
+        targets = TargetPolicy.from_settings(settings)
+        personal_phones = PersonalPhoneService(
+            db, provider=settings.pool.provider, max_per_user=settings.personal_phones.max_per_user,
+            profiles=settings.pool.profiles,
+        )  # fmt: skip
         app.state.services = Services(
             db=db,
             queue=producer,
@@ -117,7 +126,8 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 limiter,
                 profiles=settings.pool.profiles,
                 notifier=events_signal,
-                webhook_targets=TargetPolicy.from_settings(settings),
+                webhook_targets=targets,
+                personal_phones=personal_phones,
                 default_max_tries=settings.tasks.default_max_tries,
             ),
             steps=StepService(db, settings.data_dir),
@@ -126,10 +136,18 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             health=health,
             logins=Logins.from_settings(settings, db, verifier),
             metrics=MetricsService(db, health=health),
-            sessions=SessionService(db, leases, profiles=settings.pool.profiles),
+            sessions=SessionService(
+                db, leases, profiles=settings.pool.profiles, personal_phones=personal_phones,
+                wake_timeout_s=settings.personal_phones.wake_timeout_s,
+            ),
+            personal_phones=personal_phones,
             events=hub,
             webhooks=WebhookService(db),
-            subscriptions=SubscriptionService(db, webhook_targets=TargetPolicy.from_settings(settings)),
+            schedules=ScheduleService(
+                db, settings.schedules, profiles=settings.pool.profiles, webhook_targets=targets,
+                personal_phones=personal_phones,
+            ),
+            subscriptions=SubscriptionService(db, webhook_targets=targets),
         )
         app.state.live = live = LiveHub(
             settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal
@@ -152,8 +170,9 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.state.settings = settings
     install_error_handlers(app)
     document_body_errors(app)
-    routers = (tasks, sessions, devices, api_keys, auth, health, metrics, events, webhooks, webhook_subscriptions)
-    for module in (*routers, live):
+    routers = (tasks, schedules, sessions, personal_phones_api, devices, api_keys, auth, health, metrics, events,
+               webhooks, webhook_subscriptions, live)  # fmt: skip
+    for module in routers:
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
     if settings.api.submit_fast_path:

@@ -18,6 +18,8 @@ from orchestrator.services.events import EventHub
 from orchestrator.services.health import HealthService
 from orchestrator.services.logins import CSRF_HEADER, LOGIN_COOKIE, Login, Logins
 from orchestrator.services.metrics import MetricsService
+from orchestrator.services.personal_phones import PersonalPhoneService
+from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
@@ -33,6 +35,8 @@ __all__ = [
     "HealthServiceDep",
     "LoginsDep",
     "MetricsServiceDep",
+    "PersonalPhoneServiceDep",
+    "ScheduleServiceDep",
     "Services",
     "SessionServiceDep",
     "SettingsDep",
@@ -62,6 +66,8 @@ class Services:
     events: EventHub
     webhooks: WebhookService
     sessions: SessionService
+    schedules: ScheduleService
+    personal_phones: PersonalPhoneService
     subscriptions: SubscriptionService
 
 
@@ -228,3 +234,15 @@ async def _session_service(request: Request) -> SessionService:
 
 
 SessionServiceDep = Annotated[SessionService, Depends(_session_service)]
+
+
+async def _schedule_service(request: Request) -> ScheduleService:
+    return _services(request).schedules
+
+
+ScheduleServiceDep = Annotated[ScheduleService, Depends(_schedule_service)]
+async def _personal_phone_service(request: Request) -> PersonalPhoneService:
+    return _services(request).personal_phones
+
+
+PersonalPhoneServiceDep = Annotated[PersonalPhoneService, Depends(_personal_phone_service)]

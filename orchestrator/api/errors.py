@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from device_pool.errors import CapacityError, DeviceError, PhoneFleetError
+from device_pool.errors import CapacityError, DeviceError, PersonalPhoneWakeFailed, PhoneFleetError
 from orchestrator.errors import (
     BadHttpRequest,
     BodyTimeout,
@@ -54,6 +54,7 @@ STATUS: dict[type[PhoneFleetError], int] = {
     RateLimited: 429,
     HeadersTooLarge: 431,
     DeviceError: 502,
+    PersonalPhoneWakeFailed: 502,  # the pool could not start a device on the phone's data
     CapacityError: 503,
     Unavailable: 503,
 }

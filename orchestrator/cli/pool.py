@@ -14,7 +14,9 @@ Beside the manager runs the task sweeper (``orchestrator.services.sweeper``): ev
 seconds it re-enqueues tasks whose message was lost, and every fifth of ``pool.worker_lost_s`` it
 fails over tasks whose worker died (ending their leases for a reset); and
 the webhook relay and deliverer (``orchestrator.services.webhooks``), which POST task events to
-their tasks' ``webhook_url`` (``webhooks.*`` settings).
+their tasks' ``webhook_url`` (``webhooks.*`` settings); and the scheduler
+(``orchestrator.services.scheduler``), which makes schedules' runs when they are due
+(``schedules.*`` settings). All three are safe to run in several pool processes at once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -75,6 +78,7 @@ def _options(settings: Any, args: argparse.Namespace, max_devices: int) -> Any:
         max_count=max(max_devices, pool.count, 1),
         base_port=pool.base_port,
         data_root=settings.data_dir / "phones",
+        personal_root=settings.personal_phones.data_dir,
         devices_file=None if args.devices_file is None else Path(args.devices_file),
         redroid=pool.redroid.model_dump(),
     )
@@ -87,7 +91,9 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
     from device_pool.providers.registry import build_provider
     from orchestrator.db import make_engine, make_sessionmaker
     from orchestrator.db.database import Database
+    from orchestrator.notifier import EventSignal
     from orchestrator.queue import TaskQueue
+    from orchestrator.services.scheduler import Scheduler
     from orchestrator.services.sessions import SessionService
     from orchestrator.services.sweeper import TaskSweeper
     from orchestrator.services.webhooks import serve_webhooks
@@ -125,6 +131,7 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         recreate_unhealthy=recreate,
         op_timeout_s=op_timeout_s,
         adb_server=adb,
+        personal_idle_stop_s=settings.personal_phones.idle_stop_s,
     )
     registered_manager = PoolManager(
         store, registered, min_idle=0, max_devices=0, health_interval_s=args.health_interval,
@@ -140,15 +147,18 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         db, queue, stale_after_s=settings.pool.worker_lost_s, max_attempts=settings.tasks.max_infra_attempts,
         sessions=sessions, signal=signal,
     )  # fmt: skip
+    events_signal = EventSignal(settings.redis_url)  # wakes event readers after a run is made
+    scheduler = Scheduler(db, queue, settings.schedules, notifier=events_signal, name=f"pool-{os.getpid()}")
     sweep_stop = asyncio.Event()
     runner: asyncio.Task[None] | None = None
     registered_runner: asyncio.Task[None] | None = None
     supervising: asyncio.Task[None] | None = None
     sweeping: asyncio.Task[None] | None = None
     webhooks: asyncio.Task[None] | None = None
+    scheduling: asyncio.Task[None] | None = None
 
     async def start() -> None:
-        nonlocal runner, registered_runner, supervising, sweeping, webhooks
+        nonlocal runner, registered_runner, supervising, sweeping, webhooks, scheduling
         await adb.start()
         supervising = asyncio.create_task(adb.run(), name="adb-server-supervisor")
         specs = await provider.start()
@@ -169,6 +179,8 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         webhooks = asyncio.create_task(
             serve_webhooks(settings, db, dialect=engine.dialect.name, stop=sweep_stop), name="webhooks"
         )
+        # Schedules' runs; one claim per due time in the database, so several pools may run it.
+        scheduling = asyncio.create_task(scheduler.run(sweep_stop), name="scheduler")
 
     async def stop() -> None:
         manager.stop()
@@ -178,7 +190,11 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         # Told to stop, each ends after its current pass; one blocked on a broker or a phone that
         # does not answer is cancelled after STOP_WAIT_S (the command exits within 10 s of SIGTERM).
         await _ended(
-            [t for t in (sweeping, webhooks, runner, registered_runner, supervising) if t is not None]
+            [
+                t
+                for t in (sweeping, webhooks, scheduling, runner, registered_runner, supervising)
+                if t is not None
+            ]
         )
 
     try:
@@ -198,6 +214,7 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         # The server this pool started goes with it; one it found running is left as it was.
         await _bounded(adb.close(), "stopping the adb server", ADB_CLOSE_WAIT_S)
         await store.close()
+        await events_signal.close()
         queue.close()
         await engine.dispose()
 

@@ -7,12 +7,16 @@ from enum import StrEnum
 
 __all__ = [
     "CANCEL_REQUESTED",
+    "FAILED_TASK_STATUSES",
     "HELD_TASK_STATUSES",
     "RETRYING_EVENT",
     "WAITING_EVENT",
     "WORKER_LOST",
     "WORKER_SHUTDOWN",
+    "CatchUp",
     "DeviceState",
+    "Overlap",
+    "PersonalPhoneState",
     "SessionState",
     "TaskStatus",
     "UserRole",
@@ -36,6 +40,17 @@ class DeviceState(StrEnum):
     RETIRED = "retired"
 
 
+class PersonalPhoneState(StrEnum):
+    """Where a personal phone's data is (docs/personal-phones.md): on no device, or on one."""
+
+    ASLEEP = "asleep"  # its data kept, no device runs it
+    WAKING = "waking"  # a device was leased for it and the pool manager attaches its data
+    READY = "ready"  # a device runs it, nobody holds it (until personal_phones.idle_stop_s)
+    IN_USE = "in_use"  # a task or session holds its device
+    SLEEPING = "sleeping"  # the pool manager stops its device, keeping the data
+    FAILED = "failed"  # its last wake failed (last_error says why); the next use tries again
+
+
 class TaskStatus(StrEnum):
     QUEUED = "queued"
     LEASING = "leasing"
@@ -57,6 +72,24 @@ class TaskStatus(StrEnum):
 _FINAL_TASK_STATUSES = frozenset(
     {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMED_OUT}
 )
+# The end states a schedule counts as a failed run (schedules.max_consecutive_failures); a person's
+# cancel is not the schedule's failure.
+FAILED_TASK_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.TIMED_OUT})
+
+
+class CatchUp(StrEnum):
+    """What a schedule does with the due times it missed while no scheduler ran."""
+
+    SKIP = "skip"  # none of them: the next run is the next due time in the future
+    RUN_ONCE = "run_once"  # one run for all of them, then the next due time in the future
+
+
+class Overlap(StrEnum):
+    """What a schedule does when a run is due while its previous run has not ended."""
+
+    SKIP = "skip"  # no run for that due time
+    QUEUE = "queue"  # one run waits and starts when the previous ends (at most one waits)
+
 
 # The statuses in which a worker holds a task and heartbeats it (the worker and the sweeper agree).
 HELD_TASK_STATUSES = (
@@ -92,8 +125,8 @@ class WaitingKind(StrEnum):
     CONFIRMATION = "confirmation"  # a sensitive action waits for a person's approval
     QUESTION = "question"  # the agent asked a person a question (Interact)
     RETRYING = "retrying"  # an attempt ended for the infrastructure; the next one waits out its backoff
-    # Reserved: named now so the list stays one; nothing sets them yet (later issues).
-    PERSONAL_PHONE_BUSY = "personal_phone_busy"  # the user's personal phone is in use elsewhere
+    PERSONAL_PHONE_BUSY = "personal_phone_busy"  # the task's personal phone is held by another task or session
+    # Reserved: named now so the list stays one; nothing sets it yet (a later issue).
     QUOTA = "quota"  # the tenant's quota holds the task back
 
 

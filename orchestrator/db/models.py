@@ -25,7 +25,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from orchestrator.db.enums import DeviceState, SessionState, TaskStatus, UserRole, WebhookStatus
+from orchestrator.db.enums import (
+    CatchUp,
+    DeviceState,
+    Overlap,
+    PersonalPhoneState,
+    SessionState,
+    TaskStatus,
+    UserRole,
+    WebhookStatus,
+)
 from orchestrator.db.types import JSONType, UTCDateTime, str_enum, utcnow
 
 __all__ = [
@@ -35,6 +44,8 @@ __all__ = [
     "DeviceSession",
     "Event",
     "Lease",
+    "PersonalPhone",
+    "Schedule",
     "Step",
     "Task",
     "Tenant",
@@ -131,6 +142,35 @@ class Device(_Row, Base):
     # provider, unable to replace it, gives it another chance after the pool's quarantine period.
     quarantined_at: Mapped[dt.datetime | None]
     quarantine_reason: Mapped[str | None] = mapped_column(Text)
+    # The personal phone whose data this device runs now (docs/personal-phones.md): set when a
+    # lease wakes one on it, cleared only once the pool manager has put the device back in factory
+    # state. No foreign key, like lease_id: personal_phones points back here.
+    personal_phone_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PersonalPhone(_Row, Base):
+    """A user's persistent phone: its data outlives any device it runs on (docs/personal-phones.md)."""
+
+    __tablename__ = "personal_phones"
+    __table_args__ = (Index(None, "tenant_id", "user_id"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[PersonalPhoneState] = mapped_column(
+        str_enum(PersonalPhoneState, "personal_phone_state", 16), default=PersonalPhoneState.ASLEEP
+    )
+    device_profile: Mapped[dict[str, Any] | None]  # what its device must match, as for tasks
+    device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
+    holder: Mapped[str | None] = mapped_column(String(255))  # the lease holder using it now
+    last_used_at: Mapped[dt.datetime | None]
+    woke_at: Mapped[dt.datetime | None]  # when its current device was asked to wake it
+    wake_ms: Mapped[int | None]  # how long its last wake took
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # Set by DELETE: hidden from every read at once; the pool manager then stops its device,
+    # removes its data and deletes the row.
+    deleted_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -141,6 +181,7 @@ class Task(_Row, Base):
         Index(None, "tenant_id", "status"),
         Index(None, "tenant_id", "created_at", "id"),  # cursor pagination: (created_at, id) after a cursor
         Index(None, "status", "heartbeat_at"),  # the sweeper scans by status across tenants
+        UniqueConstraint("schedule_id", "due_at"),  # one run per due time (NULLs, by hand, are apart)
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
@@ -150,6 +191,9 @@ class Task(_Row, Base):
     reason: Mapped[str | None] = mapped_column(String(64))  # machine-readable: "worker_lost", "max_steps"
     message: Mapped[str | None] = mapped_column(Text)
     device_profile: Mapped[dict[str, Any] | None]  # what the device must match, e.g. {"android": 13}
+    personal_phone_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("personal_phones.id", ondelete="SET NULL")
+    )
     max_steps: Mapped[int] = mapped_column(default=50)  # per try
     # Tries the agent gets after its own failures (stuck, max_steps…), on the same phone; counted
     # apart from ``attempts`` (the infrastructure's). docs/control-plane.md, "Tries".
@@ -178,6 +222,46 @@ class Task(_Row, Base):
     # When the next attempt of a re-queued task is due (its message was sent with that delay); the
     # sweeper takes its message for lost only a grace after it. None once claimed, and before any retry.
     retry_at: Mapped[dt.datetime | None]
+    # A schedule's run: the schedule and the due time it was made for (None for a task submitted
+    # by hand). Unique together: whatever races the schedulers lose, one due time makes one task.
+    schedule_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("schedules.id", ondelete="SET NULL"))
+    due_at: Mapped[dt.datetime | None]
+
+
+class Schedule(_Row, Base):
+    """A task to submit again and again: by a cron expression in a time zone, or every ``interval_s``.
+
+    ``next_due_at`` is the claim: a scheduler owns a due time by moving it on in one conditional
+    UPDATE (``orchestrator/services/scheduler.py``), so several schedulers make one run per due time.
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        Index(None, "tenant_id", "created_at", "id"),  # the tenant's list, paged like tasks
+        Index(None, "paused", "next_due_at"),  # the scheduler's "what is due" scan
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    task: Mapped[dict[str, Any]]  # the task body each run is made from (TaskSpec.stored_fields)
+    cron: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    interval_s: Mapped[int | None]
+    catch_up: Mapped[CatchUp] = mapped_column(str_enum(CatchUp, "schedule_catch_up", 16), default=CatchUp.SKIP)
+    overlap: Mapped[Overlap] = mapped_column(str_enum(Overlap, "schedule_overlap", 16), default=Overlap.SKIP)
+    paused: Mapped[bool] = mapped_column(default=False)
+    # Why it paused when it paused itself ("failures"); None when a person paused it or it runs.
+    paused_reason: Mapped[str | None] = mapped_column(String(64))
+    next_due_at: Mapped[dt.datetime]
+    last_due_at: Mapped[dt.datetime | None]  # the latest due time a scheduler claimed
+    # No foreign key (as devices.lease_id): tasks already point here, and a cycle complicates migrations.
+    last_run_id: Mapped[uuid.UUID | None]
+    # overlap=queue: the due time of the run waiting for the previous one to end.
+    queued_due_at: Mapped[dt.datetime | None]
+    # The run whose end was last counted, and how many runs in a row ended failed.
+    counted_run_id: Mapped[uuid.UUID | None]
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class DeviceSession(_Row, Base):
@@ -193,6 +277,9 @@ class DeviceSession(_Row, Base):
         str_enum(SessionState, "session_state", 16), default=SessionState.ACTIVE
     )
     ttl_s: Mapped[int] = mapped_column(default=600)
+    personal_phone_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("personal_phones.id", ondelete="SET NULL")
+    )
     expires_at: Mapped[dt.datetime | None]
     closed_at: Mapped[dt.datetime | None]
 

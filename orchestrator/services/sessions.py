@@ -36,16 +36,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import delete, insert, select, tuple_, update
 
 from device_pool.pool import LeaseStore
+from device_pool.pool.personal import PersonalPhoneLeases
 from orchestrator.db import DbSession, Device, DeviceSession, DeviceState, Event, SessionState, utcnow
 from orchestrator.db.database import Database, unavailable_as_error
 from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
-from orchestrator.errors import DatabaseUnavailable, InvalidTransition, SessionNotFound
+from orchestrator.errors import DatabaseUnavailable, InvalidTransition, PersonalPhoneNotFound, SessionNotFound
 from orchestrator.profiles import profile_match
 from orchestrator.services.auth import Principal
+from orchestrator.services.personal_phones import PersonalPhoneService
 from orchestrator.services.specs import MAX_PROFILE_BYTES, ProfileName, _json_size
 
 __all__ = ["LEASE_GRACE_S", "SessionService", "SessionSpec", "SessionView", "session_holder"]
@@ -78,6 +80,17 @@ class SessionSpec(BaseModel):
     wait_s: float = Field(
         default=10, ge=0, le=60, description="Seconds to wait for a free phone before answering 503 (0–60)."
     )
+    personal_phone_id: uuid.UUID | None = Field(
+        default=None,
+        description="Hold your personal phone (woken if asleep; its data is kept after the session). "
+        "Not with device_profile: the phone has its own.",
+    )
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> SessionSpec:
+        if self.personal_phone_id is not None and self.device_profile is not None:
+            raise ValueError("personal_phone_id and device_profile are exclusive: a personal phone has its own shape")
+        return self
 
     @field_validator("device_profile", mode="after")
     @classmethod
@@ -105,19 +118,29 @@ class SessionService:
         *,
         profiles: Mapping[str, dict[str, Any]] | None = None,
         lease_grace_s: float = LEASE_GRACE_S,
+        personal_phones: PersonalPhoneService | None = None,
+        wake_timeout_s: float = 120.0,
     ) -> None:
         self.db = db
         self.leases = leases
         self.profiles = dict(profiles or {})
         self.lease_grace_s = lease_grace_s
+        self.personal_phones = personal_phones
+        self.wake_timeout_s = wake_timeout_s
 
     async def create(self, principal: Principal, spec: SessionSpec) -> SessionView:
-        """Lease a phone for a new session. Raises ``UnknownDeviceProfile`` (422) and ``NoDeviceAvailable`` (503)."""
+        """Lease a phone for a new session. Raises ``UnknownDeviceProfile`` (422) and ``NoDeviceAvailable`` (503);
+        on a personal phone ``PersonalPhoneNotFound`` (404: not the caller's), ``PersonalPhoneBusy`` (503:
+        still held by another task or session after ``wait_s``), ``PersonalPhoneWakeFailed`` (502)."""
         match = profile_match(spec.device_profile, self.profiles)
+        if spec.personal_phone_id is not None:
+            if self.personal_phones is None:  # a sweeper's service (phonefleet pool) creates no sessions
+                raise PersonalPhoneNotFound(spec.personal_phone_id)
+            await self.personal_phones.owned(principal, spec.personal_phone_id)
         now = utcnow()
         row = DeviceSession(
             id=uuid.uuid4(), created_at=now, tenant_id=principal.tenant_id, user_id=principal.user_id,
-            state=SessionState.ACTIVE, ttl_s=spec.ttl_s,
+            state=SessionState.ACTIVE, ttl_s=spec.ttl_s, personal_phone_id=spec.personal_phone_id,
             # Past the wait too, so the sweeper cannot expire a session still waiting for its phone.
             expires_at=now + dt.timedelta(seconds=spec.ttl_s + spec.wait_s),
         )  # fmt: skip
@@ -126,10 +149,19 @@ class SessionService:
         holder = session_holder(row.id)
         try:
             async with unavailable_as_error():
-                grant = await self.leases.wait_acquire(
-                    holder=holder, tenant_id=principal.tenant_id, session_id=row.id, profile=match,
-                    ttl_s=spec.ttl_s + self.lease_grace_s, timeout_s=spec.wait_s,
-                )  # fmt: skip
+                if spec.personal_phone_id is not None:
+                    # Waits for it to be free (wait_s), then for its wake (personal_phones.wake_timeout_s).
+                    personal = await PersonalPhoneLeases(self.leases).wait_acquire(
+                        spec.personal_phone_id, holder=holder, tenant_id=principal.tenant_id,
+                        session_id=row.id, ttl_s=spec.ttl_s + self.lease_grace_s, timeout_s=spec.wait_s,
+                        wake_timeout_s=self.wake_timeout_s,
+                    )  # fmt: skip
+                    grant = personal.grant
+                else:
+                    grant = await self.leases.wait_acquire(
+                        holder=holder, tenant_id=principal.tenant_id, session_id=row.id, profile=match,
+                        ttl_s=spec.ttl_s + self.lease_grace_s, timeout_s=spec.wait_s,
+                    )  # fmt: skip
         except BaseException:
             await self._discard(row.id)  # nobody saw it: no phone, no event
             raise

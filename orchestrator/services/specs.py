@@ -8,6 +8,7 @@ reject them), lone surrogates (not encodable as UTF-8) and NaN/Infinity (not JSO
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, Any
 
 from pydantic import (
@@ -19,6 +20,7 @@ from pydantic import (
     StringConstraints,
     UrlConstraints,
     field_validator,
+    model_validator,
 )
 
 from orchestrator.settings import PROFILE_NAME_PATTERN
@@ -137,6 +139,17 @@ class TaskSpec(BaseModel):
         "worker down) be retried after the task acted on the phone? null: yes, unless it made a "
         "sensitive step (a confirmation or a person's takeover).",
     )
+    personal_phone_id: uuid.UUID | None = Field(
+        default=None,
+        description="Run on your personal phone (woken if asleep; its data is kept after the task). "
+        "Not with device_profile: the phone has its own.",
+    )
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> TaskSpec:
+        if self.personal_phone_id is not None and self.device_profile is not None:
+            raise ValueError("personal_phone_id and device_profile are exclusive: a personal phone has its own shape")
+        return self
 
     @field_validator("instruction", mode="after")
     @classmethod
@@ -176,4 +189,5 @@ class TaskSpec(BaseModel):
             "webhook_url": None if self.webhook_url is None else str(self.webhook_url),
             "metadata": self.metadata,
             "retry_after_acting": self.retry_after_acting,
+            "personal_phone_id": self.personal_phone_id,
         }

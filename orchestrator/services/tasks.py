@@ -11,32 +11,36 @@ status (the worker owns it while it holds the task): each is one event the worke
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, insert, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from orchestrator.db import CANCEL_REQUESTED, DbSession, Event, Task, TaskStatus, WaitingKind, utcnow, waiting
+from orchestrator.db import CANCEL_REQUESTED, DbSession, Event, Task, TaskStatus, utcnow
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
 from orchestrator.db.steps import HAND_BACK, USER, insert_step
-from orchestrator.errors import BrokerUnavailable, IdempotencyConflict, InvalidTransition, TaskNotFound
-from orchestrator.notifier import PAYLOAD, EventSignal
+from orchestrator.errors import IdempotencyConflict, InvalidTransition, PersonalPhoneNotFound, TaskNotFound
+from orchestrator.notifier import EventSignal
 from orchestrator.profiles import profile_match
 from orchestrator.queue import TaskQueue
 from orchestrator.services.auth import Principal
+from orchestrator.services.personal_phones import PersonalPhoneService
 from orchestrator.services.ratelimit import RateLimiter
 from orchestrator.services.specs import TaskSpec
-from orchestrator.services.waiting import QUEUED_MESSAGE, record_broker_unavailable
+from orchestrator.services.task_creation import (
+    CREATE_STATEMENT,
+    create_params,
+    created_event,
+    enqueue_created,
+    new_task,
+)
 from orchestrator.services.webhook_targets import TargetPolicy
 
 __all__ = ["TaskService", "load_task"]
-
-logger = logging.getLogger(__name__)
 
 # The worker's request events, each with the reply event it waits for (worker/run/hooks.py).
 CONFIRMATION_REQUESTED, CONFIRMATION = "task.confirmation_requested", "task.confirmation"
@@ -50,7 +54,7 @@ _REQUESTS = (CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, QUESTION)
 # What a replayed Idempotency-Key must match: the request's fields as stored on the task.
 _SPEC_FIELDS = (
     "instruction", "device_profile", "max_steps", "max_tries", "timeout_s", "model", "webhook_url", "metadata",
-    "retry_after_acting",
+    "retry_after_acting", "personal_phone_id",
 )  # fmt: skip
 
 
@@ -65,6 +69,7 @@ def _stored_spec(task: Task) -> dict[str, Any]:
         "webhook_url": task.webhook_url,
         "metadata": task.metadata_,
         "retry_after_acting": task.retry_after_acting,
+        "personal_phone_id": task.personal_phone_id,
     }
 
 
@@ -80,16 +85,18 @@ class TaskService:
         profiles: Mapping[str, dict[str, Any]] | None = None,
         notifier: EventSignal | None = None,
         webhook_targets: TargetPolicy | None = None,
+        personal_phones: PersonalPhoneService | None = None,
         default_max_tries: int = 1,
     ) -> None:
         self.db = db
+        self.personal_phones = personal_phones  # checks a task's personal_phone_id is the caller's
         self.queue = queue
         self.limiter = limiter
         self.profiles = dict(profiles or {})  # the named device profiles (settings.pool.profiles)
         self.notifier = notifier  # told after each commit that wrote events (a hint to event readers)
         self.webhook_targets = webhook_targets or TargetPolicy(allow_private=True)
         self.default_max_tries = default_max_tries  # settings.tasks.default_max_tries
-        # PostgreSQL: a submission is one statement (``_create_statement``); SQLite keeps the ORM.
+        # PostgreSQL: a submission is one statement (``task_creation.CREATE_STATEMENT``); SQLite keeps the ORM.
         self._one_statement = db.engine is not None and db.engine.dialect.name == "postgresql"
 
     @asynccontextmanager
@@ -106,71 +113,42 @@ class TaskService:
         """Submit a task; returns (task, created). A replayed key returns the original, created=False.
 
         Raises ``RateLimited``, ``UnknownDeviceProfile`` (a profile name not configured),
+        ``PersonalPhoneNotFound`` (a personal phone that is not the caller's),
         ``WebhookTargetRefused`` (a private address where only public ones are allowed) and
         ``IdempotencyConflict`` (same key, different request). A broker failure after the commit is
         logged, not raised: the task stays queued for the sweeper.
         """
         await self.limiter.take(principal.tenant_id)
         profile_match(spec.device_profile, self.profiles)  # a name must exist; the worker resolves it
+        if spec.personal_phone_id is not None:
+            if self.personal_phones is None:
+                raise PersonalPhoneNotFound(spec.personal_phone_id)
+            await self.personal_phones.owned(principal, spec.personal_phone_id)  # 404 unless the caller's
         fields = spec.stored_fields()
         if fields["max_tries"] is None:
             fields["max_tries"] = self.default_max_tries
         self.webhook_targets.check_url(fields["webhook_url"])
-        created_at = utcnow()
-        task = Task(
-            id=uuid.uuid4(),
-            created_at=created_at,
-            tenant_id=principal.tenant_id,
-            created_by=principal.key_id,
-            status=TaskStatus.QUEUED,
+        task = new_task(
+            tenant_id=principal.tenant_id, created_by=principal.key_id, fields=fields,
             idempotency_key=idempotency_key,
-            instruction=fields["instruction"],
-            device_profile=fields["device_profile"],
-            max_steps=fields["max_steps"],
-            max_tries=fields["max_tries"],
-            timeout_s=fields["timeout_s"],
-            model=fields["model"],
-            webhook_url=fields["webhook_url"],
-            metadata_=fields["metadata"],
-            retry_after_acting=fields["retry_after_acting"],
-            attempts=0,
-            # Written with the row: the answer says why it waits at no extra cost (control-plane.md).
-            waiting=waiting(WaitingKind.QUEUED, QUEUED_MESSAGE, created_at),
-        )
+        )  # fmt: skip
         try:
             # Insert first and look the key up only on a collision: the common case is one round trip.
             if self._one_statement:
                 # One statement is one implicit transaction: both rows or neither.
-                await self.db.execute_alone(_CREATE, _create_params(task))
+                await self.db.execute_alone(CREATE_STATEMENT, create_params(task))
             else:
                 async with self.db.transaction() as db_session:
                     db_session.add(task)
                     # Flush the task first: with no relationship() between them, the ORM may order
                     # the event's INSERT first and trip its foreign key.
                     await db_session.flush()
-                    db_session.add(_event(task, "task.created", _created_payload(task)))
+                    db_session.add(created_event(task))
         except IntegrityError:
             if idempotency_key is None:
                 raise
             return await self._replay(principal, idempotency_key, fields), False
-        notifier, publication = self.notifier, None
-        if notifier is not None:
-            notifier.notify(remote=False)  # this process's event readers, now
-            if notifier.redis_url is not None:
-                publication = (notifier.redis_url, notifier.channel, PAYLOAD)
-        published = False
-        try:
-            # Other processes' readers are told in the enqueue's round trip when the broker is
-            # that Redis; else by the notifier itself.
-            published = await self.queue.enqueue_run_task(task.id, task.device_profile, publish=publication)
-        except BrokerUnavailable as exc:
-            logger.warning(
-                "task committed but not enqueued; the sweeper will re-enqueue it",
-                extra={"task_id": str(task.id), "error": exc.message},
-            )
-            await record_broker_unavailable(self.db, task)
-        if notifier is not None and not published:
-            notifier.notify(local=False)
+        await enqueue_created(self.db, self.queue, self.notifier, task)
         return task, True
 
     async def get(self, principal: Principal, task_id: uuid.UUID) -> Task:
@@ -179,12 +157,21 @@ class TaskService:
             return await load_task(db_session, principal, task_id)
 
     async def list(
-        self, principal: Principal, *, status: TaskStatus | None, limit: int, cursor: str | None
+        self,
+        principal: Principal,
+        *,
+        status: TaskStatus | None,
+        limit: int,
+        cursor: str | None,
+        schedule_id: uuid.UUID | None = None,
     ) -> Page[Task]:
-        """The tenant's tasks, newest first, ``limit`` at a time; raises ``InvalidCursor``."""
+        """The tenant's tasks (a schedule's runs only, with ``schedule_id``), newest first, ``limit``
+        at a time; raises ``InvalidCursor``."""
         query = select(Task).where(Task.tenant_id == principal.tenant_id)
         if status is not None:
             query = query.where(Task.status == status)
+        if schedule_id is not None:
+            query = query.where(Task.schedule_id == schedule_id)
         if cursor is not None:
             created_at, after_id = decode_time_cursor(cursor)
             query = query.where(tuple_(Task.created_at, Task.id) < tuple_(created_at, after_id))
@@ -367,55 +354,6 @@ async def _latest_event(db_session: DbSession, task: Task, types: tuple[str, ...
         .limit(1)
     )
     return await db_session.scalar(query)
-
-
-def _created_payload(task: Task) -> dict[str, Any]:
-    return {"status": TaskStatus.QUEUED.value, "waiting": task.waiting}
-
-
-_TASKS, _EVENTS = Task.__table__, Event.__table__
-# Task attributes that are columns of the INSERT (attribute name → column name; metadata_ is "metadata").
-_INSERTED = tuple(
-    (attr, Task.__mapper__.attrs[attr].columns[0].name)
-    for attr in (
-        "id", "created_at", "tenant_id", "created_by", "status", "idempotency_key", "instruction",
-        "device_profile", "max_steps", "max_tries", "timeout_s", "model", "webhook_url", "metadata_", "attempts",
-        "waiting", "retry_after_acting",
-    )
-)  # fmt: skip
-
-
-def _create_statement() -> Insert:
-    """A task and its ``task.created`` event in one PostgreSQL statement: a data-modifying CTE.
-
-    WITH new_task AS (INSERT INTO tasks … RETURNING id, tenant_id) INSERT INTO events … SELECT …
-    FROM new_task. Built once, with the columns' own types as bind types (values are encoded as the
-    ORM's flush would encode them); SQLAlchemy compiles it once per process (its cache key is
-    memoized on this object).
-    """
-    new_task = (
-        insert(_TASKS)
-        .values({column: bindparam(column, type_=_TASKS.c[column].type) for _, column in _INSERTED})
-        .returning(_TASKS.c.id, _TASKS.c.tenant_id)
-        .cte("new_task")
-    )
-    created = select(
-        new_task.c.tenant_id,
-        new_task.c.id,
-        bindparam("event_type", type_=_EVENTS.c.type.type),
-        bindparam("event_payload", type_=_EVENTS.c.payload.type),
-        bindparam("event_at", type_=_EVENTS.c.created_at.type),
-    )
-    return insert(_EVENTS).from_select(["tenant_id", "task_id", "type", "payload", "created_at"], created)
-
-
-_CREATE = _create_statement()
-
-
-def _create_params(task: Task) -> dict[str, Any]:
-    params = {column: getattr(task, attr) for attr, column in _INSERTED}
-    params.update(event_type="task.created", event_payload=_created_payload(task), event_at=task.created_at)
-    return params
 
 
 def _event(task: Task, type_: str, payload: dict[str, Any]) -> Event:

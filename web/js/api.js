@@ -102,6 +102,15 @@ export const sessions = {
   close: (id) => request("DELETE", `api/v1/sessions/${encodeURIComponent(id)}`),
 };
 
+export const schedules = {
+  create: (fields) => post("api/v1/schedules", fields),
+  list: (query) => get("api/v1/schedules", query),
+  get: (id) => get(`api/v1/schedules/${encodeURIComponent(id)}`),
+  update: (id, fields) => request("PATCH", `api/v1/schedules/${encodeURIComponent(id)}`, { body: fields }),
+  remove: (id) => request("DELETE", `api/v1/schedules/${encodeURIComponent(id)}`),
+  runs: (id, query) => get(`api/v1/schedules/${encodeURIComponent(id)}/runs`, query),
+};
+
 /** WebRTC signalling: kind is "tasks", "sessions" or "devices". */
 export const webrtc = {
   config: () => get("api/v1/webrtc/config"),

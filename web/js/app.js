@@ -4,6 +4,7 @@ import { auth } from "./api.js";
 import { toast } from "./dom.js";
 import * as devicesPage from "./pages/devices.js";
 import * as loginPage from "./pages/login.js";
+import * as schedulesPage from "./pages/schedules.js";
 import * as sessionPage from "./pages/session.js";
 import * as sessionsPage from "./pages/sessions.js";
 import * as taskPage from "./pages/task.js";
@@ -14,6 +15,7 @@ const ROUTES = [
   { pattern: /^\/login$/, page: loginPage, title: "Log in", open: true },
   { pattern: /^\/tasks$/, page: tasksPage, title: "Tasks", section: "tasks" },
   { pattern: /^\/tasks\/([^/]+)$/, page: taskPage, title: "Task", section: "tasks" },
+  { pattern: /^\/schedules$/, page: schedulesPage, title: "Schedules", section: "schedules" },
   { pattern: /^\/devices$/, page: devicesPage, title: "Devices", section: "devices" },
   { pattern: /^\/sessions$/, page: sessionsPage, title: "Sessions", section: "sessions" },
   { pattern: /^\/sessions\/([^/]+)$/, page: sessionPage, title: "Session", section: "sessions" },

@@ -5,7 +5,9 @@ inside ``asyncio.run``). The database is the truth and the message only a hint, 
 
 1. **claim** the task in one conditional UPDATE (``rows.TaskRows.claim``); a delivery for a
    task that is claimed by a live worker, cancelled or finished does nothing;
-2. **lease** a phone matching ``device_profile`` — an object, or a named profile resolved through
+2. **lease** its personal phone (``personal_phone_id``: ``PersonalPhoneLeases``, woken if asleep,
+   ``waiting: personal_phone_busy`` while another holds it; the wake's seconds in ``timings.wake_s``)
+   or a phone matching ``device_profile`` — an object, or a named profile resolved through
    this worker's ``pool.profiles`` (a name it does not know → ``failed``/``unknown_profile``) —
    (``LeaseStore.wait_acquire``, at most ``max_lease_wait_s`` and never past the budget; the task
    says ``waiting: no_device`` meanwhile) → ``failed``/``no_device`` when none comes free;
@@ -55,9 +57,16 @@ from typing import Any, TypeVar
 import redis.exceptions
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from device_pool.errors import DeviceError, NoDeviceAvailable, PhoneFleetError
+from device_pool.errors import (
+    DeviceError,
+    NoDeviceAvailable,
+    PersonalPhoneBusy,
+    PersonalPhoneWakeFailed,
+    PhoneFleetError,
+)
 from device_pool.logs import bind
 from device_pool.pool import DEVICE_ERROR, RELEASED, LeaseGrant, LeaseStore, signal_for
+from device_pool.pool.personal import PersonalPhoneLeases
 from orchestrator.db import (
     WORKER_SHUTDOWN,
     TaskStatus,
@@ -200,33 +209,41 @@ async def _run_claimed(run: _Run, stack: AsyncExitStack, engine: AsyncEngine) ->
     stack.push_async_callback(watcher.stop)
 
     wait_s = max(0.0, min(deadline - time.monotonic(), deps.max_lease_wait_s))
-    # The phones earlier attempts failed on, unless no other phone in service matches: then one
-    # of them, after its reset, rather than none.
-    avoid = claim.avoid_devices
-    if avoid and not await store.serves_besides(match, avoid):
-        logger.info(
-            "no other phone matches; the one that failed may be leased again", extra={"avoid": len(avoid)}
-        )
-        avoid = ()
-    lease = {"holder": rows.worker_id, "tenant_id": claim.tenant_id, "task_id": claim.task_id,
-             "profile": match, "ttl_s": settings.pool.lease_ttl_s, "avoid": avoid}  # fmt: skip
-    try:
-        grant = await store.acquire(**lease)
-        if grant is None:
-            # No idle phone now: the wait may last minutes, so the task says why it does not move.
-            wanted = f" matching {match}" if match else ""
-            other = " other than the one an earlier attempt failed on" if avoid else ""
-            message = f"no idle device{wanted}{other}; waiting up to {wait_s:g} s for one"
-            await rows.set_waiting(waiting(WaitingKind.NO_DEVICE, message, utcnow()))
-            grant = await _unless_interrupted(store.wait_acquire(**lease, timeout_s=wait_s), steering)
-    except NoDeviceAvailable as exc:
-        # Rather than fail no_device, a retry that waited in vain for another phone takes an idle
-        # one it was avoiding.
-        grant = await store.acquire(**(lease | {"avoid": ()})) if avoid else None
-        if grant is None:
+    if claim.personal_phone_id is not None:
+        try:
+            grant = await _lease_personal(run, store, steering, wait_s)
+        except (PersonalPhoneBusy, PersonalPhoneWakeFailed) as exc:
             await watcher.stop()
-            await rows.finish(TaskStatus.FAILED, reason="no_device", message=exc.message, result={})
+            await rows.finish(TaskStatus.FAILED, reason=exc.code, message=exc.message, result={})
             return TaskStatus.FAILED
+    else:
+        # The phones earlier attempts failed on, unless no other phone in service matches: then one
+        # of them, after its reset, rather than none.
+        avoid = claim.avoid_devices
+        if avoid and not await store.serves_besides(match, avoid):
+            logger.info(
+                "no other phone matches; the one that failed may be leased again", extra={"avoid": len(avoid)}
+            )
+            avoid = ()
+        lease = {"holder": rows.worker_id, "tenant_id": claim.tenant_id, "task_id": claim.task_id,
+                 "profile": match, "ttl_s": settings.pool.lease_ttl_s, "avoid": avoid}  # fmt: skip
+        try:
+            grant = await store.acquire(**lease)
+            if grant is None:
+                # No idle phone now: the wait may last minutes, so the task says why it does not move.
+                wanted = f" matching {match}" if match else ""
+                other = " other than the one an earlier attempt failed on" if avoid else ""
+                message = f"no idle device{wanted}{other}; waiting up to {wait_s:g} s for one"
+                await rows.set_waiting(waiting(WaitingKind.NO_DEVICE, message, utcnow()))
+                grant = await _unless_interrupted(store.wait_acquire(**lease, timeout_s=wait_s), steering)
+        except NoDeviceAvailable as exc:
+            # Rather than fail no_device, a retry that waited in vain for another phone takes an idle
+            # one it was avoiding.
+            grant = await store.acquire(**(lease | {"avoid": ()})) if avoid else None
+            if grant is None:
+                await watcher.stop()
+                await rows.finish(TaskStatus.FAILED, reason="no_device", message=exc.message, result={})
+                return TaskStatus.FAILED
     if grant is None:  # cancelled (or re-claimed) while waiting for a phone
         await watcher.stop()
         return await run.end(_interrupted(steering))
@@ -255,6 +272,34 @@ async def _run_claimed(run: _Run, stack: AsyncExitStack, engine: AsyncEngine) ->
             logger.info(
                 "lease released" if released else "lease already ended", extra={"reason": release_reason}
             )
+
+
+async def _lease_personal(
+    run: _Run, store: LeaseStore, steering: AgentSteering, wait_s: float
+) -> LeaseGrant | None:
+    """The task's personal phone, woken if it sleeps; it waits (``personal_phone_busy``) while
+    another task or session holds it. None when cancelled meanwhile. Raises ``PersonalPhoneBusy``
+    and ``PersonalPhoneWakeFailed``. The wake's seconds go to the run's timings (``wake_s``)."""
+    claim, rows, settings = run.claim, run.rows, run.deps.settings
+    assert claim.personal_phone_id is not None
+
+    async def busy() -> None:
+        message = (f"personal phone {claim.personal_phone_id} is held by another task or session; "
+                   f"waiting up to {wait_s:g} s for it")  # fmt: skip
+        await rows.set_waiting(waiting(WaitingKind.PERSONAL_PHONE_BUSY, message, utcnow()))
+
+    personal = await _unless_interrupted(
+        PersonalPhoneLeases(store).wait_acquire(
+            claim.personal_phone_id, holder=rows.worker_id, tenant_id=claim.tenant_id, task_id=claim.task_id,
+            ttl_s=settings.pool.lease_ttl_s, timeout_s=wait_s,
+            wake_timeout_s=settings.personal_phones.wake_timeout_s, on_busy=busy,
+        ),
+        steering,
+    )  # fmt: skip
+    if personal is None:
+        return None
+    run.wake_s = personal.wake_s
+    return personal.grant
 
 
 async def _drive(
@@ -381,6 +426,7 @@ class _Run:
     rows: TaskRows
     deps: RunDeps
     ended: RunEnd
+    wake_s: float | None = None  # how long its personal phone took to wake (None: no wake)
 
     async def end(
         self,
@@ -418,6 +464,9 @@ class _Run:
             summary |= {"timings": result.totals(), "usage": result.usage()}
         if tries is not None and tries.records:
             summary |= tries.summary()
+        if self.wake_s is not None:
+            # The wake is a step of the run's timings: its personal phone was asleep.
+            summary["timings"] = {**summary.get("timings", {}), "wake_s": round(self.wake_s, 3)}
         written = await self.rows.finish(
             outcome.status, reason=outcome.reason, message=outcome.message, result=summary
         )

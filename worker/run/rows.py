@@ -81,6 +81,7 @@ logger = logging.getLogger(__name__)
 _CLAIM_COLUMNS = (
     Task.tenant_id, Task.instruction, Task.device_profile, Task.max_steps, Task.timeout_s, Task.model,
     Task.attempts, Task.retry_after_acting, Task.max_tries,
+    Task.attempts, Task.retry_after_acting, Task.personal_phone_id,
 )  # fmt: skip
 
 # The events of a sensitive step: the agent asked for a confirmation or a takeover (the run's hooks
@@ -129,6 +130,7 @@ class Claim:
     first_step: int = 0
     retry_after_acting: bool | None = None  # the task's field (retry_refusal)
     max_tries: int = 1  # the agent's tries on this attempt's phone (drive.py, "Tries")
+    personal_phone_id: uuid.UUID | None = None  # run on this personal phone's data (docs/personal-phones.md)
     # Phones an earlier attempt failed on (their task.retrying events): this attempt avoids them.
     avoid_devices: tuple[uuid.UUID, ...] = ()
 
@@ -248,6 +250,7 @@ class TaskRows:
             model=row.model, attempts=row.attempts, reclaimed=stale, first_step=first_step,
             ended_leases=len(ended), retry_after_acting=row.retry_after_acting, avoid_devices=avoid,
             max_tries=row.max_tries,
+            personal_phone_id=row.personal_phone_id,
         )  # fmt: skip
 
     async def _fail_lost(

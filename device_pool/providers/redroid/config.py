@@ -19,7 +19,11 @@ from device_pool.providers.base import DeviceProfile
 LABEL_MANAGED = "io.phonefleet.managed"
 LABEL_POOL = "io.phonefleet.pool"
 LABEL_PORT = "io.phonefleet.port"
-LABEL_ROLE = "io.phonefleet.role"  # "phone" (container), "data" (a phone's volume), "golden"
+LABEL_ROLE = "io.phonefleet.role"  # "phone" (container), "data" (a phone's volume), "golden", "personal"
+# On a personal phone's volume: the image that made its /data. Android does not run on a /data an
+# older (or other) image wrote, so a volume is attached only by the image that made it.
+LABEL_IMAGE = "io.phonefleet.image"
+LABEL_PERSONAL = "io.phonefleet.personal-phone"  # the personal phone a volume belongs to
 
 ADB_PORT_IN_CONTAINER = 5555  # redroid's adbd; on a bridge network it is published on the phone's host port
 ADB_PORT_ENV = "ADB_PORT"  # host networking: the port the phone must listen on (the stand-in honours it)
@@ -149,7 +153,9 @@ def parse_mount(spec: str) -> tuple[str, str, str]:
 __all__ = [
     "ADB_PORT_ENV",
     "ADB_PORT_IN_CONTAINER",
+    "LABEL_IMAGE",
     "LABEL_MANAGED",
+    "LABEL_PERSONAL",
     "LABEL_POOL",
     "LABEL_PORT",
     "LABEL_ROLE",

@@ -107,6 +107,15 @@ class Engine:
             except docker.errors.NotFound:
                 pass
 
+    def volume_labels(self, name: str) -> dict[str, str] | None:
+        """A volume's labels; None when there is no such volume."""
+        with engine_errors(self.provider, self.url, f"inspect volume {name}"):
+            try:
+                volume = self.client().volumes.get(name)
+            except docker.errors.NotFound:
+                return None
+            return dict(volume.attrs.get("Labels") or {})
+
     def has_volume(self, name: str) -> bool:
         with engine_errors(self.provider, self.url, f"inspect volume {name}"):
             try:

@@ -5,6 +5,13 @@ with ``/data`` on a volume of its own (or a fresh ``/data-diff`` over a shared g
 ``reset`` removes the container and its volume and starts a new one: the previous user's data is
 gone because its volume is. Containers and volumes carrying our pool's labels that this provider
 does not hold (a pool manager that was killed) are removed at start: they may hold anyone's data.
+
+A personal phone (``attach``) has a volume of its own, ``phonefleet-<pool_id>-personal-<id>``
+(role ``personal``, never reaped): the container is recreated on it, as ``/data`` (or as
+``/data-diff`` over the golden ``/data-base``). The container is disposable, the volume is not:
+``detach`` and ``reset`` recreate the container on a fresh volume of the phone's own and leave the
+personal volume as it is; only ``remove_data`` removes it. A volume made by another image is
+refused (``LABEL_IMAGE``): Android does not boot an upgrade over an old /data unmigrated.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import asyncio
 import logging
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +33,13 @@ from device_pool.providers.base import DeviceProfile, DeviceSpec, Health
 from device_pool.providers.checks import DEFAULT_LAUNCHER, probe, wait_for_launcher
 from device_pool.providers.errors import PhoneStartFailed, ProviderCapacity, ProviderError, UnsupportedProfile
 from device_pool.providers.made import MadePhone, MadePhones
-from device_pool.providers.redroid.config import ADB_PORT_ENV, ADB_PORT_IN_CONTAINER, RedroidConfig
+from device_pool.providers.redroid.config import (
+    ADB_PORT_ENV,
+    ADB_PORT_IN_CONTAINER,
+    LABEL_IMAGE,
+    LABEL_PERSONAL,
+    RedroidConfig,
+)
 from device_pool.providers.redroid.engine import Engine, binds
 from device_pool.providers.redroid.host import check_engine_host
 
@@ -39,7 +53,8 @@ _APK_ON_PHONE = "/data/local/tmp/phonefleet-adbkeyboard.apk"
 @dataclass
 class _Phone(MadePhone):
     name: str = ""  # the container's name: set before it exists, so reaping never mistakes it for an orphan
-    volume: str | None = None
+    volume: str | None = None  # its own data volume (removed with the container); None on a personal one
+    personal: str | None = None  # the personal phone's volume it runs on now, if any
 
 
 class RedroidProvider(MadePhones[_Phone]):
@@ -72,9 +87,53 @@ class RedroidProvider(MadePhones[_Phone]):
         Raises PhoneStartFailed when the new container does not boot: the phone must not be handed out.
         """
         phone = self._require(serial)
+        phone.personal = None  # a personal phone's volume is left as it is: never reset
         await self._teardown(phone)
         await self._boot_again(phone)
         logger.info("phone reset on a fresh volume", extra={"serial": serial, "volume": phone.volume})
+
+    # --- personal phones (the PersonalData protocol) --------------------------------------------
+
+    def personal_volume(self, personal_phone_id: uuid.UUID) -> str:
+        """The name of a personal phone's data volume on this pool's engine."""
+        return f"phonefleet-{self.config.pool_id}-personal-{uuid.UUID(str(personal_phone_id))}"
+
+    async def attach(self, serial: str, personal_phone_id: uuid.UUID) -> None:
+        """Recreate the phone's container on the personal phone's volume (made empty the first time:
+        the phone then starts in factory state). Raises ``ProviderError`` for a volume another image
+        made, ``PhoneStartFailed``."""
+        phone = self._require(serial)
+        volume = self.personal_volume(personal_phone_id)
+        labels = await asyncio.to_thread(self.engine.volume_labels, volume)
+        image = self.config.image_ref
+        if labels is not None and labels.get(LABEL_IMAGE, image) != image:
+            raise ProviderError(
+                f"personal phone {personal_phone_id}'s volume {volume} was made by {labels[LABEL_IMAGE]}, not "
+                f"{image}: Android is not upgraded over an old /data here; migrate the volume "
+                f"(docs/personal-phones.md) or run that image",
+                provider=self.name,
+                context={"volume": volume, "volume_image": labels[LABEL_IMAGE], "image": image},
+            )
+        if labels is None:
+            await asyncio.to_thread(
+                self.engine.create_volume, volume,
+                {**self.config.labels_for("personal"), LABEL_IMAGE: image, LABEL_PERSONAL: str(personal_phone_id)},
+            )  # fmt: skip
+        await self._teardown(phone)
+        phone.personal = volume
+        await self._boot_again(phone)
+        logger.info("personal phone attached", extra={"serial": serial, "volume": volume})
+
+    async def detach(self, serial: str) -> None:
+        """Recreate the container on a fresh volume of its own; the personal volume is kept."""
+        await self.reset(serial)
+
+    async def remove_data(self, personal_phone_id: uuid.UUID) -> None:
+        """Remove the personal phone's volume for good; no phone may run on it."""
+        volume = self.personal_volume(personal_phone_id)
+        if any(phone.personal == volume for phone in self._phones.values()):
+            raise ProviderError(f"personal phone {personal_phone_id} still runs on a phone", provider=self.name)
+        await asyncio.to_thread(self.engine.remove_volume, volume)
 
     async def health(self, serial: str) -> Health:
         """The container is running, then the ADB probe (state, echo, screen size); never raises for the phone."""
@@ -203,14 +262,17 @@ class RedroidProvider(MadePhones[_Phone]):
         """A fresh volume and container for the phone, then wait for boot, set up the keyboard, wait for home."""
         c = self.config
         started = time.monotonic()
-        phone.volume = f"{phone.name}-{secrets.token_hex(4)}"
-        await asyncio.to_thread(self.engine.create_volume, phone.volume, c.labels_for("data", phone.port))
+        if phone.personal is not None:
+            data, phone.volume = phone.personal, None  # not the phone's: teardown leaves it
+        else:
+            phone.volume = data = f"{phone.name}-{secrets.token_hex(4)}"
+            await asyncio.to_thread(self.engine.create_volume, phone.volume, c.labels_for("data", phone.port))
         volumes = binds(c.mounts)
         if c.golden_volume is not None:
             volumes[c.golden_volume] = ("/data-base", "ro")
-            volumes[phone.volume] = ("/data-diff", "rw")
+            volumes[data] = ("/data-diff", "rw")
         else:
-            volumes[phone.volume] = ("/data", "rw")
+            volumes[data] = ("/data", "rw")
         environment = dict(c.environment)
         ports: dict[str, tuple[str, int]] | None = None
         if c.network_mode == "host":

@@ -1,8 +1,9 @@
 """Bank (com.phonefleet.bank): a FLAG_SECURE login screen, then an account page that is not secure.
 
-Credentials: username ``demo``, password ``1234`` (any case for the username). The session is not
-persisted: a cold start (or force-stop) shows the login again. The balance and transactions are
-fixed by the seed.
+Credentials: username ``demo``, password ``1234`` (any case for the username). Like a real banking
+app it stays signed in: the login is kept in its private data (``/data/data/com.phonefleet.bank/
+files/state.json``, ``{"signed_in": "demo"}``), so a cold start opens the account until "Log out",
+``pm clear`` or a factory reset. The balance and transactions are fixed by the seed.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class BankApp(App):
     status_fg = (255, 255, 255)
 
     def create_screen(self, activity: str, data: str | None) -> Screen:
-        # Without a session every entry point asks for the login first.
+        if self.data().get("signed_in"):
+            return Screen(name="account", activity=ACCOUNT)
+        # Signed out, every entry point asks for the login first.
         screen = Screen(name="login", activity=LOGIN)
         screen.focus = "username"
         return screen
@@ -85,12 +88,14 @@ class BankApp(App):
             return
         user = screen.fields.get("username", "").strip().casefold()
         if user == USERNAME and screen.fields.get("password", "") == PASSWORD:
+            self.save_data({**self.data(), "signed_in": USERNAME})
             self.stack = [Screen(name="account", activity=ACCOUNT)]
         else:
             screen.args["error"] = True
             screen.fields["password"] = ""
 
     def logout(self) -> None:
+        self.save_data({k: v for k, v in self.data().items() if k != "signed_in"})
         self.stack = [self.create_screen(LOGIN, None)]
 
     def submit(self, screen: Screen, key: str) -> None:

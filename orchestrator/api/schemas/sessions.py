@@ -72,6 +72,7 @@ class SessionOut(BaseModel):
     expires_at: dt.datetime | None = Field(description="Ends here unless kept alive (POST …/keepalive).")
     closed_at: dt.datetime | None = Field(description="When it was closed or expired.")
     keepalive_url: str
+    personal_phone_id: uuid.UUID | None = Field(default=None, description="The personal phone it holds, if any.")
 
     @classmethod
     def from_view(cls, view: SessionView) -> SessionOut:
@@ -84,5 +85,5 @@ class SessionOut(BaseModel):
             id=s.id, state=s.state, ttl_s=s.ttl_s,
             device=SessionDeviceOut(id=d.id, serial=d.serial, profile=d.profile), adb=adb,
             created_at=s.created_at, expires_at=s.expires_at, closed_at=s.closed_at,
-            keepalive_url=f"/api/v1/sessions/{s.id}/keepalive",
+            keepalive_url=f"/api/v1/sessions/{s.id}/keepalive", personal_phone_id=s.personal_phone_id,
         )  # fmt: skip

@@ -97,6 +97,7 @@ class TaskOut(BaseModel):
                     "waiting": {"kind": "queued", "message": "waiting for a worker to claim it",
                                 "since": EXAMPLE_TIME},
                     "steps_url": f"/api/v1/tasks/{EXAMPLE_TASK_ID}/steps",
+                    "schedule_id": None, "due_at": None,
                 }
             ]
         }
@@ -133,6 +134,11 @@ class TaskOut(BaseModel):
         description="Why the task is not moving, or null while it moves and once it ended."
     )
     steps_url: str
+    schedule_id: uuid.UUID | None = Field(
+        default=None, description="The schedule this task is a run of; null for a task submitted by hand."
+    )
+    due_at: dt.datetime | None = Field(default=None, description="A schedule's run: the due time it was made for.")
+    personal_phone_id: uuid.UUID | None = Field(default=None, description="The personal phone it runs on, if any.")
 
     @classmethod
     def from_row(cls, task: Task) -> TaskOut:
@@ -143,4 +149,6 @@ class TaskOut(BaseModel):
             attempts=task.attempts, cancel_requested=CANCEL_REQUESTED in (task.result or {}),
             result=task.result, created_at=task.created_at, started_at=task.started_at,
             finished_at=task.finished_at, waiting=task.waiting, steps_url=f"/api/v1/tasks/{task.id}/steps",
+            schedule_id=task.schedule_id, due_at=task.due_at,
+            personal_phone_id=task.personal_phone_id,
         )  # fmt: skip

@@ -34,7 +34,14 @@ from device_pool.providers import (
     UnsupportedProfile,
 )
 from device_pool.providers.redroid import RedroidConfig, RedroidProvider
-from device_pool.providers.redroid.config import LABEL_MANAGED, LABEL_POOL, LABEL_PORT, LABEL_ROLE
+from device_pool.providers.redroid.config import (
+    LABEL_IMAGE,
+    LABEL_MANAGED,
+    LABEL_PERSONAL,
+    LABEL_POOL,
+    LABEL_PORT,
+    LABEL_ROLE,
+)
 from device_pool.providers.redroid.host import HostFacts, HostUnsupported, host_problems
 from tests.aio import run
 from tests.conditions import GiveUp, wait_until
@@ -231,6 +238,62 @@ def test_create_health_reset_destroy(
     run(provider.destroy(spec.serial))  # idempotent
     assert run(provider.list()) == []
     assert ours(docker_client, pool_id) == ([], [])
+
+
+def test_a_personal_phones_volume_outlives_its_containers_until_its_data_is_removed(
+    make_provider: MakeProvider, docker_client: Any, adb_server: AdbServer
+) -> None:
+    provider = make_provider(min_count=1, max_count=1)
+    pool_id = provider.config.pool_id
+    (spec,) = run(provider.start())
+    name = provider.container_name(spec.serial)
+    phone = AdbDevice(spec.serial, adb_port=adb_server.port)
+    personal_id = uuid.uuid4()
+    volume = provider.personal_volume(personal_id)
+
+    run(provider.attach(spec.serial, personal_id))
+    on_p = docker_client.containers.get(name)
+    assert data_volume(on_p) == volume
+    labels = docker_client.volumes.get(volume).attrs["Labels"]
+    assert labels[LABEL_ROLE] == "personal" and labels[LABEL_PERSONAL] == str(personal_id)
+    assert labels[LABEL_IMAGE] == STANDIN
+    assert run(_view(phone))[:2] == ("null", "")  # a new personal phone: factory state
+    run(_dirty(phone))  # the person's own data now
+
+    # The container is disposable: detached (the pool's device back on its own, fresh volume) ...
+    run(provider.detach(spec.serial))
+    assert data_volume(docker_client.containers.get(name)) != volume
+    assert run(_view(phone))[:2] == ("null", ""), "a detached phone is in factory state"
+    assert volume in ours(docker_client, pool_id)[1]
+    # ... its orphans reaped, the personal volume is not one of them ...
+    run(provider.reap_orphans())
+    assert volume in ours(docker_client, pool_id)[1]
+    # ... and a new container on the volume finds the data.
+    run(provider.attach(spec.serial, personal_id))
+    assert data_volume(docker_client.containers.get(name)) == volume
+    assert docker_client.containers.get(name).id != on_p.id
+    assert run(_view(phone))[:2] == ("previous-user", "secret.txt\n")
+
+    # A reset never wipes it either: it detaches first.
+    run(provider.reset(spec.serial))
+    assert run(_view(phone))[:2] == ("null", "")
+    run(provider.attach(spec.serial, personal_id))
+    assert run(_view(phone))[:2] == ("previous-user", "secret.txt\n")
+    with pytest.raises(ProviderError, match="still runs"):
+        run(provider.remove_data(personal_id))
+    run(provider.detach(spec.serial))
+    run(provider.remove_data(personal_id))
+    assert volume not in ours(docker_client, pool_id)[1], "deleting the personal phone removes its volume"
+
+    # A volume another image made is refused, with what to do.
+    other = uuid.uuid4()
+    docker_client.volumes.create(
+        name=provider.personal_volume(other),
+        labels={**provider.config.labels_for("personal"), LABEL_IMAGE: "redroid/redroid:12.0.0-old"},
+    )
+    with pytest.raises(ProviderError, match="migrate the volume"):
+        run(provider.attach(spec.serial, other))
+    run(provider.remove_data(other))
 
 
 def test_capacity_concurrent_creates_and_close(make_provider: MakeProvider, docker_client: Any) -> None:

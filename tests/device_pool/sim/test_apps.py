@@ -210,6 +210,22 @@ def test_bank_login_is_secure_then_account_is_not(tmp_path: Path) -> None:
     balance = phone.find(rid="com.phonefleet.bank:id/balance")
     assert balance is not None and balance.text.startswith("$")
     assert phone.foreground() == ("com.phonefleet.bank", "com.phonefleet.bank.AccountActivity")
+    # Like a real banking app it stays signed in (its private data), until pm clear or Log out.
     phone.force_stop("com.phonefleet.bank")
     phone.start_activity(package="com.phonefleet.bank")
-    assert phone.frame().secure, "the session does not survive a force-stop"
+    assert not phone.frame().secure, "the login survives a force-stop"
+    assert phone.find(rid="com.phonefleet.bank:id/balance") is not None
+    tap(phone, "Log out")
+    assert phone.frame().secure
+    phone.force_stop("com.phonefleet.bank")
+    phone.start_activity(package="com.phonefleet.bank")
+    assert phone.frame().secure, "signed out for good"
+    tap(phone, rid="com.phonefleet.bank:id/username")
+    phone.type_text("demo")
+    tap(phone, rid="com.phonefleet.bank:id/password")
+    phone.type_text("1234")
+    tap(phone, "Log in")
+    assert not phone.frame().secure
+    phone.clear_package("com.phonefleet.bank")
+    phone.start_activity(package="com.phonefleet.bank")
+    assert phone.frame().secure, "pm clear signs out"

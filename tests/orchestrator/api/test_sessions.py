@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -37,34 +35,9 @@ from orchestrator.services.sweeper import TaskSweeper
 from tests.aio import run
 from tests.conftest import REDIS_URL
 from tests.databases import migrate_to_head, open_sessions
-
-# Reused, not copied: the providers' SimProvider fixtures (their conftest is not above this folder).
-from tests.device_pool.providers.conftest import MakeSimProvider, make_sim_provider  # noqa: F401
-from tests.orchestrator.api.conftest import Api, Caller, StartApi
-from tests.orchestrator.api.pools import RunningPool, running_pool
+from tests.orchestrator.api.conftest import Api, Caller, StartApi, StartPool
 from tests.orchestrator.factories import make_device
 from tests.processes import AdbServer
-
-StartPool = Callable[[int], RunningPool]
-
-
-@pytest.fixture
-def own_api(start_api: StartApi, pg_url: str) -> Api:
-    """The API on a migrated PostgreSQL database of this test's own."""
-    migrate_to_head(pg_url)
-    return start_api(pg_url)
-
-
-@pytest.fixture
-def start_pool(own_api: Api, make_sim_provider: MakeSimProvider) -> Iterator[StartPool]:  # noqa: F811
-    """Run a pool manager with ``count`` virtual phones (720x1600) on the API's database."""
-    with ExitStack() as stack:
-
-        def start(count: int) -> RunningPool:
-            provider = make_sim_provider(count=count, max_count=count)
-            return stack.enter_context(running_pool(own_api.db_url, provider))
-
-        yield start
 
 
 def when(value: str) -> dt.datetime:

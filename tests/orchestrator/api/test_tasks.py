@@ -92,7 +92,7 @@ def test_broker_down_keeps_the_task_queued_and_answers_202(
 ) -> None:
     api = start_api(migrated_pg_url, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
     caller = api.caller()
-    with caplog.at_level(logging.WARNING, logger="orchestrator.services.tasks"):
+    with caplog.at_level(logging.WARNING, logger="orchestrator.services.task_creation"):
         r = caller.http.post("/api/v1/tasks", json={"instruction": "open the camera"})
     assert r.status_code == 202, r.text
     [row] = db_rows(api.db_url, select(Task).where(Task.id == uuid.UUID(r.json()["id"])))

@@ -48,6 +48,8 @@ KINDS = {
     "session_id": "A opens a session (POST /api/v1/sessions); it leases the phone",
     "device_id": "the phone A's session holds",
     "key_id": "A's admin issues a key (POST /api/v1/api-keys)",
+    "schedule_id": "A creates a schedule (POST /api/v1/schedules)",
+    "personal_phone_id": "A makes a personal phone (POST /api/v1/personal-phones)",
     "subscription_id": "A's admin subscribes a URL to A's events (POST /api/v1/webhooks)",
 }
 
@@ -83,6 +85,13 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/sessions/{session_id}/keepalive"): HIDDEN,
     ("POST", "/api/v1/sessions/{session_id}/webrtc"): HIDDEN,
     ("POST", "/api/v1/api-keys/{key_id}/revoke"): HIDDEN,
+    ("GET", "/api/v1/schedules/{schedule_id}"): HIDDEN,
+    ("PATCH", "/api/v1/schedules/{schedule_id}"): HIDDEN,
+    ("DELETE", "/api/v1/schedules/{schedule_id}"): HIDDEN,
+    ("GET", "/api/v1/schedules/{schedule_id}/runs"): HIDDEN,
+    ("GET", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
+    ("PATCH", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
+    ("DELETE", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
     ("GET", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
     ("DELETE", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
     ("POST", "/api/v1/webhooks/{subscription_id}/rotate-secret"): HIDDEN,
@@ -193,9 +202,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert key.status_code == 201, key.text
         hook = a.http.post("/api/v1/webhooks", json={"url": "https://hooks.example.com/a", "events": ["task.status"]})
         assert hook.status_code == 201, hook.text
+        schedule = a.http.post("/api/v1/schedules", json={"task": {"instruction": "A's daily task"},
+                                                          "cron": "0 9 * * *", "timezone": "Europe/Paris"})
+        assert schedule.status_code == 201, schedule.text
+        personal = a.http.post("/api/v1/personal-phones", json={"name": "A's phone"})
+        assert personal.status_code == 201, personal.text
         ids = {
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
             "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"],
+            "schedule_id": schedule.json()["id"], "personal_phone_id": personal.json()["id"],
             "subscription_id": hook.json()["id"],
         }  # fmt: skip
         assert ids.keys() == KINDS.keys()

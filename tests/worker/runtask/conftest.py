@@ -253,8 +253,20 @@ def two_phones(pg_url: str, make_sim_provider: MakeSimProvider) -> Iterator[Pool
     yield from _pool(pg_url, make_sim_provider, phones=2)
 
 
-def _pool(pg_url: str, make_sim_provider: MakeSimProvider, *, phones: int) -> Iterator[Pool]:  # noqa: F811
-    provider = make_sim_provider(count=phones, max_count=phones)
+@pytest.fixture
+def personal_pool(pg_url: str, make_sim_provider: MakeSimProvider, tmp_path: Path) -> Iterator[Pool]:  # noqa: F811
+    """Two virtual phones, registered and idle, that can run personal phones (data in ``tmp_path/personal``)."""
+    yield from _pool(pg_url, make_sim_provider, phones=2, personal_root=tmp_path / "personal")
+
+
+def _pool(
+    pg_url: str,
+    make_sim_provider: MakeSimProvider,  # noqa: F811
+    *,
+    phones: int,
+    personal_root: Path | None = None,
+) -> Iterator[Pool]:
+    provider = make_sim_provider(count=phones, max_count=phones, personal_root=personal_root)
     loop = LoopThread()
     engine = make_engine(pg_url)
     store = LeaseStore(make_sessionmaker(engine), "postgresql")

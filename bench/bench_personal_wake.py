@@ -1,0 +1,129 @@
+"""Personal phone wake: cold (asleep → a device restarted on its data) vs warm (ready: its device kept).
+
+One virtual phone in a pool on a throwaway SQLite database, a private adb server, the real
+``PoolManager`` and ``PersonalPhoneLeases``: each round puts the personal phone to sleep (unused for
+``idle_stop_s``), then times a lease of it from request to grant (the manager's pass attaches the
+data), releases it, lets the manager keep the device for it, and times a warm lease. Run from the
+repository root:
+
+    .venv/bin/python bench/bench_personal_wake.py [--rounds 10]
+
+It prints one table (ms). The redroid stand-in's wake (a container recreated on the phone's volume)
+is not measured here yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from sqlalchemy import update  # noqa: E402
+
+from device_pool.pool import LeaseStore, PoolManager  # noqa: E402
+from device_pool.pool.personal import PersonalPhoneLeases  # noqa: E402
+from device_pool.providers.sim import SimProvider, SimProviderConfig  # noqa: E402
+from orchestrator.db import PersonalPhone, make_engine, make_sessionmaker, utcnow  # noqa: E402
+from tests.conditions import reserved_ports  # noqa: E402
+from tests.databases import migrate_to_head, sqlite_url  # noqa: E402
+from tests.orchestrator.factories import make_user  # noqa: E402
+from tests.processes import adb_binary, start_adb_server  # noqa: E402
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+async def _lease(leases: PersonalPhoneLeases, manager: PoolManager, phone_id: uuid.UUID, tenant_id: uuid.UUID):
+    """Time one lease of the phone; the manager's passes run beside it (as ``phonefleet pool``'s would)."""
+    started = time.perf_counter()
+    waiting = asyncio.ensure_future(
+        leases.wait_acquire(phone_id, holder="bench", tenant_id=tenant_id, ttl_s=60, timeout_s=60,
+                            wake_timeout_s=60)
+    )  # fmt: skip
+    while not waiting.done():
+        await manager.reconcile()
+        await asyncio.sleep(0.01)
+    personal = waiting.result()
+    return (time.perf_counter() - started) * 1000, personal
+
+
+async def _bench(rounds: int, root: Path, adb_port: int, base_port: int) -> tuple[list[float], list[float]]:
+    url = sqlite_url(root / "bench.db")
+    engine = make_engine(url)
+    store = LeaseStore(make_sessionmaker(engine), engine.dialect.name)
+    provider = SimProvider(SimProviderConfig(
+        data_root=root / "phones", personal_root=root / "personal", count=1, max_count=1, base_port=base_port,
+        adb_port=adb_port, width=720, height=1600, density=320,
+    ))  # fmt: skip
+    manager = PoolManager(store, provider, min_idle=1, max_devices=1, health_interval_s=600, reap_interval_s=600)
+    sessions = make_sessionmaker(engine)
+    async with sessions.begin() as s:
+        user = await make_user(s)
+        phone = PersonalPhone(tenant_id=user.tenant_id, user_id=user.id, name="bench")
+        s.add(phone)
+        await s.flush()
+        phone_id, tenant_id = phone.id, user.tenant_id
+    leases = PersonalPhoneLeases(store)
+    cold, warm = [], []
+    try:
+        await provider.start()
+        await manager.sync_devices()
+        for _ in range(rounds):
+            elapsed, personal = await _lease(leases, manager, phone_id, tenant_id)
+            cold.append(elapsed)
+            assert personal.wake_s is not None, "a sleeping phone woke"
+            await store.release(personal.grant.lease_id, "bench")
+            await manager.reconcile()  # kept for the phone: ready
+            elapsed, personal = await _lease(leases, manager, phone_id, tenant_id)
+            warm.append(elapsed)
+            assert personal.wake_s is None, "a ready phone needs no wake"
+            await store.release(personal.grant.lease_id, "bench")
+            await manager.reconcile()
+            async with sessions.begin() as s:  # unused for idle_stop_s: the next pass puts it to sleep
+                await s.execute(update(PersonalPhone).values(last_used_at=utcnow() - dt.timedelta(hours=1)))
+            await manager.reconcile()
+            await manager.reconcile()
+    finally:
+        await provider.close()
+        await store.close()
+        await engine.dispose()
+    return cold, warm
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+    binary = adb_binary()
+    if binary is None:
+        print("needs Debian's adb (apt-get install adb)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp, reserved_ports(1) as base_port:
+        migrate_to_head(sqlite_url(Path(tmp) / "bench.db"))  # its own loop: before ours
+        adb = start_adb_server(Path(tmp) / "adb-home", binary)
+        try:
+            cold, warm = asyncio.run(_bench(args.rounds, Path(tmp), adb.port, base_port))
+        finally:
+            adb.stop()
+    print(f"personal phone wake, virtual phone, {args.rounds} rounds ({platform.node()}, "
+          f"{platform.python_version()})\n")  # fmt: skip
+    print("| lease of a personal phone | p50 ms | p90 ms | max ms |")
+    print("| --- | --- | --- | --- |")
+    for name, samples in (("cold (asleep: wake on a device)", cold), ("warm (ready: its device kept)", warm)):
+        print(f"| {name} | {_percentile(samples, 0.5):.0f} | {_percentile(samples, 0.9):.0f} | {max(samples):.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

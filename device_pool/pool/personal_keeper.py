@@ -1,0 +1,222 @@
+"""The pool manager's side of personal phones: wake, keep, stop and remove them on its provider's
+devices (the design is in ``personal.py``'s docstring and docs/personal-phones.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from device_pool.errors import PersonalPhoneWakeFailed, PhoneFleetError
+from device_pool.pool.devices import DeviceRecord
+from device_pool.pool.leases import LeaseStore
+from device_pool.pool.personal import set_phone
+from device_pool.pool.signals import IDLE
+from device_pool.providers.base import PersonalData, Provider
+from orchestrator.db import Device, DeviceState, PersonalPhone, PersonalPhoneState, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class PersonalPhoneKeeper:
+    """The pool manager's side: wake, keep, stop and remove personal phones on ``provider``'s devices."""
+
+    def __init__(
+        self, store: LeaseStore, provider: Provider, *, idle_stop_s: float, op_timeout_s: float
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.idle_stop_s = idle_stop_s
+        self.op_timeout_s = op_timeout_s
+
+    async def wake(self, rows: list[DeviceRecord]) -> None:
+        """Attach the data of every phone waking on one of ``rows`` (leased to its waiter)."""
+        waking = [r for r in rows if r.state == DeviceState.LEASED and r.personal_phone_id is not None]
+        if waking:
+            await asyncio.gather(*(self._wake(row) for row in waking))
+
+    async def _wake(self, row: DeviceRecord) -> None:
+        assert row.personal_phone_id is not None
+        phone = await self._phone(row.personal_phone_id)
+        if phone is None or phone.state != PersonalPhoneState.WAKING or phone.device_id != row.id:
+            return
+        extra = {"device_id": str(row.id), "serial": row.serial, "personal_phone_id": str(phone.id)}
+        started = time.monotonic()
+        error = None
+        try:
+            if not isinstance(self.provider, PersonalData):
+                raise PersonalPhoneWakeFailed(f"provider {self.provider.name!r} cannot run personal phones")
+            async with asyncio.timeout(self.op_timeout_s):
+                await self.provider.attach(row.serial, phone.id)
+                health = await self.provider.health(row.serial)
+            if not health.ok:
+                error = f"health check failed: {health.detail}"
+        except (PhoneFleetError, TimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        wake_ms = int((time.monotonic() - started) * 1000)
+        now = utcnow()
+        values: dict[str, Any] = (
+            {"state": PersonalPhoneState.FAILED, "last_error": error[:2000]}
+            if error
+            else {"state": PersonalPhoneState.IN_USE, "wake_ms": wake_ms, "last_error": None}
+        )
+        async with self.store._tx() as db_session:
+            await db_session.execute(
+                update(PersonalPhone)
+                .where(PersonalPhone.id == phone.id, PersonalPhone.state == PersonalPhoneState.WAKING,
+                       PersonalPhone.device_id == row.id)
+                .values(**values, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+        if error:
+            logger.warning("personal phone did not wake", extra={**extra, "error": error})
+        else:
+            logger.info("personal phone awake", extra={**extra, "wake_ms": wake_ms})
+        await self.store.signal.notify(IDLE)  # its waiter reads the phone again
+
+    async def after_lease(self, row: DeviceRecord, *, recovering: bool) -> bool:
+        """A device with a personal phone's data whose lease ended (or that failed): keep it for the
+        phone (True: done, the device is idle and the phone ready) or detach the data (False: the
+        device, now on its own data, goes on to its usual reset). Raises what the detach raised."""
+        assert row.personal_phone_id is not None
+        phone = await self._phone(row.personal_phone_id, deleted_too=True)
+        extra = {
+            "device_id": str(row.id),
+            "serial": row.serial,
+            "personal_phone_id": str(row.personal_phone_id),
+        }
+        keep = (
+            not recovering
+            and phone is not None
+            and phone.deleted_at is None
+            and phone.state == PersonalPhoneState.IN_USE
+            and phone.device_id == row.id
+        )
+        if keep:
+            try:
+                async with asyncio.timeout(self.op_timeout_s):
+                    health = await self.provider.health(row.serial)
+            except (PhoneFleetError, TimeoutError) as exc:
+                health = None
+                extra["error"] = str(exc)
+            if health is not None and health.ok and await self._kept(row, phone.id):
+                logger.info("personal phone kept on its device", extra=extra)
+                return True
+            logger.warning("personal phone's device failed its check; stopping it", extra=extra)
+        await self._detach(row, phone)
+        return False
+
+    async def _kept(self, row: DeviceRecord, phone_id: uuid.UUID) -> bool:
+        now = utcnow()
+        async with self.store._tx() as db_session:
+            result = await db_session.execute(
+                update(Device)
+                .where(Device.id == row.id, Device.state == DeviceState.RESETTING,
+                       Device.personal_phone_id == phone_id, Device.quarantined_at.is_(None))
+                .values(state=DeviceState.IDLE, last_error=None, health_checked_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+            if result.rowcount != 1:
+                return False
+            await set_phone(db_session, phone_id, state=PersonalPhoneState.READY, holder=None, last_used_at=now,
+                       updated_at=now)  # fmt: skip
+        await self.store.signal.notify(IDLE)
+        return True
+
+    async def _detach(self, row: DeviceRecord, phone: PersonalPhone | None) -> None:
+        """The data off the device (kept where it lives), the device on its own data, the phone asleep."""
+        if isinstance(self.provider, PersonalData):
+            async with asyncio.timeout(self.op_timeout_s):
+                await self.provider.detach(row.serial)
+        now = utcnow()
+        async with self.store._tx() as db_session:
+            await db_session.execute(
+                update(Device).where(Device.id == row.id).values(personal_phone_id=None)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+            if phone is not None:
+                values: dict[str, Any] = {"device_id": None, "holder": None, "updated_at": now}
+                if phone.state != PersonalPhoneState.FAILED:
+                    values["state"] = PersonalPhoneState.ASLEEP
+                if phone.state == PersonalPhoneState.IN_USE:
+                    values["last_used_at"] = now
+                await db_session.execute(
+                    update(PersonalPhone)
+                    .where(PersonalPhone.id == phone.id, PersonalPhone.device_id == row.id)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+        logger.info("personal phone asleep; its device back to the pool", extra={
+            "device_id": str(row.id), "serial": row.serial, "personal_phone_id": str(row.personal_phone_id)})  # fmt: skip
+
+    async def stop_idle(self, rows: list[DeviceRecord], now: dt.datetime | None = None) -> int:
+        """Put to sleep every ready phone unused for ``idle_stop_s`` (or deleted) on ``rows``: its
+        device → resetting (the next pass detaches it), the phone → sleeping. How many."""
+        now = now or utcnow()
+        idle = [r for r in rows if r.state == DeviceState.IDLE and r.personal_phone_id is not None]
+        stopped = 0
+        for row in idle:
+            assert row.personal_phone_id is not None
+            phone = await self._phone(row.personal_phone_id, deleted_too=True)
+            due = phone is None or phone.deleted_at is not None or (
+                phone.last_used_at is not None
+                and (now - phone.last_used_at).total_seconds() >= self.idle_stop_s
+            )  # fmt: skip
+            if not due:
+                continue
+            async with self.store._tx() as db_session:
+                result = await db_session.execute(
+                    update(Device)
+                    .where(Device.id == row.id, Device.state == DeviceState.IDLE,
+                           Device.personal_phone_id == row.personal_phone_id)
+                    .values(state=DeviceState.RESETTING, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )  # fmt: skip
+                if result.rowcount != 1:
+                    continue  # leased meanwhile: in use again
+                await db_session.execute(
+                    update(PersonalPhone)
+                    .where(PersonalPhone.id == row.personal_phone_id, PersonalPhone.device_id == row.id)
+                    .values(state=PersonalPhoneState.SLEEPING, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+            stopped += 1
+            logger.info("personal phone idle; stopping its device", extra={
+                "device_id": str(row.id), "personal_phone_id": str(row.personal_phone_id)})  # fmt: skip
+        return stopped
+
+    async def purge_deleted(self) -> int:
+        """Remove the data and row of every deleted phone that no device runs; how many. Only a
+        manager whose provider keeps personal data does it (``phonefleet pool``'s registered phones'
+        manager must not delete a row whose data it cannot remove)."""
+        if not isinstance(self.provider, PersonalData):
+            return 0
+        async with self.store._sessions() as db_session:
+            running = select(Device.personal_phone_id).where(Device.personal_phone_id.is_not(None))
+            ids = list(await db_session.scalars(
+                select(PersonalPhone.id).where(PersonalPhone.deleted_at.is_not(None), PersonalPhone.id.not_in(running))
+            ))  # fmt: skip
+        removed = 0
+        for phone_id in ids:
+            async with asyncio.timeout(self.op_timeout_s):
+                await self.provider.remove_data(phone_id)
+            async with self.store._tx() as db_session:
+                await db_session.execute(delete(PersonalPhone).where(PersonalPhone.id == phone_id))
+            removed += 1
+            logger.info("personal phone's data removed", extra={"personal_phone_id": str(phone_id)})
+        return removed
+
+    async def _phone(self, phone_id: uuid.UUID, *, deleted_too: bool = False) -> PersonalPhone | None:
+        async with self.store._sessions() as db_session:
+            phone = await db_session.get(PersonalPhone, phone_id)
+        if phone is None or (phone.deleted_at is not None and not deleted_too):
+            return None
+        return phone
+
+
+__all__ = ["PersonalPhoneKeeper"]

@@ -1,0 +1,101 @@
+"""Personal phone routes: a phone of your own whose logins and apps outlive every task on it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from orchestrator.api.deps import CurrentPrincipal, PersonalPhoneServiceDep
+from orchestrator.api.schemas import ErrorOut, PageOut
+from orchestrator.api.schemas.personal_phones import (
+    PersonalPhoneCreate,
+    PersonalPhoneOut,
+    PersonalPhoneRename,
+)
+
+__all__ = ["router"]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
+    404: {
+        "model": ErrorOut,
+        "description": "No such personal phone of yours (or, for an admin, of your tenant)",
+    },
+    422: {"model": ErrorOut, "description": "Invalid input; `message` says which field and why"},
+}
+
+router = APIRouter(prefix="/api/v1/personal-phones", tags=["personal phones"], responses=_ERRORS)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Make a personal phone",
+    responses={409: {"model": ErrorOut, "description": "At your quota, or the pool cannot keep phone data"}},
+)
+async def create_personal_phone(
+    body: PersonalPhoneCreate, principal: CurrentPrincipal, phones: PersonalPhoneServiceDep
+) -> PersonalPhoneOut:
+    """A new phone, `asleep`: the first task or session on it (`personal_phone_id`) wakes it in
+    factory state; whatever you do on it then (log in to apps, change settings) is kept."""
+    return PersonalPhoneOut.of(await phones.create(principal, body))
+
+
+@router.get("", summary="List personal phones, newest first")
+async def list_personal_phones(
+    principal: CurrentPrincipal,
+    phones: PersonalPhoneServiceDep,
+    scope: Annotated[
+        Literal["mine", "tenant"], Query(description="`mine`, or `tenant` (admins): every user's.")
+    ] = "mine",
+    limit: Annotated[int, Query(ge=1, le=100, description="Items per page (1–100).")] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> PageOut[PersonalPhoneOut]:
+    """Your personal phones; an admin may ask for the whole tenant's."""
+    page = await phones.list(principal, scope=scope, limit=limit, cursor=cursor)
+    return PageOut[PersonalPhoneOut](
+        items=[PersonalPhoneOut.of(row) for row in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/{personal_phone_id}", summary="Read a personal phone")
+async def get_personal_phone(
+    personal_phone_id: uuid.UUID, principal: CurrentPrincipal, phones: PersonalPhoneServiceDep
+) -> PersonalPhoneOut:
+    """Its state and the time of its last use."""
+    return PersonalPhoneOut.of(await phones.get(principal, personal_phone_id))
+
+
+@router.patch("/{personal_phone_id}", summary="Rename a personal phone")
+async def rename_personal_phone(
+    personal_phone_id: uuid.UUID,
+    body: PersonalPhoneRename,
+    principal: CurrentPrincipal,
+    phones: PersonalPhoneServiceDep,
+) -> PersonalPhoneOut:
+    """Only its owner renames it."""
+    return PersonalPhoneOut.of(await phones.rename(principal, personal_phone_id, body))
+
+
+@router.delete(
+    "/{personal_phone_id}",
+    summary="Delete a personal phone and its data",
+    responses={
+        409: {"model": ErrorOut, "description": "A task or session holds it, or it is waking or sleeping"}
+    },
+)
+async def delete_personal_phone(
+    personal_phone_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    phones: PersonalPhoneServiceDep,
+    confirm: Annotated[
+        str | None, Query(max_length=200, description="Its name, repeated: its data is removed for good.")
+    ] = None,
+) -> PersonalPhoneOut:
+    """Irreversible: the pool stops its device and removes its data (apps, logins, files). Answers
+    the phone as it was; it is gone from every read at once."""
+    return PersonalPhoneOut.of(await phones.delete(principal, personal_phone_id, confirm))

@@ -1,0 +1,250 @@
+"""Personal phones: a user's persistent phone, whose data outlives any device it runs on.
+
+The rows only (docs/personal-phones.md has the whole design): who owns a phone, its name and
+device shape, and where its data is now (``state``). Waking a phone on a device, keeping its data
+when the device is released, stopping an idle one and removing a deleted one's data are the pool's
+(``device_pool/pool/personal.py``, the pool manager).
+
+Visibility: a phone belongs to the user and tenant that made it. Its owner reads, renames, deletes
+and uses it; an admin of the tenant also lists (``scope=tenant``), reads and deletes it, but never
+runs a task or session on another user's phone (its data holds that user's logins). Another
+tenant's phone is not found, whatever the route.
+
+Deleting marks the row (``deleted_at``), hidden from every read at once; the pool manager stops
+its device, removes its data and deletes the row. A phone that a task or session holds now, or
+that is waking or going to sleep, is refused (409): its device is mid-change.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func, insert, select, tuple_, update
+
+from orchestrator.db import DbSession, Event, PersonalPhone, PersonalPhoneState, utcnow
+from orchestrator.db.database import Database
+from orchestrator.db.pagination import Page, decode_time_cursor, encode_time_cursor
+from orchestrator.errors import (
+    ConfirmationMismatch,
+    PermissionDenied,
+    PersonalPhoneInUse,
+    PersonalPhoneNotFound,
+    PersonalPhoneQuota,
+    PersonalPhonesUnsupported,
+)
+from orchestrator.profiles import profile_match
+from orchestrator.services.auth import Principal
+from orchestrator.services.specs import MAX_PROFILE_BYTES, ProfileName, _json_size
+
+__all__ = ["PersonalPhoneService", "PersonalPhoneSpec", "PersonalPhoneUpdate"]
+
+logger = logging.getLogger(__name__)
+
+# Providers whose phones can be started on a personal phone's data (static ADB phones cannot: the
+# pool neither makes nor restarts them, so a user's data could not be kept apart from the next one).
+SUPPORTED_PROVIDERS = frozenset({"sim", "redroid"})
+# Held or mid-change: its device must not be touched by a delete.
+_BUSY = (PersonalPhoneState.IN_USE, PersonalPhoneState.WAKING, PersonalPhoneState.SLEEPING)
+
+Name = Field(min_length=1, max_length=200, description="What you call it (1–200 characters).")
+
+
+def _clean(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+class PersonalPhoneSpec(BaseModel):
+    """A new personal phone (``POST /api/v1/personal-phones``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Name
+    device_profile: dict[str, Any] | ProfileName | None = Field(
+        default=None,
+        description="The device it runs on must match this, as for tasks: an object, or a profile name.",
+    )
+
+    _name = field_validator("name", mode="after")(classmethod(lambda cls, v: _clean(v)))
+
+    @field_validator("device_profile", mode="after")
+    @classmethod
+    def _profile(cls, value: dict[str, Any] | str | None) -> dict[str, Any] | str | None:
+        if isinstance(value, dict):
+            _json_size(value, MAX_PROFILE_BYTES)  # the tasks' rule: ≤ 4 KB, storable JSON
+        return value
+
+
+class PersonalPhoneUpdate(BaseModel):
+    """A rename (``PATCH /api/v1/personal-phones/{id}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Name
+
+    _name = field_validator("name", mode="after")(classmethod(lambda cls, v: _clean(v)))
+
+
+class PersonalPhoneService:
+    """Personal phone rows for one caller at a time."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        provider: str,
+        max_per_user: int,
+        profiles: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.db = db
+        self.provider = provider
+        self.max_per_user = max_per_user
+        self.profiles = dict(profiles or {})
+
+    async def create(self, principal: Principal, spec: PersonalPhoneSpec) -> PersonalPhone:
+        """A new, asleep personal phone of the caller. Raises ``PersonalPhonesUnsupported`` (409: the
+        pool's provider cannot keep data), ``PersonalPhoneQuota`` (409), ``UnknownDeviceProfile`` (422)."""
+        if self.provider not in SUPPORTED_PROVIDERS:
+            raise PersonalPhonesUnsupported(
+                f"the pool's provider {self.provider!r} cannot keep a phone's data between uses; "
+                f"personal phones need one of {', '.join(sorted(SUPPORTED_PROVIDERS))} (pool.provider)",
+                context={"provider": self.provider},
+            )
+        match = profile_match(spec.device_profile, self.profiles)
+        now = utcnow()
+        async with self.db.transaction(write=True) as db_session:
+            owned = await db_session.scalar(
+                select(func.count())
+                .select_from(PersonalPhone)
+                .where(*_of_user(principal), PersonalPhone.deleted_at.is_(None))
+            )
+            if (owned or 0) >= self.max_per_user:
+                raise PersonalPhoneQuota(
+                    f"you have {owned} personal phones, the most a user may have "
+                    f"(personal_phones.max_per_user = {self.max_per_user}); delete one first",
+                    context={"max_per_user": self.max_per_user},
+                )
+            row = PersonalPhone(
+                id=uuid.uuid4(), created_at=now, updated_at=now, tenant_id=principal.tenant_id,
+                user_id=principal.user_id, name=spec.name, state=PersonalPhoneState.ASLEEP,
+                device_profile=match,
+            )  # fmt: skip
+            db_session.add(row)
+            await db_session.flush()
+            await _event(db_session, row, "personal_phone.created", {"name": row.name})
+        logger.info("personal phone created", extra={"personal_phone_id": str(row.id)})
+        return row
+
+    async def list(
+        self, principal: Principal, *, scope: Literal["mine", "tenant"], limit: int, cursor: str | None
+    ) -> Page[PersonalPhone]:
+        """The caller's phones (``mine``) or, for an admin, the tenant's (``tenant``), newest first."""
+        if scope == "tenant" and not principal.is_admin:
+            raise PermissionDenied("scope=tenant lists every user's personal phones: admins only")
+        query = select(PersonalPhone).where(
+            PersonalPhone.tenant_id == principal.tenant_id, PersonalPhone.deleted_at.is_(None)
+        )
+        if scope == "mine":
+            query = query.where(PersonalPhone.user_id == principal.user_id)
+        if cursor is not None:
+            created_at, after_id = decode_time_cursor(cursor)
+            query = query.where(
+                tuple_(PersonalPhone.created_at, PersonalPhone.id) < tuple_(created_at, after_id)
+            )
+        query = query.order_by(PersonalPhone.created_at.desc(), PersonalPhone.id.desc()).limit(limit + 1)
+        async with self.db.transaction() as db_session:
+            rows = list(await db_session.scalars(query))
+        last = rows[limit - 1] if len(rows) > limit else None
+        return Page(rows[:limit], encode_time_cursor(last.created_at, last.id) if last else None)
+
+    async def get(self, principal: Principal, phone_id: uuid.UUID) -> PersonalPhone:
+        """The phone, for its owner or an admin of its tenant; raises ``PersonalPhoneNotFound``."""
+        async with self.db.transaction() as db_session:
+            row = await _load(db_session, principal, phone_id, admin_too=True)
+        return row
+
+    async def owned(self, principal: Principal, phone_id: uuid.UUID) -> PersonalPhone:
+        """The caller's own phone, to run a task or session on; raises ``PersonalPhoneNotFound``
+        (also for another user's phone of the same tenant: nobody else uses its logins)."""
+        async with self.db.transaction() as db_session:
+            return await _load(db_session, principal, phone_id, admin_too=False)
+
+    async def rename(
+        self, principal: Principal, phone_id: uuid.UUID, spec: PersonalPhoneUpdate
+    ) -> PersonalPhone:
+        """A new name for the caller's own phone; raises ``PersonalPhoneNotFound``."""
+        async with self.db.transaction(write=True) as db_session:
+            row = await _load(db_session, principal, phone_id, admin_too=False)
+            await db_session.execute(
+                update(PersonalPhone)
+                .where(PersonalPhone.id == row.id)
+                .values(name=spec.name, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        return await self.get(principal, phone_id)
+
+    async def delete(self, principal: Principal, phone_id: uuid.UUID, confirm: str | None) -> PersonalPhone:
+        """Mark the phone deleted (the pool removes its data for good); ``confirm`` must be its name.
+
+        Raises ``PersonalPhoneNotFound``, ``ConfirmationMismatch`` (422), ``PersonalPhoneInUse`` (409).
+        """
+        now = utcnow()
+        async with self.db.transaction(write=True) as db_session:
+            row = await _load(db_session, principal, phone_id, admin_too=True)
+            if confirm != row.name:
+                raise ConfirmationMismatch(
+                    f"deleting a personal phone removes its data for good: repeat its name as "
+                    f"?confirm={row.name}",
+                    context={"personal_phone_id": str(row.id)},
+                )
+            result = await db_session.execute(
+                update(PersonalPhone)
+                .where(PersonalPhone.id == row.id, PersonalPhone.state.not_in(_BUSY))
+                .values(deleted_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                raise PersonalPhoneInUse(
+                    f"personal phone {row.id} is {row.state.value}: end its task or session first",
+                    context={"personal_phone_id": str(row.id), "state": row.state.value},
+                )
+            await _event(db_session, row, "personal_phone.deleted", {"name": row.name})
+        logger.info("personal phone deleted", extra={"personal_phone_id": str(phone_id)})
+        row.deleted_at = now
+        return row
+
+
+def _of_user(principal: Principal) -> tuple[Any, ...]:
+    return (PersonalPhone.tenant_id == principal.tenant_id, PersonalPhone.user_id == principal.user_id)
+
+
+async def _load(
+    db_session: DbSession, principal: Principal, phone_id: uuid.UUID, *, admin_too: bool
+) -> PersonalPhone:
+    query = select(PersonalPhone).where(
+        PersonalPhone.id == phone_id,
+        PersonalPhone.tenant_id == principal.tenant_id,
+        PersonalPhone.deleted_at.is_(None),
+    )
+    if not (admin_too and principal.is_admin):
+        query = query.where(PersonalPhone.user_id == principal.user_id)
+    row = await db_session.scalar(query)
+    if row is None:
+        raise PersonalPhoneNotFound(phone_id)
+    return row
+
+
+async def _event(db_session: DbSession, row: PersonalPhone, type_: str, payload: dict[str, Any]) -> None:
+    await db_session.execute(
+        insert(Event).values(
+            tenant_id=row.tenant_id, task_id=None, type=type_,
+            payload={"personal_phone_id": str(row.id), "user_id": str(row.user_id), **payload},
+            created_at=utcnow(),
+        )
+    )  # fmt: skip
