@@ -161,12 +161,13 @@ class PhoneFleetClient:
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         retry_after_acting: bool | None = None,
+        max_tries: int | None = None,
     ) -> dict[str, Any]:
         """Submit a task and return it (``status`` ``queued``; or the original one on a replay)."""
         body: dict[str, Any] = {"instruction": instruction}
         optional = {"max_steps": max_steps, "timeout_s": timeout_s, "device_profile": device_profile,
                     "model": model, "webhook_url": webhook_url, "metadata": metadata,
-                    "retry_after_acting": retry_after_acting}  # fmt: skip
+                    "retry_after_acting": retry_after_acting, "max_tries": max_tries}  # fmt: skip
         body |= {name: value for name, value in optional.items() if value is not None}
         headers = {"Idempotency-Key": idempotency_key or f"pfclient-{uuid.uuid4()}"}
         return self._request("POST", "/api/v1/tasks", json=body, headers=headers, safe=True).json()

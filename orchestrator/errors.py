@@ -5,7 +5,7 @@
     ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
     │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound,
-    │  ├─ ScheduleNotFound, PersonalPhoneNotFound
+    │  ├─ ScheduleNotFound, PersonalPhoneNotFound, WebhookSubscriptionNotFound
     │  └─ ElementNotFound         a UI element id not on the session phone's screen now
     ├─ Conflict                   the request contradicts the current state
     │  ├─ InvalidTransition       e.g. cancelling a task that already finished
@@ -87,6 +87,7 @@ __all__ = [
     "Unavailable",
     "UnknownDeviceProfile",
     "ViewerLimit",
+    "WebhookSubscriptionNotFound",
 ]
 
 
@@ -107,6 +108,13 @@ class TaskNotFound(NotFound):
 
     def __init__(self, task_id: object) -> None:
         super().__init__(f"no task {task_id}", context={"task_id": str(task_id)})
+
+
+class WebhookSubscriptionNotFound(NotFound):
+    code = "webhook_subscription_not_found"
+
+    def __init__(self, subscription_id: object) -> None:
+        super().__init__(f"no webhook subscription {subscription_id}", context={"subscription_id": str(subscription_id)})
 
 
 class DeviceNotFound(NotFound):

@@ -88,6 +88,9 @@ class TaskSettings(_Group):
     # at most retry_backoff_max_s.
     retry_backoff_s: float = Field(default=2.0, ge=0)
     retry_backoff_max_s: float = Field(default=60.0, ge=0)
+    # A task's max_tries when its submission leaves it out: the tries the agent gets after its own
+    # failures (stuck, max_steps, it says it cannot), counted apart from attempts ("Tries").
+    default_max_tries: int = Field(default=1, ge=1, le=5)
 
     def backoff_s(self, attempt: int) -> float:
         """The wait before the attempt after attempt ``attempt`` (1-based) ended for the infrastructure."""
@@ -243,7 +246,7 @@ class WebhookSettings(_Group):
         default_factory=lambda: [
             "task.created", "task.status", "task.step", "task.cancel_requested",
             "task.confirmation_requested", "task.takeover_requested", "task.question", "task.waiting",
-            "task.retrying",
+            "task.retrying", "task.try_started",
         ]
     )  # fmt: skip
     timeout_s: float = Field(default=10.0, gt=0, le=60)

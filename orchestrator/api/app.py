@@ -23,6 +23,7 @@ from orchestrator.api import (
     schedules,
     sessions,
     tasks,
+    webhook_subscriptions,
     webhooks,
 )
 from orchestrator.api import personal_phones as personal_phones_api
@@ -52,6 +53,7 @@ from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
+from orchestrator.services.webhook_subscriptions import SubscriptionService
 from orchestrator.services.webhook_targets import TargetPolicy
 from orchestrator.services.webhooks import WebhookService
 from orchestrator.settings import Settings, load_settings
@@ -129,6 +131,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 notifier=events_signal,
                 webhook_targets=targets,
                 personal_phones=personal_phones,
+                default_max_tries=settings.tasks.default_max_tries,
             ),
             steps=StepService(db, settings.data_dir),
             devices=DeviceService(db, leases.signal),
@@ -147,6 +150,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 db, settings.schedules, profiles=settings.pool.profiles, webhook_targets=targets,
                 personal_phones=personal_phones,
             ),
+            subscriptions=SubscriptionService(db, webhook_targets=targets),
         )
         # The device API reaches phones through the live view's adb server (the pool's).
         app.state.device_api = DeviceApi(
@@ -178,7 +182,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, auth, health, metrics,
-               events, webhooks, live)  # fmt: skip
+               events, webhooks, webhook_subscriptions, live)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)

@@ -23,6 +23,7 @@ from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
+from orchestrator.services.webhook_subscriptions import SubscriptionService
 from orchestrator.services.webhooks import WebhookService
 from orchestrator.settings import Settings
 
@@ -40,6 +41,7 @@ __all__ = [
     "SessionServiceDep",
     "SettingsDep",
     "StepServiceDep",
+    "SubscriptionServiceDep",
     "TaskServiceDep",
     "WebhookServiceDep",
     "login_of",
@@ -66,6 +68,7 @@ class Services:
     sessions: SessionService
     schedules: ScheduleService
     personal_phones: PersonalPhoneService
+    subscriptions: SubscriptionService
 
 
 async def get_settings(request: Request) -> Settings:
@@ -217,6 +220,13 @@ async def _webhook_service(request: Request) -> WebhookService:
 
 
 WebhookServiceDep = Annotated[WebhookService, Depends(_webhook_service)]
+
+
+async def _subscription_service(request: Request) -> SubscriptionService:
+    return _services(request).subscriptions
+
+
+SubscriptionServiceDep = Annotated[SubscriptionService, Depends(_subscription_service)]
 
 
 async def _session_service(request: Request) -> SessionService:

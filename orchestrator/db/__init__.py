@@ -41,6 +41,7 @@ from orchestrator.db.models import (
     Tenant,
     User,
     WebhookDelivery,
+    WebhookSubscription,
 )
 from orchestrator.db.types import UTCDateTime, utcnow
 
@@ -78,6 +79,7 @@ __all__ = [
     "WaitingKind",
     "WebhookDelivery",
     "WebhookStatus",
+    "WebhookSubscription",
     "make_engine",
     "make_sessionmaker",
     "utcnow",

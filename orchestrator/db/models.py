@@ -194,7 +194,10 @@ class Task(_Row, Base):
     personal_phone_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("personal_phones.id", ondelete="SET NULL")
     )
-    max_steps: Mapped[int] = mapped_column(default=50)
+    max_steps: Mapped[int] = mapped_column(default=50)  # per try
+    # Tries the agent gets after its own failures (stuck, max_steps…), on the same phone; counted
+    # apart from ``attempts`` (the infrastructure's). docs/control-plane.md, "Tries".
+    max_tries: Mapped[int] = mapped_column(default=1, server_default="1")
     timeout_s: Mapped[int] = mapped_column(default=1800)
     model: Mapped[str | None] = mapped_column(String(200))
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
@@ -351,12 +354,29 @@ class Event(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class WebhookSubscription(_Row, Base):
+    """A tenant's standing order for events of its tasks, POSTed to ``url`` signed with ``secret``
+    (docs/api.md, "Webhook subscriptions"). The secret is kept as is: signing needs it."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[Any]]  # event types, e.g. ["task.status"]
+    secret: Mapped[str] = mapped_column(String(128))
+    secret_rotated_at: Mapped[dt.datetime | None]
+
+
 class WebhookDelivery(_Row, Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (Index(None, "status", "next_attempt_at"),)  # the deliverer's "what is due" scan
 
     event_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("events.id", ondelete="CASCADE"), index=True)
     task_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    # The subscription it goes to (signed with its secret); None: the task's own webhook_url.
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE")
+    )
     url: Mapped[str] = mapped_column(String(2048))
     status: Mapped[WebhookStatus] = mapped_column(
         str_enum(WebhookStatus, "webhook_status", 16), default=WebhookStatus.PENDING

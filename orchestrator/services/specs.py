@@ -29,6 +29,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_METADATA_BYTES",
     "MAX_PROFILE_BYTES",
+    "MAX_TRIES",
     "ProfileName",
     "TaskSpec",
     "plain_text",
@@ -37,6 +38,7 @@ __all__ = [
 MAX_METADATA_BYTES = 16 * 1024
 MAX_PROFILE_BYTES = 4 * 1024
 MAX_JSON_DEPTH = 32
+MAX_TRIES = 5  # a task's max_tries at most: each try may use max_steps steps
 
 MAX_URL_CHARS = 2048  # tasks.webhook_url is VARCHAR(2048)
 
@@ -114,7 +116,15 @@ class TaskSpec(BaseModel):
         '["com.android.settings"]}, or the name of a profile the operator defined, e.g. "pixel13" '
         "(its tasks have a queue of their own).",
     )
-    max_steps: int = Field(default=30, ge=1, le=100, description="Agent steps before giving up.")
+    max_steps: int = Field(default=30, ge=1, le=100, description="Agent steps before giving up, per try.")
+    max_tries: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TRIES,
+        description="Tries the agent gets: after it fails (stuck, max_steps, says it cannot), it starts "
+        "again on the same phone from the current screen, told what went wrong. null: the server's "
+        "default (tasks.default_max_tries, 1 unless set).",
+    )
     timeout_s: int = Field(default=600, ge=10, le=3600, description="Wall-clock budget in seconds.")
     model: str | None = Field(
         default=None, min_length=1, max_length=200, description="Model name; default: the server's."
@@ -173,6 +183,7 @@ class TaskSpec(BaseModel):
             "instruction": self.instruction,
             "device_profile": self.device_profile,
             "max_steps": self.max_steps,
+            "max_tries": self.max_tries,
             "timeout_s": self.timeout_s,
             "model": self.model,
             "webhook_url": None if self.webhook_url is None else str(self.webhook_url),

@@ -46,6 +46,8 @@ def new_task(
         instruction=fields["instruction"],
         device_profile=fields["device_profile"],
         max_steps=fields["max_steps"],
+        # A schedule's stored body may leave it out (null, or made before tries): one try.
+        max_tries=fields.get("max_tries") or 1,
         timeout_s=fields["timeout_s"],
         model=fields["model"],
         webhook_url=fields["webhook_url"],
@@ -107,7 +109,7 @@ _INSERTED = tuple(
     (attr, Task.__mapper__.attrs[attr].columns[0].name)
     for attr in (
         "id", "created_at", "tenant_id", "created_by", "status", "idempotency_key", "instruction",
-        "device_profile", "max_steps", "timeout_s", "model", "webhook_url", "metadata_", "attempts",
+        "device_profile", "max_steps", "max_tries", "timeout_s", "model", "webhook_url", "metadata_", "attempts",
         "waiting", "retry_after_acting", "personal_phone_id",
     )
 )  # fmt: skip

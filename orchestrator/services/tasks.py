@@ -53,7 +53,7 @@ _REQUESTS = (CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, QUESTION)
 
 # What a replayed Idempotency-Key must match: the request's fields as stored on the task.
 _SPEC_FIELDS = (
-    "instruction", "device_profile", "max_steps", "timeout_s", "model", "webhook_url", "metadata",
+    "instruction", "device_profile", "max_steps", "max_tries", "timeout_s", "model", "webhook_url", "metadata",
     "retry_after_acting", "personal_phone_id",
 )  # fmt: skip
 
@@ -63,6 +63,7 @@ def _stored_spec(task: Task) -> dict[str, Any]:
         "instruction": task.instruction,
         "device_profile": task.device_profile,
         "max_steps": task.max_steps,
+        "max_tries": task.max_tries,
         "timeout_s": task.timeout_s,
         "model": task.model,
         "webhook_url": task.webhook_url,
@@ -85,6 +86,7 @@ class TaskService:
         notifier: EventSignal | None = None,
         webhook_targets: TargetPolicy | None = None,
         personal_phones: PersonalPhoneService | None = None,
+        default_max_tries: int = 1,
     ) -> None:
         self.db = db
         self.personal_phones = personal_phones  # checks a task's personal_phone_id is the caller's
@@ -93,6 +95,7 @@ class TaskService:
         self.profiles = dict(profiles or {})  # the named device profiles (settings.pool.profiles)
         self.notifier = notifier  # told after each commit that wrote events (a hint to event readers)
         self.webhook_targets = webhook_targets or TargetPolicy(allow_private=True)
+        self.default_max_tries = default_max_tries  # settings.tasks.default_max_tries
         # PostgreSQL: a submission is one statement (``task_creation.CREATE_STATEMENT``); SQLite keeps the ORM.
         self._one_statement = db.engine is not None and db.engine.dialect.name == "postgresql"
 
@@ -122,6 +125,8 @@ class TaskService:
                 raise PersonalPhoneNotFound(spec.personal_phone_id)
             await self.personal_phones.owned(principal, spec.personal_phone_id)  # 404 unless the caller's
         fields = spec.stored_fields()
+        if fields["max_tries"] is None:
+            fields["max_tries"] = self.default_max_tries
         self.webhook_targets.check_url(fields["webhook_url"])
         task = new_task(
             tenant_id=principal.tenant_id, created_by=principal.key_id, fields=fields,

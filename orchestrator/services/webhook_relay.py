@@ -14,6 +14,9 @@ Why it cannot lose one:
   delivery (a wanted type, on a task with a ``webhook_url``, no delivery row yet) among those of the
   last ``max_age_s`` — so events written while no relay ran are delivered when one starts. Older
   ones are not: turning webhooks on must not replay a database's history at its integrators.
+- **Subscriptions** (``webhook_subscriptions.py``): an event of a tenant with subscriptions also gets
+  one row per subscription that names its type and existed when it was written, keyed the same way
+  (no row yet for that event and subscription); a restarting relay begins early enough for those too.
 - **Several relays** (one per ``phonefleet pool``) insert under one lock (PostgreSQL: a transaction
   advisory lock; SQLite: ``BEGIN IMMEDIATE``) and only for events with no delivery row yet, so an
   event gets exactly one delivery row however many relays see it.
@@ -26,11 +29,20 @@ import logging
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import Exists, exists, func, insert, select, text
+from sqlalchemy import ColumnElement, Exists, exists, func, insert, select, text
 
-from orchestrator.db import DbSession, Event, Task, WebhookDelivery, WebhookStatus, utcnow
+from orchestrator.db import (
+    DbSession,
+    Event,
+    Task,
+    WebhookDelivery,
+    WebhookStatus,
+    WebhookSubscription,
+    utcnow,
+)
 from orchestrator.db.database import Database
 from orchestrator.services.outbox import IdWindow, start_position
+from orchestrator.services.webhook_subscriptions import SUBSCRIBABLE_EVENTS
 
 __all__ = ["RELAY_LOCK", "WebhookRelay"]
 
@@ -41,7 +53,8 @@ RELAY_LOCK = 0x7066776562686B
 
 
 class WebhookRelay:
-    """Creates one ``webhook_deliveries`` row per wanted event of a task that has a ``webhook_url``."""
+    """Creates one ``webhook_deliveries`` row per wanted event of a task that has a ``webhook_url``,
+    and one per subscription that wants it."""
 
     def __init__(
         self,
@@ -55,7 +68,8 @@ class WebhookRelay:
     ) -> None:
         self.db = db
         self.is_sqlite = dialect == "sqlite"
-        self.event_types = frozenset(event_types)
+        self.event_types = frozenset(event_types)  # for tasks' own webhook_url
+        self.considered = self.event_types | frozenset(SUBSCRIBABLE_EVENTS)
         self.gap_s = gap_s
         self.max_age_s = max_age_s
         self.batch = batch
@@ -75,9 +89,7 @@ class WebhookRelay:
             ).all()
         fresh = set(window.observe(row.id for row in rows))
         window.expire()
-        wanted = [
-            r.id for r in rows if r.id in fresh and r.task_id is not None and r.type in self.event_types
-        ]
+        wanted = [r.id for r in rows if r.id in fresh and r.task_id is not None and r.type in self.considered]
         created = await self._create(wanted) if wanted else 0
         return created, len(rows) == self.batch
 
@@ -87,14 +99,37 @@ class WebhookRelay:
             if not self.is_sqlite:
                 # Relays of other processes wait here, then see this one's rows: no event gets two.
                 await db_session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELAY_LOCK})
-            owed = (
-                await db_session.execute(
+            owed = [
+                (row.id, row.task_id, row.webhook_url, None)
+                for row in await db_session.execute(
                     select(Event.id, Event.task_id, Task.webhook_url)
                     .join(Task, Task.id == Event.task_id)
-                    .where(Event.id.in_(event_ids), Task.webhook_url.is_not(None), ~_has_delivery())
+                    .where(
+                        Event.id.in_(event_ids),
+                        Event.type.in_(sorted(self.event_types)),
+                        Task.webhook_url.is_not(None),
+                        ~_has_delivery(),
+                    )
                     .order_by(Event.id)
                 )
-            ).all()
+            ]
+            owed += [
+                (row.id, row.task_id, row.url, row.subscription_id)
+                for row in await db_session.execute(
+                    select(
+                        Event.id,
+                        Event.task_id,
+                        Event.type,
+                        WebhookSubscription.url,
+                        WebhookSubscription.events,
+                        WebhookSubscription.id.label("subscription_id"),
+                    )
+                    .join(WebhookSubscription, WebhookSubscription.tenant_id == Event.tenant_id)
+                    .where(Event.id.in_(event_ids), *_owed_to_subscription())
+                    .order_by(Event.id, WebhookSubscription.created_at)
+                )
+                if row.type in row.events
+            ]
             if owed:
                 await db_session.execute(
                     insert(WebhookDelivery),
@@ -102,18 +137,19 @@ class WebhookRelay:
                         {
                             "id": uuid.uuid4(),
                             "created_at": now,
-                            "event_id": row.id,
-                            "task_id": row.task_id,
-                            "url": row.webhook_url,
+                            "event_id": event_id,
+                            "task_id": task_id,
+                            "subscription_id": subscription_id,
+                            "url": url,
                             "status": WebhookStatus.PENDING,
                             "attempts": 0,
                             "next_attempt_at": now,
                         }
-                        for row in owed
+                        for event_id, task_id, url, subscription_id in owed
                     ],
                 )
         if owed:
-            logger.info("webhook deliveries queued", extra={"count": len(owed), "first_event_id": owed[0].id})
+            logger.info("webhook deliveries queued", extra={"count": len(owed), "first_event_id": owed[0][0]})
         return len(owed)
 
     async def _start(self) -> IdWindow:
@@ -132,6 +168,17 @@ class WebhookRelay:
                         ~_has_delivery(),
                     )
                 )
+            if since_id is not None:
+                # The same for subscriptions (any subscribable type: an overestimate re-reads more).
+                oldest_sub = await db_session.scalar(
+                    select(func.min(Event.id))
+                    .join(WebhookSubscription, WebhookSubscription.tenant_id == Event.tenant_id)
+                    .where(
+                        Event.id >= since_id, Event.type.in_(SUBSCRIBABLE_EVENTS), *_owed_to_subscription()
+                    )
+                )
+                if oldest_sub is not None:
+                    oldest_owed = oldest_sub if oldest_owed is None else min(oldest_owed, oldest_sub)
         if oldest_owed is not None and oldest_owed <= high:
             # Re-read from there; holes found on the way are waited for like any other.
             self._window = IdWindow(oldest_owed - 1, self.gap_s)
@@ -144,7 +191,18 @@ class WebhookRelay:
 
 
 def _has_delivery() -> Exists:
-    return exists().where(WebhookDelivery.event_id == Event.id)
+    """The event has its delivery to its task's own webhook_url."""
+    return exists().where(WebhookDelivery.event_id == Event.id, WebhookDelivery.subscription_id.is_(None))
+
+
+def _owed_to_subscription() -> tuple[ColumnElement[bool], ...]:
+    """Conditions on (Event, WebhookSubscription): written since it exists, and not delivered to it yet."""
+    return (
+        WebhookSubscription.created_at <= Event.created_at,
+        ~exists().where(
+            WebhookDelivery.event_id == Event.id, WebhookDelivery.subscription_id == WebhookSubscription.id
+        ),
+    )
 
 
 async def _first_id_since(db_session: DbSession, since: dt.datetime) -> int | None:

@@ -8,7 +8,9 @@ The pipeline (``docs/control-plane.md``, "Events and webhooks"): a state change 
 A POST carries the event as ``{id, type, task_id, created_at, payload}`` and the headers
 ``X-PhoneFleet-Event`` (type), ``X-PhoneFleet-Delivery`` (the row's id: the same on every retry),
 ``X-PhoneFleet-Timestamp`` (unix seconds of this attempt) and ``X-PhoneFleet-Signature:
-sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" keyed by auth.webhook_secret>``. A 2xx answer
+sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" keyed by auth.webhook_secret>`` — for a delivery
+to a tenant's subscription (``webhook_subscriptions.py``), keyed by that subscription's secret as it
+is when the attempt is made. A 2xx answer
 delivers it; anything else (another status, a timeout, a refused connection; redirects are not
 followed) schedules the next attempt after ``backoff_s`` with ±20 % jitter, until ``max_attempts``
 → ``failed``. A target that resolves to a private address, where those are not allowed
@@ -39,7 +41,7 @@ import uuid
 import httpx
 from sqlalchemy import select, update
 
-from orchestrator.db import Event, WebhookDelivery, WebhookStatus, utcnow
+from orchestrator.db import Event, WebhookDelivery, WebhookStatus, WebhookSubscription, utcnow
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.errors import DatabaseUnavailable
@@ -100,7 +102,7 @@ class WebhookService:
         query = (
             select(WebhookDelivery, Event.type)
             .join(Event, Event.id == WebhookDelivery.event_id)
-            .where(Event.task_id == task_id)
+            .where(Event.task_id == task_id, WebhookDelivery.subscription_id.is_(None))
         )
         query = newest_first(query, WebhookDelivery, cursor=cursor, limit=limit)
         async with self.db.transaction() as db_session:
@@ -115,6 +117,7 @@ class _Claim:
     event_id: int
     url: str
     attempt: int
+    subscription_id: uuid.UUID | None = None  # None: the task's own webhook_url (auth.webhook_secret)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,8 +155,27 @@ class WebhookDeliverer:
         if not claims:
             return 0
         messages = await self._events([c.event_id for c in claims])
-        await asyncio.gather(*(self._attempt(c, messages.get(c.event_id)) for c in claims))
+        keys = await self._secrets({c.subscription_id for c in claims if c.subscription_id is not None})
+        await asyncio.gather(
+            *(
+                self._attempt(c, messages.get(c.event_id),
+                              self.secret if c.subscription_id is None else keys.get(c.subscription_id))
+                for c in claims
+            )
+        )  # fmt: skip
         return len(claims)
+
+    async def _secrets(self, subscription_ids: set[uuid.UUID]) -> dict[uuid.UUID, bytes]:
+        """The subscriptions' signing secrets now (a rotation applies to retries too)."""
+        if not subscription_ids:
+            return {}
+        async with self.db.transaction() as db_session:
+            rows = await db_session.execute(
+                select(WebhookSubscription.id, WebhookSubscription.secret).where(
+                    WebhookSubscription.id.in_(subscription_ids)
+                )
+            )
+            return {row.id: row.secret.encode() for row in rows}
 
     async def claim(self, limit: int) -> list[_Claim]:
         """Take up to ``limit`` due rows for one attempt each (see the module docstring)."""
@@ -182,10 +204,13 @@ class WebhookDeliverer:
                     WebhookDelivery.event_id,
                     WebhookDelivery.url,
                     WebhookDelivery.attempts,
+                    WebhookDelivery.subscription_id,
                 )
                 .execution_options(synchronize_session=False)
             )
-            return [_Claim(row.id, row.event_id, row.url, row.attempts) for row in result.all()]
+            return [
+                _Claim(row.id, row.event_id, row.url, row.attempts, row.subscription_id) for row in result.all()
+            ]
 
     async def _events(self, event_ids: list[int]) -> dict[int, EventMessage]:
         async with self.db.transaction() as db_session:
@@ -198,10 +223,11 @@ class WebhookDeliverer:
             ).all()
         return {row.id: EventMessage.from_row(row) for row in rows}
 
-    async def _attempt(self, claim: _Claim, message: EventMessage | None) -> None:
-        if message is None:  # its event was deleted (the row cascades away with it)
+    async def _attempt(self, claim: _Claim, message: EventMessage | None, secret: bytes | None) -> None:
+        # Its event or its subscription was deleted (the row cascades away with it).
+        if message is None or secret is None:
             return
-        outcome = await self._post(claim, message)
+        outcome = await self._post(claim, message, secret)
         try:
             await self._record(claim, outcome)
         except DatabaseUnavailable as exc:
@@ -210,7 +236,7 @@ class WebhookDeliverer:
                 "webhook attempt not recorded", extra={"delivery_id": str(claim.id), "error": exc.message}
             )
 
-    async def _post(self, claim: _Claim, message: EventMessage) -> _Outcome:
+    async def _post(self, claim: _Claim, message: EventMessage, secret: bytes) -> _Outcome:
         body = webhook_body(message)
         timestamp = str(int(time.time()))
         headers = {
@@ -219,7 +245,7 @@ class WebhookDeliverer:
             "X-PhoneFleet-Event": message.type,
             "X-PhoneFleet-Delivery": str(claim.id),
             "X-PhoneFleet-Timestamp": timestamp,
-            "X-PhoneFleet-Signature": sign(self.secret, timestamp, body),
+            "X-PhoneFleet-Signature": sign(secret, timestamp, body),
         }
         try:
             # A total bound: httpx's own timeouts are per read, so a trickling server could hold on.

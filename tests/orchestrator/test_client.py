@@ -25,10 +25,11 @@ from tests.orchestrator.conftest import Api, StartApi
 def test_submit_get_list_cancel_wait(api: Api) -> None:
     caller = api.caller()
     with PhoneFleetClient(api.url, caller.key) as pf:
-        submitted = [pf.submit(f"task {i}", max_steps=5, metadata={"i": i}) for i in range(5)]
+        submitted = [pf.submit(f"task {i}", max_steps=5, metadata={"i": i}, max_tries=2) for i in range(5)]
         assert [t["status"] for t in submitted] == ["queued"] * 5
         first = pf.get(submitted[0]["id"])
         assert (first["instruction"], first["max_steps"], first["metadata"]) == ("task 0", 5, {"i": 0})
+        assert first["max_tries"] == 2
 
         # Three pages of two: every task once, newest first.
         listed = [t["id"] for t in pf.list(limit=2)]

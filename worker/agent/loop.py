@@ -117,8 +117,10 @@ class _AgentLoop:
         steering: AgentSteering,
         apps: AppCatalog,
         today: dt.date,
+        earlier_tries: str | None = None,
     ) -> None:
         self.task = task
+        self.earlier_tries = earlier_tries  # what went wrong on this task's earlier tries, for the model
         self.device = device
         self.model = model
         self.config = config
@@ -239,7 +241,7 @@ class _AgentLoop:
         """The model's reply; an AgentResult when the run must end; None when paused mid-call."""
         info = prompts.screen_info(app)
         if not self.conversation.turns:
-            text = prompts.first_user_message(self.task, info)
+            text = prompts.first_user_message(self.task, info, self.earlier_tries)
         else:
             text = prompts.step_user_message(info)
         if self.pending_notes:
@@ -523,10 +525,15 @@ async def run_agent(
     steering: AgentSteering | None = None,
     apps: AppCatalog | None = None,
     today: dt.date | None = None,
+    earlier_tries: str | None = None,
 ) -> AgentResult:
-    """Run ``task`` on ``device`` until finish, failure, cancel or a budget runs out."""
+    """Run ``task`` on ``device`` until finish, failure, cancel or a budget runs out.
+
+    ``earlier_tries`` (``prompts.earlier_tries_message``) goes with the task in the first turn: a
+    later try of the same task, starting from the screen the earlier one left.
+    """
     loop = _AgentLoop(
         task, device, model, config or AgentConfig(), hooks or AgentHooks(), steering or AgentSteering(),
-        apps or AppCatalog(), today or dt.date.today(),
+        apps or AppCatalog(), today or dt.date.today(), earlier_tries,
     )  # fmt: skip
     return await loop.run()

@@ -63,9 +63,13 @@ class PhoneAgent:
         config: AgentConfig | None = None,
         hooks: AgentHooks | None = None,
         steering: AgentSteering | None = None,
+        earlier_tries: str | None = None,
     ) -> AgentResult:
         """Run ``task`` on the phone until it ends (``run_agent``)."""
-        return await run_agent(task, self.device, self.model, config=config, hooks=hooks, steering=steering)
+        return await run_agent(
+            task, self.device, self.model, config=config, hooks=hooks, steering=steering,
+            earlier_tries=earlier_tries,
+        )  # fmt: skip
 
 
 @asynccontextmanager

@@ -135,8 +135,11 @@ def screen_info(current_app: str) -> str:
     return json.dumps({"current_app": current_app}, ensure_ascii=False)
 
 
-def first_user_message(task: str, screen_info: str) -> str:
-    """The first user turn: the task, then the screen description."""
+def first_user_message(task: str, screen_info: str, earlier_tries: str | None = None) -> str:
+    """The first user turn: the task, what went wrong on earlier tries (``earlier_tries_message``),
+    then the screen description."""
+    if earlier_tries:
+        return f"{task}\n\n{earlier_tries}\n\n{screen_info}"
     return f"{task}\n\n{screen_info}"
 
 
@@ -155,6 +158,26 @@ _NO_USER_STEPS = {
     "zh": "用户接管期间没有在手机上做任何操作。",
     "en": "While the user had the phone, they did no action on it.",
 }
+
+
+# Under a header line, as "** Screen Info **": a block the reader can tell from the task (a model
+# that parses the task, such as the reference model, skips it up to the next blank line).
+EARLIER_TRIES_HEADER = "** Earlier tries **"
+_EARLIER_TRIES = {
+    "zh": "之前的尝试没有完成任务，你现在从手机当前的屏幕重新开始（手机没有重置）。不要重复没有用的做法：\n{tries}",
+    "en": "Earlier tries did not complete the task; you start again from the phone's current screen "
+    "(the phone was not reset). Do not repeat what did not work:\n{tries}",
+}
+_TRY_LINE = {"zh": "- 第 {n} 次尝试失败（{reason}）：{message}", "en": "- Try {n} failed ({reason}): {message}"}
+
+
+def earlier_tries_message(lang: str, failures: list[tuple[str, str]]) -> str:
+    """What the model is told on a later try: each earlier try's (reason, message), oldest first."""
+    lines = "\n".join(
+        _TRY_LINE[_lang(lang)].format(n=n, reason=reason, message=message)
+        for n, (reason, message) in enumerate(failures, start=1)
+    )
+    return f"{EARLIER_TRIES_HEADER}\n{_EARLIER_TRIES[lang].format(tries=lines)}"
 
 
 _PROTECTED = {
@@ -188,7 +211,9 @@ def user_steps_message(lang: str, steps: list[str]) -> str:
 
 
 __all__ = [
+    "EARLIER_TRIES_HEADER",
     "LANGUAGES",
+    "earlier_tries_message",
     "first_user_message",
     "format_date",
     "protected_screen_message",

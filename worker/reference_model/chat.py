@@ -20,6 +20,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from worker.agent.prompts import EARLIER_TRIES_HEADER
+
 MAX_IMAGE_PIXELS = 4096 * 4096  # a screenshot, not a poster: refuses decompression bombs early
 
 
@@ -135,7 +137,15 @@ class ChatView:
 
 def _strip_screen_info(text: str) -> str:
     text = _SCREEN_INFO.sub("", text)
-    lines = [line for line in text.splitlines() if not _HEADER_LINE.match(line)]
+    lines: list[str] = []
+    skipping = False  # inside the earlier-tries block: advice for a model that reasons, not the task
+    for line in text.splitlines():
+        if line.strip() == EARLIER_TRIES_HEADER:
+            skipping = True
+        elif not line.strip():
+            skipping = False
+        if not skipping and not _HEADER_LINE.match(line):
+            lines.append(line)
     return "\n".join(lines).strip()
 
 

@@ -31,7 +31,10 @@ by one), the worker shutting down (``worker_shutdown``: the run is cancelled) â€
 (``TaskRows.requeue``; ``RunEnd.retry_in_s`` tells the Celery task to send the delayed message)
 while ``attempts < tasks.max_infra_attempts`` and ``rows.retry_refusal`` allows it (a task that
 acted on the phone: ``retry_after_acting``); otherwise it fails with that reason, its message
-saying why it was not retried. A lost worker is the same rule, applied by the next claim. Every
+saying why it was not retried. A lost worker is the same rule, applied by the next claim. Before
+any of that, an agent failure that another try may mend (stuck, max_stepsâ€¦) starts the agent again
+on the same phone while the task's ``max_tries`` allow (``tries.py``; each attempt has all its
+tries). Every
 other end (succeeded, max_steps, stuck, parse_errors, model_error, denied, needs_user, no_answer, timeout,
 cancelled, no_device, unknown_profile) is final.
 """
@@ -82,6 +85,7 @@ from worker.agent.results import AgentResult, FailReason, RunStatus
 from worker.agent.steering import AgentSteering
 from worker.run.hooks import CLAIM_LOST, LEASE_LOST, TaskHooks, Watcher
 from worker.run.rows import Claim, TaskRows
+from worker.run.tries import Tries, run_tries
 
 __all__ = ["MAX_LEASE_WAIT_S", "UNKNOWN_PROFILE", "WORKER_ERROR", "RunDeps", "RunEnd", "perform_run"]
 
@@ -251,7 +255,8 @@ async def _run_claimed(run: _Run, stack: AsyncExitStack, engine: AsyncEngine) ->
             if not await rows.set_status(TaskStatus.RUNNING, device_id=grant.device_id, started_at=utcnow()):
                 steering.cancel(CLAIM_LOST)
                 return None
-            result = await _drive(claim, grant, rows, steering, deps, deadline)
+            tries = await _drive(claim, grant, rows, steering, deps, deadline)
+            result = tries.result
             await watcher.stop()
             outcome = _outcome(result, steering)
             if steering.cancel_reason == LEASE_LOST:
@@ -259,7 +264,7 @@ async def _run_claimed(run: _Run, stack: AsyncExitStack, engine: AsyncEngine) ->
             elif outcome.device_at_fault:
                 # Told to the pool: a phone whose runs keep failing so is quarantined (manager.py).
                 release_reason = DEVICE_ERROR
-            return await run.end(outcome, result, grant)
+            return await run.end(outcome, result, grant, tries)
         finally:
             await watcher.stop()
             # Shielded: a run torn down mid-release must still hand the phone back.
@@ -304,8 +309,8 @@ async def _drive(
     steering: AgentSteering,
     deps: RunDeps,
     deadline: float,
-) -> AgentResult:
-    """Connect the phone and the model, and run the agent until it ends."""
+) -> Tries:
+    """Connect the phone and the model, and run the agent until it ends, in tries (``tries.py``)."""
     from worker.agent.loop import AgentConfig
     from worker.agent.model_client import ModelClientConfig, ModelEndpoint
     from worker.agent.phone_agent import phone_agent
@@ -315,13 +320,10 @@ async def _drive(
         rows, steering, data_dir=settings.data_dir, deadline=deadline, poll_s=deps.answer_poll_s,
         wait_for_user_s=settings.agent.wait_for_user_s,
     )  # fmt: skip
-    config = AgentConfig(
-        max_steps=claim.max_steps,
-        budget_s=max(0.0, deadline - time.monotonic()),
-        lang=settings.model.lang,
-        model_outage_budget_s=settings.model.outage_budget_s,
-        on_stuck=settings.agent.on_stuck,
-    )
+
+    def budget_left() -> float:
+        return max(0.0, deadline - time.monotonic())
+
     endpoint = ModelEndpoint(
         base_url=settings.model.base_url,
         model=claim.model or settings.model.name,
@@ -340,8 +342,26 @@ async def _drive(
             )  # fmt: skip
         except DeviceError as exc:
             logger.warning("phone unreachable", extra={"error": exc.message})
-            return AgentResult(RunStatus.FAILED, f"phone unreachable: {exc.message}", FailReason.DEVICE_ERROR)
-        return await agent.run(claim.instruction, config=config, hooks=hooks, steering=steering)
+            return Tries(
+                AgentResult(RunStatus.FAILED, f"phone unreachable: {exc.message}", FailReason.DEVICE_ERROR)
+            )
+
+        async def run_try(earlier_tries: str | None) -> AgentResult:
+            config = AgentConfig(
+                max_steps=claim.max_steps,  # each try has all of them; the budget is shared
+                budget_s=budget_left(),
+                lang=settings.model.lang,
+                model_outage_budget_s=settings.model.outage_budget_s,
+                on_stuck=settings.agent.on_stuck,
+            )
+            return await agent.run(
+                claim.instruction, config=config, hooks=hooks, steering=steering, earlier_tries=earlier_tries
+            )
+
+        return await run_tries(
+            run_try, max_tries=claim.max_tries, rows=rows, hooks=hooks, steering=steering,
+            lang=settings.model.lang, budget_left=budget_left,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -409,7 +429,11 @@ class _Run:
     wake_s: float | None = None  # how long its personal phone took to wake (None: no wake)
 
     async def end(
-        self, outcome: _Outcome, result: AgentResult | None = None, grant: LeaseGrant | None = None
+        self,
+        outcome: _Outcome,
+        result: AgentResult | None = None,
+        grant: LeaseGrant | None = None,
+        tries: Tries | None = None,
     ) -> TaskStatus | None:
         if outcome.reason == CLAIM_LOST:
             return None  # another worker holds the task now: its end is theirs to write
@@ -438,6 +462,8 @@ class _Run:
             outcome = replace(outcome, message=f"{outcome.message}; not retried: {refusal}")
         if result is not None:
             summary |= {"timings": result.totals(), "usage": result.usage()}
+        if tries is not None and tries.records:
+            summary |= tries.summary()
         if self.wake_s is not None:
             # The wake is a step of the run's timings: its personal phone was asleep.
             summary["timings"] = {**summary.get("timings", {}), "wake_s": round(self.wake_s, 3)}

@@ -108,6 +108,13 @@ class TaskHooks(AgentHooks):
         # The status and waiting of a person's wait, announced by ``on_state`` and written by ``_ask``.
         self._asking: tuple[TaskStatus, dict[str, Any]] | None = None
 
+    def new_try(self) -> list[int]:
+        """A later try of the task begins (its agent numbers steps from 1 again): the indexes the
+        ending try's steps got, in order."""
+        indexes = sorted(set(self._recorded.values()))
+        self._recorded.clear()
+        return indexes
+
     async def on_step(self, step: StepRecord) -> None:
         event = {"action_text": step.action_text, "result": step.result,
                  "current_app": step.current_app, "actor": AGENT}  # fmt: skip

@@ -80,6 +80,7 @@ logger = logging.getLogger(__name__)
 
 _CLAIM_COLUMNS = (
     Task.tenant_id, Task.instruction, Task.device_profile, Task.max_steps, Task.timeout_s, Task.model,
+    Task.attempts, Task.retry_after_acting, Task.max_tries,
     Task.attempts, Task.retry_after_acting, Task.personal_phone_id,
 )  # fmt: skip
 
@@ -128,6 +129,7 @@ class Claim:
     # task's next index itself (orchestrator/db/steps.py), as a person's steps take indexes too.
     first_step: int = 0
     retry_after_acting: bool | None = None  # the task's field (retry_refusal)
+    max_tries: int = 1  # the agent's tries on this attempt's phone (drive.py, "Tries")
     personal_phone_id: uuid.UUID | None = None  # run on this personal phone's data (docs/personal-phones.md)
     # Phones an earlier attempt failed on (their task.retrying events): this attempt avoids them.
     avoid_devices: tuple[uuid.UUID, ...] = ()
@@ -247,6 +249,7 @@ class TaskRows:
             device_profile=row.device_profile, max_steps=row.max_steps, timeout_s=row.timeout_s,
             model=row.model, attempts=row.attempts, reclaimed=stale, first_step=first_step,
             ended_leases=len(ended), retry_after_acting=row.retry_after_acting, avoid_devices=avoid,
+            max_tries=row.max_tries,
             personal_phone_id=row.personal_phone_id,
         )  # fmt: skip
 
@@ -531,10 +534,22 @@ class TaskRows:
             payload: dict[str, Any] = {"from": current.status.value, "to": status.value, "waiting": None}
             if reason:
                 payload["reason"] = reason
+            # The completion event says how it ended for those who only read events (webhooks): the
+            # final message and where the last screenshot is (a path of the API, not the image).
+            payload["message"] = message[:4000]
+            payload["final_screenshot_url"] = await _final_screenshot_url(db_session, self.task_id)
             await _event(db_session, self.tenant_id, self.task_id, "task.status", payload)
         self.status, self.waiting = status, None
         logger.info("task finished", extra={"status": status.value, "reason": reason})
         return True
+
+
+async def _final_screenshot_url(db_session: DbSession, task_id: uuid.UUID) -> str | None:
+    """The API path of the task's last screenshot (``GET /api/v1/tasks/{id}/steps/{index}/screenshot``)."""
+    index = await db_session.scalar(
+        select(func.max(Step.index)).where(Step.task_id == task_id, Step.screenshot.is_not(None))
+    )
+    return None if index is None else f"/api/v1/tasks/{task_id}/steps/{index}/screenshot"
 
 
 async def _acted(db_session: DbSession, task_id: uuid.UUID) -> dict[str, bool]:

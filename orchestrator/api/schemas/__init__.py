@@ -11,7 +11,12 @@ from orchestrator.api.schemas.logins import LoginIn, LoginOut, WhoAmIOut
 from orchestrator.api.schemas.sessions import AdbOut, SessionCreate, SessionDeviceOut, SessionOut
 from orchestrator.api.schemas.steps import StepOut
 from orchestrator.api.schemas.tasks import ConfirmIn, HandbackIn, ReplyIn, TakeoverIn, TaskCreate, TaskOut
-from orchestrator.api.schemas.webhooks import WebhookDeliveryOut
+from orchestrator.api.schemas.webhooks import (
+    SubscriptionCreate,
+    SubscriptionOut,
+    SubscriptionSecretOut,
+    WebhookDeliveryOut,
+)
 
 __all__ = [
     "AdbOut",
@@ -33,6 +38,9 @@ __all__ = [
     "SessionDeviceOut",
     "SessionOut",
     "StepOut",
+    "SubscriptionCreate",
+    "SubscriptionOut",
+    "SubscriptionSecretOut",
     "TakeoverIn",
     "TaskCreate",
     "TaskOut",

@@ -89,7 +89,7 @@ class TaskOut(BaseModel):
             "examples": [
                 {
                     "id": EXAMPLE_TASK_ID, "status": "queued", "instruction": "Open Settings and turn on Wi-Fi",
-                    "device_profile": {"android": 13}, "max_steps": 30, "timeout_s": 600, "model": None,
+                    "device_profile": {"android": 13}, "max_steps": 30, "max_tries": 1, "timeout_s": 600, "model": None,
                     "webhook_url": None, "metadata": {"ticket": "OPS-1234"}, "retry_after_acting": None,
                     "reason": None, "message": None,
                     "device_id": None, "attempts": 0, "cancel_requested": False, "result": None,
@@ -109,7 +109,8 @@ class TaskOut(BaseModel):
     device_profile: dict[str, Any] | str | None = Field(
         description="What the phone must match: an object, or a named profile of the operator's."
     )
-    max_steps: int
+    max_steps: int = Field(description="Agent steps per try.")
+    max_tries: int = Field(description="Tries the agent gets after its own failures (see result.tries).")
     timeout_s: int
     model: str | None
     webhook_url: str | None
@@ -143,7 +144,7 @@ class TaskOut(BaseModel):
     def from_row(cls, task: Task) -> TaskOut:
         return cls(
             id=task.id, status=task.status, instruction=task.instruction, device_profile=task.device_profile,
-            max_steps=task.max_steps, timeout_s=task.timeout_s, model=task.model, webhook_url=task.webhook_url,
+            max_steps=task.max_steps, max_tries=task.max_tries, timeout_s=task.timeout_s, model=task.model, webhook_url=task.webhook_url,
             metadata=task.metadata_, retry_after_acting=task.retry_after_acting, reason=task.reason, message=task.message, device_id=task.device_id,
             attempts=task.attempts, cancel_requested=CANCEL_REQUESTED in (task.result or {}),
             result=task.result, created_at=task.created_at, started_at=task.started_at,

@@ -1,4 +1,5 @@
-"""Response body of a task's webhook deliveries (``/api/v1/tasks/{id}/webhooks``)."""
+"""Bodies of a task's webhook deliveries (``/api/v1/tasks/{id}/webhook-deliveries``) and of the
+tenant's webhook subscriptions (``/api/v1/webhooks``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.api.schemas.common import EXAMPLE_TIME
-from orchestrator.db import WebhookStatus
+from orchestrator.db import WebhookStatus, WebhookSubscription
+from orchestrator.services.webhook_subscriptions import SubscriptionSpec
 from orchestrator.services.webhooks import DeliveryView
 
-__all__ = ["WebhookDeliveryOut"]
+__all__ = ["SubscriptionCreate", "SubscriptionOut", "SubscriptionSecretOut", "WebhookDeliveryOut"]
 
 
 class WebhookDeliveryOut(BaseModel):
@@ -50,3 +52,33 @@ class WebhookDeliveryOut(BaseModel):
             attempts=d.attempts, last_status_code=d.last_status_code, last_error=d.last_error,
             next_attempt_at=d.next_attempt_at, delivered_at=d.delivered_at, created_at=d.created_at,
         )  # fmt: skip
+
+
+class SubscriptionCreate(SubscriptionSpec):
+    """Subscribe ``url`` to events of your tenant's tasks."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"url": "https://example.com/hooks/phonefleet", "events": ["task.status"]}]},
+    )
+
+
+class SubscriptionOut(BaseModel):
+    """A webhook subscription, without its secret."""
+
+    id: uuid.UUID
+    url: str
+    events: list[str]
+    created_at: dt.datetime
+    secret_rotated_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: WebhookSubscription) -> SubscriptionOut:
+        return cls(id=row.id, url=row.url, events=list(row.events), created_at=row.created_at,
+                   secret_rotated_at=row.secret_rotated_at)  # fmt: skip
+
+
+class SubscriptionSecretOut(SubscriptionOut):
+    """A subscription with its signing secret: only in the answers that create or rotate it."""
+
+    secret: str = Field(description="Keys the HMAC-SHA256 of X-PhoneFleet-Signature; shown only this once.")

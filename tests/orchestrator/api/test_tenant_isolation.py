@@ -50,6 +50,7 @@ KINDS = {
     "key_id": "A's admin issues a key (POST /api/v1/api-keys)",
     "schedule_id": "A creates a schedule (POST /api/v1/schedules)",
     "personal_phone_id": "A makes a personal phone (POST /api/v1/personal-phones)",
+    "subscription_id": "A's admin subscribes a URL to A's events (POST /api/v1/webhooks)",
 }
 
 
@@ -99,6 +100,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
     ("PATCH", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
     ("DELETE", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
+    ("GET", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
+    ("DELETE", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
+    ("POST", "/api/v1/webhooks/{subscription_id}/rotate-secret"): HIDDEN,
     ("GET", "/api/v1/devices/{device_id}"): SHARED,
     # Admins operate the shared pool (docs/api.md): draining or retiring a phone is theirs to do,
     # whoever leases it; what they must not see is the lessee's lease.
@@ -204,6 +208,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert opened.status_code == 201, opened.text
         key = a.http.post("/api/v1/api-keys", json={"user": "a-bot", "role": "member", "name": "a"})
         assert key.status_code == 201, key.text
+        hook = a.http.post("/api/v1/webhooks", json={"url": "https://hooks.example.com/a", "events": ["task.status"]})
+        assert hook.status_code == 201, hook.text
         schedule = a.http.post("/api/v1/schedules", json={"task": {"instruction": "A's daily task"},
                                                           "cron": "0 9 * * *", "timezone": "Europe/Paris"})
         assert schedule.status_code == 201, schedule.text
@@ -213,6 +219,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
             "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"],
             "schedule_id": schedule.json()["id"], "personal_phone_id": personal.json()["id"],
+            "subscription_id": hook.json()["id"],
         }  # fmt: skip
         assert ids.keys() == KINDS.keys()
         yield World(api=api, ids=ids, a=a, b_admin=b_admin, b_member=b_member)

@@ -10,7 +10,9 @@ import pytest
 from worker.agent.actions import ACTIONS
 from worker.agent.parser import parse_reply
 from worker.agent.prompts import (
+    EARLIER_TRIES_HEADER,
     LANGUAGES,
+    earlier_tries_message,
     first_user_message,
     format_date,
     screen_info,
@@ -78,3 +80,19 @@ def test_user_messages() -> None:
     step = step_user_message(screen_info("Settings"))
     assert step.endswith('{"current_app": "Settings"}')
     assert "Screen Info" in step
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_later_try_is_told_what_went_wrong_on_the_earlier_ones(lang: str) -> None:
+    from worker.reference_model.chat import parse_request, read_chat
+
+    earlier = earlier_tries_message(lang, [("max_steps", "no result in 2 steps"), ("stuck", "stuck: Back")])
+    assert earlier.startswith(EARLIER_TRIES_HEADER) and "no result in 2 steps" in earlier
+    assert "stuck: Back" in earlier and earlier.index("max_steps") < earlier.index("stuck: Back")
+    first = first_user_message("Open Settings and turn on Wi-Fi", screen_info("Settings"), earlier)
+    assert first.startswith("Open Settings and turn on Wi-Fi\n\n" + EARLIER_TRIES_HEADER), first
+    assert first.endswith('{"current_app": "Settings"}'), first
+    # The reference model reads the task without the block (it parses tasks, it does not reason).
+    body = json.dumps({"messages": [{"role": "user", "content": first}]}).encode()
+    view = read_chat(parse_request(body))
+    assert view.task == "Open Settings and turn on Wi-Fi" and view.current_app == "Settings", view

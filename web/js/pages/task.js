@@ -103,6 +103,8 @@ export function mount(outlet, { params }) {
       h("dt", {}, "Started"), h("dd", {}, timeEl(task.started_at)),
       h("dt", {}, "Finished"), h("dd", {}, timeEl(task.finished_at)),
       h("dt", {}, "Max steps"), h("dd", {}, String(task.max_steps)),
+      // Tries (docs/api.md "Tries"): each one's end and the steps it made, once the task has ended.
+      task.max_tries > 1 ? [h("dt", {}, "Tries"), h("dd", { id: "task-tries" }, triesText(task))] : null,
       // Why it is not moving (a device, the model server, a person…): the server's words, as they change.
       task.waiting ? [h("dt", {}, "Waiting"), h("dd", {},
         h("span", { class: "waiting-kind", dataset: { kind: task.waiting.kind } }, `${WAITING_KINDS[task.waiting.kind] ?? task.waiting.kind}: `),
@@ -180,4 +182,14 @@ export function mount(outlet, { params }) {
     disposed = true;
     teardown();
   };
+}
+
+function triesText(task) {
+  const tries = task.result?.tries ?? [];
+  if (!tries.length) return `up to ${task.max_tries}`;
+  const each = tries.map((t) => {
+    const steps = t.first_step === null ? "no steps" : `steps #${t.first_step}–#${t.last_step}`;
+    return `try ${t.try}: ${t.reason ?? t.status} (${steps})`;
+  });
+  return `${tries.length} of ${task.max_tries} — ${each.join("; ")}`;
 }
