@@ -118,3 +118,6 @@ def test_tasks_list_filters_by_personal_phone(api: Api) -> None:
     assert len(me.http.get("/api/v1/tasks").json()["items"]) == 4
     assert me.http.get("/api/v1/tasks", params={"personal_phone_id": str(uuid.uuid4())}).json()["items"] == []
     assert me.http.get("/api/v1/tasks", params={"personal_phone_id": "nope"}).status_code == 422
+    # Another tenant naming P sees none of its tasks (the list is the caller's tenant's).
+    stranger = api.caller()
+    assert stranger.http.get("/api/v1/tasks", params={"personal_phone_id": p}).json()["items"] == []

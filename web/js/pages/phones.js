@@ -5,7 +5,7 @@
 import { personalPhones, sessions, tasks } from "../api.js";
 import { FormDialog } from "../dialogs.js";
 import { fill, h } from "../dom.js";
-import { badge, relative, seconds, shortId, timeEl } from "../format.js";
+import { badge, seconds, shortId, timeEl } from "../format.js";
 
 const REFRESH_MS = 5000; // a phone wakes, is used and sleeps while the page is open
 const TASKS_SHOWN = 3;
@@ -162,7 +162,7 @@ export function mount(outlet, { router }) {
     return h("li", { class: "device personal-phone", dataset: { phoneId: phone.id }, "aria-label": `Phone ${phone.name}, ${phone.state}` },
       h("div", { class: "thumb" }, h("span", { class: "screen-note" }, SCREEN[phone.state] ?? phone.state)),
       h("div", { class: "device-head" }, h("strong", { class: "phone-name" }, phone.name), h("span", { class: "state" }, badge(phone.state))),
-      h("p", { class: "muted" }, phone.last_used_at ? ["Last used ", timeEl(phone.last_used_at), ` (${relative(phone.last_used_at)})`] : "Never used",
+      h("p", { class: "muted" }, phone.last_used_at ? ["Last used ", timeEl(phone.last_used_at)] : "Never used",
         phone.wake_ms !== null && phone.wake_ms !== undefined ? ` · last wake ${seconds(phone.wake_ms / 1000)}` : ""),
       phone.last_error ? h("p", { class: "error" }, phone.last_error) : null,
       h("div", { class: "runs", "aria-label": "Its last tasks" }, h("div", { class: "stack" }, last)),
