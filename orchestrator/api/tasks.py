@@ -89,11 +89,16 @@ async def list_tasks(
     principal: CurrentPrincipal,
     tasks: TaskServiceDep,
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this status.")] = None,
+    personal_phone_id: Annotated[
+        uuid.UUID | None, Query(description="Only tasks on this personal phone.")
+    ] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> PageOut[TaskOut]:
     """Your tenant's tasks, paged by an opaque cursor."""
-    page = await tasks.list(principal, status=status, limit=limit, cursor=cursor)
+    page = await tasks.list(
+        principal, status=status, personal_phone_id=personal_phone_id, limit=limit, cursor=cursor
+    )
     return PageOut[TaskOut](items=[TaskOut.from_row(t) for t in page.items], next_cursor=page.next_cursor)
 
 

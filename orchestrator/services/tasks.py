@@ -164,14 +164,18 @@ class TaskService:
         limit: int,
         cursor: str | None,
         schedule_id: uuid.UUID | None = None,
+        personal_phone_id: uuid.UUID | None = None,
     ) -> Page[Task]:
-        """The tenant's tasks (a schedule's runs only, with ``schedule_id``), newest first, ``limit``
-        at a time; raises ``InvalidCursor``."""
+        """The tenant's tasks (a schedule's runs only, with ``schedule_id``; those on one personal
+        phone, with ``personal_phone_id``), newest first, ``limit`` at a time; raises
+        ``InvalidCursor``."""
         query = select(Task).where(Task.tenant_id == principal.tenant_id)
         if status is not None:
             query = query.where(Task.status == status)
         if schedule_id is not None:
             query = query.where(Task.schedule_id == schedule_id)
+        if personal_phone_id is not None:
+            query = query.where(Task.personal_phone_id == personal_phone_id)
         query = newest_first(query, Task, cursor=cursor, limit=limit)
         async with self.db.transaction() as db_session:
             return time_page(list(await db_session.scalars(query)), limit)

@@ -111,6 +111,14 @@ export const schedules = {
   runs: (id, query) => get(`api/v1/schedules/${encodeURIComponent(id)}/runs`, query),
 };
 
+export const personalPhones = {
+  create: (fields) => post("api/v1/personal-phones", fields),
+  list: (query) => get("api/v1/personal-phones", query),
+  get: (id) => get(`api/v1/personal-phones/${encodeURIComponent(id)}`),
+  rename: (id, name) => request("PATCH", `api/v1/personal-phones/${encodeURIComponent(id)}`, { body: { name } }),
+  remove: (id, confirm) => request("DELETE", `api/v1/personal-phones/${encodeURIComponent(id)}`, { query: { confirm } }),
+};
+
 /** WebRTC signalling: kind is "tasks", "sessions" or "devices". */
 export const webrtc = {
   config: () => get("api/v1/webrtc/config"),

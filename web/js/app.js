@@ -4,6 +4,7 @@ import { auth } from "./api.js";
 import { toast } from "./dom.js";
 import * as devicesPage from "./pages/devices.js";
 import * as loginPage from "./pages/login.js";
+import * as phonesPage from "./pages/phones.js";
 import * as schedulesPage from "./pages/schedules.js";
 import * as sessionPage from "./pages/session.js";
 import * as sessionsPage from "./pages/sessions.js";
@@ -16,6 +17,7 @@ const ROUTES = [
   { pattern: /^\/tasks$/, page: tasksPage, title: "Tasks", section: "tasks" },
   { pattern: /^\/tasks\/([^/]+)$/, page: taskPage, title: "Task", section: "tasks" },
   { pattern: /^\/schedules$/, page: schedulesPage, title: "Schedules", section: "schedules" },
+  { pattern: /^\/phones$/, page: phonesPage, title: "My phones", section: "phones" },
   { pattern: /^\/devices$/, page: devicesPage, title: "Devices", section: "devices" },
   { pattern: /^\/sessions$/, page: sessionsPage, title: "Sessions", section: "sessions" },
   { pattern: /^\/sessions\/([^/]+)$/, page: sessionPage, title: "Session", section: "sessions" },

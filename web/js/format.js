@@ -16,6 +16,7 @@ const LABELS = {
   failed: "Failed", cancelled: "Cancelled", timed_out: "Timed out",
   provisioning: "Provisioning", idle: "Idle", leased: "Leased", resetting: "Resetting", unhealthy: "Unhealthy",
   retired: "Retired", active: "Active", closed: "Closed", expired: "Expired",
+  asleep: "Asleep", waking: "Waking", ready: "Ready", in_use: "In use", sleeping: "Going to sleep",
 };
 
 export function label(status) {

@@ -102,3 +102,22 @@ def test_bad_input(api: Api) -> None:
     assert me.http.get(f"/api/v1/personal-phones/{uuid.uuid4()}").status_code == 404
     assert me.http.get("/api/v1/personal-phones/not-a-uuid").status_code == 422
     assert me.http.get("/api/v1/personal-phones", params={"scope": "everyone"}).status_code == 422
+
+
+def test_tasks_list_filters_by_personal_phone(api: Api) -> None:
+    me = api.caller()
+    p, q = (me.http.post("/api/v1/personal-phones", json={"name": n}).json()["id"] for n in ("P", "Q"))
+    on_p = [me.http.post("/api/v1/tasks", json={"instruction": f"on P {i}", "personal_phone_id": p}).json()["id"]
+            for i in range(2)]  # fmt: skip
+    me.http.post("/api/v1/tasks", json={"instruction": "on Q", "personal_phone_id": q})
+    me.http.post("/api/v1/tasks", json={"instruction": "pooled"})
+
+    listed = me.http.get("/api/v1/tasks", params={"personal_phone_id": p}).json()
+    assert [t["id"] for t in listed["items"]] == on_p[::-1]
+    assert all(t["personal_phone_id"] == p for t in listed["items"])
+    assert len(me.http.get("/api/v1/tasks").json()["items"]) == 4
+    assert me.http.get("/api/v1/tasks", params={"personal_phone_id": str(uuid.uuid4())}).json()["items"] == []
+    assert me.http.get("/api/v1/tasks", params={"personal_phone_id": "nope"}).status_code == 422
+    # Another tenant naming P sees none of its tasks (the list is the caller's tenant's).
+    stranger = api.caller()
+    assert stranger.http.get("/api/v1/tasks", params={"personal_phone_id": p}).json()["items"] == []

@@ -1,7 +1,7 @@
 // The tasks list (newest first, filter by status, live status from the events WebSocket) and the
-// new-task form.
+// new-task form (on one of your personal phones with `#/tasks?phone=<id>`, from My phones).
 
-import { tasks } from "../api.js";
+import { personalPhones, tasks } from "../api.js";
 import { fill, h } from "../dom.js";
 import { EventStream } from "../events.js";
 import { TASK_STATUSES, badge, label, timeEl } from "../format.js";
@@ -17,6 +17,7 @@ export const EXAMPLES = [
 
 export function mount(outlet, { query, router }) {
   const filter = TASK_STATUSES.includes(query.get("status")) ? query.get("status") : "";
+  const phoneId = query.get("phone") || null; // a personal phone: the task runs on it, with its data
   const rows = new Map(); // task id → <tr>
   let disposed = false;
 
@@ -35,12 +36,20 @@ export function mount(outlet, { query, router }) {
     placeholder: 'pixel13  or  {"android": "13"}', "aria-describedby": "device-profile-hint" });
   const maxSteps = h("input", { id: "max-steps", name: "max_steps", type: "number", min: "1", max: "100", value: "30", required: true });
   const formError = h("p", { class: "error", role: "alert" });
+  const onPhone = phoneId ? h("p", { id: "task-phone" }, "On your personal phone ", h("strong", {}, "…"),
+    " (its apps' logins are kept). ", h("a", { href: "#/tasks" }, "Use a pooled phone instead")) : null;
+  if (phoneId) {
+    personalPhones.get(phoneId)
+      .then((phone) => { if (!disposed) fill(onPhone.querySelector("strong"), phone.name); })
+      .catch((error) => { if (!disposed) formError.textContent = `Cannot use that phone: ${error.message}`; });
+  }
   const submit = h("button", { type: "submit", class: "primary" }, "Submit task");
   const form = h("form", { class: "panel", "aria-labelledby": "new-task-title", onsubmit: async (event) => {
     event.preventDefault();
     formError.textContent = "";
     const fields = { instruction: instruction.value.trim(), max_steps: Number(maxSteps.value) };
-    const raw = profile.value.trim();
+    if (phoneId) fields.personal_phone_id = phoneId;
+    const raw = phoneId ? "" : profile.value.trim(); // a personal phone has the shape it was made with
     if (raw) {
       try {
         fields.device_profile = raw.startsWith("{") ? JSON.parse(raw) : raw;
@@ -60,10 +69,11 @@ export function mount(outlet, { query, router }) {
       submit.disabled = false;
     }
   } },
-  h("h2", { id: "new-task-title" }, "New task"),
+  h("h2", { id: "new-task-title" }, phoneId ? "New task on your phone" : "New task"),
+  onPhone,
   h("div", { class: "field" }, h("label", { for: "instruction" }, "Instruction"), instruction, examples),
   h("div", { class: "row" },
-    h("div", { class: "field grow" },
+    h("div", { class: "field grow", hidden: Boolean(phoneId) },
       h("label", { for: "device-profile" }, "Device profile ", h("span", { class: "hint" }, "(optional)")),
       profile,
       h("p", { class: "hint", id: "device-profile-hint" }, "A profile name your operator defined, or a JSON object the phone must match.")),
