@@ -145,3 +145,26 @@ def test_an_import_has_its_own_body_limit(start_api: StartApi, pg_url: str, tmp_
     assert me.http.get("/api/v1/personal-phones").json()["items"] == []
     # No export_key set (dev): one was made, readable by this deployment alone.
     assert (api.settings.data_dir / "export.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_links_and_strays_in_an_archive_are_refused(start_api: StartApi, pg_url: str, tmp_path: Path) -> None:
+    migrate_to_head(pg_url)
+    api = start_api(pg_url, personal_phones={"data_dir": tmp_path / "personal", "export_key": KEY})
+    me = api.caller()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.addfile(tarfile.TarInfo("phonefleet-export.json"), io.BytesIO(b""))
+        link = tarfile.TarInfo("data/passwd")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    sealer = _Key.of(KEY)
+    linked = import_(me, MAGIC + sealer.key_id + b"\n" + sealer.fernet.encrypt(buffer.getvalue()))
+    assert linked.status_code == 422 and "link" in linked.json()["message"]
+    stray = import_(me, sealed({"phonefleet-export.json": b"{}", "elsewhere/file": b"x"}))
+    assert stray.status_code == 422 and stray.json()["error"] == "personal_phone_archive_unsafe"
+    # Sound, and sealed with this key: a phone in factory state (an export of one never woken).
+    empty = import_(me, sealed({"phonefleet-export.json": b'{"name": "Blank"}'}))
+    assert empty.status_code == 201 and empty.json()["name"] == "Blank"
+    assert (tmp_path / "personal" / empty.json()["id"]).is_dir()
+    assert [p["name"] for p in me.http.get("/api/v1/personal-phones").json()["items"]] == ["Blank"]
+    assert not list((tmp_path / "personal").glob(".import-*"))  # no staging left behind
