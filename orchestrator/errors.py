@@ -18,6 +18,9 @@
     │  └─ LimitReached            one more would pass a tenant limit (``schedules.max_per_tenant``)
     ├─ InvalidRequest             input that passed the schema but is still wrong
     │  ├─ ConfirmationMismatch    DELETE of a personal phone whose ?confirm= is not its name
+    │  ├─ PersonalPhoneArchiveForeign  an export made with another deployment's key
+    │  ├─ PersonalPhoneArchiveDamaged  not an export, or one altered since it was made
+    │  ├─ PersonalPhoneArchiveUnsafe   an export whose members would land outside the phone's directory
     │  ├─ InvalidCursor           a pagination cursor we did not hand out
     │  ├─ UnknownDeviceProfile    a device profile name the operator has not configured
     │  ├─ InvalidSchedule         a schedule due more often than ``schedules.min_interval_s``, or never
@@ -26,7 +29,8 @@
     │                             key, text its keyboard cannot type
     ├─ BadHttpRequest             the HTTP request itself is unusable, whatever the route
     │  ├─ InvalidJson             a JSON body that does not parse, or is nested too deep to parse
-    │  ├─ PayloadTooLarge         a body over the limit (``api.edges.MAX_BODY_BYTES``), chunked or not
+    │  ├─ PayloadTooLarge         a body over the limit (``api.edges.MAX_BODY_BYTES``; an import:
+    │  │                          ``personal_phones.max_archive_bytes``), chunked or not
     │  ├─ HeadersTooLarge         request headers over 16 KiB in total, or over 100 of them
     │  └─ BodyTimeout             a body that stops arriving before its end (shorter than Content-Length)
     ├─ RateLimited                too many requests for this tenant                         [retryable]
@@ -72,6 +76,9 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "PersonalPhoneArchiveDamaged",
+    "PersonalPhoneArchiveForeign",
+    "PersonalPhoneArchiveUnsafe",
     "PersonalPhoneInUse",
     "PersonalPhoneNotFound",
     "PersonalPhoneQuota",
@@ -297,6 +304,25 @@ class PersonalPhoneQuota(Conflict):
 
 class PersonalPhonesUnsupported(Conflict):
     code = "personal_phones_unsupported"
+
+
+class PersonalPhoneArchiveForeign(InvalidRequest):
+    """An export made with another deployment's ``personal_phones.export_key``."""
+
+    code = "personal_phone_archive_foreign"
+
+
+class PersonalPhoneArchiveDamaged(InvalidRequest):
+    """Not an export, or one altered or cut short since it was made."""
+
+    code = "personal_phone_archive_damaged"
+
+
+class PersonalPhoneArchiveUnsafe(InvalidRequest):
+    """An archive whose members would land outside the phone's directory (absolute paths, ``..``,
+    links, devices)."""
+
+    code = "personal_phone_archive_unsafe"
 
 
 class ConfirmationMismatch(InvalidRequest):

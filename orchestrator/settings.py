@@ -196,6 +196,11 @@ class PersonalPhoneSettings(_Group):
     idle_stop_s: float = Field(default=600.0, gt=0)
     wake_timeout_s: float = Field(default=120.0, gt=0)  # a task waits this long for its phone to wake
     data_dir: Path | None = None  # virtual phones' data; None: {data_dir}/personal-phones
+    # Encrypts exports (any string; Fernet's key is derived from it). An archive imports only where
+    # this is the same. None: in dev, one generated and kept in {data_dir}/export.key; in prod,
+    # export and import are refused until it is set.
+    export_key: SecretStr | None = None
+    max_archive_bytes: int = Field(default=64 * 1024 * 1024, gt=0)  # an export, packed or unpacked
 
 
 # Old names of auth settings, accepted for one release (docs/control-plane.md, "Deprecated names").

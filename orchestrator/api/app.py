@@ -48,6 +48,7 @@ from orchestrator.services.health import HealthService
 from orchestrator.services.logins import Logins
 from orchestrator.services.metrics import MetricsService
 from orchestrator.services.personal_phones import PersonalPhoneService
+from orchestrator.services.phone_archives import PhoneArchives, export_key
 from orchestrator.services.ratelimit import make_rate_limiter
 from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
@@ -119,6 +120,10 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             db, provider=settings.pool.provider, max_per_user=settings.personal_phones.max_per_user,
             profiles=settings.pool.profiles,
         )  # fmt: skip
+        archives = PhoneArchives(
+            personal_phones, data_dir=settings.personal_phones.data_dir, key=export_key(settings),
+            max_bytes=settings.personal_phones.max_archive_bytes,
+        )  # fmt: skip
         app.state.services = Services(
             db=db,
             queue=producer,
@@ -144,6 +149,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 wake_timeout_s=settings.personal_phones.wake_timeout_s,
             ),
             personal_phones=personal_phones,
+            phone_archives=archives,
             events=hub,
             webhooks=WebhookService(db),
             schedules=ScheduleService(
@@ -189,7 +195,9 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     if settings.api.submit_fast_path:
         app.add_middleware(TaskSubmission)  # the submission hot path (api/submission.py)
     # In front of both: header and body limits, the body's deadline (api/edges.py).
-    app.add_middleware(HttpEdges, body_limit=MAX_BODY_BYTES)
+    # An import's body is an archive: larger, and given longer to arrive.
+    uploads = {personal_phones_api.IMPORT_PATH: settings.personal_phones.max_archive_bytes}
+    app.add_middleware(HttpEdges, body_limit=MAX_BODY_BYTES, uploads=uploads)
     install_request_id(
         app
     )  # outermost: X-Request-ID on every answer, the fast path's too (api/request_id.py)

@@ -19,6 +19,7 @@ from orchestrator.services.health import HealthService
 from orchestrator.services.logins import CSRF_HEADER, LOGIN_COOKIE, Login, Logins
 from orchestrator.services.metrics import MetricsService
 from orchestrator.services.personal_phones import PersonalPhoneService
+from orchestrator.services.phone_archives import PhoneArchives
 from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
@@ -36,6 +37,7 @@ __all__ = [
     "LoginsDep",
     "MetricsServiceDep",
     "PersonalPhoneServiceDep",
+    "PhoneArchivesDep",
     "ScheduleServiceDep",
     "Services",
     "SessionServiceDep",
@@ -68,6 +70,7 @@ class Services:
     sessions: SessionService
     schedules: ScheduleService
     personal_phones: PersonalPhoneService
+    phone_archives: PhoneArchives
     subscriptions: SubscriptionService
 
 
@@ -246,3 +249,10 @@ async def _personal_phone_service(request: Request) -> PersonalPhoneService:
 
 
 PersonalPhoneServiceDep = Annotated[PersonalPhoneService, Depends(_personal_phone_service)]
+
+
+async def _phone_archives(request: Request) -> PhoneArchives:
+    return _services(request).phone_archives
+
+
+PhoneArchivesDep = Annotated[PhoneArchives, Depends(_phone_archives)]

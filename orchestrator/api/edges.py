@@ -47,6 +47,8 @@ MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADER_FIELDS = 100
 # 256 KB in 5 s is 50 KB/s: any client that means to send its body has sent it by then.
 BODY_TIMEOUT_S = 5.0
+# An upload (a path given its own limit): 64 MB at 1 MB/s.
+UPLOAD_TIMEOUT_S = 60.0
 
 # The answers any operation that takes a body may give before its route runs (OpenAPI).
 _BODY_ERRORS = {
@@ -66,8 +68,10 @@ class HttpEdges:
         body_limit: int = MAX_BODY_BYTES,
         body_timeout_s: float = BODY_TIMEOUT_S,
         drain_limit: int = 16 * 1024 * 1024,
+        uploads: dict[str, int] | None = None,
     ) -> None:
         self.app = app
+        self.uploads = dict(uploads or {})  # path -> its own body limit (given UPLOAD_TIMEOUT_S)
         self.body_limit = body_limit
         self.body_timeout_s = body_timeout_s
         self.drain_limit = drain_limit
@@ -92,23 +96,26 @@ class HttpEdges:
             )
             await _answer(exc, scope, receive, send, close=True)
             return
+        body_limit, body_timeout_s = self.body_limit, self.body_timeout_s
+        if scope.get("path") in self.uploads:
+            body_limit, body_timeout_s = self.uploads[scope["path"]], max(body_timeout_s, UPLOAD_TIMEOUT_S)
         if not chunked and (length is None or length == b"0"):
             await self.app(scope, receive, send)
             return
-        if length is not None and not chunked and (not length.isdigit() or int(length) > self.body_limit):
+        if length is not None and not chunked and (not length.isdigit() or int(length) > body_limit):
             drained = False
             if length.isdigit() and int(length) <= self.drain_limit:
                 try:
-                    if await _read(receive, self.drain_limit, self.body_timeout_s) is None:
+                    if await _read(receive, self.drain_limit, body_timeout_s) is None:
                         return  # the client went away
                     drained = True
                 except BodyTimeout:
                     pass  # still 413, the reason the body was refused; the connection closes
-            too_large = PayloadTooLarge(f"the body exceeds {self.body_limit} bytes")
+            too_large = PayloadTooLarge(f"the body exceeds {body_limit} bytes")
             await _answer(too_large, scope, receive, send, close=not drained)
             return
         try:
-            body = await _read(receive, self.body_limit, self.body_timeout_s)
+            body = await _read(receive, body_limit, body_timeout_s)
         except PhoneFleetError as exc:
             await _answer(exc, scope, receive, send, close=True)
             return

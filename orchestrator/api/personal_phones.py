@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
-from orchestrator.api.deps import CurrentPrincipal, PersonalPhoneServiceDep
+from orchestrator.api.deps import CurrentPrincipal, PersonalPhoneServiceDep, PhoneArchivesDep
 from orchestrator.api.schemas import ErrorOut, PageOut
 from orchestrator.api.schemas.personal_phones import (
     PersonalPhoneCreate,
@@ -15,7 +16,9 @@ from orchestrator.api.schemas.personal_phones import (
     PersonalPhoneRename,
 )
 
-__all__ = ["router"]
+__all__ = ["IMPORT_PATH", "router"]
+
+IMPORT_PATH = "/api/v1/personal-phones/import"  # its body is an archive: api/edges.py gives it its own limit
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
@@ -99,3 +102,63 @@ async def delete_personal_phone(
     """Irreversible: the pool stops its device and removes its data (apps, logins, files). Answers
     the phone as it was; it is gone from every read at once."""
     return PersonalPhoneOut.of(await phones.delete(principal, personal_phone_id, confirm))
+
+
+@router.get(
+    "/{personal_phone_id}/export",
+    summary="Export a personal phone's data, encrypted",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The encrypted archive"},
+        409: {
+            "model": ErrorOut,
+            "description": "It is in use, waking or sleeping; or not a virtual phone's data (redroid)",
+        },
+        413: {"model": ErrorOut, "description": "Its data exceeds personal_phones.max_archive_bytes"},
+    },
+)
+async def export_personal_phone(
+    personal_phone_id: uuid.UUID, principal: CurrentPrincipal, archives: PhoneArchivesDep
+) -> Response:
+    """Your phone's data (apps, logins, settings, files) as one file, encrypted with this
+    deployment's `personal_phones.export_key`: only a deployment with the same key imports it.
+    The phone must be `asleep` or `ready` (no task or session on it)."""
+    row, archive = await archives.export(principal, personal_phone_id)
+    return Response(
+        archive,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="personal-phone-{row.id}.pfphone"'},
+    )
+
+
+@router.post(
+    "/import",
+    status_code=201,
+    summary="Make a personal phone from an export",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+    responses={
+        409: {"model": ErrorOut, "description": "At your quota, or the pool is not the virtual phone's"},
+        413: {"model": ErrorOut, "description": "The archive exceeds personal_phones.max_archive_bytes"},
+        422: {
+            "model": ErrorOut,
+            "description": "Made with another deployment's key, altered, or with members outside its data",
+        },
+    },
+)
+async def import_personal_phone(
+    request: Request,
+    principal: CurrentPrincipal,
+    archives: PhoneArchivesDep,
+    name: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="Its name; default: the exported phone's."),
+    ] = None,
+) -> PersonalPhoneOut:
+    """The body is an export's bytes (`GET …/{id}/export`), as sent (`application/octet-stream`).
+    The new phone is `asleep`; its first task or session wakes it on the imported data."""
+    return PersonalPhoneOut.of(await archives.import_(principal, await request.body(), name))

@@ -107,8 +107,11 @@ class PersonalPhoneService:
         self.max_per_user = max_per_user
         self.profiles = dict(profiles or {})
 
-    async def create(self, principal: Principal, spec: PersonalPhoneSpec) -> PersonalPhone:
-        """A new, asleep personal phone of the caller. Raises ``PersonalPhonesUnsupported`` (409: the
+    async def create(
+        self, principal: Principal, spec: PersonalPhoneSpec, *, phone_id: uuid.UUID | None = None
+    ) -> PersonalPhone:
+        """A new, asleep personal phone of the caller (``phone_id``: an import's, whose data is in
+        place already). Raises ``PersonalPhonesUnsupported`` (409: the
         pool's provider cannot keep data), ``PersonalPhoneQuota`` (409), ``UnknownDeviceProfile`` (422)."""
         if self.provider not in SUPPORTED_PROVIDERS:
             raise PersonalPhonesUnsupported(
@@ -131,7 +134,7 @@ class PersonalPhoneService:
                     context={"max_per_user": self.max_per_user},
                 )
             row = PersonalPhone(
-                id=uuid.uuid4(), created_at=now, updated_at=now, tenant_id=principal.tenant_id,
+                id=phone_id or uuid.uuid4(), created_at=now, updated_at=now, tenant_id=principal.tenant_id,
                 user_id=principal.user_id, name=spec.name, state=PersonalPhoneState.ASLEEP,
                 device_profile=match,
             )  # fmt: skip

@@ -100,6 +100,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
     ("PATCH", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
     ("DELETE", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
+    ("GET", "/api/v1/personal-phones/{personal_phone_id}/export"): HIDDEN,
     ("GET", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
     ("DELETE", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
     ("POST", "/api/v1/webhooks/{subscription_id}/rotate-secret"): HIDDEN,
