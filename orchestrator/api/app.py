@@ -154,7 +154,8 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
         )
         # The device API reaches phones through the live view's adb server (the pool's).
         app.state.device_api = DeviceApi(
-            app.state.services.sessions, adb_host=settings.webrtc.adb_host, adb_port=settings.webrtc.adb_port
+            app.state.services.sessions, adb_host=settings.webrtc.adb_host, adb_port=settings.webrtc.adb_port,
+            file_roots=settings.device_api.file_roots, file_max_bytes=settings.device_api.file_max_bytes,
         )
         app.state.live = live = LiveHub(
             settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal
@@ -189,7 +190,10 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     if settings.api.submit_fast_path:
         app.add_middleware(TaskSubmission)  # the submission hot path (api/submission.py)
     # In front of both: header and body limits, the body's deadline (api/edges.py).
-    app.add_middleware(HttpEdges, body_limit=MAX_BODY_BYTES)
+    app.add_middleware(
+        HttpEdges, body_limit=MAX_BODY_BYTES, upload_limit=settings.device_api.file_max_bytes,
+        upload_timeout_s=settings.device_api.file_body_timeout_s,
+    )  # fmt: skip
     install_request_id(
         app
     )  # outermost: X-Request-ID on every answer, the fast path's too (api/request_id.py)

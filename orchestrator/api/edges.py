@@ -17,11 +17,16 @@ nor a route ever waits on a client or sees a body over the limit. A request with
 ``Content-Length``, no ``Transfer-Encoding``) costs only the count of its header bytes: this sits in
 front of the submission hot path. Answers come from the one error table (``api/errors.py``).
 WebSockets pass through untouched.
+
+Uploads (``PUT /api/v1/sessions/{id}/files``: a file for the session's phone) are bodies of another
+kind: their limit and deadline are the upload's (``device_api.file_max_bytes``,
+``file_body_timeout_s``), and the 413 names the file's limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -48,6 +53,9 @@ MAX_HEADER_FIELDS = 100
 # 256 KB in 5 s is 50 KB/s: any client that means to send its body has sent it by then.
 BODY_TIMEOUT_S = 5.0
 
+# The routes whose body is a file (api/device_api.py), matched on the method and the path.
+_UPLOAD = re.compile(r"^/api/v1/sessions/[^/]+/files/?$")
+
 # The answers any operation that takes a body may give before its route runs (OpenAPI).
 _BODY_ERRORS = {
     "400": "The body is not valid JSON, or is nested too deep (`invalid_json`)",
@@ -66,10 +74,14 @@ class HttpEdges:
         body_limit: int = MAX_BODY_BYTES,
         body_timeout_s: float = BODY_TIMEOUT_S,
         drain_limit: int = 16 * 1024 * 1024,
+        upload_limit: int = MAX_BODY_BYTES,
+        upload_timeout_s: float = BODY_TIMEOUT_S,
     ) -> None:
         self.app = app
         self.body_limit = body_limit
         self.body_timeout_s = body_timeout_s
+        self.upload_limit = upload_limit
+        self.upload_timeout_s = upload_timeout_s
         self.drain_limit = drain_limit
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -95,20 +107,29 @@ class HttpEdges:
         if not chunked and (length is None or length == b"0"):
             await self.app(scope, receive, send)
             return
-        if length is not None and not chunked and (not length.isdigit() or int(length) > self.body_limit):
+        upload = scope["method"] == "PUT" and _UPLOAD.match(scope["path"]) is not None
+        limit, timeout_s = (self.upload_limit, self.upload_timeout_s) if upload else (
+            self.body_limit, self.body_timeout_s)  # fmt: skip
+        too_large = PayloadTooLarge(
+            f"the file exceeds {limit} bytes, the most a push takes (device_api.file_max_bytes)"
+            if upload else f"the body exceeds {limit} bytes"
+        )  # fmt: skip
+        if length is not None and not chunked and (not length.isdigit() or int(length) > limit):
             drained = False
             if length.isdigit() and int(length) <= self.drain_limit:
                 try:
-                    if await _read(receive, self.drain_limit, self.body_timeout_s) is None:
+                    if await _read(receive, self.drain_limit, timeout_s) is None:
                         return  # the client went away
                     drained = True
                 except BodyTimeout:
                     pass  # still 413, the reason the body was refused; the connection closes
-            too_large = PayloadTooLarge(f"the body exceeds {self.body_limit} bytes")
             await _answer(too_large, scope, receive, send, close=not drained)
             return
         try:
-            body = await _read(receive, self.body_limit, self.body_timeout_s)
+            body = await _read(receive, limit, timeout_s)
+        except PayloadTooLarge:
+            await _answer(too_large, scope, receive, send, close=True)
+            return
         except PhoneFleetError as exc:
             await _answer(exc, scope, receive, send, close=True)
             return
