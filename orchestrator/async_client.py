@@ -192,6 +192,15 @@ class AsyncPhoneFleetClient:
     async def launch(self, session_id: str, app: str) -> dict[str, Any]:
         return await self._json("POST", f"/api/v1/sessions/{session_id}/launch", json={"app": app}, safe=False)
 
+    async def push_file(self, session_id: str, path: str, data: bytes) -> dict[str, Any]:
+        """Write ``data`` to ``path`` on the phone (inside its allowed folders, ``/sdcard/`` by default);
+        answers ``{"type": "push_file", "path", "bytes"}``. Resent safely: a push replaces the file."""
+        return await self._json("PUT", f"/api/v1/sessions/{session_id}/files", params={"path": path}, content=data)
+
+    async def pull_file(self, session_id: str, path: str) -> bytes:
+        """The bytes of the file at ``path`` on the phone (``file_not_found`` when there is none)."""
+        return (await self._request("GET", f"/api/v1/sessions/{session_id}/files", params={"path": path})).content
+
     # -- devices -----------------------------------------------------------------------------------
 
     def devices(self, state: str | None = None, limit: int = 50) -> AsyncIterator[dict[str, Any]]:

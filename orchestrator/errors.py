@@ -6,7 +6,8 @@
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
     │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound,
     │  ├─ ScheduleNotFound, PersonalPhoneNotFound, WebhookSubscriptionNotFound
-    │  └─ ElementNotFound         a UI element id not on the session phone's screen now
+    │  ├─ ElementNotFound         a UI element id not on the session phone's screen now
+    │  └─ FileNotFound            no file at the path on the session's phone (device API pull)
     ├─ Conflict                   the request contradicts the current state
     │  ├─ InvalidTransition       e.g. cancelling a task that already finished
     │  ├─ IdempotencyConflict     an Idempotency-Key reused with a different body
@@ -25,12 +26,14 @@
     │  ├─ UnknownDeviceProfile    a device profile name the operator has not configured
     │  ├─ InvalidSchedule         a schedule due more often than ``schedules.min_interval_s``, or never
     │  ├─ InvalidSdp              a WebRTC offer that does not parse or offers no H.264 video
+    │  ├─ PathNotAllowed          a device file path outside ``device_api.file_roots``, relative, with
+    │  │                          ``..``/NUL, through a symbolic link, or a folder
     │  └─ InputRejected           device input the phone cannot take: off the screen, an unknown app or
     │                             key, text its keyboard cannot type
     ├─ BadHttpRequest             the HTTP request itself is unusable, whatever the route
     │  ├─ InvalidJson             a JSON body that does not parse, or is nested too deep to parse
-    │  ├─ PayloadTooLarge         a body over the limit (``api.edges.MAX_BODY_BYTES``; an import:
-    │  │                          ``personal_phones.max_archive_bytes``), chunked or not
+    │  ├─ PayloadTooLarge         a body over the limit (``api.edges.MAX_BODY_BYTES``; an upload: its own,
+    │  │                          ``device_api.file_max_bytes``, ``personal_phones.max_archive_bytes``), chunked or not
     │  ├─ HeadersTooLarge         request headers over 16 KiB in total, or over 100 of them
     │  └─ BodyTimeout             a body that stops arriving before its end (shorter than Content-Length)
     ├─ RateLimited                too many requests for this tenant                         [retryable]
@@ -61,6 +64,7 @@ __all__ = [
     "DeviceExists",
     "DeviceNotFound",
     "ElementNotFound",
+    "FileNotFound",
     "HeadersTooLarge",
     "IdempotencyConflict",
     "InputRejected",
@@ -74,6 +78,7 @@ __all__ = [
     "ModelServerUnavailable",
     "NoLiveDevice",
     "NotFound",
+    "PathNotAllowed",
     "PayloadTooLarge",
     "PermissionDenied",
     "PersonalPhoneArchiveDamaged",
@@ -149,6 +154,10 @@ class ElementNotFound(NotFound):
     code = "element_not_found"
 
 
+class FileNotFound(NotFound):
+    code = "file_not_found"
+
+
 class StepNotFound(NotFound):
     code = "step_not_found"
 
@@ -219,6 +228,10 @@ class UnknownDeviceProfile(InvalidRequest):
 
 class InputRejected(InvalidRequest):
     code = "input_rejected"
+
+
+class PathNotAllowed(InvalidRequest):
+    code = "path_not_allowed"
 
 
 class BadHttpRequest(PhoneFleetError):

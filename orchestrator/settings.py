@@ -22,6 +22,7 @@ __all__ = [
     "AgentSettings",
     "ApiSettings",
     "AuthSettings",
+    "DeviceApiSettings",
     "IceServer",
     "ModelSettings",
     "PersonalPhoneSettings",
@@ -304,6 +305,26 @@ class ApiSettings(_Group):
         return None if value == "" else value
 
 
+class DeviceApiSettings(_Group):
+    """The device API's file transfer (``PUT``/``GET /api/v1/sessions/{id}/files``)."""
+
+    # A pushed file's bytes at most: the body is held in memory on its way to the phone.
+    file_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
+    # The whole upload must arrive within this many seconds (the API's own bodies get 5 s).
+    file_body_timeout_s: float = Field(default=120.0, gt=0)
+    # Where files may be pushed and pulled: folders on the phone, absolute, each ending in "/".
+    file_roots: list[str] = Field(default_factory=lambda: ["/sdcard/"], min_length=1)
+
+    @field_validator("file_roots")
+    @classmethod
+    def _folders(cls, roots: list[str]) -> list[str]:
+        for root in roots:
+            parts = root.split("/")
+            if not root.startswith("/") or not root.endswith("/") or root == "/" or {".", ".."} & set(parts):
+                raise ValueError(f"a file root is an absolute folder ending in '/', not / itself: {root!r}")
+        return roots
+
+
 class IceServer(_Group):
     """A STUN or TURN server, as a browser's RTCIceServer: ``stun:host:3478``, ``turn:host?transport=tcp``."""
 
@@ -371,6 +392,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     webrtc: WebRtcSettings = Field(default_factory=WebRtcSettings)
+    device_api: DeviceApiSettings = Field(default_factory=DeviceApiSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     personal_phones: PersonalPhoneSettings = Field(default_factory=PersonalPhoneSettings)

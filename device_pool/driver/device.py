@@ -186,6 +186,14 @@ class AdbDevice(DeviceUi):
             await sync.quit_session(conn)
             return data
 
+    async def lstat(self, *paths: str, timeout: float | None = None) -> list[sync.FileStat]:
+        """Each path's ``lstat`` (a final symbolic link is not followed), in one sync session."""
+        limit = self.timeouts.command if timeout is None else timeout
+        async with self._stream("sync:", f"lstat {' '.join(paths)}", limit) as conn:
+            stats = [await sync.lstat(conn, path) for path in paths]
+            await sync.quit_session(conn)
+            return stats
+
     async def push(self, data: bytes, path: str, *, mode: int = 0o644, timeout: float | None = None) -> None:
         """Write ``data`` to ``path`` (sync SEND, parents created); CommandFailed when the phone refuses."""
         limit = self.timeouts.transfer if timeout is None else timeout

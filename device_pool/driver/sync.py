@@ -4,9 +4,34 @@ from __future__ import annotations
 
 import struct
 import time
+from dataclasses import dataclass
 
 from device_pool.driver.errors import ProtocolViolation, RemoteFileError
 from device_pool.driver.wire import SYNC_MAX_DATA, AdbConnection
+
+# LST2's answer after its 8-byte header (id, error): dev ino mode nlink uid gid size atime mtime ctime.
+_LST2_REST = struct.Struct("<QQIIIIQqqq")
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What the phone says of one path, not following a final symbolic link (``lstat``)."""
+
+    error: int  # errno; 0 when the path exists
+    mode: int  # st_mode, type bits included
+    size: int
+
+
+async def lstat(conn: AdbConnection, path: str) -> FileStat:
+    """One path's ``lstat`` through LST2 (the phone's feature ``stat_v2``)."""
+    await conn.sync_request(b"LST2", path)
+    ident, error = await conn.sync_header()
+    if ident != b"LST2":
+        raise ProtocolViolation(f"unexpected sync reply {ident!r} to LST2")
+    _dev, _ino, mode, _nlink, _uid, _gid, size, *_times = _LST2_REST.unpack(
+        await conn.read_exactly(_LST2_REST.size)
+    )
+    return FileStat(error, mode, size)
 
 
 async def recv(conn: AdbConnection, path: str) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,7 +30,7 @@ from orchestrator.api import (
 from orchestrator.api import personal_phones as personal_phones_api
 from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
-from orchestrator.api.edges import MAX_BODY_BYTES, HttpEdges, document_body_errors
+from orchestrator.api.edges import MAX_BODY_BYTES, HttpEdges, Upload, document_body_errors
 from orchestrator.api.errors import install_error_handlers
 from orchestrator.api.request_id import install_request_id
 from orchestrator.api.submission import TaskSubmission
@@ -160,7 +161,8 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
         )
         # The device API reaches phones through the live view's adb server (the pool's).
         app.state.device_api = DeviceApi(
-            app.state.services.sessions, adb_host=settings.webrtc.adb_host, adb_port=settings.webrtc.adb_port
+            app.state.services.sessions, adb_host=settings.webrtc.adb_host, adb_port=settings.webrtc.adb_port,
+            file_roots=settings.device_api.file_roots, file_max_bytes=settings.device_api.file_max_bytes,
         )
         app.state.live = live = LiveHub(
             settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal
@@ -195,8 +197,14 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     if settings.api.submit_fast_path:
         app.add_middleware(TaskSubmission)  # the submission hot path (api/submission.py)
     # In front of both: header and body limits, the body's deadline (api/edges.py).
-    # An import's body is an archive: larger, and given longer to arrive.
-    uploads = {personal_phones_api.IMPORT_PATH: settings.personal_phones.max_archive_bytes}
+    uploads = (
+        # A file for a session's phone (api/device_api.py).
+        Upload("PUT", r"/api/v1/sessions/[^/]+/files/?", settings.device_api.file_max_bytes,
+               settings.device_api.file_body_timeout_s, "the file (device_api.file_max_bytes)"),
+        # A personal phone's archive: 64 MB at 1 MB/s.
+        Upload("POST", re.escape(personal_phones_api.IMPORT_PATH), settings.personal_phones.max_archive_bytes,
+               60.0, "the archive (personal_phones.max_archive_bytes)"),
+    )  # fmt: skip
     app.add_middleware(HttpEdges, body_limit=MAX_BODY_BYTES, uploads=uploads)
     install_request_id(
         app

@@ -1,9 +1,11 @@
-"""Device API routes: the phone a session holds — screenshot, UI tree, input, launch (``services/device_api.py``)."""
+"""Device API routes: the phone a session holds — screenshot, UI tree, input, launch, files
+(``services/device_api.py``)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
@@ -114,3 +116,49 @@ async def launch(
     """By name (Settings, Notes, 设置 …), package or `package/activity`; answers the package.
     An app the phone lacks answers 422 `input_rejected`."""
     return await api.launch(principal, session_id, body.app)
+
+
+_FILE_PATH = Query(
+    min_length=1, max_length=1024, examples=["/sdcard/Download/report.pdf"],
+    description="The file's absolute path on the phone, inside an allowed folder (`/sdcard/` unless the "
+    "operator set `device_api.file_roots`), e.g. `/sdcard/Download/report.pdf`.",
+)  # fmt: skip
+
+
+@router.put(
+    "/files",
+    summary="Push a file to the session's phone (the body is the file's bytes)",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
+        "schema": {"type": "string", "format": "binary"}}}}},
+    responses={413: {"model": ErrorOut, "description": "The file is over `device_api.file_max_bytes`"}},
+)  # fmt: skip
+async def push_file(
+    session_id: uuid.UUID,
+    request: Request,
+    principal: CurrentPrincipal,
+    api: DeviceApiDep,
+    path: Annotated[str, _FILE_PATH],
+) -> dict[str, Any]:
+    """Writes the body, as it is, to `path` (replacing a file there; missing folders are made).
+    Answers `{"type": "push_file", "path", "bytes"}`. A path outside the allowed folders, relative,
+    with `.`/`..` parts or control characters, through a symbolic link, or naming a folder: 422
+    `path_not_allowed`. Only the session's user may push (403 otherwise)."""
+    return await api.push_file(principal, session_id, path, await request.body())
+
+
+@router.get(
+    "/files",
+    summary="Pull a file from the session's phone",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes"}},
+)
+async def pull_file(
+    session_id: uuid.UUID, principal: CurrentPrincipal, api: DeviceApiDep, path: Annotated[str, _FILE_PATH]
+) -> Response:
+    """The file's bytes (`application/octet-stream`). No file there: 404 `file_not_found`; a path
+    not allowed: 422 `path_not_allowed` (as for a push). Only the session's user may pull."""
+    path, data = await api.pull_file(principal, session_id, path)
+    name = path.rsplit("/", 1)[-1]
+    disposition = f"attachment; filename*=UTF-8''{quote(name)}"
+    headers = {"Content-Disposition": disposition, "Cache-Control": "no-store"}
+    return Response(data, media_type="application/octet-stream", headers=headers)

@@ -17,11 +17,19 @@ nor a route ever waits on a client or sees a body over the limit. A request with
 ``Content-Length``, no ``Transfer-Encoding``) costs only the count of its header bytes: this sits in
 front of the submission hot path. Answers come from the one error table (``api/errors.py``).
 WebSockets pass through untouched.
+
+Uploads are bodies of another kind, each route with its own limit and deadline (an ``Upload``, given
+by ``create_app`` from the settings): a file for a session's phone (``PUT /api/v1/sessions/{id}/files``,
+``device_api.file_max_bytes``) and a personal phone's archive (``POST /api/v1/personal-phones/import``,
+``personal_phones.max_archive_bytes``). Their 413 names the setting that limits them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -35,6 +43,7 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "MAX_HEADER_FIELDS",
     "HttpEdges",
+    "Upload",
     "document_body_errors",
 ]
 
@@ -47,8 +56,22 @@ MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADER_FIELDS = 100
 # 256 KB in 5 s is 50 KB/s: any client that means to send its body has sent it by then.
 BODY_TIMEOUT_S = 5.0
-# An upload (a path given its own limit): 64 MB at 1 MB/s.
-UPLOAD_TIMEOUT_S = 60.0
+
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A route whose body is a file, not JSON: matched on its method and path (a regex), with its own
+    size limit and deadline; ``what`` names the body and its limit's setting in the 413."""
+
+    method: str
+    path: str
+    limit: int
+    timeout_s: float
+    what: str
+
+    def matches(self, method: str, path: str) -> bool:
+        return method == self.method and re.fullmatch(self.path, path) is not None
 
 # The answers any operation that takes a body may give before its route runs (OpenAPI).
 _BODY_ERRORS = {
@@ -68,12 +91,12 @@ class HttpEdges:
         body_limit: int = MAX_BODY_BYTES,
         body_timeout_s: float = BODY_TIMEOUT_S,
         drain_limit: int = 16 * 1024 * 1024,
-        uploads: dict[str, int] | None = None,
+        uploads: Sequence[Upload] = (),
     ) -> None:
         self.app = app
-        self.uploads = dict(uploads or {})  # path -> its own body limit (given UPLOAD_TIMEOUT_S)
         self.body_limit = body_limit
         self.body_timeout_s = body_timeout_s
+        self.uploads = tuple(uploads)
         self.drain_limit = drain_limit
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -96,26 +119,30 @@ class HttpEdges:
             )
             await _answer(exc, scope, receive, send, close=True)
             return
-        body_limit, body_timeout_s = self.body_limit, self.body_timeout_s
-        if scope.get("path") in self.uploads:
-            body_limit, body_timeout_s = self.uploads[scope["path"]], max(body_timeout_s, UPLOAD_TIMEOUT_S)
         if not chunked and (length is None or length == b"0"):
             await self.app(scope, receive, send)
             return
-        if length is not None and not chunked and (not length.isdigit() or int(length) > body_limit):
+        upload = next((u for u in self.uploads if u.matches(scope["method"], scope["path"])), None)
+        limit, timeout_s = (upload.limit, upload.timeout_s) if upload else (self.body_limit, self.body_timeout_s)
+        too_large = PayloadTooLarge(
+            f"{upload.what} exceeds {limit} bytes" if upload else f"the body exceeds {limit} bytes"
+        )
+        if length is not None and not chunked and (not length.isdigit() or int(length) > limit):
             drained = False
             if length.isdigit() and int(length) <= self.drain_limit:
                 try:
-                    if await _read(receive, self.drain_limit, body_timeout_s) is None:
+                    if await _read(receive, self.drain_limit, timeout_s) is None:
                         return  # the client went away
                     drained = True
                 except BodyTimeout:
                     pass  # still 413, the reason the body was refused; the connection closes
-            too_large = PayloadTooLarge(f"the body exceeds {body_limit} bytes")
             await _answer(too_large, scope, receive, send, close=not drained)
             return
         try:
-            body = await _read(receive, body_limit, body_timeout_s)
+            body = await _read(receive, limit, timeout_s)
+        except PayloadTooLarge:
+            await _answer(too_large, scope, receive, send, close=True)
+            return
         except PhoneFleetError as exc:
             await _answer(exc, scope, receive, send, close=True)
             return

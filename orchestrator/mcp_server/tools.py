@@ -9,6 +9,8 @@ Answers are compact JSON text, screenshots image content sized for a model.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import io
 import json
@@ -24,11 +26,13 @@ from pydantic import Field
 from orchestrator.async_client import AsyncPhoneFleetClient
 from orchestrator.client import FINAL_STATUSES, PhoneFleetAPIError, TaskWaitTimeout
 
-__all__ = ["MAX_IMAGE_SIDE", "build_server"]
+__all__ = ["MAX_IMAGE_SIDE", "MAX_PULL_BYTES", "build_server"]
 
 # Screenshots are scaled to fit this many pixels on their longer side: what vision models take in
 # without downscaling again (and a phone's text stays readable).
 MAX_IMAGE_SIDE = 1280
+# A pulled file larger than this is not put in a model's context (the REST API pulls any size).
+MAX_PULL_BYTES = 256 * 1024
 # A task stops moving on its own at these: the answer says what it waits for.
 _NEEDS_A_PERSON = frozenset({"awaiting_confirmation", "waiting_for_user"})
 
@@ -206,6 +210,42 @@ def build_server(client_for: ClientFor) -> MCPServer:
         """Open an app in front, by its name or package; answers the package that opened."""
         with _refusals():
             return _text(await client_for(ctx).launch(session_id, app))
+
+    @server.tool(structured_output=False)
+    async def push_file(
+        ctx: Context,
+        session_id: SessionId,
+        path: Annotated[str, Field(description="Where on the phone, in its storage: /sdcard/Download/notes.txt.")],
+        text: Annotated[str | None, Field(description="The file's content as text (written as UTF-8).")] = None,
+        base64_data: Annotated[str | None, Field(description="Or the file's bytes, base64-encoded.")] = None,
+    ) -> str:
+        """Write a file on the session's phone, under /sdcard/ (the user's storage): give `text` or
+        `base64_data`. Missing folders are made; a file already there is replaced."""
+        if (text is None) == (base64_data is None):
+            raise ToolError("give either text or base64_data, not both and not neither")
+        try:
+            data = text.encode() if text is not None else base64.b64decode(base64_data or "", validate=True)
+        except binascii.Error as exc:
+            raise ToolError(f"base64_data is not valid base64: {exc}") from exc
+        with _refusals():
+            return _text(await client_for(ctx).push_file(session_id, path, data))
+
+    @server.tool(structured_output=False)
+    async def pull_file(
+        ctx: Context,
+        session_id: SessionId,
+        path: Annotated[str, Field(description="The file on the phone, under /sdcard/: /sdcard/Download/a.txt.")],
+    ) -> str:
+        """Read a file from the session's phone (under /sdcard/). Answers `{"path", "bytes", "text"}`
+        for a UTF-8 text file, `{"path", "bytes", "base64"}` for any other; at most 256 KiB."""
+        with _refusals():
+            data = await client_for(ctx).pull_file(session_id, path)
+        if len(data) > MAX_PULL_BYTES:
+            raise ToolError(f"{path} is {len(data)} bytes; this tool reads at most {MAX_PULL_BYTES}")
+        try:
+            return _text({"path": path, "bytes": len(data), "text": data.decode()})
+        except UnicodeDecodeError:
+            return _text({"path": path, "bytes": len(data), "base64": base64.b64encode(data).decode()})
 
     @server.tool(structured_output=False)
     async def run_task(

@@ -1,4 +1,5 @@
-"""The device API: calls on the phone a session holds — screenshot, UI tree, input, launching an app.
+"""The device API: calls on the phone a session holds — screenshot, UI tree, input, launching an app,
+pushing and pulling files.
 
 The API process reaches the phone as the live view does: through the adb server that ``phonefleet
 pool`` connects its phones to (``webrtc.adb_host``/``adb_port``), with the driver (``AdbDevice``).
@@ -8,16 +9,20 @@ ended one holds no phone (409). Input and launches are allowed to the session's 
 live view, ``orchestrator/live/access.py``); reads to anyone of its tenant.
 
 What changed the phone (input, a launch) is recorded as a ``session.action`` event, the session's
-timeline; typed text is recorded by its length only (it may be a password). Reads are not recorded.
+timeline; typed text is recorded by its length only (it may be a password). Reads are not recorded,
+except file pulls (a file leaving the phone is worth knowing of). File paths are checked in
+``device_files.py``; files move over the phone's sync service, as ``adb push``/``pull`` move them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import logging
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,8 +30,9 @@ from PIL import Image
 
 from device_pool.driver import AdbDevice, TextInputUnsupported, UnknownApp
 from device_pool.driver.ui_tree import UiNode, ui_nodes
-from orchestrator.errors import ElementNotFound, InputRejected, PermissionDenied
+from orchestrator.errors import ElementNotFound, FileNotFound, InputRejected, InvalidRequest, PermissionDenied
 from orchestrator.services.auth import Principal
+from orchestrator.services.device_files import allowed_path, below_root, refuse_links
 from orchestrator.services.device_input import (
     DeviceInput,
     DoubleTapInput,
@@ -79,10 +85,15 @@ class UiTree:
 class DeviceApi:
     """Device calls for sessions; one per API process."""
 
-    def __init__(self, sessions: SessionService, *, adb_host: str, adb_port: int) -> None:
+    def __init__(
+        self, sessions: SessionService, *, adb_host: str, adb_port: int,
+        file_roots: Sequence[str] = ("/sdcard/",), file_max_bytes: int = 64 * 1024 * 1024,
+    ) -> None:  # fmt: skip
         self.sessions = sessions
         self.adb_host = adb_host
         self.adb_port = adb_port
+        self.file_roots = tuple(file_roots)
+        self.file_max_bytes = file_max_bytes
 
     async def screenshot(
         self, principal: Principal, session_id: uuid.UUID, *, format: Literal["png", "jpeg"] = "png",
@@ -125,6 +136,47 @@ class DeviceApi:
         logger.info("session launch", extra={"session_id": str(session_id), "package": package})
         return done
 
+    async def push_file(
+        self, principal: Principal, session_id: uuid.UUID, path: str, data: bytes
+    ) -> dict[str, Any]:
+        """Write ``data`` to ``path`` on the phone (folders on the way created); answers the path and
+        size. Raises ``PathNotAllowed`` (422), ``PermissionDenied`` (not the session's user)."""
+        path, root = allowed_path(path, self.file_roots)  # before the database: a bad path never costs more
+        view, phone = await self._phone(principal, session_id, touch=True)
+        parts = below_root(path, root)
+        refuse_links(parts, await phone.lstat(*parts))
+        await phone.push(data, path)
+        done = {"type": "push_file", "path": path, "bytes": len(data)}
+        await self.sessions.record_action(view, done)
+        logger.info(
+            "session file push", extra={"session_id": str(session_id), "path": path, "bytes": len(data)}
+        )
+        return done
+
+    async def pull_file(self, principal: Principal, session_id: uuid.UUID, path: str) -> tuple[str, bytes]:
+        """``(path, bytes)`` of the file at ``path``; raises ``PathNotAllowed``, ``FileNotFound``, and
+        ``InvalidRequest`` for a file over ``file_max_bytes``. Only the session's user pulls (a file may
+        hold that user's data), as only they push."""
+        path, root = allowed_path(path, self.file_roots)
+        view, phone = await self._phone(principal, session_id, touch=True)
+        parts = below_root(path, root)
+        found = refuse_links(parts, await phone.lstat(*parts))
+        if found.error in (errno.ENOENT, errno.ENOTDIR):
+            raise FileNotFound(f"no file at {path} on the session's phone")
+        if found.error:
+            raise InvalidRequest(f"cannot read {path}: {errno.errorcode.get(found.error, found.error)}")
+        if found.size > self.file_max_bytes:
+            raise InvalidRequest(
+                f"{path} is {found.size} bytes; a pull returns at most {self.file_max_bytes} "
+                "(device_api.file_max_bytes)"
+            )
+        data = await phone.pull(path)
+        await self.sessions.record_action(view, {"type": "pull_file", "path": path, "bytes": len(data)})
+        logger.info(
+            "session file pull", extra={"session_id": str(session_id), "path": path, "bytes": len(data)}
+        )
+        return path, data
+
     # --- the steps ----------------------------------------------------------------------------
 
     async def _phone(
@@ -133,7 +185,9 @@ class DeviceApi:
         view = await self.sessions.holding(principal, session_id)
         user = view.session.user_id
         if touch and user is not None and user != principal.user_id:
-            raise PermissionDenied(f"session {session_id} is another user's; only its user may send input")
+            raise PermissionDenied(
+                f"session {session_id} is another user's; only its user may send input or move files"
+            )
         assert view.device is not None  # holding() answers only sessions with a phone
         phone = AdbDevice(view.device.serial, adb_host=self.adb_host, adb_port=self.adb_port)
         await phone.connect(timeout=_CONNECT_S)

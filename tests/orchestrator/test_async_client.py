@@ -50,6 +50,15 @@ def test_a_session_and_its_phone_through_the_async_client(phone_api: PhoneApi) -
             assert (await pf.press_key(sid, "back"))["key"] == "back"
             assert (await pf.launch(sid, "Notes"))["package"] == "com.phonefleet.notes"
             assert (await pf.swipe(sid, points=(360, 1200, 360, 400)))["to"] == [360, 400]
+            blob = bytes(range(256)) * 1024  # 256 KiB of every byte value
+            assert (await pf.push_file(sid, "/sdcard/Download/blob.bin", blob))["bytes"] == len(blob)
+            assert await pf.pull_file(sid, "/sdcard/Download/blob.bin") == blob
+            with pytest.raises(PhoneFleetAPIError) as no_file:
+                await pf.pull_file(sid, "/sdcard/Download/none.bin")
+            assert no_file.value.status == 404 and no_file.value.code == "file_not_found"
+            with pytest.raises(PhoneFleetAPIError) as escape:
+                await pf.push_file(sid, "/sdcard/../data/x", b"x")
+            assert escape.value.status == 422 and escape.value.code == "path_not_allowed"
             kept = await pf.keepalive(sid)
             assert kept["state"] == "active"
 

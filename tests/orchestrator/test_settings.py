@@ -163,3 +163,10 @@ def test_the_agent_group_asks_by_default_and_bounds_the_wait(monkeypatch: pytest
         Settings(agent={"on_stuck": "loop"})
     with pytest.raises(ValidationError):
         Settings(agent={"wait_for_user_s": 0})
+
+
+@pytest.mark.parametrize("root", ["sdcard/", "/sdcard", "/", "/sdcard/../data/"])
+def test_a_device_file_root_is_an_absolute_folder(root: str) -> None:
+    with pytest.raises(ValidationError, match="absolute folder ending in '/'"):
+        Settings(device_api={"file_roots": [root]})
+    assert Settings(device_api={"file_roots": ["/sdcard/Download/"]}).device_api.file_roots == ["/sdcard/Download/"]

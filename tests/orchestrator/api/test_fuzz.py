@@ -122,9 +122,10 @@ def _valid(name: str, value: Any) -> bool:
     return True
 
 
-# Routes that reach the phone itself (the live view): the seeded phones are rows without a phone
-# behind them, and each call would wait 10 s for it to come online before answering 502.
-PHONE_ROUTE_SUFFIXES = ("/webrtc",)
+# Routes that reach the phone itself (the live view; the device API's files, whose example path
+# is valid): the seeded phones are rows without a phone behind them, and each call would wait 10 s
+# for it to come online before answering 502.
+PHONE_ROUTE_SUFFIXES = ("/webrtc", "/files")
 
 
 def use_real_ids(case: schemathesis.Case, ids: dict[str, Any]) -> None:

@@ -92,6 +92,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/sessions/{session_id}/ui"): ON_PHONE,
     ("POST", "/api/v1/sessions/{session_id}/input"): ON_PHONE,
     ("POST", "/api/v1/sessions/{session_id}/launch"): ON_PHONE,
+    ("PUT", "/api/v1/sessions/{session_id}/files"): ON_PHONE,
+    ("GET", "/api/v1/sessions/{session_id}/files"): ON_PHONE,
     ("POST", "/api/v1/api-keys/{key_id}/revoke"): HIDDEN,
     ("GET", "/api/v1/schedules/{schedule_id}"): HIDDEN,
     ("PATCH", "/api/v1/schedules/{schedule_id}"): HIDDEN,
@@ -243,7 +245,10 @@ def _call(
 ) -> httpx.Response:
     url = path.format(**params)
     body = _example_body(operation)
-    return http.request(method, url, **({"json": body} if body is not None else {}))
+    # Required query parameters (a device file's path) take their schema's first example.
+    query = {p["name"]: p["schema"]["examples"][0] for p in operation.get("parameters", [])
+             if p["in"] == "query" and p.get("required")}  # fmt: skip
+    return http.request(method, url, params=query, **({"json": body} if body is not None else {}))
 
 
 def _strings(value: Any) -> Iterator[str]:

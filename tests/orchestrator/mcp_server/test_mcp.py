@@ -113,6 +113,19 @@ def test_an_mcp_client_drives_a_session_phone_over_stdio(phone_api: PhoneApi, tm
                 assert launched["package"] == "com.phonefleet.notes"
                 assert (await call(mcp, "swipe", session_id=sid, direction="up"))["to"] == [360, 480]
 
+                note = "Grüße\n"
+                assert (await call(mcp, "push_file", session_id=sid, path="/sdcard/Download/a.txt", text=note))[
+                    "bytes"] == len(note.encode())  # fmt: skip
+                assert (await call(mcp, "pull_file", session_id=sid, path="/sdcard/Download/a.txt"))["text"] == note
+                blob = bytes(range(256))
+                await call(mcp, "push_file", session_id=sid, path="/sdcard/Download/b.bin",
+                           base64_data=base64.b64encode(blob).decode())  # fmt: skip
+                pulled = await call(mcp, "pull_file", session_id=sid, path="/sdcard/Download/b.bin")
+                assert base64.b64decode(pulled["base64"]) == blob and "text" not in pulled
+                escape = await failure(mcp, "pull_file", session_id=sid, path="/sdcard/../data/x")
+                assert escape.startswith("422 path_not_allowed")
+                assert "either text or base64_data" in await failure(mcp, "push_file", session_id=sid, path="/sdcard/c")
+
                 # What the API refuses comes back as a tool error the model can read.
                 gone = await failure(mcp, "tap", session_id=sid, element_id=wifi["id"])  # not on Notes
                 assert gone.startswith("404 element_not_found") and "read the UI tree again" in gone
