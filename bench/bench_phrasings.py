@@ -24,6 +24,7 @@ the test suite; ``tests/worker/reference_model/test_policy.py`` runs a sample of
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import subprocess
@@ -258,17 +259,32 @@ class Run:
 
 # (case, serial, adb server, model base URL, output folder, max steps) → what the client said
 Client = Callable[[Case, str, AdbServer, str, Path, int], Run]
+BUDGET_S = 240  # a run's wall-clock budget (--budget); raise it on a loaded machine, where steps crawl
 
 
-def phonefleet_run(case: Case, serial: str, adb: AdbServer, model_url: str, out: Path, max_steps: int) -> Run:
+def phonefleet_run(
+    case: Case,
+    serial: str,
+    adb: AdbServer,
+    model_url: str,
+    out: Path,
+    max_steps: int,
+    budget_s: int = BUDGET_S,
+) -> Run:
     """The instruction through ``phonefleet run``."""
     cmd = [
         sys.executable, "-m", "orchestrator.cli", "run", case.instruction, "--device", serial,
-        "--model-url", model_url, "--max-steps", str(max_steps), "--budget", "240",
+        "--model-url", model_url, "--max-steps", str(max_steps), "--budget", str(budget_s),
         "--adb-port", str(adb.port), "--out", str(out),
     ]  # fmt: skip
     done = subprocess.run(
-        cmd, cwd=REPO, env=adb.env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
+        cmd,
+        cwd=REPO,
+        env=adb.env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=budget_s + 60,
     )
     text = done.stdout + done.stderr
     result, steps = _RESULT.search(text), _STEPS.search(text)
@@ -388,6 +404,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="instructions run at once (default 2)")
     parser.add_argument("--only", default=None, help="run only instructions matching this regex")
     parser.add_argument("--max-steps", type=int, default=15)
+    parser.add_argument("--budget", type=int, default=BUDGET_S, help="seconds a run may take (default 240)")
     parser.add_argument("--batch", type=int, default=12, help="phones per `phonefleet sim` (default 12)")
     parser.add_argument("--json", default=None, help="write every outcome here")
     parser.add_argument(
@@ -398,7 +415,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     cases = [c for c in phrasing_set(args.set) if args.only is None or re.search(args.only, c.instruction)]
-    report(run_all(cases, phonefleet_run, args.jobs, args.batch, args.max_steps), args.json)
+    client = functools.partial(phonefleet_run, budget_s=args.budget)
+    report(run_all(cases, client, args.jobs, args.batch, args.max_steps), args.json)
     return 0
 
 
