@@ -12,7 +12,10 @@ Wi-Fi on" has something to do (a fresh phone has Wi-Fi on, Bluetooth and airplan
 
 Run from the repository root (Debian's adb):
 
-    .venv/bin/python bench/bench_phrasings.py [--jobs 2] [--only REGEX] [--json FILE]
+    .venv/bin/python bench/bench_phrasings.py [--set own|tuning|final|all] [--jobs 2] [--only REGEX] [--json FILE]
+
+``--set tuning`` / ``final`` run the held-out sets of ``phrasings_heldout.py`` (written blind, by someone
+who had not seen the rules; see docs/reference-model.md for how they were used).
 
 Prints one line per instruction and the rate; exits 0 whatever the rate (it is a bench). Not part of
 the test suite; ``tests/worker/reference_model/test_policy.py`` runs a sample of them in process (``SAMPLE``).
@@ -21,6 +24,7 @@ the test suite; ``tests/worker/reference_model/test_policy.py`` runs a sample of
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import subprocess
@@ -29,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,6 +74,26 @@ def sms(to: str, body: str) -> Check:
     return lambda s, _fg: any(m["address"] == to and m["body"] == body for m in s.sms("sent"))
 
 
+def named_contact(state: PhoneState) -> dict[str, str] | None:
+    """The phone's first contact (by name) whose first name no other contact has: what
+    ``{first_name}`` in an instruction stands for (the sim seeds each phone's contacts differently)."""
+    people = state.contacts()
+    firsts = [c["display_name"].split()[0] for c in people]
+    return next((c for c, f in zip(people, firsts, strict=True) if firsts.count(f) == 1), None)
+
+
+def sms_to_contact(body: str) -> Check:
+    """An SMS with ``body`` sent to the number of the contact ``{first_name}`` names."""
+
+    def check(s: PhoneState, _fg: str) -> bool:
+        person = named_contact(s)
+        return person is not None and any(
+            m["address"] == person["number"] and m["body"] == body for m in s.sms("sent")
+        )
+
+    return check
+
+
 def note(title: str | None, body: str) -> Check:
     return lambda s, _fg: any((title is None or t == title) and b == body for t, b in s.notes())
 
@@ -86,6 +110,7 @@ def foreground(package: str) -> Check:
 WIFI_OFF = {"wifi_on": "0"}
 BT_ON = {"bluetooth_on": "1"}
 AIR_ON = {"airplane_mode_on": "1", "wifi_on": "0"}
+ZH = {"system:system_locales": "zh-CN"}  # a phone in Chinese
 
 
 @dataclass(frozen=True)
@@ -93,7 +118,16 @@ class Case:
     intent: str
     instruction: str
     check: Check
-    setup: dict[str, str] = field(default_factory=dict)  # global settings put before the run
+    # Settings put before the run: "key" (global) or "namespace:key".
+    setup: dict[str, str] = field(default_factory=dict)
+
+    def on(self, state: PhoneState) -> Case:
+        """The case for one phone: ``{first_name}`` becomes the first name of one of its contacts."""
+        if "{first_name}" not in self.instruction:
+            return self
+        person = named_contact(state)
+        first = person["display_name"].split()[0] if person else "Nobody"
+        return replace(self, instruction=self.instruction.replace("{first_name}", first))
 
 
 CASES: list[Case] = [
@@ -153,6 +187,10 @@ CASES: list[Case] = [
     Case("sms", "给5550129发短信说你好", sms("5550129", "你好")),
     Case("sms", "发短信给5550130：明天见", sms("5550130", "明天见")),
     Case("sms", "给5550131发一条消息“晚上吃饭”", sms("5550131", "晚上吃饭")),
+    # An SMS to a contact by first name ("Bob" for the contact "Bob Smith")
+    Case("sms", "Send a message to {first_name} saying hello", sms_to_contact("hello")),
+    Case("sms", "Text {first_name}: running 10 minutes late", sms_to_contact("running 10 minutes late")),
+    Case("sms", "给{first_name}发短信说明天见", sms_to_contact("明天见")),
     # A note with a title and text
     Case("note", "Write a note titled Shopping with the text buy milk", note("Shopping", "buy milk")),
     Case("note", "Create a note called Ideas that says try the new cafe", note("Ideas", "try the new cafe")),
@@ -173,6 +211,10 @@ CASES: list[Case] = [
     Case("shop", "Search for headphones and add the first result to the cart", in_cart("Headphones")),
     Case("shop", "把Coffee Mug加入购物车", in_cart("Coffee Mug")),
     Case("shop", "打开商城，搜索Backpack并加入购物车", in_cart("Backpack")),
+    # Products by their Chinese names, on an English phone and on a Chinese one
+    Case("shop", "把无线耳机加入购物车", in_cart("Wireless Earbuds")),
+    Case("shop", "把瑜伽垫加入购物车", in_cart("Yoga Mat"), ZH),
+    Case("shop", "打开商城，搜索咖啡杯并加入购物车", in_cart("Coffee Mug"), ZH),
     # Opening an app
     Case("open app", "Open Contacts", foreground("com.android.contacts")),
     Case("open app", "Launch the Notes app", foreground("com.phonefleet.notes")),
@@ -206,49 +248,76 @@ def foreground_package(adb: AdbServer, serial: str) -> str:
     return m.group(1) if m else ""
 
 
-def run_case(
-    case: Case, serial: str, fs_root: Path, adb: AdbServer, model_url: str, out: Path, max_steps: int
-) -> Outcome:
-    adb.connect(serial)
-    for key, value in case.setup.items():
-        adb.run("-s", serial, "shell", f"settings put global {key} {value}", check=True)
-    t0 = time.monotonic()
+@dataclass(frozen=True)
+class Run:
+    """What a client's run said about itself (the phone's state decides success, not this)."""
+
+    status: str  # "succeeded" when the client says it finished; else why not
+    steps: int
+    message: str
+
+
+# (case, serial, adb server, model base URL, output folder, max steps) → what the client said
+Client = Callable[[Case, str, AdbServer, str, Path, int], Run]
+BUDGET_S = 240  # a run's wall-clock budget (--budget); raise it on a loaded machine, where steps crawl
+
+
+def phonefleet_run(
+    case: Case,
+    serial: str,
+    adb: AdbServer,
+    model_url: str,
+    out: Path,
+    max_steps: int,
+    budget_s: int = BUDGET_S,
+) -> Run:
+    """The instruction through ``phonefleet run``."""
     cmd = [
         sys.executable, "-m", "orchestrator.cli", "run", case.instruction, "--device", serial,
-        "--model-url", model_url, "--max-steps", str(max_steps), "--budget", "240",
+        "--model-url", model_url, "--max-steps", str(max_steps), "--budget", str(budget_s),
         "--adb-port", str(adb.port), "--out", str(out),
     ]  # fmt: skip
     done = subprocess.run(
-        cmd, cwd=REPO, env=adb.env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
+        cmd,
+        cwd=REPO,
+        env=adb.env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=budget_s + 60,
     )
-    seconds = time.monotonic() - t0
     text = done.stdout + done.stderr
     result, steps = _RESULT.search(text), _STEPS.search(text)
     status = result.group(1) if result else f"exit {done.returncode}"
     message = result.group(2) if result else text.strip().splitlines()[-1:][0] if text.strip() else ""
+    return Run(status, int(steps.group(1)) if steps else 0, message)
+
+
+def run_case(
+    case: Case, serial: str, fs_root: Path, adb: AdbServer, model_url: str, out: Path, max_steps: int,
+    client: Client = phonefleet_run,
+) -> Outcome:  # fmt: skip
+    adb.connect(serial)
+    case = case.on(PhoneState(fs_root))
+    for key, value in case.setup.items():
+        namespace, _, name = key.rpartition(":")
+        adb.run("-s", serial, "shell", f"settings put {namespace or 'global'} {name} {value}", check=True)
+    t0 = time.monotonic()
+    run = client(case, serial, adb, model_url, out, max_steps)
+    seconds = time.monotonic() - t0
     state = PhoneState(fs_root)
     ok = case.check(state, foreground_package(adb, serial))
-    why = "" if ok else ("state unchanged" if status == "succeeded" else status)
-    if ok and status != "succeeded":
-        ok, why = False, f"state right but the run ended {status}"
-    return Outcome(case, ok, status, int(steps.group(1)) if steps else 0, seconds, message, why)
+    why = "" if ok else ("state unchanged" if run.status == "succeeded" else run.status)
+    if ok and run.status != "succeeded":
+        ok, why = False, f"state right but the run ended {run.status}"
+    return Outcome(case, ok, run.status, run.steps, seconds, run.message, why)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--jobs", type=int, default=2, help="instructions run at once (default 2)")
-    parser.add_argument("--only", default=None, help="run only instructions matching this regex")
-    parser.add_argument("--max-steps", type=int, default=15)
-    parser.add_argument("--batch", type=int, default=12, help="phones per `phonefleet sim` (default 12)")
-    parser.add_argument("--json", default=None, help="write every outcome here")
-    args = parser.parse_args()
-    cases = [c for c in CASES if args.only is None or re.search(args.only, c.instruction)]
+def run_all(cases: list[Case], client: Client, jobs: int, batch_size: int, max_steps: int) -> list[Outcome]:
+    """Every case on its own fresh phone, ``jobs`` at a time; prints a line per case as it ends."""
     binary = adb_binary()
     if binary is None:
-        print("adb is not installed", file=sys.stderr)
-        return 2
+        raise SystemExit("adb is not installed")
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="bench-phrasings-") as tmp:
         root = Path(tmp)
@@ -256,8 +325,8 @@ def main() -> int:
         model = start_reference_model(root / "model")
         try:
             # One phone per instruction, started a batch at a time (each batch its own `phonefleet sim`).
-            for start in range(0, len(cases), args.batch):
-                batch = cases[start : start + args.batch]
+            for start in range(0, len(cases), batch_size):
+                batch = cases[start : start + batch_size]
                 phones = root / f"phones-{start}"
                 phones.mkdir()
                 sim = start_sim(phones, count=len(batch), timeout=120)
@@ -268,7 +337,7 @@ def main() -> int:
                     ) -> Outcome:
                         outcome = run_case(
                             batch[i], sim.serial(i), phones / f"phone-{i}" / "fs", adb, model.base_url,
-                            root / f"run-{start + i}", args.max_steps,
+                            root / f"run-{start + i}", max_steps, client,
                         )  # fmt: skip
                         mark = "ok  " if outcome.ok else "FAIL"
                         print(
@@ -279,13 +348,18 @@ def main() -> int:
                         )
                         return outcome
 
-                    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+                    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
                         outcomes += list(pool.map(one, range(len(batch))))
                 finally:
                     sim.stop()
         finally:
             model.stop()
             adb.stop()
+    return outcomes
+
+
+def report(outcomes: list[Outcome], json_path: str | None) -> None:
+    """The rate, the rate per intent, the failures; every outcome as JSON if asked."""
     passed = sum(o.ok for o in outcomes)
     print(f"\n{passed}/{len(outcomes)} instructions succeeded ({100 * passed / max(1, len(outcomes)):.0f}%)")
     by_intent: dict[str, list[Outcome]] = {}
@@ -298,13 +372,51 @@ def main() -> int:
         print("failures:")
         for o in failures:
             print(f"  {o.case.instruction}  →  {o.status} after {o.steps} steps: {o.message[:120]} [{o.why}]")
-    if args.json:
+    if json_path:
         rows = [
             {"instruction": o.case.instruction, "intent": o.case.intent, "ok": o.ok, "status": o.status,
              "steps": o.steps, "seconds": round(o.seconds, 1), "message": o.message, "why": o.why}
             for o in outcomes
         ]  # fmt: skip
-        Path(args.json).write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+        Path(json_path).write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+SETS = ("own", "tuning", "final", "all")
+
+
+def phrasing_set(name: str) -> list[Case]:
+    """``own``: CASES, written with the rules; ``tuning``/``final``: the held-out sets written blind
+    (``phrasings_heldout.py``); ``all``: the three."""
+    if name == "own":
+        return list(CASES)
+    import phrasings_heldout  # the held-out sets build their cases from this module's checks
+
+    held = {"tuning": phrasings_heldout.TUNING, "final": phrasings_heldout.FINAL}
+    if name in held:
+        return list(held[name])
+    return [*CASES, *phrasings_heldout.TUNING, *phrasings_heldout.FINAL]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="instructions run at once (default 2)")
+    parser.add_argument("--only", default=None, help="run only instructions matching this regex")
+    parser.add_argument("--max-steps", type=int, default=15)
+    parser.add_argument("--budget", type=int, default=BUDGET_S, help="seconds a run may take (default 240)")
+    parser.add_argument("--batch", type=int, default=12, help="phones per `phonefleet sim` (default 12)")
+    parser.add_argument("--json", default=None, help="write every outcome here")
+    parser.add_argument(
+        "--set",
+        default="own",
+        choices=sorted(SETS),
+        help="own (this file's), tuning or final (held out), all",
+    )
+    args = parser.parse_args()
+    cases = [c for c in phrasing_set(args.set) if args.only is None or re.search(args.only, c.instruction)]
+    client = functools.partial(phonefleet_run, budget_s=args.budget)
+    report(run_all(cases, client, args.jobs, args.batch, args.max_steps), args.json)
     return 0
 
 

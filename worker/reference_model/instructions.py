@@ -42,7 +42,7 @@ _Q = r"[\"'“”‘’「」『』]"  # any quote mark
 _QUOTED = rf"{_Q}(?P<{{name}}>[^\"“”「」『』]+?){_Q}"
 _CLAUSE_SPLIT = re.compile(r"\s*(?:[,，;；、。]|\band\b|\bthen\b|并且|并|然后|再|和)\s*", re.IGNORECASE)
 _OPEN = re.compile(
-    r"(?:\b(?:open|launch|start|go to|switch to|show)\s+(?:me\s+)?(?:my\s+)?(?:the\s+)?(?P<en>[A-Za-z][\w.-]*(?:\s[A-Z][\w.-]*)?)(?:\s+app)?)"
+    r"(?:\b(?:open|launch|start|go to|switch to|show|bring up|pull up)\s+(?:me\s+)?(?:my\s+)?(?:the\s+)?(?P<en>[A-Za-z][\w.-]*(?:\s[A-Z][\w.-]*)?)(?:\s+app)?)"
     r"|(?:(?:打开|启动|进入)(?P<zh>[^\s，,。；;并然后]+?)(?:应用|app)?(?=$|[\s，,。；;]|并|然后))",
     re.IGNORECASE,
 )
@@ -51,15 +51,20 @@ SETTINGS_KEYWORDS: dict[str, re.Pattern[str]] = {
     "bluetooth": re.compile(r"blue\s?tooth|蓝牙", re.IGNORECASE),
     "airplane": re.compile(r"air\s?plane|aeroplane|flight\s?mode|飞行模式", re.IGNORECASE),
 }
-_OFF = re.compile(r"\b(?:off|disable|deactivate)\b|关闭|关掉|关上|停用|禁用", re.IGNORECASE)
-_ON = re.compile(r"\b(?:on|enable|activate)\b|打开|开启|启用|开", re.IGNORECASE)
+_OFF = re.compile(
+    r"\b(?:off|disable|deactivate|kill|stop)\b|\bout\s+of\b|关闭|关掉|关上|停用|禁用", re.IGNORECASE
+)
+# "put/set the phone in(to) airplane mode" is on, as "get out of" is off.
+_ON = re.compile(
+    r"\b(?:on|enable|activate)\b|\b(?:put|set)\b.*\bin(?:to)?\b|打开|开启|启用|开", re.IGNORECASE
+)
 
 
 def _quoted(name: str) -> str:
     return _QUOTED.format(name=name)
 
 
-_PHONE = r"(?P<phone>\+?\d[\d\s-]*\d)"
+_PHONE = r"(?P<phone>\+?\(?\d[\d\s()-]*\d)"
 _PHONE_WORD = (
     r"(?:(?:the\s+|a\s+)?(?:phone\s*(?:number)?|number|mobile|tel(?:ephone)?|cell)\s*(?:is\s+|of\s+|:\s*)?)"
 )
@@ -67,7 +72,7 @@ _CONTACT = [
     re.compile(
         r"\b(?:add|create|make|save|new)\s+(?:a\s+)?(?:new\s+)?contact\s*(?:for\s+|named\s+|called\s+|:\s*)?"
         + rf"(?:{_quoted('qname')}|(?P<name>.+?))"
-        + rf"\s*,?\s+(?:with\s+|and\s+|whose\s+)?{_PHONE_WORD}?"
+        + rf"\s*[,?.!]?\s+(?:with\s+|and\s+|whose\s+|(?:her|his|their|its)\s+)?{_PHONE_WORD}?"
         + _PHONE,
         re.IGNORECASE,
     ),
@@ -111,14 +116,14 @@ _MESSAGE = [
     re.compile(
         r"\b(?:text|message|sms|send\s+(?:an?\s+)?(?:text\s+message|message|text|sms)\s+to)\s+"
         + _TO
-        + r"\s*(?:saying\s+|that\s+says\s+|with\s+(?:the\s+)?(?:text|message|words)\s+|:\s*|,\s*)?"
-        + _quoted("body"),
+        + r"\s*(?:saying\s+|that\s+(?:says|reads):?\s+|reading\s+|and\s+say\s+|with\s+(?:the\s+)?(?:text|message|words)\s+|:\s*|,\s*)?"
+        + _quoted("qbody"),
         re.IGNORECASE,
     ),
     re.compile(
         r"\b(?:text|message|sms|tell|send\s+(?:an?\s+)?(?:text\s+message|message|text|sms)\s+to)\s+"
         + _TO
-        + r"\s*(?:saying\s+|that\s+says\s+|that\s+|with\s+(?:the\s+)?(?:text|message|words)\s+|:\s*|,\s*)"
+        + r"\s*(?:saying\s+|that\s+(?:says|reads):?\s+|reading\s+|and\s+say\s+|that\s+|with\s+(?:the\s+)?(?:text|message|words)\s+|:\s*|,\s*)"
         + r"(?P<body>.+?)"
         + _BODY_END,
         re.IGNORECASE,
@@ -159,7 +164,12 @@ _NOTE = [
         + rf"(?:{_quoted('qbody')}|(?P<body>.+?){_BODY_END})",
         re.IGNORECASE,
     ),
-    re.compile(r"\bnote\s+down\s+" + rf"(?:{_quoted('qbody')}|(?P<body>.+?){_BODY_END})", re.IGNORECASE),
+    re.compile(
+        r"\b(?:note|jot|write|put)\s+down\s+"
+        + rf"(?:{_quoted('qbody')}|(?P<body>.+?))"
+        + r"(?:\s+(?:in|to)\s+(?:my\s+|the\s+)?notes?(?:\s+app)?)?\s*[.。!！?？]?\s*$",
+        re.IGNORECASE,
+    ),
     re.compile(
         r"(?:新建|创建|写|添加|记)(?:一条|一个|一篇|下)?(?:笔记|备忘录?)[，,：:]?\s*标题(?:为|是)?[：:]?\s*"
         + rf"(?:{_quoted('qtitle')}|(?P<title>[^，,；;]+?))"
@@ -168,6 +178,13 @@ _NOTE = [
     ),
     re.compile(
         r"(?:新建|创建|写|添加|记)(?:一条|一个|一篇|下)?(?:笔记|备忘录?)[，,：:]\s*(?:内容(?:为|是)?[：:]?)?\s*"
+        + rf"(?:{_quoted('qbody')}|(?P<body>.+?){_BODY_END})"
+    ),
+    re.compile(
+        r"^(?:记一下|记下来?|记录一下|记住)[，,：:]?\s*" + rf"(?:{_quoted('qbody')}|(?P<body>.+?){_BODY_END})"
+    ),
+    re.compile(
+        r"在(?:笔记|备忘录?)(?:应用)?(?:里|中|上)?(?:写|记|添加|新建)(?:一条|一个|一下|下)?(?:笔记|备忘)?[，,：:]?\s*"
         + rf"(?:{_quoted('qbody')}|(?P<body>.+?){_BODY_END})"
     ),
 ]
@@ -181,7 +198,8 @@ _SEARCH = re.compile(
 _ADD_TO_CART = re.compile(
     r"\b(?:add|put|place)\s+(?:the\s+|an?\s+|one\s+)?(?P<product>.+?)\s+(?:to|in|into)\s+(?:the\s+|my\s+)?(?:shopping\s+)?(?:cart|basket)"
     r"|(?:把|将)\s*(?P<zproduct>.+?)\s*(?:加入|加到|放进|放入|添加到)购物车"
-    r"|(?P<zbare>(?:加入|加到|放进|放入|添加到)购物车)",
+    r"|(?P<zbare>(?:加入|加到|放进|放入|添加到)购物车)"
+    r"|购物车(?:里|中)?(?:加|添加|放)(?:入|进)?\s*(?P<zproduct2>.+?)\s*[。！!]?$",
     re.IGNORECASE,
 )
 _BUY = re.compile(
@@ -195,6 +213,10 @@ _FIRST = re.compile(
 _PAY = re.compile(
     r"\b(?:pay|check\s?out|place\s+the\s+order|complete\s+the\s+purchase)\b|支付|付款|结算", re.IGNORECASE
 )
+_PRONOUN = re.compile(r"^(?:it|them|that|this|one)$", re.IGNORECASE)
+_MEASURE = re.compile(
+    r"^(?:一个|一件|一份|一只|一双|一把|一本|个|件)\s*"
+)  # 一个 Backpack: the product is Backpack
 _LOGIN = re.compile(r"\blog\s?in\b|\bsign\s?in\b|登录|登陆", re.IGNORECASE)
 _POLITE = re.compile(r"^(?:please\s+|can\s+you\s+|could\s+you\s+|请|帮我|麻烦)+", re.IGNORECASE)
 
@@ -285,22 +307,33 @@ def _clean(text: str) -> str:
     return text.strip().strip("\"'“”‘’「」『』").strip(" .。!！").strip()
 
 
+def _text(m: re.Match[str], quoted: str, plain: str) -> str:
+    """A slot's text: what stood in quotes exactly as written ("Happy birthday!"), else the words
+    without the sentence's closing full stop."""
+    if m.groupdict().get(quoted):
+        return m.group(quoted).strip()
+    return _clean(_group(m, plain))
+
+
+# "王强的电话 186…": the name is the part before "'s phone".
+_NAME_TAIL = re.compile(
+    r"(?:的(?:电话|手机|号码|手机号)(?:号码|号)?|'s\s+(?:phone|number|mobile))$", re.IGNORECASE
+)
+
+
 def _contact(m: re.Match[str]) -> tuple[Intent, dict[str, str]]:
     return Intent.ADD_CONTACT, {
-        "name": _clean(_group(m, "qname", "name")),
-        "phone": re.sub(r"[\s-]", "", _group(m, "phone", "phone2")),
+        "name": _NAME_TAIL.sub("", _text(m, "qname", "name")).strip(),
+        "phone": re.sub(r"[\s()-]", "", _group(m, "phone", "phone2")),
     }
 
 
 def _message(m: re.Match[str]) -> tuple[Intent, dict[str, str]]:
-    return Intent.SEND_MESSAGE, {"to": _clean(m.group("to")), "body": _clean(_group(m, "qbody", "body"))}
+    return Intent.SEND_MESSAGE, {"to": _clean(m.group("to")), "body": _text(m, "qbody", "body")}
 
 
 def _note(m: re.Match[str]) -> tuple[Intent, dict[str, str]]:
-    return Intent.CREATE_NOTE, {
-        "title": _clean(_group(m, "qtitle", "title")),
-        "body": _clean(_group(m, "qbody", "body")),
-    }
+    return Intent.CREATE_NOTE, {"title": _text(m, "qtitle", "title"), "body": _text(m, "qbody", "body")}
 
 
 _CONTENT = ((_CONTACT, _contact, "Contacts"), (_MESSAGE, _message, "Messages"), (_NOTE, _note, "Notes"))
@@ -342,8 +375,10 @@ def parse_instruction(task: str) -> Goal | None:
     if add or buy:
         product_match = add or buy
         assert product_match is not None
-        product = _clean(_group(product_match, "product", "zproduct"))
+        product = _MEASURE.sub("", _clean(_group(product_match, "product", "zproduct", "zproduct2")))
         query = _clean(_group(search, "query", "uquery", "zquery", "uzquery")) if search else ""
+        if add is not None and buy is not None and _PRONOUN.match(product):
+            product = _clean(_group(buy, "product", "zproduct"))  # "I want to buy X, add it to my cart"
         if not product and add is not None and add.group("zbare"):
             product = query  # 搜索X并加入购物车: the searched product itself
         first = bool(_FIRST.match(product)) or (not product and bool(query))
@@ -351,7 +386,8 @@ def parse_instruction(task: str) -> Goal | None:
             product = ""
         query = query or product
         if query:
-            pay = buy is not None or _PAY.search(task[product_match.end() :]) is not None
+            # "buy X" alone is buy and pay; with "add it to the cart" the cart is what was asked.
+            pay = (buy is not None and add is None) or _PAY.search(task[product_match.end() :]) is not None
             slots = {"query": query, "product": product, "pay": "yes" if pay else ""}
             if first:
                 slots["pick"] = "first"
@@ -370,7 +406,7 @@ def parse_instruction(task: str) -> Goal | None:
 
 def _only_opens(task: str) -> bool:
     """Whether every clause of the task just opens an app (nothing else to do once it is open)."""
-    clauses = [c for c in _CLAUSE_SPLIT.split(task.strip(" .。!！")) if c]
+    clauses = [c for c in _CLAUSE_SPLIT.split(task.strip(" .。!！?？")) if c]
     return bool(clauses) and all(_OPEN.fullmatch(c.strip()) for c in clauses)
 
 

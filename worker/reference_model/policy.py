@@ -30,6 +30,7 @@ from worker.reference_model.subgoals import (
     History,
     HumanLogin,
     OpenApp,
+    PickContact,
     SetSwitch,
     SetSwitches,
     SubGoal,
@@ -71,6 +72,10 @@ def _pay_message(button_text: str) -> str:
     return f"Pay {amount.group()}" if amount else button_text
 
 
+def _is_number(recipient: str) -> bool:
+    return re.fullmatch(r"[+\d][\d\s()-]*", recipient.strip()) is not None
+
+
 def plan(goal: Goal) -> list[SubGoal]:
     """The ordered sub-goals that reach ``goal``."""
     steps: list[SubGoal] = [OpenApp(goal.app, goal.package)]
@@ -97,6 +102,9 @@ def plan(goal: Goal) -> list[SubGoal]:
             TapText(("Start chat", "发起聊天"), lambda v: v.has(*compose) or v.has_exact("Text message", "短信"),
                     "to start a new conversation"),
             Fill(("Type name or phone number", "输入姓名或电话号码"), to, compose, "recipient"),
+            # A name is no address: tap the contact the app suggests for it.
+            *([] if _is_number(to) else [PickContact(to, lambda v: not v.has(*compose)
+                                                     and v.has_exact("Text message", "短信"))]),
             Fill(("Text message", "短信"), body, ("Send", "发送"), "message"),
             TapText(("Send", "发送"), lambda v: v.has_exact(body) and v.has_exact("Text message", "短信")
                     and not v.has(*compose), "to send the message"),
@@ -201,6 +209,18 @@ def decide(goal: Goal | None, task: str, screen: Screen, history: History) -> De
         if opener is not None and screen.current_app and not opener.done(screen, history):
             # Another app's secure screen: leave it for ours rather than asking the user to log in there.
             return opener.next(screen, history)
+        if (
+            goal is not None
+            and goal.intent is Intent.OPEN_APP
+            and opener is not None
+            and opener.done(screen, history)
+        ):
+            # Opening was the whole task: a login in front is the user's next step, not ours.
+            return Decision(
+                "The app is open (its screen is a secure window).",
+                Finish(message=_result(goal, screen, history)),
+                "done",
+            )
         app = goal.app if goal is not None else "the app"
         return Decision(
             "The screen is black: a secure window, most likely a login, which only the user can fill in.",

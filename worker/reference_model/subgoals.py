@@ -236,6 +236,50 @@ class Fill:
 
 
 @dataclass(frozen=True)
+class PickContact:
+    """Tap the contact that the recipient typed by name brings up ("Bob" → the row "Bob Smith"):
+    Messages suggests matching contacts under the field, and a name alone is no address.
+
+    The topmost line that matches is the field itself when another matches below it. No suggestion
+    → ask a person who is meant, rather than sending to a name.
+    """
+
+    name: str
+    reached: ScreenCheck
+
+    def done(self, screen: Screen, history: History) -> bool:
+        return self.reached(screen)
+
+    def next(self, screen: Screen, history: History) -> Decision | None:
+        wanted = normalise(self.name)
+
+        def names_it(text: str, norm: str) -> bool:  # from the start of any of its words
+            words = text.split()
+            return bool(wanted) and any(
+                normalise(" ".join(words[i:])).startswith(wanted) for i in range(len(words))
+            )
+
+        lines = sorted((b for b in screen.content if names_it(b.text, b.norm)), key=lambda b: b.y0)
+        if len(lines) >= 2 and lines[0].norm == wanted:
+            lines = lines[1:]  # the field showing what was typed
+        elif lines and lines[0].norm == wanted and history.typed(self.name):
+            lines = []
+        if not lines:
+            return Decision(
+                f'No contact matches "{self.name}", so I ask who is meant.',
+                TakeOver(message=f'I found no contact named "{self.name}". Please pick the recipient, '
+                         "or tell me their number, then hand the phone back."),
+                "no_contact",
+            )  # fmt: skip
+        row = lines[0]
+        return Decision(
+            f'Messages suggests "{row.text}" for "{self.name}"; I tap it.',
+            Tap(element=screen.to_grid(*row.centre)),
+            "pick_contact",
+        )
+
+
+@dataclass(frozen=True)
 class SubmitSearch:
     """Press the search button right of the search field; done when a results line shows."""
 
@@ -313,7 +357,8 @@ class SetSwitches:
 class TapResult:
     """Tap a search result: below the results header (the search field above still shows the query,
     which may be the product's very name), the line that is ``product``, else the topmost line that
-    contains a word of the query (the first result)."""
+    contains a word of the query, else the topmost result (the shop matched the name in another
+    language)."""
 
     query: str
     header: tuple[Phrase, ...]
@@ -333,12 +378,13 @@ class TapResult:
         exact = [b for b in below if wanted and b.norm == wanted]
         partial = [b for b in below if wanted and wanted in b.norm]
         named = [b for b in below if any(w in b.norm for w in words)]
-        if self.product and not (exact or partial):
-            return None
         target = (exact or partial or named or below or [None])[0]
         if target is None:
             return None
-        what = f'"{target.text}"' if self.product else f'the first result for "{self.query}", "{target.text}"'
+        # A product the shop found but lists under another name (a Chinese name searched on an English
+        # phone): the search was for its very name, so its top result is the one.
+        named_so = self.product and (exact or partial)
+        what = f'"{target.text}"' if named_so else f'the first result for "{self.query}", "{target.text}"'
         return Decision(
             f"I tap {what} to open the product.", Tap(element=screen.to_grid(*target.centre)), "tap_result"
         )
@@ -367,7 +413,9 @@ class HumanLogin:
         return None
 
 
-SubGoal = OpenApp | TapText | Fill | SubmitSearch | SetSwitch | SetSwitches | TapResult | HumanLogin
+SubGoal = (
+    OpenApp | TapText | Fill | PickContact | SubmitSearch | SetSwitch | SetSwitches | TapResult | HumanLogin
+)
 
 __all__ = [
     "Decision",
@@ -375,6 +423,7 @@ __all__ = [
     "History",
     "HumanLogin",
     "OpenApp",
+    "PickContact",
     "ScreenCheck",
     "SetSwitch",
     "SetSwitches",

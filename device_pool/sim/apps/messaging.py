@@ -6,6 +6,7 @@ content://sms/sent` and ``phone.sms("sent")`` see it.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, unquote
 
 from device_pool.sim import render
@@ -114,6 +115,7 @@ class MessagingApp(App):
                             ctx.t("Type name or phone number", "输入姓名或电话号码"),
                             rid=f"{PKG}:id/recipient_text_view"))  # fmt: skip
             y += ctx.dp(64)
+            y = self._suggestions(ctx, root, screen.fields.get("to", ""), y)
         # Compose bar at the bottom: the body field and Send.
         ch = ctx.dp(56)
         cb = ctx.height - ctx.dp(16)
@@ -147,6 +149,43 @@ class MessagingApp(App):
             y -= h + ctx.dp(8)
         box.add(*reversed(placed))
         return box
+
+    def matching_contacts(self, typed: str) -> list[dict[str, str]]:
+        """Contacts a typed recipient may mean, as Messages suggests them: a word of the name starts
+        with it ("Bob", "smi" → Bob Smith), or the number holds its digits."""
+        wanted = typed.strip().casefold()
+        if not wanted:
+            return []
+        digits = re.sub(r"\D", "", wanted)
+        dialled = len(digits) >= 3 and not re.search(r"[^\d\s()+-]", wanted)  # typed a number
+        found = []
+        for c in self.host.state.contacts():
+            name = c["display_name"].casefold()
+            if dialled:
+                if digits in re.sub(r"\D", "", c["number"]):
+                    found.append(c)
+            elif name.startswith(wanted) or any(word.startswith(wanted) for word in name.split()):
+                found.append(c)
+        return found
+
+    def _suggestions(self, ctx: Ctx, root: View, typed: str, y: int) -> int:
+        """One row per matching contact under the recipient field; a tap opens the conversation."""
+        for c in self.matching_contacts(typed)[:4]:
+            name, bottom = c["display_name"], y + ctx.dp(w.ROW_H)
+            root.add(w.list_row(ctx, y, bottom, name, c["number"], avatar=name[:1].upper(),
+                                avatar_color=avatar_color(name), rid=f"{PKG}:id/contact_suggestion",
+                                on_click=lambda n=c["number"]: self.choose(n)))  # fmt: skip
+            y = bottom
+        return y
+
+    def choose(self, number: str) -> None:
+        """A suggested contact tapped: the new conversation is addressed to its number."""
+        screen = self.top
+        if screen is None or screen.name != "conversation":
+            return
+        screen.args["address"] = number
+        screen.fields["to"] = ""
+        screen.focus = "body"
 
     def _resolve_recipient(self, text: str) -> str:
         wanted = text.strip().casefold()

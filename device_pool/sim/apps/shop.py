@@ -24,13 +24,30 @@ CATALOG = [
     "Water Bottle", "Backpack", "Running Shoes", "Yoga Mat", "Notebook", "Ballpoint Pens", "Sunglasses",
     "Umbrella", "Phone Charger", "Headphones",
 ]  # fmt: skip
+# The same products as a zh-CN phone lists them (one per CATALOG name, in its order).
+CATALOG_ZH = [
+    "无线耳机", "手机壳", "USB-C 数据线", "充电宝 10000mAh", "智能手表", "蓝牙音箱",
+    "屏幕保护膜", "笔记本电脑支架", "机械键盘", "无线鼠标", "台灯", "咖啡杯",
+    "水杯", "双肩包", "跑鞋", "瑜伽垫", "笔记本", "圆珠笔", "太阳镜",
+    "雨伞", "手机充电器", "头戴式耳机",
+]  # fmt: skip
 
 
 def catalog(seed: int) -> list[dict]:
     """The products, with prices fixed by the seed."""
     rng = random.Random(seed * 31 + 5)
-    return [{"id": f"p{i + 1:02d}", "name": name, "price": rng.randrange(499, 19999) / 100,
+    return [{"id": f"p{i + 1:02d}", "name": name, "name_zh": CATALOG_ZH[i], "price": rng.randrange(499, 19999) / 100,
              "rating": round(rng.uniform(3.5, 5.0), 1)} for i, name in enumerate(CATALOG)]  # fmt: skip
+
+
+def matches(product: dict, query: str) -> bool:
+    """A search hit, as shops index titles in every language they sell in: each word of the query is
+    in the English name, or the query (spaces aside) is in the Chinese one, which has no spaces."""
+    words = query.casefold().split()
+    if words and all(word in product["name"].casefold() for word in words):
+        return True
+    flat = "".join(words)
+    return bool(flat) and flat in product["name_zh"].replace(" ", "").casefold()
 
 
 def money(value: float) -> str:
@@ -50,6 +67,11 @@ class ShopApp(App):
     @property
     def products(self) -> list[dict]:
         return catalog(self.host.seed)
+
+    @staticmethod
+    def name(ctx: Ctx, product: dict) -> str:
+        """The product's name in the phone's language."""
+        return ctx.t(product["name"], product["name_zh"])
 
     def product(self, pid: str) -> dict | None:
         return next((p for p in self.products if p["id"] == pid), None)
@@ -115,10 +137,10 @@ class ShopApp(App):
         s = ctx.dp(72)
         x = ctx.dp(16)
         row.add(View(v.IMAGE, (x, top + ctx.dp(12), x + s, top + ctx.dp(12) + s), icon=f"photo:{p['id']}",
-                     desc=p["name"], rid=f"{PKG}:id/product_image"))  # fmt: skip
+                     desc=self.name(ctx, p), rid=f"{PKG}:id/product_image"))  # fmt: skip
         x += s + ctx.dp(16)
         mid = (top + bottom) // 2
-        row.add(w.label(ctx, (x, top + ctx.dp(10), ctx.width - ctx.dp(16), mid), p["name"], size=18,
+        row.add(w.label(ctx, (x, top + ctx.dp(10), ctx.width - ctx.dp(16), mid), self.name(ctx, p), size=18,
                         rid=f"{PKG}:id/product_name"))  # fmt: skip
         row.add(w.label(ctx, (x, mid, ctx.width - ctx.dp(16), bottom - ctx.dp(10)),
                         f"{money(p['price'])}  ·  ★ {p['rating']}", size=15, color=(217, 48, 37),
@@ -168,7 +190,7 @@ class ShopApp(App):
                          ctx.t("Flash Sale! 50% off", "限时抢购！五折优惠"), size=24, bold=True, align="center",
                          rid=f"{PKG}:id/ad_title"))  # fmt: skip
         card.add(w.label(ctx, (m, top + ctx.dp(244), ctx.width - m, top + ctx.dp(280)),
-                         ctx.t(f"{self.products[0]['name']} today only", f"{self.products[0]['name']} 仅限今天"),
+                         ctx.t(f"{self.products[0]['name']} today only", f"{self.products[0]['name_zh']} 仅限今天"),
                          size=16, align="center", color=w.SUBTLE))  # fmt: skip
         card.add(w.button(ctx, (m + ctx.dp(40), bottom - ctx.dp(84), ctx.width - m - ctx.dp(40), bottom - ctx.dp(32)),
                           ctx.t("Shop now", "立即抢购"), shop_now, rid=f"{PKG}:id/ad_action"))  # fmt: skip
@@ -180,9 +202,7 @@ class ShopApp(App):
         root, _, y = self._bar(ctx, ctx.t("Results", "搜索结果"), back=True)
         root.add(*self._search_box(ctx, y + ctx.dp(4)))
         y += ctx.dp(68)
-        found = [
-            p for p in self.products if all(word in p["name"].casefold() for word in query.casefold().split())
-        ]
+        found = [p for p in self.products if matches(p, query)]
         summary = ctx.t(f'{len(found)} results for "{query}"', f"“{query}”的搜索结果：{len(found)} 个")
         if not found:
             summary = ctx.t(f'No results for "{query}"', f"没有找到“{query}”的结果")
@@ -215,9 +235,9 @@ class ShopApp(App):
         m = ctx.dp(20)
         img_h = ctx.dp(240)
         root.add(View(v.IMAGE, (m, y + ctx.dp(8), ctx.width - m, y + ctx.dp(8) + img_h), icon=f"photo:{p['id']}",
-                      desc=p["name"], rid=f"{PKG}:id/product_image"))  # fmt: skip
+                      desc=self.name(ctx, p), rid=f"{PKG}:id/product_image"))  # fmt: skip
         y += img_h + ctx.dp(24)
-        root.add(w.label(ctx, (m, y, ctx.width - m, y + ctx.dp(44)), p["name"], size=26, bold=True,
+        root.add(w.label(ctx, (m, y, ctx.width - m, y + ctx.dp(44)), self.name(ctx, p), size=26, bold=True,
                          rid=f"{PKG}:id/product_title"))  # fmt: skip
         y += ctx.dp(48)
         root.add(w.label(ctx, (m, y, ctx.width - m, y + ctx.dp(40)), money(p["price"]), size=24,
@@ -257,7 +277,7 @@ class ShopApp(App):
                 continue
             total += p["price"] * qty
             rows.append((ctx.dp(w.ROW_H), lambda t, b, p=p, q=qty: w.list_row(
-                ctx, t, b, p["name"], f"{q} × {money(p['price'])}", rid=f"{PKG}:id/cart_item")))  # fmt: skip
+                ctx, t, b, self.name(ctx, p), f"{q} × {money(p['price'])}", rid=f"{PKG}:id/cart_item")))  # fmt: skip
         if not rows:
             root.add(w.label(ctx, (0, y + ctx.dp(40), ctx.width, y + ctx.dp(90)), ctx.t("Your cart is empty", "购物车是空的"),
                              align="center", color=w.SUBTLE, rid=f"{PKG}:id/empty_cart"))  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from xml.etree import ElementTree
 
 from device_pool.sim import keycodes
 from device_pool.sim.apps.shop import catalog
@@ -21,6 +22,11 @@ def tap(phone: VirtualPhone, text: str | None = None, rid: str | None = None) ->
     node = phone.find(text=text, rid=rid)
     assert node is not None, f"{text or rid!r} is not on screen: {phone.ui_xml()}"
     phone.tap(*node.center)
+
+
+def nodes(phone: VirtualPhone, rid: str) -> list[ElementTree.Element]:
+    """Every on-screen node with this resource-id, as uiautomator dumps them."""
+    return [n for n in ElementTree.fromstring(phone.ui_xml()).iter("node") if n.get("resource-id") == rid]
 
 
 def launch_from_home(phone: VirtualPhone, label: str) -> None:
@@ -117,6 +123,30 @@ def test_messages_from_intent_to_contact(tmp_path: Path) -> None:
     assert phone.sms("sent")[0]["address"] == contact["number"]
 
 
+def test_messages_suggests_contacts_for_a_typed_name(tmp_path: Path) -> None:
+    phone = make_phone(tmp_path)
+    contact = phone.contacts()[0]
+    first = contact["display_name"].split()[0]
+    launch_from_home(phone, "Messages")
+    tap(phone, "Start chat")
+    phone.type_text(first.lower())  # a word's start, any case
+    assert nodes(phone, "com.android.messaging:id/contact_suggestion")
+    assert phone.find(text=contact["display_name"]) is not None
+    tap(phone, contact["display_name"])
+    assert phone.find(text="New conversation") is None, "the conversation is addressed"
+    phone.type_text("hello")  # the body has focus
+    tap(phone, "Send")
+    assert phone.sms("sent")[0] == {**phone.sms("sent")[0], "address": contact["number"], "body": "hello"}
+
+
+def test_messages_suggests_nothing_for_a_number_no_contact_has(tmp_path: Path) -> None:
+    phone = make_phone(tmp_path)
+    launch_from_home(phone, "Messages")
+    tap(phone, "Start chat")
+    phone.type_text("5550123")
+    assert nodes(phone, "com.android.messaging:id/contact_suggestion") == []
+
+
 def test_notes_create_and_edit(tmp_path: Path) -> None:
     phone = make_phone(tmp_path)
     notes = phone.host_path("/sdcard/Notes")
@@ -170,6 +200,27 @@ def test_shop_search_cart_and_pay(tmp_path: Path) -> None:
     assert phone.find(text="Cart (0)") is None  # the success page has no cart button
     phone.key(keycodes.BACK)
     assert phone.find(text="Cart (0)") is not None
+
+
+def test_shop_names_products_in_the_phones_language_and_finds_either_name(tmp_path: Path) -> None:
+    phone = make_phone(tmp_path, seed=4)
+    phone.settings_put("system", "system_locales", "zh-CN")
+    launch_from_home(phone, "商城")
+    if phone.find(rid="com.phonefleet.shop:id/ad_close") is not None:
+        tap(phone, rid="com.phonefleet.shop:id/ad_close")
+    assert phone.find(text="无线耳机") is not None, "recommended products in Chinese"
+    for query, shown in (("耳机", {"无线耳机", "头戴式耳机"}), ("yoga mat", {"瑜伽垫"})):
+        tap(phone, rid="com.phonefleet.shop:id/search_box")
+        phone.clear_text()
+        phone.type_text(query)
+        phone.key(keycodes.ENTER)
+        assert {n.get("text") for n in nodes(phone, "com.phonefleet.shop:id/product_name")} == shown, query
+    phone.settings_put("system", "system_locales", "en-US")
+    tap(phone, rid="com.phonefleet.shop:id/search_box")
+    phone.clear_text()
+    phone.type_text("瑜伽垫")  # a Chinese name on an English phone
+    phone.key(keycodes.ENTER)
+    assert [n.get("text") for n in nodes(phone, "com.phonefleet.shop:id/product_name")] == ["Yoga Mat"]
 
 
 def test_shop_advert_follows_the_seed(tmp_path: Path) -> None:

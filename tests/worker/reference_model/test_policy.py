@@ -274,6 +274,56 @@ def test_a_tap_that_changes_nothing_is_tried_another_way_then_a_person_is_asked(
     assert third.action.message.startswith("I'm stuck on") and "nothing changed" in third.action.message
 
 
+def test_whole_task_message_to_a_contact_by_first_name(client: httpx.Client, tmp_path: Path) -> None:
+    phone = make_phone(tmp_path)
+    people = phone.contacts()
+    firsts = [c["display_name"].split()[0] for c in people]
+    person = next(c for c, f in zip(people, firsts, strict=True) if firsts.count(f) == 1)
+    first = person["display_name"].split()[0]
+    actions = run_task(client, phone, f"Send a message to {first} saying hello", max_steps=15)
+    assert [(m["address"], m["body"]) for m in phone.sms("sent")] == [(person["number"], "hello")]
+    assert a.TypeText(text=first) in actions, "the name is typed, then the suggested contact tapped"
+
+
+def test_a_name_no_contact_has_is_asked_about(client: httpx.Client, tmp_path: Path) -> None:
+    phone = make_phone(tmp_path)
+    tap_node(phone, "Messages")
+    tap_node(phone, "Start chat")
+    phone.type_text("Zebedee")
+    earlier = [
+        format_reply("Open Messages.", a.Launch(app="Messages")),
+        format_reply("Start a chat.", a.Tap(element=(800, 900))),
+        format_reply("Type the name.", a.TypeText(text="Zebedee")),
+    ]
+    reply = ask(client, "Send a message to Zebedee saying hello", phone, "Messages", earlier)
+    assert isinstance(reply.action, a.TakeOver) and "Zebedee" in reply.action.message
+    assert phone.sms("sent") == []
+
+
+def test_whole_task_product_by_its_chinese_name_on_an_english_phone(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    phone = make_phone(tmp_path)
+    run_task(client, phone, "把瑜伽垫加入购物车", max_steps=15)
+    assert _cart(phone) == {"p16": 1}  # Yoga Mat
+
+
+def test_whole_task_product_by_its_chinese_name_on_a_chinese_phone(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    phone = make_phone(tmp_path)
+    phone.settings_put("system", "system_locales", "zh-CN")
+    run_task(client, phone, "打开商城，搜索咖啡杯并加入购物车", max_steps=15)
+    assert _cart(phone) == {"p12": 1}  # Coffee Mug
+
+
+def test_opening_an_app_whose_first_screen_is_secure_finishes(client: httpx.Client, tmp_path: Path) -> None:
+    phone = make_phone(tmp_path)
+    actions = run_task(client, phone, "launch the bank app", max_steps=6)
+    assert phone.foreground()[0] == "com.phonefleet.bank"
+    assert isinstance(actions[-1], a.Finish) and not any(isinstance(x, a.TakeOver) for x in actions)
+
+
 def _cart(phone: VirtualPhone) -> dict[str, int]:
     return (phone.state.app_data("com.phonefleet.shop") or {}).get("cart", {})
 
