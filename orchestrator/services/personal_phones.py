@@ -40,7 +40,7 @@ from orchestrator.profiles import profile_match
 from orchestrator.services.auth import Principal
 from orchestrator.services.specs import MAX_PROFILE_BYTES, ProfileName, _json_size
 
-__all__ = ["PersonalPhoneService", "PersonalPhoneSpec", "PersonalPhoneUpdate"]
+__all__ = ["PersonalPhoneService", "PersonalPhoneSpec", "PersonalPhoneUpdate", "check_own_phone"]
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +214,19 @@ class PersonalPhoneService:
         logger.info("personal phone deleted", extra={"personal_phone_id": str(phone_id)})
         row.deleted_at = now
         return row
+
+
+async def check_own_phone(
+    phones: PersonalPhoneService | None, principal: Principal, phone_id: uuid.UUID | None
+) -> None:
+    """A task, a schedule's task or a session that names a personal phone must name the caller's
+    own: raises ``PersonalPhoneNotFound`` otherwise (404, also for another user's phone of the same
+    tenant), and where no personal phone service is wired (a sweeper's services make none of these)."""
+    if phone_id is None:
+        return
+    if phones is None:
+        raise PersonalPhoneNotFound(phone_id)
+    await phones.owned(principal, phone_id)
 
 
 def _of_user(principal: Principal) -> tuple[Any, ...]:

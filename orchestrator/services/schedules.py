@@ -19,11 +19,11 @@ from sqlalchemy import func, select, update
 from orchestrator.db import CatchUp, DbSession, Overlap, Schedule, Task, Tenant, utcnow
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, newest_first, time_page
-from orchestrator.errors import InvalidSchedule, LimitReached, PersonalPhoneNotFound, ScheduleNotFound
+from orchestrator.errors import InvalidSchedule, LimitReached, ScheduleNotFound
 from orchestrator.profiles import profile_match
 from orchestrator.services.auth import Principal
 from orchestrator.services.due_times import Cadence, check_cron, check_timezone
-from orchestrator.services.personal_phones import PersonalPhoneService
+from orchestrator.services.personal_phones import PersonalPhoneService, check_own_phone
 from orchestrator.services.specs import TaskSpec
 from orchestrator.services.webhook_targets import TargetPolicy
 from orchestrator.settings import ScheduleSettings
@@ -122,10 +122,8 @@ class ScheduleService:
         profile_match(spec.device_profile, self.profiles)
         fields = spec.stored_fields()
         self.webhook_targets.check_url(fields["webhook_url"])
+        await check_own_phone(self.personal_phones, principal, spec.personal_phone_id)
         if spec.personal_phone_id is not None:
-            if self.personal_phones is None:
-                raise PersonalPhoneNotFound(spec.personal_phone_id)
-            await self.personal_phones.owned(principal, spec.personal_phone_id)  # 404 unless the caller's
             fields["personal_phone_id"] = str(spec.personal_phone_id)  # the schedule keeps its body as JSON
         return fields
 

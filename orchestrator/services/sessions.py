@@ -48,12 +48,11 @@ from orchestrator.errors import (
     DatabaseUnavailable,
     InvalidTransition,
     NoLiveDevice,
-    PersonalPhoneNotFound,
     SessionNotFound,
 )
 from orchestrator.profiles import profile_match
 from orchestrator.services.auth import Principal
-from orchestrator.services.personal_phones import PersonalPhoneService
+from orchestrator.services.personal_phones import PersonalPhoneService, check_own_phone
 from orchestrator.services.specs import MAX_PROFILE_BYTES, ProfileName, _json_size
 
 __all__ = ["LEASE_GRACE_S", "SessionService", "SessionSpec", "SessionView", "session_holder"]
@@ -139,10 +138,7 @@ class SessionService:
         on a personal phone ``PersonalPhoneNotFound`` (404: not the caller's), ``PersonalPhoneBusy`` (503:
         still held by another task or session after ``wait_s``), ``PersonalPhoneWakeFailed`` (502)."""
         match = profile_match(spec.device_profile, self.profiles)
-        if spec.personal_phone_id is not None:
-            if self.personal_phones is None:  # a sweeper's service (phonefleet pool) creates no sessions
-                raise PersonalPhoneNotFound(spec.personal_phone_id)
-            await self.personal_phones.owned(principal, spec.personal_phone_id)
+        await check_own_phone(self.personal_phones, principal, spec.personal_phone_id)
         now = utcnow()
         row = DeviceSession(
             id=uuid.uuid4(), created_at=now, tenant_id=principal.tenant_id, user_id=principal.user_id,

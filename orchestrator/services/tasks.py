@@ -23,12 +23,12 @@ from orchestrator.db import CANCEL_REQUESTED, DbSession, Event, Task, TaskStatus
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.db.steps import HAND_BACK, USER, insert_step
-from orchestrator.errors import IdempotencyConflict, InvalidTransition, PersonalPhoneNotFound, TaskNotFound
+from orchestrator.errors import IdempotencyConflict, InvalidTransition, TaskNotFound
 from orchestrator.notifier import EventSignal
 from orchestrator.profiles import profile_match
 from orchestrator.queue import TaskQueue
 from orchestrator.services.auth import Principal
-from orchestrator.services.personal_phones import PersonalPhoneService
+from orchestrator.services.personal_phones import PersonalPhoneService, check_own_phone
 from orchestrator.services.ratelimit import RateLimiter
 from orchestrator.services.specs import TaskSpec
 from orchestrator.services.task_creation import (
@@ -120,10 +120,7 @@ class TaskService:
         """
         await self.limiter.take(principal.tenant_id)
         profile_match(spec.device_profile, self.profiles)  # a name must exist; the worker resolves it
-        if spec.personal_phone_id is not None:
-            if self.personal_phones is None:
-                raise PersonalPhoneNotFound(spec.personal_phone_id)
-            await self.personal_phones.owned(principal, spec.personal_phone_id)  # 404 unless the caller's
+        await check_own_phone(self.personal_phones, principal, spec.personal_phone_id)
         fields = spec.stored_fields()
         if fields["max_tries"] is None:
             fields["max_tries"] = self.default_max_tries
