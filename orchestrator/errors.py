@@ -28,12 +28,14 @@
     │  ├─ InvalidSdp              a WebRTC offer that does not parse or offers no H.264 video
     │  ├─ PathNotAllowed          a device file path outside ``device_api.file_roots``, relative, with
     │  │                          ``..``/NUL, through a symbolic link, or a folder
+    │  ├─ ApkRejected             an upload that is not an APK, or one the phone's package manager refused
     │  └─ InputRejected           device input the phone cannot take: off the screen, an unknown app or
     │                             key, text its keyboard cannot type
     ├─ BadHttpRequest             the HTTP request itself is unusable, whatever the route
     │  ├─ InvalidJson             a JSON body that does not parse, or is nested too deep to parse
     │  ├─ PayloadTooLarge         a body over the limit (``api.edges.MAX_BODY_BYTES``; an upload: its own,
-    │  │                          ``device_api.file_max_bytes``, ``personal_phones.max_archive_bytes``), chunked or not
+    │  │                          ``device_api.file_max_bytes``, ``apk_max_bytes``, ``personal_phones.max_archive_bytes``),
+    │  │                          chunked or not
     │  ├─ HeadersTooLarge         request headers over 16 KiB in total, or over 100 of them
     │  └─ BodyTimeout             a body that stops arriving before its end (shorter than Content-Length)
     ├─ RateLimited                too many requests for this tenant                         [retryable]
@@ -55,6 +57,7 @@ from device_pool.errors import PhoneFleetError
 
 __all__ = [
     "ApiKeyNotFound",
+    "ApkRejected",
     "BadHttpRequest",
     "BodyTimeout",
     "BrokerUnavailable",
@@ -232,6 +235,10 @@ class InputRejected(InvalidRequest):
 
 class PathNotAllowed(InvalidRequest):
     code = "path_not_allowed"
+
+
+class ApkRejected(InvalidRequest):
+    code = "apk_rejected"
 
 
 class BadHttpRequest(PhoneFleetError):

@@ -306,12 +306,14 @@ class ApiSettings(_Group):
 
 
 class DeviceApiSettings(_Group):
-    """The device API's file transfer (``PUT``/``GET /api/v1/sessions/{id}/files``)."""
+    """The device API's file transfer (``PUT``/``GET /api/v1/sessions/{id}/files``) and APK installs."""
 
     # A pushed file's bytes at most: the body is held in memory on its way to the phone.
     file_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
     # The whole upload must arrive within this many seconds (the API's own bodies get 5 s).
     file_body_timeout_s: float = Field(default=120.0, gt=0)
+    # An uploaded APK's bytes at most (``POST /api/v1/sessions/{id}/apps``); held in memory too.
+    apk_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1, le=2 * 1024 * 1024 * 1024)
     # Where files may be pushed and pulled: folders on the phone, absolute, each ending in "/".
     file_roots: list[str] = Field(default_factory=lambda: ["/sdcard/"], min_length=1)
 

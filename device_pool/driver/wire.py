@@ -93,6 +93,10 @@ class AdbConnection:
     async def read_exactly(self, size: int) -> bytes:
         return await self._reader.readexactly(size)
 
+    async def read_some(self) -> bytes:
+        """What has arrived (waiting for at least a byte); b"" once the device closed the stream."""
+        return await self._reader.read(_READ_CHUNK)
+
     async def read_to_end(self) -> bytes:
         """Everything the device sends until it closes the stream."""
         chunks = bytearray()

@@ -201,6 +201,9 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
         # A file for a session's phone (api/device_api.py).
         Upload("PUT", r"/api/v1/sessions/[^/]+/files/?", settings.device_api.file_max_bytes,
                settings.device_api.file_body_timeout_s, "the file (device_api.file_max_bytes)"),
+        # An APK to install on a session's phone (api/device_api.py).
+        Upload("POST", r"/api/v1/sessions/[^/]+/apps/?", settings.device_api.apk_max_bytes,
+               settings.device_api.file_body_timeout_s, "the APK (device_api.apk_max_bytes)"),
         # A personal phone's archive: 64 MB at 1 MB/s.
         Upload("POST", re.escape(personal_phones_api.IMPORT_PATH), settings.personal_phones.max_archive_bytes,
                60.0, "the archive (personal_phones.max_archive_bytes)"),

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from device_pool.sim.phone import VirtualPhone
 from device_pool.sim.shell import ShellResult, ShellSyntaxError, parse, run_shell
+from tests.apks import build_apk
 
 ADB_IME = "com.android.adbkeyboard/.AdbIME"
 
@@ -407,10 +408,38 @@ def test_pm(phone: VirtualPhone) -> None:
     assert (out(r), r.exit_code) == ("Failed\n", 1)
 
 
-def test_pm_install(phone: VirtualPhone) -> None:
+def test_pm_install(phone: VirtualPhone, tmp_path: Path) -> None:
     sh(phone, "echo apk > /data/local/tmp/x.apk")
-    assert out(sh(phone, "pm install -r -t /data/local/tmp/x.apk")) == "Success\n"
+    r = sh(phone, "pm install -r -t /data/local/tmp/x.apk")
+    assert r.exit_code == 1 and out(r).startswith("Failure [INSTALL_PARSE_FAILED_NOT_APK")
     assert sh(phone, "pm install /data/local/tmp/none.apk").exit_code != 0
+
+    phone.host_path("/data/local/tmp/hello.apk").write_bytes(build_apk(tmp_path, "com.example.hello"))
+    assert out(sh(phone, "pm install -r /data/local/tmp/hello.apk")) == "Success\n"
+    assert "package:com.example.hello" in out(sh(phone, "pm list packages -3")).splitlines()
+    assert out(sh(phone, "pm path com.example.hello")).startswith("package:/data/app/")
+    assert "installed com.example.hello" in out(sh(phone, "logcat -d -s PackageManager"))
+    assert out(sh(phone, "pm uninstall com.example.hello")) == "Success\n"
+    assert "com.example.hello" not in out(sh(phone, "pm list packages"))
+    # One of the phone's own apps cannot be replaced (its signature is the image's).
+    phone.host_path("/data/local/tmp/s.apk").write_bytes(build_apk(tmp_path / "s", "com.android.settings"))
+    r = sh(phone, "pm install /data/local/tmp/s.apk")
+    assert r.exit_code == 1 and "INSTALL_FAILED_UPDATE_INCOMPATIBLE" in out(r)
+
+
+def test_logcat(phone: VirtualPhone) -> None:
+    sh(phone, "logcat -c")
+    assert out(sh(phone, "logcat -d")) == ""
+    sh(phone, "am start -n com.android.settings/.Settings")
+    sh(phone, "settings put global wifi_on 0")
+    lines = out(sh(phone, "logcat -d")).splitlines()
+    assert any("ActivityTaskManager: START u0 {cmp=com.android.settings/" in line for line in lines)
+    assert out(sh(phone, "logcat -d -v tag -s SettingsProvider")) == "D/SettingsProvider: put global wifi_on=0\n"
+    assert out(sh(phone, "logcat -d -v tag *:S SettingsProvider:I")) == ""  # D is below I
+    assert out(sh(phone, "logcat -d -v tag -e wifi_on")).count("\n") == 1
+    assert len(out(sh(phone, "logcat -t 1")).splitlines()) == 1
+    r = sh(phone, "logcat -v nope")
+    assert r.exit_code == 1 and "unknown format" in err(r)
 
 
 def test_ime(phone: VirtualPhone) -> None:

@@ -94,6 +94,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/sessions/{session_id}/launch"): ON_PHONE,
     ("PUT", "/api/v1/sessions/{session_id}/files"): ON_PHONE,
     ("GET", "/api/v1/sessions/{session_id}/files"): ON_PHONE,
+    ("POST", "/api/v1/sessions/{session_id}/apps"): ON_PHONE,
+    ("GET", "/api/v1/sessions/{session_id}/logcat"): ON_PHONE,
     ("POST", "/api/v1/api-keys/{key_id}/revoke"): HIDDEN,
     ("GET", "/api/v1/schedules/{schedule_id}"): HIDDEN,
     ("PATCH", "/api/v1/schedules/{schedule_id}"): HIDDEN,
