@@ -166,10 +166,14 @@ def build_report(records: Iterable[EvalRecord]) -> dict[str, Any]:
             "reasons": dict(sorted(Counter(r.infrastructure_reason or "unknown" for r in infra).items())),
         },
         "reset": [
-            {"method": method, "tasks": len(costs), "mean_s": round(statistics.fmean(costs), 3),
-             "total_s": round(sum(costs), 3)}
+            {
+                "method": method,
+                "tasks": len(costs),
+                "mean_s": round(statistics.fmean(costs), 3),
+                "total_s": round(sum(costs), 3),
+            }
             for method, costs in sorted(resets.items())
-        ],  # fmt: skip
+        ],
         "total_tasks": len(everything),
     }
 
