@@ -73,6 +73,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidSchedule",
     "InvalidSdp",
+    "InvalidTrajectory",
     "InvalidTransition",
     "LimitReached",
     "ModelServerUnavailable",
@@ -232,6 +233,12 @@ class InputRejected(InvalidRequest):
 
 class PathNotAllowed(InvalidRequest):
     code = "path_not_allowed"
+
+
+class InvalidTrajectory(InvalidRequest):
+    """A file or folder that is not a trajectory (the API's zip or ``phonefleet run``'s folder)."""
+
+    code = "invalid_trajectory"
 
 
 class BadHttpRequest(PhoneFleetError):
