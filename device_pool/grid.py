@@ -31,6 +31,8 @@ def action_pixels(action: dict[str, Any] | None, size: tuple[int, int] | None) -
     if action is None or size is None:
         return None
     return {
-        key: list(to_pixels(value, size)) if key in POINT_FIELDS and isinstance(value, list | tuple) else value
+        key: list(to_pixels(value, size))
+        if key in POINT_FIELDS and isinstance(value, list | tuple)
+        else value
         for key, value in action.items()
     }

@@ -23,13 +23,17 @@ def _cmd(args: argparse.Namespace) -> int:
         print(f"phonefleet android-control: {exc}", file=sys.stderr)
         return 2
     path = write_episode(episode, Path(args.out))
-    print(f"{path}: {len(episode.fields['actions'])} actions, {len(episode.fields['screenshots'])} screenshots")
+    print(
+        f"{path}: {len(episode.fields['actions'])} actions, {len(episode.fields['screenshots'])} screenshots"
+    )
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("android-control", help="convert a trajectory to an AndroidControl episode folder")
-    p.add_argument("trajectory", help="the API's trajectory zip (or it unzipped), or a `phonefleet run` folder")
+    p.add_argument(
+        "trajectory", help="the API's trajectory zip (or it unzipped), or a `phonefleet run` folder"
+    )
     p.add_argument("--out", required=True, help="the episode's folder (made if missing)")
     p.add_argument("--episode-id", type=int, default=None, help="default: from the task's id")
     p.set_defaults(func=_cmd)

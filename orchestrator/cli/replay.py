@@ -78,7 +78,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         for index, distance in outcome["distances"]:
             print(f"step {index:>3}  distance {distance:.3f}", flush=True)
         if outcome["reproduced"]:
-            print(f"reproduced: {outcome['steps_run']} actions, {outcome['checked']} screens matched", flush=True)
+            print(
+                f"reproduced: {outcome['steps_run']} actions, {outcome['checked']} screens matched",
+                flush=True,
+            )
         elif outcome["stopped"]:
             print(f"stopped: {outcome['stopped']}", flush=True)
         else:
@@ -95,13 +98,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     from worker.agent.replay import DEFAULT_THRESHOLD
 
     p = sub.add_parser("replay", help="re-run a trajectory's actions on a phone, without a model")
-    p.add_argument("trajectory", help="the API's trajectory zip (or it unzipped), or a `phonefleet run` folder")
+    p.add_argument(
+        "trajectory", help="the API's trajectory zip (or it unzipped), or a `phonefleet run` folder"
+    )
     p.add_argument("--device", required=True, help="ADB serial or address of the phone, e.g. 127.0.0.1:6520")
     p.add_argument(
         "--threshold", type=float, default=DEFAULT_THRESHOLD,
         help=f"largest screen distance (0..1) still the same screen (default {DEFAULT_THRESHOLD})",
     )  # fmt: skip
-    p.add_argument("--no-start-check", action="store_true", help="do not compare the first screen before acting")
+    p.add_argument(
+        "--no-start-check", action="store_true", help="do not compare the first screen before acting"
+    )
     p.add_argument("--adb-host", default="127.0.0.1")
     p.add_argument("--adb-port", type=int, default=5037)
     p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")

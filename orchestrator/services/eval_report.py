@@ -201,7 +201,9 @@ def _table(title: str, names: list[str], columns: list[tuple[str, dict[str, dict
     cells = [[_cell(col.get(name)) for _, col in columns] for name in names]
     first = max([len(title), *(len(name) for name in names)])
     widths = [max([len(head), *(len(row[i]) for row in cells)]) for i, (head, _) in enumerate(columns)]
-    lines = ["  ".join([title.ljust(first), *(h.ljust(w) for (h, _), w in zip(columns, widths, strict=True))])]
+    lines = [
+        "  ".join([title.ljust(first), *(h.ljust(w) for (h, _), w in zip(columns, widths, strict=True))])
+    ]
     lines.append("  ".join(["-" * first, *("-" * w for w in widths)]))
     for name, row in zip(names, cells, strict=True):
         lines.append("  ".join([name.ljust(first), *(c.ljust(w) for c, w in zip(row, widths, strict=True))]))
@@ -232,7 +234,9 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append(f"  {group['count']:>4}  {group['reason']}  ({', '.join(group['templates'])})")
     infra = report["infrastructure"]
     reasons = ", ".join(f"{k} {v}" for k, v in infra["reasons"].items()) or "none"
-    lines.append(f"infrastructure (not scored): {infra['tasks']} tasks ({reasons}); {infra['retried']} retries")
+    lines.append(
+        f"infrastructure (not scored): {infra['tasks']} tasks ({reasons}); {infra['retried']} retries"
+    )
     for reset in report.get("reset", []):
         lines.append(f"reset {reset['method']}: {reset['tasks']} tasks, mean {reset['mean_s']:.2f} s, "
                      f"total {reset['total_s']:.1f} s")  # fmt: skip
@@ -296,11 +300,11 @@ def render_html(report: dict[str, Any], *, title: str = "Eval report") -> str:
         f"<td>{html.escape(', '.join(g['templates']))}</td></tr>"
         for g in report["failures"]
     )
-    parts.append(f"<h2>Failures</h2><table><tr><th>tasks</th><th>reason</th><th>templates</th></tr>{failures}</table>")
-    infra = report["infrastructure"]
-    reasons = "".join(
-        f"<li>{html.escape(k)}: {v}</li>" for k, v in infra["reasons"].items()
+    parts.append(
+        f"<h2>Failures</h2><table><tr><th>tasks</th><th>reason</th><th>templates</th></tr>{failures}</table>"
     )
+    infra = report["infrastructure"]
+    reasons = "".join(f"<li>{html.escape(k)}: {v}</li>" for k, v in infra["reasons"].items())
     parts.append(
         f"<h2>Infrastructure (not scored)</h2><p>{infra['tasks']} tasks ended by the infrastructure; "
         f"{infra['retried']} retries in all.</p><ul>{reasons}</ul></body></html>"

@@ -157,7 +157,9 @@ def load_trajectory(path: Path | str) -> Trajectory:
         if not trajectory.instruction and line.get("instruction"):
             trajectory.instruction = str(line["instruction"])
         size = _size_of(trajectory, line) or size
-        trajectory.steps.append(LoadedStep(line["index"], line, size, action_pixels(line.get("action"), size)))
+        trajectory.steps.append(
+            LoadedStep(line["index"], line, size, action_pixels(line.get("action"), size))
+        )
     return trajectory
 
 
