@@ -75,8 +75,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome), flush=True)
     else:
-        for index, distance in outcome["distances"]:
-            print(f"step {index:>3}  distance {distance:.3f}", flush=True)
+        for index, phase, distance in outcome["distances"]:
+            print(f"step {index:>3} {phase:<6}  distance {distance:.3f}", flush=True)
         if outcome["reproduced"]:
             print(
                 f"reproduced: {outcome['steps_run']} actions, {outcome['checked']} screens matched",

@@ -123,7 +123,7 @@ def test_what_is_not_a_trajectory_is_refused(tmp_path: Path) -> None:
         load_trajectory(tmp_path / "junk.zip")
     with zipfile.ZipFile(tmp_path / "empty.zip", "w") as archive:
         archive.writestr("task.json", "{}")
-    with pytest.raises(InvalidTrajectory, match="holds steps.jsonl"):
+    with pytest.raises(InvalidTrajectory, match=r"holds steps\.jsonl"):
         load_trajectory(tmp_path / "empty.zip")
     with pytest.raises(InvalidTrajectory, match="no trajectory there"):
         load_trajectory(tmp_path)

@@ -55,7 +55,7 @@ class ReplayReport:
     phase: str | None = None  # "before": the phone did not start where the recording did; "after"
     distance: float | None = None  # at the divergence
     stopped: str | None = None  # why the replay could not go on (an action that cannot be replayed)
-    distances: list[tuple[int, float]] = field(default_factory=list)
+    distances: list[tuple[int, str, float]] = field(default_factory=list)  # (step, phase, distance)
 
     @property
     def reproduced(self) -> bool:
@@ -65,7 +65,7 @@ class ReplayReport:
         return {
             "reproduced": self.reproduced, "steps_run": self.steps_run, "checked": self.checked,
             "diverged_at": self.diverged_at, "phase": self.phase, "distance": self.distance,
-            "stopped": self.stopped, "distances": [[i, d] for i, d in self.distances],
+            "stopped": self.stopped, "distances": [[i, phase, d] for i, phase, d in self.distances],
         }  # fmt: skip
 
 
@@ -130,7 +130,7 @@ async def replay(
         now = await device.wait_for_settle(timeout=config.settle_timeout_s, interval=config.settle_interval_s)
         distance = screen_distance(now.image, start)
         report.checked += 1
-        report.distances.append((first_index, distance))
+        report.distances.append((first_index, "before", distance))
         if distance > threshold:
             report.diverged_at, report.phase, report.distance = first_index, "before", distance
             return report
@@ -157,7 +157,7 @@ async def replay(
             continue
         distance = screen_distance(shown, step.expected)
         report.checked += 1
-        report.distances.append((step.index, distance))
+        report.distances.append((step.index, "after", distance))
         logger.info("replayed a step", extra={"step": step.index, "distance": round(distance, 4)})
         if distance > threshold:
             report.diverged_at, report.phase, report.distance = step.index, "after", distance

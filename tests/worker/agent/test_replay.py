@@ -66,6 +66,9 @@ def test_export_replay_reproduces_the_final_state_and_a_changed_phone_diverges(
     outcome = json.loads(replayed.stdout)
     assert outcome["reproduced"] and outcome["steps_run"] == len(acting), outcome
     assert outcome["checked"] == len(acting) + 1  # the start screen, and one after each action
+    # Far below the threshold: the same screen against its JPEG differs only by noise.
+    assert max(distance for *_, distance in outcome["distances"]) < 0.05, outcome
+    print("replayed screen distances:", outcome["distances"])
     assert _wifi(fresh) == "0"
 
     # A phone whose Wi-Fi is already off: the tap turns it on, and replay says where it parted.
@@ -77,6 +80,7 @@ def test_export_replay_reproduces_the_final_state_and_a_changed_phone_diverges(
     assert not report["reproduced"] and report["phase"] == "after", report
     assert report["diverged_at"] in [line["index"] for line in acting] and report["diverged_at"] <= toggle
     assert report["distance"] > 0.1
+    print("the changed phone's divergence:", report["diverged_at"], report["distance"])
 
     # The same trajectory as an AndroidControl episode, field by field.
     with load_trajectory(out) as trajectory:
