@@ -57,6 +57,10 @@ async def _replay(args: argparse.Namespace, trajectory: Trajectory) -> dict:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from device_pool.errors import DeviceError
+    from worker.agent.replay import DEFAULT_THRESHOLD  # the agent loads only when replaying
+
+    if args.threshold is None:
+        args.threshold = DEFAULT_THRESHOLD
 
     try:
         trajectory = load_trajectory(args.trajectory)
@@ -95,17 +99,17 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from worker.agent.replay import DEFAULT_THRESHOLD
-
     p = sub.add_parser("replay", help="re-run a trajectory's actions on a phone, without a model")
     p.add_argument(
         "trajectory", help="the API's trajectory zip (or it unzipped), or a `phonefleet run` folder"
     )
     p.add_argument("--device", required=True, help="ADB serial or address of the phone, e.g. 127.0.0.1:6520")
     p.add_argument(
-        "--threshold", type=float, default=DEFAULT_THRESHOLD,
-        help=f"largest screen distance (0..1) still the same screen (default {DEFAULT_THRESHOLD})",
-    )  # fmt: skip
+        "--threshold",
+        type=float,
+        default=None,
+        help="largest screen distance (0..1) still the same screen (default 0.1: worker/agent/replay.py)",
+    )
     p.add_argument(
         "--no-start-check", action="store_true", help="do not compare the first screen before acting"
     )

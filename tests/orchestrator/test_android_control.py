@@ -150,3 +150,21 @@ def _jpeg(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=80)
     return out.getvalue()
+
+
+def test_the_commands_convert_a_zip_and_refuse_what_is_not_a_trajectory(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.processes import REPO
+
+    def cli(*words: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "orchestrator.cli", *words], cwd=REPO, capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+
+    done = cli("android-control", str(_zip(tmp_path / "t.zip")), "--out", str(tmp_path / "ep"), "--episode-id", "3")
+    assert done.returncode == 0, done.stderr
+    assert "8 actions, 9 screenshots" in done.stdout
+    assert json.loads((tmp_path / "ep" / "episode.json").read_text())["episode_id"] == 3
+    refused = cli("replay", str(tmp_path / "missing"), "--device", "127.0.0.1:1")
+    assert refused.returncode == 2 and "no trajectory there" in refused.stderr
