@@ -3,7 +3,7 @@
 Two layouts hold the same lines (docs/trajectories.md): the API's zip (``task.json``,
 ``steps.jsonl``, ``screenshots/<index>.<ext>``; also accepted unzipped, as a folder) and the folder
 ``phonefleet run`` writes (``trajectory.jsonl``, ``step-NNN.jpg``, ``result.json``). Lines written
-before the export's keys existed are completed here: ``screen_size`` from the screenshot, and
+before the keys for training and replay existed are completed here: ``screen_size`` from the screenshot, and
 ``action_px`` from it. The converter to AndroidControl episodes and ``phonefleet replay`` read
 trajectories only through ``load_trajectory``.
 """
@@ -27,7 +27,7 @@ __all__ = ["LoadedStep", "Screens", "Trajectory", "load_trajectory", "screens"]
 
 @dataclass(frozen=True)
 class LoadedStep:
-    """One line of a trajectory, with what the export's keys say about it."""
+    """One line of a trajectory, with what the keys for training and replay say about it."""
 
     index: int
     line: dict[str, Any]

@@ -4,7 +4,7 @@
 - ``steps.jsonl``: one step a line, as ``GET /api/v1/tasks/{id}/steps`` shows it, except that
   ``screenshot_url`` is replaced by ``screenshot``, the image's path inside the zip (or null) — the
   same key and meaning as in the ``trajectory.jsonl`` that ``phonefleet run`` writes — plus the
-  export's keys (docs/trajectories.md): ``instruction``, ``screen_size`` (read from the screenshot),
+  keys for training and replay (docs/trajectories.md): ``instruction``, ``screen_size`` (read from the screenshot),
   ``action_px`` (the action's grid points as pixels), ``ui_dump`` and ``score``.
 - ``screenshots/<index>.<ext>``: the images the model saw (``.jpg`` or ``.png``, as stored).
 
@@ -128,7 +128,7 @@ def trajectory_zip(
             yield sink.drain()
         # The screen's size: the step's own screenshot's, else the latest one before it (a step
         # without a screenshot acted on the same screen).
-        extra = _export_keys(task)
+        extra = _task_keys(task)
         size: tuple[int, int] | None = None
         with archive.open(entry("steps.jsonl"), "w") as lines:
             for step in steps:
@@ -149,7 +149,7 @@ def step_line(
     score: float | None = None,
 ) -> dict[str, Any]:
     """A ``steps.jsonl`` line: the step's API JSON with ``screenshot`` (a path in the zip) for its URL,
-    and the export's keys (docs/trajectories.md, "A step")."""
+    and the keys for training and replay (docs/trajectories.md, "A step")."""
     line = {key: value for key, value in step.items() if key != "screenshot_url"}
     line["screenshot"] = screenshot
     line["instruction"] = instruction
@@ -160,7 +160,7 @@ def step_line(
     return line
 
 
-def _export_keys(task: dict[str, Any]) -> dict[str, Any]:
+def _task_keys(task: dict[str, Any]) -> dict[str, Any]:
     """What every line repeats from the task: its instruction, and its score when it has one."""
     result = task.get("result") or {}
     score = task.get("score", result.get("score") if isinstance(result, dict) else None)

@@ -1,7 +1,7 @@
 """Saving a run as a trajectory: ``trajectory.jsonl`` (one step a line), screenshots, ``result.json``.
 
-A line has the keys of the API's ``steps.jsonl`` (docs/trajectories.md, "A step"), the export's
-included: ``instruction``, ``screen_size``, ``action_px``, ``ui_dump``, ``score`` (null: a run
+A line has the keys of the API's ``steps.jsonl`` (docs/trajectories.md, "A step"), those for
+training and replay included: ``instruction``, ``screen_size``, ``action_px``, ``ui_dump``, ``score`` (null: a run
 from the terminal has no check).
 """
 

@@ -31,7 +31,7 @@ def _png(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
-PNG = _png(100, 200)  # a real image: the export reads the screen's size from it
+PNG = _png(100, 200)  # a real image: the zip reads the screen's size from it
 
 
 def _shot(api: Api, task_id: uuid.UUID, name: str, data: bytes) -> str:
@@ -82,7 +82,7 @@ def test_trajectory_zip_holds_the_task_its_steps_and_screenshots(any_db_api: Api
 
     # steps.jsonl: each step as the steps API shows it, the screenshot as a path inside the zip.
     api_steps = caller.http.get(f"/api/v1/tasks/{task_id}/steps").json()["items"]
-    # Plus the export's keys: the screen's size from the latest readable screenshot (step 0's JPEG
+    # Plus the keys for training and replay: the screen's size from the latest readable screenshot (step 0's JPEG
     # is not one; step 2's PNG is 100x200, and steps 3 and 4 acted on the same screen), the action
     # in pixels of it, the task's instruction on every line; no UI dump taken, no score.
     sizes = {2: [100, 200], 3: [100, 200], 4: [100, 200]}

@@ -1,4 +1,4 @@
-"""Export → replay → AndroidControl on real virtual phones: a Wi-Fi-off task run by the reference model
+"""Trajectory → replay → AndroidControl on real virtual phones: a Wi-Fi-off task run by the reference model
 through ``phonefleet run``, its trajectory replayed with ``phonefleet replay`` on a fresh phone (its
 state checked over adb), on a phone changed on purpose (the divergent step reported), and converted
 to an AndroidControl episode checked field by field."""
@@ -46,7 +46,7 @@ def phones(tmp_path_factory: pytest.TempPathFactory):
             sim.stop()
 
 
-def test_export_replay_reproduces_the_final_state_and_a_changed_phone_diverges(
+def test_a_replayed_trajectory_reproduces_the_final_state_and_a_changed_phone_diverges(
     phones, connect: Connect, adb_server: AdbServer, reference_model: ReferenceModel, tmp_path: Path
 ) -> None:
     recorder, fresh, changed = (connect(sim) for sim in phones)
