@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "INFRASTRUCTURE_REASONS",
     "Z_95",
     "EvalRecord",
     "build_report",
+    "record_from_task",
     "render_html",
     "render_json",
     "render_text",
@@ -44,6 +46,11 @@ Z_95 = 1.959963984540054
 
 WRONG_FINAL_STATE = "wrong_final_state"
 """The failure group of a task the agent finished whose check on the phone said no."""
+
+
+INFRASTRUCTURE_REASONS = frozenset({"model_unavailable", "device_error", "worker_lost", "worker_shutdown"})
+"""A task's end reasons that the infrastructure caused (docs/control-plane.md, "Retries"): a task
+that ends with one after its re-queues is counted apart, never scored."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,44 @@ class EvalRecord:
     def __post_init__(self) -> None:
         if not 0.0 <= self.score <= 1.0 or math.isnan(self.score):
             raise ValueError(f"score must lie in [0, 1], not {self.score!r}")
+
+
+def record_from_task(
+    task: dict[str, Any],
+    *,
+    template: str,
+    complexity: str,
+    model: str,
+    score: float,
+    success: bool,
+    reset: str | None = None,
+    reset_s: float | None = None,
+) -> EvalRecord:
+    """The record of one eval task from the task as the API shows it (``GET /api/v1/tasks/{id}``)
+    and the check's verdict: steps, tokens and wall time from its ``result``, re-queues from its
+    ``attempts``, an infrastructure end from its ``reason``."""
+    result = task.get("result") if isinstance(task.get("result"), dict) else {}
+    usage = result.get("usage") or {}
+    reason = task.get("reason") or result.get("reason")
+    status = str(task.get("status") or result.get("status") or "")
+    infrastructure = status == "failed" and reason in INFRASTRUCTURE_REASONS
+    return EvalRecord(
+        template=template,
+        complexity=complexity,
+        model=model,
+        score=0.0 if infrastructure else score,
+        success=success and not infrastructure,
+        status=status,
+        reason=reason,
+        steps=int(result.get("steps") or 0),
+        wall_s=float(result.get("elapsed_s") or 0.0),
+        tokens=int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0),
+        infrastructure=infrastructure,
+        infrastructure_reason=reason if infrastructure else None,
+        retried=max(0, int(task.get("attempts") or 0) - 1),
+        reset=reset,
+        reset_s=reset_s,
+    )
 
 
 def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:

@@ -10,6 +10,7 @@ import pytest
 from orchestrator.services.eval_report import (
     EvalRecord,
     build_report,
+    record_from_task,
     render_html,
     render_json,
     render_text,
@@ -123,3 +124,18 @@ def test_html_is_self_contained_and_escaped() -> None:
 def test_bad_score_is_refused() -> None:
     with pytest.raises(ValueError, match="score"):
         rec("a", True, score=1.5)
+
+
+def test_a_record_from_the_tasks_api_json() -> None:
+    done = {"status": "succeeded", "reason": None, "attempts": 2,
+            "result": {"status": "succeeded", "steps": 6, "elapsed_s": 41.5,
+                       "usage": {"prompt_tokens": 9000, "completion_tokens": 300}}}  # fmt: skip
+    record = record_from_task(done, template="wifi_on", complexity="1", model="m", score=1.0, success=True)
+    assert (record.steps, record.wall_s, record.tokens, record.retried) == (6, 41.5, 9300, 1)
+    assert record.success and not record.infrastructure
+    lost = {"status": "failed", "reason": "worker_lost", "attempts": 3, "result": None}
+    record = record_from_task(lost, template="wifi_on", complexity="1", model="m", score=1.0, success=True)
+    assert record.infrastructure and record.infrastructure_reason == "worker_lost" and not record.success
+    stuck = {"status": "failed", "reason": "stuck", "attempts": 1, "result": {"steps": 12}}
+    record = record_from_task(stuck, template="wifi_on", complexity="1", model="m", score=0.0, success=False)
+    assert not record.infrastructure and record.reason == "stuck" and record.retried == 0
