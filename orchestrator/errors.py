@@ -76,6 +76,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidSchedule",
     "InvalidSdp",
+    "InvalidTrajectory",
     "InvalidTransition",
     "LimitReached",
     "ModelServerUnavailable",
@@ -239,6 +240,12 @@ class PathNotAllowed(InvalidRequest):
 
 class ApkRejected(InvalidRequest):
     code = "apk_rejected"
+
+
+class InvalidTrajectory(InvalidRequest):
+    """A file or folder that is not a trajectory (the API's zip or ``phonefleet run``'s folder)."""
+
+    code = "invalid_trajectory"
 
 
 class BadHttpRequest(PhoneFleetError):

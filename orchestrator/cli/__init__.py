@@ -14,9 +14,23 @@ import os
 import sys
 
 from device_pool.logs import FORMAT_ENV, FORMATS, LEVEL_ENV, configure_logging
-from orchestrator.cli import admin, api, mcp, migrate, pool, reference_model, run, sim, task, up, worker
+from orchestrator.cli import (
+    admin,
+    android_control,
+    api,
+    mcp,
+    migrate,
+    pool,
+    reference_model,
+    replay,
+    run,
+    sim,
+    task,
+    up,
+    worker,
+)
 
-SUBCOMMANDS = (sim, run, reference_model, migrate, api, admin, pool, up, worker, task, mcp)
+SUBCOMMANDS = (sim, run, replay, android_control, reference_model, migrate, api, admin, pool, up, worker, task, mcp)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -75,7 +75,7 @@ async def _run(args: argparse.Namespace) -> int:
     from worker.agent.trajectory_files import TrajectoryWriter
 
     out = Path(args.out or f"runs/{dt.datetime.now():%Y%m%d-%H%M%S}")
-    writer = TrajectoryWriter(out)
+    writer = TrajectoryWriter(out, instruction=args.task)
     model = ModelClientConfig(
         endpoints=[
             ModelEndpoint(base_url=url, model=args.model, api_key=args.api_key)

@@ -37,6 +37,7 @@ from sqlalchemy import insert
 
 from device_pool.driver import AdbDevice, is_secure_frame
 from device_pool.driver.ui_tree import focused_is_password
+from device_pool.grid import GRID_SIZE
 from orchestrator.db import Event, utcnow
 from orchestrator.db.database import Database
 from orchestrator.db.steps import USER, insert_step
@@ -47,13 +48,12 @@ __all__ = ["REDACTED", "UserSteps", "user_action"]
 
 logger = logging.getLogger(__name__)
 
-GRID = 1000  # the agent's grid (worker.agent.actions.GRID_SIZE): 0..999 on both axes
 REDACTED = "•••"
 _KEYS = {"back": "Back", "home": "Home"}  # the agent's own actions; other keys are named as such
 
 
 def _grid(value: float) -> int:
-    return min(GRID - 1, max(0, int(value * GRID)))
+    return min(GRID_SIZE - 1, max(0, int(value * GRID_SIZE)))
 
 
 def _point(x: float, y: float) -> list[int]:

@@ -3,7 +3,9 @@
 - ``task.json``: the task as ``GET /api/v1/tasks/{id}`` shows it (``result`` included).
 - ``steps.jsonl``: one step a line, as ``GET /api/v1/tasks/{id}/steps`` shows it, except that
   ``screenshot_url`` is replaced by ``screenshot``, the image's path inside the zip (or null) — the
-  same key and meaning as in the ``trajectory.jsonl`` that ``phonefleet run`` writes.
+  same key and meaning as in the ``trajectory.jsonl`` that ``phonefleet run`` writes — plus the
+  keys for training and replay (docs/trajectories.md): ``instruction``, ``screen_size`` (read from the screenshot),
+  ``action_px`` (the action's grid points as pixels), ``ui_dump`` and ``score``.
 - ``screenshots/<index>.<ext>``: the images the model saw (``.jpg`` or ``.png``, as stored).
 
 A running task's trajectory is a snapshot: the steps committed when it was read.
@@ -32,6 +34,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from device_pool.grid import action_pixels
 
 __all__ = ["SCREENSHOT_TYPES", "TrajectoryStep", "trajectory_filename", "trajectory_zip"]
 
@@ -99,6 +105,7 @@ def trajectory_zip(
         archive.writestr(entry("task.json"), _dumps(task, indent=2) + "\n")
         yield sink.drain()
         archived: dict[int, str] = {}
+        sizes: dict[int, tuple[int, int]] = {}
         for step in steps:
             if step.screenshot is None:
                 continue
@@ -115,20 +122,58 @@ def trajectory_zip(
             name = f"screenshots/{step.index}{suffix if suffix in SCREENSHOT_TYPES else '.bin'}"
             archive.writestr(entry(name), data, compresslevel=0)
             archived[step.index] = name
+            size = _image_size(data)
+            if size is not None:
+                sizes[step.index] = size
             yield sink.drain()
+        # The screen's size: the step's own screenshot's, else the latest one before it (a step
+        # without a screenshot acted on the same screen).
+        extra = _task_keys(task)
+        size: tuple[int, int] | None = None
         with archive.open(entry("steps.jsonl"), "w") as lines:
             for step in steps:
-                lines.write((_dumps(step_line(step.line, archived.get(step.index))) + "\n").encode())
+                size = sizes.get(step.index, size)
+                line = step_line(step.line, archived.get(step.index), size=size, **extra)
+                lines.write((_dumps(line) + "\n").encode())
                 if sink.buffered >= _CHUNK_BYTES:
                     yield sink.drain()
     yield sink.drain()  # the last entry's descriptor and the central directory
 
 
-def step_line(step: dict[str, Any], screenshot: str | None) -> dict[str, Any]:
-    """A ``steps.jsonl`` line: the step's API JSON with ``screenshot`` (a path in the zip) for its URL."""
+def step_line(
+    step: dict[str, Any],
+    screenshot: str | None,
+    *,
+    size: tuple[int, int] | None = None,
+    instruction: str | None = None,
+    score: float | None = None,
+) -> dict[str, Any]:
+    """A ``steps.jsonl`` line: the step's API JSON with ``screenshot`` (a path in the zip) for its URL,
+    and the keys for training and replay (docs/trajectories.md, "A step")."""
     line = {key: value for key, value in step.items() if key != "screenshot_url"}
     line["screenshot"] = screenshot
+    line["instruction"] = instruction
+    line["screen_size"] = list(size) if size is not None else None
+    line["action_px"] = action_pixels(step.get("action"), size)
+    line.setdefault("ui_dump", None)  # no run takes one yet: the key is there for when it does
+    line["score"] = score
     return line
+
+
+def _task_keys(task: dict[str, Any]) -> dict[str, Any]:
+    """What every line repeats from the task: its instruction, and its score when it has one."""
+    result = task.get("result") or {}
+    score = task.get("score", result.get("score") if isinstance(result, dict) else None)
+    return {"instruction": task.get("instruction"), "score": score}
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from an image's header (nothing is decoded); None for what is not an image."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError):
+        return None
 
 
 def _dumps(value: Any, indent: int | None = None) -> str:
