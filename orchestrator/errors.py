@@ -29,6 +29,7 @@
     │  ├─ PathNotAllowed          a device file path outside ``device_api.file_roots``, relative, with
     │  │                          ``..``/NUL, through a symbolic link, or a folder
     │  ├─ ApkRejected             an upload that is not an APK, or one the phone's package manager refused
+    │  ├─ InvalidTrajectory       a file or folder given to replay or convert that is not a trajectory
     │  └─ InputRejected           device input the phone cannot take: off the screen, an unknown app or
     │                             key, text its keyboard cannot type
     ├─ BadHttpRequest             the HTTP request itself is unusable, whatever the route
