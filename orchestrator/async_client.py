@@ -117,10 +117,14 @@ class AsyncPhoneFleetClient:
     # -- sessions ----------------------------------------------------------------------------------
 
     async def start_session(
-        self, *, ttl_s: int = 600, device_profile: dict[str, Any] | str | None = None, wait_s: float = 10
+        self, *, ttl_s: int = 600, device_profile: dict[str, Any] | str | None = None, wait_s: float = 10,
+        personal_phone_id: str | None = None,
     ) -> dict[str, Any]:
-        """Lease a phone; 503 ``no_device_available`` (retried as told by ``Retry-After``) when none came free."""
-        body = {"ttl_s": ttl_s, "device_profile": device_profile, "wait_s": wait_s}
+        """Lease a phone (your personal phone, woken if asleep, with ``personal_phone_id``); 503
+        ``no_device_available`` (retried as told by ``Retry-After``) when none came free."""
+        body: dict[str, Any] = {"ttl_s": ttl_s, "device_profile": device_profile, "wait_s": wait_s}
+        if personal_phone_id is not None:
+            body["personal_phone_id"] = personal_phone_id
         # Not resent after a connection error: the first may have leased a phone.
         return await self._json("POST", "/api/v1/sessions", json=body, safe=False)
 
@@ -208,6 +212,11 @@ class AsyncPhoneFleetClient:
 
     async def device(self, device_id: str) -> dict[str, Any]:
         return await self._json("GET", f"/api/v1/devices/{device_id}")
+
+    # -- personal phones ---------------------------------------------------------------------------
+
+    def personal_phones(self, limit: int = 50) -> AsyncIterator[dict[str, Any]]:
+        return self._pages("/api/v1/personal-phones", {"limit": limit})
 
     # -- plumbing ----------------------------------------------------------------------------------
 
