@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shlex
 import threading
 import time
 import zlib
@@ -22,6 +21,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from device_pool.sim.command_line import lone_command
 
 if TYPE_CHECKING:
     from device_pool.sim.stream import Stream
@@ -31,7 +32,6 @@ __all__ = ["CAPACITY", "LogBuffer", "LogEntry", "LogcatUsage", "Options", "app_p
 CAPACITY = 5000
 PRIORITIES = "VDIWEFS"
 SYSTEM_PID = 570  # system_server: the activity and package managers log as it
-_SHELL_SPECIALS = set(";&|<>$`()\\\n")
 
 
 def app_pid(package: str) -> int:
@@ -202,19 +202,14 @@ def _filter(opts: Options, spec: str) -> None:
 
 def streaming_argv(command: str) -> list[str] | None:
     """The arguments when ``command`` is one ``logcat`` that keeps reading, else None."""
-    if _SHELL_SPECIALS & set(command):
+    args = lone_command(command, "logcat")
+    if args is None:
         return None
     try:
-        argv = shlex.split(command)
-    except ValueError:
-        return None
-    if not argv or argv[0] not in ("logcat", "/system/bin/logcat"):
-        return None
-    try:
-        opts = parse(argv[1:])
+        opts = parse(args)
     except LogcatUsage:
         return None  # the ordinary shell prints the usage error
-    return argv[1:] if opts.streams else None
+    return args if opts.streams else None
 
 
 async def serve(buffer: LogBuffer, argv: list[str], v2: bool, stream: Stream) -> None:
