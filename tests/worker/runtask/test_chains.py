@@ -4,6 +4,10 @@ subgoal stops the chain, or asks the person (retry / skip / cancel)."""
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+
 from tests.processes import ReferenceModel
 from tests.worker.runtask.conftest import Api, Pool, StartWorker
 
@@ -34,6 +38,14 @@ def test_a_chain_of_two_subgoals_succeeds_with_both_results(
         assert part["steps"] == len(mine) and steps[mine[-1]]["action"]["name"] == "finish", part
     assert first["last_step"] < second["first_step"], done["subgoals"]
     assert done["result"]["chain"] == {"subgoals": 2, "succeeded": 2}, done["result"]
+
+    # The trajectory shows the chain: the task's subgoals, and each step's.
+    with zipfile.ZipFile(
+        io.BytesIO(api.http.get(f"/api/v1/tasks/{task['id']}/trajectory").content)
+    ) as archive:
+        assert json.loads(archive.read("task.json"))["subgoals"] == done["subgoals"]
+        lines = [json.loads(line) for line in archive.read("steps.jsonl").splitlines()]
+    assert [line["subgoal"] for line in lines] == [s["subgoal"] for s in steps], lines
 
     _row, events, leases = api.rows(task["id"])
     moved = [(e.payload["index"], e.payload["status"]) for e in events if e.type == "task.subgoal"]
