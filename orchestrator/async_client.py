@@ -72,9 +72,7 @@ class AsyncPhoneFleetClient:
 
     # -- tasks -------------------------------------------------------------------------------------
 
-    async def submit(
-        self, instruction: str, *, idempotency_key: str | None = None, **fields: Any
-    ) -> dict[str, Any]:
+    async def submit(self, instruction: str, *, idempotency_key: str | None = None, **fields: Any) -> dict[str, Any]:
         """Submit a task (``fields``: ``max_steps``, ``timeout_s``, ``device_profile``, ``model``,
         ``webhook_url``, ``metadata``, ``retry_after_acting``, ``max_tries``, ``subgoals``,
         ``on_step_failure``; None ones are left out)."""
@@ -97,9 +95,7 @@ class AsyncPhoneFleetClient:
         return await self._json("POST", f"/api/v1/tasks/{task_id}/cancel", safe=False)
 
     async def confirm(self, task_id: str, approved: bool) -> dict[str, Any]:
-        return await self._json(
-            "POST", f"/api/v1/tasks/{task_id}/confirm", json={"approved": approved}, safe=False
-        )
+        return await self._json("POST", f"/api/v1/tasks/{task_id}/confirm", json={"approved": approved}, safe=False)
 
     async def reply(self, task_id: str, answer: str) -> dict[str, Any]:
         return await self._json("POST", f"/api/v1/tasks/{task_id}/reply", json={"answer": answer}, safe=False)
@@ -162,9 +158,7 @@ class AsyncPhoneFleetClient:
         return await self._json("GET", f"/api/v1/sessions/{session_id}/ui")
 
     async def ui_xml(self, session_id: str) -> str:
-        return (
-            await self._request("GET", f"/api/v1/sessions/{session_id}/ui", params={"format": "xml"})
-        ).text
+        return (await self._request("GET", f"/api/v1/sessions/{session_id}/ui", params={"format": "xml"})).text
 
     async def input(self, session_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """One input (``{"type": "tap", …}``, docs/api.md); not resent after a connection error."""
@@ -197,22 +191,16 @@ class AsyncPhoneFleetClient:
         return await self.input(session_id, {"type": "key", "key": key})
 
     async def launch(self, session_id: str, app: str) -> dict[str, Any]:
-        return await self._json(
-            "POST", f"/api/v1/sessions/{session_id}/launch", json={"app": app}, safe=False
-        )
+        return await self._json("POST", f"/api/v1/sessions/{session_id}/launch", json={"app": app}, safe=False)
 
     async def push_file(self, session_id: str, path: str, data: bytes) -> dict[str, Any]:
         """Write ``data`` to ``path`` on the phone (inside its allowed folders, ``/sdcard/`` by default);
         answers ``{"type": "push_file", "path", "bytes"}``. Resent safely: a push replaces the file."""
-        return await self._json(
-            "PUT", f"/api/v1/sessions/{session_id}/files", params={"path": path}, content=data
-        )
+        return await self._json("PUT", f"/api/v1/sessions/{session_id}/files", params={"path": path}, content=data)
 
     async def pull_file(self, session_id: str, path: str) -> bytes:
         """The bytes of the file at ``path`` on the phone (``file_not_found`` when there is none)."""
-        return (
-            await self._request("GET", f"/api/v1/sessions/{session_id}/files", params={"path": path})
-        ).content
+        return (await self._request("GET", f"/api/v1/sessions/{session_id}/files", params={"path": path})).content
 
     # -- devices -----------------------------------------------------------------------------------
 
@@ -290,18 +278,10 @@ class AsyncPhoneFleetClient:
         return (await self._request(method, path, **kwargs)).json()
 
     async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        safe: bool = True,
-        headers: dict[str, str] | None = None,
-        **kwargs: Any,
+        self, method: str, path: str, *, safe: bool = True, headers: dict[str, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
         """Send; retried as the sync client does (``retry_wait``)."""
-        request = self._http.build_request(
-            method, path, headers={**self._headers, **(headers or {})}, **kwargs
-        )
+        request = self._http.build_request(method, path, headers={**self._headers, **(headers or {})}, **kwargs)
         attempt = 0
         while True:
             response: httpx.Response | None = None

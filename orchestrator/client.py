@@ -95,9 +95,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None  # an HTTP date: the server sends seconds, so fall back to our own backoff
 
 
-def retry_wait(
-    response: httpx.Response | None, attempt: int, *, safe: bool, max_retries: int
-) -> float | None:
+def retry_wait(response: httpx.Response | None, attempt: int, *, safe: bool, max_retries: int) -> float | None:
     """Seconds to wait before sending again after ``attempt`` (0-based) failed, or None: do not.
 
     ``response`` None is a connection error, retried only when ``safe`` (sending again cannot act

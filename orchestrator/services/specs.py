@@ -169,9 +169,7 @@ class TaskSpec(BaseModel):
     @model_validator(mode="after")
     def _one_shape(self) -> TaskSpec:
         if self.personal_phone_id is not None and self.device_profile is not None:
-            raise ValueError(
-                "personal_phone_id and device_profile are exclusive: a personal phone has its own shape"
-            )
+            raise ValueError("personal_phone_id and device_profile are exclusive: a personal phone has its own shape")
         if self.on_step_failure is not None and self.subgoals is None:
             raise ValueError("on_step_failure needs subgoals: it says what a failed subgoal does")
         return self

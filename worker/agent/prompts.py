@@ -168,10 +168,7 @@ _EARLIER_TRIES = {
     "en": "Earlier tries did not complete the task; you start again from the phone's current screen "
     "(the phone was not reset). Do not repeat what did not work:\n{tries}",
 }
-_TRY_LINE = {
-    "zh": "- 第 {n} 次尝试失败（{reason}）：{message}",
-    "en": "- Try {n} failed ({reason}): {message}",
-}
+_TRY_LINE = {"zh": "- 第 {n} 次尝试失败（{reason}）：{message}", "en": "- Try {n} failed ({reason}): {message}"}
 
 
 def earlier_tries_message(lang: str, failures: list[tuple[str, str]]) -> str:

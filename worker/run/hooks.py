@@ -185,9 +185,7 @@ class TaskHooks(AgentHooks):
             # Advice to people only: a database blip here must not fail the model call it reports on.
             logger.warning("could not record the model server's failure on the task", exc_info=True)
 
-    async def request_confirmation(
-        self, action: Action, message: str, element_label: str | None = None
-    ) -> bool:
+    async def request_confirmation(self, action: Action, message: str, element_label: str | None = None) -> bool:
         payload: dict[str, Any] = {"message": message, "action": action.model_dump(mode="json")}
         if element_label:
             payload["element_label"] = element_label

@@ -165,12 +165,8 @@ class TaskOut(BaseModel):
     schedule_id: uuid.UUID | None = Field(
         default=None, description="The schedule this task is a run of; null for a task submitted by hand."
     )
-    due_at: dt.datetime | None = Field(
-        default=None, description="A schedule's run: the due time it was made for."
-    )
-    personal_phone_id: uuid.UUID | None = Field(
-        default=None, description="The personal phone it runs on, if any."
-    )
+    due_at: dt.datetime | None = Field(default=None, description="A schedule's run: the due time it was made for.")
+    personal_phone_id: uuid.UUID | None = Field(default=None, description="The personal phone it runs on, if any.")
 
     @classmethod
     def from_row(cls, task: Task) -> TaskOut:
