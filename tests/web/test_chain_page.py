@@ -23,17 +23,14 @@ QUESTION = (
 
 def test_the_task_page_shows_the_chain_and_answers_a_failed_subgoal(api: Api, tmp_path: Path) -> None:
     caller = api.caller()
-    body = {"instruction": "Cook dinner", "subgoals": ["Find the recipe", "Add the ingredients to the cart"],
-            "on_step_failure": "ask"}  # fmt: skip
-    task = caller.http.post("/api/v1/tasks", json=body).json()
-    task_id = uuid.UUID(task["id"])
+    holder: dict = {}
     parts = [
         {"index": 0, "goal": "Find the recipe", "status": "failed", "reason": "max_steps",
          "message": "no result in 2 steps", "steps": 2, "first_step": 0, "last_step": 1, "runs": 1},
         {"index": 1, "goal": "Add the ingredients to the cart", "status": "pending"},
     ]  # fmt: skip
 
-    async def asks() -> None:  # as the worker's chain writes it (worker/run/chain.py)
+    async def asks(task_id: uuid.UUID) -> None:  # as the worker's chain writes it (worker/run/chain.py)
         async with open_sessions(api.db_url) as sessions, sessions() as session, session.begin():
             await session.execute(
                 update(Task).where(Task.id == task_id).values(
@@ -45,7 +42,7 @@ def test_the_task_page_shows_the_chain_and_answers_a_failed_subgoal(api: Api, tm
                               task_id=task_id, type="task.question", created_at=utcnow(),
                               payload={"question": QUESTION, "choices": ["retry", "skip", "cancel"], "subgoal": 0}))  # fmt: skip
 
-    async def replies() -> list[str]:
+    async def replies(task_id: uuid.UUID) -> list[str]:
         async with open_sessions(api.db_url) as sessions, sessions() as session:
             rows = await session.scalars(
                 select(Event.payload).where(Event.task_id == task_id, Event.type == "task.reply")
@@ -56,11 +53,22 @@ def test_the_task_page_shows_the_chain_and_answers_a_failed_subgoal(api: Api, tm
         async with chromium() as browser:
             tab = await Tab.open(browser, api.url, tmp_path)
             await tab.login(caller.key)
-            await tab.goto(f"#/tasks/{task['id']}")
+            # Submitted from the tasks page's form: a chain of two, asking on a failure.
+            await tab.goto("#/tasks")
+            await tab.page.locator("#instruction").fill("Cook dinner")
+            await tab.page.locator("#subgoals").fill("Find the recipe\n\n  Add the ingredients to the cart  \n")
+            await tab.page.locator("#on-step-failure").select_option("ask")
+            await tab.page.get_by_role("button", name="Submit task").click()
+            await expect(tab.page.get_by_role("heading", name="Cook dinner")).to_be_visible(timeout=10 * S)
+            task_id = uuid.UUID(tab.page.url.rsplit("/", 1)[-1])
+            holder["id"] = task_id
+            task = caller.http.get(f"/api/v1/tasks/{task_id}").json()
+            assert [p["goal"] for p in task["subgoals"]] == ["Find the recipe", "Add the ingredients to the cart"]
+            assert task["on_step_failure"] == "ask"
             chain = tab.page.locator("#task-chain li")
             await expect(chain).to_have_count(2, timeout=10 * S)
             await expect(chain.nth(0)).to_have_text("Find the recipe — not run yet", timeout=10 * S)
-            await asks()
+            await asks(task_id)
             await tab.page.reload()
             await expect(chain.nth(0)).to_contain_text(
                 "Find the recipe — failed (steps #0–#1)max_steps: no result in 2 steps", timeout=10 * S
@@ -74,4 +82,4 @@ def test_the_task_page_shows_the_chain_and_answers_a_failed_subgoal(api: Api, tm
             tab.assert_no_errors()
 
     run(scenario())
-    assert run(replies()) == ["skip"]
+    assert run(replies(holder["id"])) == ["skip"]
