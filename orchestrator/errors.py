@@ -72,6 +72,7 @@ __all__ = [
     "HeadersTooLarge",
     "IdempotencyConflict",
     "InputRejected",
+    "InvalidAnswer",
     "InvalidCursor",
     "InvalidJson",
     "InvalidRequest",
@@ -355,3 +356,10 @@ class PersonalPhoneArchiveUnsafe(InvalidRequest):
 
 class ConfirmationMismatch(InvalidRequest):
     code = "confirmation_mismatch"
+
+
+class InvalidAnswer(InvalidRequest):
+    """A reply that is not one of the choices the question offered (a task chain's failed subgoal:
+    retry, skip or cancel)."""
+
+    code = "invalid_answer"

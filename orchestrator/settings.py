@@ -252,7 +252,7 @@ class WebhookSettings(_Group):
         default_factory=lambda: [
             "task.created", "task.status", "task.step", "task.cancel_requested",
             "task.confirmation_requested", "task.takeover_requested", "task.question", "task.waiting",
-            "task.retrying", "task.try_started",
+            "task.retrying", "task.try_started", "task.subgoal",
         ]
     )  # fmt: skip
     timeout_s: float = Field(default=10.0, gt=0, le=60)
@@ -266,6 +266,9 @@ class WebhookSettings(_Group):
     # May a webhook_url point at loopback/private/link-local addresses? None: only when env is dev
     # (services/webhook_targets.py: otherwise any API key could make the deliverer call internal services).
     allow_private_targets: bool | None = None
+    # A tenant's webhook subscriptions at most (POST /api/v1/webhooks answers 409 limit_reached past it):
+    # each one is a POST per matching event of every task of the tenant.
+    max_subscriptions_per_tenant: int = Field(default=10, ge=1, le=1000)
 
     @field_validator("backoff_s", mode="after")
     @classmethod

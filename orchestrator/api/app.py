@@ -157,7 +157,9 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 db, settings.schedules, profiles=settings.pool.profiles, webhook_targets=targets,
                 personal_phones=personal_phones,
             ),
-            subscriptions=SubscriptionService(db, webhook_targets=targets),
+            subscriptions=SubscriptionService(
+                db, webhook_targets=targets, max_per_tenant=settings.webhooks.max_subscriptions_per_tenant
+            ),
         )
         # The device API reaches phones through the live view's adb server (the pool's).
         app.state.device_api = DeviceApi(

@@ -24,13 +24,16 @@ from orchestrator.cli import (
     reference_model,
     replay,
     run,
+    schedule,
     sim,
     task,
     up,
     worker,
 )
 
-SUBCOMMANDS = (sim, run, replay, android_control, reference_model, migrate, api, admin, pool, up, worker, task, mcp)
+SUBCOMMANDS = (
+    sim, run, replay, android_control, reference_model, migrate, api, admin, pool, up, worker, task, schedule, mcp,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

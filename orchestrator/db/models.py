@@ -198,6 +198,10 @@ class Task(_Row, Base):
     # Tries the agent gets after its own failures (stuck, max_steps…), on the same phone; counted
     # apart from ``attempts`` (the infrastructure's). docs/control-plane.md, "Tries".
     max_tries: Mapped[int] = mapped_column(default=1, server_default="1")
+    # A task chain: one {"goal", "status", ...} per subgoal, in order (None: no chain), rewritten by
+    # the worker as it goes; what a failed subgoal does (stop | ask). docs/api.md, "Task chains".
+    subgoals: Mapped[list[Any] | None]
+    on_step_failure: Mapped[str | None] = mapped_column(String(8))
     timeout_s: Mapped[int] = mapped_column(default=1800)
     model: Mapped[str | None] = mapped_column(String(200))
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
@@ -332,6 +336,7 @@ class Step(_Row, Base):
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prompt_tokens: Mapped[int | None]
     completion_tokens: Mapped[int | None]
+    subgoal: Mapped[int | None]  # the 0-based subgoal of the task's chain it was made for (None: no chain)
 
 
 class Event(Base):

@@ -23,7 +23,7 @@ from orchestrator.db import CANCEL_REQUESTED, DbSession, Event, Task, TaskStatus
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.db.steps import HAND_BACK, USER, insert_step
-from orchestrator.errors import IdempotencyConflict, InvalidTransition, TaskNotFound
+from orchestrator.errors import IdempotencyConflict, InvalidAnswer, InvalidTransition, TaskNotFound
 from orchestrator.notifier import EventSignal
 from orchestrator.profiles import profile_match
 from orchestrator.queue import TaskQueue
@@ -54,7 +54,7 @@ _REQUESTS = (CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, QUESTION)
 # What a replayed Idempotency-Key must match: the request's fields as stored on the task.
 _SPEC_FIELDS = (
     "instruction", "device_profile", "max_steps", "max_tries", "timeout_s", "model", "webhook_url", "metadata",
-    "retry_after_acting", "personal_phone_id",
+    "retry_after_acting", "personal_phone_id", "subgoals", "on_step_failure",
 )  # fmt: skip
 
 
@@ -70,6 +70,8 @@ def _stored_spec(task: Task) -> dict[str, Any]:
         "metadata": task.metadata_,
         "retry_after_acting": task.retry_after_acting,
         "personal_phone_id": task.personal_phone_id,
+        "subgoals": None if task.subgoals is None else [part["goal"] for part in task.subgoals],
+        "on_step_failure": task.on_step_failure,
     }
 
 
@@ -278,7 +280,17 @@ class TaskService:
         async with self._write() as db_session:
             task = await load_task(db_session, principal, task_id, for_update=True)
             self._require(task, "reply", (TaskStatus.WAITING_FOR_USER,))
-            await self._require_pending(db_session, task, "reply", QUESTION)
+            question = await self._require_pending(db_session, task, "reply", QUESTION)
+            choices = (question.payload or {}).get("choices")
+            if choices:
+                # A question with choices (a chain's failed subgoal) takes one of them, in any case.
+                chosen = answer.strip().lower()
+                if chosen not in choices:
+                    raise InvalidAnswer(
+                        f"answer one of {', '.join(choices)} (got {answer[:80]!r})",
+                        context={"choices": list(choices)},
+                    )
+                answer = chosen
             db_session.add(_event(task, REPLY, {"answer": answer}))
             return task
 
@@ -293,11 +305,11 @@ class TaskService:
             )
 
     @staticmethod
-    async def _require_pending(db_session: DbSession, task: Task, verb: str, request: str) -> None:
-        """The agent's latest request must be ``request`` and still unanswered, else 409."""
+    async def _require_pending(db_session: DbSession, task: Task, verb: str, request: str) -> Event:
+        """The agent's latest request must be ``request`` and still unanswered, else 409; returns it."""
         latest = await _latest_event(db_session, task, _EXCHANGE_EVENTS)
         if latest is not None and latest.type == request:
-            return
+            return latest
         if latest is not None and latest.type in _REQUESTS:
             why = f"the agent is waiting for an answer to {latest.type}, not {request}"
         elif latest is not None:

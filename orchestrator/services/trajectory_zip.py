@@ -1,11 +1,13 @@
 """A task's trajectory as one zip, streamed: ``task.json``, ``steps.jsonl``, ``screenshots/<index>.<ext>``.
 
-- ``task.json``: the task as ``GET /api/v1/tasks/{id}`` shows it (``result`` included).
+- ``task.json``: the task as ``GET /api/v1/tasks/{id}`` shows it (``result`` included; a task
+  chain's ``subgoals``, each with its status and result).
 - ``steps.jsonl``: one step a line, as ``GET /api/v1/tasks/{id}/steps`` shows it, except that
   ``screenshot_url`` is replaced by ``screenshot``, the image's path inside the zip (or null) — the
-  same key and meaning as in the ``trajectory.jsonl`` that ``phonefleet run`` writes — plus the
-  keys for training and replay (docs/trajectories.md): ``instruction``, ``screen_size`` (read from the screenshot),
-  ``action_px`` (the action's grid points as pixels), ``ui_dump`` and ``score``.
+  same key and meaning as in the ``trajectory.jsonl`` that ``phonefleet run`` writes (a chain's
+  steps carry their ``subgoal``) — plus the keys for training and replay (docs/trajectories.md):
+  ``instruction``, ``screen_size`` (read from the screenshot), ``action_px`` (the action's grid
+  points as pixels), ``ui_dump`` and ``score``.
 - ``screenshots/<index>.<ext>``: the images the model saw (``.jpg`` or ``.png``, as stored).
 
 A running task's trajectory is a snapshot: the steps committed when it was read.

@@ -111,6 +111,14 @@ export const schedules = {
   runs: (id, query) => get(`api/v1/schedules/${encodeURIComponent(id)}/runs`, query),
 };
 
+// A tenant's webhook subscriptions (admins only): the secret is in the answers of create and rotate only.
+export const webhooks = {
+  create: (fields) => post("api/v1/webhooks", fields),
+  list: () => get("api/v1/webhooks"),
+  rotate: (id) => post(`api/v1/webhooks/${encodeURIComponent(id)}/rotate-secret`),
+  remove: (id) => request("DELETE", `api/v1/webhooks/${encodeURIComponent(id)}`),
+};
+
 export const personalPhones = {
   create: (fields) => post("api/v1/personal-phones", fields),
   list: (query) => get("api/v1/personal-phones", query),

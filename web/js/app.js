@@ -10,6 +10,7 @@ import * as sessionPage from "./pages/session.js";
 import * as sessionsPage from "./pages/sessions.js";
 import * as taskPage from "./pages/task.js";
 import * as tasksPage from "./pages/tasks.js";
+import * as webhooksPage from "./pages/webhooks.js";
 import { Router } from "./router.js";
 
 const ROUTES = [
@@ -21,6 +22,7 @@ const ROUTES = [
   { pattern: /^\/devices$/, page: devicesPage, title: "Devices", section: "devices" },
   { pattern: /^\/sessions$/, page: sessionsPage, title: "Sessions", section: "sessions" },
   { pattern: /^\/sessions\/([^/]+)$/, page: sessionPage, title: "Session", section: "sessions" },
+  { pattern: /^\/webhooks$/, page: webhooksPage, title: "Webhooks", section: "webhooks" },
 ];
 
 const ctx = {
@@ -35,6 +37,7 @@ function showAccount() {
   const me = ctx.me;
   document.getElementById("nav").hidden = !me;
   document.getElementById("account").hidden = !me;
+  document.getElementById("nav-webhooks").hidden = me?.role !== "admin"; // admins manage them
   document.getElementById("who").textContent = me ? `${me.user} · ${me.tenant}${me.role === "admin" ? " (admin)" : ""}` : "";
 }
 

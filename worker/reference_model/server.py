@@ -37,11 +37,11 @@ from worker.reference_model.chat import (
 )
 from worker.reference_model.instructions import parse_instruction
 from worker.reference_model.ocr import read_text, warm_up
+from worker.reference_model.plan import History
 from worker.reference_model.policy import decide
 from worker.reference_model.replies import GREETING, estimate_tokens, pieces, reply_text, truncate
 from worker.reference_model.screen import Screen
 from worker.reference_model.script import scripted_reply
-from worker.reference_model.subgoals import History
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ acted on the phone: ``retry_after_acting``); otherwise it fails with that reason
 saying why it was not retried. A lost worker is the same rule, applied by the next claim. Before
 any of that, an agent failure that another try may mend (stuck, max_steps…) starts the agent again
 on the same phone while the task's ``max_tries`` allow (``tries.py``; each attempt has all its
-tries). Every
+tries); a task chain runs its subgoals one after another on the one phone (``chain.py``). Every
 other end (succeeded, max_steps, stuck, parse_errors, model_error, denied, needs_user, no_answer, timeout,
 cancelled, no_device, unknown_profile) is final.
 """
@@ -83,6 +83,7 @@ from orchestrator.profiles import profile_match
 from orchestrator.settings import Settings
 from worker.agent.results import AgentResult, FailReason, RunStatus
 from worker.agent.steering import AgentSteering
+from worker.run.chain import Chain, run_chain
 from worker.run.hooks import CLAIM_LOST, LEASE_LOST, TaskHooks, Watcher
 from worker.run.rows import Claim, TaskRows
 from worker.run.tries import Tries, run_tries
@@ -309,8 +310,9 @@ async def _drive(
     steering: AgentSteering,
     deps: RunDeps,
     deadline: float,
-) -> Tries:
-    """Connect the phone and the model, and run the agent until it ends, in tries (``tries.py``)."""
+) -> Tries | Chain:
+    """Connect the phone and the model, and run the agent until it ends, in tries (``tries.py``);
+    a task chain's subgoals one after another (``chain.py``)."""
     from worker.agent.loop import AgentConfig
     from worker.agent.model_client import ModelClientConfig, ModelEndpoint
     from worker.agent.phone_agent import phone_agent
@@ -346,22 +348,34 @@ async def _drive(
                 AgentResult(RunStatus.FAILED, f"phone unreachable: {exc.message}", FailReason.DEVICE_ERROR)
             )
 
-        async def run_try(earlier_tries: str | None) -> AgentResult:
-            config = AgentConfig(
-                max_steps=claim.max_steps,  # each try has all of them; the budget is shared
-                budget_s=budget_left(),
-                lang=settings.model.lang,
-                model_outage_budget_s=settings.model.outage_budget_s,
-                on_stuck=settings.agent.on_stuck,
-            )
-            return await agent.run(
-                claim.instruction, config=config, hooks=hooks, steering=steering, earlier_tries=earlier_tries
-            )
+        async def run_task(task: str, context: str | None = None) -> Tries:
+            """The agent at ``task`` (the instruction, or a chain's subgoal with ``context``), in tries."""
 
-        return await run_tries(
-            run_try, max_tries=claim.max_tries, rows=rows, hooks=hooks, steering=steering,
-            lang=settings.model.lang, budget_left=budget_left,
-        )  # fmt: skip
+            async def run_try(earlier_tries: str | None) -> AgentResult:
+                config = AgentConfig(
+                    max_steps=claim.max_steps,  # each try has all of them; the budget is shared
+                    budget_s=budget_left(),
+                    lang=settings.model.lang,
+                    model_outage_budget_s=settings.model.outage_budget_s,
+                    on_stuck=settings.agent.on_stuck,
+                )
+                told = "\n\n".join(part for part in (context, earlier_tries) if part) or None
+                return await agent.run(
+                    task, config=config, hooks=hooks, steering=steering, earlier_tries=told
+                )
+
+            return await run_tries(
+                run_try, max_tries=claim.max_tries, rows=rows, hooks=hooks, steering=steering,
+                lang=settings.model.lang, budget_left=budget_left,
+            )  # fmt: skip
+
+        if claim.subgoals:
+            return await run_chain(
+                run_task, instruction=claim.instruction, goals=claim.subgoals,
+                on_step_failure=claim.on_step_failure, rows=rows, hooks=hooks, steering=steering,
+                lang=settings.model.lang, budget_left=budget_left,
+            )  # fmt: skip
+        return await run_task(claim.instruction)
 
 
 @dataclass(frozen=True)
@@ -433,7 +447,7 @@ class _Run:
         outcome: _Outcome,
         result: AgentResult | None = None,
         grant: LeaseGrant | None = None,
-        tries: Tries | None = None,
+        tries: Tries | Chain | None = None,
     ) -> TaskStatus | None:
         if outcome.reason == CLAIM_LOST:
             return None  # another worker holds the task now: its end is theirs to write

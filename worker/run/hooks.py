@@ -107,6 +107,8 @@ class TaskHooks(AgentHooks):
         self._recorded: dict[int, int] = {}
         # The status and waiting of a person's wait, announced by ``on_state`` and written by ``_ask``.
         self._asking: tuple[TaskStatus, dict[str, Any]] | None = None
+        # The chain's subgoal the agent works on (chain.py): its steps are linked to it. None: no chain.
+        self.subgoal: int | None = None
 
     def new_try(self) -> list[int]:
         """A later try of the task begins (its agent numbers steps from 1 again): the indexes the
@@ -118,6 +120,8 @@ class TaskHooks(AgentHooks):
     async def on_step(self, step: StepRecord) -> None:
         event = {"action_text": step.action_text, "result": step.result,
                  "current_app": step.current_app, "actor": AGENT}  # fmt: skip
+        if self.subgoal is not None:
+            event["subgoal"] = self.subgoal
         recorded = self._recorded.get(step.index)
         if recorded is not None:  # recorded when it asked a person: now its end
             values = {"result": step.result, "note": step.note, "timings": step.to_json()["timings"]}
@@ -133,6 +137,7 @@ class TaskHooks(AgentHooks):
             "thinking": step.thinking, "action_text": step.action_text, "action": step.action,
             "result": step.result, "note": step.note, "timings": record["timings"],
             "prompt_tokens": step.prompt_tokens, "completion_tokens": step.completion_tokens,
+            "subgoal": self.subgoal,
         }  # fmt: skip
         # The index is the task's next one (a person's steps during a takeover take indexes too).
         index = await self.rows.add_step(row, event, jpeg=jpeg, data_dir=self.data_dir)
@@ -200,6 +205,16 @@ class TaskHooks(AgentHooks):
             return None
         text = answer.get("answer")
         return text if isinstance(text, str) else None
+
+    async def ask_choice(self, question: str, choices: tuple[str, ...], **payload: Any) -> str | None:
+        """Ask the person to pick one of ``choices`` (the task waits for a person, as for a
+        question: ``task.question`` {question, choices, ...payload}; the API takes only one of them
+        as the reply); the choice, or None as ``ask_user``. ``NoAnswer`` past ``wait_for_user_s``."""
+        await self.on_state(AgentState.ASKING_USER, question)
+        answer = await self._ask("task.question", {"question": question, "choices": list(choices), **payload},
+                                 "task.reply")  # fmt: skip
+        text = None if answer is None else answer.get("answer")
+        return text if isinstance(text, str) and text in choices else None
 
     async def user_steps(self) -> list[str] | None:
         """The person's steps since the agent's last one (recorded by the API's live view), as the

@@ -67,6 +67,7 @@ from worker.agent.actions import ACTING
 
 __all__ = [
     "CONFIRMATION_REQUESTED",
+    "SUBGOAL_EVENT",
     "TAKEOVER_REQUESTED",
     "Claim",
     "TaskRow",
@@ -81,13 +82,15 @@ logger = logging.getLogger(__name__)
 _CLAIM_COLUMNS = (
     Task.tenant_id, Task.instruction, Task.device_profile, Task.max_steps, Task.timeout_s, Task.model,
     Task.attempts, Task.retry_after_acting, Task.max_tries,
-    Task.attempts, Task.retry_after_acting, Task.personal_phone_id,
+    Task.attempts, Task.retry_after_acting, Task.personal_phone_id, Task.subgoals, Task.on_step_failure,
 )  # fmt: skip
 
 # The events of a sensitive step: the agent asked for a confirmation or a takeover (the run's hooks
 # write these two), or a person took control (the API writes ``task.takeover``).
 CONFIRMATION_REQUESTED = "task.confirmation_requested"
 TAKEOVER_REQUESTED = "task.takeover_requested"
+# A task chain's subgoal moved (started, ended, skipped): its object as ``tasks.subgoals`` holds it.
+SUBGOAL_EVENT = "task.subgoal"
 _SENSITIVE_EVENTS = (CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, "task.takeover")
 
 
@@ -133,6 +136,9 @@ class Claim:
     personal_phone_id: uuid.UUID | None = None  # run on this personal phone's data (docs/personal-phones.md)
     # Phones an earlier attempt failed on (their task.retrying events): this attempt avoids them.
     avoid_devices: tuple[uuid.UUID, ...] = ()
+    # A task chain's subgoals, in order (empty: no chain), and what a failed one does (chain.py).
+    subgoals: tuple[str, ...] = ()
+    on_step_failure: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -251,6 +257,8 @@ class TaskRows:
             ended_leases=len(ended), retry_after_acting=row.retry_after_acting, avoid_devices=avoid,
             max_tries=row.max_tries,
             personal_phone_id=row.personal_phone_id,
+            subgoals=tuple(part["goal"] for part in row.subgoals or ()),
+            on_step_failure=row.on_step_failure or "stop",
         )  # fmt: skip
 
     async def _fail_lost(
@@ -385,6 +393,22 @@ class TaskRows:
                 update(Step).where(Step.task_id == self.task_id, Step.index == index).values(**values)
             )
             await _event(db_session, self.tenant_id, self.task_id, "task.step", event)
+
+    async def set_subgoals(self, chain: list[dict[str, Any]], event: dict[str, Any]) -> bool:
+        """Write the task's chain (``tasks.subgoals``) and a ``task.subgoal`` event (``event``: the
+        subgoal that moved) in one transaction; False if the task is no longer ours."""
+        async with self._written() as db_session:
+            result = await db_session.execute(
+                update(Task)
+                .where(Task.id == self.task_id, Task.worker_id == self.worker_id,
+                       Task.status.in_(HELD_TASK_STATUSES))
+                .values(subgoals=chain)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+            if result.rowcount == 0:
+                return False
+            await _event(db_session, self.tenant_id, self.task_id, SUBGOAL_EVENT, event)
+        return True
 
     async def add_event(self, type_: str, payload: dict[str, Any]) -> int:
         """Write an event on this task; returns its id."""

@@ -32,6 +32,10 @@ class StepOut(BaseModel):
     prompt_tokens: int | None
     completion_tokens: int | None
     screenshot_url: str | None
+    subgoal: int | None = Field(
+        default=None,
+        description="The task chain's subgoal (its index) this step was made for; null: no chain.",
+    )
 
     @classmethod
     def from_row(cls, step: Step) -> StepOut:
@@ -40,5 +44,5 @@ class StepOut(BaseModel):
             index=step.index, actor=step.actor or "agent", created_at=step.created_at, current_app=step.current_app,
             thinking=step.thinking, action_text=step.action_text, action=step.action, result=step.result,
             note=step.note, timings=step.timings, prompt_tokens=step.prompt_tokens,
-            completion_tokens=step.completion_tokens, screenshot_url=url,
+            completion_tokens=step.completion_tokens, screenshot_url=url, subgoal=step.subgoal,
         )  # fmt: skip
