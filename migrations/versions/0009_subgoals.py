@@ -1,6 +1,6 @@
 """Task chains: tasks.subgoals and tasks.on_step_failure; steps.subgoal
 
-Revision ID: 0015
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-07 21:10:00
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0015"
+revision: str = "0009"
 down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
