@@ -36,6 +36,7 @@ from orchestrator.api.request_id import install_request_id
 from orchestrator.api.submission import TaskSubmission
 from orchestrator.db import make_engine, make_sessionmaker, warm_pool
 from orchestrator.db.database import Database
+from orchestrator.encryption import screenshot_cipher
 from orchestrator.live import LiveHub
 from orchestrator.mcp_server.http import McpEndpoint
 from orchestrator.notifier import EventSignal
@@ -117,6 +118,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             model_api_key=settings.model.api_key.get_secret_value() or None,
         )  # fmt: skip
         targets = TargetPolicy.from_settings(settings)
+        cipher = screenshot_cipher(settings)  # seals step screenshots when storage.encryption_key is set
         personal_phones = PersonalPhoneService(
             db, provider=settings.pool.provider, max_per_user=settings.personal_phones.max_per_user,
             profiles=settings.pool.profiles,
@@ -139,7 +141,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 personal_phones=personal_phones,
                 default_max_tries=settings.tasks.default_max_tries,
             ),
-            steps=StepService(db, settings.data_dir),
+            steps=StepService(db, settings.data_dir, cipher=cipher),
             devices=DeviceService(db, leases.signal),
             api_keys=ApiKeyService(db, verifier),
             health=health,
@@ -165,7 +167,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             file_roots=settings.device_api.file_roots, file_max_bytes=settings.device_api.file_max_bytes,
         )
         app.state.live = live = LiveHub(
-            settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal
+            settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal, cipher=cipher
         )  # WebRTC viewers (orchestrator/live)
         if freeze_heap:
             _freeze_startup_heap()

@@ -28,10 +28,12 @@ import io
 import json
 import logging
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from orchestrator.encryption import SealedDamaged, SealedWithOtherKey
 
 __all__ = ["SCREENSHOT_TYPES", "TrajectoryStep", "trajectory_filename", "trajectory_zip"]
 
@@ -83,9 +85,14 @@ class _Sink(io.RawIOBase):
 
 
 def trajectory_zip(
-    task: dict[str, Any], steps: Sequence[TrajectoryStep], *, now: dt.datetime | None = None
+    task: dict[str, Any],
+    steps: Sequence[TrajectoryStep],
+    *,
+    now: dt.datetime | None = None,
+    read: Callable[[Path], bytes] = Path.read_bytes,
 ) -> Iterator[bytes]:
-    """The zip's bytes, a piece at a time (a blocking generator: serve it from a thread)."""
+    """The zip's bytes, a piece at a time (a blocking generator: serve it from a thread). ``read``:
+    a screenshot's plain bytes (``StepService.read`` opens sealed ones); one it cannot read is left out."""
     stamp = (now or dt.datetime.now(dt.UTC)).timetuple()[:6]
     sink = _Sink()
 
@@ -104,8 +111,8 @@ def trajectory_zip(
                 continue
             try:
                 # One image at a time in memory; read whole, so a failing read leaves no half entry.
-                data = step.screenshot.read_bytes()
-            except OSError as exc:
+                data = read(step.screenshot)
+            except (OSError, SealedWithOtherKey, SealedDamaged) as exc:
                 logger.warning(
                     "screenshot left out of the trajectory",
                     extra={"step": step.index, "path": str(step.screenshot), "error": str(exc)},
