@@ -28,6 +28,7 @@ from orchestrator.api import (
     webhooks,
 )
 from orchestrator.api import personal_phones as personal_phones_api
+from orchestrator.api import tenants as tenants_api
 from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
 from orchestrator.api.edges import MAX_BODY_BYTES, HttpEdges, Upload, document_body_errors
@@ -56,6 +57,7 @@ from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
+from orchestrator.services.tenants import TenantService
 from orchestrator.services.webhook_subscriptions import SubscriptionService
 from orchestrator.services.webhook_targets import TargetPolicy
 from orchestrator.services.webhooks import WebhookService
@@ -148,7 +150,10 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             logins=Logins.from_settings(settings, db, verifier),
             metrics=MetricsService(db, health=health),
             sessions=SessionService(
-                db, leases, profiles=settings.pool.profiles, personal_phones=personal_phones,
+                db,
+                leases,
+                profiles=settings.pool.profiles,
+                personal_phones=personal_phones,
                 wake_timeout_s=settings.personal_phones.wake_timeout_s,
             ),
             personal_phones=personal_phones,
@@ -156,15 +161,27 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             events=hub,
             webhooks=WebhookService(db),
             schedules=ScheduleService(
-                db, settings.schedules, profiles=settings.pool.profiles, webhook_targets=targets,
+                db,
+                settings.schedules,
+                profiles=settings.pool.profiles,
+                webhook_targets=targets,
                 personal_phones=personal_phones,
             ),
             subscriptions=SubscriptionService(db, webhook_targets=targets),
+            tenants=TenantService(
+                db,
+                settings.data_dir,
+                default_retention_days=settings.storage.retention_days,
+                verifier=verifier,
+            ),
         )
         # The device API reaches phones through the live view's adb server (the pool's).
         app.state.device_api = DeviceApi(
-            app.state.services.sessions, adb_host=settings.webrtc.adb_host, adb_port=settings.webrtc.adb_port,
-            file_roots=settings.device_api.file_roots, file_max_bytes=settings.device_api.file_max_bytes,
+            app.state.services.sessions,
+            adb_host=settings.webrtc.adb_host,
+            adb_port=settings.webrtc.adb_port,
+            file_roots=settings.device_api.file_roots,
+            file_max_bytes=settings.device_api.file_max_bytes,
         )
         app.state.live = live = LiveHub(
             settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal, cipher=cipher
@@ -192,7 +209,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, auth, health, metrics,
-               events, webhooks, webhook_subscriptions, live)  # fmt: skip
+               events, webhooks, webhook_subscriptions, live, tenants_api)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)

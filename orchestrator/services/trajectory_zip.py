@@ -35,7 +35,7 @@ from typing import Any
 
 from orchestrator.encryption import SealedDamaged, SealedWithOtherKey
 
-__all__ = ["SCREENSHOT_TYPES", "TrajectoryStep", "trajectory_filename", "trajectory_zip"]
+__all__ = ["SCREENSHOT_TYPES", "TrajectoryStep", "ZipSink", "trajectory_filename", "trajectory_zip", "zip_entry"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def trajectory_filename(task_id: object) -> str:
     return f"task-{task_id}.zip"
 
 
-class _Sink(io.RawIOBase):
+class ZipSink(io.RawIOBase):
     """A write-only, unseekable file: ``zipfile`` writes into it, the generator drains it."""
 
     def __init__(self) -> None:
@@ -94,13 +94,10 @@ def trajectory_zip(
     """The zip's bytes, a piece at a time (a blocking generator: serve it from a thread). ``read``:
     a screenshot's plain bytes (``StepService.read`` opens sealed ones); one it cannot read is left out."""
     stamp = (now or dt.datetime.now(dt.UTC)).timetuple()[:6]
-    sink = _Sink()
+    sink = ZipSink()
 
     def entry(name: str) -> zipfile.ZipInfo:
-        info = zipfile.ZipInfo(name, date_time=stamp)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.external_attr = 0o644 << 16  # a regular file, rw-r--r--
-        return info
+        return zip_entry(name, stamp)
 
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(entry("task.json"), _dumps(task, indent=2) + "\n")
@@ -129,6 +126,14 @@ def trajectory_zip(
                 if sink.buffered >= _CHUNK_BYTES:
                     yield sink.drain()
     yield sink.drain()  # the last entry's descriptor and the central directory
+
+
+def zip_entry(name: str, stamp: tuple[int, ...]) -> zipfile.ZipInfo:
+    """A deflated regular file (rw-r--r--) of the zip, dated ``stamp``."""
+    info = zipfile.ZipInfo(name, date_time=stamp)  # type: ignore[arg-type]
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
 
 
 def step_line(step: dict[str, Any], screenshot: str | None) -> dict[str, Any]:
