@@ -218,9 +218,10 @@ class StorageSettings(_Group):
     reap_interval_s: float = Field(default=3600.0, gt=0)  # how often the reaper looks
     reap_batch: int = Field(default=500, ge=1)  # tasks removed per transaction
 
-    @field_validator("encryption_key", mode="before")
+    @field_validator("encryption_key", "retention_days", mode="before")
     @classmethod
-    def _empty_key_is_none(cls, value: Any) -> Any:
+    def _empty_is_none(cls, value: Any) -> Any:
+        # compose passes unset variables as "": that means "none", not a key or a number.
         return None if value == "" else value
 
 

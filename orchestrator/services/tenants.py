@@ -58,6 +58,7 @@ from orchestrator.db.database import Database
 from orchestrator.encryption import SealedDamaged, SealedWithOtherKey
 from orchestrator.errors import ConfirmationMismatch, InvalidRequest, PermissionDenied, TenantBusy
 from orchestrator.services.auth import ApiKeyVerifier, Principal
+from orchestrator.services.personal_phones import delete_phones_of
 from orchestrator.services.retention import (
     UNLINKED,
     delete_rows,
@@ -210,12 +211,7 @@ class TenantService:
                 .returning(ApiKey.prefix)
             )
             prefixes = list(revoked)
-            phones = await db_session.execute(
-                update(PersonalPhone)
-                .where(PersonalPhone.tenant_id == tenant_id, PersonalPhone.deleted_at.is_(None))
-                .values(deleted_at=now, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
+            phones = await delete_phones_of(db_session, tenant_id)
             pending = await db_session.scalar(
                 select(func.count()).select_from(PersonalPhone).where(PersonalPhone.tenant_id == tenant_id)
             )
@@ -227,7 +223,7 @@ class TenantService:
         finished = tenant_id in await finish_deleted_tenants(self.db) if not pending else False
         logger.warning(
             "tenant's data deleted",
-            extra={"tenant_id": str(tenant_id), "tasks": tasks, "personal_phones": phones.rowcount},
+            extra={"tenant_id": str(tenant_id), "tasks": tasks, "personal_phones": phones},
         )
         return TenantDeletion(tenant_id, tenant.name, int(tasks or 0), int(pending or 0), finished)
 
