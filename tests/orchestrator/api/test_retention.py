@@ -45,7 +45,7 @@ from orchestrator.services.retention import RetentionReaper
 from tests.aio import run
 from tests.databases import open_sessions
 from tests.orchestrator.api.test_steps import JPEG
-from tests.orchestrator.conftest import Api, Caller, StartApi
+from tests.orchestrator.api.conftest import Api, Caller, StartApi
 from tests.orchestrator.factories import make_device, make_task
 
 KEY = "a storage key for this test"
@@ -142,7 +142,8 @@ def _exists(api: Api, model: Any, **where: Any) -> bool:
     return run(fetch())
 
 
-def test_retention_removes_old_data_and_nothing_else(api: Api) -> None:
+def test_retention_removes_old_data_and_nothing_else(any_db_api: Api) -> None:
+    api = any_db_api  # PostgreSQL, then SQLite (phonefleet up)
     a, b = api.caller(role=UserRole.ADMIN), api.caller()
     assert a.http.patch("/api/v1/tenant", json={"retention_days": 7}).json()["effective_retention_days"] == 7
     old = add_task(api, a.tenant_id, created_at=_days_ago(10), finished_at=_days_ago(9))
@@ -280,10 +281,10 @@ def _rows_of(api: Api, tenant_id: uuid.UUID) -> dict[str, set[Any]]:
 
 
 def test_deleting_a_tenant_leaves_nothing_of_it_and_spares_another(
-    start_api: StartApi, migrated_pg_url: str, tmp_path: Path
+    start_api: StartApi, db_url: str, tmp_path: Path
 ) -> None:
-    personal = tmp_path / "personal"
-    api = start_api(migrated_pg_url, personal_phones={"data_dir": personal}, storage={"encryption_key": KEY})
+    personal = tmp_path / "personal"  # PostgreSQL, then SQLite (phonefleet up)
+    api = start_api(db_url, personal_phones={"data_dir": personal}, storage={"encryption_key": KEY})
     a, b = api.caller(role=UserRole.ADMIN), api.caller(role=UserRole.ADMIN)
     mine, theirs = _seed(api, a), _seed(api, b)
     busy = add_task(api, a.tenant_id, status=TaskStatus.RUNNING, shots=0)
