@@ -61,4 +61,3 @@ async def insert_step(
         row["screenshot"] = relative
     await db_session.execute(insert(Step).values(task_id=task_id, **row))
     return row["index"]
-

@@ -63,7 +63,9 @@ class StepService:
         query = (
             select(Step)
             .join(Task, Task.id == Step.task_id)
-            .where(Task.tenant_id == tenant_id, Task.personal_phone_id == phone_id, Step.screenshot.is_not(None))
+            .where(
+                Task.tenant_id == tenant_id, Task.personal_phone_id == phone_id, Step.screenshot.is_not(None)
+            )
             .order_by(Task.created_at.desc(), Step.index.desc())
             .limit(1)
         )

@@ -35,7 +35,14 @@ from typing import Any
 
 from orchestrator.encryption import SealedDamaged, SealedWithOtherKey
 
-__all__ = ["SCREENSHOT_TYPES", "TrajectoryStep", "ZipSink", "trajectory_filename", "trajectory_zip", "zip_entry"]
+__all__ = [
+    "SCREENSHOT_TYPES",
+    "TrajectoryStep",
+    "ZipSink",
+    "trajectory_filename",
+    "trajectory_zip",
+    "zip_entry",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -44,8 +44,8 @@ from orchestrator.encryption import screenshot_cipher
 from orchestrator.services.retention import RetentionReaper
 from tests.aio import run
 from tests.databases import open_sessions
-from tests.orchestrator.api.test_steps import JPEG
 from tests.orchestrator.api.conftest import Api, Caller, StartApi
+from tests.orchestrator.api.test_steps import JPEG
 from tests.orchestrator.factories import make_device, make_task
 
 KEY = "a storage key for this test"

@@ -197,9 +197,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         personal = a.http.post("/api/v1/personal-phones", json={"name": "A's phone"})
         assert personal.status_code == 201, personal.text
         # On A's personal phone: its step's screenshot is then the phone's thumbnail.
-        task = a.http.post(
-            "/api/v1/tasks", json={"instruction": "A's secret task", "personal_phone_id": personal.json()["id"]}
-        )
+        on_phone = {"instruction": "A's secret task", "personal_phone_id": personal.json()["id"]}
+        task = a.http.post("/api/v1/tasks", json=on_phone)
         assert task.status_code == 202, task.text
         task_id = task.json()["id"]
         shot = Path("tasks") / task_id / "step-000.jpg"
