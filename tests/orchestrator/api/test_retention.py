@@ -26,6 +26,7 @@ from orchestrator.db import (
     DeviceState,
     Event,
     Lease,
+    PersonalPhone,
     Schedule,
     Step,
     Task,
@@ -41,6 +42,7 @@ from orchestrator.db import (
 from orchestrator.db.database import Database
 from orchestrator.db.steps import insert_step
 from orchestrator.encryption import screenshot_cipher
+from orchestrator.services.personal_phones import delete_phones_of
 from orchestrator.services.retention import RetentionReaper
 from tests.aio import run
 from tests.databases import open_sessions
@@ -358,3 +360,25 @@ def _all_keys(api: Api, name: str) -> set[Any]:
             return {tuple(row) for row in (await session.execute(select(*pk))).all()}
 
     return run(fetch())
+
+
+def test_deleting_a_users_phones_leaves_the_other_users_phones(api: Api) -> None:
+    """``delete_phones_of(…, user_id=)``: what a user's deletion calls (a tenant's: every user's)."""
+    admin = api.caller(role=UserRole.ADMIN)
+    other = api.caller(tenant_id=admin.tenant_id)
+    mine = admin.http.post("/api/v1/personal-phones", json={"name": "mine"}).json()
+    theirs = other.http.post("/api/v1/personal-phones", json={"name": "theirs"}).json()
+
+    async def delete_the_admins() -> int:
+        async with open_sessions(api.db_url) as sessions, sessions() as session, session.begin():
+            owner = await session.scalar(
+                select(PersonalPhone.user_id).where(PersonalPhone.id == uuid.UUID(mine["id"]))
+            )
+            return await delete_phones_of(session, admin.tenant_id, user_id=owner)
+
+    assert run(delete_the_admins()) == 1
+    assert admin.http.get(f"/api/v1/personal-phones/{mine['id']}").status_code == 404  # hidden at once
+    assert other.http.get(f"/api/v1/personal-phones/{theirs['id']}").status_code == 200
+    assert [
+        p["id"] for p in admin.http.get("/api/v1/personal-phones", params={"scope": "tenant"}).json()["items"]
+    ] == [theirs["id"]]
