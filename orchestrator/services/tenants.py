@@ -188,7 +188,8 @@ class TenantService:
                 raise ConfirmationMismatch(
                     f"deleting a tenant removes all its data for good: repeat its name as ?confirm={tenant.name}"
                 )
-            await _refuse_busy(db_session, tenant_id)  # before any file goes (and again in the deleting transaction)
+            # Before any file goes; again in the transaction that deletes.
+            await _refuse_busy(db_session, tenant_id)
             task_ids = list(await db_session.scalars(select(Task.id).where(Task.tenant_id == tenant_id)))
         # Files first (as the reaper): the rows that name them go in the transaction below.
         await asyncio.to_thread(remove_task_files, self.data_dir, task_ids)
