@@ -16,9 +16,11 @@
     │  ├─ PersonalPhoneInUse      deleting a personal phone a task or session holds
     │  ├─ PersonalPhoneQuota      a user at personal_phones.max_per_user
     │  ├─ PersonalPhonesUnsupported  the pool's provider cannot keep a phone's data (static ADB)
+    │  ├─ StoredFileUnreadable    a stored screenshot sealed with a key other than storage.encryption_key
+    │  ├─ TenantBusy              deleting a tenant that still runs tasks or sessions
     │  └─ LimitReached            one more would pass a tenant limit (``schedules.max_per_tenant``)
     ├─ InvalidRequest             input that passed the schema but is still wrong
-    │  ├─ ConfirmationMismatch    DELETE of a personal phone whose ?confirm= is not its name
+    │  ├─ ConfirmationMismatch    DELETE of a personal phone (or tenant) whose ?confirm= is not its name
     │  ├─ PersonalPhoneArchiveForeign  an export made with another deployment's key
     │  ├─ PersonalPhoneArchiveDamaged  not an export, or one altered since it was made
     │  ├─ PersonalPhoneArchiveUnsafe   an export whose members would land outside the phone's directory
@@ -100,7 +102,9 @@ __all__ = [
     "ScreenshotNotFound",
     "SessionNotFound",
     "StepNotFound",
+    "StoredFileUnreadable",
     "TaskNotFound",
+    "TenantBusy",
     "Unauthenticated",
     "Unavailable",
     "UnknownDeviceProfile",
@@ -333,6 +337,18 @@ class PersonalPhoneQuota(Conflict):
 
 class PersonalPhonesUnsupported(Conflict):
     code = "personal_phones_unsupported"
+
+
+class StoredFileUnreadable(Conflict):
+    """A stored screenshot sealed with another key than ``storage.encryption_key`` (or none is set)."""
+
+    code = "stored_file_unreadable"
+
+
+class TenantBusy(Conflict):
+    """Deleting a tenant that still has unfinished tasks, open sessions or busy personal phones."""
+
+    code = "tenant_busy"
 
 
 class PersonalPhoneArchiveForeign(InvalidRequest):

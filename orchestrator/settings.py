@@ -30,6 +30,7 @@ __all__ = [
     "RedroidSettings",
     "ScheduleSettings",
     "Settings",
+    "StorageSettings",
     "TaskSettings",
     "WebRtcSettings",
     "WebhookSettings",
@@ -202,6 +203,26 @@ class PersonalPhoneSettings(_Group):
     # export and import are refused until it is set.
     export_key: SecretStr | None = None
     max_archive_bytes: int = Field(default=64 * 1024 * 1024, gt=0)  # an export, packed or unpacked
+
+
+class StorageSettings(_Group):
+    """What is stored, how, and for how long (docs/security.md, "Encryption at rest and retention")."""
+
+    # Seals step screenshots on disk (any string; Fernet's key is derived from it). None: stored as
+    # captured. Files written before it was set are still read; rotating it makes the old ones unreadable.
+    encryption_key: SecretStr | None = None
+    # Days a tenant's finished tasks (their steps and screenshots) and its events are kept; the
+    # reaper in `phonefleet pool` removes older ones. None: kept until deleted. A tenant's own
+    # retention_days (PATCH /api/v1/tenant) overrides it, never above it when it is set.
+    retention_days: int | None = Field(default=None, ge=1)
+    reap_interval_s: float = Field(default=3600.0, gt=0)  # how often the reaper looks
+    reap_batch: int = Field(default=500, ge=1)  # tasks removed per transaction
+
+    @field_validator("encryption_key", "retention_days", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # compose passes unset variables as "": that means "none", not a key or a number.
+        return None if value == "" else value
 
 
 # Old names of auth settings, accepted for one release (docs/control-plane.md, "Deprecated names").
@@ -401,6 +422,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     personal_phones: PersonalPhoneSettings = Field(default_factory=PersonalPhoneSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
 
     @field_validator("data_dir")
     @classmethod
@@ -425,6 +447,8 @@ class Settings(BaseSettings):
                 "auth.webhook_secret": self.auth.webhook_secret.get_secret_value(),
                 "model.api_key": self.model.api_key.get_secret_value(),
             }
+            if self.storage.encryption_key is not None:
+                secrets["storage.encryption_key"] = self.storage.encryption_key.get_secret_value()
             if self.api.metrics_token is not None:
                 secrets["api.metrics_token"] = self.api.metrics_token.get_secret_value()
             for name, value in secrets.items():

@@ -28,6 +28,7 @@ from orchestrator.api import (
     webhooks,
 )
 from orchestrator.api import personal_phones as personal_phones_api
+from orchestrator.api import tenants as tenants_api
 from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
 from orchestrator.api.edges import MAX_BODY_BYTES, HttpEdges, Upload, document_body_errors
@@ -36,6 +37,7 @@ from orchestrator.api.request_id import install_request_id
 from orchestrator.api.submission import TaskSubmission
 from orchestrator.db import make_engine, make_sessionmaker, warm_pool
 from orchestrator.db.database import Database
+from orchestrator.encryption import screenshot_cipher
 from orchestrator.live import LiveHub
 from orchestrator.mcp_server.http import McpEndpoint
 from orchestrator.notifier import EventSignal
@@ -55,6 +57,7 @@ from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
+from orchestrator.services.tenants import TenantService
 from orchestrator.services.webhook_subscriptions import SubscriptionService
 from orchestrator.services.webhook_targets import TargetPolicy
 from orchestrator.services.webhooks import WebhookService
@@ -117,6 +120,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             model_api_key=settings.model.api_key.get_secret_value() or None,
         )  # fmt: skip
         targets = TargetPolicy.from_settings(settings)
+        cipher = screenshot_cipher(settings)  # seals step screenshots when storage.encryption_key is set
         personal_phones = PersonalPhoneService(
             db, provider=settings.pool.provider, max_per_user=settings.personal_phones.max_per_user,
             profiles=settings.pool.profiles,
@@ -139,14 +143,17 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 personal_phones=personal_phones,
                 default_max_tries=settings.tasks.default_max_tries,
             ),
-            steps=StepService(db, settings.data_dir),
+            steps=StepService(db, settings.data_dir, cipher=cipher),
             devices=DeviceService(db, leases.signal),
             api_keys=ApiKeyService(db, verifier),
             health=health,
             logins=Logins.from_settings(settings, db, verifier),
             metrics=MetricsService(db, health=health),
             sessions=SessionService(
-                db, leases, profiles=settings.pool.profiles, personal_phones=personal_phones,
+                db,
+                leases,
+                profiles=settings.pool.profiles,
+                personal_phones=personal_phones,
                 wake_timeout_s=settings.personal_phones.wake_timeout_s,
             ),
             personal_phones=personal_phones,
@@ -154,20 +161,32 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             events=hub,
             webhooks=WebhookService(db),
             schedules=ScheduleService(
-                db, settings.schedules, profiles=settings.pool.profiles, webhook_targets=targets,
+                db,
+                settings.schedules,
+                profiles=settings.pool.profiles,
+                webhook_targets=targets,
                 personal_phones=personal_phones,
             ),
             subscriptions=SubscriptionService(
                 db, webhook_targets=targets, max_per_tenant=settings.webhooks.max_subscriptions_per_tenant
             ),
+            tenants=TenantService(
+                db,
+                settings.data_dir,
+                default_retention_days=settings.storage.retention_days,
+                verifier=verifier,
+            ),
         )
         # The device API reaches phones through the live view's adb server (the pool's).
         app.state.device_api = DeviceApi(
-            app.state.services.sessions, adb_host=settings.webrtc.adb_host, adb_port=settings.webrtc.adb_port,
-            file_roots=settings.device_api.file_roots, file_max_bytes=settings.device_api.file_max_bytes,
+            app.state.services.sessions,
+            adb_host=settings.webrtc.adb_host,
+            adb_port=settings.webrtc.adb_port,
+            file_roots=settings.device_api.file_roots,
+            file_max_bytes=settings.device_api.file_max_bytes,
         )
         app.state.live = live = LiveHub(
-            settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal
+            settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal, cipher=cipher
         )  # WebRTC viewers (orchestrator/live)
         if freeze_heap:
             _freeze_startup_heap()
@@ -192,7 +211,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, auth, health, metrics,
-               events, webhooks, webhook_subscriptions, live)  # fmt: skip
+               events, webhooks, webhook_subscriptions, live, tenants_api)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)

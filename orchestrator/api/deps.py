@@ -24,6 +24,7 @@ from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
+from orchestrator.services.tenants import TenantService
 from orchestrator.services.webhook_subscriptions import SubscriptionService
 from orchestrator.services.webhooks import WebhookService
 from orchestrator.settings import Settings
@@ -72,6 +73,7 @@ class Services:
     personal_phones: PersonalPhoneService
     phone_archives: PhoneArchives
     subscriptions: SubscriptionService
+    tenants: TenantService
 
 
 async def get_settings(request: Request) -> Settings:
@@ -256,3 +258,10 @@ async def _phone_archives(request: Request) -> PhoneArchives:
 
 
 PhoneArchivesDep = Annotated[PhoneArchives, Depends(_phone_archives)]
+
+
+async def _tenant_service(request: Request) -> TenantService:
+    return _services(request).tenants
+
+
+TenantServiceDep = Annotated[TenantService, Depends(_tenant_service)]

@@ -90,6 +90,10 @@ class Tenant(_Row, Base):
     __tablename__ = "tenants"
 
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # Days its finished tasks and its events are kept; None: storage.retention_days (docs/security.md).
+    retention_days: Mapped[int | None]
+    # Set by DELETE /api/v1/tenant: its data is gone, its rows go once its personal phones' data is.
+    deleted_at: Mapped[dt.datetime | None]
 
 
 class User(_Row, Base):

@@ -24,6 +24,7 @@ from typing import Any
 
 from device_pool.driver import AdbDevice
 from orchestrator.db.database import Database
+from orchestrator.encryption import Cipher
 from orchestrator.errors import Unavailable, ViewerLimit
 from orchestrator.live.access import Admission, ControlState, LiveAccess, LiveTarget
 from orchestrator.live.capture import Capture
@@ -57,10 +58,12 @@ class LiveHub:
         *,
         data_dir: Path | None = None,
         notifier: EventSignal | None = None,
+        cipher: Cipher | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.data_dir = data_dir  # None: a person's input is not recorded as steps
+        self.cipher = cipher  # seals their screenshots (storage.encryption_key)
         self.notifier = notifier
         self.access = LiveAccess(db)
         self._user_steps: dict[uuid.UUID, UserSteps] = {}  # by task
@@ -128,7 +131,7 @@ class LiveHub:
                     return None
                 found = UserSteps(
                     self.db, self.data_dir, state.task_id, state.tenant_id, phone,
-                    quiet_s=self.settings.user_step_quiet_s, notifier=self.notifier,
+                    quiet_s=self.settings.user_step_quiet_s, notifier=self.notifier, cipher=self.cipher,
                 )  # fmt: skip
                 self._user_steps[state.task_id] = found
             return found

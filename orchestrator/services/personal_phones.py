@@ -40,7 +40,13 @@ from orchestrator.profiles import profile_match
 from orchestrator.services.auth import Principal
 from orchestrator.services.specs import MAX_PROFILE_BYTES, ProfileName, _json_size
 
-__all__ = ["PersonalPhoneService", "PersonalPhoneSpec", "PersonalPhoneUpdate", "check_own_phone"]
+__all__ = [
+    "PersonalPhoneService",
+    "PersonalPhoneSpec",
+    "PersonalPhoneUpdate",
+    "check_own_phone",
+    "delete_phones_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +220,24 @@ class PersonalPhoneService:
         logger.info("personal phone deleted", extra={"personal_phone_id": str(phone_id)})
         row.deleted_at = now
         return row
+
+
+async def delete_phones_of(
+    db_session: DbSession, tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None
+) -> int:
+    """Mark every personal phone of the tenant (or of one user of it) deleted, in the caller's
+    transaction: hidden at once; the pool manager then stops its device and removes its data (volume
+    or data folder) and row. For deleting a tenant (``services/tenants.py``) or a user. How many."""
+    now = utcnow()
+    query = update(PersonalPhone).where(
+        PersonalPhone.tenant_id == tenant_id, PersonalPhone.deleted_at.is_(None)
+    )
+    if user_id is not None:
+        query = query.where(PersonalPhone.user_id == user_id)
+    result = await db_session.execute(
+        query.values(deleted_at=now, updated_at=now).execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
 
 
 async def check_own_phone(

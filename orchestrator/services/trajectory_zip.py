@@ -32,7 +32,7 @@ import io
 import json
 import logging
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,8 +40,16 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from device_pool.grid import action_pixels
+from orchestrator.encryption import SealedDamaged, SealedWithOtherKey
 
-__all__ = ["SCREENSHOT_TYPES", "TrajectoryStep", "trajectory_filename", "trajectory_zip"]
+__all__ = [
+    "SCREENSHOT_TYPES",
+    "TrajectoryStep",
+    "ZipSink",
+    "trajectory_filename",
+    "trajectory_zip",
+    "zip_entry",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +73,7 @@ def trajectory_filename(task_id: object) -> str:
     return f"task-{task_id}.zip"
 
 
-class _Sink(io.RawIOBase):
+class ZipSink(io.RawIOBase):
     """A write-only, unseekable file: ``zipfile`` writes into it, the generator drains it."""
 
     def __init__(self) -> None:
@@ -91,17 +99,19 @@ class _Sink(io.RawIOBase):
 
 
 def trajectory_zip(
-    task: dict[str, Any], steps: Sequence[TrajectoryStep], *, now: dt.datetime | None = None
+    task: dict[str, Any],
+    steps: Sequence[TrajectoryStep],
+    *,
+    now: dt.datetime | None = None,
+    read: Callable[[Path], bytes] = Path.read_bytes,
 ) -> Iterator[bytes]:
-    """The zip's bytes, a piece at a time (a blocking generator: serve it from a thread)."""
+    """The zip's bytes, a piece at a time (a blocking generator: serve it from a thread). ``read``:
+    a screenshot's plain bytes (``StepService.read`` opens sealed ones); one it cannot read is left out."""
     stamp = (now or dt.datetime.now(dt.UTC)).timetuple()[:6]
-    sink = _Sink()
+    sink = ZipSink()
 
     def entry(name: str) -> zipfile.ZipInfo:
-        info = zipfile.ZipInfo(name, date_time=stamp)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.external_attr = 0o644 << 16  # a regular file, rw-r--r--
-        return info
+        return zip_entry(name, stamp)
 
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(entry("task.json"), _dumps(task, indent=2) + "\n")
@@ -113,8 +123,8 @@ def trajectory_zip(
                 continue
             try:
                 # One image at a time in memory; read whole, so a failing read leaves no half entry.
-                data = step.screenshot.read_bytes()
-            except OSError as exc:
+                data = read(step.screenshot)
+            except (OSError, SealedWithOtherKey, SealedDamaged) as exc:
                 logger.warning(
                     "screenshot left out of the trajectory",
                     extra={"step": step.index, "path": str(step.screenshot), "error": str(exc)},
@@ -140,6 +150,14 @@ def trajectory_zip(
                 if sink.buffered >= _CHUNK_BYTES:
                     yield sink.drain()
     yield sink.drain()  # the last entry's descriptor and the central directory
+
+
+def zip_entry(name: str, stamp: tuple[int, ...]) -> zipfile.ZipInfo:
+    """A deflated regular file (rw-r--r--) of the zip, dated ``stamp``."""
+    info = zipfile.ZipInfo(name, date_time=stamp)  # type: ignore[arg-type]
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
 
 
 def step_line(

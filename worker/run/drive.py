@@ -77,6 +77,7 @@ from orchestrator.db import (
     waiting,
 )
 from orchestrator.db.database import Database
+from orchestrator.encryption import screenshot_cipher
 from orchestrator.errors import UnknownDeviceProfile
 from orchestrator.notifier import EventSignal
 from orchestrator.profiles import profile_match
@@ -320,7 +321,7 @@ async def _drive(
     settings = deps.settings
     hooks = TaskHooks(
         rows, steering, data_dir=settings.data_dir, deadline=deadline, poll_s=deps.answer_poll_s,
-        wait_for_user_s=settings.agent.wait_for_user_s,
+        wait_for_user_s=settings.agent.wait_for_user_s, cipher=screenshot_cipher(settings),
     )  # fmt: skip
 
     def budget_left() -> float:

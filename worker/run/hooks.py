@@ -51,6 +51,7 @@ from typing import Any
 from device_pool.pool import LeaseGrant, LeaseStore
 from orchestrator.db import CANCEL_REQUESTED, Step, TaskStatus, WaitingKind, utcnow, waiting
 from orchestrator.db.steps import AGENT, HAND_BACK
+from orchestrator.encryption import Cipher
 from orchestrator.errors import DatabaseUnavailable
 from worker.agent.actions import Action
 from worker.agent.errors import NoAnswer
@@ -92,6 +93,7 @@ class TaskHooks(AgentHooks):
         *,
         data_dir: Path,
         deadline: float,
+        cipher: Cipher | None = None,
         poll_s: float = 0.5,
         jpeg_quality: int = 80,
         wait_for_user_s: float = 900.0,
@@ -99,6 +101,7 @@ class TaskHooks(AgentHooks):
         self.rows = rows
         self.steering = steering
         self.data_dir = data_dir
+        self.cipher = cipher  # seals screenshots (storage.encryption_key)
         self.deadline = deadline  # time.monotonic() at which the task's budget runs out
         self.poll_s = poll_s
         self.jpeg_quality = jpeg_quality
@@ -140,7 +143,7 @@ class TaskHooks(AgentHooks):
             "subgoal": self.subgoal,
         }  # fmt: skip
         # The index is the task's next one (a person's steps during a takeover take indexes too).
-        index = await self.rows.add_step(row, event, jpeg=jpeg, data_dir=self.data_dir)
+        index = await self.rows.add_step(row, event, jpeg=jpeg, data_dir=self.data_dir, cipher=self.cipher)
         self._recorded[step.index] = index
         logger.info("step recorded", extra={"step": index, "result": step.result})
 

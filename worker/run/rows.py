@@ -62,6 +62,7 @@ from orchestrator.db import (
 )
 from orchestrator.db.database import Database
 from orchestrator.db.steps import AGENT, USER, insert_step
+from orchestrator.encryption import Cipher
 from orchestrator.notifier import EventSignal
 from worker.agent.actions import ACTING
 
@@ -365,11 +366,14 @@ class TaskRows:
         *,
         jpeg: bytes | None = None,
         data_dir: Path | None = None,
+        cipher: Cipher | None = None,
     ) -> int:
         """Insert a ``steps`` row at the task's next index (``insert_step``: the API writes a person's
         steps to the same task) and its ``task.step`` event in one transaction; returns the index."""
         async with self._written(write=True) as db_session:
-            index = await insert_step(db_session, self.task_id, step, jpeg=jpeg, data_dir=data_dir)
+            index = await insert_step(
+                db_session, self.task_id, step, jpeg=jpeg, data_dir=data_dir, cipher=cipher
+            )
             await _event(db_session, self.tenant_id, self.task_id, "task.step", {"index": index, **event})
         return index
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.services.phone_archives import MAGIC, _Key
+from orchestrator.services.phone_archives import MAGIC, archive_cipher
 from tests.databases import migrate_to_head
 from tests.orchestrator.api.conftest import Api, Caller, StartApi, StartPool
 from tests.orchestrator.api.test_personal_phone_sessions import (
@@ -56,8 +56,7 @@ def sealed(members: dict[str, bytes], key: str = KEY) -> bytes:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    sealer = _Key.of(key)
-    return MAGIC + sealer.key_id + b"\n" + sealer.fernet.encrypt(buffer.getvalue())
+    return archive_cipher(key).seal(buffer.getvalue())
 
 
 def test_an_exported_phone_imports_with_its_logins_and_nothing_else_imports(
@@ -157,8 +156,7 @@ def test_links_and_strays_in_an_archive_are_refused(start_api: StartApi, pg_url:
         link = tarfile.TarInfo("data/passwd")
         link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
         tar.addfile(link)
-    sealer = _Key.of(KEY)
-    linked = import_(me, MAGIC + sealer.key_id + b"\n" + sealer.fernet.encrypt(buffer.getvalue()))
+    linked = import_(me, archive_cipher(KEY).seal(buffer.getvalue()))
     assert linked.status_code == 422 and "link" in linked.json()["message"]
     stray = import_(me, sealed({"phonefleet-export.json": b"{}", "elsewhere/file": b"x"}))
     assert stray.status_code == 422 and stray.json()["error"] == "personal_phone_archive_unsafe"

@@ -49,7 +49,7 @@ KINDS = {
     "device_id": "the phone A's session holds",
     "key_id": "A's admin issues a key (POST /api/v1/api-keys)",
     "schedule_id": "A creates a schedule (POST /api/v1/schedules)",
-    "personal_phone_id": "A makes a personal phone (POST /api/v1/personal-phones)",
+    "personal_phone_id": "A makes a personal phone (POST /api/v1/personal-phones); A's task runs on it",
     "subscription_id": "A's admin subscribes a URL to A's events (POST /api/v1/webhooks)",
 }
 
@@ -105,6 +105,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PATCH", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
     ("DELETE", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
     ("GET", "/api/v1/personal-phones/{personal_phone_id}/export"): HIDDEN,
+    ("GET", "/api/v1/personal-phones/{personal_phone_id}/thumbnail"): HIDDEN,
     ("GET", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
     ("DELETE", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
     ("POST", "/api/v1/webhooks/{subscription_id}/rotate-secret"): HIDDEN,
@@ -195,7 +196,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 await make_device(session)
 
         run(phone())
-        task = a.http.post("/api/v1/tasks", json={"instruction": "A's secret task"})
+        personal = a.http.post("/api/v1/personal-phones", json={"name": "A's phone"})
+        assert personal.status_code == 201, personal.text
+        # On A's personal phone: its step's screenshot is then the phone's thumbnail.
+        on_phone = {"instruction": "A's secret task", "personal_phone_id": personal.json()["id"]}
+        task = a.http.post("/api/v1/tasks", json=on_phone)
         assert task.status_code == 202, task.text
         task_id = task.json()["id"]
         shot = Path("tasks") / task_id / "step-000.jpg"
@@ -218,8 +223,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         schedule = a.http.post("/api/v1/schedules", json={"task": {"instruction": "A's daily task"},
                                                           "cron": "0 9 * * *", "timezone": "Europe/Paris"})
         assert schedule.status_code == 201, schedule.text
-        personal = a.http.post("/api/v1/personal-phones", json={"name": "A's phone"})
-        assert personal.status_code == 201, personal.text
         ids = {
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
             "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"],
