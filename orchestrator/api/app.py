@@ -24,6 +24,7 @@ from orchestrator.api import (
     schedules,
     sessions,
     tasks,
+    usage,
     webhook_subscriptions,
     webhooks,
 )
@@ -119,7 +120,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
         targets = TargetPolicy.from_settings(settings)
         personal_phones = PersonalPhoneService(
             db, provider=settings.pool.provider, max_per_user=settings.personal_phones.max_per_user,
-            profiles=settings.pool.profiles,
+            profiles=settings.pool.profiles, quotas=settings.quotas,
         )  # fmt: skip
         archives = PhoneArchives(
             personal_phones, data_dir=settings.personal_phones.data_dir, key=export_key(settings),
@@ -147,7 +148,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             metrics=MetricsService(db, health=health),
             sessions=SessionService(
                 db, leases, profiles=settings.pool.profiles, personal_phones=personal_phones,
-                wake_timeout_s=settings.personal_phones.wake_timeout_s,
+                wake_timeout_s=settings.personal_phones.wake_timeout_s, quotas=settings.quotas,
             ),
             personal_phones=personal_phones,
             phone_archives=archives,
@@ -190,7 +191,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, auth, health, metrics,
-               events, webhooks, webhook_subscriptions, live)  # fmt: skip
+               events, webhooks, webhook_subscriptions, live, usage)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)

@@ -73,14 +73,14 @@ async def get_personal_phone(
     return PersonalPhoneOut.of(await phones.get(principal, personal_phone_id))
 
 
-@router.patch("/{personal_phone_id}", summary="Rename a personal phone")
+@router.patch("/{personal_phone_id}", summary="Rename a personal phone, or change its allowed apps")
 async def rename_personal_phone(
     personal_phone_id: uuid.UUID,
     body: PersonalPhoneRename,
     principal: CurrentPrincipal,
     phones: PersonalPhoneServiceDep,
 ) -> PersonalPhoneOut:
-    """Only its owner renames it."""
+    """Only its owner renames it or changes its allowed_apps (absent: unchanged; null: any app)."""
     return PersonalPhoneOut.of(await phones.rename(principal, personal_phone_id, body))
 
 

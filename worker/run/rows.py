@@ -53,6 +53,7 @@ from orchestrator.db import (
     WORKER_LOST,
     DbSession,
     Event,
+    PersonalPhone,
     Step,
     Task,
     TaskStatus,
@@ -61,6 +62,7 @@ from orchestrator.db import (
     waiting,
 )
 from orchestrator.db.database import Database
+from orchestrator.db.quotas import refusal as quota_refusal
 from orchestrator.db.steps import AGENT, USER, insert_step
 from orchestrator.notifier import EventSignal
 from worker.agent.actions import ACTING
@@ -81,7 +83,7 @@ logger = logging.getLogger(__name__)
 _CLAIM_COLUMNS = (
     Task.tenant_id, Task.instruction, Task.device_profile, Task.max_steps, Task.timeout_s, Task.model,
     Task.attempts, Task.retry_after_acting, Task.max_tries,
-    Task.attempts, Task.retry_after_acting, Task.personal_phone_id,
+    Task.attempts, Task.retry_after_acting, Task.personal_phone_id, Task.allowed_apps,
 )  # fmt: skip
 
 # The events of a sensitive step: the agent asked for a confirmation or a takeover (the run's hooks
@@ -133,6 +135,9 @@ class Claim:
     personal_phone_id: uuid.UUID | None = None  # run on this personal phone's data (docs/personal-phones.md)
     # Phones an earlier attempt failed on (their task.retrying events): this attempt avoids them.
     avoid_devices: tuple[uuid.UUID, ...] = ()
+    # The apps the task may use and those its personal phone allows (None: any), for AppPolicy.of.
+    allowed_apps: list[str] | None = None
+    phone_allowed_apps: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,8 +172,11 @@ class TaskRows:
         if self.notifier is not None:
             self.notifier.notify()
 
-    async def claim(self, *, stale_s: float, max_attempts: int) -> Claim | None:
-        """Claim the task (see the module docstring); None when there is nothing to run."""
+    async def claim(self, *, stale_s: float, max_attempts: int, quotas: Any = None) -> Claim | None:
+        """Claim the task (see the module docstring); None when there is nothing to run, or when
+        its tenant is at a limit of ``quotas`` (``settings.quotas``): the task stays ``queued`` with
+        ``waiting.kind = quota`` naming the limit, and the sweeper's quota pass sends it again once
+        the tenant has room."""
         now = utcnow()
         stale_before = now - dt.timedelta(seconds=stale_s)
         self.stale_s = stale_s
@@ -176,7 +184,8 @@ class TaskRows:
             seen = (
                 await db_session.execute(
                     select(
-                        Task.status, Task.heartbeat_at, Task.attempts, Task.worker_id, Task.retry_after_acting
+                        Task.status, Task.heartbeat_at, Task.attempts, Task.worker_id, Task.retry_after_acting,
+                        Task.tenant_id, Task.waiting,
                     ).where(Task.id == self.task_id)
                 )
             ).first()
@@ -204,6 +213,11 @@ class TaskRows:
                     refusal = retry_refusal(seen.retry_after_acting, **await _acted(db_session, self.task_id))
                 if refusal is not None:
                     return await self._fail_lost(db_session, guard, seen, now, refusal)
+            else:
+                # A new start (a lost worker's task already counted against its tenant's limits).
+                over = await quota_refusal(db_session, seen.tenant_id, quotas, "task")
+                if over is not None:
+                    return await self._wait_quota(db_session, seen, guard, over, now)
             claimed = {
                 "status": TaskStatus.LEASING, "worker_id": self.worker_id, "claimed_at": now,
                 "heartbeat_at": now, "attempts": Task.attempts + 1, "device_id": None, "waiting": None,
@@ -239,6 +253,11 @@ class TaskRows:
                 )
                 avoid = await _failed_devices(db_session, self.task_id)
             await _event(db_session, row.tenant_id, self.task_id, "task.status", payload)
+            phone_apps = None
+            if row.personal_phone_id is not None:
+                phone_apps = await db_session.scalar(
+                    select(PersonalPhone.allowed_apps).where(PersonalPhone.id == row.personal_phone_id)
+                )
         self.tenant_id, self.status = row.tenant_id, TaskStatus.LEASING
         fields = {"attempt": row.attempts, "reclaimed": stale, "worker_id": self.worker_id}
         if stale:
@@ -251,7 +270,27 @@ class TaskRows:
             ended_leases=len(ended), retry_after_acting=row.retry_after_acting, avoid_devices=avoid,
             max_tries=row.max_tries,
             personal_phone_id=row.personal_phone_id,
+            allowed_apps=row.allowed_apps, phone_allowed_apps=phone_apps,
         )  # fmt: skip
+
+    async def _wait_quota(
+        self, db_session: DbSession, seen: Any, guard: list[Any], over: str, now: dt.datetime
+    ) -> None:
+        """Leave the task ``queued``, saying which limit holds it (once: a re-send that finds the
+        same limit writes nothing)."""
+        message = f"{over}; it starts when the tenant has room"
+        if (seen.waiting or {}).get("kind") == WaitingKind.QUOTA.value and seen.waiting.get("message") == message:
+            logger.info("task waits for its tenant's quota", extra={"limit": over})
+            return None
+        value = waiting(WaitingKind.QUOTA, message, now)
+        result = await db_session.execute(
+            update(Task).where(and_(*guard)).values(waiting=value).execution_options(synchronize_session=False)
+        )
+        if result.rowcount:
+            payload = {"status": TaskStatus.QUEUED.value, "waiting": value}
+            await _event(db_session, seen.tenant_id, self.task_id, WAITING_EVENT, payload)
+            logger.info("task waits for its tenant's quota", extra={"limit": over})
+        return None
 
     async def _fail_lost(
         self, db_session: DbSession, guard: list[Any], seen: Any, now: dt.datetime, refusal: str
