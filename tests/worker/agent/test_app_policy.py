@@ -34,7 +34,11 @@ def test_a_launch_outside_allowed_apps_is_refused_and_the_model_told(fresh_devic
         with serve(ModelServer(*replies)) as server:
             async with client(server.base_url) as model:
                 result = await run_agent(
-                    "Open Contacts", fresh_device, model, hooks=hooks, app_policy=AppPolicy(frozenset({SETTINGS}))
+                    "Open Contacts",
+                    fresh_device,
+                    model,
+                    hooks=hooks,
+                    app_policy=AppPolicy(frozenset({SETTINGS})),
                 )
             return result, hooks, server.requests, (await fresh_device.foreground())[0]
 
@@ -62,7 +66,11 @@ def test_leaving_the_allowed_apps_by_a_tap_asks_a_person(fresh_device: AdbDevice
         with serve(ModelServer(*replies)) as server:
             async with client(server.base_url) as model:
                 result = await run_agent(
-                    "Look around", fresh_device, model, hooks=hooks, app_policy=AppPolicy(frozenset({SETTINGS}))
+                    "Look around",
+                    fresh_device,
+                    model,
+                    hooks=hooks,
+                    app_policy=AppPolicy(frozenset({SETTINGS})),
                 )
             return result, hooks, server.requests
 
