@@ -145,7 +145,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             api_keys=ApiKeyService(db, verifier),
             health=health,
             logins=Logins.from_settings(settings, db, verifier),
-            metrics=MetricsService(db, health=health),
+            metrics=MetricsService(db, health=health, quotas=settings.quotas),
             sessions=SessionService(
                 db, leases, profiles=settings.pool.profiles, personal_phones=personal_phones,
                 wake_timeout_s=settings.personal_phones.wake_timeout_s, quotas=settings.quotas,
