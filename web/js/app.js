@@ -10,6 +10,7 @@ import * as sessionPage from "./pages/session.js";
 import * as sessionsPage from "./pages/sessions.js";
 import * as taskPage from "./pages/task.js";
 import * as tasksPage from "./pages/tasks.js";
+import * as usagePage from "./pages/usage.js";
 import { Router } from "./router.js";
 
 const ROUTES = [
@@ -21,6 +22,7 @@ const ROUTES = [
   { pattern: /^\/devices$/, page: devicesPage, title: "Devices", section: "devices" },
   { pattern: /^\/sessions$/, page: sessionsPage, title: "Sessions", section: "sessions" },
   { pattern: /^\/sessions\/([^/]+)$/, page: sessionPage, title: "Session", section: "sessions" },
+  { pattern: /^\/usage$/, page: usagePage, title: "Usage", section: "usage" },
 ];
 
 const ctx = {
