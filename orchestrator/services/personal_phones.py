@@ -89,11 +89,15 @@ class PersonalPhoneUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200, description="A new name; absent: unchanged.")
+    name: str | None = Field(
+        default=None, min_length=1, max_length=200, description="A new name; absent: unchanged."
+    )
     # Absent: unchanged; null: any app from now on.
     allowed_apps: AllowedApps = None
 
-    _name = field_validator("name", mode="after")(classmethod(lambda cls, v: None if v is None else _clean(v)))
+    _name = field_validator("name", mode="after")(
+        classmethod(lambda cls, v: None if v is None else _clean(v))
+    )
 
 
 class PersonalPhoneService:

@@ -132,7 +132,10 @@ class TaskSweeper:
                         or_(Task.retry_at.is_(None), Task.retry_at < grace_before),
                         backed_off,
                         # A task held back by its tenant's quota waits for room (sweep_quota), not a re-send.
-                        or_(Task.waiting.is_(None), Task.waiting["kind"].as_string() != WaitingKind.QUOTA.value),
+                        or_(
+                            Task.waiting.is_(None),
+                            Task.waiting["kind"].as_string() != WaitingKind.QUOTA.value,
+                        ),
                     )
                     .order_by(Task.created_at)
                     .limit(self.batch)
@@ -221,7 +224,9 @@ class TaskSweeper:
                         db_session, tenant, row.id, WaitingKind.QUEUED, QUOTA_ROOM_MESSAGE,
                         only_if=WaitingKind.QUOTA,
                     )  # fmt: skip
-                if moved is not None and await self._requeue(row, {"from": TaskStatus.QUEUED.value, "reason": "quota"}):
+                if moved is not None and await self._requeue(
+                    row, {"from": TaskStatus.QUEUED.value, "reason": "quota"}
+                ):
                     report.requeued.append(row.id)
         return report
 

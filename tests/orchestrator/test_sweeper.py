@@ -335,7 +335,9 @@ async def _quota_fleet(url: str) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
         tenant = await make_tenant(session, limits={"max_concurrent_tasks": 1})
         running = await make_task(session, tenant, status=TaskStatus.RUNNING, worker_id="w-1",
                                   claimed_at=in_seconds(-5), heartbeat_at=in_seconds(0))  # fmt: skip
-        held = waiting(WaitingKind.QUOTA, "max_concurrent_tasks: the tenant runs 1 tasks of 1", in_seconds(-100))
+        held = waiting(
+            WaitingKind.QUOTA, "max_concurrent_tasks: the tenant runs 1 tasks of 1", in_seconds(-100)
+        )
         first = await make_task(session, tenant, created_at=in_seconds(-120), waiting=held)
         second = await make_task(session, tenant, created_at=in_seconds(-110), waiting=held)
         return running.id, first.id, second.id

@@ -157,7 +157,8 @@ async def perform_run(task_id: uuid.UUID, deps: RunDeps, end: RunEnd | None = No
         stack.push_async_callback(notifier.close)
         rows = TaskRows(Database(make_sessionmaker(engine)), task_id, holder_id, notifier=notifier)
         claim = await rows.claim(
-            stale_s=settings.pool.worker_lost_s, max_attempts=settings.tasks.max_infra_attempts,
+            stale_s=settings.pool.worker_lost_s,
+            max_attempts=settings.tasks.max_infra_attempts,
             quotas=settings.quotas,
         )
         if claim is None:
@@ -357,7 +358,11 @@ async def _drive(
                 on_stuck=settings.agent.on_stuck,
             )
             return await agent.run(
-                claim.instruction, config=config, hooks=hooks, steering=steering, earlier_tries=earlier_tries,
+                claim.instruction,
+                config=config,
+                hooks=hooks,
+                steering=steering,
+                earlier_tries=earlier_tries,
                 # A task on a personal phone is held to both lists (docs/security.md, "App allowlist").
                 app_policy=AppPolicy.of(claim.allowed_apps, claim.phone_allowed_apps),
             )

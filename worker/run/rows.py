@@ -184,8 +184,13 @@ class TaskRows:
             seen = (
                 await db_session.execute(
                     select(
-                        Task.status, Task.heartbeat_at, Task.attempts, Task.worker_id, Task.retry_after_acting,
-                        Task.tenant_id, Task.waiting,
+                        Task.status,
+                        Task.heartbeat_at,
+                        Task.attempts,
+                        Task.worker_id,
+                        Task.retry_after_acting,
+                        Task.tenant_id,
+                        Task.waiting,
                     ).where(Task.id == self.task_id)
                 )
             ).first()
@@ -279,12 +284,17 @@ class TaskRows:
         """Leave the task ``queued``, saying which limit holds it (once: a re-send that finds the
         same limit writes nothing)."""
         message = f"{over}; it starts when the tenant has room"
-        if (seen.waiting or {}).get("kind") == WaitingKind.QUOTA.value and seen.waiting.get("message") == message:
+        if (seen.waiting or {}).get("kind") == WaitingKind.QUOTA.value and seen.waiting.get(
+            "message"
+        ) == message:
             logger.info("task waits for its tenant's quota", extra={"limit": over})
             return None
         value = waiting(WaitingKind.QUOTA, message, now)
         result = await db_session.execute(
-            update(Task).where(and_(*guard)).values(waiting=value).execution_options(synchronize_session=False)
+            update(Task)
+            .where(and_(*guard))
+            .values(waiting=value)
+            .execution_options(synchronize_session=False)
         )
         if result.rowcount:
             payload = {"status": TaskStatus.QUEUED.value, "waiting": value}

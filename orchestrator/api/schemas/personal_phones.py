@@ -30,7 +30,9 @@ class PersonalPhoneRename(PersonalPhoneUpdate):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"name": "old work phone"}, {"allowed_apps": ["com.phonefleet.bank"]}]},
+        json_schema_extra={
+            "examples": [{"name": "old work phone"}, {"allowed_apps": ["com.phonefleet.bank"]}]
+        },
     )
 
 
@@ -62,7 +64,8 @@ class PersonalPhoneOut(BaseModel):
     wake_ms: int | None = Field(description="How long its last wake took, in milliseconds.")
     last_error: str | None = Field(description="Why its last wake failed (state failed).")
     allowed_apps: list[str] | None = Field(
-        default=None, description="The only apps tasks on it may use (besides the launcher and system UI); null: any."
+        default=None,
+        description="The only apps tasks on it may use (besides the launcher and system UI); null: any.",
     )
     created_at: dt.datetime
 
