@@ -35,7 +35,9 @@ Run by ``phonefleet pool`` every few seconds. One ``sweep()``:
    tenant was at a limit, ``orchestrator/db/quotas.py``) is not a lost message: pass 1 leaves it
    alone. Each sweep asks, per tenant with such tasks, how many it may start now (``task_room``)
    and sends that many of them again, oldest first, ``waiting`` back to ``queued`` before the send
-   (so a failed send is pass 1's to repeat); ``run`` makes this pass on every tick, as pass 2. The claim checks the limits again, so a room read
+   (so a failed send is pass 1's to repeat), less those it sent already that no worker claimed
+   yet; tenant by tenant, so one tenant's backlog never hides another's waiting task. ``run``
+   makes this pass on every tick, as pass 2. The claim checks the limits again, so a room read
    stale costs one more wait, never a task over the limit.
 4. **Expired sessions** (when given a ``SessionService``): active sessions past ``expires_at`` are
    marked ``expired`` and their phones released (``SessionService.expire_due``).
@@ -200,34 +202,47 @@ class TaskSweeper:
         return report
 
     async def sweep_quota(self, report: SweepReport | None = None) -> SweepReport:
-        """The quota part of a sweep (see the module docstring): tasks sent again land in ``report.requeued``."""
+        """The quota part of a sweep (see the module docstring): tasks sent again land in ``report.requeued``.
+
+        Tenant by tenant, so one tenant's backlog never hides another's waiting task; a tenant's
+        room is less the tasks already sent again and not yet claimed (no re-send churn)."""
         report = SweepReport() if report is None else report
+        queued = Task.status == TaskStatus.QUEUED
         quota_wait = Task.waiting["kind"].as_string() == WaitingKind.QUOTA.value
+        sent_again = Task.waiting["message"].as_string() == QUOTA_ROOM_MESSAGE
+        due: list[Any] = []
         async with self.db.transaction() as db_session:
-            waiting_rows = (
-                await db_session.execute(
-                    select(Task.id, Task.tenant_id, Task.device_profile)
-                    .where(Task.status == TaskStatus.QUEUED, quota_wait)
-                    .order_by(Task.created_at)
-                    .limit(self.batch)
+            tenants = (
+                await db_session.scalars(
+                    select(Task.tenant_id).where(queued, quota_wait).distinct().limit(self.batch)
                 )
             ).all()
-            by_tenant: dict[uuid.UUID, list[Any]] = {}
-            for row in waiting_rows:
-                by_tenant.setdefault(row.tenant_id, []).append(row)
-            rooms = {tenant: await task_room(db_session, tenant, self.quotas) for tenant in by_tenant}
-        for tenant, rows in by_tenant.items():
-            room = rooms[tenant]
-            for row in rows if room is None else rows[:room]:
-                async with self.db.transaction(write=True) as db_session:
-                    moved = await set_queued_waiting(
-                        db_session, tenant, row.id, WaitingKind.QUEUED, QUOTA_ROOM_MESSAGE,
-                        only_if=WaitingKind.QUOTA,
-                    )  # fmt: skip
-                if moved is not None and await self._requeue(
-                    row, {"from": TaskStatus.QUEUED.value, "reason": "quota"}
-                ):
-                    report.requeued.append(row.id)
+            for tenant in tenants:
+                room = await task_room(db_session, tenant, self.quotas)
+                if room is not None:
+                    pending = await db_session.scalar(
+                        select(func.count()).where(Task.tenant_id == tenant, queued, sent_again)
+                    )
+                    room = min(self.batch, room - (pending or 0))
+                    if room <= 0:
+                        continue
+                rows = await db_session.execute(
+                    select(Task.id, Task.tenant_id, Task.device_profile)
+                    .where(Task.tenant_id == tenant, queued, quota_wait)
+                    .order_by(Task.created_at)
+                    .limit(self.batch if room is None else room)
+                )
+                due.extend(rows.all())
+        for row in due:
+            async with self.db.transaction(write=True) as db_session:
+                moved = await set_queued_waiting(
+                    db_session, row.tenant_id, row.id, WaitingKind.QUEUED, QUOTA_ROOM_MESSAGE,
+                    only_if=WaitingKind.QUOTA,
+                )  # fmt: skip
+            if moved is not None and await self._requeue(
+                row, {"from": TaskStatus.QUEUED.value, "reason": "quota"}
+            ):
+                report.requeued.append(row.id)
         return report
 
     def horizon_s(self, resends: int | None) -> float:

@@ -364,3 +364,5 @@ def test_a_task_waiting_for_its_quota_is_sent_again_only_when_its_tenant_has_roo
     assert task.status == TaskStatus.QUEUED and task.waiting["kind"] == WaitingKind.QUEUED
     assert [e.type for e in events] == ["task.waiting", REQUEUED]
     assert run(_state(url, second))[0].waiting["kind"] == WaitingKind.QUOTA
+    # The room is the first's until a worker claims it: the next sweep sends nothing more.
+    assert run(_sweep(url, queue)).requeued == [] and len(_messages(redis_prefix)) == 1
