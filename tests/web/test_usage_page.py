@@ -12,7 +12,7 @@ from tests.orchestrator.conftest import Api
 from tests.web.browser import S, Tab, chromium, expect
 
 
-def test_usage_page_shows_the_tenants_usage_and_limits(api: Api, tmp_path: Path) -> None:
+def test_usage_page_shows_the_tenants_usage_and_limits(api: Api, artifacts: Path) -> None:
     admin = api.caller(role=UserRole.ADMIN)
     member = api.caller(tenant_id=admin.tenant_id)
     limited = admin.http.put(f"/api/v1/tenants/{admin.tenant_id}/limits", json={"max_concurrent_tasks": 2})
@@ -24,7 +24,7 @@ def test_usage_page_shows_the_tenants_usage_and_limits(api: Api, tmp_path: Path)
 
     async def scenario() -> None:
         async with chromium() as browser:
-            tab = await Tab.open(browser, api.url, tmp_path)
+            tab = await Tab.open(browser, api.url, artifacts)
             page = tab.page
             await tab.login(member.key)
             await page.get_by_role("link", name="Usage").click()
