@@ -13,6 +13,9 @@ The claim rule (``claim``), in one conditional UPDATE:
   otherwise → ``failed`` with reason ``worker_lost``. Either way the lost run's lease is ended in
   the same transaction (``end_leases_held_by``, reason ``worker_lost``), so its phone is reset now
   rather than when the lease expires;
+- ``queued`` but its tenant at a limit (``orchestrator/db/quotas.py``, counted in the claim's
+  transaction with the tenant's row locked): not claimed; the task stays ``queued`` with
+  ``waiting.kind = quota`` naming the limit, for the sweeper's quota pass to send again;
 - anything else (claimed by a live worker, cancelled, finished): nothing — a duplicate delivery.
 
 A live run cannot be taken for lost: it stamps ``heartbeat_at`` every ``pool.worker_heartbeat_s``
