@@ -42,6 +42,7 @@
     │  ├─ HeadersTooLarge         request headers over 16 KiB in total, or over 100 of them
     │  └─ BodyTimeout             a body that stops arriving before its end (shorter than Content-Length)
     ├─ RateLimited                too many requests for this tenant                         [retryable]
+    │  └─ QuotaExceeded           a session past a tenant quota (``quotas.*``, docs/api.md "Quotas and usage")
     └─ Unavailable                a dependency is down or overloaded                         [retryable]
        ├─ DatabaseUnavailable     unreachable, pool exhausted, SQLite "database is locked"
        ├─ BrokerUnavailable       the Celery broker refused or timed out
@@ -97,6 +98,7 @@ __all__ = [
     "PersonalPhoneQuota",
     "PersonalPhonesUnsupported",
     "PhoneFleetError",
+    "QuotaExceeded",
     "RateLimited",
     "ScheduleNotFound",
     "ScreenshotNotFound",
@@ -283,6 +285,12 @@ class RateLimited(PhoneFleetError):
     def __init__(self, message: str, *, retry_after_s: float, context: dict[str, Any] | None = None) -> None:
         super().__init__(message, context={**(context or {}), "retry_after_s": retry_after_s})
         self.retry_after_s = retry_after_s
+
+
+class QuotaExceeded(RateLimited):
+    """Work that would pass one of its tenant's limits (the message names the limit first)."""
+
+    code = "quota_exceeded"
 
 
 class Unavailable(PhoneFleetError):

@@ -313,6 +313,17 @@ class ScheduleSettings(_Group):
     misfire_grace_s: float = Field(default=30.0, gt=0)
 
 
+class QuotaSettings(_Group):
+    """Every tenant's limits unless its own row overrides one (``tenants.limits``; docs/api.md,
+    "Quotas and usage"). None: unlimited, the default."""
+
+    max_concurrent_tasks: int | None = Field(default=None, ge=0)  # tasks claimed and not ended
+    # Phones held at once: its claimed tasks and its active sessions together.
+    max_concurrent_devices: int | None = Field(default=None, ge=0)
+    max_personal_phones: int | None = Field(default=None, ge=0)  # personal phones it may keep
+    max_phone_minutes_per_day: int | None = Field(default=None, ge=0)  # leased phone time, per UTC day
+
+
 class ApiSettings(_Group):
     """Where the HTTP API listens."""
 
@@ -423,6 +434,7 @@ class Settings(BaseSettings):
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     personal_phones: PersonalPhoneSettings = Field(default_factory=PersonalPhoneSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
 
     @field_validator("data_dir")
     @classmethod

@@ -24,6 +24,7 @@ from orchestrator.api import (
     schedules,
     sessions,
     tasks,
+    usage,
     webhook_subscriptions,
     webhooks,
 )
@@ -123,7 +124,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
         cipher = screenshot_cipher(settings)  # seals step screenshots when storage.encryption_key is set
         personal_phones = PersonalPhoneService(
             db, provider=settings.pool.provider, max_per_user=settings.personal_phones.max_per_user,
-            profiles=settings.pool.profiles,
+            profiles=settings.pool.profiles, quotas=settings.quotas,
         )  # fmt: skip
         archives = PhoneArchives(
             personal_phones, data_dir=settings.personal_phones.data_dir, key=export_key(settings),
@@ -148,13 +149,14 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             api_keys=ApiKeyService(db, verifier),
             health=health,
             logins=Logins.from_settings(settings, db, verifier),
-            metrics=MetricsService(db, health=health),
+            metrics=MetricsService(db, health=health, quotas=settings.quotas),
             sessions=SessionService(
                 db,
                 leases,
                 profiles=settings.pool.profiles,
                 personal_phones=personal_phones,
                 wake_timeout_s=settings.personal_phones.wake_timeout_s,
+                quotas=settings.quotas,
             ),
             personal_phones=personal_phones,
             phone_archives=archives,
@@ -211,7 +213,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, auth, health, metrics,
-               events, webhooks, webhook_subscriptions, live, tenants_api)  # fmt: skip
+               events, webhooks, webhook_subscriptions, live, tenants_api, usage)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)

@@ -96,14 +96,14 @@ async def personal_phone_thumbnail(
     return image_response(await steps.phone_thumbnail(row.tenant_id, row.id))
 
 
-@router.patch("/{personal_phone_id}", summary="Rename a personal phone")
+@router.patch("/{personal_phone_id}", summary="Rename a personal phone, or change its allowed apps")
 async def rename_personal_phone(
     personal_phone_id: uuid.UUID,
     body: PersonalPhoneRename,
     principal: CurrentPrincipal,
     phones: PersonalPhoneServiceDep,
 ) -> PersonalPhoneOut:
-    """Only its owner renames it."""
+    """Only its owner renames it or changes its allowed_apps (absent: unchanged; null: any app)."""
     return PersonalPhoneOut.of(await phones.rename(principal, personal_phone_id, body))
 
 

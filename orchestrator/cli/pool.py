@@ -148,7 +148,7 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
     sessions = SessionService(db, store, profiles=settings.pool.profiles)
     sweeper = TaskSweeper(
         db, queue, stale_after_s=settings.pool.worker_lost_s, max_attempts=settings.tasks.max_infra_attempts,
-        sessions=sessions, signal=signal,
+        sessions=sessions, signal=signal, quotas=settings.quotas,
     )  # fmt: skip
     events_signal = EventSignal(settings.redis_url)  # wakes event readers after a run is made
     scheduler = Scheduler(db, queue, settings.schedules, notifier=events_signal, name=f"pool-{os.getpid()}")

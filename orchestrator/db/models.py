@@ -94,6 +94,9 @@ class Tenant(_Row, Base):
     retention_days: Mapped[int | None]
     # Set by DELETE /api/v1/tenant: its data is gone, its rows go once its personal phones' data is.
     deleted_at: Mapped[dt.datetime | None]
+    # This tenant's own limits, overriding settings.quotas by name ({"max_concurrent_tasks": 1});
+    # a name absent takes the setting, null is unlimited (orchestrator/db/quotas.py).
+    limits: Mapped[dict[str, Any] | None]
 
 
 class User(_Row, Base):
@@ -175,6 +178,8 @@ class PersonalPhone(_Row, Base):
     # Set by DELETE: hidden from every read at once; the pool manager then stops its device,
     # removes its data and deletes the row.
     deleted_at: Mapped[dt.datetime | None]
+    # The apps (package names) a task on this phone may use; None: any (docs/security.md).
+    allowed_apps: Mapped[list[Any] | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -211,6 +216,9 @@ class Task(_Row, Base):
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     # "metadata" is reserved on declarative classes, so the attribute is metadata_.
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # The apps (package names) the agent may use, the launcher and system UI besides; None: any.
+    # A task on a personal phone is held to its phone's list too (docs/security.md, "App allowlist").
+    allowed_apps: Mapped[list[Any] | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("devices.id"))
     worker_id: Mapped[str | None] = mapped_column(String(255))

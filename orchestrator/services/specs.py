@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from device_pool.driver.apps import is_package_name
 from orchestrator.settings import PROFILE_NAME_PATTERN
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "MAX_SUBGOALS",
     "MAX_TRIES",
     "ON_STEP_FAILURE",
+    "AllowedApps",
     "ProfileName",
     "TaskSpec",
     "plain_text",
@@ -108,6 +110,32 @@ def _json_size(value: Any, limit: int) -> None:
         raise ValueError(f"is {size} bytes as JSON; at most {limit} bytes are allowed")
 
 
+MAX_ALLOWED_APPS = 100
+
+
+def _package_names(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    for name in value:
+        if not is_package_name(name):
+            raise ValueError(f"{name!r} is not a package name (like com.android.settings)")
+    return list(dict.fromkeys(value))  # each once, in the order given
+
+
+# The apps a task, schedule or personal phone allows (docs/security.md, "App allowlist").
+AllowedApps = Annotated[
+    list[Annotated[str, StringConstraints(min_length=3, max_length=255)]] | None,
+    Field(
+        default=None,
+        max_length=MAX_ALLOWED_APPS,
+        description="Package names of the only apps the agent may use (the launcher and system UI are "
+        "always allowed); null: any app. A Launch of another app is refused; reaching one another way "
+        "pauses the task with a question.",
+    ),
+    AfterValidator(_package_names),
+]
+
+
 class TaskSpec(BaseModel):
     """A task submission (``POST /api/v1/tasks``)."""
 
@@ -165,6 +193,7 @@ class TaskSpec(BaseModel):
         description="Run on your personal phone (woken if asleep; its data is kept after the task). "
         "Not with device_profile: the phone has its own.",
     )
+    allowed_apps: AllowedApps = None
 
     @model_validator(mode="after")
     def _one_shape(self) -> TaskSpec:
@@ -224,4 +253,5 @@ class TaskSpec(BaseModel):
             "metadata": self.metadata,
             "retry_after_acting": self.retry_after_acting,
             "personal_phone_id": self.personal_phone_id,
+            "allowed_apps": self.allowed_apps,
         }

@@ -58,6 +58,7 @@ def new_task(
         retry_after_acting=fields["retry_after_acting"],
         # A schedule's stored body has it as text, or lacks it (made before personal phones).
         personal_phone_id=_uuid(fields.get("personal_phone_id")),
+        allowed_apps=fields.get("allowed_apps"),  # absent from a schedule's body made before allowlists
         attempts=0,
         # Written with the row: the answer says why it waits at no extra cost (control-plane.md).
         waiting=waiting(WaitingKind.QUEUED, QUEUED_MESSAGE, created_at),
@@ -119,8 +120,8 @@ _INSERTED = tuple(
     (attr, Task.__mapper__.attrs[attr].columns[0].name)
     for attr in (
         "id", "created_at", "tenant_id", "created_by", "status", "idempotency_key", "instruction",
-        "device_profile", "max_steps", "max_tries", "subgoals", "on_step_failure", "timeout_s", "model", "webhook_url", "metadata_", "attempts",
-        "waiting", "retry_after_acting", "personal_phone_id",
+        "device_profile", "max_steps", "max_tries", "subgoals", "on_step_failure", "timeout_s", "model",
+        "webhook_url", "metadata_", "attempts", "waiting", "retry_after_acting", "personal_phone_id", "allowed_apps",
     )
 )  # fmt: skip
 

@@ -217,3 +217,14 @@ def test_a_schedule_with_subgoals_makes_runs_that_are_chains(url: str, queue: Ta
         {"index": 1, "goal": "Pay", "status": "pending"},
     ]
     assert made.on_step_failure == "ask"
+
+
+def test_a_schedules_allowed_apps_go_with_each_run(url: str, queue: TaskQueue) -> None:
+    principal = run(make_principal(url))
+    apps = ["com.android.settings"]
+    body = {"instruction": "Turn on Wi-Fi", "allowed_apps": apps}
+    schedule = run(make_schedule(url, principal, interval_s=20, task=body))
+    assert schedule.task["allowed_apps"] == apps
+    run(_tick(url, queue, schedule.next_due_at + S))
+    (task,) = run(runs_of(url, schedule.id))
+    assert task.allowed_apps == apps  # the run is held to the schedule's apps (docs/security.md)

@@ -127,6 +127,10 @@ export const personalPhones = {
   remove: (id, confirm) => request("DELETE", `api/v1/personal-phones/${encodeURIComponent(id)}`, { query: { confirm } }),
 };
 
+export const usage = {
+  get: (query) => get("api/v1/usage", query),
+};
+
 /** WebRTC signalling: kind is "tasks", "sessions" or "devices". */
 export const webrtc = {
   config: () => get("api/v1/webrtc/config"),

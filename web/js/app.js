@@ -11,6 +11,7 @@ import * as sessionsPage from "./pages/sessions.js";
 import * as taskPage from "./pages/task.js";
 import * as tasksPage from "./pages/tasks.js";
 import * as webhooksPage from "./pages/webhooks.js";
+import * as usagePage from "./pages/usage.js";
 import { Router } from "./router.js";
 
 const ROUTES = [
@@ -23,6 +24,7 @@ const ROUTES = [
   { pattern: /^\/sessions$/, page: sessionsPage, title: "Sessions", section: "sessions" },
   { pattern: /^\/sessions\/([^/]+)$/, page: sessionPage, title: "Session", section: "sessions" },
   { pattern: /^\/webhooks$/, page: webhooksPage, title: "Webhooks", section: "webhooks" },
+  { pattern: /^\/usage$/, page: usagePage, title: "Usage", section: "usage" },
 ];
 
 const ctx = {

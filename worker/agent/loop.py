@@ -25,6 +25,7 @@ from device_pool.driver.ui_tree import ui_elements
 from device_pool.errors import DeviceError
 from worker.agent import actions as a
 from worker.agent import prompts
+from worker.agent.app_policy import REFUSED, AppPolicy
 from worker.agent.conversation import Conversation
 from worker.agent.errors import ActionError, ModelError, NoAnswer
 from worker.agent.executor import ActionExecutor, Device
@@ -118,8 +119,15 @@ class _AgentLoop:
         apps: AppCatalog,
         today: dt.date,
         earlier_tries: str | None = None,
+        app_policy: AppPolicy | None = None,
     ) -> None:
         self.task = task
+        # The apps it may use (app_policy.py); None: any. ``acted``: an action since the last capture
+        # may have changed the app in front; ``excursion``: the app outside the list a person was
+        # asked about (not asked again until the run is back in an allowed app).
+        self.app_policy = app_policy
+        self.acted = False
+        self.excursion: str | None = None
         self.earlier_tries = earlier_tries  # what went wrong on this task's earlier tries, for the model
         self.device = device
         self.model = model
@@ -131,6 +139,7 @@ class _AgentLoop:
         self.steps: list[StepRecord] = []
         self.started = time.monotonic()
         self.pending_notes: list[str] = []
+        self.foreground = ""  # the package in front at the last capture
         self.next_frame: Image.Image | None = None
         self.parse_errors = 0
         # The (screen, action) pairs since the last time a person stepped in, for the loop rules,
@@ -161,6 +170,10 @@ class _AgentLoop:
             lang=self.config.lang,
         )  # fmt: skip
         await self.hooks.on_state(AgentState.RUNNING)
+        if self.app_policy is not None:
+            self.pending_notes.append(
+                f"You may use only these apps (package names): {self.app_policy.listed()}, and the home screen."
+            )
         while True:
             if self.steering.paused and not self.steering.cancelled:
                 await self.hooks.on_state(AgentState.USER_CONTROL)
@@ -209,6 +222,7 @@ class _AgentLoop:
         image = self.next_frame or await self.device.screenshot("raw")
         self.next_frame = None
         package, _activity = await self.device.foreground()
+        self.foreground = package
         timings.capture_s = time.monotonic() - t0
         if is_secure_frame(image):
             self.pending_notes.append(await self._protected_note(image.size))
@@ -353,6 +367,10 @@ class _AgentLoop:
         index = len(self.steps) + 1
         timings = StepTimings()
         image, app = await self._capture(timings)
+        if self.app_policy is not None:
+            left = await self._left_allowed_apps(index, image, app, timings)
+            if left is not False:
+                return left
         reply = await self._ask_model(image, app, timings)
         if reply is None or isinstance(reply, AgentResult):
             return reply
@@ -418,6 +436,12 @@ class _AgentLoop:
                 await self.hooks.on_step(step_of(WAITING, message))
 
             self.executor.on_asking = asking  # the step that asks a person is recorded when it asks
+            refused = self._refused_launch(action)
+            if refused is not None:
+                self.pending_notes.append(refused)
+                self.no_change.append(_describe(action))
+                await self.hooks.on_step(step_of(REFUSED))
+                return None
             t0 = time.monotonic()
             try:
                 outcome = await self.executor.execute(action)
@@ -431,6 +455,7 @@ class _AgentLoop:
             await self.hooks.on_step(step_of("no answer", exc.message))
             raise
         timings.act_s = time.monotonic() - t0
+        self.acted = self.acted or type(action).acts_on_phone
         if outcome.note:
             self.pending_notes.append(outcome.note)
         if isinstance(action, (a.TakeOver, a.Interact)) or a.is_sensitive(action):
@@ -457,6 +482,56 @@ class _AgentLoop:
         if outcome.stop is not None:
             return self.result(RunStatus.FAILED, outcome.message, outcome.stop)
         return None
+
+    def _refused_launch(self, action: a.ActionModel) -> str | None:
+        """What the model is told when ``action`` launches an app outside the allowed ones; None when
+        it may go ahead (not a Launch, no policy, an allowed app, or a name no package is known for:
+        the check after the action catches where that leads)."""
+        if self.app_policy is None or not isinstance(action, a.Launch):
+            return None
+        name = action.app.strip()
+        package = name.split("/", 1)[0] if "/" in name else self.apps.resolve(name)
+        if package is None or self.app_policy.allows(package):
+            return None
+        return (
+            f'The app "{name}" ({package}) was not opened: it is not among the apps this task may use '
+            f"({self.app_policy.listed()}). Do the task with those apps, or finish saying why you cannot."
+        )
+
+    async def _left_allowed_apps(
+        self, index: int, image: Image.Image, app: str, timings: StepTimings
+    ) -> AgentResult | bool | None:
+        """After an action, the app in front outside the allowed ones: a question to a person (once
+        per excursion). False: nothing to ask, the step goes on; else the step's outcome."""
+        assert self.app_policy is not None
+        package, acted = self.foreground, self.acted
+        self.acted = False
+        if self.app_policy.allows(package):
+            self.excursion = None
+            return False
+        if not acted or self.excursion == package:
+            return False
+        self.excursion = package
+        question = (
+            f"The phone left the apps this task may use: {app} ({package}) is open now, not by a Launch "
+            f"(a link, a notification or an icon led there). Allowed: {self.app_policy.listed()}. "
+            "Shall I go on, or take over and bring it back?"
+        )
+
+        def step_of(result: str, note: str | None = None) -> StepRecord:
+            step = StepRecord(
+                index=index, screenshot=image, current_app=app, thinking="", action_text="", action=None,
+                result=result, timings=timings, note=note,
+            )  # fmt: skip
+            if self.steps and self.steps[-1].index == index:
+                self.steps[-1] = step
+            else:
+                self.steps.append(step)
+            return step
+
+        return await self._ask_for_help(
+            question, "left allowed_apps", step_of, FailReason.NEEDS_USER, carried_out=True
+        )
 
     def _fresh_start(self) -> None:
         """Forget the loop rules' history: a person stepped in, what came before is no loop."""
@@ -487,6 +562,8 @@ class _AgentLoop:
         result: str,
         step_of: Callable[[str, str | None], StepRecord],
         unanswered: FailReason,
+        *,
+        carried_out: bool = False,
     ) -> AgentResult | None:
         """Ask a person ``question`` instead of carrying out the step's action (a loop, or a finish
         saying the task cannot be done): their answer goes into the next turn; a takeover carries on
@@ -507,9 +584,12 @@ class _AgentLoop:
             note = "The user took control instead of answering."
         else:
             note = f"The user answered: {answer}"
-            self.pending_notes.append(
-                f"Your last action was not carried out: you asked the user for help ({question}). {note}"
-            )
+            if carried_out:  # the question was the run's own, about where the phone is
+                self.pending_notes.append(f"The user was asked: {question} {note}")
+            else:
+                self.pending_notes.append(
+                    f"Your last action was not carried out: you asked the user for help ({question}). {note}"
+                )
         self.next_frame = None
         await self.hooks.on_step(step_of(f"{result}: asked the user", note))
         return None
@@ -526,14 +606,16 @@ async def run_agent(
     apps: AppCatalog | None = None,
     today: dt.date | None = None,
     earlier_tries: str | None = None,
+    app_policy: AppPolicy | None = None,
 ) -> AgentResult:
     """Run ``task`` on ``device`` until finish, failure, cancel or a budget runs out.
 
     ``earlier_tries`` (``prompts.earlier_tries_message``) goes with the task in the first turn: a
-    later try of the same task, starting from the screen the earlier one left.
+    later try of the same task, starting from the screen the earlier one left. ``app_policy``
+    holds the run to the apps a task may use (``app_policy.py``); None: any app.
     """
     loop = _AgentLoop(
         task, device, model, config or AgentConfig(), hooks or AgentHooks(), steering or AgentSteering(),
-        apps or AppCatalog(), today or dt.date.today(), earlier_tries,
+        apps or AppCatalog(), today or dt.date.today(), earlier_tries, app_policy,
     )  # fmt: skip
     return await loop.run()

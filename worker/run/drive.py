@@ -159,7 +159,9 @@ async def perform_run(task_id: uuid.UUID, deps: RunDeps, end: RunEnd | None = No
         stack.push_async_callback(notifier.close)
         rows = TaskRows(Database(make_sessionmaker(engine)), task_id, holder_id, notifier=notifier)
         claim = await rows.claim(
-            stale_s=settings.pool.worker_lost_s, max_attempts=settings.tasks.max_infra_attempts
+            stale_s=settings.pool.worker_lost_s,
+            max_attempts=settings.tasks.max_infra_attempts,
+            quotas=settings.quotas,
         )
         if claim is None:
             return None
@@ -314,6 +316,7 @@ async def _drive(
 ) -> Tries | Chain:
     """Connect the phone and the model, and run the agent until it ends, in tries (``tries.py``);
     a task chain's subgoals one after another (``chain.py``)."""
+    from worker.agent.app_policy import AppPolicy
     from worker.agent.loop import AgentConfig
     from worker.agent.model_client import ModelClientConfig, ModelEndpoint
     from worker.agent.phone_agent import phone_agent
@@ -362,8 +365,10 @@ async def _drive(
                 )
                 told = "\n\n".join(part for part in (context, earlier_tries) if part) or None
                 return await agent.run(
-                    task, config=config, hooks=hooks, steering=steering, earlier_tries=told
-                )
+                    task, config=config, hooks=hooks, steering=steering, earlier_tries=told,
+                    # A task on a personal phone is held to both lists (docs/security.md, "App allowlist").
+                    app_policy=AppPolicy.of(claim.allowed_apps, claim.phone_allowed_apps),
+                )  # fmt: skip
 
             return await run_tries(
                 run_try, max_tries=claim.max_tries, rows=rows, hooks=hooks, steering=steering,

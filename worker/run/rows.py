@@ -13,6 +13,9 @@ The claim rule (``claim``), in one conditional UPDATE:
   otherwise → ``failed`` with reason ``worker_lost``. Either way the lost run's lease is ended in
   the same transaction (``end_leases_held_by``, reason ``worker_lost``), so its phone is reset now
   rather than when the lease expires;
+- ``queued`` but its tenant at a limit (``orchestrator/db/quotas.py``, counted in the claim's
+  transaction with the tenant's row locked): not claimed; the task stays ``queued`` with
+  ``waiting.kind = quota`` naming the limit, for the sweeper's quota pass to send again;
 - anything else (claimed by a live worker, cancelled, finished): nothing — a duplicate delivery.
 
 A live run cannot be taken for lost: it stamps ``heartbeat_at`` every ``pool.worker_heartbeat_s``
@@ -53,6 +56,7 @@ from orchestrator.db import (
     WORKER_LOST,
     DbSession,
     Event,
+    PersonalPhone,
     Step,
     Task,
     TaskStatus,
@@ -61,6 +65,7 @@ from orchestrator.db import (
     waiting,
 )
 from orchestrator.db.database import Database
+from orchestrator.db.quotas import refusal as quota_refusal
 from orchestrator.db.steps import AGENT, USER, insert_step
 from orchestrator.encryption import Cipher
 from orchestrator.notifier import EventSignal
@@ -84,6 +89,7 @@ _CLAIM_COLUMNS = (
     Task.tenant_id, Task.instruction, Task.device_profile, Task.max_steps, Task.timeout_s, Task.model,
     Task.attempts, Task.retry_after_acting, Task.max_tries,
     Task.attempts, Task.retry_after_acting, Task.personal_phone_id, Task.subgoals, Task.on_step_failure,
+    Task.allowed_apps,
 )  # fmt: skip
 
 # The events of a sensitive step: the agent asked for a confirmation or a takeover (the run's hooks
@@ -140,6 +146,9 @@ class Claim:
     # A task chain's subgoals, in order (empty: no chain), and what a failed one does (chain.py).
     subgoals: tuple[str, ...] = ()
     on_step_failure: str = "stop"
+    # The apps the task may use and those its personal phone allows (None: any), for AppPolicy.of.
+    allowed_apps: list[str] | None = None
+    phone_allowed_apps: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -174,8 +183,11 @@ class TaskRows:
         if self.notifier is not None:
             self.notifier.notify()
 
-    async def claim(self, *, stale_s: float, max_attempts: int) -> Claim | None:
-        """Claim the task (see the module docstring); None when there is nothing to run."""
+    async def claim(self, *, stale_s: float, max_attempts: int, quotas: Any = None) -> Claim | None:
+        """Claim the task (see the module docstring); None when there is nothing to run, or when
+        its tenant is at a limit of ``quotas`` (``settings.quotas``): the task stays ``queued`` with
+        ``waiting.kind = quota`` naming the limit, and the sweeper's quota pass sends it again once
+        the tenant has room."""
         now = utcnow()
         stale_before = now - dt.timedelta(seconds=stale_s)
         self.stale_s = stale_s
@@ -183,7 +195,13 @@ class TaskRows:
             seen = (
                 await db_session.execute(
                     select(
-                        Task.status, Task.heartbeat_at, Task.attempts, Task.worker_id, Task.retry_after_acting
+                        Task.status,
+                        Task.heartbeat_at,
+                        Task.attempts,
+                        Task.worker_id,
+                        Task.retry_after_acting,
+                        Task.tenant_id,
+                        Task.waiting,
                     ).where(Task.id == self.task_id)
                 )
             ).first()
@@ -211,6 +229,11 @@ class TaskRows:
                     refusal = retry_refusal(seen.retry_after_acting, **await _acted(db_session, self.task_id))
                 if refusal is not None:
                     return await self._fail_lost(db_session, guard, seen, now, refusal)
+            else:
+                # A new start (a lost worker's task already counted against its tenant's limits).
+                over = await quota_refusal(db_session, seen.tenant_id, quotas, "task")
+                if over is not None:
+                    return await self._wait_quota(db_session, seen, guard, over, now)
             claimed = {
                 "status": TaskStatus.LEASING, "worker_id": self.worker_id, "claimed_at": now,
                 "heartbeat_at": now, "attempts": Task.attempts + 1, "device_id": None, "waiting": None,
@@ -246,6 +269,11 @@ class TaskRows:
                 )
                 avoid = await _failed_devices(db_session, self.task_id)
             await _event(db_session, row.tenant_id, self.task_id, "task.status", payload)
+            phone_apps = None
+            if row.personal_phone_id is not None:
+                phone_apps = await db_session.scalar(
+                    select(PersonalPhone.allowed_apps).where(PersonalPhone.id == row.personal_phone_id)
+                )
         self.tenant_id, self.status = row.tenant_id, TaskStatus.LEASING
         fields = {"attempt": row.attempts, "reclaimed": stale, "worker_id": self.worker_id}
         if stale:
@@ -260,7 +288,32 @@ class TaskRows:
             personal_phone_id=row.personal_phone_id,
             subgoals=tuple(part["goal"] for part in row.subgoals or ()),
             on_step_failure=row.on_step_failure or "stop",
+            allowed_apps=row.allowed_apps, phone_allowed_apps=phone_apps,
         )  # fmt: skip
+
+    async def _wait_quota(
+        self, db_session: DbSession, seen: Any, guard: list[Any], over: str, now: dt.datetime
+    ) -> None:
+        """Leave the task ``queued``, saying which limit holds it (once: a re-send that finds the
+        same limit writes nothing)."""
+        message = f"{over}; it starts when the tenant has room"
+        if (seen.waiting or {}).get("kind") == WaitingKind.QUOTA.value and seen.waiting.get(
+            "message"
+        ) == message:
+            logger.info("task waits for its tenant's quota", extra={"limit": over})
+            return None
+        value = waiting(WaitingKind.QUOTA, message, now)
+        result = await db_session.execute(
+            update(Task)
+            .where(and_(*guard))
+            .values(waiting=value)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount:
+            payload = {"status": TaskStatus.QUEUED.value, "waiting": value}
+            await _event(db_session, seen.tenant_id, self.task_id, WAITING_EVENT, payload)
+            logger.info("task waits for its tenant's quota", extra={"limit": over})
+        return None
 
     async def _fail_lost(
         self, db_session: DbSession, guard: list[Any], seen: Any, now: dt.datetime, refusal: str

@@ -167,6 +167,9 @@ class TaskOut(BaseModel):
     )
     due_at: dt.datetime | None = Field(default=None, description="A schedule's run: the due time it was made for.")
     personal_phone_id: uuid.UUID | None = Field(default=None, description="The personal phone it runs on, if any.")
+    allowed_apps: list[str] | None = Field(
+        default=None, description="The only apps the agent may use (besides the launcher and system UI); null: any."
+    )
 
     @classmethod
     def from_row(cls, task: Task) -> TaskOut:
@@ -178,6 +181,6 @@ class TaskOut(BaseModel):
             result=task.result, created_at=task.created_at, started_at=task.started_at,
             finished_at=task.finished_at, waiting=task.waiting, steps_url=f"/api/v1/tasks/{task.id}/steps",
             schedule_id=task.schedule_id, due_at=task.due_at,
-            personal_phone_id=task.personal_phone_id,
+            personal_phone_id=task.personal_phone_id, allowed_apps=task.allowed_apps,
             subgoals=task.subgoals, on_step_failure=task.on_step_failure,
         )  # fmt: skip

@@ -51,6 +51,7 @@ KINDS = {
     "schedule_id": "A creates a schedule (POST /api/v1/schedules)",
     "personal_phone_id": "A makes a personal phone (POST /api/v1/personal-phones); A's task runs on it",
     "subscription_id": "A's admin subscribes a URL to A's events (POST /api/v1/webhooks)",
+    "tenant_id": "A's own tenant (its limits: /api/v1/tenants/{tenant_id}/limits)",
 }
 
 
@@ -106,6 +107,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
     ("GET", "/api/v1/personal-phones/{personal_phone_id}/export"): HIDDEN,
     ("GET", "/api/v1/personal-phones/{personal_phone_id}/thumbnail"): HIDDEN,
+    ("GET", "/api/v1/tenants/{tenant_id}/limits"): HIDDEN,
+    ("PUT", "/api/v1/tenants/{tenant_id}/limits"): HIDDEN,
     ("GET", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
     ("DELETE", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
     ("POST", "/api/v1/webhooks/{subscription_id}/rotate-secret"): HIDDEN,
@@ -227,7 +230,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
             "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"],
             "schedule_id": schedule.json()["id"], "personal_phone_id": personal.json()["id"],
-            "subscription_id": hook.json()["id"],
+            "subscription_id": hook.json()["id"], "tenant_id": str(a.tenant_id),
         }  # fmt: skip
         assert ids.keys() == KINDS.keys()
         yield World(api=api, ids=ids, a=a, b_admin=b_admin, b_member=b_member)
