@@ -1,8 +1,10 @@
 """``phonefleet admin``: bootstrap tenants and API keys from the terminal.
 
-``phonefleet admin create-key --tenant NAME [--admin]`` creates the tenant if it is new, a user in it
-(``admin`` or ``member`` unless ``--user`` names one) and a key, and prints the key: the only time
-it is ever shown. ``revoke-key PREFIX`` revokes one.
+``phonefleet admin create-key --tenant NAME [--admin | --operator]`` creates the tenant if it is new, a
+user in it (``operator``, ``admin`` or ``member`` unless ``--user`` names one) and a key, and prints
+the key: the only time it is ever shown. ``--operator`` makes the deployment's operator (the fleet's
+devices, every tenant; also the admin of its own tenant): whoever runs this command has the database,
+so it is the operator's own way in. ``revoke-key PREFIX`` revokes one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import sys
 
 
-async def _create_key(url: str, tenant: str, user: str, admin: bool, name: str) -> str:
+async def _create_key(url: str, tenant: str, user: str, role_name: str, name: str) -> str:
     from orchestrator.db import UserRole, make_engine, make_sessionmaker
     from orchestrator.services.auth import get_or_create_tenant, issue_api_key
 
@@ -20,7 +22,7 @@ async def _create_key(url: str, tenant: str, user: str, admin: bool, name: str) 
     try:
         async with make_sessionmaker(engine)() as db_session, db_session.begin():
             row = await get_or_create_tenant(db_session, tenant)
-            role = UserRole.ADMIN if admin else UserRole.MEMBER
+            role = UserRole(role_name)
             issued = await issue_api_key(
                 db_session, tenant_id=row.id, user_name=user or role.value, role=role, name=name
             )
@@ -62,7 +64,7 @@ def _cmd_admin(args: argparse.Namespace) -> int:
     try:
         if args.action == "create-key":
             key = asyncio.run(
-                _create_key(settings.database_url, args.tenant, args.user, args.admin, args.name)
+                _create_key(settings.database_url, args.tenant, args.user, args.role, args.name)
             )
             print(key)
             print("Store this key now: it is not shown again.", file=sys.stderr)
@@ -85,8 +87,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create-key", help="print a new API key (created tenant and user if new)")
     create.add_argument("--tenant", required=True, help="tenant name (created if it does not exist)")
-    create.add_argument("--admin", action="store_true", help="the key's user is an admin of the tenant")
-    create.add_argument("--user", default="", help="user name (default: 'admin' or 'member')")
+    role = create.add_mutually_exclusive_group()
+    role.add_argument("--admin", dest="role", action="store_const", const="admin",
+                      help="the key's user is an admin of the tenant")  # fmt: skip
+    role.add_argument("--operator", dest="role", action="store_const", const="operator",
+                      help="the key's user is the deployment's operator (and its tenant's admin)")  # fmt: skip
+    create.set_defaults(role="member")
+    create.add_argument("--user", default="", help="user name (default: the role's name)")
     create.add_argument("--name", default="cli", help="a label for the key")
     revoke = actions.add_parser(
         "revoke-key", help="revoke the key with this prefix (the 8 characters after pf_)"

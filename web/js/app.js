@@ -35,7 +35,7 @@ function showAccount() {
   const me = ctx.me;
   document.getElementById("nav").hidden = !me;
   document.getElementById("account").hidden = !me;
-  document.getElementById("who").textContent = me ? `${me.user} · ${me.tenant}${me.role === "admin" ? " (admin)" : ""}` : "";
+  document.getElementById("who").textContent = me ? `${me.user} · ${me.tenant}${me.role === "member" ? "" : ` (${me.role})`}` : "";
 }
 
 async function boot() {
