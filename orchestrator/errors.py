@@ -74,6 +74,7 @@ __all__ = [
     "InvalidSchedule",
     "InvalidSdp",
     "InvalidTransition",
+    "LastAdminKey",
     "LimitReached",
     "ModelServerUnavailable",
     "NoLiveDevice",
@@ -191,6 +192,12 @@ class IdempotencyConflict(Conflict):
 
 class DeviceExists(Conflict):
     code = "device_exists"
+
+
+class LastAdminKey(Conflict):
+    """Revoking this key would leave a tenant with no admin key (docs/security.md, "Roles")."""
+
+    code = "last_admin_key"
 
 
 class LimitReached(Conflict):

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from device_pool.pool import LeaseStore, signal_for
 from orchestrator.api import (
     api_keys,
+    audit,
     auth,
     device_api,
     devices,
@@ -189,8 +190,8 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     # MCP over streamable HTTP at /mcp: its tools call this app's REST API in process (docs/mcp.md).
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
-    routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, auth, health, metrics,
-               events, webhooks, webhook_subscriptions, live)  # fmt: skip
+    routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, audit, auth, health,
+               metrics, events, webhooks, webhook_subscriptions, live)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)

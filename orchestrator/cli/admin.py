@@ -16,6 +16,7 @@ import sys
 
 async def _create_key(url: str, tenant: str, user: str, role_name: str, name: str) -> str:
     from orchestrator.db import UserRole, make_engine, make_sessionmaker
+    from orchestrator.services.audit import record_audit
     from orchestrator.services.auth import get_or_create_tenant, issue_api_key
 
     engine = make_engine(url)
@@ -26,6 +27,9 @@ async def _create_key(url: str, tenant: str, user: str, role_name: str, name: st
             issued = await issue_api_key(
                 db_session, tenant_id=row.id, user_name=user or role.value, role=role, name=name
             )
+            await record_audit(db_session, None, "api_key.issue", target=f"api_key:{issued.row.id}",
+                               detail={"tenant": tenant, "user": issued.user.name, "role": role.value,
+                                       "name": name, "prefix": issued.row.prefix})  # fmt: skip
             return issued.key
     finally:
         await engine.dispose()
@@ -35,6 +39,7 @@ async def _revoke_key(url: str, prefix: str) -> bool:
     from sqlalchemy import select
 
     from orchestrator.db import ApiKey, make_engine, make_sessionmaker
+    from orchestrator.services.audit import record_audit
     from orchestrator.services.auth import revoke_api_key
 
     engine = make_engine(url)
@@ -43,6 +48,9 @@ async def _revoke_key(url: str, prefix: str) -> bool:
             key = await db_session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
             if key is None:
                 return False
+            if key.revoked_at is None:
+                await record_audit(db_session, None, "api_key.revoke", target=f"api_key:{key.id}",
+                                   detail={"tenant_id": str(key.tenant_id), "prefix": prefix})  # fmt: skip
             await revoke_api_key(db_session, tenant_id=key.tenant_id, key_id=key.id)
             return True
     finally:

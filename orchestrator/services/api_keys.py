@@ -1,4 +1,10 @@
-"""Managing a tenant's API keys (admin routes): list, issue, revoke."""
+"""Managing a tenant's API keys (admin routes): list, issue, revoke; each change audited.
+
+The rules (docs/security.md, "Roles"): an admin manages its own tenant's keys only; only the
+operator issues or revokes an operator's key; and no revocation leaves a tenant without a working
+admin key (``LastAdminKey``, 409). ``phonefleet admin revoke-key`` on the database itself is the
+operator's way out of that rule.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,13 @@ from sqlalchemy import select
 
 from orchestrator.db import ApiKey, User, UserRole
 from orchestrator.db.database import Database
+from orchestrator.errors import LastAdminKey, PermissionDenied
+from orchestrator.services.audit import record_audit
 from orchestrator.services.auth import ApiKeyVerifier, IssuedKey, Principal, issue_api_key, revoke_api_key
 
-__all__ = ["ApiKeyService"]
+__all__ = ["ADMIN_ROLES", "ApiKeyService"]
+
+ADMIN_ROLES = (UserRole.ADMIN, UserRole.OPERATOR)  # the roles whose keys administer a tenant
 
 
 class ApiKeyService:
@@ -32,16 +42,52 @@ class ApiKeyService:
             return [(row.ApiKey, row.User) for row in rows]
 
     async def issue(self, principal: Principal, *, user_name: str, role: UserRole, name: str) -> IssuedKey:
-        """A new key for a user of the caller's tenant (created if new)."""
+        """A new key for a user of the caller's tenant (created if new); an operator's key only by the operator."""
+        if role == UserRole.OPERATOR and not principal.is_operator:
+            raise PermissionDenied("only the operator issues an operator's key")
         async with self.db.transaction() as db_session:
-            return await issue_api_key(
+            issued = await issue_api_key(
                 db_session, tenant_id=principal.tenant_id, user_name=user_name, role=role, name=name
             )
+            await record_audit(db_session, principal, "api_key.issue", target=f"api_key:{issued.row.id}",
+                               detail={"user": user_name, "role": role.value, "name": name,
+                                       "prefix": issued.row.prefix})  # fmt: skip
+            return issued
 
     async def revoke(self, principal: Principal, key_id: uuid.UUID) -> tuple[ApiKey, User]:
-        """Revoke one of the tenant's keys; this process stops accepting it at once."""
-        async with self.db.transaction() as db_session:
+        """Revoke one of the tenant's keys; this process stops accepting it at once.
+
+        Raises ``ApiKeyNotFound`` (another tenant's key too), ``PermissionDenied`` (an admin revoking
+        the operator's key), ``LastAdminKey`` (it is the tenant's last working admin key).
+        """
+        async with self.db.transaction(write=True) as db_session:
+            # Every working admin key of the tenant, locked: two revocations at once cannot each
+            # see the other's key as the one left.
+            admin_keys = (
+                await db_session.execute(
+                    select(ApiKey.id, User.role)
+                    .join(User, User.id == ApiKey.user_id)
+                    .where(ApiKey.tenant_id == principal.tenant_id, ApiKey.revoked_at.is_(None),
+                           User.role.in_(ADMIN_ROLES))
+                    .with_for_update(of=ApiKey)
+                )
+            ).all()  # fmt: skip
+            roles = {row.id: row.role for row in admin_keys}
+            if roles.get(key_id) == UserRole.OPERATOR and not principal.is_operator:
+                raise PermissionDenied("only the operator revokes an operator's key")
+            if key_id in roles and len(roles) == 1:
+                raise LastAdminKey(
+                    f"API key {key_id} is the last working admin key of your tenant: issue another admin "
+                    "key first, then revoke this one",
+                    context={"key_id": str(key_id)},
+                )
+            was_revoked = await db_session.scalar(
+                select(ApiKey.revoked_at).where(ApiKey.id == key_id, ApiKey.tenant_id == principal.tenant_id)
+            )
             key = await revoke_api_key(db_session, tenant_id=principal.tenant_id, key_id=key_id)
             user = await db_session.get_one(User, key.user_id)
+            if was_revoked is None:  # revoking a revoked key again changes nothing: no entry
+                await record_audit(db_session, principal, "api_key.revoke", target=f"api_key:{key.id}",
+                                   detail={"user": user.name, "role": user.role.value, "prefix": key.prefix})  # fmt: skip
         self.verifier.forget(key.prefix)
         return key, user
