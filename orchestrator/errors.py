@@ -13,6 +13,8 @@
     │  ├─ IdempotencyConflict     an Idempotency-Key reused with a different body
     │  ├─ DeviceExists            registering a serial the pool already has
     │  ├─ NoLiveDevice            live view or a device call on a task or session that holds no phone now
+    │  ├─ LastAdminKey            revoking a tenant's last working admin key
+    │  ├─ AdbTunnelUnsupported    an ADB tunnel to a phone with no TCP address (a USB handset)
     │  ├─ PersonalPhoneInUse      deleting a personal phone a task or session holds
     │  ├─ PersonalPhoneQuota      a user at personal_phones.max_per_user
     │  ├─ PersonalPhonesUnsupported  the pool's provider cannot keep a phone's data (static ADB)
@@ -54,6 +56,7 @@ from typing import Any
 from device_pool.errors import PhoneFleetError
 
 __all__ = [
+    "AdbTunnelUnsupported",
     "ApiKeyNotFound",
     "BadHttpRequest",
     "BodyTimeout",
@@ -192,6 +195,12 @@ class IdempotencyConflict(Conflict):
 
 class DeviceExists(Conflict):
     code = "device_exists"
+
+
+class AdbTunnelUnsupported(Conflict):
+    """The session's phone has no TCP address the API can relay an ADB tunnel to (a USB handset)."""
+
+    code = "adb_tunnel_unsupported"
 
 
 class LastAdminKey(Conflict):

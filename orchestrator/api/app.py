@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from device_pool.pool import LeaseStore, signal_for
 from orchestrator.api import (
+    adb_tunnel,
     api_keys,
     audit,
     auth,
@@ -191,7 +192,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, audit, auth, health,
-               metrics, events, webhooks, webhook_subscriptions, live)  # fmt: skip
+               metrics, events, webhooks, webhook_subscriptions, live, adb_tunnel)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
