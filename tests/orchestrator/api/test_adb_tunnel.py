@@ -33,7 +33,7 @@ from tests.processes import REPO, AdbServer, SimPhones, stop_process
 MARK = "through-the-tunnel"
 
 
-def session_on(api: Api, phone: SimPhones, key_http) -> str:  # noqa: ANN001
+def session_on(api: Api, phone: SimPhones, key_http) -> str:
     """A device row for the virtual phone, and a session on it: the session's id."""
 
     async def insert() -> None:
