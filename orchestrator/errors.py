@@ -14,6 +14,7 @@
     │  ├─ DeviceExists            registering a serial the pool already has
     │  ├─ NoLiveDevice            live view or a device call on a task or session that holds no phone now
     │  ├─ LastAdminKey            revoking a tenant's last working admin key
+    │  ├─ TenantExists            creating a tenant whose name is taken
     │  ├─ AdbTunnelUnsupported    an ADB tunnel to a phone with no TCP address (a USB handset)
     │  ├─ PersonalPhoneInUse      deleting a personal phone a task or session holds
     │  ├─ PersonalPhoneQuota      a user at personal_phones.max_per_user
@@ -99,6 +100,7 @@ __all__ = [
     "SessionNotFound",
     "StepNotFound",
     "TaskNotFound",
+    "TenantExists",
     "Unauthenticated",
     "Unavailable",
     "UnknownDeviceProfile",
@@ -201,6 +203,10 @@ class AdbTunnelUnsupported(Conflict):
     """The session's phone has no TCP address the API can relay an ADB tunnel to (a USB handset)."""
 
     code = "adb_tunnel_unsupported"
+
+
+class TenantExists(Conflict):
+    code = "tenant_exists"
 
 
 class LastAdminKey(Conflict):

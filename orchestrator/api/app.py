@@ -26,6 +26,7 @@ from orchestrator.api import (
     schedules,
     sessions,
     tasks,
+    tenants,
     webhook_subscriptions,
     webhooks,
 )
@@ -192,7 +193,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, audit, auth, health,
-               metrics, events, webhooks, webhook_subscriptions, live, adb_tunnel)  # fmt: skip
+               metrics, events, webhooks, webhook_subscriptions, live, adb_tunnel, tenants)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)

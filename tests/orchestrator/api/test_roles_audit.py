@@ -111,3 +111,23 @@ def test_every_audited_action_leaves_an_entry_read_by_the_operator_and_the_tenan
     assert audit(operator.http, tenant_id=str(admin.tenant_id)) == seen
     r = member.http.get("/api/v1/audit")
     assert r.status_code == 403 and r.json()["error"] == "permission_denied"
+
+
+def test_the_operator_makes_tenants_with_their_first_admin_key(api: Api) -> None:
+    operator, admin = api.caller(role=UserRole.OPERATOR), api.caller(role=UserRole.ADMIN)
+    name = f"acme-{uuid.uuid4().hex[:8]}"
+    for refused in (admin.http.get("/api/v1/tenants"), admin.http.post("/api/v1/tenants", json={"name": name})):
+        assert refused.status_code == 403 and "operator" in refused.json()["message"], refused.text
+    made = operator.http.post("/api/v1/tenants", json={"name": name, "admin_user": "alice"})
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["name"] == name and body["admin_key"]["role"] == "admin" and body["admin_key"]["user"] == "alice"
+    alice = api.client(body["admin_key"]["key"])
+    assert alice.get("/api/v1/auth/me").json()["tenant_id"] == body["id"]
+    assert [k["id"] for k in alice.get("/api/v1/api-keys").json()] == [body["admin_key"]["id"]]
+    again = operator.http.post("/api/v1/tenants", json={"name": name})
+    assert again.status_code == 409 and again.json()["error"] == "tenant_exists"
+    listed = operator.http.get("/api/v1/tenants", params={"limit": 100}).json()["items"]
+    assert body["id"] in {t["id"] for t in listed}
+    [entry] = audit(operator.http, action="tenant.create", tenant_id=str(operator.tenant_id))
+    assert entry["target"] == f"tenant:{body['id']}" and entry["detail"]["admin_user"] == "alice"
