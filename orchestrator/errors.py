@@ -4,7 +4,7 @@
     ├─ Unauthenticated            no, malformed, unknown or revoked API key
     ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
-    │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound,
+    │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound, UserNotFound,
     │  ├─ ScheduleNotFound, PersonalPhoneNotFound, WebhookSubscriptionNotFound
     │  ├─ ElementNotFound         a UI element id not on the session phone's screen now
     │  └─ FileNotFound            no file at the path on the session's phone (device API pull)
@@ -104,6 +104,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "UnknownDeviceProfile",
+    "UserNotFound",
     "ViewerLimit",
     "WebhookSubscriptionNotFound",
 ]
@@ -174,6 +175,10 @@ class ScreenshotNotFound(NotFound):
 
 class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
 
 
 class Conflict(PhoneFleetError):

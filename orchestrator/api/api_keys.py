@@ -1,4 +1,5 @@
-"""Admin routes: the tenant's API keys (list, issue, revoke); docs/security.md, "Roles", has the rules."""
+"""Admin routes: the tenant's API keys (list, issue, revoke) and its users' roles; docs/security.md,
+"Roles", has the rules."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from fastapi import APIRouter
 
 from orchestrator.api.deps import AdminOnly, ApiKeyServiceDep, CurrentPrincipal
 from orchestrator.api.schemas import ApiKeyCreate, ApiKeyOut, ErrorOut, IssuedKeyOut
+from orchestrator.api.schemas.keys import RoleIn, UserOut
 
-__all__ = ["router"]
+__all__ = ["router", "users_router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
@@ -20,6 +22,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys (admin)"], dependencies=[AdminOnly],
                    responses=_ERRORS)  # fmt: skip
+users_router = APIRouter(prefix="/api/v1/users", tags=["api keys (admin)"], dependencies=[AdminOnly],
+                         responses=_ERRORS)  # fmt: skip
 
 
 @router.get("", summary="List your tenant's keys")
@@ -48,3 +52,18 @@ async def revoke_key(key_id: uuid.UUID, principal: CurrentPrincipal, keys: ApiKe
     """The key stops working at once on this process and within seconds on the others. The tenant's
     last working admin key cannot be revoked (409 `last_admin_key`): issue another admin key first."""
     return ApiKeyOut.from_row(*await keys.revoke(principal, key_id))
+
+
+@users_router.put(
+    "/{user_name}/role",
+    summary="Change a user's role",
+    responses={
+        404: {"model": ErrorOut, "description": "No such user in your tenant"},
+        409: {"model": ErrorOut, "description": "`last_admin_key`: the user holds the tenant's last admin keys"},
+    },
+)
+async def set_role(user_name: str, body: RoleIn, principal: CurrentPrincipal, keys: ApiKeyServiceDep) -> UserOut:
+    """`member` ↔ `admin` within your tenant; the operator's role is given and taken by the operator
+    only. An admin holding the tenant's last working admin keys stays one (409). Audited (`user.role`)."""
+    user = await keys.set_role(principal, user_name, body.role)
+    return UserOut(id=user.id, name=user.name, role=user.role)

@@ -196,6 +196,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                metrics, events, webhooks, webhook_subscriptions, live, adb_tunnel, tenants)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
+    app.include_router(api_keys.users_router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
     if settings.api.submit_fast_path:
         app.add_middleware(TaskSubmission)  # the submission hot path (api/submission.py)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from orchestrator.db import ApiKey, User, UserRole
 from orchestrator.db.database import Database
-from orchestrator.errors import LastAdminKey, PermissionDenied
+from orchestrator.errors import LastAdminKey, PermissionDenied, UserNotFound
 from orchestrator.services.audit import record_audit
 from orchestrator.services.auth import ApiKeyVerifier, IssuedKey, Principal, issue_api_key, revoke_api_key
 
@@ -53,6 +53,47 @@ class ApiKeyService:
                                detail={"user": user_name, "role": role.value, "name": name,
                                        "prefix": issued.row.prefix})  # fmt: skip
             return issued
+
+    async def set_role(self, principal: Principal, user_name: str, role: UserRole) -> User:
+        """Change the role of a user of the caller's tenant; its keys carry the new role at once here
+        and within the key cache's lifetime elsewhere.
+
+        Raises ``NotFound`` (404, another tenant's user too), ``PermissionDenied`` (the operator's
+        role given or taken by anyone but the operator), ``LastAdminKey`` (the user holds the
+        tenant's last working admin keys and would no longer be an admin).
+        """
+        async with self.db.transaction(write=True) as db_session:
+            user = await db_session.scalar(
+                select(User).where(User.tenant_id == principal.tenant_id, User.name == user_name).with_for_update()
+            )
+            if user is None:
+                raise UserNotFound(f"no user {user_name!r} in your tenant", context={"user": user_name})
+            before = user.role
+            if UserRole.OPERATOR in (before, role) and not principal.is_operator:
+                raise PermissionDenied("only the operator gives or takes the operator's role")
+            if before == role:
+                return user
+            if before in ADMIN_ROLES and role not in ADMIN_ROLES:
+                others = await db_session.scalar(
+                    select(ApiKey.id)
+                    .join(User, User.id == ApiKey.user_id)
+                    .where(ApiKey.tenant_id == principal.tenant_id, ApiKey.revoked_at.is_(None),
+                           User.role.in_(ADMIN_ROLES), User.id != user.id)
+                    .limit(1)
+                    .with_for_update(of=ApiKey)
+                )  # fmt: skip
+                if others is None:
+                    raise LastAdminKey(
+                        f"user {user_name!r} holds the last working admin keys of your tenant: make another "
+                        "admin first", context={"user": user_name},
+                    )  # fmt: skip
+            user.role = role
+            prefixes = list(await db_session.scalars(select(ApiKey.prefix).where(ApiKey.user_id == user.id)))
+            await record_audit(db_session, principal, "user.role", target=f"user:{user.id}",
+                               detail={"user": user_name, "from": before.value, "to": role.value})  # fmt: skip
+        for prefix in prefixes:
+            self.verifier.forget(prefix)
+        return user
 
     async def revoke(self, principal: Principal, key_id: uuid.UUID) -> tuple[ApiKey, User]:
         """Revoke one of the tenant's keys; this process stops accepting it at once.

@@ -131,3 +131,27 @@ def test_the_operator_makes_tenants_with_their_first_admin_key(api: Api) -> None
     assert body["id"] in {t["id"] for t in listed}
     [entry] = audit(operator.http, action="tenant.create", tenant_id=str(operator.tenant_id))
     assert entry["target"] == f"tenant:{body['id']}" and entry["detail"]["admin_user"] == "alice"
+
+
+def test_role_changes_keep_an_admin_and_the_operators_role_and_are_audited(api: Api) -> None:
+    admin = api.caller(role=UserRole.ADMIN)
+    me = admin.http.get("/api/v1/auth/me").json()["user"]
+    bot = admin.http.post("/api/v1/api-keys", json={"user": "bot", "role": "member"}).json()
+    bot_http = api.client(bot["key"])
+    assert bot_http.get("/api/v1/api-keys").status_code == 403  # a member
+    promoted = admin.http.put("/api/v1/users/bot/role", json={"role": "admin"})
+    assert promoted.status_code == 200 and promoted.json()["role"] == "admin", promoted.text
+    assert bot_http.get("/api/v1/api-keys").status_code == 200  # at once: the key cache forgot it
+    # Two admins: either may step down, but not the last one.
+    assert bot_http.put(f"/api/v1/users/{me}/role", json={"role": "member"}).status_code == 200
+    last = bot_http.put("/api/v1/users/bot/role", json={"role": "member"})
+    assert last.status_code == 409 and last.json()["error"] == "last_admin_key", last.text
+    assert admin.http.get("/api/v1/api-keys").status_code == 403  # demoted
+    # The operator's role is the operator's to give.
+    r = bot_http.put("/api/v1/users/bot/role", json={"role": "operator"})
+    assert r.status_code == 403 and "operator" in r.json()["message"]
+    r = bot_http.put("/api/v1/users/nobody/role", json={"role": "admin"})
+    assert r.status_code == 404 and r.json()["error"] == "user_not_found"
+    changes = [(e["detail"]["user"], e["detail"]["from"], e["detail"]["to"])
+               for e in audit(bot_http, action="user.role")]  # fmt: skip
+    assert changes == [(me, "admin", "member"), ("bot", "member", "admin")]

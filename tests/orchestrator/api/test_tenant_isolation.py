@@ -48,6 +48,7 @@ KINDS = {
     "session_id": "A opens a session (POST /api/v1/sessions); it leases the phone",
     "device_id": "the phone A's session holds",
     "key_id": "A's admin issues a key (POST /api/v1/api-keys)",
+    "user_name": "the user that key was issued to (a-bot)",
     "schedule_id": "A creates a schedule (POST /api/v1/schedules)",
     "personal_phone_id": "A makes a personal phone (POST /api/v1/personal-phones)",
     "subscription_id": "A's admin subscribes a URL to A's events (POST /api/v1/webhooks)",
@@ -96,6 +97,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PUT", "/api/v1/sessions/{session_id}/files"): ON_PHONE,
     ("GET", "/api/v1/sessions/{session_id}/files"): ON_PHONE,
     ("POST", "/api/v1/api-keys/{key_id}/revoke"): HIDDEN,
+    ("PUT", "/api/v1/users/{user_name}/role"): HIDDEN,
     ("GET", "/api/v1/schedules/{schedule_id}"): HIDDEN,
     ("PATCH", "/api/v1/schedules/{schedule_id}"): HIDDEN,
     ("DELETE", "/api/v1/schedules/{schedule_id}"): HIDDEN,
@@ -227,7 +229,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert personal.status_code == 201, personal.text
         ids = {
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
-            "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"],
+            "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"], "user_name": "a-bot",
             "schedule_id": schedule.json()["id"], "personal_phone_id": personal.json()["id"],
             "subscription_id": hook.json()["id"],
         }  # fmt: skip
