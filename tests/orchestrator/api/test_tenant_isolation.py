@@ -116,7 +116,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/devices/{device_id}/undrain"): REFUSED,
     ("POST", "/api/v1/devices/{device_id}/retire"): REFUSED,
     # A phone leased to A is watched by A only: to B, admin or member, it does not exist
-    # (admins may watch phones no tenant holds; orchestrator/live/access.py).
+    # (the operator may watch phones no tenant holds; orchestrator/live/access.py).
     ("POST", "/api/v1/devices/{device_id}/webrtc"): Rule("hidden"),
     # The event stream takes its task in the query (?task_id=): checked in its own test below.
     ("WS", "/api/v1/events"): SHARED,
