@@ -4,7 +4,9 @@
 user in it (``operator``, ``admin`` or ``member`` unless ``--user`` names one) and a key, and prints
 the key: the only time it is ever shown. ``--operator`` makes the deployment's operator (the fleet's
 devices, every tenant; also the admin of its own tenant): whoever runs this command has the database,
-so it is the operator's own way in. ``revoke-key PREFIX`` revokes one.
+so it is the operator's own way in. ``--admin`` with no ``--user``, while the deployment has no
+operator yet, makes the operator (the bootstrap key, as ``phonefleet up``'s first). ``revoke-key
+PREFIX`` revokes one.
 """
 
 from __future__ import annotations
@@ -14,8 +16,13 @@ import asyncio
 import sys
 
 
-async def _create_key(url: str, tenant: str, user: str, role_name: str, name: str) -> str:
-    from orchestrator.db import UserRole, make_engine, make_sessionmaker
+async def _create_key(url: str, tenant: str, user: str, role_name: str, name: str) -> tuple[str, str]:
+    """The new key and its user's role: the deployment's first admin (no operator yet) is made its
+    operator, as ``phonefleet up``'s first key is, so a deployment bootstrapped with ``--admin`` can
+    run its fleet."""
+    from sqlalchemy import select
+
+    from orchestrator.db import User, UserRole, make_engine, make_sessionmaker
     from orchestrator.services.audit import record_audit
     from orchestrator.services.auth import get_or_create_tenant, issue_api_key
 
@@ -24,13 +31,16 @@ async def _create_key(url: str, tenant: str, user: str, role_name: str, name: st
         async with make_sessionmaker(engine)() as db_session, db_session.begin():
             row = await get_or_create_tenant(db_session, tenant)
             role = UserRole(role_name)
+            if role == UserRole.ADMIN and user == "":
+                operator = await db_session.scalar(select(User.id).where(User.role == UserRole.OPERATOR).limit(1))
+                role = UserRole.OPERATOR if operator is None else role
             issued = await issue_api_key(
                 db_session, tenant_id=row.id, user_name=user or role.value, role=role, name=name
             )
             await record_audit(db_session, None, "api_key.issue", target=f"api_key:{issued.row.id}",
                                detail={"tenant": tenant, "user": issued.user.name, "role": role.value,
                                        "name": name, "prefix": issued.row.prefix})  # fmt: skip
-            return issued.key
+            return issued.key, role.value
     finally:
         await engine.dispose()
 
@@ -71,10 +81,12 @@ def _cmd_admin(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.action == "create-key":
-            key = asyncio.run(
+            key, role = asyncio.run(
                 _create_key(settings.database_url, args.tenant, args.user, args.role, args.name)
             )
             print(key)
+            if role != args.role:
+                print(f"The deployment's first admin is its {role}: this key also runs the fleet.", file=sys.stderr)
             print("Store this key now: it is not shown again.", file=sys.stderr)
             return 0
         if not asyncio.run(_revoke_key(settings.database_url, args.prefix)):

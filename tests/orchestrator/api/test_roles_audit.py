@@ -17,7 +17,7 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.db import UserRole
 from tests.aio import run
-from tests.databases import open_sessions
+from tests.databases import migrate_to_head, open_sessions
 from tests.orchestrator.api.conftest import Api
 from tests.orchestrator.factories import make_device
 
@@ -155,3 +155,25 @@ def test_role_changes_keep_an_admin_and_the_operators_role_and_are_audited(api: 
     changes = [(e["detail"]["user"], e["detail"]["from"], e["detail"]["to"])
                for e in audit(bot_http, action="user.role")]  # fmt: skip
     assert changes == [(me, "admin", "member"), ("bot", "member", "admin")]
+
+
+def test_the_first_admin_key_of_a_deployment_is_its_operators(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``phonefleet admin create-key --admin`` bootstraps a deployment as ``phonefleet up`` does: the
+    first is the operator (so someone can run the fleet); later ones are admins."""
+    migrate_to_head(sqlite_url)
+
+    async def roles() -> list[str]:
+        from sqlalchemy import select
+
+        from orchestrator.db import User
+
+        async with open_sessions(sqlite_url) as sessions, sessions() as s:
+            return [u.value for u in await s.scalars(select(User.role).order_by(User.created_at))]
+
+    args = ["admin", "--database-url", sqlite_url, "create-key", "--tenant", "default", "--admin"]
+    assert main(args) == 0
+    assert "first admin is its operator" in capsys.readouterr().err
+    assert main([*args[:-2], "acme", "--admin"]) == 0
+    assert run(roles()) == ["operator", "admin"]
