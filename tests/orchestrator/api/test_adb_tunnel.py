@@ -8,6 +8,7 @@ runs (nothing here resets the phone: the test only echoes through it).
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -17,11 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from orchestrator.cli.adb import TunnelServer
-from orchestrator.db import UserRole
+from orchestrator.db import Event, UserRole
 from tests.aio import run
 from tests.conditions import GiveUp, wait_until
 from tests.databases import open_sessions
@@ -108,6 +110,13 @@ def test_adb_shell_goes_through_the_tunnel_with_the_sessions_key_only_and_until_
     sid = session_on(own_api, sim_phone, caller.http)
     session = caller.http.get(f"/api/v1/sessions/{sid}").json()
     assert session["device"]["serial"] is None and session["adb"]["command"] == f"phonefleet adb {sid}"
+
+    async def events() -> list[dict]:
+        async with open_sessions(own_api.db_url) as sessions, sessions() as s:
+            return list(await s.scalars(select(Event.payload).where(Event.tenant_id == caller.tenant_id)))
+
+    seen = run(events())  # what the tenant's event socket and webhooks carry: no ADB address either
+    assert any("device_id" in p for p in seen) and sim_phone.serial(0) not in json.dumps(seen)
 
     with cli_tunnel(own_api, caller.key, sid, tmp_path / "adb.log") as (proc, port):
         echoed = adb_echo(adb_server, port)
