@@ -57,6 +57,7 @@ async def _first_admin_key(settings) -> str:
     from sqlalchemy import func, select
 
     from orchestrator.db import ApiKey, UserRole, make_engine, make_sessionmaker
+    from orchestrator.services.audit import record_audit
     from orchestrator.services.auth import get_or_create_tenant, issue_api_key
 
     path = settings.data_dir / KEY_FILE
@@ -72,6 +73,9 @@ async def _first_admin_key(settings) -> str:
                 db_session, tenant_id=tenant.id, user_name="operator", role=UserRole.OPERATOR,
                 name="phonefleet up",
             )
+            await record_audit(db_session, None, "api_key.issue", target=f"api_key:{issued.row.id}",
+                               detail={"tenant": "default", "user": "operator", "role": "operator",
+                                       "name": "phonefleet up", "prefix": issued.row.prefix})  # fmt: skip
     finally:
         await engine.dispose()
     path.write_text(issued.key + "\n")
