@@ -4,7 +4,7 @@
     ├─ Unauthenticated            no, malformed, unknown or revoked API key
     ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
-    │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound,
+    │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound, UserNotFound,
     │  ├─ ScheduleNotFound, PersonalPhoneNotFound, WebhookSubscriptionNotFound
     │  ├─ ElementNotFound         a UI element id not on the session phone's screen now
     │  └─ FileNotFound            no file at the path on the session's phone (device API pull)
@@ -13,6 +13,9 @@
     │  ├─ IdempotencyConflict     an Idempotency-Key reused with a different body
     │  ├─ DeviceExists            registering a serial the pool already has
     │  ├─ NoLiveDevice            live view or a device call on a task or session that holds no phone now
+    │  ├─ LastAdminKey            revoking a tenant's last working admin key
+    │  ├─ TenantExists            creating a tenant whose name is taken
+    │  ├─ AdbTunnelUnsupported    an ADB tunnel to a phone with no TCP address (a USB handset)
     │  ├─ PersonalPhoneInUse      deleting a personal phone a task or session holds
     │  ├─ PersonalPhoneQuota      a user at personal_phones.max_per_user
     │  ├─ PersonalPhonesUnsupported  the pool's provider cannot keep a phone's data (static ADB)
@@ -60,6 +63,7 @@ from typing import Any
 from device_pool.errors import PhoneFleetError
 
 __all__ = [
+    "AdbTunnelUnsupported",
     "ApiKeyNotFound",
     "ApkRejected",
     "BadHttpRequest",
@@ -83,6 +87,7 @@ __all__ = [
     "InvalidSdp",
     "InvalidTrajectory",
     "InvalidTransition",
+    "LastAdminKey",
     "LimitReached",
     "ModelServerUnavailable",
     "NoLiveDevice",
@@ -107,9 +112,11 @@ __all__ = [
     "StoredFileUnreadable",
     "TaskNotFound",
     "TenantBusy",
+    "TenantExists",
     "Unauthenticated",
     "Unavailable",
     "UnknownDeviceProfile",
+    "UserNotFound",
     "ViewerLimit",
     "WebhookSubscriptionNotFound",
 ]
@@ -182,6 +189,10 @@ class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
 
 
+class UserNotFound(NotFound):
+    code = "user_not_found"
+
+
 class Conflict(PhoneFleetError):
     code = "conflict"
 
@@ -203,6 +214,22 @@ class IdempotencyConflict(Conflict):
 
 class DeviceExists(Conflict):
     code = "device_exists"
+
+
+class AdbTunnelUnsupported(Conflict):
+    """The session's phone has no TCP address the API can relay an ADB tunnel to (a USB handset)."""
+
+    code = "adb_tunnel_unsupported"
+
+
+class TenantExists(Conflict):
+    code = "tenant_exists"
+
+
+class LastAdminKey(Conflict):
+    """Revoking this key would leave a tenant with no admin key (docs/security.md, "Roles")."""
+
+    code = "last_admin_key"
 
 
 class LimitReached(Conflict):

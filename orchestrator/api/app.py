@@ -13,7 +13,9 @@ from fastapi import FastAPI
 
 from device_pool.pool import LeaseStore, signal_for
 from orchestrator.api import (
+    adb_tunnel,
     api_keys,
+    audit,
     auth,
     device_api,
     devices,
@@ -24,6 +26,7 @@ from orchestrator.api import (
     schedules,
     sessions,
     tasks,
+    tenant_registry,
     usage,
     webhook_subscriptions,
     webhooks,
@@ -212,10 +215,12 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     # MCP over streamable HTTP at /mcp: its tools call this app's REST API in process (docs/mcp.md).
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
-    routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, auth, health, metrics,
-               events, webhooks, webhook_subscriptions, live, tenants_api, usage)  # fmt: skip
+    routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, audit, auth, health,
+               metrics, events, webhooks, webhook_subscriptions, live, adb_tunnel, tenants_api, tenant_registry,
+               usage)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
+    app.include_router(api_keys.users_router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
     if settings.api.submit_fast_path:
         app.add_middleware(TaskSubmission)  # the submission hot path (api/submission.py)

@@ -12,6 +12,7 @@ from orchestrator.db.database import Database
 from orchestrator.errors import PermissionDenied
 from orchestrator.queue import TaskQueue
 from orchestrator.services.api_keys import ApiKeyService
+from orchestrator.services.audit import AuditService
 from orchestrator.services.auth import ApiKeyVerifier, Principal
 from orchestrator.services.devices import DeviceService
 from orchestrator.services.events import EventHub
@@ -32,11 +33,13 @@ from orchestrator.settings import Settings
 __all__ = [
     "AdminOnly",
     "ApiKeyServiceDep",
+    "AuditServiceDep",
     "CurrentPrincipal",
     "DeviceServiceDep",
     "HealthServiceDep",
     "LoginsDep",
     "MetricsServiceDep",
+    "OperatorOnly",
     "PersonalPhoneServiceDep",
     "PhoneArchivesDep",
     "ScheduleServiceDep",
@@ -179,6 +182,17 @@ async def require_admin(principal: CurrentPrincipal) -> Principal:
 AdminOnly = Depends(require_admin)
 
 
+async def require_operator(principal: CurrentPrincipal) -> Principal:
+    """The deployment's operator only; raises ``PermissionDenied`` (403). A tenant's admin is refused:
+    the fleet's devices are shared by every tenant (docs/security.md, "Roles")."""
+    if not principal.is_operator:
+        raise PermissionDenied("this route needs the operator's API key: a tenant's admin cannot change the shared fleet")
+    return principal
+
+
+OperatorOnly = Depends(require_operator)
+
+
 # The service getters are async: FastAPI runs a plain-def dependency on a worker thread, a thread
 # hop per request for a dictionary lookup.
 
@@ -265,3 +279,10 @@ async def _tenant_service(request: Request) -> TenantService:
 
 
 TenantServiceDep = Annotated[TenantService, Depends(_tenant_service)]
+
+
+async def _audit_service(request: Request) -> AuditService:
+    return AuditService(_services(request).db)  # stateless: one per request, no field in Services
+
+
+AuditServiceDep = Annotated[AuditService, Depends(_audit_service)]

@@ -15,6 +15,7 @@ import sys
 
 from device_pool.logs import FORMAT_ENV, FORMATS, LEVEL_ENV, configure_logging
 from orchestrator.cli import (
+    adb,
     admin,
     android_control,
     api,
@@ -32,7 +33,7 @@ from orchestrator.cli import (
 )
 
 SUBCOMMANDS = (
-    sim, run, replay, android_control, reference_model, migrate, api, admin, pool, up, worker, task, schedule, mcp,
+    sim, run, replay, android_control, reference_model, migrate, api, admin, pool, up, worker, task, schedule, mcp, adb,
 )
 
 

@@ -1,6 +1,6 @@
 """``phonefleet up``: the whole product on one machine, one command.
 
-Migrates the database, creates the first admin API key on the first run, then starts the reference
+Migrates the database, creates the first API key (the operator's, also its tenant's admin) on the first run, then starts the reference
 model, the pool manager (virtual phones), the worker and the API as child processes, waits until
 each answers, prints the URL and the key, and stops them all, by pid, on Ctrl-C or SIGTERM: first
 the API, the worker and the model, then the pool (whose phones and adb server the others use until
@@ -52,10 +52,12 @@ class _Child:
 
 
 async def _first_admin_key(settings) -> str:
-    """The key from the data directory, or a new admin key (tenant "default") on the first run."""
+    """The key from the data directory, or, on the first run, a new key of the deployment's operator,
+    who is also the admin of its own tenant ("default")."""
     from sqlalchemy import func, select
 
     from orchestrator.db import ApiKey, UserRole, make_engine, make_sessionmaker
+    from orchestrator.services.audit import record_audit
     from orchestrator.services.auth import get_or_create_tenant, issue_api_key
 
     path = settings.data_dir / KEY_FILE
@@ -68,8 +70,12 @@ async def _first_admin_key(settings) -> str:
                 return ""  # keys exist already (made elsewhere): none to show
             tenant = await get_or_create_tenant(db_session, "default")
             issued = await issue_api_key(
-                db_session, tenant_id=tenant.id, user_name="admin", role=UserRole.ADMIN, name="phonefleet up"
+                db_session, tenant_id=tenant.id, user_name="operator", role=UserRole.OPERATOR,
+                name="phonefleet up",
             )
+            await record_audit(db_session, None, "api_key.issue", target=f"api_key:{issued.row.id}",
+                               detail={"tenant": "default", "user": "operator", "role": "operator",
+                                       "name": "phonefleet up", "prefix": issued.row.prefix})  # fmt: skip
     finally:
         await engine.dispose()
     path.write_text(issued.key + "\n")
@@ -268,7 +274,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     print(f"\nPhoneFleet is running at {api}  (API docs: {api}/docs)", flush=True)
     if key:
         print(
-            f"Admin API key: {key}\n  (kept in {settings.data_dir / KEY_FILE}; use it as 'Authorization: Bearer …')",
+            f"Admin API key: {key}\n  (the operator's, also the admin of tenant 'default'; kept in "
+            f"{settings.data_dir / KEY_FILE}; use it as 'Authorization: Bearer …')",
             flush=True,
         )
     print(f"Logs: {logs}   Ctrl-C stops everything.", flush=True)

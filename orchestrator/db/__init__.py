@@ -29,6 +29,7 @@ from orchestrator.db.enums import (
 )
 from orchestrator.db.models import (
     ApiKey,
+    AuditEntry,
     Base,
     Device,
     DeviceSession,
@@ -55,6 +56,7 @@ __all__ = [
     "WORKER_LOST",
     "WORKER_SHUTDOWN",
     "ApiKey",
+    "AuditEntry",
     "Base",
     "CatchUp",
     "DbSession",

@@ -27,6 +27,10 @@ __all__ = [
 
 
 class UserRole(StrEnum):
+    """Who a key's user is (docs/security.md, "Roles"): the deployment's ``operator`` (the fleet, every
+    tenant; also an admin of its own tenant), a tenant's ``admin`` (its users and keys) or ``member``."""
+
+    OPERATOR = "operator"
     ADMIN = "admin"
     MEMBER = "member"
 

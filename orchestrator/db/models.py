@@ -39,6 +39,7 @@ from orchestrator.db.types import JSONType, UTCDateTime, str_enum, utcnow
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Base",
     "Device",
     "DeviceSession",
@@ -121,6 +122,26 @@ class ApiKey(_Row, Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     last_used_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+
+
+class AuditEntry(_Row, Base):
+    """One operator's or admin's action (docs/security.md, "Audit log"): who, what, on what.
+
+    Written in the same transaction as the change it records (``services/audit.py``). No foreign
+    keys: an entry outlives the key, user and even the tenant it names.
+    """
+
+    __tablename__ = "audit_log"
+    # The tenant's own list (its admins) and the operator's list of all, both newest first.
+    __table_args__ = (Index(None, "tenant_id", "created_at", "id"), Index(None, "created_at", "id"))
+
+    tenant_id: Mapped[uuid.UUID | None]  # the actor's tenant; null for the command line
+    key_id: Mapped[uuid.UUID | None]  # the actor's API key; null for the command line
+    user_id: Mapped[uuid.UUID | None]
+    role: Mapped[str] = mapped_column(String(16))  # the actor's role then, or "cli"
+    action: Mapped[str] = mapped_column(String(64))  # "device.drain", "api_key.revoke", …
+    target: Mapped[str] = mapped_column(String(255))  # what it acted on: "device:<id>", "api_key:<id>"
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Device(_Row, Base):

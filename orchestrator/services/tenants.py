@@ -75,6 +75,9 @@ logger = logging.getLogger(__name__)
 # Rows a deletion leaves for the last step: personal phones (the pool removes their data, then the
 # row) and what they point at.
 _LAST = frozenset({"personal_phones", "users", "api_keys", "tenants"})
+# The operator's record of who did what outlives what it names (it has no foreign keys): a tenant's
+# deletion is itself an entry in it (docs/security.md, "Audit log").
+_KEPT = frozenset({"audit_log"})
 _BUSY_PHONES = (PersonalPhoneState.WAKING, PersonalPhoneState.IN_USE, PersonalPhoneState.SLEEPING)
 
 
@@ -203,7 +206,7 @@ class TenantService:
                     await db_session.execute(
                         update(table).where(table.c.tenant_id == tenant_id).values(tenant_id=None)
                     )
-                elif table.name not in _LAST:
+                elif table.name not in _LAST | _KEPT:
                     await delete_rows(db_session, table, table.c.tenant_id == tenant_id)
             revoked = await db_session.scalars(
                 update(ApiKey)

@@ -14,6 +14,7 @@ import pytest
 
 from device_pool.driver import AdbDevice
 from tests.aio import run, until
+from tests.databases import read_device_serial
 from tests.processes import start_reference_model
 from tests.ui import Node, find, wait_for_foreground
 from tests.web.browser import S, Tab, chromium, expect
@@ -59,7 +60,7 @@ def test_make_open_log_in_by_hand_task_rename_and_delete(web_fleet: WebFleet, ar
             session = fleet.http.get(f"/api/v1/sessions/{session_id}").json()
             assert session["personal_phone_id"] == phone_id
             device_id = session["device"]["id"]
-            phone = AdbDevice(session["device"]["serial"], adb_port=fleet.adb_port)
+            phone = AdbDevice(await read_device_serial(fleet.db_url, session["device"]["id"]), adb_port=fleet.adb_port)
             await phone.connect(timeout=15)
             await tab.wait_video_playing(timeout_s=60)
             await expect(page.locator(".phone-status")).to_have_text("You control this phone.", timeout=15 * S)

@@ -39,8 +39,8 @@ function showAccount() {
   const me = ctx.me;
   document.getElementById("nav").hidden = !me;
   document.getElementById("account").hidden = !me;
-  document.getElementById("nav-webhooks").hidden = me?.role !== "admin"; // admins manage them
-  document.getElementById("who").textContent = me ? `${me.user} · ${me.tenant}${me.role === "admin" ? " (admin)" : ""}` : "";
+  document.getElementById("nav-webhooks").hidden = !["admin", "operator"].includes(me?.role); // admins manage them
+  document.getElementById("who").textContent = me ? `${me.user} · ${me.tenant}${me.role === "member" ? "" : ` (${me.role})`}` : "";
 }
 
 async function boot() {

@@ -27,7 +27,7 @@ from PIL import Image
 from orchestrator.db import TaskStatus, Tenant
 from orchestrator.db.database import Database
 from tests.aio import run
-from tests.databases import open_sessions
+from tests.databases import open_sessions, read_device_serial
 from tests.orchestrator.api.conftest import Caller
 
 # Reused, not copied: the device API's fixture (an API with a pool of one virtual phone).
@@ -107,7 +107,8 @@ def test_an_mcp_client_drives_a_session_phone_over_stdio(phone_api: PhoneApi, tm
                 session = await call(mcp, "start_session")
                 sid = session["session_id"]
                 assert session["screen"] == {"width": 720, "height": 1600} and session["state"] == "active"
-                serial = caller.http.get(f"/api/v1/sessions/{sid}").json()["device"]["serial"]
+                device_id = caller.http.get(f"/api/v1/sessions/{sid}").json()["device"]["id"]
+                serial = await read_device_serial(phone_api.api.db_url, device_id)
 
                 shot = await mcp.call_tool("screenshot", {"session_id": sid})
                 assert not shot.is_error
