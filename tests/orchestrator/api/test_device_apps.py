@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.apks import build_apk
-from tests.databases import migrate_to_head
+from tests.databases import device_serial, migrate_to_head
 
 # Reused, not copied: the providers' SimProvider fixtures (their conftest is not above this folder).
 from tests.device_pool.providers.conftest import MakeSimProvider, make_sim_provider  # noqa: F401
@@ -57,7 +57,7 @@ def events(lines: Iterator[str], until: str, deadline_s: float = 20.0) -> list[d
 def test_an_apk_installs_and_the_log_follows_an_action(apps_api: PhoneApi, tmp_path: Path) -> None:
     caller = apps_api.api.caller()
     session = start(caller)
-    sid, serial = session["id"], session["device"]["serial"]
+    sid, serial = session["id"], device_serial(apps_api.api.db_url, session["device"]["id"])
     apk = build_apk(tmp_path, "com.example.hello")
 
     r = caller.http.post(f"/api/v1/sessions/{sid}/apps", content=apk,
@@ -98,7 +98,7 @@ def test_wrong_apks_filters_and_callers_get_clear_4xx(apps_api: PhoneApi, tmp_pa
     caller, stranger = api.caller(), api.caller()
     colleague = api.caller(tenant_id=caller.tenant_id)
     session = start(caller)
-    sid, serial = session["id"], session["device"]["serial"]
+    sid, serial = session["id"], device_serial(apps_api.api.db_url, session["device"]["id"])
     apps, log = f"/api/v1/sessions/{sid}/apps", f"/api/v1/sessions/{sid}/logcat"
 
     def refused(who: Caller, method: str, url: str, status: int, code: str, words: str, **kw: Any) -> None:
