@@ -21,6 +21,7 @@ from orchestrator.api import (
     health,
     live,
     metrics,
+    model_endpoints,
     schedules,
     sessions,
     tasks,
@@ -138,6 +139,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 webhook_targets=targets,
                 personal_phones=personal_phones,
                 default_max_tries=settings.tasks.default_max_tries,
+                models=settings.model,
             ),
             steps=StepService(db, settings.data_dir),
             devices=DeviceService(db, leases.signal),
@@ -155,7 +157,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             webhooks=WebhookService(db),
             schedules=ScheduleService(
                 db, settings.schedules, profiles=settings.pool.profiles, webhook_targets=targets,
-                personal_phones=personal_phones,
+                personal_phones=personal_phones, models=settings.model,
             ),
             subscriptions=SubscriptionService(db, webhook_targets=targets),
         )
@@ -190,7 +192,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, auth, health, metrics,
-               events, webhooks, webhook_subscriptions, live)  # fmt: skip
+               events, webhooks, webhook_subscriptions, live, model_endpoints)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
