@@ -77,7 +77,8 @@ from orchestrator.db import (
     waiting,
 )
 from orchestrator.db.database import Database
-from orchestrator.errors import UnknownDeviceProfile
+from orchestrator.errors import UnknownDeviceProfile, UnknownModelEndpoint
+from orchestrator.model_endpoints import endpoint_for
 from orchestrator.notifier import EventSignal
 from orchestrator.profiles import profile_match
 from orchestrator.settings import Settings
@@ -312,8 +313,8 @@ async def _drive(
 ) -> Tries:
     """Connect the phone and the model, and run the agent until it ends, in tries (``tries.py``)."""
     from worker.agent.loop import AgentConfig
-    from worker.agent.model_client import ModelClientConfig, ModelEndpoint
     from worker.agent.phone_agent import phone_agent
+    from worker.run.endpoints import PromptFileError, endpoint_run
 
     settings = deps.settings
     hooks = TaskHooks(
@@ -324,17 +325,15 @@ async def _drive(
     def budget_left() -> float:
         return max(0.0, deadline - time.monotonic())
 
-    endpoint = ModelEndpoint(
-        base_url=settings.model.base_url,
-        model=claim.model or settings.model.name,
-        api_key=settings.model.api_key.get_secret_value() or None,
-        max_in_flight=settings.model.max_in_flight,
-    )
+    try:  # the task's model names an endpoint (checked at submission; the settings may have changed since)
+        run = endpoint_run(endpoint_for(claim.model, settings.model), settings.model)
+    except (UnknownModelEndpoint, PromptFileError) as exc:
+        return Tries(AgentResult(RunStatus.FAILED, str(exc), FailReason.MODEL_ERROR))
     async with AsyncExitStack() as stack:
         try:
             agent = await stack.enter_async_context(
                 phone_agent(
-                    grant.serial, ModelClientConfig(endpoints=[endpoint]),
+                    grant.serial, run.client,
                     adb_host=deps.adb_host, adb_port=deps.adb_port,
                     # Redis makes the in-flight cap hold across every worker sharing the model server.
                     redis_url=settings.redis_url,
@@ -350,7 +349,10 @@ async def _drive(
             config = AgentConfig(
                 max_steps=claim.max_steps,  # each try has all of them; the budget is shared
                 budget_s=budget_left(),
-                lang=settings.model.lang,
+                lang=run.lang,
+                family=run.family,
+                prompt=run.prompt,
+                image_max_pixels=run.client.image_max_pixels,
                 model_outage_budget_s=settings.model.outage_budget_s,
                 on_stuck=settings.agent.on_stuck,
             )
@@ -360,7 +362,7 @@ async def _drive(
 
         return await run_tries(
             run_try, max_tries=claim.max_tries, rows=rows, hooks=hooks, steering=steering,
-            lang=settings.model.lang, budget_left=budget_left,
+            lang=run.lang, budget_left=budget_left,
         )  # fmt: skip
 
 

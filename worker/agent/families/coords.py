@@ -46,7 +46,9 @@ def to_grid(x: float, y: float, convention: Convention, size: ImageSize) -> tupl
     return _one(x, size[0], convention), _one(y, size[1], convention)
 
 
-def from_grid(point: tuple[int, int], convention: Convention, size: ImageSize) -> tuple[float, float] | tuple[int, int]:
+def from_grid(
+    point: tuple[int, int], convention: Convention, size: ImageSize
+) -> tuple[float, float] | tuple[int, int]:
     """A grid point as the family writes it (the centre of the grid cell, for pixels and ratios)."""
     x, y = point
     if convention == "grid":

@@ -53,7 +53,11 @@ _PROPERTIES: dict[str, dict[str, Any]] = {
     "coordinate2": {"type": "array", "description": "The end point [x, y] of a swipe."},
     "text": {"type": "string", "description": "The text to type, the app to open, or the answer."},
     "time": {"type": "number", "description": "Seconds to press or to wait."},
-    "button": {"type": "string", "enum": ["Back", "Home", "Menu", "Enter"], "description": "The system button."},
+    "button": {
+        "type": "string",
+        "enum": ["Back", "Home", "Menu", "Enter"],
+        "description": "The system button.",
+    },
     "status": {"type": "string", "enum": ["success", "failure"], "description": "How the task ended."},
 }
 _TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|\Z)", re.DOTALL)
@@ -77,9 +81,14 @@ def tool_schema(size: ImageSize) -> dict[str, Any]:
     for cls in generic:
         described.append(f"* `{snake(cls.model_fields['name'].default)}`: {cls.purpose.en}")
         for key in _generic_args(cls):
-            properties.setdefault(key, {"type": "string", "description": f"The {key} of an action that takes it."})
+            properties.setdefault(
+                key, {"type": "string", "description": f"The {key} of an action that takes it."}
+            )
     actions = [*_NATIVE_ACTIONS, *(snake(cls.model_fields["name"].default) for cls in generic)]
-    properties = {"action": {"type": "string", "enum": actions, "description": "\n".join(described)}, **properties}
+    properties = {
+        "action": {"type": "string", "enum": actions, "description": "\n".join(described)},
+        **properties,
+    }
     return {
         "type": "function",
         "function": {
@@ -110,7 +119,9 @@ class QwenMobileUse(Family):
 
     def messages(self, conversation: Conversation, task: str, image: dict[str, Any]) -> list[dict[str, Any]]:
         turns = conversation.kept_turns()
-        done = "".join(f"Step {i}: {t.assistant}; " for i, t in enumerate(turns, 1) if t.assistant is not None)
+        done = "".join(
+            f"Step {i}: {t.assistant}; " for i, t in enumerate(turns, 1) if t.assistant is not None
+        )
         text = f"Task: {task}\nSteps done so far on this device: {done or '(none)'}\n{turns[-1].user if turns else ''}"
         return [
             {"role": "system", "content": conversation.system},
@@ -126,7 +137,9 @@ class QwenMobileUse(Family):
         except ValueError:
             call = None
         if not isinstance(call, dict):
-            raise ActionParseError("no readable <tool_call> in the model's reply", raw=text, agent_feedback=_FEEDBACK)
+            raise ActionParseError(
+                "no readable <tool_call> in the model's reply", raw=text, agent_feedback=_FEEDBACK
+            )
         args = call.get("arguments", call)
         if isinstance(args, str):  # some servers send the arguments as a JSON string
             try:
@@ -135,14 +148,18 @@ class QwenMobileUse(Family):
                 args = None
         if not isinstance(args, dict) or not isinstance(args.get("action"), str):
             raise ActionParseError("a tool call without arguments.action", raw=text, agent_feedback=_FEEDBACK)
-        return ParsedReply(thinking=thinking, action=self._action(dict(args), size, text), action_text=body.strip())
+        return ParsedReply(
+            thinking=thinking, action=self._action(dict(args), size, text), action_text=body.strip()
+        )
 
     def _action(self, args: dict[str, Any], size: ImageSize, raw: str) -> ActionModel:
         kind = args.pop("action")
 
         def pt(key: str = "coordinate") -> a.Point:
             value = args.get(key)
-            if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int | float) for v in value)):
+            if not (
+                isinstance(value, list) and len(value) == 2 and all(isinstance(v, int | float) for v in value)
+            ):
                 raise ActionRejected(f"{kind}: {key} is not [x, y]", context={"raw": raw[:2000]},
                                      agent_feedback=f"{kind} needs {key}: [x, y] in pixels of the screenshot.")  # fmt: skip
             return to_grid(value[0], value[1], self.convention, size)
@@ -175,7 +192,11 @@ class QwenMobileUse(Family):
                 case "terminate":
                     message = str(args.get("text") or "")
                     if args.get("status") == "failure":
-                        return a.Finish(message=message if a.Finish(message=message).cannot else f"Cannot finish the task. {message}".strip())
+                        return a.Finish(
+                            message=message
+                            if a.Finish(message=message).cannot
+                            else f"Cannot finish the task. {message}".strip()
+                        )
                     return a.Finish(message=message or "The task is done.")
         except ValueError as exc:  # pydantic's ValidationError is one
             raise ActionRejected(f"{kind}: {exc}", agent_feedback=f"The {kind} action could not be run: {exc}",
@@ -218,7 +239,11 @@ class QwenMobileUse(Family):
             case a.Wait(duration=d):
                 return {"action": "wait", "time": parse_duration(d)}
             case a.Finish() as f:
-                return {"action": "terminate", "status": "failure" if f.cannot else "success", "text": f.message}
+                return {
+                    "action": "terminate",
+                    "status": "failure" if f.cannot else "success",
+                    "text": f.message,
+                }
         cls = type(action)
         out: dict[str, Any] = {"action": snake(cls.model_fields["name"].default)}
         for key, target in zip(point_fields(cls), _POINT_KEYS, strict=False):

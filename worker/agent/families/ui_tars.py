@@ -47,7 +47,10 @@ _NATIVE_LINES = (
     ("click(start_box='(x,y)')", "Tap the point."),
     ("long_press(start_box='(x,y)')", "Press and hold the point."),
     ("type(content='text')", "Type into the focused field (tap the field first); it is cleared before."),
-    ("scroll(start_box='(x,y)', direction='down or up or right or left')", "Scroll the content from the point."),
+    (
+        "scroll(start_box='(x,y)', direction='down or up or right or left')",
+        "Scroll the content from the point.",
+    ),
     ("drag(start_box='(x1,y1)', end_box='(x2,y2)')", "Swipe from one point to another."),
     ("open_app(app_name='name')", "Open an app by its name."),
     ("press_home()", "Go to the home screen."),
@@ -61,7 +64,12 @@ _BOX = re.compile(r"<\|box_(?:start|end)\|>")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _ACTION = re.compile(r"Action\s*[:：]")
 _LABELS = re.compile(r"^\s*(?:Thought|Reflection|Action_Summary)\s*[:：]\s*", re.MULTILINE)
-_SCROLL = {"down": (0, -1), "up": (0, 1), "left": (1, 0), "right": (-1, 0)}  # the finger moves against the content
+_SCROLL = {
+    "down": (0, -1),
+    "up": (0, 1),
+    "left": (1, 0),
+    "right": (-1, 0),
+}  # the finger moves against the content
 _SCROLL_GRID = 400
 _FEEDBACK = (
     "Your reply held no action I could run. Write 'Thought: …' and then one line "
@@ -101,13 +109,16 @@ class UiTars(Family):
         for cls in generic_actions(_NATIVE):
             args = ", ".join(
                 f"{key}='(x,y)'" if key in point_fields(cls) else f"{key}=''"
-                for key in cls.model_fields if key != "name"
+                for key in cls.model_fields
+                if key != "name"
             )
             lines.append(f"{snake(cls.model_fields['name'].default)}({args})  # {cls.purpose.en}")
         return "\n".join(lines)
 
     def first_user_text(self, task: str, info: str, earlier_tries: str | None) -> str:
-        return f"{earlier_tries}\n\n{info}" if earlier_tries else info  # the task goes in the instruction turn
+        return (
+            f"{earlier_tries}\n\n{info}" if earlier_tries else info
+        )  # the task goes in the instruction turn
 
     def step_user_text(self, info: str) -> str:
         return info
@@ -169,7 +180,9 @@ class UiTars(Family):
                 case "scroll":
                     start = pt("start_box")
                     dx, dy = _SCROLL.get(str(kw.get("direction", "down")).lower(), (0, -1))
-                    end = tuple(min(a.GRID_SIZE - 1, max(0, c + d * _SCROLL_GRID)) for c, d in zip(start, (dx, dy)))
+                    end = tuple(
+                        min(a.GRID_SIZE - 1, max(0, c + d * _SCROLL_GRID)) for c, d in zip(start, (dx, dy), strict=False)
+                    )
                     return a.Swipe(start=start, end=end)  # type: ignore[arg-type]
                 case "open_app":
                     return a.Launch(app=str(kw.get("app_name", "")))
