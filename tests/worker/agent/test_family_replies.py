@@ -152,7 +152,7 @@ def test_an_action_declared_once_reaches_every_family() -> None:
         assert tars.write_reply("x", shake, SIZE).endswith("Action: shake(element='(547,1205)', times='2')")
         assert tars._action("shake", {"element": "(546,1204)", "times": "2"}, SIZE, "") == shake
         assert (
-            '"arguments": {"action": "shake", "coordinate": [546, 1204], "times": "2"}'
+            '"arguments": {"action": "shake", "coordinate": [547, 1205], "times": "2"}'
             in qwen.write_reply("x", shake, SIZE)
         )
         assert qwen._action({"action": "shake", "coordinate": [546, 1204], "times": "2"}, SIZE, "") == shake
