@@ -29,6 +29,7 @@
     │  ├─ PersonalPhoneArchiveUnsafe   an export whose members would land outside the phone's directory
     │  ├─ InvalidCursor           a pagination cursor we did not hand out
     │  ├─ UnknownDeviceProfile    a device profile name the operator has not configured
+    │  ├─ UnknownModelEndpoint    a task ``model`` that names no endpoint of ``model.endpoints``
     │  ├─ InvalidSchedule         a schedule due more often than ``schedules.min_interval_s``, or never
     │  ├─ InvalidSdp              a WebRTC offer that does not parse or offers no H.264 video
     │  ├─ PathNotAllowed          a device file path outside ``device_api.file_roots``, relative, with
@@ -116,6 +117,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "UnknownDeviceProfile",
+    "UnknownModelEndpoint",
     "UserNotFound",
     "ViewerLimit",
     "WebhookSubscriptionNotFound",
@@ -260,6 +262,20 @@ class UnknownDeviceProfile(InvalidRequest):
         super().__init__(
             f"no device profile named {name!r}; known profiles: {listed}",
             context={"profile": name, "known": known},
+        )
+        self.name = name
+        self.known = known
+
+
+class UnknownModelEndpoint(InvalidRequest):
+    """A task (or a schedule's task) named a model endpoint that ``model.endpoints`` does not define."""
+
+    code = "unknown_model"
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(
+            f"no model endpoint named {name!r}; the endpoints you may use: {', '.join(known)}",
+            context={"model": name, "known": known},
         )
         self.name = name
         self.known = known

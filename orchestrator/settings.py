@@ -51,8 +51,36 @@ class _Group(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MODEL_FAMILIES = ("autoglm", "ui-tars", "qwen-mobile-use")
+"""The reply grammars the agent speaks (worker/agent/families/; docs/models.md)."""
+ModelFamily = Literal["autoglm", "ui-tars", "qwen-mobile-use"]
+ENDPOINT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+DEFAULT_ENDPOINT = "default"  # the one endpoint model.base_url/model.name make when none is listed
+
+
+class EndpointSettings(_Group):
+    """One model endpoint, chosen by ``name`` (a task's ``model``): a server, a served model, its family."""
+
+    name: str = Field(pattern=ENDPOINT_NAME_PATTERN)
+    base_url: str  # OpenAI-compatible, ending in /v1
+    model: str = Field(min_length=1)  # the served model name sent in each request
+    family: ModelFamily = "autoglm"
+    api_key: SecretStr = SecretStr("")
+    # A system prompt of the operator's own (placeholders {date}, {actions}, {lang}, {screen_width},
+    # {screen_height}: docs/models.md) in place of the family's built-in one.
+    prompt_file: Path | None = None
+    lang: Literal["en", "zh"] | None = None  # None: model.lang
+    max_in_flight: int = Field(default=8, ge=1)
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    first_token_timeout_s: float = Field(default=60.0, gt=0)
+    # Other endpoints' names, tried in order when this one is down (their own family and prompt apply
+    # only to tasks that name them: a failover endpoint must speak the same family).
+    failover: list[str] = Field(default_factory=list)
+
+
 class ModelSettings(_Group):
-    """The OpenAI-compatible model server the agents talk to."""
+    """The OpenAI-compatible model servers the agents talk to: ``endpoints`` by name, or one server
+    given by ``base_url``/``name`` (the endpoint named ``default``)."""
 
     base_url: str = "http://127.0.0.1:8001/v1"
     name: str = "autoglm-phone-9b"
@@ -64,6 +92,42 @@ class ModelSettings(_Group):
     # unreachable or answers 5xx/429, before the attempt ends as an infrastructure failure
     # (worker/agent/loop.py; then tasks.max_infra_attempts decides). 0: the client's own retries only.
     outage_budget_s: float = Field(default=120.0, ge=0)
+    # Named endpoints (JSON in PHONEFLEET_MODEL__ENDPOINTS); the first is the default. Empty: base_url,
+    # name, api_key and max_in_flight above make the one endpoint "default".
+    endpoints: list[EndpointSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _endpoint_names(self) -> ModelSettings:
+        names = [ep.name for ep in self.endpoints]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"model.endpoints: names used twice: {', '.join(twice)}")
+        for ep in self.endpoints:
+            for other in ep.failover:
+                if other == ep.name or other not in names:
+                    raise ValueError(f"model.endpoints: {ep.name!r} fails over to {other!r}, not another endpoint")
+                if self.by_name(other).family != ep.family:
+                    raise ValueError(f"model.endpoints: {ep.name!r} fails over to {other!r} of another family")
+        return self
+
+    def all_endpoints(self) -> list[EndpointSettings]:
+        """The endpoints in order (the first is the default); the legacy one when none is listed."""
+        if self.endpoints:
+            return list(self.endpoints)
+        return [
+            EndpointSettings(
+                name=DEFAULT_ENDPOINT, base_url=self.base_url, model=self.name, api_key=self.api_key,
+                max_in_flight=self.max_in_flight,
+            )
+        ]  # fmt: skip
+
+    def by_name(self, name: str) -> EndpointSettings:
+        """The endpoint called ``name``; KeyError when there is none (``orchestrator.model_endpoints``
+        resolves a task's ``model`` with the typed error)."""
+        for ep in self.all_endpoints():
+            if ep.name == name:
+                return ep
+        raise KeyError(name)
 
 
 class AgentSettings(_Group):
@@ -458,6 +522,10 @@ class Settings(BaseSettings):
                 "auth.login_secret": self.auth.login_secret.get_secret_value(),
                 "auth.webhook_secret": self.auth.webhook_secret.get_secret_value(),
                 "model.api_key": self.model.api_key.get_secret_value(),
+                **{
+                    f"model.endpoints[{ep.name}].api_key": ep.api_key.get_secret_value()
+                    for ep in self.model.endpoints
+                },
             }
             if self.storage.encryption_key is not None:
                 secrets["storage.encryption_key"] = self.storage.encryption_key.get_secret_value()
@@ -465,7 +533,7 @@ class Settings(BaseSettings):
                 secrets["api.metrics_token"] = self.api.metrics_token.get_secret_value()
             for name, value in secrets.items():
                 # An empty model key is legitimate (a local server); an empty login secret is not.
-                if value == "" and name == "model.api_key":
+                if value == "" and name.startswith("model."):
                     continue
                 if value.strip().lower() in PLACEHOLDER_SECRETS:
                     raise ValueError(

@@ -23,6 +23,7 @@ from orchestrator.api import (
     health,
     live,
     metrics,
+    model_endpoints,
     schedules,
     sessions,
     tasks,
@@ -146,6 +147,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 webhook_targets=targets,
                 personal_phones=personal_phones,
                 default_max_tries=settings.tasks.default_max_tries,
+                models=settings.model,
             ),
             steps=StepService(db, settings.data_dir, cipher=cipher),
             devices=DeviceService(db, leases.signal),
@@ -171,6 +173,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 profiles=settings.pool.profiles,
                 webhook_targets=targets,
                 personal_phones=personal_phones,
+                models=settings.model,
             ),
             subscriptions=SubscriptionService(
                 db, webhook_targets=targets, max_per_tenant=settings.webhooks.max_subscriptions_per_tenant
@@ -217,7 +220,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, audit, auth, health,
                metrics, events, webhooks, webhook_subscriptions, live, adb_tunnel, tenants_api, tenant_registry,
-               usage)  # fmt: skip
+               usage, model_endpoints)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.include_router(api_keys.users_router)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -208,15 +209,44 @@ def _wait_port(port_file: Path, children: list[_Child], timeout: float) -> int:
     raise RuntimeError(f"{children[-1].name} did not listen within {timeout:g} s")
 
 
+_ENDPOINT_OPTIONS = ("family", "script", "model")
+
+
+def _reference_endpoint(spec: str) -> dict[str, str]:
+    """``NAME[,family=F][,script=PATH][,model=SERVED]`` → its parts; ValueError when unreadable."""
+    name, *options = spec.split(",")
+    parts = {"name": name.strip()}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or key.strip() not in _ENDPOINT_OPTIONS or not value.strip():
+            raise ValueError(
+                f"--reference-endpoint {spec!r}: {option!r} is not one of {', '.join(_ENDPOINT_OPTIONS)}=…"
+            )
+        parts[key.strip()] = value.strip()
+    if "script" in parts:
+        parts["script"] = str(Path(parts["script"]).expanduser().resolve())
+    return parts
+
+
+def _endpoint_json(ep) -> dict:
+    data = ep.model_dump(mode="json", exclude={"api_key"})
+    return {**data, "api_key": ep.api_key.get_secret_value()}
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from orchestrator.db.migrate import upgrade
-    from orchestrator.settings import load_settings
+    from orchestrator.settings import ModelSettings, load_settings
 
     try:
         settings = load_settings()
-    except ValidationError as exc:
+        extra = [_reference_endpoint(spec) for spec in args.reference_endpoint or []]
+        # Checked now, with stand-in URLs: a name used twice or an unknown family starts nothing.
+        ModelSettings(endpoints=[*map(_endpoint_json, settings.model.all_endpoints()),
+                                 *({"name": e["name"], "base_url": "http://127.0.0.1:1/v1", "model": e.get("model", e["name"]),
+                                    "family": e.get("family", "autoglm")} for e in extra)])  # fmt: skip
+    except (ValidationError, ValueError) as exc:
         print(f"phonefleet up: {exc}", file=sys.stderr)
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -257,6 +287,27 @@ def _cmd_up(args: argparse.Namespace) -> int:
             model_port = _wait_port(port_file, children, 60)
             env["PHONEFLEET_MODEL__BASE_URL"] = _with_port(settings.model.base_url, model_port)
             _wait_http(f"http://127.0.0.1:{model_port}/healthz", children, 60)
+        endpoints = [_endpoint_json(ep) for ep in settings.model.all_endpoints()]
+        if not settings.model.endpoints and "PHONEFLEET_MODEL__BASE_URL" in env:
+            endpoints[0]["base_url"] = env["PHONEFLEET_MODEL__BASE_URL"]  # the one just started
+        for e in extra:  # a reference model of its own for each --reference-endpoint
+            served, family = e.get("model", e["name"]), e.get("family", "autoglm")
+            port_file = _fresh(logs / f"reference-model-{e['name']}.port")
+            command = ["reference-model", "--port", "0", "--port-file", str(port_file), "--model-name", served,
+                       "--family", family, *(["--script", e["script"]] if "script" in e else [])]  # fmt: skip
+            children.append(_start(f"reference-model-{e['name']}", command, env, logs))
+            port = _wait_port(port_file, children, 60)
+            _wait_http(f"http://127.0.0.1:{port}/healthz", children, 60)
+            endpoints.append(
+                {
+                    "name": e["name"],
+                    "base_url": f"http://127.0.0.1:{port}/v1",
+                    "model": served,
+                    "family": family,
+                }
+            )
+        if extra:  # the API and the worker read every endpoint from here
+            env["PHONEFLEET_MODEL__ENDPOINTS"] = json.dumps(endpoints)
         children.append(_start("pool", ["pool", "--adb-port", str(args.adb_port)], env, logs))
         children.append(_start("worker", ["worker", "--concurrency", str(args.concurrency),
                                           "--adb-port", str(args.adb_port)], env, logs))  # fmt: skip
@@ -298,11 +349,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "up", help="run the whole product on this machine (API, worker, pool, phones, model)"
     )
-    parser.add_argument("--concurrency", type=int, default=3, help="runs the worker holds at once (one task each)")
+    parser.add_argument(
+        "--concurrency", type=int, default=3, help="runs the worker holds at once (one task each)"
+    )
     parser.add_argument("--adb-port", type=int, default=5037, help="the adb server the pool and worker share")
     parser.add_argument(
         "--no-reference-model",
         action="store_true",
         help="do not start the reference model (a real one is at the model URL)",
     )
+    parser.add_argument(
+        "--reference-endpoint", action="append", default=None, metavar="NAME[,family=F][,script=PATH][,model=M]",
+        help="start one more reference model (rules, or replaying a script) as the model endpoint NAME; "
+        "repeatable (docs/models.md)",
+    )  # fmt: skip
     parser.set_defaults(func=_cmd_up)

@@ -176,7 +176,9 @@ class TaskSpec(BaseModel):
     )
     timeout_s: int = Field(default=600, ge=10, le=3600, description="Wall-clock budget in seconds.")
     model: str | None = Field(
-        default=None, min_length=1, max_length=200, description="Model name; default: the server's."
+        default=None, min_length=1, max_length=200,
+        description="The model endpoint's name (GET /api/v1/models); null: the first, the server's default. "
+        "An endpoint's served model name is accepted for it; any other name answers 422.",
     )
     webhook_url: WebhookUrl | None = Field(default=None, description="http(s) URL told about every event.")
     metadata: dict[str, Any] = Field(

@@ -24,6 +24,7 @@ from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.db.steps import HAND_BACK, USER, insert_step
 from orchestrator.errors import IdempotencyConflict, InvalidAnswer, InvalidTransition, TaskNotFound
+from orchestrator.model_endpoints import endpoint_for
 from orchestrator.notifier import EventSignal
 from orchestrator.profiles import profile_match
 from orchestrator.queue import TaskQueue
@@ -39,6 +40,7 @@ from orchestrator.services.task_creation import (
     new_task,
 )
 from orchestrator.services.webhook_targets import TargetPolicy
+from orchestrator.settings import ModelSettings
 
 __all__ = ["TaskService", "load_task"]
 
@@ -89,8 +91,10 @@ class TaskService:
         webhook_targets: TargetPolicy | None = None,
         personal_phones: PersonalPhoneService | None = None,
         default_max_tries: int = 1,
+        models: ModelSettings | None = None,
     ) -> None:
         self.db = db
+        self.models = models or ModelSettings()  # the endpoints a task's ``model`` may name
         self.personal_phones = personal_phones  # checks a task's personal_phone_id is the caller's
         self.queue = queue
         self.limiter = limiter
@@ -115,6 +119,7 @@ class TaskService:
         """Submit a task; returns (task, created). A replayed key returns the original, created=False.
 
         Raises ``RateLimited``, ``UnknownDeviceProfile`` (a profile name not configured),
+        ``UnknownModelEndpoint`` (a ``model`` that names no endpoint),
         ``PersonalPhoneNotFound`` (a personal phone that is not the caller's),
         ``WebhookTargetRefused`` (a private address where only public ones are allowed) and
         ``IdempotencyConflict`` (same key, different request). A broker failure after the commit is
@@ -124,6 +129,8 @@ class TaskService:
         profile_match(spec.device_profile, self.profiles)  # a name must exist; the worker resolves it
         await check_own_phone(self.personal_phones, principal, spec.personal_phone_id)
         fields = spec.stored_fields()
+        if fields["model"] is not None:  # an endpoint's name is kept, whichever way it was named
+            fields["model"] = endpoint_for(fields["model"], self.models).name
         if fields["max_tries"] is None:
             fields["max_tries"] = self.default_max_tries
         self.webhook_targets.check_url(fields["webhook_url"])

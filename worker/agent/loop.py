@@ -29,8 +29,8 @@ from worker.agent.app_policy import REFUSED, AppPolicy
 from worker.agent.conversation import Conversation
 from worker.agent.errors import ActionError, ModelError, NoAnswer
 from worker.agent.executor import ActionExecutor, Device
+from worker.agent.families import family
 from worker.agent.images import EncodedImage, image_part
-from worker.agent.parser import format_reply, parse_reply
 from worker.agent.results import WAITING, AgentResult, FailReason, RunStatus, StepRecord, StepTimings
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 
@@ -68,6 +68,13 @@ class AgentConfig:
     max_steps: int = 30
     budget_s: float = 600.0  # wall clock for the whole run
     lang: str = "en"  # "zh" for AutoGLM-Phone-9B, "en" for the multilingual model
+    # The model's reply grammar (worker/agent/families/: "autoglm", "ui-tars", "qwen-mobile-use"), and
+    # an endpoint's own prompt (its prompt_file's text, placeholders unfilled) in place of the family's.
+    family: str = "autoglm"
+    prompt: str | None = None
+    # The screenshot's pixel budget for families that resize it themselves (the model client's
+    # image_max_pixels: the two must agree, or the client scales the image again).
+    image_max_pixels: int = 1_000_000
     max_parse_errors: int = 3  # in a row
     # The loop rules (docs/agent.md, "Asking instead of looping"); 0 turns a rule off.
     stuck_repeats: int = 4  # same screen and same action this many times in a row
@@ -135,7 +142,11 @@ class _AgentLoop:
         self.hooks = hooks
         self.steering = steering
         self.apps = apps
-        self.conversation = Conversation(prompts.system_prompt(config.lang, today), config.history_tokens)
+        self.family = family(config.family)
+        self.sent_size: tuple[int, int] = (1, 1)  # the last screenshot as sent (width, height)
+        self.today = today
+        # The system text needs the size of the image sent (pixel families announce it): set at the first ask.
+        self.conversation = Conversation("", config.history_tokens)
         self.steps: list[StepRecord] = []
         self.started = time.monotonic()
         self.pending_notes: list[str] = []
@@ -254,17 +265,21 @@ class _AgentLoop:
     ) -> ModelReply | AgentResult | None:
         """The model's reply; an AgentResult when the run must end; None when paused mid-call."""
         info = prompts.screen_info(app)
+        encoded = await self.model.encode_image(self.family.prepare_image(image, self.config.image_max_pixels))
+        timings.image_bytes = encoded.bytes_len
+        self.sent_size = (encoded.width, encoded.height)
         if not self.conversation.turns:
-            text = prompts.first_user_message(self.task, info, self.earlier_tries)
+            self.conversation.system = self.family.prompt(
+                self.config.lang, self.today, self.sent_size, self.config.prompt
+            )
+            text = self.family.first_user_text(self.task, info, self.earlier_tries)
         else:
-            text = prompts.step_user_message(info)
+            text = self.family.step_user_text(info)
         if self.pending_notes:
             text = "\n".join([*self.pending_notes, text])
             self.pending_notes.clear()
         self.conversation.add_user(text)
-        encoded = await self.model.encode_image(image)
-        timings.image_bytes = encoded.bytes_len
-        messages = self.conversation.messages(image_part(encoded))
+        messages = self.family.messages(self.conversation, self.task, image_part(encoded))
         t0 = time.monotonic()
         reply = await self._chat(messages)  # raises ModelError past the client's retries and the budget
         timings.model_s = time.monotonic() - t0
@@ -391,7 +406,7 @@ class _AgentLoop:
             return step
 
         try:
-            parsed = parse_reply(reply.content)
+            parsed = self.family.parse(reply.content, self.sent_size)
         except ActionError as exc:
             self.parse_errors += 1
             self.conversation.add_assistant(reply.content)
@@ -406,7 +421,7 @@ class _AgentLoop:
             return None
         self.parse_errors = 0
         action = parsed.action
-        self.conversation.add_assistant(format_reply(parsed.thinking, action))
+        self.conversation.add_assistant(self.family.assistant_turn(parsed, self.sent_size))
 
         def step_of(result: str, note: str | None = None) -> StepRecord:
             return record(parsed.thinking, parsed.action_text, action, result, note)

@@ -124,10 +124,22 @@ def _lang(lang: str) -> str:
     return lang
 
 
+def system_prompt_template(lang: str) -> str:
+    """The AutoGLM system prompt in ``lang`` with its ``{date}`` and ``{actions}`` placeholders still in."""
+    rules = "\n".join(f"{i}. {rule}" for i, rule in enumerate(_RULES[_lang(lang)], start=1))
+    return _TEMPLATES[lang].replace("{rules}", rules)
+
+
+def action_lines(lang: str) -> str:
+    """The AutoGLM action list in ``lang``, one usage line and its purpose per action."""
+    return _action_lines(_lang(lang))
+
+
 def system_prompt(lang: str, today: dt.date) -> str:
     """The system prompt in ``lang`` ("zh" for AutoGLM-Phone-9B, "en" for the multilingual model)."""
-    rules = "\n".join(f"{i}. {rule}" for i, rule in enumerate(_RULES[_lang(lang)], start=1))
-    return _TEMPLATES[lang].format(date=format_date(lang, today), actions=_action_lines(lang), rules=rules)
+    return system_prompt_template(lang).replace("{date}", format_date(lang, today)).replace(
+        "{actions}", _action_lines(lang)
+    )
 
 
 def screen_info(current_app: str) -> str:
@@ -250,6 +262,7 @@ __all__ = [
     "CHAIN_HEADER",
     "EARLIER_TRIES_HEADER",
     "LANGUAGES",
+    "action_lines",
     "chain_message",
     "earlier_tries_message",
     "first_user_message",
@@ -258,5 +271,6 @@ __all__ = [
     "screen_info",
     "step_user_message",
     "system_prompt",
+    "system_prompt_template",
     "user_steps_message",
 ]

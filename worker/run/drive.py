@@ -78,7 +78,8 @@ from orchestrator.db import (
 )
 from orchestrator.db.database import Database
 from orchestrator.encryption import screenshot_cipher
-from orchestrator.errors import UnknownDeviceProfile
+from orchestrator.errors import UnknownDeviceProfile, UnknownModelEndpoint
+from orchestrator.model_endpoints import endpoint_for
 from orchestrator.notifier import EventSignal
 from orchestrator.profiles import profile_match
 from orchestrator.settings import Settings
@@ -318,8 +319,8 @@ async def _drive(
     a task chain's subgoals one after another (``chain.py``)."""
     from worker.agent.app_policy import AppPolicy
     from worker.agent.loop import AgentConfig
-    from worker.agent.model_client import ModelClientConfig, ModelEndpoint
     from worker.agent.phone_agent import phone_agent
+    from worker.run.endpoints import PromptFileError, endpoint_run
 
     settings = deps.settings
     hooks = TaskHooks(
@@ -330,17 +331,15 @@ async def _drive(
     def budget_left() -> float:
         return max(0.0, deadline - time.monotonic())
 
-    endpoint = ModelEndpoint(
-        base_url=settings.model.base_url,
-        model=claim.model or settings.model.name,
-        api_key=settings.model.api_key.get_secret_value() or None,
-        max_in_flight=settings.model.max_in_flight,
-    )
+    try:  # the task's model names an endpoint (checked at submission; the settings may have changed since)
+        run = endpoint_run(endpoint_for(claim.model, settings.model), settings.model)
+    except (UnknownModelEndpoint, PromptFileError) as exc:
+        return Tries(AgentResult(RunStatus.FAILED, str(exc), FailReason.MODEL_ERROR))
     async with AsyncExitStack() as stack:
         try:
             agent = await stack.enter_async_context(
                 phone_agent(
-                    grant.serial, ModelClientConfig(endpoints=[endpoint]),
+                    grant.serial, run.client,
                     adb_host=deps.adb_host, adb_port=deps.adb_port,
                     # Redis makes the in-flight cap hold across every worker sharing the model server.
                     redis_url=settings.redis_url,
@@ -359,7 +358,10 @@ async def _drive(
                 config = AgentConfig(
                     max_steps=claim.max_steps,  # each try has all of them; the budget is shared
                     budget_s=budget_left(),
-                    lang=settings.model.lang,
+                    lang=run.lang,
+                    family=run.family,
+                    prompt=run.prompt,
+                    image_max_pixels=run.client.image_max_pixels,
                     model_outage_budget_s=settings.model.outage_budget_s,
                     on_stuck=settings.agent.on_stuck,
                 )
@@ -372,14 +374,14 @@ async def _drive(
 
             return await run_tries(
                 run_try, max_tries=claim.max_tries, rows=rows, hooks=hooks, steering=steering,
-                lang=settings.model.lang, budget_left=budget_left,
+                lang=run.lang, budget_left=budget_left,
             )  # fmt: skip
 
         if claim.subgoals:
             return await run_chain(
                 run_task, instruction=claim.instruction, goals=claim.subgoals,
                 on_step_failure=claim.on_step_failure, rows=rows, hooks=hooks, steering=steering,
-                lang=settings.model.lang, budget_left=budget_left,
+                lang=run.lang, budget_left=budget_left,
             )  # fmt: skip
         return await run_task(claim.instruction)
 
