@@ -91,6 +91,9 @@ class PhoneStream:
         self.repeats = 0  # pictures sent again (to all viewers, or to one new viewer)
         self.repeat_bytes = 0
         self.last_error: str | None = None
+        self.capture_kind = "screenrecord"  # or "scrcpy" (set by the hub; reported in stats)
+        self.keyframe_restarts = 0  # captures restarted for a keyframe
+        self.keyframe_asks = 0  # keyframes asked of a running capture (scrcpy's reset-video)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -143,8 +146,9 @@ class PhoneStream:
         return len(self._tracks)
 
     def request_keyframe(self) -> None:
-        """Restart the capture for a fresh IDR, at most once per ``keyframe_min_interval_s``
-        (nothing to do while a new capture has not sent its first picture: that is an IDR)."""
+        """Ask the capture for a fresh IDR (scrcpy 3.x: reset-video) or, where it cannot be asked,
+        restart it; at most once per ``keyframe_min_interval_s`` (nothing to do while a new capture
+        has not sent its first picture: that is an IDR)."""
         if self._closed or self._restart_handle is not None or self._fresh:
             return
         wait = self._started_at + self._min_interval - time.monotonic()
@@ -153,7 +157,13 @@ class PhoneStream:
 
     def _restart(self) -> None:
         self._restart_handle = None
+        ask = getattr(self._capture, "request_keyframe", None)
+        if ask is not None and ask():
+            self.keyframe_asks += 1
+            self._started_at = time.monotonic()  # the interval counts from this ask
+            return
         if self._capture is not None:
+            self.keyframe_restarts += 1
             logger.debug("live capture restarted for a keyframe", extra={"device_id": str(self.device_id)})
             self._capture.close()  # _run sees the end and opens the next one at once
 
