@@ -95,6 +95,7 @@ class ScrcpyCapture:
         self.video_size: tuple[int, int] | None = None
         self.damaged = False  # never set: the server's packets are framed, nothing is lost in between
         self.resets = 0  # reset-video messages sent
+        self.keyframes = 0  # IDR pictures received
         self._closing = False
         self.server_output = b""
         self._server_ended = asyncio.Event()
@@ -206,6 +207,7 @@ class ScrcpyCapture:
                     config = payload  # SPS/PPS, for the next picture
                     continue
                 keyframe = bool(flags & FLAG_KEY_FRAME)
+                self.keyframes += keyframe
                 data = config + payload if config else payload
                 config = b""
                 yield AccessUnit(data, keyframe)

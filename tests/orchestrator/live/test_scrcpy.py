@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 
 import av
+import httpx
 import pytest
 
 from device_pool.driver import AdbDevice
 from device_pool.errors import CommandFailed
+from device_pool.sim import counter
+from orchestrator.api import create_app
+from orchestrator.live import LiveHub
 from orchestrator.live.geometry import VideoGeometry
 from orchestrator.live.h264 import AccessUnit
 from orchestrator.live.scrcpy import DEVICE_JAR, ScrcpyCapture
+from orchestrator.queue import TaskQueue
+from orchestrator.settings import Settings
 from tests.aio import run
-from tests.conftest import AdbServer
-from tests.orchestrator.live.conftest import PHONE, ticking_phone
+from tests.conftest import REDIS_URL, AdbServer
+from tests.orchestrator.conftest import StartApi
+from tests.orchestrator.live.conftest import (
+    PHONE,
+    VIDEO,
+    lease_phone,
+    live_settings,
+    serve_here,
+    ticking_phone,
+)
+from tests.orchestrator.live.peer import LiveClient
 from tests.processes import SimPhones
 
 # The virtual phone checks that the jar was pushed but runs its own server: any bytes will do.
@@ -98,3 +115,65 @@ def test_1_24_has_no_reset_video_and_a_missing_jar_is_reported(live_phone: SimPh
             capture.close()
 
     run(scenario())
+
+
+def test_the_live_view_over_scrcpy_asks_for_keyframes_and_never_restarts(
+    tmp_path: Path, migrated_pg_url: str, adb_server: AdbServer, live_phone: SimPhones, redis_prefix: str,
+    start_api: StartApi,
+) -> None:  # fmt: skip
+    caller = start_api(migrated_pg_url).caller()
+    jar = tmp_path / "scrcpy-server.jar"
+    jar.write_bytes(JAR)
+    # screenrecord would stop after 1 s here; the scrcpy server has no limit.
+    webrtc = live_settings(adb_server.port, capture="scrcpy", scrcpy_server_jar=str(jar),
+                           scrcpy_server_version="3.3.4", record_time_limit_s=1)  # fmt: skip
+    settings = Settings(data_dir=tmp_path / "data", database_url=migrated_pg_url, redis_url=REDIS_URL, webrtc=webrtc)
+
+    async def scenario() -> None:
+        phone = await ticking_phone(live_phone.serial(), adb_server.port, hz=0)  # a still screen
+        queue = TaskQueue.from_settings(settings, key_prefix=redis_prefix)
+        app = create_app(settings, queue=queue)
+        seqs: list[int] = []
+
+        def stamp(frame) -> None:  # type: ignore[no-untyped-def]
+            read = counter.read(frame.to_ndarray(format="gray"))
+            if read is not None:
+                seqs.append(read.seq)
+
+        client = LiveClient(on_frame=stamp)
+        try:
+            async with serve_here(app) as url, lease_phone(
+                migrated_pg_url, live_phone.serial(), caller.tenant_id
+            ) as leased, httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {caller.key}"},
+                                           timeout=30) as http:  # fmt: skip
+                hub: LiveHub = app.state.live
+                r = await client.connect(http, f"/api/v1/devices/{leased.device_id}/webrtc")
+                assert r.status_code == 200, r.text
+                assert r.json()["video"] == {"width": VIDEO[0], "height": VIDEO[1]}
+                stream = hub.stream(leased.device_id)
+                assert stream is not None and stream.capture_kind == "scrcpy"
+                await client.wait_frames(1)
+                capture = stream._capture
+                assert isinstance(capture, ScrcpyCapture) and capture.keyframes == 1
+
+                # Picture loss (RTCP PLI) becomes a reset-video message; the server's encoder starts
+                # over with SPS/PPS and an IDR, on the same connection.
+                receiver = client.pc.getReceivers()[0]
+                await receiver._send_rtcp_pli(receiver.getSynchronizationSources()[0].source)
+                async with asyncio.timeout(15):  # a keyframe after reset-video
+                    while capture.keyframes < 2:
+                        await asyncio.sleep(0.05)
+                assert capture.resets == 1 and stream.keyframe_asks == 1 and stream.keyframe_restarts == 0
+
+                # Well past screenrecord's (here 1 s) limit: one capture, pictures all along.
+                await phone.shell("phonefleet-sim frame-counter on --tick 20", check=True)
+                start, seen = time.monotonic(), client.frames
+                await client.wait_frames(seen + 40, timeout=30)
+                assert time.monotonic() - start > 1.5
+                assert stream.captures == 1 and stream._capture is capture
+        finally:
+            await client.close()
+            queue.close()
+        assert seqs == sorted(seqs) and seqs[-1] - seqs[0] >= 35
+
+    run(scenario(), timeout=120)
