@@ -29,7 +29,7 @@ from orchestrator.live.access import Admission, ControlState, LiveAccess, LiveTa
 from orchestrator.live.capture import Capture
 from orchestrator.live.geometry import VideoGeometry
 from orchestrator.live.ice import browser_ice_servers, pin_host_addresses, rtc_configuration
-from orchestrator.live.scrcpy import DEVICE_JAR, ScrcpyCapture, capture_kind
+from orchestrator.live.scrcpy import ScrcpyCapture, capture_kind
 from orchestrator.live.stream import CaptureLike, PhoneStream
 from orchestrator.live.user_steps import UserSteps
 from orchestrator.live.viewer import Viewer
@@ -192,13 +192,16 @@ class LiveHub:
         capture: Callable[[], CaptureLike]
         if kind == "scrcpy":
             assert s.scrcpy_server_jar is not None
+            try:
+                jar = s.scrcpy_server_jar.read_bytes()
+            except OSError as exc:
+                raise Unavailable(f"webrtc.scrcpy_server_jar cannot be read: {exc}") from exc
             geometry = VideoGeometry.for_scrcpy(width, height, s.max_width)
-            await phone.push(s.scrcpy_server_jar.read_bytes(), DEVICE_JAR)
 
             def capture() -> CaptureLike:
                 return ScrcpyCapture(
                     admission.serial, geometry, adb_host=s.adb_host, adb_port=s.adb_port,
-                    bit_rate=s.bit_rate, version=s.scrcpy_server_version,
+                    bit_rate=s.bit_rate, version=s.scrcpy_server_version, jar=jar,
                 )  # fmt: skip
         else:
             geometry = VideoGeometry.for_screen(width, height, s.max_width)

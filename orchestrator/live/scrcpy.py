@@ -2,7 +2,7 @@
 
 The other capture kind beside ``capture.py`` (``screenrecord``), with the same face to the stream
 (``open``, ``units``, ``close``, ``damaged``) and one more: ``request_keyframe()``. The host pushes the
-server jar (``webrtc.scrcpy_server_jar``), starts it through adb's ``exec:`` with
+server jar (``webrtc.scrcpy_server_jar``) on every open, starts it through adb's ``exec:`` with
 ``tunnel_forward=true`` so the phone listens on its abstract socket, and opens that socket through the
 adb server twice (``localabstract:NAME``: what ``adb forward`` does per connection, without a TCP
 port): the video socket, then the control socket. docs/scrcpy.md has the byte layouts of the two
@@ -24,7 +24,7 @@ import struct
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from device_pool.driver import adb_errors
+from device_pool.driver import AdbDevice, adb_errors
 from device_pool.driver.errors import ServerRefused
 from device_pool.driver.wire import AdbConnection
 from device_pool.errors import CommandFailed, DeviceOffline
@@ -66,19 +66,22 @@ def capture_kind(settings: WebRtcSettings, provider: str, labels: Mapping[str, A
     """``"scrcpy"`` or ``"screenrecord"`` for one phone: its ``capture`` label, else ``webrtc.capture``;
     ``auto`` is scrcpy for every provider but the virtual phone (``sim``) once a jar is configured.
     Without a jar it is always screenrecord (a label or setting asking for scrcpy is logged)."""
-    asked = labels.get("capture") if labels.get("capture") in ("screenrecord", "scrcpy") else settings.capture
-    if asked == "auto":
-        asked = "scrcpy" if provider != "sim" else "screenrecord"
-    if asked == "scrcpy" and settings.scrcpy_server_jar is None:
-        logger.info("scrcpy capture asked for without webrtc.scrcpy_server_jar: using screenrecord")
+    label = labels.get("capture")
+    asked = label if label in ("screenrecord", "scrcpy") else settings.capture
+    if settings.scrcpy_server_jar is None:
+        if asked == "scrcpy":
+            logger.warning("scrcpy capture asked for without webrtc.scrcpy_server_jar: using screenrecord")
         return "screenrecord"
-    return asked
+    if asked == "auto":
+        return "screenrecord" if provider == "sim" else "scrcpy"
+    return str(asked)
 
 
 class ScrcpyCapture:
     def __init__(
-        self, serial: str, geometry: VideoGeometry, *, adb_host: str, adb_port: int, bit_rate: int, version: str
-    ) -> None:
+        self, serial: str, geometry: VideoGeometry, *, adb_host: str, adb_port: int, bit_rate: int, version: str,
+        jar: bytes | None = None,
+    ) -> None:  # fmt: skip
         if version not in VERSIONS:
             raise ValueError(f"scrcpy server {version} is not one this host speaks ({', '.join(VERSIONS)})")
         self.serial = serial
@@ -88,6 +91,7 @@ class ScrcpyCapture:
         self.socket_name = "scrcpy" if version == "1.24" else f"scrcpy_{self.scid:08x}"
         self.command = server_command(version, scid=self.scid, max_size=max(geometry.video), bit_rate=bit_rate)
         self._adb = (adb_host, adb_port)
+        self._jar = jar  # pushed on every open (a reset phone has lost it); None: already there
         self._server: AdbConnection | None = None
         self._video: AdbConnection | None = None
         self._control: AdbConnection | None = None
@@ -112,7 +116,11 @@ class ScrcpyCapture:
         return conn
 
     async def open(self, timeout: float = 10.0) -> None:
-        """Start the server and connect to it; raises ``DeviceError`` (offline, refused, timed out)."""
+        """Push the jar, start the server and connect to it; raises ``DeviceError`` (offline,
+        refused, timed out; ``CommandFailed`` with what the server printed when it exits)."""
+        if self._jar is not None:
+            phone = AdbDevice(self.serial, adb_host=self._adb[0], adb_port=self._adb[1])
+            await phone.push(self._jar, DEVICE_JAR, timeout=timeout)
         with adb_errors(self.serial, self.command, timeout=timeout):
             try:
                 async with asyncio.timeout(timeout):

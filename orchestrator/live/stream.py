@@ -7,10 +7,11 @@ joins while the screen is still — the common case — gets the current picture
 without restarting anything.
 
 Keyframes: a viewer that joins after a long GOP, loses pictures, or reports picture loss (RTCP
-PLI/FIR) needs an IDR; since screenrecord cannot be asked for one, the stream ends the capture
-and starts a new one, which begins with an IDR (at most once per ``keyframe_min_interval_s``; the
-other viewers see the picture pause for as long as the phone takes to restart). A capture that
-ends by itself (the 180 s limit) is restarted at once; one that fails is retried with backoff
+PLI/FIR) needs an IDR. A capture that can be asked for one (``request_keyframe()`` answering True:
+scrcpy 3.x's reset video) is asked; otherwise (screenrecord, scrcpy 1.24) the stream ends the capture
+and starts a new one, which begins with an IDR (either at most once per
+``keyframe_min_interval_s``; on a restart the other viewers see the picture pause for as long as the
+phone takes to restart). A capture that ends by itself (screenrecord's 180 s limit) is restarted at once; one that fails is retried with backoff
 while viewers remain. ``close()`` ends it all.
 
 Repeats: ``repeat_s`` after a picture, if no other came, the stream sends that picture again

@@ -177,3 +177,20 @@ def test_the_live_view_over_scrcpy_asks_for_keyframes_and_never_restarts(
         assert seqs == sorted(seqs) and seqs[-1] - seqs[0] >= 35
 
     run(scenario(), timeout=120)
+
+
+def test_the_capture_kind_is_chosen_per_device(tmp_path: Path) -> None:
+    from orchestrator.live.scrcpy import capture_kind
+    from orchestrator.settings import WebRtcSettings
+
+    jar = tmp_path / "server.jar"
+    none, auto = WebRtcSettings(), WebRtcSettings(scrcpy_server_jar=jar)
+    assert capture_kind(none, "redroid", {}) == "screenrecord"  # no jar: screenrecord everywhere
+    assert capture_kind(none, "redroid", {"capture": "scrcpy"}) == "screenrecord"
+    assert capture_kind(auto, "redroid", {}) == capture_kind(auto, "static_adb", {}) == "scrcpy"
+    assert capture_kind(auto, "sim", {}) == "screenrecord"  # the virtual phone, unless asked
+    assert capture_kind(auto, "sim", {"capture": "scrcpy"}) == "scrcpy"
+    assert capture_kind(auto, "redroid", {"capture": "screenrecord"}) == "screenrecord"
+    forced = WebRtcSettings(scrcpy_server_jar=jar, capture="scrcpy")
+    assert capture_kind(forced, "sim", {}) == "scrcpy"
+    assert capture_kind(forced, "sim", {"capture": "bogus"}) == "scrcpy"  # an unknown label is ignored
