@@ -92,7 +92,7 @@ class PhoneStream:
         self.repeats = 0  # pictures sent again (to all viewers, or to one new viewer)
         self.repeat_bytes = 0
         self.last_error: str | None = None
-        self.capture_kind = "screenrecord"  # or "scrcpy" (set by the hub; reported in stats)
+        self.capture_kind = "screenrecord"  # or "scrcpy" (set by the hub, which chose the capture)
         self.keyframe_restarts = 0  # captures restarted for a keyframe
         self.keyframe_asks = 0  # keyframes asked of a running capture (scrcpy's reset-video)
 
