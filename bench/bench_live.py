@@ -137,7 +137,7 @@ def main() -> int:
             adb.stop()
             sim.stop()
     for kind, rows in results:
-        report(args, rows, capture=kind or "screenrecord")
+        report(args, rows, capture=f"scrcpy server {args.scrcpy_version}" if kind == "scrcpy" else "screenrecord")
     warnings = [line for line in api_log.splitlines() if "WARNING" in line or "ERROR" in line]
     if warnings:
         print(f"API log: {len(warnings)} warning/error lines, first: {warnings[0][:200]}")
