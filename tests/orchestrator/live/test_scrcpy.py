@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,13 +14,14 @@ import httpx
 import pytest
 
 from device_pool.driver import AdbDevice
+from device_pool.driver.wire import AdbConnection
 from device_pool.errors import CommandFailed
 from device_pool.sim import counter
 from orchestrator.api import create_app
 from orchestrator.live import LiveHub
 from orchestrator.live.geometry import VideoGeometry
 from orchestrator.live.h264 import AccessUnit
-from orchestrator.live.scrcpy import DEVICE_JAR, ScrcpyCapture
+from orchestrator.live.scrcpy import DEVICE_JAR, ScrcpyCapture, server_command
 from orchestrator.queue import TaskQueue
 from orchestrator.settings import Settings
 from tests.aio import run
@@ -194,3 +198,46 @@ def test_the_capture_kind_is_chosen_per_device(tmp_path: Path) -> None:
     forced = WebRtcSettings(scrcpy_server_jar=jar, capture="scrcpy")
     assert capture_kind(forced, "sim", {}) == "scrcpy"
     assert capture_kind(forced, "sim", {"capture": "bogus"}) == "scrcpy"  # an unknown label is ignored
+
+
+def test_adb_forward_reaches_the_server_as_scrcpys_own_client_does(
+    live_phone: SimPhones, adb_server: AdbServer
+) -> None:
+    """``adb forward tcp:P localabstract:scrcpy`` (the real adb binary): each connection to P is one
+    ``localabstract:`` stream to the phone, as the scrcpy desktop client uses it."""
+
+    async def scenario() -> None:
+        phone = await ticking_phone(live_phone.serial(), adb_server.port, hz=0)
+        await phone.push(JAR, DEVICE_JAR)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = await AdbConnection.open("127.0.0.1", adb_server.port)
+        try:
+            await server.request(f"host:transport:{live_phone.serial()}")
+            await server.request("exec:" + server_command("1.24", scid=0, max_size=800, bit_rate=2_000_000))
+            forward = [adb_server.binary, "-s", live_phone.serial(), "forward", f"tcp:{port}", "localabstract:scrcpy"]
+            done = await asyncio.to_thread(subprocess.run, forward, env=adb_server.env(), capture_output=True, timeout=30)
+            assert done.returncode == 0, done.stderr
+            async with asyncio.timeout(30):
+                while True:  # the server listens once it has started
+                    video_r, video_w = await asyncio.open_connection("127.0.0.1", port)
+                    try:
+                        assert await video_r.readexactly(1) == b"\x00"
+                        break
+                    except asyncio.IncompleteReadError:
+                        video_w.close()
+                        await asyncio.sleep(0.05)
+                _control = await asyncio.open_connection("127.0.0.1", port)
+                meta = await video_r.readexactly(68)
+                assert struct.unpack(">HH", meta[64:]) == (360, 800)
+                flags, size = struct.unpack(">QI", await video_r.readexactly(12))
+                assert flags == 1 << 63 and (await video_r.readexactly(size)).startswith(b"\x00\x00\x00\x01\x67")
+                flags, size = struct.unpack(">QI", await video_r.readexactly(12))
+                assert flags & (1 << 62)  # then the IDR
+            video_w.close()
+            _control[1].close()
+        finally:
+            server.close()
+
+    run(scenario())
