@@ -121,16 +121,19 @@ def test_1_24_has_no_reset_video_and_a_missing_jar_is_reported(live_phone: SimPh
     run(scenario())
 
 
+@pytest.mark.parametrize("version", ["3.3.4", "1.24"])
 def test_the_live_view_over_scrcpy_asks_for_keyframes_and_never_restarts(
     tmp_path: Path, migrated_pg_url: str, adb_server: AdbServer, live_phone: SimPhones, redis_prefix: str,
-    start_api: StartApi,
+    start_api: StartApi, version: str,
 ) -> None:  # fmt: skip
+    """3.3.4: a viewer's picture loss becomes reset video on the running capture. 1.24 has no such
+    message: the stream restarts the server for the keyframe (once), as it does screenrecord."""
     caller = start_api(migrated_pg_url).caller()
     jar = tmp_path / "scrcpy-server.jar"
     jar.write_bytes(JAR)
     # screenrecord would stop after 1 s here; the scrcpy server has no limit.
     webrtc = live_settings(adb_server.port, capture="scrcpy", scrcpy_server_jar=str(jar),
-                           scrcpy_server_version="3.3.4", record_time_limit_s=1)  # fmt: skip
+                           scrcpy_server_version=version, record_time_limit_s=1)  # fmt: skip
     settings = Settings(data_dir=tmp_path / "data", database_url=migrated_pg_url, redis_url=REDIS_URL, webrtc=webrtc)
 
     async def scenario() -> None:
@@ -160,21 +163,30 @@ def test_the_live_view_over_scrcpy_asks_for_keyframes_and_never_restarts(
                 capture = stream._capture
                 assert isinstance(capture, ScrcpyCapture) and capture.keyframes == 1
 
-                # Picture loss (RTCP PLI) becomes a reset-video message; the server's encoder starts
-                # over with SPS/PPS and an IDR, on the same connection.
+                # Picture loss (RTCP PLI): 3.3.4 gets a reset-video message and the server's encoder
+                # starts over with SPS/PPS and an IDR, on the same connection; 1.24 a new server.
                 receiver = client.pc.getReceivers()[0]
                 await receiver._send_rtcp_pli(receiver.getSynchronizationSources()[0].source)
-                async with asyncio.timeout(15):  # a keyframe after reset-video
-                    while capture.keyframes < 2:
+                async with asyncio.timeout(15):  # a keyframe after the ask
+                    while not (capture.keyframes >= 2 or (stream.keyframe_restarts and stream.pictures >= 2)):
                         await asyncio.sleep(0.05)
-                assert capture.resets == 1 and stream.keyframe_asks == 1 and stream.keyframe_restarts == 0
+                if version == "3.3.4":
+                    assert capture.resets == 1 and stream.keyframe_asks == 1 and stream.keyframe_restarts == 0
+                else:
+                    assert stream.keyframe_asks == 0 and stream.keyframe_restarts == 1
+                    async with asyncio.timeout(15):
+                        while not isinstance(stream._capture, ScrcpyCapture) or stream._capture is capture:
+                            await asyncio.sleep(0.05)
+                    capture = stream._capture
+                captures = stream.captures
+                assert captures == (1 if version == "3.3.4" else 2)
 
                 # Well past screenrecord's (here 1 s) limit: one capture, pictures all along.
                 await phone.shell("phonefleet-sim frame-counter on --tick 20", check=True)
                 start, seen = time.monotonic(), client.frames
                 await client.wait_frames(seen + 40, timeout=30)
                 assert time.monotonic() - start > 1.5
-                assert stream.captures == 1 and stream._capture is capture
+                assert stream.captures == captures and stream._capture is capture
         finally:
             await client.close()
             queue.close()
