@@ -53,11 +53,14 @@ def server_command(version: str, *, scid: int, max_size: int, bit_rate: int, jar
     """The shell command that starts the server in the dialect of ``version``."""
     head = f"CLASSPATH={jar} app_process / com.genymobile.scrcpy.Server {version}"
     if version == "1.24":
-        opts = f"tunnel_forward=true control=true max_size={max_size} bit_rate={bit_rate} send_dummy_byte=true"
+        opts = (
+            f"tunnel_forward=true control=true max_size={max_size} bit_rate={bit_rate} send_dummy_byte=true "
+            "clipboard_autosync=false"
+        )
     else:
         opts = (
             f"scid={scid:08x} tunnel_forward=true audio=false control=true video_codec=h264 "
-            f"max_size={max_size} video_bit_rate={bit_rate} cleanup=false"
+            f"max_size={max_size} video_bit_rate={bit_rate} clipboard_autosync=false cleanup=false"
         )
     return f"{head} {opts} log_level=info"
 
