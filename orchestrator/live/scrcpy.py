@@ -146,19 +146,25 @@ class ScrcpyCapture:
                     f"{self.serial}: the scrcpy server did not start" + (f": {text[:500]}" if text else ""),
                     device_id=self.serial, command=self.command, output=text,
                 )  # fmt: skip
+            conn, first = None, b"\x00"
             try:
                 conn = await self._connect(f"localabstract:{self.socket_name}")
-                if dummy and await conn._reader.readexactly(1) != b"\x00":
-                    conn.close()
-                    raise DeviceOffline(f"{self.serial}: scrcpy's first byte was not 0", device_id=self.serial)
-                return conn
+                if dummy:
+                    first = await conn.read_exactly(1)
             except (ServerRefused, asyncio.IncompleteReadError, ConnectionError):
+                if conn is not None:
+                    conn.close()
                 await asyncio.sleep(_CONNECT_TRIES_S)
+                continue
+            if first != b"\x00":
+                conn.close()
+                raise DeviceOffline(f"{self.serial}: scrcpy's first byte was {first!r}, not 0", device_id=self.serial)
+            return conn
 
     async def _follow_server(self, conn: AdbConnection) -> None:
         """Keep what the server prints (its log; its error when it exits early)."""
         try:
-            while chunk := await conn._reader.read(4096):
+            while chunk := await conn.read_some():
                 self.server_output = (self.server_output + chunk)[-_OUTPUT_KEPT:]
         except OSError:
             pass
@@ -166,13 +172,12 @@ class ScrcpyCapture:
             self._server_ended.set()
 
     async def _read_meta(self, conn: AdbConnection) -> None:
-        reader = conn._reader
-        name = await reader.readexactly(64)
+        name = await conn.read_exactly(64)
         self.device_name = name.split(b"\x00", 1)[0].decode("utf-8", "replace")
         if self.version == "1.24":
-            self.video_size = struct.unpack(">HH", await reader.readexactly(4))
+            self.video_size = struct.unpack(">HH", await conn.read_exactly(4))
             return
-        codec, width, height = struct.unpack(">III", await reader.readexactly(12))
+        codec, width, height = struct.unpack(">III", await conn.read_exactly(12))
         if codec != CODEC_H264:
             raise CommandFailed(
                 f"{self.serial}: scrcpy streams codec {codec:#x}, not h264", device_id=self.serial, command=self.command
@@ -183,7 +188,7 @@ class ScrcpyCapture:
         """Ask the server for a new IDR (3.x reset-video); False where the version has no way to."""
         if self.version == "1.24" or self._control is None or self._closing:
             return False
-        self._control._writer.write(MSG_RESET_VIDEO)
+        self._control.write_nowait(MSG_RESET_VIDEO)
         self.resets += 1
         return True
 
@@ -199,19 +204,23 @@ class ScrcpyCapture:
     async def units(self) -> AsyncIterator[AccessUnit]:
         """Pictures as the server sends them, until it stops or ``close()``."""
         assert self._video is not None, "open() first"
-        reader = self._video._reader
+        video = self._video
         config = b""
         try:
             while True:
                 try:
-                    flags, size = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+                    flags, size = _HEADER.unpack(await video.read_exactly(_HEADER.size))
                     if size > _MAX_PACKET:
                         raise DeviceOffline(f"{self.serial}: scrcpy packet of {size} bytes", device_id=self.serial)
-                    payload = await reader.readexactly(size)
+                    payload = await video.read_exactly(size)
                 except (asyncio.IncompleteReadError, OSError):
                     if self._closing:
                         return
-                    raise DeviceOffline(f"{self.serial}: the scrcpy server stopped", device_id=self.serial) from None
+                    said = self.server_output.decode("utf-8", "replace").strip().splitlines()[-1:]
+                    raise DeviceOffline(
+                        f"{self.serial}: the scrcpy server stopped" + (f" ({said[0][:300]})" if said else ""),
+                        device_id=self.serial, command=self.command,
+                    ) from None  # fmt: skip
                 if self._closing:
                     return
                 if flags & FLAG_CONFIG:
