@@ -60,7 +60,7 @@ def _command_service(phone: VirtualPhone, executor: Executor | None, command: st
         return functools.partial(screenrecord.serve, phone, executor, argv, v2)
     server = scrcpy_server.server_argv(command)
     if server is not None:
-        return functools.partial(scrcpy_server.serve, phone, executor, *server)
+        return functools.partial(scrcpy_server.serve, phone, executor, *server, v2)
     argv = logcat.streaming_argv(command)
     if argv is not None:
         return functools.partial(logcat.serve, phone.log, argv, v2)

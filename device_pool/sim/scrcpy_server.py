@@ -154,10 +154,18 @@ def split_config(data: bytes) -> tuple[bytes, bytes, bool]:
 
 
 async def serve(
-    phone: VirtualPhone, executor: Executor | None, classpath: str, args: list[str], stream: Stream
+    phone: VirtualPhone, executor: Executor | None, classpath: str, args: list[str], v2: bool, stream: Stream
 ) -> None:
-    """Run the server for as long as the host keeps its video socket (and this command) open."""
+    """Run the server for as long as the host keeps its video socket (and this command) open. The
+    command's output is the server's log (shell v2: framed, with the exit status 1 after an error)."""
+    from device_pool.sim.adbd_services import ID_EXIT, ID_STDOUT, v2_packet
+
+    async def out(text: str) -> None:
+        data = text.encode()
+        await stream.write(v2_packet(ID_STDOUT, data) if v2 else data)
+
     drain = asyncio.create_task(stream.drain_input())
+    code = 0
     try:
         try:
             options = parse_args(classpath, args)
@@ -165,16 +173,20 @@ async def serve(
                 raise ServerError(f"java.lang.ClassNotFoundException: {SERVER_CLASS} ({classpath} not found)")
             listener = localsocket.listen(phone, options.socket_name)
         except (ServerError, ValueError, OSError) as exc:
-            await stream.write(f"[server] ERROR: {exc}\n".encode())
+            code = 1
+            await out(f"[server] ERROR: {exc}\n")
             return
-        await stream.write(f"[server] INFO: Device: [sim] virtual phone (scrcpy {options.version})\n".encode())
+        await out(f"[server] INFO: Device: [sim] virtual phone (scrcpy {options.version})\n")
         try:
             await _run(phone, options, listener, drain)
         except ServerError as exc:
+            code = 1
             if not stream.closed:
-                await stream.write(f"[server] ERROR: {exc}\n".encode())
+                await out(f"[server] ERROR: {exc}\n")
     finally:
         drain.cancel()
+        if v2 and not stream.closed:
+            await stream.write(v2_packet(ID_EXIT, bytes([code])))
 
 
 async def _run(phone: VirtualPhone, options: ServerOptions, listener: localsocket.Listener,

@@ -111,6 +111,10 @@ def test_1_24_has_no_reset_video_and_a_missing_jar_is_reported(live_phone: SimPh
         with pytest.raises(CommandFailed, match="ClassNotFoundException"):
             await capture.open()
         await phone.push(JAR, DEVICE_JAR)
+        # Through `adb shell` (v2, as scrcpy's own client starts it): a version the phone does not
+        # serve is refused with the server's mismatch message and exit status 1.
+        out = await phone.shell(f"CLASSPATH={DEVICE_JAR} app_process / com.genymobile.scrcpy.Server 2.7")
+        assert out.exit_code == 1 and "does not match the client (2.7)" in out.stdout
         capture = _capture(live_phone, adb_server, "1.24")
         await capture.open()
         try:
