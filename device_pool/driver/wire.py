@@ -90,6 +90,10 @@ class AdbConnection:
         self._writer.write(data)
         await self._writer.drain()
 
+    def write_nowait(self, data: bytes) -> None:
+        """Queue ``data`` without waiting for the socket to drain (a few bytes from sync code)."""
+        self._writer.write(data)
+
     async def read_exactly(self, size: int) -> bytes:
         return await self._reader.readexactly(size)
 

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 
-from device_pool.sim import logcat, screenrecord
+from device_pool.sim import localsocket, logcat, scrcpy_server, screenrecord
 from device_pool.sim.phone import VirtualPhone
 from device_pool.sim.shell import ShellResult, run_shell
 from device_pool.sim.stream import Stream
@@ -47,6 +47,8 @@ def open_service(name: str, phone: VirtualPhone, executor: Executor | None) -> S
         return functools.partial(serve_sync, phone, executor)
     if name == "root:":
         return _already_root
+    if name.startswith("localabstract:"):
+        return localsocket.serve(phone, name[len("localabstract:") :])
     return None
 
 
@@ -56,6 +58,9 @@ def _command_service(phone: VirtualPhone, executor: Executor | None, command: st
     argv = screenrecord.streaming_argv(command)
     if argv is not None:
         return functools.partial(screenrecord.serve, phone, executor, argv, v2)
+    server = scrcpy_server.server_argv(command)
+    if server is not None:
+        return functools.partial(scrcpy_server.serve, phone, executor, *server, v2)
     argv = logcat.streaming_argv(command)
     if argv is not None:
         return functools.partial(logcat.serve, phone.log, argv, v2)

@@ -190,6 +190,11 @@ class Recorder:
         self._last_seq: int | None = None
         self._last_idr: float | None = None
 
+    def request_keyframe(self) -> None:
+        """Encode the screen at the next poll as an IDR, changed or not (a scrcpy reset-video)."""
+        self._last_seq = None
+        self._last_idr = None
+
     def poll(self) -> bytes:
         """One Annex B access unit for a changed screen, or b"" when nothing changed."""
         frame = self.phone.frame()

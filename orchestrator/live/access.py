@@ -22,7 +22,7 @@ Touching (``ControlState.allows``), re-read for every input message:
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import and_, select
@@ -64,6 +64,8 @@ class Admission:
     serial: str
     lease_id: uuid.UUID | None
     profile: dict[str, Any]
+    provider: str = ""  # the device's provider ("sim", "redroid", "static_adb", …): picks the capture
+    labels: dict[str, Any] = field(default_factory=dict)  # a "capture" label overrides the choice
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,10 @@ class LiveAccess:
                 if row is None:
                     raise NoLiveDevice(f"{what} holds no phone right now")
                 device, lease = row.Device, row.Lease
-        return Admission(device.id, device.serial, lease.id if lease else None, dict(device.profile or {}))
+        return Admission(
+            device.id, device.serial, lease.id if lease else None, dict(device.profile or {}),
+            provider=device.provider, labels=dict(device.labels or {}),
+        )  # fmt: skip
 
     async def current_leases(self, device_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
         """Each device's open lease now (None: none; a device gone from the table is absent)."""
