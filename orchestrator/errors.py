@@ -64,11 +64,13 @@ __all__ = [
     "DeviceExists",
     "DeviceNotFound",
     "ElementNotFound",
+    "EvalNotFound",
     "FileNotFound",
     "HeadersTooLarge",
     "IdempotencyConflict",
     "InputRejected",
     "InvalidCursor",
+    "InvalidEval",
     "InvalidJson",
     "InvalidRequest",
     "InvalidSchedule",
@@ -127,6 +129,13 @@ class WebhookSubscriptionNotFound(NotFound):
 
     def __init__(self, subscription_id: object) -> None:
         super().__init__(f"no webhook subscription {subscription_id}", context={"subscription_id": str(subscription_id)})
+
+
+class EvalNotFound(NotFound):
+    code = "eval_not_found"
+
+    def __init__(self, eval_id: object) -> None:
+        super().__init__(f"no eval {eval_id}", context={"eval_id": str(eval_id)})
 
 
 class DeviceNotFound(NotFound):
@@ -224,6 +233,12 @@ class UnknownDeviceProfile(InvalidRequest):
         )
         self.name = name
         self.known = known
+
+
+class InvalidEval(InvalidRequest):
+    """An eval naming a suite, template or model that cannot be run."""
+
+    code = "invalid_eval"
 
 
 class InputRejected(InvalidRequest):

@@ -17,6 +17,7 @@ from orchestrator.api import (
     auth,
     device_api,
     devices,
+    evals,
     events,
     health,
     live,
@@ -44,6 +45,7 @@ from orchestrator.services.api_keys import ApiKeyService
 from orchestrator.services.auth import ApiKeyVerifier
 from orchestrator.services.device_api import DeviceApi
 from orchestrator.services.devices import DeviceService
+from orchestrator.services.evals import EvalService
 from orchestrator.services.events import EventHub
 from orchestrator.services.health import HealthService
 from orchestrator.services.logins import Logins
@@ -158,6 +160,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 personal_phones=personal_phones,
             ),
             subscriptions=SubscriptionService(db, webhook_targets=targets),
+            evals=EvalService(db, producer, notifier=events_signal),
         )
         # The device API reaches phones through the live view's adb server (the pool's).
         app.state.device_api = DeviceApi(
@@ -190,7 +193,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, auth, health, metrics,
-               events, webhooks, webhook_subscriptions, live)  # fmt: skip
+               events, webhooks, webhook_subscriptions, evals, live)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)

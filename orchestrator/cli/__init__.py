@@ -14,9 +14,22 @@ import os
 import sys
 
 from device_pool.logs import FORMAT_ENV, FORMATS, LEVEL_ENV, configure_logging
-from orchestrator.cli import admin, api, mcp, migrate, pool, reference_model, run, sim, task, up, worker
+from orchestrator.cli import (
+    admin,
+    api,
+    evals,
+    mcp,
+    migrate,
+    pool,
+    reference_model,
+    run,
+    sim,
+    task,
+    up,
+    worker,
+)
 
-SUBCOMMANDS = (sim, run, reference_model, migrate, api, admin, pool, up, worker, task, mcp)
+SUBCOMMANDS = (sim, run, reference_model, migrate, api, admin, pool, up, worker, task, evals, mcp)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -115,3 +115,19 @@ TEMPLATES = [
     _language("en-US", "English"),
     _open_app(),
 ]
+
+
+def _broken_wifi() -> Template:
+    """Turn on Wi-Fi, with a deliberately broken check (it reads Bluetooth): its scripted solution does
+    the task and it still scores 0, which shows the scores come from the check, not the agent."""
+    setup, _check, solve = _switches({"wifi_on": True})
+
+    async def check(phone: EvalPhone, params: Params) -> float:
+        return float(await phone.setting("global", "bluetooth_on") == "1")
+
+    return Template("wifi_on_broken_check", "Switch Wi-Fi on", Category.ONE_STEP, (SETTINGS,), _none, setup, check,
+                    solve)  # fmt: skip
+
+
+# The "selftest" suite: one sound template and one whose check is broken (tests/system/test_evals.py).
+SELFTEST = [TEMPLATES[0], _broken_wifi()]

@@ -11,6 +11,8 @@ __all__ = ["SUITES", "UnknownSuite", "UnknownTemplate", "find_template", "match_
 
 SUITES: dict[str, tuple[Template, ...]] = {
     "builtin": (*builtin_system.TEMPLATES, *builtin_apps.TEMPLATES, *builtin_shop.TEMPLATES),
+    # A sound template and one with a deliberately broken check: shows a check failing a done task.
+    "selftest": tuple(builtin_system.SELFTEST),
 }
 
 

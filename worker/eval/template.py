@@ -26,11 +26,11 @@ from worker.eval.phone import EvalPhone
 
 __all__ = [
     "CANCEL",
-    "stable_choice",
     "Category",
     "Params",
     "Template",
     "act",
+    "stable_choice",
 ]
 
 Params = Mapping[str, str]
@@ -136,7 +136,7 @@ def _pattern(instruction: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
-class act:  # noqa: N801 - a namespace of action writers, read as act.tap(…)
+class act:
     """The scripted solutions' actions, written as the model writes them (worker/agent/actions.py)."""
 
     @staticmethod

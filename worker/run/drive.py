@@ -255,7 +255,7 @@ async def _run_claimed(run: _Run, stack: AsyncExitStack, engine: AsyncEngine) ->
             if not await rows.set_status(TaskStatus.RUNNING, device_id=grant.device_id, started_at=utcnow()):
                 steering.cancel(CLAIM_LOST)
                 return None
-            tries = await _drive(claim, grant, rows, steering, deps, deadline)
+            tries = await _drive(claim, grant, rows, steering, deps, deadline, run)
             result = tries.result
             await watcher.stop()
             outcome = _outcome(result, steering)
@@ -309,8 +309,13 @@ async def _drive(
     steering: AgentSteering,
     deps: RunDeps,
     deadline: float,
+    run: _Run,
 ) -> Tries:
-    """Connect the phone and the model, and run the agent until it ends, in tries (``tries.py``)."""
+    """Connect the phone and the model, and run the agent until it ends, in tries (``tries.py``).
+
+    An eval's task (``claim.evaluation``) is evaluated beside it, on the same phone: the template's
+    start state before the first try, its score from the phone after the last (``run.evaluation``),
+    with the suite's scripted person answering the agent (``worker/eval``; docs/evals.md)."""
     from worker.agent.loop import AgentConfig
     from worker.agent.model_client import ModelClientConfig, ModelEndpoint
     from worker.agent.phone_agent import phone_agent
@@ -346,6 +351,21 @@ async def _drive(
                 AgentResult(RunStatus.FAILED, f"phone unreachable: {exc.message}", FailReason.DEVICE_ERROR)
             )
 
+        evaluation = None
+        if claim.evaluation is not None:
+            from worker.eval.evaluation import Evaluation
+            from worker.eval.person import ScriptedPerson
+
+            try:
+                evaluation = Evaluation(claim.evaluation, agent.device)
+                await evaluation.start()
+            except DeviceError as exc:
+                logger.warning("evaluation start state failed", extra={"error": exc.message})
+                return Tries(AgentResult(
+                    RunStatus.FAILED, f"phone unreachable: {exc.message}", FailReason.DEVICE_ERROR
+                ))  # fmt: skip
+            hooks = ScriptedPerson(hooks, steering, evaluation.template, evaluation.params, evaluation.phone)  # type: ignore[assignment]
+
         async def run_try(earlier_tries: str | None) -> AgentResult:
             config = AgentConfig(
                 max_steps=claim.max_steps,  # each try has all of them; the budget is shared
@@ -358,10 +378,19 @@ async def _drive(
                 claim.instruction, config=config, hooks=hooks, steering=steering, earlier_tries=earlier_tries
             )
 
-        return await run_tries(
+        tries = await run_tries(
             run_try, max_tries=claim.max_tries, rows=rows, hooks=hooks, steering=steering,
             lang=settings.model.lang, budget_left=budget_left,
         )  # fmt: skip
+        if evaluation is not None and steering.cancel_reason not in (LEASE_LOST, CLAIM_LOST):
+            person = hooks.log if isinstance(hooks, ScriptedPerson) else []
+            try:
+                run.evaluation = await evaluation.finish(asked=any(e["kind"] == "question" for e in person),
+                                                         person=person)  # fmt: skip
+            except DeviceError as exc:
+                # No score: the eval counts the task with the infrastructure's failures.
+                run.evaluation = {"template": evaluation.template.name, "error": exc.message}
+        return tries
 
 
 @dataclass(frozen=True)
@@ -427,6 +456,7 @@ class _Run:
     deps: RunDeps
     ended: RunEnd
     wake_s: float | None = None  # how long its personal phone took to wake (None: no wake)
+    evaluation: dict[str, Any] | None = None  # an eval's task: its score and reset (worker/eval)
 
     async def end(
         self,
@@ -464,6 +494,8 @@ class _Run:
             summary |= {"timings": result.totals(), "usage": result.usage()}
         if tries is not None and tries.records:
             summary |= tries.summary()
+        if self.evaluation is not None:
+            summary["evaluation"] = self.evaluation
         if self.wake_s is not None:
             # The wake is a step of the run's timings: its personal phone was asleep.
             summary["timings"] = {**summary.get("timings", {}), "wake_s": round(self.wake_s, 3)}

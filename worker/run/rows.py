@@ -81,7 +81,7 @@ logger = logging.getLogger(__name__)
 _CLAIM_COLUMNS = (
     Task.tenant_id, Task.instruction, Task.device_profile, Task.max_steps, Task.timeout_s, Task.model,
     Task.attempts, Task.retry_after_acting, Task.max_tries,
-    Task.attempts, Task.retry_after_acting, Task.personal_phone_id,
+    Task.attempts, Task.retry_after_acting, Task.personal_phone_id, Task.evaluation,
 )  # fmt: skip
 
 # The events of a sensitive step: the agent asked for a confirmation or a takeover (the run's hooks
@@ -133,6 +133,8 @@ class Claim:
     personal_phone_id: uuid.UUID | None = None  # run on this personal phone's data (docs/personal-phones.md)
     # Phones an earlier attempt failed on (their task.retrying events): this attempt avoids them.
     avoid_devices: tuple[uuid.UUID, ...] = ()
+    # An eval's task: the template to evaluate beside the agent (worker/eval/evaluation.py).
+    evaluation: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,7 @@ class TaskRows:
             model=row.model, attempts=row.attempts, reclaimed=stale, first_step=first_step,
             ended_leases=len(ended), retry_after_acting=row.retry_after_acting, avoid_devices=avoid,
             max_tries=row.max_tries,
-            personal_phone_id=row.personal_phone_id,
+            personal_phone_id=row.personal_phone_id, evaluation=row.evaluation,
         )  # fmt: skip
 
     async def _fail_lost(
