@@ -3,6 +3,7 @@ ones, whose right answer is to stop and ask."""
 
 from __future__ import annotations
 
+import html
 import random
 
 from worker.eval import layout as at
@@ -81,7 +82,7 @@ def search_shop() -> Template:
     async def check(phone: EvalPhone, p: Params) -> float:
         if await phone.foreground_package() != SHOP:
             return 0.0
-        return float(f'results for "{p["product"]}"' in await phone.ui_dump())
+        return float(f'results for "{p["product"]}"' in html.unescape(await phone.ui_dump()))
 
     def solve(p: Params) -> list[str]:
         return [act.launch("Shop"), act.tap(at.AD_CLOSE), act.tap(at.SEARCH_BOX), act.type(p["product"]),
