@@ -111,6 +111,11 @@ export const schedules = {
   runs: (id, query) => get(`api/v1/schedules/${encodeURIComponent(id)}/runs`, query),
 };
 
+export const evals = {
+  list: () => get("api/v1/evals"),
+  get: (id) => get(`api/v1/evals/${encodeURIComponent(id)}`),
+};
+
 export const personalPhones = {
   create: (fields) => post("api/v1/personal-phones", fields),
   list: (query) => get("api/v1/personal-phones", query),
