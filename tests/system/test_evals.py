@@ -11,8 +11,11 @@ its template with a deliberately broken check fails though its solution did the 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+from orchestrator.cli import build_parser
 from tests.conditions import wait_until
 from tests.system.conftest import Fleet
 
@@ -35,13 +38,25 @@ def _run_eval(fleet: Fleet, body: dict[str, Any], timeout: float) -> dict[str, A
     return wait_until(done, timeout=timeout, interval=1.0, what=f"eval {eval_id} done:\n{fleet.tails()}")
 
 
-def test_builtin_subset_scripted_scores_all_finish_only_none_and_a_broken_check_fails(start_fleet) -> None:
+def test_builtin_subset_scripted_scores_all_finish_only_none_and_a_broken_check_fails(
+    start_fleet: Any, tmp_path: Path
+) -> None:
     fleet: Fleet = start_fleet(PHONES)
     model = fleet.start_model(['finish(message="Done.")'])
     fleet.start_worker(model.base_url, concurrency=PHONES)
 
-    report = _run_eval(fleet, {"suite": "builtin", "models": ["scripted", FINISH_ONLY], "templates": SUBSET,
-                               "seed": 7, "max_steps": 20}, timeout=600)  # fmt: skip
+    # Through the command line, as a person runs it: `phonefleet eval run` → report.json.
+    out = tmp_path / "eval-out"
+    # (Its parser and command, not main(): main sets the process's logging and environment.)
+    args = build_parser().parse_args(["eval", "run", "builtin", "--model", "scripted", "--model", FINISH_ONLY, "--templates",
+                 ",".join(SUBSET), "--seed", "7", "--max-steps", "20", "--parallel", str(PHONES), "--url", fleet.url,
+                 "--api-key", fleet.key, "--out", str(out), "--poll", "1", "--wait-timeout", "600"])  # fmt: skip
+    assert args.func(args) == 0, fleet.tails()
+    written = json.loads((out / "report.json").read_text())
+    assert {"success_rate", "wilson_low", "wilson_high", "templates"} <= written.keys()
+    assert all({"template", "success_rate", "wilson_low", "wilson_high"} <= t.keys() for t in written["templates"])
+    assert written["by_model"]["scripted"]["success_rate"] == 1.0 and written["success_rate"] == 0.5
+    report = fleet.http.get(f"/api/v1/evals/{written['eval_id']}").json()
     assert report["tasks"] == 2 * len(SUBSET)
     scripted, finish_only = report["by_model"]["scripted"], report["by_model"][FINISH_ONLY]
     failures = [(t["template"], t["model"], t["status"], t["reason"]) for t in report["task_list"]
