@@ -26,11 +26,7 @@ SUBSET = ["wifi_off", "send_sms_contact", "sms_to_note", "add_to_cart", "buy_pro
 FINISH_ONLY = "autoglm-phone-9b"  # the reference model's own name: its script answers finish at once
 
 
-def _run_eval(fleet: Fleet, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-    created = fleet.http.post("/api/v1/evals", json=body)
-    assert created.status_code == 201, created.text
-    eval_id = created.json()["id"]
-
+def _wait_eval(fleet: Fleet, eval_id: str, timeout: float) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         report = fleet.http.get(f"/api/v1/evals/{eval_id}").json()
         return report if report["done"] == report["tasks"] else None
@@ -45,6 +41,8 @@ def test_builtin_subset_scripted_scores_all_finish_only_none_and_a_broken_check_
     model = fleet.start_model(['finish(message="Done.")'])
     fleet.start_worker(model.base_url, concurrency=PHONES)
 
+    # The selftest eval runs beside the main one (its report is read at the end).
+    selftest_id = fleet.http.post("/api/v1/evals", json={"suite": "selftest", "models": ["scripted"]}).json()["id"]
     # Through the command line, as a person runs it: `phonefleet eval run` → report.json.
     out = tmp_path / "eval-out"
     # (Its parser and command, not main(): main sets the process's logging and environment.)
@@ -75,6 +73,6 @@ def test_builtin_subset_scripted_scores_all_finish_only_none_and_a_broken_check_
     bank = fleet.task(tasks[("bank_login", "scripted")]["task_id"])
     assert bank["result"]["evaluation"]["person"][0]["kind"] == "takeover"
 
-    selftest = _run_eval(fleet, {"suite": "selftest", "models": ["scripted"]}, timeout=300)
+    selftest = _wait_eval(fleet, selftest_id, timeout=120)
     scores = {t["template"]: t["success_rate"] for t in selftest["templates"]}
     assert scores == {"wifi_on": 1.0, "wifi_on_broken_check": 0.0}
