@@ -36,7 +36,7 @@ from orchestrator.db import Lease, Task  # noqa: E402
 from tests.aio import run  # noqa: E402
 from tests.conditions import wait_until  # noqa: E402
 from tests.databases import migrate_to_head, open_sessions, throwaway_postgres  # noqa: E402
-from tests.processes import adb_binary, start_adb_server  # noqa: E402
+from tests.processes import adb_binary, start_adb_server, start_reference_model  # noqa: E402
 from tests.system.conftest import Fleet, claim_redis_db, fleet_starter  # noqa: E402
 
 
@@ -63,6 +63,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--templates", default=None, help="only these, comma-separated (default: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default="scripted",
+                        help='"scripted" (default), or "reference": the reference model in its rule mode (OCR), '
+                        "to measure its real rate on the suite")  # fmt: skip
     args = parser.parse_args()
     binary = adb_binary()
     if binary is None:
@@ -78,9 +81,15 @@ def main() -> int:
             ):
                 migrate_to_head(db.url)
                 fleet: Fleet = start(args.phones)
-                model = fleet.start_model(['finish(message="Done.")'])
+                if args.model == "reference":
+                    model = start_reference_model(fleet.logs, timeout=180)  # rules: OCR and plain rules
+                    fleet.models.append(model)
+                    models = [model.model_name]
+                else:
+                    model = fleet.start_model(['finish(message="Done.")'])
+                    models = ["scripted"]
                 fleet.start_worker(model.base_url, concurrency=args.phones)
-                body = {"suite": "builtin", "models": ["scripted"], "repeat": args.repeat, "seed": args.seed,
+                body = {"suite": "builtin", "models": models, "repeat": args.repeat, "seed": args.seed,
                         "parallel": args.phones, "max_steps": 25}  # fmt: skip
                 if args.templates:
                     body["templates"] = args.templates.split(",")
@@ -102,7 +111,7 @@ def main() -> int:
     print(file=sys.stderr)
     tasks = report["tasks"]
     reset = report["reset"]
-    print(f"builtin suite × {args.repeat} with --model scripted on {args.phones} virtual phones, 1 worker × "
+    print(f"builtin suite × {args.repeat} with --model {args.model} on {args.phones} virtual phones, 1 worker × "
           f"{args.phones} threads; {os.cpu_count()} CPUs, Python {platform.python_version()}")  # fmt: skip
     print(f"{'tasks':<36} {tasks}")
     print(f"{'success rate':<36} {report['success_rate']:.3f} ({report['successes']}/{report['runs']}), "
@@ -114,9 +123,13 @@ def main() -> int:
     print(f"{'phones leased, summed':<36} {held:.1f} s")
     print(f"{'phone utilisation (leased / N×wall)':<36} {100 * held / (args.phones * wall):.1f} %  "
           f"(over the leases' own span: {100 * held / (args.phones * lease_span):.1f} %)")  # fmt: skip
-    failed = [(t["template"], t["status"], t["reason"]) for t in report["task_list"] if not t.get("success")]
+    failed = [(t["template"], t["status"], t["reason"], t["score"]) for t in report["task_list"] if not t.get("success")]
     if failed:
-        print("not successful:", failed)
+        print("not successful (template, status, reason, score):")
+        for row in failed:
+            print("  ", *row)
+    for t in report["templates"]:
+        print(f"  {t['template']:<26} {t['category']:<13} {t['successes']}/{t['runs']}")
     return 0
 
 
