@@ -18,27 +18,9 @@ from worker.eval.phone import EvalPhone, PhoneDevice
 from worker.eval.suites import find_template
 from worker.eval.template import Params, Template
 
-__all__ = ["RESET_METHOD", "Evaluation", "spec_problem"]
+__all__ = ["RESET_METHOD", "Evaluation"]
 
 RESET_METHOD = "pm clear + seeded state (after the pool's factory reset)"
-
-
-def spec_problem(spec: Any) -> str | None:
-    """Why ``spec`` is not an evaluation a worker can run; None when it is."""
-    if not isinstance(spec, dict):
-        return "evaluation must be an object"
-    try:
-        template = find_template(str(spec.get("template")), str(spec.get("suite", "builtin")))
-    except LookupError as exc:
-        return str(exc.args[0])
-    params = spec.get("params")
-    if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
-        return "evaluation.params must be an object of strings"
-    try:
-        template.text(params)
-    except KeyError as exc:
-        return f"evaluation.params lacks {exc.args[0]!r} for the template {template.name!r}"
-    return None
 
 
 class Evaluation:
