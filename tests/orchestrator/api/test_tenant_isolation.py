@@ -51,6 +51,7 @@ KINDS = {
     "schedule_id": "A creates a schedule (POST /api/v1/schedules)",
     "personal_phone_id": "A makes a personal phone (POST /api/v1/personal-phones)",
     "subscription_id": "A's admin subscribes a URL to A's events (POST /api/v1/webhooks)",
+    "eval_id": "A runs a suite (POST /api/v1/evals)",
 }
 
 
@@ -104,6 +105,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
     ("GET", "/api/v1/personal-phones/{personal_phone_id}/export"): HIDDEN,
     ("GET", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
+    ("GET", "/api/v1/evals/{eval_id}"): HIDDEN,
     ("DELETE", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
     ("POST", "/api/v1/webhooks/{subscription_id}/rotate-secret"): HIDDEN,
     ("GET", "/api/v1/devices/{device_id}"): SHARED,
@@ -218,11 +220,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert schedule.status_code == 201, schedule.text
         personal = a.http.post("/api/v1/personal-phones", json={"name": "A's phone"})
         assert personal.status_code == 201, personal.text
+        evaluation = a.http.post("/api/v1/evals", json={"suite": "selftest", "models": ["scripted"]})
+        assert evaluation.status_code == 201, evaluation.text
         ids = {
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
             "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"],
             "schedule_id": schedule.json()["id"], "personal_phone_id": personal.json()["id"],
-            "subscription_id": hook.json()["id"],
+            "subscription_id": hook.json()["id"], "eval_id": evaluation.json()["id"],
         }  # fmt: skip
         assert ids.keys() == KINDS.keys()
         yield World(api=api, ids=ids, a=a, b_admin=b_admin, b_member=b_member)
