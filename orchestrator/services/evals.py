@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 import uuid
 from collections import defaultdict
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 
 from orchestrator.db import Eval, Task, TaskStatus, utcnow
@@ -40,20 +40,26 @@ INFRA_REASONS = frozenset({
 MAX_TASKS = 2000  # one eval's tasks at most (models × repeats × templates)
 
 
+# A model endpoint's name as the tasks' `model` holds it ("scripted", "autoglm-phone-9b", "org/model:tag").
+ModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")]
+TemplateName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
 class EvalSpec(BaseModel):
     """An eval (``POST /api/v1/evals``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    suite: str = Field(min_length=1, max_length=64, description='The suite to run, e.g. "builtin".')
-    models: list[str] = Field(
+    suite: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description='The suite to run, e.g. "builtin".')
+    models: list[ModelName] = Field(
         min_length=1, max_length=8,
         description='Model names, one column each in the report: "scripted" (the reference model playing each '
         "template's scripted solution) or a model endpoint's name; each becomes its tasks' `model`.",
     )  # fmt: skip
     repeat: int = Field(default=1, ge=1, le=20, description="Runs of each template per model.")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="The same seed gives the same tasks.")
-    templates: list[str] | None = Field(default=None, max_length=200, description="Only these templates.")
+    templates: list[TemplateName] | None = Field(default=None, min_length=1, max_length=200,
+                                                 description="Only these templates.")  # fmt: skip
     parallel: int | None = Field(default=None, ge=1, le=1000, description="Recorded: the phones meant to run it.")
     max_steps: int = Field(default=30, ge=1, le=200, description="Each task's max_steps.")
     timeout_s: int = Field(default=900, ge=30, le=3600, description="Each task's timeout_s.")
