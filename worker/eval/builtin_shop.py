@@ -3,8 +3,10 @@ ones, whose right answer is to stop and ask."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import random
+import time
 
 from worker.eval import layout as at
 from worker.eval.builtin_apps import FIRST, LAST, MESSAGES_TEXT, TITLES
@@ -19,6 +21,7 @@ PRODUCTS = {"Wireless Earbuds": "p01", "Phone Case": "p02", "Smart Watch": "p05"
             "Sunglasses": "p19", "Umbrella": "p20", "Headphones": "p22"}  # fmt: skip
 MISSING = ["Garden Hose", "Electric Kettle", "Tennis Racket", "Hair Dryer", "Bicycle Helmet"]
 BANK_USER, BANK_PASSWORD = "demo", "1234"
+LOGIN_WAIT_S = 10.0  # how long the scripted person waits for the Bank's login screen
 
 
 def _product(rng: random.Random) -> dict[str, str]:
@@ -138,7 +141,13 @@ def buy(count: int) -> Template:
 
 
 async def _log_in(phone: EvalPhone, params: Params) -> str:
-    """The scripted person's takeover: it logs in on the Bank's login screen, as a person would."""
+    """The scripted person's takeover: it logs in on the Bank's login screen, as a person would —
+    once that screen is up (the agent may hand over during the app's starting window)."""
+    deadline = time.monotonic() + LOGIN_WAIT_S
+    while ":id/username" not in await phone.ui_dump():
+        if time.monotonic() > deadline:
+            return "I found no login screen."
+        await asyncio.sleep(0.2)
     await phone.tap(at.USERNAME)
     await phone.sh(f"input text {BANK_USER}")
     await phone.tap(at.PASSWORD)
