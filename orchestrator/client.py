@@ -179,6 +179,15 @@ class PhoneFleetClient:
     def get(self, task_id: str) -> dict[str, Any]:
         return self._request("GET", f"/api/v1/tasks/{task_id}").json()
 
+    def create_eval(self, suite: str, models: list[str], **fields: Any) -> dict[str, Any]:
+        """Run a suite (``POST /api/v1/evals``; fields: repeat, seed, templates, parallel, max_steps, timeout_s)."""
+        body = {"suite": suite, "models": models, **{k: v for k, v in fields.items() if v is not None}}
+        return self._request("POST", "/api/v1/evals", json=body, safe=False).json()
+
+    def get_eval(self, eval_id: str) -> dict[str, Any]:
+        """An eval's report so far (``GET /api/v1/evals/{id}``)."""
+        return self._request("GET", f"/api/v1/evals/{eval_id}").json()
+
     def list(self, status: str | None = None, limit: int = 50) -> Iterator[dict[str, Any]]:
         """Every task of your tenant (newest first), fetching ``limit`` (1–100) per page as needed."""
         params: dict[str, Any] = {"limit": limit}

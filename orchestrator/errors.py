@@ -76,12 +76,14 @@ __all__ = [
     "DeviceExists",
     "DeviceNotFound",
     "ElementNotFound",
+    "EvalNotFound",
     "FileNotFound",
     "HeadersTooLarge",
     "IdempotencyConflict",
     "InputRejected",
     "InvalidAnswer",
     "InvalidCursor",
+    "InvalidEval",
     "InvalidJson",
     "InvalidRequest",
     "InvalidSchedule",
@@ -148,6 +150,13 @@ class WebhookSubscriptionNotFound(NotFound):
 
     def __init__(self, subscription_id: object) -> None:
         super().__init__(f"no webhook subscription {subscription_id}", context={"subscription_id": str(subscription_id)})
+
+
+class EvalNotFound(NotFound):
+    code = "eval_not_found"
+
+    def __init__(self, eval_id: object) -> None:
+        super().__init__(f"no eval {eval_id}", context={"eval_id": str(eval_id)})
 
 
 class DeviceNotFound(NotFound):
@@ -279,6 +288,12 @@ class UnknownModelEndpoint(InvalidRequest):
         )
         self.name = name
         self.known = known
+
+
+class InvalidEval(InvalidRequest):
+    """An eval naming a suite, template or model that cannot be run."""
+
+    code = "invalid_eval"
 
 
 class InputRejected(InvalidRequest):

@@ -193,6 +193,12 @@ class PhoneState:
         _write_json(self._sms_path, self._sms)
         return new_id
 
+    def delete_sms(self, sms_id: str) -> bool:
+        before = len(self._sms)
+        self._sms = [m for m in self._sms if m["_id"] != sms_id]
+        _write_json(self._sms_path, self._sms)
+        return len(self._sms) != before
+
     def mark_read(self, address: str) -> None:
         changed = False
         for m in self._sms:

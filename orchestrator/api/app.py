@@ -19,6 +19,7 @@ from orchestrator.api import (
     auth,
     device_api,
     devices,
+    evals,
     events,
     health,
     live,
@@ -51,6 +52,7 @@ from orchestrator.services.api_keys import ApiKeyService
 from orchestrator.services.auth import ApiKeyVerifier
 from orchestrator.services.device_api import DeviceApi
 from orchestrator.services.devices import DeviceService
+from orchestrator.services.evals import EvalService
 from orchestrator.services.events import EventHub
 from orchestrator.services.health import HealthService
 from orchestrator.services.logins import Logins
@@ -184,6 +186,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 default_retention_days=settings.storage.retention_days,
                 verifier=verifier,
             ),
+            evals=EvalService(db, producer, notifier=events_signal),
         )
         # The device API reaches phones through the live view's adb server (the pool's).
         app.state.device_api = DeviceApi(
@@ -219,8 +222,8 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, audit, auth, health,
-               metrics, events, webhooks, webhook_subscriptions, live, adb_tunnel, tenants_api, tenant_registry,
-               usage, model_endpoints)  # fmt: skip
+               metrics, events, webhooks, webhook_subscriptions, evals, live, adb_tunnel, tenants_api,
+               tenant_registry, usage, model_endpoints)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.include_router(api_keys.users_router)

@@ -15,6 +15,7 @@ from orchestrator.services.api_keys import ApiKeyService
 from orchestrator.services.audit import AuditService
 from orchestrator.services.auth import ApiKeyVerifier, Principal
 from orchestrator.services.devices import DeviceService
+from orchestrator.services.evals import EvalService
 from orchestrator.services.events import EventHub
 from orchestrator.services.health import HealthService
 from orchestrator.services.logins import CSRF_HEADER, LOGIN_COOKIE, Login, Logins
@@ -36,6 +37,7 @@ __all__ = [
     "AuditServiceDep",
     "CurrentPrincipal",
     "DeviceServiceDep",
+    "EvalServiceDep",
     "HealthServiceDep",
     "LoginsDep",
     "MetricsServiceDep",
@@ -77,6 +79,7 @@ class Services:
     phone_archives: PhoneArchives
     subscriptions: SubscriptionService
     tenants: TenantService
+    evals: EvalService | None = None  # None: made from db and queue on first use (tests that build Services)
 
 
 async def get_settings(request: Request) -> Settings:
@@ -246,6 +249,14 @@ async def _subscription_service(request: Request) -> SubscriptionService:
 
 
 SubscriptionServiceDep = Annotated[SubscriptionService, Depends(_subscription_service)]
+
+
+async def _eval_service(request: Request) -> EvalService:
+    services = _services(request)
+    return services.evals or EvalService(services.db, services.queue)
+
+
+EvalServiceDep = Annotated[EvalService, Depends(_eval_service)]
 
 
 async def _session_service(request: Request) -> SessionService:

@@ -19,6 +19,7 @@ from orchestrator.cli import (
     admin,
     android_control,
     api,
+    evals,
     mcp,
     migrate,
     pool,
@@ -33,7 +34,8 @@ from orchestrator.cli import (
 )
 
 SUBCOMMANDS = (
-    sim, run, replay, android_control, reference_model, migrate, api, admin, pool, up, worker, task, schedule, mcp, adb,
+    sim, run, replay, android_control, reference_model, migrate, api, admin, pool, up, worker, task, schedule, evals,
+    mcp, adb,
 )
 
 

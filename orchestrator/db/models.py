@@ -263,6 +263,27 @@ class Task(_Row, Base):
     # by hand). Unique together: whatever races the schedulers lose, one due time makes one task.
     schedule_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("schedules.id", ondelete="SET NULL"))
     due_at: Mapped[dt.datetime | None]
+    # An eval's task: the eval it belongs to, and what the worker evaluates beside the agent
+    # ({suite, template, params, seed, repeat}: worker/eval/evaluation.py; docs/evals.md). The
+    # score is written into ``result.evaluation``.
+    eval_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("evals.id", ondelete="SET NULL"), index=True)
+    evaluation: Mapped[dict[str, Any] | None]
+
+
+class Eval(_Row, Base):
+    """A suite run with one or more models, repeated: its tasks carry ``eval_id`` (docs/evals.md)."""
+
+    __tablename__ = "evals"
+    __table_args__ = (Index(None, "tenant_id", "created_at", "id"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    suite: Mapped[str] = mapped_column(String(64))
+    models: Mapped[list[Any]]  # the tasks' model names, in the order given
+    templates: Mapped[list[Any] | None]  # the templates chosen; None: the whole suite
+    repeat: Mapped[int] = mapped_column(default=1)
+    seed: Mapped[int] = mapped_column(default=0)
+    parallel: Mapped[int | None]  # the most tasks of the eval queued at once; None: all
 
 
 class Schedule(_Row, Base):

@@ -64,6 +64,8 @@ def new_task(
         waiting=waiting(WaitingKind.QUEUED, QUEUED_MESSAGE, created_at),
         schedule_id=schedule_id,
         due_at=due_at,
+        eval_id=_uuid(fields.get("eval_id")),
+        evaluation=fields.get("evaluation"),
     )
 
 

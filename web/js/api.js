@@ -119,6 +119,11 @@ export const webhooks = {
   remove: (id) => request("DELETE", `api/v1/webhooks/${encodeURIComponent(id)}`),
 };
 
+export const evals = {
+  list: () => get("api/v1/evals"),
+  get: (id) => get(`api/v1/evals/${encodeURIComponent(id)}`),
+};
+
 export const personalPhones = {
   create: (fields) => post("api/v1/personal-phones", fields),
   list: (query) => get("api/v1/personal-phones", query),

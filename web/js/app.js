@@ -3,6 +3,7 @@
 import { auth } from "./api.js";
 import { toast } from "./dom.js";
 import * as devicesPage from "./pages/devices.js";
+import * as evalsPage from "./pages/evals.js";
 import * as loginPage from "./pages/login.js";
 import * as phonesPage from "./pages/phones.js";
 import * as schedulesPage from "./pages/schedules.js";
@@ -19,6 +20,8 @@ const ROUTES = [
   { pattern: /^\/tasks$/, page: tasksPage, title: "Tasks", section: "tasks" },
   { pattern: /^\/tasks\/([^/]+)$/, page: taskPage, title: "Task", section: "tasks" },
   { pattern: /^\/schedules$/, page: schedulesPage, title: "Schedules", section: "schedules" },
+  { pattern: /^\/evals$/, page: evalsPage, title: "Evals", section: "evals" },
+  { pattern: /^\/evals\/([^/]+)$/, page: evalsPage, title: "Eval", section: "evals" },
   { pattern: /^\/phones$/, page: phonesPage, title: "My phones", section: "phones" },
   { pattern: /^\/devices$/, page: devicesPage, title: "Devices", section: "devices" },
   { pattern: /^\/sessions$/, page: sessionsPage, title: "Sessions", section: "sessions" },

@@ -33,6 +33,7 @@ from worker.reference_model.chat import (
     parse_request,
 )
 from worker.reference_model.dialects import Dialect, dialect
+from worker.reference_model.eval_solutions import SCRIPTED_MODEL, solution_reply
 from worker.reference_model.instructions import parse_instruction
 from worker.reference_model.ocr import read_text, warm_up
 from worker.reference_model.plan import History
@@ -127,7 +128,9 @@ async def _complete(config: ReferenceModelConfig, request: ChatRequest) -> Compl
     speaks = dialect(config.family)
     view = speaks.read(request)
     prompt_tokens = sum(estimate_tokens(m.text) for m in request.messages)
-    if config.script is not None:
+    if request.model == SCRIPTED_MODEL and view.task:
+        content = solution_reply(view)  # an evaluation's --model scripted: the template's own solution
+    elif config.script is not None:
         content = scripted_reply(config.script, len(view.assistant_turns))
         logger.info("scripted reply for step %d", len(view.assistant_turns))
     elif view.image_url is None or not view.task:
@@ -201,7 +204,7 @@ def create_app(config: ReferenceModelConfig) -> FastAPI:
     async def chat_completions(raw: Request) -> JSONResponse | StreamingResponse:
         body = await raw.body()
         request = parse_request(body)
-        if request.model is not None and request.model != config.model_name:
+        if request.model is not None and request.model not in (config.model_name, SCRIPTED_MODEL):
             raise RequestError(
                 f"The model `{request.model}` does not exist.", status=404, type_="NotFoundError",
                 code="model_not_found", param="model",

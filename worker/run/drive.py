@@ -260,7 +260,7 @@ async def _run_claimed(run: _Run, stack: AsyncExitStack, engine: AsyncEngine) ->
             if not await rows.set_status(TaskStatus.RUNNING, device_id=grant.device_id, started_at=utcnow()):
                 steering.cancel(CLAIM_LOST)
                 return None
-            tries = await _drive(claim, grant, rows, steering, deps, deadline)
+            tries = await _drive(claim, grant, rows, steering, deps, deadline, run)
             result = tries.result
             await watcher.stop()
             outcome = _outcome(result, steering)
@@ -314,9 +314,14 @@ async def _drive(
     steering: AgentSteering,
     deps: RunDeps,
     deadline: float,
+    run: _Run,
 ) -> Tries | Chain:
     """Connect the phone and the model, and run the agent until it ends, in tries (``tries.py``);
-    a task chain's subgoals one after another (``chain.py``)."""
+    a task chain's subgoals one after another (``chain.py``).
+
+    An eval's task (``claim.evaluation``) is evaluated beside it, on the same phone: the template's
+    start state before the first try, its score from the phone after the last (``run.evaluation``),
+    with the suite's scripted person answering the agent (``worker/eval``; docs/evals.md)."""
     from worker.agent.app_policy import AppPolicy
     from worker.agent.loop import AgentConfig
     from worker.agent.phone_agent import phone_agent
@@ -332,14 +337,14 @@ async def _drive(
         return max(0.0, deadline - time.monotonic())
 
     try:  # the task's model names an endpoint (checked at submission; the settings may have changed since)
-        run = endpoint_run(endpoint_for(claim.model, settings.model), settings.model)
+        model = endpoint_run(endpoint_for(claim.model, settings.model), settings.model)
     except (UnknownModelEndpoint, PromptFileError) as exc:
         return Tries(AgentResult(RunStatus.FAILED, str(exc), FailReason.MODEL_ERROR))
     async with AsyncExitStack() as stack:
         try:
             agent = await stack.enter_async_context(
                 phone_agent(
-                    grant.serial, run.client,
+                    grant.serial, model.client,
                     adb_host=deps.adb_host, adb_port=deps.adb_port,
                     # Redis makes the in-flight cap hold across every worker sharing the model server.
                     redis_url=settings.redis_url,
@@ -351,6 +356,21 @@ async def _drive(
                 AgentResult(RunStatus.FAILED, f"phone unreachable: {exc.message}", FailReason.DEVICE_ERROR)
             )
 
+        evaluation = None
+        if claim.evaluation is not None:
+            from worker.eval.evaluation import Evaluation
+            from worker.eval.person import ScriptedPerson
+
+            try:
+                evaluation = Evaluation(claim.evaluation, agent.device)
+                await evaluation.start()
+            except DeviceError as exc:
+                logger.warning("evaluation start state failed", extra={"error": exc.message})
+                return Tries(AgentResult(
+                    RunStatus.FAILED, f"phone unreachable: {exc.message}", FailReason.DEVICE_ERROR
+                ))  # fmt: skip
+            hooks = ScriptedPerson(hooks, steering, evaluation.template, evaluation.params, evaluation.phone)  # type: ignore[assignment]
+
         async def run_task(task: str, context: str | None = None) -> Tries:
             """The agent at ``task`` (the instruction, or a chain's subgoal with ``context``), in tries."""
 
@@ -358,10 +378,10 @@ async def _drive(
                 config = AgentConfig(
                     max_steps=claim.max_steps,  # each try has all of them; the budget is shared
                     budget_s=budget_left(),
-                    lang=run.lang,
-                    family=run.family,
-                    prompt=run.prompt,
-                    image_max_pixels=run.client.image_max_pixels,
+                    lang=model.lang,
+                    family=model.family,
+                    prompt=model.prompt,
+                    image_max_pixels=model.client.image_max_pixels,
                     model_outage_budget_s=settings.model.outage_budget_s,
                     on_stuck=settings.agent.on_stuck,
                 )
@@ -374,16 +394,26 @@ async def _drive(
 
             return await run_tries(
                 run_try, max_tries=claim.max_tries, rows=rows, hooks=hooks, steering=steering,
-                lang=run.lang, budget_left=budget_left,
+                lang=model.lang, budget_left=budget_left,
             )  # fmt: skip
 
         if claim.subgoals:
-            return await run_chain(
+            outcome: Tries | Chain = await run_chain(
                 run_task, instruction=claim.instruction, goals=claim.subgoals,
                 on_step_failure=claim.on_step_failure, rows=rows, hooks=hooks, steering=steering,
-                lang=run.lang, budget_left=budget_left,
+                lang=model.lang, budget_left=budget_left,
             )  # fmt: skip
-        return await run_task(claim.instruction)
+        else:
+            outcome = await run_task(claim.instruction)
+        if evaluation is not None and steering.cancel_reason not in (LEASE_LOST, CLAIM_LOST):
+            person = hooks.log if isinstance(hooks, ScriptedPerson) else []
+            try:
+                run.evaluation = await evaluation.finish(asked=any(e["kind"] == "question" for e in person),
+                                                         person=person)  # fmt: skip
+            except DeviceError as exc:
+                # No score: the eval counts the task with the infrastructure's failures.
+                run.evaluation = {"template": evaluation.template.name, "error": exc.message}
+        return outcome
 
 
 @dataclass(frozen=True)
@@ -449,6 +479,7 @@ class _Run:
     deps: RunDeps
     ended: RunEnd
     wake_s: float | None = None  # how long its personal phone took to wake (None: no wake)
+    evaluation: dict[str, Any] | None = None  # an eval's task: its score and reset (worker/eval)
 
     async def end(
         self,
@@ -486,6 +517,8 @@ class _Run:
             summary |= {"timings": result.totals(), "usage": result.usage()}
         if tries is not None and tries.records:
             summary |= tries.summary()
+        if self.evaluation is not None:
+            summary["evaluation"] = self.evaluation
         if self.wake_s is not None:
             # The wake is a step of the run's timings: its personal phone was asleep.
             summary["timings"] = {**summary.get("timings", {}), "wake_s": round(self.wake_s, 3)}

@@ -90,6 +90,7 @@ _CLAIM_COLUMNS = (
     Task.attempts, Task.retry_after_acting, Task.max_tries,
     Task.attempts, Task.retry_after_acting, Task.personal_phone_id, Task.subgoals, Task.on_step_failure,
     Task.allowed_apps,
+    Task.evaluation,
 )  # fmt: skip
 
 # The events of a sensitive step: the agent asked for a confirmation or a takeover (the run's hooks
@@ -149,6 +150,8 @@ class Claim:
     # The apps the task may use and those its personal phone allows (None: any), for AppPolicy.of.
     allowed_apps: list[str] | None = None
     phone_allowed_apps: list[str] | None = None
+    # An eval's task: the template to evaluate beside the agent (worker/eval/evaluation.py).
+    evaluation: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,7 @@ class TaskRows:
             subgoals=tuple(part["goal"] for part in row.subgoals or ()),
             on_step_failure=row.on_step_failure or "stop",
             allowed_apps=row.allowed_apps, phone_allowed_apps=phone_apps,
+            evaluation=row.evaluation,
         )  # fmt: skip
 
     async def _wait_quota(

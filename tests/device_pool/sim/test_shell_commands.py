@@ -564,3 +564,20 @@ def test_bad_syntax_becomes_a_shell_error(shared_phone: VirtualPhone, text: str)
         r = run_shell(shared_phone, text)
         assert r.exit_code == 1
         assert r.output == [(2, f"/system/bin/sh: {exc.message}\n".encode())]
+
+
+def test_content_insert_and_delete_contacts_and_sms(phone: VirtualPhone) -> None:
+    """What the evaluation suite seeds a phone with (worker/eval): contacts through the legacy People
+    table, messages into the SMS boxes, and deletes by a where clause."""
+    assert sh(phone, "content delete --uri content://contacts/people").exit_code == 0
+    assert out(sh(phone, "content query --uri content://contacts/phones")).strip() == "No result found."
+    ok = sh(phone, "content insert --uri content://contacts/people --bind name:s:'Ada Lovelace' --bind number:s:5550100")
+    assert ok.exit_code == 0, err(ok)
+    assert "display_name=Ada Lovelace, number=5550100" in out(sh(phone, "content query --uri content://contacts/phones"))
+    sh(phone, "content insert --uri content://sms/inbox --bind address:s:5550123 --bind body:s:'Gate code 4411'")
+    inbox = out(sh(phone, "content query --uri content://sms/inbox --projection address:body"))
+    assert "address=5550123, body=Gate code 4411" in inbox
+    sh(phone, "content delete --uri content://sms --where \"address='5550123'\"")
+    assert "5550123" not in out(sh(phone, "content query --uri content://sms/inbox"))
+    refused = sh(phone, "content insert --uri content://contacts/people --bind number:s:1")
+    assert refused.exit_code == 1 and "name must not be empty" in err(refused)

@@ -53,6 +53,7 @@ KINDS = {
     "personal_phone_id": "A makes a personal phone (POST /api/v1/personal-phones); A's task runs on it",
     "subscription_id": "A's admin subscribes a URL to A's events (POST /api/v1/webhooks)",
     "tenant_id": "A's own tenant (its limits: /api/v1/tenants/{tenant_id}/limits)",
+    "eval_id": "A runs a suite (POST /api/v1/evals)",
 }
 
 
@@ -113,6 +114,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/tenants/{tenant_id}/limits"): HIDDEN,
     ("PUT", "/api/v1/tenants/{tenant_id}/limits"): HIDDEN,
     ("GET", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
+    ("GET", "/api/v1/evals/{eval_id}"): HIDDEN,
     ("DELETE", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
     ("POST", "/api/v1/webhooks/{subscription_id}/rotate-secret"): HIDDEN,
     ("GET", "/api/v1/devices/{device_id}"): SHARED,
@@ -235,11 +237,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         schedule = a.http.post("/api/v1/schedules", json={"task": {"instruction": "A's daily task"},
                                                           "cron": "0 9 * * *", "timezone": "Europe/Paris"})
         assert schedule.status_code == 201, schedule.text
+        evaluation = a.http.post("/api/v1/evals", json={"suite": "selftest", "models": ["scripted"]})
+        assert evaluation.status_code == 201, evaluation.text
         ids = {
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
             "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"], "user_name": "a-bot",
             "schedule_id": schedule.json()["id"], "personal_phone_id": personal.json()["id"],
-            "subscription_id": hook.json()["id"], "tenant_id": str(a.tenant_id),
+            "subscription_id": hook.json()["id"], "tenant_id": str(a.tenant_id), "eval_id": evaluation.json()["id"],
         }  # fmt: skip
         assert ids.keys() == KINDS.keys()
         yield World(api=api, ids=ids, a=a, b_admin=b_admin, b_member=b_member, serial=serial)
