@@ -186,7 +186,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 default_retention_days=settings.storage.retention_days,
                 verifier=verifier,
             ),
-            evals=EvalService(db, producer, notifier=events_signal),
+            evals=EvalService(db, producer, notifier=events_signal, models=settings.model),
         )
         # The device API reaches phones through the live view's adb server (the pool's).
         app.state.device_api = DeviceApi(

@@ -23,11 +23,13 @@ from sqlalchemy import select
 
 from orchestrator.db import Eval, Task, TaskStatus, utcnow
 from orchestrator.db.database import Database
-from orchestrator.errors import EvalNotFound, InvalidEval
+from orchestrator.errors import EvalNotFound, InvalidEval, UnknownModelEndpoint
+from orchestrator.model_endpoints import endpoint_for
 from orchestrator.notifier import EventSignal
 from orchestrator.queue import TaskQueue
 from orchestrator.services.auth import Principal
 from orchestrator.services.task_creation import created_event, enqueue_created, new_task
+from orchestrator.settings import ModelSettings
 from worker.eval.suites import plan
 
 __all__ = ["INFRA_REASONS", "EvalService", "EvalSpec", "summary", "wilson"]
@@ -65,24 +67,33 @@ class EvalSpec(BaseModel):
     timeout_s: int = Field(default=900, ge=30, le=3600, description="Each task's timeout_s.")
 
 
-def _check_model(name: str) -> None:
+def _endpoint(name: str, models: ModelSettings | None) -> str:
+    """The endpoint name a model of the eval names (``model_endpoints.endpoint_for``); ``InvalidEval``
+    for a raw URL or a name no endpoint has (``phonefleet up`` defines ``scripted``)."""
     if "://" in name or not name.strip() or len(name) > 200:
         raise InvalidEval(
             f"model {name[:80]!r}: name a model endpoint or \"scripted\" (a raw URL is not accepted here)",
             context={"model": name[:200]},
         )
+    if models is None:
+        return name
+    try:
+        return endpoint_for(name, models).name
+    except UnknownModelEndpoint as exc:
+        raise InvalidEval(str(exc), context={"model": name, "known": exc.known}) from exc
 
 
 class EvalService:
     """The caller's tenant's evals."""
 
-    def __init__(self, db: Database, queue: TaskQueue, *, notifier: EventSignal | None = None) -> None:
-        self.db, self.queue, self.notifier = db, queue, notifier
+    def __init__(
+        self, db: Database, queue: TaskQueue, *, notifier: EventSignal | None = None, models: ModelSettings | None = None
+    ) -> None:
+        self.db, self.queue, self.notifier, self.models = db, queue, notifier, models
 
     async def create(self, principal: Principal, spec: EvalSpec) -> tuple[Eval, list[Task]]:
         """The eval and its queued tasks; raises ``InvalidEval`` (unknown suite, template or model)."""
-        for model in spec.models:
-            _check_model(model)
+        spec = spec.model_copy(update={"models": [_endpoint(model, self.models) for model in spec.models]})
         try:
             runs = plan(spec.suite, seed=spec.seed, repeat=spec.repeat, templates=spec.templates)
         except LookupError as exc:

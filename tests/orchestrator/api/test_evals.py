@@ -9,7 +9,7 @@ from tests.orchestrator.api.conftest import Api
 
 def test_create_expands_the_suite_into_evaluated_tasks_and_reports(api: Api) -> None:
     a = api.caller()
-    body = {"suite": "builtin", "models": ["scripted", "other-model"], "templates": ["wifi_on", "add_contact"],
+    body = {"suite": "builtin", "models": ["scripted", "default"], "templates": ["wifi_on", "add_contact"],
             "repeat": 2, "seed": 3, "parallel": 3}  # fmt: skip
     created = a.http.post("/api/v1/evals", json=body)
     assert created.status_code == 201, created.text
@@ -38,6 +38,7 @@ def test_bad_input_is_a_clear_422(api: Api) -> None:
         ({"suite": "nope", "models": ["scripted"]}, "no suite named 'nope'"),
         ({"suite": "builtin", "models": ["scripted"], "templates": ["wifi_on", "fly"]}, "no template named fly"),
         ({"suite": "builtin", "models": ["http://10.0.0.1:8000/v1"]}, "a raw URL is not accepted"),
+        ({"suite": "builtin", "models": ["gpt-9"]}, "no model endpoint named 'gpt-9'; the endpoints you may use: default"),
         ({"suite": "builtin", "models": []}, "models"),
         ({"suite": "builtin", "models": ["scripted"], "repeat": 0}, "repeat"),
     ]
