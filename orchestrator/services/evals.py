@@ -13,7 +13,6 @@ tasks that the infrastructure ended (``INFRA_REASONS``, after its own retries: d
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections import defaultdict
 from typing import Annotated, Any
@@ -28,11 +27,12 @@ from orchestrator.model_endpoints import endpoint_for
 from orchestrator.notifier import EventSignal
 from orchestrator.queue import TaskQueue
 from orchestrator.services.auth import Principal
+from orchestrator.services.eval_report import wilson_interval
 from orchestrator.services.task_creation import created_event, enqueue_created, new_task
 from orchestrator.settings import ModelSettings
 from worker.eval.suites import plan
 
-__all__ = ["INFRA_REASONS", "EvalService", "EvalSpec", "summary", "wilson"]
+__all__ = ["INFRA_REASONS", "EvalService", "EvalSpec", "summary"]
 
 # End reasons of a task that the infrastructure, not the agent, ended (after its retries).
 INFRA_REASONS = frozenset({
@@ -150,17 +150,6 @@ class EvalService:
         return [(r, by_eval[r.id]) for r in rows]
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval (95 % by default) of a success rate; (0, 1) with no runs.
-
-    A private stand-in: the report module (``eval_report.py``) holds the shared one."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
 
 def task_outcome(task: Task) -> dict[str, Any]:
     """One task as the report counts it: ``pending``, ``infra`` or ``scored`` (with its score)."""
@@ -186,7 +175,7 @@ def task_outcome(task: Task) -> dict[str, Any]:
 def _rate(items: list[dict[str, Any]]) -> dict[str, Any]:
     scored = [i for i in items if i["outcome"] == "scored"]
     wins = sum(1 for i in scored if i["success"])
-    low, high = wilson(wins, len(scored))
+    low, high = wilson_interval(wins, len(scored))
     return {
         "runs": len(scored), "successes": wins, "success_rate": wins / len(scored) if scored else None,
         "wilson_low": round(low, 4), "wilson_high": round(high, 4),
