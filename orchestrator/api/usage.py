@@ -28,8 +28,8 @@ UsageServiceDep = Annotated[UsageService, Depends(_usage_service)]
 
 
 def _own_tenant(principal: Principal, tenant_id: uuid.UUID) -> None:
-    # Another tenant's limits are not even said to exist (TODO(roles): the operator sees every tenant).
-    if tenant_id != principal.tenant_id:
+    # Another tenant's limits are not even said to exist; the operator sees every tenant's.
+    if tenant_id != principal.tenant_id and not principal.is_operator:
         raise NotFound(f"no tenant {tenant_id}")
 
 
@@ -59,8 +59,9 @@ async def put_limits(
     tenant_id: uuid.UUID, body: LimitsSpec, principal: CurrentPrincipal, service: UsageServiceDep
 ) -> dict[str, Any]:
     """Replace the tenant's overrides: a name left out takes the deployment's setting, null is
-    unlimited. Admins only (TODO(roles): the operator's, for any tenant, once that role lands)."""
+    unlimited. The operator's only (a tenant's own admin gets 403), for any tenant; audited
+    (`tenant.limits`)."""
     _own_tenant(principal, tenant_id)
-    if not principal.is_admin:
-        raise PermissionDenied("changing a tenant's limits needs an admin API key")
-    return await service.set_limits(tenant_id, body)
+    if not principal.is_operator:
+        raise PermissionDenied("only the operator changes a tenant's limits")
+    return await service.set_limits(principal, tenant_id, body)

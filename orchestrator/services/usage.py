@@ -9,8 +9,9 @@ Usage (``GET /api/v1/usage``) is counted from the rows the work left, so it adds
 - **model tokens**: the prompt and completion tokens of its tasks' steps, by the day of the step.
 
 Limits are ``settings.quotas`` with the tenant's own overrides on top (``tenants.limits``;
-``orchestrator/db/quotas.py`` enforces them). Who may change a tenant's limits: today an admin of
-that tenant (TODO(roles): the operator, for any tenant, once the operator role lands).
+``orchestrator/db/quotas.py`` enforces them). Only the operator changes a tenant's limits (a
+tenant's own admin raising them would make them no limits), and the change is audited
+(``tenant.limits``); a tenant's keys read their own.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from orchestrator.db import Step, Task, TaskStatus, Tenant, utcnow
 from orchestrator.db.database import Database
 from orchestrator.db.quotas import LIMIT_NAMES, Limits, day_start, holdings, lease_seconds_by_day
 from orchestrator.errors import NotFound
+from orchestrator.services.audit import record_audit
+from orchestrator.services.auth import Principal
 
 __all__ = ["MAX_USAGE_DAYS", "LimitsSpec", "UsageService"]
 
@@ -61,16 +64,19 @@ class UsageService:
             "defaults": Limits.resolve(self.quotas, None).as_dict(),
         }
 
-    async def set_limits(self, tenant_id: uuid.UUID, spec: LimitsSpec) -> dict[str, Any]:
-        """Replace the tenant's overrides with the names ``spec`` sets; raises ``NotFound``."""
+    async def set_limits(self, principal: Principal, tenant_id: uuid.UUID, spec: LimitsSpec) -> dict[str, Any]:
+        """Replace the tenant's overrides with the names ``spec`` sets (audited); raises ``NotFound``."""
         overrides = {name: getattr(spec, name) for name in LIMIT_NAMES if name in spec.model_fields_set}
         async with self.db.transaction(write=True) as db_session:
+            before = await db_session.scalar(select(Tenant.limits).where(Tenant.id == tenant_id))
             result = await db_session.execute(
                 update(Tenant).where(Tenant.id == tenant_id).values(limits=overrides or None)
                 .execution_options(synchronize_session=False)
             )  # fmt: skip
             if not result.rowcount:
                 raise NotFound(f"no tenant {tenant_id}")
+            await record_audit(db_session, principal, "tenant.limits", target=f"tenant:{tenant_id}",
+                               detail={"before": before, "after": overrides or None})  # fmt: skip
         return await self.limits(tenant_id)
 
     async def usage(self, tenant_id: uuid.UUID, days: int) -> dict[str, Any]:

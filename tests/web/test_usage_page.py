@@ -15,7 +15,8 @@ from tests.web.browser import S, Tab, chromium, expect
 def test_usage_page_shows_the_tenants_usage_and_limits(api: Api, artifacts: Path) -> None:
     admin = api.caller(role=UserRole.ADMIN)
     member = api.caller(tenant_id=admin.tenant_id)
-    limited = admin.http.put(f"/api/v1/tenants/{admin.tenant_id}/limits", json={"max_concurrent_tasks": 2})
+    operator = api.caller(role=UserRole.OPERATOR)  # a tenant's limits are the operator's to set
+    limited = operator.http.put(f"/api/v1/tenants/{admin.tenant_id}/limits", json={"max_concurrent_tasks": 2})
     assert limited.status_code == 200, limited.text
     for instruction in ("Open Settings", "Open Notes"):
         assert member.http.post("/api/v1/tasks", json={"instruction": instruction}).status_code == 202

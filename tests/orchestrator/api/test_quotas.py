@@ -14,10 +14,11 @@ from tests.orchestrator.api.test_sessions import add_devices, create, session_co
 SCREEN = {"width": 1080, "height": 2400}
 
 
-def test_quotas_default_to_unlimited_and_only_the_tenants_admin_sets_them(own_api: Api) -> None:
+def test_quotas_default_to_unlimited_and_only_the_operator_sets_them(own_api: Api) -> None:
     admin = own_api.caller(role=UserRole.ADMIN)
     member = own_api.caller(tenant_id=admin.tenant_id)
     other_admin = own_api.caller(role=UserRole.ADMIN)
+    operator = own_api.caller(role=UserRole.OPERATOR)
     usage = member.http.get("/api/v1/usage").json()
     assert set(usage["limits"].values()) == {None}, usage["limits"]
     assert usage["totals"]["tasks"] == 0 and len(usage["days"]) == 7
@@ -27,11 +28,15 @@ def test_quotas_default_to_unlimited_and_only_the_tenants_admin_sets_them(own_ap
     assert refused.status_code == 403, refused.text
     hidden = other_admin.http.put(path, json={"max_concurrent_devices": 1})
     assert hidden.status_code == 404, hidden.text
-    bad = admin.http.put(path, json={"max_concurrent_devices": -1})
+    own = admin.http.put(path, json={"max_concurrent_devices": 100})  # its own admin may not raise them
+    assert own.status_code == 403 and "only the operator" in own.json()["message"], own.text
+    bad = operator.http.put(path, json={"max_concurrent_devices": -1})
     assert bad.status_code == 422, bad.text
-    done = admin.http.put(path, json={"max_concurrent_devices": 1, "max_personal_phones": None})
+    done = operator.http.put(path, json={"max_concurrent_devices": 1, "max_personal_phones": None})
     assert done.status_code == 200, done.text
     assert done.json()["overrides"] == {"max_concurrent_devices": 1, "max_personal_phones": None}
+    [entry] = operator.http.get("/api/v1/audit", params={"action": "tenant.limits"}).json()["items"]
+    assert entry["target"] == f"tenant:{admin.tenant_id}" and entry["detail"]["after"]["max_concurrent_devices"] == 1
     assert member.http.get(path).json()["limits"]["max_concurrent_devices"] == 1
     assert other_admin.http.get("/api/v1/usage").json()["limits"]["max_concurrent_devices"] is None
 
@@ -39,7 +44,8 @@ def test_quotas_default_to_unlimited_and_only_the_tenants_admin_sets_them(own_ap
 def test_a_session_over_the_device_limit_is_429_naming_it(own_api: Api) -> None:
     add_devices(own_api.db_url, SCREEN, SCREEN, SCREEN)
     admin = own_api.caller(role=UserRole.ADMIN)
-    r = admin.http.put(f"/api/v1/tenants/{admin.tenant_id}/limits", json={"max_concurrent_devices": 1})
+    operator = own_api.caller(role=UserRole.OPERATOR)
+    r = operator.http.put(f"/api/v1/tenants/{admin.tenant_id}/limits", json={"max_concurrent_devices": 1})
     assert r.status_code == 200, r.text
     member = own_api.caller(tenant_id=admin.tenant_id)
     first = create(member, ttl_s=60)
@@ -62,7 +68,8 @@ def test_a_session_over_the_device_limit_is_429_naming_it(own_api: Api) -> None:
 
 def test_a_personal_phone_over_the_limit_is_refused(own_api: Api) -> None:
     admin = own_api.caller(role=UserRole.ADMIN)
-    r = admin.http.put(f"/api/v1/tenants/{admin.tenant_id}/limits", json={"max_personal_phones": 1})
+    operator = own_api.caller(role=UserRole.OPERATOR)
+    r = operator.http.put(f"/api/v1/tenants/{admin.tenant_id}/limits", json={"max_personal_phones": 1})
     assert r.status_code == 200, r.text
     made = admin.http.post(
         "/api/v1/personal-phones", json={"name": "one", "allowed_apps": ["com.phonefleet.bank"]}
