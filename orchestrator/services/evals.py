@@ -26,6 +26,7 @@ from orchestrator.errors import EvalNotFound, InvalidEval, UnknownModelEndpoint
 from orchestrator.model_endpoints import endpoint_for
 from orchestrator.notifier import EventSignal
 from orchestrator.queue import TaskQueue
+from orchestrator.services.audit import record_audit
 from orchestrator.services.auth import Principal
 from orchestrator.services.eval_report import wilson_interval
 from orchestrator.services.task_creation import created_event, enqueue_created, new_task
@@ -120,6 +121,8 @@ class EvalService:
             db_session.add_all(tasks)
             await db_session.flush()
             db_session.add_all([created_event(task) for task in tasks])
+            await record_audit(db_session, principal, "eval.create", target=f"eval:{row.id}",
+                               detail={"suite": spec.suite, "models": list(spec.models), "tasks": len(tasks)})  # fmt: skip
         for task in tasks:
             await enqueue_created(self.db, self.queue, self.notifier, task)
         return row, tasks

@@ -39,6 +39,7 @@ from orchestrator.errors import (
     PersonalPhonesUnsupported,
 )
 from orchestrator.profiles import profile_match
+from orchestrator.services.audit import record_audit
 from orchestrator.services.auth import Principal
 from orchestrator.services.specs import MAX_PROFILE_BYTES, AllowedApps, ProfileName, _json_size
 
@@ -236,6 +237,8 @@ class PersonalPhoneService:
                     context={"personal_phone_id": str(row.id), "state": row.state.value},
                 )
             await _event(db_session, row, "personal_phone.deleted", {"name": row.name})
+            await record_audit(db_session, principal, "personal_phone.delete", target=f"personal_phone:{row.id}",
+                               detail={"name": row.name, "user_id": str(row.user_id)})  # fmt: skip
         logger.info("personal phone deleted", extra={"personal_phone_id": str(phone_id)})
         row.deleted_at = now
         return row

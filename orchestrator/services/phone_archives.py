@@ -34,6 +34,7 @@ from orchestrator.errors import (
     PersonalPhoneInUse,
     PersonalPhonesUnsupported,
 )
+from orchestrator.services.audit import record_audit
 from orchestrator.services.auth import Principal
 from orchestrator.services.personal_phones import PersonalPhoneService, PersonalPhoneSpec
 
@@ -103,6 +104,9 @@ class PhoneArchives:
             )
         _exportable(again)
         archive = key.seal(packed)
+        async with self.phones.db.transaction(write=True) as db_session:  # its data leaves the deployment
+            await record_audit(db_session, principal, "personal_phone.export", target=f"personal_phone:{row.id}",
+                               detail={"name": row.name, "bytes": len(archive)})  # fmt: skip
         logger.info(
             "personal phone exported", extra={"personal_phone_id": str(row.id), "bytes": len(archive)}
         )

@@ -57,6 +57,7 @@ from orchestrator.db import (
 from orchestrator.db.database import Database
 from orchestrator.encryption import SealedDamaged, SealedWithOtherKey
 from orchestrator.errors import ConfirmationMismatch, InvalidRequest, PermissionDenied, TenantBusy
+from orchestrator.services.audit import record_audit
 from orchestrator.services.auth import ApiKeyVerifier, Principal
 from orchestrator.services.personal_phones import delete_phones_of
 from orchestrator.services.retention import (
@@ -143,15 +144,20 @@ class TenantService:
                 context={"max": default},
             )
         async with self.db.transaction(write=True) as db_session:
+            before = await db_session.scalar(select(Tenant.retention_days).where(Tenant.id == principal.tenant_id))
             await db_session.execute(
                 update(Tenant).where(Tenant.id == principal.tenant_id).values(retention_days=days)
             )
+            await record_audit(db_session, principal, "tenant.retention", target=f"tenant:{principal.tenant_id}",
+                               detail={"before": before, "after": days})  # fmt: skip
         return await self.get(principal)
 
     async def snapshot(self, principal: Principal) -> TenantSnapshot:
         """All the tenant's data, for its export; admins (raises ``PermissionDenied``)."""
         _admin(principal, "exporting the tenant's data")
         tenant_id = principal.tenant_id
+        async with self.db.transaction(write=True) as db_session:  # all its data leaves: worth a line
+            await record_audit(db_session, principal, "tenant.export", target=f"tenant:{tenant_id}")
 
         async def rows(db_session: Any, model: Any, *order: Any) -> list[Any]:
             return list(
@@ -220,6 +226,8 @@ class TenantService:
                 select(func.count()).select_from(PersonalPhone).where(PersonalPhone.tenant_id == tenant_id)
             )
             await db_session.execute(update(Tenant).where(Tenant.id == tenant_id).values(deleted_at=now))
+            await record_audit(db_session, principal, "tenant.delete", target=f"tenant:{tenant_id}",
+                               detail={"name": tenant.name, "tasks": int(tasks or 0)})  # fmt: skip
         for prefix in prefixes if self.verifier is not None else ():
             self.verifier.forget(prefix)
         # Task files written between the read and the delete (none: no task was running) go too.

@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select
 from orchestrator.db import DbSession, Tenant, WebhookSubscription, utcnow
 from orchestrator.db.database import Database
 from orchestrator.errors import LimitReached, WebhookSubscriptionNotFound
+from orchestrator.services.audit import record_audit
 from orchestrator.services.auth import Principal
 from orchestrator.services.specs import WebhookUrl
 from orchestrator.services.webhook_targets import TargetPolicy
@@ -99,6 +100,8 @@ class SubscriptionService:
                     context={"limit": self.max_per_tenant},
                 )
             db_session.add(row)
+            await record_audit(db_session, principal, "webhook.create", target=f"webhook:{row.id}",
+                               detail={"url": url, "events": list(spec.events)})  # fmt: skip
         return row, secret
 
     async def list(self, principal: Principal) -> list[WebhookSubscription]:
@@ -120,6 +123,8 @@ class SubscriptionService:
         async with self.db.transaction(write=True) as db_session:
             row = await _load(db_session, principal, subscription_id)
             await db_session.execute(delete(WebhookSubscription).where(WebhookSubscription.id == row.id))
+            await record_audit(db_session, principal, "webhook.delete", target=f"webhook:{row.id}",
+                               detail={"url": row.url})  # fmt: skip
 
     async def rotate_secret(
         self, principal: Principal, subscription_id: uuid.UUID
@@ -129,6 +134,7 @@ class SubscriptionService:
         async with self.db.transaction(write=True) as db_session:
             row = await _load(db_session, principal, subscription_id)
             row.secret, row.secret_rotated_at = secret, utcnow()
+            await record_audit(db_session, principal, "webhook.rotate_secret", target=f"webhook:{row.id}")
         return row, secret
 
 

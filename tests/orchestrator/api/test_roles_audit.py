@@ -177,3 +177,39 @@ def test_the_first_admin_key_of_a_deployment_is_its_operators(
     assert "first admin is its operator" in capsys.readouterr().err
     assert main([*args[:-2], "acme", "--admin"]) == 0
     assert run(roles()) == ["operator", "admin"]
+
+
+def test_data_and_subscription_changes_are_audited_too(api: Api) -> None:
+    """Retention, the tenant export, webhook subscriptions, a personal phone's deletion, an eval and,
+    last, the tenant's deletion: an entry each, which outlives the deleted tenant."""
+    operator = api.caller(role=UserRole.OPERATOR)
+    admin = api.caller(role=UserRole.ADMIN)
+    assert admin.http.patch("/api/v1/tenant", json={"retention_days": 30}).status_code == 200
+    assert admin.http.get("/api/v1/tenant/export").status_code == 200
+    hook = admin.http.post("/api/v1/webhooks", json={"url": "https://hooks.example.com/a", "events": ["task.status"]})
+    assert hook.status_code == 201, hook.text
+    assert admin.http.post(f"/api/v1/webhooks/{hook.json()['id']}/rotate-secret").status_code == 200
+    assert admin.http.delete(f"/api/v1/webhooks/{hook.json()['id']}").status_code == 204
+    phone = admin.http.post("/api/v1/personal-phones", json={"name": "spare"}).json()
+    gone = admin.http.delete(f"/api/v1/personal-phones/{phone['id']}", params={"confirm": "spare"})
+    assert gone.status_code in (200, 202), gone.text
+    made = admin.http.post("/api/v1/evals", json={"suite": "selftest", "models": ["scripted"]})
+    assert made.status_code == 201, made.text
+    assert admin.http.post(f"/api/v1/tasks/{made.json()['task_list'][0]['task_id']}/cancel").status_code == 200
+    for task in made.json()["task_list"][1:]:
+        admin.http.post(f"/api/v1/tasks/{task['task_id']}/cancel")
+    name = admin.http.get("/api/v1/tenant").json()["name"]
+    deleted = admin.http.delete("/api/v1/tenant", params={"confirm": name})
+    assert deleted.status_code == 202, deleted.text
+
+    entries = audit(operator.http, tenant_id=str(admin.tenant_id))
+    actions = [e["action"] for e in reversed(entries)]  # oldest first
+    assert actions == [
+        "tenant.retention", "tenant.export", "webhook.create", "webhook.rotate_secret", "webhook.delete",
+        "personal_phone.delete", "eval.create", "tenant.delete",
+    ], actions
+    by_action = {e["action"]: e for e in entries}
+    assert by_action["tenant.retention"]["detail"] == {"before": None, "after": 30}
+    assert by_action["eval.create"]["detail"]["suite"] == "selftest"
+    assert by_action["tenant.delete"]["detail"]["name"] == name
+    assert "secret" not in str(by_action["webhook.create"]["detail"]).lower()
