@@ -1,4 +1,4 @@
-"""Admin routes: the tenant's API keys (list, issue, revoke) and its users' roles; docs/security.md,
+"""Admin routes: the tenant's API keys (list, issue, revoke) and its users (role, deletion); docs/security.md,
 "Roles", has the rules."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from fastapi import APIRouter
 
 from orchestrator.api.deps import AdminOnly, ApiKeyServiceDep, CurrentPrincipal
 from orchestrator.api.schemas import ApiKeyCreate, ApiKeyOut, ErrorOut, IssuedKeyOut
-from orchestrator.api.schemas.keys import RoleIn, UserOut
+from orchestrator.api.schemas.keys import RoleIn, UserDeletedOut, UserOut
 
 __all__ = ["router", "users_router"]
 
@@ -67,3 +67,22 @@ async def set_role(user_name: str, body: RoleIn, principal: CurrentPrincipal, ke
     only. An admin holding the tenant's last working admin keys stays one (409). Audited (`user.role`)."""
     user = await keys.set_role(principal, user_name, body.role)
     return UserOut(id=user.id, name=user.name, role=user.role)
+
+
+@users_router.delete(
+    "/{user_name}",
+    summary="Delete a user",
+    responses={
+        404: {"model": ErrorOut, "description": "No such user in your tenant"},
+        409: {"model": ErrorOut, "description": "`last_admin_key`: the user holds the tenant's last admin keys; "
+                                                "`personal_phone_in_use`: one of its personal phones is busy"},
+    },
+)  # fmt: skip
+async def delete_user(user_name: str, principal: CurrentPrincipal, keys: ApiKeyServiceDep) -> UserDeletedOut:
+    """Revoke all the user's keys and delete its personal phones (their data is removed for good);
+    the tenant keeps its tasks, schedules and evals. Refused (409, nothing changes) for the holder
+    of the tenant's last working admin keys and while one of its personal phones is in use; an
+    operator is deleted by the operator only. You may delete yourself. Audited (`user.delete`)."""
+    user, revoked, phones = await keys.delete_user(principal, user_name)
+    return UserDeletedOut(id=user.id, name=user.name, role=user.role, api_keys_revoked=revoked,
+                          personal_phones_deleted=phones)  # fmt: skip

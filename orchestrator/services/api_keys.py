@@ -1,22 +1,29 @@
-"""Managing a tenant's API keys (admin routes): list, issue, revoke; each change audited.
+"""Managing a tenant's API keys and users (admin routes): list, issue, revoke keys; change a
+user's role; delete a user. Each change audited.
 
 The rules (docs/security.md, "Roles"): an admin manages its own tenant's keys only; only the
 operator issues or revokes an operator's key; and no revocation leaves a tenant without a working
 admin key (``LastAdminKey``, 409). ``phonefleet admin revoke-key`` on the database itself is the
 operator's way out of that rule.
+
+Deleting a user revokes all its keys and deletes its personal phones (the pool removes their data).
+Its row and its revoked keys stay, so the tenant's tasks, schedules and evals keep saying which key
+made them (``created_by``) and no foreign key is left dangling; issuing a key to the same name later
+gives that user a key again, with the role it had and no personal phones.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from orchestrator.db import ApiKey, User, UserRole
+from orchestrator.db import ApiKey, DbSession, User, UserRole, utcnow
 from orchestrator.db.database import Database
 from orchestrator.errors import LastAdminKey, PermissionDenied, UserNotFound
 from orchestrator.services.audit import record_audit
 from orchestrator.services.auth import ApiKeyVerifier, IssuedKey, Principal, issue_api_key, revoke_api_key
+from orchestrator.services.personal_phones import delete_phones_of
 
 __all__ = ["ADMIN_ROLES", "ApiKeyService"]
 
@@ -54,6 +61,62 @@ class ApiKeyService:
                                        "prefix": issued.row.prefix})  # fmt: skip
             return issued
 
+    async def delete_user(self, principal: Principal, user_name: str) -> tuple[User, int, int]:
+        """Delete a user of the caller's tenant: revoke all its keys (they stop working at once here,
+        within the key cache's lifetime elsewhere) and delete its personal phones, in one transaction
+        with its audit entry (``user.delete``). Callers may delete themselves (not the tenant's last
+        admin). Returns the user, how many keys were revoked and how many phones deleted.
+
+        Raises ``UserNotFound`` (404, another tenant's user too), ``PermissionDenied`` (an operator
+        deleted by anyone but the operator), ``LastAdminKey`` (no other user of the tenant would
+        hold a working admin key), ``PersonalPhoneInUse`` (one of its phones is busy: nothing changes).
+        """
+        async with self.db.transaction(write=True) as db_session:
+            user = await self._lock_user(db_session, principal, user_name)
+            if user.role == UserRole.OPERATOR and not principal.is_operator:
+                raise PermissionDenied("only the operator deletes an operator")
+            if user.role in ADMIN_ROLES:
+                await self._refuse_last_admin(db_session, principal, user)
+            phones = await delete_phones_of(db_session, principal.tenant_id, user_id=user.id, refuse_busy=True)
+            prefixes = list(
+                await db_session.scalars(
+                    update(ApiKey)
+                    .where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+                    .values(revoked_at=utcnow())
+                    .returning(ApiKey.prefix)
+                )
+            )
+            await record_audit(db_session, principal, "user.delete", target=f"user:{user.id}",
+                               detail={"user": user_name, "role": user.role.value, "keys_revoked": len(prefixes),
+                                       "personal_phones": phones})  # fmt: skip
+        for prefix in prefixes:
+            self.verifier.forget(prefix)
+        return user, len(prefixes), phones
+
+    async def _lock_user(self, db_session: DbSession, principal: Principal, user_name: str) -> User:
+        user = await db_session.scalar(
+            select(User).where(User.tenant_id == principal.tenant_id, User.name == user_name).with_for_update()
+        )
+        if user is None:
+            raise UserNotFound(f"no user {user_name!r} in your tenant", context={"user": user_name})
+        return user
+
+    async def _refuse_last_admin(self, db_session: DbSession, principal: Principal, user: User) -> None:
+        """``LastAdminKey`` unless another user of the tenant holds a working admin key (locked)."""
+        others = await db_session.scalar(
+            select(ApiKey.id)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.tenant_id == principal.tenant_id, ApiKey.revoked_at.is_(None),
+                   User.role.in_(ADMIN_ROLES), User.id != user.id)
+            .limit(1)
+            .with_for_update(of=ApiKey)
+        )  # fmt: skip
+        if others is None:
+            raise LastAdminKey(
+                f"user {user.name!r} holds the last working admin keys of your tenant: make another "
+                "admin first", context={"user": user.name},
+            )  # fmt: skip
+
     async def set_role(self, principal: Principal, user_name: str, role: UserRole) -> User:
         """Change the role of a user of the caller's tenant; its keys carry the new role at once here
         and within the key cache's lifetime elsewhere.
@@ -63,30 +126,14 @@ class ApiKeyService:
         tenant's last working admin keys and would no longer be an admin).
         """
         async with self.db.transaction(write=True) as db_session:
-            user = await db_session.scalar(
-                select(User).where(User.tenant_id == principal.tenant_id, User.name == user_name).with_for_update()
-            )
-            if user is None:
-                raise UserNotFound(f"no user {user_name!r} in your tenant", context={"user": user_name})
+            user = await self._lock_user(db_session, principal, user_name)
             before = user.role
             if UserRole.OPERATOR in (before, role) and not principal.is_operator:
                 raise PermissionDenied("only the operator gives or takes the operator's role")
             if before == role:
                 return user
             if before in ADMIN_ROLES and role not in ADMIN_ROLES:
-                others = await db_session.scalar(
-                    select(ApiKey.id)
-                    .join(User, User.id == ApiKey.user_id)
-                    .where(ApiKey.tenant_id == principal.tenant_id, ApiKey.revoked_at.is_(None),
-                           User.role.in_(ADMIN_ROLES), User.id != user.id)
-                    .limit(1)
-                    .with_for_update(of=ApiKey)
-                )  # fmt: skip
-                if others is None:
-                    raise LastAdminKey(
-                        f"user {user_name!r} holds the last working admin keys of your tenant: make another "
-                        "admin first", context={"user": user_name},
-                    )  # fmt: skip
+                await self._refuse_last_admin(db_session, principal, user)
             user.role = role
             prefixes = list(await db_session.scalars(select(ApiKey.prefix).where(ApiKey.user_id == user.id)))
             await record_audit(db_session, principal, "user.role", target=f"user:{user.id}",

@@ -245,20 +245,33 @@ class PersonalPhoneService:
 
 
 async def delete_phones_of(
-    db_session: DbSession, tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None
+    db_session: DbSession, tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None, refuse_busy: bool = False
 ) -> int:
     """Mark every personal phone of the tenant (or of one user of it) deleted, in the caller's
     transaction: hidden at once; the pool manager then stops its device and removes its data (volume
-    or data folder) and row. For deleting a tenant (``services/tenants.py``) or a user. How many."""
+    or data folder) and row. For deleting a tenant (``services/tenants.py``) or a user
+    (``services/api_keys.py``). How many.
+
+    ``refuse_busy``: lock the phones first and raise ``PersonalPhoneInUse`` (409), changing nothing,
+    if one is in use, waking or going to sleep (as deleting one phone does)."""
     now = utcnow()
-    query = update(PersonalPhone).where(
-        PersonalPhone.tenant_id == tenant_id, PersonalPhone.deleted_at.is_(None)
-    )
+    where = [PersonalPhone.tenant_id == tenant_id, PersonalPhone.deleted_at.is_(None)]
     if user_id is not None:
-        query = query.where(PersonalPhone.user_id == user_id)
+        where.append(PersonalPhone.user_id == user_id)
+    if refuse_busy:
+        phones = (await db_session.execute(
+            select(PersonalPhone.id, PersonalPhone.state).where(*where).order_by(PersonalPhone.id).with_for_update()
+        )).all()  # fmt: skip
+        busy = next((p for p in phones if p.state in _BUSY), None)
+        if busy is not None:
+            raise PersonalPhoneInUse(
+                f"personal phone {busy.id} is {busy.state.value}: end its task or session first",
+                context={"personal_phone_id": str(busy.id), "state": busy.state.value},
+            )
     result = await db_session.execute(
-        query.values(deleted_at=now, updated_at=now).execution_options(synchronize_session=False)
-    )
+        update(PersonalPhone).where(*where)
+        .values(deleted_at=now, updated_at=now).execution_options(synchronize_session=False)
+    )  # fmt: skip
     return result.rowcount or 0
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.db import ApiKey, User, UserRole
 
-__all__ = ["ApiKeyCreate", "ApiKeyOut", "IssuedKeyOut", "RoleIn", "UserOut"]
+__all__ = ["ApiKeyCreate", "ApiKeyOut", "IssuedKeyOut", "RoleIn", "UserDeletedOut", "UserOut"]
 
 
 class ApiKeyCreate(BaseModel):
@@ -58,3 +58,10 @@ class UserOut(BaseModel):
     id: uuid.UUID
     name: str
     role: UserRole
+
+
+class UserDeletedOut(UserOut):
+    """A deleted user: what it was, and what went with it."""
+
+    api_keys_revoked: int = Field(description="Its keys that worked until now and no longer do.")
+    personal_phones_deleted: int = Field(description="Its personal phones, whose data the pool now removes.")

@@ -102,6 +102,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/sessions/{session_id}/logcat"): ON_PHONE,
     ("POST", "/api/v1/api-keys/{key_id}/revoke"): HIDDEN,
     ("PUT", "/api/v1/users/{user_name}/role"): HIDDEN,
+    ("DELETE", "/api/v1/users/{user_name}"): HIDDEN,
     ("GET", "/api/v1/schedules/{schedule_id}"): HIDDEN,
     ("PATCH", "/api/v1/schedules/{schedule_id}"): HIDDEN,
     ("DELETE", "/api/v1/schedules/{schedule_id}"): HIDDEN,
