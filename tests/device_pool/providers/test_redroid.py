@@ -47,10 +47,17 @@ from tests.aio import run
 from tests.conditions import GiveUp, wait_until
 from tests.conftest import ReservePorts
 from tests.databases import migrate_to_head, open_sessions, sqlite_url
-from tests.dockerd import Dockerd, DockerdUnavailable, build_standin_image, standin_mounts, start_dockerd
+from tests.dockerd import (
+    STANDIN,
+    Dockerd,
+    DockerdUnavailable,
+    build_standin_image,
+    standin_mounts,
+    standin_settings,
+    start_dockerd,
+)
 from tests.processes import REPO, AdbServer, stop_process
 
-STANDIN = "phonefleet/redroid-standin:13.0.0-test"
 MakeProvider = Callable[..., RedroidProvider]
 
 
@@ -79,16 +86,6 @@ def docker_client(dockerd: Dockerd) -> Iterator[Any]:
         client.close()
 
 
-def standin_settings(dockerd: Dockerd, pool_id: str) -> dict[str, Any]:
-    """The RedroidConfig fields that point at the stand-in (shared by the provider and `phonefleet pool`)."""
-    repository, tag = STANDIN.rsplit(":", 1)
-    return {
-        "docker_url": dockerd.url, "pool_id": pool_id, "image": repository, "tag": tag, "pull": "never",
-        "network_mode": "host", "privileged": False, "check_host": False, "mounts": list(standin_mounts()),
-        "width": 720, "height": 1600, "density": 320, "memory_mb": 1024, "cpus": 1.0, "boot_timeout_s": 60,
-    }  # fmt: skip
-
-
 @pytest.fixture
 def make_provider(
     dockerd: Dockerd, adb_server: AdbServer, reserve_ports: ReservePorts
@@ -97,7 +94,7 @@ def make_provider(
 
     def make(**overrides: Any) -> RedroidProvider:
         max_count = overrides.pop("max_count", 2)
-        fields = standin_settings(dockerd, overrides.pop("pool_id", f"t{uuid.uuid4().hex[:8]}"))
+        fields = standin_settings(dockerd.url, overrides.pop("pool_id", f"t{uuid.uuid4().hex[:8]}"))
         fields.update(max_count=max_count, base_port=reserve_ports(max_count), adb_port=adb_server.port)
         provider = RedroidProvider(RedroidConfig(**{**fields, **overrides}))
         providers.append(provider)
@@ -404,7 +401,7 @@ def test_pool_command_leases_and_resets_redroid_phones_and_orphans_are_reaped(
            "PHONEFLEET_POOL__PROVIDER": "redroid", "PHONEFLEET_POOL__COUNT": "1",
            "PHONEFLEET_POOL__MIN_IDLE": "1", "PHONEFLEET_POOL__BASE_PORT": str(base_port),
            "PHONEFLEET_POOL__REDROID__MAX_COUNT": "2"}  # fmt: skip
-    for key, value in standin_settings(dockerd, pool_id).items():
+    for key, value in standin_settings(dockerd.url, pool_id).items():
         env[f"PHONEFLEET_POOL__REDROID__{key.upper()}"] = (
             json.dumps(value) if isinstance(value, list) else str(value)
         )
