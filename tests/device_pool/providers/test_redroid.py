@@ -359,6 +359,20 @@ def test_golden_volume_is_shared_read_only_and_survives_reset_and_reaping(
     run(provider.reset(spec.serial))
     assert run(phone.shell("settings get global pf_golden", check=True)).stdout.strip() == "yes"
     assert run(_view(phone))[:2] == ("null", "")
+    # A personal phone in this mode: its volume is the private /data-diff over the golden /data-base.
+    personal_id = uuid.uuid4()
+    volume = provider.personal_volume(personal_id)
+    run(provider.attach(spec.serial, personal_id))
+    mounts = {m["Destination"]: m.get("Name") for m in
+              docker_client.containers.get(provider.container_name(spec.serial)).attrs["Mounts"]}  # fmt: skip
+    assert (mounts["/data-diff"], mounts["/data-base"]) == (volume, golden)
+    run(_dirty(phone))
+    run(provider.detach(spec.serial))
+    run(provider.attach(spec.serial, personal_id))
+    assert run(_view(phone))[:2] == ("previous-user", "secret.txt\n")
+    assert run(phone.shell("settings get global pf_golden", check=True)).stdout.strip() == "yes"
+    run(provider.detach(spec.serial))
+    run(provider.remove_data(personal_id))
     run(provider.close())
     assert run(make_provider(max_count=1, pool_id=provider.config.pool_id).reap_orphans()) == []
     assert docker_client.volumes.get(golden).name == golden, "the golden volume is never reaped"
