@@ -21,9 +21,12 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.conditions import GiveUp, wait_until
 from tests.processes import REPO
+
+STANDIN = "phonefleet/redroid-standin:13.0.0-test"  # the stand-in image's reference (build_standin_image)
 
 
 class DockerdUnavailable(Exception):
@@ -112,6 +115,19 @@ def standin_mounts() -> tuple[str, ...]:
         if not any(path == c or path.startswith(c + "/") for c in chosen):
             chosen.append(path)
     return tuple(f"{p}:{p}:ro" for p in chosen)
+
+
+def standin_settings(url: str, pool_id: str) -> dict[str, Any]:
+    """The RedroidConfig fields that point at the stand-in on the dockerd at ``url`` (shared by the
+    provider tests, `phonefleet pool`'s and the wake bench). Two differ from production, each because
+    this sandbox cannot do it: ``check_host=False`` (no binder) and ``privileged=False`` (no
+    CAP_SYS_RESOURCE); host networking because dockerd runs with ``--bridge=none``."""
+    repository, tag = STANDIN.rsplit(":", 1)
+    return {
+        "docker_url": url, "pool_id": pool_id, "image": repository, "tag": tag, "pull": "never",
+        "network_mode": "host", "privileged": False, "check_host": False, "mounts": list(standin_mounts()),
+        "width": 720, "height": 1600, "density": 320, "memory_mb": 1024, "cpus": 1.0, "boot_timeout_s": 60,
+    }  # fmt: skip
 
 
 def build_standin_image(url: str, ref: str) -> None:

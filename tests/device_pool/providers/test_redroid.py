@@ -1,4 +1,5 @@
-"""RedroidProvider against a real Docker engine (a private dockerd) and the real adb server.
+"""RedroidProvider against a real Docker engine (a private dockerd) and the real adb server, alone
+and under the pool manager (`phonefleet pool`, a personal phone's sleep and wake).
 
 No redroid image can be pulled here and the kernel has no binder, so the phones are a stand-in image
 made with the engine's import (tests/dockerd.py): its ``/init`` is our virtual phone, reading redroid's
@@ -47,10 +48,17 @@ from tests.aio import run
 from tests.conditions import GiveUp, wait_until
 from tests.conftest import ReservePorts
 from tests.databases import migrate_to_head, open_sessions, sqlite_url
-from tests.dockerd import Dockerd, DockerdUnavailable, build_standin_image, standin_mounts, start_dockerd
+from tests.dockerd import (
+    STANDIN,
+    Dockerd,
+    DockerdUnavailable,
+    build_standin_image,
+    standin_mounts,
+    standin_settings,
+    start_dockerd,
+)
 from tests.processes import REPO, AdbServer, stop_process
 
-STANDIN = "phonefleet/redroid-standin:13.0.0-test"
 MakeProvider = Callable[..., RedroidProvider]
 
 
@@ -79,16 +87,6 @@ def docker_client(dockerd: Dockerd) -> Iterator[Any]:
         client.close()
 
 
-def standin_settings(dockerd: Dockerd, pool_id: str) -> dict[str, Any]:
-    """The RedroidConfig fields that point at the stand-in (shared by the provider and `phonefleet pool`)."""
-    repository, tag = STANDIN.rsplit(":", 1)
-    return {
-        "docker_url": dockerd.url, "pool_id": pool_id, "image": repository, "tag": tag, "pull": "never",
-        "network_mode": "host", "privileged": False, "check_host": False, "mounts": list(standin_mounts()),
-        "width": 720, "height": 1600, "density": 320, "memory_mb": 1024, "cpus": 1.0, "boot_timeout_s": 60,
-    }  # fmt: skip
-
-
 @pytest.fixture
 def make_provider(
     dockerd: Dockerd, adb_server: AdbServer, reserve_ports: ReservePorts
@@ -97,7 +95,7 @@ def make_provider(
 
     def make(**overrides: Any) -> RedroidProvider:
         max_count = overrides.pop("max_count", 2)
-        fields = standin_settings(dockerd, overrides.pop("pool_id", f"t{uuid.uuid4().hex[:8]}"))
+        fields = standin_settings(dockerd.url, overrides.pop("pool_id", f"t{uuid.uuid4().hex[:8]}"))
         fields.update(max_count=max_count, base_port=reserve_ports(max_count), adb_port=adb_server.port)
         provider = RedroidProvider(RedroidConfig(**{**fields, **overrides}))
         providers.append(provider)
@@ -361,6 +359,20 @@ def test_golden_volume_is_shared_read_only_and_survives_reset_and_reaping(
     run(provider.reset(spec.serial))
     assert run(phone.shell("settings get global pf_golden", check=True)).stdout.strip() == "yes"
     assert run(_view(phone))[:2] == ("null", "")
+    # A personal phone in this mode: its volume is the private /data-diff over the golden /data-base.
+    personal_id = uuid.uuid4()
+    volume = provider.personal_volume(personal_id)
+    run(provider.attach(spec.serial, personal_id))
+    mounts = {m["Destination"]: m.get("Name") for m in
+              docker_client.containers.get(provider.container_name(spec.serial)).attrs["Mounts"]}  # fmt: skip
+    assert (mounts["/data-diff"], mounts["/data-base"]) == (volume, golden)
+    run(_dirty(phone))
+    run(provider.detach(spec.serial))
+    run(provider.attach(spec.serial, personal_id))
+    assert run(_view(phone))[:2] == ("previous-user", "secret.txt\n")
+    assert run(phone.shell("settings get global pf_golden", check=True)).stdout.strip() == "yes"
+    run(provider.detach(spec.serial))
+    run(provider.remove_data(personal_id))
     run(provider.close())
     assert run(make_provider(max_count=1, pool_id=provider.config.pool_id).reap_orphans()) == []
     assert docker_client.volumes.get(golden).name == golden, "the golden volume is never reaped"
@@ -404,7 +416,7 @@ def test_pool_command_leases_and_resets_redroid_phones_and_orphans_are_reaped(
            "PHONEFLEET_POOL__PROVIDER": "redroid", "PHONEFLEET_POOL__COUNT": "1",
            "PHONEFLEET_POOL__MIN_IDLE": "1", "PHONEFLEET_POOL__BASE_PORT": str(base_port),
            "PHONEFLEET_POOL__REDROID__MAX_COUNT": "2"}  # fmt: skip
-    for key, value in standin_settings(dockerd, pool_id).items():
+    for key, value in standin_settings(dockerd.url, pool_id).items():
         env[f"PHONEFLEET_POOL__REDROID__{key.upper()}"] = (
             json.dumps(value) if isinstance(value, list) else str(value)
         )
@@ -443,3 +455,118 @@ def test_pool_command_leases_and_resets_redroid_phones_and_orphans_are_reaped(
     reaped = run(make_provider(max_count=2, pool_id=pool_id).reap_orphans())
     assert name in reaped
     assert ours(docker_client, pool_id) == ([], [])
+
+
+# --- a personal phone on redroid through the pool manager ----------------------------------------
+
+
+async def _personal_lease(leases: Any, manager: Any, phone_id: uuid.UUID, tenant_id: uuid.UUID) -> Any:
+    """Lease the personal phone while the manager's passes run beside it, as `phonefleet pool`'s would."""
+    import asyncio
+
+    waiting = asyncio.ensure_future(leases.wait_acquire(
+        phone_id, holder="test", tenant_id=tenant_id, ttl_s=60, timeout_s=60, wake_timeout_s=60,
+    ))  # fmt: skip
+    while not waiting.done():
+        await manager.reconcile()
+        await asyncio.sleep(0.02)
+    return waiting.result()
+
+
+def test_a_personal_phone_on_redroid_sleeps_wakes_on_its_volume_and_its_deletion_removes_it(
+    make_provider: MakeProvider, docker_client: Any, adb_server: AdbServer, tmp_path: Path
+) -> None:
+    from sqlalchemy import select
+
+    from device_pool.pool import LeaseStore, PoolManager
+    from device_pool.pool.personal import PersonalPhoneLeases
+    from orchestrator.db import Device, PersonalPhone, PersonalPhoneState
+    from orchestrator.services.personal_phones import delete_phones_of
+    from tests.aio import eventually
+    from tests.orchestrator.factories import make_user
+
+    url = sqlite_url(tmp_path / "pool.db")
+    migrate_to_head(url)
+    provider = make_provider(min_count=1, max_count=1)
+    pool_id = provider.config.pool_id
+    phone = None
+
+    async def scenario() -> None:
+        nonlocal phone
+        async with open_sessions(url) as sessions:
+            store = LeaseStore(sessions, "sqlite")
+            manager = PoolManager(store, provider, min_idle=1, max_devices=1, health_interval_s=600,
+                                  reap_interval_s=600, personal_idle_stop_s=2.0)  # fmt: skip
+            leases = PersonalPhoneLeases(store)
+            async with sessions.begin() as s:
+                user = await make_user(s)
+                row = PersonalPhone(tenant_id=user.tenant_id, user_id=user.id, name="p")
+                s.add(row)
+                await s.flush()
+                phone_id, tenant_id = row.id, user.tenant_id
+            volume = provider.personal_volume(phone_id)
+
+            async def read() -> tuple[PersonalPhone | None, Device | None]:
+                async with sessions() as s:
+                    p = await s.get(PersonalPhone, phone_id)
+                    (d,) = [d for d in (await s.scalars(select(Device))).all()
+                            if d.state.value != "retired"]  # fmt: skip
+                    return p, d
+
+            try:
+                (spec,) = await provider.start()
+                await manager.sync_devices()
+                name = provider.container_name(spec.serial)
+                phone = AdbDevice(spec.serial, adb_port=adb_server.port)
+
+                # Asleep → a lease wakes it: the manager recreates the container on the phone's volume.
+                first = await _personal_lease(leases, manager, phone_id, tenant_id)
+                assert first.wake_s is not None
+                on_p = docker_client.containers.get(name)
+                assert data_volume(on_p) == volume
+                assert (await _view(phone))[:2] == ("null", ""), "a new phone: factory state"
+                await _dirty(phone)
+                assert await store.release(first.grant.lease_id, "test")
+                await manager.reconcile()
+                p, d = await read()
+                assert p.state == PersonalPhoneState.READY and d.personal_phone_id == phone_id, "kept for P"
+                assert docker_client.containers.get(name).id == on_p.id, "a kept phone's container stays"
+
+                # Unused for idle_stop_s: it sleeps — its container recreated on a volume of the pool's own.
+                async def asleep() -> bool:
+                    await manager.reconcile()
+                    p, d = await read()
+                    return p.state == PersonalPhoneState.ASLEEP and d.personal_phone_id is None and \
+                        d.state.value == "idle"  # fmt: skip
+
+                await eventually(asleep, timeout=30, what="P asleep, its device back to the pool")
+                pooled = docker_client.containers.get(name)
+                assert pooled.id != on_p.id and data_volume(pooled) != volume
+                assert volume in ours(docker_client, pool_id)[1], "the volume outlives its container"
+                assert (await _view(phone))[:2] == ("null", ""), "the pool's device is in factory state"
+
+                # The next lease wakes it: a new container on the same volume, the data still there.
+                second = await _personal_lease(leases, manager, phone_id, tenant_id)
+                assert second.wake_s is not None, "an asleep phone wakes"
+                woken = docker_client.containers.get(name)
+                assert woken.id not in (on_p.id, pooled.id) and data_volume(woken) == volume
+                assert (await _view(phone))[:2] == ("previous-user", "secret.txt\n")
+                assert await store.release(second.grant.lease_id, "test")
+                await manager.reconcile()
+
+                # Deleting P (as a user's or tenant's deletion does): its device stopped, its volume removed.
+                async with sessions.begin() as s:
+                    assert await delete_phones_of(s, tenant_id) == 1
+
+                async def gone() -> bool:
+                    await manager.reconcile()
+                    p, d = await read()
+                    return p is None and d.personal_phone_id is None and d.state.value == "idle"
+
+                await eventually(gone, timeout=30, what="P's row removed, its device back to the pool")
+                assert volume not in ours(docker_client, pool_id)[1], "deleting P removes its volume"
+                assert (await _view(phone))[:2] == ("null", "")
+            finally:
+                await provider.close()
+
+    run(scenario(), timeout=150)
