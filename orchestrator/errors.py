@@ -5,7 +5,7 @@
     ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
     │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound,
-    │  ├─ ScheduleNotFound, PersonalPhoneNotFound, WebhookSubscriptionNotFound
+    │  ├─ ScheduleNotFound, PersonalPhoneNotFound, WebhookSubscriptionNotFound, SecretNotFound
     │  ├─ ElementNotFound         a UI element id not on the session phone's screen now
     │  └─ FileNotFound            no file at the path on the session's phone (device API pull)
     ├─ Conflict                   the request contradicts the current state
@@ -16,7 +16,8 @@
     │  ├─ PersonalPhoneInUse      deleting a personal phone a task or session holds
     │  ├─ PersonalPhoneQuota      a user at personal_phones.max_per_user
     │  ├─ PersonalPhonesUnsupported  the pool's provider cannot keep a phone's data (static ADB)
-    │  └─ LimitReached            one more would pass a tenant limit (``schedules.max_per_tenant``)
+    │  ├─ LimitReached            one more would pass a tenant limit (``schedules.max_per_tenant``)
+    │  └─ VaultUnavailable        the secrets vault has no key (prod without ``vault.key``) or cannot read a value
     ├─ InvalidRequest             input that passed the schema but is still wrong
     │  ├─ ConfirmationMismatch    DELETE of a personal phone whose ?confirm= is not its name
     │  ├─ PersonalPhoneArchiveForeign  an export made with another deployment's key
@@ -92,12 +93,14 @@ __all__ = [
     "RateLimited",
     "ScheduleNotFound",
     "ScreenshotNotFound",
+    "SecretNotFound",
     "SessionNotFound",
     "StepNotFound",
     "TaskNotFound",
     "Unauthenticated",
     "Unavailable",
     "UnknownDeviceProfile",
+    "VaultUnavailable",
     "ViewerLimit",
     "WebhookSubscriptionNotFound",
 ]
@@ -127,6 +130,13 @@ class WebhookSubscriptionNotFound(NotFound):
 
     def __init__(self, subscription_id: object) -> None:
         super().__init__(f"no webhook subscription {subscription_id}", context={"subscription_id": str(subscription_id)})
+
+
+class SecretNotFound(NotFound):
+    code = "secret_not_found"
+
+    def __init__(self, name: object) -> None:
+        super().__init__(f"no secret named {name!r}", context={"name": str(name)})
 
 
 class DeviceNotFound(NotFound):
@@ -197,6 +207,13 @@ class LimitReached(Conflict):
     """One more row would pass a tenant limit (the limit and its setting are in the message)."""
 
     code = "limit_reached"
+
+
+class VaultUnavailable(Conflict):
+    """The secrets vault cannot encrypt or read: no ``vault.key`` (prod), or a value made with a key
+    that is neither ``vault.key`` nor one of ``vault.old_keys``."""
+
+    code = "vault_unavailable"
 
 
 class InvalidRequest(PhoneFleetError):

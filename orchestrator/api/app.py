@@ -22,6 +22,7 @@ from orchestrator.api import (
     live,
     metrics,
     schedules,
+    secrets,
     sessions,
     tasks,
     webhook_subscriptions,
@@ -55,10 +56,12 @@ from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
+from orchestrator.services.vault import VaultService
 from orchestrator.services.webhook_subscriptions import SubscriptionService
 from orchestrator.services.webhook_targets import TargetPolicy
 from orchestrator.services.webhooks import WebhookService
 from orchestrator.settings import Settings, load_settings
+from orchestrator.vault_cipher import VaultCipher
 
 __all__ = ["MAX_BODY_BYTES", "create_app", "create_app_from_env"]
 
@@ -158,6 +161,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 personal_phones=personal_phones,
             ),
             subscriptions=SubscriptionService(db, webhook_targets=targets),
+            vault=VaultService(db, VaultCipher.from_settings(settings), max_per_tenant=settings.vault.max_per_tenant),
         )
         # The device API reaches phones through the live view's adb server (the pool's).
         app.state.device_api = DeviceApi(
@@ -190,7 +194,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, auth, health, metrics,
-               events, webhooks, webhook_subscriptions, live)  # fmt: skip
+               events, webhooks, webhook_subscriptions, secrets, live)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)

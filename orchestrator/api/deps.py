@@ -24,6 +24,7 @@ from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
+from orchestrator.services.vault import VaultService
 from orchestrator.services.webhook_subscriptions import SubscriptionService
 from orchestrator.services.webhooks import WebhookService
 from orchestrator.settings import Settings
@@ -45,6 +46,7 @@ __all__ = [
     "StepServiceDep",
     "SubscriptionServiceDep",
     "TaskServiceDep",
+    "VaultServiceDep",
     "WebhookServiceDep",
     "login_of",
     "websocket_principal",
@@ -72,6 +74,7 @@ class Services:
     personal_phones: PersonalPhoneService
     phone_archives: PhoneArchives
     subscriptions: SubscriptionService
+    vault: VaultService
 
 
 async def get_settings(request: Request) -> Settings:
@@ -230,6 +233,13 @@ async def _subscription_service(request: Request) -> SubscriptionService:
 
 
 SubscriptionServiceDep = Annotated[SubscriptionService, Depends(_subscription_service)]
+
+
+async def _vault_service(request: Request) -> VaultService:
+    return _services(request).vault
+
+
+VaultServiceDep = Annotated[VaultService, Depends(_vault_service)]
 
 
 async def _session_service(request: Request) -> SessionService:
