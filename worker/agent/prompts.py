@@ -135,12 +135,28 @@ def screen_info(current_app: str) -> str:
     return json.dumps({"current_app": current_app}, ensure_ascii=False)
 
 
-def first_user_message(task: str, screen_info: str, earlier_tries: str | None = None) -> str:
-    """The first user turn: the task, what went wrong on earlier tries (``earlier_tries_message``),
-    then the screen description."""
-    if earlier_tries:
-        return f"{task}\n\n{earlier_tries}\n\n{screen_info}"
-    return f"{task}\n\n{screen_info}"
+def first_user_message(
+    task: str, screen_info: str, earlier_tries: str | None = None, secrets: str | None = None
+) -> str:
+    """The first user turn: the task, the secrets it may type (``secrets_message``), what went
+    wrong on earlier tries (``earlier_tries_message``), then the screen description."""
+    blocks = [task, *(b for b in (secrets, earlier_tries) if b), screen_info]
+    return "\n\n".join(blocks)
+
+
+# Under a header line too: the names of the tenant's secrets (never their values), for Type_Secret.
+SECRETS_HEADER = "** Secrets **"
+_SECRETS = {
+    "zh": "可以用 Type_Secret 输入的机密（只有名称，内容由系统输入）：{names}",
+    "en": "Secrets you can enter with Type_Secret (names only; the system types the value): {names}",
+}
+
+
+def secrets_message(lang: str, names: list[str]) -> str | None:
+    """What the model is told of the secrets it may type: their names; None when there are none."""
+    if not names:
+        return None
+    return f"{SECRETS_HEADER}\n{_SECRETS[_lang(lang)].format(names=', '.join(names))}"
 
 
 def step_user_message(screen_info: str) -> str:
@@ -213,11 +229,13 @@ def user_steps_message(lang: str, steps: list[str]) -> str:
 __all__ = [
     "EARLIER_TRIES_HEADER",
     "LANGUAGES",
+    "SECRETS_HEADER",
     "earlier_tries_message",
     "first_user_message",
     "format_date",
     "protected_screen_message",
     "screen_info",
+    "secrets_message",
     "step_user_message",
     "system_prompt",
     "user_steps_message",
