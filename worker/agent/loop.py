@@ -488,7 +488,8 @@ class _AgentLoop:
             )
             self.next_frame = settled.image
             timings.settle_s = time.monotonic() - t0
-            if type(action).acts_on_phone:
+            # A secure window captures black before and after whatever was done on it: no sign of change.
+            if type(action).acts_on_phone and not is_secure_frame(image):
                 if _screen_key(settled.image) == screen:
                     self.no_change.append(_describe(shown))
                 else:

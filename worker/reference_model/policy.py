@@ -2,7 +2,8 @@
 
 ``decide`` applies, in order:
 
-1. a black screen (secure window) → Take_over, asking the user to log in (Launch instead when the
+1. a black screen (secure window) → Take_over, asking the user to log in (a Bank login with a
+   password among the task's secrets is filled in instead: ``secret_login.py``; Launch instead when the
    screen info says another app than the task's is in front);
 2. no plan for the task → Take_over once, explaining; after the user hands back → finish;
 3. a starting window or blank screen → Wait (three in a row → Back);
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from worker.agent.actions import ActionModel, Back, Finish, Swipe, TakeOver, Tap, TypeText, Wait
 from worker.reference_model.instructions import Goal, Intent
 from worker.reference_model.screen import Screen
+from worker.reference_model.secret_login import secret_login
 from worker.reference_model.subgoals import (
     Decision,
     Fill,
@@ -202,8 +204,11 @@ def _furthest(steps: list[SubGoal], screen: Screen, history: History) -> int:
     return -1
 
 
-def decide(goal: Goal | None, task: str, screen: Screen, history: History) -> Decision:
-    """The next action for ``task`` on ``screen``, given the actions already taken."""
+def decide(
+    goal: Goal | None, task: str, screen: Screen, history: History, *, secret_names: tuple[str, ...] = ()
+) -> Decision:
+    """The next action for ``task`` on ``screen``, given the actions already taken; ``secret_names``:
+    the secrets the task may type (a protected login is then filled in with them)."""
     if screen.is_black():
         opener = OpenApp(goal.app, goal.package) if goal is not None else None
         if opener is not None and screen.current_app and not opener.done(screen, history):
@@ -222,6 +227,10 @@ def decide(goal: Goal | None, task: str, screen: Screen, history: History) -> De
                 "done",
             )
         app = goal.app if goal is not None else "the app"
+        if goal is not None and goal.intent is Intent.BANK_LOGIN and secret_names:
+            login = secret_login(task, app, screen, history, secret_names)
+            if login is not None:
+                return login
         return Decision(
             "The screen is black: a secure window, most likely a login, which only the user can fill in.",
             TakeOver(

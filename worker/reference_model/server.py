@@ -98,10 +98,11 @@ def _decide_from_image(view: ChatView) -> tuple[str, int]:
     assert view.image_url is not None
     image = decode_image(view.image_url)
     t0 = time.monotonic()
-    screen = Screen(image, read_text(image), current_app=view.current_app)
+    screen = Screen(image, read_text(image), current_app=view.current_app, protected=view.protected)
     goal = parse_instruction(view.task)
     fingerprint = screen.fingerprint()
-    decision = decide(goal, view.task, screen, _history(view.assistant_turns, fingerprint))
+    history = _history(view.assistant_turns, fingerprint)
+    decision = decide(goal, view.task, screen, history, secret_names=view.secret_names)
     text = reply_text(f"{decision.thinking} (screen #{fingerprint})", decision.action)
     logger.info(
         "decision: intent=%s rule=%s app=%s step=%d ocr_lines=%d took=%.2fs answer=%s",

@@ -81,10 +81,12 @@ from orchestrator.errors import UnknownDeviceProfile
 from orchestrator.notifier import EventSignal
 from orchestrator.profiles import profile_match
 from orchestrator.settings import Settings
+from orchestrator.vault_cipher import VaultCipher
 from worker.agent.results import AgentResult, FailReason, RunStatus
 from worker.agent.steering import AgentSteering
 from worker.run.hooks import CLAIM_LOST, LEASE_LOST, TaskHooks, Watcher
 from worker.run.rows import Claim, TaskRows
+from worker.run.secrets import TenantSecrets, redaction_rules
 from worker.run.tries import Tries, run_tries
 
 __all__ = ["MAX_LEASE_WAIT_S", "UNKNOWN_PROFILE", "WORKER_ERROR", "RunDeps", "RunEnd", "perform_run"]
@@ -316,9 +318,11 @@ async def _drive(
     from worker.agent.phone_agent import phone_agent
 
     settings = deps.settings
+    secrets = TenantSecrets(rows.db, claim.tenant_id, VaultCipher.from_settings(settings))
+    redaction = await redaction_rules(rows.db, claim.tenant_id, settings)
     hooks = TaskHooks(
         rows, steering, data_dir=settings.data_dir, deadline=deadline, poll_s=deps.answer_poll_s,
-        wait_for_user_s=settings.agent.wait_for_user_s,
+        wait_for_user_s=settings.agent.wait_for_user_s, secrets=secrets,
     )  # fmt: skip
 
     def budget_left() -> float:
@@ -353,6 +357,7 @@ async def _drive(
                 lang=settings.model.lang,
                 model_outage_budget_s=settings.model.outage_budget_s,
                 on_stuck=settings.agent.on_stuck,
+                redaction=redaction,
             )
             return await agent.run(
                 claim.instruction, config=config, hooks=hooks, steering=steering, earlier_tries=earlier_tries

@@ -57,6 +57,7 @@ from worker.agent.errors import NoAnswer
 from worker.agent.results import StepRecord
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 from worker.run.rows import CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, TaskRows, clock
+from worker.run.secrets import TenantSecrets
 
 __all__ = ["CANCELLED_BY_USER", "CLAIM_LOST", "LEASE_LOST", "TaskHooks", "Watcher"]
 
@@ -95,8 +96,10 @@ class TaskHooks(AgentHooks):
         poll_s: float = 0.5,
         jpeg_quality: int = 80,
         wait_for_user_s: float = 900.0,
+        secrets: TenantSecrets | None = None,
     ) -> None:
         self.rows = rows
+        self.secrets = secrets  # the task's tenant's vault (secret_names, secret_value)
         self.steering = steering
         self.data_dir = data_dir
         self.deadline = deadline  # time.monotonic() at which the task's budget runs out
@@ -133,6 +136,7 @@ class TaskHooks(AgentHooks):
             "thinking": step.thinking, "action_text": step.action_text, "action": step.action,
             "result": step.result, "note": step.note, "timings": record["timings"],
             "prompt_tokens": step.prompt_tokens, "completion_tokens": step.completion_tokens,
+            "redactions": step.redactions,
         }  # fmt: skip
         # The index is the task's next one (a person's steps during a takeover take indexes too).
         index = await self.rows.add_step(row, event, jpeg=jpeg, data_dir=self.data_dir)
@@ -200,6 +204,12 @@ class TaskHooks(AgentHooks):
             return None
         text = answer.get("answer")
         return text if isinstance(text, str) else None
+
+    async def secret_names(self) -> list[str]:
+        return [] if self.secrets is None else await self.secrets.names()
+
+    async def secret_value(self, name: str) -> str | None:
+        return None if self.secrets is None else await self.secrets.value(name)
 
     async def user_steps(self) -> list[str] | None:
         """The person's steps since the agent's last one (recorded by the API's live view), as the

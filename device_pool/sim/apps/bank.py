@@ -1,6 +1,8 @@
 """Bank (com.phonefleet.bank): a FLAG_SECURE login screen, then an account page that is not secure.
 
-Credentials: username ``demo``, password ``1234`` (any case for the username). Like a real banking
+Credentials: username ``demo``, password ``1234`` (any case for the username), or the ``password``
+its private data holds (a phone whose owner chose their own: tests that must tell the password
+apart from every other string set one there). Like a real banking
 app it stays signed in: the login is kept in its private data (``/data/data/com.phonefleet.bank/
 files/state.json``, ``{"signed_in": "demo"}``), so a cold start opens the account until "Log out",
 ``pm clear`` or a factory reset. The balance and transactions are fixed by the seed.
@@ -87,7 +89,7 @@ class BankApp(App):
         if screen is None or screen.name != "login":
             return
         user = screen.fields.get("username", "").strip().casefold()
-        if user == USERNAME and screen.fields.get("password", "") == PASSWORD:
+        if user == USERNAME and screen.fields.get("password", "") == self.data().get("password", PASSWORD):
             self.save_data({**self.data(), "signed_in": USERNAME})
             self.stack = [Screen(name="account", activity=ACCOUNT)]
         else:

@@ -32,6 +32,12 @@ class StepOut(BaseModel):
     prompt_tokens: int | None
     completion_tokens: int | None
     screenshot_url: str | None
+    redactions: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Regions of the screenshot masked before the model saw it and before it was stored: "
+        '{"bounds": [left, top, right, bottom] in the screenshot\'s pixels, "kind": "password" or a text '
+        "pattern's name}. Never what they held.",
+    )
 
     @classmethod
     def from_row(cls, step: Step) -> StepOut:
@@ -40,5 +46,5 @@ class StepOut(BaseModel):
             index=step.index, actor=step.actor or "agent", created_at=step.created_at, current_app=step.current_app,
             thinking=step.thinking, action_text=step.action_text, action=step.action, result=step.result,
             note=step.note, timings=step.timings, prompt_tokens=step.prompt_tokens,
-            completion_tokens=step.completion_tokens, screenshot_url=url,
+            completion_tokens=step.completion_tokens, screenshot_url=url, redactions=step.redactions or [],
         )  # fmt: skip
