@@ -224,6 +224,15 @@ class _AgentLoop:
         timings.capture_s = time.monotonic() - t0
         if is_secure_frame(image):
             self.pending_notes.append(await self._protected_note(image.size))
+        if self.redactions:
+            width, height = image.size
+
+            def centre(bounds: list[int]) -> tuple[int, int]:
+                x, y = (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
+                return min(a.GRID_SIZE - 1, int(x / width * a.GRID_SIZE)), min(a.GRID_SIZE - 1, int(y / height * a.GRID_SIZE))
+
+            masked = [(r["kind"], centre(r["bounds"])) for r in self.redactions]
+            self.pending_notes.append(prompts.redacted_message(self.config.lang, masked))
         return image, self.apps.label(package)
 
     async def _redact(self, image: Image.Image) -> Image.Image:

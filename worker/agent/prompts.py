@@ -217,6 +217,20 @@ def protected_screen_message(lang: str, elements: list[tuple[str, tuple[int, int
     return _PROTECTED[_lang(lang)].format(elements=lines or "-")
 
 
+_REDACTED = {
+    "zh": "截图中有些区域被涂黑以隐藏隐私内容（元素仍在，可以点击；坐标为 0–999 网格上的中心点）：\n{regions}",
+    "en": "Parts of the screenshot are blacked out to hide private data; the elements are still there "
+    "and can be tapped (centre on the 0–999 grid):\n{regions}",
+}
+
+
+def redacted_message(lang: str, regions: list[tuple[str, tuple[int, int]]]) -> str:
+    """What the model is told of the regions masked in its screenshot: each one's kind ("password"
+    or a text pattern's name) and centre on the grid, never what it held."""
+    lines = "\n".join(f"- {kind!r} at [{x},{y}]" for kind, (x, y) in regions)
+    return _REDACTED[_lang(lang)].format(regions=lines)
+
+
 def user_steps_message(lang: str, steps: list[str]) -> str:
     """What the model is told after a hand-back: the person's own actions, one line each, so its
     finish message does not claim them (``steps``: their action texts, oldest first)."""
@@ -234,6 +248,7 @@ __all__ = [
     "first_user_message",
     "format_date",
     "protected_screen_message",
+    "redacted_message",
     "screen_info",
     "secrets_message",
     "step_user_message",

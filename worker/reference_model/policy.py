@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 from worker.agent.actions import ActionModel, Back, Finish, Swipe, TakeOver, Tap, TypeText, Wait
 from worker.reference_model.instructions import Goal, Intent
@@ -252,6 +253,14 @@ def decide(
     if advert is not None:
         return advert
     steps = plan(goal)
+    if goal.intent is Intent.BANK_LOGIN and secret_names and not steps[-1].done(screen, history):
+        # A login screen in plain sight (no secure window): its fields as the screenshot shows them.
+        # Its fields as the screenshot shows them, and those blacked out (the agent lists them), top down.
+        read = [(box.text, screen.to_grid(*box.centre)) for box in screen.content]
+        shown = tuple(sorted([*read, *screen.protected], key=lambda element: element[1][1]))
+        login = secret_login(task, goal.app, replace(screen, protected=shown), history, secret_names)
+        if login is not None:
+            return login
     reached = _furthest(steps, screen, history)
     if reached == len(steps) - 1:
         message = _result(goal, screen, history)

@@ -2,7 +2,8 @@
 
 Credentials: username ``demo``, password ``1234`` (any case for the username), or the ``password``
 its private data holds (a phone whose owner chose their own: tests that must tell the password
-apart from every other string set one there). Like a real banking
+apart from every other string set one there). Its login is a secure window unless that data
+holds ``"secure": false``. Like a real banking
 app it stays signed in: the login is kept in its private data (``/data/data/com.phonefleet.bank/
 files/state.json``, ``{"signed_in": "demo"}``), so a cold start opens the account until "Log out",
 ``pm clear`` or a factory reset. The balance and transactions are fixed by the seed.
@@ -53,7 +54,9 @@ class BankApp(App):
         return screen
 
     def is_secure(self, screen: Screen) -> bool:
-        return screen.name == "login"
+        # ``"secure": false`` in its private data: a build without FLAG_SECURE (as debug builds of
+        # some apps are), whose login screenshots show the fields.
+        return screen.name == "login" and self.data().get("secure", True) is not False
 
     def build_login(self, ctx: Ctx) -> View:
         root = w.page(ctx, bg=(13, 71, 161))

@@ -1,12 +1,15 @@
-"""The vault end to end: a real task logs in to the virtual phone's Bank by typing a secret
-(``Type_Secret``), run by a real worker with the reference model, and the secret's value is then
-looked for everywhere it must never be: the requests sent to the model and its replies, the task's
-rows (task, steps, events), the webhook bodies received, the worker's and the model's logs (the
-worker at DEBUG, where the driver logs every shell command), the steps API and the trajectory zip.
-The Bank's password is set to the secret's value first, so the login only works if it was typed."""
+"""The vault and redaction end to end: a real task logs in to the virtual phone's Bank by typing a
+secret (``Type_Secret``), run by a real worker with the reference model, and the secret's value is
+then looked for everywhere it must never be: the requests sent to the model and its replies, the
+task's rows (task, steps, events, deliveries), the webhook bodies received, the worker's and the
+model's logs (the worker at DEBUG, where the driver logs every shell command), the steps API and
+the trajectory zip. The Bank's password is set to the secret's value first, so the login only works
+if it was typed; its login is made a plain window (no FLAG_SECURE), so its password field shows in
+the screenshots, and must be black in every image sent to the model and every one stored."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import threading
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from PIL import Image
 from sqlalchemy import text
 
 from orchestrator.services.webhook_subscriptions import SUBSCRIBABLE_EVENTS
@@ -68,6 +72,21 @@ async def _rows(pg_url: str, task_id: str) -> str:
         return "\n".join(found)
 
 
+def _masked(image: Image.Image, bounds: list[int], scale: tuple[float, float]) -> bool:
+    """Whether the region (in the stored screenshot's pixels, scaled to ``image``) is black, a
+    pixel's margin aside (JPEG blurs the edges)."""
+    left, top, right, bottom = bounds
+    box = (int(left * scale[0]) + 2, int(top * scale[1]) + 2, int(right * scale[0]) - 2, int(bottom * scale[1]) - 2)
+    return max(image.convert("L").crop(box).getdata()) < 40
+
+
+def _sent_image(request: bytes) -> Image.Image:
+    messages = json.loads(request)["messages"]
+    urls = [p["image_url"]["url"] for m in messages if isinstance(m["content"], list) for p in m["content"]
+            if p["type"] == "image_url"]  # fmt: skip
+    return Image.open(io.BytesIO(base64.b64decode(urls[-1].split(",", 1)[1])))
+
+
 def test_a_secret_typed_into_the_bank_login_is_seen_nowhere(
     api: Api, pool: Pool, start_worker: StartWorker, reference_model: ReferenceModel, pg_url: str
 ) -> None:
@@ -82,7 +101,7 @@ def test_a_secret_typed_into_the_bank_login_is_seen_nowhere(
         assert stored.status_code == 201, stored.text
         subscribed = admin.post("/api/v1/webhooks", json={"url": f"{hooks_url}/all", "events": list(SUBSCRIBABLE_EVENTS)})
         assert subscribed.status_code == 201, subscribed.text
-        pool.shell(f"mkdir -p {BANK_DATA.rsplit('/', 1)[0]} && echo '{json.dumps({'password': SECRET})}' > {BANK_DATA}")
+        pool.shell(f"mkdir -p {BANK_DATA.rsplit('/', 1)[0]} && echo '{json.dumps({'password': SECRET, 'secure': False})}' > {BANK_DATA}")
 
         worker = start_worker(f"{model_url}/v1", PHONEFLEET_LOG_LEVEL="DEBUG")
         task = api.submit("Open Bank and log in as demo", timeout_s=120, webhook_url=f"{hooks_url}/task")
@@ -104,6 +123,19 @@ def test_a_secret_typed_into_the_bank_login_is_seen_nowhere(
         from tests.conditions import wait_until
 
         wait_until(delivered, timeout=30, what="the task's webhooks delivered")
+
+        # Redaction: the password field, black in what the model got and in what was stored.
+        masked = [(i, s) for i, s in enumerate(steps) if any(r["kind"] == "password" for r in s["redactions"])]
+        assert len(masked) >= 3, [(s["action_text"], s["redactions"]) for s in steps]  # the login's steps
+        for i, step in masked:
+            (region,) = [r for r in step["redactions"] if r["kind"] == "password"]
+            assert set(region) == {"bounds", "kind"}, region  # where and what kind, never the content
+            stored = Image.open(io.BytesIO(api.http.get(step["screenshot_url"]).content))
+            sent = _sent_image(recorder.exchanges[i][0])
+            assert _masked(stored, region["bounds"], (1.0, 1.0)), (i, region)
+            scale = (sent.width / stored.width, sent.height / stored.height)
+            assert _masked(sent, region["bounds"], scale), (i, region)
+            assert max(stored.convert("L").getdata()) > 200  # the rest of the screen is there
         trajectory = api.http.get(f"/api/v1/tasks/{task['id']}/trajectory")
         assert trajectory.status_code == 200
 
