@@ -222,7 +222,7 @@ class VaultSettings(_Group):
 DEFAULT_TEXT_PATTERNS = {
     "card_number": r"(?:\d[ -]?){12,18}\d",
     "national_id": r"\d{3}-?\d{2}-?\d{4}|[A-Z]{2}\d{6}[A-D]|\d{17}[\dXx]",
-    "one_time_code": r"(?:code|otp|验证码)?[: ]*\d{4,8}",
+    "one_time_code": r"(?:.*\b(?:code|otp|passcode|验证码)\b\D{0,3})?\d{4,8}",
 }
 
 

@@ -77,7 +77,7 @@ def _masked(image: Image.Image, bounds: list[int], scale: tuple[float, float]) -
     pixel's margin aside (JPEG blurs the edges)."""
     left, top, right, bottom = bounds
     box = (int(left * scale[0]) + 2, int(top * scale[1]) + 2, int(right * scale[0]) - 2, int(bottom * scale[1]) - 2)
-    return max(image.convert("L").crop(box).getdata()) < 40
+    return image.convert("L").crop(box).getextrema()[1] < 40
 
 
 def _sent_image(request: bytes) -> Image.Image:
@@ -135,7 +135,7 @@ def test_a_secret_typed_into_the_bank_login_is_seen_nowhere(
             assert _masked(stored, region["bounds"], (1.0, 1.0)), (i, region)
             scale = (sent.width / stored.width, sent.height / stored.height)
             assert _masked(sent, region["bounds"], scale), (i, region)
-            assert max(stored.convert("L").getdata()) > 200  # the rest of the screen is there
+            assert stored.convert("L").getextrema()[1] > 200  # the rest of the screen is there
         trajectory = api.http.get(f"/api/v1/tasks/{task['id']}/trajectory")
         assert trajectory.status_code == 200
 
