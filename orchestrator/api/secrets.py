@@ -14,7 +14,6 @@ from fastapi import APIRouter, Path, Response
 from orchestrator.api.deps import AdminOnly, CurrentPrincipal, VaultServiceDep
 from orchestrator.api.schemas import ErrorOut
 from orchestrator.api.schemas.secrets import SecretCreate, SecretOut, SecretRotate
-from orchestrator.services.vault import NAME_PATTERN
 
 __all__ = ["router"]
 
@@ -30,7 +29,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "descrip
 
 router = APIRouter(prefix="/api/v1/secrets", tags=["secrets"], responses=_ERRORS)
 
-Name = Path(pattern=NAME_PATTERN, description="The secret's name")
+Name = Path(max_length=200, description="The secret's name")
 
 
 @router.post("", status_code=201, summary="Store a secret", dependencies=[AdminOnly], responses=_ADMIN)
@@ -45,22 +44,22 @@ async def list_secrets(principal: CurrentPrincipal, vault: VaultServiceDep) -> l
     return [SecretOut.from_row(row) for row in await vault.list(principal)]
 
 
-@router.get("/{name}", summary="One secret (its name and times)", responses=_NOT_FOUND)
-async def get_secret(principal: CurrentPrincipal, vault: VaultServiceDep, name: str = Name) -> SecretOut:
-    return SecretOut.from_row(await vault.get(principal, name))
+@router.get("/{secret_name}", summary="One secret (its name and times)", responses=_NOT_FOUND)
+async def get_secret(principal: CurrentPrincipal, vault: VaultServiceDep, secret_name: str = Name) -> SecretOut:
+    return SecretOut.from_row(await vault.get(principal, secret_name))
 
 
-@router.put("/{name}", summary="Rotate: give a secret a new value", dependencies=[AdminOnly],
+@router.put("/{secret_name}", summary="Rotate: give a secret a new value", dependencies=[AdminOnly],
             responses={**_ADMIN, **_NOT_FOUND})  # fmt: skip
 async def rotate_secret(
-    body: SecretRotate, principal: CurrentPrincipal, vault: VaultServiceDep, name: str = Name
+    body: SecretRotate, principal: CurrentPrincipal, vault: VaultServiceDep, secret_name: str = Name
 ) -> SecretOut:
     """The new value is typed from the next `Type_Secret` on; the old one is gone."""
-    return SecretOut.from_row(await vault.rotate(principal, name, body))
+    return SecretOut.from_row(await vault.rotate(principal, secret_name, body))
 
 
-@router.delete("/{name}", status_code=204, summary="Delete a secret", dependencies=[AdminOnly],
+@router.delete("/{secret_name}", status_code=204, summary="Delete a secret", dependencies=[AdminOnly],
                responses={**_ADMIN, **_NOT_FOUND})  # fmt: skip
-async def delete_secret(principal: CurrentPrincipal, vault: VaultServiceDep, name: str = Name) -> Response:
-    await vault.delete(principal, name)
+async def delete_secret(principal: CurrentPrincipal, vault: VaultServiceDep, secret_name: str = Name) -> Response:
+    await vault.delete(principal, secret_name)
     return Response(status_code=204)

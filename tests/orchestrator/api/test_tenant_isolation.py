@@ -51,6 +51,7 @@ KINDS = {
     "schedule_id": "A creates a schedule (POST /api/v1/schedules)",
     "personal_phone_id": "A makes a personal phone (POST /api/v1/personal-phones)",
     "subscription_id": "A's admin subscribes a URL to A's events (POST /api/v1/webhooks)",
+    "secret_name": "A's admin stores a secret (POST /api/v1/secrets)",
 }
 
 
@@ -106,6 +107,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
     ("DELETE", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
     ("POST", "/api/v1/webhooks/{subscription_id}/rotate-secret"): HIDDEN,
+    ("GET", "/api/v1/secrets/{secret_name}"): HIDDEN,
+    ("PUT", "/api/v1/secrets/{secret_name}"): HIDDEN,
+    ("DELETE", "/api/v1/secrets/{secret_name}"): HIDDEN,
     ("GET", "/api/v1/devices/{device_id}"): SHARED,
     # Admins operate the shared pool (docs/api.md): draining or retiring a phone is theirs to do,
     # whoever leases it; what they must not see is the lessee's lease.
@@ -218,11 +222,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert schedule.status_code == 201, schedule.text
         personal = a.http.post("/api/v1/personal-phones", json={"name": "A's phone"})
         assert personal.status_code == 201, personal.text
+        stored = a.http.post("/api/v1/secrets", json={"name": "a_isolation_secret", "value": "A's value"})
+        assert stored.status_code == 201, stored.text
         ids = {
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
             "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"],
             "schedule_id": schedule.json()["id"], "personal_phone_id": personal.json()["id"],
-            "subscription_id": hook.json()["id"],
+            "subscription_id": hook.json()["id"], "secret_name": stored.json()["name"],
         }  # fmt: skip
         assert ids.keys() == KINDS.keys()
         yield World(api=api, ids=ids, a=a, b_admin=b_admin, b_member=b_member)
