@@ -15,7 +15,7 @@ from typing import Protocol
 
 from device_pool.driver import SECRET_INPUT, TextInputUnsupported
 from device_pool.driver.ui_tree import element_at
-from device_pool.errors import DeviceError
+from device_pool.errors import DeviceError, PhoneFleetError
 from worker.agent import actions as a
 from worker.agent import prompts
 from worker.agent.errors import ActionRejected
@@ -99,7 +99,14 @@ class ActionExecutor:
         """Type the value of the secret ``name`` (the hooks' ``secret_value``: the vault) into the
         focused field. The value goes to the driver and nowhere else: an unknown name is rejected
         with the names there are, and a failure is reported without the command (which holds it)."""
-        value = await self.hooks.secret_value(name)
+        try:
+            value = await self.hooks.secret_value(name)
+        except PhoneFleetError as exc:  # the vault cannot read it (its key): the model hears so
+            logger.warning("the secret could not be read", extra={"secret_name": name, "error": exc.message})
+            raise ActionRejected(
+                f"the secret {name!r} cannot be read ({exc.code})",
+                agent_feedback=f'The secret "{name}" cannot be read now; ask the user to enter it (Take_over).',
+            ) from None
         if value is None:
             names = await self.hooks.secret_names()
             known = ", ".join(f'"{n}"' for n in names) if names else "none"
