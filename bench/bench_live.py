@@ -22,6 +22,10 @@ and encodes, as a phone's GPU and hardware encoder would) and the adb server:
 
 The viewers and the phases are in ``bench/live_viewers.py``, the report in ``bench/live_report.py``.
 
+``--captures`` runs the phases twice, once per capture kind (``webrtc.capture``: ``screenrecord``, then
+``scrcpy`` with the virtual phone's scrcpy server), and reports them one under the other; with
+``--viewers 1`` the 10-viewer phase is left out.
+
 ``--repeat`` measures instead what repeating the last picture (``webrtc.repeat_ms``) buys and costs
 (``bench/live_repeat.py``): a new aiortc viewer's first decoded frame on a still phone, and the bytes
 and API CPU of the repeats while the screen changes 5 times a second, with repeats on and off.
@@ -29,6 +33,7 @@ Everything shares this machine's cores (other work on it included): read the num
 bound of what each part costs. Run from the repository root (PostgreSQL on 127.0.0.1:5432):
 
     .venv/bin/python bench/bench_live.py [--tick 30] [--seconds 10] [--width 720 --height 1600]
+    .venv/bin/python bench/bench_live.py --captures [--viewers 1] [--scrcpy-version 3.3.4]
     .venv/bin/python bench/bench_live.py --repeat [--trials 10] [--seconds 10]
 """
 
@@ -65,6 +70,11 @@ def main() -> int:
         "--repeat", action="store_true", help="measure repeating the last picture (repeat_ms)"
     )
     parser.add_argument("--trials", type=int, default=10, help="--repeat: new viewers of the still phone")
+    parser.add_argument(
+        "--captures", action="store_true",
+        help="screenrecord and the scrcpy path side by side (one API run each, same phone and adb server)",
+    )
+    parser.add_argument("--scrcpy-version", default="1.24", help="--captures: the scrcpy dialect (1.24 or 3.3.4)")
     parser.add_argument("--extra", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.extra:
@@ -110,32 +120,51 @@ def main() -> int:
                 adb.stop()
                 sim.stop()
             return 0
-        log = open(Path(tmp) / "api.log", "w")  # noqa: SIM115 - closed below
-        api = subprocess.Popen([*cli, "--log-level", "WARNING", "api"], env=env, cwd=REPO, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        kinds = ["screenrecord", "scrcpy"] if args.captures else [None]
+        results, api_log = [], ""
         try:
-            wait_ready(url, api, path="/healthz")
-            from device_pool.driver import AdbDevice
-
-            phone = AdbDevice(sim.serial(), adb_port=adb.port)
-
-            async def shell(command: str) -> None:
-                await phone.connect()
-                await phone.shell(command, check=True)
-
-            procs = {"api": api.pid, "phone": sim.proc.pid, "adb": adb.proc.pid}
-            rows = asyncio.run(run_phases(args, url, key, f"/api/v1/devices/{device_id}/webrtc", procs, shell))
+            for kind in kinds:
+                kind_env = dict(env)
+                if kind is not None:
+                    jar = Path(tmp) / "scrcpy-server.jar"  # the virtual phone runs its own server
+                    jar.write_bytes(b"PK\x05\x06" + bytes(18))
+                    kind_env.update({"PHONEFLEET_WEBRTC__CAPTURE": kind, "PHONEFLEET_WEBRTC__SCRCPY_SERVER_JAR": str(jar),
+                                     "PHONEFLEET_WEBRTC__SCRCPY_SERVER_VERSION": args.scrcpy_version})  # fmt: skip
+                rows, log_text = _run_api(args, cli, kind_env, url, key, device_id, sim, adb, Path(tmp) / f"api-{kind}.log")
+                results.append((kind, rows))
+                api_log += log_text
         finally:
-            stop_api(api)
-            log.close()
             adb.stop()
             sim.stop()
-        api_log = (Path(tmp) / "api.log").read_text()
-    report(args, rows)
+    for kind, rows in results:
+        report(args, rows, capture=f"scrcpy server {args.scrcpy_version}" if kind == "scrcpy" else "screenrecord")
     warnings = [line for line in api_log.splitlines() if "WARNING" in line or "ERROR" in line]
     if warnings:
         print(f"API log: {len(warnings)} warning/error lines, first: {warnings[0][:200]}")
     return 0
+
+
+def _run_api(args, cli, env, url, key, device_id, sim, adb, log_path):  # type: ignore[no-untyped-def]
+    """One ``phonefleet api`` with ``env`` and the phases measured through it: (rows, its log)."""
+    from device_pool.driver import AdbDevice
+
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
+    api = subprocess.Popen([*cli, "--log-level", "WARNING", "api"], env=env, cwd=REPO, stdout=log,
+                           stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        wait_ready(url, api, path="/healthz")
+        phone = AdbDevice(sim.serial(), adb_port=adb.port)
+
+        async def shell(command: str) -> None:
+            await phone.connect()
+            await phone.shell(command, check=True)
+
+        procs = {"api": api.pid, "phone": sim.proc.pid, "adb": adb.proc.pid}
+        rows = asyncio.run(run_phases(args, url, key, f"/api/v1/devices/{device_id}/webrtc", procs, shell))
+    finally:
+        stop_api(api)
+        log.close()
+    return rows, log_path.read_text()
 
 
 async def _register(db_url: str, serial: str) -> uuid.UUID:

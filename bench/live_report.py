@@ -12,11 +12,11 @@ from bench.harness import percentile
 __all__ = ["report"]
 
 
-def report(args: argparse.Namespace, rows: list) -> None:  # type: ignore[type-arg]
+def report(args: argparse.Namespace, rows: list, capture: str = "screenrecord") -> None:  # type: ignore[type-arg]
     load = os.getloadavg()
     print(
         f"live view: phone {args.width}x{args.height} → video ≤{args.max_width} px wide, H.264 from the phone's "
-        f"screenrecord; {os.cpu_count()} CPUs ({platform.machine()}), load avg {load[0]:.1f}; Python "
+        f"{capture}; {os.cpu_count()} CPUs ({platform.machine()}), load avg {load[0]:.1f}; Python "
         f"{platform.python_version()}; viewer: headless Chromium; {args.seconds:g} s per phase"
     )
     print(f"{'phase':<20} {'viewers':>7} {'fps':>5} {'lat p50':>8} {'p95':>6} {'max':>6} "

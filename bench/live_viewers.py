@@ -184,6 +184,8 @@ async def run_phases(args: argparse.Namespace, url: str, key: str, path: str, pr
             await asyncio.sleep(2)
             rows.append((f"changing, {args.tick:g} Hz", 1, await measure(page, procs, args.seconds)))
 
+            if args.viewers <= 1:
+                return rows
             helper = subprocess.Popen(
                 [sys.executable, str(BENCH_LIVE), "--extra", url, key, path, str(args.viewers - 1), str(args.seconds + 4)],
                 cwd=REPO, stdout=subprocess.PIPE, text=True,

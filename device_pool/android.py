@@ -22,4 +22,15 @@ def screenrecord_projection(display: tuple[int, int], video: tuple[int, int]) ->
     return ow, oh, x - x % 2, y - y % 2
 
 
-__all__ = ["screenrecord_projection"]
+def scrcpy_video_size(display: tuple[int, int], max_size: int) -> tuple[int, int]:
+    """The video scrcpy's server streams for a display: both sides cut to multiples of 8, the longer
+    side capped at ``max_size`` (0: no cap) with the shorter one scaled and rounded to a multiple of 8."""
+    w, h = display[0] & ~7, display[1] & ~7
+    major, minor = max(w, h), min(w, h)
+    if max_size and major > max_size:
+        minor = (minor * max_size // major + 4) & ~7
+        major = max_size & ~7
+    return (minor, major) if h > w else (major, minor)
+
+
+__all__ = ["scrcpy_video_size", "screenrecord_projection"]

@@ -1,5 +1,5 @@
 """An async Python client for REST API v1 (``docs/api.md``), on httpx: tasks, sessions, the device API
-of a session's phone, and devices.
+of a session's phone, devices, schedules and webhook subscriptions.
 
 ::
 
@@ -74,7 +74,8 @@ class AsyncPhoneFleetClient:
 
     async def submit(self, instruction: str, *, idempotency_key: str | None = None, **fields: Any) -> dict[str, Any]:
         """Submit a task (``fields``: ``max_steps``, ``timeout_s``, ``device_profile``, ``model``,
-        ``webhook_url``, ``metadata``, ``retry_after_acting``; None ones are left out)."""
+        ``webhook_url``, ``metadata``, ``retry_after_acting``, ``max_tries``, ``subgoals``,
+        ``on_step_failure``; None ones are left out)."""
         body = {"instruction": instruction, **{k: v for k, v in fields.items() if v is not None}}
         headers = {"Idempotency-Key": idempotency_key or f"pfclient-{uuid.uuid4()}"}
         return await self._json("POST", "/api/v1/tasks", json=body, headers=headers, safe=True)
@@ -117,10 +118,14 @@ class AsyncPhoneFleetClient:
     # -- sessions ----------------------------------------------------------------------------------
 
     async def start_session(
-        self, *, ttl_s: int = 600, device_profile: dict[str, Any] | str | None = None, wait_s: float = 10
+        self, *, ttl_s: int = 600, device_profile: dict[str, Any] | str | None = None, wait_s: float = 10,
+        personal_phone_id: str | None = None,
     ) -> dict[str, Any]:
-        """Lease a phone; 503 ``no_device_available`` (retried as told by ``Retry-After``) when none came free."""
-        body = {"ttl_s": ttl_s, "device_profile": device_profile, "wait_s": wait_s}
+        """Lease a phone (your personal phone, woken if asleep, with ``personal_phone_id``); 503
+        ``no_device_available`` (retried as told by ``Retry-After``) when none came free."""
+        body: dict[str, Any] = {"ttl_s": ttl_s, "device_profile": device_profile, "wait_s": wait_s}
+        if personal_phone_id is not None:
+            body["personal_phone_id"] = personal_phone_id
         # Not resent after a connection error: the first may have leased a phone.
         return await self._json("POST", "/api/v1/sessions", json=body, safe=False)
 
@@ -208,6 +213,63 @@ class AsyncPhoneFleetClient:
 
     async def device(self, device_id: str) -> dict[str, Any]:
         return await self._json("GET", f"/api/v1/devices/{device_id}")
+
+    # -- personal phones ---------------------------------------------------------------------------
+
+    def personal_phones(self, limit: int = 50) -> AsyncIterator[dict[str, Any]]:
+        return self._pages("/api/v1/personal-phones", {"limit": limit})
+
+    # -- schedules ---------------------------------------------------------------------------------
+
+    async def create_schedule(self, task: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        """A schedule of ``task`` (a ``POST /api/v1/tasks`` body); ``fields``: ``cron`` and
+        ``timezone``, or ``interval_s``; ``catch_up``, ``overlap``, ``paused`` (None ones left out).
+        Not resent after a connection error (no idempotency key: a replay could make two)."""
+        body = {"task": task, **{k: v for k, v in fields.items() if v is not None}}
+        return await self._json("POST", "/api/v1/schedules", json=body, safe=False)
+
+    def schedules(self, limit: int = 50) -> AsyncIterator[dict[str, Any]]:
+        """Every schedule of your tenant, newest first, each with its last run and next due time."""
+        return self._pages("/api/v1/schedules", {"limit": limit})
+
+    async def schedule(self, schedule_id: str) -> dict[str, Any]:
+        return await self._json("GET", f"/api/v1/schedules/{schedule_id}")
+
+    async def update_schedule(self, schedule_id: str, **fields: Any) -> dict[str, Any]:
+        """Change a schedule (``PATCH``): any field, e.g. ``interval_s=60``."""
+        return await self._json("PATCH", f"/api/v1/schedules/{schedule_id}", json=fields)
+
+    async def pause_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return await self.update_schedule(schedule_id, paused=True)
+
+    async def resume_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return await self.update_schedule(schedule_id, paused=False)
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self._request("DELETE", f"/api/v1/schedules/{schedule_id}", safe=False)
+
+    def schedule_runs(self, schedule_id: str, limit: int = 50) -> AsyncIterator[dict[str, Any]]:
+        """The schedule's runs (tasks), newest first."""
+        return self._pages(f"/api/v1/schedules/{schedule_id}/runs", {"limit": limit})
+
+    # -- webhook subscriptions (admin) ----------------------------------------------------------
+
+    async def create_webhook(self, url: str, events: list[str]) -> dict[str, Any]:
+        """Subscribe ``url`` to your tenant's ``events``; the answer holds its ``secret`` (shown only
+        here and on a rotation)."""
+        return await self._json("POST", "/api/v1/webhooks", json={"url": url, "events": events}, safe=False)
+
+    async def webhooks(self) -> list[dict[str, Any]]:
+        return await self._json("GET", "/api/v1/webhooks")
+
+    async def webhook(self, subscription_id: str) -> dict[str, Any]:
+        return await self._json("GET", f"/api/v1/webhooks/{subscription_id}")
+
+    async def rotate_webhook_secret(self, subscription_id: str) -> dict[str, Any]:
+        return await self._json("POST", f"/api/v1/webhooks/{subscription_id}/rotate-secret", safe=False)
+
+    async def delete_webhook(self, subscription_id: str) -> None:
+        await self._request("DELETE", f"/api/v1/webhooks/{subscription_id}", safe=False)
 
     # -- plumbing ----------------------------------------------------------------------------------
 

@@ -162,18 +162,31 @@ class PhoneFleetClient:
         idempotency_key: str | None = None,
         retry_after_acting: bool | None = None,
         max_tries: int | None = None,
+        subgoals: list[str] | None = None,
+        on_step_failure: str | None = None,
     ) -> dict[str, Any]:
-        """Submit a task and return it (``status`` ``queued``; or the original one on a replay)."""
+        """Submit a task and return it (``status`` ``queued``; or the original one on a replay).
+        ``subgoals`` makes it a task chain (``on_step_failure``: ``stop`` or ``ask``)."""
         body: dict[str, Any] = {"instruction": instruction}
         optional = {"max_steps": max_steps, "timeout_s": timeout_s, "device_profile": device_profile,
                     "model": model, "webhook_url": webhook_url, "metadata": metadata,
-                    "retry_after_acting": retry_after_acting, "max_tries": max_tries}  # fmt: skip
+                    "retry_after_acting": retry_after_acting, "max_tries": max_tries,
+                    "subgoals": subgoals, "on_step_failure": on_step_failure}  # fmt: skip
         body |= {name: value for name, value in optional.items() if value is not None}
         headers = {"Idempotency-Key": idempotency_key or f"pfclient-{uuid.uuid4()}"}
         return self._request("POST", "/api/v1/tasks", json=body, headers=headers, safe=True).json()
 
     def get(self, task_id: str) -> dict[str, Any]:
         return self._request("GET", f"/api/v1/tasks/{task_id}").json()
+
+    def create_eval(self, suite: str, models: list[str], **fields: Any) -> dict[str, Any]:
+        """Run a suite (``POST /api/v1/evals``; fields: repeat, seed, templates, parallel, max_steps, timeout_s)."""
+        body = {"suite": suite, "models": models, **{k: v for k, v in fields.items() if v is not None}}
+        return self._request("POST", "/api/v1/evals", json=body, safe=False).json()
+
+    def get_eval(self, eval_id: str) -> dict[str, Any]:
+        """An eval's report so far (``GET /api/v1/evals/{id}``)."""
+        return self._request("GET", f"/api/v1/evals/{eval_id}").json()
 
     def list(self, status: str | None = None, limit: int = 50) -> Iterator[dict[str, Any]]:
         """Every task of your tenant (newest first), fetching ``limit`` (1–100) per page as needed."""
@@ -238,6 +251,74 @@ class PhoneFleetClient:
             response.close()
         partial.replace(dest)
         return dest
+
+    # -- schedules ---------------------------------------------------------------------------------
+
+    def create_schedule(
+        self,
+        task: dict[str, Any],
+        *,
+        cron: str | None = None,
+        timezone: str | None = None,
+        interval_s: int | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """A schedule making a run of ``task`` (a ``POST /api/v1/tasks`` body) by ``cron`` in
+        ``timezone``, or every ``interval_s``; ``fields``: ``catch_up``, ``overlap``, ``paused``.
+        Not retried on a lost connection (it has no idempotency key: a replay could make two)."""
+        timing = {"cron": cron, "timezone": timezone, "interval_s": interval_s}
+        body = {"task": task, **{k: v for k, v in (timing | fields).items() if v is not None}}
+        return self._request("POST", "/api/v1/schedules", json=body, safe=False).json()
+
+    def schedules(self, limit: int = 50) -> Iterator[dict[str, Any]]:
+        """Every schedule of your tenant (newest first), each with its last run and next due time."""
+        return self._pages("/api/v1/schedules", {"limit": limit})
+
+    def get_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/schedules/{schedule_id}").json()
+
+    def update_schedule(self, schedule_id: str, **fields: Any) -> dict[str, Any]:
+        """Change a schedule (``PATCH``): any field, e.g. ``interval_s=60`` or ``task={…}``."""
+        return self._request("PATCH", f"/api/v1/schedules/{schedule_id}", json=fields).json()
+
+    def pause_schedule(self, schedule_id: str) -> dict[str, Any]:
+        """No runs until resumed."""
+        return self.update_schedule(schedule_id, paused=True)
+
+    def resume_schedule(self, schedule_id: str) -> dict[str, Any]:
+        """Runs again; the next due time is the first after now."""
+        return self.update_schedule(schedule_id, paused=False)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        """No more runs (those it made stay, as tasks). 404 when it is already gone."""
+        self._request("DELETE", f"/api/v1/schedules/{schedule_id}", safe=False)
+
+    def schedule_runs(self, schedule_id: str, limit: int = 50) -> Iterator[dict[str, Any]]:
+        """The schedule's runs (tasks), newest first."""
+        return self._pages(f"/api/v1/schedules/{schedule_id}/runs", {"limit": limit})
+
+    # -- webhook subscriptions (admin) ----------------------------------------------------------
+
+    def create_webhook(self, url: str, events: list[str]) -> dict[str, Any]:
+        """Subscribe ``url`` to your tenant's events of ``events``; the answer holds its ``secret``
+        (shown only here and on a rotation). Not retried on a lost connection."""
+        return self._request(
+            "POST", "/api/v1/webhooks", json={"url": url, "events": events}, safe=False
+        ).json()
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        """Your tenant's subscriptions, newest first, without secrets."""
+        return self._request("GET", "/api/v1/webhooks").json()
+
+    def get_webhook(self, subscription_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/webhooks/{subscription_id}").json()
+
+    def rotate_webhook_secret(self, subscription_id: str) -> dict[str, Any]:
+        """A new signing secret (in the answer); the old one signs nothing more."""
+        return self._request("POST", f"/api/v1/webhooks/{subscription_id}/rotate-secret", safe=False).json()
+
+    def delete_webhook(self, subscription_id: str) -> None:
+        self._request("DELETE", f"/api/v1/webhooks/{subscription_id}", safe=False)
 
     # -- plumbing ----------------------------------------------------------------------------------
 

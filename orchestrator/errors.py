@@ -4,7 +4,7 @@
     ├─ Unauthenticated            no, malformed, unknown or revoked API key
     ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
-    │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound,
+    │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound, UserNotFound,
     │  ├─ ScheduleNotFound, PersonalPhoneNotFound, WebhookSubscriptionNotFound, SecretNotFound
     │  ├─ ElementNotFound         a UI element id not on the session phone's screen now
     │  └─ FileNotFound            no file at the path on the session's phone (device API pull)
@@ -13,31 +13,41 @@
     │  ├─ IdempotencyConflict     an Idempotency-Key reused with a different body
     │  ├─ DeviceExists            registering a serial the pool already has
     │  ├─ NoLiveDevice            live view or a device call on a task or session that holds no phone now
+    │  ├─ LastAdminKey            revoking a tenant's last working admin key
+    │  ├─ TenantExists            creating a tenant whose name is taken
+    │  ├─ AdbTunnelUnsupported    an ADB tunnel to a phone with no TCP address (a USB handset)
     │  ├─ PersonalPhoneInUse      deleting a personal phone a task or session holds
     │  ├─ PersonalPhoneQuota      a user at personal_phones.max_per_user
     │  ├─ PersonalPhonesUnsupported  the pool's provider cannot keep a phone's data (static ADB)
-    │  ├─ LimitReached            one more would pass a tenant limit (``schedules.max_per_tenant``)
-    │  └─ VaultUnavailable        the secrets vault has no key (prod without ``vault.key``) or cannot read a value
+    │  ├─ VaultUnavailable        the secrets vault has no key (prod without ``vault.key``) or cannot read a value
+    │  ├─ StoredFileUnreadable    a stored screenshot sealed with a key other than storage.encryption_key
+    │  ├─ TenantBusy              deleting a tenant that still runs tasks or sessions
+    │  └─ LimitReached            one more would pass a tenant limit (``schedules.max_per_tenant``)
     ├─ InvalidRequest             input that passed the schema but is still wrong
-    │  ├─ ConfirmationMismatch    DELETE of a personal phone whose ?confirm= is not its name
+    │  ├─ ConfirmationMismatch    DELETE of a personal phone (or tenant) whose ?confirm= is not its name
     │  ├─ PersonalPhoneArchiveForeign  an export made with another deployment's key
     │  ├─ PersonalPhoneArchiveDamaged  not an export, or one altered since it was made
     │  ├─ PersonalPhoneArchiveUnsafe   an export whose members would land outside the phone's directory
     │  ├─ InvalidCursor           a pagination cursor we did not hand out
     │  ├─ UnknownDeviceProfile    a device profile name the operator has not configured
+    │  ├─ UnknownModelEndpoint    a task ``model`` that names no endpoint of ``model.endpoints``
     │  ├─ InvalidSchedule         a schedule due more often than ``schedules.min_interval_s``, or never
     │  ├─ InvalidSdp              a WebRTC offer that does not parse or offers no H.264 video
     │  ├─ PathNotAllowed          a device file path outside ``device_api.file_roots``, relative, with
     │  │                          ``..``/NUL, through a symbolic link, or a folder
+    │  ├─ ApkRejected             an upload that is not an APK, or one the phone's package manager refused
+    │  ├─ InvalidTrajectory       a file or folder given to replay or convert that is not a trajectory
     │  └─ InputRejected           device input the phone cannot take: off the screen, an unknown app or
     │                             key, text its keyboard cannot type
     ├─ BadHttpRequest             the HTTP request itself is unusable, whatever the route
     │  ├─ InvalidJson             a JSON body that does not parse, or is nested too deep to parse
     │  ├─ PayloadTooLarge         a body over the limit (``api.edges.MAX_BODY_BYTES``; an upload: its own,
-    │  │                          ``device_api.file_max_bytes``, ``personal_phones.max_archive_bytes``), chunked or not
+    │  │                          ``device_api.file_max_bytes``, ``apk_max_bytes``, ``personal_phones.max_archive_bytes``),
+    │  │                          chunked or not
     │  ├─ HeadersTooLarge         request headers over 16 KiB in total, or over 100 of them
     │  └─ BodyTimeout             a body that stops arriving before its end (shorter than Content-Length)
     ├─ RateLimited                too many requests for this tenant                         [retryable]
+    │  └─ QuotaExceeded           a session past a tenant quota (``quotas.*``, docs/api.md "Quotas and usage")
     └─ Unavailable                a dependency is down or overloaded                         [retryable]
        ├─ DatabaseUnavailable     unreachable, pool exhausted, SQLite "database is locked"
        ├─ BrokerUnavailable       the Celery broker refused or timed out
@@ -55,7 +65,9 @@ from typing import Any
 from device_pool.errors import PhoneFleetError
 
 __all__ = [
+    "AdbTunnelUnsupported",
     "ApiKeyNotFound",
+    "ApkRejected",
     "BadHttpRequest",
     "BodyTimeout",
     "BrokerUnavailable",
@@ -65,16 +77,21 @@ __all__ = [
     "DeviceExists",
     "DeviceNotFound",
     "ElementNotFound",
+    "EvalNotFound",
     "FileNotFound",
     "HeadersTooLarge",
     "IdempotencyConflict",
     "InputRejected",
+    "InvalidAnswer",
     "InvalidCursor",
+    "InvalidEval",
     "InvalidJson",
     "InvalidRequest",
     "InvalidSchedule",
     "InvalidSdp",
+    "InvalidTrajectory",
     "InvalidTransition",
+    "LastAdminKey",
     "LimitReached",
     "ModelServerUnavailable",
     "NoLiveDevice",
@@ -90,16 +107,22 @@ __all__ = [
     "PersonalPhoneQuota",
     "PersonalPhonesUnsupported",
     "PhoneFleetError",
+    "QuotaExceeded",
     "RateLimited",
     "ScheduleNotFound",
     "ScreenshotNotFound",
     "SecretNotFound",
     "SessionNotFound",
     "StepNotFound",
+    "StoredFileUnreadable",
     "TaskNotFound",
+    "TenantBusy",
+    "TenantExists",
     "Unauthenticated",
     "Unavailable",
     "UnknownDeviceProfile",
+    "UnknownModelEndpoint",
+    "UserNotFound",
     "VaultUnavailable",
     "ViewerLimit",
     "WebhookSubscriptionNotFound",
@@ -137,6 +160,13 @@ class SecretNotFound(NotFound):
 
     def __init__(self, name: object) -> None:
         super().__init__(f"no secret named {name!r}", context={"name": str(name)})
+
+
+class EvalNotFound(NotFound):
+    code = "eval_not_found"
+
+    def __init__(self, eval_id: object) -> None:
+        super().__init__(f"no eval {eval_id}", context={"eval_id": str(eval_id)})
 
 
 class DeviceNotFound(NotFound):
@@ -180,6 +210,10 @@ class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
 
 
+class UserNotFound(NotFound):
+    code = "user_not_found"
+
+
 class Conflict(PhoneFleetError):
     code = "conflict"
 
@@ -201,6 +235,22 @@ class IdempotencyConflict(Conflict):
 
 class DeviceExists(Conflict):
     code = "device_exists"
+
+
+class AdbTunnelUnsupported(Conflict):
+    """The session's phone has no TCP address the API can relay an ADB tunnel to (a USB handset)."""
+
+    code = "adb_tunnel_unsupported"
+
+
+class TenantExists(Conflict):
+    code = "tenant_exists"
+
+
+class LastAdminKey(Conflict):
+    """Revoking this key would leave a tenant with no admin key (docs/security.md, "Roles")."""
+
+    code = "last_admin_key"
 
 
 class LimitReached(Conflict):
@@ -243,12 +293,42 @@ class UnknownDeviceProfile(InvalidRequest):
         self.known = known
 
 
+class UnknownModelEndpoint(InvalidRequest):
+    """A task (or a schedule's task) named a model endpoint that ``model.endpoints`` does not define."""
+
+    code = "unknown_model"
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(
+            f"no model endpoint named {name!r}; the endpoints you may use: {', '.join(known)}",
+            context={"model": name, "known": known},
+        )
+        self.name = name
+        self.known = known
+
+
+class InvalidEval(InvalidRequest):
+    """An eval naming a suite, template or model that cannot be run."""
+
+    code = "invalid_eval"
+
+
 class InputRejected(InvalidRequest):
     code = "input_rejected"
 
 
 class PathNotAllowed(InvalidRequest):
     code = "path_not_allowed"
+
+
+class ApkRejected(InvalidRequest):
+    code = "apk_rejected"
+
+
+class InvalidTrajectory(InvalidRequest):
+    """A file or folder that is not a trajectory (the API's zip or ``phonefleet run``'s folder)."""
+
+    code = "invalid_trajectory"
 
 
 class BadHttpRequest(PhoneFleetError):
@@ -280,6 +360,12 @@ class RateLimited(PhoneFleetError):
     def __init__(self, message: str, *, retry_after_s: float, context: dict[str, Any] | None = None) -> None:
         super().__init__(message, context={**(context or {}), "retry_after_s": retry_after_s})
         self.retry_after_s = retry_after_s
+
+
+class QuotaExceeded(RateLimited):
+    """Work that would pass one of its tenant's limits (the message names the limit first)."""
+
+    code = "quota_exceeded"
 
 
 class Unavailable(PhoneFleetError):
@@ -336,6 +422,18 @@ class PersonalPhonesUnsupported(Conflict):
     code = "personal_phones_unsupported"
 
 
+class StoredFileUnreadable(Conflict):
+    """A stored screenshot sealed with another key than ``storage.encryption_key`` (or none is set)."""
+
+    code = "stored_file_unreadable"
+
+
+class TenantBusy(Conflict):
+    """Deleting a tenant that still has unfinished tasks, open sessions or busy personal phones."""
+
+    code = "tenant_busy"
+
+
 class PersonalPhoneArchiveForeign(InvalidRequest):
     """An export made with another deployment's ``personal_phones.export_key``."""
 
@@ -357,3 +455,10 @@ class PersonalPhoneArchiveUnsafe(InvalidRequest):
 
 class ConfirmationMismatch(InvalidRequest):
     code = "confirmation_mismatch"
+
+
+class InvalidAnswer(InvalidRequest):
+    """A reply that is not one of the choices the question offered (a task chain's failed subgoal:
+    retry, skip or cancel)."""
+
+    code = "invalid_answer"

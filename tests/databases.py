@@ -119,3 +119,21 @@ async def truncate(url: str, tables: str) -> None:
 
     async with open_sessions(url) as sessions, sessions() as session, session.begin():
         await session.execute(text(f"TRUNCATE {tables} CASCADE"))
+
+
+async def read_device_serial(url: str, device_id: str | uuid.UUID) -> str:
+    """What the pool's adb calls a device, read from its row: the API shows serials to the operator
+    only, and a test that drives the phone itself plays the fleet's operator."""
+    from sqlalchemy import select
+
+    from orchestrator.db import Device
+
+    async with open_sessions(url) as sessions, sessions() as session:
+        serial = await session.scalar(select(Device.serial).where(Device.id == uuid.UUID(str(device_id))))
+    assert serial is not None, f"no device {device_id}"
+    return serial
+
+
+def device_serial(url: str, device_id: str | uuid.UUID) -> str:
+    """``read_device_serial`` from sync code."""
+    return run(read_device_serial(url, device_id))

@@ -197,9 +197,10 @@ def start_reference_model(
     model_name: str = "autoglm-phone-9b",
     timeout: float = 30.0,
     port: int | None = None,
+    family: str = "autoglm",
 ) -> ReferenceModel:
     """Start the reference model on ``port`` (one the caller holds, ``reserved_ports``) or else on a
-    port the OS chooses, and wait until ``/healthz`` answers."""
+    port the OS chooses, speaking the model family ``family``, and wait until ``/healthz`` answers."""
     import httpx
 
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -209,6 +210,7 @@ def start_reference_model(
         sys.executable, "-m", "orchestrator.cli", "reference-model",
         "--port", str(port or 0), "--port-file", str(port_file), "--model-name", model_name,
         *(["--script", str(script)] if script is not None else []),
+        *(["--family", family] if family != "autoglm" else []),
     ]  # fmt: skip
     with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator
+import secrets
+import shlex
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from typing import Literal
@@ -191,6 +193,37 @@ class AdbDevice(DeviceUi):
             data = await sync.recv(conn, path)
             await sync.quit_session(conn)
             return data
+
+    async def install_apk(self, apk: bytes, *, timeout: float | None = None) -> None:
+        """``pm install -r`` of an APK's bytes, pushed to /data/local/tmp first and removed after;
+        CommandFailed (its ``output`` the ``Failure [...]`` line) when the package manager refuses."""
+        limit = self.timeouts.transfer if timeout is None else timeout
+        path = f"/data/local/tmp/phonefleet-{secrets.token_hex(6)}.apk"
+        await self.push(apk, path, timeout=limit)
+        try:
+            out = await self.shell(f"pm install -r {path}", timeout=limit)
+        finally:
+            await self.shell(f"rm -f {path}", timeout=self.timeouts.command)
+        if "Success" not in out.stdout:
+            raise self._failed(f"pm install -r {path}", "refused the APK", out)
+
+    async def logcat(self, args: Sequence[str] = (), *, timeout: float | None = None) -> AsyncIterator[str]:
+        """Lines of ``logcat ARGS`` as the phone writes them (without their newline), until the phone
+        ends it (``-d``, ``-m N``) or the caller stops iterating, which closes the stream. ``timeout``
+        bounds the opening only: a log may stay quiet for as long as it likes."""
+        command = shlex.join(["logcat", *args])
+        limit = self.timeouts.command if timeout is None else timeout
+        with adb_errors(self.serial, command, timeout=limit):
+            async with asyncio.timeout(limit):
+                conn = await self.server.open_service(self.serial, f"exec:{command}")
+        with closing(conn), adb_errors(self.serial, command):
+            pending = b""
+            while chunk := await conn.read_some():
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    yield line.rstrip(b"\r").decode("utf-8", "replace")
+            if pending:
+                yield pending.decode("utf-8", "replace")
 
     async def lstat(self, *paths: str, timeout: float | None = None) -> list[sync.FileStat]:
         """Each path's ``lstat`` (a final symbolic link is not followed), in one sync session."""

@@ -90,8 +90,16 @@ class AdbConnection:
         self._writer.write(data)
         await self._writer.drain()
 
+    def write_nowait(self, data: bytes) -> None:
+        """Queue ``data`` without waiting for the socket to drain (a few bytes from sync code)."""
+        self._writer.write(data)
+
     async def read_exactly(self, size: int) -> bytes:
         return await self._reader.readexactly(size)
+
+    async def read_some(self) -> bytes:
+        """What has arrived (waiting for at least a byte); b"" once the device closed the stream."""
+        return await self._reader.read(_READ_CHUNK)
 
     async def read_to_end(self) -> bytes:
         """Everything the device sends until it closes the stream."""

@@ -198,9 +198,11 @@ class LeaseStore(DeviceStore):
             "id": lease_id, "device_id": row.id, "tenant_id": tenant_id, "holder": holder,
             "task_id": task_id, "session_id": session_id, "acquired_at": now, "expires_at": expires,
         }  # fmt: skip
+        # No serial: the event reaches the tenant (events, webhooks), and a phone's ADB address is
+        # the operator's to see (docs/security.md, "ADB tunnel").
         payload = {
             "device_id": str(row.id), "lease_id": str(lease_id), "holder": holder,
-            "serial": row.serial, "expires_at": expires.isoformat(),
+            "expires_at": expires.isoformat(),
         }  # fmt: skip
         # Core inserts, not session.add: the unit of work's flush costs more than the statements.
         await db_session.execute(insert(Lease).values(**lease))

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 from device_pool.sim.apps import EXTRA_LABELS, SYSTEM_PACKAGES
 from device_pool.sim.apps.base import App
 from device_pool.sim.intents import LAUNCHER, resolve
+from device_pool.sim.logcat import LogBuffer, app_pid
 from device_pool.sim.state import PhoneState
 
 if TYPE_CHECKING:
+    from device_pool.apk import ApkManifest
     from device_pool.sim.phone import PhoneConfig
 
 # The phone's logger: its log lines keep the name they had when this was part of phone.py.
@@ -53,8 +55,32 @@ class ActivityManager:
             if self._front == package:
                 self._front = LAUNCHER
 
+    log: LogBuffer
+
     def packages(self) -> list[str]:
-        return sorted(set(self._apps) | set(SYSTEM_PACKAGES))
+        return sorted(set(self._apps) | set(SYSTEM_PACKAGES) | set(self.state.installed()))
+
+    def install_package(self, manifest: ApkManifest, path: str) -> bool:
+        """Add (or replace) an installed package; False when the name is one of the phone's own."""
+        with self._lock:
+            if manifest.package in self._apps or manifest.package in SYSTEM_PACKAGES:
+                return False
+            replaced = manifest.package in self.state.installed()
+            self.state.install(manifest.package, {
+                "version_code": manifest.version_code, "version_name": manifest.version_name,
+                "label": manifest.label, "path": path,
+            })  # fmt: skip
+        verb = "replaced" if replaced else "installed"
+        self.log.write("I", "PackageManager", f"{verb} {manifest.package} versionCode={manifest.version_code}")
+        return True
+
+    def uninstall_package(self, package: str) -> bool:
+        """Remove an installed package with its data; False for one that was not installed."""
+        with self._lock:
+            removed = self.state.uninstall(package) is not None
+        if removed:
+            self.log.write("I", "PackageManager", f"removed {package}")
+        return removed
 
     def _zh(self) -> bool:
         return (self.state.settings_get("system", "system_locales") or "").lower().startswith("zh")
@@ -66,6 +92,9 @@ class ActivityManager:
                 return self._apps[package].label(zh)
             if package in EXTRA_LABELS:
                 return EXTRA_LABELS[package][1 if zh else 0]
+            installed = self.state.installed().get(package)
+            if installed is not None:
+                return installed.get("label") or package
             return None
 
     def launcher_activity(self, package: str) -> str | None:
@@ -86,7 +115,9 @@ class ActivityManager:
             app, activity = resolve(self._apps, component, package, action, data, categories)
             self._launch(app, activity, data)
             logger.info("activity started", extra={"component": f"{app.package}/{activity}"})
-            return f"{app.package}/{activity}"
+        self.log.write("I", "ActivityTaskManager", f"START u0 {{cmp={app.package}/{activity}}} from uid 2000")
+        self.log.write("I", app.label(False), f"{activity.rsplit('.', 1)[-1]} shown", pid=app_pid(app.package))
+        return f"{app.package}/{activity}"
 
     def _launch(self, app: App, activity: str, data: str | None) -> None:
         self._recents_open = False
@@ -115,6 +146,7 @@ class ActivityManager:
                 return
             self._starting_until.pop(package, None)
             self.finish_app(package)
+        self.log.write("I", "ActivityManager", f"Force stopping {package} appid=10100 user=0: from pid 2000")
 
     def clear_package(self, package: str) -> bool:
         with self._lock:

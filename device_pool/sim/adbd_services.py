@@ -12,7 +12,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 
-from device_pool.sim import screenrecord
+from device_pool.sim import localsocket, logcat, scrcpy_server, screenrecord
 from device_pool.sim.phone import VirtualPhone
 from device_pool.sim.shell import ShellResult, run_shell
 from device_pool.sim.stream import Stream
@@ -47,14 +47,23 @@ def open_service(name: str, phone: VirtualPhone, executor: Executor | None) -> S
         return functools.partial(serve_sync, phone, executor)
     if name == "root:":
         return _already_root
+    if name.startswith("localabstract:"):
+        return localsocket.serve(phone, name[len("localabstract:") :])
     return None
 
 
 def _command_service(phone: VirtualPhone, executor: Executor | None, command: str, v2: bool) -> Service:
-    # A recording streams until the host closes it; every other command runs to its end first.
+    # A recording and a following logcat stream until the host closes them; every other command
+    # runs to its end first.
     argv = screenrecord.streaming_argv(command)
     if argv is not None:
         return functools.partial(screenrecord.serve, phone, executor, argv, v2)
+    server = scrcpy_server.server_argv(command)
+    if server is not None:
+        return functools.partial(scrcpy_server.serve, phone, executor, *server, v2)
+    argv = logcat.streaming_argv(command)
+    if argv is not None:
+        return functools.partial(logcat.serve, phone.log, argv, v2)
     return functools.partial(_run_command, phone, executor, command, v2)
 
 

@@ -19,6 +19,7 @@ from device_pool.sim.apps.base import App
 from device_pool.sim.display import Display, Frame
 from device_pool.sim.input_manager import InputManager
 from device_pool.sim.intents import LAUNCHER, ActivityNotFound
+from device_pool.sim.logcat import LogBuffer
 from device_pool.sim.state import ADB_IME, LATIN_IME, SDCARD, PhoneState
 
 READ_ONLY_ROOTS = ("/system", "/vendor", "/proc", "/sys", "/product", "/apex", "/odm", "/dev")
@@ -51,6 +52,7 @@ class VirtualPhone(ActivityManager, InputManager, Display):
         self.fs_root = self.data_dir / "fs"
         self.state = PhoneState(self.fs_root)
         self.props = self._make_props()
+        self.log = LogBuffer()  # what `logcat` reads; in memory, as a phone's log buffers are
         self._apps: dict[str, App] = {cls.package: cls(self) for cls in APP_CLASSES}
         self._unit = min(self.config.density / 160, self.config.width / 360)
         self._frame: Frame | None = None
@@ -134,6 +136,7 @@ class VirtualPhone(ActivityManager, InputManager, Display):
     def settings_put(self, namespace: str, key: str, value: str) -> None:
         with self._lock:
             self.state.settings_put(namespace, key, value)
+        self.log.write("D", "SettingsProvider", f"put {namespace} {key}={value}")
 
     def settings_delete(self, namespace: str, key: str) -> bool:
         with self._lock:
@@ -163,6 +166,7 @@ class VirtualPhone(ActivityManager, InputManager, Display):
             self.state.factory(self.config.seed, self.packages())
             self._boot_home()
             self._frame, self._sig, self._base = None, None, None
+        self.log.clear()
 
 
 __all__ = ["ADB_IME", "LATIN_IME", "ActivityNotFound", "Frame", "PhoneConfig", "VirtualPhone"]

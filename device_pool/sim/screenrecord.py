@@ -25,7 +25,6 @@ The recording runs as a streaming service — only a command line that is exactl
 from __future__ import annotations
 
 import asyncio
-import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from device_pool.android import screenrecord_projection
+from device_pool.sim.command_line import lone_command
 from device_pool.sim.phone import VirtualPhone
 from device_pool.sim.stream import Stream
 
@@ -44,7 +44,6 @@ MIN_BIT_RATE, MAX_BIT_RATE = 100_000, 200_000_000
 DISPLAY_HZ = 60.0
 IFRAME_INTERVAL_S = 10.0
 FORMATS = ("mp4", "h264", "webm", "3gpp", "frames", "raw-frames")
-_SHELL_SPECIALS = set(";&|<>$`()\\\n")
 
 USAGE = """Usage: screenrecord [options] <filename>
 
@@ -151,15 +150,8 @@ def parse_args(argv: list[str]) -> RecordOptions:
 
 def streaming_argv(command: str) -> list[str] | None:
     """The arguments when ``command`` is one ``screenrecord`` writing to stdout, else None."""
-    if _SHELL_SPECIALS & set(command):
-        return None
-    try:
-        argv = shlex.split(command)
-    except ValueError:
-        return None
-    if not argv or argv[0] not in ("screenrecord", "/system/bin/screenrecord") or argv[-1] != "-":
-        return None
-    return argv[1:]
+    args = lone_command(command, "screenrecord")
+    return args if args and args[-1] == "-" else None
 
 
 class Recorder:
@@ -197,6 +189,11 @@ class Recorder:
         self._start = clock()
         self._last_seq: int | None = None
         self._last_idr: float | None = None
+
+    def request_keyframe(self) -> None:
+        """Encode the screen at the next poll as an IDR, changed or not (a scrcpy reset-video)."""
+        self._last_seq = None
+        self._last_idr = None
 
     def poll(self) -> bytes:
         """One Annex B access unit for a changed screen, or b"" when nothing changed."""

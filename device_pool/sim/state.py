@@ -193,6 +193,12 @@ class PhoneState:
         _write_json(self._sms_path, self._sms)
         return new_id
 
+    def delete_sms(self, sms_id: str) -> bool:
+        before = len(self._sms)
+        self._sms = [m for m in self._sms if m["_id"] != sms_id]
+        _write_json(self._sms_path, self._sms)
+        return len(self._sms) != before
+
     def mark_read(self, address: str) -> None:
         changed = False
         for m in self._sms:
@@ -243,6 +249,29 @@ class PhoneState:
             self._sms = []
             _write_json(self._sms_path, [])
         self.app_dir(package).mkdir(parents=True, exist_ok=True)
+
+    # ---- packages installed with `pm install` (the sim's own apps are part of its image)
+    @property
+    def _installed_path(self) -> Path:
+        return self.root / "data/system/installed_packages.json"
+
+    def installed(self) -> dict[str, dict[str, Any]]:
+        """Installed APKs by package: ``version_code``, ``version_name``, ``label``, ``path``."""
+        return _read_json(self._installed_path, {})
+
+    def install(self, package: str, record: dict[str, Any]) -> None:
+        table = self.installed()
+        table[package] = record
+        _write_json(self._installed_path, table)
+        self.app_dir(package).mkdir(parents=True, exist_ok=True)
+
+    def uninstall(self, package: str) -> dict[str, Any] | None:
+        table = self.installed()
+        record = table.pop(package, None)
+        if record is not None:
+            _write_json(self._installed_path, table)
+            shutil.rmtree(self.app_dir(package), ignore_errors=True)
+        return record
 
     # ---- factory state
     def factory(self, seed: int, packages: list[str]) -> None:

@@ -13,22 +13,29 @@ from fastapi import FastAPI
 
 from device_pool.pool import LeaseStore, signal_for
 from orchestrator.api import (
+    adb_tunnel,
     api_keys,
+    audit,
     auth,
     device_api,
     devices,
+    evals,
     events,
     health,
     live,
     metrics,
+    model_endpoints,
     schedules,
     secrets,
     sessions,
     tasks,
+    tenant_registry,
+    usage,
     webhook_subscriptions,
     webhooks,
 )
 from orchestrator.api import personal_phones as personal_phones_api
+from orchestrator.api import tenants as tenants_api
 from orchestrator.api.dashboard import Dashboard
 from orchestrator.api.deps import Services
 from orchestrator.api.edges import MAX_BODY_BYTES, HttpEdges, Upload, document_body_errors
@@ -37,6 +44,7 @@ from orchestrator.api.request_id import install_request_id
 from orchestrator.api.submission import TaskSubmission
 from orchestrator.db import make_engine, make_sessionmaker, warm_pool
 from orchestrator.db.database import Database
+from orchestrator.encryption import screenshot_cipher
 from orchestrator.live import LiveHub
 from orchestrator.mcp_server.http import McpEndpoint
 from orchestrator.notifier import EventSignal
@@ -45,6 +53,7 @@ from orchestrator.services.api_keys import ApiKeyService
 from orchestrator.services.auth import ApiKeyVerifier
 from orchestrator.services.device_api import DeviceApi
 from orchestrator.services.devices import DeviceService
+from orchestrator.services.evals import EvalService
 from orchestrator.services.events import EventHub
 from orchestrator.services.health import HealthService
 from orchestrator.services.logins import Logins
@@ -56,6 +65,7 @@ from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
+from orchestrator.services.tenants import TenantService
 from orchestrator.services.vault import VaultService
 from orchestrator.services.webhook_subscriptions import SubscriptionService
 from orchestrator.services.webhook_targets import TargetPolicy
@@ -120,9 +130,10 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             model_api_key=settings.model.api_key.get_secret_value() or None,
         )  # fmt: skip
         targets = TargetPolicy.from_settings(settings)
+        cipher = screenshot_cipher(settings)  # seals step screenshots when storage.encryption_key is set
         personal_phones = PersonalPhoneService(
             db, provider=settings.pool.provider, max_per_user=settings.personal_phones.max_per_user,
-            profiles=settings.pool.profiles,
+            profiles=settings.pool.profiles, quotas=settings.quotas,
         )  # fmt: skip
         archives = PhoneArchives(
             personal_phones, data_dir=settings.personal_phones.data_dir, key=export_key(settings),
@@ -141,35 +152,56 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 webhook_targets=targets,
                 personal_phones=personal_phones,
                 default_max_tries=settings.tasks.default_max_tries,
+                models=settings.model,
             ),
-            steps=StepService(db, settings.data_dir),
+            steps=StepService(db, settings.data_dir, cipher=cipher),
             devices=DeviceService(db, leases.signal),
             api_keys=ApiKeyService(db, verifier),
             health=health,
             logins=Logins.from_settings(settings, db, verifier),
-            metrics=MetricsService(db, health=health),
+            metrics=MetricsService(db, health=health, quotas=settings.quotas),
             sessions=SessionService(
-                db, leases, profiles=settings.pool.profiles, personal_phones=personal_phones,
+                db,
+                leases,
+                profiles=settings.pool.profiles,
+                personal_phones=personal_phones,
                 wake_timeout_s=settings.personal_phones.wake_timeout_s,
+                quotas=settings.quotas,
             ),
             personal_phones=personal_phones,
             phone_archives=archives,
             events=hub,
             webhooks=WebhookService(db),
             schedules=ScheduleService(
-                db, settings.schedules, profiles=settings.pool.profiles, webhook_targets=targets,
+                db,
+                settings.schedules,
+                profiles=settings.pool.profiles,
+                webhook_targets=targets,
                 personal_phones=personal_phones,
+                models=settings.model,
             ),
-            subscriptions=SubscriptionService(db, webhook_targets=targets),
             vault=VaultService(db, VaultCipher.from_settings(settings), max_per_tenant=settings.vault.max_per_tenant),
+            subscriptions=SubscriptionService(
+                db, webhook_targets=targets, max_per_tenant=settings.webhooks.max_subscriptions_per_tenant
+            ),
+            tenants=TenantService(
+                db,
+                settings.data_dir,
+                default_retention_days=settings.storage.retention_days,
+                verifier=verifier,
+            ),
+            evals=EvalService(db, producer, notifier=events_signal, models=settings.model),
         )
         # The device API reaches phones through the live view's adb server (the pool's).
         app.state.device_api = DeviceApi(
-            app.state.services.sessions, adb_host=settings.webrtc.adb_host, adb_port=settings.webrtc.adb_port,
-            file_roots=settings.device_api.file_roots, file_max_bytes=settings.device_api.file_max_bytes,
+            app.state.services.sessions,
+            adb_host=settings.webrtc.adb_host,
+            adb_port=settings.webrtc.adb_port,
+            file_roots=settings.device_api.file_roots,
+            file_max_bytes=settings.device_api.file_max_bytes,
         )
         app.state.live = live = LiveHub(
-            settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal
+            settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal, cipher=cipher
         )  # WebRTC viewers (orchestrator/live)
         if freeze_heap:
             _freeze_startup_heap()
@@ -193,10 +225,12 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     # MCP over streamable HTTP at /mcp: its tools call this app's REST API in process (docs/mcp.md).
     mcp_endpoint = McpEndpoint(app)
     app.router.routes.append(mcp_endpoint.route)
-    routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, auth, health, metrics,
-               events, webhooks, webhook_subscriptions, secrets, live)  # fmt: skip
+    routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, audit, auth, health,
+               metrics, events, webhooks, webhook_subscriptions, evals, live, adb_tunnel, tenants_api,
+               tenant_registry, usage, model_endpoints, secrets)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
+    app.include_router(api_keys.users_router)
     app.add_middleware(Dashboard)  # the web dashboard: web/ at / and /app/… (api/dashboard.py)
     if settings.api.submit_fast_path:
         app.add_middleware(TaskSubmission)  # the submission hot path (api/submission.py)
@@ -205,6 +239,9 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
         # A file for a session's phone (api/device_api.py).
         Upload("PUT", r"/api/v1/sessions/[^/]+/files/?", settings.device_api.file_max_bytes,
                settings.device_api.file_body_timeout_s, "the file (device_api.file_max_bytes)"),
+        # An APK to install on a session's phone (api/device_api.py).
+        Upload("POST", r"/api/v1/sessions/[^/]+/apps/?", settings.device_api.apk_max_bytes,
+               settings.device_api.file_body_timeout_s, "the APK (device_api.apk_max_bytes)"),
         # A personal phone's archive: 64 MB at 1 MB/s.
         Upload("POST", re.escape(personal_phones_api.IMPORT_PATH), settings.personal_phones.max_archive_bytes,
                60.0, "the archive (personal_phones.max_archive_bytes)"),

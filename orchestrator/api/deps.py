@@ -12,8 +12,10 @@ from orchestrator.db.database import Database
 from orchestrator.errors import PermissionDenied
 from orchestrator.queue import TaskQueue
 from orchestrator.services.api_keys import ApiKeyService
+from orchestrator.services.audit import AuditService
 from orchestrator.services.auth import ApiKeyVerifier, Principal
 from orchestrator.services.devices import DeviceService
+from orchestrator.services.evals import EvalService
 from orchestrator.services.events import EventHub
 from orchestrator.services.health import HealthService
 from orchestrator.services.logins import CSRF_HEADER, LOGIN_COOKIE, Login, Logins
@@ -24,19 +26,24 @@ from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
+from orchestrator.services.tenants import TenantService
 from orchestrator.services.vault import VaultService
 from orchestrator.services.webhook_subscriptions import SubscriptionService
 from orchestrator.services.webhooks import WebhookService
 from orchestrator.settings import Settings
+from orchestrator.vault_cipher import VaultCipher
 
 __all__ = [
     "AdminOnly",
     "ApiKeyServiceDep",
+    "AuditServiceDep",
     "CurrentPrincipal",
     "DeviceServiceDep",
+    "EvalServiceDep",
     "HealthServiceDep",
     "LoginsDep",
     "MetricsServiceDep",
+    "OperatorOnly",
     "PersonalPhoneServiceDep",
     "PhoneArchivesDep",
     "ScheduleServiceDep",
@@ -74,7 +81,9 @@ class Services:
     personal_phones: PersonalPhoneService
     phone_archives: PhoneArchives
     subscriptions: SubscriptionService
-    vault: VaultService
+    tenants: TenantService
+    vault: VaultService | None = None  # None: made from db and the settings on first use (tests that build Services)
+    evals: EvalService | None = None  # None: made from db and queue on first use (tests that build Services)
 
 
 async def get_settings(request: Request) -> Settings:
@@ -180,6 +189,17 @@ async def require_admin(principal: CurrentPrincipal) -> Principal:
 AdminOnly = Depends(require_admin)
 
 
+async def require_operator(principal: CurrentPrincipal) -> Principal:
+    """The deployment's operator only; raises ``PermissionDenied`` (403). A tenant's admin is refused:
+    the fleet's devices are shared by every tenant (docs/security.md, "Roles")."""
+    if not principal.is_operator:
+        raise PermissionDenied("this route needs the operator's API key: a tenant's admin cannot change the shared fleet")
+    return principal
+
+
+OperatorOnly = Depends(require_operator)
+
+
 # The service getters are async: FastAPI runs a plain-def dependency on a worker thread, a thread
 # hop per request for a dictionary lookup.
 
@@ -236,10 +256,21 @@ SubscriptionServiceDep = Annotated[SubscriptionService, Depends(_subscription_se
 
 
 async def _vault_service(request: Request) -> VaultService:
-    return _services(request).vault
+    services = _services(request)
+    if services.vault is None:
+        services.vault = VaultService(services.db, VaultCipher.from_settings(request.app.state.settings))
+    return services.vault
 
 
 VaultServiceDep = Annotated[VaultService, Depends(_vault_service)]
+
+
+async def _eval_service(request: Request) -> EvalService:
+    services = _services(request)
+    return services.evals or EvalService(services.db, services.queue)
+
+
+EvalServiceDep = Annotated[EvalService, Depends(_eval_service)]
 
 
 async def _session_service(request: Request) -> SessionService:
@@ -254,6 +285,8 @@ async def _schedule_service(request: Request) -> ScheduleService:
 
 
 ScheduleServiceDep = Annotated[ScheduleService, Depends(_schedule_service)]
+
+
 async def _personal_phone_service(request: Request) -> PersonalPhoneService:
     return _services(request).personal_phones
 
@@ -266,3 +299,17 @@ async def _phone_archives(request: Request) -> PhoneArchives:
 
 
 PhoneArchivesDep = Annotated[PhoneArchives, Depends(_phone_archives)]
+
+
+async def _tenant_service(request: Request) -> TenantService:
+    return _services(request).tenants
+
+
+TenantServiceDep = Annotated[TenantService, Depends(_tenant_service)]
+
+
+async def _audit_service(request: Request) -> AuditService:
+    return AuditService(_services(request).db)  # stateless: one per request, no field in Services
+
+
+AuditServiceDep = Annotated[AuditService, Depends(_audit_service)]

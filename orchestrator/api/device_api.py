@@ -1,19 +1,23 @@
-"""Device API routes: the phone a session holds — screenshot, UI tree, input, launch, files
-(``services/device_api.py``)."""
+"""Device API routes: the phone a session holds — screenshot, UI tree, input, launch, files, APK
+installs, logcat (``services/device_api.py``)."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from orchestrator.api.deps import CurrentPrincipal
 from orchestrator.api.schemas import ErrorOut
+from orchestrator.errors import PhoneFleetError
 from orchestrator.services.device_api import DeviceApi
 from orchestrator.services.device_input import DeviceInput, LaunchSpec
+from orchestrator.services.device_logcat import MAX_TAIL, LogcatQuery
 
 __all__ = ["router"]
 
@@ -162,3 +166,64 @@ async def pull_file(
     disposition = f"attachment; filename*=UTF-8''{quote(name)}"
     headers = {"Content-Disposition": disposition, "Cache-Control": "no-store"}
     return Response(data, media_type="application/octet-stream", headers=headers)
+
+
+@router.post(
+    "/apps",
+    summary="Install an APK on the session's phone (the body is the APK's bytes)",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/vnd.android.package-archive": {
+        "schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {
+        "schema": {"type": "string", "format": "binary"}}}}},
+    responses={413: {"model": ErrorOut, "description": "The APK is over `device_api.apk_max_bytes`"}},
+)  # fmt: skip
+async def install_apk(
+    session_id: uuid.UUID, request: Request, principal: CurrentPrincipal, api: DeviceApiDep
+) -> dict[str, Any]:
+    """Installs the APK (a newer version replaces the installed one, its data kept, as `adb install
+    -r`). Answers `{"type": "install_apk", "package", "bytes"}`. Bytes that are not an APK, or an
+    APK the phone refuses (an incompatible update, too new for the phone …): 422 `apk_rejected` with
+    the package manager's reason. Only the session's user may install (403 otherwise)."""
+    return await api.install_apk(principal, session_id, await request.body())
+
+
+@router.get(
+    "/logcat",
+    summary="The session phone's log (logcat), as server-sent events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}, "application/json": {}},
+                     "description": "An event per line; with `dump=true`, JSON `{\"lines\": [...]}`"}},
+)  # fmt: skip
+async def logcat(
+    session_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    api: DeviceApiDep,
+    filter: Annotated[list[str] | None, Query(
+        description="logcat filter specs, `TAG:P` or `*:P` (P one of V D I W E F S); repeat for more. "
+        "With only `TAG:P` specs, other tags are left out.", examples=["ActivityTaskManager:I"])] = None,
+    grep: Annotated[str | None, Query(max_length=200, description="A regular expression the message must match.")] = None,
+    dump: Annotated[bool, Query(description="What the phone holds now, as JSON, then the end.")] = False,
+    tail: Annotated[int | None, Query(ge=0, le=MAX_TAIL, description="Only the last N lines already "
+                                      "logged (0: only new ones); unset: all the phone holds.")] = None,
+) -> Response:
+    """Each line is an event whose `data` is JSON: `{"time", "pid", "tid", "priority", "tag",
+    "message", "line"}` (`line` alone for a line of another shape). The stream follows the log until
+    you close it or the session stops holding its phone; then a last `event: end` says why. Anyone
+    of the session's tenant may read it; opening it is recorded on the session's timeline."""
+    query = LogcatQuery(tuple(filter or ()), grep, dump, tail)
+    lines = await api.open_logcat(principal, session_id, query)
+    if dump:
+        return JSONResponse({"lines": [line async for line in lines]}, headers={"Cache-Control": "no-store"})
+    return StreamingResponse(
+        _events(lines), media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )  # fmt: skip
+
+
+async def _events(lines: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    reason = "the log ended"
+    try:
+        async for line in lines:
+            yield b"data: " + json.dumps(line, ensure_ascii=False).encode() + b"\n\n"
+    except PhoneFleetError as exc:  # the session ended, or its phone went away, mid-stream
+        reason = str(exc)
+    yield b"event: end\ndata: " + json.dumps({"reason": reason}).encode() + b"\n\n"

@@ -1,4 +1,5 @@
-"""Device routes: the shared pool's phones and their state; admins register, drain, undrain and retire phones."""
+"""Device routes: the shared pool's phones and their state; the operator registers, drains, undrains and
+retires phones (a tenant's admin cannot: the pool is every tenant's)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from orchestrator.api.deps import AdminOnly, CurrentPrincipal, DeviceServiceDep
+from orchestrator.api.deps import CurrentPrincipal, DeviceServiceDep, OperatorOnly
 from orchestrator.api.schemas import DeviceCreate, DeviceOut, ErrorOut, PageOut
 from orchestrator.db import DeviceState
 
@@ -30,7 +31,8 @@ async def list_devices(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> PageOut[DeviceOut]:
-    """Every phone's state; lease details only for your own tenant's leases."""
+    """Every phone's state; lease details only for your own tenant's leases; `serial`, `last_error`
+    and `quarantine_reason` only for the operator."""
     page = await devices.list(principal, state=state, limit=limit, cursor=cursor)
     return PageOut[DeviceOut](
         items=[DeviceOut.from_view(v) for v in page.items], next_cursor=page.next_cursor
@@ -45,9 +47,9 @@ async def get_device(
     return DeviceOut.from_view(await devices.get(principal, device_id))
 
 
-# Admins only: AdminOnly answers 403 to members before the route runs.
+# The operator only: OperatorOnly answers 403 to admins and members before the route runs.
 _ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorOut, "description": "Not an admin API key"},
+    403: {"model": ErrorOut, "description": "Not the operator's API key"},
     409: {"model": ErrorOut, "description": "The device's state does not allow it; `message` says why"},
 }
 
@@ -55,9 +57,9 @@ _ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post(
     "",
     status_code=201,
-    summary="Register a static ADB phone (admins)",
+    summary="Register a static ADB phone (operator)",
     responses=_ADMIN_ERRORS,
-    dependencies=[AdminOnly],
+    dependencies=[OperatorOnly],
 )
 async def register_device(
     body: DeviceCreate, principal: CurrentPrincipal, devices: DeviceServiceDep
@@ -74,9 +76,9 @@ async def register_device(
 
 @router.post(
     "/{device_id}/drain",
-    summary="Take a device out of service (admins)",
+    summary="Take a device out of service (operator)",
     responses=_ADMIN_ERRORS,
-    dependencies=[AdminOnly],
+    dependencies=[OperatorOnly],
 )
 async def drain_device(
     device_id: uuid.UUID, principal: CurrentPrincipal, devices: DeviceServiceDep
@@ -88,9 +90,9 @@ async def drain_device(
 
 @router.post(
     "/{device_id}/undrain",
-    summary="Put a drained device back in service (admins)",
+    summary="Put a drained device back in service (operator)",
     responses=_ADMIN_ERRORS,
-    dependencies=[AdminOnly],
+    dependencies=[OperatorOnly],
 )
 async def undrain_device(
     device_id: uuid.UUID, principal: CurrentPrincipal, devices: DeviceServiceDep
@@ -101,9 +103,9 @@ async def undrain_device(
 
 @router.post(
     "/{device_id}/retire",
-    summary="Remove a registered phone from the pool (admins)",
+    summary="Remove a registered phone from the pool (operator)",
     responses=_ADMIN_ERRORS,
-    dependencies=[AdminOnly],
+    dependencies=[OperatorOnly],
 )
 async def retire_device(
     device_id: uuid.UUID, principal: CurrentPrincipal, devices: DeviceServiceDep

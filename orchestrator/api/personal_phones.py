@@ -8,13 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from orchestrator.api.deps import CurrentPrincipal, PersonalPhoneServiceDep, PhoneArchivesDep
+from orchestrator.api.deps import CurrentPrincipal, PersonalPhoneServiceDep, PhoneArchivesDep, StepServiceDep
 from orchestrator.api.schemas import ErrorOut, PageOut
 from orchestrator.api.schemas.personal_phones import (
     PersonalPhoneCreate,
     PersonalPhoneOut,
     PersonalPhoneRename,
 )
+from orchestrator.api.tasks import image_response
 
 __all__ = ["IMPORT_PATH", "router"]
 
@@ -73,14 +74,36 @@ async def get_personal_phone(
     return PersonalPhoneOut.of(await phones.get(principal, personal_phone_id))
 
 
-@router.patch("/{personal_phone_id}", summary="Rename a personal phone")
+@router.get(
+    "/{personal_phone_id}/thumbnail",
+    summary="A personal phone's thumbnail",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "The latest screenshot of a task on it"},
+        404: {"model": ErrorOut, "description": "No such phone, or no task on it recorded a screenshot yet"},
+    },
+)
+async def personal_phone_thumbnail(
+    personal_phone_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    phones: PersonalPhoneServiceDep,
+    steps: StepServiceDep,
+) -> Response:
+    """The screen as the latest task on it last recorded it (a step's screenshot, decrypted when
+    stored encrypted): what the phone showed when it was last put down. Works asleep or awake; it
+    wakes nothing. A session's own use records no steps, so it does not change the thumbnail."""
+    row = await phones.get(principal, personal_phone_id)
+    return image_response(await steps.phone_thumbnail(row.tenant_id, row.id))
+
+
+@router.patch("/{personal_phone_id}", summary="Rename a personal phone, or change its allowed apps")
 async def rename_personal_phone(
     personal_phone_id: uuid.UUID,
     body: PersonalPhoneRename,
     principal: CurrentPrincipal,
     phones: PersonalPhoneServiceDep,
 ) -> PersonalPhoneOut:
-    """Only its owner renames it."""
+    """Only its owner renames it or changes its allowed_apps (absent: unchanged; null: any app)."""
     return PersonalPhoneOut.of(await phones.rename(principal, personal_phone_id, body))
 
 

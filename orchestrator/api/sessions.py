@@ -33,8 +33,9 @@ async def create_session(
     body: SessionCreate, principal: CurrentPrincipal, sessions: SessionServiceDep
 ) -> SessionOut:
     """Waits up to `wait_s` for an idle phone matching `device_profile`; the session lives `ttl_s` s
-    unless kept alive. The answer says how to reach the phone with adb."""
-    return SessionOut.from_view(await sessions.create(principal, body))
+    unless kept alive. The answer says how to reach the phone with adb: through the API's tunnel
+    (`phonefleet adb SESSION_ID`), never at the phone's own address."""
+    return SessionOut.from_view(await sessions.create(principal, body), internal=principal.is_operator)
 
 
 @router.get("", summary="List sessions, newest first")
@@ -50,7 +51,7 @@ async def list_sessions(
     """Your tenant's sessions, paged by an opaque cursor."""
     page = await sessions.list(principal, state=state, limit=limit, cursor=cursor)
     return PageOut[SessionOut](
-        items=[SessionOut.from_view(v) for v in page.items], next_cursor=page.next_cursor
+        items=[SessionOut.from_view(v, internal=principal.is_operator) for v in page.items], next_cursor=page.next_cursor
     )
 
 
@@ -59,7 +60,7 @@ async def get_session(
     session_id: uuid.UUID, principal: CurrentPrincipal, sessions: SessionServiceDep
 ) -> SessionOut:
     """One session of your tenant (one past its expiry reads `expired`)."""
-    return SessionOut.from_view(await sessions.get(principal, session_id))
+    return SessionOut.from_view(await sessions.get(principal, session_id), internal=principal.is_operator)
 
 
 @router.post(
@@ -71,7 +72,7 @@ async def keepalive_session(
     session_id: uuid.UUID, principal: CurrentPrincipal, sessions: SessionServiceDep
 ) -> SessionOut:
     """`expires_at` becomes now + `ttl_s`, and the phone's lease is extended with it."""
-    return SessionOut.from_view(await sessions.keepalive(principal, session_id))
+    return SessionOut.from_view(await sessions.keepalive(principal, session_id), internal=principal.is_operator)
 
 
 @router.delete("/{session_id}", summary="Close a session")
@@ -80,4 +81,4 @@ async def close_session(
 ) -> SessionOut:
     """Releases the phone (the pool resets it before anyone else gets it) and answers the session,
     `closed`. A session that already ended is answered as it is (`closed` or `expired`)."""
-    return SessionOut.from_view(await sessions.close(principal, session_id))
+    return SessionOut.from_view(await sessions.close(principal, session_id), internal=principal.is_operator)

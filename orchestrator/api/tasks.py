@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from orchestrator.api.deps import CurrentPrincipal, StepServiceDep, TaskServiceDep
 from orchestrator.api.live import LiveHubDep
@@ -184,17 +184,26 @@ async def list_steps(
 @router.get(
     "/{task_id}/steps/{index}/screenshot",
     summary="A step's screenshot",
-    response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "The image"}},
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "The image"},
+        409: {"model": ErrorOut, "description": "Stored encrypted with another key (storage.encryption_key)"},
+    },
 )
 async def get_screenshot(
     task_id: uuid.UUID,
     index: Annotated[int, Path(ge=0, lt=2**31, description="The step's index (from 0).")],
     principal: CurrentPrincipal,
     steps: StepServiceDep,
-) -> FileResponse:
-    """The screenshot the model saw at step `index` (JPEG or PNG)."""
-    return FileResponse(await steps.screenshot(principal, task_id, index))
+) -> Response:
+    """The screenshot the model saw at step `index` (JPEG), decrypted when stored encrypted."""
+    return image_response(await steps.screenshot(principal, task_id, index))
+
+
+def image_response(data: bytes) -> Response:
+    """A stored screenshot as an answer: JPEG as written (a PNG of an older version as such)."""
+    media_type = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+    return Response(data, media_type=media_type, headers={"Cache-Control": "private, no-store"})
 
 
 @router.get(
@@ -216,7 +225,7 @@ async def get_trajectory(
     ]
     # A sync generator: Starlette runs it in its thread pool, so file reads and deflate stay off the loop.
     return StreamingResponse(
-        trajectory_zip(TaskOut.from_row(task).model_dump(mode="json"), archived),
+        trajectory_zip(TaskOut.from_row(task).model_dump(mode="json"), archived, read=steps.read),
         media_type="application/zip",
         headers={
             "Content-Disposition": f'attachment; filename="{trajectory_filename(task.id)}"',

@@ -14,9 +14,29 @@ import os
 import sys
 
 from device_pool.logs import FORMAT_ENV, FORMATS, LEVEL_ENV, configure_logging
-from orchestrator.cli import admin, api, mcp, migrate, pool, reference_model, run, sim, task, up, worker
+from orchestrator.cli import (
+    adb,
+    admin,
+    android_control,
+    api,
+    evals,
+    mcp,
+    migrate,
+    pool,
+    reference_model,
+    replay,
+    run,
+    schedule,
+    sim,
+    task,
+    up,
+    worker,
+)
 
-SUBCOMMANDS = (sim, run, reference_model, migrate, api, admin, pool, up, worker, task, mcp)
+SUBCOMMANDS = (
+    sim, run, replay, android_control, reference_model, migrate, api, admin, pool, up, worker, task, schedule, evals,
+    mcp, adb,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

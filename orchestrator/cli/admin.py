@@ -1,8 +1,12 @@
 """``phonefleet admin``: bootstrap tenants and API keys from the terminal.
 
-``phonefleet admin create-key --tenant NAME [--admin]`` creates the tenant if it is new, a user in it
-(``admin`` or ``member`` unless ``--user`` names one) and a key, and prints the key: the only time
-it is ever shown. ``revoke-key PREFIX`` revokes one.
+``phonefleet admin create-key --tenant NAME [--admin | --operator]`` creates the tenant if it is new, a
+user in it (``operator``, ``admin`` or ``member`` unless ``--user`` names one) and a key, and prints
+the key: the only time it is ever shown. ``--operator`` makes the deployment's operator (the fleet's
+devices, every tenant; also the admin of its own tenant): whoever runs this command has the database,
+so it is the operator's own way in. ``--admin`` with no ``--user``, while the deployment has no
+operator yet, makes the operator (the bootstrap key, as ``phonefleet up``'s first). ``revoke-key
+PREFIX`` revokes one.
 """
 
 from __future__ import annotations
@@ -12,19 +16,31 @@ import asyncio
 import sys
 
 
-async def _create_key(url: str, tenant: str, user: str, admin: bool, name: str) -> str:
-    from orchestrator.db import UserRole, make_engine, make_sessionmaker
+async def _create_key(url: str, tenant: str, user: str, role_name: str, name: str) -> tuple[str, str]:
+    """The new key and its user's role: the deployment's first admin (no operator yet) is made its
+    operator, as ``phonefleet up``'s first key is, so a deployment bootstrapped with ``--admin`` can
+    run its fleet."""
+    from sqlalchemy import select
+
+    from orchestrator.db import User, UserRole, make_engine, make_sessionmaker
+    from orchestrator.services.audit import record_audit
     from orchestrator.services.auth import get_or_create_tenant, issue_api_key
 
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as db_session, db_session.begin():
             row = await get_or_create_tenant(db_session, tenant)
-            role = UserRole.ADMIN if admin else UserRole.MEMBER
+            role = UserRole(role_name)
+            if role == UserRole.ADMIN and user == "":
+                operator = await db_session.scalar(select(User.id).where(User.role == UserRole.OPERATOR).limit(1))
+                role = UserRole.OPERATOR if operator is None else role
             issued = await issue_api_key(
                 db_session, tenant_id=row.id, user_name=user or role.value, role=role, name=name
             )
-            return issued.key
+            await record_audit(db_session, None, "api_key.issue", target=f"api_key:{issued.row.id}",
+                               detail={"tenant": tenant, "user": issued.user.name, "role": role.value,
+                                       "name": name, "prefix": issued.row.prefix})  # fmt: skip
+            return issued.key, role.value
     finally:
         await engine.dispose()
 
@@ -33,6 +49,7 @@ async def _revoke_key(url: str, prefix: str) -> bool:
     from sqlalchemy import select
 
     from orchestrator.db import ApiKey, make_engine, make_sessionmaker
+    from orchestrator.services.audit import record_audit
     from orchestrator.services.auth import revoke_api_key
 
     engine = make_engine(url)
@@ -41,6 +58,9 @@ async def _revoke_key(url: str, prefix: str) -> bool:
             key = await db_session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
             if key is None:
                 return False
+            if key.revoked_at is None:
+                await record_audit(db_session, None, "api_key.revoke", target=f"api_key:{key.id}",
+                                   detail={"tenant_id": str(key.tenant_id), "prefix": prefix})  # fmt: skip
             await revoke_api_key(db_session, tenant_id=key.tenant_id, key_id=key.id)
             return True
     finally:
@@ -61,10 +81,12 @@ def _cmd_admin(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.action == "create-key":
-            key = asyncio.run(
-                _create_key(settings.database_url, args.tenant, args.user, args.admin, args.name)
+            key, role = asyncio.run(
+                _create_key(settings.database_url, args.tenant, args.user, args.role, args.name)
             )
             print(key)
+            if role != args.role:
+                print(f"The deployment's first admin is its {role}: this key also runs the fleet.", file=sys.stderr)
             print("Store this key now: it is not shown again.", file=sys.stderr)
             return 0
         if not asyncio.run(_revoke_key(settings.database_url, args.prefix)):
@@ -85,8 +107,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create-key", help="print a new API key (created tenant and user if new)")
     create.add_argument("--tenant", required=True, help="tenant name (created if it does not exist)")
-    create.add_argument("--admin", action="store_true", help="the key's user is an admin of the tenant")
-    create.add_argument("--user", default="", help="user name (default: 'admin' or 'member')")
+    role = create.add_mutually_exclusive_group()
+    role.add_argument("--admin", dest="role", action="store_const", const="admin",
+                      help="the key's user is an admin of the tenant")  # fmt: skip
+    role.add_argument("--operator", dest="role", action="store_const", const="operator",
+                      help="the key's user is the deployment's operator (and its tenant's admin)")  # fmt: skip
+    create.set_defaults(role="member")
+    create.add_argument("--user", default="", help="user name (default: the role's name)")
     create.add_argument("--name", default="cli", help="a label for the key")
     revoke = actions.add_parser(
         "revoke-key", help="revoke the key with this prefix (the 8 characters after pf_)"

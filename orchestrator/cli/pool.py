@@ -16,7 +16,9 @@ fails over tasks whose worker died (ending their leases for a reset); and
 the webhook relay and deliverer (``orchestrator.services.webhooks``), which POST task events to
 their tasks' ``webhook_url`` (``webhooks.*`` settings); and the scheduler
 (``orchestrator.services.scheduler``), which makes schedules' runs when they are due
-(``schedules.*`` settings). All three are safe to run in several pool processes at once.
+(``schedules.*`` settings); and the retention reaper (``orchestrator.services.retention``), which
+removes data past its tenant's retention every ``storage.reap_interval_s`` and the last rows of
+deleted tenants. All four are safe to run in several pool processes at once.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
     from orchestrator.db.database import Database
     from orchestrator.notifier import EventSignal
     from orchestrator.queue import TaskQueue
+    from orchestrator.services.retention import RetentionReaper
     from orchestrator.services.scheduler import Scheduler
     from orchestrator.services.sessions import SessionService
     from orchestrator.services.sweeper import TaskSweeper
@@ -145,10 +148,15 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
     sessions = SessionService(db, store, profiles=settings.pool.profiles)
     sweeper = TaskSweeper(
         db, queue, stale_after_s=settings.pool.worker_lost_s, max_attempts=settings.tasks.max_infra_attempts,
-        sessions=sessions, signal=signal,
+        sessions=sessions, signal=signal, quotas=settings.quotas,
     )  # fmt: skip
     events_signal = EventSignal(settings.redis_url)  # wakes event readers after a run is made
     scheduler = Scheduler(db, queue, settings.schedules, notifier=events_signal, name=f"pool-{os.getpid()}")
+    # Data past its tenant's retention (storage.retention_days, tenants.retention_days), and the last
+    # rows of deleted tenants once this manager removed their personal phones' data.
+    reaper = RetentionReaper(
+        db, settings.data_dir, default_days=settings.storage.retention_days, batch=settings.storage.reap_batch
+    )
     sweep_stop = asyncio.Event()
     runner: asyncio.Task[None] | None = None
     registered_runner: asyncio.Task[None] | None = None
@@ -156,9 +164,10 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
     sweeping: asyncio.Task[None] | None = None
     webhooks: asyncio.Task[None] | None = None
     scheduling: asyncio.Task[None] | None = None
+    reaping: asyncio.Task[None] | None = None
 
     async def start() -> None:
-        nonlocal runner, registered_runner, supervising, sweeping, webhooks, scheduling
+        nonlocal runner, registered_runner, supervising, sweeping, webhooks, scheduling, reaping
         await adb.start()
         supervising = asyncio.create_task(adb.run(), name="adb-server-supervisor")
         specs = await provider.start()
@@ -181,6 +190,9 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         )
         # Schedules' runs; one claim per due time in the database, so several pools may run it.
         scheduling = asyncio.create_task(scheduler.run(sweep_stop), name="scheduler")
+        reaping = asyncio.create_task(
+            reaper.run(settings.storage.reap_interval_s, sweep_stop), name="retention"
+        )
 
     async def stop() -> None:
         manager.stop()
@@ -192,7 +204,7 @@ async def _serve(settings: Any, args: argparse.Namespace) -> None:
         await _ended(
             [
                 t
-                for t in (sweeping, webhooks, scheduling, runner, registered_runner, supervising)
+                for t in (sweeping, webhooks, scheduling, reaping, runner, registered_runner, supervising)
                 if t is not None
             ]
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from orchestrator.cli.port_file import PORT_FILE_HELP
 from orchestrator.cli.refusal import refuse
+from orchestrator.settings import MODEL_FAMILIES
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +26,11 @@ def _cmd_reference_model(args: argparse.Namespace) -> int:
         except ScriptError as exc:
             refuse("reference-model", f"{exc}")
             return 2
-    app = create_app(ReferenceModelConfig(model_name=args.model_name, script=script))
+    app = create_app(ReferenceModelConfig(model_name=args.model_name, script=script, family=args.family))
     mode = f"script {args.script} ({len(script)} steps)" if script is not None else "rules (OCR)"
     logger.info(
         "reference model on http://%s:%d/v1; Ctrl-C stops", args.host, args.port,
-        extra={"model": args.model_name, "mode": mode},
+        extra={"model": args.model_name, "mode": mode, "family": args.family},
     )  # fmt: skip
     # uvicorn handles SIGINT/SIGTERM itself, finishing in-flight requests; it exits 1 if it cannot bind.
     config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
@@ -46,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmd = sub.add_parser(
         "reference-model", help="serve an OpenAI-compatible stand-in for AutoGLM-Phone (OCR + rules)"
     )
-    cmd.add_argument("--port", type=int, default=8001, help="port to listen on (default 8001; 0: any free one)")
+    cmd.add_argument(
+        "--port", type=int, default=8001, help="port to listen on (default 8001; 0: any free one)"
+    )
     cmd.add_argument("--port-file", default=None, help=PORT_FILE_HELP)
     cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     cmd.add_argument(
@@ -59,4 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="autoglm-phone-9b",
         help="the model name clients must ask for (default autoglm-phone-9b)",
     )
+    cmd.add_argument(
+        "--family", choices=MODEL_FAMILIES, default="autoglm",
+        help="the model family whose requests it reads and whose replies it writes (docs/models.md)",
+    )  # fmt: skip
     cmd.set_defaults(func=_cmd_reference_model)

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.cli.follow import describe_action
+from orchestrator.settings import MODEL_FAMILIES as FAMILY_NAMES
 from worker.agent.results import StepRecord
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 
@@ -75,14 +76,33 @@ async def _run(args: argparse.Namespace) -> int:
     from worker.agent.trajectory_files import TrajectoryWriter
 
     out = Path(args.out or f"runs/{dt.datetime.now():%Y%m%d-%H%M%S}")
-    writer = TrajectoryWriter(out)
-    model = ModelClientConfig(
-        endpoints=[
-            ModelEndpoint(base_url=url, model=args.model, api_key=args.api_key)
-            for url in (args.model_url or ["http://127.0.0.1:8001/v1"])
-        ],
-        image_max_pixels=args.image_pixels,
-    )
+    writer = TrajectoryWriter(out, instruction=args.task)
+    family, lang = args.family, args.lang
+    prompt = Path(args.prompt_file).read_text(encoding="utf-8") if args.prompt_file else None
+    if args.endpoint is not None:  # a named endpoint of the settings (model.endpoints), as a task's model
+        from orchestrator.errors import UnknownModelEndpoint
+        from orchestrator.model_endpoints import endpoint_for
+        from orchestrator.settings import load_settings
+        from worker.run.endpoints import PromptFileError, endpoint_run
+
+        settings = load_settings()
+        try:
+            run = endpoint_run(endpoint_for(args.endpoint, settings.model), settings.model,
+                               image_max_pixels=args.image_pixels)  # fmt: skip
+        except (UnknownModelEndpoint, PromptFileError) as exc:
+            print(f"phonefleet run: {exc}", file=sys.stderr)
+            return 2
+        model = run.client
+        family, lang = args.family or run.family, run.lang if args.lang is None else args.lang
+        prompt = prompt if prompt is not None else run.prompt
+    else:
+        model = ModelClientConfig(
+            endpoints=[
+                ModelEndpoint(base_url=url, model=args.model, api_key=args.api_key)
+                for url in (args.model_url or ["http://127.0.0.1:8001/v1"])
+            ],
+            image_max_pixels=args.image_pixels,
+        )
     hooks = TerminalHooks(writer, sys.stdin.isatty(), args.yes)
     steering = AgentSteering()
     # The adb server answering on the port is used (the pool's, a developer's); with none, one is
@@ -95,7 +115,14 @@ async def _run(args: argparse.Namespace) -> int:
             asyncio.get_running_loop().add_signal_handler(signal.SIGINT, steering.cancel, "interrupted")
             result = await agent.run(
                 args.task,
-                config=AgentConfig(max_steps=args.max_steps, budget_s=args.budget, lang=args.lang),
+                config=AgentConfig(
+                    max_steps=args.max_steps,
+                    budget_s=args.budget,
+                    lang=lang or "en",
+                    family=family or "autoglm",
+                    prompt=prompt,
+                    image_max_pixels=args.image_pixels,
+                ),
                 hooks=hooks,
                 steering=steering,
             )
@@ -127,7 +154,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="autoglm-phone-9b", help="model name the server knows")
     p.add_argument("--api-key", default=None)
     p.add_argument(
-        "--lang", choices=("en", "zh"), default="en", help="prompt language (zh for AutoGLM-Phone-9B)"
+        "--lang",
+        choices=("en", "zh"),
+        default=None,
+        help="prompt language (zh for AutoGLM-Phone-9B; default en)",
+    )
+    p.add_argument(
+        "--family", choices=FAMILY_NAMES, default=None,
+        help="the model's reply grammar (docs/models.md; default autoglm, or the endpoint's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--endpoint", default=None,
+        help="a model endpoint of the settings by name (model.endpoints): its URL, model, family and prompt",
+    )  # fmt: skip
+    p.add_argument(
+        "--prompt-file", default=None, help="a system prompt of your own (placeholders: docs/models.md)"
     )
     p.add_argument("--max-steps", type=int, default=30)
     p.add_argument("--budget", type=float, default=600.0, help="wall-clock seconds for the whole run")

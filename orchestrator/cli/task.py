@@ -1,6 +1,6 @@
 """``phonefleet task``: submit, follow and cancel tasks through the REST API (``orchestrator.client``).
 
-``submit "INSTRUCTION" [--wait]``, ``status ID``, ``wait ID``, ``cancel ID``, ``list [--status S]``,
+``submit "INSTRUCTION" [--subgoal TEXT]… [--wait]``, ``status ID``, ``wait ID``, ``cancel ID``, ``list [--status S]``,
 ``trajectory ID [-o FILE]`` (the zip of task.json, steps.jsonl and screenshots; default task-ID.zip).
 Every action takes ``--url``, ``--api-key`` and ``--json`` (the API's JSON instead of one line per task).
 
@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -72,6 +73,18 @@ def add_api_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def add_chain_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--subgoal`` (repeated, in order) and ``--on-step-failure``: a task chain (docs/api.md)."""
+    parser.add_argument(
+        "--subgoal", action="append", default=None, metavar="TEXT",
+        help="a subgoal of a task chain, run in the order given (repeat the option for each)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--on-step-failure", choices=("stop", "ask"), default=None,
+        help="what a failed subgoal does: stop the chain (default) or ask the person",
+    )  # fmt: skip
+
+
 def default_api_key(environ: dict[str, str] | None = None) -> str:
     """The API key when ``--api-key`` is not given: PHONEFLEET_API_KEY, else the key ``up`` keeps."""
     env = os.environ if environ is None else environ
@@ -99,7 +112,7 @@ def _settings() -> Settings | None:  # imported lazily: the CLI's start-up stays
         return None  # the server's settings are broken; this client only needed a hint from them
 
 
-def _line(task: dict[str, Any]) -> str:
+def task_line(task: dict[str, Any]) -> str:
     instruction = task.get("instruction") or ""
     if len(instruction) > 60:
         instruction = instruction[:59] + "…"
@@ -118,7 +131,7 @@ def _show(task: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(task, ensure_ascii=False))
         return
-    print(_line(task))
+    print(task_line(task))
     if task.get("message"):
         print(f"  message: {task['message']}")
 
@@ -132,12 +145,15 @@ def _run(args: argparse.Namespace) -> int:
 
     with PhoneFleetClient(args.url, args.api_key) as client:
         if args.action == "submit":
-            task = client.submit(args.instruction, max_steps=args.max_steps, timeout_s=args.timeout)
+            task = client.submit(
+                args.instruction, max_steps=args.max_steps, timeout_s=args.timeout,
+                subgoals=args.subgoal or None, on_step_failure=args.on_step_failure,
+            )  # fmt: skip
             if not args.wait:
                 _show(task, args.json)
                 return 0
             if not args.json:
-                print(_line(task), file=sys.stderr)  # the id, before a long wait
+                print(task_line(task), file=sys.stderr)  # the id, before a long wait
             wait_s = args.wait_timeout or (args.timeout or 600) + 300
             task = _follow(client, args, task["id"], wait_s)
             _show(task, args.json)
@@ -161,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(task, ensure_ascii=False))  # one object a line
             else:
-                print(_line(task))
+                print(task_line(task))
         return 0
 
 
@@ -179,39 +195,53 @@ def _follow(client: Any, args: argparse.Namespace, task_id: str, timeout_s: floa
         raise
 
 
-def _cmd_task(args: argparse.Namespace) -> int:
+def run_against_api(args: argparse.Namespace, prog: str, body: Callable[[argparse.Namespace], int]) -> int:
+    """Find the API and the key (``--url``/``--api-key`` or the module docstring's defaults), run
+    ``body(args)``, and turn what the API or the network raised into a line on stderr and an exit
+    code: the one runner of every command that calls the API (``task``, ``schedule``)."""
     import httpx
 
-    from orchestrator.client import PhoneFleetAPIError, TaskWaitTimeout
+    from orchestrator.client import PhoneFleetAPIError
 
     source = "--url"
     if not args.url:
         args.url, source = default_url()
     args.api_key = args.api_key or default_api_key()
     if not args.api_key:
-        print(f"{_PROG}: no API key: pass --api-key or set PHONEFLEET_API_KEY (or run phonefleet up, "
+        print(f"{prog}: no API key: pass --api-key or set PHONEFLEET_API_KEY (or run phonefleet up, "
               "which keeps one in its data directory)", file=sys.stderr)  # fmt: skip
         return 2
     try:
-        return _run(args)
+        return body(args)
     except KeyboardInterrupt:  # Ctrl-C while following (said so there) or during a request
         return 130
     except PhoneFleetAPIError as exc:
-        print(f"{_PROG}: {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
+        print(f"{prog}: {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
         return 1
-    except TaskWaitTimeout as exc:
+    except httpx.HTTPError as exc:
+        print(
+            f"{prog}: cannot reach {args.url} (from {source}): {type(exc).__name__}: {exc}", file=sys.stderr
+        )
+        return 1
+    except OSError as exc:  # a file could not be written
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run_waiting(args: argparse.Namespace) -> int:
+    from orchestrator.client import TaskWaitTimeout
+
+    try:
+        return _run(args)
+    except TaskWaitTimeout as exc:  # a TimeoutError, so an OSError: said here, before the runner's
         if args.json:
             print(json.dumps(exc.task, ensure_ascii=False))
         print(f"{_PROG}: {exc}", file=sys.stderr)
         return 1
-    except httpx.HTTPError as exc:
-        print(
-            f"{_PROG}: cannot reach {args.url} (from {source}): {type(exc).__name__}: {exc}", file=sys.stderr
-        )
-        return 1
-    except OSError as exc:  # after TaskWaitTimeout, a TimeoutError: here the file could not be written
-        print(f"{_PROG}: {exc}", file=sys.stderr)
-        return 1
+
+
+def _cmd_task(args: argparse.Namespace) -> int:
+    return run_against_api(args, _PROG, _run_waiting)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -230,6 +260,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     submit.add_argument(
         "--timeout", type=int, default=None, help="the task's timeout_s, 10–3600 (server default 600)"
     )
+    add_chain_arguments(submit)
     submit.add_argument(
         "--wait", action="store_true", help="wait for a final status; exit 0 only if succeeded"
     )

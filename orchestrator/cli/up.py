@@ -1,6 +1,6 @@
 """``phonefleet up``: the whole product on one machine, one command.
 
-Migrates the database, creates the first admin API key on the first run, then starts the reference
+Migrates the database, creates the first API key (the operator's, also its tenant's admin) on the first run, then starts the reference
 model, the pool manager (virtual phones), the worker and the API as child processes, waits until
 each answers, prints the URL and the key, and stops them all, by pid, on Ctrl-C or SIGTERM: first
 the API, the worker and the model, then the pool (whose phones and adb server the others use until
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -52,10 +53,12 @@ class _Child:
 
 
 async def _first_admin_key(settings) -> str:
-    """The key from the data directory, or a new admin key (tenant "default") on the first run."""
+    """The key from the data directory, or, on the first run, a new key of the deployment's operator,
+    who is also the admin of its own tenant ("default")."""
     from sqlalchemy import func, select
 
     from orchestrator.db import ApiKey, UserRole, make_engine, make_sessionmaker
+    from orchestrator.services.audit import record_audit
     from orchestrator.services.auth import get_or_create_tenant, issue_api_key
 
     path = settings.data_dir / KEY_FILE
@@ -68,8 +71,12 @@ async def _first_admin_key(settings) -> str:
                 return ""  # keys exist already (made elsewhere): none to show
             tenant = await get_or_create_tenant(db_session, "default")
             issued = await issue_api_key(
-                db_session, tenant_id=tenant.id, user_name="admin", role=UserRole.ADMIN, name="phonefleet up"
+                db_session, tenant_id=tenant.id, user_name="operator", role=UserRole.OPERATOR,
+                name="phonefleet up",
             )
+            await record_audit(db_session, None, "api_key.issue", target=f"api_key:{issued.row.id}",
+                               detail={"tenant": "default", "user": "operator", "role": "operator",
+                                       "name": "phonefleet up", "prefix": issued.row.prefix})  # fmt: skip
     finally:
         await engine.dispose()
     path.write_text(issued.key + "\n")
@@ -202,16 +209,45 @@ def _wait_port(port_file: Path, children: list[_Child], timeout: float) -> int:
     raise RuntimeError(f"{children[-1].name} did not listen within {timeout:g} s")
 
 
+_ENDPOINT_OPTIONS = ("family", "script", "model")
+
+
+def _reference_endpoint(spec: str) -> dict[str, str]:
+    """``NAME[,family=F][,script=PATH][,model=SERVED]`` → its parts; ValueError when unreadable."""
+    name, *options = spec.split(",")
+    parts = {"name": name.strip()}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or key.strip() not in _ENDPOINT_OPTIONS or not value.strip():
+            raise ValueError(
+                f"--reference-endpoint {spec!r}: {option!r} is not one of {', '.join(_ENDPOINT_OPTIONS)}=…"
+            )
+        parts[key.strip()] = value.strip()
+    if "script" in parts:
+        parts["script"] = str(Path(parts["script"]).expanduser().resolve())
+    return parts
+
+
+def _endpoint_json(ep) -> dict:
+    data = ep.model_dump(mode="json", exclude={"api_key"})
+    return {**data, "api_key": ep.api_key.get_secret_value()}
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from orchestrator.db.migrate import upgrade
-    from orchestrator.settings import load_settings
+    from orchestrator.settings import ModelSettings, load_settings
     from orchestrator.vault_cipher import vault_key
 
     try:
         settings = load_settings()
-    except ValidationError as exc:
+        extra = [_reference_endpoint(spec) for spec in args.reference_endpoint or []]
+        # Checked now, with stand-in URLs: a name used twice or an unknown family starts nothing.
+        ModelSettings(endpoints=[*map(_endpoint_json, settings.model.all_endpoints()),
+                                 *({"name": e["name"], "base_url": "http://127.0.0.1:1/v1", "model": e.get("model", e["name"]),
+                                    "family": e.get("family", "autoglm")} for e in extra)])  # fmt: skip
+    except (ValidationError, ValueError) as exc:
         print(f"phonefleet up: {exc}", file=sys.stderr)
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -255,6 +291,27 @@ def _cmd_up(args: argparse.Namespace) -> int:
             model_port = _wait_port(port_file, children, 60)
             env["PHONEFLEET_MODEL__BASE_URL"] = _with_port(settings.model.base_url, model_port)
             _wait_http(f"http://127.0.0.1:{model_port}/healthz", children, 60)
+        endpoints = [_endpoint_json(ep) for ep in settings.model.all_endpoints()]
+        if not settings.model.endpoints and "PHONEFLEET_MODEL__BASE_URL" in env:
+            endpoints[0]["base_url"] = env["PHONEFLEET_MODEL__BASE_URL"]  # the one just started
+        for e in extra:  # a reference model of its own for each --reference-endpoint
+            served, family = e.get("model", e["name"]), e.get("family", "autoglm")
+            port_file = _fresh(logs / f"reference-model-{e['name']}.port")
+            command = ["reference-model", "--port", "0", "--port-file", str(port_file), "--model-name", served,
+                       "--family", family, *(["--script", e["script"]] if "script" in e else [])]  # fmt: skip
+            children.append(_start(f"reference-model-{e['name']}", command, env, logs))
+            port = _wait_port(port_file, children, 60)
+            _wait_http(f"http://127.0.0.1:{port}/healthz", children, 60)
+            endpoints.append(
+                {
+                    "name": e["name"],
+                    "base_url": f"http://127.0.0.1:{port}/v1",
+                    "model": served,
+                    "family": family,
+                }
+            )
+        if extra:  # the API and the worker read every endpoint from here
+            env["PHONEFLEET_MODEL__ENDPOINTS"] = json.dumps(endpoints)
         children.append(_start("pool", ["pool", "--adb-port", str(args.adb_port)], env, logs))
         children.append(_start("worker", ["worker", "--concurrency", str(args.concurrency),
                                           "--adb-port", str(args.adb_port)], env, logs))  # fmt: skip
@@ -272,7 +329,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     print(f"\nPhoneFleet is running at {api}  (API docs: {api}/docs)", flush=True)
     if key:
         print(
-            f"Admin API key: {key}\n  (kept in {settings.data_dir / KEY_FILE}; use it as 'Authorization: Bearer …')",
+            f"Admin API key: {key}\n  (the operator's, also the admin of tenant 'default'; kept in "
+            f"{settings.data_dir / KEY_FILE}; use it as 'Authorization: Bearer …')",
             flush=True,
         )
     print(f"Logs: {logs}   Ctrl-C stops everything.", flush=True)
@@ -295,11 +353,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "up", help="run the whole product on this machine (API, worker, pool, phones, model)"
     )
-    parser.add_argument("--concurrency", type=int, default=3, help="runs the worker holds at once (one task each)")
+    parser.add_argument(
+        "--concurrency", type=int, default=3, help="runs the worker holds at once (one task each)"
+    )
     parser.add_argument("--adb-port", type=int, default=5037, help="the adb server the pool and worker share")
     parser.add_argument(
         "--no-reference-model",
         action="store_true",
         help="do not start the reference model (a real one is at the model URL)",
     )
+    parser.add_argument(
+        "--reference-endpoint", action="append", default=None, metavar="NAME[,family=F][,script=PATH][,model=M]",
+        help="start one more reference model (rules, or replaying a script) as the model endpoint NAME; "
+        "repeatable (docs/models.md)",
+    )  # fmt: skip
     parser.set_defaults(func=_cmd_up)

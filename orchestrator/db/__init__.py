@@ -29,9 +29,11 @@ from orchestrator.db.enums import (
 )
 from orchestrator.db.models import (
     ApiKey,
+    AuditEntry,
     Base,
     Device,
     DeviceSession,
+    Eval,
     Event,
     Lease,
     PersonalPhone,
@@ -56,6 +58,7 @@ __all__ = [
     "WORKER_LOST",
     "WORKER_SHUTDOWN",
     "ApiKey",
+    "AuditEntry",
     "Base",
     "CatchUp",
     "DbSession",
@@ -63,6 +66,7 @@ __all__ = [
     "Device",
     "DeviceSession",
     "DeviceState",
+    "Eval",
     "Event",
     "Lease",
     "Overlap",

@@ -27,6 +27,10 @@ __all__ = [
 
 
 class UserRole(StrEnum):
+    """Who a key's user is (docs/security.md, "Roles"): the deployment's ``operator`` (the fleet, every
+    tenant; also an admin of its own tenant), a tenant's ``admin`` (its users and keys) or ``member``."""
+
+    OPERATOR = "operator"
     ADMIN = "admin"
     MEMBER = "member"
 
@@ -126,8 +130,9 @@ class WaitingKind(StrEnum):
     QUESTION = "question"  # the agent asked a person a question (Interact)
     RETRYING = "retrying"  # an attempt ended for the infrastructure; the next one waits out its backoff
     PERSONAL_PHONE_BUSY = "personal_phone_busy"  # the task's personal phone is held by another task or session
-    # Reserved: named now so the list stays one; nothing sets it yet (a later issue).
-    QUOTA = "quota"  # the tenant's quota holds the task back
+    # Queued, not run: its tenant is at a limit (the worker's claim; orchestrator/db/quotas.py); the
+    # sweeper's quota pass sends it again once the tenant has room.
+    QUOTA = "quota"
 
 
 def waiting(kind: WaitingKind, message: str, since: dt.datetime) -> dict[str, str]:

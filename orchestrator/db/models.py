@@ -39,6 +39,7 @@ from orchestrator.db.types import JSONType, UTCDateTime, str_enum, utcnow
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Base",
     "Device",
     "DeviceSession",
@@ -91,6 +92,13 @@ class Tenant(_Row, Base):
     __tablename__ = "tenants"
 
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # Days its finished tasks and its events are kept; None: storage.retention_days (docs/security.md).
+    retention_days: Mapped[int | None]
+    # Set by DELETE /api/v1/tenant: its data is gone, its rows go once its personal phones' data is.
+    deleted_at: Mapped[dt.datetime | None]
+    # This tenant's own limits, overriding settings.quotas by name ({"max_concurrent_tasks": 1});
+    # a name absent takes the setting, null is unlimited (orchestrator/db/quotas.py).
+    limits: Mapped[dict[str, Any] | None]
 
 
 class User(_Row, Base):
@@ -115,6 +123,26 @@ class ApiKey(_Row, Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     last_used_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+
+
+class AuditEntry(_Row, Base):
+    """One operator's or admin's action (docs/security.md, "Audit log"): who, what, on what.
+
+    Written in the same transaction as the change it records (``services/audit.py``). No foreign
+    keys: an entry outlives the key, user and even the tenant it names.
+    """
+
+    __tablename__ = "audit_log"
+    # The tenant's own list (its admins) and the operator's list of all, both newest first.
+    __table_args__ = (Index(None, "tenant_id", "created_at", "id"), Index(None, "created_at", "id"))
+
+    tenant_id: Mapped[uuid.UUID | None]  # the actor's tenant; null for the command line
+    key_id: Mapped[uuid.UUID | None]  # the actor's API key; null for the command line
+    user_id: Mapped[uuid.UUID | None]
+    role: Mapped[str] = mapped_column(String(16))  # the actor's role then, or "cli"
+    action: Mapped[str] = mapped_column(String(64))  # "device.drain", "api_key.revoke", …
+    target: Mapped[str] = mapped_column(String(255))  # what it acted on: "device:<id>", "api_key:<id>"
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Device(_Row, Base):
@@ -172,6 +200,8 @@ class PersonalPhone(_Row, Base):
     # Set by DELETE: hidden from every read at once; the pool manager then stops its device,
     # removes its data and deletes the row.
     deleted_at: Mapped[dt.datetime | None]
+    # The apps (package names) a task on this phone may use; None: any (docs/security.md).
+    allowed_apps: Mapped[list[Any] | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -199,11 +229,18 @@ class Task(_Row, Base):
     # Tries the agent gets after its own failures (stuck, max_steps…), on the same phone; counted
     # apart from ``attempts`` (the infrastructure's). docs/control-plane.md, "Tries".
     max_tries: Mapped[int] = mapped_column(default=1, server_default="1")
+    # A task chain: one {"goal", "status", ...} per subgoal, in order (None: no chain), rewritten by
+    # the worker as it goes; what a failed subgoal does (stop | ask). docs/api.md, "Task chains".
+    subgoals: Mapped[list[Any] | None]
+    on_step_failure: Mapped[str | None] = mapped_column(String(8))
     timeout_s: Mapped[int] = mapped_column(default=1800)
     model: Mapped[str | None] = mapped_column(String(200))
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     # "metadata" is reserved on declarative classes, so the attribute is metadata_.
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # The apps (package names) the agent may use, the launcher and system UI besides; None: any.
+    # A task on a personal phone is held to its phone's list too (docs/security.md, "App allowlist").
+    allowed_apps: Mapped[list[Any] | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("devices.id"))
     worker_id: Mapped[str | None] = mapped_column(String(255))
@@ -227,6 +264,27 @@ class Task(_Row, Base):
     # by hand). Unique together: whatever races the schedulers lose, one due time makes one task.
     schedule_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("schedules.id", ondelete="SET NULL"))
     due_at: Mapped[dt.datetime | None]
+    # An eval's task: the eval it belongs to, and what the worker evaluates beside the agent
+    # ({suite, template, params, seed, repeat}: worker/eval/evaluation.py; docs/evals.md). The
+    # score is written into ``result.evaluation``.
+    eval_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("evals.id", ondelete="SET NULL"), index=True)
+    evaluation: Mapped[dict[str, Any] | None]
+
+
+class Eval(_Row, Base):
+    """A suite run with one or more models, repeated: its tasks carry ``eval_id`` (docs/evals.md)."""
+
+    __tablename__ = "evals"
+    __table_args__ = (Index(None, "tenant_id", "created_at", "id"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    suite: Mapped[str] = mapped_column(String(64))
+    models: Mapped[list[Any]]  # the tasks' model names, in the order given
+    templates: Mapped[list[Any] | None]  # the templates chosen; None: the whole suite
+    repeat: Mapped[int] = mapped_column(default=1)
+    seed: Mapped[int] = mapped_column(default=0)
+    parallel: Mapped[int | None]  # the most tasks of the eval queued at once; None: all
 
 
 class Schedule(_Row, Base):
@@ -336,6 +394,7 @@ class Step(_Row, Base):
     # The screenshot's regions masked before the model saw it and before it was stored: [{"bounds":
     # [left, top, right, bottom], "kind": "password" | a text pattern's name}], never their content.
     redactions: Mapped[list[Any] | None]
+    subgoal: Mapped[int | None]  # the 0-based subgoal of the task's chain it was made for (None: no chain)
 
 
 class Secret(_Row, Base):

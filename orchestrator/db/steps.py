@@ -6,7 +6,8 @@ Each new step takes the next index of the task (``max + 1``, 0 for the first) in
 transaction that inserts it, after locking the task's row (PostgreSQL: ``SELECT … FOR UPDATE``;
 SQLite: the caller's write transaction, ``Database.transaction(write=True)``, holds the database's
 one write lock), so two writers never pick the same index and the order is the order of commits.
-The screenshot file is named after the index it got: ``tasks/<task_id>/step-NNN.jpg``.
+The screenshot file is named after the index it got: ``tasks/<task_id>/step-NNN.jpg``, sealed
+(``orchestrator/encryption.py``) when ``storage.encryption_key`` is set: then its bytes are no JPEG.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import func, insert, select
 
 from orchestrator.db.engine import DbSession
 from orchestrator.db.models import Step, Task
+from orchestrator.encryption import Cipher, write_stored
 
 __all__ = ["AGENT", "HAND_BACK", "USER", "insert_step", "step_screenshot_path"]
 
@@ -39,12 +41,13 @@ async def insert_step(
     *,
     jpeg: bytes | None = None,
     data_dir: Path | None = None,
+    cipher: Cipher | None = None,
 ) -> int:
     """Insert a step with the task's next index (see the module docstring) and return that index.
 
     ``jpeg``: the step's screenshot, written under ``data_dir`` before the row (a row never names a
     file that is not there; a transaction that fails after it leaves a file a later step of the
-    same index overwrites).
+    same index overwrites). ``cipher``: seals the file (``screenshot_cipher(settings)``).
     """
     await db_session.execute(select(Task.id).where(Task.id == task_id).with_for_update())
     index = await db_session.scalar(
@@ -54,12 +57,7 @@ async def insert_step(
     if jpeg is not None:
         assert data_dir is not None, "a screenshot needs the data_dir to write it under"
         relative = step_screenshot_path(task_id, row["index"])
-        await asyncio.to_thread(_write, data_dir / relative, jpeg)
+        await asyncio.to_thread(write_stored, data_dir / relative, jpeg, cipher)
         row["screenshot"] = relative
     await db_session.execute(insert(Step).values(task_id=task_id, **row))
     return row["index"]
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)

@@ -1,7 +1,7 @@
 """Who may watch a phone, and who may touch it — as the database says at that moment.
 
-Watching (``admit``): a phone is visible to the tenant it is currently leased to, and to admins (who
-operate the fleet); to anyone else it does not exist (404, as for an unknown id). Through a task or
+Watching (``admit``): a phone is visible to the tenant it is currently leased to, and to the
+operator (who runs the fleet) while no tenant holds it; to anyone else it does not exist (404, as for an unknown id). Through a task or
 a session, the task or session must be the caller's tenant's and hold the phone's open lease right
 now. A viewer is admitted *under one lease*: when that lease ends or changes, the viewer is closed.
 
@@ -15,13 +15,14 @@ Touching (``ControlState.allows``), re-read for every input message:
   drives and everyone only watches;
 - a session's phone: the session's own user (any user of its tenant if it has none), while active
   and not past its ``expires_at``;
-- admins get no more than members: an admin of another tenant watches but never touches.
+- the operator and admins get no more than members: the operator watches an unheld phone but never
+  touches it.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import and_, select
@@ -57,12 +58,14 @@ class LiveTarget:
 
 @dataclass(frozen=True)
 class Admission:
-    """A viewer let in: the phone, and the lease it was let in under (None: an admin, no lease)."""
+    """A viewer let in: the phone, and the lease it was let in under (None: the operator, no lease)."""
 
     device_id: uuid.UUID
     serial: str
     lease_id: uuid.UUID | None
     profile: dict[str, Any]
+    provider: str = ""  # the device's provider ("sim", "redroid", "static_adb", …): picks the capture
+    labels: dict[str, Any] = field(default_factory=dict)  # a "capture" label overrides the choice
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class ControlState:
     task_status: TaskStatus | None = None
     session_state: SessionState | None = None
     holder: uuid.UUID | None = None  # the one user who may send input (None: any of the tenant's)
-    # Admitted with no lease at all (an admin watching an idle phone): nothing "ended", it was never
+    # Admitted with no lease at all (the operator watching an idle phone): nothing "ended", it was never
     # leased to this viewer, and the reason must say so.
     idle: bool = False
     task_id: uuid.UUID | None = None  # the task holding the lease (its person-made steps are recorded)
@@ -126,11 +129,11 @@ class LiveAccess:
                 row = (await db_session.execute(query)).first()
                 lease = row.Lease if row else None
                 mine = lease is not None and lease.tenant_id == principal.tenant_id
-                # Admins operate the fleet and may watch a phone nobody of another tenant holds
+                # The operator runs the fleet and may watch a phone no tenant holds
                 # (idle, resetting, an operator's lease); a phone leased to another tenant shows
                 # that tenant's screen, so to everyone else it does not exist.
                 unheld = lease is None or lease.tenant_id is None
-                if row is None or not (mine or (principal.is_admin and unheld)):
+                if row is None or not (mine or (principal.is_operator and unheld)):
                     raise DeviceNotFound(target.id)
                 device = row.Device
             else:
@@ -153,7 +156,10 @@ class LiveAccess:
                 if row is None:
                     raise NoLiveDevice(f"{what} holds no phone right now")
                 device, lease = row.Device, row.Lease
-        return Admission(device.id, device.serial, lease.id if lease else None, dict(device.profile or {}))
+        return Admission(
+            device.id, device.serial, lease.id if lease else None, dict(device.profile or {}),
+            provider=device.provider, labels=dict(device.labels or {}),
+        )  # fmt: skip
 
     async def current_leases(self, device_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
         """Each device's open lease now (None: none; a device gone from the table is absent)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from device_pool.android import screenrecord_projection
+from device_pool.android import scrcpy_video_size, screenrecord_projection
 
 __all__ = ["VideoGeometry"]
 
@@ -33,6 +33,14 @@ class VideoGeometry:
         vh = round(vw * height / width)
         vh = max(_ALIGN, vh - vh % _ALIGN)
         return cls((width, height), (vw, vh), screenrecord_projection((width, height), (vw, vh)))
+
+    @classmethod
+    def for_scrcpy(cls, width: int, height: int, max_width: int) -> VideoGeometry:
+        """The video scrcpy's server streams when asked for at most ``max_width`` across (its
+        ``max_size`` caps the longer side, so it is given the height ``for_screen`` would pick)."""
+        max_size = max(cls.for_screen(width, height, max_width).video)
+        video = scrcpy_video_size((width, height), max_size)
+        return cls((width, height), video, screenrecord_projection((width, height), video))
 
     def to_screen(self, x: float, y: float) -> tuple[int, int]:
         """A point normalised to the video frame (0–1) → screen pixels, clamped onto the screen."""

@@ -24,12 +24,14 @@ from typing import Any
 
 from device_pool.driver import AdbDevice
 from orchestrator.db.database import Database
+from orchestrator.encryption import Cipher
 from orchestrator.errors import Unavailable, ViewerLimit
 from orchestrator.live.access import Admission, ControlState, LiveAccess, LiveTarget
 from orchestrator.live.capture import Capture
 from orchestrator.live.geometry import VideoGeometry
 from orchestrator.live.ice import browser_ice_servers, pin_host_addresses, rtc_configuration
-from orchestrator.live.stream import PhoneStream
+from orchestrator.live.scrcpy import ScrcpyCapture, capture_kind
+from orchestrator.live.stream import CaptureLike, PhoneStream
 from orchestrator.live.user_steps import UserSteps
 from orchestrator.live.viewer import Viewer
 from orchestrator.notifier import EventSignal
@@ -57,10 +59,12 @@ class LiveHub:
         *,
         data_dir: Path | None = None,
         notifier: EventSignal | None = None,
+        cipher: Cipher | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.data_dir = data_dir  # None: a person's input is not recorded as steps
+        self.cipher = cipher  # seals their screenshots (storage.encryption_key)
         self.notifier = notifier
         self.access = LiveAccess(db)
         self._user_steps: dict[uuid.UUID, UserSteps] = {}  # by task
@@ -128,7 +132,7 @@ class LiveHub:
                     return None
                 found = UserSteps(
                     self.db, self.data_dir, state.task_id, state.tenant_id, phone,
-                    quiet_s=self.settings.user_step_quiet_s, notifier=self.notifier,
+                    quiet_s=self.settings.user_step_quiet_s, notifier=self.notifier, cipher=self.cipher,
                 )  # fmt: skip
                 self._user_steps[state.task_id] = found
             return found
@@ -187,13 +191,29 @@ class LiveHub:
         phone = AdbDevice(admission.serial, adb_host=s.adb_host, adb_port=s.adb_port)
         await phone.connect(timeout=10)
         width, height = await phone.screen_size()
-        geometry = VideoGeometry.for_screen(width, height, s.max_width)
+        kind = capture_kind(s, admission.provider, admission.labels)
+        capture: Callable[[], CaptureLike]
+        if kind == "scrcpy":
+            assert s.scrcpy_server_jar is not None
+            try:
+                jar = s.scrcpy_server_jar.read_bytes()
+            except OSError as exc:
+                raise Unavailable(f"webrtc.scrcpy_server_jar cannot be read: {exc}") from exc
+            geometry = VideoGeometry.for_scrcpy(width, height, s.max_width)
 
-        def capture() -> Capture:
-            return Capture(
-                admission.serial, geometry, adb_host=s.adb_host, adb_port=s.adb_port,
-                bit_rate=s.bit_rate, time_limit_s=s.record_time_limit_s, flush_s=s.nal_flush_ms / 1000,
-            )  # fmt: skip
+            def capture() -> CaptureLike:
+                return ScrcpyCapture(
+                    admission.serial, geometry, adb_host=s.adb_host, adb_port=s.adb_port,
+                    bit_rate=s.bit_rate, version=s.scrcpy_server_version, jar=jar,
+                )  # fmt: skip
+        else:
+            geometry = VideoGeometry.for_screen(width, height, s.max_width)
+
+            def capture() -> CaptureLike:
+                return Capture(
+                    admission.serial, geometry, adb_host=s.adb_host, adb_port=s.adb_port,
+                    bit_rate=s.bit_rate, time_limit_s=s.record_time_limit_s, flush_s=s.nal_flush_ms / 1000,
+                )  # fmt: skip
 
         stream = PhoneStream(
             device_id, geometry, capture,
@@ -202,7 +222,10 @@ class LiveHub:
         await stream.start()
         self._streams[device_id] = stream
         self._phones[device_id] = phone
-        logger.info("live stream started", extra={"device_id": str(device_id), "video": geometry.video})
+        stream.capture_kind = kind
+        logger.info(
+            "live stream started", extra={"device_id": str(device_id), "video": geometry.video, "capture": kind}
+        )
         return stream
 
     async def _stop_stream(self, device_id: uuid.UUID, *, unless_watched: bool = False) -> None:

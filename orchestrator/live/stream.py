@@ -7,10 +7,11 @@ joins while the screen is still — the common case — gets the current picture
 without restarting anything.
 
 Keyframes: a viewer that joins after a long GOP, loses pictures, or reports picture loss (RTCP
-PLI/FIR) needs an IDR; since screenrecord cannot be asked for one, the stream ends the capture
-and starts a new one, which begins with an IDR (at most once per ``keyframe_min_interval_s``; the
-other viewers see the picture pause for as long as the phone takes to restart). A capture that
-ends by itself (the 180 s limit) is restarted at once; one that fails is retried with backoff
+PLI/FIR) needs an IDR. A capture that can be asked for one (``request_keyframe()`` answering True:
+scrcpy 3.x's reset video) is asked; otherwise (screenrecord, scrcpy 1.24) the stream ends the capture
+and starts a new one, which begins with an IDR (either at most once per
+``keyframe_min_interval_s``; on a restart the other viewers see the picture pause for as long as the
+phone takes to restart). A capture that ends by itself (screenrecord's 180 s limit) is restarted at once; one that fails is retried with backoff
 while viewers remain. ``close()`` ends it all.
 
 Repeats: ``repeat_s`` after a picture, if no other came, the stream sends that picture again
@@ -91,6 +92,9 @@ class PhoneStream:
         self.repeats = 0  # pictures sent again (to all viewers, or to one new viewer)
         self.repeat_bytes = 0
         self.last_error: str | None = None
+        self.capture_kind = "screenrecord"  # or "scrcpy" (set by the hub, which chose the capture)
+        self.keyframe_restarts = 0  # captures restarted for a keyframe
+        self.keyframe_asks = 0  # keyframes asked of a running capture (scrcpy's reset-video)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -143,8 +147,9 @@ class PhoneStream:
         return len(self._tracks)
 
     def request_keyframe(self) -> None:
-        """Restart the capture for a fresh IDR, at most once per ``keyframe_min_interval_s``
-        (nothing to do while a new capture has not sent its first picture: that is an IDR)."""
+        """Ask the capture for a fresh IDR (scrcpy 3.x: reset-video) or, where it cannot be asked,
+        restart it; at most once per ``keyframe_min_interval_s`` (nothing to do while a new capture
+        has not sent its first picture: that is an IDR)."""
         if self._closed or self._restart_handle is not None or self._fresh:
             return
         wait = self._started_at + self._min_interval - time.monotonic()
@@ -153,7 +158,13 @@ class PhoneStream:
 
     def _restart(self) -> None:
         self._restart_handle = None
+        ask = getattr(self._capture, "request_keyframe", None)
+        if ask is not None and ask():
+            self.keyframe_asks += 1
+            self._started_at = time.monotonic()  # the interval counts from this ask
+            return
         if self._capture is not None:
+            self.keyframe_restarts += 1
             logger.debug("live capture restarted for a keyframe", extra={"device_id": str(self.device_id)})
             self._capture.close()  # _run sees the end and opens the next one at once
 

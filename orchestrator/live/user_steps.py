@@ -37,9 +37,11 @@ from sqlalchemy import insert
 
 from device_pool.driver import AdbDevice, is_secure_frame
 from device_pool.driver.ui_tree import focused_is_password
+from device_pool.grid import GRID_SIZE
 from orchestrator.db import Event, utcnow
 from orchestrator.db.database import Database
 from orchestrator.db.steps import USER, insert_step
+from orchestrator.encryption import Cipher
 from orchestrator.live.input_channel import DoubleTap, Key, LongPress, Message, Ping, Swipe, Tap, Text
 from orchestrator.notifier import EventSignal
 
@@ -47,13 +49,12 @@ __all__ = ["REDACTED", "UserSteps", "user_action"]
 
 logger = logging.getLogger(__name__)
 
-GRID = 1000  # the agent's grid (worker.agent.actions.GRID_SIZE): 0..999 on both axes
 REDACTED = "•••"
 _KEYS = {"back": "Back", "home": "Home"}  # the agent's own actions; other keys are named as such
 
 
 def _grid(value: float) -> int:
-    return min(GRID - 1, max(0, int(value * GRID)))
+    return min(GRID_SIZE - 1, max(0, int(value * GRID_SIZE)))
 
 
 def _point(x: float, y: float) -> list[int]:
@@ -125,9 +126,11 @@ class UserSteps:
         quiet_s: float = 0.5,
         jpeg_quality: int = 80,
         notifier: EventSignal | None = None,
+        cipher: Cipher | None = None,
     ) -> None:
         self.db = db
         self.data_dir = data_dir
+        self.cipher = cipher  # seals screenshots (storage.encryption_key)
         self.task_id = task_id
         self.tenant_id = tenant_id
         self.phone = phone
@@ -219,7 +222,9 @@ class UserSteps:
         row = {"actor": USER, "current_app": current_app, "action_text": action_text, "action": action,
                "result": "ok", "note": note, "timings": {}}  # fmt: skip
         async with self.db.transaction(write=True) as db_session:
-            index = await insert_step(db_session, self.task_id, row, jpeg=jpeg, data_dir=self.data_dir)
+            index = await insert_step(
+                db_session, self.task_id, row, jpeg=jpeg, data_dir=self.data_dir, cipher=self.cipher
+            )
             payload = {"index": index, "action_text": action_text, "result": "ok",
                        "current_app": current_app, "actor": USER}  # fmt: skip
             await db_session.execute(

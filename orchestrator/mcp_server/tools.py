@@ -1,4 +1,5 @@
-"""The MCP tools: a phone held in a session (look, read, touch, type), whole tasks, the fleet's devices.
+"""The MCP tools: a phone held in a session (look, read, touch, type), whole tasks and their answers,
+the fleet's devices, the caller's personal phones.
 
 Each tool is one or a few REST calls with the caller's key, through the async client
 (``orchestrator/async_client.py``, the same calls an integrator makes); what the API refuses
@@ -40,7 +41,8 @@ _INSTRUCTIONS = """PhoneFleet lends you real Android phones. Either hand a whole
 phone agent with run_task, or drive a phone yourself: start_session (answers a session_id), then loop
 screenshot / ui_tree → tap, swipe, type_text, press_key, launch_app, and end_session when done (a
 session nobody keeps alive ends by itself after its ttl_s). Prefer tapping by element_id from ui_tree
-over pixel coordinates."""
+over pixel coordinates. A task that stops to ask a person (a payment to confirm, a question) waits for
+answer_task: ask your user, never decide for them."""
 
 SessionId = Annotated[str, Field(description="The session_id that start_session answered.")]
 ClientFor = Callable[[Context], AsyncPhoneFleetClient]
@@ -79,6 +81,16 @@ def build_server(client_for: ClientFor) -> MCPServer:
         return _text([{k: d.get(k) for k in ("id", "state", "provider", "profile", "labels")} for d in items])
 
     @server.tool(structured_output=False)
+    async def list_personal_phones(ctx: Context) -> str:
+        """List your personal phones: phones of your own whose apps stay logged in between tasks.
+        Answers id, name, state (asleep phones wake when used) and when each was last used. Pass an
+        id as personal_phone_id to run_task or start_session."""
+        with _refusals():
+            items = [p async for p in client_for(ctx).personal_phones(limit=100)]
+        keys = ("id", "name", "state", "last_used_at")
+        return _text([{k: p.get(k) for k in keys} for p in items])
+
+    @server.tool(structured_output=False)
     async def start_session(
         ctx: Context,
         ttl_s: Annotated[int, Field(ge=30, le=86400, description="Seconds the session lives without keep_alive.")] = 600,
@@ -87,12 +99,17 @@ def build_server(client_for: ClientFor) -> MCPServer:
             Field(description='What the phone must match, e.g. {"android": "13"}, or a profile name. Any phone if omitted.'),
         ] = None,
         wait_s: Annotated[float, Field(ge=0, le=60, description="Seconds to wait for a free phone.")] = 10,
+        personal_phone_id: Annotated[str | None, Field(
+            description="Hold your own personal phone (list_personal_phones; its apps stay logged in) "
+            "instead of a pooled one. Not with device_profile.")] = None,
     ) -> str:
         """Lease a phone for you alone and answer JSON with its session_id (pass it to every other
         phone tool), the phone's screen size and when the session expires. Call end_session when
         done; call keep_alive before expires_at to keep it longer."""
         with _refusals():
-            session = await client_for(ctx).start_session(ttl_s=ttl_s, device_profile=device_profile, wait_s=wait_s)
+            session = await client_for(ctx).start_session(
+                ttl_s=ttl_s, device_profile=device_profile, wait_s=wait_s, personal_phone_id=personal_phone_id
+            )
         profile = session["device"].get("profile") or {}
         return _text({
             "session_id": session["id"], "device_id": session["device"]["id"], "state": session["state"],
@@ -254,26 +271,62 @@ def build_server(client_for: ClientFor) -> MCPServer:
         max_steps: Annotated[int | None, Field(ge=1, le=100)] = None,
         timeout_s: Annotated[int, Field(ge=10, le=3600, description="How long the task may run.")] = 600,
         device_profile: Annotated[dict[str, Any] | str | None, Field(description="As in start_session.")] = None,
+        personal_phone_id: Annotated[str | None, Field(
+            description="Run on your own personal phone (list_personal_phones), where your apps are "
+            "logged in. Not with device_profile.")] = None,
     ) -> str:
         """Hand a whole job to PhoneFleet's phone agent on a phone of its own (not your session's),
         wait for it and answer its status, final message and steps. If it stops to ask a person (a
-        sensitive action to confirm, a question), the answer says so and the task keeps waiting."""
+        sensitive action to confirm, a question), the answer says so (`waiting`) and the task keeps
+        waiting: ask your user, then call answer_task with their decision."""
+        client = client_for(ctx)
+        fields: dict[str, Any] = {"max_steps": max_steps, "timeout_s": timeout_s, "device_profile": device_profile}
+        if personal_phone_id is not None:
+            fields["personal_phone_id"] = personal_phone_id
+        with _refusals():
+            task = await client.submit(instruction, **fields)
+            # queued time comes before the task's own clock: a minute more
+            return await _followed(client, task, timeout_s + 60)
+
+    @server.tool(structured_output=False)
+    async def answer_task(
+        ctx: Context,
+        task_id: Annotated[str, Field(description="The task_id run_task answered.")],
+        approve: Annotated[bool | None, Field(
+            description="For a task awaiting_confirmation: true lets the sensitive action happen, false "
+            "refuses it. Decide only as your user told you.")] = None,
+        reply: Annotated[str | None, Field(
+            min_length=1, max_length=2000, description="For a task waiting_for_user with a question: "
+            "the answer to give the agent.")] = None,
+        wait_s: Annotated[int, Field(ge=0, le=3600, description="How long to wait for the task to end or ask "
+                                     "again after the answer (0: answer at once).")] = 600,
+    ) -> str:
+        """Answer a task that stopped to ask a person — confirm or refuse a sensitive action (a
+        payment, a message to send), or reply to its question — then wait for it as run_task does.
+        Answering a task that is not waiting for that is refused (409)."""
+        if (approve is None) == (reply is None):
+            raise ToolError("give exactly one of approve (for a confirmation) or reply (for a question)")
         client = client_for(ctx)
         with _refusals():
-            task = await client.submit(instruction, max_steps=max_steps, timeout_s=timeout_s,
-                                       device_profile=device_profile)  # fmt: skip
-            try:  # queued time comes before the task's own clock: a minute more
-                task = await client.wait(task["id"], timeout_s + 60, until=FINAL_STATUSES | _NEEDS_A_PERSON)
-            except TaskWaitTimeout as exc:
-                task = exc.task
-            steps = [s async for s in client.steps(task["id"])]
-        return _text({
-            "task_id": task["id"], "status": task["status"], "reason": task.get("reason"),
-            "message": task.get("message"), "waiting": task.get("waiting"),
-            "steps": [_step(s) for s in steps],
-        })  # fmt: skip
+            task = await (client.confirm(task_id, approve) if approve is not None else client.reply(task_id, reply or ""))
+            return await _followed(client, task, wait_s)
 
     return server
+
+
+async def _followed(client: AsyncPhoneFleetClient, task: dict[str, Any], wait_s: float) -> str:
+    """The task once it ended or asks a person (or as it is after ``wait_s``), with its steps."""
+    if wait_s > 0 and task.get("status") not in FINAL_STATUSES | _NEEDS_A_PERSON:
+        try:
+            task = await client.wait(task["id"], wait_s, until=FINAL_STATUSES | _NEEDS_A_PERSON)
+        except TaskWaitTimeout as exc:
+            task = exc.task
+    steps = [s async for s in client.steps(task["id"])]
+    return _text({
+        "task_id": task["id"], "status": task["status"], "reason": task.get("reason"),
+        "message": task.get("message"), "waiting": task.get("waiting"),
+        "steps": [_step(s) for s in steps],
+    })  # fmt: skip
 
 
 def _step(step: dict[str, Any]) -> dict[str, Any]:

@@ -56,7 +56,13 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == UserRole.ADMIN
+        """An admin of its tenant: an ``admin``, or the ``operator`` (who is also its own tenant's admin)."""
+        return self.role in (UserRole.ADMIN, UserRole.OPERATOR)
+
+    @property
+    def is_operator(self) -> bool:
+        """The deployment's operator: the fleet's devices and every tenant."""
+        return self.role == UserRole.OPERATOR
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The device API: calls on the phone a session holds — screenshot, UI tree, input, launching an app,
-pushing and pulling files.
+pushing and pulling files, installing an APK, reading its log.
 
 The API process reaches the phone as the live view does: through the adb server that ``phonefleet
 pool`` connects its phones to (``webrtc.adb_host``/``adb_port``), with the driver (``AdbDevice``).
@@ -10,27 +10,37 @@ live view, ``orchestrator/live/access.py``); reads to anyone of its tenant.
 
 What changed the phone (input, a launch) is recorded as a ``session.action`` event, the session's
 timeline; typed text is recorded by its length only (it may be a password). Reads are not recorded,
-except file pulls (a file leaving the phone is worth knowing of). File paths are checked in
+except file pulls (a file leaving the phone is worth knowing of) and opening its log; installs are. File paths are checked in
 ``device_files.py``; files move over the phone's sync service, as ``adb push``/``pull`` move them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import io
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from PIL import Image
 
+from device_pool.apk import ApkError, read_manifest
 from device_pool.driver import AdbDevice, TextInputUnsupported, UnknownApp
 from device_pool.driver.ui_tree import UiNode, ui_nodes
-from orchestrator.errors import ElementNotFound, FileNotFound, InputRejected, InvalidRequest, PermissionDenied
+from device_pool.errors import CommandFailed, DeviceError
+from orchestrator.errors import (
+    ApkRejected,
+    ElementNotFound,
+    FileNotFound,
+    InputRejected,
+    InvalidRequest,
+    PermissionDenied,
+)
 from orchestrator.services.auth import Principal
 from orchestrator.services.device_files import allowed_path, below_root, refuse_links
 from orchestrator.services.device_input import (
@@ -42,6 +52,7 @@ from orchestrator.services.device_input import (
     TapInput,
     TextInput,
 )
+from orchestrator.services.device_logcat import LogcatQuery, parse_line
 from orchestrator.services.sessions import SessionService, SessionView
 
 __all__ = ["DeviceApi", "Screenshot", "UiTree"]
@@ -88,12 +99,14 @@ class DeviceApi:
     def __init__(
         self, sessions: SessionService, *, adb_host: str, adb_port: int,
         file_roots: Sequence[str] = ("/sdcard/",), file_max_bytes: int = 64 * 1024 * 1024,
+        logcat_recheck_s: float = 5.0,
     ) -> None:  # fmt: skip
         self.sessions = sessions
         self.adb_host = adb_host
         self.adb_port = adb_port
         self.file_roots = tuple(file_roots)
         self.file_max_bytes = file_max_bytes
+        self.logcat_recheck_s = logcat_recheck_s
 
     async def screenshot(
         self, principal: Principal, session_id: uuid.UUID, *, format: Literal["png", "jpeg"] = "png",
@@ -176,6 +189,61 @@ class DeviceApi:
             "session file pull", extra={"session_id": str(session_id), "path": path, "bytes": len(data)}
         )
         return path, data
+
+    async def install_apk(self, principal: Principal, session_id: uuid.UUID, apk: bytes) -> dict[str, Any]:
+        """Install an APK's bytes (replacing an older version); answers its package. Raises
+        ``ApkRejected`` for bytes that are not an APK (before anything is sent) or an APK the
+        phone's package manager refused (its ``Failure [...]`` reason in the message)."""
+        view, phone = await self._phone(principal, session_id, touch=True)  # first: 404 tells nothing more
+        try:
+            manifest = read_manifest(apk)
+        except ApkError as exc:
+            raise ApkRejected(f"not an installable APK: {exc.reason}: {exc}") from exc
+        try:
+            await phone.install_apk(apk)
+        except CommandFailed as exc:
+            reason = next((ln for ln in exc.output.splitlines() if ln.startswith("Failure")), exc.output.strip())
+            raise ApkRejected(f"the phone refused {manifest.package}: {reason[:300]}") from exc
+        done = {"type": "install_apk", "package": manifest.package, "bytes": len(apk)}
+        await self.sessions.record_action(view, done)
+        logger.info("session apk install", extra={"session_id": str(session_id), "package": manifest.package})
+        return done
+
+    async def open_logcat(
+        self, principal: Principal, session_id: uuid.UUID, query: LogcatQuery
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The phone's log lines as fields (``device_logcat.parse_line``). The checks (the session,
+        its phone) run here, so they answer before a stream starts; the lines then follow until the
+        caller stops, the phone ends the log (``dump``), or the session stops holding the phone
+        (checked every ``logcat_recheck_s``, when ``SessionNotFound``/``NoLiveDevice`` end it).
+        Opening one is recorded; anyone of the tenant may read it (as the UI tree)."""
+        view, phone = await self._phone(principal, session_id)
+        await self.sessions.record_action(view, {"type": "logcat", **query.describe()})
+        return self._follow(principal, session_id, phone.logcat(query.args()))
+
+    async def _follow(
+        self, principal: Principal, session_id: uuid.UUID, log: AsyncIterator[str]
+    ) -> AsyncIterator[dict[str, Any]]:
+        pending: asyncio.Future[str] | None = None
+        try:
+            while True:
+                pending = pending or asyncio.ensure_future(anext(log))
+                done, _ = await asyncio.wait({pending}, timeout=self.logcat_recheck_s)
+                if not done:
+                    await self.sessions.holding(principal, session_id)  # raises once it ended
+                    continue
+                finished, pending = done.pop(), None
+                try:
+                    line = finished.result()
+                except StopAsyncIteration:
+                    return
+                yield parse_line(line)
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, DeviceError):
+                    await pending
+            await log.aclose()  # type: ignore[attr-defined]
 
     # --- the steps ----------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
-"""The device pool as tenants see it (shared phones, lease details only for one's own leases), and
-the admin's changes: registering a static ADB phone, draining, undraining and retiring.
+"""The device pool as tenants see it (shared phones, lease details only for one's own leases, ADB
+serials only for the operator), and the operator's changes: registering a static ADB phone,
+draining, undraining and retiring (docs/security.md, "Roles"); each change is audited in its own
+transaction (``services/audit.py``).
 
-Each admin change reads and writes the device row under its lock (``FOR UPDATE``; SQLite's write
+Each operator change reads and writes the device row under its lock (``FOR UPDATE``; SQLite's write
 lock), so it races safely with the pool: an ``acquire`` skips the locked row, or wins and is seen.
 
 - **register**: a row with provider ``static`` in ``provisioning``; the ``RegisteredAdbProvider``
@@ -27,7 +29,8 @@ from device_pool.providers.registered import REGISTERED
 from orchestrator.db import Device, DeviceState, Lease
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, newest_first, time_page
-from orchestrator.errors import DeviceExists, DeviceNotFound, InvalidTransition
+from orchestrator.errors import DeviceExists, DeviceNotFound, InvalidTransition, PermissionDenied
+from orchestrator.services.audit import record_audit
 from orchestrator.services.auth import Principal
 
 __all__ = ["DeviceService", "DeviceView"]
@@ -38,7 +41,8 @@ class DeviceView:
     """A device as one caller may see it.
 
     ``lease`` is set only when the device's current lease belongs to the caller's tenant;
-    ``internal`` (serial, last error) only for admins, because an ADB address is infrastructure.
+    ``internal`` (serial, last error) only for the operator: an ADB address is infrastructure, and a
+    tenant reaches its phones' adb through a session's tunnel (docs/security.md, "ADB tunnel").
     """
 
     device: Device
@@ -47,7 +51,7 @@ class DeviceView:
 
 
 class DeviceService:
-    """Read access to the pool, newest devices first; admin changes (callers check the role)."""
+    """Read access to the pool, newest devices first; the operator's changes (refused to anyone else)."""
 
     def __init__(self, db: Database, signal: Signal | None = None) -> None:
         self.db = db
@@ -70,7 +74,7 @@ class DeviceService:
         query = newest_first(query, Device, cursor=cursor, limit=limit)
         async with self.db.transaction() as db_session:
             rows = (await db_session.execute(query)).all()
-        views = [DeviceView(row.Device, row.Lease, principal.is_admin) for row in rows]
+        views = [DeviceView(row.Device, row.Lease, principal.is_operator) for row in rows]
         return time_page(views, limit, lambda view: view.device)
 
     async def get(self, principal: Principal, device_id: uuid.UUID) -> DeviceView:
@@ -79,9 +83,9 @@ class DeviceService:
             row = (await db_session.execute(self._query(principal).where(Device.id == device_id))).first()
         if row is None:
             raise DeviceNotFound(device_id)
-        return DeviceView(row.Device, row.Lease, principal.is_admin)
+        return DeviceView(row.Device, row.Lease, principal.is_operator)
 
-    # --- admin changes (the route checks the role) ------------------------------------------------
+    # --- the operator's changes (the route checks the role too) -----------------------------------
 
     async def register(
         self, principal: Principal, *, serial: str, profile: dict[str, Any], labels: dict[str, str]
@@ -91,6 +95,7 @@ class DeviceService:
         A retired row with the same serial comes back under the new profile and labels; any other
         row with it is a conflict.
         """
+        _require_operator(principal)
         try:
             async with self.db.transaction(write=True) as db_session:
                 row = await db_session.scalar(select(Device).where(Device.serial == serial).with_for_update())
@@ -107,24 +112,27 @@ class DeviceService:
                 row.profile, row.labels = profile, labels
                 await db_session.flush()
                 device_id = row.id
+                await record_audit(db_session, principal, "device.register", target=f"device:{device_id}",
+                                   detail={"serial": serial, "labels": labels})  # fmt: skip
         except IntegrityError as exc:  # a concurrent registration of the same serial won
             raise DeviceExists(f"device {serial!r} is already in the pool") from exc
         return await self.get(principal, device_id)
 
     async def drain(self, principal: Principal, device_id: uuid.UUID) -> DeviceView:
         """No new leases: ``labels.drain = true`` (a current lease runs to its end)."""
-        await self._set_drain(device_id, True)
+        await self._set_drain(principal, device_id, True)
         return await self.get(principal, device_id)
 
     async def undrain(self, principal: Principal, device_id: uuid.UUID) -> DeviceView:
         """Back in service: the drain label removed; lease waiters are woken if it is idle."""
-        if await self._set_drain(device_id, False) == DeviceState.IDLE and self.signal is not None:
+        if await self._set_drain(principal, device_id, False) == DeviceState.IDLE and self.signal is not None:
             await self.signal.notify(IDLE)
         return await self.get(principal, device_id)
 
     async def retire(self, principal: Principal, device_id: uuid.UUID) -> DeviceView:
         """A registered phone out of the pool for good; raises ``InvalidTransition`` (409) when it
         is leased or belongs to a provider that would bring it back. Retiring it again is a no-op."""
+        _require_operator(principal)
         async with self.db.transaction(write=True) as db_session:
             row = await db_session.scalar(select(Device).where(Device.id == device_id).with_for_update())
             if row is None:
@@ -144,11 +152,14 @@ class DeviceService:
                         current=row.state.value, requested="retire",
                     )  # fmt: skip
                 row.state = DeviceState.RETIRED
-                row.last_error = "retired by an admin"
+                row.last_error = "retired by the operator"
+                await record_audit(db_session, principal, "device.retire", target=f"device:{device_id}",
+                                   detail={"serial": row.serial})  # fmt: skip
         return await self.get(principal, device_id)
 
-    async def _set_drain(self, device_id: uuid.UUID, drain: bool) -> DeviceState:
-        """Set or clear the drain label under the row's lock; the device's state."""
+    async def _set_drain(self, principal: Principal, device_id: uuid.UUID, drain: bool) -> DeviceState:
+        """Set or clear the drain label under the row's lock, audited; the device's state."""
+        _require_operator(principal)
         async with self.db.transaction(write=True) as db_session:
             row = await db_session.scalar(select(Device).where(Device.id == device_id).with_for_update())
             if row is None:
@@ -160,4 +171,11 @@ class DeviceService:
                 # A new dict: JSON columns do not track in-place changes. (updated_at moves too,
                 # which only reorders the idle queue.)
                 row.labels = labels
+            await record_audit(db_session, principal, "device.drain" if drain else "device.undrain",
+                               target=f"device:{device_id}", detail={"state": row.state.value})  # fmt: skip
             return row.state
+
+
+def _require_operator(principal: Principal) -> None:
+    if not principal.is_operator:
+        raise PermissionDenied("only the operator changes the shared fleet's devices")

@@ -23,6 +23,11 @@ Step timings are the worker's ``steps.timings`` (seconds): duration = ``capture_
 claim is when the task starts leasing); a lease of an earlier attempt, which a later claim
 overwrote, gives a negative wait and is skipped.
 
+- **Tenants** (gauges, counted at each scrape like the others; label ``tenant``: its name): tasks
+  running (claimed, not ended) and sessions open now, tasks created, phone-minutes (its leases) and
+  model tokens (its steps, ``kind`` prompt or completion) this UTC day, and each limit in force
+  (``phonefleet_tenant_limit{tenant, limit}``; an unlimited one has no series). The same reckoning
+  as ``GET /api/v1/usage`` (``orchestrator/db/quotas.py``, ``services/usage.py``).
 - **Dependencies**: ``phonefleet_dependency_up{dependency}`` is 1 or 0 for the database, the broker
   and the model server, from the same checks as ``/readyz`` (``services/health.py``) run at each
   scrape, so an alert can say the model server is unreachable or the broker down. (With the database
@@ -50,8 +55,23 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 from sqlalchemy import func, select, tuple_
 
-from orchestrator.db import DbSession, Device, DeviceState, Event, Lease, Step, Task, TaskStatus, utcnow
+from orchestrator.db import (
+    HELD_TASK_STATUSES,
+    DbSession,
+    Device,
+    DeviceSession,
+    DeviceState,
+    Event,
+    Lease,
+    SessionState,
+    Step,
+    Task,
+    TaskStatus,
+    Tenant,
+    utcnow,
+)
 from orchestrator.db.database import Database
+from orchestrator.db.quotas import Limits, day_start, lease_seconds_by_tenant_day
 from orchestrator.services.health import HealthService
 
 __all__ = ["CumulativeHistogram", "FleetCollector", "FleetSnapshot", "MetricsService"]
@@ -98,6 +118,9 @@ class FleetSnapshot:
     tasks: dict[str, int] = field(default_factory=dict)
     devices: dict[str, int] = field(default_factory=dict)
     queued_by_profile: dict[str, int] = field(default_factory=dict)
+    # Per tenant name: its usage gauges (``_TENANT_GAUGES`` names) and its limits in force.
+    tenants: dict[str, dict[str, float]] = field(default_factory=dict)
+    tenant_limits: dict[str, dict[str, int]] = field(default_factory=dict)
     dependencies: dict[str, int] = field(default_factory=dict)  # 1 up, 0 down (the readiness checks)
 
 
@@ -142,6 +165,7 @@ class FleetCollector(Collector):
         yield self.lease_wait.family(
             "phonefleet_lease_wait_seconds", "From a task's claim to its phone's lease."
         )
+        yield from _tenant_families(snap)
         newest = GaugeMetricFamily(
             "phonefleet_metrics_ingested_until_timestamp_seconds",
             "created_at of the newest row the histograms include, per source (how far behind they are).",
@@ -151,6 +175,40 @@ class FleetCollector(Collector):
             at = self.sources[name].newest
             newest.add_metric([label], at.timestamp() if at else 0.0)
         yield newest
+
+
+_TENANT_GAUGES = {
+    "tasks_running": "Tasks a tenant has claimed and not ended (max_concurrent_tasks counts these).",
+    "sessions_active": "Sessions a tenant holds open.",
+    "tasks_today": "Tasks a tenant created this UTC day.",
+    "phone_minutes_today": "Phone-minutes a tenant's leases used this UTC day (max_phone_minutes_per_day).",
+}
+
+
+def _tenant_families(snap: FleetSnapshot) -> Iterator[Metric]:
+    for key, documentation in _TENANT_GAUGES.items():
+        family = GaugeMetricFamily(f"phonefleet_tenant_{key}", documentation, labels=["tenant"])
+        for tenant, values in sorted(snap.tenants.items()):
+            family.add_metric([tenant], values.get(key, 0))
+        yield family
+    tokens = GaugeMetricFamily(
+        "phonefleet_tenant_model_tokens_today",
+        "Model tokens of a tenant's steps this UTC day.",
+        labels=["tenant", "kind"],
+    )
+    for tenant, values in sorted(snap.tenants.items()):
+        for kind in ("prompt", "completion"):
+            tokens.add_metric([tenant, kind], values.get(f"{kind}_tokens_today", 0))
+    yield tokens
+    limits = GaugeMetricFamily(
+        "phonefleet_tenant_limit",
+        "A tenant's limit in force (no series: unlimited).",
+        labels=["tenant", "limit"],
+    )
+    for tenant, values in sorted(snap.tenant_limits.items()):
+        for name, limit in sorted(values.items()):
+            limits.add_metric([tenant, name], limit)
+    yield limits
 
 
 def _gauge(name: str, documentation: str, label: str, values: dict[str, int]) -> GaugeMetricFamily:
@@ -164,9 +222,16 @@ class MetricsService:
     """Refreshes the collector from the database and encodes its registry (one per app)."""
 
     def __init__(
-        self, db: Database, *, health: HealthService | None = None, lag_s: float = 2.0, batch: int = 2000
+        self,
+        db: Database,
+        *,
+        health: HealthService | None = None,
+        lag_s: float = 2.0,
+        batch: int = 2000,
+        quotas: Any = None,
     ) -> None:
         self.db = db
+        self.quotas = quotas  # settings.quotas: the tenants' default limits
         self.health = health
         self.lag_s = lag_s
         self.batch = batch
@@ -189,6 +254,7 @@ class MetricsService:
         readiness = await self.health.readiness() if self.health is not None else None
         async with self.db.transaction() as db_session:
             snapshot = await _snapshot(db_session)
+            await _tenant_snapshot(db_session, snapshot, self.quotas)
             await self._ingest_steps(db_session, threshold)
             await self._ingest_leases(db_session, threshold)
         if readiness is not None:
@@ -265,6 +331,46 @@ async def _snapshot(db_session: DbSession) -> FleetSnapshot:
         devices={_value(state): count for state, count in devices},
         queued_by_profile=_by_profile(queued),
     )
+
+
+async def _tenant_snapshot(db_session: DbSession, snapshot: FleetSnapshot, quotas: Any) -> None:
+    """Each tenant's usage today and limits in force (see the module docstring)."""
+    now = utcnow()
+    today = day_start(now)
+    tenants = (await db_session.execute(select(Tenant.id, Tenant.name, Tenant.limits))).all()
+    names = {row.id: row.name for row in tenants}
+    values: dict[str, dict[str, float]] = {row.name: {} for row in tenants}
+
+    def put(tenant_id: Any, key: str, amount: float) -> None:
+        if tenant_id in names:
+            values[names[tenant_id]][key] = amount
+
+    running = select(Task.tenant_id, func.count()).where(Task.status.in_(HELD_TASK_STATUSES))
+    for tenant_id, count in await db_session.execute(running.group_by(Task.tenant_id)):
+        put(tenant_id, "tasks_running", count)
+    sessions = select(DeviceSession.tenant_id, func.count()).where(
+        DeviceSession.state == SessionState.ACTIVE, DeviceSession.expires_at > now
+    )
+    for tenant_id, count in await db_session.execute(sessions.group_by(DeviceSession.tenant_id)):
+        put(tenant_id, "sessions_active", count)
+    created = select(Task.tenant_id, func.count()).where(Task.created_at >= today)
+    for tenant_id, count in await db_session.execute(created.group_by(Task.tenant_id)):
+        put(tenant_id, "tasks_today", count)
+    tokens = (
+        select(Task.tenant_id, func.sum(Step.prompt_tokens), func.sum(Step.completion_tokens))
+        .join(Task, Task.id == Step.task_id)
+        .where(Step.created_at >= today)
+    )
+    for tenant_id, prompt, completion in await db_session.execute(tokens.group_by(Task.tenant_id)):
+        put(tenant_id, "prompt_tokens_today", prompt or 0)
+        put(tenant_id, "completion_tokens_today", completion or 0)
+    for tenant_id, days in (await lease_seconds_by_tenant_day(db_session, today, now)).items():
+        put(tenant_id, "phone_minutes_today", sum(days.values()) / 60)
+    snapshot.tenants = values
+    snapshot.tenant_limits = {
+        row.name: {k: v for k, v in Limits.resolve(quotas, row.limits).as_dict().items() if v is not None}
+        for row in tenants
+    }
 
 
 def _by_profile(rows: Iterable[tuple[Any, int]]) -> dict[str, int]:

@@ -28,8 +28,10 @@ from sqlalchemy import func, insert, select, update
 from orchestrator.db import DbSession, Event, PersonalPhone, PersonalPhoneState, utcnow
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, newest_first, time_page
+from orchestrator.db.quotas import refusal as quota_refusal
 from orchestrator.errors import (
     ConfirmationMismatch,
+    LimitReached,
     PermissionDenied,
     PersonalPhoneInUse,
     PersonalPhoneNotFound,
@@ -38,9 +40,15 @@ from orchestrator.errors import (
 )
 from orchestrator.profiles import profile_match
 from orchestrator.services.auth import Principal
-from orchestrator.services.specs import MAX_PROFILE_BYTES, ProfileName, _json_size
+from orchestrator.services.specs import MAX_PROFILE_BYTES, AllowedApps, ProfileName, _json_size
 
-__all__ = ["PersonalPhoneService", "PersonalPhoneSpec", "PersonalPhoneUpdate", "check_own_phone"]
+__all__ = [
+    "PersonalPhoneService",
+    "PersonalPhoneSpec",
+    "PersonalPhoneUpdate",
+    "check_own_phone",
+    "delete_phones_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +78,7 @@ class PersonalPhoneSpec(BaseModel):
         default=None,
         description="The device it runs on must match this, as for tasks: an object, or a profile name.",
     )
+    allowed_apps: AllowedApps = None  # every task on it is held to these too (docs/security.md)
 
     _name = field_validator("name", mode="after")(classmethod(lambda cls, v: _clean(v)))
 
@@ -82,13 +91,19 @@ class PersonalPhoneSpec(BaseModel):
 
 
 class PersonalPhoneUpdate(BaseModel):
-    """A rename (``PATCH /api/v1/personal-phones/{id}``)."""
+    """A rename, or a new app allowlist (``PATCH /api/v1/personal-phones/{id}``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Name
+    name: str | None = Field(
+        default=None, min_length=1, max_length=200, description="A new name; absent: unchanged."
+    )
+    # Absent: unchanged; null: any app from now on.
+    allowed_apps: AllowedApps = None
 
-    _name = field_validator("name", mode="after")(classmethod(lambda cls, v: _clean(v)))
+    _name = field_validator("name", mode="after")(
+        classmethod(lambda cls, v: None if v is None else _clean(v))
+    )
 
 
 class PersonalPhoneService:
@@ -101,8 +116,10 @@ class PersonalPhoneService:
         provider: str,
         max_per_user: int,
         profiles: Mapping[str, dict[str, Any]] | None = None,
+        quotas: Any = None,
     ) -> None:
         self.db = db
+        self.quotas = quotas  # settings.quotas: the tenants' default limits (max_personal_phones)
         self.provider = provider
         self.max_per_user = max_per_user
         self.profiles = dict(profiles or {})
@@ -133,10 +150,13 @@ class PersonalPhoneService:
                     f"(personal_phones.max_per_user = {self.max_per_user}); delete one first",
                     context={"max_per_user": self.max_per_user},
                 )
+            over = await quota_refusal(db_session, principal.tenant_id, self.quotas, "personal_phone")
+            if over is not None:
+                raise LimitReached(f"{over}; delete one first")
             row = PersonalPhone(
                 id=phone_id or uuid.uuid4(), created_at=now, updated_at=now, tenant_id=principal.tenant_id,
                 user_id=principal.user_id, name=spec.name, state=PersonalPhoneState.ASLEEP,
-                device_profile=match,
+                device_profile=match, allowed_apps=spec.allowed_apps,
             )  # fmt: skip
             db_session.add(row)
             await db_session.flush()
@@ -177,10 +197,15 @@ class PersonalPhoneService:
         """A new name for the caller's own phone; raises ``PersonalPhoneNotFound``."""
         async with self.db.transaction(write=True) as db_session:
             row = await _load(db_session, principal, phone_id, admin_too=False)
+            values: dict[str, Any] = {"updated_at": utcnow()}
+            if spec.name is not None:
+                values["name"] = spec.name
+            if "allowed_apps" in spec.model_fields_set:
+                values["allowed_apps"] = spec.allowed_apps
             await db_session.execute(
                 update(PersonalPhone)
                 .where(PersonalPhone.id == row.id)
-                .values(name=spec.name, updated_at=utcnow())
+                .values(**values)
                 .execution_options(synchronize_session=False)
             )
         return await self.get(principal, phone_id)
@@ -214,6 +239,24 @@ class PersonalPhoneService:
         logger.info("personal phone deleted", extra={"personal_phone_id": str(phone_id)})
         row.deleted_at = now
         return row
+
+
+async def delete_phones_of(
+    db_session: DbSession, tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None
+) -> int:
+    """Mark every personal phone of the tenant (or of one user of it) deleted, in the caller's
+    transaction: hidden at once; the pool manager then stops its device and removes its data (volume
+    or data folder) and row. For deleting a tenant (``services/tenants.py``) or a user. How many."""
+    now = utcnow()
+    query = update(PersonalPhone).where(
+        PersonalPhone.tenant_id == tenant_id, PersonalPhone.deleted_at.is_(None)
+    )
+    if user_id is not None:
+        query = query.where(PersonalPhone.user_id == user_id)
+    result = await db_session.execute(
+        query.values(deleted_at=now, updated_at=now).execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
 
 
 async def check_own_phone(

@@ -1,7 +1,7 @@
 """Personal phone archives: a virtual phone's data as one encrypted file, and a new phone from one.
 
-The file: ``PFPX1``, the key's id (16 hex digits), then a Fernet token (AES-128-CBC with an
-HMAC-SHA256, from ``cryptography``) of a gzipped tar holding ``phonefleet-export.json`` (the phone's
+The file: a blob sealed by ``orchestrator/encryption.py`` (magic ``PFPX1``, the key's id, then a
+Fernet token) of a gzipped tar holding ``phonefleet-export.json`` (the phone's
 name and device profile) and ``data/`` (its data directory). The key id tells an archive made with
 another deployment's ``personal_phones.export_key`` (refused as such) from one that was altered
 (its token fails the HMAC).
@@ -14,9 +14,6 @@ not reach: its export is refused (409) for now.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import io
 import json
 import logging
@@ -24,13 +21,11 @@ import secrets
 import shutil
 import tarfile
 import uuid
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
-
 from orchestrator.db import PersonalPhone, PersonalPhoneState
+from orchestrator.encryption import Cipher, SealedDamaged, SealedWithOtherKey
 from orchestrator.errors import (
     PayloadTooLarge,
     PersonalPhoneArchiveDamaged,
@@ -42,7 +37,7 @@ from orchestrator.errors import (
 from orchestrator.services.auth import Principal
 from orchestrator.services.personal_phones import PersonalPhoneService, PersonalPhoneSpec
 
-__all__ = ["PhoneArchives", "export_key"]
+__all__ = ["PhoneArchives", "archive_cipher", "export_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,17 +65,9 @@ def export_key(settings: Any) -> str | None:
     return path.read_text().strip()
 
 
-@dataclass(frozen=True)
-class _Key:
-    fernet: Fernet
-    key_id: bytes
-
-    @classmethod
-    def of(cls, secret: str) -> _Key:
-        # Any string is a key: Fernet's 32 bytes are derived from it, and its id from those.
-        raw = hashlib.sha256(b"phonefleet personal phone export\0" + secret.encode()).digest()
-        key_id = hmac.new(raw, b"key id", hashlib.sha256).hexdigest()[:16].encode()
-        return cls(Fernet(base64.urlsafe_b64encode(raw)), key_id)
+def archive_cipher(secret: str) -> Cipher:
+    """The cipher of exports made with ``personal_phones.export_key`` = ``secret``."""
+    return Cipher.of(secret, purpose=b"phonefleet personal phone export", magic=MAGIC)
 
 
 class PhoneArchives:
@@ -96,7 +83,7 @@ class PhoneArchives:
     ) -> None:
         self.phones = phones
         self.data_dir = Path(data_dir)
-        self.key = None if key is None else _Key.of(key)
+        self.key = None if key is None else archive_cipher(key)
         self.max_bytes = max_bytes
 
     async def export(self, principal: Principal, phone_id: uuid.UUID) -> tuple[PersonalPhone, bytes]:
@@ -115,7 +102,7 @@ class PhoneArchives:
                 context={"personal_phone_id": str(row.id)},
             )
         _exportable(again)
-        archive = MAGIC + key.key_id + b"\n" + key.fernet.encrypt(packed)
+        archive = key.seal(packed)
         logger.info(
             "personal phone exported", extra={"personal_phone_id": str(row.id), "bytes": len(archive)}
         )
@@ -130,17 +117,16 @@ class PhoneArchives:
             raise PayloadTooLarge(
                 f"the archive exceeds {self.max_bytes} bytes (personal_phones.max_archive_bytes)"
             )
-        head, _, token = archive.partition(b"\n")
-        if not head.startswith(MAGIC) or not token:
+        if not key.is_sealed(archive):
             raise PersonalPhoneArchiveDamaged("this is not a personal phone export (no PFPX1 header)")
-        if not hmac.compare_digest(head[len(MAGIC) :], key.key_id):
+        try:
+            packed = key.open(archive)
+        except SealedWithOtherKey:
             raise PersonalPhoneArchiveForeign(
                 "this archive was made by another deployment: its key does not match "
                 "(personal_phones.export_key)"
-            )
-        try:
-            packed = key.fernet.decrypt(token)
-        except InvalidToken:
+            ) from None
+        except SealedDamaged:
             raise PersonalPhoneArchiveDamaged(
                 "this archive was altered or cut short since it was exported: it does not decrypt"
             ) from None
@@ -158,7 +144,7 @@ class PhoneArchives:
         logger.info("personal phone imported", extra={"personal_phone_id": str(row.id)})
         return row
 
-    def _usable(self) -> _Key:
+    def _usable(self) -> Cipher:
         if self.phones.provider != "sim":
             raise PersonalPhonesUnsupported(
                 f"export and import are for the virtual phone's personal data; the pool's provider is "

@@ -20,13 +20,14 @@ from orchestrator.db import CatchUp, DbSession, Overlap, Schedule, Task, Tenant,
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.errors import InvalidSchedule, LimitReached, ScheduleNotFound
+from orchestrator.model_endpoints import endpoint_for
 from orchestrator.profiles import profile_match
 from orchestrator.services.auth import Principal
 from orchestrator.services.due_times import Cadence, check_cron, check_timezone
 from orchestrator.services.personal_phones import PersonalPhoneService, check_own_phone
 from orchestrator.services.specs import TaskSpec
 from orchestrator.services.webhook_targets import TargetPolicy
-from orchestrator.settings import ScheduleSettings
+from orchestrator.settings import ModelSettings, ScheduleSettings
 
 __all__ = ["ScheduleChange", "ScheduleService", "ScheduleSpec", "cadence_of"]
 
@@ -110,9 +111,11 @@ class ScheduleService:
         profiles: Mapping[str, dict[str, Any]] | None = None,
         webhook_targets: TargetPolicy | None = None,
         personal_phones: PersonalPhoneService | None = None,
+        models: ModelSettings | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
+        self.models = models or ModelSettings()  # the endpoints a run's ``model`` may name
         self.personal_phones = personal_phones  # a run on a personal phone: it must be the caller's
         self.profiles = dict(profiles or {})
         self.webhook_targets = webhook_targets or TargetPolicy(allow_private=True)
@@ -121,6 +124,8 @@ class ScheduleService:
         """The task body as stored, checked as ``TaskService.create`` checks a submission."""
         profile_match(spec.device_profile, self.profiles)
         fields = spec.stored_fields()
+        if fields["model"] is not None:
+            fields["model"] = endpoint_for(fields["model"], self.models).name
         self.webhook_targets.check_url(fields["webhook_url"])
         await check_own_phone(self.personal_phones, principal, spec.personal_phone_id)
         if spec.personal_phone_id is not None:

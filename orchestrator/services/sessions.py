@@ -44,10 +44,13 @@ from device_pool.pool.personal import PersonalPhoneLeases
 from orchestrator.db import DbSession, Device, DeviceSession, DeviceState, Event, SessionState, utcnow
 from orchestrator.db.database import Database, unavailable_as_error
 from orchestrator.db.pagination import Page, newest_first, time_page
+from orchestrator.db.quotas import day_start
+from orchestrator.db.quotas import refusal as quota_refusal
 from orchestrator.errors import (
     DatabaseUnavailable,
     InvalidTransition,
     NoLiveDevice,
+    QuotaExceeded,
     SessionNotFound,
 )
 from orchestrator.profiles import profile_match
@@ -113,6 +116,13 @@ class SessionView:
     device: Device | None
 
 
+def _quota_retry_after_s(over: str, now: dt.datetime) -> float:
+    """When to ask again: the next UTC day for the daily phone-minutes, a little while otherwise."""
+    if over.startswith("max_phone_minutes_per_day"):
+        return (day_start(now) + dt.timedelta(days=1) - now).total_seconds()
+    return 10.0
+
+
 class SessionService:
     """Sessions for one tenant at a time, and the expiry sweep across tenants (``expire_due``)."""
 
@@ -125,8 +135,10 @@ class SessionService:
         lease_grace_s: float = LEASE_GRACE_S,
         personal_phones: PersonalPhoneService | None = None,
         wake_timeout_s: float = 120.0,
+        quotas: Any = None,
     ) -> None:
         self.db = db
+        self.quotas = quotas  # settings.quotas: the tenants' default limits (orchestrator/db/quotas.py)
         self.leases = leases
         self.profiles = dict(profiles or {})
         self.lease_grace_s = lease_grace_s
@@ -146,7 +158,15 @@ class SessionService:
             # Past the wait too, so the sweeper cannot expire a session still waiting for its phone.
             expires_at=now + dt.timedelta(seconds=spec.ttl_s + spec.wait_s),
         )  # fmt: skip
-        async with self.db.transaction() as db_session:
+        async with self.db.transaction(write=True) as db_session:
+            # In the inserting transaction (the tenant's row locked): two sessions racing for the
+            # last phone of a quota are counted one after the other.
+            over = await quota_refusal(db_session, principal.tenant_id, self.quotas, "session")
+            if over is not None:
+                raise QuotaExceeded(
+                    f"{over}; close a session or let a task end first",
+                    retry_after_s=_quota_retry_after_s(over, now),
+                )
             db_session.add(row)
         holder = session_holder(row.id)
         try:

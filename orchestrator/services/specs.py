@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -23,13 +23,17 @@ from pydantic import (
     model_validator,
 )
 
+from device_pool.driver.apps import is_package_name
 from orchestrator.settings import PROFILE_NAME_PATTERN
 
 __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_METADATA_BYTES",
     "MAX_PROFILE_BYTES",
+    "MAX_SUBGOALS",
     "MAX_TRIES",
+    "ON_STEP_FAILURE",
+    "AllowedApps",
     "ProfileName",
     "TaskSpec",
     "plain_text",
@@ -39,6 +43,10 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_PROFILE_BYTES = 4 * 1024
 MAX_JSON_DEPTH = 32
 MAX_TRIES = 5  # a task's max_tries at most: each try may use max_steps steps
+MAX_SUBGOALS = 10  # a chain's subgoals at most: each is a new agent run (with all of max_steps)
+MAX_SUBGOAL_CHARS = 500
+# What a failed subgoal does: end the chain, or ask the person (retry / skip / cancel).
+ON_STEP_FAILURE = ("stop", "ask")
 
 MAX_URL_CHARS = 2048  # tasks.webhook_url is VARCHAR(2048)
 
@@ -102,6 +110,32 @@ def _json_size(value: Any, limit: int) -> None:
         raise ValueError(f"is {size} bytes as JSON; at most {limit} bytes are allowed")
 
 
+MAX_ALLOWED_APPS = 100
+
+
+def _package_names(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    for name in value:
+        if not is_package_name(name):
+            raise ValueError(f"{name!r} is not a package name (like com.android.settings)")
+    return list(dict.fromkeys(value))  # each once, in the order given
+
+
+# The apps a task, schedule or personal phone allows (docs/security.md, "App allowlist").
+AllowedApps = Annotated[
+    list[Annotated[str, StringConstraints(min_length=3, max_length=255)]] | None,
+    Field(
+        default=None,
+        max_length=MAX_ALLOWED_APPS,
+        description="Package names of the only apps the agent may use (the launcher and system UI are "
+        "always allowed); null: any app. A Launch of another app is refused; reaching one another way "
+        "pauses the task with a question.",
+    ),
+    AfterValidator(_package_names),
+]
+
+
 class TaskSpec(BaseModel):
     """A task submission (``POST /api/v1/tasks``)."""
 
@@ -125,9 +159,26 @@ class TaskSpec(BaseModel):
         "again on the same phone from the current screen, told what went wrong. null: the server's "
         "default (tasks.default_max_tries, 1 unless set).",
     )
+    subgoals: list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_SUBGOAL_CHARS)]] | None = (
+        Field(
+            default=None,
+            min_length=1,
+            max_length=MAX_SUBGOALS,
+            description="A task chain: parts of the task in plain language, run one after another on the "
+            "same phone, each a new agent run with the instruction as context; each gets its own status, "
+            "steps and result (1–10, each 1–500 characters). null: no chain.",
+        )
+    )
+    on_step_failure: Literal["stop", "ask"] | None = Field(
+        default=None,
+        description="What a failed subgoal does: stop (the chain ends, the task fails) or ask (the task "
+        "waits for the person's reply: retry, skip or cancel). Only with subgoals; null: stop.",
+    )
     timeout_s: int = Field(default=600, ge=10, le=3600, description="Wall-clock budget in seconds.")
     model: str | None = Field(
-        default=None, min_length=1, max_length=200, description="Model name; default: the server's."
+        default=None, min_length=1, max_length=200,
+        description="The model endpoint's name (GET /api/v1/models); null: the first, the server's default. "
+        "An endpoint's served model name is accepted for it; any other name answers 422.",
     )
     webhook_url: WebhookUrl | None = Field(default=None, description="http(s) URL told about every event.")
     metadata: dict[str, Any] = Field(
@@ -144,12 +195,24 @@ class TaskSpec(BaseModel):
         description="Run on your personal phone (woken if asleep; its data is kept after the task). "
         "Not with device_profile: the phone has its own.",
     )
+    allowed_apps: AllowedApps = None
 
     @model_validator(mode="after")
     def _one_shape(self) -> TaskSpec:
         if self.personal_phone_id is not None and self.device_profile is not None:
             raise ValueError("personal_phone_id and device_profile are exclusive: a personal phone has its own shape")
+        if self.on_step_failure is not None and self.subgoals is None:
+            raise ValueError("on_step_failure needs subgoals: it says what a failed subgoal does")
         return self
+
+    @field_validator("subgoals", mode="after")
+    @classmethod
+    def _subgoals(cls, value: list[str] | None) -> list[str] | None:
+        for goal in value or ():
+            plain_text(goal)
+            if not goal.strip():
+                raise ValueError("a subgoal must not be blank")
+        return value
 
     @field_validator("instruction", mode="after")
     @classmethod
@@ -184,10 +247,13 @@ class TaskSpec(BaseModel):
             "device_profile": self.device_profile,
             "max_steps": self.max_steps,
             "max_tries": self.max_tries,
+            "subgoals": self.subgoals,
+            "on_step_failure": None if self.subgoals is None else (self.on_step_failure or "stop"),
             "timeout_s": self.timeout_s,
             "model": self.model,
             "webhook_url": None if self.webhook_url is None else str(self.webhook_url),
             "metadata": self.metadata,
             "retry_after_acting": self.retry_after_acting,
             "personal_phone_id": self.personal_phone_id,
+            "allowed_apps": self.allowed_apps,
         }

@@ -31,7 +31,15 @@ Run by ``phonefleet pool`` every few seconds. One ``sweep()``:
    re-claims it. ``run`` makes this pass every ``lost_interval_s`` (a fraction of
    ``stale_after_s``), the whole sweep every ``interval_s``: its queries are index scans on the
    task's status and heartbeat, then on the few stale tasks' events.
-3. **Expired sessions** (when given a ``SessionService``): active sessions past ``expires_at`` are
+3. **Quota waits.** A task its worker's claim left ``queued`` with ``waiting.kind = quota`` (its
+   tenant was at a limit, ``orchestrator/db/quotas.py``) is not a lost message: pass 1 leaves it
+   alone. Each sweep asks, per tenant with such tasks, how many it may start now (``task_room``)
+   and sends that many of them again, oldest first, ``waiting`` back to ``queued`` before the send
+   (so a failed send is pass 1's to repeat), less those it sent already that no worker claimed
+   yet; tenant by tenant, so one tenant's backlog never hides another's waiting task. ``run``
+   makes this pass on every tick, as pass 2. The claim checks the limits again, so a room read
+   stale costs one more wait, never a task over the limit.
+4. **Expired sessions** (when given a ``SessionService``): active sessions past ``expires_at`` are
    marked ``expired`` and their phones released (``SessionService.expire_due``).
 """
 
@@ -49,6 +57,7 @@ from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select, upd
 from device_pool.pool import RELEASED, Signal, end_leases_held_by
 from orchestrator.db import HELD_TASK_STATUSES, WORKER_LOST, Event, Task, TaskStatus, WaitingKind, utcnow
 from orchestrator.db.database import Database
+from orchestrator.db.quotas import task_room
 from orchestrator.errors import BrokerUnavailable, DatabaseUnavailable
 from orchestrator.queue import TaskQueue
 from orchestrator.services.waiting import QUEUED_MESSAGE, set_queued_waiting
@@ -61,6 +70,7 @@ __all__ = ["REQUEUED", "SweepReport", "TaskSweeper"]
 logger = logging.getLogger(__name__)
 
 REQUEUED = "task.requeued"
+QUOTA_ROOM_MESSAGE = "its tenant has room again; waiting for a worker to claim it"
 
 
 @dataclass
@@ -89,8 +99,10 @@ class TaskSweeper:
         sessions: SessionService | None = None,
         max_horizon_s: float = 3600.0,
         signal: Signal | None = None,
+        quotas: Any = None,
     ) -> None:
         self.db = db
+        self.quotas = quotas  # settings.quotas: the tenants' default limits
         self.signal = signal  # told when a lost run's lease ends (wakes the pool manager to reset)
         self.sessions = sessions
         self.queue = queue
@@ -121,6 +133,11 @@ class TaskSweeper:
                         # A re-queued task's delayed message is not lost before its retry is due.
                         or_(Task.retry_at.is_(None), Task.retry_at < grace_before),
                         backed_off,
+                        # A task held back by its tenant's quota waits for room (sweep_quota), not a re-send.
+                        or_(
+                            Task.waiting.is_(None),
+                            Task.waiting["kind"].as_string() != WaitingKind.QUOTA.value,
+                        ),
                     )
                     .order_by(Task.created_at)
                     .limit(self.batch)
@@ -133,6 +150,7 @@ class TaskSweeper:
             elif await self._requeue(row, {"from": TaskStatus.QUEUED.value}):
                 report.requeued.append(row.id)
         await self.sweep_lost(report, now)
+        await self.sweep_quota(report)
         if self.sessions is not None:
             report.expired_sessions = await self.sessions.expire_due(now=now, limit=self.batch)
         return report
@@ -181,6 +199,50 @@ class TaskSweeper:
                 report.requeued.append(row.id)
         if report.requeued or report.failed:
             logger.info("sweep done", extra={"requeued": len(report.requeued), "failed": len(report.failed)})
+        return report
+
+    async def sweep_quota(self, report: SweepReport | None = None) -> SweepReport:
+        """The quota part of a sweep (see the module docstring): tasks sent again land in ``report.requeued``.
+
+        Tenant by tenant, so one tenant's backlog never hides another's waiting task; a tenant's
+        room is less the tasks already sent again and not yet claimed (no re-send churn)."""
+        report = SweepReport() if report is None else report
+        queued = Task.status == TaskStatus.QUEUED
+        quota_wait = Task.waiting["kind"].as_string() == WaitingKind.QUOTA.value
+        sent_again = Task.waiting["message"].as_string() == QUOTA_ROOM_MESSAGE
+        due: list[Any] = []
+        async with self.db.transaction() as db_session:
+            tenants = (
+                await db_session.scalars(
+                    select(Task.tenant_id).where(queued, quota_wait).distinct().limit(self.batch)
+                )
+            ).all()
+            for tenant in tenants:
+                room = await task_room(db_session, tenant, self.quotas)
+                if room is not None:
+                    pending = await db_session.scalar(
+                        select(func.count()).where(Task.tenant_id == tenant, queued, sent_again)
+                    )
+                    room = min(self.batch, room - (pending or 0))
+                    if room <= 0:
+                        continue
+                rows = await db_session.execute(
+                    select(Task.id, Task.tenant_id, Task.device_profile)
+                    .where(Task.tenant_id == tenant, queued, quota_wait)
+                    .order_by(Task.created_at)
+                    .limit(self.batch if room is None else room)
+                )
+                due.extend(rows.all())
+        for row in due:
+            async with self.db.transaction(write=True) as db_session:
+                moved = await set_queued_waiting(
+                    db_session, row.tenant_id, row.id, WaitingKind.QUEUED, QUOTA_ROOM_MESSAGE,
+                    only_if=WaitingKind.QUOTA,
+                )  # fmt: skip
+            if moved is not None and await self._requeue(
+                row, {"from": TaskStatus.QUEUED.value, "reason": "quota"}
+            ):
+                report.requeued.append(row.id)
         return report
 
     def horizon_s(self, resends: int | None) -> float:
@@ -307,6 +369,7 @@ class TaskSweeper:
                     await self.sweep()
                 else:
                     await self.sweep_lost()
+                    await self.sweep_quota()  # a freed slot is used within a tick, not a whole interval
             except DatabaseUnavailable as exc:
                 logger.warning("sweep skipped: %s", exc)
             except Exception:

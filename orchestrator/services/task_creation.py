@@ -19,7 +19,7 @@ from orchestrator.notifier import PAYLOAD, EventSignal
 from orchestrator.queue import TaskQueue
 from orchestrator.services.waiting import QUEUED_MESSAGE, record_broker_unavailable
 
-__all__ = ["CREATE_STATEMENT", "create_params", "created_event", "enqueue_created", "new_task"]
+__all__ = ["CREATE_STATEMENT", "chain_of", "create_params", "created_event", "enqueue_created", "new_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,9 @@ def new_task(
         max_steps=fields["max_steps"],
         # A schedule's stored body may leave it out (null, or made before tries): one try.
         max_tries=fields.get("max_tries") or 1,
+        # A chain's subgoals as the task shows them (a stored body made before chains has none).
+        subgoals=chain_of(fields.get("subgoals")),
+        on_step_failure=fields.get("on_step_failure") if fields.get("subgoals") else None,
         timeout_s=fields["timeout_s"],
         model=fields["model"],
         webhook_url=fields["webhook_url"],
@@ -55,12 +58,22 @@ def new_task(
         retry_after_acting=fields["retry_after_acting"],
         # A schedule's stored body has it as text, or lacks it (made before personal phones).
         personal_phone_id=_uuid(fields.get("personal_phone_id")),
+        allowed_apps=fields.get("allowed_apps"),  # absent from a schedule's body made before allowlists
         attempts=0,
         # Written with the row: the answer says why it waits at no extra cost (control-plane.md).
         waiting=waiting(WaitingKind.QUEUED, QUEUED_MESSAGE, created_at),
         schedule_id=schedule_id,
         due_at=due_at,
+        eval_id=_uuid(fields.get("eval_id")),
+        evaluation=fields.get("evaluation"),
     )
+
+
+def chain_of(goals: list[str] | None) -> list[dict[str, Any]] | None:
+    """A new task's chain: each subgoal ``pending``, in order (the worker moves them on)."""
+    if not goals:
+        return None
+    return [{"index": i, "goal": goal, "status": "pending"} for i, goal in enumerate(goals)]
 
 
 def _uuid(value: uuid.UUID | str | None) -> uuid.UUID | None:
@@ -109,8 +122,8 @@ _INSERTED = tuple(
     (attr, Task.__mapper__.attrs[attr].columns[0].name)
     for attr in (
         "id", "created_at", "tenant_id", "created_by", "status", "idempotency_key", "instruction",
-        "device_profile", "max_steps", "max_tries", "timeout_s", "model", "webhook_url", "metadata_", "attempts",
-        "waiting", "retry_after_acting", "personal_phone_id",
+        "device_profile", "max_steps", "max_tries", "subgoals", "on_step_failure", "timeout_s", "model",
+        "webhook_url", "metadata_", "attempts", "waiting", "retry_after_acting", "personal_phone_id", "allowed_apps",
     )
 )  # fmt: skip
 

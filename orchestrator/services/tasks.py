@@ -23,7 +23,8 @@ from orchestrator.db import CANCEL_REQUESTED, DbSession, Event, Task, TaskStatus
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.db.steps import HAND_BACK, USER, insert_step
-from orchestrator.errors import IdempotencyConflict, InvalidTransition, TaskNotFound
+from orchestrator.errors import IdempotencyConflict, InvalidAnswer, InvalidTransition, TaskNotFound
+from orchestrator.model_endpoints import endpoint_for
 from orchestrator.notifier import EventSignal
 from orchestrator.profiles import profile_match
 from orchestrator.queue import TaskQueue
@@ -39,6 +40,7 @@ from orchestrator.services.task_creation import (
     new_task,
 )
 from orchestrator.services.webhook_targets import TargetPolicy
+from orchestrator.settings import ModelSettings
 
 __all__ = ["TaskService", "load_task"]
 
@@ -54,7 +56,7 @@ _REQUESTS = (CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, QUESTION)
 # What a replayed Idempotency-Key must match: the request's fields as stored on the task.
 _SPEC_FIELDS = (
     "instruction", "device_profile", "max_steps", "max_tries", "timeout_s", "model", "webhook_url", "metadata",
-    "retry_after_acting", "personal_phone_id",
+    "retry_after_acting", "personal_phone_id", "subgoals", "on_step_failure",
 )  # fmt: skip
 
 
@@ -70,6 +72,8 @@ def _stored_spec(task: Task) -> dict[str, Any]:
         "metadata": task.metadata_,
         "retry_after_acting": task.retry_after_acting,
         "personal_phone_id": task.personal_phone_id,
+        "subgoals": None if task.subgoals is None else [part["goal"] for part in task.subgoals],
+        "on_step_failure": task.on_step_failure,
     }
 
 
@@ -87,8 +91,10 @@ class TaskService:
         webhook_targets: TargetPolicy | None = None,
         personal_phones: PersonalPhoneService | None = None,
         default_max_tries: int = 1,
+        models: ModelSettings | None = None,
     ) -> None:
         self.db = db
+        self.models = models or ModelSettings()  # the endpoints a task's ``model`` may name
         self.personal_phones = personal_phones  # checks a task's personal_phone_id is the caller's
         self.queue = queue
         self.limiter = limiter
@@ -113,6 +119,7 @@ class TaskService:
         """Submit a task; returns (task, created). A replayed key returns the original, created=False.
 
         Raises ``RateLimited``, ``UnknownDeviceProfile`` (a profile name not configured),
+        ``UnknownModelEndpoint`` (a ``model`` that names no endpoint),
         ``PersonalPhoneNotFound`` (a personal phone that is not the caller's),
         ``WebhookTargetRefused`` (a private address where only public ones are allowed) and
         ``IdempotencyConflict`` (same key, different request). A broker failure after the commit is
@@ -122,6 +129,8 @@ class TaskService:
         profile_match(spec.device_profile, self.profiles)  # a name must exist; the worker resolves it
         await check_own_phone(self.personal_phones, principal, spec.personal_phone_id)
         fields = spec.stored_fields()
+        if fields["model"] is not None:  # an endpoint's name is kept, whichever way it was named
+            fields["model"] = endpoint_for(fields["model"], self.models).name
         if fields["max_tries"] is None:
             fields["max_tries"] = self.default_max_tries
         self.webhook_targets.check_url(fields["webhook_url"])
@@ -278,7 +287,17 @@ class TaskService:
         async with self._write() as db_session:
             task = await load_task(db_session, principal, task_id, for_update=True)
             self._require(task, "reply", (TaskStatus.WAITING_FOR_USER,))
-            await self._require_pending(db_session, task, "reply", QUESTION)
+            question = await self._require_pending(db_session, task, "reply", QUESTION)
+            choices = (question.payload or {}).get("choices")
+            if choices:
+                # A question with choices (a chain's failed subgoal) takes one of them, in any case.
+                chosen = answer.strip().lower()
+                if chosen not in choices:
+                    raise InvalidAnswer(
+                        f"answer one of {', '.join(choices)} (got {answer[:80]!r})",
+                        context={"choices": list(choices)},
+                    )
+                answer = chosen
             db_session.add(_event(task, REPLY, {"answer": answer}))
             return task
 
@@ -293,11 +312,11 @@ class TaskService:
             )
 
     @staticmethod
-    async def _require_pending(db_session: DbSession, task: Task, verb: str, request: str) -> None:
-        """The agent's latest request must be ``request`` and still unanswered, else 409."""
+    async def _require_pending(db_session: DbSession, task: Task, verb: str, request: str) -> Event:
+        """The agent's latest request must be ``request`` and still unanswered, else 409; returns it."""
         latest = await _latest_event(db_session, task, _EXCHANGE_EVENTS)
         if latest is not None and latest.type == request:
-            return
+            return latest
         if latest is not None and latest.type in _REQUESTS:
             why = f"the agent is waiting for an answer to {latest.type}, not {request}"
         elif latest is not None:

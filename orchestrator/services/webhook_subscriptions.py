@@ -15,11 +15,11 @@ import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
-from orchestrator.db import DbSession, WebhookSubscription, utcnow
+from orchestrator.db import DbSession, Tenant, WebhookSubscription, utcnow
 from orchestrator.db.database import Database
-from orchestrator.errors import WebhookSubscriptionNotFound
+from orchestrator.errors import LimitReached, WebhookSubscriptionNotFound
 from orchestrator.services.auth import Principal
 from orchestrator.services.specs import WebhookUrl
 from orchestrator.services.webhook_targets import TargetPolicy
@@ -30,6 +30,7 @@ __all__ = ["SUBSCRIBABLE_EVENTS", "SubscriptionService", "SubscriptionSpec", "ne
 SUBSCRIBABLE_EVENTS = (
     "task.created", "task.status", "task.step", "task.cancel_requested", "task.confirmation_requested",
     "task.takeover_requested", "task.question", "task.waiting", "task.retrying", "task.try_started",
+    "task.subgoal",
 )  # fmt: skip
 _SECRET_PREFIX = "whsec_"
 
@@ -63,13 +64,17 @@ class SubscriptionSpec(BaseModel):
 class SubscriptionService:
     """The caller's tenant's subscriptions; secrets are only returned by ``create`` and ``rotate_secret``."""
 
-    def __init__(self, db: Database, *, webhook_targets: TargetPolicy | None = None) -> None:
+    def __init__(
+        self, db: Database, *, webhook_targets: TargetPolicy | None = None, max_per_tenant: int = 10
+    ) -> None:
         self.db = db
         self.webhook_targets = webhook_targets or TargetPolicy(allow_private=True)
+        self.max_per_tenant = max_per_tenant  # settings.webhooks.max_subscriptions_per_tenant
 
     async def create(self, principal: Principal, spec: SubscriptionSpec) -> tuple[WebhookSubscription, str]:
         """A new subscription and its secret; raises ``WebhookTargetRefused`` (a private address
-        where only public ones are allowed)."""
+        where only public ones are allowed) and ``LimitReached`` (the tenant has
+        ``webhooks.max_subscriptions_per_tenant``)."""
         url = str(spec.url)
         self.webhook_targets.check_url(url)
         secret = new_secret()
@@ -78,6 +83,21 @@ class SubscriptionService:
             events=spec.events, secret=secret,
         )  # fmt: skip
         async with self.db.transaction(write=True) as db_session:
+            # The tenant's row, locked: two creations at once cannot both pass the limit.
+            await db_session.scalar(
+                select(Tenant.id).where(Tenant.id == principal.tenant_id).with_for_update()
+            )
+            count = await db_session.scalar(
+                select(func.count())
+                .select_from(WebhookSubscription)
+                .where(WebhookSubscription.tenant_id == principal.tenant_id)
+            )
+            if (count or 0) >= self.max_per_tenant:
+                raise LimitReached(
+                    f"your tenant has {count} webhook subscriptions, the most it may have "
+                    f"(webhooks.max_subscriptions_per_tenant = {self.max_per_tenant}); delete one first",
+                    context={"limit": self.max_per_tenant},
+                )
             db_session.add(row)
         return row, secret
 

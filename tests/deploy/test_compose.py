@@ -115,3 +115,22 @@ def test_docker_compose_config_renders_both_profiles() -> None:
     assert "vllm" not in default["services"] and "reference-model" not in default["services"]
     missing = run_compose_config({k: v for k, v in SECRETS.items() if k != "LOGIN_SECRET"})
     assert missing.returncode != 0 and "LOGIN_SECRET" in missing.stderr
+
+
+def test_api_worker_and_pool_share_the_data_and_personal_phones_folders() -> None:
+    """Screenshots (workers write, the API serves, the pool's reaper removes) and personal phones'
+    data (the pool keeps and removes it, the API exports and imports it): one volume, one path."""
+    services = compose_document({**SECRETS, "STORAGE_ENCRYPTION_KEY": "k-7f3a9c", "RETENTION_DAYS": "30"})[
+        "services"
+    ]
+    seen = set()
+    for name in ("api", "worker", "pool"):
+        settings = settings_from_env(services[name]["environment"])
+        assert "appdata:/var/lib/phonefleet" in services[name]["volumes"]
+        assert settings.personal_phones.data_dir.is_relative_to("/var/lib/phonefleet")
+        assert settings.storage.encryption_key.get_secret_value() == "k-7f3a9c"
+        assert settings.storage.retention_days == 30
+        seen.add((settings.data_dir, settings.personal_phones.data_dir))
+    assert len(seen) == 1
+    unset = settings_from_env(compose_document(SECRETS)["services"]["pool"]["environment"])
+    assert (unset.storage.encryption_key, unset.storage.retention_days) == (None, None)  # "" means off

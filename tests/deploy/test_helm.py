@@ -151,3 +151,25 @@ def test_chart_refuses_missing_values_with_a_message(render: Any) -> None:
         render({k: v for k, v in VALUES.items() if k != "database"})
     with pytest.raises(HelmError, match=r"autoscaling\.mode"):
         render({**VALUES, "autoscaling": {"mode": "cpu"}})
+
+
+def test_chart_shares_the_data_volume_with_the_pool_and_sets_storage(render: Any) -> None:
+    """The pool mounts the data volume the API and workers share (its reaper removes screenshots
+    there; personal phones' data folders live there), at the same path and with the same settings."""
+    values = {**VALUES, "storage": {"encryptionKey": "k-7f3a9c", "retentionDays": 30}}
+    objects = by_kind(render(values))
+    secret = objects[("Secret", "pf-phonefleet-secrets")]["stringData"]
+    seen = set()
+    for kind, name in (("Deployment", "api"), ("Deployment", "worker"), ("DaemonSet", "pool")):
+        manifest = objects[(kind, f"pf-phonefleet-{name}")]
+        spec = manifest["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts["data"] == "/var/lib/phonefleet", name
+        (data,) = [v for v in spec["volumes"] if v["name"] == "data"]
+        assert data["persistentVolumeClaim"]["claimName"] == "pf-phonefleet-data"
+        settings = settings_from_env(container_env(manifest, secret))
+        assert settings.storage.encryption_key.get_secret_value() == "k-7f3a9c"
+        assert settings.storage.retention_days == 30
+        seen.add((settings.data_dir, settings.personal_phones.data_dir))
+    assert seen == {(Path("/var/lib/phonefleet"), Path("/var/lib/phonefleet/personal-phones"))}

@@ -13,6 +13,7 @@ from PIL import Image
 from orchestrator.async_client import AsyncPhoneFleetClient
 from orchestrator.client import PhoneFleetAPIError
 from tests.aio import run
+from tests.databases import read_device_serial
 
 # Reused, not copied: the device API's fixture (an API with a pool of one virtual phone).
 from tests.orchestrator.api.test_device_api import PhoneApi, make_sim_provider, phone_api  # noqa: F401
@@ -30,7 +31,7 @@ def test_a_session_and_its_phone_through_the_async_client(phone_api: PhoneApi) -
             assert device["state"] == "idle"
             session = await pf.start_session(ttl_s=120)
             sid = session["id"]
-            serial = session["device"]["serial"]
+            serial = await read_device_serial(phone_api.api.db_url, session["device"]["id"])
             assert [s["id"] async for s in pf.sessions(state="active")] == [sid]
 
             shot = await pf.screenshot_response(sid, format="jpeg", scale=0.25)

@@ -203,3 +203,28 @@ def test_a_schedule_whose_runs_keep_failing_says_so_and_pauses_itself(url: str, 
     (paused,) = [e for e in events if e.type == PAUSED]
     assert paused.payload["reason"] == "failures" and paused.payload["schedule_id"] == str(schedule.id)
     assert run(_tick(url, queue, due + 400 * S, settings)) == [], "paused by itself: no more runs"
+
+
+def test_a_schedule_with_subgoals_makes_runs_that_are_chains(url: str, queue: TaskQueue) -> None:
+    principal = run(make_principal(url))
+    task = {"instruction": "Order the groceries", "subgoals": ["Open the shop", "Pay"], "on_step_failure": "ask"}
+    schedule = run(make_schedule(url, principal, task=task))
+    assert schedule.task["subgoals"] == ["Open the shop", "Pay"]
+    run(_tick(url, queue, schedule.next_due_at + S))
+    (made,) = run(runs_of(url, schedule.id))
+    assert made.subgoals == [
+        {"index": 0, "goal": "Open the shop", "status": "pending"},
+        {"index": 1, "goal": "Pay", "status": "pending"},
+    ]
+    assert made.on_step_failure == "ask"
+
+
+def test_a_schedules_allowed_apps_go_with_each_run(url: str, queue: TaskQueue) -> None:
+    principal = run(make_principal(url))
+    apps = ["com.android.settings"]
+    body = {"instruction": "Turn on Wi-Fi", "allowed_apps": apps}
+    schedule = run(make_schedule(url, principal, interval_s=20, task=body))
+    assert schedule.task["allowed_apps"] == apps
+    run(_tick(url, queue, schedule.next_due_at + S))
+    (task,) = run(runs_of(url, schedule.id))
+    assert task.allowed_apps == apps  # the run is held to the schedule's apps (docs/security.md)

@@ -21,7 +21,7 @@ from tests.aio import run
 from tests.conftest import REDIS_URL
 from tests.databases import emptied, migrate_to_head, open_sessions, throwaway_postgres
 from tests.orchestrator.conftest import decode_celery_message
-from tests.orchestrator.factories import in_seconds, make_device, make_task
+from tests.orchestrator.factories import in_seconds, make_device, make_task, make_tenant
 
 STALE_S = 60.0
 # TaskSweeper's max_attempts (tasks.max_infra_attempts' default): a stale task with as many is failed.
@@ -327,3 +327,42 @@ def test_a_lost_workers_lease_is_ended_for_a_reset_and_a_live_ones_kept(url: str
             await engine.dispose()
 
     run(body())
+
+
+async def _quota_fleet(url: str) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """A tenant at max_concurrent_tasks = 1: a running task, and two older ones waiting for the quota."""
+    async with open_sessions(url) as sessions, sessions() as session, session.begin():
+        tenant = await make_tenant(session, limits={"max_concurrent_tasks": 1})
+        running = await make_task(session, tenant, status=TaskStatus.RUNNING, worker_id="w-1",
+                                  claimed_at=in_seconds(-5), heartbeat_at=in_seconds(0))  # fmt: skip
+        held = waiting(
+            WaitingKind.QUOTA, "max_concurrent_tasks: the tenant runs 1 tasks of 1", in_seconds(-100)
+        )
+        first = await make_task(session, tenant, created_at=in_seconds(-120), waiting=held)
+        second = await make_task(session, tenant, created_at=in_seconds(-110), waiting=held)
+        return running.id, first.id, second.id
+
+
+def test_a_task_waiting_for_its_quota_is_sent_again_only_when_its_tenant_has_room(
+    url: str, queue: TaskQueue, redis_prefix: str
+) -> None:
+    running, first, second = run(_quota_fleet(url))
+    report = run(_sweep(url, queue))
+    assert report.requeued == [] and _messages(redis_prefix) == []  # no lost message: a wait for room
+    assert run(_state(url, first))[0].waiting["kind"] == WaitingKind.QUOTA
+
+    async def end_running() -> None:
+        async with open_sessions(url) as sessions, sessions() as session, session.begin():
+            await session.execute(update(Task).where(Task.id == running).values(status=TaskStatus.SUCCEEDED))
+
+    run(end_running())
+    report = run(_sweep(url, queue))
+    assert report.requeued == [first]  # room for one: the oldest
+    [message] = _messages(redis_prefix)
+    assert message["args"] == [str(first)]
+    task, events = run(_state(url, first))
+    assert task.status == TaskStatus.QUEUED and task.waiting["kind"] == WaitingKind.QUEUED
+    assert [e.type for e in events] == ["task.waiting", REQUEUED]
+    assert run(_state(url, second))[0].waiting["kind"] == WaitingKind.QUOTA
+    # The room is the first's until a worker claims it: the next sweep sends nothing more.
+    assert run(_sweep(url, queue)).requeued == [] and len(_messages(redis_prefix)) == 1

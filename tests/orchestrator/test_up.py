@@ -23,6 +23,8 @@ from tests.conditions import port_open, reserved_ports, wait_until
 from tests.orchestrator.live.peer import watch_once
 from tests.processes import REPO, adb_binary, stop_process
 
+TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
+
 
 def test_up_runs_the_whole_product_on_sqlite_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     # The API and the model on ports the OS chooses (port 0); adb and the pool's phones take numbers,
@@ -46,7 +48,9 @@ def run_up(tmp_path: Path, adb_port: int, phone_port: int) -> None:
     )
     (tmp_path / "home").mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "up", "--adb-port", str(adb_port), "--concurrency", "1"],
+        # One more reference model, as the endpoint "tars" speaking UI-TARS (how an eval registers "scripted").
+        [sys.executable, "-m", "orchestrator.cli", "up", "--adb-port", str(adb_port), "--concurrency", "1",
+         "--reference-endpoint", "tars,family=ui-tars"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     lines: list[str] = []
@@ -85,6 +89,24 @@ def run_up(tmp_path: Path, adb_port: int, phone_port: int) -> None:
         steps = api.get(f"/api/v1/tasks/{task_id}/steps").json()
         assert steps["items"], steps
 
+        # The endpoints up defined: a task naming "tars" runs on it, in UI-TARS's own words.
+        models = api.get("/api/v1/models").json()["items"]
+        assert [(m["name"], m["family"]) for m in models] == [("default", "autoglm"), ("tars", "ui-tars")], (
+            models
+        )
+        tars_port = read_port_file(data / "logs" / "reference-model-tars.port")
+        task = api.post(
+            "/api/v1/tasks", json={"instruction": "Open Settings", "model": "tars", "timeout_s": 120}
+        )
+        assert task.status_code == 202, task.text
+        done = wait_until(
+            lambda: (t := api.get(f"/api/v1/tasks/{task.json()['id']}").json())["status"] in TERMINAL and t,
+            timeout=150, what="the task on the endpoint tars ends",
+        )  # fmt: skip
+        assert done["status"] == "succeeded", done
+        tars_steps = api.get(f"/api/v1/tasks/{done['id']}/steps").json()["items"]
+        assert tars_steps[0]["action_text"].startswith("open_app(app_name="), tars_steps
+
         # A Python viewer (aiortc, in this process) of the phone, idle and still again after its reset.
         device_id = wait_until(
             lambda: next((d["id"] for d in api.get("/api/v1/devices").json()["items"] if d["state"] == "idle"), None),
@@ -99,7 +121,7 @@ def run_up(tmp_path: Path, adb_port: int, phone_port: int) -> None:
         _swap_in_an_adb_daemon(data, adb_port, env)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=90) == 0, "".join(lines)
-        for port in (api_port, model_port, phone_port, adb_port):
+        for port in (api_port, model_port, tars_port, phone_port, adb_port):
             assert not port_open("127.0.0.1", port), f"port {port} still open after Ctrl-C"
         # Nothing up started runs on: every child (and theirs) inherited up's data directory.
         wait_until(lambda: not _started_by(data), timeout=10, what="every process up started gone")

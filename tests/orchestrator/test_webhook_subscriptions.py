@@ -187,3 +187,20 @@ def test_a_rotated_secret_signs_the_next_posts_and_a_deleted_subscription_gets_n
 
 async def _settled_at(box: Inbox, path: str) -> bool:
     return bool(box.at(path))
+
+
+def test_a_tenant_has_at_most_its_cap_of_subscriptions(api: Api) -> None:
+    admin = api.caller(role=UserRole.ADMIN)
+    other = api.caller(role=UserRole.ADMIN)
+    most = api.settings.webhooks.max_subscriptions_per_tenant  # 10 unless set
+    body = {"url": "https://hooks.example.com/pf", "events": ["task.status"]}
+    made = [admin.http.post(SUB, json=body) for _ in range(most)]
+    assert [r.status_code for r in made] == [201] * most, made[-1].text
+    refused = admin.http.post(SUB, json=body)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"] == "limit_reached", refused.text
+    assert f"webhooks.max_subscriptions_per_tenant = {most}" in refused.json()["message"], refused.text
+    assert other.http.post(SUB, json=body).status_code == 201  # the cap is per tenant
+    # Deleting one makes room again.
+    assert admin.http.delete(f"{SUB}/{made[0].json()['id']}").status_code == 204
+    assert admin.http.post(SUB, json=body).status_code == 201

@@ -1,7 +1,8 @@
 """My phones in headless Chromium against the real fleet (a virtual phone, a worker, the reference
 model in its rule mode): make personal phone P on the page, Open it (a session on P: the live
 view), log in to the Bank by hand through the live view, close the session; then New task on this
-phone finds the Bank still logged in (nobody is asked), and the task is listed on P's card; rename
+phone finds the Bank still logged in (nobody is asked), and the task is listed on P's card, its last
+screen as P's thumbnail; rename
 P, and delete it with its name typed (a wrong name is refused)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 
 from device_pool.driver import AdbDevice
 from tests.aio import run, until
+from tests.databases import read_device_serial
 from tests.processes import start_reference_model
 from tests.ui import Node, find, wait_for_foreground
 from tests.web.browser import S, Tab, chromium, expect
@@ -58,7 +60,7 @@ def test_make_open_log_in_by_hand_task_rename_and_delete(web_fleet: WebFleet, ar
             session = fleet.http.get(f"/api/v1/sessions/{session_id}").json()
             assert session["personal_phone_id"] == phone_id
             device_id = session["device"]["id"]
-            phone = AdbDevice(session["device"]["serial"], adb_port=fleet.adb_port)
+            phone = AdbDevice(await read_device_serial(fleet.db_url, session["device"]["id"]), adb_port=fleet.adb_port)
             await phone.connect(timeout=15)
             await tab.wait_video_playing(timeout_s=60)
             await expect(page.locator(".phone-status")).to_have_text("You control this phone.", timeout=15 * S)
@@ -108,6 +110,12 @@ def test_make_open_log_in_by_hand_task_rename_and_delete(web_fleet: WebFleet, ar
             await expect(link.locator("[data-status]")).to_have_attribute("data-status", "succeeded", timeout=15 * S)
             await expect(link).to_contain_text(LOGIN)
             assert await link.get_attribute("href") == f"#/tasks/{task_id}"
+            # Its thumbnail: the last screen the task recorded (the Bank's balance), loaded.
+            thumb = card.locator("img.thumb-img")
+            await expect(thumb).to_be_visible(timeout=10 * S)
+            await page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=await thumb.element_handle())
+            width, height = await thumb.evaluate("(img) => [img.naturalWidth, img.naturalHeight]")
+            assert 0 < width < height  # a portrait phone's screen, decoded (served decrypted when sealed)
             await tab.shot("03-task-listed")
 
             # Rename.

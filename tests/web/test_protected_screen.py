@@ -10,6 +10,7 @@ import pytest
 
 from device_pool.driver import AdbDevice
 from tests.aio import run, until
+from tests.databases import read_device_serial
 from tests.ui import find, wait_for_foreground
 from tests.web.browser import S, Tab, chromium, expect
 from tests.web.conftest import WebFleet
@@ -33,7 +34,7 @@ def test_a_protected_login_is_explained_outlined_and_usable(web_fleet: WebFleet,
             )
             session_id = page.url.rsplit("/", 1)[1]
             session = (await until(lambda: fleet.http.get(f"/api/v1/sessions/{session_id}"), 5)).json()
-            phone = AdbDevice(session["device"]["serial"], adb_port=fleet.adb_port)
+            phone = AdbDevice(await read_device_serial(fleet.db_url, session["device"]["id"]), adb_port=fleet.adb_port)
             await phone.connect(timeout=15)
             await tab.wait_video_playing(timeout_s=60)
             await expect(page.locator(".phone-status")).to_have_text(

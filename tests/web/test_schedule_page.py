@@ -81,8 +81,10 @@ def test_schedules_page_lists_runs_and_next_due_time_pause_resume_delete(own_api
             await expect(first.locator(".runs")).to_contain_text("none yet")
             await expect(first.locator(".state [data-state]")).to_have_attribute("data-state", "active")
 
-            # A cron schedule in a time zone.
+            # A cron schedule in a time zone, whose runs are chains.
             await page.get_by_label("Task instruction").fill("Turn on Bluetooth")
+            await page.locator("#schedule-subgoals").fill("Open Settings\nTurn on Bluetooth")
+            await page.locator("#schedule-on-step-failure").select_option("ask")
             await page.get_by_label("Runs", exact=True).select_option("cron")
             await page.get_by_label("Cron").fill("0 9 * * 1-5")
             await page.get_by_label("Time zone").fill("Europe/Paris")
@@ -91,6 +93,10 @@ def test_schedules_page_lists_runs_and_next_due_time_pause_resume_delete(own_api
             cron_row = rows.filter(has_text="Turn on Bluetooth")
             await expect(cron_row).to_contain_text("0 9 * * 1-5")
             await expect(cron_row).to_contain_text("(Europe/Paris)")
+            await expect(cron_row.locator(".chain-size")).to_have_text("a chain of 2 subgoals")
+            cron_id = await cron_row.get_attribute("data-schedule-id")
+            made_task = caller.http.get(f"/api/v1/schedules/{cron_id}").json()["task"]
+            assert (made_task["subgoals"], made_task["on_step_failure"]) == (["Open Settings", "Turn on Bluetooth"], "ask")
             await tab.shot("01-schedules")
 
             # Its first run, made by a scheduler pass once due: shown with its status, linked.

@@ -10,6 +10,7 @@ import pytest
 
 from device_pool.driver import AdbDevice
 from tests.aio import run, until
+from tests.databases import read_device_serial
 from tests.ui import find, wait_for_foreground
 from tests.web.browser import S, Tab, chromium, expect
 from tests.web.conftest import WebFleet
@@ -44,7 +45,7 @@ def test_open_a_phone_use_it_by_hand_and_close_it(web_fleet: WebFleet, artifacts
             await expect(page.locator("#session-status [data-status]")).to_have_attribute("data-status", "active", timeout=20 * S)
             session_id = page.url.rsplit("/", 1)[1]
             session = (await until(lambda: fleet.http.get(f"/api/v1/sessions/{session_id}"), 5)).json()
-            phone = AdbDevice(session["device"]["serial"], adb_port=fleet.adb_port)
+            phone = AdbDevice(await read_device_serial(fleet.db_url, session["device"]["id"]), adb_port=fleet.adb_port)
             await phone.connect(timeout=15)
 
             await tab.wait_video_playing(timeout_s=60)

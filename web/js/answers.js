@@ -59,6 +59,19 @@ export class Answers {
       onSubmit: async (_value, data) => this.answered(await tasks.reply(taskId, String(data.get("answer")).trim())),
     });
 
+    // A question with choices (a task chain's failed subgoal: retry, skip or cancel): one button each.
+    this.choiceText = h("p", { class: "question" });
+    this.choiceDialog = new FormDialog({
+      name: "choice", title: "A subgoal failed",
+      body: [this.choiceText],
+      actions: [{ value: "retry", label: "Retry it", kind: "primary" }, { value: "skip", label: "Skip it" },
+        { value: "cancel-chain", label: "Cancel the task", kind: "danger" }],
+      cancelLabel: "Later",
+      safeFocus: true,
+      // "cancel" is the dialog's own close button: the task's cancel is sent under another value.
+      onSubmit: async (value) => this.answered(await tasks.reply(taskId, value === "cancel-chain" ? "cancel" : value)),
+    });
+
     this.note = h("textarea", { id: `note-${taskId}`, name: "note", maxlength: "2000", rows: "3",
       placeholder: "e.g. I logged in; go on from the inbox." });
     this.handbackDialog = new FormDialog({
@@ -101,7 +114,10 @@ export class Answers {
   sync(status) {
     const waiting = this.waitingFor(status);
     if (waiting !== "confirmation") this.confirmDialog.close();
-    if (waiting !== "question") this.questionDialog.close();
+    if (waiting !== "question") {
+      this.questionDialog.close();
+      this.choiceDialog.close();
+    }
     if (waiting === "confirmation" || waiting === "question") {
       if (!this.shown.has(this.pending.id)) {
         this.shown.add(this.pending.id);
@@ -117,6 +133,9 @@ export class Answers {
       this.confirmText.textContent = payload.message || "The agent wants to do something sensitive.";
       this.confirmAction.textContent = describeAction(payload.action, payload.element_label);
       this.confirmDialog.open();
+    } else if (waiting === "question" && Array.isArray(payload.choices)) {
+      this.choiceText.textContent = payload.question ?? "";
+      this.choiceDialog.open();
     } else if (waiting === "question") {
       this.questionText.textContent = payload.question || "Several options fit the task: which one should the agent take?";
       this.questionDialog.open();
@@ -144,6 +163,6 @@ export class Answers {
   }
 
   destroy() {
-    for (const dialog of [this.confirmDialog, this.questionDialog, this.handbackDialog, this.cancelDialog]) dialog.remove();
+    for (const dialog of [this.confirmDialog, this.questionDialog, this.choiceDialog, this.handbackDialog, this.cancelDialog]) dialog.remove();
   }
 }

@@ -111,12 +111,29 @@ export const schedules = {
   runs: (id, query) => get(`api/v1/schedules/${encodeURIComponent(id)}/runs`, query),
 };
 
+// A tenant's webhook subscriptions (admins only): the secret is in the answers of create and rotate only.
+export const webhooks = {
+  create: (fields) => post("api/v1/webhooks", fields),
+  list: () => get("api/v1/webhooks"),
+  rotate: (id) => post(`api/v1/webhooks/${encodeURIComponent(id)}/rotate-secret`),
+  remove: (id) => request("DELETE", `api/v1/webhooks/${encodeURIComponent(id)}`),
+};
+
+export const evals = {
+  list: () => get("api/v1/evals"),
+  get: (id) => get(`api/v1/evals/${encodeURIComponent(id)}`),
+};
+
 export const personalPhones = {
   create: (fields) => post("api/v1/personal-phones", fields),
   list: (query) => get("api/v1/personal-phones", query),
   get: (id) => get(`api/v1/personal-phones/${encodeURIComponent(id)}`),
   rename: (id, name) => request("PATCH", `api/v1/personal-phones/${encodeURIComponent(id)}`, { body: { name } }),
   remove: (id, confirm) => request("DELETE", `api/v1/personal-phones/${encodeURIComponent(id)}`, { query: { confirm } }),
+};
+
+export const usage = {
+  get: (query) => get("api/v1/usage", query),
 };
 
 /** WebRTC signalling: kind is "tasks", "sessions" or "devices". */

@@ -3,6 +3,7 @@
 import { auth } from "./api.js";
 import { toast } from "./dom.js";
 import * as devicesPage from "./pages/devices.js";
+import * as evalsPage from "./pages/evals.js";
 import * as loginPage from "./pages/login.js";
 import * as phonesPage from "./pages/phones.js";
 import * as schedulesPage from "./pages/schedules.js";
@@ -10,6 +11,8 @@ import * as sessionPage from "./pages/session.js";
 import * as sessionsPage from "./pages/sessions.js";
 import * as taskPage from "./pages/task.js";
 import * as tasksPage from "./pages/tasks.js";
+import * as webhooksPage from "./pages/webhooks.js";
+import * as usagePage from "./pages/usage.js";
 import { Router } from "./router.js";
 
 const ROUTES = [
@@ -17,10 +20,14 @@ const ROUTES = [
   { pattern: /^\/tasks$/, page: tasksPage, title: "Tasks", section: "tasks" },
   { pattern: /^\/tasks\/([^/]+)$/, page: taskPage, title: "Task", section: "tasks" },
   { pattern: /^\/schedules$/, page: schedulesPage, title: "Schedules", section: "schedules" },
+  { pattern: /^\/evals$/, page: evalsPage, title: "Evals", section: "evals" },
+  { pattern: /^\/evals\/([^/]+)$/, page: evalsPage, title: "Eval", section: "evals" },
   { pattern: /^\/phones$/, page: phonesPage, title: "My phones", section: "phones" },
   { pattern: /^\/devices$/, page: devicesPage, title: "Devices", section: "devices" },
   { pattern: /^\/sessions$/, page: sessionsPage, title: "Sessions", section: "sessions" },
   { pattern: /^\/sessions\/([^/]+)$/, page: sessionPage, title: "Session", section: "sessions" },
+  { pattern: /^\/webhooks$/, page: webhooksPage, title: "Webhooks", section: "webhooks" },
+  { pattern: /^\/usage$/, page: usagePage, title: "Usage", section: "usage" },
 ];
 
 const ctx = {
@@ -35,7 +42,8 @@ function showAccount() {
   const me = ctx.me;
   document.getElementById("nav").hidden = !me;
   document.getElementById("account").hidden = !me;
-  document.getElementById("who").textContent = me ? `${me.user} · ${me.tenant}${me.role === "admin" ? " (admin)" : ""}` : "";
+  document.getElementById("nav-webhooks").hidden = !["admin", "operator"].includes(me?.role); // admins manage them
+  document.getElementById("who").textContent = me ? `${me.user} · ${me.tenant}${me.role === "member" ? "" : ` (${me.role})`}` : "";
 }
 
 async function boot() {

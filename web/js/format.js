@@ -32,7 +32,7 @@ export function shortId(id) {
   return String(id ?? "").slice(0, 8);
 }
 
-/** A phone's name for people: its `name` label, else its serial (admins and sessions see it), else
+/** A phone's name for people: its `name` label, else its serial (the operator sees it), else
  * what it is ("sim phone 5d0e8f57"): never a bare id prefix. */
 export function deviceName(device) {
   if (!device) return "";

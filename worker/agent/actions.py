@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from device_pool.driver import UnknownApp
+from device_pool.grid import GRID_SIZE
 from worker.agent.errors import ActionRejected
 from worker.agent.grammar import ACTIONS, ActionModel, Purpose, in_grammar, parse_duration
 from worker.agent.results import Outcome
@@ -26,8 +27,6 @@ from worker.agent.results import Outcome
 if TYPE_CHECKING:
     from worker.agent.executor import ActionExecutor
 
-GRID_SIZE = 1000
-"""The model's grid: coordinates are integers 0..GRID_SIZE-1 on both axes, whatever the screen size."""
 
 Coord = Annotated[int, Field(ge=0, le=GRID_SIZE - 1)]
 Point = tuple[Coord, Coord]

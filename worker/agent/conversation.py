@@ -56,6 +56,10 @@ class Conversation:
             budget -= cost
         return [first, *reversed(kept)]
 
+    def kept_turns(self) -> list[_Turn]:
+        """The turns a request carries: the first, and the newest that fit the token budget."""
+        return self._kept()
+
     def messages(self, image_part: dict[str, Any] | None) -> list[dict[str, Any]]:
         """OpenAI chat messages; the image goes with the last (open) user turn."""
         out: list[dict[str, Any]] = [{"role": "system", "content": self.system}]

@@ -16,6 +16,7 @@ from typing import Protocol
 from device_pool.driver import SECRET_INPUT, TextInputUnsupported
 from device_pool.driver.ui_tree import element_at
 from device_pool.errors import DeviceError, PhoneFleetError
+from device_pool.grid import to_pixels
 from worker.agent import actions as a
 from worker.agent import prompts
 from worker.agent.errors import ActionRejected
@@ -38,14 +39,6 @@ class Device(Protocol):
     async def type_text(self, text: str) -> None: ...
     async def launch(self, app: str) -> str: ...
     async def ui_dump(self) -> str: ...
-
-
-def to_pixels(point: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
-    """A grid point as a pixel of a screen ``size`` (width, height) pixels large."""
-    width, height = size
-    x = min(width - 1, max(0, round(point[0] / a.GRID_SIZE * width)))
-    y = min(height - 1, max(0, round(point[1] / a.GRID_SIZE * height)))
-    return x, y
 
 
 class ActionExecutor:

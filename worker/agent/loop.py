@@ -25,11 +25,13 @@ from device_pool.driver.ui_tree import focused_is_password, ui_elements
 from device_pool.errors import DeviceError
 from worker.agent import actions as a
 from worker.agent import prompts
+from worker.agent.app_policy import REFUSED, AppPolicy
 from worker.agent.conversation import Conversation
 from worker.agent.errors import ActionError, ModelError, NoAnswer
 from worker.agent.executor import ActionExecutor, Device
+from worker.agent.families import family
 from worker.agent.images import EncodedImage, image_part
-from worker.agent.parser import format_action, format_reply, parse_reply
+from worker.agent.parser import format_action
 from worker.agent.redaction import RedactionRules, mask, regions
 from worker.agent.results import WAITING, AgentResult, FailReason, RunStatus, StepRecord, StepTimings
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
@@ -70,6 +72,13 @@ class AgentConfig:
     max_steps: int = 30
     budget_s: float = 600.0  # wall clock for the whole run
     lang: str = "en"  # "zh" for AutoGLM-Phone-9B, "en" for the multilingual model
+    # The model's reply grammar (worker/agent/families/: "autoglm", "ui-tars", "qwen-mobile-use"), and
+    # an endpoint's own prompt (its prompt_file's text, placeholders unfilled) in place of the family's.
+    family: str = "autoglm"
+    prompt: str | None = None
+    # The screenshot's pixel budget for families that resize it themselves (the model client's
+    # image_max_pixels: the two must agree, or the client scales the image again).
+    image_max_pixels: int = 1_000_000
     max_parse_errors: int = 3  # in a row
     # The loop rules (docs/agent.md, "Asking instead of looping"); 0 turns a rule off.
     stuck_repeats: int = 4  # same screen and same action this many times in a row
@@ -123,8 +132,15 @@ class _AgentLoop:
         apps: AppCatalog,
         today: dt.date,
         earlier_tries: str | None = None,
+        app_policy: AppPolicy | None = None,
     ) -> None:
         self.task = task
+        # The apps it may use (app_policy.py); None: any. ``acted``: an action since the last capture
+        # may have changed the app in front; ``excursion``: the app outside the list a person was
+        # asked about (not asked again until the run is back in an allowed app).
+        self.app_policy = app_policy
+        self.acted = False
+        self.excursion: str | None = None
         self.earlier_tries = earlier_tries  # what went wrong on this task's earlier tries, for the model
         self.device = device
         self.model = model
@@ -132,10 +148,15 @@ class _AgentLoop:
         self.hooks = hooks
         self.steering = steering
         self.apps = apps
-        self.conversation = Conversation(prompts.system_prompt(config.lang, today), config.history_tokens)
+        self.family = family(config.family)
+        self.sent_size: tuple[int, int] = (1, 1)  # the last screenshot as sent (width, height)
+        self.today = today
+        # The system text needs the size of the image sent (pixel families announce it): set at the first ask.
+        self.conversation = Conversation("", config.history_tokens)
         self.steps: list[StepRecord] = []
         self.started = time.monotonic()
         self.pending_notes: list[str] = []
+        self.foreground = ""  # the package in front at the last capture
         self.next_frame: Image.Image | None = None
         self.parse_errors = 0
         # The (screen, action) pairs since the last time a person stepped in, for the loop rules,
@@ -168,10 +189,17 @@ class _AgentLoop:
             lang=self.config.lang,
         )  # fmt: skip
         await self.hooks.on_state(AgentState.RUNNING)
+        if self.app_policy is not None:
+            self.pending_notes.append(
+                f"You may use only these apps (package names): {self.app_policy.listed()}, and the home screen."
+            )
         try:
             self.secret_names = list(await self.hooks.secret_names())
         except Exception:  # the model then hears of no secret: a database blip must not end the run
             logger.warning("could not read the names of the tenant's secrets", exc_info=True)
+        secrets = prompts.secrets_message(self.config.lang, self.secret_names)
+        if secrets:
+            self.pending_notes.append(secrets + "\n")  # a block of its own: a blank line ends it
         while True:
             if self.steering.paused and not self.steering.cancelled:
                 await self.hooks.on_state(AgentState.USER_CONTROL)
@@ -220,6 +248,7 @@ class _AgentLoop:
         image = self.next_frame or await self.device.screenshot("raw")
         self.next_frame = None
         package, _activity = await self.device.foreground()
+        self.foreground = package
         image = await self._redact(image)
         timings.capture_s = time.monotonic() - t0
         if is_secure_frame(image):
@@ -282,18 +311,21 @@ class _AgentLoop:
     ) -> ModelReply | AgentResult | None:
         """The model's reply; an AgentResult when the run must end; None when paused mid-call."""
         info = prompts.screen_info(app)
+        encoded = await self.model.encode_image(self.family.prepare_image(image, self.config.image_max_pixels))
+        timings.image_bytes = encoded.bytes_len
+        self.sent_size = (encoded.width, encoded.height)
         if not self.conversation.turns:
-            secrets = prompts.secrets_message(self.config.lang, self.secret_names)
-            text = prompts.first_user_message(self.task, info, self.earlier_tries, secrets)
+            self.conversation.system = self.family.prompt(
+                self.config.lang, self.today, self.sent_size, self.config.prompt
+            )
+            text = self.family.first_user_text(self.task, info, self.earlier_tries)
         else:
-            text = prompts.step_user_message(info)
+            text = self.family.step_user_text(info)
         if self.pending_notes:
             text = "\n".join([*self.pending_notes, text])
             self.pending_notes.clear()
         self.conversation.add_user(text)
-        encoded = await self.model.encode_image(image)
-        timings.image_bytes = encoded.bytes_len
-        messages = self.conversation.messages(image_part(encoded))
+        messages = self.family.messages(self.conversation, self.task, image_part(encoded))
         t0 = time.monotonic()
         reply = await self._chat(messages)  # raises ModelError past the client's retries and the budget
         timings.model_s = time.monotonic() - t0
@@ -396,6 +428,10 @@ class _AgentLoop:
         index = len(self.steps) + 1
         timings = StepTimings()
         image, app = await self._capture(timings)
+        if self.app_policy is not None:
+            left = await self._left_allowed_apps(index, image, app, timings)
+            if left is not False:
+                return left
         reply = await self._ask_model(image, app, timings)
         if reply is None or isinstance(reply, AgentResult):
             return reply
@@ -423,7 +459,7 @@ class _AgentLoop:
             return step
 
         try:
-            parsed = parse_reply(reply.content)
+            parsed = self.family.parse(reply.content, self.sent_size)
         except ActionError as exc:
             self.parse_errors += 1
             self.conversation.add_assistant(reply.content)
@@ -440,7 +476,7 @@ class _AgentLoop:
         action = parsed.action
         # The action as people read it (questions, notes): typed into a password field, its text masked.
         shown = action.model_copy(update={"text": REDACTED}) if a.types_text(action) and typed_unseen else action
-        self.conversation.add_assistant(format_reply(parsed.thinking, action))
+        self.conversation.add_assistant(self.family.assistant_turn(parsed, self.sent_size))
 
         def step_of(result: str, note: str | None = None) -> StepRecord:
             return record(parsed.thinking, parsed.action_text, action, result, note)
@@ -470,6 +506,12 @@ class _AgentLoop:
                 await self.hooks.on_step(step_of(WAITING, message))
 
             self.executor.on_asking = asking  # the step that asks a person is recorded when it asks
+            refused = self._refused_launch(action)
+            if refused is not None:
+                self.pending_notes.append(refused)
+                self.no_change.append(_describe(action))
+                await self.hooks.on_step(step_of(REFUSED))
+                return None
             t0 = time.monotonic()
             try:
                 outcome = await self.executor.execute(action)
@@ -483,6 +525,7 @@ class _AgentLoop:
             await self.hooks.on_step(step_of("no answer", exc.message))
             raise
         timings.act_s = time.monotonic() - t0
+        self.acted = self.acted or type(action).acts_on_phone
         if outcome.note:
             self.pending_notes.append(outcome.note)
         if isinstance(action, (a.TakeOver, a.Interact)) or a.is_sensitive(action):
@@ -510,6 +553,56 @@ class _AgentLoop:
         if outcome.stop is not None:
             return self.result(RunStatus.FAILED, outcome.message, outcome.stop)
         return None
+
+    def _refused_launch(self, action: a.ActionModel) -> str | None:
+        """What the model is told when ``action`` launches an app outside the allowed ones; None when
+        it may go ahead (not a Launch, no policy, an allowed app, or a name no package is known for:
+        the check after the action catches where that leads)."""
+        if self.app_policy is None or not isinstance(action, a.Launch):
+            return None
+        name = action.app.strip()
+        package = name.split("/", 1)[0] if "/" in name else self.apps.resolve(name)
+        if package is None or self.app_policy.allows(package):
+            return None
+        return (
+            f'The app "{name}" ({package}) was not opened: it is not among the apps this task may use '
+            f"({self.app_policy.listed()}). Do the task with those apps, or finish saying why you cannot."
+        )
+
+    async def _left_allowed_apps(
+        self, index: int, image: Image.Image, app: str, timings: StepTimings
+    ) -> AgentResult | bool | None:
+        """After an action, the app in front outside the allowed ones: a question to a person (once
+        per excursion). False: nothing to ask, the step goes on; else the step's outcome."""
+        assert self.app_policy is not None
+        package, acted = self.foreground, self.acted
+        self.acted = False
+        if self.app_policy.allows(package):
+            self.excursion = None
+            return False
+        if not acted or self.excursion == package:
+            return False
+        self.excursion = package
+        question = (
+            f"The phone left the apps this task may use: {app} ({package}) is open now, not by a Launch "
+            f"(a link, a notification or an icon led there). Allowed: {self.app_policy.listed()}. "
+            "Shall I go on, or take over and bring it back?"
+        )
+
+        def step_of(result: str, note: str | None = None) -> StepRecord:
+            step = StepRecord(
+                index=index, screenshot=image, current_app=app, thinking="", action_text="", action=None,
+                result=result, timings=timings, note=note,
+            )  # fmt: skip
+            if self.steps and self.steps[-1].index == index:
+                self.steps[-1] = step
+            else:
+                self.steps.append(step)
+            return step
+
+        return await self._ask_for_help(
+            question, "left allowed_apps", step_of, FailReason.NEEDS_USER, carried_out=True
+        )
 
     def _fresh_start(self) -> None:
         """Forget the loop rules' history: a person stepped in, what came before is no loop."""
@@ -540,6 +633,8 @@ class _AgentLoop:
         result: str,
         step_of: Callable[[str, str | None], StepRecord],
         unanswered: FailReason,
+        *,
+        carried_out: bool = False,
     ) -> AgentResult | None:
         """Ask a person ``question`` instead of carrying out the step's action (a loop, or a finish
         saying the task cannot be done): their answer goes into the next turn; a takeover carries on
@@ -560,9 +655,12 @@ class _AgentLoop:
             note = "The user took control instead of answering."
         else:
             note = f"The user answered: {answer}"
-            self.pending_notes.append(
-                f"Your last action was not carried out: you asked the user for help ({question}). {note}"
-            )
+            if carried_out:  # the question was the run's own, about where the phone is
+                self.pending_notes.append(f"The user was asked: {question} {note}")
+            else:
+                self.pending_notes.append(
+                    f"Your last action was not carried out: you asked the user for help ({question}). {note}"
+                )
         self.next_frame = None
         await self.hooks.on_step(step_of(f"{result}: asked the user", note))
         return None
@@ -579,14 +677,16 @@ async def run_agent(
     apps: AppCatalog | None = None,
     today: dt.date | None = None,
     earlier_tries: str | None = None,
+    app_policy: AppPolicy | None = None,
 ) -> AgentResult:
     """Run ``task`` on ``device`` until finish, failure, cancel or a budget runs out.
 
     ``earlier_tries`` (``prompts.earlier_tries_message``) goes with the task in the first turn: a
-    later try of the same task, starting from the screen the earlier one left.
+    later try of the same task, starting from the screen the earlier one left. ``app_policy``
+    holds the run to the apps a task may use (``app_policy.py``); None: any app.
     """
     loop = _AgentLoop(
         task, device, model, config or AgentConfig(), hooks or AgentHooks(), steering or AgentSteering(),
-        apps or AppCatalog(), today or dt.date.today(), earlier_tries,
+        apps or AppCatalog(), today or dt.date.today(), earlier_tries, app_policy,
     )  # fmt: skip
     return await loop.run()

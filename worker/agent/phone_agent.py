@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from device_pool.driver import AdbDevice, AdbServerClient
 from device_pool.errors import DeviceOffline
+from worker.agent.app_policy import AppPolicy
 from worker.agent.loop import AgentConfig, run_agent
 from worker.agent.model_client import ModelClient, ModelClientConfig
 from worker.agent.results import AgentResult
@@ -64,11 +65,12 @@ class PhoneAgent:
         hooks: AgentHooks | None = None,
         steering: AgentSteering | None = None,
         earlier_tries: str | None = None,
+        app_policy: AppPolicy | None = None,
     ) -> AgentResult:
         """Run ``task`` on the phone until it ends (``run_agent``)."""
         return await run_agent(
             task, self.device, self.model, config=config, hooks=hooks, steering=steering,
-            earlier_tries=earlier_tries,
+            earlier_tries=earlier_tries, app_policy=app_policy,
         )  # fmt: skip
 
 

@@ -124,10 +124,22 @@ def _lang(lang: str) -> str:
     return lang
 
 
+def system_prompt_template(lang: str) -> str:
+    """The AutoGLM system prompt in ``lang`` with its ``{date}`` and ``{actions}`` placeholders still in."""
+    rules = "\n".join(f"{i}. {rule}" for i, rule in enumerate(_RULES[_lang(lang)], start=1))
+    return _TEMPLATES[lang].replace("{rules}", rules)
+
+
+def action_lines(lang: str) -> str:
+    """The AutoGLM action list in ``lang``, one usage line and its purpose per action."""
+    return _action_lines(_lang(lang))
+
+
 def system_prompt(lang: str, today: dt.date) -> str:
     """The system prompt in ``lang`` ("zh" for AutoGLM-Phone-9B, "en" for the multilingual model)."""
-    rules = "\n".join(f"{i}. {rule}" for i, rule in enumerate(_RULES[_lang(lang)], start=1))
-    return _TEMPLATES[lang].format(date=format_date(lang, today), actions=_action_lines(lang), rules=rules)
+    return system_prompt_template(lang).replace("{date}", format_date(lang, today)).replace(
+        "{actions}", _action_lines(lang)
+    )
 
 
 def screen_info(current_app: str) -> str:
@@ -196,6 +208,42 @@ def earlier_tries_message(lang: str, failures: list[tuple[str, str]]) -> str:
     return f"{EARLIER_TRIES_HEADER}\n{_EARLIER_TRIES[lang].format(tries=lines)}"
 
 
+# A chain's context, under its header in one block (no blank line), as the earlier tries' block: a
+# model that parses the task (the reference model) skips it, a model that reasons reads it.
+CHAIN_HEADER = "** Task chain **"
+_CHAIN = {
+    "zh": "这是一个更大任务的第 {n} 部分（共 {total} 部分）。整个任务：{task}\n各部分依次为：\n{parts}\n"
+    "只做当前这一部分（标有 ←），做完就用 finish 报告这一部分的结果。",
+    "en": "This is part {n} of {total} of a larger task: {task}\nThe parts, in order:\n{parts}\n"
+    "Do only the current part (marked ←) and finish with its result once it is done.",
+}
+_CHAIN_STATE = {
+    "zh": {"done": "已完成", "skipped": "已跳过", "current": "← 当前"},
+    "en": {"done": "done", "skipped": "skipped", "current": "← current"},
+}
+
+
+def chain_message(lang: str, task: str, parts: list[tuple[str, str, str | None]], current: int) -> str:
+    """What the model is told with one subgoal of a task chain (the subgoal is its task): the whole
+    task, and each part's goal with what came of it — ``parts``: (goal, status, result message)."""
+    words = _CHAIN_STATE[_lang(lang)]
+    lines = []
+    for i, (goal, status, message) in enumerate(parts):
+        if i == current:
+            state = words["current"]
+        elif status == "succeeded":
+            state = f"{words['done']}: {message}" if message else words["done"]
+        elif status == "skipped":
+            state = words["skipped"]
+        else:
+            state = ""
+        lines.append(f"{i + 1}. {goal}" + (f" ({state})" if state else ""))
+    body = _CHAIN[lang].format(
+        n=current + 1, total=len(parts), task=" ".join(task.split()), parts="\n".join(lines)
+    )
+    return f"{CHAIN_HEADER}\n{body}"
+
+
 _PROTECTED = {
     "zh": "当前屏幕受保护（安全窗口，例如登录页），截图是黑的，不是手机出了问题。屏幕上的元素"
     "（来自界面结构，坐标为 0–999 网格上的中心点）：\n{elements}",
@@ -241,9 +289,12 @@ def user_steps_message(lang: str, steps: list[str]) -> str:
 
 
 __all__ = [
+    "CHAIN_HEADER",
     "EARLIER_TRIES_HEADER",
     "LANGUAGES",
     "SECRETS_HEADER",
+    "action_lines",
+    "chain_message",
     "earlier_tries_message",
     "first_user_message",
     "format_date",
@@ -253,5 +304,6 @@ __all__ = [
     "secrets_message",
     "step_user_message",
     "system_prompt",
+    "system_prompt_template",
     "user_steps_message",
 ]

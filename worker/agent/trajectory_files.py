@@ -1,4 +1,9 @@
-"""Saving a run as a trajectory: ``trajectory.jsonl`` (one step a line), screenshots, ``result.json``."""
+"""Saving a run as a trajectory: ``trajectory.jsonl`` (one step a line), screenshots, ``result.json``.
+
+A line has the keys of the API's ``steps.jsonl`` (docs/trajectories.md, "A step"), those for
+training and replay included: ``instruction``, ``screen_size``, ``action_px``, ``ui_dump``, ``score`` (null: a run
+from the terminal has no check).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from device_pool.grid import action_pixels
 from worker.agent.results import WAITING, AgentResult, StepRecord
 
 
 class TrajectoryWriter:
     """Writes into ``directory``: step-NNN.jpg, trajectory.jsonl and, at the end, result.json."""
 
-    def __init__(self, directory: Path, *, jpeg_quality: int = 80) -> None:
+    def __init__(self, directory: Path, *, jpeg_quality: int = 80, instruction: str | None = None) -> None:
         self.directory = Path(directory)
+        self.instruction = instruction
+        self.size: tuple[int, int] | None = None  # the latest screenshot's: the screen's
         self.directory.mkdir(parents=True, exist_ok=True)
         self.jsonl = self.directory / "trajectory.jsonl"
         self.jpeg_quality = jpeg_quality
@@ -27,6 +35,13 @@ class TrajectoryWriter:
             name = f"step-{step.index:03d}.jpg"
             step.screenshot.convert("RGB").save(self.directory / name, quality=self.jpeg_quality)
             line["screenshot"] = name
+            self.size = step.screenshot.size
+        line.setdefault("screenshot", None)
+        line["instruction"] = self.instruction
+        line["screen_size"] = list(self.size) if self.size is not None else None
+        line["action_px"] = action_pixels(step.action, self.size)
+        line["ui_dump"] = None
+        line["score"] = None
         with self.jsonl.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(line, ensure_ascii=False) + "\n")
 

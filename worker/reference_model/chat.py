@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from worker.agent.prompts import EARLIER_TRIES_HEADER, SECRETS_HEADER
+from worker.agent.prompts import CHAIN_HEADER, EARLIER_TRIES_HEADER, SECRETS_HEADER
 
 MAX_IMAGE_PIXELS = 4096 * 4096  # a screenshot, not a poster: refuses decompression bombs early
 
@@ -142,9 +142,10 @@ class ChatView:
 def _strip_screen_info(text: str) -> str:
     text = _SCREEN_INFO.sub("", text)
     lines: list[str] = []
-    skipping = False  # inside the earlier-tries block: advice for a model that reasons, not the task
+    # Inside the earlier-tries or the task-chain block: context for a model that reasons, not the task.
+    skipping = False
     for line in text.splitlines():
-        if line.strip() in (EARLIER_TRIES_HEADER, SECRETS_HEADER):
+        if line.strip() in (EARLIER_TRIES_HEADER, CHAIN_HEADER, SECRETS_HEADER):
             skipping = True
         elif not line.strip():
             skipping = False

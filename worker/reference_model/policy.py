@@ -1,4 +1,4 @@
-"""The reference model's rules: a goal becomes ordered sub-goals; the screen says how far along it is.
+"""The reference model's rules: a goal becomes ordered plan parts; the screen says how far along it is.
 
 ``decide`` applies, in order:
 
@@ -8,8 +8,8 @@
 2. no plan for the task → Take_over once, explaining; after the user hands back → finish;
 3. a starting window or blank screen → Wait (three in a row → Back);
 4. an advert pop-up → tap its close "×" (Back if no × is found);
-5. the last sub-goal's outcome is visible → finish with what was achieved;
-6. otherwise the furthest sub-goal whose outcome is visible decides the next one, whose rule gives
+5. the last plan part's outcome is visible → finish with what was achieved;
+6. otherwise the furthest plan part whose outcome is visible decides the next one, whose rule gives
    the action; if it finds nothing to act on here → Back (four Backs in a row → Take_over).
 
 A Tap or Type that would repeat the previous two identical actions becomes Back instead: the
@@ -25,22 +25,22 @@ from dataclasses import replace
 
 from worker.agent.actions import ActionModel, Back, Finish, Swipe, TakeOver, Tap, TypeText, Wait
 from worker.reference_model.instructions import Goal, Intent
-from worker.reference_model.screen import Screen
-from worker.reference_model.secret_login import secret_login
-from worker.reference_model.subgoals import (
+from worker.reference_model.plan import (
     Decision,
     Fill,
     History,
     HumanLogin,
     OpenApp,
     PickContact,
+    PlanPart,
     SetSwitch,
     SetSwitches,
-    SubGoal,
     SubmitSearch,
     TapResult,
     TapText,
 )
+from worker.reference_model.screen import Screen
+from worker.reference_model.secret_login import secret_login
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +79,9 @@ def _is_number(recipient: str) -> bool:
     return re.fullmatch(r"[+\d][\d\s()-]*", recipient.strip()) is not None
 
 
-def plan(goal: Goal) -> list[SubGoal]:
-    """The ordered sub-goals that reach ``goal``."""
-    steps: list[SubGoal] = [OpenApp(goal.app, goal.package)]
+def plan(goal: Goal) -> list[PlanPart]:
+    """The ordered plan parts that reach ``goal``."""
+    steps: list[PlanPart] = [OpenApp(goal.app, goal.package)]
     s = goal.slot
     if goal.intent is Intent.TOGGLE:
         switches = tuple(
@@ -197,8 +197,8 @@ def _advert(screen: Screen) -> Decision | None:
     )
 
 
-def _furthest(steps: list[SubGoal], screen: Screen, history: History) -> int:
-    """Index of the furthest sub-goal whose outcome shows, or -1."""
+def _furthest(steps: list[PlanPart], screen: Screen, history: History) -> int:
+    """Index of the furthest plan part whose outcome shows, or -1."""
     for i in range(len(steps) - 1, -1, -1):
         if steps[i].done(screen, history):
             return i

@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 
 from worker.agent.actions import ActionModel, TakeOver, Tap, TypeSecret, TypeText
+from worker.reference_model.plan import Decision, History
 from worker.reference_model.screen import Screen
-from worker.reference_model.subgoals import Decision, History
 
 __all__ = ["secret_login"]
 

@@ -25,23 +25,22 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from worker.agent.actions import ActionModel
-from worker.agent.errors import ActionError
-from worker.agent.parser import parse_reply
 from worker.reference_model.chat import (
     ChatRequest,
     ChatView,
     RequestError,
     decode_image,
     parse_request,
-    read_chat,
 )
+from worker.reference_model.dialects import Dialect, dialect
+from worker.reference_model.eval_solutions import SCRIPTED_MODEL, solution_reply
 from worker.reference_model.instructions import parse_instruction
 from worker.reference_model.ocr import read_text, warm_up
+from worker.reference_model.plan import History
 from worker.reference_model.policy import decide
-from worker.reference_model.replies import GREETING, estimate_tokens, pieces, reply_text, truncate
+from worker.reference_model.replies import GREETING, estimate_tokens, pieces, truncate
 from worker.reference_model.screen import Screen
 from worker.reference_model.script import scripted_reply
-from worker.reference_model.subgoals import History
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +52,7 @@ class ReferenceModelConfig:
     """How the server answers: by rules (no script) or by replaying ``script``."""
 
     model_name: str = "autoglm-phone-9b"
+    family: str = "autoglm"  # the family it reads requests and writes replies in (docs/models.md)
     script: tuple[str, ...] | None = None
     chunk_chars: int = 16
     max_model_len: int = 32768
@@ -76,16 +76,21 @@ class Completion:
 _FINGERPRINT = re.compile(r"\(screen #([0-9a-f]{6})\)")
 
 
-def _history(turns: tuple[str, ...], now: str | None = None) -> History:
+def _history(
+    turns: tuple[str, ...],
+    now: str | None = None,
+    *,
+    speaks: Dialect | None = None,
+    size: tuple[int, int] = (1, 1),
+) -> History:
     """The earlier actions, and whether each changed the screen: every reply names the screen it saw
     (``(screen #abc123)`` in its reasoning), so the next reply's name, or ``now``, tells."""
     actions: list[ActionModel] = []
     seen: list[str | None] = []
-    for text in turns:
-        try:
-            actions.append(parse_reply(text).action)
-        except ActionError:
+    for action, text in (speaks or dialect("autoglm")).earlier_actions(turns, size):
+        if action is None:
             continue  # a turn we cannot read tells us nothing about progress
+        actions.append(action)
         m = _FINGERPRINT.search(text)
         seen.append(m.group(1) if m else None)
     after = [*seen[1:], now][: len(seen)]
@@ -93,23 +98,23 @@ def _history(turns: tuple[str, ...], now: str | None = None) -> History:
     return History(tuple(actions), unchanged)
 
 
-def _decide_from_image(view: ChatView) -> tuple[str, int]:
+def _decide_from_image(view: ChatView, speaks: Dialect) -> tuple[str, int]:
     """Decode, read and decide (blocking: run in a thread); returns the reply and the image's tokens."""
     assert view.image_url is not None
     image = decode_image(view.image_url)
+    height, width = image.shape[:2]
     t0 = time.monotonic()
     screen = Screen(image, read_text(image), current_app=view.current_app, protected=view.protected)
     goal = parse_instruction(view.task)
     fingerprint = screen.fingerprint()
-    history = _history(view.assistant_turns, fingerprint)
+    history = _history(view.assistant_turns, fingerprint, speaks=speaks, size=(width, height))
     decision = decide(goal, view.task, screen, history, secret_names=view.secret_names)
-    text = reply_text(f"{decision.thinking} (screen #{fingerprint})", decision.action)
+    text = speaks.write(f"{decision.thinking} (screen #{fingerprint})", decision.action, (width, height))
     logger.info(
         "decision: intent=%s rule=%s app=%s step=%d ocr_lines=%d took=%.2fs answer=%s",
         goal.intent.value if goal else "none", decision.rule, view.current_app, len(view.assistant_turns),
-        len(screen.boxes), time.monotonic() - t0, text[text.find("<answer>") + 8 :],
+        len(screen.boxes), time.monotonic() - t0, text[-200:],
     )  # fmt: skip
-    height, width = image.shape[:2]
     return text, -(-width // IMAGE_PATCH) * -(-height // IMAGE_PATCH)
 
 
@@ -120,15 +125,18 @@ def _image_summary(url: str | None) -> str:
 
 
 async def _complete(config: ReferenceModelConfig, request: ChatRequest) -> Completion:
-    view = read_chat(request)
+    speaks = dialect(config.family)
+    view = speaks.read(request)
     prompt_tokens = sum(estimate_tokens(m.text) for m in request.messages)
-    if config.script is not None:
+    if request.model == SCRIPTED_MODEL and view.task:
+        content = solution_reply(view)  # an evaluation's --model scripted: the template's own solution
+    elif config.script is not None:
         content = scripted_reply(config.script, len(view.assistant_turns))
         logger.info("scripted reply for step %d", len(view.assistant_turns))
     elif view.image_url is None or not view.task:
         content = GREETING  # the client's start-up probe ("Hi", no image) and other plain chat
     else:
-        content, image_tokens = await asyncio.to_thread(_decide_from_image, view)
+        content, image_tokens = await asyncio.to_thread(_decide_from_image, view, speaks)
         prompt_tokens += image_tokens
     content, finish_reason = truncate(content, request.token_limit)
     return Completion(content, finish_reason, prompt_tokens, estimate_tokens(content))
@@ -183,6 +191,7 @@ def create_app(config: ReferenceModelConfig) -> FastAPI:
             "status": "ok",
             "model": config.model_name,
             "mode": "script" if config.script is not None else "rules",
+            "family": config.family,
         }
 
     @app.get("/v1/models")
@@ -195,14 +204,14 @@ def create_app(config: ReferenceModelConfig) -> FastAPI:
     async def chat_completions(raw: Request) -> JSONResponse | StreamingResponse:
         body = await raw.body()
         request = parse_request(body)
-        if request.model is not None and request.model != config.model_name:
+        if request.model is not None and request.model not in (config.model_name, SCRIPTED_MODEL):
             raise RequestError(
                 f"The model `{request.model}` does not exist.", status=404, type_="NotFoundError",
                 code="model_not_found", param="model",
             )  # fmt: skip
         logger.info(
             "chat request: %d bytes, %d messages, stream=%s, image %s",
-            len(body), len(request.messages), request.stream, _image_summary(read_chat(request).image_url),
+            len(body), len(request.messages), request.stream, _image_summary(dialect(config.family).read(request).image_url),
         )  # fmt: skip
         completion = await _complete(config, request)
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())

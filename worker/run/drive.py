@@ -34,7 +34,7 @@ acted on the phone: ``retry_after_acting``); otherwise it fails with that reason
 saying why it was not retried. A lost worker is the same rule, applied by the next claim. Before
 any of that, an agent failure that another try may mend (stuck, max_steps…) starts the agent again
 on the same phone while the task's ``max_tries`` allow (``tries.py``; each attempt has all its
-tries). Every
+tries); a task chain runs its subgoals one after another on the one phone (``chain.py``). Every
 other end (succeeded, max_steps, stuck, parse_errors, model_error, denied, needs_user, no_answer, timeout,
 cancelled, no_device, unknown_profile) is final.
 """
@@ -77,13 +77,16 @@ from orchestrator.db import (
     waiting,
 )
 from orchestrator.db.database import Database
-from orchestrator.errors import UnknownDeviceProfile
+from orchestrator.encryption import screenshot_cipher
+from orchestrator.errors import UnknownDeviceProfile, UnknownModelEndpoint
+from orchestrator.model_endpoints import endpoint_for
 from orchestrator.notifier import EventSignal
 from orchestrator.profiles import profile_match
 from orchestrator.settings import Settings
 from orchestrator.vault_cipher import VaultCipher
 from worker.agent.results import AgentResult, FailReason, RunStatus
 from worker.agent.steering import AgentSteering
+from worker.run.chain import Chain, run_chain
 from worker.run.hooks import CLAIM_LOST, LEASE_LOST, TaskHooks, Watcher
 from worker.run.rows import Claim, TaskRows
 from worker.run.secrets import TenantSecrets, redaction_rules
@@ -159,7 +162,9 @@ async def perform_run(task_id: uuid.UUID, deps: RunDeps, end: RunEnd | None = No
         stack.push_async_callback(notifier.close)
         rows = TaskRows(Database(make_sessionmaker(engine)), task_id, holder_id, notifier=notifier)
         claim = await rows.claim(
-            stale_s=settings.pool.worker_lost_s, max_attempts=settings.tasks.max_infra_attempts
+            stale_s=settings.pool.worker_lost_s,
+            max_attempts=settings.tasks.max_infra_attempts,
+            quotas=settings.quotas,
         )
         if claim is None:
             return None
@@ -257,7 +262,7 @@ async def _run_claimed(run: _Run, stack: AsyncExitStack, engine: AsyncEngine) ->
             if not await rows.set_status(TaskStatus.RUNNING, device_id=grant.device_id, started_at=utcnow()):
                 steering.cancel(CLAIM_LOST)
                 return None
-            tries = await _drive(claim, grant, rows, steering, deps, deadline)
+            tries = await _drive(claim, grant, rows, steering, deps, deadline, run)
             result = tries.result
             await watcher.stop()
             outcome = _outcome(result, steering)
@@ -311,34 +316,39 @@ async def _drive(
     steering: AgentSteering,
     deps: RunDeps,
     deadline: float,
-) -> Tries:
-    """Connect the phone and the model, and run the agent until it ends, in tries (``tries.py``)."""
+    run: _Run,
+) -> Tries | Chain:
+    """Connect the phone and the model, and run the agent until it ends, in tries (``tries.py``);
+    a task chain's subgoals one after another (``chain.py``).
+
+    An eval's task (``claim.evaluation``) is evaluated beside it, on the same phone: the template's
+    start state before the first try, its score from the phone after the last (``run.evaluation``),
+    with the suite's scripted person answering the agent (``worker/eval``; docs/evals.md)."""
+    from worker.agent.app_policy import AppPolicy
     from worker.agent.loop import AgentConfig
-    from worker.agent.model_client import ModelClientConfig, ModelEndpoint
     from worker.agent.phone_agent import phone_agent
+    from worker.run.endpoints import PromptFileError, endpoint_run
 
     settings = deps.settings
     secrets = TenantSecrets(rows.db, claim.tenant_id, VaultCipher.from_settings(settings))
     redaction = await redaction_rules(rows.db, claim.tenant_id, settings)
     hooks = TaskHooks(
         rows, steering, data_dir=settings.data_dir, deadline=deadline, poll_s=deps.answer_poll_s,
-        wait_for_user_s=settings.agent.wait_for_user_s, secrets=secrets,
+        wait_for_user_s=settings.agent.wait_for_user_s, cipher=screenshot_cipher(settings), secrets=secrets,
     )  # fmt: skip
 
     def budget_left() -> float:
         return max(0.0, deadline - time.monotonic())
 
-    endpoint = ModelEndpoint(
-        base_url=settings.model.base_url,
-        model=claim.model or settings.model.name,
-        api_key=settings.model.api_key.get_secret_value() or None,
-        max_in_flight=settings.model.max_in_flight,
-    )
+    try:  # the task's model names an endpoint (checked at submission; the settings may have changed since)
+        model = endpoint_run(endpoint_for(claim.model, settings.model), settings.model)
+    except (UnknownModelEndpoint, PromptFileError) as exc:
+        return Tries(AgentResult(RunStatus.FAILED, str(exc), FailReason.MODEL_ERROR))
     async with AsyncExitStack() as stack:
         try:
             agent = await stack.enter_async_context(
                 phone_agent(
-                    grant.serial, ModelClientConfig(endpoints=[endpoint]),
+                    grant.serial, model.client,
                     adb_host=deps.adb_host, adb_port=deps.adb_port,
                     # Redis makes the in-flight cap hold across every worker sharing the model server.
                     redis_url=settings.redis_url,
@@ -350,23 +360,65 @@ async def _drive(
                 AgentResult(RunStatus.FAILED, f"phone unreachable: {exc.message}", FailReason.DEVICE_ERROR)
             )
 
-        async def run_try(earlier_tries: str | None) -> AgentResult:
-            config = AgentConfig(
-                max_steps=claim.max_steps,  # each try has all of them; the budget is shared
-                budget_s=budget_left(),
-                lang=settings.model.lang,
-                model_outage_budget_s=settings.model.outage_budget_s,
-                on_stuck=settings.agent.on_stuck,
-                redaction=redaction,
-            )
-            return await agent.run(
-                claim.instruction, config=config, hooks=hooks, steering=steering, earlier_tries=earlier_tries
-            )
+        evaluation = None
+        if claim.evaluation is not None:
+            from worker.eval.evaluation import Evaluation
+            from worker.eval.person import ScriptedPerson
 
-        return await run_tries(
-            run_try, max_tries=claim.max_tries, rows=rows, hooks=hooks, steering=steering,
-            lang=settings.model.lang, budget_left=budget_left,
-        )  # fmt: skip
+            try:
+                evaluation = Evaluation(claim.evaluation, agent.device)
+                await evaluation.start()
+            except DeviceError as exc:
+                logger.warning("evaluation start state failed", extra={"error": exc.message})
+                return Tries(AgentResult(
+                    RunStatus.FAILED, f"phone unreachable: {exc.message}", FailReason.DEVICE_ERROR
+                ))  # fmt: skip
+            hooks = ScriptedPerson(hooks, steering, evaluation.template, evaluation.params, evaluation.phone)  # type: ignore[assignment]
+
+        async def run_task(task: str, context: str | None = None) -> Tries:
+            """The agent at ``task`` (the instruction, or a chain's subgoal with ``context``), in tries."""
+
+            async def run_try(earlier_tries: str | None) -> AgentResult:
+                config = AgentConfig(
+                    max_steps=claim.max_steps,  # each try has all of them; the budget is shared
+                    budget_s=budget_left(),
+                    lang=model.lang,
+                    family=model.family,
+                    prompt=model.prompt,
+                    image_max_pixels=model.client.image_max_pixels,
+                    model_outage_budget_s=settings.model.outage_budget_s,
+                    on_stuck=settings.agent.on_stuck,
+                    redaction=redaction,
+                )
+                told = "\n\n".join(part for part in (context, earlier_tries) if part) or None
+                return await agent.run(
+                    task, config=config, hooks=hooks, steering=steering, earlier_tries=told,
+                    # A task on a personal phone is held to both lists (docs/security.md, "App allowlist").
+                    app_policy=AppPolicy.of(claim.allowed_apps, claim.phone_allowed_apps),
+                )  # fmt: skip
+
+            return await run_tries(
+                run_try, max_tries=claim.max_tries, rows=rows, hooks=hooks, steering=steering,
+                lang=model.lang, budget_left=budget_left,
+            )  # fmt: skip
+
+        if claim.subgoals:
+            outcome: Tries | Chain = await run_chain(
+                run_task, instruction=claim.instruction, goals=claim.subgoals,
+                on_step_failure=claim.on_step_failure, rows=rows, hooks=hooks, steering=steering,
+                lang=model.lang, budget_left=budget_left,
+            )  # fmt: skip
+        else:
+            outcome = await run_task(claim.instruction)
+        if evaluation is not None and steering.cancel_reason not in (LEASE_LOST, CLAIM_LOST):
+            person = hooks.log if isinstance(hooks, ScriptedPerson) else []
+            try:
+                run.evaluation = await evaluation.finish(asked=any(e["kind"] == "question" for e in person),
+                                                         person=person)  # fmt: skip
+            except DeviceError as exc:
+                # No score: the eval counts the task with the infrastructure's failures.
+                run.evaluation = {"template": evaluation.template.name, "error": exc.message}
+        return outcome
 
 
 @dataclass(frozen=True)
@@ -432,13 +484,14 @@ class _Run:
     deps: RunDeps
     ended: RunEnd
     wake_s: float | None = None  # how long its personal phone took to wake (None: no wake)
+    evaluation: dict[str, Any] | None = None  # an eval's task: its score and reset (worker/eval)
 
     async def end(
         self,
         outcome: _Outcome,
         result: AgentResult | None = None,
         grant: LeaseGrant | None = None,
-        tries: Tries | None = None,
+        tries: Tries | Chain | None = None,
     ) -> TaskStatus | None:
         if outcome.reason == CLAIM_LOST:
             return None  # another worker holds the task now: its end is theirs to write
@@ -469,6 +522,8 @@ class _Run:
             summary |= {"timings": result.totals(), "usage": result.usage()}
         if tries is not None and tries.records:
             summary |= tries.summary()
+        if self.evaluation is not None:
+            summary["evaluation"] = self.evaluation
         if self.wake_s is not None:
             # The wake is a step of the run's timings: its personal phone was asleep.
             summary["timings"] = {**summary.get("timings", {}), "wake_s": round(self.wake_s, 3)}

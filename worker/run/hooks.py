@@ -51,6 +51,7 @@ from typing import Any
 from device_pool.pool import LeaseGrant, LeaseStore
 from orchestrator.db import CANCEL_REQUESTED, Step, TaskStatus, WaitingKind, utcnow, waiting
 from orchestrator.db.steps import AGENT, HAND_BACK
+from orchestrator.encryption import Cipher
 from orchestrator.errors import DatabaseUnavailable
 from worker.agent.actions import Action
 from worker.agent.errors import NoAnswer
@@ -93,6 +94,7 @@ class TaskHooks(AgentHooks):
         *,
         data_dir: Path,
         deadline: float,
+        cipher: Cipher | None = None,
         poll_s: float = 0.5,
         jpeg_quality: int = 80,
         wait_for_user_s: float = 900.0,
@@ -102,6 +104,7 @@ class TaskHooks(AgentHooks):
         self.secrets = secrets  # the task's tenant's vault (secret_names, secret_value)
         self.steering = steering
         self.data_dir = data_dir
+        self.cipher = cipher  # seals screenshots (storage.encryption_key)
         self.deadline = deadline  # time.monotonic() at which the task's budget runs out
         self.poll_s = poll_s
         self.jpeg_quality = jpeg_quality
@@ -110,6 +113,8 @@ class TaskHooks(AgentHooks):
         self._recorded: dict[int, int] = {}
         # The status and waiting of a person's wait, announced by ``on_state`` and written by ``_ask``.
         self._asking: tuple[TaskStatus, dict[str, Any]] | None = None
+        # The chain's subgoal the agent works on (chain.py): its steps are linked to it. None: no chain.
+        self.subgoal: int | None = None
 
     def new_try(self) -> list[int]:
         """A later try of the task begins (its agent numbers steps from 1 again): the indexes the
@@ -121,6 +126,8 @@ class TaskHooks(AgentHooks):
     async def on_step(self, step: StepRecord) -> None:
         event = {"action_text": step.action_text, "result": step.result,
                  "current_app": step.current_app, "actor": AGENT}  # fmt: skip
+        if self.subgoal is not None:
+            event["subgoal"] = self.subgoal
         recorded = self._recorded.get(step.index)
         if recorded is not None:  # recorded when it asked a person: now its end
             values = {"result": step.result, "note": step.note, "timings": step.to_json()["timings"]}
@@ -137,9 +144,10 @@ class TaskHooks(AgentHooks):
             "result": step.result, "note": step.note, "timings": record["timings"],
             "prompt_tokens": step.prompt_tokens, "completion_tokens": step.completion_tokens,
             "redactions": step.redactions,
+            "subgoal": self.subgoal,
         }  # fmt: skip
         # The index is the task's next one (a person's steps during a takeover take indexes too).
-        index = await self.rows.add_step(row, event, jpeg=jpeg, data_dir=self.data_dir)
+        index = await self.rows.add_step(row, event, jpeg=jpeg, data_dir=self.data_dir, cipher=self.cipher)
         self._recorded[step.index] = index
         logger.info("step recorded", extra={"step": index, "result": step.result})
 
@@ -210,6 +218,16 @@ class TaskHooks(AgentHooks):
 
     async def secret_value(self, name: str) -> str | None:
         return None if self.secrets is None else await self.secrets.value(name)
+
+    async def ask_choice(self, question: str, choices: tuple[str, ...], **payload: Any) -> str | None:
+        """Ask the person to pick one of ``choices`` (the task waits for a person, as for a
+        question: ``task.question`` {question, choices, ...payload}; the API takes only one of them
+        as the reply); the choice, or None as ``ask_user``. ``NoAnswer`` past ``wait_for_user_s``."""
+        await self.on_state(AgentState.ASKING_USER, question)
+        answer = await self._ask("task.question", {"question": question, "choices": list(choices), **payload},
+                                 "task.reply")  # fmt: skip
+        text = None if answer is None else answer.get("answer")
+        return text if isinstance(text, str) and text in choices else None
 
     async def user_steps(self) -> list[str] | None:
         """The person's steps since the agent's last one (recorded by the API's live view), as the

@@ -13,6 +13,9 @@ The claim rule (``claim``), in one conditional UPDATE:
   otherwise → ``failed`` with reason ``worker_lost``. Either way the lost run's lease is ended in
   the same transaction (``end_leases_held_by``, reason ``worker_lost``), so its phone is reset now
   rather than when the lease expires;
+- ``queued`` but its tenant at a limit (``orchestrator/db/quotas.py``, counted in the claim's
+  transaction with the tenant's row locked): not claimed; the task stays ``queued`` with
+  ``waiting.kind = quota`` naming the limit, for the sweeper's quota pass to send again;
 - anything else (claimed by a live worker, cancelled, finished): nothing — a duplicate delivery.
 
 A live run cannot be taken for lost: it stamps ``heartbeat_at`` every ``pool.worker_heartbeat_s``
@@ -53,6 +56,7 @@ from orchestrator.db import (
     WORKER_LOST,
     DbSession,
     Event,
+    PersonalPhone,
     Step,
     Task,
     TaskStatus,
@@ -61,12 +65,15 @@ from orchestrator.db import (
     waiting,
 )
 from orchestrator.db.database import Database
+from orchestrator.db.quotas import refusal as quota_refusal
 from orchestrator.db.steps import AGENT, USER, insert_step
+from orchestrator.encryption import Cipher
 from orchestrator.notifier import EventSignal
 from worker.agent.actions import ACTING
 
 __all__ = [
     "CONFIRMATION_REQUESTED",
+    "SUBGOAL_EVENT",
     "TAKEOVER_REQUESTED",
     "Claim",
     "TaskRow",
@@ -81,13 +88,17 @@ logger = logging.getLogger(__name__)
 _CLAIM_COLUMNS = (
     Task.tenant_id, Task.instruction, Task.device_profile, Task.max_steps, Task.timeout_s, Task.model,
     Task.attempts, Task.retry_after_acting, Task.max_tries,
-    Task.attempts, Task.retry_after_acting, Task.personal_phone_id,
+    Task.attempts, Task.retry_after_acting, Task.personal_phone_id, Task.subgoals, Task.on_step_failure,
+    Task.allowed_apps,
+    Task.evaluation,
 )  # fmt: skip
 
 # The events of a sensitive step: the agent asked for a confirmation or a takeover (the run's hooks
 # write these two), or a person took control (the API writes ``task.takeover``).
 CONFIRMATION_REQUESTED = "task.confirmation_requested"
 TAKEOVER_REQUESTED = "task.takeover_requested"
+# A task chain's subgoal moved (started, ended, skipped): its object as ``tasks.subgoals`` holds it.
+SUBGOAL_EVENT = "task.subgoal"
 _SENSITIVE_EVENTS = (CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, "task.takeover")
 
 
@@ -133,6 +144,14 @@ class Claim:
     personal_phone_id: uuid.UUID | None = None  # run on this personal phone's data (docs/personal-phones.md)
     # Phones an earlier attempt failed on (their task.retrying events): this attempt avoids them.
     avoid_devices: tuple[uuid.UUID, ...] = ()
+    # A task chain's subgoals, in order (empty: no chain), and what a failed one does (chain.py).
+    subgoals: tuple[str, ...] = ()
+    on_step_failure: str = "stop"
+    # The apps the task may use and those its personal phone allows (None: any), for AppPolicy.of.
+    allowed_apps: list[str] | None = None
+    phone_allowed_apps: list[str] | None = None
+    # An eval's task: the template to evaluate beside the agent (worker/eval/evaluation.py).
+    evaluation: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,8 +186,11 @@ class TaskRows:
         if self.notifier is not None:
             self.notifier.notify()
 
-    async def claim(self, *, stale_s: float, max_attempts: int) -> Claim | None:
-        """Claim the task (see the module docstring); None when there is nothing to run."""
+    async def claim(self, *, stale_s: float, max_attempts: int, quotas: Any = None) -> Claim | None:
+        """Claim the task (see the module docstring); None when there is nothing to run, or when
+        its tenant is at a limit of ``quotas`` (``settings.quotas``): the task stays ``queued`` with
+        ``waiting.kind = quota`` naming the limit, and the sweeper's quota pass sends it again once
+        the tenant has room."""
         now = utcnow()
         stale_before = now - dt.timedelta(seconds=stale_s)
         self.stale_s = stale_s
@@ -176,7 +198,13 @@ class TaskRows:
             seen = (
                 await db_session.execute(
                     select(
-                        Task.status, Task.heartbeat_at, Task.attempts, Task.worker_id, Task.retry_after_acting
+                        Task.status,
+                        Task.heartbeat_at,
+                        Task.attempts,
+                        Task.worker_id,
+                        Task.retry_after_acting,
+                        Task.tenant_id,
+                        Task.waiting,
                     ).where(Task.id == self.task_id)
                 )
             ).first()
@@ -204,6 +232,11 @@ class TaskRows:
                     refusal = retry_refusal(seen.retry_after_acting, **await _acted(db_session, self.task_id))
                 if refusal is not None:
                     return await self._fail_lost(db_session, guard, seen, now, refusal)
+            else:
+                # A new start (a lost worker's task already counted against its tenant's limits).
+                over = await quota_refusal(db_session, seen.tenant_id, quotas, "task")
+                if over is not None:
+                    return await self._wait_quota(db_session, seen, guard, over, now)
             claimed = {
                 "status": TaskStatus.LEASING, "worker_id": self.worker_id, "claimed_at": now,
                 "heartbeat_at": now, "attempts": Task.attempts + 1, "device_id": None, "waiting": None,
@@ -239,6 +272,11 @@ class TaskRows:
                 )
                 avoid = await _failed_devices(db_session, self.task_id)
             await _event(db_session, row.tenant_id, self.task_id, "task.status", payload)
+            phone_apps = None
+            if row.personal_phone_id is not None:
+                phone_apps = await db_session.scalar(
+                    select(PersonalPhone.allowed_apps).where(PersonalPhone.id == row.personal_phone_id)
+                )
         self.tenant_id, self.status = row.tenant_id, TaskStatus.LEASING
         fields = {"attempt": row.attempts, "reclaimed": stale, "worker_id": self.worker_id}
         if stale:
@@ -251,7 +289,35 @@ class TaskRows:
             ended_leases=len(ended), retry_after_acting=row.retry_after_acting, avoid_devices=avoid,
             max_tries=row.max_tries,
             personal_phone_id=row.personal_phone_id,
+            subgoals=tuple(part["goal"] for part in row.subgoals or ()),
+            on_step_failure=row.on_step_failure or "stop",
+            allowed_apps=row.allowed_apps, phone_allowed_apps=phone_apps,
+            evaluation=row.evaluation,
         )  # fmt: skip
+
+    async def _wait_quota(
+        self, db_session: DbSession, seen: Any, guard: list[Any], over: str, now: dt.datetime
+    ) -> None:
+        """Leave the task ``queued``, saying which limit holds it (once: a re-send that finds the
+        same limit writes nothing)."""
+        message = f"{over}; it starts when the tenant has room"
+        if (seen.waiting or {}).get("kind") == WaitingKind.QUOTA.value and seen.waiting.get(
+            "message"
+        ) == message:
+            logger.info("task waits for its tenant's quota", extra={"limit": over})
+            return None
+        value = waiting(WaitingKind.QUOTA, message, now)
+        result = await db_session.execute(
+            update(Task)
+            .where(and_(*guard))
+            .values(waiting=value)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount:
+            payload = {"status": TaskStatus.QUEUED.value, "waiting": value}
+            await _event(db_session, seen.tenant_id, self.task_id, WAITING_EVENT, payload)
+            logger.info("task waits for its tenant's quota", extra={"limit": over})
+        return None
 
     async def _fail_lost(
         self, db_session: DbSession, guard: list[Any], seen: Any, now: dt.datetime, refusal: str
@@ -357,11 +423,14 @@ class TaskRows:
         *,
         jpeg: bytes | None = None,
         data_dir: Path | None = None,
+        cipher: Cipher | None = None,
     ) -> int:
         """Insert a ``steps`` row at the task's next index (``insert_step``: the API writes a person's
         steps to the same task) and its ``task.step`` event in one transaction; returns the index."""
         async with self._written(write=True) as db_session:
-            index = await insert_step(db_session, self.task_id, step, jpeg=jpeg, data_dir=data_dir)
+            index = await insert_step(
+                db_session, self.task_id, step, jpeg=jpeg, data_dir=data_dir, cipher=cipher
+            )
             await _event(db_session, self.tenant_id, self.task_id, "task.step", {"index": index, **event})
         return index
 
@@ -385,6 +454,22 @@ class TaskRows:
                 update(Step).where(Step.task_id == self.task_id, Step.index == index).values(**values)
             )
             await _event(db_session, self.tenant_id, self.task_id, "task.step", event)
+
+    async def set_subgoals(self, chain: list[dict[str, Any]], event: dict[str, Any]) -> bool:
+        """Write the task's chain (``tasks.subgoals``) and a ``task.subgoal`` event (``event``: the
+        subgoal that moved) in one transaction; False if the task is no longer ours."""
+        async with self._written() as db_session:
+            result = await db_session.execute(
+                update(Task)
+                .where(Task.id == self.task_id, Task.worker_id == self.worker_id,
+                       Task.status.in_(HELD_TASK_STATUSES))
+                .values(subgoals=chain)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+            if result.rowcount == 0:
+                return False
+            await _event(db_session, self.tenant_id, self.task_id, SUBGOAL_EVENT, event)
+        return True
 
     async def add_event(self, type_: str, payload: dict[str, Any]) -> int:
         """Write an event on this task; returns its id."""

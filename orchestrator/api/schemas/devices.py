@@ -52,14 +52,14 @@ class DeviceOut(BaseModel):
     health_checked_at: dt.datetime | None
     updated_at: dt.datetime
     lease: DeviceLeaseOut | None
-    serial: str | None = Field(default=None, description="ADB address; admins only.")
-    last_error: str | None = Field(default=None, description="Admins only.")
+    serial: str | None = Field(default=None, description="ADB address; the operator only.")
+    last_error: str | None = Field(default=None, description="The operator only.")
     quarantined_at: dt.datetime | None = Field(
         default=None,
         description="When the pool took the phone out because it stopped answering (its state is then "
         "`unhealthy`, or `retired` once replaced); null when not quarantined. It is never leased meanwhile.",
     )
-    quarantine_reason: str | None = Field(default=None, description="Why it was quarantined; admins only.")
+    quarantine_reason: str | None = Field(default=None, description="Why it was quarantined; the operator only.")
 
     @classmethod
     def from_view(cls, view: DeviceView) -> DeviceOut:
@@ -78,7 +78,7 @@ class DeviceOut(BaseModel):
 
 
 class DeviceCreate(BaseModel):
-    """Register a static ADB phone (admins): provider ``static``, state ``provisioning`` until the pool checks it."""
+    """Register a static ADB phone (the operator): provider ``static``, state ``provisioning`` until the pool checks it."""
 
     model_config = ConfigDict(
         extra="forbid",

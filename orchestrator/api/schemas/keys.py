@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.db import ApiKey, User, UserRole
 
-__all__ = ["ApiKeyCreate", "ApiKeyOut", "IssuedKeyOut"]
+__all__ = ["ApiKeyCreate", "ApiKeyOut", "IssuedKeyOut", "RoleIn", "UserOut"]
 
 
 class ApiKeyCreate(BaseModel):
@@ -44,3 +44,17 @@ class IssuedKeyOut(ApiKeyOut):
     """A new key: ``key`` is shown this once and never again."""
 
     key: str = Field(examples=["pf_1a2b3c4d_Zx…"])
+
+
+class RoleIn(BaseModel):
+    """A user's new role."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"role": "admin"}]})
+
+    role: UserRole
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    role: UserRole

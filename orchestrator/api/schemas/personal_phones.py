@@ -26,9 +26,14 @@ class PersonalPhoneCreate(PersonalPhoneSpec):
 
 
 class PersonalPhoneRename(PersonalPhoneUpdate):
-    """A new name."""
+    """A new name, a new app allowlist, or both."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "old work phone"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "old work phone"}, {"allowed_apps": ["com.phonefleet.bank"]}]
+        },
+    )
 
 
 class PersonalPhoneOut(BaseModel):
@@ -58,6 +63,10 @@ class PersonalPhoneOut(BaseModel):
     last_used_at: dt.datetime | None = Field(description="When its last task or session let it go.")
     wake_ms: int | None = Field(description="How long its last wake took, in milliseconds.")
     last_error: str | None = Field(description="Why its last wake failed (state failed).")
+    allowed_apps: list[str] | None = Field(
+        default=None,
+        description="The only apps tasks on it may use (besides the launcher and system UI); null: any.",
+    )
     created_at: dt.datetime
 
     @classmethod
@@ -70,5 +79,5 @@ class PersonalPhoneOut(BaseModel):
         return cls(
             id=row.id, name=row.name, state=row.state, user_id=row.user_id, device_profile=row.device_profile,
             device_id=row.device_id if running else None, last_used_at=row.last_used_at, wake_ms=row.wake_ms,
-            last_error=row.last_error, created_at=row.created_at,
+            last_error=row.last_error, created_at=row.created_at, allowed_apps=row.allowed_apps,
         )  # fmt: skip

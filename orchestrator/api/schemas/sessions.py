@@ -31,17 +31,19 @@ class SessionDeviceOut(BaseModel):
     """The session's phone."""
 
     id: uuid.UUID
-    serial: str = Field(description="What adb calls the phone (host:port for a TCP phone).")
+    serial: str | None = Field(
+        default=None, description="What the pool's adb calls the phone; shown to the operator only."
+    )
     profile: dict[str, Any]
 
 
 class AdbOut(BaseModel):
-    """How to reach the phone with adb while the session is active."""
+    """How to reach the phone with adb while the session is active: only through the API's
+    authenticated tunnel (docs/security.md, "ADB tunnel"); the phone's own address is never shown
+    to a tenant."""
 
-    serial: str
-    connect: str | None = Field(
-        description="The command for a TCP phone (the address as the pool reaches it); null for a USB phone."
-    )
+    tunnel: str = Field(description="The tunnel's WebSocket path on this API (send your API key).")
+    command: str = Field(description="Opens the tunnel on a local port and prints the `adb connect` to run.")
 
 
 class SessionOut(BaseModel):
@@ -52,10 +54,11 @@ class SessionOut(BaseModel):
             "examples": [
                 {
                     "id": _SESSION_ID, "state": "active", "ttl_s": 600,
-                    "device": {"id": _DEVICE_ID, "serial": "10.0.0.7:5555",
+                    "device": {"id": _DEVICE_ID, "serial": None,
                                "profile": {"width": 1080, "height": 2400, "density": 420, "android": "13",
                                            "apps": []}},
-                    "adb": {"serial": "10.0.0.7:5555", "connect": "adb connect 10.0.0.7:5555"},
+                    "adb": {"tunnel": f"/api/v1/sessions/{_SESSION_ID}/adb",
+                            "command": f"phonefleet adb {_SESSION_ID}"},
                     "created_at": "2025-01-31T12:00:00.123456Z", "expires_at": _TIME, "closed_at": None,
                     "keepalive_url": f"/api/v1/sessions/{_SESSION_ID}/keepalive",
                 }
@@ -75,15 +78,16 @@ class SessionOut(BaseModel):
     personal_phone_id: uuid.UUID | None = Field(default=None, description="The personal phone it holds, if any.")
 
     @classmethod
-    def from_view(cls, view: SessionView) -> SessionOut:
+    def from_view(cls, view: SessionView, *, internal: bool = False) -> SessionOut:
+        """``internal`` (the operator's view) adds the phone's serial."""
         s, d = view.session, view.device
         assert d is not None, "reads show only sessions that got a phone"
         adb = None
         if s.state == SessionState.ACTIVE:
-            adb = AdbOut(serial=d.serial, connect=f"adb connect {d.serial}" if ":" in d.serial else None)
+            adb = AdbOut(tunnel=f"/api/v1/sessions/{s.id}/adb", command=f"phonefleet adb {s.id}")
         return cls(
             id=s.id, state=s.state, ttl_s=s.ttl_s,
-            device=SessionDeviceOut(id=d.id, serial=d.serial, profile=d.profile), adb=adb,
+            device=SessionDeviceOut(id=d.id, serial=d.serial if internal else None, profile=d.profile), adb=adb,
             created_at=s.created_at, expires_at=s.expires_at, closed_at=s.closed_at,
             keepalive_url=f"/api/v1/sessions/{s.id}/keepalive", personal_phone_id=s.personal_phone_id,
         )  # fmt: skip

@@ -38,6 +38,10 @@ class StepOut(BaseModel):
         '{"bounds": [left, top, right, bottom] in the screenshot\'s pixels, "kind": "password" or a text '
         "pattern's name}. Never what they held.",
     )
+    subgoal: int | None = Field(
+        default=None,
+        description="The task chain's subgoal (its index) this step was made for; null: no chain.",
+    )
 
     @classmethod
     def from_row(cls, step: Step) -> StepOut:
@@ -47,4 +51,5 @@ class StepOut(BaseModel):
             thinking=step.thinking, action_text=step.action_text, action=step.action, result=step.result,
             note=step.note, timings=step.timings, prompt_tokens=step.prompt_tokens,
             completion_tokens=step.completion_tokens, screenshot_url=url, redactions=step.redactions or [],
+            subgoal=step.subgoal,
         )  # fmt: skip

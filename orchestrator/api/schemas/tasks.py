@@ -81,6 +81,27 @@ class WaitingOut(BaseModel):
     since: dt.datetime = Field(description="When it started waiting for this.")
 
 
+class SubgoalOut(BaseModel):
+    """One subgoal of a task chain, as the worker last wrote it."""
+
+    index: int = Field(description="Its place in the chain, from 0 (the steps' subgoal).")
+    goal: str = Field(description="The subgoal, as submitted.")
+    status: str = Field(
+        description="pending, running, succeeded, failed, timed_out, cancelled, or skipped (a person said skip)."
+    )
+    reason: str | None = Field(default=None, description="Why it ended, when it did not succeed.")
+    message: str | None = Field(default=None, description="Its result: the agent's final message for it.")
+    steps: int = Field(default=0, description="Its steps (agent steps; all its tries).")
+    first_step: int | None = Field(default=None, description="The index of its first step.")
+    last_step: int | None = Field(default=None, description="The index of its last step.")
+    runs: int = Field(default=0, description="Times it was run (a person's retry runs it again).")
+    tries: list[dict[str, Any]] | None = Field(
+        default=None, description="Its last run's tries, when it had several."
+    )
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+
+
 class TaskOut(BaseModel):
     """A task as the API shows it."""
 
@@ -112,6 +133,13 @@ class TaskOut(BaseModel):
     max_steps: int = Field(description="Agent steps per try.")
     max_tries: int = Field(description="Tries the agent gets after its own failures (see result.tries).")
     timeout_s: int
+    subgoals: list[SubgoalOut] | None = Field(
+        default=None,
+        description="The task chain, in order: each subgoal's status and result (null: no chain).",
+    )
+    on_step_failure: str | None = Field(
+        default=None, description="What a failed subgoal does: stop or ask (null: no chain)."
+    )
     model: str | None
     webhook_url: str | None
     metadata: dict[str, Any]
@@ -139,6 +167,9 @@ class TaskOut(BaseModel):
     )
     due_at: dt.datetime | None = Field(default=None, description="A schedule's run: the due time it was made for.")
     personal_phone_id: uuid.UUID | None = Field(default=None, description="The personal phone it runs on, if any.")
+    allowed_apps: list[str] | None = Field(
+        default=None, description="The only apps the agent may use (besides the launcher and system UI); null: any."
+    )
 
     @classmethod
     def from_row(cls, task: Task) -> TaskOut:
@@ -150,5 +181,6 @@ class TaskOut(BaseModel):
             result=task.result, created_at=task.created_at, started_at=task.started_at,
             finished_at=task.finished_at, waiting=task.waiting, steps_url=f"/api/v1/tasks/{task.id}/steps",
             schedule_id=task.schedule_id, due_at=task.due_at,
-            personal_phone_id=task.personal_phone_id,
+            personal_phone_id=task.personal_phone_id, allowed_apps=task.allowed_apps,
+            subgoals=task.subgoals, on_step_failure=task.on_step_failure,
         )  # fmt: skip

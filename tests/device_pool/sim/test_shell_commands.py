@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from device_pool.sim.phone import VirtualPhone
 from device_pool.sim.shell import ShellResult, ShellSyntaxError, parse, run_shell
+from tests.apks import build_apk
 
 ADB_IME = "com.android.adbkeyboard/.AdbIME"
 
@@ -407,10 +408,38 @@ def test_pm(phone: VirtualPhone) -> None:
     assert (out(r), r.exit_code) == ("Failed\n", 1)
 
 
-def test_pm_install(phone: VirtualPhone) -> None:
+def test_pm_install(phone: VirtualPhone, tmp_path: Path) -> None:
     sh(phone, "echo apk > /data/local/tmp/x.apk")
-    assert out(sh(phone, "pm install -r -t /data/local/tmp/x.apk")) == "Success\n"
+    r = sh(phone, "pm install -r -t /data/local/tmp/x.apk")
+    assert r.exit_code == 1 and out(r).startswith("Failure [INSTALL_PARSE_FAILED_NOT_APK")
     assert sh(phone, "pm install /data/local/tmp/none.apk").exit_code != 0
+
+    phone.host_path("/data/local/tmp/hello.apk").write_bytes(build_apk(tmp_path, "com.example.hello"))
+    assert out(sh(phone, "pm install -r /data/local/tmp/hello.apk")) == "Success\n"
+    assert "package:com.example.hello" in out(sh(phone, "pm list packages -3")).splitlines()
+    assert out(sh(phone, "pm path com.example.hello")).startswith("package:/data/app/")
+    assert "installed com.example.hello" in out(sh(phone, "logcat -d -s PackageManager"))
+    assert out(sh(phone, "pm uninstall com.example.hello")) == "Success\n"
+    assert "com.example.hello" not in out(sh(phone, "pm list packages"))
+    # One of the phone's own apps cannot be replaced (its signature is the image's).
+    phone.host_path("/data/local/tmp/s.apk").write_bytes(build_apk(tmp_path / "s", "com.android.settings"))
+    r = sh(phone, "pm install /data/local/tmp/s.apk")
+    assert r.exit_code == 1 and "INSTALL_FAILED_UPDATE_INCOMPATIBLE" in out(r)
+
+
+def test_logcat(phone: VirtualPhone) -> None:
+    sh(phone, "logcat -c")
+    assert out(sh(phone, "logcat -d")) == ""
+    sh(phone, "am start -n com.android.settings/.Settings")
+    sh(phone, "settings put global wifi_on 0")
+    lines = out(sh(phone, "logcat -d")).splitlines()
+    assert any("ActivityTaskManager: START u0 {cmp=com.android.settings/" in line for line in lines)
+    assert out(sh(phone, "logcat -d -v tag -s SettingsProvider")) == "D/SettingsProvider: put global wifi_on=0\n"
+    assert out(sh(phone, "logcat -d -v tag *:S SettingsProvider:I")) == ""  # D is below I
+    assert out(sh(phone, "logcat -d -v tag -e wifi_on")).count("\n") == 1
+    assert len(out(sh(phone, "logcat -t 1")).splitlines()) == 1
+    r = sh(phone, "logcat -v nope")
+    assert r.exit_code == 1 and "unknown format" in err(r)
 
 
 def test_ime(phone: VirtualPhone) -> None:
@@ -535,3 +564,20 @@ def test_bad_syntax_becomes_a_shell_error(shared_phone: VirtualPhone, text: str)
         r = run_shell(shared_phone, text)
         assert r.exit_code == 1
         assert r.output == [(2, f"/system/bin/sh: {exc.message}\n".encode())]
+
+
+def test_content_insert_and_delete_contacts_and_sms(phone: VirtualPhone) -> None:
+    """What the evaluation suite seeds a phone with (worker/eval): contacts through the legacy People
+    table, messages into the SMS boxes, and deletes by a where clause."""
+    assert sh(phone, "content delete --uri content://contacts/people").exit_code == 0
+    assert out(sh(phone, "content query --uri content://contacts/phones")).strip() == "No result found."
+    ok = sh(phone, "content insert --uri content://contacts/people --bind name:s:'Ada Lovelace' --bind number:s:5550100")
+    assert ok.exit_code == 0, err(ok)
+    assert "display_name=Ada Lovelace, number=5550100" in out(sh(phone, "content query --uri content://contacts/phones"))
+    sh(phone, "content insert --uri content://sms/inbox --bind address:s:5550123 --bind body:s:'Gate code 4411'")
+    inbox = out(sh(phone, "content query --uri content://sms/inbox --projection address:body"))
+    assert "address=5550123, body=Gate code 4411" in inbox
+    sh(phone, "content delete --uri content://sms --where \"address='5550123'\"")
+    assert "5550123" not in out(sh(phone, "content query --uri content://sms/inbox"))
+    refused = sh(phone, "content insert --uri content://contacts/people --bind number:s:1")
+    assert refused.exit_code == 1 and "name must not be empty" in err(refused)

@@ -17,7 +17,7 @@ from PIL import Image
 from device_pool.driver import AdbDevice
 from orchestrator.db import SessionState
 from tests.aio import run
-from tests.databases import migrate_to_head
+from tests.databases import device_serial, migrate_to_head
 
 # Reused, not copied: the providers' SimProvider fixtures (their conftest is not above this folder).
 from tests.device_pool.providers.conftest import MakeSimProvider, make_sim_provider  # noqa: F401
@@ -74,7 +74,7 @@ def element(tree: dict[str, Any], **match: Any) -> dict[str, Any]:
 def test_a_session_phone_is_seen_read_and_driven_through_the_api(phone_api: PhoneApi) -> None:
     caller = phone_api.api.caller()
     session = start(caller)
-    sid, serial = session["id"], session["device"]["serial"]
+    sid, serial = session["id"], device_serial(phone_api.api.db_url, session["device"]["id"])
     base = f"/api/v1/sessions/{sid}"
 
     png = caller.http.get(f"{base}/screenshot")
@@ -130,7 +130,7 @@ def test_a_session_phone_is_seen_read_and_driven_through_the_api(phone_api: Phon
 def test_typed_text_reaches_the_field_and_the_timeline_keeps_only_its_length(phone_api: PhoneApi) -> None:
     caller = phone_api.api.caller()
     session = start(caller)
-    base, serial = f"/api/v1/sessions/{session['id']}", session["device"]["serial"]
+    base, serial = f"/api/v1/sessions/{session['id']}", device_serial(phone_api.api.db_url, session["device"]["id"])
     assert caller.http.post(f"{base}/launch", json={"app": "Notes"}).status_code == 200
 
     def tap(rid: str) -> None:

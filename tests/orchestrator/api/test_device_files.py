@@ -14,7 +14,7 @@ import pytest
 
 from orchestrator.db import SessionState
 from tests.aio import run
-from tests.databases import migrate_to_head
+from tests.databases import device_serial, migrate_to_head
 
 # Reused, not copied: the providers' SimProvider fixtures (their conftest is not above this folder).
 from tests.device_pool.providers.conftest import MakeSimProvider, make_sim_provider  # noqa: F401
@@ -64,7 +64,7 @@ def pulled(caller: Caller, sid: str, path: str) -> bytes:
 def test_files_make_a_byte_identical_round_trip_and_are_on_the_timeline(files_api: PhoneApi) -> None:
     caller = files_api.api.caller()
     session = start(caller)
-    sid, serial = session["id"], session["device"]["serial"]
+    sid, serial = session["id"], device_serial(files_api.api.db_url, session["device"]["id"])
     binary = bytes(range(256)) * 3 + b"\x00\r\n\x1a\xff\xfe"  # every byte value, NULs and line ends
     big = os.urandom(1024 * 1024)
 
@@ -106,7 +106,7 @@ def test_wrong_paths_sizes_and_callers_get_clear_4xx(files_api: PhoneApi, tmp_pa
     caller, stranger = api.caller(), api.caller()
     colleague = api.caller(tenant_id=caller.tenant_id)
     session = start(caller)
-    sid, serial = session["id"], session["device"]["serial"]
+    sid, serial = session["id"], device_serial(files_api.api.db_url, session["device"]["id"])
     url = f"/api/v1/sessions/{sid}/files"
     pushed(caller, sid, "/sdcard/kept/a.txt", b"kept")
     # Links planted on the phone's storage (its shell has no ln): out of the root, and to a file.

@@ -1,5 +1,6 @@
-"""Devices over real HTTP: shared state for everyone, lease details only for the lease's tenant; the admin
-routes (register a static phone, drain, undrain, retire), with real phones where the pool must act."""
+"""Devices over real HTTP: shared state for everyone, lease details only for the lease's tenant, serials
+for the operator only; the operator's routes (register a static phone, drain, undrain, retire), with
+real phones where the pool must act."""
 
 from __future__ import annotations
 
@@ -82,17 +83,20 @@ def test_devices_are_listed_with_lease_details_only_for_their_tenant(api: Api) -
     assert owner.http.get(f"/api/v1/devices/{device_id}").json()["lease"]["task_id"] == str(task_id)
 
 
-def test_admins_see_the_serial_and_unknown_devices_are_404(api: Api) -> None:
-    admin = api.caller(role=UserRole.ADMIN)
+def test_the_operator_sees_the_serial_and_unknown_devices_are_404(api: Api) -> None:
+    admin = api.caller(role=UserRole.OPERATOR)
     device_id = idle_device(api.db_url)
     r = admin.http.get(f"/api/v1/devices/{device_id}")
     assert r.status_code == 200 and r.json()["serial"].endswith(":5555")
+    tenant_admin = api.caller(role=UserRole.ADMIN)  # a tenant's admin is not the fleet's operator
+    assert tenant_admin.http.get(f"/api/v1/devices/{device_id}").json()["serial"] is None
+    assert all(d["serial"] is None for d in all_devices(tenant_admin.http).values())
     r = admin.http.get(f"/api/v1/devices/{uuid.uuid4()}")
     assert r.status_code == 404 and r.json()["error"] == "device_not_found"
 
 
 def test_a_quarantined_phone_shows_since_when_and_admins_see_why(api: Api) -> None:
-    admin, member = api.caller(role=UserRole.ADMIN), api.caller()
+    admin, member = api.caller(role=UserRole.OPERATOR), api.caller()
     reason = "health check failed: no answer within 5 s (3 failures in a row)"
 
     async def insert() -> uuid.UUID:
@@ -112,7 +116,7 @@ def test_a_quarantined_phone_shows_since_when_and_admins_see_why(api: Api) -> No
     assert admin.http.get(f"/api/v1/devices/{idle_device(api.db_url)}").json()["quarantined_at"] is None
 
 
-# --- admin routes: register, drain, undrain, retire ---------------------------------------------
+# --- the operator's routes: register, drain, undrain, retire ---------------------------------------------
 
 ADMIN_ROUTES = ("drain", "undrain", "retire")
 
@@ -121,14 +125,17 @@ def register_body(serial: str | None = None, **fields: Any) -> dict[str, Any]:
     return {"serial": serial or f"phone-{uuid.uuid4().hex[:10]}:5555", **fields}
 
 
-def test_admin_device_routes_need_an_admin(api: Api) -> None:
-    member, admin = api.caller(), api.caller(role=UserRole.ADMIN)
+def test_fleet_routes_need_the_operator(api: Api) -> None:
+    member, tenant_admin = api.caller(), api.caller(role=UserRole.ADMIN)
+    admin = api.caller(role=UserRole.OPERATOR)
     device_id = idle_device(api.db_url)
-    refused = [member.http.post("/api/v1/devices", json=register_body())]
-    refused += [member.http.post(f"/api/v1/devices/{device_id}/{route}") for route in ADMIN_ROUTES]
+    refused = []
+    for caller in (member, tenant_admin):
+        refused += [caller.http.post("/api/v1/devices", json=register_body())]
+        refused += [caller.http.post(f"/api/v1/devices/{device_id}/{route}") for route in ADMIN_ROUTES]
     for r in refused:
         assert r.status_code == 403, r.text
-        assert r.json()["error"] == "permission_denied" and "admin" in r.json()["message"]
+        assert r.json()["error"] == "permission_denied" and "operator" in r.json()["message"]
     assert member.http.get(f"/api/v1/devices/{device_id}").json()["labels"] == {"rack": "a1"}  # unchanged
     for route in ADMIN_ROUTES:
         r = admin.http.post(f"/api/v1/devices/{uuid.uuid4()}/{route}")
@@ -136,7 +143,7 @@ def test_admin_device_routes_need_an_admin(api: Api) -> None:
 
 
 def test_register_a_static_phone(api: Api) -> None:
-    admin, member = api.caller(role=UserRole.ADMIN), api.caller()
+    admin, member = api.caller(role=UserRole.OPERATOR), api.caller()
     profile = {"width": 720, "height": 1600, "density": 320, "android": "14", "apps": ["com.example.bank"]}
     body = register_body(profile=profile, labels={"rack": "b2", "owner": "qa"})
     r = admin.http.post("/api/v1/devices", json=body)
@@ -186,7 +193,7 @@ def own_db_api(start_api: StartApi, empty_db_url: str) -> Api:
 
 def test_drain_takes_a_phone_out_after_its_lease_and_undrain_brings_it_back(own_db_api: Api) -> None:
     api = own_db_api
-    admin = api.caller(role=UserRole.ADMIN)
+    admin = api.caller(role=UserRole.OPERATOR)
     device_id = idle_device(api.db_url)
 
     async def pool(call: Any) -> Any:
@@ -235,7 +242,7 @@ def test_a_registered_phone_is_checked_into_the_pool_leased_and_retired(
 ) -> None:
     migrate_to_head(pg_url)
     api = start_api(pg_url)
-    admin, member = api.caller(role=UserRole.ADMIN), api.caller()
+    admin, member = api.caller(role=UserRole.OPERATOR), api.caller()
     phones = start_sim(tmp_path, count=2)  # 1080x2400
     try:
         good = admin.http.post("/api/v1/devices", json=register_body(phones.serial(0))).json()
@@ -255,7 +262,8 @@ def test_a_registered_phone_is_checked_into_the_pool_leased_and_retired(
             session = member.http.post("/api/v1/sessions", json={"wait_s": 5})
             assert session.status_code == 201, session.text
             assert session.json()["device"]["id"] == good["id"]
-            assert session.json()["adb"]["serial"] == phones.serial(0)
+            assert session.json()["device"]["serial"] is None  # the member reaches it by the tunnel
+            assert admin.http.get(f"/api/v1/devices/{good['id']}").json()["serial"] == phones.serial(0)
             busy = admin.http.post(f"/api/v1/devices/{good['id']}/retire")
             assert busy.status_code == 409 and "leased" in busy.json()["message"]
 

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from orchestrator.db import DeviceState, Event, Step, TaskStatus, utcnow
+from orchestrator.db import DeviceState, Event, Lease, Step, TaskStatus, utcnow
 from orchestrator.db.database import Database
 from orchestrator.services.metrics import MetricsService
 from tests.aio import run
@@ -193,7 +193,11 @@ def test_metrics_route_on_two_replicas_reports_the_same_fleet(start_api: StartAp
     assert value(got, "phonefleet_tasks", status="queued") == 3
     assert value(got, "phonefleet_step_duration_seconds_count") == 2
     assert value(got, "phonefleet_lease_wait_seconds_count") == 1
-    assert samples(two.client().get("/metrics").text) == got
+    # The same fleet, but for the phone-minutes of a lease still held, which grow between the scrapes.
+    growing = "phonefleet_tenant_phone_minutes_today"
+    assert {k: v for k, v in samples(two.client().get("/metrics").text).items() if k[0] != growing} == {
+        k: v for k, v in got.items() if k[0] != growing
+    }
     caller = one.caller()
     assert caller.http.post("/api/v1/tasks", json={"instruction": "one more"}).status_code == 202
     assert value(samples(two.client().get("/metrics").text), "phonefleet_queue_depth") == 4
@@ -223,3 +227,35 @@ def test_metrics_answer_503_when_the_database_is_down(start_api: StartApi, tmp_p
     assert r.status_code == 503 and r.json()["error"] == "database_unavailable", r.text
     assert "Retry-After" in r.headers
 
+
+
+async def seed_tenant_usage(url: str) -> str:
+    """A tenant with a limit, a leasing task whose lease began 90 s ago, and a step with tokens; its name."""
+    async with open_store(url) as (store, sessions):
+        async with sessions() as session, session.begin():
+            tenant = await make_tenant(session)
+            tenant.limits = {"max_concurrent_tasks": 2}
+            await make_device(session)
+            task = await make_task(session, tenant, status=TaskStatus.LEASING, worker_id="w-1", heartbeat_at=utcnow())
+            await make_task(session, tenant, status=TaskStatus.SUCCEEDED)
+            session.add(Step(task_id=task.id, index=0, timings=TIMINGS[0], prompt_tokens=1000, completion_tokens=40))
+        grant = await store.acquire(holder="w-1", tenant_id=tenant.id, task_id=task.id, ttl_s=600)
+        assert grant is not None
+        async with sessions() as session, session.begin():
+            await session.execute(
+                update(Lease).where(Lease.id == grant.lease_id).values(acquired_at=utcnow() - dt.timedelta(seconds=90))
+            )
+        return tenant.name
+
+
+def test_per_tenant_usage_and_limits(fresh_db: str) -> None:
+    name = run(seed_tenant_usage(fresh_db))
+    [got] = run(scrape(fresh_db, lag_s=0))
+    assert value(got, "phonefleet_tenant_tasks_running", tenant=name) == 1
+    assert value(got, "phonefleet_tenant_tasks_today", tenant=name) == 2
+    assert value(got, "phonefleet_tenant_sessions_active", tenant=name) == 0
+    assert 1.5 <= value(got, "phonefleet_tenant_phone_minutes_today", tenant=name) < 3
+    assert value(got, "phonefleet_tenant_model_tokens_today", tenant=name, kind="prompt") == 1000
+    assert value(got, "phonefleet_tenant_model_tokens_today", tenant=name, kind="completion") == 40
+    assert value(got, "phonefleet_tenant_limit", tenant=name, limit="max_concurrent_tasks") == 2
+    assert (("phonefleet_tenant_limit", frozenset({("tenant", name), ("limit", "max_concurrent_devices")}))) not in got

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.services.phone_archives import MAGIC, _Key
-from tests.databases import migrate_to_head
+from orchestrator.services.phone_archives import MAGIC, archive_cipher
+from tests.databases import device_serial, migrate_to_head
 from tests.orchestrator.api.conftest import Api, Caller, StartApi, StartPool
 from tests.orchestrator.api.test_personal_phone_sessions import (
     close,
@@ -56,8 +56,7 @@ def sealed(members: dict[str, bytes], key: str = KEY) -> bytes:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    sealer = _Key.of(key)
-    return MAGIC + sealer.key_id + b"\n" + sealer.fernet.encrypt(buffer.getvalue())
+    return archive_cipher(key).seal(buffer.getvalue())
 
 
 def test_an_exported_phone_imports_with_its_logins_and_nothing_else_imports(
@@ -69,7 +68,7 @@ def test_an_exported_phone_imports_with_its_logins_and_nothing_else_imports(
     p = make_phone(me, "P")
 
     held = open_session(me, personal_phone_id=p)
-    assert log_in_to_the_bank(held["device"]["serial"], adb).startswith("$")
+    assert log_in_to_the_bank(device_serial(own_api.db_url, held["device"]["id"]), adb).startswith("$")
     busy = me.http.get(f"/api/v1/personal-phones/{p}/export")
     assert busy.status_code == 409 and busy.json()["error"] == "personal_phone_in_use"
     assert "in_use" in busy.json()["message"]
@@ -89,7 +88,7 @@ def test_an_exported_phone_imports_with_its_logins_and_nothing_else_imports(
     assert (tmp_path / "personal" / q["id"]).is_dir()
     on_q = open_session(me, personal_phone_id=q["id"])
     assert on_q["device"]["id"] != held["device"]["id"]  # P keeps its device: Q woke on the other
-    assert signed_in(on_q["device"]["serial"], adb)  # the Bank's login came with the data
+    assert signed_in(device_serial(own_api.db_url, on_q["device"]["id"]), adb)  # the Bank's login came with the data
     close(me, on_q)
     # Without ?name= the import is named as the exported phone.
     assert import_(me, archive).json()["name"] == "P"
@@ -157,8 +156,7 @@ def test_links_and_strays_in_an_archive_are_refused(start_api: StartApi, pg_url:
         link = tarfile.TarInfo("data/passwd")
         link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
         tar.addfile(link)
-    sealer = _Key.of(KEY)
-    linked = import_(me, MAGIC + sealer.key_id + b"\n" + sealer.fernet.encrypt(buffer.getvalue()))
+    linked = import_(me, archive_cipher(KEY).seal(buffer.getvalue()))
     assert linked.status_code == 422 and "link" in linked.json()["message"]
     stray = import_(me, sealed({"phonefleet-export.json": b"{}", "elsewhere/file": b"x"}))
     assert stray.status_code == 422 and stray.json()["error"] == "personal_phone_archive_unsafe"

@@ -23,7 +23,7 @@ from device_pool.driver import AdbDevice
 from orchestrator.db import Device, DeviceState, PersonalPhone, utcnow
 from tests.aio import run
 from tests.conditions import wait_until
-from tests.databases import open_sessions
+from tests.databases import device_serial, open_sessions
 from tests.orchestrator.api.conftest import Api, Caller, StartPool
 from tests.orchestrator.api.pools import RunningPool
 from tests.processes import AdbServer
@@ -137,7 +137,7 @@ def test_what_a_person_does_on_a_personal_phone_is_kept_for_it_alone(
     assert first["personal_phone_id"] == p
     assert phone_state(me, p)["state"] == "in_use" and phone_state(me, p)["device_id"] == first["device"]["id"]
     assert phone_state(me, p)["wake_ms"] is not None
-    serial_p = first["device"]["serial"]
+    serial_p = device_serial(url, first["device"]["id"])
     assert not signed_in(serial_p, adb)  # a new personal phone starts in factory state
     assert log_in_to_the_bank(serial_p, adb).startswith("$")
     close(me, first)
@@ -156,14 +156,14 @@ def test_what_a_person_does_on_a_personal_phone_is_kept_for_it_alone(
     # A pooled session never gets P's device (it is kept for P); the other phone is not signed in.
     pooled = open_session(me)
     assert pooled["device"]["id"] != first["device"]["id"] and pooled["personal_phone_id"] is None
-    assert not signed_in(pooled["device"]["serial"], adb)
+    assert not signed_in(device_serial(url, pooled["device"]["id"]), adb)
     close(me, pooled)
     pool.wait_state(pooled["device"]["id"], DeviceState.IDLE)
 
     # Another personal phone Q wakes on the pooled phone, with its own (factory) data.
     on_q = open_session(me, personal_phone_id=q)
     assert on_q["device"]["id"] != first["device"]["id"]
-    assert not signed_in(on_q["device"]["serial"], adb)
+    assert not signed_in(device_serial(url, on_q["device"]["id"]), adb)
     close(me, on_q)
     wait_phone(me, q, "ready")
 
@@ -189,13 +189,13 @@ def test_what_a_person_does_on_a_personal_phone_is_kept_for_it_alone(
     held = [open_session(me), open_session(me)]
     assert {s["device"]["id"] for s in held} == {first["device"]["id"], on_q["device"]["id"]}
     for session in held:
-        assert not signed_in(session["device"]["serial"], adb)
+        assert not signed_in(device_serial(url, session["device"]["id"]), adb)
         close(me, session)
     pool.all_idle()
 
     # P wakes again (on whichever phone is free) with its data: still signed in.
     woken = open_session(me, personal_phone_id=p)
-    assert signed_in(woken["device"]["serial"], adb)
+    assert signed_in(device_serial(url, woken["device"]["id"]), adb)
     close(me, woken)
     wait_phone(me, p, "ready")
 
@@ -215,7 +215,7 @@ def test_one_holder_at_a_time_the_second_waits_then_gets_the_same_data(
     me = own_api.caller()
     p = make_phone(me, "P")
     first = open_session(me, personal_phone_id=p)
-    log_in_to_the_bank(first["device"]["serial"], adb_server.port)
+    log_in_to_the_bank(device_serial(own_api.db_url, first["device"]["id"]), adb_server.port)
 
     busy = me.http.post("/api/v1/sessions", json={"personal_phone_id": p, "wait_s": 0.5})
     assert busy.status_code == 503 and busy.json()["error"] == "personal_phone_busy"
@@ -235,6 +235,6 @@ def test_one_holder_at_a_time_the_second_waits_then_gets_the_same_data(
         answer = second.result(timeout=60)
     assert answer.status_code == 201, answer.text
     assert answer.json()["device"]["id"] == first["device"]["id"]
-    assert signed_in(answer.json()["device"]["serial"], adb_server.port)
+    assert signed_in(device_serial(own_api.db_url, answer.json()["device"]["id"]), adb_server.port)
     assert devices_on(own_api.db_url, p) == [uuid.UUID(first["device"]["id"])]
     close(me, answer.json())

@@ -34,7 +34,7 @@ from orchestrator.services.sessions import LEASE_GRACE_S, SessionService
 from orchestrator.services.sweeper import TaskSweeper
 from tests.aio import run
 from tests.conftest import REDIS_URL
-from tests.databases import migrate_to_head, open_sessions
+from tests.databases import device_serial, migrate_to_head, open_sessions
 from tests.orchestrator.api.conftest import Api, Caller, StartApi, StartPool
 from tests.orchestrator.factories import make_device
 from tests.processes import AdbServer
@@ -117,9 +117,12 @@ def test_session_leases_a_phone_keepalive_extends_and_close_resets_it(
     caller = own_api.caller()
 
     session = create(caller, ttl_s=60)
-    sid, device_id, serial = session["id"], session["device"]["id"], session["device"]["serial"]
+    sid, device_id = session["id"], session["device"]["id"]
+    serial = device_serial(own_api.db_url, device_id)
     assert session["state"] == "active" and session["ttl_s"] == 60 and session["closed_at"] is None
-    assert session["adb"] == {"serial": serial, "connect": f"adb connect {serial}"}
+    # A tenant reaches the phone's adb only through the tunnel; its address is the operator's to see.
+    assert session["adb"] == {"tunnel": f"/api/v1/sessions/{sid}/adb", "command": f"phonefleet adb {sid}"}
+    assert session["device"]["serial"] is None
     assert session["device"]["profile"]["width"] == 720
     assert pool.device(device_id).state == DeviceState.LEASED
     lease = caller.http.get(f"/api/v1/devices/{device_id}").json()["lease"]

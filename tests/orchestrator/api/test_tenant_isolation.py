@@ -48,10 +48,13 @@ KINDS = {
     "session_id": "A opens a session (POST /api/v1/sessions); it leases the phone",
     "device_id": "the phone A's session holds",
     "key_id": "A's admin issues a key (POST /api/v1/api-keys)",
+    "user_name": "the user that key was issued to (a-bot)",
     "schedule_id": "A creates a schedule (POST /api/v1/schedules)",
-    "personal_phone_id": "A makes a personal phone (POST /api/v1/personal-phones)",
+    "personal_phone_id": "A makes a personal phone (POST /api/v1/personal-phones); A's task runs on it",
     "subscription_id": "A's admin subscribes a URL to A's events (POST /api/v1/webhooks)",
     "secret_name": "A's admin stores a secret (POST /api/v1/secrets)",
+    "tenant_id": "A's own tenant (its limits: /api/v1/tenants/{tenant_id}/limits)",
+    "eval_id": "A runs a suite (POST /api/v1/evals)",
 }
 
 
@@ -61,17 +64,18 @@ class Rule:
 
     ``hidden``: exactly what an id that does not exist gets (404). ``shared``: the shared pool's
     phone, which every tenant sees, without A's lease (any answer but 404/5xx; no id of A's in it).
+    ``refused``: 403, for B's admin as for anyone but the operator (the fleet's own routes).
     ``who``: B's admin, unless the role matters (admins operate the pool). ``on_phone``: the route
     acts on the phone itself, and the world's phone is a row with no phone behind it, so A's own
     read is not checked here (tests/orchestrator/api/test_device_api.py reads a real one).
     """
 
-    expect: Literal["hidden", "shared"]
+    expect: Literal["hidden", "shared", "refused"]
     who: Literal["admin", "member"] = "admin"
     on_phone: bool = False
 
 
-HIDDEN, SHARED = Rule("hidden"), Rule("shared")
+HIDDEN, SHARED, REFUSED = Rule("hidden"), Rule("shared"), Rule("refused")
 ON_PHONE = Rule("hidden", on_phone=True)
 ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/tasks/{task_id}"): HIDDEN,
@@ -95,7 +99,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/sessions/{session_id}/launch"): ON_PHONE,
     ("PUT", "/api/v1/sessions/{session_id}/files"): ON_PHONE,
     ("GET", "/api/v1/sessions/{session_id}/files"): ON_PHONE,
+    ("POST", "/api/v1/sessions/{session_id}/apps"): ON_PHONE,
+    ("GET", "/api/v1/sessions/{session_id}/logcat"): ON_PHONE,
     ("POST", "/api/v1/api-keys/{key_id}/revoke"): HIDDEN,
+    ("PUT", "/api/v1/users/{user_name}/role"): HIDDEN,
     ("GET", "/api/v1/schedules/{schedule_id}"): HIDDEN,
     ("PATCH", "/api/v1/schedules/{schedule_id}"): HIDDEN,
     ("DELETE", "/api/v1/schedules/{schedule_id}"): HIDDEN,
@@ -104,23 +111,30 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PATCH", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
     ("DELETE", "/api/v1/personal-phones/{personal_phone_id}"): HIDDEN,
     ("GET", "/api/v1/personal-phones/{personal_phone_id}/export"): HIDDEN,
+    ("GET", "/api/v1/personal-phones/{personal_phone_id}/thumbnail"): HIDDEN,
+    ("GET", "/api/v1/tenants/{tenant_id}/limits"): HIDDEN,
+    ("PUT", "/api/v1/tenants/{tenant_id}/limits"): HIDDEN,
     ("GET", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
+    ("GET", "/api/v1/evals/{eval_id}"): HIDDEN,
     ("DELETE", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
     ("POST", "/api/v1/webhooks/{subscription_id}/rotate-secret"): HIDDEN,
     ("GET", "/api/v1/secrets/{secret_name}"): HIDDEN,
     ("PUT", "/api/v1/secrets/{secret_name}"): HIDDEN,
     ("DELETE", "/api/v1/secrets/{secret_name}"): HIDDEN,
     ("GET", "/api/v1/devices/{device_id}"): SHARED,
-    # Admins operate the shared pool (docs/api.md): draining or retiring a phone is theirs to do,
-    # whoever leases it; what they must not see is the lessee's lease.
-    ("POST", "/api/v1/devices/{device_id}/drain"): SHARED,
-    ("POST", "/api/v1/devices/{device_id}/undrain"): SHARED,
-    ("POST", "/api/v1/devices/{device_id}/retire"): SHARED,
+    # The operator alone changes the shared pool (docs/security.md, "Roles"): a tenant's admin can
+    # neither drain nor retire the phone that runs another tenant's work.
+    ("POST", "/api/v1/devices/{device_id}/drain"): REFUSED,
+    ("POST", "/api/v1/devices/{device_id}/undrain"): REFUSED,
+    ("POST", "/api/v1/devices/{device_id}/retire"): REFUSED,
     # A phone leased to A is watched by A only: to B, admin or member, it does not exist
-    # (admins may watch phones no tenant holds; orchestrator/live/access.py).
+    # (the operator may watch phones no tenant holds; orchestrator/live/access.py).
     ("POST", "/api/v1/devices/{device_id}/webrtc"): Rule("hidden"),
     # The event stream takes its task in the query (?task_id=): checked in its own test below.
     ("WS", "/api/v1/events"): SHARED,
+    # The ADB tunnel to A's session's phone: closed 4404 for B, as for a session that does not exist
+    # (its own test below).
+    ("WS", "/api/v1/sessions/{session_id}/adb"): HIDDEN,
 }
 
 
@@ -178,11 +192,14 @@ class World:
     a: Caller
     b_admin: Caller
     b_member: Caller
+    serial: str  # the phone's ADB address: the operator's to see, no tenant's
 
     @property
     def private(self) -> set[str]:
-        """Ids that are A's alone: none may appear in anything B reads (the phone is shared)."""
-        return {str(v) for k, v in self.ids.items() if k not in ("device_id", "index")} | {str(self.a.key_id)}
+        """Ids that are A's alone: none may appear in anything B reads (the phone is shared), nor
+        the phone's serial."""
+        ids = {str(v) for k, v in self.ids.items() if k not in ("device_id", "index")}
+        return ids | {str(self.a.key_id), self.serial}
 
 
 @pytest.fixture(scope="module")
@@ -192,12 +209,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         b_admin = api.caller(role=UserRole.ADMIN)
         b_member = api.caller(tenant_id=b_admin.tenant_id)
 
-        async def phone() -> None:
+        async def phone() -> str:
             async with open_sessions(api.db_url) as sessions, sessions() as session, session.begin():
-                await make_device(session)
+                return (await make_device(session)).serial
 
-        run(phone())
-        task = a.http.post("/api/v1/tasks", json={"instruction": "A's secret task"})
+        serial = run(phone())
+        personal = a.http.post("/api/v1/personal-phones", json={"name": "A's phone"})
+        assert personal.status_code == 201, personal.text
+        # On A's personal phone: its step's screenshot is then the phone's thumbnail.
+        on_phone = {"instruction": "A's secret task", "personal_phone_id": personal.json()["id"]}
+        task = a.http.post("/api/v1/tasks", json=on_phone)
         assert task.status_code == 202, task.text
         task_id = task.json()["id"]
         shot = Path("tasks") / task_id / "step-000.jpg"
@@ -220,18 +241,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         schedule = a.http.post("/api/v1/schedules", json={"task": {"instruction": "A's daily task"},
                                                           "cron": "0 9 * * *", "timezone": "Europe/Paris"})
         assert schedule.status_code == 201, schedule.text
-        personal = a.http.post("/api/v1/personal-phones", json={"name": "A's phone"})
-        assert personal.status_code == 201, personal.text
         stored = a.http.post("/api/v1/secrets", json={"name": "a_isolation_secret", "value": "A's value"})
         assert stored.status_code == 201, stored.text
+        evaluation = a.http.post("/api/v1/evals", json={"suite": "selftest", "models": ["scripted"]})
+        assert evaluation.status_code == 201, evaluation.text
         ids = {
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
-            "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"],
+            "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"], "user_name": "a-bot",
             "schedule_id": schedule.json()["id"], "personal_phone_id": personal.json()["id"],
             "subscription_id": hook.json()["id"], "secret_name": stored.json()["name"],
+            "tenant_id": str(a.tenant_id), "eval_id": evaluation.json()["id"],
         }  # fmt: skip
         assert ids.keys() == KINDS.keys()
-        yield World(api=api, ids=ids, a=a, b_admin=b_admin, b_member=b_member)
+        yield World(api=api, ids=ids, a=a, b_admin=b_admin, b_member=b_member, serial=serial)
 
 
 def _example_body(operation: dict[str, Any]) -> Any:
@@ -307,6 +329,8 @@ def test_another_tenants_resource_is_out_of_reach(world: World, method: str, pat
         if method == "GET" and not rule.on_phone:  # the ids are real: A itself reads them
             mine = _call(world.a.http, method, path, params, operation)
             assert mine.status_code == 200, mine.text
+    elif rule.expect == "refused":
+        assert theirs.status_code == 403 and theirs.json()["error"] == "permission_denied", theirs.text
     else:
         assert theirs.status_code != 404, theirs.text  # the shared phone is there for everyone
 
@@ -354,3 +378,24 @@ def test_the_event_stream_neither_opens_on_nor_replays_another_tenants_task(worl
             seen.append(json.loads(ws.recv(timeout=10)))
     leaked = {p for m in seen for p in world.private if p in json.dumps(m)}
     assert not leaked, seen
+
+
+def test_the_adb_tunnel_does_not_open_on_another_tenants_session(world: World) -> None:
+    """B's admin gets what a session that does not exist gets (4404); A's own call passes the
+    tenant check (its world phone is a row with no phone behind it: 4502, it did not answer)."""
+    assert ("WS", "/api/v1/sessions/{session_id}/adb") in ROUTES_NOW
+    base = world.api.url.replace("http://", "ws://") + "/api/v1/sessions/{}/adb"
+
+    def close_code(session_id: object, key: str) -> int:
+        headers = {"Authorization": f"Bearer {key}"}
+        with (
+            connect(base.format(session_id), additional_headers=headers, open_timeout=10) as ws,
+            pytest.raises(ConnectionClosed) as closed,
+        ):
+            ws.recv(timeout=15)
+        assert closed.value.rcvd is not None, closed.value
+        return closed.value.rcvd.code
+
+    assert close_code(world.ids["session_id"], world.b_admin.key) == 4404
+    assert close_code(uuid.uuid4(), world.b_admin.key) == 4404
+    assert close_code(world.ids["session_id"], world.a.key) in (4409, 4502)

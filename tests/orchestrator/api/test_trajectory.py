@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from orchestrator.client import PhoneFleetAPIError, PhoneFleetClient
 from orchestrator.db import TaskStatus
@@ -23,7 +24,14 @@ from tests.orchestrator.api.conftest import Api
 from tests.orchestrator.api.test_steps import JPEG, add_steps
 from tests.orchestrator.api.test_tasks import add_tasks
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"fake png body" * 10
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(out, format="PNG")
+    return out.getvalue()
+
+
+PNG = _png(100, 200)  # a real image: the zip reads the screen's size from it
 
 
 def _shot(api: Api, task_id: uuid.UUID, name: str, data: bytes) -> str:
@@ -74,11 +82,18 @@ def test_trajectory_zip_holds_the_task_its_steps_and_screenshots(any_db_api: Api
 
     # steps.jsonl: each step as the steps API shows it, the screenshot as a path inside the zip.
     api_steps = caller.http.get(f"/api/v1/tasks/{task_id}/steps").json()["items"]
+    # Plus the keys for training and replay: the screen's size from the latest readable screenshot (step 0's JPEG
+    # is not one; step 2's PNG is 100x200, and steps 3 and 4 acted on the same screen), the action
+    # in pixels of it, the task's instruction on every line; no UI dump taken, no score.
+    sizes = {2: [100, 200], 3: [100, 200], 4: [100, 200]}
     expected = [
         {k: v for k, v in s.items() if k != "screenshot_url"}
         | {"screenshot": {0: "screenshots/0.jpg", 2: "screenshots/2.png"}.get(s["index"])}
+        | {"instruction": task["instruction"], "screen_size": sizes.get(s["index"]), "ui_dump": None,
+           "score": None,
+           "action_px": {**s["action"], "element": [50, 100]} if s["index"] in sizes else None}
         for s in api_steps
-    ]
+    ]  # fmt: skip
     assert _lines(archive) == expected
     assert archive.read("screenshots/0.jpg") == JPEG and archive.read("screenshots/2.png") == PNG
 
@@ -160,4 +175,7 @@ def test_the_zip_is_streamed_a_screenshot_at_a_time(tmp_path: Path) -> None:
     archive = _unzip(b"".join(pieces))
     assert len(archive.namelist()) == 26
     assert archive.read("screenshots/23.jpg") == (tmp_path / "step-023.jpg").read_bytes()
-    assert _lines(archive)[5] == {"index": 5, "thinking": "x" * 1000, "screenshot": "screenshots/5.jpg"}
+    assert _lines(archive)[5] == {
+        "index": 5, "thinking": "x" * 1000, "screenshot": "screenshots/5.jpg", "instruction": None,
+        "screen_size": None, "action_px": None, "ui_dump": None, "score": None,
+    }  # fmt: skip

@@ -101,11 +101,11 @@ def test_python_viewers_of_a_still_phone_decode_its_picture(live_api: Api, live_
     run(scenario())
 
 
-def test_another_tenant_cannot_see_the_phone_and_an_admin_only_an_unheld_one(
+def test_another_tenant_cannot_see_the_phone_and_the_operator_only_an_unheld_one(
     live_api: Api, live_phone: SimPhones
 ) -> None:
     owner, stranger = live_api.caller(), live_api.caller()
-    admin = live_api.caller(role=UserRole.ADMIN)  # of a third tenant: operates the fleet
+    admin = live_api.caller(role=UserRole.OPERATOR)  # of a third tenant: operates the fleet
 
     async def scenario() -> None:
         await ticking_phone(live_phone.serial(), live_api.settings.webrtc.adb_port)
@@ -125,7 +125,7 @@ def test_another_tenant_cannot_see_the_phone_and_an_admin_only_an_unheld_one(
                             assert r.status_code == 404 and r.json()["error"] == code, r.text
                         finally:
                             await client.close()
-        # Released: no tenant holds the phone, so the fleet's admin may watch it, and only watch.
+        # Released: no tenant holds the phone, so the fleet's operator may watch it, and only watch.
         async with http_for(live_api, admin) as http:
             client = LiveClient()
             try:

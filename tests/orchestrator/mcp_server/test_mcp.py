@@ -24,15 +24,23 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
 
+from orchestrator.db import TaskStatus, Tenant
+from orchestrator.db.database import Database
 from tests.aio import run
+from tests.databases import open_sessions, read_device_serial
 from tests.orchestrator.api.conftest import Caller
 
 # Reused, not copied: the device API's fixture (an API with a pool of one virtual phone).
 from tests.orchestrator.api.test_device_api import PhoneApi, make_sim_provider, phone_api  # noqa: F401
+from tests.orchestrator.factories import make_task
+from worker.agent import actions as a
+from worker.agent.steering import AgentState, AgentSteering
+from worker.run.hooks import TaskHooks
+from worker.run.rows import TaskRows
 
 ROOT = Path(__file__).resolve().parents[3]
 REQUIRED = {"start_session", "end_session", "keep_alive", "screenshot", "ui_tree", "tap", "swipe", "type_text",
-            "press_key", "launch_app", "run_task", "list_devices"}  # fmt: skip
+            "press_key", "launch_app", "run_task", "list_devices", "answer_task", "list_personal_phones"}  # fmt: skip
 
 
 def server_params(url: str, key: str) -> StdioServerParameters:
@@ -65,6 +73,18 @@ async def failure(session: ClientSession, tool: str, **arguments: Any) -> str:
     return result.content[0].text.removeprefix(f"Error executing tool {tool}: ")
 
 
+@asynccontextmanager
+async def http_session(url: str, key: str) -> AsyncIterator[ClientSession]:
+    """An MCP client session over the API's streamable HTTP, with ``key``."""
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
 def element(tree: dict[str, Any], **match: Any) -> dict[str, Any]:
     [found] = [e for e in tree["elements"] if all(e.get(k) == v for k, v in match.items())]
     return found
@@ -87,7 +107,8 @@ def test_an_mcp_client_drives_a_session_phone_over_stdio(phone_api: PhoneApi, tm
                 session = await call(mcp, "start_session")
                 sid = session["session_id"]
                 assert session["screen"] == {"width": 720, "height": 1600} and session["state"] == "active"
-                serial = caller.http.get(f"/api/v1/sessions/{sid}").json()["device"]["serial"]
+                device_id = caller.http.get(f"/api/v1/sessions/{sid}").json()["device"]["id"]
+                serial = await read_device_serial(phone_api.api.db_url, device_id)
 
                 shot = await mcp.call_tool("screenshot", {"session_id": sid})
                 assert not shot.is_error
@@ -150,23 +171,13 @@ def test_the_api_serves_the_same_tools_over_streamable_http_with_each_callers_ke
     stranger: Caller = phone_api.api.caller()
     url = f"{phone_api.api.url}/mcp"
 
-    @asynccontextmanager
-    async def http_session(key: str) -> AsyncIterator[ClientSession]:
-        async with (
-            httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
-            streamable_http_client(url, http_client=http) as (read, write),
-            ClientSession(read, write) as session,
-        ):
-            await session.initialize()
-            yield session
-
     async def scenario() -> None:
-        async with http_session(owner.key) as mcp:
+        async with http_session(url, owner.key) as mcp:
             assert {t.name for t in (await mcp.list_tools()).tools} >= REQUIRED
             sid = (await call(mcp, "start_session", ttl_s=120))["session_id"]
             tree = await call(mcp, "ui_tree", session_id=sid)
             assert tree["package"] == "com.android.launcher3"
-            async with http_session(stranger.key) as theirs:
+            async with http_session(url, stranger.key) as theirs:
                 assert (await failure(theirs, "ui_tree", session_id=sid)).startswith("404 session_not_found")
             assert (await call(mcp, "end_session", session_id=sid))["state"] == "closed"
 
@@ -215,3 +226,50 @@ def test_without_a_key_the_command_says_how_to_give_one(tmp_path: Path) -> None:
                           env=env, cwd=ROOT, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
     assert done.returncode == 2 and done.stdout == ""
     assert "PHONEFLEET_API_KEY" in done.stderr
+
+
+def test_a_task_that_asks_is_answered_and_personal_phones_are_listed(phone_api: PhoneApi, tmp_path: Path) -> None:  # noqa: F811
+    """A task awaiting a confirmation (asked by the worker's own writers, as a run asks) is approved
+    through ``answer_task``; the agent's side gets the approval. Personal phones are the caller's own."""
+    api = phone_api.api
+    owner = api.caller()
+    url = f"{api.url}/mcp"
+    made = owner.http.post("/api/v1/personal-phones", json={"name": "mine"})
+    assert made.status_code == 201, made.text
+    colleague = api.caller(tenant_id=owner.tenant_id)
+
+    async def scenario() -> None:
+        async with open_sessions(api.db_url) as sessions:
+            async with sessions() as session, session.begin():
+                tenant = await session.get_one(Tenant, owner.tenant_id)
+                task = await make_task(session, tenant, status=TaskStatus.RUNNING, worker_id="host:1/w")
+            tid = str(task.id)
+            rows = TaskRows(Database(sessions), task.id, "host:1/w")
+            rows.tenant_id, rows.status = owner.tenant_id, TaskStatus.RUNNING
+            hooks = TaskHooks(rows, AgentSteering(), data_dir=tmp_path, deadline=time.monotonic() + 120,
+                              poll_s=0.05, wait_for_user_s=60)  # fmt: skip
+            await hooks.on_state(AgentState.AWAITING_CONFIRMATION, "asked")
+            asked = asyncio.ensure_future(
+                hooks.request_confirmation(a.Tap(element=(500, 500), message="Pay 10 EUR"), "Pay 10 EUR")
+            )
+            async with http_session(url, owner.key) as mcp:
+                deadline = time.monotonic() + 20
+                while (await asyncio.to_thread(owner.http.get, f"/api/v1/tasks/{tid}")).json()["status"] != (
+                    "awaiting_confirmation"
+                ):
+                    assert time.monotonic() < deadline and not asked.done(), "the task never asked"
+                    await asyncio.sleep(0.05)
+                wrong = await failure(mcp, "answer_task", task_id=tid, wait_s=0)
+                assert "exactly one of approve" in wrong
+                answered = await call(mcp, "answer_task", task_id=tid, approve=True, wait_s=0)
+                assert answered["task_id"] == tid
+                assert await asyncio.wait_for(asked, 20) is True  # the agent's side got the approval
+                again = await failure(mcp, "answer_task", task_id=tid, approve=False, wait_s=0)
+                assert again.startswith("409"), again
+
+                [phone] = await call(mcp, "list_personal_phones")
+                assert phone["id"] == made.json()["id"] and phone["name"] == "mine"
+            async with http_session(url, colleague.key) as theirs:
+                assert await call(theirs, "list_personal_phones") == []  # another user's phone is not theirs
+
+    run(scenario(), timeout=120)

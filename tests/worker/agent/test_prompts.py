@@ -10,8 +10,10 @@ import pytest
 from worker.agent.actions import ACTIONS
 from worker.agent.parser import parse_reply
 from worker.agent.prompts import (
+    CHAIN_HEADER,
     EARLIER_TRIES_HEADER,
     LANGUAGES,
+    chain_message,
     earlier_tries_message,
     first_user_message,
     format_date,
@@ -96,3 +98,23 @@ def test_a_later_try_is_told_what_went_wrong_on_the_earlier_ones(lang: str) -> N
     body = json.dumps({"messages": [{"role": "user", "content": first}]}).encode()
     view = read_chat(parse_request(body))
     assert view.task == "Open Settings and turn on Wi-Fi" and view.current_app == "Settings", view
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_subgoal_is_told_the_whole_task_and_what_came_of_the_parts_done(lang: str) -> None:
+    from worker.reference_model.chat import parse_request, read_chat
+
+    parts = [("Open Settings", "succeeded", "Settings is open"), ("Skip me", "skipped", None),
+             ("Turn on Wi-Fi", "running", None), ("Open Notes", "pending", None)]  # fmt: skip
+    chain = chain_message(lang, "Get the phone\n online", parts, 2)
+    assert chain.startswith(CHAIN_HEADER + "\n") and "\n\n" not in chain, chain  # one block
+    assert "3" in chain.splitlines()[1] and "4" in chain.splitlines()[1], chain  # part 3 of 4
+    assert "Get the phone online" in chain and "Settings is open" in chain, chain
+    lines = chain.splitlines()
+    assert lines[-5].startswith("1. Open Settings (") and lines[-2] == "4. Open Notes", lines
+    assert lines[-3].startswith("3. Turn on Wi-Fi (←"), lines
+    earlier = earlier_tries_message(lang, [("max_steps", "no result in 2 steps")])
+    first = first_user_message("Turn on Wi-Fi", screen_info("Settings"), f"{chain}\n\n{earlier}")
+    # The reference model reads the subgoal alone: both blocks are context for a model that reasons.
+    view = read_chat(parse_request(json.dumps({"messages": [{"role": "user", "content": first}]}).encode()))
+    assert view.task == "Turn on Wi-Fi", view

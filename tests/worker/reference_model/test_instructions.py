@@ -10,7 +10,7 @@ import pytest
 
 from tests.processes import REPO
 from worker.reference_model.instructions import Intent, parse_instruction
-from worker.reference_model.subgoals import front_package
+from worker.reference_model.plan import front_package
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import numpy as np
 
 from worker.agent import actions as a
 from worker.reference_model.instructions import parse_instruction
+from worker.reference_model.plan import History
 from worker.reference_model.policy import decide
 from worker.reference_model.screen import Screen
-from worker.reference_model.subgoals import History
 
 TASK = "Open Bank and log in as demo"
 ELEMENTS = (("My Bank", (500, 120)), ("Username", (500, 300)), ("Password", (500, 380)), ("Log in", (500, 460)))

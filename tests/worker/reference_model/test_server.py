@@ -31,7 +31,7 @@ def test_models_and_health(client: httpx.Client, reference_model: ReferenceModel
     assert body["object"] == "list"
     assert [m["id"] for m in body["data"]] == ["autoglm-phone-9b"]
     health = httpx.get(f"http://127.0.0.1:{reference_model.port}/healthz").json()
-    assert health == {"status": "ok", "model": "autoglm-phone-9b", "mode": "rules"}
+    assert health == {"status": "ok", "model": "autoglm-phone-9b", "mode": "rules", "family": "autoglm"}
 
 
 def test_hi_probe_answers_200_within_max_tokens(client: httpx.Client) -> None:
@@ -154,3 +154,19 @@ def test_scripted_replay_by_step_index(scripted_model: ReferenceModel) -> None:
             ).status_code
             == 404
         )
+
+
+def test_the_scripted_model_plays_the_matching_templates_solution(client: httpx.Client) -> None:
+    """``model: "scripted"`` (evals): the task is matched to a built-in template and the reply is its
+    solution's action for this step, whatever the server's own mode; an unknown task gets a finish."""
+
+    def reply(task: str, earlier: list[str]) -> Any:
+        messages = [{"role": "user", "content": task}, *({"role": "assistant", "content": t} for t in earlier)]
+        body = client.post("/chat/completions", json={"model": "scripted", "messages": messages}).json()
+        return parse_reply(body["choices"][0]["message"]["content"]).action
+
+    assert reply("Turn on Bluetooth", []) == Launch(app="Settings")
+    second = reply("Turn on Bluetooth", ['do(action="Launch", app="Settings")'])
+    assert isinstance(second, Tap) and second.element == (884, 232)
+    assert isinstance(reply("Turn on Bluetooth", ["a", "b"]), Finish)
+    assert isinstance(reply("Paint the fence", []), Finish)

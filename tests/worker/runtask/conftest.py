@@ -220,7 +220,12 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def api(tmp_path: Path, pg_url: str, redis_prefix: str) -> Iterator[Api]:
-    settings = Settings(data_dir=tmp_path / "data", database_url=pg_url, redis_url=REDIS_URL)
+    # Screenshots stored encrypted, as a deployment with storage.encryption_key keeps them: every
+    # test here then reads them back through the API, decrypted (docs/security.md).
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=pg_url, redis_url=REDIS_URL,
+        storage={"encryption_key": "the runtask tests' storage key"},
+    )  # fmt: skip
     queue_name = f"{redis_prefix}tasks"
     queue = TaskQueue(make_celery(settings), queue=queue_name)
 
@@ -306,6 +311,12 @@ class Worker:
 StartWorker = Callable[..., Worker]
 
 
+def storage_key(settings: Settings) -> dict[str, str]:
+    """The API's storage.encryption_key for a worker's environment (the same key on both sides)."""
+    key = settings.storage.encryption_key
+    return {} if key is None else {"PHONEFLEET_STORAGE__ENCRYPTION_KEY": key.get_secret_value()}
+
+
 @pytest.fixture
 def start_worker(tmp_path: Path, api: Api, adb_server: AdbServer) -> Iterator[StartWorker]:
     """Start ``phonefleet worker`` on the test's database, queue, data dir and adb server; wait until ready."""
@@ -320,6 +331,7 @@ def start_worker(tmp_path: Path, api: Api, adb_server: AdbServer) -> Iterator[St
                 "PHONEFLEET_DATA_DIR": str(api.settings.data_dir),
                 "PHONEFLEET_MODEL__BASE_URL": model_url,
             }
+            | storage_key(api.settings)
             | env_overrides  # any of them too (a test's own Redis)
         )
         log_path = tmp_path / f"worker-{len(workers)}.log"

@@ -37,6 +37,9 @@ def test_a_task_from_submit_to_succeeded(
         image = api.http.get(step["screenshot_url"])
         assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
         assert image.content[:2] == b"\xff\xd8"
+        # Stored sealed by the worker (the API's storage.encryption_key is the worker's too).
+        stored = (api.settings.data_dir / "tasks" / task["id"] / f"step-{step['index']:03d}.jpg").read_bytes()
+        assert stored.startswith(b"PFENC1") and image.content[:64] not in stored
         assert step["timings"]["model_s"] > 0 and step["current_app"]
 
     row, events, leases = api.rows(task["id"])
@@ -185,7 +188,9 @@ def test_people_answer_through_events(
                        ("task.confirmation", {"approved": True})], answers  # fmt: skip
     steps = api.http.get(f"/api/v1/tasks/{task['id']}/steps").json()["items"]
     # The person's hand-back is a step of theirs too (actor user), with their note.
-    assert [(s["action"]["name"], s["note"]) for s in steps if s["actor"] == "user"] == [("Hand_back", "logged in")]
+    assert [(s["action"]["name"], s["note"]) for s in steps if s["actor"] == "user"] == [
+        ("Hand_back", "logged in")
+    ]
     notes = [s["note"] for s in steps if s["actor"] == "agent"]
     assert "logged in" in notes[0] and "medium" in notes[1] and "approved" in notes[2], notes
 

@@ -2,7 +2,7 @@
 // Open (a session on it, to log in to apps by hand through the live view), New task on this phone,
 // rename, and delete (typed confirmation: its data goes for good); and the new-phone form.
 
-import { personalPhones, sessions, tasks } from "../api.js";
+import { apiUrl, personalPhones, sessions, tasks } from "../api.js";
 import { FormDialog } from "../dialogs.js";
 import { fill, h } from "../dom.js";
 import { badge, seconds, shortId, timeEl } from "../format.js";
@@ -11,9 +11,8 @@ const REFRESH_MS = 5000; // a phone wakes, is used and sleeps while the page is 
 const TASKS_SHOWN = 3;
 const SESSION_TTL_S = 1800; // long enough to log in to a few apps by hand; the session page keeps it alive
 
-// What the placeholder says while no device runs the phone, or while one does (no screenshot
-// route for a personal phone's device exists: the page shows its state, as the devices grid does
-// for phones you may not watch).
+// Its thumbnail is the latest screenshot a task on it recorded (GET …/thumbnail: what it showed when
+// it was last put down; it wakes nothing). Over it or, before any task, alone: what its state means.
 const SCREEN = {
   asleep: "Asleep: its data is kept; Open or a task wakes it",
   waking: "Waking on a device…",
@@ -149,6 +148,17 @@ export function mount(outlet, { router }) {
     refresh();
   }
 
+  /** The phone's last screen (none before its first task's screenshot: the image then hides). */
+  function thumbnail(phone, recent) {
+    if (!recent.length) return null;
+    // The latest task and its status in the URL: a new screenshot is fetched when they change.
+    const version = `${recent[0].id}-${recent[0].status}`;
+    const img = h("img", { class: "thumb-img", alt: `Last screen of ${phone.name}`, loading: "lazy",
+      src: apiUrl(`api/v1/personal-phones/${encodeURIComponent(phone.id)}/thumbnail?v=${encodeURIComponent(version)}`) });
+    img.addEventListener("error", () => img.remove());
+    return img;
+  }
+
   function card(phone, recent) {
     const note = h("p", { class: "error", role: "alert" }, problems.get(phone.id) ?? "");
     const pending = opening.has(phone.id);
@@ -160,7 +170,7 @@ export function mount(outlet, { router }) {
       ? recent.map((t) => h("a", { href: `#/tasks/${t.id}`, class: "run", dataset: { taskId: t.id } }, badge(t.status), " ", t.instruction))
       : [h("span", { class: "muted" }, "no tasks yet")];
     return h("li", { class: "device personal-phone", dataset: { phoneId: phone.id }, "aria-label": `Phone ${phone.name}, ${phone.state}` },
-      h("div", { class: "thumb" }, h("span", { class: "screen-note" }, SCREEN[phone.state] ?? phone.state)),
+      h("div", { class: "thumb" }, thumbnail(phone, recent), h("span", { class: "screen-note" }, SCREEN[phone.state] ?? phone.state)),
       h("div", { class: "device-head" }, h("strong", { class: "phone-name" }, phone.name), h("span", { class: "state" }, badge(phone.state))),
       h("p", { class: "muted" }, phone.last_used_at ? ["Last used ", timeEl(phone.last_used_at)] : "Never used",
         phone.wake_ms !== null && phone.wake_ms !== undefined ? ` · last wake ${seconds(phone.wake_ms / 1000)}` : ""),

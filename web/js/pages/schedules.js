@@ -46,18 +46,25 @@ export function mount(outlet) {
     intervalField.hidden = kind.value !== "interval";
     cronFields.hidden = kind.value !== "cron";
   });
+  // The runs may be task chains (docs/api.md "Task chains"): one subgoal a line.
+  const subgoals = h("textarea", { id: "schedule-subgoals", rows: 2, placeholder: "Open Settings\nTurn on Wi-Fi" });
+  const onFailure = h("select", { id: "schedule-on-step-failure" },
+    h("option", { value: "stop" }, "stop the chain"), h("option", { value: "ask" }, "ask (retry, skip or cancel)"));
   const error = h("p", { class: "error", role: "alert" });
   const create = h("button", { type: "submit", class: "primary" }, "Create schedule");
   const form = h("form", { class: "panel", "aria-labelledby": "new-schedule-title", onsubmit: async (event) => {
     event.preventDefault();
     error.textContent = "";
     const fields = { task: { instruction: instruction.value }, overlap: overlap.value, catch_up: catchUp.value };
+    const parts = subgoals.value.split("\n").map((line) => line.trim()).filter(Boolean);
+    if (parts.length) Object.assign(fields.task, { subgoals: parts, on_step_failure: onFailure.value });
     if (kind.value === "interval") fields.interval_s = Number(interval.value);
     else Object.assign(fields, { cron: cron.value.trim(), timezone: zone.value.trim() });
     create.disabled = true;
     try {
       await schedules.create(fields);
       instruction.value = "";
+      subgoals.value = "";
       await refresh();
     } catch (failure) {
       error.textContent = failure.message;
@@ -67,6 +74,9 @@ export function mount(outlet) {
   } },
   h("h2", { id: "new-schedule-title" }, "New schedule"),
   h("div", { class: "field" }, h("label", { for: "schedule-instruction" }, "Task instruction"), instruction),
+  h("div", { class: "row" },
+    h("div", { class: "field grow" }, h("label", { for: "schedule-subgoals" }, "Subgoals ", h("span", { class: "hint" }, "(optional: a chain, one a line)")), subgoals),
+    h("div", { class: "field" }, h("label", { for: "schedule-on-step-failure" }, "When a subgoal fails"), onFailure)),
   h("div", { class: "row" }, h("div", { class: "field" }, h("label", { for: "schedule-kind" }, "Runs"), kind), intervalField, cronFields),
   h("div", { class: "row" },
     h("div", { class: "field" }, h("label", { for: "schedule-overlap" }, "When a run is still going"), overlap),
@@ -115,7 +125,9 @@ export function mount(outlet) {
         badge(t.status), " ", timeEl(t.created_at)))
       : [h("span", { class: "muted" }, "none yet")];
     return h("tr", { dataset: { scheduleId: s.id } },
-      h("td", { class: "instruction", "data-label": "Task" }, s.task.instruction, h("div", { class: "hint" }, shortId(s.id))),
+      h("td", { class: "instruction", "data-label": "Task" }, s.task.instruction,
+        s.task.subgoals ? h("div", { class: "hint chain-size" }, `a chain of ${s.task.subgoals.length} subgoals`) : null,
+        h("div", { class: "hint" }, shortId(s.id))),
       h("td", { "data-label": "When" }, timing(s)),
       h("td", { "data-label": "Next due", class: "next-due" }, s.paused ? h("span", { class: "muted" }, "—") : [timeEl(s.next_due_at), h("div", { class: "hint" }, relative(s.next_due_at))]),
       h("td", { "data-label": "Last runs", class: "runs" }, h("div", { class: "stack" }, runCells)),

@@ -42,7 +42,7 @@ export function mount(outlet, { params }) {
       h("dt", {}, "Phone"), h("dd", {}, session.device ? h("code", { title: session.device.id }, deviceName(session.device)) : "—"),
       h("dt", {}, "Created"), h("dd", {}, timeEl(session.created_at)),
       h("dt", {}, "Expires"), expires,
-      session.adb ? [h("dt", {}, "adb"), h("dd", {}, h("code", {}, session.adb.connect ?? session.adb.serial))] : null);
+      session.adb ? [h("dt", {}, "adb"), h("dd", {}, h("code", { title: "Opens the ADB tunnel on this computer, then: adb connect 127.0.0.1:PORT" }, session.adb.command))] : null);
     tick();
     const active = session.state === "active";
     close.hidden = !active;

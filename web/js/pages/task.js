@@ -103,6 +103,12 @@ export function mount(outlet, { params }) {
       h("dt", {}, "Started"), h("dd", {}, timeEl(task.started_at)),
       h("dt", {}, "Finished"), h("dd", {}, timeEl(task.finished_at)),
       h("dt", {}, "Max steps"), h("dd", {}, String(task.max_steps)),
+      // A task chain (docs/api.md "Task chains"): each subgoal's status, result and steps, in order.
+      task.subgoals ? [h("dt", {}, "Chain"), h("dd", {},
+        h("ol", { id: "task-chain", class: "chain" }, task.subgoals.map(subgoalItem)),
+        h("p", { class: "hint" }, task.on_step_failure === "ask"
+          ? "A failed subgoal asks you: retry it, skip it or cancel the task."
+          : "A failed subgoal ends the chain."))] : null,
       // Tries (docs/api.md "Tries"): each one's end and the steps it made, once the task has ended.
       task.max_tries > 1 ? [h("dt", {}, "Tries"), h("dd", { id: "task-tries" }, triesText(task))] : null,
       // Why it is not moving (a device, the model server, a person…): the server's words, as they change.
@@ -182,6 +188,21 @@ export function mount(outlet, { params }) {
     disposed = true;
     teardown();
   };
+}
+
+const SUBGOAL_STATES = { pending: "not run yet", running: "running", succeeded: "succeeded", failed: "failed",
+  timed_out: "timed out", cancelled: "cancelled", skipped: "skipped" };
+
+function subgoalItem(part) {
+  const steps = part.first_step === null || part.first_step === undefined ? null
+    : `steps #${part.first_step}–#${part.last_step}`;
+  const runs = part.runs > 1 ? `run ${part.runs} times` : null;
+  const outcome = [part.reason, part.message].filter(Boolean).join(": ");
+  return h("li", { dataset: { status: part.status, index: String(part.index) } },
+    h("span", { class: "subgoal-goal" }, part.goal), " — ",
+    h("span", { class: "subgoal-status" }, SUBGOAL_STATES[part.status] ?? part.status),
+    [steps, runs].some(Boolean) ? ` (${[steps, runs].filter(Boolean).join(", ")})` : null,
+    outcome ? h("div", { class: "subgoal-result" }, outcome) : null);
 }
 
 function triesText(task) {

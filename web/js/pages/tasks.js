@@ -35,6 +35,11 @@ export function mount(outlet, { query, router }) {
   const profile = h("input", { id: "device-profile", name: "device_profile", type: "text", autocomplete: "off",
     placeholder: 'pixel13  or  {"android": "13"}', "aria-describedby": "device-profile-hint" });
   const maxSteps = h("input", { id: "max-steps", name: "max_steps", type: "number", min: "1", max: "100", value: "30", required: true });
+  // A task chain (docs/api.md "Task chains"): one subgoal a line, run in order; a failed one stops or asks.
+  const subgoals = h("textarea", { id: "subgoals", name: "subgoals", rows: "2", "aria-describedby": "subgoals-hint",
+    placeholder: "Open Settings\nTurn on Wi-Fi" });
+  const onFailure = h("select", { id: "on-step-failure", name: "on_step_failure" },
+    h("option", { value: "stop" }, "stop the chain"), h("option", { value: "ask" }, "ask me (retry, skip or cancel)"));
   const formError = h("p", { class: "error", role: "alert" });
   const onPhone = phoneId ? h("p", { id: "task-phone" }, "On your personal phone ", h("strong", {}, "…"),
     " (its apps' logins are kept). ", h("a", { href: "#/tasks" }, "Use a pooled phone instead")) : null;
@@ -49,6 +54,8 @@ export function mount(outlet, { query, router }) {
     formError.textContent = "";
     const fields = { instruction: instruction.value.trim(), max_steps: Number(maxSteps.value) };
     if (phoneId) fields.personal_phone_id = phoneId;
+    const parts = subgoals.value.split("\n").map((line) => line.trim()).filter(Boolean);
+    if (parts.length) Object.assign(fields, { subgoals: parts, on_step_failure: onFailure.value });
     const raw = phoneId ? "" : profile.value.trim(); // a personal phone has the shape it was made with
     if (raw) {
       try {
@@ -78,6 +85,12 @@ export function mount(outlet, { query, router }) {
       profile,
       h("p", { class: "hint", id: "device-profile-hint" }, "A profile name your operator defined, or a JSON object the phone must match.")),
     h("div", { class: "field" }, h("label", { for: "max-steps" }, "Max steps"), maxSteps)),
+  h("div", { class: "row" },
+    h("div", { class: "field grow" },
+      h("label", { for: "subgoals" }, "Subgoals ", h("span", { class: "hint" }, "(optional: a chain, one a line)")),
+      subgoals,
+      h("p", { class: "hint", id: "subgoals-hint" }, "Run one after another on the same phone, each with its own result.")),
+    h("div", { class: "field" }, h("label", { for: "on-step-failure" }, "When a subgoal fails"), onFailure)),
   formError,
   h("div", { class: "actions" }, submit));
 

@@ -41,6 +41,12 @@ app.kubernetes.io/component: {{ .component }}
   value: prod
 - name: PHONEFLEET_DATA_DIR
   value: /var/lib/phonefleet
+- name: PHONEFLEET_PERSONAL_PHONES__DATA_DIR  # on the shared data volume: the API's and the pool's
+  value: /var/lib/phonefleet/personal-phones
+{{- with .Values.storage.retentionDays }}
+- name: PHONEFLEET_STORAGE__RETENTION_DAYS
+  value: {{ . | quote }}
+{{- end }}
 - name: PHONEFLEET_MODEL__BASE_URL
   value: {{ include "phonefleet.modelUrl" . | quote }}
 - name: PHONEFLEET_MODEL__NAME

@@ -263,6 +263,8 @@ def _binding(spec: str) -> tuple[str, str]:
 
 def _write(ctx: CommandContext, sub: str, uri: str, opts: dict[str, list[str]]) -> None:
     m = re.fullmatch(r"content://settings/(system|secure|global)/?", uri)
+    if not m and _write_record(ctx, sub, uri, opts):
+        return
     if not m:
         _rows_for(ctx, uri)  # unknown providers and paths fail as in a query
         raise _ProviderError("java.lang.UnsupportedOperationException", f"{sub} is not supported by {uri}")
@@ -283,3 +285,44 @@ def _write(ctx: CommandContext, sub: str, uri: str, opts: dict[str, list[str]]) 
                 ctx.phone.settings_delete(namespace, name)
             elif "value" in binds:
                 ctx.phone.settings_put(namespace, name, binds["value"])
+
+
+def _write_record(ctx: CommandContext, sub: str, uri: str, opts: dict[str, list[str]]) -> bool:
+    """Inserts and deletes of contacts and SMS, as Android's providers take them from a shell: a contact
+    through the legacy People table (``content://contacts/people``, columns ``name`` and ``number``),
+    a message into ``content://sms/inbox`` or ``/sent`` (``address``, ``body``, ``date``, ``read``).
+    False for any other URI (the caller refuses it as before)."""
+    m = re.fullmatch(r"content://(contacts|com\.android\.contacts|sms)(/[a-z]+)?/?", uri)
+    if m is None or sub not in ("insert", "delete"):
+        return False
+    authority, path = m.group(1), m.group(2) or ""
+    binds = dict(_binding(b) for b in opts.get("bind", []))
+    state = ctx.phone.state
+    with ctx.phone._lock:  # the phone's state is shared with its apps: one lock
+        if authority == "sms" and path in ("/inbox", "/sent", ""):
+            if sub == "insert":
+                if "address" not in binds or "body" not in binds:
+                    raise _ProviderError("java.lang.IllegalArgumentException", "address and body are required")
+                date = int(binds.get("date") or ctx.phone.now_ms())
+                state.add_sms(binds["address"], binds["body"], sent=path == "/sent", date_ms=date,
+                              read=binds.get("read", "1") != "0")  # fmt: skip
+                return True
+            return _delete_rows(ctx, opts, state.sms("sent" if path == "/sent" else "inbox" if path else "all"),
+                                lambda row: state.delete_sms(row["_id"]))  # fmt: skip
+        if authority != "sms" and path == "/people":
+            if sub == "insert":
+                if not binds.get("name"):
+                    raise _ProviderError("java.lang.IllegalArgumentException", "name must not be empty")
+                state.add_contact(binds["name"], binds.get("number", ""))
+                return True
+            return _delete_rows(ctx, opts, state.contacts(), lambda row: state.delete_contact(row["_id"]))
+    return False
+
+
+def _delete_rows(ctx: CommandContext, opts: dict[str, list[str]], rows: list[Row], delete: Callable[[Row], object]) -> bool:
+    where = (opts.get("where") or [""])[0]
+    test = _compile_where(where, lambda r, n: r.get({"name": "display_name"}.get(n, n))) if where else (lambda r: True)
+    for row in rows:
+        if test(row):
+            delete(row)
+    return True

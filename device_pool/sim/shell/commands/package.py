@@ -1,7 +1,8 @@
-"""pm (list packages, path, clear, install, uninstall, grant) and ime (list, enable, disable, set)."""
+"""pm (list packages, path, clear, install — which reads the APK's manifest —, uninstall, grant) and ime (list, enable, disable, set)."""
 
 from __future__ import annotations
 
+from device_pool.apk import ApkError, read_manifest
 from device_pool.sim.shell.commands.android_ids import is_system_package, object_hash
 from device_pool.sim.shell.registry import CommandContext, command
 
@@ -63,7 +64,10 @@ def pm(ctx: CommandContext) -> int:
     if sub == "install":
         return _install(ctx, operands)
     if sub == "uninstall":
-        # The sim's apps are part of its image: removing one fails as for an unknown package.
+        # Only what `pm install` added can go: the sim's own apps are part of its image.
+        if operands and ctx.phone.uninstall_package(operands[0]):
+            ctx.stdout.println("Success")
+            return 0
         ctx.stdout.println("Failure [DELETE_FAILED_INTERNAL_ERROR]")
         return 1
     if sub in ("grant", "revoke"):
@@ -126,7 +130,19 @@ def _install(ctx: CommandContext, operands: list[str]) -> int:
         ctx.stderr.println("Exception occurred while executing 'install':")
         ctx.stderr.println(f"java.lang.IllegalArgumentException: Error: Can't open file: {path}")
         return 255
-    # The sim cannot run an APK: the install is acknowledged and nothing new appears.
+    try:
+        manifest = read_manifest(host.read_bytes())
+    except ApkError as exc:
+        ctx.stdout.println(f"Failure [{exc.reason}: Failed to parse {path}: {exc}]")
+        return 1
+    if not ctx.phone.install_package(manifest, _apk_path(manifest.package)):
+        # A package of the phone's image: Android refuses an update not signed with its key.
+        ctx.stdout.println(
+            f"Failure [INSTALL_FAILED_UPDATE_INCOMPATIBLE: Existing package {manifest.package} "
+            "signatures do not match newer version; ignoring!]"
+        )
+        return 1
+    # The sim cannot run an APK's code: the package is listed, and has no activity to start.
     ctx.stdout.println("Success")
     return 0
 

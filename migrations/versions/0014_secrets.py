@@ -1,7 +1,7 @@
 """secrets (the vault); steps.redactions (the screenshot regions masked before the model saw it)
 
-Revision ID: 0010
-Revises: 0008
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-07 21:10:00
 
 A tenant's secrets for the agent to type by name (docs/security.md, "Secrets vault"): the value is
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0010"
-down_revision: str | Sequence[str] | None = "0008"
+revision: str = "0014"
+down_revision: str | Sequence[str] | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,4 +1,4 @@
-"""The steps a plan is made of. Each sub-goal answers two questions about the current screen:
+"""The parts the reference model's plan is made of (not a task's subgoals). Each part answers two questions about the current screen:
 ``done`` — is its outcome visible (or, for typing, already in the history)? — and ``next`` — what
 one action moves it forward from here (None: nothing on this screen to act on)?
 
@@ -413,7 +413,7 @@ class HumanLogin:
         return None
 
 
-SubGoal = (
+PlanPart = (
     OpenApp | TapText | Fill | PickContact | SubmitSearch | SetSwitch | SetSwitches | TapResult | HumanLogin
 )
 
@@ -424,10 +424,10 @@ __all__ = [
     "HumanLogin",
     "OpenApp",
     "PickContact",
+    "PlanPart",
     "ScreenCheck",
     "SetSwitch",
     "SetSwitches",
-    "SubGoal",
     "SubmitSearch",
     "TapResult",
     "TapText",
