@@ -5,7 +5,7 @@
     ├─ PermissionDenied           authenticated, but not allowed (a member on an admin route)
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
     │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound, UserNotFound,
-    │  ├─ ScheduleNotFound, PersonalPhoneNotFound, WebhookSubscriptionNotFound
+    │  ├─ ScheduleNotFound, PersonalPhoneNotFound, WebhookSubscriptionNotFound, SecretNotFound
     │  ├─ ElementNotFound         a UI element id not on the session phone's screen now
     │  └─ FileNotFound            no file at the path on the session's phone (device API pull)
     ├─ Conflict                   the request contradicts the current state
@@ -19,6 +19,7 @@
     │  ├─ PersonalPhoneInUse      deleting a personal phone a task or session holds
     │  ├─ PersonalPhoneQuota      a user at personal_phones.max_per_user
     │  ├─ PersonalPhonesUnsupported  the pool's provider cannot keep a phone's data (static ADB)
+    │  ├─ VaultUnavailable        the secrets vault has no key (prod without ``vault.key``) or cannot read a value
     │  ├─ StoredFileUnreadable    a stored screenshot sealed with a key other than storage.encryption_key
     │  ├─ TenantBusy              deleting a tenant that still runs tasks or sessions
     │  └─ LimitReached            one more would pass a tenant limit (``schedules.max_per_tenant``)
@@ -110,6 +111,7 @@ __all__ = [
     "RateLimited",
     "ScheduleNotFound",
     "ScreenshotNotFound",
+    "SecretNotFound",
     "SessionNotFound",
     "StepNotFound",
     "StoredFileUnreadable",
@@ -121,6 +123,7 @@ __all__ = [
     "UnknownDeviceProfile",
     "UnknownModelEndpoint",
     "UserNotFound",
+    "VaultUnavailable",
     "ViewerLimit",
     "WebhookSubscriptionNotFound",
 ]
@@ -150,6 +153,13 @@ class WebhookSubscriptionNotFound(NotFound):
 
     def __init__(self, subscription_id: object) -> None:
         super().__init__(f"no webhook subscription {subscription_id}", context={"subscription_id": str(subscription_id)})
+
+
+class SecretNotFound(NotFound):
+    code = "secret_not_found"
+
+    def __init__(self, name: object) -> None:
+        super().__init__(f"no secret named {name!r}", context={"name": str(name)})
 
 
 class EvalNotFound(NotFound):
@@ -247,6 +257,13 @@ class LimitReached(Conflict):
     """One more row would pass a tenant limit (the limit and its setting are in the message)."""
 
     code = "limit_reached"
+
+
+class VaultUnavailable(Conflict):
+    """The secrets vault cannot encrypt or read: no ``vault.key`` (prod), or a value made with a key
+    that is neither ``vault.key`` nor one of ``vault.old_keys``."""
+
+    code = "vault_unavailable"
 
 
 class InvalidRequest(PhoneFleetError):

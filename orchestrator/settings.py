@@ -269,6 +269,47 @@ class PersonalPhoneSettings(_Group):
     max_archive_bytes: int = Field(default=64 * 1024 * 1024, gt=0)  # an export, packed or unpacked
 
 
+class VaultSettings(_Group):
+    """The secrets vault: values the agent types by name (docs/security.md, "Secrets vault")."""
+
+    # Encrypts secret values at rest (any string; Fernet's key is derived from it). None: in dev,
+    # one generated and kept in {data_dir}/vault.key on first use (``phonefleet up`` makes it at
+    # start); in prod the vault refuses to store or read a value until it is set.
+    key: SecretStr | None = None
+    # Earlier keys, still read after a rotation (docs/security.md, "Rotating the vault key");
+    # ``VaultService.reencrypt_all`` re-encrypts every value with ``key``, after which they may go.
+    old_keys: list[SecretStr] = Field(default_factory=list)
+    max_per_tenant: int = Field(default=100, ge=0)
+
+
+# The kinds of text the opt-in pattern redaction masks, as regular expressions (a match of the
+# whole of an element's text, spaces and dashes ignored).
+DEFAULT_TEXT_PATTERNS = {
+    "card_number": r"(?:\d[ -]?){12,18}\d",
+    "national_id": r"\d{3}-?\d{2}-?\d{4}|[A-Z]{2}\d{6}[A-D]|\d{17}[\dXx]",
+    "one_time_code": r"(?:.*\b(?:code|otp|passcode|验证码)\b\D{0,3})?\d{4,8}",
+}
+
+
+class RedactionSettings(_Group):
+    """What is masked in a step's screenshot before the model sees it and before it is stored."""
+
+    password_fields: bool = True  # the bounds of every password="true" node of the view tree
+    # Text patterns (kind → regex) masked for the tenants named in ``text_tenants`` (opt-in).
+    text_patterns: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TEXT_PATTERNS))
+    text_tenants: list[str] = Field(default_factory=list)  # tenant names; "*": every tenant
+
+    @field_validator("text_patterns")
+    @classmethod
+    def _compiles(cls, value: dict[str, str]) -> dict[str, str]:
+        for kind, pattern in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"redaction.text_patterns[{kind!r}] is not a regular expression: {exc}") from exc
+        return value
+
+
 class StorageSettings(_Group):
     """What is stored, how, and for how long (docs/security.md, "Encryption at rest and retention")."""
 
@@ -505,6 +546,8 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     personal_phones: PersonalPhoneSettings = Field(default_factory=PersonalPhoneSettings)
+    vault: VaultSettings = Field(default_factory=VaultSettings)
+    redaction: RedactionSettings = Field(default_factory=RedactionSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
 

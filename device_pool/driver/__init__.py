@@ -13,6 +13,7 @@ _EXPORTS = {
     "KNOWN_APPS": "device_pool.driver.apps",
     "AdbDevice": "device_pool.driver.device",
     "DeviceTimeouts": "device_pool.driver.device",
+    "SECRET_INPUT": "device_pool.driver.device",
     "TextInputUnsupported": "device_pool.driver.errors",
     "UnknownApp": "device_pool.driver.errors",
     "adb_errors": "device_pool.driver.errors",

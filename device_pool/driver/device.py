@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import secrets
 import shlex
@@ -29,6 +30,10 @@ from device_pool.driver.wire import AdbConnection
 from device_pool.errors import CommandFailed, DeviceOffline, DeviceTimeout
 
 logger = logging.getLogger(__name__)
+
+# Set while a caller types a secret (the agent's Type_Secret): the debug log of shell commands then
+# shows "[secret input]" instead of the command line, which holds the text typed.
+SECRET_INPUT: contextvars.ContextVar[bool] = contextvars.ContextVar("secret_input", default=False)
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,8 @@ class AdbDevice(DeviceUi):
         limit = self.timeouts.command if timeout is None else timeout
         use_v2 = await self._uses_shell_v2(command, limit)
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("shell", extra={"serial": self.serial, "command": command})
+            shown = "[secret input]" if SECRET_INPUT.get() else command
+            logger.debug("shell", extra={"serial": self.serial, "command": shown})
         if use_v2:
             async with self._stream(shell_proto.v2_service(command), command, limit) as conn:
                 out, err, code = await shell_proto.run_v2(conn)
@@ -350,4 +356,4 @@ class AdbDevice(DeviceUi):
         await self.text.restore_ime(timeout=timeout)
 
 
-__all__ = ["AdbDevice", "DeviceTimeouts"]
+__all__ = ["SECRET_INPUT", "AdbDevice", "DeviceTimeouts"]

@@ -26,6 +26,7 @@ from orchestrator.api import (
     metrics,
     model_endpoints,
     schedules,
+    secrets,
     sessions,
     tasks,
     tenant_registry,
@@ -65,10 +66,12 @@ from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
 from orchestrator.services.tenants import TenantService
+from orchestrator.services.vault import VaultService
 from orchestrator.services.webhook_subscriptions import SubscriptionService
 from orchestrator.services.webhook_targets import TargetPolicy
 from orchestrator.services.webhooks import WebhookService
 from orchestrator.settings import Settings, load_settings
+from orchestrator.vault_cipher import VaultCipher
 
 __all__ = ["MAX_BODY_BYTES", "create_app", "create_app_from_env"]
 
@@ -177,6 +180,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 personal_phones=personal_phones,
                 models=settings.model,
             ),
+            vault=VaultService(db, VaultCipher.from_settings(settings), max_per_tenant=settings.vault.max_per_tenant),
             subscriptions=SubscriptionService(
                 db, webhook_targets=targets, max_per_tenant=settings.webhooks.max_subscriptions_per_tenant
             ),
@@ -223,7 +227,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, audit, auth, health,
                metrics, events, webhooks, webhook_subscriptions, evals, live, adb_tunnel, tenants_api,
-               tenant_registry, usage, model_endpoints)  # fmt: skip
+               tenant_registry, usage, model_endpoints, secrets)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.include_router(api_keys.users_router)

@@ -27,9 +27,11 @@ from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
 from orchestrator.services.tasks import TaskService
 from orchestrator.services.tenants import TenantService
+from orchestrator.services.vault import VaultService
 from orchestrator.services.webhook_subscriptions import SubscriptionService
 from orchestrator.services.webhooks import WebhookService
 from orchestrator.settings import Settings
+from orchestrator.vault_cipher import VaultCipher
 
 __all__ = [
     "AdminOnly",
@@ -51,6 +53,7 @@ __all__ = [
     "StepServiceDep",
     "SubscriptionServiceDep",
     "TaskServiceDep",
+    "VaultServiceDep",
     "WebhookServiceDep",
     "login_of",
     "websocket_principal",
@@ -79,6 +82,7 @@ class Services:
     phone_archives: PhoneArchives
     subscriptions: SubscriptionService
     tenants: TenantService
+    vault: VaultService | None = None  # None: made from db and the settings on first use (tests that build Services)
     evals: EvalService | None = None  # None: made from db and queue on first use (tests that build Services)
 
 
@@ -251,6 +255,16 @@ async def _subscription_service(request: Request) -> SubscriptionService:
 SubscriptionServiceDep = Annotated[SubscriptionService, Depends(_subscription_service)]
 
 
+async def _vault_service(request: Request) -> VaultService:
+    services = _services(request)
+    if services.vault is None:
+        services.vault = VaultService(services.db, VaultCipher.from_settings(request.app.state.settings))
+    return services.vault
+
+
+VaultServiceDep = Annotated[VaultService, Depends(_vault_service)]
+
+
 async def _eval_service(request: Request) -> EvalService:
     services = _services(request)
     return services.evals or EvalService(services.db, services.queue)
@@ -271,6 +285,8 @@ async def _schedule_service(request: Request) -> ScheduleService:
 
 
 ScheduleServiceDep = Annotated[ScheduleService, Depends(_schedule_service)]
+
+
 async def _personal_phone_service(request: Request) -> PersonalPhoneService:
     return _services(request).personal_phones
 

@@ -238,6 +238,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
     from orchestrator.db.migrate import upgrade
     from orchestrator.settings import ModelSettings, load_settings
+    from orchestrator.vault_cipher import vault_key
 
     try:
         settings = load_settings()
@@ -257,6 +258,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
     try:
         asyncio.run(upgrade(settings.database_url))
         key = asyncio.run(_first_admin_key(settings))
+        # The vault's key ({data_dir}/vault.key unless vault.key is set): made on the first start,
+        # so secrets can be stored at once; the API and the workers read the same file.
+        vault_key(settings)
     except Exception as exc:  # an unreachable database: one clear line, nothing started
         print(f"phonefleet up: cannot prepare the database: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -47,6 +47,7 @@ __all__ = [
     "Lease",
     "PersonalPhone",
     "Schedule",
+    "Secret",
     "Step",
     "Task",
     "Tenant",
@@ -390,7 +391,23 @@ class Step(_Row, Base):
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prompt_tokens: Mapped[int | None]
     completion_tokens: Mapped[int | None]
+    # The screenshot's regions masked before the model saw it and before it was stored: [{"bounds":
+    # [left, top, right, bottom], "kind": "password" | a text pattern's name}], never their content.
+    redactions: Mapped[list[Any] | None]
     subgoal: Mapped[int | None]  # the 0-based subgoal of the task's chain it was made for (None: no chain)
+
+
+class Secret(_Row, Base):
+    """A tenant's secret for the agent to type (``Type_Secret(name=…)``): its value encrypted with
+    ``secrets.key`` (Fernet; ``orchestrator/services/vault.py``), never returned by the API."""
+
+    __tablename__ = "secrets"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(Text)  # a Fernet token
+    rotated_at: Mapped[dt.datetime | None]
 
 
 class Event(Base):

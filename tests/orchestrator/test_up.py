@@ -70,6 +70,10 @@ def run_up(tmp_path: Path, adb_port: int, phone_port: int) -> None:
         data = tmp_path / "data"
         assert (data / URL_FILE).read_text().strip() == url  # for phonefleet task
         api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"})
+        # The vault works with no setup: up made its key in the data directory at start.
+        assert (data / "vault.key").stat().st_mode & 0o777 == 0o600
+        stored = api.post("/api/v1/secrets", json={"name": "up_secret", "value": "made-at-start"})
+        assert stored.status_code == 201 and "made-at-start" not in stored.text, stored.text
 
         # `phonefleet task` with neither PHONEFLEET_URL nor a key: both as up left them.
         task_env = {k: v for k, v in env.items() if k not in ("PHONEFLEET_URL", "PHONEFLEET_API_KEY")}

@@ -101,7 +101,7 @@ class TypeText(ActionModel):
     )
 
     async def execute(self, ctx: ActionExecutor) -> Outcome:
-        await ctx.device.type_text(self.text)
+        await ctx.type_text(self.text)
         return Outcome()
 
 
@@ -117,7 +117,28 @@ class TypeName(ActionModel):
     )
 
     async def execute(self, ctx: ActionExecutor) -> Outcome:
-        await ctx.device.type_text(self.text)
+        await ctx.type_text(self.text)
+        return Outcome()
+
+
+@in_grammar
+class TypeSecret(ActionModel):
+    """Typing a secret of the task's tenant (the vault) by its name: the worker types the value;
+    the model, the steps and the logs only ever see the name (docs/security.md, "Secrets vault")."""
+
+    name: Literal["Type_Secret"] = "Type_Secret"
+    secret: str = Field(min_length=1, max_length=64)
+    grammar_args: ClassVar[dict[str, str]] = {"name": "secret"}
+    usage: ClassVar[str] = 'do(action="Type_Secret", name="xxx")'
+    purpose: ClassVar[Purpose] = Purpose(
+        zh="在已获得焦点的输入框中输入名为 xxx 的机密（如密码），先点中输入框。只能使用任务里列出的机密名称；"
+        "你看不到机密的内容，系统会替你输入。",
+        en="Enter the secret named xxx (such as a password) into the focused field; tap the field "
+        "first. Use only the secret names the task lists; you never see the value, the system types it.",
+    )
+
+    async def execute(self, ctx: ActionExecutor) -> Outcome:
+        await ctx.type_secret(self.secret)
         return Outcome()
 
 
@@ -359,6 +380,11 @@ def is_terminal(action: ActionModel) -> bool:
     return isinstance(action, Finish)
 
 
+def types_text(action: ActionModel) -> bool:
+    """Whether the action types text the model wrote (so it is masked when the field is a password)."""
+    return isinstance(action, (TypeText, TypeName))
+
+
 def is_sensitive(action: ActionModel) -> bool:
     """Whether the action is a tap the model marked sensitive, so a user must confirm it first."""
     return isinstance(action, Tap) and action.message is not None
@@ -378,5 +404,6 @@ __all__ = [
     "is_sensitive",
     "is_terminal",
     "parse_duration",
+    "types_text",
     *(cls.__name__ for cls in ACTIONS.values()),
 ]

@@ -13,10 +13,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from device_pool.driver import SECRET_INPUT, TextInputUnsupported
 from device_pool.driver.ui_tree import element_at
+from device_pool.errors import DeviceError, PhoneFleetError
 from device_pool.grid import to_pixels
 from worker.agent import actions as a
 from worker.agent import prompts
+from worker.agent.errors import ActionRejected
 from worker.agent.results import FailReason, Outcome
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 
@@ -59,6 +62,9 @@ class ActionExecutor:
         self.wait_cap_s = wait_cap_s
         self.swipe_ms = swipe_ms
         self.long_press_ms = long_press_ms
+        # Whether the focused field is a password, as the step's capture read the view tree (the
+        # loop sets it before each action): text typed into it is masked in the step and the logs.
+        self.focused_password = False
         # Called as a person is asked (just before the state changes and the wait begins) with
         # what is asked: the loop records the asking step then, so it shows while the task waits.
         self.on_asking: Callable[[str], Awaitable[None]] | None = None
@@ -81,6 +87,51 @@ class ActionExecutor:
             await asyncio.wait_for(
                 self.steering.wait_interrupt(), timeout=max(0.0, min(seconds, self.wait_cap_s))
             )
+
+    async def type_secret(self, name: str) -> None:
+        """Type the value of the secret ``name`` (the hooks' ``secret_value``: the vault) into the
+        focused field. The value goes to the driver and nowhere else: an unknown name is rejected
+        with the names there are, and a failure is reported without the command (which holds it)."""
+        try:
+            value = await self.hooks.secret_value(name)
+        except PhoneFleetError as exc:  # the vault cannot read it (its key): the model hears so
+            logger.warning("the secret could not be read", extra={"secret_name": name, "error": exc.message})
+            raise ActionRejected(
+                f"the secret {name!r} cannot be read ({exc.code})",
+                agent_feedback=f'The secret "{name}" cannot be read now; ask the user to enter it (Take_over).',
+            ) from None
+        if value is None:
+            names = await self.hooks.secret_names()
+            known = ", ".join(f'"{n}"' for n in names) if names else "none"
+            raise ActionRejected(
+                f"no secret named {name!r}",
+                agent_feedback=f'There is no secret named "{name}". The secrets you can type: {known}.',
+            )
+        await self._type_unseen(value, f"the secret {name!r}")
+
+    async def type_text(self, text: str) -> None:
+        """Type ``text`` the model wrote; into a password field (``focused_password``, read from the
+        view tree at capture) it is kept out of the logs and errors as a secret's value is."""
+        if self.focused_password:
+            await self._type_unseen(text, "text into a password field")
+        else:
+            await self.device.type_text(text)
+
+    async def _type_unseen(self, text: str, what: str) -> None:
+        """Type ``text`` with the driver's command log masked; a failure is reported without the
+        command line or its output (which hold the text), and without the original as its cause."""
+        token = SECRET_INPUT.set(True)
+        try:
+            await self.device.type_text(text)
+        except TextInputUnsupported:
+            raise ActionRejected(
+                f"the phone cannot type {what} (its keyboard)",
+                agent_feedback="The phone's keyboard cannot type that; ask the user to enter it.",
+            ) from None
+        except DeviceError as exc:
+            raise DeviceError(f"typing {what} failed ({type(exc).__name__})", device_id=exc.device_id) from None
+        finally:
+            SECRET_INPUT.reset(token)
 
     async def sensitive_tap(self, action: a.Tap, message: str) -> Outcome:
         """Tap once a person approved ``message``; a denial stops the run."""

@@ -41,6 +41,9 @@ class ActionModel(BaseModel):
     purpose: ClassVar[Purpose]
     forms: ClassVar[tuple[tuple[str, Purpose], ...]] = ()
     """More ways to write the action, listed after it in the prompt: (usage, purpose)."""
+    grammar_args: ClassVar[dict[str, str]] = {}
+    """Grammar arguments held under another field name (the grammar's ``name=`` cannot be the field
+    ``name``, which is the action's): grammar argument → field."""
     changes_screen: ClassVar[bool] = True
     """Whether the loop waits for the screen to settle after it."""
     acts_on_phone: ClassVar[bool] = True

@@ -15,13 +15,13 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from PIL import Image
 
 from device_pool.driver import AppCatalog, is_secure_frame
-from device_pool.driver.ui_tree import ui_elements
+from device_pool.driver.ui_tree import focused_is_password, ui_elements
 from device_pool.errors import DeviceError
 from worker.agent import actions as a
 from worker.agent import prompts
@@ -31,10 +31,14 @@ from worker.agent.errors import ActionError, ModelError, NoAnswer
 from worker.agent.executor import ActionExecutor, Device
 from worker.agent.families import family
 from worker.agent.images import EncodedImage, image_part
+from worker.agent.parser import format_action
+from worker.agent.redaction import RedactionRules, mask, regions
 from worker.agent.results import WAITING, AgentResult, FailReason, RunStatus, StepRecord, StepTimings
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 
 logger = logging.getLogger(__name__)
+
+REDACTED = "•••"  # what a step keeps of text typed into a password field
 
 
 class ModelReply(Protocol):
@@ -85,6 +89,8 @@ class AgentConfig:
     # (the run waits for an answer, a takeover or a cancel); "fail" ends failed/stuck, and such a
     # finish ends the run as any finish does.
     on_stuck: Literal["ask", "fail"] = "ask"
+    # What is masked in each screenshot before the model sees it and before it is stored.
+    redaction: RedactionRules = field(default_factory=RedactionRules)
     history_tokens: int = 12000
     wait_cap_s: float = 10.0
     settle_timeout_s: float = 3.0
@@ -164,6 +170,8 @@ class _AgentLoop:
         self.outage_spent_s = 0.0
         self.outage_since: float | None = None
         self.outage_pauses = 0  # pauses in the outage in progress (the backoff's exponent)
+        self.secret_names: list[str] = []  # the secrets the model is told it may type (names only)
+        self.redactions: list[dict[str, Any]] = []  # what the current step's capture masked
 
     def remaining(self) -> float:
         return self.config.budget_s - (time.monotonic() - self.started)
@@ -185,6 +193,13 @@ class _AgentLoop:
             self.pending_notes.append(
                 f"You may use only these apps (package names): {self.app_policy.listed()}, and the home screen."
             )
+        try:
+            self.secret_names = list(await self.hooks.secret_names())
+        except Exception:  # the model then hears of no secret: a database blip must not end the run
+            logger.warning("could not read the names of the tenant's secrets", exc_info=True)
+        secrets = prompts.secrets_message(self.config.lang, self.secret_names)
+        if secrets:
+            self.pending_notes.append(secrets + "\n")  # a block of its own: a blank line ends it
         while True:
             if self.steering.paused and not self.steering.cancelled:
                 await self.hooks.on_state(AgentState.USER_CONTROL)
@@ -234,10 +249,41 @@ class _AgentLoop:
         self.next_frame = None
         package, _activity = await self.device.foreground()
         self.foreground = package
+        image = await self._redact(image)
         timings.capture_s = time.monotonic() - t0
         if is_secure_frame(image):
             self.pending_notes.append(await self._protected_note(image.size))
+        if self.redactions:
+            width, height = image.size
+
+            def centre(bounds: list[int]) -> tuple[int, int]:
+                x, y = (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
+                return min(a.GRID_SIZE - 1, int(x / width * a.GRID_SIZE)), min(a.GRID_SIZE - 1, int(y / height * a.GRID_SIZE))
+
+            masked = [(r["kind"], centre(r["bounds"])) for r in self.redactions]
+            self.pending_notes.append(prompts.redacted_message(self.config.lang, masked))
         return image, self.apps.label(package)
+
+    async def _redact(self, image: Image.Image) -> Image.Image:
+        """``image`` with its password fields (and, opted in, text patterns) masked, read from the
+        view tree (``redaction.py``); the regions are kept for the step's record, and whether the
+        focused field is a password for the executor (what is typed there is masked too). A tree
+        that cannot be read leaves the image as it is, with a warning (nothing to locate)."""
+        rules = self.config.redaction
+        self.redactions = []
+        self.executor.focused_password = False
+        if not rules.active:
+            return image
+        try:
+            ui_xml = await self.device.ui_dump()
+        except DeviceError:
+            logger.warning("the view tree could not be read; the screenshot is not redacted", exc_info=True)
+            self.executor.focused_password = True  # what is typed now is masked, to be safe
+            return image
+        self.executor.focused_password = focused_is_password(ui_xml)
+        found = regions(ui_xml, rules, self.executor.size, image.size)
+        self.redactions = [region.as_json() for region in found]
+        return mask(image, found)
 
     async def _protected_note(self, size: tuple[int, int]) -> str:
         """A secure window captures black: the model is told so, with the labels of the view tree's
@@ -391,13 +437,20 @@ class _AgentLoop:
             return reply
         timings.time_to_first_token_s = reply.time_to_first_token_s
 
+        redactions, typed_unseen = self.redactions, self.executor.focused_password
+
         def record(
             thinking: str, action_text: str, action: a.Action | None, result: str, note: str | None = None
         ) -> StepRecord:
+            dumped = action.model_dump(mode="json") if action is not None else None
+            if action is not None and a.types_text(action) and typed_unseen:
+                # Typed into a password field: the step keeps the action, not the text.
+                dumped = {**(dumped or {}), "text": REDACTED}
+                action_text = format_action(action.model_copy(update={"text": REDACTED}))
             step = StepRecord(
                 index=index, screenshot=image, current_app=app, thinking=thinking, action_text=action_text,
-                action=action.model_dump(mode="json") if action is not None else None, result=result,
-                timings=timings, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens, note=note,
+                action=dumped, result=result, timings=timings, prompt_tokens=reply.prompt_tokens,
+                completion_tokens=reply.completion_tokens, note=note, redactions=redactions,
             )  # fmt: skip
             if self.steps and self.steps[-1].index == index:
                 self.steps[-1] = step  # recorded when it asked a person; now with its end
@@ -421,6 +474,8 @@ class _AgentLoop:
             return None
         self.parse_errors = 0
         action = parsed.action
+        # The action as people read it (questions, notes): typed into a password field, its text masked.
+        shown = action.model_copy(update={"text": REDACTED}) if a.types_text(action) and typed_unseen else action
         self.conversation.add_assistant(self.family.assistant_turn(parsed, self.sent_size))
 
         def step_of(result: str, note: str | None = None) -> StepRecord:
@@ -433,7 +488,7 @@ class _AgentLoop:
                 return await self._ask_for_help(question, "cannot", step_of, FailReason.NEEDS_USER)
             if not isinstance(action, (a.Finish, a.TakeOver, a.Interact)):  # already ending or asking
                 self.history.append((screen, parsed.action_text))
-                self.tried.append(_describe(action))
+                self.tried.append(_describe(shown))
                 loop = self._loop_found()
                 if loop is not None:
                     why, tried = loop
@@ -463,7 +518,7 @@ class _AgentLoop:
             except ActionError as exc:
                 timings.act_s = time.monotonic() - t0
                 self.pending_notes.append(exc.agent_feedback)
-                self.no_change.append(_describe(action))
+                self.no_change.append(_describe(shown))
                 await self.hooks.on_step(step_of(f"rejected: {exc.message}"))
                 return None
         except NoAnswer as exc:
@@ -485,9 +540,10 @@ class _AgentLoop:
             )
             self.next_frame = settled.image
             timings.settle_s = time.monotonic() - t0
-            if type(action).acts_on_phone:
+            # A secure window captures black before and after whatever was done on it: no sign of change.
+            if type(action).acts_on_phone and not is_secure_frame(image):
                 if _screen_key(settled.image) == screen:
-                    self.no_change.append(_describe(action))
+                    self.no_change.append(_describe(shown))
                 else:
                     self.no_change.clear()
         note = outcome.step_note if outcome.step_note is not None else outcome.note

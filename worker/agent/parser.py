@@ -110,6 +110,11 @@ def _build(call: Call, raw: str) -> ActionModel:
         if not name:
             raise UnknownAction(written, raw=raw)
     cls = ACTIONS[name]
+    for written_arg, field in cls.grammar_args.items():
+        if field in args:
+            args[f"{field} "] = args.pop(field)  # the field's own name is no grammar argument
+        if written_arg in args:
+            args[field] = args.pop(written_arg)
     if "name" in args:
         args["name "] = args.pop("name")  # not a grammar argument: let extra="forbid" report it
     try:
@@ -239,8 +244,9 @@ def _literal(value: Any) -> str:
 
 def format_action(action: ActionModel) -> str:
     """The canonical grammar text of an action, e.g. ``do(action="Tap", element=[500, 100])``."""
+    written = {field: arg for arg, field in type(action).grammar_args.items()}
     args = [
-        f"{key}={_literal(getattr(action, key))}"
+        f"{written.get(key, key)}={_literal(getattr(action, key))}"
         for key in type(action).model_fields
         if key != "name" and getattr(action, key) is not None
     ]

@@ -147,12 +147,28 @@ def screen_info(current_app: str) -> str:
     return json.dumps({"current_app": current_app}, ensure_ascii=False)
 
 
-def first_user_message(task: str, screen_info: str, earlier_tries: str | None = None) -> str:
-    """The first user turn: the task, what went wrong on earlier tries (``earlier_tries_message``),
-    then the screen description."""
-    if earlier_tries:
-        return f"{task}\n\n{earlier_tries}\n\n{screen_info}"
-    return f"{task}\n\n{screen_info}"
+def first_user_message(
+    task: str, screen_info: str, earlier_tries: str | None = None, secrets: str | None = None
+) -> str:
+    """The first user turn: the task, the secrets it may type (``secrets_message``), what went
+    wrong on earlier tries (``earlier_tries_message``), then the screen description."""
+    blocks = [task, *(b for b in (secrets, earlier_tries) if b), screen_info]
+    return "\n\n".join(blocks)
+
+
+# Under a header line too: the names of the tenant's secrets (never their values), for Type_Secret.
+SECRETS_HEADER = "** Secrets **"
+_SECRETS = {
+    "zh": "可以用 Type_Secret 输入的机密（只有名称，内容由系统输入）：{names}",
+    "en": "Secrets you can enter with Type_Secret (names only; the system types the value): {names}",
+}
+
+
+def secrets_message(lang: str, names: list[str]) -> str | None:
+    """What the model is told of the secrets it may type: their names; None when there are none."""
+    if not names:
+        return None
+    return f"{SECRETS_HEADER}\n{_SECRETS[_lang(lang)].format(names=', '.join(names))}"
 
 
 def step_user_message(screen_info: str) -> str:
@@ -249,6 +265,20 @@ def protected_screen_message(lang: str, elements: list[tuple[str, tuple[int, int
     return _PROTECTED[_lang(lang)].format(elements=lines or "-")
 
 
+_REDACTED = {
+    "zh": "截图中有些区域被涂黑以隐藏隐私内容（元素仍在，可以点击；坐标为 0–999 网格上的中心点）：\n{regions}",
+    "en": "Parts of the screenshot are blacked out to hide private data; the elements are still there "
+    "and can be tapped (centre on the 0–999 grid):\n{regions}",
+}
+
+
+def redacted_message(lang: str, regions: list[tuple[str, tuple[int, int]]]) -> str:
+    """What the model is told of the regions masked in its screenshot: each one's kind ("password"
+    or a text pattern's name) and centre on the grid, never what it held."""
+    lines = "\n".join(f"- {kind!r} at [{x},{y}]" for kind, (x, y) in regions)
+    return _REDACTED[_lang(lang)].format(regions=lines)
+
+
 def user_steps_message(lang: str, steps: list[str]) -> str:
     """What the model is told after a hand-back: the person's own actions, one line each, so its
     finish message does not claim them (``steps``: their action texts, oldest first)."""
@@ -262,13 +292,16 @@ __all__ = [
     "CHAIN_HEADER",
     "EARLIER_TRIES_HEADER",
     "LANGUAGES",
+    "SECRETS_HEADER",
     "action_lines",
     "chain_message",
     "earlier_tries_message",
     "first_user_message",
     "format_date",
     "protected_screen_message",
+    "redacted_message",
     "screen_info",
+    "secrets_message",
     "step_user_message",
     "system_prompt",
     "system_prompt_template",

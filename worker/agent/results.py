@@ -70,9 +70,12 @@ class StepRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     note: str | None = None  # Note / Call_API text, a person's answer, a takeover note
+    # The screenshot's masked regions ({"bounds", "kind"}; worker/agent/redaction.py), never their content.
+    redactions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "redactions": self.redactions,
             "index": self.index,
             "current_app": self.current_app,
             "thinking": self.thinking,

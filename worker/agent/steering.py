@@ -62,6 +62,16 @@ class AgentHooks:
         """Answer an Interact question, or None when nobody can."""
         return None
 
+    async def secret_names(self) -> list[str]:
+        """The names of the secrets the agent may type (``Type_Secret``), told to the model; the
+        run's port to the vault (the worker's reads the task's tenant's). None here."""
+        return []
+
+    async def secret_value(self, name: str) -> str | None:
+        """The value of the secret ``name``, just before the driver types it; None when there is
+        no such secret. Never recorded, logged or told to the model."""
+        return None
+
     async def user_steps(self) -> list[str] | None:
         """After a hand-back: what the person did on the phone during the takeover, one line per
         action (oldest first), for the model's next turn; None when nobody records it."""

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from worker.agent.prompts import CHAIN_HEADER, EARLIER_TRIES_HEADER
+from worker.agent.prompts import CHAIN_HEADER, EARLIER_TRIES_HEADER, SECRETS_HEADER
 
 MAX_IMAGE_PIXELS = 4096 * 4096  # a screenshot, not a poster: refuses decompression bombs early
 
@@ -133,6 +133,10 @@ class ChatView:
     current_app: str | None
     image_url: str | None
     assistant_turns: tuple[str, ...]
+    # The names of the secrets it may type (the first turn's "** Secrets **" block), and, on a
+    # protected screen, the elements the agent listed from the view tree (label, grid centre).
+    secret_names: tuple[str, ...] = ()
+    protected: tuple[tuple[str, tuple[int, int]], ...] = ()
 
 
 def _strip_screen_info(text: str) -> str:
@@ -141,7 +145,7 @@ def _strip_screen_info(text: str) -> str:
     # Inside the earlier-tries or the task-chain block: context for a model that reasons, not the task.
     skipping = False
     for line in text.splitlines():
-        if line.strip() in (EARLIER_TRIES_HEADER, CHAIN_HEADER):
+        if line.strip() in (EARLIER_TRIES_HEADER, CHAIN_HEADER, SECRETS_HEADER):
             skipping = True
         elif not line.strip():
             skipping = False
@@ -161,6 +165,29 @@ def _current_app(text: str) -> str | None:
     return None
 
 
+def _secret_names(text: str) -> tuple[str, ...]:
+    """The names listed under the secrets header (``prompts.secrets_message``: "…: a, b")."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.strip() == SECRETS_HEADER:
+            listed = re.split(r"[:：]", lines[i + 1], maxsplit=1)[-1]
+            return tuple(name.strip() for name in listed.split(",") if name.strip())
+    return ()
+
+
+_PROTECTED_ELEMENT = re.compile(r"^- (?P<label>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") at \[(?P<x>\d+),(?P<y>\d+)\]$")
+
+
+def _protected(text: str) -> tuple[tuple[str, tuple[int, int]], ...]:
+    """The elements of a protected screen as the agent lists them (``prompts.protected_screen_message``)."""
+    found = []
+    for line in text.splitlines():
+        m = _PROTECTED_ELEMENT.match(line.strip())
+        if m:
+            found.append((m.group("label")[1:-1], (int(m.group("x")), int(m.group("y")))))
+    return tuple(found)
+
+
 def read_chat(request: ChatRequest) -> ChatView:
     """The task (first user turn), the app in front and the image (last user turn), earlier replies."""
     users = [m for m in request.messages if m.role == "user"]
@@ -168,7 +195,10 @@ def read_chat(request: ChatRequest) -> ChatView:
     last_text = users[-1].text if users else ""
     images = [url for m in request.messages for url in m.images]
     assistants = tuple(m.text for m in request.messages if m.role == "assistant")
-    return ChatView(task, _current_app(last_text), images[-1] if images else None, assistants)
+    return ChatView(
+        task, _current_app(last_text), images[-1] if images else None, assistants,
+        secret_names=_secret_names(users[0].text) if users else (), protected=_protected(last_text),
+    )  # fmt: skip
 
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[^,;]*)*;base64,(?P<data>.*)$", re.DOTALL)

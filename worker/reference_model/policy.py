@@ -2,7 +2,8 @@
 
 ``decide`` applies, in order:
 
-1. a black screen (secure window) → Take_over, asking the user to log in (Launch instead when the
+1. a black screen (secure window) → Take_over, asking the user to log in (a Bank login with a
+   password among the task's secrets is filled in instead: ``secret_login.py``; Launch instead when the
    screen info says another app than the task's is in front);
 2. no plan for the task → Take_over once, explaining; after the user hands back → finish;
 3. a starting window or blank screen → Wait (three in a row → Back);
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 from worker.agent.actions import ActionModel, Back, Finish, Swipe, TakeOver, Tap, TypeText, Wait
 from worker.reference_model.instructions import Goal, Intent
@@ -38,6 +40,7 @@ from worker.reference_model.plan import (
     TapText,
 )
 from worker.reference_model.screen import Screen
+from worker.reference_model.secret_login import secret_login
 
 logger = logging.getLogger(__name__)
 
@@ -202,8 +205,11 @@ def _furthest(steps: list[PlanPart], screen: Screen, history: History) -> int:
     return -1
 
 
-def decide(goal: Goal | None, task: str, screen: Screen, history: History) -> Decision:
-    """The next action for ``task`` on ``screen``, given the actions already taken."""
+def decide(
+    goal: Goal | None, task: str, screen: Screen, history: History, *, secret_names: tuple[str, ...] = ()
+) -> Decision:
+    """The next action for ``task`` on ``screen``, given the actions already taken; ``secret_names``:
+    the secrets the task may type (a protected login is then filled in with them)."""
     if screen.is_black():
         opener = OpenApp(goal.app, goal.package) if goal is not None else None
         if opener is not None and screen.current_app and not opener.done(screen, history):
@@ -222,6 +228,10 @@ def decide(goal: Goal | None, task: str, screen: Screen, history: History) -> De
                 "done",
             )
         app = goal.app if goal is not None else "the app"
+        if goal is not None and goal.intent is Intent.BANK_LOGIN and secret_names:
+            login = secret_login(task, app, screen, history, secret_names)
+            if login is not None:
+                return login
         return Decision(
             "The screen is black: a secure window, most likely a login, which only the user can fill in.",
             TakeOver(
@@ -243,6 +253,14 @@ def decide(goal: Goal | None, task: str, screen: Screen, history: History) -> De
     if advert is not None:
         return advert
     steps = plan(goal)
+    if goal.intent is Intent.BANK_LOGIN and secret_names and not steps[-1].done(screen, history):
+        # A login screen in plain sight (no secure window): its fields as the screenshot shows them.
+        # Its fields as the screenshot shows them, and those blacked out (the agent lists them), top down.
+        read = [(box.text, screen.to_grid(*box.centre)) for box in screen.content]
+        shown = tuple(sorted([*read, *screen.protected], key=lambda element: element[1][1]))
+        login = secret_login(task, goal.app, replace(screen, protected=shown), history, secret_names)
+        if login is not None:
+            return login
     reached = _furthest(steps, screen, history)
     if reached == len(steps) - 1:
         message = _result(goal, screen, history)

@@ -38,6 +38,8 @@ class Screen:
     image: np.ndarray
     boxes: list[TextBox]
     current_app: str | None = None
+    # A protected (secure) screen's elements as the agent listed them from the view tree: label, grid point.
+    protected: tuple[tuple[str, tuple[int, int]], ...] = ()
 
     @property
     def width(self) -> int:

@@ -104,11 +104,11 @@ def _decide_from_image(view: ChatView, speaks: Dialect) -> tuple[str, int]:
     image = decode_image(view.image_url)
     height, width = image.shape[:2]
     t0 = time.monotonic()
-    screen = Screen(image, read_text(image), current_app=view.current_app)
+    screen = Screen(image, read_text(image), current_app=view.current_app, protected=view.protected)
     goal = parse_instruction(view.task)
     fingerprint = screen.fingerprint()
     history = _history(view.assistant_turns, fingerprint, speaks=speaks, size=(width, height))
-    decision = decide(goal, view.task, screen, history)
+    decision = decide(goal, view.task, screen, history, secret_names=view.secret_names)
     text = speaks.write(f"{decision.thinking} (screen #{fingerprint})", decision.action, (width, height))
     logger.info(
         "decision: intent=%s rule=%s app=%s step=%d ocr_lines=%d took=%.2fs answer=%s",

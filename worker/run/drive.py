@@ -83,11 +83,13 @@ from orchestrator.model_endpoints import endpoint_for
 from orchestrator.notifier import EventSignal
 from orchestrator.profiles import profile_match
 from orchestrator.settings import Settings
+from orchestrator.vault_cipher import VaultCipher
 from worker.agent.results import AgentResult, FailReason, RunStatus
 from worker.agent.steering import AgentSteering
 from worker.run.chain import Chain, run_chain
 from worker.run.hooks import CLAIM_LOST, LEASE_LOST, TaskHooks, Watcher
 from worker.run.rows import Claim, TaskRows
+from worker.run.secrets import TenantSecrets, redaction_rules
 from worker.run.tries import Tries, run_tries
 
 __all__ = ["MAX_LEASE_WAIT_S", "UNKNOWN_PROFILE", "WORKER_ERROR", "RunDeps", "RunEnd", "perform_run"]
@@ -328,9 +330,11 @@ async def _drive(
     from worker.run.endpoints import PromptFileError, endpoint_run
 
     settings = deps.settings
+    secrets = TenantSecrets(rows.db, claim.tenant_id, VaultCipher.from_settings(settings))
+    redaction = await redaction_rules(rows.db, claim.tenant_id, settings)
     hooks = TaskHooks(
         rows, steering, data_dir=settings.data_dir, deadline=deadline, poll_s=deps.answer_poll_s,
-        wait_for_user_s=settings.agent.wait_for_user_s, cipher=screenshot_cipher(settings),
+        wait_for_user_s=settings.agent.wait_for_user_s, cipher=screenshot_cipher(settings), secrets=secrets,
     )  # fmt: skip
 
     def budget_left() -> float:
@@ -384,6 +388,7 @@ async def _drive(
                     image_max_pixels=model.client.image_max_pixels,
                     model_outage_budget_s=settings.model.outage_budget_s,
                     on_stuck=settings.agent.on_stuck,
+                    redaction=redaction,
                 )
                 told = "\n\n".join(part for part in (context, earlier_tries) if part) or None
                 return await agent.run(

@@ -58,6 +58,7 @@ from worker.agent.errors import NoAnswer
 from worker.agent.results import StepRecord
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 from worker.run.rows import CONFIRMATION_REQUESTED, TAKEOVER_REQUESTED, TaskRows, clock
+from worker.run.secrets import TenantSecrets
 
 __all__ = ["CANCELLED_BY_USER", "CLAIM_LOST", "LEASE_LOST", "TaskHooks", "Watcher"]
 
@@ -97,8 +98,10 @@ class TaskHooks(AgentHooks):
         poll_s: float = 0.5,
         jpeg_quality: int = 80,
         wait_for_user_s: float = 900.0,
+        secrets: TenantSecrets | None = None,
     ) -> None:
         self.rows = rows
+        self.secrets = secrets  # the task's tenant's vault (secret_names, secret_value)
         self.steering = steering
         self.data_dir = data_dir
         self.cipher = cipher  # seals screenshots (storage.encryption_key)
@@ -140,6 +143,7 @@ class TaskHooks(AgentHooks):
             "thinking": step.thinking, "action_text": step.action_text, "action": step.action,
             "result": step.result, "note": step.note, "timings": record["timings"],
             "prompt_tokens": step.prompt_tokens, "completion_tokens": step.completion_tokens,
+            "redactions": step.redactions,
             "subgoal": self.subgoal,
         }  # fmt: skip
         # The index is the task's next one (a person's steps during a takeover take indexes too).
@@ -208,6 +212,12 @@ class TaskHooks(AgentHooks):
             return None
         text = answer.get("answer")
         return text if isinstance(text, str) else None
+
+    async def secret_names(self) -> list[str]:
+        return [] if self.secrets is None else await self.secrets.names()
+
+    async def secret_value(self, name: str) -> str | None:
+        return None if self.secrets is None else await self.secrets.value(name)
 
     async def ask_choice(self, question: str, choices: tuple[str, ...], **payload: Any) -> str | None:
         """Ask the person to pick one of ``choices`` (the task waits for a person, as for a

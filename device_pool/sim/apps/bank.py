@@ -1,6 +1,9 @@
 """Bank (com.phonefleet.bank): a FLAG_SECURE login screen, then an account page that is not secure.
 
-Credentials: username ``demo``, password ``1234`` (any case for the username). Like a real banking
+Credentials: username ``demo``, password ``1234`` (any case for the username), or the ``password``
+its private data holds (a phone whose owner chose their own: tests that must tell the password
+apart from every other string set one there). Its login is a secure window unless that data
+holds ``"secure": false``. Like a real banking
 app it stays signed in: the login is kept in its private data (``/data/data/com.phonefleet.bank/
 files/state.json``, ``{"signed_in": "demo"}``), so a cold start opens the account until "Log out",
 ``pm clear`` or a factory reset. The balance and transactions are fixed by the seed.
@@ -51,7 +54,9 @@ class BankApp(App):
         return screen
 
     def is_secure(self, screen: Screen) -> bool:
-        return screen.name == "login"
+        # ``"secure": false`` in its private data: a build without FLAG_SECURE (as debug builds of
+        # some apps are), whose login screenshots show the fields.
+        return screen.name == "login" and self.data().get("secure", True) is not False
 
     def build_login(self, ctx: Ctx) -> View:
         root = w.page(ctx, bg=(13, 71, 161))
@@ -87,7 +92,7 @@ class BankApp(App):
         if screen is None or screen.name != "login":
             return
         user = screen.fields.get("username", "").strip().casefold()
-        if user == USERNAME and screen.fields.get("password", "") == PASSWORD:
+        if user == USERNAME and screen.fields.get("password", "") == self.data().get("password", PASSWORD):
             self.save_data({**self.data(), "signed_in": USERNAME})
             self.stack = [Screen(name="account", activity=ACCOUNT)]
         else:

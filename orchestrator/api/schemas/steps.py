@@ -32,6 +32,12 @@ class StepOut(BaseModel):
     prompt_tokens: int | None
     completion_tokens: int | None
     screenshot_url: str | None
+    redactions: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Regions of the screenshot masked before the model saw it and before it was stored: "
+        '{"bounds": [left, top, right, bottom] in the screenshot\'s pixels, "kind": "password" or a text '
+        "pattern's name}. Never what they held.",
+    )
     subgoal: int | None = Field(
         default=None,
         description="The task chain's subgoal (its index) this step was made for; null: no chain.",
@@ -44,5 +50,6 @@ class StepOut(BaseModel):
             index=step.index, actor=step.actor or "agent", created_at=step.created_at, current_app=step.current_app,
             thinking=step.thinking, action_text=step.action_text, action=step.action, result=step.result,
             note=step.note, timings=step.timings, prompt_tokens=step.prompt_tokens,
-            completion_tokens=step.completion_tokens, screenshot_url=url, subgoal=step.subgoal,
+            completion_tokens=step.completion_tokens, screenshot_url=url, redactions=step.redactions or [],
+            subgoal=step.subgoal,
         )  # fmt: skip

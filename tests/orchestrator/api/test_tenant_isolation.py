@@ -52,6 +52,7 @@ KINDS = {
     "schedule_id": "A creates a schedule (POST /api/v1/schedules)",
     "personal_phone_id": "A makes a personal phone (POST /api/v1/personal-phones); A's task runs on it",
     "subscription_id": "A's admin subscribes a URL to A's events (POST /api/v1/webhooks)",
+    "secret_name": "A's admin stores a secret (POST /api/v1/secrets)",
     "tenant_id": "A's own tenant (its limits: /api/v1/tenants/{tenant_id}/limits)",
     "eval_id": "A runs a suite (POST /api/v1/evals)",
 }
@@ -118,6 +119,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/evals/{eval_id}"): HIDDEN,
     ("DELETE", "/api/v1/webhooks/{subscription_id}"): HIDDEN,
     ("POST", "/api/v1/webhooks/{subscription_id}/rotate-secret"): HIDDEN,
+    ("GET", "/api/v1/secrets/{secret_name}"): HIDDEN,
+    ("PUT", "/api/v1/secrets/{secret_name}"): HIDDEN,
+    ("DELETE", "/api/v1/secrets/{secret_name}"): HIDDEN,
     ("GET", "/api/v1/devices/{device_id}"): SHARED,
     # The operator alone changes the shared pool (docs/security.md, "Roles"): a tenant's admin can
     # neither drain nor retire the phone that runs another tenant's work.
@@ -238,13 +242,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         schedule = a.http.post("/api/v1/schedules", json={"task": {"instruction": "A's daily task"},
                                                           "cron": "0 9 * * *", "timezone": "Europe/Paris"})
         assert schedule.status_code == 201, schedule.text
+        stored = a.http.post("/api/v1/secrets", json={"name": "a_isolation_secret", "value": "A's value"})
+        assert stored.status_code == 201, stored.text
         evaluation = a.http.post("/api/v1/evals", json={"suite": "selftest", "models": ["scripted"]})
         assert evaluation.status_code == 201, evaluation.text
         ids = {
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
             "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"], "user_name": "a-bot",
             "schedule_id": schedule.json()["id"], "personal_phone_id": personal.json()["id"],
-            "subscription_id": hook.json()["id"], "tenant_id": str(a.tenant_id), "eval_id": evaluation.json()["id"],
+            "subscription_id": hook.json()["id"], "secret_name": stored.json()["name"],
+            "tenant_id": str(a.tenant_id), "eval_id": evaluation.json()["id"],
         }  # fmt: skip
         assert ids.keys() == KINDS.keys()
         yield World(api=api, ids=ids, a=a, b_admin=b_admin, b_member=b_member, serial=serial)

@@ -29,7 +29,7 @@ from worker.agent.actions import (
 )
 
 GRAMMAR_NAMES = [
-    "Launch", "Tap", "Type", "Type_Name", "Swipe", "Long Press", "Double Tap", "Back", "Home",
+    "Launch", "Tap", "Type", "Type_Name", "Type_Secret", "Swipe", "Long Press", "Double Tap", "Back", "Home",
     "Wait", "Take_over", "Interact", "Note", "Call_API", "finish",
 ]  # fmt: skip
 

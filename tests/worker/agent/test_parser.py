@@ -21,6 +21,7 @@ from worker.agent.actions import (
     TakeOver,
     Tap,
     TypeName,
+    TypeSecret,
     TypeText,
     Wait,
 )
@@ -174,6 +175,8 @@ FORMS = [
     ('do(action="Call_API", instruction="总结评论")', CallApi(instruction="总结评论"), ""),
     ('do(action="Interact")', Interact(), ""),
     ('do(action="Type_Name", text="张三")', TypeName(text="张三"), ""),
+    ('do(action="Type_Secret", name="bank_password")', TypeSecret(secret="bank_password"), ""),
+    ('do(action="type secret", name="bank_password")', TypeSecret(secret="bank_password"), ""),
     # a multi-line string written raw, as models do
     ('do(action="Type", text="line one\nline two")', TypeText(text="line one\nline two"), ""),
 ]
@@ -326,3 +329,14 @@ def test_damaged_replies_never_crash(thought: str, action, data: st.DataObject) 
         parse_reply(damaged)
     except ActionError:
         pass
+
+
+def test_type_secret_is_written_with_the_grammars_name_argument() -> None:
+    """The grammar's ``name=`` is held in the field ``secret`` (``name`` is the action's own)."""
+    action = parse_action('do(action="Type_Secret", name="bank_password")')
+    assert action.model_dump(mode="json") == {"name": "Type_Secret", "secret": "bank_password"}
+    assert format_action(action) == 'do(action="Type_Secret", name="bank_password")'
+    with pytest.raises(ActionRejected, match="missing"):
+        parse_action('do(action="Type_Secret")')
+    with pytest.raises(ActionRejected, match="no argument secret"):
+        parse_action('do(action="Type_Secret", secret="bank_password")')
