@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 from orchestrator.db import Secret, utcnow
 from orchestrator.db.database import Database
 from orchestrator.errors import Conflict, LimitReached, SecretNotFound
+from orchestrator.services.audit import record_audit
 from orchestrator.services.auth import Principal
 from orchestrator.vault_cipher import VaultCipher
 
@@ -93,6 +94,7 @@ class VaultService:
             row = Secret(id=uuid.uuid4(), created_at=utcnow(), tenant_id=principal.tenant_id,
                          name=spec.name, value=token)  # fmt: skip
             db_session.add(row)
+            await record_audit(db_session, principal, "secret.create", target=f"secret:{spec.name}")
         return row
 
     async def rotate(self, principal: Principal, name: str, value: SecretValue) -> Secret:
@@ -101,6 +103,7 @@ class VaultService:
         async with self.db.transaction(write=True) as db_session:
             row = await self._load(db_session, principal, name)
             row.value, row.rotated_at = token, utcnow()
+            await record_audit(db_session, principal, "secret.rotate", target=f"secret:{name}")
         return row
 
     async def list(self, principal: Principal) -> list[Secret]:
@@ -119,6 +122,7 @@ class VaultService:
         async with self.db.transaction(write=True) as db_session:
             row = await self._load(db_session, principal, name)
             await db_session.execute(delete(Secret).where(Secret.id == row.id))
+            await record_audit(db_session, principal, "secret.delete", target=f"secret:{name}")
 
     async def reencrypt_all(self) -> int:
         """Every stored value under the current ``vault.key`` (after a key rotation); how many."""

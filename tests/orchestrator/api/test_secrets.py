@@ -64,6 +64,13 @@ def test_a_secret_goes_in_and_only_its_name_comes_back(api: Api) -> None:
     assert admin.http.get(f"{SECRETS}/{name}").status_code == 404
     assert run(_stored(api.db_url, name)) == []
 
+    # Every write is an audit entry naming the secret, never holding its value.
+    entries = admin.http.get("/api/v1/audit", params={"limit": 100}).json()["items"]
+    writes = [(e["action"], e["target"]) for e in reversed(entries) if e["action"].startswith("secret.")]
+    assert writes == [("secret.create", f"secret:{name}"), ("secret.rotate", f"secret:{name}"),
+                      ("secret.delete", f"secret:{name}")]  # fmt: skip
+    assert VALUE not in str(entries) and "rotated-value-55" not in str(entries)
+
 
 def test_bad_names_and_values_are_refused_without_echoing_them(api: Api) -> None:
     admin = api.caller(role=UserRole.ADMIN)
