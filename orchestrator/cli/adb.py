@@ -22,7 +22,7 @@ import contextlib
 import sys
 from collections.abc import Callable
 
-from orchestrator.cli.task import add_api_arguments, default_api_key, default_url
+from orchestrator.cli.task import add_api_arguments, run_against_api
 
 __all__ = ["TunnelServer", "register"]
 
@@ -128,27 +128,7 @@ async def _serve(args: argparse.Namespace, announce: Callable[[str], None]) -> i
 
 
 def _cmd_adb(args: argparse.Namespace) -> int:
-    import httpx
-
-    from orchestrator.client import PhoneFleetAPIError
-
-    source = "--url"
-    if not args.url:
-        args.url, source = default_url()
-    args.api_key = args.api_key or default_api_key()
-    if not args.api_key:
-        print(f"{_PROG}: no API key: pass --api-key or set PHONEFLEET_API_KEY", file=sys.stderr)
-        return 2
-    try:
-        return asyncio.run(_serve(args, lambda text: print(text, flush=True)))
-    except KeyboardInterrupt:
-        return 130
-    except PhoneFleetAPIError as exc:
-        print(f"{_PROG}: {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
-    except httpx.HTTPError as exc:
-        print(f"{_PROG}: cannot reach {args.url} (from {source}): {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    return run_against_api(args, _PROG, lambda args: asyncio.run(_serve(args, lambda text: print(text, flush=True))))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

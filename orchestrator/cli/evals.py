@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orchestrator.cli.task import add_api_arguments, default_api_key, default_url
+from orchestrator.cli.task import add_api_arguments, run_against_api
 
 _PROG = "phonefleet eval"
 
@@ -99,27 +99,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import httpx
-
-    from orchestrator.client import PhoneFleetAPIError
-
-    source = "--url"
-    if not args.url:
-        args.url, source = default_url()
-    args.api_key = args.api_key or default_api_key()
-    if not args.api_key:
-        print(f"{_PROG}: no API key: pass --api-key or set PHONEFLEET_API_KEY", file=sys.stderr)
-        return 2
-    try:
-        return _run(args)
-    except KeyboardInterrupt:
-        return 130
-    except PhoneFleetAPIError as exc:
-        print(f"{_PROG}: {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
-    except httpx.HTTPError as exc:
-        print(f"{_PROG}: cannot reach {args.url} (from {source}): {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    return run_against_api(args, _PROG, _run)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
