@@ -22,7 +22,6 @@ import argparse
 import os
 import platform
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -35,9 +34,9 @@ from sqlalchemy import select  # noqa: E402
 from orchestrator.db import Lease, Task  # noqa: E402
 from tests.aio import run  # noqa: E402
 from tests.conditions import wait_until  # noqa: E402
-from tests.databases import migrate_to_head, open_sessions, throwaway_postgres  # noqa: E402
-from tests.processes import adb_binary, start_adb_server, start_reference_model  # noqa: E402
-from tests.system.conftest import Fleet, claim_redis_db, fleet_starter  # noqa: E402
+from tests.databases import open_sessions  # noqa: E402
+from tests.processes import start_reference_model  # noqa: E402
+from tests.system.conftest import standalone_fleet  # noqa: E402
 
 
 def _leases(db_url: str, eval_id: str) -> tuple[float, float, float]:
@@ -67,47 +66,32 @@ def main() -> int:
                         help='"scripted" (default), or "reference": the reference model in its rule mode (OCR), '
                         "to measure its real rate on the suite")  # fmt: skip
     args = parser.parse_args()
-    binary = adb_binary()
-    if binary is None:
-        print("Debian's adb client is needed (apt-get install adb)")
-        return 2
-    with tempfile.TemporaryDirectory(prefix="bench-eval-") as tmp:
-        adb = start_adb_server(Path(tmp) / "adbhome", binary)
-        try:
-            with (
-                throwaway_postgres("pfbench") as db,
-                claim_redis_db() as redis_url,
-                fleet_starter(Path(tmp), db.url, redis_url, adb) as start,
-            ):
-                migrate_to_head(db.url)
-                fleet: Fleet = start(args.phones)
-                if args.model == "reference":
-                    model = start_reference_model(fleet.logs, timeout=180)  # rules: OCR and plain rules
-                    fleet.models.append(model)
-                    models = [model.model_name]
-                else:
-                    model = fleet.start_model(['finish(message="Done.")'])
-                    models = ["scripted"]
-                fleet.start_worker(model.base_url, concurrency=args.phones)
-                body = {"suite": "builtin", "models": models, "repeat": args.repeat, "seed": args.seed,
-                        "parallel": args.phones, "max_steps": 25}  # fmt: skip
-                if args.templates:
-                    body["templates"] = args.templates.split(",")
-                t0 = time.monotonic()
-                created = fleet.http.post("/api/v1/evals", json=body)
-                assert created.status_code == 201, created.text
-                eval_id = created.json()["id"]
+    with standalone_fleet(args.phones, "bench-eval-") as fleet:
+        if args.model == "reference":
+            model = start_reference_model(fleet.logs, timeout=180)  # rules: OCR and plain rules
+            fleet.models.append(model)
+            models = [model.model_name]
+        else:
+            model = fleet.start_model(['finish(message="Done.")'])
+            models = ["scripted"]
+        fleet.start_worker(model.base_url, concurrency=args.phones)
+        body = {"suite": "builtin", "models": models, "repeat": args.repeat, "seed": args.seed,
+                "parallel": args.phones, "max_steps": 25}  # fmt: skip
+        if args.templates:
+            body["templates"] = args.templates.split(",")
+        t0 = time.monotonic()
+        created = fleet.http.post("/api/v1/evals", json=body)
+        assert created.status_code == 201, created.text
+        eval_id = created.json()["id"]
 
-                def done() -> dict | None:
-                    report = fleet.http.get(f"/api/v1/evals/{eval_id}").json()
-                    print(f"\r{report['done']}/{report['tasks']} done", end="", file=sys.stderr, flush=True)
-                    return report if report["done"] == report["tasks"] else None
+        def done() -> dict | None:
+            report = fleet.http.get(f"/api/v1/evals/{eval_id}").json()
+            print(f"\r{report['done']}/{report['tasks']} done", end="", file=sys.stderr, flush=True)
+            return report if report["done"] == report["tasks"] else None
 
-                report = wait_until(done, timeout=3600, interval=2.0, what="the eval's end")
-                wall = time.monotonic() - t0
-                held, span, lease_span = _leases(fleet.db_url, eval_id)
-        finally:
-            adb.stop()
+        report = wait_until(done, timeout=3600, interval=2.0, what="the eval's end")
+        wall = time.monotonic() - t0
+        held, span, lease_span = _leases(fleet.db_url, eval_id)
     print(file=sys.stderr)
     tasks = report["tasks"]
     reset = report["reset"]

@@ -26,7 +26,6 @@ import argparse
 import os
 import platform
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -38,9 +37,8 @@ from sqlalchemy import select  # noqa: E402
 from orchestrator.db import Lease, Step, Task  # noqa: E402
 from tests.aio import run  # noqa: E402
 from tests.conditions import wait_until  # noqa: E402
-from tests.databases import migrate_to_head, open_sessions, throwaway_postgres  # noqa: E402
-from tests.processes import adb_binary, start_adb_server  # noqa: E402
-from tests.system.conftest import FINAL, Fleet, claim_redis_db, fleet_starter  # noqa: E402
+from tests.databases import open_sessions  # noqa: E402
+from tests.system.conftest import FINAL, Fleet, standalone_fleet  # noqa: E402
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -83,28 +81,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured tasks first")
     parser.add_argument("--phones", type=int, default=2, help="warm phones in the pool")
     args = parser.parse_args()
-    binary = adb_binary()
-    if binary is None:
-        print("Debian's adb client is needed (apt-get install adb)")
-        return 2
-
-    with tempfile.TemporaryDirectory(prefix="bench-first-step-") as tmp:
-        adb = start_adb_server(Path(tmp) / "adbhome", binary)
-        try:
-            with (
-                throwaway_postgres("pfbench") as db,
-                claim_redis_db() as redis_url,
-                fleet_starter(Path(tmp), db.url, redis_url, adb) as start,
-            ):
-                migrate_to_head(db.url)
-                fleet: Fleet = start(args.phones)
-                model = fleet.start_model(['do(action="Home")', 'finish(message="home")'])
-                fleet.start_worker(model.base_url, concurrency=1)
-                for _ in range(args.warmup):
-                    _one_task(fleet, args.phones)
-                rows = [_one_task(fleet, args.phones) for _ in range(args.tasks)]
-        finally:
-            adb.stop()
+    with standalone_fleet(args.phones, "bench-first-step-") as fleet:
+        model = fleet.start_model(['do(action="Home")', 'finish(message="home")'])
+        fleet.start_worker(model.base_url, concurrency=1)
+        for _ in range(args.warmup):
+            _one_task(fleet, args.phones)
+        rows = [_one_task(fleet, args.phones) for _ in range(args.tasks)]
 
     print(
         f"submission → first step, warm pool of {args.phones} virtual phones, 1 worker, scripted model; "

@@ -306,6 +306,31 @@ def start_fleet(tmp_path: Path, fleet_pg_url: str, redis_db: str, adb_server: Ad
 
 
 @contextmanager
+def standalone_fleet(phones: int, prefix: str) -> Iterator[Fleet]:
+    """A fleet of ``phones`` outside pytest (the benches): its own adb server, PostgreSQL database and
+    Redis index, in a temporary folder, all gone on exit. SystemExit without Debian's adb."""
+    import tempfile
+
+    from tests.processes import adb_binary, start_adb_server
+
+    binary = adb_binary()
+    if binary is None:
+        raise SystemExit("Debian's adb client is needed (apt-get install adb)")
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        adb = start_adb_server(Path(tmp) / "adbhome", binary)
+        try:
+            with (
+                throwaway_postgres("pfbench") as db,
+                claim_redis_db() as redis_url,
+                fleet_starter(Path(tmp), db.url, redis_url, adb) as start,
+            ):
+                migrate_to_head(db.url)
+                yield start(phones)
+        finally:
+            adb.stop()
+
+
+@contextmanager
 def fleet_starter(tmp_path: Path, fleet_pg_url: str, redis_db: str, adb_server: AdbServer) -> Iterator[Any]:
     """``start_fleet``'s body, for callers outside pytest (``bench/bench_first_step.py``)."""
     with ExitStack() as stack:
