@@ -298,6 +298,9 @@ class RedactionSettings(_Group):
     # Text patterns (kind → regex) masked for the tenants named in ``text_tenants`` (opt-in).
     text_patterns: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TEXT_PATTERNS))
     text_tenants: list[str] = Field(default_factory=list)  # tenant names; "*": every tenant
+    # Where the opted-in tenants' patterns are looked for: the view tree's text, OCR of the
+    # screenshot (finds text drawn into pictures; costs an OCR pass per step), or both.
+    text_source: Literal["ui_tree", "ocr", "both"] = "both"
 
     @field_validator("text_patterns")
     @classmethod

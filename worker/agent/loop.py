@@ -32,7 +32,7 @@ from worker.agent.executor import ActionExecutor, Device
 from worker.agent.families import family
 from worker.agent.images import EncodedImage, image_part
 from worker.agent.parser import format_action
-from worker.agent.redaction import RedactionRules, mask, regions
+from worker.agent.redaction import RedactionRules, mask, ocr_regions, regions
 from worker.agent.results import WAITING, AgentResult, FailReason, RunStatus, StepRecord, StepTimings
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
 
@@ -266,24 +266,35 @@ class _AgentLoop:
 
     async def _redact(self, image: Image.Image) -> Image.Image:
         """``image`` with its password fields (and, opted in, text patterns) masked, read from the
-        view tree (``redaction.py``); the regions are kept for the step's record, and whether the
-        focused field is a password for the executor (what is typed there is masked too). A tree
-        that cannot be read leaves the image as it is, with a warning (nothing to locate)."""
+        view tree and, opted in, from OCR of the image (``redaction.py``); the regions are kept for
+        the step's record, and whether the focused field is a password for the executor (what is
+        typed there is masked too). A tree that cannot be read masks nothing from it, with a warning
+        (nothing to locate); OCR that fails masks nothing from OCR, with a warning."""
         rules = self.config.redaction
         self.redactions = []
         self.executor.focused_password = False
         if not rules.active:
             return image
+        found = []
         try:
             ui_xml = await self.device.ui_dump()
         except DeviceError:
-            logger.warning("the view tree could not be read; the screenshot is not redacted", exc_info=True)
+            logger.warning("the view tree could not be read; the screenshot is not redacted from it", exc_info=True)
             self.executor.focused_password = True  # what is typed now is masked, to be safe
-            return image
-        self.executor.focused_password = focused_is_password(ui_xml)
-        found = regions(ui_xml, rules, self.executor.size, image.size)
+        else:
+            self.executor.focused_password = focused_is_password(ui_xml)
+            found = regions(ui_xml, rules, self.executor.size, image.size)
+        image = mask(image, found)
+        if rules.ocr_patterns:
+            try:
+                read = await asyncio.to_thread(ocr_regions, image, rules, found)
+            except Exception:  # the engine's failure must not end the task; the tree's masking stands
+                logger.warning("OCR failed; the screenshot is not redacted from OCR", exc_info=True)
+            else:
+                image = mask(image, read)
+                found = [*found, *read]
         self.redactions = [region.as_json() for region in found]
-        return mask(image, found)
+        return image
 
     async def _protected_note(self, size: tuple[int, int]) -> str:
         """A secure window captures black: the model is told so, with the labels of the view tree's

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from device_pool.driver.apps import AppCatalog
 from worker.agent.actions import ActionModel, Home, Launch, TakeOver, Tap, TypeName, TypeText, Wait
-from worker.reference_model.ocr import normalise
+from worker.agent.ocr import normalise
 from worker.reference_model.screen import Phrase, Screen
 
 _CATALOG = AppCatalog()

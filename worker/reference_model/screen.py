@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from worker.agent.actions import GRID_SIZE
-from worker.reference_model.ocr import TextBox, normalise
+from worker.agent.ocr import TextBox, normalise
 
 Phrase = str | re.Pattern[str]
 """A text to look for: a plain string (matched normalised) or a regex searched in normalised text."""

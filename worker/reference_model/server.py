@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from worker.agent.actions import ActionModel
+from worker.agent.ocr import read_text, warm_up
 from worker.reference_model.chat import (
     ChatRequest,
     ChatView,
@@ -35,7 +36,6 @@ from worker.reference_model.chat import (
 from worker.reference_model.dialects import Dialect, dialect
 from worker.reference_model.eval_solutions import SCRIPTED_MODEL, solution_reply
 from worker.reference_model.instructions import parse_instruction
-from worker.reference_model.ocr import read_text, warm_up
 from worker.reference_model.plan import History
 from worker.reference_model.policy import decide
 from worker.reference_model.replies import GREETING, estimate_tokens, pieces, truncate

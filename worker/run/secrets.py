@@ -8,7 +8,8 @@ it, handed to the driver and dropped. The agent core never holds the database or
 
 ``redaction_rules`` turns the settings into what the agent masks for this task's tenant:
 password fields always (unless ``redaction.password_fields`` is off), text patterns when the
-tenant opted in (``redaction.text_tenants`` names it, or holds ``*``).
+tenant opted in (``redaction.text_tenants`` names it, or holds ``*``), looked for where
+``redaction.text_source`` says (the view tree's text, OCR of the screenshot, or both).
 """
 
 from __future__ import annotations
@@ -68,4 +69,4 @@ async def redaction_rules(db: Database, tenant_id: uuid.UUID, settings: Any) -> 
             opted_in = name in config.text_tenants
         if opted_in:
             patterns = tuple(config.text_patterns.items())
-    return RedactionRules(passwords=config.password_fields, patterns=patterns)
+    return RedactionRules(passwords=config.password_fields, patterns=patterns, text_source=config.text_source)

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image, ImageDraw, ImageOps
+
 from device_pool.sim.phone import PhoneConfig, VirtualPhone
+from device_pool.sim.render import font
 from orchestrator.settings import DEFAULT_TEXT_PATTERNS
-from worker.agent.redaction import PASSWORD, RedactionRules, mask, regions
+from worker.agent.redaction import PASSWORD, RedactionRules, mask, ocr_regions, regions
 
 
-def _bank_login(tmp_path: Path, typed: str) -> VirtualPhone:
-    phone = VirtualPhone(tmp_path / "phone", PhoneConfig(launch_delay_ms=0))
+def _bank_login(tmp_path: Path, typed: str, **config: int) -> VirtualPhone:
+    phone = VirtualPhone(tmp_path / "phone", PhoneConfig(launch_delay_ms=0, **config))
     phone.state.save_app_data("com.phonefleet.bank", {"secure": False})  # its login, in plain sight
     phone.start_activity(package="com.phonefleet.bank")
     node = phone.find(rid="com.phonefleet.bank:id/password")
@@ -55,3 +58,57 @@ def test_text_patterns_mask_whole_matches_only() -> None:
     xml = "<hierarchy>" + "".join(node(t, i * 20) for i, t in enumerate(texts)) + "</hierarchy>"
     found = regions(xml, rules, (100, 200), (100, 200))
     assert [(r.bounds[1], r.kind) for r in found] == [(0, "card_number"), (40, "national_id"), (60, "one_time_code")]
+
+
+def _drawn_card(tmp_path: Path) -> tuple[VirtualPhone, Image.Image, tuple[int, int, int, int]]:
+    """The Bank login with a card number drawn as pixels (as a picture of a card would show it), in
+    no node of the view tree; and where it was drawn."""
+    phone = _bank_login(tmp_path, "s3cretpw")  # 1080×2400: OCR reads it at half size, boxes scaled back
+    image = phone.frame().image().convert("RGB")
+    draw = ImageDraw.Draw(image)
+    where = (60, 80)
+    draw.rectangle((20, 60, image.size[0] - 20, 160), fill=(255, 255, 255))
+    draw.text(where, "4111 1111 1111 1111", font=font(52), fill=(0, 0, 0))
+    drawn = draw.textbbox(where, "4111 1111 1111 1111", font=font(52))
+    assert "4111" not in phone.ui_xml()
+    return phone, image, drawn
+
+
+def test_ocr_masks_a_number_drawn_as_pixels_only_for_an_opted_in_tenant(tmp_path: Path) -> None:
+    phone, image, drawn = _drawn_card(tmp_path)
+    size = image.size
+    opted_in = RedactionRules(patterns=tuple(DEFAULT_TEXT_PATTERNS.items()))
+    from_tree = regions(phone.ui_xml(), opted_in, size, size)
+    assert [r.kind for r in from_tree] == [PASSWORD]  # the tree alone misses the drawn number
+    read = ocr_regions(mask(image, from_tree), opted_in, from_tree)
+    assert [r.kind for r in read] == ["card_number"], read
+    left, top, right, bottom = read[0].bounds
+    ink = ImageOps.invert(image.crop(drawn).convert("L")).getbbox()  # the drawn glyphs' own box
+    assert ink is not None  # there was something to hide
+    ink = (ink[0] + drawn[0], ink[1] + drawn[1], ink[2] + drawn[0], ink[3] + drawn[1])
+    assert left <= ink[0] and top <= ink[1] and right >= ink[2] and bottom >= ink[3], (read, ink)
+    assert bottom - top < 120  # the line, not the screen
+    masked = mask(mask(image, from_tree), read)
+    assert masked.crop(ink).convert("L").getextrema()[1] == 0
+    assert read[0].as_json() == {"bounds": list(read[0].bounds), "kind": "card_number"}  # bounds and kind only
+    # Not opted in (no patterns), or opted in for the view tree's text only: OCR masks nothing.
+    assert ocr_regions(image, RedactionRules(), []) == []
+    assert ocr_regions(image, RedactionRules(patterns=opted_in.patterns, text_source="ui_tree"), []) == []
+
+
+def test_a_region_both_sources_find_is_recorded_once() -> None:
+    """The same number in the view tree's text and on the screen: the tree's region is kept, and
+    OCR adds nothing for it (on the masked image, or on the raw one within the tree's bounds)."""
+    image = Image.new("RGB", (360, 120), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    draw.text((30, 40), "123-45-6789", font=font(32), fill=(0, 0, 0))
+    left, top, right, bottom = draw.textbbox((30, 40), "123-45-6789", font=font(32))
+    xml = (f'<hierarchy><node text="123-45-6789" class="android.widget.TextView" '
+           f'bounds="[{left - 10},{top - 10}][{right + 10},{bottom + 10}]" /></hierarchy>')  # fmt: skip
+    rules = RedactionRules(passwords=False, patterns=tuple(DEFAULT_TEXT_PATTERNS.items()))
+    from_tree = regions(xml, rules, image.size, image.size)
+    assert [r.kind for r in from_tree] == ["national_id"]
+    assert ocr_regions(mask(image, from_tree), rules, from_tree) == []
+    assert ocr_regions(image, rules, from_tree) == []
+    # Without the tree's region, OCR finds it on its own (so the two calls above can fail).
+    assert [r.kind for r in ocr_regions(image, rules, [])] == ["national_id"]
