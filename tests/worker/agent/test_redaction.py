@@ -5,14 +5,22 @@ checked end to end in tests/worker/runtask/test_secrets.py.)"""
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 
+from device_pool.driver import AdbDevice
 from device_pool.sim.phone import PhoneConfig, VirtualPhone
 from device_pool.sim.render import font
 from orchestrator.settings import DEFAULT_TEXT_PATTERNS
+from tests.aio import run
+from tests.worker.agent.model_servers import ModelServer, Reply, serve
+from tests.worker.agent.test_loop import Recorder, client
+from worker.agent.loop import AgentConfig, run_agent
 from worker.agent.redaction import PASSWORD, RedactionRules, mask, ocr_regions, regions
+from worker.agent.results import RunStatus
 
 
 def _bank_login(tmp_path: Path, typed: str, **config: int) -> VirtualPhone:
@@ -112,3 +120,53 @@ def test_a_region_both_sources_find_is_recorded_once() -> None:
     assert ocr_regions(image, rules, from_tree) == []
     # Without the tree's region, OCR finds it on its own (so the two calls above can fail).
     assert [r.kind for r in ocr_regions(image, rules, [])] == ["national_id"]
+
+
+class _CardOnScreen:
+    """The virtual phone, with a card number drawn into every screenshot as pixels, as an app showing
+    a picture of a card would: no node of its view tree holds the number. (The virtual phone has no
+    such screen; everything else is the real phone over adb.)"""
+
+    def __init__(self, device: AdbDevice) -> None:
+        self._device = device
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._device, name)
+
+    async def screenshot(self, *args: object, **kwargs: object) -> Image.Image:
+        image = (await self._device.screenshot(*args, **kwargs)).convert("RGB")
+        draw = ImageDraw.Draw(image)
+        draw.rectangle((20, 260, image.size[0] - 20, 360), fill=(255, 255, 255))
+        draw.text((60, 280), "4111 1111 1111 1111", font=font(52), fill=(0, 0, 0))
+        return image
+
+
+def test_the_model_and_the_step_get_the_drawn_number_masked_for_an_opted_in_tenant(fresh_device: AdbDevice) -> None:
+    ink = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((60, 280), "4111 1111 1111 1111", font=font(52))
+
+    async def body(rules: RedactionRules) -> tuple[Image.Image, Image.Image, list[dict]]:
+        with serve(ModelServer(Reply('finish(message="seen")'))) as server:
+            async with client(server.base_url) as model:
+                hooks = Recorder()
+                result = await run_agent("Look", _CardOnScreen(fresh_device), model, config=AgentConfig(redaction=rules), hooks=hooks)
+            assert result.status == RunStatus.SUCCEEDED, result
+            messages = server.requests[0].body["messages"]
+            (url,) = [p["image_url"]["url"] for m in messages if isinstance(m["content"], list) for p in m["content"]
+                      if p["type"] == "image_url"]  # fmt: skip
+            sent = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+            (step,) = hooks.steps
+            return sent, step.screenshot, step.redactions
+
+    def darkest_is_black(image: Image.Image, full: tuple[int, int]) -> bool:
+        sx, sy = image.size[0] / full[0], image.size[1] / full[1]
+        inner = (int(ink[0] * sx) + 2, int(ink[1] * sy) + 2, int(ink[2] * sx) - 2, int(ink[3] * sy) - 2)
+        return image.convert("L").crop(inner).getextrema()[1] < 40
+
+    full = run(fresh_device.screen_size())
+    sent, stored, recorded = run(body(RedactionRules(patterns=tuple(DEFAULT_TEXT_PATTERNS.items()))))
+    assert [r["kind"] for r in recorded] == ["card_number"], recorded
+    assert set(recorded[0]) == {"bounds", "kind"}  # never the text
+    assert darkest_is_black(sent, full) and darkest_is_black(stored, full)
+    sent, stored, recorded = run(body(RedactionRules()))  # not opted in
+    assert recorded == []
+    assert not darkest_is_black(sent, full) and not darkest_is_black(stored, full)
