@@ -50,3 +50,17 @@ export function focusHeading(root) {
     heading.focus({ preventScroll: true });
   }
 }
+
+/** A list row's button doing ``work`` (a request), then ``refresh`` (the list again): disabled
+ * meanwhile, so it is not sent twice; a refusal is shown in ``errorEl`` and the button is usable again. */
+export async function act(button, work, { errorEl, refresh }) {
+  button.disabled = true;
+  errorEl.textContent = "";
+  try {
+    await work();
+    await refresh();
+  } catch (failure) {
+    errorEl.textContent = failure.message;
+    button.disabled = false;
+  }
+}

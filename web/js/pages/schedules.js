@@ -2,7 +2,7 @@
 // (POST /api/v1/schedules); each with its latest runs and next due time; pause, resume, delete.
 
 import { schedules } from "../api.js";
-import { h } from "../dom.js";
+import { act as actOn, h } from "../dom.js";
 import { badge, relative, shortId, timeEl } from "../format.js";
 
 const REFRESH_MS = 5000; // runs appear when due: the list is read again while the page is open
@@ -98,17 +98,7 @@ export function mount(outlet) {
         body),
       empty));
 
-  async function act(button, work) {
-    button.disabled = true;
-    listError.textContent = "";
-    try {
-      await work();
-      await refresh();
-    } catch (failure) {
-      listError.textContent = failure.message;
-      button.disabled = false;
-    }
-  }
+  const act = (button, work) => actOn(button, work, { errorEl: listError, refresh });
 
   function row(s, runs) {
     const toggle = h("button", { type: "button", class: "quiet", dataset: { action: s.paused ? "resume" : "pause" } },

@@ -3,7 +3,7 @@
 // create, rotate the secret, delete; a secret is shown once, in the answer that made it.
 
 import { webhooks } from "../api.js";
-import { h } from "../dom.js";
+import { act as actOn, h } from "../dom.js";
 import { shortId, timeEl } from "../format.js";
 
 // The event types a subscription may name: the server's SUBSCRIBABLE_EVENTS
@@ -82,17 +82,7 @@ export function mount(outlet, { ctx }) {
     secret.hidden = false;
   }
 
-  async function act(button, work) {
-    button.disabled = true;
-    listError.textContent = "";
-    try {
-      await work();
-      await refresh();
-    } catch (failure) {
-      listError.textContent = failure.message;
-      button.disabled = false;
-    }
-  }
+  const act = (button, work) => actOn(button, work, { errorEl: listError, refresh });
 
   function row(sub) {
     const rotate = h("button", { type: "button", class: "quiet", dataset: { action: "rotate" } }, "Rotate secret");
