@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shlex
 import struct
 import threading
 import time
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 
 from device_pool.android import scrcpy_video_size
 from device_pool.sim import localsocket
+from device_pool.sim.command_line import plain_argv
 from device_pool.sim.phone import VirtualPhone
 from device_pool.sim.screenrecord import DISPLAY_HZ, Recorder, RecordOptions
 from device_pool.sim.stream import Stream
@@ -40,7 +40,6 @@ FLAG_CONFIG = 1 << 63
 FLAG_KEY_FRAME = 1 << 62
 MSG_RESET_VIDEO = 17  # 3.x
 _CONTROL_SIZES = {4: 1, 5: 0, 6: 0, 7: 0, 8: 1, 10: 1, 11: 0, 15: 0, 17: 0}  # fixed payloads (3.x)
-_SHELL_SPECIALS = set(";&|<>$`()\\\n")
 _ACCEPT_TIMEOUT_S = 10.0
 
 
@@ -68,13 +67,8 @@ class ServerOptions:
 
 def server_argv(command: str) -> tuple[str, list[str]] | None:
     """(classpath, arguments after the class name) when ``command`` starts the scrcpy server."""
-    if _SHELL_SPECIALS & set(command):
-        return None
-    try:
-        argv = shlex.split(command)
-    except ValueError:
-        return None
-    if len(argv) < 4 or not argv[0].startswith("CLASSPATH="):
+    argv = plain_argv(command)
+    if argv is None or len(argv) < 4 or not argv[0].startswith("CLASSPATH="):
         return None
     if argv[1] not in ("app_process", "/system/bin/app_process"):
         return None
