@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -30,6 +30,7 @@ from worker.agent.conversation import Conversation
 from worker.agent.errors import ActionError, ModelError, NoAnswer
 from worker.agent.executor import ActionExecutor, Device
 from worker.agent.families import family
+from worker.agent.families.coords import to_grid
 from worker.agent.images import EncodedImage, image_part
 from worker.agent.parser import format_action
 from worker.agent.redaction import RedactionRules, mask, ocr_regions, regions
@@ -249,33 +250,29 @@ class _AgentLoop:
         self.next_frame = None
         package, _activity = await self.device.foreground()
         self.foreground = package
-        image = await self._redact(image)
+        image, ui_xml = await self._redact(image)
         timings.capture_s = time.monotonic() - t0
         if is_secure_frame(image):
-            self.pending_notes.append(await self._protected_note(image.size))
+            self.pending_notes.append(await self._protected_note(image.size, ui_xml))
         if self.redactions:
-            width, height = image.size
-
-            def centre(bounds: list[int]) -> tuple[int, int]:
-                x, y = (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
-                return min(a.GRID_SIZE - 1, int(x / width * a.GRID_SIZE)), min(a.GRID_SIZE - 1, int(y / height * a.GRID_SIZE))
-
-            masked = [(r["kind"], centre(r["bounds"])) for r in self.redactions]
+            masked = [(r["kind"], _grid_centre(r["bounds"], image.size)) for r in self.redactions]
             self.pending_notes.append(prompts.redacted_message(self.config.lang, masked))
         return image, self.apps.label(package)
 
-    async def _redact(self, image: Image.Image) -> Image.Image:
+    async def _redact(self, image: Image.Image) -> tuple[Image.Image, str | None]:
         """``image`` with its password fields (and, opted in, text patterns) masked, read from the
         view tree and, opted in, from OCR of the image (``redaction.py``); the regions are kept for
         the step's record, and whether the focused field is a password for the executor (what is
         typed there is masked too). A tree that cannot be read masks nothing from it, with a warning
-        (nothing to locate); OCR that fails masks nothing from OCR, with a warning."""
+        (nothing to locate); OCR that fails masks nothing from OCR, with a warning. Also answers the
+        view tree it read (None: not read), so a protected screen's note does not read it again."""
         rules = self.config.redaction
         self.redactions = []
         self.executor.focused_password = False
         if not rules.active:
-            return image
+            return image, None
         found = []
+        ui_xml: str | None = None
         try:
             ui_xml = await self.device.ui_dump()
         except DeviceError:
@@ -294,27 +291,18 @@ class _AgentLoop:
                 image = mask(image, read)
                 found = [*found, *read]
         self.redactions = [region.as_json() for region in found]
-        return image
+        return image, ui_xml
 
-    async def _protected_note(self, size: tuple[int, int]) -> str:
+    async def _protected_note(self, size: tuple[int, int], ui_xml: str | None) -> str:
         """A secure window captures black: the model is told so, with the labels of the view tree's
-        elements (which a secure window still gives) and their centres on its grid."""
+        elements (which a secure window still gives) and their centres on its grid. ``ui_xml``: the
+        tree this step already read (for redaction), else it is read here."""
         try:
-            found = ui_elements(await self.device.ui_dump())
+            found = ui_elements(ui_xml if ui_xml is not None else await self.device.ui_dump())
         except Exception:  # a phone (or a stand-in) without a readable tree: say so
             logger.warning("protected screen: the view tree could not be read", exc_info=True)
             return prompts.protected_screen_message(self.config.lang, None)
-        width, height = size
-
-        def grid(pixels: float, extent: int) -> int:
-            return min(a.GRID_SIZE - 1, int(pixels / extent * a.GRID_SIZE))
-
-        elements = []
-        for element in found:
-            left, top, right, bottom = element.bounds
-            elements.append(
-                (element.label, (grid((left + right) / 2, width), grid((top + bottom) / 2, height)))
-            )
+        elements = [(element.label, _grid_centre(element.bounds, size)) for element in found]
         return prompts.protected_screen_message(self.config.lang, elements)
 
     async def _ask_model(
@@ -701,3 +689,8 @@ async def run_agent(
         apps or AppCatalog(), today or dt.date.today(), earlier_tries, app_policy,
     )  # fmt: skip
     return await loop.run()
+
+
+def _grid_centre(bounds: Sequence[int], size: tuple[int, int]) -> tuple[int, int]:
+    """The centre of a region given in screen pixels ``[left, top, right, bottom]``, on the grid."""
+    return to_grid((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, "pixels", size)
