@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from orchestrator.api.deps import CurrentPrincipal, SettingsDep
-from orchestrator.errors import NotFound, PermissionDenied
-from orchestrator.services.auth import Principal
+from orchestrator.errors import NotFound
+from orchestrator.services.auth import Principal, require_operator
 from orchestrator.services.usage import MAX_USAGE_DAYS, LimitsSpec, UsageService
 
 __all__ = ["router"]
@@ -62,6 +62,5 @@ async def put_limits(
     unlimited. The operator's only (a tenant's own admin gets 403), for any tenant; audited
     (`tenant.limits`)."""
     _own_tenant(principal, tenant_id)
-    if not principal.is_operator:
-        raise PermissionDenied("only the operator changes a tenant's limits")
+    require_operator(principal, "only the operator changes a tenant's limits")
     return await service.set_limits(principal, tenant_id, body)

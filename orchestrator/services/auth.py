@@ -25,7 +25,13 @@ from sqlalchemy.exc import IntegrityError
 
 from orchestrator.db import ApiKey, DbSession, Tenant, User, UserRole, utcnow
 from orchestrator.db.database import Database
-from orchestrator.errors import ApiKeyNotFound, DatabaseUnavailable, InvalidRequest, Unauthenticated
+from orchestrator.errors import (
+    ApiKeyNotFound,
+    DatabaseUnavailable,
+    InvalidRequest,
+    PermissionDenied,
+    Unauthenticated,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +42,7 @@ __all__ = [
     "get_or_create_tenant",
     "hash_secret",
     "issue_api_key",
+    "require_operator",
     "revoke_api_key",
 ]
 
@@ -63,6 +70,13 @@ class Principal:
     def is_operator(self) -> bool:
         """The deployment's operator: the fleet's devices and every tenant."""
         return self.role == UserRole.OPERATOR
+
+
+def require_operator(principal: Principal, message: str) -> None:
+    """Raise ``PermissionDenied(message)`` unless ``principal`` is the deployment's operator (the
+    services' own check behind the routes' ``OperatorOnly``)."""
+    if not principal.is_operator:
+        raise PermissionDenied(message)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,11 @@ from device_pool.providers.registered import REGISTERED
 from orchestrator.db import Device, DeviceState, Lease
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, newest_first, time_page
-from orchestrator.errors import DeviceExists, DeviceNotFound, InvalidTransition, PermissionDenied
+from orchestrator.errors import DeviceExists, DeviceNotFound, InvalidTransition
 from orchestrator.services.audit import record_audit
-from orchestrator.services.auth import Principal
+from orchestrator.services.auth import Principal, require_operator
+
+_OPERATOR_ONLY = "only the operator changes the shared fleet's devices"
 
 __all__ = ["DeviceService", "DeviceView"]
 
@@ -95,7 +97,7 @@ class DeviceService:
         A retired row with the same serial comes back under the new profile and labels; any other
         row with it is a conflict.
         """
-        _require_operator(principal)
+        require_operator(principal, _OPERATOR_ONLY)
         try:
             async with self.db.transaction(write=True) as db_session:
                 row = await db_session.scalar(select(Device).where(Device.serial == serial).with_for_update())
@@ -132,7 +134,7 @@ class DeviceService:
     async def retire(self, principal: Principal, device_id: uuid.UUID) -> DeviceView:
         """A registered phone out of the pool for good; raises ``InvalidTransition`` (409) when it
         is leased or belongs to a provider that would bring it back. Retiring it again is a no-op."""
-        _require_operator(principal)
+        require_operator(principal, _OPERATOR_ONLY)
         async with self.db.transaction(write=True) as db_session:
             row = await db_session.scalar(select(Device).where(Device.id == device_id).with_for_update())
             if row is None:
@@ -159,7 +161,7 @@ class DeviceService:
 
     async def _set_drain(self, principal: Principal, device_id: uuid.UUID, drain: bool) -> DeviceState:
         """Set or clear the drain label under the row's lock, audited; the device's state."""
-        _require_operator(principal)
+        require_operator(principal, _OPERATOR_ONLY)
         async with self.db.transaction(write=True) as db_session:
             row = await db_session.scalar(select(Device).where(Device.id == device_id).with_for_update())
             if row is None:
@@ -175,7 +177,3 @@ class DeviceService:
                                target=f"device:{device_id}", detail={"state": row.state.value})  # fmt: skip
             return row.state
 
-
-def _require_operator(principal: Principal) -> None:
-    if not principal.is_operator:
-        raise PermissionDenied("only the operator changes the shared fleet's devices")

@@ -9,16 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from orchestrator.db import Tenant, UserRole
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, newest_first, time_page
-from orchestrator.errors import PermissionDenied, TenantExists
+from orchestrator.errors import TenantExists
 from orchestrator.services.audit import record_audit
-from orchestrator.services.auth import IssuedKey, Principal, issue_api_key
+from orchestrator.services.auth import IssuedKey, Principal, issue_api_key, require_operator
+
+_OPERATOR_ONLY = "only the operator manages tenants"
 
 __all__ = ["TenantRegistry"]
 
-
-def _require_operator(principal: Principal) -> None:
-    if not principal.is_operator:
-        raise PermissionDenied("only the operator manages tenants")
 
 
 class TenantRegistry:
@@ -28,7 +26,7 @@ class TenantRegistry:
         self.db = db
 
     async def list(self, principal: Principal, *, limit: int, cursor: str | None) -> Page[Tenant]:
-        _require_operator(principal)
+        require_operator(principal, _OPERATOR_ONLY)
         async with self.db.transaction() as db_session:
             query = newest_first(select(Tenant), Tenant, cursor=cursor, limit=limit)
             rows = list((await db_session.scalars(query)).all())
@@ -36,7 +34,7 @@ class TenantRegistry:
 
     async def create(self, principal: Principal, *, name: str, admin_user: str) -> tuple[Tenant, IssuedKey]:
         """A new tenant and its first admin's key (shown once); raises ``TenantExists`` (409)."""
-        _require_operator(principal)
+        require_operator(principal, _OPERATOR_ONLY)
         try:
             async with self.db.transaction(write=True) as db_session:
                 if await db_session.scalar(select(Tenant.id).where(Tenant.name == name)) is not None:
