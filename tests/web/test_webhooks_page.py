@@ -58,9 +58,13 @@ def test_an_admin_creates_rotates_and_deletes_subscriptions(api: Api, tmp_path: 
             await expect(row.locator(".rotated")).not_to_have_text("never", timeout=10 * S)
 
             # The cap: one more fits, the next is refused with the server's reason.
-            for url in ("https://hooks.example.com/last", "https://hooks.example.com/over"):
-                await page.locator("#webhook-url").fill(url)
-                await page.get_by_role("button", name="Create subscription").click()
+            # Each create is awaited before the next fill: the form empties its URL field when a create
+            # succeeds, which would otherwise wipe the second URL typed while the first was in flight.
+            await page.locator("#webhook-url").fill("https://hooks.example.com/last")
+            await page.get_by_role("button", name="Create subscription").click()
+            await expect(rows).to_have_count(most, timeout=10 * S)
+            await page.locator("#webhook-url").fill("https://hooks.example.com/over")
+            await page.get_by_role("button", name="Create subscription").click()
             await expect(page.locator("form .error")).to_contain_text("webhooks.max_subscriptions_per_tenant", timeout=10 * S)
             await expect(rows).to_have_count(most)
 
