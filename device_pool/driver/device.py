@@ -7,7 +7,7 @@ import contextvars
 import logging
 import secrets
 import shlex
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from typing import Literal
@@ -90,16 +90,18 @@ class AdbDevice(DeviceUi):
         """Open ``service`` on this phone; the body runs under the deadline and the error mapping."""
         with adb_errors(self.serial, command, timeout=timeout):
             async with asyncio.timeout(timeout):
-                try:
-                    conn = await self.server.open_service(self.serial, service)
-                except ServerRefused as exc:
-                    # The server says "closed" both when the phone refuses a service and when the
-                    # phone vanished while the stream opened; only the second is worth a retry.
-                    if str(exc).strip() == "closed" and not await self._online():
-                        raise StreamClosed("the phone went away while the stream opened") from exc
-                    raise
-                with closing(conn):
+                with closing(await self._open(service)) as conn:
                     yield conn
+
+    async def _open(self, service: str) -> AdbConnection:
+        try:
+            return await self.server.open_service(self.serial, service)
+        except ServerRefused as exc:
+            # The server says "closed" both when the phone refuses a service and when the
+            # phone vanished while the stream opened; only the second is worth a retry.
+            if str(exc).strip() == "closed" and not await self._online():
+                raise StreamClosed("the phone went away while the stream opened") from exc
+            raise
 
     async def _online(self) -> bool:
         try:
@@ -193,6 +195,27 @@ class AdbDevice(DeviceUi):
             data = await sync.recv(conn, path)
             await sync.quit_session(conn)
             return data
+
+    async def pull_chunks(self, path: str, *, timeout: float | None = None) -> AsyncGenerator[bytes, None]:
+        """A file's bytes as the phone sends them (sync RECV), in chunks of at most 64 KiB, so a
+        caller can pass a large file on without holding it; CommandFailed when the phone cannot read
+        it. ``timeout`` bounds the opening and the wait for each chunk, not the whole: whoever
+        iterates sets the pace (a slow HTTP client), and a deadline spanning its ``yield``s would
+        cancel the consumer's own awaits. Closing the iterator early closes the stream."""
+        limit = self.timeouts.transfer if timeout is None else timeout
+        command = f"pull {path}"
+        with adb_errors(self.serial, command, timeout=limit):
+            async with asyncio.timeout(limit):
+                conn = await self._open("sync:")
+        with closing(conn), adb_errors(self.serial, command, timeout=limit):
+            chunks = sync.recv_chunks(conn, path)
+            while True:
+                async with asyncio.timeout(limit):
+                    chunk = await anext(chunks, None)
+                if chunk is None:
+                    break
+                yield chunk
+            await sync.quit_session(conn)
 
     async def install_apk(self, apk: bytes, *, timeout: float | None = None) -> None:
         """``pm install -r`` of an APK's bytes, pushed to /data/local/tmp first and removed after;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from device_pool.driver.errors import ProtocolViolation, RemoteFileError
@@ -36,16 +37,25 @@ async def lstat(conn: AdbConnection, path: str) -> FileStat:
 
 async def recv(conn: AdbConnection, path: str) -> bytes:
     """Read one file from the phone; RemoteFileError when the phone answers FAIL."""
-    await conn.sync_request(b"RECV", path)
     data = bytearray()
+    async for chunk in recv_chunks(conn, path):
+        data += chunk
+    return bytes(data)
+
+
+async def recv_chunks(conn: AdbConnection, path: str) -> AsyncIterator[bytes]:
+    """One file from the phone as its DATA packets arrive (each at most ``SYNC_MAX_DATA`` bytes), so
+    a caller that streams it on holds one packet at a time; RemoteFileError when the phone answers
+    FAIL (before the first packet for a file it cannot read)."""
+    await conn.sync_request(b"RECV", path)
     while True:
         ident, size = await conn.sync_header()
         if ident == b"DATA":
             if size > SYNC_MAX_DATA:
                 raise ProtocolViolation(f"sync DATA chunk of {size} bytes (max {SYNC_MAX_DATA})")
-            data += await conn.read_exactly(size)
+            yield await conn.read_exactly(size)
         elif ident == b"DONE":
-            return bytes(data)
+            return
         elif ident == b"FAIL":
             raise RemoteFileError((await conn.read_exactly(size)).decode("utf-8", errors="replace"))
         else:

@@ -153,19 +153,25 @@ async def push_file(
 @router.get(
     "/files",
     summary="Pull a file from the session's phone",
-    response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes"}},
-)
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                     "description": "The file's bytes, streamed from the phone; `Content-Length` is its size"}},
+)  # fmt: skip
 async def pull_file(
     session_id: uuid.UUID, principal: CurrentPrincipal, api: DeviceApiDep, path: Annotated[str, _FILE_PATH]
 ) -> Response:
-    """The file's bytes (`application/octet-stream`). No file there: 404 `file_not_found`; a path
-    not allowed: 422 `path_not_allowed` (as for a push). Only the session's user may pull."""
-    path, data = await api.pull_file(principal, session_id, path)
-    name = path.rsplit("/", 1)[-1]
-    disposition = f"attachment; filename*=UTF-8''{quote(name)}"
-    headers = {"Content-Disposition": disposition, "Cache-Control": "no-store"}
-    return Response(data, media_type="application/octet-stream", headers=headers)
+    """The file's bytes (`application/octet-stream`), passed on as the phone sends them (the API
+    never holds the whole file), with its size as `Content-Length`. No file there: 404
+    `file_not_found`; a path not allowed: 422 `path_not_allowed` (as for a push). Only the session's
+    user may pull. A file that changes size while it is read ends the answer short (the connection
+    closes before `Content-Length` bytes)."""
+    pull = await api.pull_file(principal, session_id, path)
+    name = pull.path.rsplit("/", 1)[-1]
+    headers = {
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+        "Content-Length": str(pull.size), "Cache-Control": "no-store",
+    }  # fmt: skip
+    return StreamingResponse(pull.chunks, media_type="application/octet-stream", headers=headers)
 
 
 @router.post(

@@ -11,7 +11,9 @@ live view, ``orchestrator/live/access.py``); reads to anyone of its tenant.
 What changed the phone (input, a launch) is recorded as a ``session.action`` event, the session's
 timeline; typed text is recorded by its length only (it may be a password). Reads are not recorded,
 except file pulls (a file leaving the phone is worth knowing of) and opening its log; installs are. File paths are checked in
-``device_files.py``; files move over the phone's sync service, as ``adb push``/``pull`` move them.
+``device_files.py``; files move over the phone's sync service, as ``adb push``/``pull`` move them; a
+pull is streamed to the caller chunk by chunk (``FilePull``), a push arrives whole (``api/edges.py``
+reads an upload's body before the route runs, to hold it to its limit and deadline).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import io
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,7 +57,7 @@ from orchestrator.services.device_input import (
 from orchestrator.services.device_logcat import LogcatQuery, parse_line
 from orchestrator.services.sessions import SessionService, SessionView
 
-__all__ = ["DeviceApi", "Screenshot", "UiTree"]
+__all__ = ["DeviceApi", "FilePull", "Screenshot", "UiTree"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,16 @@ class Screenshot:
     media_type: str
     screen: tuple[int, int]  # the phone's pixels
     size: tuple[int, int]  # the image's pixels (the screen times the scale)
+
+
+@dataclass(frozen=True)
+class FilePull:
+    """A file on its way from the phone: its path, its size (as its stat said), and its bytes in
+    chunks of at most 64 KiB (the sync protocol's packets) for the caller to pass on."""
+
+    path: str
+    size: int
+    chunks: AsyncIterator[bytes]
 
 
 @dataclass(frozen=True)
@@ -166,10 +178,12 @@ class DeviceApi:
         )
         return done
 
-    async def pull_file(self, principal: Principal, session_id: uuid.UUID, path: str) -> tuple[str, bytes]:
-        """``(path, bytes)`` of the file at ``path``; raises ``PathNotAllowed``, ``FileNotFound``, and
-        ``InvalidRequest`` for a file over ``file_max_bytes``. Only the session's user pulls (a file may
-        hold that user's data), as only they push."""
+    async def pull_file(self, principal: Principal, session_id: uuid.UUID, path: str) -> FilePull:
+        """The file at ``path``, streamed: its size (its stat's) and its bytes in chunks as the phone
+        sends them, so a large file never sits whole in this process. Raises ``PathNotAllowed``,
+        ``FileNotFound``, and ``InvalidRequest`` for a file over ``file_max_bytes``; the first chunk
+        is read here, so a file the phone cannot read raises before anything is answered. Only the
+        session's user pulls (a file may hold that user's data), as only they push."""
         path, root = allowed_path(path, self.file_roots)
         view, phone = await self._phone(principal, session_id, touch=True)
         parts = below_root(path, root)
@@ -183,12 +197,17 @@ class DeviceApi:
                 f"{path} is {found.size} bytes; a pull returns at most {self.file_max_bytes} "
                 "(device_api.file_max_bytes)"
             )
-        data = await phone.pull(path)
-        await self.sessions.record_action(view, {"type": "pull_file", "path": path, "bytes": len(data)})
+        chunks = phone.pull_chunks(path)
+        try:
+            first = await anext(chunks, b"")
+        except BaseException:
+            await chunks.aclose()
+            raise
+        await self.sessions.record_action(view, {"type": "pull_file", "path": path, "bytes": found.size})
         logger.info(
-            "session file pull", extra={"session_id": str(session_id), "path": path, "bytes": len(data)}
+            "session file pull", extra={"session_id": str(session_id), "path": path, "bytes": found.size}
         )
-        return path, data
+        return FilePull(path, found.size, _sized(phone, path, found.size, first, chunks))
 
     async def install_apk(self, principal: Principal, session_id: uuid.UUID, apk: bytes) -> dict[str, Any]:
         """Install an APK's bytes (replacing an older version); answers its package. Raises
@@ -323,6 +342,30 @@ class DeviceApi:
             "left": ((far_x, mid_y), (near_x, mid_y)),
             "right": ((near_x, mid_y), (far_x, mid_y)),
         }[action.direction]
+
+
+async def _sized(
+    phone: AdbDevice, path: str, size: int, first: bytes, chunks: AsyncGenerator[bytes, None]
+) -> AsyncIterator[bytes]:
+    """The pull's chunks, checked against the size announced (the response's Content-Length): a
+    file that grew or shrank while it was read ends the stream with an error, so the client sees a
+    cut-off answer rather than a wrong file of the right length."""
+    sent = len(first)
+    try:
+        if first:
+            yield first
+        async for chunk in chunks:
+            sent += len(chunk)
+            if sent > size:
+                break
+            yield chunk
+    finally:
+        await chunks.aclose()
+    if sent != size:
+        raise CommandFailed(
+            f"{phone.serial}: {path} changed size while it was pulled ({size} bytes announced)",
+            device_id=phone.serial, command=f"pull {path}",
+        )  # fmt: skip
 
 
 def _on_screen(screen: tuple[int, int], point: tuple[int, int]) -> None:

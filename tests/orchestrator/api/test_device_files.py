@@ -5,14 +5,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from device_pool.driver import AdbDevice
+from device_pool.driver.wire import SYNC_MAX_DATA
+from device_pool.errors import CommandFailed
 from orchestrator.db import SessionState
+from orchestrator.services.device_api import _sized
 from tests.aio import run
 from tests.databases import device_serial, migrate_to_head
 
@@ -61,7 +65,9 @@ def pulled(caller: Caller, sid: str, path: str) -> bytes:
     return r.content
 
 
-def test_files_make_a_byte_identical_round_trip_and_are_on_the_timeline(files_api: PhoneApi) -> None:
+def test_files_make_a_byte_identical_round_trip_and_are_on_the_timeline(
+    files_api: PhoneApi, tmp_path: Path
+) -> None:
     caller = files_api.api.caller()
     session = start(caller)
     sid, serial = session["id"], device_serial(files_api.api.db_url, session["device"]["id"])
@@ -85,6 +91,8 @@ def test_files_make_a_byte_identical_round_trip_and_are_on_the_timeline(files_ap
     empty = pushed(caller, sid, "/sdcard/Download/empty.txt", b"")
     assert empty["bytes"] == 0 and pulled(caller, sid, "/sdcard/Download/empty.txt") == b""
 
+    check_streamed_pull(files_api, caller, sid, serial, tmp_path)
+
     actions = [
         p["action"] for t, p in events_of(files_api.api.db_url, caller.tenant_id) if t == "session.action"
     ]
@@ -98,7 +106,58 @@ def test_files_make_a_byte_identical_round_trip_and_are_on_the_timeline(files_ap
         ("pull_file", "/sdcard/Download/x.bin", 8),
         ("push_file", "/sdcard/Download/empty.txt", 0),
         ("pull_file", "/sdcard/Download/empty.txt", 0),
+        *[("pull_file", "/sdcard/Download/big.bin", LIMIT - 12345)] * 3,
     ]
+
+
+def check_streamed_pull(files_api: PhoneApi, caller: Caller, sid: str, serial: str, tmp_path: Path) -> None:
+    """A file of many sync packets (2 MiB: 32 of 64 KiB) comes back byte-identical with its size as
+    Content-Length; the driver hands it on packet by packet, so what the API holds at once is one
+    packet, whatever the file's size; a reader that stops early leaves the phone free."""
+    data = os.urandom(LIMIT - 12345)  # not a whole number of packets: the last one is short
+    (sdcard(tmp_path) / "Download").mkdir(exist_ok=True)
+    (sdcard(tmp_path) / "Download" / "big.bin").write_bytes(data)  # made on the phone's own storage
+
+    r = caller.http.get(f"/api/v1/sessions/{sid}/files", params={"path": "/sdcard/Download/big.bin"})
+    assert r.status_code == 200 and r.headers["content-length"] == str(len(data))
+    assert r.headers["content-disposition"] == "attachment; filename*=UTF-8''big.bin"
+    assert r.content == data
+
+    async def chunks() -> list[bytes]:
+        phone = files_api.phone(serial)
+        await phone.connect(timeout=30)
+        return [chunk async for chunk in phone.pull_chunks("/sdcard/Download/big.bin")]
+
+    got = run(chunks())
+    assert len(got) >= len(data) // SYNC_MAX_DATA and all(0 < len(c) <= SYNC_MAX_DATA for c in got)
+    assert b"".join(got) == data
+
+    # A client that reads a little and hangs up: the phone serves the next call as before.
+    with caller.http.stream(
+        "GET", f"/api/v1/sessions/{sid}/files", params={"path": "/sdcard/Download/big.bin"}
+    ) as partial:
+        assert partial.status_code == 200 and len(next(partial.iter_raw())) > 0
+    assert pulled(caller, sid, "/sdcard/Download/big.bin") == data
+
+
+def test_a_file_that_changes_size_while_pulled_ends_the_stream_with_an_error() -> None:
+    """The stream's own check (no phone can be made to grow a file at the right instant): more or
+    fewer bytes than the Content-Length announced end it with an error, which cuts the answer off."""
+
+    async def packets(*sizes: int) -> AsyncGenerator[bytes, None]:
+        for size in sizes:
+            yield b"x" * size
+
+    async def streamed(size: int, *sizes: int) -> bytes:
+        first, *rest = sizes
+        stream = _sized(AdbDevice("sim:1"), "/sdcard/a.bin", size, b"x" * first, packets(*rest))
+        return b"".join([chunk async for chunk in stream])
+
+    assert run(streamed(7, 3, 4)) == b"x" * 7
+    assert run(streamed(0, 0)) == b""
+    for sizes in ((3, 4, 1), (3, 3)):  # grew; shrank
+        with pytest.raises(CommandFailed, match="changed size while it was pulled"):
+            run(streamed(7, *sizes))
 
 
 def test_wrong_paths_sizes_and_callers_get_clear_4xx(files_api: PhoneApi, tmp_path: Path) -> None:
