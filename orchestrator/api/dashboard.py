@@ -13,6 +13,7 @@ events WebSocket and the WebRTC signalling are same-origin; media arrives over t
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ __all__ = ["WEB_DIR", "Dashboard"]
 # web/ beside the packages: a checkout, an editable install and the container image (COPY . .) have it.
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 PREFIX = "/app"
+# Folders of web/ that are not the dashboard: the TypeScript client (its sources, and in a checkout
+# its node_modules) is for API users, so it is not served.
+NOT_SERVED = (PREFIX + "/sdk-ts/",)
 
 _HEADERS = {
     "Cache-Control": "no-cache",
@@ -56,6 +60,8 @@ class Dashboard:
         path = route_path(scope)
         if path == "/":
             await self._index(scope, receive, send)
+        elif _not_served(path):
+            await error_response(404, "not_found", f"no dashboard file at {path}")(scope, receive, send)
         elif path.startswith(PREFIX + "/"):
             inner = {**scope, "root_path": scope.get("root_path", "") + PREFIX}
             try:
@@ -74,6 +80,12 @@ class Dashboard:
         else:
             response = FileResponse(self.index, media_type="text/html", headers=_HEADERS)
         await response(scope, receive, send)
+
+
+def _not_served(path: str) -> bool:
+    # As StaticFiles will see it: "/app/js/../sdk-ts/x" and "/app//sdk-ts/x" are "/app/sdk-ts/x".
+    folded = posixpath.normpath(path) + ("/" if path.endswith("/") else "")
+    return any(folded.startswith(folder) or folded + "/" == folder for folder in NOT_SERVED)
 
 
 def _with_headers(send: Any) -> Any:

@@ -22,6 +22,7 @@ from orchestrator.cli import (
     evals,
     mcp,
     migrate,
+    openapi,
     pool,
     reference_model,
     replay,
@@ -35,7 +36,7 @@ from orchestrator.cli import (
 
 SUBCOMMANDS = (
     sim, run, replay, android_control, reference_model, migrate, api, admin, pool, up, worker, task, schedule, evals,
-    mcp, adb,
+    mcp, adb, openapi,
 )
 
 

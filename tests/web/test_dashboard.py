@@ -3,8 +3,10 @@ WebSocket opened with the login cookie (Origin checked) — the API in process (
 
 from __future__ import annotations
 
+import http.client
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -38,6 +40,10 @@ def test_root_serves_the_dashboard_beside_the_api(api: Api) -> None:
         # Only web/ is served: no climbing out, no directory listings, unknown files 404.
         for path in ("/app/../pyproject.toml", "/app/%2e%2e/pyproject.toml", "/app/", "/app/js/nope.js"):
             assert http.get(path).status_code == 404, path
+        # The TypeScript client beside the pages (web/sdk-ts) is not served, however it is named.
+        for path in ("/app/sdk-ts/package.json", "/app/sdk-ts/src/index.ts", "/app/sdk-ts",
+                     "/app/js/../sdk-ts/openapi.json", "/app//sdk-ts/package.json", "/app/sdk-ts%2Fpackage.json"):
+            assert raw_get(api.url, path) == (404, "not_found"), path
 
         # The API is untouched around it.
         assert http.get("/healthz").json() == {"status": "ok"}
@@ -45,6 +51,18 @@ def test_root_serves_the_dashboard_beside_the_api(api: Api) -> None:
         assert http.get("/nope").json()["error"] == "not_found"
         assert http.post("/").status_code in (404, 405)
         assert "/" not in http.get("/openapi.json").json()["paths"]
+
+
+def raw_get(base_url: str, path: str) -> tuple[int, str]:
+    """GET ``path`` exactly as written (httpx folds ``..`` away before sending); the status and error code."""
+    url = urlsplit(base_url)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=15)
+    try:
+        conn.request("GET", path)
+        answer = conn.getresponse()
+        return answer.status, json.loads(answer.read()).get("error", "")
+    finally:
+        conn.close()
 
 
 def test_log_in_with_a_key_then_log_out(api: Api, tmp_path: Path) -> None:
