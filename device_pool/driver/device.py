@@ -8,7 +8,7 @@ import logging
 import secrets
 import shlex
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import asynccontextmanager, closing
+from contextlib import aclosing, asynccontextmanager, closing
 from dataclasses import dataclass
 from typing import Literal
 
@@ -208,13 +208,13 @@ class AdbDevice(DeviceUi):
             async with asyncio.timeout(limit):
                 conn = await self._open("sync:")
         with closing(conn), adb_errors(self.serial, command, timeout=limit):
-            chunks = sync.recv_chunks(conn, path)
-            while True:
-                async with asyncio.timeout(limit):
-                    chunk = await anext(chunks, None)
-                if chunk is None:
-                    break
-                yield chunk
+            async with aclosing(sync.recv_chunks(conn, path)) as chunks:
+                while True:
+                    async with asyncio.timeout(limit):
+                        chunk = await anext(chunks, None)
+                    if chunk is None:
+                        break
+                    yield chunk
             await sync.quit_session(conn)
 
     async def install_apk(self, apk: bytes, *, timeout: float | None = None) -> None:

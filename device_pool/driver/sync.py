@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from device_pool.driver.errors import ProtocolViolation, RemoteFileError
@@ -43,7 +43,7 @@ async def recv(conn: AdbConnection, path: str) -> bytes:
     return bytes(data)
 
 
-async def recv_chunks(conn: AdbConnection, path: str) -> AsyncIterator[bytes]:
+async def recv_chunks(conn: AdbConnection, path: str) -> AsyncGenerator[bytes, None]:
     """One file from the phone as its DATA packets arrive (each at most ``SYNC_MAX_DATA`` bytes), so
     a caller that streams it on holds one packet at a time; RemoteFileError when the phone answers
     FAIL (before the first packet for a file it cannot read)."""
