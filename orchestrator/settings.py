@@ -277,7 +277,7 @@ class VaultSettings(_Group):
     # start); in prod the vault refuses to store or read a value until it is set.
     key: SecretStr | None = None
     # Earlier keys, still read after a rotation (docs/security.md, "Rotating the vault key");
-    # ``VaultService.reencrypt_all`` re-encrypts every value with ``key``, after which they may go.
+    # ``phonefleet admin reencrypt-secrets`` re-encrypts every value with ``key``, after which they may go.
     old_keys: list[SecretStr] = Field(default_factory=list)
     max_per_tenant: int = Field(default=100, ge=0)
 

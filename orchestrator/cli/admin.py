@@ -6,7 +6,8 @@ the key: the only time it is ever shown. ``--operator`` makes the deployment's o
 devices, every tenant; also the admin of its own tenant): whoever runs this command has the database,
 so it is the operator's own way in. ``--admin`` with no ``--user``, while the deployment has no
 operator yet, makes the operator (the bootstrap key, as ``phonefleet up``'s first). ``revoke-key
-PREFIX`` revokes one.
+PREFIX`` revokes one. ``reencrypt-secrets`` re-encrypts every vault value under ``vault.key``, the
+second step of rotating it (docs/security.md, "Rotating the vault key").
 """
 
 from __future__ import annotations
@@ -67,6 +68,20 @@ async def _revoke_key(url: str, prefix: str) -> bool:
         await engine.dispose()
 
 
+async def _reencrypt_secrets(settings: object) -> int:
+    from orchestrator.db import make_engine, make_sessionmaker
+    from orchestrator.db.database import Database
+    from orchestrator.services.vault import VaultService
+    from orchestrator.vault_cipher import VaultCipher
+
+    engine = make_engine(settings.database_url)  # type: ignore[attr-defined]
+    try:
+        vault = VaultService(Database(make_sessionmaker(engine)), VaultCipher.from_settings(settings))
+        return await vault.reencrypt_all()
+    finally:
+        await engine.dispose()
+
+
 def _cmd_admin(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
@@ -88,6 +103,10 @@ def _cmd_admin(args: argparse.Namespace) -> int:
             if role != args.role:
                 print(f"The deployment's first admin is its {role}: this key also runs the fleet.", file=sys.stderr)
             print("Store this key now: it is not shown again.", file=sys.stderr)
+            return 0
+        if args.action == "reencrypt-secrets":
+            count = asyncio.run(_reencrypt_secrets(settings))
+            print(f"{count} secret(s) re-encrypted under vault.key; vault.old_keys may be emptied now.", file=sys.stderr)
             return 0
         if not asyncio.run(_revoke_key(settings.database_url, args.prefix)):
             print(f"phonefleet admin: no API key with prefix {args.prefix!r}", file=sys.stderr)
@@ -119,4 +138,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "revoke-key", help="revoke the key with this prefix (the 8 characters after pf_)"
     )
     revoke.add_argument("prefix")
+    actions.add_parser(
+        "reencrypt-secrets",
+        help="re-encrypt every vault value under vault.key (after a key rotation; vault.old_keys must read them)",
+    )
     parser.set_defaults(func=_cmd_admin)

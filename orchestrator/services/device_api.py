@@ -30,11 +30,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from PIL import Image
+from sqlalchemy import select
 
 from device_pool.apk import ApkError, read_manifest
 from device_pool.driver import AdbDevice, TextInputUnsupported, UnknownApp
+from device_pool.driver.apps import is_component
 from device_pool.driver.ui_tree import UiNode, ui_nodes
 from device_pool.errors import CommandFailed, DeviceError
+from orchestrator.db import PersonalPhone
 from orchestrator.errors import (
     ApkRejected,
     ElementNotFound,
@@ -149,8 +152,10 @@ class DeviceApi:
         return done
 
     async def launch(self, principal: Principal, session_id: uuid.UUID, app: str) -> dict[str, Any]:
-        """Start an app; answers its package. Raises ``InputRejected`` for an app the phone lacks."""
+        """Start an app; answers its package. Raises ``InputRejected`` for an app the phone lacks,
+        ``PermissionDenied`` for one outside the session's personal phone's ``allowed_apps``."""
         view, phone = await self._phone(principal, session_id, touch=True)
+        await self._check_allowed(view, phone, app)
         try:
             package = await phone.launch(app)
         except UnknownApp as exc:
@@ -279,6 +284,32 @@ class DeviceApi:
         phone = AdbDevice(view.device.serial, adb_host=self.adb_host, adb_port=self.adb_port)
         await phone.connect(timeout=_CONNECT_S)
         return view, phone
+
+    async def _check_allowed(self, view: SessionView, phone: AdbDevice, app: str) -> None:
+        """A session on a personal phone with ``allowed_apps`` launches only those apps, as a task on
+        it does (docs/security.md, "App allowlist"): an MCP agent or SDK program drives sessions
+        through this call. The package is known before anything runs: a component's, or the app
+        catalogue's for a name; a name the catalogue does not know would be found by tapping a
+        home-screen icon, after which it is too late to refuse, so it is refused here."""
+        phone_id = view.session.personal_phone_id
+        if phone_id is None:
+            return
+        async with self.sessions.db.transaction() as db_session:
+            allowed = await db_session.scalar(select(PersonalPhone.allowed_apps).where(PersonalPhone.id == phone_id))
+        if allowed is None:
+            return
+        name = app.strip()
+        package = name.split("/", 1)[0] if is_component(name) else phone.apps.resolve(name)
+        listed = ", ".join(sorted(allowed)) or "none"
+        if package is None:
+            raise PermissionDenied(
+                f"cannot launch {app!r} on this personal phone: its allowed_apps ({listed}) are checked by "
+                "package, and no known app has that name; launch it by its package"
+            )
+        if package not in allowed:
+            raise PermissionDenied(
+                f"cannot launch {package} on this personal phone: it is not in its allowed_apps ({listed})"
+            )
 
     async def _tree(self, phone: AdbDevice) -> UiTree:
         xml, screen = await asyncio.gather(phone.ui_dump(), phone.screen_size())

@@ -125,11 +125,14 @@ class VaultService:
             await record_audit(db_session, principal, "secret.delete", target=f"secret:{name}")
 
     async def reencrypt_all(self) -> int:
-        """Every stored value under the current ``vault.key`` (after a key rotation); how many."""
+        """Every stored value under the current ``vault.key`` (after a key rotation); how many. The
+        operator's step of a key rotation (``phonefleet admin reencrypt-secrets``), audited in the
+        same transaction as the command line's other actions are."""
         async with self.db.transaction(write=True) as db_session:
             rows = list(await db_session.scalars(select(Secret)))
             for row in rows:
                 row.value = self.cipher.reencrypt(row.value)
+            await record_audit(db_session, None, "vault.reencrypt", target="vault", detail={"secrets": len(rows)})
         return len(rows)
 
     @staticmethod

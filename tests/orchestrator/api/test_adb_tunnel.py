@@ -145,3 +145,17 @@ def test_adb_shell_goes_through_the_tunnel_with_the_sessions_key_only_and_until_
         assert after.returncode != 0 and MARK not in after.stdout.decode(), after
         assert ws_close_code(own_api, sid, caller.key) == 4409
     adb_server.run("disconnect", f"127.0.0.1:{port}", timeout=10)
+
+
+def test_an_open_tunnel_closes_when_its_key_is_revoked(own_api: Api, sim_phone: SimPhones) -> None:
+    caller = own_api.caller()
+    admin = own_api.caller(role=UserRole.ADMIN, tenant_id=caller.tenant_id)
+    sid = session_on(own_api, sim_phone, caller.http)
+    url = own_api.url.replace("http://", "ws://") + f"/api/v1/sessions/{sid}/adb"
+    with connect(url, additional_headers={"Authorization": f"Bearer {caller.key}"}, open_timeout=10) as ws:
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=1.5)  # open: the phone says nothing until adb speaks
+        assert admin.http.post(f"/api/v1/api-keys/{caller.key_id}/revoke").status_code == 200
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=15)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401, closed.value

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,13 +50,16 @@ class PhoneApi:
 
 @pytest.fixture
 def phone_api(
-    start_api: StartApi, pg_url: str, adb_server: AdbServer, make_sim_provider: MakeSimProvider  # noqa: F811
+    start_api: StartApi, pg_url: str, adb_server: AdbServer, make_sim_provider: MakeSimProvider,  # noqa: F811
+    tmp_path: Path,
 ) -> Iterator[PhoneApi]:
-    """One 720x1600 virtual phone in a running pool, and the API (its adb server the pool's)."""
+    """One 720x1600 virtual phone in a running pool (which can run personal phones), and the API
+    (its adb server the pool's)."""
     migrate_to_head(pg_url)
     api = start_api(pg_url, webrtc={"adb_port": adb_server.port})
     with ExitStack() as stack:
-        pool = stack.enter_context(running_pool(pg_url, make_sim_provider(count=1, max_count=1)))
+        provider = make_sim_provider(count=1, max_count=1, personal_root=tmp_path / "personal")
+        pool = stack.enter_context(running_pool(pg_url, provider))
         yield PhoneApi(api, pool, adb_server)
 
 
@@ -199,3 +203,27 @@ def test_wrong_calls_get_clear_4xx_and_never_reach_the_phone(phone_api: PhoneApi
     ended = caller.http.get(f"{base}/screenshot")
     assert ended.status_code == 409 and ended.json()["error"] == "no_live_device"
     assert "closed" in ended.json()["message"]
+
+
+def test_a_session_on_a_personal_phone_launches_only_its_allowed_apps(phone_api: PhoneApi) -> None:
+    """An MCP agent or SDK program drives a session through the device API: on a personal phone with
+    ``allowed_apps`` its launches are held to the list, as a task's are (docs/security.md)."""
+    caller = phone_api.api.caller()
+    made = caller.http.post("/api/v1/personal-phones", json={"name": "P", "allowed_apps": ["com.android.settings"]})
+    assert made.status_code == 201, made.text
+    session = start(caller, personal_phone_id=made.json()["id"], wait_s=30)
+    base = f"/api/v1/sessions/{session['id']}"
+    for app, words in (
+        ("Contacts", "com.android.contacts on this personal phone: it is not in its allowed_apps (com.android.settings)"),
+        ("com.android.contacts/.Main", "it is not in its allowed_apps"),
+        ("No Such App", "launch it by its package"),  # found only by tapping an icon: too late to refuse
+    ):
+        refused = caller.http.post(f"{base}/launch", json={"app": app})
+        assert refused.status_code == 403 and refused.json()["error"] == "permission_denied", refused.text
+        assert words in refused.json()["message"], refused.json()["message"]
+    assert caller.http.get(f"{base}/ui").json()["package"] != "com.android.contacts"  # never opened
+    launched = caller.http.post(f"{base}/launch", json={"app": "Settings"})
+    assert launched.status_code == 200 and launched.json()["package"] == "com.android.settings", launched.text
+    launches = [p["action"]["app"] for t, p in events_of(phone_api.api.db_url, caller.tenant_id)
+                if t == "session.action" and p["action"]["type"] == "launch"]  # fmt: skip
+    assert launches == ["Settings"]  # a refused launch is not on the timeline

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from orchestrator.cli import main
 from orchestrator.db import Secret, UserRole
 from orchestrator.settings import Settings
 from orchestrator.vault_cipher import KEY_FILE, VaultCipher, vault_key
 from tests.aio import run
-from tests.databases import open_sessions
-from tests.orchestrator.api.conftest import Api
+from tests.databases import migrate_to_head, open_sessions
+from tests.orchestrator.api.conftest import Api, StartApi
 
 SECRETS = "/api/v1/secrets"
 VALUE = "hunter2-Vault-Value-7391"
@@ -95,3 +96,33 @@ def test_a_rotated_key_still_reads_old_values_and_reencrypts_them(tmp_path) -> N
     assert vault_key(prod) is None and not (tmp_path / KEY_FILE).exists()
     with pytest.raises(Exception, match=r"vault\.key"):
         VaultCipher.from_settings(prod).encrypt(VALUE)
+
+
+def test_reencrypting_the_vault_after_a_key_rotation_is_the_operators_audited_step(
+    start_api: StartApi, pg_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``phonefleet admin reencrypt-secrets`` with the new key and the old one in ``vault.old_keys``:
+    every value is then read with the new key alone, and the rotation is in the audit log. On a
+    database of its own: the command re-encrypts every tenant's values, which must all be under
+    this API's key."""
+    migrate_to_head(pg_url)
+    api = start_api(pg_url)
+    admin = api.caller(role=UserRole.ADMIN)
+    name = "rotated_with_the_key"
+    assert admin.http.post(SECRETS, json={"name": name, "value": VALUE}).status_code == 201
+    old = (api.settings.data_dir / KEY_FILE).read_text().strip()  # the dev key the API made
+    monkeypatch.setenv("PHONEFLEET_VAULT__KEY", "the vault's next key")
+    monkeypatch.setenv("PHONEFLEET_VAULT__OLD_KEYS", f'["{old}"]')
+    assert main(["admin", "--database-url", api.db_url, "reencrypt-secrets"]) == 0
+    assert "re-encrypted under vault.key" in capsys.readouterr().err
+    (row,) = run(_stored(api.db_url, name))
+    assert VaultCipher("the vault's next key").decrypt(row.value) == VALUE
+    operator = api.caller(role=UserRole.OPERATOR)
+    entries = operator.http.get("/api/v1/audit", params={"action": "vault.reencrypt", "limit": 100}).json()["items"]
+    assert [(e["role"], e["target"], e["detail"]) for e in entries] == [("cli", "vault", {"secrets": 1})]
+    # Without the old key the values cannot be read: the command says so and changes nothing.
+    monkeypatch.setenv("PHONEFLEET_VAULT__KEY", "a key that never was")
+    monkeypatch.delenv("PHONEFLEET_VAULT__OLD_KEYS")
+    assert main(["admin", "--database-url", api.db_url, "reencrypt-secrets"]) == 1
+    assert "VaultUnavailable" in capsys.readouterr().err
+    assert run(_stored(api.db_url, name))[0].value == row.value

@@ -16,6 +16,7 @@ from device_pool.sim.phone import PhoneConfig, VirtualPhone
 from device_pool.sim.render import font
 from orchestrator.settings import DEFAULT_TEXT_PATTERNS
 from tests.aio import run
+from tests.ui import tap_node, wait_for_node
 from tests.worker.agent.model_servers import ModelServer, Reply, serve
 from tests.worker.agent.test_loop import Recorder, client
 from worker.agent.loop import AgentConfig, run_agent
@@ -170,3 +171,34 @@ def test_the_model_and_the_step_get_the_drawn_number_masked_for_an_opted_in_tena
     sent, stored, recorded = run(body(RedactionRules()))  # not opted in
     assert recorded == []
     assert not darkest_is_black(sent, full) and not darkest_is_black(stored, full)
+
+
+def test_text_the_model_types_into_a_password_field_is_kept_as_dots(fresh_device: AdbDevice) -> None:
+    """The Bank's login, its password field focused: the model's ``Type`` there is carried out but
+    recorded as ``•••`` (the step's action and text); typed into the user name field, it is kept."""
+    typed = "plain-Typed-Pw-5150"
+
+    async def body() -> list:
+        await fresh_device.launch("Bank")
+        user = await wait_for_node(fresh_device, rid="username")
+        await tap_node(fresh_device, rid="password")
+        w, h = await fresh_device.screen_size()
+        on_grid = [user.center[0] * 1000 // w, user.center[1] * 1000 // h]
+        replies = [
+            Reply(f'do(action="Type", text="{typed}")'),
+            Reply(f'do(action="Tap", element={on_grid})'),
+            Reply('do(action="Type", text="demo")'),
+            Reply('finish(message="typed")'),
+        ]
+        with serve(ModelServer(*replies)) as server:
+            async with client(server.base_url) as model:
+                hooks = Recorder()
+                result = await run_agent("Log in", fresh_device, model, hooks=hooks)
+        assert result.status == RunStatus.SUCCEEDED, result
+        return hooks.steps
+
+    steps = run(body())
+    assert [s.result for s in steps[:3]] == ["ok", "ok", "ok"], [(s.action_text, s.result) for s in steps]
+    assert steps[0].action["text"] == "•••" and steps[0].action_text == 'do(action="Type", text="•••")'
+    assert typed not in repr(steps)
+    assert steps[2].action["text"] == "demo"  # not a password field: kept as typed
