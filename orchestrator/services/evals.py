@@ -20,8 +20,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 
-from orchestrator.db import Eval, Task, TaskStatus, utcnow
+from orchestrator.db import Eval, Task, TaskStatus, WaitingKind, utcnow, waiting
 from orchestrator.db.database import Database
+from orchestrator.db.quotas import eval_wait_message
 from orchestrator.errors import EvalNotFound, InvalidEval, UnknownModelEndpoint
 from orchestrator.model_endpoints import endpoint_for
 from orchestrator.notifier import EventSignal
@@ -63,7 +64,7 @@ class EvalSpec(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="The same seed gives the same tasks.")
     templates: list[TemplateName] | None = Field(default=None, min_length=1, max_length=200,
                                                  description="Only these templates.")  # fmt: skip
-    parallel: int | None = Field(default=None, ge=1, le=1000, description="Recorded: the phones meant to run it.")
+    parallel: int | None = Field(default=None, ge=1, le=1000, description="At most this many of the eval's tasks run at once (None: as the fleet allows).")
     max_steps: int = Field(default=30, ge=1, le=200, description="Each task's max_steps.")
     timeout_s: int = Field(default=900, ge=30, le=3600, description="Each task's timeout_s.")
 
@@ -115,6 +116,12 @@ class EvalService:
                           "metadata": {"eval_id": str(row.id), "template": run["template"]},
                           "retry_after_acting": True, "eval_id": row.id, "evaluation": evaluation}  # fmt: skip
                 tasks.append(new_task(tenant_id=principal.tenant_id, created_by=principal.key_id, fields=fields))
+        # `parallel`: only the first N are sent now; the rest wait (kind quota), and each task's end
+        # sends the next (the claim enforces it: orchestrator/db/quotas.py, eval_refusal).
+        held_back = tasks[spec.parallel:] if spec.parallel is not None else []
+        for task in held_back:
+            task.waiting = waiting(WaitingKind.QUOTA, eval_wait_message(
+                f"parallel: the eval runs at most {spec.parallel} tasks at once"), task.created_at)  # fmt: skip
         async with self.db.transaction(write=True) as db_session:
             db_session.add(row)
             await db_session.flush()
@@ -123,7 +130,7 @@ class EvalService:
             db_session.add_all([created_event(task) for task in tasks])
             await record_audit(db_session, principal, "eval.create", target=f"eval:{row.id}",
                                detail={"suite": spec.suite, "models": list(spec.models), "tasks": len(tasks)})  # fmt: skip
-        for task in tasks:
+        for task in tasks[: len(tasks) - len(held_back)]:
             await enqueue_created(self.db, self.queue, self.notifier, task)
         return row, tasks
 
