@@ -76,9 +76,13 @@ def run_task(self: CeleryTask, task_id: str) -> None:
             logger.warning("run_task will retry", extra={"error": exc.code, "countdown_s": countdown})
             raise self.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES) from exc
         finally:
+            delivery = self.request.delivery_info or {}
             if end.retry_in_s is not None:
-                delivery = self.request.delivery_info or {}
                 resend(self.app, task_id, delivery.get("routing_key") or TASKS_QUEUE, end.retry_in_s)
+            # An eval's next task into the slot this one freed: on this queue, as an eval's tasks
+            # share one device profile (none).
+            for next_id, _profile in end.send_now:
+                resend(self.app, str(next_id), delivery.get("routing_key") or TASKS_QUEUE, 0)
 
 
 def resend(app: Celery, task_id: str, queue: str, countdown_s: float) -> bool:

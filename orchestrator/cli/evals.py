@@ -110,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("suite", help='the suite, e.g. "builtin"')
     run.add_argument("--model", action="append", required=True,
                      help='a model endpoint\'s name, or "scripted" (the templates\' scripted solutions); repeatable')
-    run.add_argument("--parallel", type=int, default=None, help="the phones meant to run it (recorded)")
+    run.add_argument("--parallel", type=int, default=None, help="at most N of its tasks run at once")
     run.add_argument("--repeat", type=int, default=1, help="runs of each template per model (default 1)")
     run.add_argument("--seed", type=int, default=0, help="the same seed gives the same tasks (default 0)")
     run.add_argument("--templates", default=None, help="only these templates, comma-separated")

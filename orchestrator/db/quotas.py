@@ -6,6 +6,12 @@ personal-phone creation (429), and the sweeper's quota pass, which sends a waiti
 its tenant has room. The defaults are ``settings.quotas`` (None: unlimited); a tenant's row may
 override any of them by name (``tenants.limits``).
 
+An eval's ``parallel`` is a limit of the same kind on its own tasks (``eval_refusal``, ``eval_room``):
+at most that many of them are held (claimed and not ended) at once. The eval service queues only the
+first ``parallel`` (the rest wait with ``waiting.kind = quota``), the claim checks it under a lock on
+the eval's row, a worker ending one of its tasks sends the next waiting one at once
+(``EVAL_ROOM_MESSAGE``), and the sweeper's quota pass sends any it missed.
+
 Counting and starting are one transaction: ``refusal(..., lock=True)`` first locks the tenant's row
 (PostgreSQL; SQLite writers are serialised already), so two claims of one tenant racing for its last
 slot are taken one after the other, and the second sees the first. Nothing is locked for a tenant
@@ -22,15 +28,19 @@ from typing import Any
 from sqlalchemy import func, or_, select
 
 from orchestrator.db.engine import DbSession
-from orchestrator.db.enums import HELD_TASK_STATUSES, SessionState
-from orchestrator.db.models import DeviceSession, Lease, PersonalPhone, Task, Tenant
+from orchestrator.db.enums import HELD_TASK_STATUSES, SessionState, TaskStatus
+from orchestrator.db.models import DeviceSession, Eval, Lease, PersonalPhone, Task, Tenant
 from orchestrator.db.types import utcnow
 
 __all__ = [
+    "EVAL_ROOM_MESSAGE",
     "LIMIT_NAMES",
     "Holdings",
     "Limits",
     "day_start",
+    "eval_refusal",
+    "eval_room",
+    "eval_wait_message",
     "holdings",
     "lease_seconds_by_day",
     "lease_seconds_by_tenant_day",
@@ -207,3 +217,51 @@ async def task_room(db_session: DbSession, tenant_id: uuid.UUID, defaults: Any) 
     if limits.max_concurrent_devices is not None:
         rooms.append(limits.max_concurrent_devices - held.devices)
     return max(0, min(rooms)) if rooms else None
+
+
+EVAL_ROOM_MESSAGE = "its eval has room again; waiting for a worker to claim it"
+"""The ``waiting.message`` of an eval's task sent again when a slot of its ``parallel`` freed: such a
+task counts against the eval's room until a worker claims it (no over-sending)."""
+
+
+def eval_wait_message(over: str) -> str:
+    """The ``waiting.message`` of an eval's task held back by its ``parallel``."""
+    return f"{over}; it starts when the eval has room"
+
+
+async def eval_refusal(db_session: DbSession, eval_id: uuid.UUID, *, lock: bool = True) -> str | None:
+    """Why one more task of eval ``eval_id`` may not start now (its ``parallel`` is reached), or None.
+
+    With ``lock`` the eval's row is locked until the transaction ends, so two claims racing for its
+    last slot are taken one after the other (as ``refusal`` locks the tenant's)."""
+    query = select(Eval.parallel).where(Eval.id == eval_id)
+    parallel = await db_session.scalar(query.with_for_update() if lock else query)
+    if parallel is None:
+        return None
+    running = await _eval_held(db_session, eval_id)
+    if running >= parallel:
+        return f"parallel: the eval runs {running} tasks of {parallel}"
+    return None
+
+
+async def eval_room(db_session: DbSession, eval_id: uuid.UUID) -> int | None:
+    """How many more tasks of the eval may be sent now: its ``parallel`` less those held and those
+    sent again and not yet claimed (None: the eval has no ``parallel``)."""
+    parallel = await db_session.scalar(select(Eval.parallel).where(Eval.id == eval_id))
+    if parallel is None:
+        return None
+    sent = await db_session.scalar(
+        select(func.count()).where(
+            Task.eval_id == eval_id,
+            Task.status == TaskStatus.QUEUED,
+            Task.waiting["message"].as_string() == EVAL_ROOM_MESSAGE,
+        )
+    )
+    return max(0, parallel - await _eval_held(db_session, eval_id) - int(sent or 0))
+
+
+async def _eval_held(db_session: DbSession, eval_id: uuid.UUID) -> int:
+    count = await db_session.scalar(
+        select(func.count()).where(Task.eval_id == eval_id, Task.status.in_(HELD_TASK_STATUSES))
+    )
+    return int(count or 0)

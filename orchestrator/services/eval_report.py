@@ -48,7 +48,10 @@ WRONG_FINAL_STATE = "wrong_final_state"
 """The failure group of a task the agent finished whose check on the phone said no."""
 
 
-INFRASTRUCTURE_REASONS = frozenset({"model_unavailable", "device_error", "worker_lost", "worker_shutdown"})
+INFRASTRUCTURE_REASONS = frozenset({
+    "model_unavailable", "device_error", "worker_lost", "lease_lost", "worker_shutdown", "worker_error",
+    "no_device", "evaluation_error",
+})  # fmt: skip
 """A task's end reasons that the infrastructure caused (docs/control-plane.md, "Retries"): a task
 that ends with one after its re-queues is counted apart, never scored."""
 

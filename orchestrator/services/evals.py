@@ -20,26 +20,29 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 
-from orchestrator.db import Eval, Task, TaskStatus, utcnow
+from orchestrator.db import Eval, Task, TaskStatus, WaitingKind, utcnow, waiting
 from orchestrator.db.database import Database
+from orchestrator.db.quotas import eval_wait_message
 from orchestrator.errors import EvalNotFound, InvalidEval, UnknownModelEndpoint
 from orchestrator.model_endpoints import endpoint_for
 from orchestrator.notifier import EventSignal
 from orchestrator.queue import TaskQueue
 from orchestrator.services.audit import record_audit
 from orchestrator.services.auth import Principal
-from orchestrator.services.eval_report import wilson_interval
+from orchestrator.services.eval_report import (
+    INFRASTRUCTURE_REASONS,
+    EvalRecord,
+    build_report,
+    wilson_interval,
+)
 from orchestrator.services.task_creation import created_event, enqueue_created, new_task
 from orchestrator.settings import ModelSettings
 from worker.eval.suites import plan
 
 __all__ = ["INFRA_REASONS", "EvalService", "EvalSpec", "summary"]
 
-# End reasons of a task that the infrastructure, not the agent, ended (after its retries).
-INFRA_REASONS = frozenset({
-    "model_unavailable", "device_error", "worker_lost", "lease_lost", "worker_shutdown", "worker_error",
-    "no_device", "evaluation_error",
-})  # fmt: skip
+# End reasons of a task that the infrastructure, not the agent, ended (after its retries): the report's list.
+INFRA_REASONS = INFRASTRUCTURE_REASONS
 MAX_TASKS = 2000  # one eval's tasks at most (models × repeats × templates)
 
 
@@ -63,7 +66,7 @@ class EvalSpec(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="The same seed gives the same tasks.")
     templates: list[TemplateName] | None = Field(default=None, min_length=1, max_length=200,
                                                  description="Only these templates.")  # fmt: skip
-    parallel: int | None = Field(default=None, ge=1, le=1000, description="Recorded: the phones meant to run it.")
+    parallel: int | None = Field(default=None, ge=1, le=1000, description="At most this many of the eval's tasks run at once (None: as the fleet allows).")
     max_steps: int = Field(default=30, ge=1, le=200, description="Each task's max_steps.")
     timeout_s: int = Field(default=900, ge=30, le=3600, description="Each task's timeout_s.")
 
@@ -115,6 +118,12 @@ class EvalService:
                           "metadata": {"eval_id": str(row.id), "template": run["template"]},
                           "retry_after_acting": True, "eval_id": row.id, "evaluation": evaluation}  # fmt: skip
                 tasks.append(new_task(tenant_id=principal.tenant_id, created_by=principal.key_id, fields=fields))
+        # `parallel`: only the first N are sent now; the rest wait (kind quota), and each task's end
+        # sends the next (the claim enforces it: orchestrator/db/quotas.py, eval_refusal).
+        held_back = tasks[spec.parallel:] if spec.parallel is not None else []
+        for task in held_back:
+            task.waiting = waiting(WaitingKind.QUOTA, eval_wait_message(
+                f"parallel: the eval runs at most {spec.parallel} tasks at once"), task.created_at)  # fmt: skip
         async with self.db.transaction(write=True) as db_session:
             db_session.add(row)
             await db_session.flush()
@@ -123,7 +132,7 @@ class EvalService:
             db_session.add_all([created_event(task) for task in tasks])
             await record_audit(db_session, principal, "eval.create", target=f"eval:{row.id}",
                                detail={"suite": spec.suite, "models": list(spec.models), "tasks": len(tasks)})  # fmt: skip
-        for task in tasks:
+        for task in tasks[: len(tasks) - len(held_back)]:
             await enqueue_created(self.db, self.queue, self.notifier, task)
         return row, tasks
 
@@ -175,39 +184,70 @@ def task_outcome(task: Task) -> dict[str, Any]:
     return out | {"outcome": "scored", "score": 0.0, "success": False}
 
 
-def _rate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    scored = [i for i in items if i["outcome"] == "scored"]
-    wins = sum(1 for i in scored if i["success"])
-    low, high = wilson_interval(wins, len(scored))
+def _record(item: dict[str, Any]) -> EvalRecord:
+    """An ended task's outcome (``task_outcome``) as the report builder counts it."""
+    reset = item.get("reset") or {}
+    usage = item.get("usage") or {}
+    infra = item["outcome"] == "infra"
+    return EvalRecord(
+        template=str(item["template"]), complexity=str(item["complexity"]), model=str(item["model"]),
+        score=0.0 if infra else float(item["score"]), success=bool(item.get("success")), status=item["status"],
+        reason=item["reason"], steps=int(item["steps"] or 0), wall_s=float(item["elapsed_s"] or 0.0),
+        tokens=int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0),
+        infrastructure=infra, infrastructure_reason=(item["reason"] or "evaluation_error") if infra else None,
+        retried=max(0, int(item["attempts"] or 0) - 1), reset=reset.get("method"), reset_s=reset.get("initialize_s"),
+    )  # fmt: skip
+
+
+def _rate(section: dict[str, Any] | None, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A group's rates as ``build_report`` computed them (``section``: its row, None when none of
+    its tasks was scored), with the group's infrastructure ends and pending tasks counted beside."""
+    scored = section["tasks"] if section else 0
+    low, high = (section["wilson_low"], section["wilson_high"]) if section else wilson_interval(0, 0)
     return {
-        "runs": len(scored), "successes": wins, "success_rate": wins / len(scored) if scored else None,
-        "wilson_low": round(low, 4), "wilson_high": round(high, 4),
-        "mean_score": round(sum(i["score"] for i in scored) / len(scored), 4) if scored else None,
+        "runs": scored, "successes": section["successes"] if section else 0,
+        "success_rate": section["success_rate"] if scored else None, "wilson_low": low, "wilson_high": high,
+        "mean_score": section["mean_score"] if scored else None,
         "infra": sum(1 for i in items if i["outcome"] == "infra"),
         "pending": sum(1 for i in items if i["outcome"] == "pending"),
     }  # fmt: skip
 
 
+def _named(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {row["name"]: row for row in rows}
+
+
 def summary(row: Eval, tasks: list[Task]) -> dict[str, Any]:
     """The eval's report: overall, per model, per template (with its category and complexity) and per
-    complexity, each with its success rate and Wilson 95 % interval; reset costs; infra apart."""
+    complexity, each with its success rate and Wilson 95 % interval; reset costs; infra apart.
+
+    The rates are ``eval_report.build_report``'s (the one place they are computed, as for
+    ``report.json``); this adds what only the database knows: the eval's fields, pending tasks, each
+    template's category, and every task's outcome (``task_list``)."""
     items = [task_outcome(t) for t in tasks]
+    report = build_report(_record(i) for i in items if i["outcome"] != "pending")
+    models = _named(report["models"])
     out = {"id": str(row.id), "suite": row.suite, "models": row.models, "repeat": row.repeat, "seed": row.seed,
            "parallel": row.parallel, "created_at": row.created_at.isoformat(), "tasks": len(items),
-           "done": sum(1 for i in items if i["outcome"] != "pending"), **_rate(items)}  # fmt: skip
-    out["by_model"] = {m: _rate([i for i in items if i["model"] == m]) for m in row.models}
-    templates = []
+           "done": sum(1 for i in items if i["outcome"] != "pending"), **_rate(report, items)}  # fmt: skip
+    out["by_model"] = {m: _rate(models.get(m), [i for i in items if i["model"] == m]) for m in row.models}
+    templates, overall = [], _named(report["templates"])
     for name in dict.fromkeys(i["template"] for i in items):
         mine = [i for i in items if i["template"] == name]
-        entry = {"template": name, "category": mine[0]["category"], "complexity": mine[0]["complexity"], **_rate(mine), "by_model": {m: _rate([i for i in mine if i["model"] == m])
-                                                                for m in row.models}}  # fmt: skip
-        templates.append(entry)
+        by_model = {m: _rate(_named(models[m]["templates"]).get(name) if m in models else None,
+                             [i for i in mine if i["model"] == m]) for m in row.models}  # fmt: skip
+        templates.append({"template": name, "category": mine[0]["category"], "complexity": mine[0]["complexity"],
+                          **_rate(overall.get(str(name)), mine), "by_model": by_model})  # fmt: skip
     out["templates"] = templates
-    out["by_complexity"] = {str(c): _rate([i for i in items if i["complexity"] == c])
+    complexities = _named(report["by_complexity"])
+    out["by_complexity"] = {str(c): _rate(complexities.get(str(c)), [i for i in items if i["complexity"] == c])
                             for c in sorted({i["complexity"] for i in items if i["complexity"] is not None})}  # fmt: skip
-    resets = [i["reset"]["initialize_s"] for i in items if i.get("reset")]
-    out["reset"] = {"method": next((i["reset"]["method"] for i in items if i.get("reset")), None),
-                    "runs": len(resets), "initialize_s_total": round(sum(resets), 3),
-                    "initialize_s_mean": round(sum(resets) / len(resets), 3) if resets else None}  # fmt: skip
+    resets = report["reset"]
+    runs = sum(r["tasks"] for r in resets)
+    total = round(sum(r["total_s"] for r in resets), 3)
+    out["reset"] = {"method": resets[0]["method"] if resets else None, "runs": runs, "initialize_s_total": total,
+                    "initialize_s_mean": round(total / runs, 3) if runs else None}  # fmt: skip
+    # What the report adds (as in report.json): failure groups, infrastructure ends by reason, per-task costs.
+    out |= {"failures": report["failures"], "infrastructure": report["infrastructure"], "per_task": report["per_task"]}
     out["task_list"] = items
     return out

@@ -38,7 +38,9 @@ Run by ``phonefleet pool`` every few seconds. One ``sweep()``:
    (so a failed send is pass 1's to repeat), less those it sent already that no worker claimed
    yet; tenant by tenant, so one tenant's backlog never hides another's waiting task. ``run``
    makes this pass on every tick, as pass 2. The claim checks the limits again, so a room read
-   stale costs one more wait, never a task over the limit.
+   stale costs one more wait, never a task over the limit. An eval's task held back by its
+   ``parallel`` goes by the eval's room instead (``eval_room``: ``parallel`` less its held tasks and
+   those sent again and not yet claimed), within its tenant's.
 4. **Expired sessions** (when given a ``SessionService``): active sessions past ``expires_at`` are
    marked ``expired`` and their phones released (``SessionService.expire_due``).
 """
@@ -55,9 +57,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select, update
 
 from device_pool.pool import RELEASED, Signal, end_leases_held_by
-from orchestrator.db import HELD_TASK_STATUSES, WORKER_LOST, Event, Task, TaskStatus, WaitingKind, utcnow
+from orchestrator.db import (
+    HELD_TASK_STATUSES,
+    WORKER_LOST,
+    Eval,
+    Event,
+    Task,
+    TaskStatus,
+    WaitingKind,
+    utcnow,
+)
 from orchestrator.db.database import Database
-from orchestrator.db.quotas import task_room
+from orchestrator.db.quotas import EVAL_ROOM_MESSAGE, eval_room, task_room
 from orchestrator.errors import BrokerUnavailable, DatabaseUnavailable
 from orchestrator.queue import TaskQueue
 from orchestrator.services.waiting import QUEUED_MESSAGE, set_queued_waiting
@@ -226,18 +237,34 @@ class TaskSweeper:
                     room = min(self.batch, room - (pending or 0))
                     if room <= 0:
                         continue
-                rows = await db_session.execute(
+                # Tasks of an eval with a `parallel` go by the eval's room (below), not the tenant's alone.
+                gated = Task.eval_id.in_(select(Eval.id).where(Eval.tenant_id == tenant, Eval.parallel.is_not(None)))
+                rows = (await db_session.execute(
                     select(Task.id, Task.tenant_id, Task.device_profile)
-                    .where(Task.tenant_id == tenant, queued, quota_wait)
+                    .where(Task.tenant_id == tenant, queued, quota_wait, or_(Task.eval_id.is_(None), ~gated))
                     .order_by(Task.created_at)
                     .limit(self.batch if room is None else room)
-                )
-                due.extend(rows.all())
-        for row in due:
+                )).all()  # fmt: skip
+                due.extend((row, QUOTA_ROOM_MESSAGE) for row in rows)
+                room = None if room is None else room - len(rows)
+                evals = (await db_session.scalars(
+                    select(Task.eval_id).where(Task.tenant_id == tenant, queued, quota_wait, gated).distinct()
+                    .limit(self.batch)
+                )).all()  # fmt: skip
+                for eval_id in evals:
+                    mine = min(self.batch, await eval_room(db_session, eval_id) or 0, self.batch if room is None else room)
+                    if mine <= 0:
+                        continue
+                    rows = (await db_session.execute(
+                        select(Task.id, Task.tenant_id, Task.device_profile)
+                        .where(Task.eval_id == eval_id, queued, quota_wait).order_by(Task.created_at, Task.id).limit(mine)
+                    )).all()  # fmt: skip
+                    due.extend((row, EVAL_ROOM_MESSAGE) for row in rows)
+                    room = None if room is None else room - len(rows)
+        for row, message in due:
             async with self.db.transaction(write=True) as db_session:
                 moved = await set_queued_waiting(
-                    db_session, row.tenant_id, row.id, WaitingKind.QUEUED, QUOTA_ROOM_MESSAGE,
-                    only_if=WaitingKind.QUOTA,
+                    db_session, row.tenant_id, row.id, WaitingKind.QUEUED, message, only_if=WaitingKind.QUOTA,
                 )  # fmt: skip
             if moved is not None and await self._requeue(
                 row, {"from": TaskStatus.QUEUED.value, "reason": "quota"}

@@ -139,3 +139,45 @@ def test_a_record_from_the_tasks_api_json() -> None:
     stuck = {"status": "failed", "reason": "stuck", "attempts": 1, "result": {"steps": 12}}
     record = record_from_task(stuck, template="wifi_on", complexity="1", model="m", score=0.0, success=False)
     assert not record.infrastructure and record.reason == "stuck" and record.retried == 0
+
+
+def test_the_api_summary_is_build_reports_arithmetic() -> None:
+    """``services.evals.summary`` (``GET /api/v1/evals/{id}``) takes its rates from ``build_report``:
+    the same numbers, with pending tasks and per-group infrastructure counts beside (rows in memory,
+    no database: only the arithmetic is under test)."""
+    import datetime as dt
+    import uuid
+
+    from orchestrator.db import Eval, Task, TaskStatus
+    from orchestrator.services.evals import summary
+
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    row = Eval(id=uuid.uuid4(), created_at=now, suite="builtin", models=["scripted", "m2"], repeat=1, seed=0,
+               parallel=2)  # fmt: skip
+
+    def task(template: str, model: str, status: TaskStatus, *, score: float | None = None, reason: str | None = None,
+             complexity: int = 1) -> Task:  # fmt: skip
+        evaluation = {} if score is None else {"score": score, "success": score == 1.0,
+                                               "reset": {"method": "pm clear", "initialize_s": 0.5}}  # fmt: skip
+        return Task(id=uuid.uuid4(), created_at=now, status=status, reason=reason, attempts=1, model=model,
+                    evaluation={"template": template, "complexity": complexity, "category": "c", "repeat": 0},
+                    result={"evaluation": evaluation, "steps": 3, "elapsed_s": 2.0})  # fmt: skip
+
+    tasks = [
+        task("a", "scripted", TaskStatus.SUCCEEDED, score=1.0), task("b", "scripted", TaskStatus.SUCCEEDED, score=1.0, complexity=2),
+        task("a", "m2", TaskStatus.SUCCEEDED, score=0.0), task("b", "m2", TaskStatus.FAILED, reason="device_error", complexity=2),
+        task("c", "m2", TaskStatus.QUEUED),
+    ]  # fmt: skip
+    out = summary(row, tasks)
+    low, high = wilson_interval(2, 3)
+    assert (out["runs"], out["successes"], out["infra"], out["pending"], out["done"]) == (3, 2, 1, 1, 4)
+    assert out["success_rate"] == round(2 / 3, 4) and (out["wilson_low"], out["wilson_high"]) == (round(low, 4), round(high, 4))
+    assert out["by_model"]["m2"]["runs"] == 1 and out["by_model"]["scripted"]["success_rate"] == 1.0
+    assert (out["by_model"]["m2"]["infra"], out["by_model"]["m2"]["pending"], out["by_model"]["m2"]["success_rate"]) == (1, 1, 0.0)
+    by_template = {t["template"]: t for t in out["templates"]}
+    assert by_template["b"]["by_model"]["m2"]["success_rate"] is None and by_template["b"]["infra"] == 1
+    assert by_template["c"]["runs"] == 0 and by_template["c"]["wilson_high"] == 1.0
+    assert out["by_complexity"]["2"]["successes"] == 1 and out["by_complexity"]["1"]["runs"] == 2
+    assert out["reset"] == {"method": "pm clear", "runs": 3, "initialize_s_total": 1.5, "initialize_s_mean": 0.5}
+    assert out["infrastructure"]["reasons"] == {"device_error": 1}
+    assert out["failures"] == [{"reason": "wrong_final_state", "count": 1, "templates": ["a"]}]

@@ -51,7 +51,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import redis.exceptions
@@ -138,6 +138,9 @@ class RunEnd:
 
     # Send the task's message again, to be delivered in this many seconds: the run re-queued it.
     retry_in_s: float | None = None
+    # Send these tasks' messages now (id, device profile): an eval's tasks its ``parallel`` held
+    # back, moved back to ``queued`` as this one ended and freed a slot.
+    send_now: list[tuple[uuid.UUID, Any]] = field(default_factory=list)
 
 
 async def perform_run(task_id: uuid.UUID, deps: RunDeps, end: RunEnd | None = None) -> TaskStatus | None:
@@ -169,6 +172,8 @@ async def perform_run(task_id: uuid.UUID, deps: RunDeps, end: RunEnd | None = No
         if claim is None:
             return None
         run = _Run(claim, rows, deps, end)
+        # However the run ends (the finally also runs on the way out of a cancel), what it handed on.
+        stack.callback(lambda: end.send_now.extend(rows.handed_on))
         try:
             return await _run_claimed(run, stack, engine)
         except asyncio.CancelledError:

@@ -65,6 +65,7 @@ from orchestrator.db import (
     waiting,
 )
 from orchestrator.db.database import Database
+from orchestrator.db.quotas import EVAL_ROOM_MESSAGE, eval_refusal, eval_room, eval_wait_message
 from orchestrator.db.quotas import refusal as quota_refusal
 from orchestrator.db.steps import AGENT, USER, insert_step
 from orchestrator.encryption import Cipher
@@ -177,6 +178,8 @@ class TaskRows:
         self.stale_s: float | None = None  # the claim's staleness rule; heartbeats past it are refused
         self.waiting: dict[str, Any] | None = None  # as this run last wrote it
         self.notifier = notifier  # told after each commit that wrote events (a hint to event readers)
+        # An eval's tasks its end moved back to ``queued`` (id, device profile): their messages to send.
+        self.handed_on: list[tuple[uuid.UUID, Any]] = []
 
     @asynccontextmanager
     async def _written(self, *, write: bool = False) -> AsyncIterator[DbSession]:
@@ -205,6 +208,7 @@ class TaskRows:
                         Task.retry_after_acting,
                         Task.tenant_id,
                         Task.waiting,
+                        Task.eval_id,
                     ).where(Task.id == self.task_id)
                 )
             ).first()
@@ -237,6 +241,10 @@ class TaskRows:
                 over = await quota_refusal(db_session, seen.tenant_id, quotas, "task")
                 if over is not None:
                     return await self._wait_quota(db_session, seen, guard, over, now)
+                # An eval's task within its `parallel` (orchestrator/db/quotas.py).
+                over = None if seen.eval_id is None else await eval_refusal(db_session, seen.eval_id)
+                if over is not None:
+                    return await self._wait_quota(db_session, seen, guard, over, now, message=eval_wait_message(over))
             claimed = {
                 "status": TaskStatus.LEASING, "worker_id": self.worker_id, "claimed_at": now,
                 "heartbeat_at": now, "attempts": Task.attempts + 1, "device_id": None, "waiting": None,
@@ -296,11 +304,12 @@ class TaskRows:
         )  # fmt: skip
 
     async def _wait_quota(
-        self, db_session: DbSession, seen: Any, guard: list[Any], over: str, now: dt.datetime
+        self, db_session: DbSession, seen: Any, guard: list[Any], over: str, now: dt.datetime,
+        *, message: str | None = None,
     ) -> None:
         """Leave the task ``queued``, saying which limit holds it (once: a re-send that finds the
         same limit writes nothing)."""
-        message = f"{over}; it starts when the tenant has room"
+        message = message or f"{over}; it starts when the tenant has room"
         if (seen.waiting or {}).get("kind") == WaitingKind.QUOTA.value and seen.waiting.get(
             "message"
         ) == message:
@@ -586,7 +595,7 @@ class TaskRows:
         API's cancel merges into ``result`` concurrently); None when this run no longer holds it."""
         current = (
             await db_session.execute(
-                select(Task.status, Task.result)
+                select(Task.status, Task.result, Task.eval_id)
                 .where(Task.id == self.task_id, Task.worker_id == self.worker_id)
                 .with_for_update()
             )
@@ -624,9 +633,37 @@ class TaskRows:
             payload["message"] = message[:4000]
             payload["final_screenshot_url"] = await _final_screenshot_url(db_session, self.task_id)
             await _event(db_session, self.tenant_id, self.task_id, "task.status", payload)
+            if current.eval_id is not None:
+                self.handed_on = await _next_of_eval(db_session, current.eval_id, now)
         self.status, self.waiting = status, None
         logger.info("task finished", extra={"status": status.value, "reason": reason})
         return True
+
+
+async def _next_of_eval(db_session: DbSession, eval_id: uuid.UUID, now: dt.datetime) -> list[tuple[uuid.UUID, Any]]:
+    """The eval's oldest task held back by its ``parallel``, moved back to ``queued`` (its message is
+    the caller's to send once this commits: ``RunEnd.send_now``) when the ending task freed a slot;
+    [] when none waits or the eval has no room. The sweeper's quota pass sends any this misses."""
+    room = await eval_room(db_session, eval_id)
+    if not room:  # None (no parallel: none was held back) or 0
+        return []
+    rows = (
+        await db_session.execute(
+            select(Task.id, Task.tenant_id, Task.device_profile)
+            .where(Task.eval_id == eval_id, Task.status == TaskStatus.QUEUED,
+                   Task.waiting["kind"].as_string() == WaitingKind.QUOTA.value)
+            .order_by(Task.created_at, Task.id)
+            .limit(room)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()  # fmt: skip
+    value = waiting(WaitingKind.QUEUED, EVAL_ROOM_MESSAGE, now)
+    for row in rows:
+        await db_session.execute(
+            update(Task).where(Task.id == row.id).values(waiting=value).execution_options(synchronize_session=False)
+        )
+        await _event(db_session, row.tenant_id, row.id, WAITING_EVENT, {"status": TaskStatus.QUEUED.value, "waiting": value})
+    return [(row.id, row.device_profile) for row in rows]
 
 
 async def _final_screenshot_url(db_session: DbSession, task_id: uuid.UUID) -> str | None:

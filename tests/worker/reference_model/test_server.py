@@ -12,6 +12,7 @@ from tests.processes import ReferenceModel
 from tests.worker.reference_model.conftest import SCRIPT
 from worker.agent.actions import Finish, Launch, Tap
 from worker.agent.parser import parse_reply
+from worker.reference_model.eval_solutions import LAUNCH_RETRIES
 
 
 def sse_events(response: httpx.Response) -> list[Any]:
@@ -170,3 +171,30 @@ def test_the_scripted_model_plays_the_matching_templates_solution(client: httpx.
     assert isinstance(second, Tap) and second.element == (884, 232)
     assert isinstance(reply("Turn on Bluetooth", ["a", "b"]), Finish)
     assert isinstance(reply("Paint the fence", []), Finish)
+
+
+def test_the_scripted_model_sends_a_launch_again_while_another_app_is_in_front(client: httpx.Client) -> None:
+    """After its ``Launch``, the scripted player reads the app the client reports in front: the
+    launcher (the launch did not take) gets the ``Launch`` again, at most ``LAUNCH_RETRIES`` times;
+    the app launched, or a name that tells nothing ("System Home"), gets the solution's next step."""
+
+    def content(turns: list[str], front: str) -> str:
+        messages = [{"role": "user", "content": "Turn on Bluetooth"}]
+        for turn in turns:
+            messages += [{"role": "assistant", "content": turn},
+                         {"role": "user", "content": f'** Screen Info **\n\n{{"current_app": "{front}"}}'}]  # fmt: skip
+        body = client.post("/chat/completions", json={"model": "scripted", "messages": messages}).json()
+        return body["choices"][0]["message"]["content"]
+
+    first = content([], "com.android.launcher3")
+    assert parse_reply(first).action == Launch(app="Settings") and "step 1 of 3" in first
+    again = content([first], "com.android.launcher3")
+    assert parse_reply(again).action == Launch(app="Settings") and "again" in again
+    assert isinstance(parse_reply(content([first, again], "Settings")).action, Tap)  # it took
+    for front in ("Settings", "System Home"):
+        assert isinstance(parse_reply(content([first], front)).action, Tap), front
+    turns = [first]
+    for _ in range(LAUNCH_RETRIES):
+        turns.append(content(turns, "com.android.launcher3"))
+    assert [parse_reply(t).action for t in turns] == [Launch(app="Settings")] * (LAUNCH_RETRIES + 1)
+    assert isinstance(parse_reply(content(turns, "com.android.launcher3")).action, Tap)  # no more retries
