@@ -47,7 +47,7 @@ from device_pool.providers.redroid.host import HostFacts, HostUnsupported, host_
 from tests.aio import run
 from tests.conditions import GiveUp, wait_until
 from tests.conftest import ReservePorts
-from tests.databases import migrate_to_head, open_sessions, sqlite_url
+from tests.databases import device_serial, migrate_to_head, open_sessions, sqlite_url
 from tests.dockerd import (
     STANDIN,
     Dockerd,
@@ -57,6 +57,7 @@ from tests.dockerd import (
     standin_settings,
     start_dockerd,
 )
+from tests.orchestrator.conftest import start_api  # noqa: F401  (a fixture, reused)
 from tests.processes import REPO, AdbServer, stop_process
 
 MakeProvider = Callable[..., RedroidProvider]
@@ -570,3 +571,85 @@ def test_a_personal_phone_on_redroid_sleeps_wakes_on_its_volume_and_its_deletion
                 await provider.close()
 
     run(scenario(), timeout=150)
+
+
+# --- a personal phone on redroid through the API ------------------------------------------------
+
+
+def test_a_redroid_personal_phone_through_the_api_keeps_its_volume_exports_imports_and_is_deleted(
+    make_provider: MakeProvider, docker_client: Any, adb_server: AdbServer, start_api: Any, tmp_path: Path  # noqa: F811
+) -> None:
+    """The API (pool.provider=redroid on the stand-in's engine) and a pool manager over one redroid
+    phone: P's state, written in a session, survives its container being recreated as P sleeps and
+    wakes; its export (the volume, read by Docker) imports as Q, whose new volume wakes with that
+    state; deleting P removes its volume. Time passing is P's ``last_used_at`` moved back."""
+    from tests.orchestrator.api.pools import running_pool
+    from tests.orchestrator.api.test_personal_phone_sessions import (
+        close,
+        make_phone,
+        open_session,
+        unused_since,
+        wait_phone,
+    )
+
+    db_url = sqlite_url(tmp_path / "api.db")  # the API and the pool manager share it
+    migrate_to_head(db_url)
+    provider = make_provider(min_count=1, max_count=1)
+    pool_id = provider.config.pool_id
+    fields = standin_settings(provider.config.docker_url, pool_id)
+    api = start_api(db_url, pool={"provider": "redroid", "redroid": fields})
+    me = api.caller()
+    p = make_phone(me, "P")
+
+    def on_device(session: dict[str, Any], scenario: Callable[[AdbDevice], Any]) -> Any:
+        serial = device_serial(api.db_url, session["device"]["id"])
+
+        async def go() -> Any:
+            phone = AdbDevice(serial, adb_port=adb_server.port)
+            await phone.connect(timeout=30)
+            return await scenario(phone)
+
+        return run(go())
+
+    with running_pool(db_url, provider, min_idle=1, max_devices=1, reap_interval_s=0.5):
+        held = open_session(me, personal_phone_id=p)
+        container = docker_client.containers.get(provider.container_name(device_serial(api.db_url, held["device"]["id"])))
+        assert data_volume(container) == provider.personal_volume(uuid.UUID(p))
+        assert on_device(held, _view)[:2] == ("null", ""), "a new phone: factory state"
+        on_device(held, _dirty)
+        close(me, held)
+        wait_phone(me, p, "ready")
+        unused_since(api.db_url, p, 3600)
+        wait_phone(me, p, "asleep")
+        assert provider.personal_volume(uuid.UUID(p)) in ours(docker_client, pool_id)[1]
+
+        exported = me.http.get(f"/api/v1/personal-phones/{p}/export")
+        assert exported.status_code == 200, exported.text
+        archive = exported.content
+        assert b"previous-user" not in archive, "encrypted"
+
+        again = open_session(me, personal_phone_id=p)
+        woken = docker_client.containers.get(container.name)
+        assert woken.id != container.id, "a new container, on P's volume"
+        assert on_device(again, _view)[:2] == ("previous-user", "secret.txt\n")
+        close(me, again)
+        wait_phone(me, p, "ready")
+
+        made = me.http.post("/api/v1/personal-phones/import", params={"name": "Q"}, content=archive,
+                            headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+        assert made.status_code == 201, made.text
+        q = made.json()["id"]
+        q_volume = provider.personal_volume(uuid.UUID(q))
+        assert q_volume in ours(docker_client, pool_id)[1], "the import made Q's volume"
+        unused_since(api.db_url, p, 3600)  # P's device goes back to the pool for Q
+        wait_phone(me, p, "asleep")
+        on_q = open_session(me, personal_phone_id=q)
+        assert data_volume(docker_client.containers.get(container.name)) == q_volume
+        assert on_device(on_q, _view)[:2] == ("previous-user", "secret.txt\n"), "P's data came with the archive"
+        close(me, on_q)
+        wait_phone(me, q, "ready")
+
+        assert me.http.delete(f"/api/v1/personal-phones/{p}", params={"confirm": "P"}).status_code == 200
+        wait_until(lambda: provider.personal_volume(uuid.UUID(p)) not in ours(docker_client, pool_id)[1],
+                   timeout=60, interval=0.1, what="P's volume removed")  # fmt: skip
+        assert q_volume in ours(docker_client, pool_id)[1], "only P's volume goes"
