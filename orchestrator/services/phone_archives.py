@@ -24,12 +24,15 @@ import secrets
 import shutil
 import tarfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.db import PersonalPhone, PersonalPhoneState
 from orchestrator.encryption import Cipher, SealedDamaged, SealedWithOtherKey
 from orchestrator.errors import (
+    DockerEngineUnavailable,
     PayloadTooLarge,
     PersonalPhoneArchiveDamaged,
     PersonalPhoneArchiveForeign,
@@ -166,7 +169,8 @@ class PhoneArchives:
             row = await self.phones.create(principal, spec, phone_id=phone_id)
         except BaseException:
             if self.volumes is not None:
-                await self.volumes.remove(phone_id)
+                with _engine(self.volumes):
+                    await self.volumes.remove(phone_id)
             else:
                 await asyncio.to_thread(shutil.rmtree, target, True)
             raise
@@ -207,9 +211,10 @@ class PhoneArchives:
         from device_pool.providers.redroid.engine import VolumeTooLarge
 
         assert self.volumes is not None
-        image = await self.volumes.image_of(row.id)
         try:
-            raw = await self.volumes.read(row.id, max_bytes=self.max_bytes)
+            with _engine(self.volumes):
+                image = await self.volumes.image_of(row.id)
+                raw = await self.volumes.read(row.id, max_bytes=self.max_bytes)
         except VolumeTooLarge:
             raise PayloadTooLarge(
                 f"personal phone {row.id} holds more than personal_phones.max_archive_bytes"
@@ -249,7 +254,8 @@ class PhoneArchives:
 
         meta, data = await asyncio.to_thread(check)
         _same_provider(meta, "redroid")
-        await self.volumes.write(phone_id, data, image=meta.get("image"))
+        with _engine(self.volumes):
+            await self.volumes.write(phone_id, data, image=meta.get("image"))
         return meta
 
     def _unpack(self, packed: bytes, target: Path) -> dict[str, Any]:
@@ -272,6 +278,25 @@ class PhoneArchives:
         except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
             raise PersonalPhoneArchiveDamaged(f"this archive does not unpack: {exc}") from None
         return meta
+
+
+@contextmanager
+def _engine(volumes: PersonalVolumes) -> Iterator[None]:
+    """The engine's failures (down, refused, a helper container that failed) as a 503 that says
+    where the API looked (a volume too large passes as it is)."""
+    from device_pool.providers.errors import ProviderError
+    from device_pool.providers.redroid.engine import VolumeTooLarge
+
+    try:
+        yield
+    except VolumeTooLarge:
+        raise
+    except ProviderError as exc:
+        raise DockerEngineUnavailable(
+            f"the redroid pool's Docker engine ({volumes.config.docker_url}, pool.redroid.docker_url) "
+            f"did not serve this export or import: {exc.message}; the API must reach it",
+            context={"docker_url": volumes.config.docker_url},
+        ) from exc
 
 
 def _add_meta(tar: tarfile.TarFile, row: PersonalPhone, **more: Any) -> None:

@@ -14,11 +14,13 @@ runs with ``--bridge=none``. Skipped only where dockerd cannot start, with the r
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,6 +46,7 @@ from device_pool.providers.redroid.config import (
     LABEL_ROLE,
 )
 from device_pool.providers.redroid.host import HostFacts, HostUnsupported, host_problems
+from orchestrator.services.phone_archives import archive_cipher, export_key
 from tests.aio import run
 from tests.conditions import GiveUp, wait_until
 from tests.conftest import ReservePorts
@@ -653,3 +656,36 @@ def test_a_redroid_personal_phone_through_the_api_keeps_its_volume_exports_impor
         wait_until(lambda: provider.personal_volume(uuid.UUID(p)) not in ours(docker_client, pool_id)[1],
                    timeout=60, interval=0.1, what="P's volume removed")  # fmt: skip
         assert q_volume in ours(docker_client, pool_id)[1], "only P's volume goes"
+
+    # Refused, leaving no phone and no volume: a virtual phone's archive, a member under a link.
+    key = archive_cipher(export_key(api.settings) or "")
+
+    def sealed(*members: tarfile.TarInfo) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            for member in members:
+                body = b"{}" if member.name == "phonefleet-export.json" else b"x" * member.size
+                tar.addfile(member, io.BytesIO(body) if member.isfile() else None)
+        return key.seal(buffer.getvalue())
+
+    def member(name: str, *, size: int = 0, link: str | None = None) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        if link is not None:
+            info.type, info.linkname = tarfile.SYMTYPE, link
+        return info
+
+    def import_(archive: bytes) -> Any:
+        return me.http.post("/api/v1/personal-phones/import", content=archive,
+                            headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+
+    meta = member("phonefleet-export.json", size=2)  # "{}": no provider, so a virtual phone's
+    virtual = import_(sealed(meta))
+    assert (virtual.status_code, virtual.json()["error"]) == (409, "personal_phones_unsupported")
+    under_link = import_(sealed(meta, member("data/etc", link="/etc"), member("data/etc/passwd", size=1)))
+    assert (under_link.status_code, under_link.json()["error"]) == (422, "personal_phone_archive_unsafe")
+    assert "under a symbolic link" in under_link.json()["message"]
+    names = {p["name"] for p in me.http.get("/api/v1/personal-phones").json()["items"]}
+    assert names == {"Q"}
+    assert ours(docker_client, pool_id)[1].count(q_volume) == 1
+    assert len([v for v in ours(docker_client, pool_id)[1] if "-personal-" in v]) == 1, "no volume left"
