@@ -226,8 +226,14 @@ class PhoneArchives:
                 _add_meta(tar, row, provider="redroid", image=image)
                 if raw is not None:  # never woken: an archive of a phone in factory state
                     with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as volume:
-                        for member in volume:
-                            if _kept_on_redroid(member):
+                        for member in volume.getmembers():
+                            under_data = PurePosixPath(member.name).parts[:1] == (_DATA,)
+                            if member.islnk() and under_data:  # a copy of its file: imports take no hard links
+                                data = volume.extractfile(member)
+                                copy = member.replace(linkname="", deep=False)
+                                copy.type, copy.size = tarfile.REGTYPE, volume.getmember(member.linkname).size
+                                tar.addfile(copy, data)
+                            elif _kept_on_redroid(member):
                                 tar.addfile(member, volume.extractfile(member) if member.isfile() else None)
             return buffer.getvalue()
 
@@ -329,8 +335,8 @@ def _same_provider(meta: dict[str, Any], provider: str) -> None:
 
 
 def _kept_on_redroid(info: tarfile.TarInfo) -> bool:
-    """What a redroid volume's export keeps: files, directories and symbolic links (no devices,
-    pipes or hard links), under ``data/``."""
+    """What a redroid volume's export keeps: files, directories and symbolic links (no devices or
+    pipes; a hard link becomes a copy of its file), under ``data/``."""
     return (info.isfile() or info.isdir() or info.issym()) and PurePosixPath(info.name).parts[:1] == (_DATA,)
 
 

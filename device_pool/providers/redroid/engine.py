@@ -236,8 +236,7 @@ class Engine:
         self.create_volume(volume, labels)
         try:
             with self._helper(volume, image=image, labels=labels, mode="rw") as container:
-                if not container.put_archive("/", tar):
-                    raise ProviderError(f"the engine did not unpack the archive into {volume}", provider=self.provider)
+                put_archive(self.client(), container.id, "/", tar)
         except BaseException:
             self.remove_volume(volume)
             raise
@@ -267,6 +266,17 @@ class Engine:
             return [v.name for v in self.client().volumes.list(filters=filters)]
 
 
+def put_archive(client: docker.DockerClient, container_id: str, path: str, tar: bytes) -> None:
+    """Unpack ``tar`` at ``path`` in the container keeping its members' owners (``docker cp -a``,
+    the engine's ``copyUIDGID``): Android's apps each own their data, by uid. The SDK's
+    ``put_archive`` has no such option, so the endpoint is called as it calls it, with it."""
+    api = client.api
+    response = api._put(
+        api._url("/containers/{0}/archive", container_id), params={"path": path, "copyUIDGID": "1"}, data=tar
+    )
+    api._raise_for_status(response)
+
+
 def binds(mounts: tuple[str, ...]) -> dict[str, tuple[str, str]]:
     """Config ``mounts`` ("SRC:DST[:ro]") in ``Engine.run``'s form."""
     return {src: (dst, mode) for src, dst, mode in map(parse_mount, mounts)}
@@ -294,4 +304,4 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-__all__ = ["Container", "Engine", "PortBusy", "VolumeTooLarge", "binds", "engine_errors"]
+__all__ = ["Container", "Engine", "PortBusy", "VolumeTooLarge", "binds", "engine_errors", "put_archive"]

@@ -45,6 +45,7 @@ from device_pool.providers.redroid.config import (
     LABEL_PORT,
     LABEL_ROLE,
 )
+from device_pool.providers.redroid.engine import put_archive
 from device_pool.providers.redroid.host import HostFacts, HostUnsupported, host_problems
 from orchestrator.services.phone_archives import archive_cipher, export_key
 from tests.aio import run
@@ -579,6 +580,44 @@ def test_a_personal_phone_on_redroid_sleeps_wakes_on_its_volume_and_its_deletion
 # --- a personal phone on redroid through the API ------------------------------------------------
 
 
+def _links() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        folder = tarfile.TarInfo("data/links")
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(folder)
+        target = tarfile.TarInfo("data/links/target")
+        target.size, target.uid, target.gid, target.mode = 6, 1000, 1000, 0o640
+        tar.addfile(target, io.BytesIO(b"secret"))
+        sym = tarfile.TarInfo("data/links/sym")
+        sym.type, sym.linkname = tarfile.SYMTYPE, "target"
+        tar.addfile(sym)
+        hard = tarfile.TarInfo("data/links/hard")
+        # A hard link's header carries its file's owner and mode, as Docker's own archives do
+        # (unpacking applies them to the one inode).
+        hard.type, hard.linkname, hard.uid, hard.gid, hard.mode = tarfile.LNKTYPE, "data/links/target", 1000, 1000, 0o640
+        tar.addfile(hard)
+    return buffer.getvalue()
+
+
+_LINKS = _links()
+
+
+def _in_volume(client: Any, volume: str, put: bytes | None = None) -> dict[str, tarfile.TarInfo]:
+    """Write ``put`` into the volume (members under data/), or read its data/links, through a
+    never-started container of the stand-in image, as an operator's ``docker cp`` would."""
+    helper = client.containers.create(STANDIN, command=["true"], volumes={volume: {"bind": "/data", "mode": "rw"}})
+    try:
+        if put is not None:
+            put_archive(client, helper.id, "/", put)
+            return {}
+        chunks, _ = helper.get_archive("/data/links")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks)), mode="r:") as tar:
+            return {f"data/{m.name}": m for m in tar.getmembers()}
+    finally:
+        helper.remove(force=True)
+
+
 def test_a_redroid_personal_phone_through_the_api_keeps_its_volume_exports_imports_and_is_deleted(
     make_provider: MakeProvider, docker_client: Any, adb_server: AdbServer, start_api: Any, tmp_path: Path  # noqa: F811
 ) -> None:
@@ -626,6 +665,8 @@ def test_a_redroid_personal_phone_through_the_api_keeps_its_volume_exports_impor
         wait_phone(me, p, "asleep")
         assert provider.personal_volume(uuid.UUID(p)) in ours(docker_client, pool_id)[1]
 
+        # What Android's /data holds besides plain files: owners and modes, symbolic and hard links.
+        _in_volume(docker_client, provider.personal_volume(uuid.UUID(p)), _LINKS)
         exported = me.http.get(f"/api/v1/personal-phones/{p}/export")
         assert exported.status_code == 200, exported.text
         archive = exported.content
@@ -644,6 +685,10 @@ def test_a_redroid_personal_phone_through_the_api_keeps_its_volume_exports_impor
         q = made.json()["id"]
         q_volume = provider.personal_volume(uuid.UUID(q))
         assert q_volume in ours(docker_client, pool_id)[1], "the import made Q's volume"
+        links = _in_volume(docker_client, q_volume)
+        assert (links["data/links/target"].uid, links["data/links/target"].mode & 0o7777) == (1000, 0o640)
+        assert links["data/links/sym"].issym() and links["data/links/sym"].linkname == "target"
+        assert links["data/links/hard"].isfile() and links["data/links/hard"].size == 6, "a hard link, copied"
         unused_since(api.db_url, p, 3600)  # P's device goes back to the pool for Q
         wait_phone(me, p, "asleep")
         on_q = open_session(me, personal_phone_id=q)
