@@ -187,8 +187,9 @@ class PersonalPhoneKeeper:
         """Put ready phones to sleep early when tasks wait for a device and the pool cannot grow.
 
         A ready phone's device serves nobody else, and counts against ``max_devices``: with the pool
-        at its size, a task waiting for a device (``waiting.kind = no_device``) would wait until the
-        phone's ``idle_stop_s`` ran out. So, for each such task beyond the pooled devices that are
+        at its size, a task waiting for a device (``waiting.kind = no_device``, or
+        ``personal_phone_busy`` for a phone that is asleep: it needs a pooled device to wake on)
+        would wait until the phone's ``idle_stop_s`` ran out. So, for each such task beyond the pooled devices that are
         idle or on their way, the least recently used ready phone sleeps now (its device is reset
         and goes to the pool). Only ready phones: an ``in_use`` one's device is leased, never taken.
         How many it put to sleep."""
@@ -196,11 +197,23 @@ class PersonalPhoneKeeper:
         if not ready or len(rows) < max_devices:
             return 0  # the pool can still make a device for them
         free = sum(r.personal_phone_id is None and r.state in _FREE_SOON for r in rows)
+        kind = Task.waiting["kind"].as_string()
+        # Asleep phones that tasks wait for need a pooled device too (one each, however many tasks).
+        asleep = select(PersonalPhone.id).where(
+            PersonalPhone.state.in_((PersonalPhoneState.ASLEEP, PersonalPhoneState.FAILED)),
+            PersonalPhone.deleted_at.is_(None),
+        )
         async with self.store._sessions() as db_session:
-            waiting = await db_session.scalar(
-                select(func.count()).select_from(Task).where(
-                    Task.status.not_in(_ENDED), Task.waiting["kind"].as_string() == WaitingKind.NO_DEVICE.value)
+            pooled = await db_session.scalar(
+                select(func.count()).select_from(Task)
+                .where(Task.status.not_in(_ENDED), kind == WaitingKind.NO_DEVICE.value)
             ) or 0  # fmt: skip
+            phones = await db_session.scalar(
+                select(func.count(func.distinct(Task.personal_phone_id))).select_from(Task)
+                .where(Task.status.not_in(_ENDED), kind == WaitingKind.PERSONAL_PHONE_BUSY.value,
+                       Task.personal_phone_id.in_(asleep))
+            ) or 0  # fmt: skip
+            waiting = pooled + phones
             used = dict((await db_session.execute(
                 select(PersonalPhone.id, PersonalPhone.last_used_at)
                 .where(PersonalPhone.id.in_([r.personal_phone_id for r in ready]))

@@ -2,7 +2,8 @@
 puts an idle ready phone to sleep at once (not after ``idle_stop_s``); an in-use one is never taken.
 
 A real pool manager over one virtual phone (``max_devices=1``) and a real SQLite database; the
-waiting task is a row as a worker writes it (``waiting.kind = no_device``).
+waiting tasks are rows as a worker writes them (``waiting.kind`` ``no_device``, or
+``personal_phone_busy`` for an asleep personal phone).
 """
 
 from __future__ import annotations
@@ -110,6 +111,18 @@ def test_a_waiting_task_puts_a_ready_personal_phone_to_sleep_early_never_an_in_u
                 assert await store.release(second.grant.lease_id, "test")
                 await manager.reconcile()
                 assert (await read())[0].state == PersonalPhoneState.READY, "the task moved: no eviction"
+
+                # A task waits for another personal phone, Q, asleep: Q needs a pooled device to wake on.
+                async with sessions.begin() as s:
+                    q = PersonalPhone(tenant_id=tenant_id, user_id=user.id, name="q")
+                    s.add(q)
+                    await s.flush()
+                    for _ in range(2):  # two tasks on Q: one device wakes it
+                        await make_task(s, status=TaskStatus.RUNNING, personal_phone_id=q.id,
+                                        waiting=waiting(WaitingKind.PERSONAL_PHONE_BUSY, "no device", utcnow()))  # fmt: skip
+                await manager.reconcile()
+                p, d = await read()
+                assert p.state == PersonalPhoneState.ASLEEP and d.personal_phone_id is None, "P made room for Q"
             finally:
                 await provider.close()
 
