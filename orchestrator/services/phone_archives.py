@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from device_pool.errors import PhoneFleetError
 from orchestrator.db import PersonalPhone, PersonalPhoneState
 from orchestrator.encryption import Cipher, SealedDamaged, SealedWithOtherKey
 from orchestrator.errors import (
@@ -169,8 +170,11 @@ class PhoneArchives:
             row = await self.phones.create(principal, spec, phone_id=phone_id)
         except BaseException:
             if self.volumes is not None:
-                with _engine(self.volumes):
+                try:
                     await self.volumes.remove(phone_id)
+                except PhoneFleetError as exc:  # the refusal is the answer; the leftover is logged
+                    logger.warning("an imported volume was left behind", extra={
+                        "personal_phone_id": str(phone_id), "error": str(exc)})  # fmt: skip
             else:
                 await asyncio.to_thread(shutil.rmtree, target, True)
             raise
