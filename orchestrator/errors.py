@@ -385,6 +385,12 @@ class ModelServerUnavailable(Unavailable):
     code = "model_unavailable"
 
 
+class DockerEngineUnavailable(Unavailable):
+    """The API could not reach (or use) the redroid pool's Docker engine for an export or import."""
+
+    code = "docker_engine_unavailable"
+
+
 class NoLiveDevice(Conflict):
     """Live view of a task or session that holds no phone right now (queued, ended, closed)."""
 

@@ -18,7 +18,9 @@ seconds and at once when a lease ends (the ``released`` wake-up):
 6. health-check idle devices not checked for ``health_interval_s``.
 
 Personal phones (``personal.py``) ride on these steps: before step 3 the data of phones waking on
-leased devices is attached and ready phones idle for ``personal_idle_stop_s`` are put to sleep;
+leased devices is attached and ready phones idle for ``personal_idle_stop_s`` are put to sleep
+(earlier, least recently used first, while tasks wait for a device and the pool is at
+``max_devices``: ``PersonalPhoneKeeper.evict``);
 step 3 keeps a personal phone's device for it after its lease, or detaches the data before the
 usual reset; after step 4 deleted phones' data is removed.
 
@@ -177,6 +179,8 @@ class PoolManager:
         self._adb_wait_logged = False
         await self.personal.wake(rows)
         if await self.personal.stop_idle(rows):
+            rows = await self.store.devices(self.provider.name)
+        if await self.personal.evict(rows, max_devices=self.max_devices):
             rows = await self.store.devices(self.provider.name)
         await self._gather(self._bring_up(r) for r in rows if r.state in _NEEDS_RESET)
         rows = await self.store.devices(self.provider.name)

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from device_pool.errors import PersonalPhoneWakeFailed, PhoneFleetError
 from device_pool.pool.devices import DeviceRecord
@@ -18,9 +18,22 @@ from device_pool.pool.leases import LeaseStore
 from device_pool.pool.personal import set_phone
 from device_pool.pool.signals import IDLE
 from device_pool.providers.base import PersonalData, Provider
-from orchestrator.db import Device, DeviceState, PersonalPhone, PersonalPhoneState, utcnow
+from orchestrator.db import (
+    Device,
+    DeviceState,
+    PersonalPhone,
+    PersonalPhoneState,
+    Task,
+    TaskStatus,
+    WaitingKind,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
+
+# A pooled device in these states serves (or soon will) a task waiting for one: no eviction for it.
+_FREE_SOON = (DeviceState.IDLE, DeviceState.RESETTING, DeviceState.PROVISIONING)
+_ENDED = tuple(status for status in TaskStatus if status.is_final)
 
 
 class PersonalPhoneKeeper:
@@ -158,37 +171,91 @@ class PersonalPhoneKeeper:
         """Put to sleep every ready phone unused for ``idle_stop_s`` (or deleted) on ``rows``: its
         device → resetting (the next pass detaches it), the phone → sleeping. How many."""
         now = now or utcnow()
-        idle = [r for r in rows if r.state == DeviceState.IDLE and r.personal_phone_id is not None]
         stopped = 0
-        for row in idle:
+        for row in _ready(rows):
             assert row.personal_phone_id is not None
             phone = await self._phone(row.personal_phone_id, deleted_too=True)
             due = phone is None or phone.deleted_at is not None or (
                 phone.last_used_at is not None
                 and (now - phone.last_used_at).total_seconds() >= self.idle_stop_s
             )  # fmt: skip
-            if not due:
-                continue
-            async with self.store._tx() as db_session:
-                result = await db_session.execute(
-                    update(Device)
-                    .where(Device.id == row.id, Device.state == DeviceState.IDLE,
-                           Device.personal_phone_id == row.personal_phone_id)
-                    .values(state=DeviceState.RESETTING, updated_at=now)
-                    .execution_options(synchronize_session=False)
-                )  # fmt: skip
-                if result.rowcount != 1:
-                    continue  # leased meanwhile: in use again
-                await db_session.execute(
-                    update(PersonalPhone)
-                    .where(PersonalPhone.id == row.personal_phone_id, PersonalPhone.device_id == row.id)
-                    .values(state=PersonalPhoneState.SLEEPING, updated_at=now)
-                    .execution_options(synchronize_session=False)
-                )
-            stopped += 1
-            logger.info("personal phone idle; stopping its device", extra={
-                "device_id": str(row.id), "personal_phone_id": str(row.personal_phone_id)})  # fmt: skip
+            if due and await self._put_to_sleep(row, now, "personal phone idle; stopping its device"):
+                stopped += 1
         return stopped
+
+    async def evict(self, rows: list[DeviceRecord], *, max_devices: int, now: dt.datetime | None = None) -> int:
+        """Put ready phones to sleep early when tasks wait for a device and the pool cannot grow.
+
+        A ready phone's device serves nobody else, and counts against ``max_devices``: with the pool
+        at its size, a task waiting for a device (``waiting.kind = no_device``, or
+        ``personal_phone_busy`` for a phone that is asleep: it needs a pooled device to wake on)
+        would wait until the phone's ``idle_stop_s`` ran out. So, for each such task beyond the pooled devices that are
+        idle or on their way, the least recently used ready phone sleeps now (its device is reset
+        and goes to the pool). Only ready phones: an ``in_use`` one's device is leased, never taken.
+        How many it put to sleep."""
+        ready = _ready(rows)
+        if not ready or len(rows) < max_devices:
+            return 0  # the pool can still make a device for them
+        free = sum(r.personal_phone_id is None and r.state in _FREE_SOON for r in rows)
+        kind = Task.waiting["kind"].as_string()
+        # Asleep phones that tasks wait for need a pooled device too (one each, however many tasks).
+        asleep = select(PersonalPhone.id).where(
+            PersonalPhone.state.in_((PersonalPhoneState.ASLEEP, PersonalPhoneState.FAILED)),
+            PersonalPhone.deleted_at.is_(None),
+        )
+        async with self.store._sessions() as db_session:
+            pooled = await db_session.scalar(
+                select(func.count()).select_from(Task)
+                .where(Task.status.not_in(_ENDED), kind == WaitingKind.NO_DEVICE.value)
+            ) or 0  # fmt: skip
+            phones = await db_session.scalar(
+                select(func.count(func.distinct(Task.personal_phone_id))).select_from(Task)
+                .where(Task.status.not_in(_ENDED), kind == WaitingKind.PERSONAL_PHONE_BUSY.value,
+                       Task.personal_phone_id.in_(asleep))
+            ) or 0  # fmt: skip
+            waiting = pooled + phones
+            used = dict((await db_session.execute(
+                select(PersonalPhone.id, PersonalPhone.last_used_at)
+                .where(PersonalPhone.id.in_([r.personal_phone_id for r in ready]))
+            )).all())  # fmt: skip
+        short = waiting - free
+        if short <= 0:
+            return 0
+        now = now or utcnow()
+        oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+        def last_used(row: DeviceRecord) -> dt.datetime:
+            when = used.get(row.personal_phone_id)
+            return oldest if when is None else when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+        evicted = 0
+        for row in sorted(ready, key=last_used):
+            if evicted >= short:
+                break
+            if await self._put_to_sleep(row, now, "tasks wait for a device; putting a ready personal phone to sleep"):
+                evicted += 1
+        return evicted
+
+    async def _put_to_sleep(self, row: DeviceRecord, now: dt.datetime, why: str) -> bool:
+        """The ready phone's idle device → resetting, the phone → sleeping; False if it was leased meanwhile."""
+        async with self.store._tx() as db_session:
+            result = await db_session.execute(
+                update(Device)
+                .where(Device.id == row.id, Device.state == DeviceState.IDLE,
+                       Device.personal_phone_id == row.personal_phone_id)
+                .values(state=DeviceState.RESETTING, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+            if result.rowcount != 1:
+                return False  # leased meanwhile: in use again
+            await db_session.execute(
+                update(PersonalPhone)
+                .where(PersonalPhone.id == row.personal_phone_id, PersonalPhone.device_id == row.id)
+                .values(state=PersonalPhoneState.SLEEPING, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        logger.info(why, extra={"device_id": str(row.id), "personal_phone_id": str(row.personal_phone_id)})
+        return True
 
     async def purge_deleted(self) -> int:
         """Remove the data and row of every deleted phone that no device runs; how many. Only a
@@ -217,6 +284,11 @@ class PersonalPhoneKeeper:
         if phone is None or (phone.deleted_at is not None and not deleted_too):
             return None
         return phone
+
+
+def _ready(rows: list[DeviceRecord]) -> list[DeviceRecord]:
+    """The idle devices kept for a personal phone (its phone ``ready``)."""
+    return [r for r in rows if r.state == DeviceState.IDLE and r.personal_phone_id is not None]
 
 
 __all__ = ["PersonalPhoneKeeper"]

@@ -59,7 +59,7 @@ from orchestrator.services.health import HealthService
 from orchestrator.services.logins import Logins
 from orchestrator.services.metrics import MetricsService
 from orchestrator.services.personal_phones import PersonalPhoneService
-from orchestrator.services.phone_archives import PhoneArchives, export_key
+from orchestrator.services.phone_archives import PhoneArchives, export_key, personal_volumes
 from orchestrator.services.ratelimit import make_rate_limiter
 from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
@@ -137,7 +137,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
         )  # fmt: skip
         archives = PhoneArchives(
             personal_phones, data_dir=settings.personal_phones.data_dir, key=export_key(settings),
-            max_bytes=settings.personal_phones.max_archive_bytes,
+            max_bytes=settings.personal_phones.max_archive_bytes, volumes=personal_volumes(settings),
         )  # fmt: skip
         app.state.services = Services(
             db=db,
@@ -216,6 +216,8 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 await producer.aclose()
             await limiter.close()
             await leases.close()
+            if archives.volumes is not None:
+                archives.volumes.close()
             await engine.dispose()
 
     app = FastAPI(title="PhoneFleet API", version="1.0", description=_DESCRIPTION, lifespan=lifespan)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, insert, select, update
 
-from orchestrator.db import DbSession, Event, PersonalPhone, PersonalPhoneState, utcnow
+from orchestrator.db import DbSession, Event, PersonalPhone, PersonalPhoneState, Schedule, utcnow
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.db.quotas import refusal as quota_refusal
@@ -49,6 +49,7 @@ __all__ = [
     "PersonalPhoneUpdate",
     "check_own_phone",
     "delete_phones_of",
+    "pause_schedules_on",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ logger = logging.getLogger(__name__)
 # Providers whose phones can be started on a personal phone's data (static ADB phones cannot: the
 # pool neither makes nor restarts them, so a user's data could not be kept apart from the next one).
 SUPPORTED_PROVIDERS = frozenset({"sim", "redroid"})
+# Why a schedule whose task names a deleted personal phone paused (schedules.paused_reason).
+PHONE_DELETED = "personal_phone_deleted"
 # Held or mid-change: its device must not be touched by a delete.
 _BUSY = (PersonalPhoneState.IN_USE, PersonalPhoneState.WAKING, PersonalPhoneState.SLEEPING)
 
@@ -237,6 +240,7 @@ class PersonalPhoneService:
                     context={"personal_phone_id": str(row.id), "state": row.state.value},
                 )
             await _event(db_session, row, "personal_phone.deleted", {"name": row.name})
+            await pause_schedules_on(db_session, row.tenant_id, [row.id])
             await record_audit(db_session, principal, "personal_phone.delete", target=f"personal_phone:{row.id}",
                                detail={"name": row.name, "user_id": str(row.user_id)})  # fmt: skip
         logger.info("personal phone deleted", extra={"personal_phone_id": str(phone_id)})
@@ -268,11 +272,41 @@ async def delete_phones_of(
                 f"personal phone {busy.id} is {busy.state.value}: end its task or session first",
                 context={"personal_phone_id": str(busy.id), "state": busy.state.value},
             )
-    result = await db_session.execute(
-        update(PersonalPhone).where(*where)
-        .values(deleted_at=now, updated_at=now).execution_options(synchronize_session=False)
-    )  # fmt: skip
-    return result.rowcount or 0
+    deleted = list((await db_session.execute(
+        update(PersonalPhone).where(*where).values(deleted_at=now, updated_at=now)
+        .returning(PersonalPhone.id).execution_options(synchronize_session=False)
+    )).scalars())  # fmt: skip
+    await pause_schedules_on(db_session, tenant_id, deleted)
+    return len(deleted)
+
+
+async def pause_schedules_on(
+    db_session: DbSession, tenant_id: uuid.UUID, phone_ids: list[uuid.UUID]
+) -> list[uuid.UUID]:
+    """Pause the tenant's running schedules whose task names one of these (deleted) personal phones,
+    in the caller's transaction: ``paused_reason`` "personal_phone_deleted" and a ``schedule.paused``
+    event each. Paused, not deleted: the schedule keeps its task, for its owner to point at another
+    phone (PATCH) and resume. The ids it paused."""
+    if not phone_ids:
+        return []
+    from orchestrator.services.scheduler import PAUSED  # the scheduler imports this module
+
+    named = Schedule.task["personal_phone_id"].as_string()
+    paused = list((await db_session.execute(
+        update(Schedule)
+        .where(Schedule.tenant_id == tenant_id, Schedule.paused.is_(False),
+               named.in_([str(p) for p in phone_ids]))
+        .values(paused=True, paused_reason=PHONE_DELETED, updated_at=utcnow())
+        .returning(Schedule.id, named).execution_options(synchronize_session=False)
+    )).all())  # fmt: skip
+    for schedule_id, phone_id in paused:
+        await db_session.execute(insert(Event).values(
+            tenant_id=tenant_id, task_id=None, type=PAUSED, created_at=utcnow(),
+            payload={"schedule_id": str(schedule_id), "reason": PHONE_DELETED, "personal_phone_id": phone_id},
+        ))  # fmt: skip
+        logger.info("schedule paused: its personal phone was deleted",
+                    extra={"schedule_id": str(schedule_id), "personal_phone_id": phone_id})  # fmt: skip
+    return [row[0] for row in paused]
 
 
 async def check_own_phone(

@@ -38,6 +38,7 @@ from orchestrator.db import (
     DbSession,
     Event,
     Overlap,
+    PersonalPhone,
     Schedule,
     Task,
     TaskStatus,
@@ -47,6 +48,7 @@ from orchestrator.db.database import Database
 from orchestrator.errors import DatabaseUnavailable
 from orchestrator.notifier import EventSignal
 from orchestrator.queue import TaskQueue
+from orchestrator.services.personal_phones import PHONE_DELETED, pause_schedules_on
 from orchestrator.services.schedules import cadence_of
 from orchestrator.services.task_creation import created_event, enqueue_created, new_task
 from orchestrator.settings import ScheduleSettings
@@ -206,6 +208,8 @@ class Scheduler:
                 return []
             if not await _ended(db_session, schedule.last_run_id):
                 return []
+            if await _phone_gone(db_session, schedule):
+                return []
             due = schedule.queued_due_at
             task = _run_of(schedule, due)
             claimed = await db_session.execute(
@@ -226,6 +230,8 @@ class Scheduler:
         async with self._write() as db_session:
             schedule = await db_session.get(Schedule, schedule_id)
             if schedule is None or schedule.paused or schedule.next_due_at > now:
+                return []
+            if await _phone_gone(db_session, schedule):
                 return []
             due = schedule.next_due_at
             try:
@@ -301,6 +307,26 @@ async def _ended(db_session: DbSession, run_id: uuid.UUID | None) -> bool:
         return True
     status = await db_session.scalar(select(Task.status).where(Task.id == run_id))
     return status is None or status.is_final
+
+
+async def _phone_gone(db_session: DbSession, schedule: Schedule) -> bool:
+    """Whether the schedule's task names a personal phone that was deleted (or never was): the
+    schedule is then paused (``pause_schedules_on``) and makes no run. Deleting a phone pauses its
+    schedules already; this catches a schedule resumed after, or written before that rule."""
+    named = schedule.task.get("personal_phone_id")
+    if named is None:
+        return False
+    phone_id = uuid.UUID(str(named))
+    alive = await db_session.scalar(
+        select(PersonalPhone.id).where(PersonalPhone.id == phone_id, PersonalPhone.tenant_id == schedule.tenant_id,
+                                       PersonalPhone.deleted_at.is_(None))
+    )  # fmt: skip
+    if alive is not None:
+        return False
+    await pause_schedules_on(db_session, schedule.tenant_id, [phone_id])
+    logger.warning("schedule names a deleted personal phone; paused, no run made",
+                   extra={"schedule_id": str(schedule.id), "reason": PHONE_DELETED})  # fmt: skip
+    return True
 
 
 def _same(column: Any, value: uuid.UUID | None) -> Any:

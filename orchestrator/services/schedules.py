@@ -205,6 +205,11 @@ class ScheduleService:
         """Change any field. A new rule, or a resume, makes the next due time the first after now
         (the due times a pause covered are not made up for); a resume also clears the failure count."""
         fields = None if change.task is None else await self._task_fields(principal, change.task)
+        if change.paused is False and fields is None:
+            # A resume runs the stored task again: its personal phone must still be the caller's
+            # (one deleted paused the schedule: docs/personal-phones.md).
+            named = (await self.get(principal, schedule_id)).task.get("personal_phone_id")
+            await check_own_phone(self.personal_phones, principal, None if named is None else uuid.UUID(named))
         now = utcnow()
         async with self.db.transaction(write=True) as db_session:
             schedule = await _load(db_session, principal, schedule_id, for_update=True)

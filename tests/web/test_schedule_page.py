@@ -119,10 +119,12 @@ def test_schedules_page_lists_runs_and_next_due_time_pause_resume_delete(own_api
             await expect(interval_row.locator(".state [data-state]")).to_have_attribute("data-state", "active", timeout=10 * S)
             assert (caller.http.get(f"/api/v1/schedules/{sid}").json()["paused"]) is False
 
-            # A schedule that paused itself: the page says why.
+            # A schedule that paused itself, one whose personal phone was deleted: the page says why.
             cron_id = uuid.UUID(await cron_row.get_attribute("data-schedule-id"))
+            await set_schedule(api.db_url, sid, paused=True, paused_reason="personal_phone_deleted")
             await set_schedule(api.db_url, cron_id, paused=True, paused_reason="failures", consecutive_failures=5)
             await expect(cron_row.locator(".state")).to_contain_text("Paused: its last 5 runs failed", timeout=10 * S)
+            await expect(interval_row.locator(".state")).to_contain_text("its personal phone was deleted", timeout=10 * S)
             await tab.shot("02-runs-and-paused")
 
             await cron_row.get_by_role("button", name="Delete").click()

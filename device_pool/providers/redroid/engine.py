@@ -29,6 +29,10 @@ class PortBusy(PortTaken):
     """The engine could not publish the phone's host port: something else holds it."""
 
 
+class VolumeTooLarge(ProviderError):
+    """A volume read for an export holds more than the caller allows."""
+
+
 @dataclass(frozen=True)
 class Container:
     """One of our containers as the engine lists it."""
@@ -209,6 +213,47 @@ class Engine:
             except docker.errors.NotFound:
                 pass
 
+    def read_volume(self, volume: str, *, image: str, labels: dict[str, str], max_bytes: int) -> bytes:
+        """The volume's contents as an (uncompressed) tar whose members are under ``data/``, owners
+        and modes kept: read through a container of ``image`` that mounts it read-only at /data and
+        is never started (``docker cp`` of a stopped container). ``VolumeTooLarge`` past ``max_bytes``."""
+        with self._helper(volume, image=image, labels=labels, mode="ro") as container:
+            chunks, _ = container.get_archive("/data")
+            out = bytearray()
+            for chunk in chunks:
+                out += chunk
+                if len(out) > max_bytes:
+                    raise VolumeTooLarge(f"volume {volume} holds more than {max_bytes} bytes", provider=self.provider)
+            return bytes(out)
+
+    def fill_volume(self, volume: str, tar: bytes, *, image: str, labels: dict[str, str]) -> None:
+        """A new volume ``volume`` (labelled ``labels``) holding ``tar``'s members under ``data/``,
+        written through a never-started container of ``image`` that mounts it at /data (Docker
+        unpacks inside that container's filesystem, so no member lands on the host). Raises
+        ``ProviderError`` if the volume exists already."""
+        if self.has_volume(volume):
+            raise ProviderError(f"volume {volume} exists already", provider=self.provider)
+        self.create_volume(volume, labels)
+        try:
+            with self._helper(volume, image=image, labels=labels, mode="rw") as container:
+                put_archive(self.client(), container.id, "/", tar)
+        except BaseException:
+            self.remove_volume(volume)
+            raise
+
+    @contextmanager
+    def _helper(self, volume: str, *, image: str, labels: dict[str, str], mode: str) -> Iterator[Any]:
+        """A created (never started) container of ``image`` mounting ``volume`` at /data; removed after."""
+        with engine_errors(self.provider, self.url, f"a helper container on volume {volume}"):
+            container = self.client().containers.create(
+                image, command=["true"], labels=labels, network_disabled=True,
+                volumes={volume: {"bind": "/data", "mode": mode}},
+            )  # fmt: skip
+            try:
+                yield container
+            finally:
+                container.remove(force=True)
+
     def ours(self, pool_id: str, role: str = "phone") -> list[Container]:
         """Every container (running or not) labelled as ours for this pool."""
         filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_POOL}={pool_id}", f"{LABEL_ROLE}={role}"]}
@@ -219,6 +264,17 @@ class Engine:
         filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_POOL}={pool_id}", f"{LABEL_ROLE}={role}"]}
         with engine_errors(self.provider, self.url, "list volumes"):
             return [v.name for v in self.client().volumes.list(filters=filters)]
+
+
+def put_archive(client: docker.DockerClient, container_id: str, path: str, tar: bytes) -> None:
+    """Unpack ``tar`` at ``path`` in the container keeping its members' owners (``docker cp -a``,
+    the engine's ``copyUIDGID``): Android's apps each own their data, by uid. The SDK's
+    ``put_archive`` has no such option, so the endpoint is called as it calls it, with it."""
+    api = client.api
+    response = api._put(
+        api._url("/containers/{0}/archive", container_id), params={"path": path, "copyUIDGID": "1"}, data=tar
+    )
+    api._raise_for_status(response)
 
 
 def binds(mounts: tuple[str, ...]) -> dict[str, tuple[str, str]]:
@@ -248,4 +304,4 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-__all__ = ["Container", "Engine", "PortBusy", "binds", "engine_errors"]
+__all__ = ["Container", "Engine", "PortBusy", "VolumeTooLarge", "binds", "engine_errors", "put_archive"]

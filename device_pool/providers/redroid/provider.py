@@ -37,11 +37,11 @@ from device_pool.providers.redroid.config import (
     ADB_PORT_ENV,
     ADB_PORT_IN_CONTAINER,
     LABEL_IMAGE,
-    LABEL_PERSONAL,
     RedroidConfig,
 )
 from device_pool.providers.redroid.engine import Engine, binds
 from device_pool.providers.redroid.host import check_engine_host
+from device_pool.providers.redroid.volumes import personal_volume_labels, personal_volume_name
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class RedroidProvider(MadePhones[_Phone]):
 
     def personal_volume(self, personal_phone_id: uuid.UUID) -> str:
         """The name of a personal phone's data volume on this pool's engine."""
-        return f"phonefleet-{self.config.pool_id}-personal-{uuid.UUID(str(personal_phone_id))}"
+        return personal_volume_name(self.config.pool_id, personal_phone_id)
 
     async def attach(self, serial: str, personal_phone_id: uuid.UUID) -> None:
         """Recreate the phone's container on the personal phone's volume (made empty the first time:
@@ -116,9 +116,8 @@ class RedroidProvider(MadePhones[_Phone]):
             )
         if labels is None:
             await asyncio.to_thread(
-                self.engine.create_volume, volume,
-                {**self.config.labels_for("personal"), LABEL_IMAGE: image, LABEL_PERSONAL: str(personal_phone_id)},
-            )  # fmt: skip
+                self.engine.create_volume, volume, personal_volume_labels(self.config, personal_phone_id, image)
+            )
         await self._teardown(phone)
         phone.personal = volume
         await self._boot_again(phone)

@@ -14,11 +14,13 @@ runs with ``--bridge=none``. Skipped only where dockerd cannot start, with the r
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,11 +45,13 @@ from device_pool.providers.redroid.config import (
     LABEL_PORT,
     LABEL_ROLE,
 )
+from device_pool.providers.redroid.engine import put_archive
 from device_pool.providers.redroid.host import HostFacts, HostUnsupported, host_problems
+from orchestrator.services.phone_archives import archive_cipher, export_key
 from tests.aio import run
 from tests.conditions import GiveUp, wait_until
 from tests.conftest import ReservePorts
-from tests.databases import migrate_to_head, open_sessions, sqlite_url
+from tests.databases import device_serial, migrate_to_head, open_sessions, sqlite_url
 from tests.dockerd import (
     STANDIN,
     Dockerd,
@@ -57,6 +61,7 @@ from tests.dockerd import (
     standin_settings,
     start_dockerd,
 )
+from tests.orchestrator.conftest import start_api  # noqa: F401  (a fixture, reused)
 from tests.processes import REPO, AdbServer, stop_process
 
 MakeProvider = Callable[..., RedroidProvider]
@@ -570,3 +575,162 @@ def test_a_personal_phone_on_redroid_sleeps_wakes_on_its_volume_and_its_deletion
                 await provider.close()
 
     run(scenario(), timeout=150)
+
+
+# --- a personal phone on redroid through the API ------------------------------------------------
+
+
+def _links() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        folder = tarfile.TarInfo("data/links")
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(folder)
+        target = tarfile.TarInfo("data/links/target")
+        target.size, target.uid, target.gid, target.mode = 6, 1000, 1000, 0o640
+        tar.addfile(target, io.BytesIO(b"secret"))
+        sym = tarfile.TarInfo("data/links/sym")
+        sym.type, sym.linkname = tarfile.SYMTYPE, "target"
+        tar.addfile(sym)
+        hard = tarfile.TarInfo("data/links/hard")
+        # A hard link's header carries its file's owner and mode, as Docker's own archives do
+        # (unpacking applies them to the one inode).
+        hard.type, hard.linkname, hard.uid, hard.gid, hard.mode = tarfile.LNKTYPE, "data/links/target", 1000, 1000, 0o640
+        tar.addfile(hard)
+    return buffer.getvalue()
+
+
+_LINKS = _links()
+
+
+def _in_volume(client: Any, volume: str, put: bytes | None = None) -> dict[str, tarfile.TarInfo]:
+    """Write ``put`` into the volume (members under data/), or read its data/links, through a
+    never-started container of the stand-in image, as an operator's ``docker cp`` would."""
+    helper = client.containers.create(STANDIN, command=["true"], volumes={volume: {"bind": "/data", "mode": "rw"}})
+    try:
+        if put is not None:
+            put_archive(client, helper.id, "/", put)
+            return {}
+        chunks, _ = helper.get_archive("/data/links")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks)), mode="r:") as tar:
+            return {f"data/{m.name}": m for m in tar.getmembers()}
+    finally:
+        helper.remove(force=True)
+
+
+def test_a_redroid_personal_phone_through_the_api_keeps_its_volume_exports_imports_and_is_deleted(
+    make_provider: MakeProvider, docker_client: Any, adb_server: AdbServer, start_api: Any, tmp_path: Path  # noqa: F811
+) -> None:
+    """The API (pool.provider=redroid on the stand-in's engine) and a pool manager over one redroid
+    phone: P's state, written in a session, survives its container being recreated as P sleeps and
+    wakes; its export (the volume, read by Docker) imports as Q, whose new volume wakes with that
+    state; deleting P removes its volume. Time passing is P's ``last_used_at`` moved back."""
+    from tests.orchestrator.api.pools import running_pool
+    from tests.orchestrator.api.test_personal_phone_sessions import (
+        close,
+        make_phone,
+        open_session,
+        unused_since,
+        wait_phone,
+    )
+
+    db_url = sqlite_url(tmp_path / "api.db")  # the API and the pool manager share it
+    migrate_to_head(db_url)
+    provider = make_provider(min_count=1, max_count=1)
+    pool_id = provider.config.pool_id
+    fields = standin_settings(provider.config.docker_url, pool_id)
+    api = start_api(db_url, pool={"provider": "redroid", "redroid": fields})
+    me = api.caller()
+    p = make_phone(me, "P")
+
+    def on_device(session: dict[str, Any], scenario: Callable[[AdbDevice], Any]) -> Any:
+        serial = device_serial(api.db_url, session["device"]["id"])
+
+        async def go() -> Any:
+            phone = AdbDevice(serial, adb_port=adb_server.port)
+            await phone.connect(timeout=30)
+            return await scenario(phone)
+
+        return run(go())
+
+    with running_pool(db_url, provider, min_idle=1, max_devices=1, reap_interval_s=0.5):
+        held = open_session(me, personal_phone_id=p)
+        container = docker_client.containers.get(provider.container_name(device_serial(api.db_url, held["device"]["id"])))
+        assert data_volume(container) == provider.personal_volume(uuid.UUID(p))
+        assert on_device(held, _view)[:2] == ("null", ""), "a new phone: factory state"
+        on_device(held, _dirty)
+        close(me, held)
+        wait_phone(me, p, "ready")
+        unused_since(api.db_url, p, 3600)
+        wait_phone(me, p, "asleep")
+        assert provider.personal_volume(uuid.UUID(p)) in ours(docker_client, pool_id)[1]
+
+        # What Android's /data holds besides plain files: owners and modes, symbolic and hard links.
+        _in_volume(docker_client, provider.personal_volume(uuid.UUID(p)), _LINKS)
+        exported = me.http.get(f"/api/v1/personal-phones/{p}/export")
+        assert exported.status_code == 200, exported.text
+        archive = exported.content
+        assert b"previous-user" not in archive, "encrypted"
+
+        again = open_session(me, personal_phone_id=p)
+        woken = docker_client.containers.get(container.name)
+        assert woken.id != container.id, "a new container, on P's volume"
+        assert on_device(again, _view)[:2] == ("previous-user", "secret.txt\n")
+        close(me, again)
+        wait_phone(me, p, "ready")
+
+        made = me.http.post("/api/v1/personal-phones/import", params={"name": "Q"}, content=archive,
+                            headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+        assert made.status_code == 201, made.text
+        q = made.json()["id"]
+        q_volume = provider.personal_volume(uuid.UUID(q))
+        assert q_volume in ours(docker_client, pool_id)[1], "the import made Q's volume"
+        links = _in_volume(docker_client, q_volume)
+        assert (links["data/links/target"].uid, links["data/links/target"].mode & 0o7777) == (1000, 0o640)
+        assert links["data/links/sym"].issym() and links["data/links/sym"].linkname == "target"
+        assert links["data/links/hard"].isfile() and links["data/links/hard"].size == 6, "a hard link, copied"
+        unused_since(api.db_url, p, 3600)  # P's device goes back to the pool for Q
+        wait_phone(me, p, "asleep")
+        on_q = open_session(me, personal_phone_id=q)
+        assert data_volume(docker_client.containers.get(container.name)) == q_volume
+        assert on_device(on_q, _view)[:2] == ("previous-user", "secret.txt\n"), "P's data came with the archive"
+        close(me, on_q)
+        wait_phone(me, q, "ready")
+
+        assert me.http.delete(f"/api/v1/personal-phones/{p}", params={"confirm": "P"}).status_code == 200
+        wait_until(lambda: provider.personal_volume(uuid.UUID(p)) not in ours(docker_client, pool_id)[1],
+                   timeout=60, interval=0.1, what="P's volume removed")  # fmt: skip
+        assert q_volume in ours(docker_client, pool_id)[1], "only P's volume goes"
+
+    # Refused, leaving no phone and no volume: a virtual phone's archive, a member under a link.
+    key = archive_cipher(export_key(api.settings) or "")
+
+    def sealed(*members: tarfile.TarInfo) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            for member in members:
+                body = b"{}" if member.name == "phonefleet-export.json" else b"x" * member.size
+                tar.addfile(member, io.BytesIO(body) if member.isfile() else None)
+        return key.seal(buffer.getvalue())
+
+    def member(name: str, *, size: int = 0, link: str | None = None) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        if link is not None:
+            info.type, info.linkname = tarfile.SYMTYPE, link
+        return info
+
+    def import_(archive: bytes) -> Any:
+        return me.http.post("/api/v1/personal-phones/import", content=archive,
+                            headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+
+    meta = member("phonefleet-export.json", size=2)  # "{}": no provider, so a virtual phone's
+    virtual = import_(sealed(meta))
+    assert (virtual.status_code, virtual.json()["error"]) == (409, "personal_phones_unsupported")
+    under_link = import_(sealed(meta, member("data/etc", link="/etc"), member("data/etc/passwd", size=1)))
+    assert (under_link.status_code, under_link.json()["error"]) == (422, "personal_phone_archive_unsafe")
+    assert "under a symbolic link" in under_link.json()["message"]
+    names = {p["name"] for p in me.http.get("/api/v1/personal-phones").json()["items"]}
+    assert names == {"Q"}
+    assert ours(docker_client, pool_id)[1].count(q_volume) == 1
+    assert len([v for v in ours(docker_client, pool_id)[1] if "-personal-" in v]) == 1, "no volume left"

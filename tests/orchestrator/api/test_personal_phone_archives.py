@@ -175,6 +175,9 @@ def test_links_and_strays_in_an_archive_are_refused(start_api: StartApi, pg_url:
     assert linked.status_code == 422 and "link" in linked.json()["message"]
     stray = import_(me, sealed({"phonefleet-export.json": b"{}", "elsewhere/file": b"x"}))
     assert stray.status_code == 422 and stray.json()["error"] == "personal_phone_archive_unsafe"
+    redroid = import_(me, sealed({"phonefleet-export.json": b'{"provider": "redroid"}'}))
+    assert (redroid.status_code, redroid.json()["error"]) == (409, "personal_phones_unsupported")
+    assert "redroid phone's data" in redroid.json()["message"], "another provider's archive, said so"
     # Sound, and sealed with this key: a phone in factory state (an export of one never woken).
     empty = import_(me, sealed({"phonefleet-export.json": b'{"name": "Blank"}'}))
     assert empty.status_code == 201 and empty.json()["name"] == "Blank"

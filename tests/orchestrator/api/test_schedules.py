@@ -91,6 +91,43 @@ def test_runs_are_ordinary_tasks_with_the_schedule_id(empty_db_url: str, start_a
     assert a.http.get(f"/api/v1/tasks/{task.id}").json()["schedule_id"] is None
 
 
+def test_deleting_a_personal_phone_pauses_its_schedules_and_a_due_run_for_it_makes_no_task(
+    empty_db_url: str, start_api: StartApi
+) -> None:
+    migrate_to_head(empty_db_url)
+    api = start_api(empty_db_url)
+    a = api.caller()
+    phone = a.http.post("/api/v1/personal-phones", json={"name": "gone soon"}).json()["id"]
+    on_phone = {"task": {**TASK, "personal_phone_id": phone}, "interval_s": 60}
+    sid = a.http.post("/api/v1/schedules", json=on_phone).json()["id"]
+    other = _create(a, interval_s=60).json()["id"]
+    assert a.http.delete(f"/api/v1/personal-phones/{phone}", params={"confirm": "gone soon"}).status_code == 200
+
+    paused = a.http.get(f"/api/v1/schedules/{sid}").json()
+    assert (paused["paused"], paused["paused_reason"]) == (True, "personal_phone_deleted")
+    assert a.http.get(f"/api/v1/schedules/{other}").json()["paused"] is False, "only the phone's schedules"
+    resumed = a.http.patch(f"/api/v1/schedules/{sid}", json={"paused": False})
+    assert (resumed.status_code, resumed.json()["error"]) == (404, "personal_phone_not_found")
+
+    # One running anyway (resumed in the database, as before this rule): its due run makes no task.
+    run(set_schedule(api.db_url, uuid.UUID(sid), paused=False, paused_reason=None, next_due_at=utcnow()))
+    run(set_schedule(api.db_url, uuid.UUID(other), next_due_at=utcnow()))
+
+    async def tick() -> list:
+        async with open_sessions(api.db_url) as sessions:
+            queue = TaskQueue.from_settings(api.settings, key_prefix=api.redis_prefix)
+            try:
+                return await Scheduler(Database(sessions), queue, ScheduleSettings()).tick()
+            finally:
+                queue.close()
+
+    (made,) = run(tick())
+    assert str(made.schedule_id) == other, "the other schedule runs; the deleted phone's makes nothing"
+    assert a.http.get(f"/api/v1/schedules/{sid}/runs").json()["items"] == []
+    again = a.http.get(f"/api/v1/schedules/{sid}").json()
+    assert (again["paused"], again["paused_reason"]) == (True, "personal_phone_deleted")
+
+
 @pytest.mark.parametrize(
     ("body", "code", "says"),
     [

@@ -19,6 +19,10 @@ function state(s) {
     return h("span", { class: "error", dataset: { state: "paused-failures" } },
       `Paused: its last ${s.consecutive_failures} runs failed`);
   }
+  if (s.paused && s.paused_reason === "personal_phone_deleted") {
+    return h("span", { class: "error", dataset: { state: "paused-phone-deleted" } },
+      "Paused: its personal phone was deleted (give it another phone to resume)");
+  }
   if (s.paused) return h("span", { class: "muted", dataset: { state: "paused" } }, "Paused");
   const failing = s.consecutive_failures > 0
     ? h("span", { class: "error" }, ` · ${s.consecutive_failures} failed in a row`) : null;

@@ -43,6 +43,8 @@ app.kubernetes.io/component: {{ .component }}
   value: /var/lib/phonefleet
 - name: PHONEFLEET_PERSONAL_PHONES__DATA_DIR  # on the shared data volume: the API's and the pool's
   value: /var/lib/phonefleet/personal-phones
+- name: PHONEFLEET_POOL__PROVIDER  # every workload: the API exports personal phones as redroid volumes
+  value: redroid
 {{- with .Values.storage.retentionDays }}
 - name: PHONEFLEET_STORAGE__RETENTION_DAYS
   value: {{ . | quote }}
