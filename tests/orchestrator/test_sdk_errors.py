@@ -1,0 +1,100 @@
+"""The SDK's generated parts match the server (its error tree, its OpenAPI response bodies), every
+error code the API can answer has an SDK exception in the same place of the tree, and a submission
+resent after a lost connection or a 500 carries the same Idempotency-Key, so the API makes one task."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from device_pool.errors import PhoneFleetError
+from orchestrator.api.errors import STATUS, status_for
+from orchestrator.sdk import AsyncClient, Client, PhoneFleetAPIError, errors, generate
+from orchestrator.sdk.models import TaskOut
+from tests.aio import run
+from tests.orchestrator.conftest import Api
+
+
+def test_the_generated_modules_are_current() -> None:
+    assert generate.ERRORS_FILE.read_text() == generate.errors_source(), (
+        "the server's error tree changed: run python -m orchestrator.sdk.generate"
+    )
+    assert generate.MODELS_FILE.read_text() == generate.models_source(), (
+        "an API response schema changed: run python -m orchestrator.sdk.generate"
+    )
+
+
+def test_every_code_the_api_answers_has_its_exception_in_the_same_tree() -> None:
+    server = [cls for cls in generate.error_classes() if cls is not PhoneFleetError]
+    answered = [cls for cls in server if status_for(cls.__new__(cls)) is not None]  # the class decides
+    assert len(answered) > 60 and set(STATUS) <= {*server, PhoneFleetError}
+    for cls in answered:
+        mine = errors.ERRORS[cls.code]
+        assert mine.__name__ == cls.__name__ and mine.code == cls.code and mine.retryable == cls.retryable
+        parent = next(base for base in cls.__mro__[1:] if issubclass(base, PhoneFleetError))
+        expected = PhoneFleetAPIError if parent is PhoneFleetError else errors.ERRORS[parent.code]
+        assert mine.__mro__[1] is expected, (cls, mine.__mro__)
+    # What the API answers without an error class (orchestrator/api/errors.py).
+    assert issubclass(errors.ERRORS["validation_error"], errors.InvalidRequest)
+    assert {"method_not_allowed", "internal_error"} <= set(errors.ERRORS)
+
+
+def test_an_answer_becomes_the_exception_of_its_code() -> None:
+    def answer(status: int, body: object, **headers: str) -> PhoneFleetAPIError:
+        return errors.error_from_response(httpx.Response(status, json=body, headers=headers))
+
+    found = answer(404, {"error": "session_not_found", "message": "no session s1"})
+    assert isinstance(found, errors.SessionNotFound) and isinstance(found, errors.NotFound)
+    assert (found.status, found.code, found.message) == (404, "session_not_found", "no session s1")
+    busy = answer(503, {"error": "no_device_available", "message": "none"}, **{"Retry-After": "3"})
+    assert isinstance(busy, errors.CapacityError) and busy.retryable and busy.retry_after_s == 3
+    # A code from a newer server: the family of its status, the code kept.
+    newer = answer(409, {"error": "something_new", "message": "m"})
+    assert type(newer) is errors.Conflict and newer.code == "something_new"
+    assert type(answer(418, "teapot")) is PhoneFleetAPIError
+
+
+class _DropsFirst(httpx.BaseTransport):
+    """A network that loses the first request it carries (before the server sees it) and fails the
+    second with a proxy's 502: injected, as a real outage cannot be had on demand; the API behind it is real."""
+
+    def __init__(self) -> None:
+        self.real = httpx.HTTPTransport()
+        self.keys: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.keys.append(request.headers.get("Idempotency-Key", ""))
+        if len(self.keys) == 1:
+            raise httpx.ConnectError("connection reset", request=request)
+        if len(self.keys) == 2:
+            self.real.handle_request(request).close()  # the server acts, the answer is lost
+            return httpx.Response(502, text="bad gateway")
+        return self.real.handle_request(request)
+
+
+def test_a_submission_is_resent_with_its_key_and_makes_one_task(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    caller, stranger = api.caller(), api.caller()
+    network = _DropsFirst()
+    monkeypatch.setattr("orchestrator.sdk.client.time.sleep", lambda s: None)
+    with Client(api.url, caller.key, transport=network) as pf:
+        task = pf.submit("Open Settings", max_steps=3)
+    assert isinstance(task, TaskOut) and task.status == "queued"
+    assert len(network.keys) == 3 and len(set(network.keys)) == 1
+    listed = caller.http.get("/api/v1/tasks").json()["items"]
+    assert [t["id"] for t in listed] == [str(task.id)]
+
+    async def scenario() -> None:
+        async with AsyncClient(api.url, caller.key) as pf, AsyncClient(api.url, stranger.key) as theirs:
+            again = await pf.submit("Open Settings", max_steps=3, idempotency_key="k-1")
+            assert (await pf.submit("Open Settings", max_steps=3, idempotency_key="k-1")).id == again.id
+            with pytest.raises(errors.IdempotencyConflict) as conflict:
+                await pf.submit("Open Wi-Fi", idempotency_key="k-1")
+            assert conflict.value.status == 409 and isinstance(conflict.value, errors.Conflict)
+            with pytest.raises(errors.TaskNotFound):
+                await theirs.task(task.id)
+            with pytest.raises(errors.ValidationError) as invalid:
+                await pf.submit("x", max_steps=100000)
+            assert invalid.value.details
+            assert [t.id async for t in pf.tasks(limit=1)] == [again.id, task.id]  # two pages of one
+
+    run(scenario(), timeout=60)
