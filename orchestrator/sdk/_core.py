@@ -376,18 +376,18 @@ class Routes:
                         labels: dict[str, str] | None = None) -> Any:  # fmt: skip
         """Add a phone reachable over ADB to the pool (operator) → ``DeviceOut``; ``DeviceExists`` if it is there."""
         body = _without_none({"serial": serial, "profile": profile, "labels": labels})
-        return self._send(Call("POST", "/api/v1/devices", _model(m.DeviceOut), json=body))
+        return self._send(Call("POST", "/api/v1/devices", _model(m.DeviceOut), json=body, safe=False))
 
     def drain_device(self, device_id: str | uuid.UUID) -> Any:
         """No new leases; the current one finishes (operator) → ``DeviceOut``."""
-        return self._send(Call("POST", f"/api/v1/devices/{device_id}/drain", _model(m.DeviceOut)))
+        return self._send(Call("POST", f"/api/v1/devices/{device_id}/drain", _model(m.DeviceOut), safe=False))
 
     def undrain_device(self, device_id: str | uuid.UUID) -> Any:
-        return self._send(Call("POST", f"/api/v1/devices/{device_id}/undrain", _model(m.DeviceOut)))
+        return self._send(Call("POST", f"/api/v1/devices/{device_id}/undrain", _model(m.DeviceOut), safe=False))
 
     def retire_device(self, device_id: str | uuid.UUID) -> Any:
         """Take the phone out of the pool for good (operator) → ``DeviceOut``."""
-        return self._send(Call("POST", f"/api/v1/devices/{device_id}/retire", _model(m.DeviceOut)))
+        return self._send(Call("POST", f"/api/v1/devices/{device_id}/retire", _model(m.DeviceOut), safe=False))
 
     # -- personal phones ---------------------------------------------------------------------------
 
@@ -440,7 +440,7 @@ class Routes:
 
     def revoke_api_key(self, key_id: str | uuid.UUID) -> Any:
         """→ ``ApiKeyOut``; ``LastAdminKey`` for a tenant's last working admin key."""
-        return self._send(Call("POST", f"/api/v1/api-keys/{key_id}/revoke", _model(m.ApiKeyOut)))
+        return self._send(Call("POST", f"/api/v1/api-keys/{key_id}/revoke", _model(m.ApiKeyOut), safe=False))
 
     def set_user_role(self, user: str, role: str) -> Any:
         return self._send(Call("PUT", f"/api/v1/users/{user}/role", _model(m.UserOut), json={"role": role}))

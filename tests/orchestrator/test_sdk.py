@@ -1,15 +1,20 @@
 """The SDK's generated parts match the server (its error tree, its OpenAPI response bodies), every
-error code the API can answer has an SDK exception in the same place of the tree, and a submission
+error code the API can answer has an SDK exception in the same place of the tree, every route has
+a method, and a submission
 resent after a lost connection or a 500 carries the same Idempotency-Key, so the API makes one task."""
 
 from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
 
 import httpx
 import pytest
 
 from device_pool.errors import PhoneFleetError
 from orchestrator.api.errors import STATUS, status_for
-from orchestrator.sdk import AsyncClient, Client, PhoneFleetAPIError, errors, generate
+from orchestrator.sdk import AsyncClient, Client, PhoneFleetAPIError, _core, errors, generate
 from orchestrator.sdk.models import TaskOut
 from tests.aio import run
 from tests.orchestrator.conftest import Api
@@ -98,3 +103,48 @@ def test_a_submission_is_resent_with_its_key_and_makes_one_task(api: Api, monkey
             assert [t.id async for t in pf.tasks(limit=1)] == [again.id, task.id]  # two pages of one
 
     run(scenario(), timeout=60)
+
+
+def _sdk_routes() -> list[tuple[str, re.Pattern[str]]]:
+    """(method, path pattern) of every request ``orchestrator/sdk/_core.py`` builds, read from its source."""
+    tree = ast.parse(Path(_core.__file__).read_text())
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+        if name == "Call":
+            method, path = node.args[0], node.args[1]
+            assert isinstance(method, ast.Constant)
+            verb = method.value
+        elif name in {"_pages", "_download"}:
+            verb, path = "GET", node.args[0]
+        else:
+            continue
+        parts = path.values if isinstance(path, ast.JoinedStr) else [path]
+        pattern = "".join(re.escape(p.value) if isinstance(p, ast.Constant) else "[^/]+" for p in parts)
+        found.append((verb, re.compile(pattern)))
+    return found
+
+
+# Routes the SDK leaves out, and why: the dashboard's cookie login (a browser's), the MCP endpoint
+# (an MCP client's), OpenAPI's own pages.
+NOT_SDK = re.compile(r"^/(mcp|docs|redoc|openapi\.json)|^/api/v1/auth/log(in|out)$")
+
+
+def test_every_route_of_the_api_has_an_sdk_method() -> None:
+    from orchestrator.api.app import create_app
+    from orchestrator.settings import Settings
+
+    spec = create_app(Settings()).openapi()
+    mine = _sdk_routes()
+    missing = []
+    for path, operations in spec["paths"].items():
+        concrete = re.sub(r"\{[^}]+\}", "X", path)
+        for verb in operations:
+            if NOT_SDK.search(path) or verb.upper() == "HEAD":
+                continue
+            if not any(v == verb.upper() and p.fullmatch(concrete) for v, p in mine):
+                missing.append(f"{verb.upper()} {path}")
+    assert not missing, missing
+    assert [name for name in dir(Client) if name in {"events", "logcat"}] == ["events", "logcat"]
