@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from orchestrator.sdk._base import FINAL_STATUSES, PhoneFleetAPIError, TaskWaitTimeout, retry_wait
+from orchestrator.sdk.client import Client
 
 __all__ = ["FINAL_STATUSES", "PhoneFleetAPIError", "PhoneFleetClient", "TaskWaitTimeout", "retry_wait"]
 
@@ -57,14 +58,9 @@ class PhoneFleetClient:
         max_retries: int = 3,
         max_retry_wait_s: float = 30.0,
     ) -> None:
-        self.max_retries = max_retries
-        self.max_retry_wait_s = max_retry_wait_s
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "phonefleet-client"},
-            timeout=timeout,
-            transport=transport,
-        )
+        # Sending and its retries are the SDK's (one loop for every client); answers stay dicts here.
+        self._sdk = Client(base_url, api_key, timeout=timeout, transport=transport, max_retries=max_retries,
+                           max_retry_wait_s=max_retry_wait_s)  # fmt: skip
 
     def __enter__(self) -> PhoneFleetClient:
         return self
@@ -73,7 +69,7 @@ class PhoneFleetClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        self._sdk.close()
 
     # -- tasks -------------------------------------------------------------------------------------
 
@@ -267,22 +263,4 @@ class PhoneFleetClient:
 
         With ``stream`` a successful response's body is not read yet: the caller must close it.
         """
-        attempt = 0
-        while True:
-            try:
-                response = self._http.send(self._http.build_request(method, path, **kwargs), stream=stream)
-            except httpx.TransportError:
-                wait = retry_wait(None, attempt, safe=safe, max_retries=self.max_retries)
-                if wait is None:
-                    raise
-            else:
-                if response.is_success:
-                    return response
-                if stream:  # the error body, then let the connection go
-                    response.read()
-                    response.close()
-                wait = retry_wait(response, attempt, safe=safe, max_retries=self.max_retries)
-                if wait is None:
-                    raise PhoneFleetAPIError.from_response(response)
-            time.sleep(min(wait, self.max_retry_wait_s))
-            attempt += 1
+        return self._sdk._request(method, path, safe=safe, stream=stream, **kwargs)
