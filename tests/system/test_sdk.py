@@ -91,6 +91,15 @@ def test_the_async_sdk_runs_a_task_answers_it_and_drives_a_session_phone(
         line = reading.result()
         await lines.aclose()
         assert line["tag"] == "ActivityTaskManager" and "com.android.settings" in line["message"], line
+        # The same through the blocking client, read in a thread.
+        with Client(fleet.url, fleet.key) as blocking, closing(
+            blocking.logcat(sid, tail=0, filter=["ActivityTaskManager:I"], grep="com.android.settings")
+        ) as followed:
+            reading = asyncio.ensure_future(asyncio.to_thread(next, followed))
+            while not reading.done():
+                await pf.launch(sid, "Settings")
+                await asyncio.wait({reading}, timeout=0.5)
+            assert "com.android.settings" in reading.result()["message"]
 
         # Refusals, as the exceptions of their codes.
         with pytest.raises(errors.PathNotAllowed) as escape:
