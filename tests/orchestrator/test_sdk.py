@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import re
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -103,6 +104,16 @@ def test_a_submission_is_resent_with_its_key_and_makes_one_task(api: Api, monkey
             assert [t.id async for t in pf.tasks(limit=1)] == [again.id, task.id]  # two pages of one
 
     run(scenario(), timeout=60)
+
+    # The events socket: the task's events from the first; refusals as the REST API's exceptions.
+    with Client(api.url, caller.key) as pf, closing(pf.events(task.id, after=0)) as stream:
+        first = next(stream)
+        assert (first.type, first.task_id) == ("task.created", task.id)
+    with Client(api.url, stranger.key) as theirs, pytest.raises(errors.NotFound) as hidden:
+        next(theirs.events(task.id))
+    assert hidden.value.status == 404
+    with Client(api.url, "pf_nobody_x") as nobody, pytest.raises(errors.Unauthenticated):
+        next(nobody.events())
 
 
 def _sdk_routes() -> list[tuple[str, re.Pattern[str]]]:
