@@ -75,17 +75,33 @@ def retry_after(response: httpx.Response) -> float | None:
         return None  # an HTTP date: the server sends seconds, so fall back to our own backoff
 
 
+def _permanent(response: httpx.Response) -> bool:
+    """A 5xx whose code says sending again gets the same answer (a command the phone ran and failed,
+    ``command_failed``); a proxy's answer (no code), a retryable code or ``internal_error`` is not."""
+    from orchestrator.sdk.errors import ERRORS
+
+    try:
+        code = response.json().get("error")
+    except (ValueError, AttributeError):
+        return False
+    cls = ERRORS.get(code) if isinstance(code, str) else None
+    return cls is not None and not cls.retryable and code != "internal_error"
+
+
 def retry_wait(response: httpx.Response | None, attempt: int, *, safe: bool, max_retries: int) -> float | None:
     """Seconds to wait before sending again after ``attempt`` (0-based) failed, or None: do not.
 
     ``response`` None is a connection error, retried only when ``safe`` (sending again cannot act
-    twice: a read, or a submission carrying its Idempotency-Key); so are 500, 502 and 504. 429 and
-    503 are retried always, after ``Retry-After`` (else 0.5 s, 1 s, 2 s …).
+    twice: a read, or a submission carrying its Idempotency-Key); so are 500, 502 and 504, unless
+    their code says the same answer would come again. 429 and 503 are retried always, after
+    ``Retry-After`` (else 0.5 s, 1 s, 2 s …).
     """
     if attempt >= max_retries:
         return None
-    if response is None or response.status_code in _RETRY_WHEN_SAFE:
+    if response is None:
         return 0.5 * 2**attempt if safe else None
+    if response.status_code in _RETRY_WHEN_SAFE:
+        return 0.5 * 2**attempt if safe and not _permanent(response) else None
     if response.status_code not in _RETRY_ALWAYS:
         return None
     wait = retry_after(response)

@@ -16,6 +16,7 @@ import pytest
 from device_pool.errors import PhoneFleetError
 from orchestrator.api.errors import STATUS, status_for
 from orchestrator.sdk import AsyncClient, Client, PhoneFleetAPIError, _core, errors, generate
+from orchestrator.sdk._base import retry_wait
 from orchestrator.sdk.models import TaskOut
 from tests.aio import run
 from tests.orchestrator.conftest import Api
@@ -58,6 +59,20 @@ def test_an_answer_becomes_the_exception_of_its_code() -> None:
     newer = answer(409, {"error": "something_new", "message": "m"})
     assert type(newer) is errors.Conflict and newer.code == "something_new"
     assert type(answer(418, "teapot")) is PhoneFleetAPIError
+
+
+def test_which_answers_are_sent_again() -> None:
+    def wait(status: int, body: object = None, *, safe: bool = True) -> float | None:
+        response = httpx.Response(status, json=body) if body is not None else httpx.Response(status, text="x")
+        return retry_wait(response, 0, safe=safe, max_retries=3)
+
+    assert wait(503, {"error": "database_unavailable", "message": "m"}, safe=False) == 0.5  # changed nothing
+    assert wait(502) == 0.5 and wait(502, safe=False) is None  # a proxy's: maybe acted, so reads only
+    assert wait(502, {"error": "device_offline", "message": "m"}) == 0.5
+    assert wait(502, {"error": "command_failed", "message": "m"}) is None  # the same answer would come
+    assert wait(500, {"error": "internal_error", "message": "m"}) == 0.5
+    assert wait(404, {"error": "task_not_found", "message": "m"}) is None
+    assert retry_wait(None, 3, safe=True, max_retries=3) is None  # out of tries
 
 
 class _DropsFirst(httpx.BaseTransport):
