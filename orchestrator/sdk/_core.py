@@ -140,7 +140,7 @@ class Routes:
     def _pages(self, path: str, params: dict[str, Any], model: type[BaseModel]) -> Any:
         raise NotImplementedError
 
-    def _download(self, path: str, dest: str | os.PathLike[str]) -> Any:
+    def _download(self, path: str, dest: str | os.PathLike[str], params: dict[str, Any] | None = None) -> Any:
         raise NotImplementedError
 
     # -- tasks -------------------------------------------------------------------------------------
@@ -338,6 +338,10 @@ class Routes:
     def pull_file(self, session_id: str | uuid.UUID, path: str) -> Any:
         """The bytes of the file at ``path`` on the phone (``FileNotFound`` when there is none)."""
         return self._send(Call("GET", f"/api/v1/sessions/{session_id}/files", _bytes, params={"path": path}))
+
+    def download_file(self, session_id: str | uuid.UUID, path: str, dest: str | os.PathLike[str]) -> Any:
+        """Save the file at ``path`` on the phone to ``dest`` here, streamed (whole or not at all) → ``dest``."""
+        return self._download(f"/api/v1/sessions/{session_id}/files", dest, {"path": path})
 
     def install_apk(self, session_id: str | uuid.UUID, apk: bytes) -> Any:
         """Install an APK (an update keeps the app's data) → ``{"type": "install_apk", "package", "bytes"}``;

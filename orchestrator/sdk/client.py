@@ -137,10 +137,10 @@ class Client(Routes):
             yield from (model.model_validate(item) for item in body["items"])
             query = next_page(body, query)
 
-    def _download(self, path: str, dest: str | os.PathLike[str]) -> Path:
+    def _download(self, path: str, dest: str | os.PathLike[str], params: dict[str, Any] | None = None) -> Path:
         target = Path(dest)
         partial = target.with_name(target.name + ".part")
-        response = self._request("GET", path, stream=True)
+        response = self._request("GET", path, params=params, stream=True)
         try:
             with partial.open("wb") as out:
                 for chunk in response.iter_bytes():
@@ -276,10 +276,10 @@ class AsyncClient(Routes):
                 yield model.model_validate(item)
             query = next_page(body, query)
 
-    async def _download(self, path: str, dest: str | os.PathLike[str]) -> Path:
+    async def _download(self, path: str, dest: str | os.PathLike[str], params: dict[str, Any] | None = None) -> Path:
         target = Path(dest)
         partial = target.with_name(target.name + ".part")
-        response = await self._request("GET", path, stream=True)
+        response = await self._request("GET", path, params=params, stream=True)
         try:
             with partial.open("wb") as out:
                 async for chunk in response.aiter_bytes():

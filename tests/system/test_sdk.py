@@ -81,6 +81,8 @@ def test_the_async_sdk_runs_a_task_answers_it_and_drives_a_session_phone(
         blob = bytes(range(256)) * 512  # 128 KiB of every byte value
         assert (await pf.push_file(sid, "/sdcard/Download/sdk.bin", blob))["bytes"] == len(blob)
         assert await pf.pull_file(sid, "/sdcard/Download/sdk.bin") == blob
+        saved = await pf.download_file(sid, "/sdcard/Download/sdk.bin", tmp_path / "sdk.bin")
+        assert saved.read_bytes() == blob and not (tmp_path / "sdk.bin.part").exists()
 
         # Following the log (only new lines): Settings launched after it opened shows in it.
         lines = pf.logcat(sid, tail=0, filter=["ActivityTaskManager:I"], grep="com.android.settings")
