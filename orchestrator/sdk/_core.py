@@ -529,10 +529,12 @@ class Routes:
                                json={"name": name, "admin_user": admin_user}, safe=False))  # fmt: skip
 
     def tenant_limits(self, tenant_id: str | uuid.UUID) -> Any:
+        """A tenant's limits → ``{"limits", "overrides", "defaults"}``."""
         return self._send(Call("GET", f"/api/v1/tenants/{tenant_id}/limits", _json))
 
     def set_tenant_limits(self, tenant_id: str | uuid.UUID, **limits: int | None) -> Any:
-        """Replace a tenant's limits (``max_concurrent_tasks`` …; None: the deployment's) (operator)."""
+        """Replace your tenant's limit overrides (admin): ``max_concurrent_tasks``, ``max_personal_phones`` …;
+        one left out takes the default, None is unlimited, 0 allows none → ``{"limits", "overrides", "defaults"}``."""
         return self._send(Call("PUT", f"/api/v1/tenants/{tenant_id}/limits", _json, json=limits))
 
     def usage(self, days: int | None = None) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import re
+import uuid
 from contextlib import closing
 from pathlib import Path
 
@@ -174,3 +175,63 @@ def test_every_route_of_the_api_has_an_sdk_method() -> None:
                 missing.append(f"{verb.upper()} {path}")
     assert not missing, missing
     assert [name for name in dir(Client) if name in {"events", "logcat"}] == ["events", "logcat"]
+
+
+def test_the_sdk_reads_every_kind_of_answer(api: Api, tmp_path: Path) -> None:
+    """One call per resource family against the real API, each answer parsed into its model."""
+    from orchestrator.db import UserRole
+    from orchestrator.sdk import models as m
+
+    operator = api.caller(role=UserRole.OPERATOR)
+    name = f"sdk-{uuid.uuid4().hex[:8]}"
+    with Client(api.url, operator.key) as pf:
+        assert isinstance(pf.me(), m.WhoAmIOut) and pf.healthz()
+        assert isinstance(pf.models(), m.ModelListOut) and isinstance(pf.webrtc_config(), m.WebRtcConfigOut)
+        assert isinstance(pf.usage(), dict) and pf.evals() == []
+        assert pf.update_tenant(retention_days=30).retention_days == 30 == pf.tenant().retention_days
+
+        task = pf.submit("Open Settings", max_steps=3)
+        assert list(pf.steps(task.id)) == [] and list(pf.webhook_deliveries(task.id)) == []
+        assert pf.download_trajectory(task.id, tmp_path / "t.zip").stat().st_size > 0
+        assert pf.cancel(task.id).status == "cancelled"
+
+        issued = pf.create_api_key("sdk-bot", name="ci")
+        assert isinstance(issued, m.IssuedKeyOut) and issued.key.startswith("pf_")
+        assert issued.id in {k.id for k in pf.api_keys()}
+        assert pf.set_user_role("sdk-bot", "admin").role == "admin"
+        assert pf.revoke_api_key(issued.id).revoked_at is not None
+        assert pf.delete_user("sdk-bot").name == "sdk-bot"
+
+        schedule = pf.create_schedule({"instruction": "Open Settings"}, interval_s=3600)
+        assert [s.id for s in pf.schedules()] == [schedule.id] and pf.schedule(schedule.id).paused is False
+        assert pf.update_schedule(schedule.id, paused=True).paused is True
+        assert list(pf.schedule_runs(schedule.id)) == []
+        pf.delete_schedule(schedule.id)
+        with pytest.raises(errors.ScheduleNotFound):
+            pf.schedule(schedule.id)
+
+        hook = pf.create_webhook("https://hooks.example.com/pf", ["task.status"])
+        assert hook.secret and [w.id for w in pf.webhooks()] == [hook.id] == [pf.webhook(hook.id).id]
+        assert pf.rotate_webhook_secret(hook.id).secret != hook.secret
+        pf.delete_webhook(hook.id)
+
+        created = pf.create_tenant(name)
+        assert isinstance(created, m.TenantCreated) and created.admin_key.key.startswith("pf_")
+        assert created.id in {t.id for t in pf.tenants(limit=100)}
+        assert pf.set_tenant_limits(operator.tenant_id, max_concurrent_tasks=5)["overrides"]["max_concurrent_tasks"] == 5
+        assert pf.tenant_limits(operator.tenant_id)["limits"]["max_concurrent_tasks"] == 5
+        assert any(e.action.startswith("api_key") for e in pf.audit(tenant_id=str(operator.tenant_id)))
+
+        secret = pf.create_secret("door_pin", "2468")
+        assert isinstance(secret, m.SecretOut) and [x.name for x in pf.secrets()] == ["door_pin"]
+        assert pf.rotate_secret("door_pin", "1357").rotated_at is not None
+        pf.delete_secret("door_pin")
+        with pytest.raises(errors.SecretNotFound):
+            pf.secret("door_pin")
+
+        phone = pf.create_personal_phone("mine")
+        assert [p.id for p in pf.personal_phones()] == [phone.id] and pf.personal_phone(phone.id).name == "mine"
+        assert pf.update_personal_phone(phone.id, name="ours").name == "ours"
+        with pytest.raises(errors.ConfirmationMismatch):
+            pf.delete_personal_phone(phone.id, confirm="mine")
+        assert pf.delete_personal_phone(phone.id, confirm="ours").id == phone.id

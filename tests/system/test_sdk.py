@@ -15,7 +15,7 @@ import pytest
 
 from device_pool.driver import AdbDevice
 from orchestrator.sdk import FINAL_STATUSES, AsyncClient, Client, errors
-from orchestrator.sdk.models import SessionOut, TaskOut
+from orchestrator.sdk.models import DeviceOut, SessionOut, TaskOut
 from tests.aio import run
 from tests.apks import build_apk
 from tests.databases import read_device_serial
@@ -57,6 +57,8 @@ def test_the_async_sdk_runs_a_task_answers_it_and_drives_a_session_phone(
         return done
 
     async def session_part(pf: AsyncClient, theirs: AsyncClient) -> SessionOut:
+        [device] = [d async for d in pf.devices()]
+        assert isinstance(device, DeviceOut) and (await pf.device(device.id)).state == "idle"
         session = await pf.start_session(ttl_s=120, wait_s=30)
         sid = session.id
         assert session.device is not None and session.state == "active"
