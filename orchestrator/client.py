@@ -13,7 +13,7 @@
 
 It is deliberately synchronous (integrators' scripts); async code can run it in a thread
 (``asyncio.to_thread``) or call the REST API with its own HTTP client. It imports nothing of the
-server: only httpx. Answers are the API's JSON as plain dicts; the SDK (``orchestrator.sdk``,
+server (httpx, and the SDK's sending and exceptions). Answers are the API's JSON as plain dicts; the SDK (``orchestrator.sdk``,
 docs/sdk.md) has every route, typed answers and an asyncio client.
 
 Every non-2xx answer raises :class:`PhoneFleetAPIError` with the server's ``error`` code and

@@ -104,7 +104,8 @@ class SseParser:
     """Server-sent events, fed line by line: ``feed`` returns ``(event, data)`` at each blank line."""
 
     def __init__(self) -> None:
-        self._event, self._data = "message", []  # type: ignore[var-annotated]
+        self._event = "message"
+        self._data: list[str] = []
 
     def feed(self, line: str) -> tuple[str, Any] | None:
         if line == "":
