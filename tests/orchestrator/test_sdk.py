@@ -30,6 +30,9 @@ def test_the_generated_modules_are_current() -> None:
     assert generate.MODELS_FILE.read_text() == generate.models_source(), (
         "an API response schema changed: run python -m orchestrator.sdk.generate"
     )
+    assert generate.STUB_FILE.read_text() == generate.stub_source(), (
+        "a client method changed: run python -m orchestrator.sdk.generate"
+    )
 
 
 def test_every_code_the_api_answers_has_its_exception_in_the_same_tree() -> None:
