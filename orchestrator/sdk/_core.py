@@ -206,6 +206,21 @@ class Routes:
         """Save the task's trajectory zip to ``path`` (written whole or not at all) → the path."""
         return self._download(f"/api/v1/tasks/{task_id}/trajectory", path)
 
+    def download_recording(
+        self, kind: Literal["task", "session"], target_id: str | uuid.UUID, path: str | os.PathLike[str]
+    ) -> Path:
+        """Save the screen recording (MP4) of a task or a session to ``path`` → the path; ``NotFound`` when none."""
+        return self._download(f"/api/v1/{kind}s/{target_id}/recording", path)
+
+    def create_share_link(self, **fields: Any) -> dict[str, Any]:
+        """A link that shows a task to someone without a key (``POST /api/v1/share-links``; fields as
+        docs/api.md says) → the link. Not resent after a lost connection (a replay could make two)."""
+        return self._send(Call("POST", "/api/v1/share-links", _json, json=fields, safe=False))
+
+    def delete_share_link(self, link_id: str | uuid.UUID) -> None:
+        """The link shows nothing more."""
+        return self._send(Call("DELETE", f"/api/v1/share-links/{link_id}", _nothing, safe=False))
+
     def webhook_deliveries(self, task_id: str | uuid.UUID) -> Iterator[m.WebhookDeliveryOut]:
         """The task's webhook deliveries (``WebhookDeliveryOut``), across all pages."""
         return self._pages(f"/api/v1/tasks/{task_id}/webhook-deliveries", {"limit": 100}, m.WebhookDeliveryOut)
