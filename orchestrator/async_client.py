@@ -13,10 +13,12 @@ of a session's phone, devices, schedules and webhook subscriptions.
         png = await pf.screenshot(session["id"])
         await pf.close_session(session["id"])
 
-Answers are the API's JSON as plain dicts; a non-2xx answer raises ``PhoneFleetAPIError`` (the sync
-client's, ``orchestrator/client.py``), with the same retries: 429 and 503 (honouring
-``Retry-After``) on every call, connection errors only where sending again cannot act twice (reads,
-and ``submit``, which always sends an ``Idempotency-Key``). It imports nothing of the server.
+Answers are the API's JSON as plain dicts; a non-2xx answer raises ``PhoneFleetAPIError`` (as the
+subclass of its code, ``orchestrator.sdk.errors``). Sending and retrying are the SDK's
+(``orchestrator.sdk.AsyncClient``, which also has every other route and typed answers): 429 and
+503 (honouring ``Retry-After``) on every call; connection errors and 500/502/504 only where sending
+again cannot act twice (reads, and ``submit``, which always sends an ``Idempotency-Key``). It
+imports nothing of the server.
 
 ``http``: an ``httpx.AsyncClient`` of yours to send through (its base URL and transport; it is not
 closed here) — the MCP server passes the API's own app this way, with each caller's key.
@@ -32,7 +34,8 @@ from typing import Any, Literal
 
 import httpx
 
-from orchestrator.client import FINAL_STATUSES, PhoneFleetAPIError, TaskWaitTimeout, retry_wait
+from orchestrator.client import FINAL_STATUSES, TaskWaitTimeout
+from orchestrator.sdk.client import AsyncClient
 
 __all__ = ["AsyncPhoneFleetClient"]
 
@@ -52,13 +55,9 @@ class AsyncPhoneFleetClient:
     ) -> None:
         if http is None and base_url is None:
             raise ValueError("give base_url, or an httpx.AsyncClient as http")
-        self.max_retries = max_retries
-        self.max_retry_wait_s = max_retry_wait_s
-        self._owned = http is None
-        self._http = http or httpx.AsyncClient(base_url=(base_url or "").rstrip("/"), timeout=timeout)
-        self._headers = {"User-Agent": "phonefleet-async-client"}
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
+        # Sending and its retries are the SDK's (one loop for every client); answers stay dicts here.
+        self._sdk = AsyncClient(base_url, api_key, http=http, timeout=timeout, max_retries=max_retries,
+                                max_retry_wait_s=max_retry_wait_s)  # fmt: skip
 
     async def __aenter__(self) -> AsyncPhoneFleetClient:
         return self
@@ -67,8 +66,7 @@ class AsyncPhoneFleetClient:
         await self.close()
 
     async def close(self) -> None:
-        if self._owned:
-            await self._http.aclose()
+        await self._sdk.close()
 
     # -- tasks -------------------------------------------------------------------------------------
 
@@ -290,21 +288,4 @@ class AsyncPhoneFleetClient:
         self, method: str, path: str, *, safe: bool = True, headers: dict[str, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
         """Send; retried as the sync client does (``retry_wait``)."""
-        request = self._http.build_request(method, path, headers={**self._headers, **(headers or {})}, **kwargs)
-        attempt = 0
-        while True:
-            response: httpx.Response | None = None
-            try:
-                response = await self._http.send(request)
-            except httpx.TransportError:
-                wait = retry_wait(None, attempt, safe=safe, max_retries=self.max_retries)
-                if wait is None:
-                    raise
-            else:
-                if response.is_success:
-                    return response
-                wait = retry_wait(response, attempt, safe=safe, max_retries=self.max_retries)
-                if wait is None:
-                    raise PhoneFleetAPIError.from_response(response)
-            await asyncio.sleep(min(wait, self.max_retry_wait_s))
-            attempt += 1
+        return await self._sdk._request(method, path, safe=safe, headers=headers, **kwargs)

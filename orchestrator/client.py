@@ -13,11 +13,13 @@
 
 It is deliberately synchronous (integrators' scripts); async code can run it in a thread
 (``asyncio.to_thread``) or call the REST API with its own HTTP client. It imports nothing of the
-server: only httpx. Answers are the API's JSON as plain dicts.
+server (httpx, and the SDK's sending and exceptions). Answers are the API's JSON as plain dicts; the SDK (``orchestrator.sdk``,
+docs/sdk.md) has every route, typed answers and an asyncio client.
 
 Every non-2xx answer raises :class:`PhoneFleetAPIError` with the server's ``error`` code and
-``message``. ``submit`` always sends an ``Idempotency-Key`` (a fresh one unless you give yours), so
-the retries it makes — connection errors, and 429/503 honouring ``Retry-After`` — never create two
+``message``, as the subclass of its code (``orchestrator.sdk.errors``: ``TaskNotFound`` …).
+``submit`` always sends an ``Idempotency-Key`` (a fresh one unless you give yours), so the retries
+it makes (connection errors and 500/502/504; 429/503 honouring ``Retry-After``) never create two
 tasks. Reads retry the same way; ``cancel`` retries only 429/503 (answers that changed nothing).
 """
 
@@ -32,83 +34,10 @@ from typing import Any
 
 import httpx
 
+from orchestrator.sdk._base import FINAL_STATUSES, PhoneFleetAPIError, TaskWaitTimeout, retry_wait
+from orchestrator.sdk.client import Client
+
 __all__ = ["FINAL_STATUSES", "PhoneFleetAPIError", "PhoneFleetClient", "TaskWaitTimeout", "retry_wait"]
-
-FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
-"""A task in one of these never changes again."""
-
-_RETRY_STATUSES = frozenset({429, 503})
-
-
-class PhoneFleetAPIError(Exception):
-    """A non-2xx answer: HTTP ``status``, the server's stable ``code`` and its ``message``."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        details: list[dict[str, Any]] | None = None,
-        retry_after_s: float | None = None,
-    ) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
-        self.retry_after_s = retry_after_s
-
-    @classmethod
-    def from_response(cls, response: httpx.Response) -> PhoneFleetAPIError:
-        code, message, details = f"http_{response.status_code}", response.reason_phrase, None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("error"), str):
-            code = body["error"]
-            message = str(body.get("message") or message)
-            details = body.get("details") if isinstance(body.get("details"), list) else None
-        elif response.text:
-            message = response.text[:200]
-        return cls(response.status_code, code, message, details=details,
-                   retry_after_s=_retry_after(response))  # fmt: skip
-
-
-class TaskWaitTimeout(TimeoutError):
-    """:meth:`PhoneFleetClient.wait` ran out of time; ``task`` is the last answer (``task["status"]``)."""
-
-    def __init__(self, task: dict[str, Any], timeout_s: float) -> None:
-        super().__init__(f"task {task.get('id')} is still {task.get('status')} after {timeout_s:g} s")
-        self.task = task
-        self.status = task.get("status")
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: the server sends seconds, so fall back to our own backoff
-
-
-def retry_wait(response: httpx.Response | None, attempt: int, *, safe: bool, max_retries: int) -> float | None:
-    """Seconds to wait before sending again after ``attempt`` (0-based) failed, or None: do not.
-
-    ``response`` None is a connection error, retried only when ``safe`` (sending again cannot act
-    twice); 429 and 503 are retried always, after ``Retry-After`` (else 0.5 s, 1 s, 2 s …).
-    """
-    if attempt >= max_retries:
-        return None
-    if response is None:
-        return 0.5 * 2**attempt if safe else None
-    if response.status_code not in _RETRY_STATUSES:
-        return None
-    wait = _retry_after(response)
-    return 0.5 * 2**attempt if wait is None else wait
 
 
 class PhoneFleetClient:
@@ -129,14 +58,9 @@ class PhoneFleetClient:
         max_retries: int = 3,
         max_retry_wait_s: float = 30.0,
     ) -> None:
-        self.max_retries = max_retries
-        self.max_retry_wait_s = max_retry_wait_s
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "phonefleet-client"},
-            timeout=timeout,
-            transport=transport,
-        )
+        # Sending and its retries are the SDK's (one loop for every client); answers stay dicts here.
+        self._sdk = Client(base_url, api_key, timeout=timeout, transport=transport, max_retries=max_retries,
+                           max_retry_wait_s=max_retry_wait_s)  # fmt: skip
 
     def __enter__(self) -> PhoneFleetClient:
         return self
@@ -145,7 +69,7 @@ class PhoneFleetClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        self._sdk.close()
 
     # -- tasks -------------------------------------------------------------------------------------
 
@@ -339,22 +263,4 @@ class PhoneFleetClient:
 
         With ``stream`` a successful response's body is not read yet: the caller must close it.
         """
-        attempt = 0
-        while True:
-            try:
-                response = self._http.send(self._http.build_request(method, path, **kwargs), stream=stream)
-            except httpx.TransportError:
-                wait = retry_wait(None, attempt, safe=safe, max_retries=self.max_retries)
-                if wait is None:
-                    raise
-            else:
-                if response.is_success:
-                    return response
-                if stream:  # the error body, then let the connection go
-                    response.read()
-                    response.close()
-                wait = retry_wait(response, attempt, safe=safe, max_retries=self.max_retries)
-                if wait is None:
-                    raise PhoneFleetAPIError.from_response(response)
-            time.sleep(min(wait, self.max_retry_wait_s))
-            attempt += 1
+        return self._sdk._request(method, path, safe=safe, stream=stream, **kwargs)

@@ -19,9 +19,9 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
 
 from orchestrator.client import FINAL_STATUSES, PhoneFleetAPIError, PhoneFleetClient, TaskWaitTimeout
+from orchestrator.sdk._core import events_url
 
 __all__ = ["Follower", "follow", "prompt"]
 
@@ -44,13 +44,6 @@ def prompt(text: str) -> str:
     if not line:
         raise EOFError
     return line
-
-
-def _ws_url(base_url: str, task_id: str, after: int) -> str:
-    parts = urlsplit(base_url.rstrip("/"))
-    scheme = "wss" if parts.scheme == "https" else "ws"
-    query = f"task_id={task_id}&after={after}"
-    return urlunsplit((scheme, parts.netloc, f"{parts.path}/api/v1/events", query, ""))
 
 
 def describe_action(action: dict[str, Any] | None, element_label: str | None = None) -> str:
@@ -276,7 +269,7 @@ def _over_socket(follower: Follower, api_key: str, deadline: float) -> bool:
 
     resumes = 0
     while True:
-        url = _ws_url(follower.base_url, follower.task_id, follower.last_id)
+        url = events_url(follower.base_url, follower.task_id, follower.last_id)
         try:
             with connect(
                 url, additional_headers={"Authorization": f"Bearer {api_key}"}, proxy=None, open_timeout=10
