@@ -28,6 +28,7 @@ from orchestrator.api import (
     schedules,
     secrets,
     sessions,
+    share_links,
     tasks,
     tenant_registry,
     usage,
@@ -227,7 +228,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, audit, auth, health,
                metrics, events, webhooks, webhook_subscriptions, evals, live, adb_tunnel, tenants_api,
-               tenant_registry, usage, model_endpoints, secrets)  # fmt: skip
+               tenant_registry, usage, model_endpoints, secrets, share_links)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.include_router(api_keys.users_router)

@@ -84,9 +84,15 @@ class LiveHub:
     def ice_servers(self) -> list[dict[str, Any]]:
         return browser_ice_servers(self.settings.ice_servers)
 
-    async def open(self, principal: Principal, target: LiveTarget, offer_sdp: str) -> LiveAnswer:
+    async def open(
+        self, principal: Principal, target: LiveTarget, offer_sdp: str, *,
+        share_link_id: uuid.UUID | None = None, view_only: bool = False,
+    ) -> LiveAnswer:  # fmt: skip
         """Answer a viewer's offer. Raises ``NotFound`` (not yours, or no such thing),
-        ``NoLiveDevice``, ``ViewerLimit``, ``InvalidSdp``, ``DeviceError`` (the phone cannot stream)."""
+        ``NoLiveDevice``, ``ViewerLimit``, ``InvalidSdp``, ``DeviceError`` (the phone cannot stream).
+
+        ``share_link_id``: let in by that share link (``principal`` is the link's, no key behind
+        it); ``view_only``: its input is refused whoever holds the phone."""
         if self._closed:
             raise Unavailable("the API is shutting down")
         admission = await self.access.admit(principal, target)
@@ -100,6 +106,7 @@ class LiveHub:
         viewer = Viewer(
             principal, target, admission, stream, self._phones[admission.device_id], self.access,
             self._configuration, on_gone=self._viewer_gone, recorder_for=self._recorder_for(admission),
+            share_link_id=share_link_id, view_only=view_only,
         )  # fmt: skip
         self._viewers[viewer.id] = viewer
         try:
@@ -114,6 +121,13 @@ class LiveHub:
             extra={"device_id": str(admission.device_id), "viewer_id": viewer.id, "target": target.kind},
         )
         return LiveAnswer(sdp, viewer.id, admission.device_id, stream.geometry)
+
+    async def close_share(self, link_id: uuid.UUID) -> int:
+        """Close this process's viewers let in by share link ``link_id`` now (it was revoked); how many."""
+        gone = [v for v in list(self._viewers.values()) if v.share_link_id == link_id]
+        for viewer in gone:
+            await self._drop(viewer, "share link revoked")
+        return len(gone)
 
     async def flush_user_steps(self, task_id: uuid.UUID) -> None:
         """Record the person's last step of ``task_id`` now (the hand-back calls this first)."""
@@ -270,7 +284,8 @@ class LiveHub:
             viewers = list(self._viewers.values())
             try:
                 leases = await self.access.current_leases(list({v.device_id for v in viewers}))
-                revoked = await self.access.revoked({v.principal.key_id for v in viewers})
+                revoked = await self.access.revoked({v.principal.key_id for v in viewers if v.share_link_id is None})
+                shares_over = await self.access.shares_over({v.share_link_id for v in viewers if v.share_link_id})
                 states: dict[uuid.UUID | None, ControlState] = {}
                 for lease_id in {v.admission.lease_id for v in viewers if v.control is not None}:
                     states[lease_id] = await self.access.control_state(lease_id)
@@ -283,8 +298,10 @@ class LiveHub:
                     continue
                 if leases.get(viewer.device_id) != viewer.admission.lease_id:
                     await self._drop(viewer, "lease ended")
-                elif viewer.principal.key_id in revoked:
+                elif viewer.share_link_id is None and viewer.principal.key_id in revoked:
                     await self._drop(viewer, "API key revoked")
+                elif viewer.share_link_id is not None and viewer.share_link_id in shares_over:
+                    await self._drop(viewer, "share link revoked or expired")
                 elif not viewer.connected and now - viewer.created_at > s.connect_timeout_s:
                     await self._drop(viewer, "never connected")
                 elif now - viewer.last_activity > s.idle_timeout_s:
