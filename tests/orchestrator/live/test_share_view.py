@@ -1,0 +1,146 @@
+"""Watching a phone through a share link: no API key, a real virtual phone, aiortc viewers.
+
+A view link's viewer gets the video and never gets to touch the phone, even while the task waits
+for a person (the server refuses its input); a control link's viewer may then. Revoking a link
+closes its viewers at once; one that expires is closed at the next lease check, and neither
+lets a new viewer in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import update
+
+from orchestrator.db import ShareLink, TaskStatus, UserRole, utcnow
+from tests.aio import run
+from tests.databases import open_sessions
+from tests.orchestrator.conftest import Api
+from tests.orchestrator.live.conftest import VIDEO, add_task, http_for, lease_phone, ticking_phone
+from tests.orchestrator.live.peer import LiveClient
+from tests.processes import SimPhones
+from tests.web.browser import Tab, chromium, expect
+
+
+async def _share(http: httpx.AsyncClient, task_id: uuid.UUID, mode: str) -> tuple[str, str]:
+    created = await http.post("/api/v1/share-links", json={"task_id": str(task_id), "mode": mode})
+    assert created.status_code == 201, created.text
+    return created.json()["id"], created.json()["url"].rsplit("/", 1)[1]
+
+
+async def _watch(anyone: httpx.AsyncClient, token: str) -> tuple[LiveClient, dict[str, Any]]:
+    opened = await anyone.post(f"/share/{token}/open")
+    assert opened.status_code == 200, opened.text
+    client = LiveClient()
+    r = await client.connect(anyone, f"/share/{token}/webrtc", extra={"open_id": opened.json()["open_id"]})
+    assert r.status_code == 200, r.text
+    return client, opened.json()
+
+
+def test_a_view_link_watches_without_a_key_and_never_touches_the_phone(live_api: Api, live_phone: SimPhones) -> None:
+    admin = live_api.caller(role=UserRole.ADMIN)
+
+    async def scenario() -> None:
+        await ticking_phone(live_phone.serial(), live_api.settings.webrtc.adb_port)
+        # Waiting for a person: the tenant's own viewers may touch the phone now.
+        task_id = await add_task(live_api.db_url, admin.tenant_id, TaskStatus.WAITING_FOR_USER)
+        async with (
+            lease_phone(live_api.db_url, live_phone.serial(), admin.tenant_id, task_id=task_id),
+            http_for(live_api, admin) as http,
+            httpx.AsyncClient(base_url=live_api.url, timeout=30) as anyone,
+        ):
+            view_id, view_token = await _share(http, task_id, "view")
+            _control_id, control_token = await _share(http, task_id, "control")
+            viewer, opened = await _watch(anyone, view_token)
+            controller, _ = await _watch(anyone, control_token)
+            try:
+                assert opened["mode"] == "view" and opened["ended"] is False
+                await viewer.wait_frames(2)
+                hello = await viewer.wait_message("hello")
+                assert hello["control"] is False and hello["reason"] == "view only: this share link can only watch"
+                refused = await viewer.request({"type": "tap", "x": 0.5, "y": 0.5})
+                assert refused["ok"] is False and refused["error"] == "not_in_control", refused
+                # The control link, on the same task at the same moment, may.
+                await controller.wait_frames(1)
+                assert (await controller.wait_message("hello"))["control"] is True
+                allowed = await controller.request({"type": "key", "key": "home"})
+                assert allowed["ok"] is True, allowed
+
+                # Revoked: its viewer is closed at once, the other link's is not.
+                revoked = await http.delete(f"/api/v1/share-links/{view_id}")
+                assert revoked.status_code == 200, revoked.text
+                assert (await viewer.wait_message("bye"))["reason"] == "share link revoked"
+                assert not [m for m in controller.messages if m.get("type") == "bye"]
+            finally:
+                await viewer.close()
+                await controller.close()
+
+    run(scenario())
+
+
+def test_an_expired_links_viewer_is_closed_and_the_link_lets_no_one_in(live_api: Api, live_phone: SimPhones) -> None:
+    admin = live_api.caller(role=UserRole.ADMIN)
+
+    async def scenario() -> None:
+        await ticking_phone(live_phone.serial(), live_api.settings.webrtc.adb_port)
+        task_id = await add_task(live_api.db_url, admin.tenant_id, TaskStatus.RUNNING)
+        async with (
+            lease_phone(live_api.db_url, live_phone.serial(), admin.tenant_id, task_id=task_id),
+            http_for(live_api, admin) as http,
+            httpx.AsyncClient(base_url=live_api.url, timeout=30) as anyone,
+        ):
+            link_id, token = await _share(http, task_id, "view")
+            viewer, opened = await _watch(anyone, token)
+            try:
+                await viewer.wait_frames(1)
+                async with open_sessions(live_api.db_url) as sessions, sessions() as session, session.begin():
+                    await session.execute(
+                        update(ShareLink)
+                        .where(ShareLink.id == uuid.UUID(link_id))
+                        .values(expires_at=utcnow() - dt.timedelta(seconds=1))
+                    )
+                bye = await viewer.wait_message("bye")
+                assert bye["reason"] == "share link revoked or expired", bye
+                again = LiveClient()
+                try:
+                    r = await again.connect(anyone, f"/share/{token}/webrtc", extra={"open_id": opened["open_id"]})
+                    assert r.status_code == 410 and r.json()["error"] == "share_link_expired", r.text
+                finally:
+                    await again.close()
+            finally:
+                await viewer.close()
+
+    run(scenario())
+
+
+def test_the_share_page_plays_the_phone_in_headless_chromium_and_sends_no_input(
+    live_api: Api, live_phone: SimPhones, tmp_path: Path
+) -> None:
+    """/share/{token} with no login and no key: the page opens the link, negotiates with its token
+    and the browser decodes frames; a view link's page has no phone buttons and says it only watches."""
+    admin = live_api.caller(role=UserRole.ADMIN)
+
+    async def scenario() -> None:
+        await ticking_phone(live_phone.serial(), live_api.settings.webrtc.adb_port)
+        task_id = await add_task(live_api.db_url, admin.tenant_id, TaskStatus.WAITING_FOR_USER)
+        async with (
+            lease_phone(live_api.db_url, live_phone.serial(), admin.tenant_id, task_id=task_id),
+            http_for(live_api, admin) as http,
+            chromium() as browser,
+        ):
+            link_id, token = await _share(http, task_id, "view")
+            tab = await Tab.open(browser, live_api.url, tmp_path, width=420, height=860)
+            await tab.page.goto(f"{live_api.url}/share/{token}")
+            stats = await tab.wait_video_playing()
+            assert stats["framesDecoded"] > 0 and (stats["width"], stats["height"]) == VIDEO, stats
+            await expect(tab.page.locator("#status")).to_have_text("view only: this share link can only watch")
+            assert await tab.page.locator("#keys").is_hidden()
+            tab.assert_no_errors()
+            read = await http.get(f"/api/v1/share-links/{link_id}")
+            assert read.json()["uses"] == 1 and read.json()["opens"][0]["client"] == "127.0.0.1", read.text
+
+    run(scenario())
