@@ -168,6 +168,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 personal_phones=personal_phones,
                 wake_timeout_s=settings.personal_phones.wake_timeout_s,
                 quotas=settings.quotas,
+                max_lifetime_s=settings.sessions.max_lifetime_s,
             ),
             personal_phones=personal_phones,
             phone_archives=archives,
@@ -202,7 +203,8 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             file_max_bytes=settings.device_api.file_max_bytes,
         )
         app.state.live = live = LiveHub(
-            settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal, cipher=cipher
+            settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal, cipher=cipher,
+            session_activity=app.state.services.sessions.touch,  # a viewer's activity keeps its session alive
         )  # WebRTC viewers (orchestrator/live)
         if freeze_heap:
             _freeze_startup_heap()

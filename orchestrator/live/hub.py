@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,8 +60,12 @@ class LiveHub:
         data_dir: Path | None = None,
         notifier: EventSignal | None = None,
         cipher: Cipher | None = None,
+        session_activity: Callable[[uuid.UUID, uuid.UUID], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
+        # Told (tenant, session) when a session's viewer was active since the last lease check: the
+        # session's idle timeout counts from it (SessionService.touch).
+        self.session_activity = session_activity
         self.db = db
         self.data_dir = data_dir  # None: a person's input is not recorded as steps
         self.cipher = cipher  # seals their screenshots (storage.encryption_key)
@@ -292,6 +296,7 @@ class LiveHub:
             except Exception as exc:  # a database hiccup must not kill the watcher; try next round
                 logger.warning("live lease check failed", extra={"error": str(exc)})
                 continue
+            await self._report_activity(viewers)
             now = time.monotonic()
             for viewer in viewers:
                 if viewer.closed:
@@ -308,6 +313,20 @@ class LiveHub:
                     await self._drop(viewer, "idle")
                 elif viewer.admission.lease_id in states:
                     viewer.update_control(states[viewer.admission.lease_id])
+
+    async def _report_activity(self, viewers: list[Viewer]) -> None:
+        if self.session_activity is None:
+            return
+        active: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        for viewer in viewers:
+            if viewer.target.kind == "session" and viewer.last_activity > viewer.reported_activity:
+                viewer.reported_activity = viewer.last_activity
+                active.add((viewer.principal.tenant_id, viewer.target.id))
+        for tenant_id, session_id in active:
+            try:
+                await self.session_activity(tenant_id, session_id)
+            except Exception as exc:  # the session lives on to its own expiry; the view goes on
+                logger.warning("live session activity not recorded", extra={"error": str(exc)})
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -64,7 +64,7 @@ class Viewer:
         self.share_link_id = share_link_id
         # A view link's viewer: every input is refused here, whatever the phone's holder allows.
         self.view_only = view_only
-        self.created_at = self.last_activity = time.monotonic()
+        self.created_at = self.last_activity = self.reported_activity = time.monotonic()
         self.connected = False
         self.closed = False
         self.control: InputChannel | None = None

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
 
 import httpx
 from sqlalchemy import select, update
 
-from orchestrator.db import AuditEntry, ShareLink, UserRole, utcnow
+from orchestrator.db import AuditEntry, ShareLink, Step, Task, TaskStatus, UserRole, utcnow
 from tests.aio import run
 from tests.databases import open_sessions
 from tests.orchestrator.api.conftest import Api, Caller, StartApi
@@ -156,3 +157,34 @@ def test_the_share_page_may_be_framed_by_the_configured_origins_only(start_api: 
     assert "frame-ancestors 'self' https://intranet.example.com" in policy, policy
     # The dashboard itself is never framed.
     assert "frame-ancestors 'none'" in api.client().get("/").headers["content-security-policy"]
+
+
+def test_a_tasks_link_outlives_the_task_and_shows_its_final_screen(api: Api) -> None:
+    owner = api.caller()
+    task_id = _task(owner)
+    jpeg = b"\xff\xd8\xff\xe0" + b"final screen" * 4 + b"\xff\xd9"
+    shot = Path("tasks") / task_id / "step-001.jpg"
+    (api.settings.data_dir / shot).parent.mkdir(parents=True, exist_ok=True)
+    (api.settings.data_dir / shot).write_bytes(jpeg)
+
+    async def finish() -> None:
+        async with open_sessions(api.db_url) as sessions, sessions() as session, session.begin():
+            for index, screenshot in ((0, None), (1, str(shot))):
+                session.add(Step(task_id=uuid.UUID(task_id), index=index, screenshot=screenshot, current_app="x",
+                                 thinking="", action_text="finish()", action={"name": "finish"}, result="ok",
+                                 timings={}))  # fmt: skip
+            await session.execute(update(Task).where(Task.id == uuid.UUID(task_id)).values(status=TaskStatus.SUCCEEDED))
+
+    token = _token(owner.http.post(LINKS, json={"task_id": task_id}))
+    run(finish())
+    anyone = _anyone(api)
+    opened = anyone.post(f"/share/{token}/open")
+    assert opened.status_code == 200, opened.text
+    state = opened.json()
+    assert state["ended"] is True and state["status"] == "succeeded", state
+    assert state["screenshot"] == f"/share/{token}/screenshot"
+    assert state["recording"] is None  # no recording made (or no recordings module)
+    final = anyone.get(state["screenshot"])
+    assert final.status_code == 200 and final.content == jpeg and final.headers["content-type"] == "image/jpeg"
+    none = anyone.get(f"/share/{token}/recording")
+    assert none.status_code == 404, none.text
