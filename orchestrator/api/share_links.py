@@ -4,7 +4,7 @@
 ``GET /share/{token}`` is the embeddable page (``web/share.html``: the phone alone, no dashboard),
 whose Content-Security-Policy lets ``share_links.frame_ancestors`` frame it. The page then calls
 ``POST /share/{token}/open`` (counts a use, records the opening), ``POST /share/{token}/webrtc``
-(the live view, with the open's id), and for an ended task ``/share/{token}/screenshot`` and
+(the live view, with the open's id), ``GET /share/{token}/state`` (again, when its viewer closed), and for an ended task ``/share/{token}/screenshot`` and
 ``/share/{token}/recording``. The token routes are kept out of the OpenAPI schema: they are the
 page's, not a client's.
 """
@@ -27,7 +27,7 @@ from orchestrator.api.schemas.share_links import ShareLinkCreate, ShareLinkOut, 
 from orchestrator.api.tasks import image_response
 from orchestrator.errors import NotFound, ScreenshotNotFound
 from orchestrator.live import LiveTarget
-from orchestrator.services.share_links import ShareLinkService, link_principal
+from orchestrator.services.share_links import LinkState, ShareLinkService, link_principal
 from orchestrator.settings import Settings
 
 __all__ = ["page_headers", "router"]
@@ -124,9 +124,15 @@ async def open_share(token: str, request: Request, links: ShareLinkServiceDep, h
     state = await links.open(
         token, client=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
     )
-    link = state.link
-    recording = state.ended and _recording(request.app.state.settings, link.kind, link.target_id) is not None
-    return ShareOpenOut.of(state, token=token, ice_servers=hub.ice_servers(), recording=recording)
+    return _page_state(request, hub, token, state)
+
+
+@router.get("/share/{token}/state", include_in_schema=False)
+async def share_state(token: str, open_id: uuid.UUID, request: Request, links: ShareLinkServiceDep,
+                      hub: LiveHubDep) -> ShareOpenOut:  # fmt: skip
+    """The opened page asks again (its viewer was closed, or the phone was not there yet): no use counted."""
+    state = await links.state(token, open_id)
+    return _page_state(request, hub, token, state)
 
 
 @router.post("/share/{token}/webrtc", include_in_schema=False)
@@ -158,6 +164,12 @@ async def share_recording(token: str, request: Request, links: ShareLinkServiceD
     if path is None:
         raise NotFound(f"no recording of this {link.kind}")
     return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, no-store"})
+
+
+def _page_state(request: Request, hub: Any, token: str, state: LinkState) -> ShareOpenOut:
+    link = state.link
+    recording = state.ended and _recording(request.app.state.settings, link.kind, link.target_id) is not None
+    return ShareOpenOut.of(state, token=token, ice_servers=hub.ice_servers(), recording=recording)
 
 
 def _recording(settings: Settings, kind: str, target_id: uuid.UUID) -> Path | None:

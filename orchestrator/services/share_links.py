@@ -229,6 +229,14 @@ class ShareLinkService:
             ended, status, has_screenshot = await _target_now(db_session, link)
         return LinkState(link, opened.id, ended, status, has_screenshot)
 
+    async def state(self, token: str, open_id: uuid.UUID) -> LinkState:
+        """What an opened page shows now (its target may have ended since), counting no use.
+        Raises ``ShareLinkNotFound``, ``ShareLinkExpired``."""
+        link = await self.resolve(token, open_id)
+        async with self.db.transaction() as db_session:
+            ended, status, has_screenshot = await _target_now(db_session, link)
+        return LinkState(link, open_id, ended, status, has_screenshot)
+
     async def resolve(self, token: str, open_id: uuid.UUID | None = None) -> ShareLink:
         """The live link of ``token`` (and, given ``open_id``, one of its openings: what a page's
         later calls present). Raises ``ShareLinkNotFound``, ``ShareLinkExpired``."""

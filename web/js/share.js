@@ -2,15 +2,19 @@
 // whoever holds the link, with no API key and no dashboard around it. It opens the link (which
 // counts a use), then watches through the link's own signalling. A view link never sends input (the
 // server refuses it too); a control link sends taps, swipes, keys and text while the server says
-// this viewer is in control. An ended task shows its final screen and its recording, if any.
+// this viewer is in control. When the view ends (the task's phone went back, the task is not on a
+// phone yet) the page asks the link's state again: an ended task shows its final screen and its
+// recording, if any; a revoked or expired link says so.
 
 import { bindGestures } from "./gestures.js";
 import { LiveView } from "./live.js";
 
+const RETRY_MS = 3000; // between a closed view and the next look at the link's state
 const token = decodeURIComponent(location.pathname.replace(/\/+$/, "").split("/").pop());
-const base = `${encodeURIComponent(token)}`; // relative to /share/: "<token>/open" → /share/<token>/open
+const base = encodeURIComponent(token); // relative to /share/: "<token>/open" → /share/<token>/open
 const $ = (id) => document.getElementById(id);
 const status = (text) => { $("status").textContent = text; };
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function call(method, path, body) {
   const init = { method, credentials: "omit", headers: { Accept: "application/json" } };
@@ -29,67 +33,95 @@ async function call(method, path, body) {
   return data;
 }
 
-function showEnded(opened) {
+function refused(error) {
+  status(error.status === 410 ? `This link has expired: ${error.message}` : "This link does not exist or was revoked.");
   $("video").hidden = true;
-  if (opened.recording) {
+  $("keys").hidden = true;
+}
+
+function showEnded(state) {
+  $("video").hidden = true;
+  $("keys").hidden = true;
+  if (state.recording) {
     const recording = $("recording");
     recording.src = new URL(`${base}/recording`, location.href).toString();
     recording.hidden = false;
   }
-  if (opened.screenshot) {
+  if (state.screenshot) {
     const shot = $("final");
     shot.src = new URL(`${base}/screenshot`, location.href).toString();
-    shot.hidden = Boolean(opened.recording);
+    shot.hidden = Boolean(state.recording);
   }
-  status(`This ${opened.kind} has ended (${opened.status}).`);
+  status(`This ${state.kind} has ended (${state.status}).`);
+}
+
+const page = { view: null, inControl: false };
+window.pf = Object.assign(window.pf ?? {}, { share: page });
+
+/** One live view until it ends (bye, a failed connection, or no phone to watch). */
+function watchOnce(state) {
+  return new Promise((resolve) => {
+    const surface = $("screen");
+    const view = new LiveView(state.kind, token, $("video"), {
+      config: async () => ({ ice_servers: state.ice_servers, control_label: "control" }),
+      offer: (sdp) => call("POST", `${base}/webrtc`, { type: "offer", sdp, open_id: state.open_id }),
+      onMessage: (message) => {
+        if (message.type === "hello" || message.type === "control") {
+          page.inControl = state.mode === "control" && Boolean(message.control);
+          surface.classList.toggle("view-only", !page.inControl);
+          $("keys").hidden = !page.inControl;
+          status(page.inControl ? "You control this phone." : (message.reason ?? "View only."));
+        } else if (message.type === "bye") {
+          status(`The live view ended: ${message.reason}.`);
+          view.close();
+          resolve();
+        }
+      },
+      onState: (connection) => {
+        if (connection === "failed" || connection === "closed") {
+          view.close();
+          resolve();
+        }
+      },
+    });
+    page.view = view;
+    $("video").hidden = false;
+    status("Connecting…");
+    view.connect().catch((error) => {
+      status(error.code === "no_live_device"
+        ? `The ${state.kind} holds no phone right now; waiting for it…`
+        : `Cannot watch this phone: ${error.message}`);
+      if (error.status === 404 || error.status === 410) refused(error);
+      resolve(error);
+    });
+  });
 }
 
 async function main() {
-  let opened;
+  let state;
   try {
-    opened = await call("POST", `${base}/open`);
+    state = await call("POST", `${base}/open`);
   } catch (error) {
-    status(error.status === 410 ? `This link has expired: ${error.message}` : "This link does not exist or was revoked.");
-    return;
+    return refused(error);
   }
-  if (opened.ended) return showEnded(opened);
-  const surface = $("screen");
-  let inControl = false;
-  const view = new LiveView(opened.kind, token, $("video"), {
-    config: async () => ({ ice_servers: opened.ice_servers, control_label: "control" }),
-    offer: (sdp) => call("POST", `${base}/webrtc`, { type: "offer", sdp, open_id: opened.open_id }),
-    onMessage: (message) => {
-      if (message.type === "hello" || message.type === "control") {
-        inControl = opened.mode === "control" && Boolean(message.control);
-        surface.classList.toggle("view-only", !inControl);
-        $("keys").hidden = !inControl;
-        status(inControl ? "You control this phone." : (message.reason ?? "View only."));
-      } else if (message.type === "bye") {
-        status(`The live view ended: ${message.reason}.`);
-      }
-    },
-    onState: (state) => {
-      if (state === "failed") status("The connection to the phone failed; reload to retry.");
-    },
-  });
-  window.pf.share = { view, opened };
-  const send = (message) => (inControl ? view.send(message).catch(() => {}) : Promise.resolve());
-  if (opened.mode === "control") {
-    bindGestures(surface, $("video"), send);
+  page.opened = state;
+  if (state.mode === "control") {
+    const send = (message) => (page.inControl && page.view ? page.view.send(message).catch(() => {}) : Promise.resolve());
+    bindGestures($("screen"), $("video"), send);
     for (const button of $("keys").querySelectorAll("button")) {
       button.addEventListener("click", () => send({ type: "key", key: button.dataset.key }));
     }
   }
-  status("Connecting…");
-  try {
-    await view.connect();
-    $("video").addEventListener("playing", () => { if (!inControl) status(view.hello?.reason ?? "View only."); });
-  } catch (error) {
-    if (error.code === "no_live_device") {
-      // The task ended (or has no phone yet) between the open and the offer: show what is left.
-      status(`The ${opened.kind} holds no phone right now: ${error.message}`);
-    } else {
-      status(`Cannot watch this phone: ${error.message}`);
+  for (;;) {
+    if (state.ended) return showEnded(state);
+    const failure = await watchOnce(state);
+    if (failure?.status === 404 || failure?.status === 410) return;
+    page.inControl = false;
+    await pause(RETRY_MS);
+    try {
+      state = { ...state, ...(await call("GET", `${base}/state?open_id=${encodeURIComponent(state.open_id)}`)) };
+    } catch (error) {
+      return refused(error);
     }
   }
 }

@@ -188,3 +188,9 @@ def test_a_tasks_link_outlives_the_task_and_shows_its_final_screen(api: Api) -> 
     assert final.status_code == 200 and final.content == jpeg and final.headers["content-type"] == "image/jpeg"
     none = anyone.get(f"/share/{token}/recording")
     assert none.status_code == 404, none.text
+    # The opened page asks again without counting a use; only with its own open id.
+    again = anyone.get(f"/share/{token}/state", params={"open_id": state["open_id"]})
+    assert again.status_code == 200 and again.json()["ended"] is True, again.text
+    stranger = anyone.get(f"/share/{token}/state", params={"open_id": str(uuid.uuid4())})
+    assert stranger.status_code == 404, stranger.text
+    assert owner.http.get(LINKS).json()[0]["uses"] == 1

@@ -131,6 +131,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/share/{token}"): Rule("token"),
     ("POST", "/share/{token}/open"): Rule("token"),
     ("POST", "/share/{token}/webrtc"): Rule("token"),
+    ("GET", "/share/{token}/state"): Rule("token"),
     ("GET", "/share/{token}/screenshot"): Rule("token"),
     ("GET", "/share/{token}/recording"): Rule("token"),
     ("GET", "/api/v1/devices/{device_id}"): SHARED,
@@ -333,7 +334,8 @@ def test_another_tenants_resource_is_out_of_reach(world: World, method: str, pat
     if rule.expect == "token":
         made_up = f"pfs_{uuid.uuid4().hex}"
         offer = {"type": "offer", "sdp": "v=0", "open_id": str(uuid.uuid4())} if path.endswith("/webrtc") else None
-        theirs = b.http.request(method, path.format(token=made_up), json=offer)
+        query = {"open_id": str(uuid.uuid4())} if path.endswith("/state") else None
+        theirs = b.http.request(method, path.format(token=made_up), json=offer, params=query)
         if path == "/share/{token}":  # the page is the same HTML for every token; it holds no data
             assert theirs.status_code == 200 and not _leaks(theirs, world.private), theirs.text
         else:

@@ -8,6 +8,7 @@ lets a new viewer in.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import uuid
 from pathlib import Path
@@ -16,20 +17,42 @@ from typing import Any
 import httpx
 from sqlalchemy import update
 
-from orchestrator.db import ShareLink, TaskStatus, UserRole, utcnow
+from orchestrator.db import ShareLink, Step, TaskStatus, UserRole, utcnow
 from tests.aio import run
 from tests.databases import open_sessions
 from tests.orchestrator.conftest import Api
-from tests.orchestrator.live.conftest import VIDEO, add_task, http_for, lease_phone, ticking_phone
+from tests.orchestrator.live.conftest import (
+    VIDEO,
+    add_task,
+    http_for,
+    lease_phone,
+    set_task_status,
+    ticking_phone,
+)
 from tests.orchestrator.live.peer import LiveClient
 from tests.processes import SimPhones
 from tests.web.browser import Tab, chromium, expect
+
+# A 2x2 PNG (what a stored screenshot may be: image_response serves PNG as PNG).
+_PNG_2X2 = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
+)
 
 
 async def _share(http: httpx.AsyncClient, task_id: uuid.UUID, mode: str) -> tuple[str, str]:
     created = await http.post("/api/v1/share-links", json={"task_id": str(task_id), "mode": mode})
     assert created.status_code == 201, created.text
     return created.json()["id"], created.json()["url"].rsplit("/", 1)[1]
+
+
+async def _final_screenshot(api: Api, task_id: uuid.UUID) -> None:
+    """The task's step 0 with a 2x2 PNG screenshot, as the worker records one."""
+    shot = Path("tasks") / str(task_id) / "step-000.png"
+    (api.settings.data_dir / shot).parent.mkdir(parents=True, exist_ok=True)
+    (api.settings.data_dir / shot).write_bytes(_PNG_2X2)
+    async with open_sessions(api.db_url) as sessions, sessions() as session, session.begin():
+        session.add(Step(task_id=task_id, index=0, screenshot=str(shot), current_app="x", thinking="",
+                         action_text="finish()", action={"name": "finish"}, result="ok", timings={}))  # fmt: skip
 
 
 async def _watch(anyone: httpx.AsyncClient, token: str) -> tuple[LiveClient, dict[str, Any]]:
@@ -121,24 +144,28 @@ def test_the_share_page_plays_the_phone_in_headless_chromium_and_sends_no_input(
     live_api: Api, live_phone: SimPhones, tmp_path: Path
 ) -> None:
     """/share/{token} with no login and no key: the page opens the link, negotiates with its token
-    and the browser decodes frames; a view link's page has no phone buttons and says it only watches."""
+    and the browser decodes frames; a view link's page has no phone buttons and says it only watches.
+    When the task ends and its phone goes back, the same page shows the task's final screen."""
     admin = live_api.caller(role=UserRole.ADMIN)
 
     async def scenario() -> None:
         await ticking_phone(live_phone.serial(), live_api.settings.webrtc.adb_port)
         task_id = await add_task(live_api.db_url, admin.tenant_id, TaskStatus.WAITING_FOR_USER)
-        async with (
-            lease_phone(live_api.db_url, live_phone.serial(), admin.tenant_id, task_id=task_id),
-            http_for(live_api, admin) as http,
-            chromium() as browser,
-        ):
+        await _final_screenshot(live_api, task_id)
+        async with http_for(live_api, admin) as http, chromium() as browser:
             link_id, token = await _share(http, task_id, "view")
             tab = await Tab.open(browser, live_api.url, tmp_path, width=420, height=860)
-            await tab.page.goto(f"{live_api.url}/share/{token}")
-            stats = await tab.wait_video_playing()
-            assert stats["framesDecoded"] > 0 and (stats["width"], stats["height"]) == VIDEO, stats
-            await expect(tab.page.locator("#status")).to_have_text("view only: this share link can only watch")
-            assert await tab.page.locator("#keys").is_hidden()
+            async with lease_phone(live_api.db_url, live_phone.serial(), admin.tenant_id, task_id=task_id):
+                await tab.page.goto(f"{live_api.url}/share/{token}")
+                stats = await tab.wait_video_playing()
+                assert stats["framesDecoded"] > 0 and (stats["width"], stats["height"]) == VIDEO, stats
+                await expect(tab.page.locator("#status")).to_have_text("view only: this share link can only watch")
+                assert await tab.page.locator("#keys").is_hidden()
+                await set_task_status(live_api.db_url, task_id, TaskStatus.SUCCEEDED)
+            # The phone went back: the page finds the task ended and shows its last screen.
+            await expect(tab.page.locator("#final")).to_be_visible(timeout=30_000)
+            await expect(tab.page.locator("#status")).to_have_text("This task has ended (succeeded).")
+            assert await tab.page.evaluate("() => document.getElementById('final').naturalWidth") == 2
             tab.assert_no_errors()
             read = await http.get(f"/api/v1/share-links/{link_id}")
             assert read.json()["uses"] == 1 and read.json()["opens"][0]["client"] == "127.0.0.1", read.text
