@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 from sqlalchemy import update
 
-from orchestrator.db import ShareLink, Step, TaskStatus, UserRole, utcnow
-from tests.aio import run
+from orchestrator.db import DeviceSession, SessionState, ShareLink, Step, TaskStatus, UserRole, utcnow
+from orchestrator.services.sessions import session_holder
+from tests.aio import eventually, run
 from tests.databases import open_sessions
 from tests.orchestrator.conftest import Api
 from tests.orchestrator.live.conftest import (
@@ -28,6 +29,7 @@ from tests.orchestrator.live.conftest import (
     lease_phone,
     set_task_status,
     ticking_phone,
+    user_of,
 )
 from tests.orchestrator.live.peer import LiveClient
 from tests.processes import SimPhones
@@ -171,3 +173,52 @@ def test_the_share_page_plays_the_phone_in_headless_chromium_and_sends_no_input(
             assert read.json()["uses"] == 1 and read.json()["opens"][0]["client"] == "127.0.0.1", read.text
 
     run(scenario())
+
+
+def test_a_sessions_control_link_controls_it_and_its_viewer_keeps_the_session_alive(
+    live_api: Api, live_phone: SimPhones
+) -> None:
+    """A session shared by its user with a control link: the viewer may touch the phone, and its
+    messages count as the session's activity (its idle timeout counts from them)."""
+    owner = live_api.caller()
+
+    async def scenario() -> None:
+        await ticking_phone(live_phone.serial(), live_api.settings.webrtc.adb_port)
+        user_id = await user_of(live_api.db_url, owner)
+        session_id = uuid.uuid4()
+        async with open_sessions(live_api.db_url) as sessions, sessions() as session, session.begin():
+            session.add(DeviceSession(id=session_id, tenant_id=owner.tenant_id, user_id=user_id, ttl_s=600,
+                                      state=SessionState.ACTIVE, created_at=utcnow(),
+                                      expires_at=utcnow() + dt.timedelta(seconds=60)))  # fmt: skip
+        async with (
+            lease_phone(live_api.db_url, live_phone.serial(), owner.tenant_id, session_id=session_id,
+                        holder=session_holder(session_id)) as leased,
+            http_for(live_api, owner) as http,
+            httpx.AsyncClient(base_url=live_api.url, timeout=30) as anyone,
+        ):  # fmt: skip
+            await _set_session(live_api.db_url, session_id, device_id=leased.device_id)
+            created = await http.post("/api/v1/share-links", json={"session_id": str(session_id), "mode": "control"})
+            assert created.status_code == 201, created.text
+            viewer, opened = await _watch(anyone, created.json()["url"].rsplit("/", 1)[1])
+            try:
+                assert opened["kind"] == "session" and opened["ended"] is False
+                assert (await viewer.wait_message("hello"))["control"] is True
+                assert (await viewer.request({"type": "key", "key": "home"}))["ok"] is True
+                # Its activity moved expires_at ttl_s on (from 60 s left), as a keepalive would.
+                later = utcnow() + dt.timedelta(seconds=300)
+                await eventually(lambda: _expires_after(live_api.db_url, session_id, later), what="session extended")
+            finally:
+                await viewer.close()
+
+    run(scenario())
+
+
+async def _set_session(db_url: str, session_id: uuid.UUID, **values: Any) -> None:
+    async with open_sessions(db_url) as sessions, sessions() as session, session.begin():
+        await session.execute(update(DeviceSession).where(DeviceSession.id == session_id).values(**values))
+
+
+async def _expires_after(db_url: str, session_id: uuid.UUID, moment: dt.datetime) -> bool:
+    async with open_sessions(db_url) as sessions, sessions() as session:
+        row = await session.get(DeviceSession, session_id)
+        return row is not None and row.expires_at is not None and row.expires_at > moment
