@@ -1,13 +1,13 @@
 // One task: its live phone, its steps as they happen, and the person's part — take over, hand back
 // (with a note), cancel, confirm a sensitive action, answer a question — and the trajectory zip.
 
-import { ApiError, devices, shareLinks, tasks } from "../api.js";
+import { ApiError, devices, tasks } from "../api.js";
 import { Answers } from "../answers.js";
-import { FormDialog } from "../dialogs.js";
 import { fill, focusHeading, h, toast } from "../dom.js";
 import { EventStream, coalesced } from "../events.js";
 import { FINAL, HOLDS_PHONE, badge, deviceName, endedSentence, label, shortId, timeEl } from "../format.js";
 import { PhonePanel } from "../phone.js";
+import { shareControls } from "../sharing.js";
 import { Timeline } from "../timeline.js";
 
 // What a task waits for (its `waiting.kind`, docs/api.md "Why a task waits"), as a person reads it.
@@ -34,39 +34,13 @@ export function mount(outlet, { params }) {
   const trajectory = h("a", { class: "button", href: tasks.trajectoryUrl(id), download: `task-${id}.zip` }, "Download trajectory (zip)");
   const liveState = h("p", { class: "hint" });
   // Share: a link to the phone's live view for someone without a key (docs/api.md "Share links").
-  const shareUrl = h("input", { id: "share-url", type: "text", readonly: true, hidden: true, "aria-label": "Share link" });
-  const shareDialog = new FormDialog({
-    name: "share", title: "Share this task's phone",
-    body: [
-      h("p", { class: "hint" }, "Anyone with the link watches the phone (and, after the task, its last screen) until it expires."),
-      h("label", { for: `share-mode-${id}` }, "Access"),
-      h("select", { id: `share-mode-${id}`, name: "mode" },
-        h("option", { value: "view" }, "Watch only"),
-        h("option", { value: "control" }, "Watch, and control while the task waits for a person")),
-      h("label", { for: `share-expiry-${id}` }, "Expires after"),
-      h("select", { id: `share-expiry-${id}`, name: "expires_in_s" },
-        h("option", { value: "3600" }, "1 hour"), h("option", { value: "86400" }, "1 day"),
-        h("option", { value: "604800" }, "7 days")),
-    ],
-    actions: [{ value: "share", label: "Make link", kind: "primary" }],
-    onSubmit: async (_value, data) => {
-      const link = await shareLinks.create({
-        task_id: id, mode: String(data.get("mode")), expires_in_s: Number(data.get("expires_in_s")),
-      });
-      shareUrl.value = link.url;
-      shareUrl.hidden = false;
-      shareUrl.focus();
-      shareUrl.select();
-      toast("Share link made: it is shown this once.");
-    },
-  });
-  const share = h("button", { type: "button", onclick: () => shareDialog.open() }, "Share…");
+  const sharing = shareControls("task", id, "while the task waits for a person");
   outlet.append(h("p", { class: "muted" }, "Loading the task…"));
 
   const answers = new Answers(id, { onAnswered: (answer) => { show(answer); refreshTask(); } });
   const timeline = new Timeline(id);
   const phone = new PhonePanel("tasks", id, { label: "The task's phone", onEnded: () => refreshTask() });
-  parts.push(() => answers.destroy(), () => phone.destroy(), () => shareDialog.el.remove());
+  parts.push(() => answers.destroy(), () => phone.destroy(), () => sharing.destroy());
 
   const refreshTask = coalesced(async () => {
     try {
@@ -106,8 +80,8 @@ export function mount(outlet, { params }) {
       h("p", {}, h("a", { href: "#/tasks" }, "← Tasks")),
       h("div", { class: "page-head" }, heading, statusEl),
       banner,
-      h("div", { class: "actions", role: "group", "aria-label": "Task actions" }, takeover, handback, cancel, share, trajectory),
-      shareUrl,
+      h("div", { class: "actions", role: "group", "aria-label": "Task actions" }, takeover, handback, cancel, sharing.button, trajectory),
+      sharing.url,
       liveState,
       h("div", { class: "task-layout" },
         h("div", {}, phone.el),
