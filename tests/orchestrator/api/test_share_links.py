@@ -9,9 +9,12 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
+from pydantic import ValidationError
 from sqlalchemy import select, update
 
 from orchestrator.db import AuditEntry, ShareLink, Step, Task, TaskStatus, UserRole, utcnow
+from orchestrator.settings import Settings
 from tests.aio import run
 from tests.databases import open_sessions
 from tests.orchestrator.api.conftest import Api, Caller, StartApi
@@ -195,3 +198,11 @@ def test_a_tasks_link_outlives_the_task_and_shows_its_final_screen(api: Api) -> 
     stranger = anyone.get(f"/share/{token}/state", params={"open_id": str(uuid.uuid4())})
     assert stranger.status_code == 404, stranger.text
     assert owner.http.get(LINKS).json()[0]["uses"] == 1
+
+
+def test_frame_ancestors_must_be_origins() -> None:
+    for bad in ("*", "https://example.com/path", "https://a.example.com; script-src *", "javascript:x"):
+        with pytest.raises(ValidationError, match="not origins"):
+            Settings(share_links={"frame_ancestors": [bad]})
+    ok = Settings(share_links={"frame_ancestors": ["https://intranet.example.com:8443", "https://*.example.org"]})
+    assert len(ok.share_links.frame_ancestors) == 2
