@@ -6,8 +6,11 @@
     ├─ NotFound                   no such row *for this tenant* (another tenant's id is not found either)
     │  ├─ TaskNotFound, DeviceNotFound, SessionNotFound, StepNotFound, ScreenshotNotFound, ApiKeyNotFound, UserNotFound,
     │  ├─ ScheduleNotFound, PersonalPhoneNotFound, WebhookSubscriptionNotFound, SecretNotFound
+    │  ├─ ShareLinkNotFound       also a share link's token that is unknown or revoked
     │  ├─ ElementNotFound         a UI element id not on the session phone's screen now
     │  └─ FileNotFound            no file at the path on the session's phone (device API pull)
+    ├─ Gone                       it existed, and is over for good
+    │  └─ ShareLinkExpired        a share link past its expiry or its max_uses
     ├─ Conflict                   the request contradicts the current state
     │  ├─ InvalidTransition       e.g. cancelling a task that already finished
     │  ├─ IdempotencyConflict     an Idempotency-Key reused with a different body
@@ -79,6 +82,7 @@ __all__ = [
     "ElementNotFound",
     "EvalNotFound",
     "FileNotFound",
+    "Gone",
     "HeadersTooLarge",
     "IdempotencyConflict",
     "InputRejected",
@@ -113,6 +117,8 @@ __all__ = [
     "ScreenshotNotFound",
     "SecretNotFound",
     "SessionNotFound",
+    "ShareLinkExpired",
+    "ShareLinkNotFound",
     "StepNotFound",
     "StoredFileUnreadable",
     "TaskNotFound",
@@ -212,6 +218,18 @@ class ApiKeyNotFound(NotFound):
 
 class UserNotFound(NotFound):
     code = "user_not_found"
+
+
+class ShareLinkNotFound(NotFound):
+    code = "share_link_not_found"
+
+
+class Gone(PhoneFleetError):
+    code = "gone"
+
+
+class ShareLinkExpired(Gone):
+    code = "share_link_expired"
 
 
 class Conflict(PhoneFleetError):

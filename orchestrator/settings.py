@@ -523,6 +523,36 @@ class WebRtcSettings(_Group):
     repeat_ms: float = Field(default=100.0, ge=0, le=5000)
 
 
+# An origin a page may be framed by: scheme, host and an optional port (no path, no wildcard path).
+_ORIGIN = re.compile(r"^https?://(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$")
+
+
+class ShareLinkSettings(_Group):
+    """Share links (docs/api.md, "Share links"): a phone's live view without an API key."""
+
+    # The origins that may embed the share page in a frame (its CSP frame-ancestors); empty: this
+    # origin only ('self'). The dashboard itself is never framed (frame-ancestors 'none').
+    frame_ancestors: list[str] = Field(default_factory=list)
+    default_expires_in_s: int = Field(default=3600, ge=1)
+    max_expires_in_s: int = Field(default=30 * 86400, ge=1)
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        bad = [origin for origin in value if not _ORIGIN.match(origin)]
+        if bad:
+            raise ValueError(f"not origins (https://host[:port]): {bad}")
+        return value
+
+
+class SessionSettings(_Group):
+    """Sessions (docs/api.md, "Sessions")."""
+
+    # However often it is kept alive or watched, a session ends this long after it was created
+    # (the sweeper expires it; a keepalive never moves expires_at past it).
+    max_lifetime_s: float = Field(default=8 * 3600.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything a PhoneFleet process is configured by."""
 
@@ -553,6 +583,8 @@ class Settings(BaseSettings):
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    share_links: ShareLinkSettings = Field(default_factory=ShareLinkSettings)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
 
     @field_validator("data_dir")
     @classmethod

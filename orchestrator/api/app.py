@@ -28,6 +28,7 @@ from orchestrator.api import (
     schedules,
     secrets,
     sessions,
+    share_links,
     tasks,
     tenant_registry,
     usage,
@@ -167,6 +168,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 personal_phones=personal_phones,
                 wake_timeout_s=settings.personal_phones.wake_timeout_s,
                 quotas=settings.quotas,
+                max_lifetime_s=settings.sessions.max_lifetime_s,
             ),
             personal_phones=personal_phones,
             phone_archives=archives,
@@ -201,7 +203,8 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
             file_max_bytes=settings.device_api.file_max_bytes,
         )
         app.state.live = live = LiveHub(
-            settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal, cipher=cipher
+            settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal, cipher=cipher,
+            session_activity=app.state.services.sessions.touch,  # a viewer's activity keeps its session alive
         )  # WebRTC viewers (orchestrator/live)
         if freeze_heap:
             _freeze_startup_heap()
@@ -229,7 +232,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, audit, auth, health,
                metrics, events, webhooks, webhook_subscriptions, evals, live, adb_tunnel, tenants_api,
-               tenant_registry, usage, model_endpoints, secrets)  # fmt: skip
+               tenant_registry, usage, model_endpoints, secrets, share_links)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.include_router(api_keys.users_router)

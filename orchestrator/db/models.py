@@ -410,6 +410,39 @@ class Secret(_Row, Base):
     rotated_at: Mapped[dt.datetime | None]
 
 
+class ShareLink(_Row, Base):
+    """A link that lets anyone holding it watch (or, ``mode`` control, touch) one phone without an
+    API key (``orchestrator/services/share_links.py``): only sha256 of its token is kept."""
+
+    __tablename__ = "share_links"
+    __table_args__ = (Index(None, "tenant_id", "created_at", "id"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    # The creator (no foreign keys: the link, like an audit entry, outlives a deleted user or key).
+    user_id: Mapped[uuid.UUID | None]
+    key_id: Mapped[uuid.UUID | None]
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "task", "session" or "device"
+    target_id: Mapped[uuid.UUID]
+    mode: Mapped[str] = mapped_column(String(16))  # "view" or "control"
+    expires_at: Mapped[dt.datetime]
+    max_uses: Mapped[int | None]
+    uses: Mapped[int] = mapped_column(default=0)
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class ShareLinkOpen(_Row, Base):
+    """One opening of a share link: when (``created_at``) and from where. Its id, random, is what
+    the opened page presents to watch, so a page counts once against ``max_uses``."""
+
+    __tablename__ = "share_link_opens"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("share_links.id"), index=True)
+    client: Mapped[str | None] = mapped_column(String(100))  # the client's address
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+
+
 class Event(Base):
     """Append-only outbox and audit log; the integer id orders events."""
 

@@ -5,7 +5,8 @@ operator (who runs the fleet) while no tenant holds it; to anyone else it does n
 a session, the task or session must be the caller's tenant's and hold the phone's open lease right
 now. A viewer is admitted *under one lease*: when that lease ends or changes, the viewer is closed.
 
-A viewer whose API key is revoked is closed at the next lease check (``revoked``).
+A viewer whose API key is revoked is closed at the next lease check (``revoked``), as is one let
+in by a share link that was revoked or expired since (``shares_over``).
 
 Touching (``ControlState.allows``), re-read for every input message:
 
@@ -34,6 +35,7 @@ from orchestrator.db import (
     Event,
     Lease,
     SessionState,
+    ShareLink,
     Task,
     TaskStatus,
     utcnow,
@@ -182,6 +184,18 @@ class LiveAccess:
                 select(ApiKey.id).where(ApiKey.id.in_(key_ids), ApiKey.revoked_at.is_(None))
             )
             return key_ids - set(live)
+
+    async def shares_over(self, link_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of the share links ``link_ids`` revoked, expired or deleted since their viewers were let in."""
+        if not link_ids:
+            return set()
+        async with self.db.transaction() as db_session:
+            live = await db_session.scalars(
+                select(ShareLink.id).where(
+                    ShareLink.id.in_(link_ids), ShareLink.revoked_at.is_(None), ShareLink.expires_at > utcnow()
+                )
+            )
+            return link_ids - set(live)
 
     async def control_state(self, lease_id: uuid.UUID | None) -> ControlState:
         """Who may send input under ``lease_id`` now."""

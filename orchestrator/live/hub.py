@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,8 +60,12 @@ class LiveHub:
         data_dir: Path | None = None,
         notifier: EventSignal | None = None,
         cipher: Cipher | None = None,
+        session_activity: Callable[[uuid.UUID, uuid.UUID], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
+        # Told (tenant, session) when a session's viewer was active since the last lease check: the
+        # session's idle timeout counts from it (SessionService.touch).
+        self.session_activity = session_activity
         self.db = db
         self.data_dir = data_dir  # None: a person's input is not recorded as steps
         self.cipher = cipher  # seals their screenshots (storage.encryption_key)
@@ -84,9 +88,15 @@ class LiveHub:
     def ice_servers(self) -> list[dict[str, Any]]:
         return browser_ice_servers(self.settings.ice_servers)
 
-    async def open(self, principal: Principal, target: LiveTarget, offer_sdp: str) -> LiveAnswer:
+    async def open(
+        self, principal: Principal, target: LiveTarget, offer_sdp: str, *,
+        share_link_id: uuid.UUID | None = None, view_only: bool = False,
+    ) -> LiveAnswer:  # fmt: skip
         """Answer a viewer's offer. Raises ``NotFound`` (not yours, or no such thing),
-        ``NoLiveDevice``, ``ViewerLimit``, ``InvalidSdp``, ``DeviceError`` (the phone cannot stream)."""
+        ``NoLiveDevice``, ``ViewerLimit``, ``InvalidSdp``, ``DeviceError`` (the phone cannot stream).
+
+        ``share_link_id``: let in by that share link (``principal`` is the link's, no key behind
+        it); ``view_only``: its input is refused whoever holds the phone."""
         if self._closed:
             raise Unavailable("the API is shutting down")
         admission = await self.access.admit(principal, target)
@@ -100,6 +110,7 @@ class LiveHub:
         viewer = Viewer(
             principal, target, admission, stream, self._phones[admission.device_id], self.access,
             self._configuration, on_gone=self._viewer_gone, recorder_for=self._recorder_for(admission),
+            share_link_id=share_link_id, view_only=view_only,
         )  # fmt: skip
         self._viewers[viewer.id] = viewer
         try:
@@ -114,6 +125,13 @@ class LiveHub:
             extra={"device_id": str(admission.device_id), "viewer_id": viewer.id, "target": target.kind},
         )
         return LiveAnswer(sdp, viewer.id, admission.device_id, stream.geometry)
+
+    async def close_share(self, link_id: uuid.UUID) -> int:
+        """Close this process's viewers let in by share link ``link_id`` now (it was revoked); how many."""
+        gone = [v for v in list(self._viewers.values()) if v.share_link_id == link_id]
+        for viewer in gone:
+            await self._drop(viewer, "share link revoked")
+        return len(gone)
 
     async def flush_user_steps(self, task_id: uuid.UUID) -> None:
         """Record the person's last step of ``task_id`` now (the hand-back calls this first)."""
@@ -270,27 +288,45 @@ class LiveHub:
             viewers = list(self._viewers.values())
             try:
                 leases = await self.access.current_leases(list({v.device_id for v in viewers}))
-                revoked = await self.access.revoked({v.principal.key_id for v in viewers})
+                revoked = await self.access.revoked({v.principal.key_id for v in viewers if v.share_link_id is None})
+                shares_over = await self.access.shares_over({v.share_link_id for v in viewers if v.share_link_id})
                 states: dict[uuid.UUID | None, ControlState] = {}
                 for lease_id in {v.admission.lease_id for v in viewers if v.control is not None}:
                     states[lease_id] = await self.access.control_state(lease_id)
             except Exception as exc:  # a database hiccup must not kill the watcher; try next round
                 logger.warning("live lease check failed", extra={"error": str(exc)})
                 continue
+            await self._report_activity(viewers)
             now = time.monotonic()
             for viewer in viewers:
                 if viewer.closed:
                     continue
                 if leases.get(viewer.device_id) != viewer.admission.lease_id:
                     await self._drop(viewer, "lease ended")
-                elif viewer.principal.key_id in revoked:
+                elif viewer.share_link_id is None and viewer.principal.key_id in revoked:
                     await self._drop(viewer, "API key revoked")
+                elif viewer.share_link_id is not None and viewer.share_link_id in shares_over:
+                    await self._drop(viewer, "share link revoked or expired")
                 elif not viewer.connected and now - viewer.created_at > s.connect_timeout_s:
                     await self._drop(viewer, "never connected")
                 elif now - viewer.last_activity > s.idle_timeout_s:
                     await self._drop(viewer, "idle")
                 elif viewer.admission.lease_id in states:
                     viewer.update_control(states[viewer.admission.lease_id])
+
+    async def _report_activity(self, viewers: list[Viewer]) -> None:
+        if self.session_activity is None:
+            return
+        active: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        for viewer in viewers:
+            if viewer.target.kind == "session" and viewer.last_activity > viewer.reported_activity:
+                viewer.reported_activity = viewer.last_activity
+                active.add((viewer.principal.tenant_id, viewer.target.id))
+        for tenant_id, session_id in active:
+            try:
+                await self.session_activity(tenant_id, session_id)
+            except Exception as exc:  # the session lives on to its own expiry; the view goes on
+                logger.warning("live session activity not recorded", extra={"error": str(exc)})
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -49,6 +49,8 @@ class Viewer:
         configuration: RTCConfiguration,
         on_gone: Callable[[Viewer, str], None],
         recorder_for: Callable[[ControlState], InputRecorder | None] = lambda state: None,
+        share_link_id: uuid.UUID | None = None,
+        view_only: bool = False,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.principal = principal
@@ -58,7 +60,11 @@ class Viewer:
         self.phone = phone
         self.access = access
         self._on_gone = on_gone
-        self.created_at = self.last_activity = time.monotonic()
+        # Let in by a share link (no API key): closed when the link is revoked or expires.
+        self.share_link_id = share_link_id
+        # A view link's viewer: every input is refused here, whatever the phone's holder allows.
+        self.view_only = view_only
+        self.created_at = self.last_activity = self.reported_activity = time.monotonic()
         self.connected = False
         self.closed = False
         self.control: InputChannel | None = None
@@ -104,6 +110,11 @@ class Viewer:
     async def may_control(self) -> tuple[bool, str]:
         state = await self.access.control_state(self.admission.lease_id)
         self.control_state = state
+        return self._allows(state)
+
+    def _allows(self, state: ControlState) -> tuple[bool, str]:
+        if self.view_only:
+            return False, "view only: this share link can only watch"
         return state.allows(self.principal)
 
     def recorder(self) -> InputRecorder | None:
@@ -117,7 +128,7 @@ class Viewer:
 
     def update_control(self, state: ControlState) -> None:
         """Tell the viewer when it gains or loses control (the hub calls this each lease check)."""
-        allowed, why = state.allows(self.principal)
+        allowed, why = self._allows(state)
         if self.control is not None and allowed != self.in_control:
             self.in_control = allowed
             self.tell({"type": "control", "control": allowed, "reason": why or None})

@@ -29,6 +29,7 @@ second writer would wait on the first); every state change of the row is one con
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -41,7 +42,16 @@ from sqlalchemy import delete, insert, select, update
 
 from device_pool.pool import LeaseStore
 from device_pool.pool.personal import PersonalPhoneLeases
-from orchestrator.db import DbSession, Device, DeviceSession, DeviceState, Event, SessionState, utcnow
+from orchestrator.db import (
+    DbSession,
+    Device,
+    DeviceSession,
+    DeviceState,
+    Event,
+    SessionState,
+    UserRole,
+    utcnow,
+)
 from orchestrator.db.database import Database, unavailable_as_error
 from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.db.quotas import day_start
@@ -136,8 +146,10 @@ class SessionService:
         personal_phones: PersonalPhoneService | None = None,
         wake_timeout_s: float = 120.0,
         quotas: Any = None,
+        max_lifetime_s: float | None = None,
     ) -> None:
         self.db = db
+        self.max_lifetime_s = max_lifetime_s  # settings.sessions.max_lifetime_s: expires_at never passes it
         self.quotas = quotas  # settings.quotas: the tenants' default limits (orchestrator/db/quotas.py)
         self.leases = leases
         self.profiles = dict(profiles or {})
@@ -187,7 +199,7 @@ class SessionService:
         except BaseException:
             await self._discard(row.id)  # nobody saw it: no phone, no event
             raise
-        expires = grant.expires_at - dt.timedelta(seconds=self.lease_grace_s)
+        expires = min(grant.expires_at - dt.timedelta(seconds=self.lease_grace_s), self._end_of_life(row))
         try:
             async with self.db.transaction() as db_session:
                 result = await db_session.execute(
@@ -262,7 +274,7 @@ class SessionService:
             # The phone is gone (reaped, or released by a concurrent close): the session is over.
             await self._expire(view, require_due=False)
             _require_active((await self._load(principal, session_id)).session, "keep alive")
-        expires = utcnow() + dt.timedelta(seconds=current.ttl_s)
+        expires = self._deadline(current, utcnow())
         async with self.db.transaction() as db_session:
             result = await db_session.execute(
                 update(DeviceSession)
@@ -274,6 +286,33 @@ class SessionService:
         if result.rowcount != 1:
             _require_active(view.session, "keep alive")  # ended meanwhile: 409 with its state
         return view
+
+    async def touch(self, tenant_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        """Activity on the session's phone — a live viewer's message, a device API call — keeps it
+        alive as a keepalive does (its idle timeout counts from the last activity), at most every
+        few seconds; a session that ended or is due is left as it is (the sweeper's)."""
+        async with self.db.transaction() as db_session:
+            row = await db_session.get(DeviceSession, session_id)
+        if row is None or row.tenant_id != tenant_id or row.state != SessionState.ACTIVE or row.expires_at is None:
+            return
+        now = utcnow()
+        if row.expires_at <= now or self._deadline(row, now) - row.expires_at < _touch_every(row):
+            return
+        # The activity's session is the tenant's (checked above); keepalive reads it as the tenant does.
+        principal = Principal(key_id=row.id, tenant_id=row.tenant_id, user_id=row.user_id or row.id,
+                              role=UserRole.MEMBER)  # fmt: skip
+        with contextlib.suppress(InvalidTransition, SessionNotFound, NoLiveDevice):
+            await self.keepalive(principal, session_id)
+
+    def _end_of_life(self, row: DeviceSession) -> dt.datetime:
+        """When the session ends however active it is (``sessions.max_lifetime_s`` past its creation)."""
+        if self.max_lifetime_s is None:
+            return dt.datetime.max.replace(tzinfo=dt.UTC)
+        return row.created_at + dt.timedelta(seconds=self.max_lifetime_s)
+
+    def _deadline(self, row: DeviceSession, now: dt.datetime) -> dt.datetime:
+        """``ttl_s`` from ``now``, never past the session's end of life."""
+        return min(now + dt.timedelta(seconds=row.ttl_s), self._end_of_life(row))
 
     async def close(self, principal: Principal, session_id: uuid.UUID) -> SessionView:
         """Release the phone and mark the session ``closed``; an ended session is answered as it is."""
@@ -307,6 +346,7 @@ class SessionService:
         async with self.db.transaction() as db_session:
             await _event(db_session, view.session.tenant_id, view.session.id, "session.action",
                          {"device_id": device_id, "action": action})  # fmt: skip
+        await self.touch(view.session.tenant_id, view.session.id)  # an agent's activity
 
     async def expire_due(
         self, *, tenant_id: uuid.UUID | None = None, now: dt.datetime | None = None, limit: int = 100
@@ -427,6 +467,11 @@ def _visible(principal: Principal) -> Any:
         .join(Device, Device.id == DeviceSession.device_id)
         .where(DeviceSession.tenant_id == principal.tenant_id)
     )
+
+
+def _touch_every(row: DeviceSession) -> dt.timedelta:
+    # Activity moves expires_at only once it would move it this much: not a write per message.
+    return dt.timedelta(seconds=min(10.0, row.ttl_s / 10))
 
 
 def _due(row: DeviceSession) -> bool:

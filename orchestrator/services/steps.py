@@ -75,6 +75,22 @@ class StepService:
             raise ScreenshotNotFound(f"no task on personal phone {phone_id} recorded a screenshot yet")
         return await self._read(step, f"the thumbnail of personal phone {phone_id}")
 
+    async def last_screenshot(self, tenant_id: uuid.UUID, task_id: uuid.UUID) -> bytes:
+        """The task's newest recorded screenshot (a share link's page of an ended task: its final
+        state); the caller checked who may see it. Raises ``ScreenshotNotFound``, ``StoredFileUnreadable``."""
+        query = (
+            select(Step)
+            .join(Task, Task.id == Step.task_id)
+            .where(Task.tenant_id == tenant_id, Step.task_id == task_id, Step.screenshot.is_not(None))
+            .order_by(Step.index.desc())
+            .limit(1)
+        )
+        async with self.db.transaction() as db_session:
+            step = await db_session.scalar(query)
+        if step is None:
+            raise ScreenshotNotFound(f"task {task_id} recorded no screenshot")
+        return await self._read(step, f"the last screenshot of task {task_id}")
+
     def read(self, path: Path) -> bytes:
         """A stored screenshot's plain bytes (blocking). Raises ``OSError``, ``SealedWithOtherKey``,
         ``SealedDamaged``."""

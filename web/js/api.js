@@ -136,6 +136,12 @@ export const usage = {
   get: (query) => get("api/v1/usage", query),
 };
 
+/** Share links (docs/api.md "Share links"): a phone's live view for someone without a key. */
+export const shareLinks = {
+  create: (fields) => post("api/v1/share-links", fields),
+  revoke: (id) => request("DELETE", `api/v1/share-links/${encodeURIComponent(id)}`),
+};
+
 /** WebRTC signalling: kind is "tasks", "sessions" or "devices". */
 export const webrtc = {
   config: () => get("api/v1/webrtc/config"),

@@ -37,11 +37,14 @@ export class LiveView {
    * @param {"tasks"|"sessions"|"devices"} kind
    * @param {string} id
    * @param {HTMLVideoElement} video
-   * @param {object} handlers  onMessage(m) for hello/control/bye; onState(connectionState)
+   * @param {object} handlers  onMessage(m) for hello/control/bye; onState(connectionState);
+   *   config() and offer(sdp) replace the API's signalling (the share page signals with its token)
    */
-  constructor(kind, id, video, { onMessage = () => {}, onState = () => {} } = {}) {
+  constructor(kind, id, video, { onMessage = () => {}, onState = () => {}, config = null, offer = null } = {}) {
     this.kind = kind;
     this.id = id;
+    this.config = config ?? (() => webrtc.config());
+    this.offer = offer ?? ((sdp) => webrtc.offer(kind, id, sdp));
     this.video = video;
     this.onMessage = onMessage;
     this.onState = onState;
@@ -59,7 +62,7 @@ export class LiveView {
 
   /** Negotiate; rejects with the API's error (404 not yours, 409 no phone now, …). */
   async connect() {
-    const config = await webrtc.config().catch(() => ({ ice_servers: [] }));
+    const config = await this.config().catch(() => ({ ice_servers: [] }));
     const pc = new RTCPeerConnection({ iceServers: config.ice_servers ?? [] });
     this.pc = pc;
     viewers.add(this);
@@ -81,7 +84,7 @@ export class LiveView {
       await pc.setLocalDescription(await pc.createOffer());
       await gathered(pc);
       if (this.closed) throw new Error("closed");
-      this.answer = await webrtc.offer(this.kind, this.id, pc.localDescription.sdp);
+      this.answer = await this.offer(pc.localDescription.sdp);
       if (this.closed) throw new Error("closed");
       await pc.setRemoteDescription({ type: "answer", sdp: this.answer.sdp });
     } catch (error) {

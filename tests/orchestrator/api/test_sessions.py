@@ -367,3 +367,36 @@ def test_bad_session_requests_answer_4xx(own_api: Api) -> None:
     assert not failures, "\n".join(map(str, failures))
     assert session_count(own_api.db_url) == 0  # nothing was created by any of them
     assert own_api.client().post("/api/v1/sessions", json={}).status_code == 401
+
+
+def test_activity_keeps_a_session_alive_but_never_past_its_maximum_lifetime(start_api: StartApi, pg_url: str) -> None:
+    """Idle counts from the last activity (a viewer's message or a device API call reaches
+    ``SessionService.touch``), and ``sessions.max_lifetime_s`` bounds a session however active."""
+    migrate_to_head(pg_url)
+    api = start_api(pg_url, sessions={"max_lifetime_s": 120})
+    add_devices(pg_url, {"android": 13})
+    caller, stranger = api.caller(), api.caller()
+    opened = create(caller, ttl_s=600)
+    end_of_life = when(opened["created_at"]) + dt.timedelta(seconds=120)
+    assert when(opened["expires_at"]) <= end_of_life, opened
+    kept = caller.http.post(f"/api/v1/sessions/{opened['id']}/keepalive")
+    assert kept.status_code == 200 and when(kept.json()["expires_at"]) == end_of_life, kept.text
+
+    async def touched(tenant_id: uuid.UUID) -> dt.datetime:
+        engine = make_engine(pg_url)
+        store = LeaseStore.for_engine(engine)
+        try:
+            service = SessionService(Database(make_sessionmaker(engine)), store, max_lifetime_s=120)
+            await service.touch(tenant_id, uuid.UUID(opened["id"]))
+            async with open_sessions(pg_url) as sessions, sessions() as s:
+                row = await s.get(DeviceSession, uuid.UUID(opened["id"]))
+                assert row is not None and row.expires_at is not None
+                return row.expires_at
+        finally:
+            await store.close()
+            await engine.dispose()
+
+    # Another tenant's activity does nothing; the session's own moves it to its end of life (not ttl_s on).
+    set_expires(pg_url, opened["id"], seconds_ago=-5)  # 5 s left: it sat idle
+    assert run(touched(stranger.tenant_id)) < utcnow() + dt.timedelta(seconds=10)
+    assert run(touched(caller.tenant_id)) == end_of_life

@@ -55,6 +55,8 @@ KINDS = {
     "secret_name": "A's admin stores a secret (POST /api/v1/secrets)",
     "tenant_id": "A's own tenant (its limits: /api/v1/tenants/{tenant_id}/limits)",
     "eval_id": "A runs a suite (POST /api/v1/evals)",
+    "share_link_id": "A shares its task (POST /api/v1/share-links)",
+    "token": "that share link's token (its url's last part)",
 }
 
 
@@ -65,12 +67,14 @@ class Rule:
     ``hidden``: exactly what an id that does not exist gets (404). ``shared``: the shared pool's
     phone, which every tenant sees, without A's lease (any answer but 404/5xx; no id of A's in it).
     ``refused``: 403, for B's admin as for anyone but the operator (the fleet's own routes).
+    ``token``: the token in the path is the credential, not a key (a share link's page): whoever
+    holds A's token is meant to watch, so the check is that a made-up token reaches nothing.
     ``who``: B's admin, unless the role matters (admins operate the pool). ``on_phone``: the route
     acts on the phone itself, and the world's phone is a row with no phone behind it, so A's own
     read is not checked here (tests/orchestrator/api/test_device_api.py reads a real one).
     """
 
-    expect: Literal["hidden", "shared", "refused"]
+    expect: Literal["hidden", "shared", "refused", "token"]
     who: Literal["admin", "member"] = "admin"
     on_phone: bool = False
 
@@ -122,6 +126,14 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/secrets/{secret_name}"): HIDDEN,
     ("PUT", "/api/v1/secrets/{secret_name}"): HIDDEN,
     ("DELETE", "/api/v1/secrets/{secret_name}"): HIDDEN,
+    ("GET", "/api/v1/share-links/{share_link_id}"): HIDDEN,
+    ("DELETE", "/api/v1/share-links/{share_link_id}"): HIDDEN,
+    ("GET", "/share/{token}"): Rule("token"),
+    ("POST", "/share/{token}/open"): Rule("token"),
+    ("POST", "/share/{token}/webrtc"): Rule("token"),
+    ("GET", "/share/{token}/state"): Rule("token"),
+    ("GET", "/share/{token}/screenshot"): Rule("token"),
+    ("GET", "/share/{token}/recording"): Rule("token"),
     ("GET", "/api/v1/devices/{device_id}"): SHARED,
     # The operator alone changes the shared pool (docs/security.md, "Roles"): a tenant's admin can
     # neither drain nor retire the phone that runs another tenant's work.
@@ -246,12 +258,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert stored.status_code == 201, stored.text
         evaluation = a.http.post("/api/v1/evals", json={"suite": "selftest", "models": ["scripted"]})
         assert evaluation.status_code == 201, evaluation.text
+        share = a.http.post("/api/v1/share-links", json={"task_id": task_id})
+        assert share.status_code == 201, share.text
         ids = {
             "task_id": task_id, "index": 0, "session_id": opened.json()["id"],
             "device_id": opened.json()["device"]["id"], "key_id": key.json()["id"], "user_name": "a-bot",
             "schedule_id": schedule.json()["id"], "personal_phone_id": personal.json()["id"],
             "subscription_id": hook.json()["id"], "secret_name": stored.json()["name"],
             "tenant_id": str(a.tenant_id), "eval_id": evaluation.json()["id"],
+            "share_link_id": share.json()["id"], "token": share.json()["url"].rsplit("/", 1)[1],
         }  # fmt: skip
         assert ids.keys() == KINDS.keys()
         yield World(api=api, ids=ids, a=a, b_admin=b_admin, b_member=b_member, serial=serial)
@@ -316,6 +331,16 @@ def test_another_tenants_resource_is_out_of_reach(world: World, method: str, pat
     rule = ROUTES[(method, path)]
     operation = ROUTES_NOW[(method, path)]
     b = world.b_admin if rule.who == "admin" else world.b_member
+    if rule.expect == "token":
+        made_up = f"pfs_{uuid.uuid4().hex}"
+        offer = {"type": "offer", "sdp": "v=0", "open_id": str(uuid.uuid4())} if path.endswith("/webrtc") else None
+        query = {"open_id": str(uuid.uuid4())} if path.endswith("/state") else None
+        theirs = b.http.request(method, path.format(token=made_up), json=offer, params=query)
+        if path == "/share/{token}":  # the page is the same HTML for every token; it holds no data
+            assert theirs.status_code == 200 and not _leaks(theirs, world.private), theirs.text
+        else:
+            assert theirs.status_code == 404 and theirs.json()["error"] == "share_link_not_found", theirs.text
+        return
     params = {name: world.ids[name] for name in re.findall(r"{(\w+)}", path)}
     theirs = _call(b.http, method, path, params, operation)
     assert theirs.status_code < 500, theirs.text

@@ -81,9 +81,10 @@ class Leased:
 @asynccontextmanager
 async def lease_phone(
     db_url: str, serial: str, tenant_id: uuid.UUID | None, *, task_id: uuid.UUID | None = None,
-    session_id: uuid.UUID | None = None,
+    session_id: uuid.UUID | None = None, holder: str | None = None,
 ) -> AsyncIterator[Leased]:  # fmt: skip
-    """Register ``serial`` and lease it (a profile key of its own, so no other test's phone is picked)."""
+    """Register ``serial`` and lease it (a profile key of its own, so no other test's phone is picked);
+    ``holder``: as a session's lease is held (``session_holder``), so its keepalive heartbeats it."""
     engine = make_engine(db_url)
     store = LeaseStore.for_engine(engine)
     mark = uuid.uuid4().hex
@@ -91,7 +92,7 @@ async def lease_phone(
         record = await store.register(provider="sim", serial=serial, profile={"live_test": mark})
         await store.mark_idle(record.id)
         grant = await store.acquire(
-            holder=f"test-{mark[:8]}", tenant_id=tenant_id, task_id=task_id, session_id=session_id,
+            holder=holder or f"test-{mark[:8]}", tenant_id=tenant_id, task_id=task_id, session_id=session_id,
             profile={"live_test": mark}, ttl_s=600,
         )  # fmt: skip
         assert grant is not None and grant.device_id == record.id

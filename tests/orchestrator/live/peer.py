@@ -41,15 +41,19 @@ class LiveClient:
         self._channel_open = asyncio.Event()
         self.pc.on("track", self._track)
 
-    async def connect(self, http: httpx.AsyncClient, path: str, *, control: bool = True) -> httpx.Response:
-        """Offer, post, answer. Returns the API's response (the answer applied only on 200)."""
+    async def connect(
+        self, http: httpx.AsyncClient, path: str, *, control: bool = True, extra: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        """Offer, post, answer. Returns the API's response (the answer applied only on 200).
+        ``extra``: more fields for the body (a share page's ``open_id``)."""
         self.pc.addTransceiver("video", direction="recvonly")
         if control:
             self.channel = self.pc.createDataChannel("control")
             self.channel.on("message", self._message)
             self.channel.on("open", self._channel_open.set)
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        response = await http.post(path, json={"type": "offer", "sdp": self.pc.localDescription.sdp})
+        body = {"type": "offer", "sdp": self.pc.localDescription.sdp, **(extra or {})}
+        response = await http.post(path, json=body)
         if response.status_code == 200:
             self.answer = response.json()
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=self.answer["sdp"], type="answer"))

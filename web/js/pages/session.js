@@ -4,6 +4,7 @@ import { ApiError, sessions } from "../api.js";
 import { fill, focusHeading, h, toast } from "../dom.js";
 import { badge, deviceName, relative, shortId, timeEl } from "../format.js";
 import { PhonePanel } from "../phone.js";
+import { shareControls } from "../sharing.js";
 
 export function mount(outlet, { params }) {
   const id = params[0];
@@ -17,13 +18,15 @@ export function mount(outlet, { params }) {
   const expires = h("dd", { id: "session-expires" });
   const note = h("p", { class: "hint", role: "status" });
   const close = h("button", { type: "button", class: "danger", onclick: () => closeSession() }, "Close session");
+  const sharing = shareControls("session", id, "while the session is active");
   outlet.append(h("p", { class: "muted" }, "Loading the session…"));
 
   function layout() {
     fill(outlet,
       h("p", {}, h("a", { href: "#/sessions" }, "← Sessions")),
       h("div", { class: "page-head" }, h("h1", {}, `Session ${shortId(id)}`), statusEl),
-      h("div", { class: "actions" }, close),
+      h("div", { class: "actions" }, close, sharing.button),
+      sharing.url,
       note,
       h("div", { class: "task-layout" },
         h("div", {}, phone.el),
@@ -46,6 +49,7 @@ export function mount(outlet, { params }) {
     tick();
     const active = session.state === "active";
     close.hidden = !active;
+    sharing.button.hidden = !active;
     if (active) {
       phone.start();
       if (!keepalive) keepalive = setInterval(keepAlive, Math.max(10, session.ttl_s / 3) * 1000);
@@ -109,5 +113,6 @@ export function mount(outlet, { params }) {
     stopTimers();
     clearInterval(clock);
     phone.destroy();
+    sharing.destroy();
   };
 }

@@ -7,6 +7,7 @@ import { fill, focusHeading, h, toast } from "../dom.js";
 import { EventStream, coalesced } from "../events.js";
 import { FINAL, HOLDS_PHONE, badge, deviceName, endedSentence, label, shortId, timeEl } from "../format.js";
 import { PhonePanel } from "../phone.js";
+import { shareControls } from "../sharing.js";
 import { Timeline } from "../timeline.js";
 
 // What a task waits for (its `waiting.kind`, docs/api.md "Why a task waits"), as a person reads it.
@@ -32,12 +33,14 @@ export function mount(outlet, { params }) {
   const cancel = h("button", { type: "button", class: "danger", hidden: true, onclick: () => answers.cancelDialog.open() }, "Cancel task…");
   const trajectory = h("a", { class: "button", href: tasks.trajectoryUrl(id), download: `task-${id}.zip` }, "Download trajectory (zip)");
   const liveState = h("p", { class: "hint" });
+  // Share: a link to the phone's live view for someone without a key (docs/api.md "Share links").
+  const sharing = shareControls("task", id, "while the task waits for a person");
   outlet.append(h("p", { class: "muted" }, "Loading the task…"));
 
   const answers = new Answers(id, { onAnswered: (answer) => { show(answer); refreshTask(); } });
   const timeline = new Timeline(id);
   const phone = new PhonePanel("tasks", id, { label: "The task's phone", onEnded: () => refreshTask() });
-  parts.push(() => answers.destroy(), () => phone.destroy());
+  parts.push(() => answers.destroy(), () => phone.destroy(), () => sharing.destroy());
 
   const refreshTask = coalesced(async () => {
     try {
@@ -77,7 +80,8 @@ export function mount(outlet, { params }) {
       h("p", {}, h("a", { href: "#/tasks" }, "← Tasks")),
       h("div", { class: "page-head" }, heading, statusEl),
       banner,
-      h("div", { class: "actions", role: "group", "aria-label": "Task actions" }, takeover, handback, cancel, trajectory),
+      h("div", { class: "actions", role: "group", "aria-label": "Task actions" }, takeover, handback, cancel, sharing.button, trajectory),
+      sharing.url,
       liveState,
       h("div", { class: "task-layout" },
         h("div", {}, phone.el),

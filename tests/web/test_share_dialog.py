@@ -1,0 +1,47 @@
+"""The task page's Share dialog: a person makes a link, and the link's page opens with no login.
+
+The API in process with no phones (the task stays queued): the share page says it waits for the
+task's phone. Watching through a link is tested in tests/orchestrator/live/test_share_view.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.aio import run
+from tests.orchestrator.conftest import Api
+from tests.web.browser import S, Tab, chromium, expect
+
+
+def test_the_task_page_makes_a_share_link_that_opens_without_a_login(api: Api, tmp_path: Path) -> None:
+    owner = api.caller()
+    submitted = owner.http.post("/api/v1/tasks", json={"instruction": "a task to share"})
+    assert submitted.status_code == 202, submitted.text
+    task_id = submitted.json()["id"]
+
+    async def scenario() -> None:
+        async with chromium() as browser:
+            tab = await Tab.open(browser, api.url, tmp_path)
+            page = tab.page
+            await tab.login(owner.key)
+            await tab.goto(f"#/tasks/{task_id}")
+            await page.get_by_role("button", name="Share…").click()
+            await page.get_by_label("Access").select_option("view")
+            await page.get_by_label("Expires after").select_option("86400")
+            await page.get_by_role("button", name="Make link").click()
+            url_field = page.locator("#share-url")
+            await expect(url_field).to_be_visible(timeout=10 * S)
+            url = await url_field.input_value()
+            assert url.startswith(f"{api.url}/share/pfs_"), url
+            tab.assert_no_errors()
+
+            # Someone else, with no login: the page opens and waits for the queued task's phone.
+            stranger = await Tab.open(browser, api.url, tmp_path)
+            await stranger.page.goto(url)
+            await expect(stranger.page.locator("#status")).to_contain_text("holds no phone right now", timeout=15 * S)
+            stranger.assert_no_errors()
+
+        links = owner.http.get("/api/v1/share-links").json()
+        assert [(x["target_id"], x["mode"], x["uses"]) for x in links] == [(task_id, "view", 1)], links
+
+    run(scenario())
