@@ -74,7 +74,7 @@ def _parts(message: dict[str, Any]) -> list[str]:
     return ["text"] if isinstance(content, str) else [p["type"] for p in content]
 
 
-def check_autoglm(requests: list[list[dict[str, Any]]]) -> None:
+def check_autoglm(requests: list[list[dict[str, Any]]], task: str = TASK) -> None:
     # Open-AutoGLM: system prompt; user turns [image, text]; only the newest screenshot is kept;
     # earlier replies as <think>…</think><answer>…</answer>.
     last = requests[-1]
@@ -85,14 +85,14 @@ def check_autoglm(requests: list[list[dict[str, Any]]]) -> None:
     assert assistants and all(a.startswith("<think>") and "<answer>do(" in a for a in assistants)
 
 
-def check_ui_tars(requests: list[list[dict[str, Any]]]) -> None:
+def check_ui_tars(requests: list[list[dict[str, Any]]], task: str = TASK) -> None:
     # bytedance/UI-TARS (training example, README_deploy): a plain system turn; the prompt and the
     # user's instruction as the first user turn, text only; earlier replies "Thought: …\nAction: …"
     # with box tokens put back; the screenshot in the last user turn.
     last = requests[-1]
     assert last[0] == {"role": "system", "content": "You are a helpful assistant."}
     assert last[1]["role"] == "user" and isinstance(last[1]["content"], str)
-    assert last[1]["content"].rstrip().endswith(TASK) and "click(start_box=" in last[1]["content"]
+    assert last[1]["content"].rstrip().endswith(task) and "click(start_box=" in last[1]["content"]
     assert last[-1]["role"] == "user" and _parts(last[-1])[0] == "image_url"
     assert sum(_parts(m).count("image_url") for m in last) == 1
     assistants = [m["content"] for m in last if m["role"] == "assistant"]
@@ -100,7 +100,7 @@ def check_ui_tars(requests: list[list[dict[str, Any]]]) -> None:
     assert any("<|box_start|>(" in a for a in assistants)
 
 
-def check_qwen(requests: list[list[dict[str, Any]]]) -> None:
+def check_qwen(requests: list[list[dict[str, Any]]], task: str = TASK) -> None:
     # QwenLM/Qwen2.5-VL mobile agent cookbook: the mobile_use function schema in the system text
     # between <tools> tags (not in tools=); one user turn, the screenshot first, then the task and
     # the steps done so far as text; no assistant turns.
@@ -119,7 +119,7 @@ def check_qwen(requests: list[list[dict[str, Any]]]) -> None:
     assert "<tool_call>" in system
     assert _parts(last[1]) == ["image_url", "text"]
     text = last[1]["content"][1]["text"]
-    assert text.startswith(f"Task: {TASK}\n") and 'Step 1: {"name": "mobile_use", "arguments": {' in text
+    assert text.startswith(f"Task: {task}\n") and 'Step 1: {"name": "mobile_use", "arguments": {' in text
     # The resolution it announces is the image's: the client resized it as the server would.
     width, height = (
         int(v) for v in schema["function"]["description"].split("resolution is ")[1].rstrip(".").split("x")
@@ -130,10 +130,34 @@ def check_qwen(requests: list[list[dict[str, Any]]]) -> None:
 CHECKS = {"autoglm": check_autoglm, "ui-tars": check_ui_tars, "qwen-mobile-use": check_qwen}
 
 
-# autoglm's own run to Wi-Fi is tests/worker/test_tasks_e2e.py; its request shape is checked below.
+CONTACT = "Open Contacts and add a contact named Ada Lovelace with phone number 5550100"
+NOTE = "Open Notes and create a note titled 'Groceries' with the text 'milk, eggs'"
+
+
+async def _wifi_on(device: AdbDevice) -> bool:
+    return (await device.shell("settings get global wifi_on")).stdout.strip() == "1"
+
+
+async def _contact_added(device: AdbDevice) -> bool:
+    where = "content query --uri content://contacts/phones --where \"display_name='Ada Lovelace'\""
+    found = [line for line in (await device.shell(where)).stdout.splitlines() if line.startswith("Row:")]
+    return len(found) == 1 and "5550100" in found[0]
+
+
+async def _note_saved(device: AdbDevice) -> bool:
+    return (await device.shell("cat /sdcard/Notes/Groceries.txt")).stdout == "milk, eggs"
+
+
+# What each task changes on the phone, checked there (the tasks of tests/worker/test_tasks_e2e.py).
+TASKS = {TASK: _wifi_on, CONTACT: _contact_added, NOTE: _note_saved}
+
+
+# autoglm's own runs are tests/worker/test_tasks_e2e.py; its request shape is checked below.
+@pytest.mark.parametrize("task", list(TASKS), ids=["wifi", "contact", "note"])
 @pytest.mark.parametrize("family", ["ui-tars", "qwen-mobile-use"])
-def test_each_family_turns_wifi_on_and_sends_its_documented_shape(
+def test_each_family_does_the_task_and_sends_its_documented_shape(
     family: str,
+    task: str,
     family_models: dict[str, ReferenceModel],
     reference_model: ReferenceModel,
     fresh_device: AdbDevice,
@@ -141,12 +165,12 @@ def test_each_family_turns_wifi_on_and_sends_its_documented_shape(
     run(fresh_device.shell("settings put global wifi_on 0", check=True))
     server = family_models[family]
     result, requests = run_recorded(
-        server.base_url, fresh_device, AgentConfig(max_steps=12, budget_s=200, family=family)
+        server.base_url, fresh_device, AgentConfig(max_steps=20, budget_s=200, family=family), task=task
     )
     assert result.status == RunStatus.SUCCEEDED, (result, [s.action_text for s in result.steps])
-    assert run(fresh_device.shell("settings get global wifi_on")).stdout.strip() == "1"
+    assert run(TASKS[task](fresh_device))
     assert len(requests) >= 2
-    CHECKS[family](requests)
+    CHECKS[family](requests, task)
 
 
 def test_an_endpoints_prompt_file_is_what_the_server_receives_in_autoglms_shape(
