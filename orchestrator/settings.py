@@ -81,6 +81,9 @@ class EndpointSettings(_Group):
     # the one that finds each target on the screenshot (a vision model of its own family).
     planner: str | None = None
     grounder: str | None = None
+    # Whether the model reads images. A planner that does not is sent the screen's elements in words
+    # (their labels, from the view tree) instead of the screenshot.
+    vision: bool = True
 
     @model_validator(mode="after")
     def _server_or_pair(self) -> EndpointSettings:

@@ -78,7 +78,7 @@ async def _run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{dt.datetime.now():%Y%m%d-%H%M%S}")
     writer = TrajectoryWriter(out, instruction=args.task)
     family, lang = args.family, args.lang
-    grounder, grounder_family = None, None
+    grounder, grounder_family, planner_vision = None, None, True
     prompt = Path(args.prompt_file).read_text(encoding="utf-8") if args.prompt_file else None
     if args.endpoint is not None:  # a named endpoint of the settings (model.endpoints), as a task's model
         from orchestrator.errors import UnknownModelEndpoint
@@ -94,6 +94,7 @@ async def _run(args: argparse.Namespace) -> int:
             print(f"phonefleet run: {exc}", file=sys.stderr)
             return 2
         model, grounder, grounder_family = run.client, run.grounder, run.grounder_family
+        planner_vision = run.planner_vision
         family, lang = args.family or run.family, run.lang if args.lang is None else args.lang
         prompt = prompt if prompt is not None else run.prompt
     else:
@@ -125,6 +126,7 @@ async def _run(args: argparse.Namespace) -> int:
                     family=family or "autoglm",
                     prompt=prompt,
                     grounder_family=grounder_family,
+                    planner_vision=planner_vision,
                     image_max_pixels=args.image_pixels,
                 ),
                 hooks=hooks,

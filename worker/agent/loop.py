@@ -81,6 +81,7 @@ class AgentConfig:
     # given is then the planner (the loop's own grammar, targets in words; ``family`` is not used)
     # and ``run_agent``'s ``grounder`` finds each target on the screenshot.
     grounder_family: str | None = None
+    planner_vision: bool = True  # False: the planner gets the screen's elements in words, no image
     # The screenshot's pixel budget for families that resize it themselves (the model client's
     # image_max_pixels: the two must agree, or the client scales the image again).
     image_max_pixels: int = 1_000_000
@@ -336,8 +337,14 @@ class _AgentLoop:
         if self.pending_notes:
             text = "\n".join([*self.pending_notes, text])
             self.pending_notes.clear()
+        blind = self.grounder_family is not None and not self.config.planner_vision
+        if blind:
+            text = f"{text}\n{await self._screen_in_words()}"
         self.conversation.add_user(text)
-        messages = self.family.messages(self.conversation, self.task, image_part(encoded))
+        if blind:  # the planner speaks autoglm's shape: its turns without the screenshot
+            messages = self.conversation.messages(None)
+        else:
+            messages = self.family.messages(self.conversation, self.task, image_part(encoded))
         t0 = time.monotonic()
         reply = await self._chat(messages)  # raises ModelError past the client's retries and the budget
         timings.model_s = time.monotonic() - t0
@@ -584,6 +591,17 @@ class _AgentLoop:
         if outcome.stop is not None:
             return self.result(RunStatus.FAILED, outcome.message, outcome.stop)
         return None
+
+    async def _screen_in_words(self) -> str:
+        """What a planner that reads no images is told of the screen: its elements' labels, from the
+        view tree, in document order (the grounder still sees the screenshot)."""
+        try:
+            labels = [e.label for e in ui_elements(await self.device.ui_dump()) if e.label]
+        except DeviceError:
+            logger.warning("the view tree could not be read for a planner without vision", exc_info=True)
+            return "The screen's elements could not be read."
+        shown = "; ".join(json.dumps(label, ensure_ascii=False) for label in dict.fromkeys(labels))
+        return f"The screen shows: {shown or '(no labelled elements)'}."
 
     async def _ground(
         self, plan: planner.Plan, image: Image.Image, app: str, timings: StepTimings

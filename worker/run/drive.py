@@ -386,6 +386,7 @@ async def _drive(
                     family=model.family,
                     prompt=model.prompt,
                     grounder_family=model.grounder_family,
+                    planner_vision=model.planner_vision,
                     image_max_pixels=model.client.image_max_pixels,
                     model_outage_budget_s=settings.model.outage_budget_s,
                     on_stuck=settings.agent.on_stuck,

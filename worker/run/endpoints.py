@@ -27,6 +27,7 @@ class EndpointRun:
     # A planner/grounder pair: ``client`` and ``prompt`` are the planner's, these the grounder's.
     grounder: ModelClientConfig | None = None
     grounder_family: str | None = None
+    planner_vision: bool = True  # a pair's planner reads images (else it is told the screen in words)
 
 
 def _endpoint(ep: EndpointSettings) -> ModelEndpoint:
@@ -47,7 +48,7 @@ def endpoint_run(
         planner = endpoint_run(model.by_name(ep.planner), model, image_max_pixels=image_max_pixels)
         grounder = endpoint_run(model.by_name(ep.grounder), model, image_max_pixels=image_max_pixels)
         return EndpointRun(planner.client, planner.family, ep.lang or planner.lang, planner.prompt,
-                           grounder.client, grounder.family)  # fmt: skip
+                           grounder.client, grounder.family, model.by_name(ep.planner).vision)  # fmt: skip
     prompt = None
     if ep.prompt_file is not None:
         try:

@@ -243,6 +243,29 @@ def test_a_planner_grounder_pair_does_the_task_and_each_step_shows_both_replies(
     assert first[1]["content"].rstrip().endswith(pointed[0].replies[1]["target"])
 
 
+def test_a_planner_that_reads_no_images_is_told_the_screen_in_words(
+    pair_models: tuple[ReferenceModel, ReferenceModel], fresh_device: AdbDevice
+) -> None:
+    planner, grounder = pair_models
+
+    async def body():
+        def config(server: ReferenceModel) -> ModelClientConfig:
+            return ModelClientConfig(endpoints=[ModelEndpoint(base_url=server.base_url, model="autoglm-phone-9b")])
+
+        async with ModelClient(config(planner)) as planning, ModelClient(config(grounder)) as grounding:
+            recorder = Recorder(planning)
+            agent_config = AgentConfig(max_steps=1, budget_s=60, grounder_family="ui-tars", planner_vision=False)
+            result = await run_agent("Open Settings", fresh_device, recorder, config=agent_config, grounder=grounding)
+            return result, recorder.requests
+
+    result, requests = run(body(), timeout=120)
+    [messages] = requests
+    assert all(isinstance(m["content"], str) for m in messages), messages  # no image part anywhere
+    assert '"Settings"' in messages[-1]["content"].split("The screen shows: ")[1]  # the launcher's label
+    # The reference planner reads the screen from the image alone: with none it answers no action.
+    assert result.steps[0].result.startswith("parse error") and result.steps[0].replies[0]["role"] == "planner"
+
+
 def test_an_endpoints_prompt_file_is_what_the_server_receives_in_autoglms_shape(
     reference_model: ReferenceModel, fresh_device: AdbDevice, tmp_path: Path
 ) -> None:
