@@ -34,10 +34,12 @@ def endpoint_for(name: str | None, model: ModelSettings) -> EndpointSettings:
     for ep in endpoints:
         if ep.name == name:
             return ep
-    serving = [ep for ep in endpoints if ep.model == name]
+    serving = [ep for ep in endpoints if ep.model and ep.model == name]
     if len(serving) == 1:
         return serving[0]
     if name == SCRIPTED:
-        return endpoints[0].model_copy(update={"name": SCRIPTED, "model": SCRIPTED, "family": "autoglm",
-                                               "prompt_file": None, "failover": []})  # fmt: skip
+        first = endpoints[0] if not endpoints[0].is_pair else model.by_name(endpoints[0].planner or "")
+        return first.model_copy(update={"name": SCRIPTED, "model": SCRIPTED, "family": "autoglm",
+                                               "prompt_file": None, "failover": [],
+                                               "planner": None, "grounder": None})  # fmt: skip
     raise UnknownModelEndpoint(name, [ep.name for ep in endpoints])

@@ -51,19 +51,20 @@ class _Group(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-MODEL_FAMILIES = ("autoglm", "ui-tars", "qwen-mobile-use")
+MODEL_FAMILIES = ("autoglm", "ui-tars", "qwen-mobile-use", "qwen3-mobile-use")
 """The reply grammars the agent speaks (worker/agent/families/; docs/models.md)."""
-ModelFamily = Literal["autoglm", "ui-tars", "qwen-mobile-use"]
+ModelFamily = Literal["autoglm", "ui-tars", "qwen-mobile-use", "qwen3-mobile-use"]
 ENDPOINT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 DEFAULT_ENDPOINT = "default"  # the one endpoint model.base_url/model.name make when none is listed
 
 
 class EndpointSettings(_Group):
-    """One model endpoint, chosen by ``name`` (a task's ``model``): a server, a served model, its family."""
+    """One model endpoint, chosen by ``name`` (a task's ``model``): a server, a served model, its family;
+    or a pair of two other endpoints, a planner and a grounder (docs/models.md, "Planner and grounder")."""
 
     name: str = Field(pattern=ENDPOINT_NAME_PATTERN)
-    base_url: str  # OpenAI-compatible, ending in /v1
-    model: str = Field(min_length=1)  # the served model name sent in each request
+    base_url: str = ""  # OpenAI-compatible, ending in /v1 (a pair has none: its two endpoints do)
+    model: str = ""  # the served model name sent in each request
     family: ModelFamily = "autoglm"
     api_key: SecretStr = SecretStr("")
     # A system prompt of the operator's own (placeholders {date}, {actions}, {lang}, {screen_width},
@@ -76,6 +77,27 @@ class EndpointSettings(_Group):
     # Other endpoints' names, tried in order when this one is down (their own family and prompt apply
     # only to tasks that name them: a failover endpoint must speak the same family).
     failover: list[str] = Field(default_factory=list)
+    # A pair: the endpoint that says the next step with its targets in words (any chat model), and
+    # the one that finds each target on the screenshot (a vision model of its own family).
+    planner: str | None = None
+    grounder: str | None = None
+    # Whether the model reads images. A planner that does not is sent the screen's elements in words
+    # (their labels, from the view tree) instead of the screenshot.
+    vision: bool = True
+
+    @model_validator(mode="after")
+    def _server_or_pair(self) -> EndpointSettings:
+        if (self.planner is None) != (self.grounder is None):
+            raise ValueError(f"model endpoint {self.name!r}: a pair names both its planner and its grounder")
+        if self.planner is None and not (self.base_url and self.model):
+            raise ValueError(f"model endpoint {self.name!r}: base_url and model are needed (or planner and grounder)")
+        if self.planner is not None and self.failover:
+            raise ValueError(f"model endpoint {self.name!r}: a pair fails over through its planner's and grounder's own")
+        return self
+
+    @property
+    def is_pair(self) -> bool:
+        return self.planner is not None
 
 
 class ModelSettings(_Group):
@@ -103,6 +125,9 @@ class ModelSettings(_Group):
         if twice:
             raise ValueError(f"model.endpoints: names used twice: {', '.join(twice)}")
         for ep in self.endpoints:
+            for role, other in (("planner", ep.planner), ("grounder", ep.grounder)):
+                if other is not None and (other == ep.name or other not in names or self.by_name(other).is_pair):
+                    raise ValueError(f"model.endpoints: {ep.name!r}: its {role} {other!r} is not another single endpoint")
             for other in ep.failover:
                 if other == ep.name or other not in names:
                     raise ValueError(f"model.endpoints: {ep.name!r} fails over to {other!r}, not another endpoint")

@@ -198,6 +198,7 @@ def start_reference_model(
     timeout: float = 30.0,
     port: int | None = None,
     family: str = "autoglm",
+    role: str = "agent",
 ) -> ReferenceModel:
     """Start the reference model on ``port`` (one the caller holds, ``reserved_ports``) or else on a
     port the OS chooses, speaking the model family ``family``, and wait until ``/healthz`` answers."""
@@ -211,6 +212,7 @@ def start_reference_model(
         "--port", str(port or 0), "--port-file", str(port_file), "--model-name", model_name,
         *(["--script", str(script)] if script is not None else []),
         *(["--family", family] if family != "autoglm" else []),
+        *(["--role", role] if role != "agent" else []),
     ]  # fmt: skip
     with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)

@@ -24,13 +24,15 @@ router = APIRouter(
 
 class ModelEndpointOut(BaseModel):
     name: str = Field(description="What a task gives as `model`.")
-    family: str = Field(description="The reply grammar it speaks: autoglm, ui-tars or qwen-mobile-use.")
+    family: str = Field(description="The reply grammar it speaks: autoglm, ui-tars, qwen-mobile-use or qwen3-mobile-use.")
     default: bool = Field(description="Whether a task without `model` runs on it (the first endpoint).")
     base_url: str | None = Field(default=None, description="Admins only: the server.")
     served_model: str | None = Field(default=None, description="Admins only: the model name it is sent.")
     custom_prompt: bool | None = Field(default=None, description="Admins only: it has a prompt_file.")
     max_in_flight: int | None = Field(default=None, description="Admins only: requests at once, at most.")
     failover: list[str] | None = Field(default=None, description="Admins only: endpoints tried when it is down.")
+    planner: str | None = Field(default=None, description="A pair: the endpoint that plans each step.")
+    grounder: str | None = Field(default=None, description="A pair: the endpoint that finds each target.")
 
 
 class ModelListOut(BaseModel):
@@ -48,5 +50,8 @@ async def list_models(principal: CurrentPrincipal, settings: SettingsDep) -> Mod
                 "base_url": ep.base_url, "served_model": ep.model, "custom_prompt": ep.prompt_file is not None,
                 "max_in_flight": ep.max_in_flight, "failover": list(ep.failover),
             }  # fmt: skip
-        items.append(ModelEndpointOut(name=ep.name, family=ep.family, default=i == 0, **extra))
+        # A pair answers in its grounder's family (its planner speaks the loop's own grammar).
+        family = settings.model.by_name(ep.grounder).family if ep.grounder is not None else ep.family
+        items.append(ModelEndpointOut(name=ep.name, family=family, default=i == 0, planner=ep.planner,
+                                      grounder=ep.grounder, **extra))  # fmt: skip
     return ModelListOut(items=items)

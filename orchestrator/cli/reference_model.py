@@ -26,11 +26,12 @@ def _cmd_reference_model(args: argparse.Namespace) -> int:
         except ScriptError as exc:
             refuse("reference-model", f"{exc}")
             return 2
-    app = create_app(ReferenceModelConfig(model_name=args.model_name, script=script, family=args.family))
+    config = ReferenceModelConfig(model_name=args.model_name, script=script, family=args.family, role=args.role)
+    app = create_app(config)
     mode = f"script {args.script} ({len(script)} steps)" if script is not None else "rules (OCR)"
     logger.info(
         "reference model on http://%s:%d/v1; Ctrl-C stops", args.host, args.port,
-        extra={"model": args.model_name, "mode": mode, "family": args.family},
+        extra={"model": args.model_name, "mode": mode, "family": args.family, "role": args.role},
     )  # fmt: skip
     # uvicorn handles SIGINT/SIGTERM itself, finishing in-flight requests; it exits 1 if it cannot bind.
     config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
@@ -65,5 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmd.add_argument(
         "--family", choices=MODEL_FAMILIES, default="autoglm",
         help="the model family whose requests it reads and whose replies it writes (docs/models.md)",
+    )  # fmt: skip
+    cmd.add_argument(
+        "--role", choices=("agent", "planner", "grounder"), default="agent",
+        help="agent: the next action; planner: the next action, its targets in words; grounder: where a "
+        "planner's target is (docs/models.md, 'Planner and grounder')",
     )  # fmt: skip
     cmd.set_defaults(func=_cmd_reference_model)

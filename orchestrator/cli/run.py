@@ -78,6 +78,7 @@ async def _run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{dt.datetime.now():%Y%m%d-%H%M%S}")
     writer = TrajectoryWriter(out, instruction=args.task)
     family, lang = args.family, args.lang
+    grounder, grounder_family, planner_vision = None, None, True
     prompt = Path(args.prompt_file).read_text(encoding="utf-8") if args.prompt_file else None
     if args.endpoint is not None:  # a named endpoint of the settings (model.endpoints), as a task's model
         from orchestrator.errors import UnknownModelEndpoint
@@ -92,7 +93,8 @@ async def _run(args: argparse.Namespace) -> int:
         except (UnknownModelEndpoint, PromptFileError) as exc:
             print(f"phonefleet run: {exc}", file=sys.stderr)
             return 2
-        model = run.client
+        model, grounder, grounder_family = run.client, run.grounder, run.grounder_family
+        planner_vision = run.planner_vision
         family, lang = args.family or run.family, run.lang if args.lang is None else args.lang
         prompt = prompt if prompt is not None else run.prompt
     else:
@@ -110,7 +112,9 @@ async def _run(args: argparse.Namespace) -> int:
     adb = AdbServerSupervisor(AdbServerClient(args.adb_host, args.adb_port))
     try:
         await adb.start()
-        async with phone_agent(args.device, model, adb_host=args.adb_host, adb_port=args.adb_port) as agent:
+        async with phone_agent(
+            args.device, model, adb_host=args.adb_host, adb_port=args.adb_port, grounder=grounder
+        ) as agent:
             # The first Ctrl-C cancels the run cleanly (the model call in flight is abandoned).
             asyncio.get_running_loop().add_signal_handler(signal.SIGINT, steering.cancel, "interrupted")
             result = await agent.run(
@@ -121,6 +125,8 @@ async def _run(args: argparse.Namespace) -> int:
                     lang=lang or "en",
                     family=family or "autoglm",
                     prompt=prompt,
+                    grounder_family=grounder_family,
+                    planner_vision=planner_vision,
                     image_max_pixels=args.image_pixels,
                 ),
                 hooks=hooks,

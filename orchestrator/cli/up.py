@@ -209,11 +209,13 @@ def _wait_port(port_file: Path, children: list[_Child], timeout: float) -> int:
     raise RuntimeError(f"{children[-1].name} did not listen within {timeout:g} s")
 
 
-_ENDPOINT_OPTIONS = ("family", "script", "model")
+_ENDPOINT_OPTIONS = ("family", "script", "model", "role", "planner", "grounder")
+_ROLES = ("agent", "planner", "grounder")  # the reference model's --role
 
 
 def _reference_endpoint(spec: str) -> dict[str, str]:
-    """``NAME[,family=F][,script=PATH][,model=SERVED]`` → its parts; ValueError when unreadable."""
+    """``NAME[,family=F][,script=PATH][,model=SERVED][,role=R]``, or a pair of two others
+    ``NAME,planner=P,grounder=G`` (no server of its own) → its parts; ValueError when unreadable."""
     name, *options = spec.split(",")
     parts = {"name": name.strip()}
     for option in options:
@@ -223,9 +225,23 @@ def _reference_endpoint(spec: str) -> dict[str, str]:
                 f"--reference-endpoint {spec!r}: {option!r} is not one of {', '.join(_ENDPOINT_OPTIONS)}=…"
             )
         parts[key.strip()] = value.strip()
+    if parts.get("role", "agent") not in _ROLES:
+        raise ValueError(f"--reference-endpoint {spec!r}: role is one of {', '.join(_ROLES)}")
     if "script" in parts:
         parts["script"] = str(Path(parts["script"]).expanduser().resolve())
     return parts
+
+
+def _is_pair(e: dict[str, str]) -> bool:
+    return "planner" in e or "grounder" in e
+
+
+def _extra_json(e: dict[str, str], base_url: str) -> dict[str, str | None]:
+    """A --reference-endpoint as a model.endpoints entry, its server at ``base_url`` (a pair has none)."""
+    if _is_pair(e):
+        return {"name": e["name"], "planner": e.get("planner"), "grounder": e.get("grounder")}
+    return {"name": e["name"], "base_url": base_url, "model": e.get("model", e["name"]),
+            "family": e.get("family", "autoglm")}  # fmt: skip
 
 
 def _endpoint_json(ep) -> dict:
@@ -245,8 +261,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         extra = [_reference_endpoint(spec) for spec in args.reference_endpoint or []]
         # Checked now, with stand-in URLs: a name used twice or an unknown family starts nothing.
         ModelSettings(endpoints=[*map(_endpoint_json, settings.model.all_endpoints()),
-                                 *({"name": e["name"], "base_url": "http://127.0.0.1:1/v1", "model": e.get("model", e["name"]),
-                                    "family": e.get("family", "autoglm")} for e in extra)])  # fmt: skip
+                                 *(_extra_json(e, "http://127.0.0.1:1/v1") for e in extra)])  # fmt: skip
     except (ValidationError, ValueError) as exc:
         print(f"phonefleet up: {exc}", file=sys.stderr)
         return 2
@@ -294,22 +309,19 @@ def _cmd_up(args: argparse.Namespace) -> int:
         endpoints = [_endpoint_json(ep) for ep in settings.model.all_endpoints()]
         if not settings.model.endpoints and "PHONEFLEET_MODEL__BASE_URL" in env:
             endpoints[0]["base_url"] = env["PHONEFLEET_MODEL__BASE_URL"]  # the one just started
-        for e in extra:  # a reference model of its own for each --reference-endpoint
+        for e in extra:  # a reference model of its own for each --reference-endpoint (a pair: none)
+            if _is_pair(e):
+                endpoints.append(_extra_json(e, ""))
+                continue
             served, family = e.get("model", e["name"]), e.get("family", "autoglm")
             port_file = _fresh(logs / f"reference-model-{e['name']}.port")
             command = ["reference-model", "--port", "0", "--port-file", str(port_file), "--model-name", served,
-                       "--family", family, *(["--script", e["script"]] if "script" in e else [])]  # fmt: skip
+                       "--family", family, *(["--script", e["script"]] if "script" in e else []),
+                       *(["--role", e["role"]] if "role" in e else [])]  # fmt: skip
             children.append(_start(f"reference-model-{e['name']}", command, env, logs))
             port = _wait_port(port_file, children, 60)
             _wait_http(f"http://127.0.0.1:{port}/healthz", children, 60)
-            endpoints.append(
-                {
-                    "name": e["name"],
-                    "base_url": f"http://127.0.0.1:{port}/v1",
-                    "model": served,
-                    "family": family,
-                }
-            )
+            endpoints.append(_extra_json(e, f"http://127.0.0.1:{port}/v1"))
         if extra:  # the API and the worker read every endpoint from here
             env["PHONEFLEET_MODEL__ENDPOINTS"] = json.dumps(endpoints)
         children.append(_start("pool", ["pool", "--adb-port", str(args.adb_port)], env, logs))
@@ -363,8 +375,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="do not start the reference model (a real one is at the model URL)",
     )
     parser.add_argument(
-        "--reference-endpoint", action="append", default=None, metavar="NAME[,family=F][,script=PATH][,model=M]",
-        help="start one more reference model (rules, or replaying a script) as the model endpoint NAME; "
-        "repeatable (docs/models.md)",
+        "--reference-endpoint", action="append", default=None,
+        metavar="NAME[,family=F][,script=PATH][,model=M][,role=R] | NAME,planner=P,grounder=G",
+        help="start one more reference model (rules, or replaying a script; role agent, planner or grounder) "
+        "as the model endpoint NAME, or name a pair of two endpoints; repeatable (docs/models.md)",
     )  # fmt: skip
     parser.set_defaults(func=_cmd_up)

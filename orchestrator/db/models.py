@@ -394,6 +394,9 @@ class Step(_Row, Base):
     # The screenshot's regions masked before the model saw it and before it was stored: [{"bounds":
     # [left, top, right, bottom], "kind": "password" | a text pattern's name}], never their content.
     redactions: Mapped[list[Any] | None]
+    # A planner/grounder pair's step: each model's reply in order ({"role", "reply", "model_s", a
+    # grounder's "target"}; worker/agent/results.py StepRecord.replies). None: one model.
+    replies: Mapped[list[Any] | None]
     subgoal: Mapped[int | None]  # the 0-based subgoal of the task's chain it was made for (None: no chain)
 
 

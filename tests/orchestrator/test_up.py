@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from device_pool.pool.adb_supervisor import adb_listeners
 from orchestrator.cli.port_file import read_port_file
@@ -181,3 +182,19 @@ def _swap_in_an_adb_daemon(data: Path, adb_port: int, env: dict[str, str]) -> No
         assert adb_listeners(adb_port) and server not in adb_listeners(adb_port)
     finally:
         os.kill(pool, signal.SIGCONT)
+
+
+def test_reference_endpoints_may_plan_ground_and_pair() -> None:
+    """``--reference-endpoint`` specs as the endpoints up registers (nothing started)."""
+    from orchestrator.cli.up import _extra_json, _reference_endpoint
+    from orchestrator.settings import ModelSettings
+
+    specs = ["plan,role=planner", "tars,family=ui-tars,role=grounder", "pair,planner=plan,grounder=tars"]
+    extra = [_reference_endpoint(spec) for spec in specs]
+    endpoints = [_extra_json(e, "http://127.0.0.1:1/v1") for e in extra]
+    assert endpoints[2] == {"name": "pair", "planner": "plan", "grounder": "tars"}
+    assert ModelSettings(endpoints=endpoints).by_name("pair").is_pair
+    with pytest.raises(ValueError, match="role is one of agent, planner, grounder"):
+        _reference_endpoint("x,role=boss")
+    with pytest.raises(ValueError, match="names both its planner and its grounder"):
+        ModelSettings(endpoints=[_extra_json(_reference_endpoint("half,planner=plan"), ""), endpoints[0]])

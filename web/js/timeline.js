@@ -42,7 +42,8 @@ function stepItem(step, fresh) {
         loading: "lazy", width: "88" }))
     : h("div", { class: "no-shot" }, "no screenshot");
   const t = step.timings ?? {};
-  const timings = [["capture", t.capture_s], ["model", t.model_s], ["act", t.act_s], ["settle", t.settle_s]]
+  const timings = [["capture", t.capture_s], ["model", t.model_s], ["planner", t.planner_s], ["grounder", t.grounder_s],
+    ["act", t.act_s], ["settle", t.settle_s]]
     .filter(([, v]) => v !== undefined && v !== null)
     .map(([name, v]) => `${name} ${seconds(v)}`);
   if (step.prompt_tokens) timings.push(`${step.prompt_tokens} + ${step.completion_tokens ?? 0} tokens`);
@@ -64,6 +65,10 @@ function stepItem(step, fresh) {
         ? h("p", { class: "handback-note" }, "Handed back to the agent", step.note ? `: “${step.note}”` : " (no note)")
         : h("p", {}, h("code", { class: "action" }, step.action_text ?? "—")),
       step.thinking ? h("p", { class: "thinking" }, step.thinking) : null,
+      // A planner/grounder pair's step: both models' replies as they wrote them, with their seconds.
+      step.replies?.length ? h("ul", { class: "replies" }, ...step.replies.map((r) =>
+        h("li", { dataset: { role: r.role } }, h("strong", {}, r.role === "grounder" ? `Grounder (${r.target})` : "Planner"),
+          ` ${seconds(r.model_s)}: `, h("code", {}, r.reply)))) : null,
       failed ? h("p", { class: "error" }, `Result: ${step.result}`) : null,
       waiting ? h("p", { class: "step-waiting" }, "Waiting for a person…") : null,
       step.note && !handBack ? h("p", { class: "muted" }, `Note: ${step.note}`) : null,

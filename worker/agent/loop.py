@@ -29,10 +29,10 @@ from worker.agent.app_policy import REFUSED, AppPolicy
 from worker.agent.conversation import Conversation
 from worker.agent.errors import ActionError, ModelError, NoAnswer
 from worker.agent.executor import ActionExecutor, Device
-from worker.agent.families import family
+from worker.agent.families import family, planner
 from worker.agent.families.coords import to_grid
 from worker.agent.images import EncodedImage, image_part
-from worker.agent.parser import format_action
+from worker.agent.parser import ParsedReply, format_action
 from worker.agent.redaction import RedactionRules, mask, ocr_regions, regions
 from worker.agent.results import WAITING, AgentResult, FailReason, RunStatus, StepRecord, StepTimings
 from worker.agent.steering import AgentHooks, AgentState, AgentSteering
@@ -73,10 +73,15 @@ class AgentConfig:
     max_steps: int = 30
     budget_s: float = 600.0  # wall clock for the whole run
     lang: str = "en"  # "zh" for AutoGLM-Phone-9B, "en" for the multilingual model
-    # The model's reply grammar (worker/agent/families/: "autoglm", "ui-tars", "qwen-mobile-use"), and
+    # The model's reply grammar (worker/agent/families/: "autoglm", "ui-tars", "qwen-mobile-use", "qwen3-mobile-use"), and
     # an endpoint's own prompt (its prompt_file's text, placeholders unfilled) in place of the family's.
     family: str = "autoglm"
     prompt: str | None = None
+    # A planner/grounder pair (families/planner.py): the grounder's family. The model the loop is
+    # given is then the planner (the loop's own grammar, targets in words; ``family`` is not used)
+    # and ``run_agent``'s ``grounder`` finds each target on the screenshot.
+    grounder_family: str | None = None
+    planner_vision: bool = True  # False: the planner gets the screen's elements in words, no image
     # The screenshot's pixel budget for families that resize it themselves (the model client's
     # image_max_pixels: the two must agree, or the client scales the image again).
     image_max_pixels: int = 1_000_000
@@ -134,6 +139,7 @@ class _AgentLoop:
         today: dt.date,
         earlier_tries: str | None = None,
         app_policy: AppPolicy | None = None,
+        grounder: Model | None = None,
     ) -> None:
         self.task = task
         # The apps it may use (app_policy.py); None: any. ``acted``: an action since the last capture
@@ -149,7 +155,13 @@ class _AgentLoop:
         self.hooks = hooks
         self.steering = steering
         self.apps = apps
-        self.family = family(config.family)
+        self.grounder = grounder
+        self.grounder_family = family(config.grounder_family) if config.grounder_family else None
+        if (self.grounder is None) != (self.grounder_family is None):
+            raise ValueError("a planner/grounder pair needs both the grounder's model and its family")
+        # A pair's planner speaks the loop's own grammar (autoglm's), its targets in words.
+        self.family = family("autoglm" if self.grounder_family else config.family)
+        self.replies: list[dict[str, Any]] | None = None  # a pair's step: each model's reply and time
         self.sent_size: tuple[int, int] = (1, 1)  # the last screenshot as sent (width, height)
         self.today = today
         # The system text needs the size of the image sent (pixel families announce it): set at the first ask.
@@ -317,18 +329,31 @@ class _AgentLoop:
             self.conversation.system = self.family.prompt(
                 self.config.lang, self.today, self.sent_size, self.config.prompt
             )
+            if self.grounder_family is not None:
+                self.conversation.system += "\n\n" + planner.PLANNER_NOTE
             text = self.family.first_user_text(self.task, info, self.earlier_tries)
         else:
             text = self.family.step_user_text(info)
         if self.pending_notes:
             text = "\n".join([*self.pending_notes, text])
             self.pending_notes.clear()
+        blind = self.grounder_family is not None and not self.config.planner_vision
+        if blind:
+            text = f"{text}\n{await self._screen_in_words()}"
         self.conversation.add_user(text)
-        messages = self.family.messages(self.conversation, self.task, image_part(encoded))
+        if blind:  # the planner speaks autoglm's shape: its turns without the screenshot
+            messages = self.conversation.messages(None)
+        else:
+            messages = self.family.messages(self.conversation, self.task, image_part(encoded))
         t0 = time.monotonic()
         reply = await self._chat(messages)  # raises ModelError past the client's retries and the budget
         timings.model_s = time.monotonic() - t0
         if reply is not None:
+            if self.grounder_family is not None:
+                timings.planner_s = timings.model_s
+                self.replies = [
+                    {"role": "planner", "reply": reply.content, "model_s": round(timings.model_s, 4)}
+                ]
             return reply
         self._outage_ends()  # a person's pause is no outage time
         self.conversation.turns.pop()  # the question is asked again after a pause
@@ -338,11 +363,12 @@ class _AgentLoop:
             return None
         return self.result(RunStatus.TIMED_OUT, f"no result within {self.config.budget_s:g} s")
 
-    async def _chat(self, messages: list[dict[str, Any]]) -> ModelReply | None:
-        """The model's reply, waiting out a failing server within the outage budget; None when a
-        cancel or pause came first, or the run's budget ran out."""
+    async def _chat(self, messages: list[dict[str, Any]], model: Model | None = None) -> ModelReply | None:
+        """The model's reply (``model``: the grounder; else the model), waiting out a failing server
+        within the outage budget; None when a cancel or pause came first, or the run's budget ran out."""
         while True:
-            call = asyncio.ensure_future(self.model.chat(messages, on_retry=self._model_retrying))
+            asked = model or self.model
+            call = asyncio.ensure_future(asked.chat(messages, on_retry=self._model_retrying))
             if not await self._unless_interrupted(call):
                 return None
             try:
@@ -450,6 +476,7 @@ class _AgentLoop:
                 index=index, screenshot=image, current_app=app, thinking=thinking, action_text=action_text,
                 action=dumped, result=result, timings=timings, prompt_tokens=reply.prompt_tokens,
                 completion_tokens=reply.completion_tokens, note=note, redactions=redactions,
+                replies=self.replies,
             )  # fmt: skip
             if self.steps and self.steps[-1].index == index:
                 self.steps[-1] = step  # recorded when it asked a person; now with its end
@@ -458,7 +485,13 @@ class _AgentLoop:
             return step
 
         try:
-            parsed = self.family.parse(reply.content, self.sent_size)
+            if self.grounder_family is None:
+                parsed = self.family.parse(reply.content, self.sent_size)
+            else:
+                grounded = await self._ground(planner.read_plan(reply.content), image, app, timings)
+                if grounded is None or isinstance(grounded, AgentResult):
+                    return grounded
+                parsed = grounded
         except ActionError as exc:
             self.parse_errors += 1
             self.conversation.add_assistant(reply.content)
@@ -475,7 +508,13 @@ class _AgentLoop:
         action = parsed.action
         # The action as people read it (questions, notes): typed into a password field, its text masked.
         shown = action.model_copy(update={"text": REDACTED}) if a.types_text(action) and typed_unseen else action
-        self.conversation.add_assistant(self.family.assistant_turn(parsed, self.sent_size))
+        # A pair's planner hears its own words back (its targets, not the grounder's points).
+        kept = (
+            reply.content
+            if self.grounder_family is not None
+            else self.family.assistant_turn(parsed, self.sent_size)
+        )
+        self.conversation.add_assistant(kept)
 
         def step_of(result: str, note: str | None = None) -> StepRecord:
             return record(parsed.thinking, parsed.action_text, action, result, note)
@@ -552,6 +591,62 @@ class _AgentLoop:
         if outcome.stop is not None:
             return self.result(RunStatus.FAILED, outcome.message, outcome.stop)
         return None
+
+    async def _screen_in_words(self) -> str:
+        """What a planner that reads no images is told of the screen: its elements' labels, from the
+        view tree, in document order (the grounder still sees the screenshot)."""
+        try:
+            labels = [e.label for e in ui_elements(await self.device.ui_dump()) if e.label]
+        except DeviceError:
+            logger.warning("the view tree could not be read for a planner without vision", exc_info=True)
+            return "The screen's elements could not be read."
+        shown = "; ".join(json.dumps(label, ensure_ascii=False) for label in dict.fromkeys(labels))
+        return f"The screen shows: {shown or '(no labelled elements)'}."
+
+    async def _ground(
+        self, plan: planner.Plan, image: Image.Image, app: str, timings: StepTimings
+    ) -> ParsedReply | AgentResult | None:
+        """The planner's action with each target in words replaced by the point the grounder finds
+        for it on ``image`` (one request each, in the grounder family's shape). None when paused
+        mid-call (the step is asked again), an AgentResult when the run must end; ActionError
+        (told to the planner) when the grounder's reply holds no point."""
+        assert self.grounder is not None and self.grounder_family is not None and self.replies is not None
+        points: dict[str, tuple[int, int]] = {}
+        if plan.targets:
+            prepared = self.grounder_family.prepare_image(image, self.config.image_max_pixels)
+            encoded = await self.grounder.encode_image(prepared)
+            size = (encoded.width, encoded.height)
+            timings.grounder_s = 0.0
+        for field_name, target in plan.targets.items():
+            task = planner.ground_task(target)
+            asking = Conversation(
+                self.grounder_family.prompt(self.config.lang, self.today, size), self.config.history_tokens
+            )
+            asking.add_user(self.grounder_family.first_user_text(task, prompts.screen_info(app), None))
+            t0 = time.monotonic()
+            answer = await self._chat(
+                self.grounder_family.messages(asking, task, image_part(encoded)), self.grounder
+            )
+            spent = time.monotonic() - t0
+            timings.grounder_s = (timings.grounder_s or 0.0) + spent
+            timings.model_s += spent
+            if answer is None:
+                self._outage_ends()
+                self.conversation.turns.pop()  # the planner is asked again after a pause
+                if self.steering.cancelled:
+                    return self.result(RunStatus.CANCELLED, self.steering.cancel_reason or "cancelled")
+                if self.steering.paused:
+                    return None
+                return self.result(RunStatus.TIMED_OUT, f"no result within {self.config.budget_s:g} s")
+            self.replies.append({
+                "role": "grounder", "target": target, "reply": answer.content, "model_s": round(spent, 4),
+                "prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+            })  # fmt: skip
+            points[field_name] = planner.point_of(
+                self.grounder_family.parse(answer.content, size).action, target
+            )
+        action = plan.action.model_copy(update=points)
+        return ParsedReply(thinking=plan.thinking, action=action, action_text=format_action(action))
 
     def _refused_launch(self, action: a.ActionModel) -> str | None:
         """What the model is told when ``action`` launches an app outside the allowed ones; None when
@@ -677,16 +772,18 @@ async def run_agent(
     today: dt.date | None = None,
     earlier_tries: str | None = None,
     app_policy: AppPolicy | None = None,
+    grounder: Model | None = None,
 ) -> AgentResult:
     """Run ``task`` on ``device`` until finish, failure, cancel or a budget runs out.
 
     ``earlier_tries`` (``prompts.earlier_tries_message``) goes with the task in the first turn: a
     later try of the same task, starting from the screen the earlier one left. ``app_policy``
-    holds the run to the apps a task may use (``app_policy.py``); None: any app.
+    holds the run to the apps a task may use (``app_policy.py``); None: any app. ``grounder``: a
+    planner/grounder pair's grounder (``model`` is then the planner; ``config.grounder_family``).
     """
     loop = _AgentLoop(
         task, device, model, config or AgentConfig(), hooks or AgentHooks(), steering or AgentSteering(),
-        apps or AppCatalog(), today or dt.date.today(), earlier_tries, app_policy,
+        apps or AppCatalog(), today or dt.date.today(), earlier_tries, app_policy, grounder,
     )  # fmt: skip
     return await loop.run()
 

@@ -56,6 +56,7 @@ class PhoneAgent:
 
     device: AdbDevice
     model: ModelClient
+    grounder: ModelClient | None = None  # a planner/grounder pair's grounder (``model`` is its planner)
 
     async def run(
         self,
@@ -70,7 +71,7 @@ class PhoneAgent:
         """Run ``task`` on the phone until it ends (``run_agent``)."""
         return await run_agent(
             task, self.device, self.model, config=config, hooks=hooks, steering=steering,
-            earlier_tries=earlier_tries, app_policy=app_policy,
+            earlier_tries=earlier_tries, app_policy=app_policy, grounder=self.grounder,
         )  # fmt: skip
 
 
@@ -82,12 +83,14 @@ async def phone_agent(
     adb_host: str = "127.0.0.1",
     adb_port: int = 5037,
     redis_url: str | None = None,
+    grounder: ModelClientConfig | None = None,
 ) -> AsyncIterator[PhoneAgent]:
     """The agent for the phone ``serial``, talking to the model ``model`` describes.
 
     The phone is connected before anything else opens, so a ``DeviceError`` on entry means the
     phone is unreachable. ``redis_url`` makes the model's in-flight cap hold across every process
-    sharing the model server.
+    sharing the model server. ``grounder``: a planner/grounder pair's grounder (``model`` is then
+    the planner; the run's ``AgentConfig.grounder_family`` names the grounder's family).
     """
     device = await connect_phone(serial, adb_host=adb_host, adb_port=adb_port)
     async with AsyncExitStack() as stack:
@@ -96,4 +99,7 @@ async def phone_agent(
         if shared is not None:
             stack.push_async_callback(shared.aclose)
         client = await stack.enter_async_context(ModelClient(model, redis=shared))
-        yield PhoneAgent(device, client)
+        grounding = None
+        if grounder is not None:
+            grounding = await stack.enter_async_context(ModelClient(grounder, redis=shared))
+        yield PhoneAgent(device, client, grounding)

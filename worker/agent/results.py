@@ -50,6 +50,9 @@ class StepTimings:
     settle_s: float = 0.0
     time_to_first_token_s: float | None = None
     image_bytes: int = 0  # the screenshot as sent to the model
+    # A planner/grounder pair's step: each model's share of model_s (the grounder's: all its targets).
+    planner_s: float | None = None
+    grounder_s: float | None = None
 
 
 # A step's result while the person it asked has not answered yet: ``on_step`` is called again for
@@ -72,6 +75,9 @@ class StepRecord:
     note: str | None = None  # Note / Call_API text, a person's answer, a takeover note
     # The screenshot's masked regions ({"bounds", "kind"}; worker/agent/redaction.py), never their content.
     redactions: list[dict[str, Any]] = field(default_factory=list)
+    # A planner/grounder pair's step: each reply as written, in order ({"role": "planner" | "grounder",
+    # "reply", "model_s"}, a grounder's with its "target" and tokens); None for a single model.
+    replies: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,7 +96,13 @@ class StepRecord:
                 "settle_s": round(self.timings.settle_s, 4),
                 "time_to_first_token_s": self.timings.time_to_first_token_s,
                 "image_bytes": self.timings.image_bytes,
+                **{
+                    k: round(v, 4)
+                    for k in ("planner_s", "grounder_s")
+                    if (v := getattr(self.timings, k)) is not None
+                },
             },
+            "replies": self.replies,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
         }

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from worker.agent.errors import ActionError
 from worker.agent.families import Family, family
 from worker.agent.families.coords import ImageSize
+from worker.agent.families.planner import read_plan
 from worker.agent.families.ui_tars import INSTRUCTION_HEADER
 from worker.agent.grammar import ActionModel
 from worker.agent.parser import parse_reply
@@ -27,7 +29,8 @@ __all__ = ["Dialect", "dialect"]
 _STEP = re.compile(r"Step \d+: ")
 _TASK = re.compile(r"^Task: (?P<task>.*?)\nSteps done so far", re.DOTALL)
 # What must not appear in a reply's reasoning, per family, lest a client read it as the action.
-_MARKERS = {"ui-tars": ("Action:", "Action："), "qwen-mobile-use": ("<tool_call>", "</tool_call>")}
+_QWEN = ("qwen-mobile-use", "qwen3-mobile-use")
+_MARKERS = {"ui-tars": ("Action:", "Action："), **dict.fromkeys(_QWEN, ("<tool_call>", "</tool_call>"))}
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Dialect:
     """One family as the reference model reads and writes it."""
 
     family: Family
+    planner: bool = False  # a planner's replies: the loop's grammar with targets in words (families/planner.py)
 
     def read(self, request: ChatRequest) -> ChatView:
         """The task, the app in front, the newest image and the earlier replies of a request."""
@@ -45,7 +49,7 @@ class Dialect:
             at = first.rfind(INSTRUCTION_HEADER)
             task = first[at + len(INSTRUCTION_HEADER) :].strip() if at >= 0 else view.task
             return ChatView(task, view.current_app, view.image_url, view.assistant_turns)
-        if self.family.name == "qwen-mobile-use":
+        if self.family.name in _QWEN:
             users = [m for m in request.messages if m.role == "user"]
             text = users[-1].text if users else ""
             found = _TASK.match(text)
@@ -54,13 +58,23 @@ class Dialect:
         return view
 
     def earlier_actions(
-        self, turns: tuple[str, ...], size: ImageSize
+        self,
+        turns: tuple[str, ...],
+        size: ImageSize,
+        locate: Callable[[str], tuple[int, int] | None] | None = None,
     ) -> list[tuple[ActionModel | None, str]]:
-        """Each earlier reply's action (None when unreadable) and its text."""
+        """Each earlier reply's action (None when unreadable) and its text; a planner's targets found
+        again by ``locate`` (on the screen now), a stand-in point where it finds none."""
         out: list[tuple[ActionModel | None, str]] = []
         for text in turns:
-            reply = f"<tool_call>{text}</tool_call>" if self.family.name == "qwen-mobile-use" else text
+            reply = f"<tool_call>{text}</tool_call>" if self.family.name in _QWEN else text
             try:
+                if self.planner:
+                    plan = read_plan(text)
+                    found = {k: locate(t) for k, t in plan.targets.items()} if locate is not None else {}
+                    points = {k: p for k, p in found.items() if p is not None}
+                    out.append((plan.action.model_copy(update=points), text))
+                    continue
                 action = (
                     self.family.parse(reply, size).action
                     if self.family.name != "autoglm"
@@ -92,6 +106,6 @@ def _steps(text: str) -> list[str]:
     return out
 
 
-def dialect(name: str) -> Dialect:
-    """The dialect of the family ``name``; ValueError for an unknown family."""
-    return Dialect(family(name))
+def dialect(name: str, *, planner: bool = False) -> Dialect:
+    """The dialect of the family ``name`` (a planner's: ``planner``); ValueError for an unknown family."""
+    return Dialect(family(name), planner)

@@ -24,7 +24,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from worker.agent.actions import ActionModel
+from worker.agent.actions import ActionModel, Finish, Tap
+from worker.agent.families.base import point_fields
+from worker.agent.families.planner import target_of, write_plan
 from worker.agent.ocr import read_text, warm_up
 from worker.reference_model.chat import (
     ChatRequest,
@@ -35,10 +37,11 @@ from worker.reference_model.chat import (
 )
 from worker.reference_model.dialects import Dialect, dialect
 from worker.reference_model.eval_solutions import SCRIPTED_MODEL, solution_reply
+from worker.reference_model.grounding import describe, locate
 from worker.reference_model.instructions import parse_instruction
 from worker.reference_model.plan import History
 from worker.reference_model.policy import decide
-from worker.reference_model.replies import GREETING, estimate_tokens, pieces, truncate
+from worker.reference_model.replies import GREETING, clean_thinking, estimate_tokens, pieces, truncate
 from worker.reference_model.screen import Screen
 from worker.reference_model.script import scripted_reply
 
@@ -53,6 +56,9 @@ class ReferenceModelConfig:
 
     model_name: str = "autoglm-phone-9b"
     family: str = "autoglm"  # the family it reads requests and writes replies in (docs/models.md)
+    # "agent": it answers with the next action; "planner": the same, its points as words (the loop's
+    # grammar, ``family`` unused); "grounder": it finds a planner's target (grounding.py).
+    role: str = "agent"
     script: tuple[str, ...] | None = None
     chunk_chars: int = 16
     max_model_len: int = 32768
@@ -82,12 +88,14 @@ def _history(
     *,
     speaks: Dialect | None = None,
     size: tuple[int, int] = (1, 1),
+    screen: Screen | None = None,
 ) -> History:
     """The earlier actions, and whether each changed the screen: every reply names the screen it saw
     (``(screen #abc123)`` in its reasoning), so the next reply's name, or ``now``, tells."""
     actions: list[ActionModel] = []
     seen: list[str | None] = []
-    for action, text in (speaks or dialect("autoglm")).earlier_actions(turns, size):
+    found = (lambda target: locate(screen, target)) if screen is not None else None
+    for action, text in (speaks or dialect("autoglm")).earlier_actions(turns, size, found):
         if action is None:
             continue  # a turn we cannot read tells us nothing about progress
         actions.append(action)
@@ -98,24 +106,44 @@ def _history(
     return History(tuple(actions), unchanged)
 
 
-def _decide_from_image(view: ChatView, speaks: Dialect) -> tuple[str, int]:
+def _decide_from_image(view: ChatView, speaks: Dialect, role: str = "agent") -> tuple[str, int]:
     """Decode, read and decide (blocking: run in a thread); returns the reply and the image's tokens."""
     assert view.image_url is not None
     image = decode_image(view.image_url)
     height, width = image.shape[:2]
+    tokens = -(-width // IMAGE_PATCH) * -(-height // IMAGE_PATCH)
     t0 = time.monotonic()
     screen = Screen(image, read_text(image), current_app=view.current_app, protected=view.protected)
+    if role == "grounder":
+        return _ground(view, speaks, screen), tokens
     goal = parse_instruction(view.task)
     fingerprint = screen.fingerprint()
-    history = _history(view.assistant_turns, fingerprint, speaks=speaks, size=(width, height))
+    history = _history(view.assistant_turns, fingerprint, speaks=speaks, size=(width, height), screen=screen)
     decision = decide(goal, view.task, screen, history, secret_names=view.secret_names)
-    text = speaks.write(f"{decision.thinking} (screen #{fingerprint})", decision.action, (width, height))
+    thinking = f"{decision.thinking} (screen #{fingerprint})"
+    if role == "planner":
+        action = decision.action
+        targets = {key: describe(screen, getattr(action, key)) for key in point_fields(type(action))}
+        text = write_plan(clean_thinking(thinking), action, targets)
+    else:
+        text = speaks.write(thinking, decision.action, (width, height))
     logger.info(
         "decision: intent=%s rule=%s app=%s step=%d ocr_lines=%d took=%.2fs answer=%s",
         goal.intent.value if goal else "none", decision.rule, view.current_app, len(view.assistant_turns),
         len(screen.boxes), time.monotonic() - t0, text[-200:],
     )  # fmt: skip
-    return text, -(-width // IMAGE_PATCH) * -(-height // IMAGE_PATCH)
+    return text, tokens
+
+
+def _ground(view: ChatView, speaks: Dialect, screen: Screen) -> str:
+    """A grounder's reply: a tap on the target its task names, or a finish saying it is not there."""
+    target = target_of(view.task) or view.task
+    point = locate(screen, target)
+    size = (screen.width, screen.height)
+    logger.info("grounding: target=%r point=%s", target[:200], point)
+    if point is None:
+        return speaks.write(f"I cannot find {target} on this screen.", Finish(message=f"not found: {target}"), size)
+    return speaks.write(f"{target} is here.", Tap(element=point), size)
 
 
 def _image_summary(url: str | None) -> str:
@@ -125,7 +153,7 @@ def _image_summary(url: str | None) -> str:
 
 
 async def _complete(config: ReferenceModelConfig, request: ChatRequest) -> Completion:
-    speaks = dialect(config.family)
+    speaks = dialect("autoglm" if config.role == "planner" else config.family, planner=config.role == "planner")
     view = speaks.read(request)
     prompt_tokens = sum(estimate_tokens(m.text) for m in request.messages)
     if request.model == SCRIPTED_MODEL and view.task:
@@ -136,7 +164,7 @@ async def _complete(config: ReferenceModelConfig, request: ChatRequest) -> Compl
     elif view.image_url is None or not view.task:
         content = GREETING  # the client's start-up probe ("Hi", no image) and other plain chat
     else:
-        content, image_tokens = await asyncio.to_thread(_decide_from_image, view, speaks)
+        content, image_tokens = await asyncio.to_thread(_decide_from_image, view, speaks, config.role)
         prompt_tokens += image_tokens
     content, finish_reason = truncate(content, request.token_limit)
     return Completion(content, finish_reason, prompt_tokens, estimate_tokens(content))
@@ -192,6 +220,7 @@ def create_app(config: ReferenceModelConfig) -> FastAPI:
             "model": config.model_name,
             "mode": "script" if config.script is not None else "rules",
             "family": config.family,
+            "role": config.role,
         }
 
     @app.get("/v1/models")

@@ -356,7 +356,7 @@ async def _drive(
                     grant.serial, model.client,
                     adb_host=deps.adb_host, adb_port=deps.adb_port,
                     # Redis makes the in-flight cap hold across every worker sharing the model server.
-                    redis_url=settings.redis_url,
+                    redis_url=settings.redis_url, grounder=model.grounder,
                 )
             )  # fmt: skip
         except DeviceError as exc:
@@ -390,6 +390,8 @@ async def _drive(
                     lang=model.lang,
                     family=model.family,
                     prompt=model.prompt,
+                    grounder_family=model.grounder_family,
+                    planner_vision=model.planner_vision,
                     image_max_pixels=model.client.image_max_pixels,
                     model_outage_budget_s=settings.model.outage_budget_s,
                     on_stuck=settings.agent.on_stuck,

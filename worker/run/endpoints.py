@@ -24,6 +24,10 @@ class EndpointRun:
     family: str
     lang: str
     prompt: str | None  # the prompt file's text, placeholders unfilled (None: the family's own)
+    # A planner/grounder pair: ``client`` and ``prompt`` are the planner's, these the grounder's.
+    grounder: ModelClientConfig | None = None
+    grounder_family: str | None = None
+    planner_vision: bool = True  # a pair's planner reads images (else it is told the screen in words)
 
 
 def _endpoint(ep: EndpointSettings) -> ModelEndpoint:
@@ -37,7 +41,14 @@ def endpoint_run(
     ep: EndpointSettings, model: ModelSettings, *, image_max_pixels: int = 1_000_000
 ) -> EndpointRun:
     """What a run on ``ep`` needs: its server then its failover endpoints (tried in order when it is
-    down), its timeouts, family, language and prompt. Raises ``PromptFileError``."""
+    down), its timeouts, family, language and prompt; for a pair, its planner's with its grounder's
+    client and family. Raises ``PromptFileError``."""
+    if ep.is_pair:
+        assert ep.planner is not None and ep.grounder is not None  # is_pair
+        planner = endpoint_run(model.by_name(ep.planner), model, image_max_pixels=image_max_pixels)
+        grounder = endpoint_run(model.by_name(ep.grounder), model, image_max_pixels=image_max_pixels)
+        return EndpointRun(planner.client, planner.family, ep.lang or planner.lang, planner.prompt,
+                           grounder.client, grounder.family, model.by_name(ep.planner).vision)  # fmt: skip
     prompt = None
     if ep.prompt_file is not None:
         try:

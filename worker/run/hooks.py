@@ -143,7 +143,7 @@ class TaskHooks(AgentHooks):
             "thinking": step.thinking, "action_text": step.action_text, "action": step.action,
             "result": step.result, "note": step.note, "timings": record["timings"],
             "prompt_tokens": step.prompt_tokens, "completion_tokens": step.completion_tokens,
-            "redactions": step.redactions,
+            "redactions": step.redactions, "replies": step.replies,
             "subgoal": self.subgoal,
         }  # fmt: skip
         # The index is the task's next one (a person's steps during a takeover take indexes too).

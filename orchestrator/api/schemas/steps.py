@@ -38,6 +38,12 @@ class StepOut(BaseModel):
         '{"bounds": [left, top, right, bottom] in the screenshot\'s pixels, "kind": "password" or a text '
         "pattern's name}. Never what they held.",
     )
+    replies: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="A planner/grounder pair's step: each model's reply as written, in order, "
+        '{"role": "planner" | "grounder", "reply", "model_s"}, a grounder\'s with the "target" it was asked '
+        "to find and its tokens; timings then has planner_s and grounder_s. Null: one model answered.",
+    )
     subgoal: int | None = Field(
         default=None,
         description="The task chain's subgoal (its index) this step was made for; null: no chain.",
@@ -51,5 +57,5 @@ class StepOut(BaseModel):
             thinking=step.thinking, action_text=step.action_text, action=step.action, result=step.result,
             note=step.note, timings=step.timings, prompt_tokens=step.prompt_tokens,
             completion_tokens=step.completion_tokens, screenshot_url=url, redactions=step.redactions or [],
-            subgoal=step.subgoal,
+            replies=step.replies, subgoal=step.subgoal,
         )  # fmt: skip

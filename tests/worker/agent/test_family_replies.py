@@ -21,7 +21,7 @@ SIZE = (1092, 2408)  # a 1080x2400 screenshot as Qwen's processor resizes it
 
 def test_the_settings_and_the_agent_know_the_same_families() -> None:
     assert tuple(FAMILIES) == MODEL_FAMILIES
-    with pytest.raises(ValueError, match="one of: autoglm, ui-tars, qwen-mobile-use"):
+    with pytest.raises(ValueError, match="one of: autoglm, ui-tars, qwen-mobile-use, qwen3-mobile-use"):
         family("gpt")
 
 
@@ -124,7 +124,7 @@ def test_every_action_round_trips_through_every_family(name: str) -> None:
         parsed = speaks.parse(speaks.write_reply("why", action, SIZE), SIZE)
         assert parsed.action == action, (name, action, speaks.write_reply("why", action, SIZE))
         again = (
-            speaks.parse(speaks.assistant_turn(parsed, SIZE), SIZE) if name != "qwen-mobile-use" else parsed
+            speaks.parse(speaks.assistant_turn(parsed, SIZE), SIZE) if not name.startswith("qwen") else parsed
         )
         assert again.action == action
 
@@ -158,3 +158,33 @@ def test_an_action_declared_once_reaches_every_family() -> None:
         assert qwen._action({"action": "shake", "coordinate": [546, 1204], "times": "2"}, SIZE, "") == shake
     finally:
         del ACTIONS["Shake"]
+
+
+def test_qwen3_points_are_on_a_999_scale_of_the_image_as_sent() -> None:
+    qwen3 = family("qwen3-mobile-use")
+    reply = '<tool_call>{"name": "mobile_use", "arguments": {"action": "click", "coordinate": [500, 250]}}</tool_call>'
+    assert qwen3.parse(reply, SIZE).action == a.Tap(element=(500, 250))  # whatever the image's size
+    assert "The screen's resolution is 999x999." in qwen3.prompt("en", dt.date(2026, 1, 1), SIZE)
+    assert not qwen3.resizes and family("qwen-mobile-use").resizes
+
+
+def test_ui_tars_resizes_with_its_own_smallest_area() -> None:
+    assert smart_resize(100, 100, 1_000_000) == (112, 112)  # Qwen2.5-VL's processor: 56×56 at least
+    assert smart_resize(100, 100, 1_000_000, min_pixels=family("ui-tars").min_pixels) == (280, 280)
+
+
+def test_a_planners_targets_in_words_and_the_grounders_point() -> None:
+    from worker.agent.families.planner import point_of, read_plan, write_plan
+
+    plan = read_plan('<think>on</think><answer>do(action="Tap", element="the \\"Wi-Fi\\" switch")</answer>')
+    assert plan.targets == {"element": 'the "Wi-Fi" switch'} and isinstance(plan.action, a.Tap)
+    assert read_plan('<think>x</think><answer>do(action="Tap", element="the \\"Wi-Fi\\" switch")</answer>').action == plan.action
+    swipe = read_plan('do(action="Swipe", start="the list", end=[500, 100])')
+    assert swipe.targets == {"start": "the list"} and swipe.action.end == (500, 100)  # numbers are not grounded
+    written = write_plan("why", a.Swipe(start=(1, 2), end=(3, 4)), {"start": "the list"})
+    assert read_plan(written).targets == {"start": "the list"} and read_plan(written).action.end == (3, 4)
+    assert read_plan(write_plan("why", a.Back(), {})).action == a.Back()
+    tars = family("ui-tars")
+    assert point_of(tars.parse("Thought: here\nAction: click(start_box='(546,1204)')", SIZE).action, "x") == (500, 500)
+    with pytest.raises(ActionRejected, match="no point"):
+        point_of(a.Finish(message="not found"), "the Wi-Fi switch")

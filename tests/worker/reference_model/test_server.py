@@ -32,7 +32,7 @@ def test_models_and_health(client: httpx.Client, reference_model: ReferenceModel
     assert body["object"] == "list"
     assert [m["id"] for m in body["data"]] == ["autoglm-phone-9b"]
     health = httpx.get(f"http://127.0.0.1:{reference_model.port}/healthz").json()
-    assert health == {"status": "ok", "model": "autoglm-phone-9b", "mode": "rules", "family": "autoglm"}
+    assert health == {"status": "ok", "model": "autoglm-phone-9b", "mode": "rules", "family": "autoglm", "role": "agent"}
 
 
 def test_hi_probe_answers_200_within_max_tokens(client: httpx.Client) -> None:

@@ -221,3 +221,39 @@ def test_a_person_takes_over_a_running_task_and_hands_it_back(
     moves = [e.payload["to"] for e in events if e.type == "task.status"]
     assert moves == ["leasing", "running", "user_control", "running", "succeeded"], moves
     pool.settle()
+
+
+def test_a_task_on_a_planner_grounder_pair_keeps_both_replies_in_its_steps(
+    api: Api, pool: Pool, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    """The worker runs the default endpoint, a pair of two reference models (docs/models.md,
+    "Planner and grounder"); each step read back through the API shows both replies."""
+    import json
+
+    planner = start_reference_model(tmp_path / "models", role="planner")
+    try:
+        grounder = start_reference_model(tmp_path / "models", family="ui-tars", role="grounder")
+    except BaseException:
+        planner.stop()
+        raise
+    try:
+        endpoints = [
+            {"name": "pair", "planner": "planner", "grounder": "tars"},
+            {"name": "planner", "base_url": planner.base_url, "model": "autoglm-phone-9b"},
+            {"name": "tars", "base_url": grounder.base_url, "model": "autoglm-phone-9b", "family": "ui-tars"},
+        ]
+        start_worker(planner.base_url, PHONEFLEET_MODEL__ENDPOINTS=json.dumps(endpoints))
+        pool.shell("settings put global wifi_on 0")
+        task = api.submit(WIFI, timeout_s=240)
+        done = api.wait_status(task["id"], ("succeeded",), timeout=250)
+        assert pool.shell("settings get global wifi_on").strip() == "1", done
+        steps = api.http.get(f"/api/v1/tasks/{task['id']}/steps").json()["items"]
+        for step in steps:
+            assert step["replies"][0]["role"] == "planner" and step["timings"]["planner_s"] > 0, step
+        tap = next(s for s in steps if s["action"]["name"] == "Tap")
+        planned, grounded = tap["replies"]
+        assert grounded["role"] == "grounder" and grounded["reply"].startswith("Thought: ")
+        assert 'element="' in planned["reply"] and tap["timings"]["grounder_s"] > 0, tap
+    finally:
+        planner.stop()
+        grounder.stop()

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from worker.agent.families.autoglm import AutoGlm
 from worker.agent.families.base import PLACEHOLDERS, Family, fill_prompt
-from worker.agent.families.qwen_mobile_use import QwenMobileUse
+from worker.agent.families.qwen_mobile_use import Qwen3MobileUse, QwenMobileUse
 from worker.agent.families.ui_tars import UiTars
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (AutoGlm(), UiTars(), QwenMobileUse())}
+FAMILIES: dict[str, Family] = {f.name: f for f in (AutoGlm(), UiTars(), QwenMobileUse(), Qwen3MobileUse())}
 """Family name → its adapter, in the order docs/models.md lists them."""
 
 

@@ -1,6 +1,6 @@
 """What every model family is: the loop's state in, that family's request out; its reply in, typed actions out.
 
-A family (``autoglm``, ``ui-tars``, ``qwen-mobile-use``: one module each) knows how its models were
+A family (``autoglm``, ``ui-tars``, ``qwen-mobile-use`` and ``qwen3-mobile-use``: one module each, the Qwen two sharing one) knows how its models were
 taught to talk: where the instructions go (system turn, first user turn, a tool schema), where the
 screenshot goes, how history is carried, how a reply is written and which convention its points use
 (``coords.py`` converts). The loop only calls the methods below, so it runs any family unchanged.
@@ -23,7 +23,7 @@ from PIL import Image
 from worker.agent import prompts
 from worker.agent.actions import ACTIONS, FINISH, Point
 from worker.agent.conversation import Conversation
-from worker.agent.families.coords import Convention, ImageSize, smart_resize
+from worker.agent.families.coords import MIN_PIXELS, Convention, ImageSize, smart_resize
 from worker.agent.grammar import ActionModel
 from worker.agent.parser import ParsedReply
 
@@ -70,12 +70,13 @@ class Family(ABC):
     convention: ClassVar[Convention]
     resizes: ClassVar[bool] = False
     """Whether the client resizes the screenshot as the server's processor would (pixel families)."""
+    min_pixels: ClassVar[int] = MIN_PIXELS  # the smallest area that resize allows
 
     def prepare_image(self, image: Image.Image, max_pixels: int) -> Image.Image:
         """The screenshot as it is sent (before encoding): smart-resized for pixel families."""
         if not self.resizes:
             return image
-        size = smart_resize(*image.size, max_pixels)
+        size = smart_resize(*image.size, max_pixels, min_pixels=self.min_pixels)
         return image if size == image.size else image.resize(size, Image.Resampling.BILINEAR)
 
     @abstractmethod

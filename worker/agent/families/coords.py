@@ -26,7 +26,7 @@ ImageSize = tuple[int, int]
 
 # Qwen2-VL / Qwen2.5-VL images are cut in 14-pixel patches merged 2×2: sides are multiples of 28.
 RESIZE_FACTOR = 28
-MIN_PIXELS = 4 * RESIZE_FACTOR * RESIZE_FACTOR
+MIN_PIXELS = 4 * RESIZE_FACTOR * RESIZE_FACTOR  # Qwen2.5-VL's processor (56×56); UI-TARS uses 100 patches
 
 
 def _one(value: float, extent: int, convention: Convention) -> int:
@@ -58,17 +58,19 @@ def from_grid(
     return round((x + 0.5) / GRID_SIZE, 4), round((y + 0.5) / GRID_SIZE, 4)
 
 
-def smart_resize(width: int, height: int, max_pixels: int, *, factor: int = RESIZE_FACTOR) -> ImageSize:
+def smart_resize(
+    width: int, height: int, max_pixels: int, *, factor: int = RESIZE_FACTOR, min_pixels: int = MIN_PIXELS
+) -> ImageSize:
     """The size a Qwen-VL processor resizes an image to: both sides multiples of ``factor``, the
-    area between ``MIN_PIXELS`` and ``max_pixels``, the aspect ratio kept as nearly as that allows."""
+    area between ``min_pixels`` and ``max_pixels``, the aspect ratio kept as nearly as that allows."""
     w = max(factor, round(width / factor) * factor)
     h = max(factor, round(height / factor) * factor)
     if w * h > max_pixels:
         beta = math.sqrt(width * height / max_pixels)
         w = max(factor, math.floor(width / beta / factor) * factor)
         h = max(factor, math.floor(height / beta / factor) * factor)
-    elif w * h < MIN_PIXELS:
-        beta = math.sqrt(MIN_PIXELS / (width * height))
+    elif w * h < min_pixels:
+        beta = math.sqrt(min_pixels / (width * height))
         w = math.ceil(width * beta / factor) * factor
         h = math.ceil(height * beta / factor) * factor
     return w, h

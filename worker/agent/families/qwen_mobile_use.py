@@ -1,9 +1,10 @@
-"""Qwen ``mobile_use`` (``qwen-mobile-use``): a function-call tool, JSON actions in pixels of the resized image.
+"""Qwen ``mobile_use`` (``qwen-mobile-use``, Qwen2.5-VL; ``qwen3-mobile-use``, Qwen3-VL): a function-call
+tool, JSON actions in pixels of the resized image (Qwen2.5-VL) or on a 0..999 scale (Qwen3-VL).
 
 The shape follows the Qwen2.5-VL mobile-agent cookbook (QwenLM/Qwen2.5-VL; GUI-Owl uses the same
 tool): the tool's JSON schema travels in the system text between ``<tools>`` tags (as Qwen's Nous-style
 function-call prompt puts it, not in the request's ``tools=`` field); each request is one user turn
-holding the screenshot first, then the task and the steps done so far as text; the model answers
+holding the screenshot and the task with the steps done so far as text; the model answers
 ``<tool_call>{"name": "mobile_use", "arguments": {...}}</tool_call>``. Points are pixels of the
 image as sent, which the client smart-resizes itself so the resolution the schema announces is the
 one the model sees. docs/models.md.
@@ -104,12 +105,19 @@ class QwenMobileUse(Family):
     name: ClassVar[str] = "qwen-mobile-use"
     convention: ClassVar[Convention] = "pixels"
     resizes: ClassVar[bool] = True
+    # Where the screenshot goes in the user turn: the Qwen2.5-VL cookbook's API example puts it
+    # before the text, the Qwen3-VL one after.
+    text_first: ClassVar[bool] = False
 
     def builtin_prompt(self, lang: str) -> str:
         return _PROMPT
 
     def action_list(self, lang: str, size: ImageSize) -> str:
-        return f"<tools>\n{json.dumps(tool_schema(size), ensure_ascii=False)}\n</tools>"
+        return f"<tools>\n{json.dumps(tool_schema(self.announced(size)), ensure_ascii=False)}\n</tools>"
+
+    def announced(self, size: ImageSize) -> ImageSize:
+        """The resolution the tool's description gives: the image's own, in pixels."""
+        return size
 
     def first_user_text(self, task: str, info: str, earlier_tries: str | None) -> str:
         return f"{earlier_tries}\n{info}" if earlier_tries else info  # the task is put first by messages()
@@ -123,9 +131,10 @@ class QwenMobileUse(Family):
             f"Step {i}: {t.assistant}; " for i, t in enumerate(turns, 1) if t.assistant is not None
         )
         text = f"Task: {task}\nSteps done so far on this device: {done or '(none)'}\n{turns[-1].user if turns else ''}"
+        parts = [{"type": "text", "text": text}, image]
         return [
             {"role": "system", "content": conversation.system},
-            {"role": "user", "content": [image, {"type": "text", "text": text}]},
+            {"role": "user", "content": parts if self.text_first else parts[::-1]},
         ]
 
     def parse(self, text: str, size: ImageSize) -> ParsedReply:
@@ -259,3 +268,18 @@ class QwenMobileUse(Family):
 
     def assistant_turn(self, parsed: ParsedReply, size: ImageSize) -> str:
         return self.call_json(parsed.action, size)  # the steps done so far are these calls, as text
+
+
+class Qwen3MobileUse(QwenMobileUse):
+    """Qwen3-VL's ``mobile_use`` (``qwen3-mobile-use``): the same tool and request, but points on a
+    0..999 scale of the screen whatever its size (the QwenLM/Qwen3-VL mobile-agent cookbook announces
+    the resolution as 999x999 and scales the model's numbers by the screenshot's size), so the image
+    is sent as it is."""
+
+    name: ClassVar[str] = "qwen3-mobile-use"
+    convention: ClassVar[Convention] = "grid"
+    resizes: ClassVar[bool] = False
+    text_first: ClassVar[bool] = True
+
+    def announced(self, size: ImageSize) -> ImageSize:
+        return (a.GRID_SIZE - 1, a.GRID_SIZE - 1)

@@ -18,7 +18,7 @@ from worker.agent.call_reader import CallReader, CallSyntaxError
 from worker.agent.conversation import Conversation
 from worker.agent.errors import ActionParseError, ActionRejected, UnknownAction
 from worker.agent.families.base import Family, action_class, generic_actions, point_fields, snake
-from worker.agent.families.coords import Convention, ImageSize, from_grid, to_grid
+from worker.agent.families.coords import RESIZE_FACTOR, Convention, ImageSize, from_grid, to_grid
 from worker.agent.grammar import ActionModel
 from worker.agent.parser import ParsedReply
 
@@ -100,6 +100,7 @@ class UiTars(Family):
     name: ClassVar[str] = "ui-tars"
     convention: ClassVar[Convention] = "pixels"
     resizes: ClassVar[bool] = True
+    min_pixels: ClassVar[int] = 100 * RESIZE_FACTOR * RESIZE_FACTOR  # bytedance/UI-TARS codes/ui_tars/action_parser.py
 
     def builtin_prompt(self, lang: str) -> str:
         return _PROMPT
@@ -190,8 +191,8 @@ class UiTars(Family):
                     return a.Home()
                 case "press_back":
                     return a.Back()
-                case "wait":
-                    return a.Wait(duration=str(kw.get("time", "2")) + " seconds")
+                case "wait":  # UI-TARS's wait() takes no argument and stands for five seconds
+                    return a.Wait(duration=str(kw.get("time", "5")) + " seconds")
                 case "call_user":
                     return a.TakeOver(message=str(kw.get("content") or "Please take over."))
                 case "finished":
