@@ -25,6 +25,7 @@ from orchestrator.api import (
     live,
     metrics,
     model_endpoints,
+    recordings,
     schedules,
     secrets,
     sessions,
@@ -227,7 +228,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, audit, auth, health,
                metrics, events, webhooks, webhook_subscriptions, evals, live, adb_tunnel, tenants_api,
-               tenant_registry, usage, model_endpoints, secrets)  # fmt: skip
+               tenant_registry, usage, model_endpoints, secrets, recordings)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.include_router(api_keys.users_router)

@@ -50,6 +50,9 @@ class StepTimings:
     settle_s: float = 0.0
     time_to_first_token_s: float | None = None
     image_bytes: int = 0  # the screenshot as sent to the model
+    # time.monotonic() once the screenshot was taken: where the step is in the run's recording
+    # (worker/run/hooks.py turns it into the step's ``video_ms``). 0: none taken.
+    captured_at: float = 0.0
 
 
 # A step's result while the person it asked has not answered yet: ``on_step`` is called again for

@@ -1,0 +1,121 @@
+"""Recordings of tasks and sessions: where they are, who may play them, their bytes (docs/recordings.md).
+
+The recorder (``orchestrator/live/recorder.py``) writes a task's recording in its worker and a
+session's in the API process, at ``{data_dir}/tasks/<id>/recording.mp4`` (beside the task's
+screenshots: the retention reaper and a tenant's deletion remove it with them) and
+``{data_dir}/sessions/<id>/recording.mp4``. One is served once its task or session has ended: it
+is complete then (the worker finishes the file before it writes the task's end), never a file
+still being written.
+
+Access is the task's (its tenant's callers), except a recording sealed because its tenant has
+redaction on (the video is not masked): only the tenant's admins and the task's owner (the user
+whose key submitted it; for a session, the user who opened it) may play it, opened here in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from orchestrator.db import ApiKey, DeviceSession, SessionState
+from orchestrator.db.database import Database
+from orchestrator.encryption import (
+    SCREENSHOT_MAGIC,
+    SealedDamaged,
+    SealedWithOtherKey,
+    read_stored,
+    screenshot_cipher,
+)
+from orchestrator.errors import NotFound, PermissionDenied, SessionNotFound, StoredFileUnreadable
+from orchestrator.live.recorder import recording_file
+from orchestrator.services.auth import Principal
+from orchestrator.services.tasks import load_task
+from orchestrator.settings import Settings
+
+__all__ = ["Recording", "RecordingService", "recording_path"]
+
+KINDS = ("task", "session")
+
+
+def recording_path(settings: Settings, kind: str, id: uuid.UUID | str) -> Path | None:
+    """The recording of the task or session ``id`` (``kind``: "task" or "session") if one was
+    written, else None. The caller checks who may see it, and whether it is sealed (``is_sealed``)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    path = recording_file(settings.data_dir, kind, uuid.UUID(str(id)))
+    return path if path.is_file() else None
+
+
+def is_sealed(path: Path) -> bool:
+    """Whether a recording is stored encrypted (its tenant had redaction on)."""
+    with path.open("rb") as file:
+        return file.read(len(SCREENSHOT_MAGIC)) == SCREENSHOT_MAGIC
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recording to serve: a plain file (``data`` None), or a sealed one's plain bytes."""
+
+    path: Path
+    filename: str
+    data: bytes | None = None
+
+
+class RecordingService:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    async def task_recording(self, principal: Principal, task_id: uuid.UUID) -> Recording:
+        """The recording of an ended task of the caller's tenant. Raises ``TaskNotFound``,
+        ``NotFound`` (none: not ended yet, recording off, or the phone could not be captured),
+        ``PermissionDenied`` (sealed, and the caller is neither an admin nor its owner),
+        ``StoredFileUnreadable``."""
+        async with self.db.transaction() as db_session:
+            task = await load_task(db_session, principal, task_id)
+            owner = None
+            if task.created_by is not None:
+                owner = await db_session.scalar(select(ApiKey.user_id).where(ApiKey.id == task.created_by))
+        if not task.status.is_final:
+            raise NotFound(f"task {task_id} has not ended: its recording is ready once it has")
+        return await self._open("task", task_id, principal, owner)
+
+    async def session_recording(self, principal: Principal, session_id: uuid.UUID) -> Recording:
+        """The recording of an ended session of the caller's tenant (as ``task_recording``)."""
+        async with self.db.transaction() as db_session:
+            row = await db_session.scalar(
+                select(DeviceSession).where(
+                    DeviceSession.id == session_id, DeviceSession.tenant_id == principal.tenant_id
+                )
+            )
+        if row is None:
+            raise SessionNotFound(session_id)
+        if row.state == SessionState.ACTIVE:
+            raise NotFound(f"session {session_id} is open: its recording is ready once it has ended")
+        return await self._open("session", session_id, principal, row.user_id)
+
+    async def _open(
+        self, kind: str, id: uuid.UUID, principal: Principal, owner: uuid.UUID | None
+    ) -> Recording:
+        path = recording_path(self.settings, kind, id)
+        if path is None:
+            raise NotFound(f"{kind} {id} has no recording")
+        filename = f"{kind}-{id}.mp4"
+        if not await asyncio.to_thread(is_sealed, path):
+            return Recording(path, filename)
+        if not (principal.is_admin or principal.user_id == owner):
+            raise PermissionDenied(
+                f"the recording of {kind} {id} is encrypted (its tenant has redaction on): only the "
+                f"tenant's admins and the {kind}'s owner may play it"
+            )
+        try:
+            data = await asyncio.to_thread(read_stored, path, screenshot_cipher(self.settings))
+        except (SealedWithOtherKey, SealedDamaged) as exc:
+            raise StoredFileUnreadable(
+                f"the recording of {kind} {id} cannot be opened with storage.encryption_key: {exc}"
+            ) from None
+        return Recording(path, filename, data)
