@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,17 @@ class RecordingService:
             raise NotFound(f"session {session_id} is open: its recording is ready once it has ended")
         return await self._open("session", session_id, principal, row.user_id)
 
+    async def archived(self, principal: Principal, task_id: uuid.UUID) -> Iterator[bytes] | None:
+        """The recording's bytes in pieces for a trajectory zip (a blocking iterator), or None when
+        the task has none the caller may play."""
+        try:
+            recording = await self.task_recording(principal, task_id)
+        except (NotFound, PermissionDenied, StoredFileUnreadable):
+            return None
+        if recording.data is not None:
+            return iter([recording.data])
+        return _pieces(recording.path)
+
     async def _open(
         self, kind: str, id: uuid.UUID, principal: Principal, owner: uuid.UUID | None
     ) -> Recording:
@@ -119,3 +131,9 @@ class RecordingService:
                 f"the recording of {kind} {id} cannot be opened with storage.encryption_key: {exc}"
             ) from None
         return Recording(path, filename, data)
+
+
+def _pieces(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:
+    with path.open("rb") as file:
+        while piece := file.read(size):
+            yield piece
