@@ -62,6 +62,7 @@ from orchestrator.services.metrics import MetricsService
 from orchestrator.services.personal_phones import PersonalPhoneService
 from orchestrator.services.phone_archives import PhoneArchives, export_key
 from orchestrator.services.ratelimit import make_rate_limiter
+from orchestrator.services.recordings import SessionRecorders
 from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
@@ -168,6 +169,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 personal_phones=personal_phones,
                 wake_timeout_s=settings.personal_phones.wake_timeout_s,
                 quotas=settings.quotas,
+                recorders=(recorders := SessionRecorders(db, settings)),  # each session's video
             ),
             personal_phones=personal_phones,
             phone_archives=archives,
@@ -211,6 +213,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 yield
         finally:
             await live.close()  # peer connections and phone captures end with the process
+            await recorders.close()  # sessions' recordings finished, their files complete
             await hub.close()  # open event sockets close with 1001
             await events_signal.close()
             if queue is None:

@@ -15,6 +15,8 @@ whose key submitted it; for a session, the user who opened it) may play it, open
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from orchestrator.db import ApiKey, DeviceSession, SessionState
+from orchestrator.db import ApiKey, Device, DeviceSession, SessionState, Tenant
 from orchestrator.db.database import Database
 from orchestrator.encryption import (
     SCREENSHOT_MAGIC,
@@ -32,12 +34,14 @@ from orchestrator.encryption import (
     screenshot_cipher,
 )
 from orchestrator.errors import NotFound, PermissionDenied, SessionNotFound, StoredFileUnreadable
-from orchestrator.live.recorder import recording_file
+from orchestrator.live.recorder import Recorder, record, recording_file
 from orchestrator.services.auth import Principal
 from orchestrator.services.tasks import load_task
 from orchestrator.settings import Settings
 
-__all__ = ["Recording", "RecordingService", "recording_path"]
+__all__ = ["Recording", "RecordingService", "SessionRecorders", "recording_path"]
+
+logger = logging.getLogger(__name__)
 
 KINDS = ("task", "session")
 
@@ -137,3 +141,85 @@ def _pieces(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:
     with path.open("rb") as file:
         while piece := file.read(size):
             yield piece
+
+
+class SessionRecorders:
+    """The recordings of the sessions this API process opened: started with the session, finished
+    when it closes here (before ``closed`` is written) or, ended elsewhere (expired by the sweeper,
+    closed through another API process), within ``check_s`` of that."""
+
+    def __init__(self, db: Database, settings: Settings, *, check_s: float = 2.0) -> None:
+        self.db = db
+        self.settings = settings
+        self.check_s = check_s
+        self._starting: dict[uuid.UUID, asyncio.Task[Recorder | None]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    def start(self, session_id: uuid.UUID, tenant_id: uuid.UUID, device: Device) -> None:
+        """Start recording the session's phone, in the background (its answer does not wait)."""
+        if not self.settings.recording.enabled or session_id in self._starting:
+            return
+        self._starting[session_id] = asyncio.create_task(
+            self._record(session_id, tenant_id, device), name=f"session-recorder-{session_id}"
+        )
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch(), name="session-recorders")
+
+    async def stop(self, session_id: uuid.UUID) -> None:
+        """Finish the session's recording (nothing when this process does not record it)."""
+        task = self._starting.pop(session_id, None)
+        if task is None:
+            return
+        try:
+            recorder = await task
+        except Exception:
+            logger.exception("session recording failed", extra={"session_id": str(session_id)})
+            return
+        if recorder is not None:
+            await recorder.stop()
+
+    async def close(self) -> None:
+        """Finish every recording (the app's shutdown)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        for session_id in list(self._starting):
+            await self.stop(session_id)
+
+    @property
+    def recording(self) -> set[uuid.UUID]:
+        return set(self._starting)
+
+    async def _record(self, session_id: uuid.UUID, tenant_id: uuid.UUID, device: Device) -> Recorder | None:
+        redaction = self.settings.redaction
+        redacted = "*" in redaction.text_tenants
+        if redaction.text_tenants and not redacted:
+            async with self.db.transaction() as db_session:
+                name = await db_session.scalar(select(Tenant.name).where(Tenant.id == tenant_id))
+            redacted = name in redaction.text_tenants
+        web = self.settings.webrtc
+        return await record(
+            self.settings, "session", session_id, device.serial, redacted=redacted, provider=device.provider,
+            labels=device.labels, adb_host=web.adb_host, adb_port=web.adb_port,
+        )  # fmt: skip
+
+    async def _watch(self) -> None:
+        while self._starting:
+            await asyncio.sleep(self.check_s)
+            ids = list(self._starting)
+            try:
+                async with self.db.transaction() as db_session:
+                    active = set(
+                        await db_session.scalars(
+                            select(DeviceSession.id).where(
+                                DeviceSession.id.in_(ids), DeviceSession.state == SessionState.ACTIVE
+                            )
+                        )
+                    )
+            except Exception as exc:  # a database hiccup must not end the watch: next round
+                logger.warning("session recordings check failed", extra={"error": str(exc)})
+                continue
+            for session_id in ids:
+                if session_id not in active:
+                    await self.stop(session_id)
