@@ -113,7 +113,6 @@ def test_a_task_is_recorded_served_and_seeked_from_its_timeline(web_fleet: WebFl
                 shown = np.asarray(await page.evaluate(_GRAB, list(THUMB)), dtype=np.float64).reshape(THUMB[1], THUMB[0])
                 distances = [float(np.abs(shown - screen).mean()) for screen in screens]
                 await tab.shot(f"seek-step-{index}")
-                print("DIST", index, offsets[index], distances)
                 assert distances[index] < 12, f"step {index}: the video differs from its screenshot {distances}"
                 unlike = [j for j, screen in enumerate(screens) if np.abs(screen - screens[index]).mean() > 20]
                 assert unlike and all(distances[index] < distances[j] for j in unlike), f"step {index}: {distances}"
