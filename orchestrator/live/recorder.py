@@ -110,9 +110,13 @@ class Recorder:
         if self._container is None:
             return False
         assert self.clock0 is not None
-        # The last picture lasts until now: the screen showed it until the recording ended.
-        self._mux_pending(until_ms=max(round((time.monotonic() - self.clock0) * 1000), self._last_ms + 1))
-        await asyncio.to_thread(self._finish)
+        try:
+            # The last picture lasts until now: the screen showed it until the recording ended.
+            self._mux_pending(until_ms=max(round((time.monotonic() - self.clock0) * 1000), self._last_ms + 1))
+            await asyncio.to_thread(self._finish)
+        except Exception:  # a recording never fails the run it records (what was written stays)
+            logger.exception("recording not finished", extra={"path": str(self.path)})
+            return False
         logger.info(
             "recording written",
             extra={"path": str(self.path), "pictures": self.pictures, "bytes": self.bytes, "captures": self.captures},
@@ -130,6 +134,14 @@ class Recorder:
     # --- the capture loop ----------------------------------------------------------------------
 
     async def _run(self, capture: CaptureLike) -> None:
+        try:
+            await self._record(capture)
+        except Exception:  # the muxer refused a picture, the disk is full…: the recording ends here
+            logger.exception("recording stopped", extra={"path": str(self.path)})
+            if self._capture is not None:
+                self._capture.close()
+
+    async def _record(self, capture: CaptureLike) -> None:
         failures = 0
         while not self._stopped:
             self._capture = capture
