@@ -24,6 +24,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No such one in your tenant, not ended yet, or no recording"},
     409: {"model": ErrorOut, "description": "Stored encrypted with another key (storage.encryption_key)"},
     416: {"description": "The range is outside the recording"},
+    422: {"model": ErrorOut, "description": "Invalid input; `message` says which field and why"},
 }
 
 router = APIRouter(prefix="/api/v1", responses=_RESPONSES)
