@@ -153,8 +153,8 @@ export function mount(outlet, { params }) {
 
     if (HOLDS_PHONE.has(status)) phone.start();
     else if (FINAL.has(status)) phone.stop(`${endedSentence(status)}; its phone went back to the pool.`);
-    if (FINAL.has(status)) showRecording();
     else phone.stop(status === "queued" ? "Queued: waiting for a worker." : "Getting a phone…");
+    if (FINAL.has(status)) showRecording();
   }
 
   async function takeOver() {
