@@ -27,6 +27,7 @@ __all__ = [
     "ModelSettings",
     "PersonalPhoneSettings",
     "PoolSettings",
+    "RecordingSettings",
     "RedroidSettings",
     "ScheduleSettings",
     "Settings",
@@ -577,6 +578,17 @@ class SessionSettings(_Group):
     # (the sweeper expires it; a keepalive never moves expires_at past it).
     max_lifetime_s: float = Field(default=8 * 3600.0, gt=0)
 
+class RecordingSettings(_Group):
+    """Recordings of tasks and sessions (docs/recordings.md): the phone's own H.264 muxed into MP4."""
+
+    # On: every task (its worker) and session (the API) records its phone's screen. A tenant with
+    # text redaction on gets its recordings sealed with storage.encryption_key, and none without one.
+    enabled: bool = True
+    max_width: int = Field(default=720, ge=160, le=4096)  # the recorded video's width cap
+    bit_rate: int = Field(default=2_000_000, ge=100_000, le=200_000_000)  # the phone encoder's target
+    # How long a recording's start waits for the phone's first picture before the run goes on.
+    first_picture_timeout_s: float = Field(default=5.0, ge=0, le=60)
+
 
 class Settings(BaseSettings):
     """Everything a PhoneFleet process is configured by."""
@@ -607,6 +619,7 @@ class Settings(BaseSettings):
     vault: VaultSettings = Field(default_factory=VaultSettings)
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    recording: RecordingSettings = Field(default_factory=RecordingSettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     share_links: ShareLinkSettings = Field(default_factory=ShareLinkSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)

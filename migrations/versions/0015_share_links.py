@@ -1,6 +1,6 @@
 """share_links and share_link_opens (docs/api.md, "Share links")
 
-Revision ID: 0016
+Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-08 00:45:00
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016"
+revision: str = "0015"
 down_revision: str | Sequence[str] | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,7 @@
 """steps.replies: a planner/grounder pair's step keeps both models' replies and their times
 
-Revision ID: 0018
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-08 01:00:00
 
 A task on a planner/grounder endpoint (docs/models.md, "Planner and grounder") asks two models per
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0018"
-down_revision: str | Sequence[str] | None = "0014"
+revision: str = "0016"
+down_revision: str | Sequence[str] | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

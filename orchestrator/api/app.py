@@ -25,6 +25,7 @@ from orchestrator.api import (
     live,
     metrics,
     model_endpoints,
+    recordings,
     schedules,
     secrets,
     sessions,
@@ -62,6 +63,7 @@ from orchestrator.services.metrics import MetricsService
 from orchestrator.services.personal_phones import PersonalPhoneService
 from orchestrator.services.phone_archives import PhoneArchives, export_key, personal_volumes
 from orchestrator.services.ratelimit import make_rate_limiter
+from orchestrator.services.recordings import SessionRecorders
 from orchestrator.services.schedules import ScheduleService
 from orchestrator.services.sessions import SessionService
 from orchestrator.services.steps import StepService
@@ -169,6 +171,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 wake_timeout_s=settings.personal_phones.wake_timeout_s,
                 quotas=settings.quotas,
                 max_lifetime_s=settings.sessions.max_lifetime_s,
+                recorders=(recorders := SessionRecorders(db, settings)),  # each session's video
             ),
             personal_phones=personal_phones,
             phone_archives=archives,
@@ -213,6 +216,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
                 yield
         finally:
             await live.close()  # peer connections and phone captures end with the process
+            await recorders.close()  # sessions' recordings finished, their files complete
             await hub.close()  # open event sockets close with 1001
             await events_signal.close()
             if queue is None:
@@ -232,7 +236,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
     app.router.routes.append(mcp_endpoint.route)
     routers = (tasks, schedules, sessions, device_api, personal_phones_api, devices, api_keys, audit, auth, health,
                metrics, events, webhooks, webhook_subscriptions, evals, live, adb_tunnel, tenants_api,
-               tenant_registry, usage, model_endpoints, secrets, share_links)  # fmt: skip
+               tenant_registry, usage, model_endpoints, secrets, share_links, recordings)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.include_router(api_keys.users_router)

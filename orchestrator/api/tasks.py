@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from orchestrator.api.deps import CurrentPrincipal, StepServiceDep, TaskServiceDep
 from orchestrator.api.live import LiveHubDep
+from orchestrator.api.recordings import RecordingServiceDep
 from orchestrator.api.schemas import (
     ConfirmIn,
     ErrorOut,
@@ -215,17 +216,19 @@ def image_response(data: bytes) -> Response:
     },
 )
 async def get_trajectory(
-    task_id: uuid.UUID, principal: CurrentPrincipal, steps: StepServiceDep
+    task_id: uuid.UUID, principal: CurrentPrincipal, steps: StepServiceDep, recordings: RecordingServiceDep
 ) -> StreamingResponse:
-    """The task, its steps and their screenshots as one zip, streamed; a running task's is a snapshot."""
+    """The task, its steps and their screenshots as one zip, streamed; a running task's is a snapshot.
+    An ended task's recording is in it too (`recording.mp4`), when the caller may play it."""
     task, rows = await steps.snapshot(principal, task_id)
+    recording = await recordings.archived(principal, task_id) if task.status.is_final else None
     archived = [
         TrajectoryStep(s.index, StepOut.from_row(s).model_dump(mode="json"), steps.screenshot_path(s))
         for s in rows
     ]
     # A sync generator: Starlette runs it in its thread pool, so file reads and deflate stay off the loop.
     return StreamingResponse(
-        trajectory_zip(TaskOut.from_row(task).model_dump(mode="json"), archived, read=steps.read),
+        trajectory_zip(TaskOut.from_row(task).model_dump(mode="json"), archived, read=steps.read, recording=recording),
         media_type="application/zip",
         headers={
             "Content-Disposition": f'attachment; filename="{trajectory_filename(task.id)}"',

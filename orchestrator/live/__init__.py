@@ -8,6 +8,7 @@
     hub.py        the service: viewers in, streams started and stopped, leases watched
     geometry.py   the screen inside the video; normalised points to pixels
     ice.py        STUN/TURN and ICE host addresses
+    recorder.py   a task's or session's recording: a capture muxed into MP4 (used by the worker too)
 """
 
 from orchestrator.live.access import Admission, ControlState, LiveAccess, LiveTarget, TargetKind

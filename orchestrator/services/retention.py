@@ -9,6 +9,8 @@ One ``reap()``, per tenant whose retention is set (``tenants.retention_days``, e
   (``finished_at``, else ``created_at``): their screenshot folder ``{data_dir}/tasks/<id>/`` first,
   then the rows — the task, its steps, its events and their webhook deliveries. A task that has not
   ended is never removed, however old. The pool's lease log is kept, its ``task_id`` unlinked.
+- **Session recordings** (``{data_dir}/sessions/<id>/``) of sessions that ended before the cutoff;
+  the session rows stay.
 - **Events** of the tenant created before the cutoff (those of tasks still running too: the task
   keeps its state in its own row), with their webhook deliveries.
 
@@ -33,7 +35,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Table, delete, func, select, update
 
-from orchestrator.db import Base, Event, PersonalPhone, Task, TaskStatus, Tenant, utcnow
+from orchestrator.db import Base, DeviceSession, Event, PersonalPhone, Task, TaskStatus, Tenant, utcnow
 from orchestrator.db.database import Database
 from orchestrator.db.engine import DbSession
 
@@ -81,9 +83,15 @@ async def delete_rows(db_session: DbSession, table: Table, where: ColumnElement[
 
 
 def remove_task_files(data_dir: Path, task_ids: list[uuid.UUID]) -> None:
-    """Remove the tasks' screenshot folders (blocking: call it from a thread)."""
+    """Remove the tasks' folders: screenshots and recording (blocking: call it from a thread)."""
     for task_id in task_ids:
         shutil.rmtree(data_dir / "tasks" / str(task_id), ignore_errors=True)
+
+
+def remove_session_files(data_dir: Path, session_ids: list[uuid.UUID]) -> None:
+    """Remove the sessions' folders: their recordings (blocking: call it from a thread)."""
+    for session_id in session_ids:
+        shutil.rmtree(data_dir / "sessions" / str(session_id), ignore_errors=True)
 
 
 @dataclass
@@ -119,6 +127,7 @@ class RetentionReaper:
                 continue
             cutoff = now - dt.timedelta(days=days)
             report.tasks += await self._reap_tasks(tenant.id, cutoff)
+            await self._reap_session_files(tenant.id, cutoff)
             report.events += await self._reap_events(tenant.id, cutoff)
         report.tenants = await finish_deleted_tenants(self.db)
         if report.tasks or report.events or report.tenants:
@@ -151,6 +160,18 @@ class RetentionReaper:
                 )
             if len(ids) < self.batch:
                 return removed
+
+    async def _reap_session_files(self, tenant_id: uuid.UUID, cutoff: dt.datetime) -> None:
+        async with self.db.transaction() as db_session:
+            ids = list(
+                await db_session.scalars(
+                    select(DeviceSession.id).where(
+                        DeviceSession.tenant_id == tenant_id, DeviceSession.closed_at < cutoff
+                    )
+                )
+            )
+        if ids:
+            await asyncio.to_thread(remove_session_files, self.data_dir, ids)
 
     async def _reap_events(self, tenant_id: uuid.UUID, cutoff: dt.datetime) -> int:
         async with self.db.transaction(write=True) as db_session:

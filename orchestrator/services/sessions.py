@@ -147,9 +147,12 @@ class SessionService:
         wake_timeout_s: float = 120.0,
         quotas: Any = None,
         max_lifetime_s: float | None = None,
+        recorders: Any = None,
     ) -> None:
         self.db = db
         self.max_lifetime_s = max_lifetime_s  # settings.sessions.max_lifetime_s: expires_at never passes it
+        # services/recordings.py's SessionRecorders: records each session's phone (None: none recorded).
+        self.recorders = recorders
         self.quotas = quotas  # settings.quotas: the tenants' default limits (orchestrator/db/quotas.py)
         self.leases = leases
         self.profiles = dict(profiles or {})
@@ -231,7 +234,10 @@ class SessionService:
                 "lease_id": str(grant.lease_id),
             },
         )
-        return await self.get(principal, row.id)
+        view = await self.get(principal, row.id)
+        if self.recorders is not None and view.device is not None:
+            self.recorders.start(row.id, principal.tenant_id, view.device)
+        return view
 
     async def get(self, principal: Principal, session_id: uuid.UUID) -> SessionView:
         """The tenant's session (expired now if it is past due); raises ``SessionNotFound``."""
@@ -319,6 +325,9 @@ class SessionService:
         view = await self.get(principal, session_id)
         if view.session.state != SessionState.ACTIVE:
             return view
+        if self.recorders is not None:
+            # Finished while the phone is still held: the recording is complete once ``closed`` shows.
+            await self.recorders.stop(view.session.id)
         lease_id = await self._lease_id(view)
         if lease_id is not None:
             # Released first: a failure below leaves an active session without a phone (a retried

@@ -65,6 +65,7 @@ from orchestrator.services.retention import (
     delete_rows,
     effective_retention_days,
     finish_deleted_tenants,
+    remove_session_files,
     remove_task_files,
 )
 from orchestrator.services.trajectory_zip import ZipSink, zip_entry
@@ -200,8 +201,12 @@ class TenantService:
             # Before any file goes; again in the transaction that deletes.
             await _refuse_busy(db_session, tenant_id)
             task_ids = list(await db_session.scalars(select(Task.id).where(Task.tenant_id == tenant_id)))
+            session_ids = list(
+                await db_session.scalars(select(DeviceSession.id).where(DeviceSession.tenant_id == tenant_id))
+            )
         # Files first (as the reaper): the rows that name them go in the transaction below.
         await asyncio.to_thread(remove_task_files, self.data_dir, task_ids)
+        await asyncio.to_thread(remove_session_files, self.data_dir, session_ids)
         async with self.db.transaction(write=True) as db_session:
             await _refuse_busy(db_session, tenant_id)
             tasks = await db_session.scalar(

@@ -9,6 +9,8 @@
   ``instruction``, ``screen_size`` (read from the screenshot), ``action_px`` (the action's grid
   points as pixels), ``ui_dump`` and ``score``.
 - ``screenshots/<index>.<ext>``: the images the model saw (``.jpg`` or ``.png``, as stored).
+- ``recording.mp4``: the phone's video of an ended task, when it has one the caller may play
+  (docs/recordings.md); each step's ``timings.video_ms`` is where its screenshot is in it.
 
 A running task's trajectory is a snapshot: the steps committed when it was read.
 
@@ -32,7 +34,7 @@ import io
 import json
 import logging
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,7 @@ def trajectory_zip(
     *,
     now: dt.datetime | None = None,
     read: Callable[[Path], bytes] = Path.read_bytes,
+    recording: Iterable[bytes] | None = None,
 ) -> Iterator[bytes]:
     """The zip's bytes, a piece at a time (a blocking generator: serve it from a thread). ``read``:
     a screenshot's plain bytes (``StepService.read`` opens sealed ones); one it cannot read is left out."""
@@ -138,6 +141,14 @@ def trajectory_zip(
             if size is not None:
                 sizes[step.index] = size
             yield sink.drain()
+        if recording is not None:
+            # The video as it is, a piece at a time (deflate's stored blocks: H.264 does not shrink).
+            info = entry("recording.mp4")
+            info._compresslevel = 0  # type: ignore[attr-defined]  # what writestr(compresslevel=0) sets
+            with archive.open(info, "w", force_zip64=True) as video:
+                for piece in recording:
+                    video.write(piece)
+                    yield sink.drain()
         # The screen's size: the step's own screenshot's, else the latest one before it (a step
         # without a screenshot acted on the same screen).
         extra = _task_keys(task)

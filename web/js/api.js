@@ -87,6 +87,7 @@ export const tasks = {
   reply: (id, answer) => post(`api/v1/tasks/${encodeURIComponent(id)}/reply`, { answer }),
   steps: (id, query) => get(`api/v1/tasks/${encodeURIComponent(id)}/steps`, query),
   trajectoryUrl: (id) => apiUrl(`api/v1/tasks/${encodeURIComponent(id)}/trajectory`),
+  recordingUrl: (id) => apiUrl(`api/v1/tasks/${encodeURIComponent(id)}/recording`),
 };
 
 export const devices = {

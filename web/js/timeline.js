@@ -18,6 +18,27 @@ export class Timeline {
       h("div", { class: "page-head" }, h("h2", { id: "steps-title" }, "Steps"), this.count),
       this.list);
     this.refresh = coalesced(() => this.load());
+    this.onSeek = null; // (ms) => …: a click on a step that is in the recording (its timings.video_ms)
+    this.list.addEventListener("click", (event) => {
+      const item = event.target.closest("li.step[data-video-ms]");
+      if (!item || !this.onSeek || event.target.closest("a")) return;
+      this.onSeek(Number(item.dataset.videoMs));
+    });
+  }
+
+  /** Mark the step whose screen the recording shows at `ms` (the last one that began by then). */
+  highlight(ms) {
+    let current = null;
+    for (const item of this.list.querySelectorAll("li.step[data-video-ms]")) {
+      if (Number(item.dataset.videoMs) <= ms + 1) current = item;
+    }
+    for (const item of this.list.querySelectorAll("li.step.playing")) {
+      if (item !== current) { item.classList.remove("playing"); item.removeAttribute("aria-current"); }
+    }
+    if (current && !current.classList.contains("playing")) {
+      current.classList.add("playing");
+      current.setAttribute("aria-current", "step");
+    }
   }
 
   async load() {
@@ -52,8 +73,11 @@ function stepItem(step, fresh) {
   const failed = step.result && step.result !== "ok" && !waiting;
   const person = step.actor === "user";
   const handBack = person && step.action?.name === "Hand_back";
+  // Where its screen is in the task's recording: a click on the step seeks the video there.
+  const videoMs = typeof t.video_ms === "number" ? { videoMs: String(t.video_ms) } : {};
   return h("li", { class: `step${person ? " by-user" : ""}${failed ? " result-error" : ""}${fresh ? " new-step" : ""}`,
-    dataset: { index: String(step.index), actor: step.actor ?? "agent" } },
+    dataset: { index: String(step.index), actor: step.actor ?? "agent", ...videoMs },
+    title: videoMs.videoMs ? "Show this step in the recording" : undefined },
     shot,
     h("div", {},
       h("p", { class: "step-head" },

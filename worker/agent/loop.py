@@ -259,6 +259,7 @@ class _AgentLoop:
     async def _capture(self, timings: StepTimings) -> tuple[Image.Image, str]:
         t0 = time.monotonic()
         image = self.next_frame or await self.device.screenshot("raw")
+        timings.captured_at = time.monotonic()
         self.next_frame = None
         package, _activity = await self.device.foreground()
         self.foreground = package

@@ -54,6 +54,10 @@ class StepTimings:
     planner_s: float | None = None
     grounder_s: float | None = None
 
+    # time.monotonic() once the screenshot was taken: where the step is in the run's recording
+    # (worker/run/hooks.py turns it into the step's ``video_ms``). 0: none taken.
+    captured_at: float = 0.0
+
 
 # A step's result while the person it asked has not answered yet: ``on_step`` is called again for
 # the same step, with its end, once they have.

@@ -365,6 +365,17 @@ async def _drive(
                 AgentResult(RunStatus.FAILED, f"phone unreachable: {exc.message}", FailReason.DEVICE_ERROR)
             )
 
+        # The phone's video, recorded beside the run and finished (stack) before its end is written.
+        from orchestrator.live.recorder import record
+
+        recorder = await record(
+            settings, "task", claim.task_id, grant.serial, redacted=bool(redaction.patterns),
+            provider=grant.provider, adb_host=deps.adb_host, adb_port=deps.adb_port,
+        )  # fmt: skip
+        if recorder is not None:
+            stack.push_async_callback(recorder.stop)
+            hooks.video_offset = recorder.offset_ms
+
         evaluation = None
         if claim.evaluation is not None:
             from worker.eval.evaluation import Evaluation

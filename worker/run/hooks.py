@@ -45,6 +45,7 @@ import io
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,9 @@ class TaskHooks(AgentHooks):
         self._asking: tuple[TaskStatus, dict[str, Any]] | None = None
         # The chain's subgoal the agent works on (chain.py): its steps are linked to it. None: no chain.
         self.subgoal: int | None = None
+        # The run's recording (orchestrator/live/recorder.py): a moment (time.monotonic()) → its
+        # offset in the video, written as each step's timings.video_ms. None: not recorded.
+        self.video_offset: Callable[[float], int | None] | None = None
 
     def new_try(self) -> list[int]:
         """A later try of the task begins (its agent numbers steps from 1 again): the indexes the
@@ -130,18 +134,17 @@ class TaskHooks(AgentHooks):
             event["subgoal"] = self.subgoal
         recorded = self._recorded.get(step.index)
         if recorded is not None:  # recorded when it asked a person: now its end
-            values = {"result": step.result, "note": step.note, "timings": step.to_json()["timings"]}
+            values = {"result": step.result, "note": step.note, "timings": self._timings(step)}
             await self.rows.update_step(recorded, values, {"index": recorded, **event})
             logger.info("step updated", extra={"step": recorded, "result": step.result})
             return
         jpeg = None
         if step.screenshot is not None:
             jpeg = await asyncio.to_thread(self._jpeg, step)
-        record = step.to_json()
         row = {
             "screenshot": None, "current_app": step.current_app,
             "thinking": step.thinking, "action_text": step.action_text, "action": step.action,
-            "result": step.result, "note": step.note, "timings": record["timings"],
+            "result": step.result, "note": step.note, "timings": self._timings(step),
             "prompt_tokens": step.prompt_tokens, "completion_tokens": step.completion_tokens,
             "redactions": step.redactions, "replies": step.replies,
             "subgoal": self.subgoal,
@@ -150,6 +153,15 @@ class TaskHooks(AgentHooks):
         index = await self.rows.add_step(row, event, jpeg=jpeg, data_dir=self.data_dir, cipher=self.cipher)
         self._recorded[step.index] = index
         logger.info("step recorded", extra={"step": index, "result": step.result})
+
+    def _timings(self, step: StepRecord) -> dict[str, Any]:
+        """The step's timings, with where its screenshot is in the run's recording (``video_ms``)."""
+        timings: dict[str, Any] = step.to_json()["timings"]
+        if self.video_offset is not None and step.timings.captured_at:
+            at = self.video_offset(step.timings.captured_at)
+            if at is not None:
+                timings["video_ms"] = at
+        return timings
 
     def _jpeg(self, step: StepRecord) -> bytes:
         assert step.screenshot is not None

@@ -23,11 +23,13 @@ from device_pool.pool.personal_keeper import PersonalPhoneKeeper
 from device_pool.providers.sim import SimProvider, SimProviderConfig
 from orchestrator.db import (
     Base,
+    DeviceSession,
     DeviceState,
     Event,
     Lease,
     PersonalPhone,
     Schedule,
+    SessionState,
     Step,
     Task,
     TaskStatus,
@@ -42,6 +44,7 @@ from orchestrator.db import (
 from orchestrator.db.database import Database
 from orchestrator.db.steps import insert_step
 from orchestrator.encryption import screenshot_cipher
+from orchestrator.live.recorder import recording_file
 from orchestrator.services.personal_phones import delete_phones_of
 from orchestrator.services.retention import RetentionReaper
 from tests.aio import run
@@ -152,6 +155,10 @@ def test_retention_removes_old_data_and_nothing_else(any_db_api: Api) -> None:
     running = add_task(api, a.tenant_id, status=TaskStatus.RUNNING, created_at=_days_ago(10))
     recent = add_task(api, a.tenant_id, created_at=_days_ago(10), finished_at=_days_ago(6))
     others = add_task(api, b.tenant_id, created_at=_days_ago(30), finished_at=_days_ago(30))  # B keeps all
+    # Recordings: a task's is in its folder; a session's goes with the session's age, its row stays.
+    for task_id in (old, recent):
+        recording_file(api.settings.data_dir, "task", task_id).write_bytes(b"mp4")
+    old_session, recent_session = add_session(api, a.tenant_id, 9), add_session(api, a.tenant_id, 6)
 
     async def reap() -> Any:
         engine = make_engine(api.db_url)
@@ -184,6 +191,27 @@ def test_retention_removes_old_data_and_nothing_else(any_db_api: Api) -> None:
         and _exists(api, Event, task_id=others)
     )
     assert b.http.get(f"/api/v1/tasks/{others}/steps/1/screenshot").content == JPEG + b"\x01"
+    assert recording_file(api.settings.data_dir, "task", recent).exists()
+    assert not recording_file(api.settings.data_dir, "session", old_session).exists()
+    assert recording_file(api.settings.data_dir, "session", recent_session).exists()
+    assert _exists(api, DeviceSession, id=old_session)
+
+
+def add_session(api: Api, tenant_id: uuid.UUID, closed_days_ago: float) -> uuid.UUID:
+    """A session that closed ``closed_days_ago`` days ago, with a recording file."""
+
+    async def insert() -> uuid.UUID:
+        async with open_sessions(api.db_url) as sessions, sessions() as session, session.begin():
+            row = DeviceSession(tenant_id=tenant_id, state=SessionState.CLOSED, closed_at=_days_ago(closed_days_ago))
+            session.add(row)
+            await session.flush()
+            return row.id
+
+    session_id = run(insert())
+    path = recording_file(api.settings.data_dir, "session", session_id)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"mp4")
+    return session_id
 
 
 def test_a_tenant_retention_is_for_admins_and_never_longer_than_the_deployments(

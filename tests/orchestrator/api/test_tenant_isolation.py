@@ -91,6 +91,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/tasks/{task_id}/steps"): HIDDEN,
     ("GET", "/api/v1/tasks/{task_id}/steps/{index}/screenshot"): HIDDEN,
     ("GET", "/api/v1/tasks/{task_id}/trajectory"): HIDDEN,
+    # A recording is made of a real phone, and this world's phone is a row: A's own read of one is in
+    # tests/web/test_recording.py and tests/orchestrator/api/test_recordings.py.
+    ("GET", "/api/v1/tasks/{task_id}/recording"): ON_PHONE,
+    ("GET", "/api/v1/sessions/{session_id}/recording"): ON_PHONE,
     ("GET", "/api/v1/tasks/{task_id}/webhook-deliveries"): HIDDEN,
     ("POST", "/api/v1/tasks/{task_id}/webrtc"): HIDDEN,
     ("GET", "/api/v1/sessions/{session_id}"): HIDDEN,

@@ -39,6 +39,25 @@ export function mount(outlet, { params }) {
 
   const answers = new Answers(id, { onAnswered: (answer) => { show(answer); refreshTask(); } });
   const timeline = new Timeline(id);
+  // The recording (docs/recordings.md), under the timeline once the task has ended: a click on a step
+  // seeks it to that step's screen; while it plays, the step it shows is highlighted.
+  const recording = h("section", { class: "recording", "aria-labelledby": "recording-title", hidden: true },
+    h("h2", { id: "recording-title" }, "Recording"));
+  let video = null;
+  function showRecording() {
+    if (video) return;
+    video = h("video", { id: "task-recording", controls: true, preload: "auto", muted: true, playsinline: true,
+      src: tasks.recordingUrl(id), "aria-label": "The task's recording" });
+    const seekTo = (ms) => { video.currentTime = ms / 1000; };
+    timeline.onSeek = seekTo;
+    for (const type of ["timeupdate", "seeked"]) video.addEventListener(type, () => timeline.highlight(video.currentTime * 1000));
+    video.addEventListener("error", () => {
+      fill(recording, h("h2", { id: "recording-title" }, "Recording"), h("p", { class: "hint" }, "This task has no recording."));
+      timeline.onSeek = null;
+    });
+    recording.append(video, h("p", { class: "hint" }, "Click a step to see its moment in the recording."));
+    recording.hidden = false;
+  }
   const phone = new PhonePanel("tasks", id, { label: "The task's phone", onEnded: () => refreshTask() });
   parts.push(() => answers.destroy(), () => phone.destroy(), () => sharing.destroy());
 
@@ -85,7 +104,7 @@ export function mount(outlet, { params }) {
       liveState,
       h("div", { class: "task-layout" },
         h("div", {}, phone.el),
-        h("div", {}, h("section", { class: "panel", "aria-label": "Details" }, meta), timeline.el)));
+        h("div", {}, h("section", { class: "panel", "aria-label": "Details" }, meta), timeline.el, recording)));
     // The heading arrives with the data: announce it, unless the person already moved on.
     if (!outlet.contains(document.activeElement) || document.activeElement === outlet) focusHeading(outlet);
   }
@@ -139,6 +158,7 @@ export function mount(outlet, { params }) {
     if (HOLDS_PHONE.has(status)) phone.start();
     else if (FINAL.has(status)) phone.stop(`${endedSentence(status)}; its phone went back to the pool.`);
     else phone.stop(status === "queued" ? "Queued: waiting for a worker." : "Getting a phone…");
+    if (FINAL.has(status)) showRecording();
   }
 
   async function takeOver() {
