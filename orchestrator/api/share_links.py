@@ -11,7 +11,6 @@ page's, not a client's.
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +26,7 @@ from orchestrator.api.schemas.share_links import ShareLinkCreate, ShareLinkOut, 
 from orchestrator.api.tasks import image_response
 from orchestrator.errors import NotFound, ScreenshotNotFound
 from orchestrator.live import LiveTarget
+from orchestrator.services import recordings
 from orchestrator.services.share_links import LinkState, ShareLinkService, link_principal
 from orchestrator.settings import Settings
 
@@ -173,10 +173,10 @@ def _page_state(request: Request, hub: Any, token: str, state: LinkState) -> Sha
 
 
 def _recording(settings: Settings, kind: str, target_id: uuid.UUID) -> Path | None:
-    """The recording of a task or session, where the recordings module (orchestrator/services/
-    recordings.py) is installed; None without it. A device link has none."""
-    if kind not in ("task", "session") or importlib.util.find_spec("orchestrator.services.recordings") is None:
+    """The task's or session's recording to show through a link; a device link has none. A sealed
+    one (its tenant has redaction on) is never shared: only the tenant's admins and the owner may
+    play it (docs/recordings.md), and a link's holder is neither."""
+    if kind not in recordings.KINDS:
         return None
-    from orchestrator.services import recordings  # type: ignore[attr-defined]
-
-    return recordings.recording_path(settings, kind, target_id)
+    path = recordings.recording_path(settings, kind, target_id)
+    return None if path is None or recordings.is_sealed(path) else path

@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 
 from orchestrator.db import AuditEntry, ShareLink, Step, Task, TaskStatus, UserRole, utcnow
+from orchestrator.encryption import SCREENSHOT_MAGIC
+from orchestrator.live.recorder import recording_file
 from orchestrator.settings import Settings
 from tests.aio import run
 from tests.databases import open_sessions
@@ -192,6 +194,16 @@ def test_a_tasks_link_outlives_the_task_and_shows_its_final_screen(api: Api) -> 
     assert final.status_code == 200 and final.content == jpeg and final.headers["content-type"] == "image/jpeg"
     none = anyone.get(f"/share/{token}/recording")
     assert none.status_code == 404, none.text
+    # A recording once there is one (ranges answered), but never a sealed one: only the tenant's
+    # admins and the task's owner play those, and a link's holder is neither.
+    video = recording_file(api.settings.data_dir, "task", uuid.UUID(task_id))
+    video.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(range(256)))
+    part = anyone.get(f"/share/{token}/recording", headers={"Range": "bytes=4-11"})
+    assert part.status_code == 206 and part.content == b"ftypisom", part.text
+    shown = anyone.get(f"/share/{token}/state", params={"open_id": state["open_id"]}).json()
+    assert shown["recording"] == f"/share/{token}/recording", shown
+    video.write_bytes(SCREENSHOT_MAGIC + b"sealed")
+    assert anyone.get(f"/share/{token}/recording").status_code == 404
     # The opened page asks again without counting a use; only with its own open id.
     again = anyone.get(f"/share/{token}/state", params={"open_id": state["open_id"]})
     assert again.status_code == 200 and again.json()["ended"] is True, again.text
