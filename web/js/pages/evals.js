@@ -1,6 +1,6 @@
 // Evals: suite runs (POST /api/v1/evals, `phonefleet eval run`), newest first, each with its success
 // rate and Wilson 95 % interval per model; an eval's page has a bar per template and model and
-// links to each of its tasks (their trajectory and steps are on the task page).
+// links to each of its tasks (their trajectory, steps and recording are on the task page).
 
 import { evals } from "../api.js";
 import { h } from "../dom.js";
