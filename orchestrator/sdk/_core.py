@@ -213,9 +213,17 @@ class Routes:
         return self._download(f"/api/v1/{kind}s/{target_id}/recording", path)
 
     def create_share_link(self, **fields: Any) -> dict[str, Any]:
-        """A link that shows a task to someone without a key (``POST /api/v1/share-links``; fields as
+        """A link that shows a task, session or (the operator's) device to someone without a key (``POST /api/v1/share-links``; fields as
         docs/api.md says) → the link. Not resent after a lost connection (a replay could make two)."""
         return self._send(Call("POST", "/api/v1/share-links", _json, json=fields, safe=False))
+
+    def share_links(self) -> list[m.ShareLinkOut]:
+        """Your share links (a tenant admin: the tenant's), each with its openings."""
+        return self._send(Call("GET", "/api/v1/share-links", _models(m.ShareLinkOut)))
+
+    def share_link(self, link_id: str | uuid.UUID) -> m.ShareLinkOut:
+        """One share link and its openings (when, from where)."""
+        return self._send(Call("GET", f"/api/v1/share-links/{link_id}", _model(m.ShareLinkOut)))
 
     def delete_share_link(self, link_id: str | uuid.UUID) -> None:
         """The link shows nothing more."""

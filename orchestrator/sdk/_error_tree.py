@@ -180,6 +180,18 @@ class DeviceTimeout(DeviceError):
     retryable = True
 
 
+class Gone(PhoneFleetAPIError):
+    "The API's ``gone``."
+
+    code = "gone"
+
+
+class ShareLinkExpired(Gone):
+    "The API's ``share_link_expired``."
+
+    code = "share_link_expired"
+
+
 class InvalidRequest(PhoneFleetAPIError):
     "The API's ``invalid_request``."
 
@@ -342,6 +354,12 @@ class SessionNotFound(NotFound):
     code = "session_not_found"
 
 
+class ShareLinkNotFound(NotFound):
+    "The API's ``share_link_not_found``."
+
+    code = "share_link_not_found"
+
+
 class StepNotFound(NotFound):
     "The API's ``step_not_found``."
 
@@ -416,6 +434,12 @@ class DatabaseUnavailable(Unavailable):
     code = "database_unavailable"
 
 
+class DockerEngineUnavailable(Unavailable):
+    "The API could not reach (or use) the redroid pool's Docker engine for an export or import."
+
+    code = "docker_engine_unavailable"
+
+
 class ModelServerUnavailable(Unavailable):
     "The API's ``model_unavailable``."
 
@@ -475,6 +499,8 @@ ERRORS: dict[str, type[PhoneFleetAPIError]] = {
     "command_failed": CommandFailed,
     "device_offline": DeviceOffline,
     "device_timeout": DeviceTimeout,
+    "gone": Gone,
+    "share_link_expired": ShareLinkExpired,
     "invalid_request": InvalidRequest,
     "apk_rejected": ApkRejected,
     "confirmation_mismatch": ConfirmationMismatch,
@@ -502,6 +528,7 @@ ERRORS: dict[str, type[PhoneFleetAPIError]] = {
     "screenshot_not_found": ScreenshotNotFound,
     "secret_not_found": SecretNotFound,
     "session_not_found": SessionNotFound,
+    "share_link_not_found": ShareLinkNotFound,
     "step_not_found": StepNotFound,
     "task_not_found": TaskNotFound,
     "user_not_found": UserNotFound,
@@ -514,6 +541,7 @@ ERRORS: dict[str, type[PhoneFleetAPIError]] = {
     "unavailable": Unavailable,
     "broker_unavailable": BrokerUnavailable,
     "database_unavailable": DatabaseUnavailable,
+    "docker_engine_unavailable": DockerEngineUnavailable,
     "model_unavailable": ModelServerUnavailable,
     "viewer_limit": ViewerLimit,
     "validation_error": ValidationError,

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["AdbOut", "ApiKeyOut", "AuditEntryOut", "DeviceLeaseOut", "DeviceOut", "IssuedKeyOut", "LoginOut", "ModelEndpointOut", "ModelListOut", "PersonalPhoneOut", "ReadinessOut", "ScheduleOut", "ScheduleRunOut", "SecretOut", "SessionDeviceOut", "SessionOut", "StepOut", "SubgoalOut", "SubscriptionOut", "SubscriptionSecretOut", "TaskOut", "TenantCreated", "TenantDeletionOut", "TenantEntryOut", "TenantOut", "UserDeletedOut", "UserOut", "WaitingOut", "WebRtcAnswerOut", "WebRtcConfigOut", "WebhookDeliveryOut", "WhoAmIOut"]
+__all__ = ["AdbOut", "ApiKeyOut", "AuditEntryOut", "DeviceLeaseOut", "DeviceOut", "IssuedKeyOut", "LoginOut", "ModelEndpointOut", "ModelListOut", "PersonalPhoneOut", "ReadinessOut", "ScheduleOut", "ScheduleRunOut", "SecretOut", "SessionDeviceOut", "SessionOut", "ShareLinkOut", "ShareOpenRecord", "StepOut", "SubgoalOut", "SubscriptionOut", "SubscriptionSecretOut", "TaskOut", "TenantCreated", "TenantDeletionOut", "TenantEntryOut", "TenantOut", "UserDeletedOut", "UserOut", "WaitingOut", "WebRtcAnswerOut", "WebRtcConfigOut", "WebhookDeliveryOut", "WhoAmIOut"]
 
 
 class _Model(BaseModel):
@@ -120,6 +120,8 @@ class ModelEndpointOut(_Model):
     custom_prompt: bool | None = None
     max_in_flight: int | None = None
     failover: list[str] | None = None
+    planner: str | None = None
+    grounder: str | None = None
 
 
 class ModelListOut(_Model):
@@ -214,6 +216,31 @@ class SessionOut(_Model):
     personal_phone_id: uuid.UUID | None = None
 
 
+class ShareOpenRecord(_Model):
+    "One opening of the link's page."
+
+    at: dt.datetime
+    client: str | None
+    user_agent: str | None
+
+
+class ShareLinkOut(_Model):
+    "A share link. `url` (with its token) is in the answer to its creation only."
+
+    id: uuid.UUID
+    url: str | None = None
+    kind: str
+    target_id: uuid.UUID
+    mode: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    max_uses: int | None
+    uses: int
+    revoked_at: dt.datetime | None
+    created_by: uuid.UUID | None
+    opens: list[ShareOpenRecord] | None = None
+
+
 class StepOut(_Model):
     "One step: what the model saw, thought and did, or what a person did during a takeover."
 
@@ -231,6 +258,7 @@ class StepOut(_Model):
     completion_tokens: int | None
     screenshot_url: str | None
     redactions: list[dict[str, Any]] | None = None
+    replies: list[dict[str, Any]] | None = None
     subgoal: int | None = None
 
 

@@ -54,6 +54,9 @@ def test_the_async_sdk_runs_a_task_answers_it_and_drives_a_session_phone(
         assert [s.index async for s in pf.steps(task.id)] == [0, 1]
         with pytest.raises(errors.InvalidTransition):  # nothing is asked any more
             await pf.confirm(task.id, True)
+        # The worker recorded the run: an MP4 (its ftyp box first) is there as soon as the task ended.
+        video = await pf.download_recording("task", task.id, tmp_path / "task.mp4")
+        assert video.read_bytes()[4:8] == b"ftyp"
         return done
 
     async def session_part(pf: AsyncClient, theirs: AsyncClient) -> SessionOut:

@@ -199,6 +199,7 @@ export interface paths {
         /**
          * Download the trajectory (zip)
          * @description The task, its steps and their screenshots as one zip, streamed; a running task's is a snapshot.
+         *     An ended task's recording is in it too (`recording.mp4`), when the caller may play it.
          */
         get: operations["get_trajectory_api_v1_tasks__task_id__trajectory_get"];
         put?: never;
@@ -1312,6 +1313,90 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/share-links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your tenant's share links (a member: its own), newest first */
+        get: operations["list_share_links_api_v1_share_links_get"];
+        put?: never;
+        /**
+         * Share a phone's live view (a link, no API key needed)
+         * @description `url` opens the phone's live view alone (embeddable) for anyone who has it, until it expires,
+         *     is revoked, or has been opened `max_uses` times. It is shown in this answer only.
+         */
+        post: operations["create_share_link_api_v1_share_links_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/share-links/{share_link_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One share link, with its openings */
+        get: operations["get_share_link_api_v1_share_links__share_link_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Revoke a share link (its open viewers close now)
+         * @description From now on the link answers 404 `share_link_not_found`; viewers watching through it are closed.
+         */
+        delete: operations["revoke_share_link_api_v1_share_links__share_link_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tasks/{task_id}/recording": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A task's recording (MP4)
+         * @description The phone's video of an ended task, as its phone encoded it; each step's `timings.video_ms`
+         *     is where its screenshot is in it. Honours `Range` (206).
+         */
+        get: operations["get_task_recording_api_v1_tasks__task_id__recording_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sessions/{session_id}/recording": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A session's recording (MP4)
+         * @description The phone's video of an ended session. Honours `Range` (206).
+         */
+        get: operations["get_session_recording_api_v1_sessions__session_id__recording_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/{user_name}/role": {
         parameters: {
             query?: never;
@@ -1736,7 +1821,7 @@ export interface components {
             templates?: string[] | null;
             /**
              * Parallel
-             * @description Recorded: the phones meant to run it.
+             * @description At most this many of the eval's tasks run at once (None: as the fleet allows).
              */
             parallel?: number | null;
             /**
@@ -1936,7 +2021,7 @@ export interface components {
             name: string;
             /**
              * Family
-             * @description The reply grammar it speaks: autoglm, ui-tars or qwen-mobile-use.
+             * @description The reply grammar it speaks: autoglm, ui-tars, qwen-mobile-use or qwen3-mobile-use.
              */
             family: string;
             /**
@@ -1969,6 +2054,16 @@ export interface components {
              * @description Admins only: endpoints tried when it is down.
              */
             failover?: string[] | null;
+            /**
+             * Planner
+             * @description A pair: the endpoint that plans each step.
+             */
+            planner?: string | null;
+            /**
+             * Grounder
+             * @description A pair: the endpoint that finds each target.
+             */
+            grounder?: string | null;
         };
         /** ModelListOut */
         ModelListOut: {
@@ -2584,6 +2679,115 @@ export interface components {
          */
         SessionState: "active" | "closed" | "expired";
         /**
+         * ShareLinkCreate
+         * @description Share one phone: a task's, a session's, or (the operator) a device.
+         * @example {
+         *       "expires_in_s": 3600,
+         *       "mode": "view",
+         *       "task_id": "00000000-0000-4000-8000-000000000000"
+         *     }
+         */
+        ShareLinkCreate: {
+            /** Task Id */
+            task_id?: string | null;
+            /** Session Id */
+            session_id?: string | null;
+            /**
+             * Device Id
+             * @description The operator only: devices are the fleet's.
+             */
+            device_id?: string | null;
+            /**
+             * Mode
+             * @description `view` never sends input; `control` may, when the target allows it.
+             * @default view
+             * @enum {string}
+             */
+            mode?: "view" | "control";
+            /**
+             * Expires In S
+             * @description Default `share_links.default_expires_in_s`.
+             */
+            expires_in_s?: number | null;
+            /**
+             * Max Uses
+             * @description Openings of the page; none: no limit.
+             */
+            max_uses?: number | null;
+        };
+        /**
+         * ShareLinkOut
+         * @description A share link. `url` (with its token) is in the answer to its creation only.
+         */
+        ShareLinkOut: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Url
+             * @description The page to open or embed; shown once.
+             */
+            url?: string | null;
+            /**
+             * Kind
+             * @description `task`, `session` or `device`.
+             */
+            kind: string;
+            /**
+             * Target Id
+             * Format: uuid
+             */
+            target_id: string;
+            /** Mode */
+            mode: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /** Max Uses */
+            max_uses: number | null;
+            /** Uses */
+            uses: number;
+            /** Revoked At */
+            revoked_at: string | null;
+            /**
+             * Created By
+             * @description The user who made it.
+             */
+            created_by: string | null;
+            /**
+             * Opens
+             * @description Newest first (at most 100).
+             */
+            opens?: components["schemas"]["ShareOpenRecord"][];
+        };
+        /**
+         * ShareOpenRecord
+         * @description One opening of the link's page.
+         */
+        ShareOpenRecord: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Client
+             * @description The address it was opened from.
+             */
+            client: string | null;
+            /** User Agent */
+            user_agent: string | null;
+        };
+        /**
          * StepOut
          * @description One step: what the model saw, thought and did, or what a person did during a takeover.
          */
@@ -2641,6 +2845,13 @@ export interface components {
             redactions?: {
                 [key: string]: unknown;
             }[];
+            /**
+             * Replies
+             * @description A planner/grounder pair's step: each model's reply as written, in order, {"role": "planner" | "grounder", "reply", "model_s"}, a grounder's with the "target" it was asked to find and its tokens; timings then has planner_s and grounder_s. Null: one model answered.
+             */
+            replies?: {
+                [key: string]: unknown;
+            }[] | null;
             /**
              * Subgoal
              * @description The task chain's subgoal (its index) this step was made for; null: no chain.
@@ -8801,6 +9012,406 @@ export interface operations {
                 };
             };
             /** @description Invalid input; `message` says which field and why (never the value) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    list_share_links_api_v1_share_links_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShareLinkOut"][];
+                };
+            };
+            /** @description Missing, invalid or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description No such share link (or target) in your tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_share_link_api_v1_share_links_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ShareLinkCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShareLinkOut"];
+                };
+            };
+            /** @description The body is not valid JSON, or is nested too deep (`invalid_json`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Missing, invalid or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not the target's owner nor an admin; a device_id from anyone but the operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description No such share link (or target) in your tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The body did not all arrive in time (`body_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The body exceeds 262144 bytes (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description None or several targets; expires_in_s over the maximum */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    get_share_link_api_v1_share_links__share_link_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                share_link_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShareLinkOut"];
+                };
+            };
+            /** @description Missing, invalid or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description No such share link (or target) in your tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    revoke_share_link_api_v1_share_links__share_link_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                share_link_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShareLinkOut"];
+                };
+            };
+            /** @description Missing, invalid or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description No such share link (or target) in your tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_task_recording_api_v1_tasks__task_id__recording_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The whole recording (H.264 in fragmented MP4) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "video/mp4": unknown;
+                };
+            };
+            /** @description The byte range asked for (`Range`) */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "video/mp4": unknown;
+                };
+            };
+            /** @description Missing, invalid or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Encrypted (redaction on): its tenant's admins and its owner only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description No such one in your tenant, not ended yet, or no recording */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Stored encrypted with another key (storage.encryption_key) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The range is outside the recording */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `message` says which field and why */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    get_session_recording_api_v1_sessions__session_id__recording_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The whole recording (H.264 in fragmented MP4) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "video/mp4": unknown;
+                };
+            };
+            /** @description The byte range asked for (`Range`) */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "video/mp4": unknown;
+                };
+            };
+            /** @description Missing, invalid or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Encrypted (redaction on): its tenant's admins and its owner only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description No such one in your tenant, not ended yet, or no recording */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Stored encrypted with another key (storage.encryption_key) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The range is outside the recording */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input; `message` says which field and why */
             422: {
                 headers: {
                     [name: string]: unknown;
