@@ -15,8 +15,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
+from device_pool.errors import PersonalPhoneWakeFailed
 from device_pool.pool import POOL_LABEL, LeaseStore, PoolManager
 from device_pool.pool.personal import PersonalPhoneLeases
 from device_pool.providers.sim import SimProvider
@@ -117,6 +119,10 @@ def test_a_personal_phone_wakes_only_on_its_home_pool(
                 assert p.home_pool == "a"
                 assert (tmp_path / "a" / str(phone_id) / "marker").read_text() == "logged in"
                 assert not (tmp_path / "b" / str(phone_id)).exists(), "no empty copy on pool B"
+
+                # The last guard: pool B's keeper refuses to attach a phone whose home is A.
+                with pytest.raises(PersonalPhoneWakeFailed, match="home pool 'a'"):
+                    await pool_b.personal._pin(p)
             finally:
                 await a.close()
                 await b.close()
