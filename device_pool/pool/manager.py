@@ -37,6 +37,11 @@ after it was recovered from a failure and before it has served a lease (the rese
 a lease are its proof). A quarantined device is never idle again, so never leased.
 
 A device that was leased reaches ``idle`` only through step 3 or 4, both of which reset it first.
+
+**Several pools, one database.** A manager with a ``pool_id`` (redroid's; the Helm chart runs one
+pool per node) labels its rows with it (``POOL_LABEL``) and works only on those and on rows of no
+pool: it never retires or resets another pool's devices. A personal phone whose data is local to a
+pool wakes only on that pool's devices, its home pool (``personal_keeper.py``).
 """
 
 from __future__ import annotations
