@@ -17,6 +17,7 @@ _EXPORTS = {
     "DEVICE_ERROR": "device_pool.pool.leases",
     "DRAIN_LABEL": "device_pool.pool.leases",
     "EXPIRED": "device_pool.pool.leases",
+    "POOL_LABEL": "device_pool.pool.leases",
     "EndedLease": "device_pool.pool.leases",
     "LeaseGrant": "device_pool.pool.leases",
     "LeaseStore": "device_pool.pool.leases",

@@ -53,6 +53,9 @@ DEVICE_ERROR = "device_error"
 # The label an admin's drain sets (a JSON true, which API and provider labels, strings, cannot be):
 # acquire skips such a device, so it finishes its current lease and is never leased again.
 DRAIN_LABEL = "drain"
+# The label a pool manager with a ``pool_id`` puts on its devices' rows (manager.py): which pool
+# (host) runs the device, so a personal phone's wake picks a device of its home pool only.
+POOL_LABEL = "pool_id"
 
 
 @dataclass(frozen=True)
@@ -362,6 +365,7 @@ class LeaseStore(DeviceStore):
         profile: dict[str, Any] | None,
         avoid: list[uuid.UUID],
         providers: Collection[str] | None = None,
+        pool: str | None = None,
     ) -> uuid.UUID | None:
         # The whole idle list is read (id and profile only) when matching a profile: a pool is
         # hundreds of rows at most, and BEGIN IMMEDIATE already serialises lessees on SQLite.
@@ -373,6 +377,8 @@ class LeaseStore(DeviceStore):
             query = query.where(Device.id.not_in(avoid))
         if providers is not None:
             query = query.where(Device.provider.in_(list(providers)))
+        if pool is not None:
+            query = query.where(func.json_extract(Device.labels, f"$.{POOL_LABEL}") == pool)
         # json_type is 'true' only for a JSON true (not 1, not "true"), like PostgreSQL's @> below.
         drained = func.coalesce(func.json_type(Device.labels, f"$.{DRAIN_LABEL}"), "") == "true"
         query = query.where(not_(drained)).order_by(Device.updated_at, Device.id)
@@ -440,9 +446,13 @@ async def _close_leases(
 
 
 def _pg_pick(
-    profile: dict[str, Any] | None, avoid: list[uuid.UUID], providers: Collection[str] | None = None
+    profile: dict[str, Any] | None,
+    avoid: list[uuid.UUID],
+    providers: Collection[str] | None = None,
+    pool: str | None = None,
 ) -> Any:
-    """The locked-or-skipped idle row as a scalar subquery (PostgreSQL); ``providers``: only theirs."""
+    """The locked-or-skipped idle row as a scalar subquery (PostgreSQL); ``providers``: only
+    theirs; ``pool``: only that pool's (``POOL_LABEL``)."""
     drained = Device.labels.bool_op("@>")(bindparam("drain_label", {DRAIN_LABEL: True}, type_=JSONB))
     query = select(Device.id).where(
         Device.state == DeviceState.IDLE, Device.personal_phone_id.is_(None), not_(drained)
@@ -451,6 +461,8 @@ def _pg_pick(
         query = query.where(Device.id.not_in(avoid))
     if providers is not None:
         query = query.where(Device.provider.in_(list(providers)))
+    if pool is not None:
+        query = query.where(Device.labels.bool_op("@>")(bindparam("pool_label", {POOL_LABEL: pool}, type_=JSONB)))
     if profile:
         query = query.where(Device.profile.bool_op("@>")(bindparam("want_profile", profile, type_=JSONB)))
     return (

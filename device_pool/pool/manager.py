@@ -37,6 +37,11 @@ after it was recovered from a failure and before it has served a lease (the rese
 a lease are its proof). A quarantined device is never idle again, so never leased.
 
 A device that was leased reaches ``idle`` only through step 3 or 4, both of which reset it first.
+
+**Several pools, one database.** A manager with a ``pool_id`` (redroid's; the Helm chart runs one
+pool per node) labels its rows with it (``POOL_LABEL``) and works only on those and on rows of no
+pool: it never retires or resets another pool's devices. A personal phone whose data is local to a
+pool wakes only on that pool's devices, its home pool (``personal_keeper.py``).
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from device_pool.errors import PhoneFleetError
 from device_pool.logs import bind
 from device_pool.pool.adb_supervisor import AdbServerSupervisor
 from device_pool.pool.devices import DeviceRecord
-from device_pool.pool.leases import DEVICE_ERROR, LeaseStore
+from device_pool.pool.leases import DEVICE_ERROR, POOL_LABEL, LeaseStore
 from device_pool.pool.personal_keeper import PersonalPhoneKeeper
 from device_pool.pool.signals import RELEASED
 from device_pool.providers.base import DeviceProfile, DeviceSpec, Provider
@@ -103,6 +108,7 @@ class PoolManager:
         quarantine_s: float = 600.0,
         adb_server: AdbServerSupervisor | None = None,
         personal_idle_stop_s: float = 600.0,
+        pool_id: str | None = None,
     ) -> None:
         if min_idle < 0 or max_devices < 0 or min(health_interval_s, reap_interval_s, op_timeout_s) <= 0:
             raise ValueError("min_idle and max_devices must be >= 0, the intervals and timeout positive")
@@ -120,9 +126,13 @@ class PoolManager:
         self.op_timeout_s = op_timeout_s
         self.quarantine_s = quarantine_s  # how long a phone that cannot be replaced stays quarantined
         self.adb_server = adb_server
+        # Which pool (host) this is, where several share the database with one provider (the Helm
+        # chart's, one per node): its rows carry it (POOL_LABEL) and it sees only those (and rows
+        # of no pool). Default: the provider's own (redroid's ``pool_id``); None: the only pool.
+        self.pool_id = pool_id if pool_id is not None else getattr(provider, "pool_id", None)
         # Personal phones on this provider's devices: woken, kept after a lease, stopped when idle.
         self.personal = PersonalPhoneKeeper(
-            store, provider, idle_stop_s=personal_idle_stop_s, op_timeout_s=op_timeout_s
+            store, provider, idle_stop_s=personal_idle_stop_s, op_timeout_s=op_timeout_s, pool_id=self.pool_id
         )
         self._parallel = asyncio.Semaphore(parallel)
         self._created: set[str] = set()  # serials this manager created: factory state, no reset needed
@@ -179,11 +189,11 @@ class PoolManager:
         self._adb_wait_logged = False
         await self.personal.wake(rows)
         if await self.personal.stop_idle(rows):
-            rows = await self.store.devices(self.provider.name)
+            rows = await self._devices()
         if await self.personal.evict(rows, max_devices=self.max_devices):
-            rows = await self.store.devices(self.provider.name)
+            rows = await self._devices()
         await self._gather(self._bring_up(r) for r in rows if r.state in _NEEDS_RESET)
-        rows = await self.store.devices(self.provider.name)
+        rows = await self._devices()
         await self._gather(self._recover(r) for r in rows if r.state == DeviceState.UNHEALTHY)
         await self.personal.purge_deleted()
         await self._keep_min_idle()
@@ -194,18 +204,20 @@ class PoolManager:
     async def sync_devices(self, *, bring_up: bool = True) -> list[DeviceRecord]:
         """Register the provider's phones, retire rows it no longer has; then reset+check new ones → idle."""
         specs = {spec.serial: spec for spec in await self.provider.list()}
-        rows = await self.store.devices(self.provider.name)
-        known = {row.serial for row in rows}
+        rows = await self._devices()
+        known = {row.serial: row for row in rows}
         for spec in specs.values():
-            if spec.serial not in known:
-                await self._register(spec)
+            row = known.get(spec.serial)
+            # A row made before this pool labelled its rows gets the label too (register keeps its state).
+            if row is None or (self.pool_id is not None and row.labels.get(POOL_LABEL) != self.pool_id):
+                await self._register(spec, {} if row is None else row.labels)
         for row in rows:
             if row.serial not in specs:
                 await self.store.retire(row.id, "gone from the provider")
-        rows = await self.store.devices(self.provider.name)
+        rows = await self._devices()
         if bring_up:
             await self._gather(self._bring_up(r) for r in rows if r.state in _NEEDS_RESET)
-            rows = await self.store.devices(self.provider.name)
+            rows = await self._devices()
         return rows
 
     @_on_device
@@ -354,7 +366,7 @@ class PoolManager:
             await self._create(1)
 
     async def _keep_min_idle(self) -> None:
-        rows = await self.store.devices(self.provider.name)
+        rows = await self._devices()
         # A device kept for a personal phone serves nobody else: it is not coming for the pool.
         coming = sum(row.state in _COMING and row.personal_phone_id is None for row in rows)
         await self._create(min(self.min_idle - coming, self.max_devices - len(rows)))
@@ -387,7 +399,7 @@ class PoolManager:
         now = utcnow()
         due = [
             row
-            for row in await self.store.devices(self.provider.name)
+            for row in await self._devices()
             if row.state == DeviceState.IDLE
             and (
                 row.health_checked_at is None
@@ -426,12 +438,23 @@ class PoolManager:
             return False
         return server.generation != generation or not server.answering or not await server.answers()
 
-    async def _register(self, spec: DeviceSpec) -> DeviceRecord:
+    async def _devices(self) -> list[DeviceRecord]:
+        """This pool's rows: its provider's, less those another pool (``POOL_LABEL``) runs."""
+        rows = await self.store.devices(self.provider.name)
+        if self.pool_id is None:
+            return rows
+        return [r for r in rows if r.labels.get(POOL_LABEL, self.pool_id) == self.pool_id]
+
+    async def _register(self, spec: DeviceSpec, kept: dict[str, Any] | None = None) -> DeviceRecord:
+        """The spec's row; ``kept``: labels of its existing row that stay (an admin's drain)."""
+        labels = {**(kept or {}), **spec.labels}
+        if self.pool_id is not None:
+            labels[POOL_LABEL] = self.pool_id
         return await self.store.register(
             provider=spec.provider,
             serial=spec.serial,
             profile=spec.profile.model_dump(mode="json"),
-            labels=dict(spec.labels),
+            labels=labels,
         )
 
     @staticmethod

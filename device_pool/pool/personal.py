@@ -10,8 +10,8 @@ The acquirer's side (``PersonalPhoneLeases``), one transaction each, on the pers
 (locked on PostgreSQL; SQLite's one writer serialises it):
 
 - ``ready`` (a device runs it, idle): that device is leased → ``in_use``;
-- ``asleep`` or ``failed``: an idle pooled device (matching its profile) is leased with the
-  phone's id on it → ``waking``; the pool manager attaches the data (``PersonalPhoneKeeper.wake``)
+- ``asleep`` or ``failed``: an idle pooled device (matching its profile, and of its home pool
+  where it has one: ``home_pool``) is leased with the phone's id on it → ``waking``; the pool manager attaches the data (``PersonalPhoneKeeper.wake``)
   → ``in_use``, and the acquirer, which waited for that, gets the device;
 - ``in_use``, ``waking``, ``sleeping``: busy; the acquirer waits (a task: ``personal_phone_busy``).
 
@@ -19,7 +19,9 @@ So a personal phone is on at most one device, and held by at most one task or se
 
 The pool manager's side (``PersonalPhoneKeeper``, ``personal_keeper.py``), from its reconcile pass:
 
-- a device leased for a ``waking`` phone: attach its data, check it → phone ``in_use``;
+- a device leased for a ``waking`` phone: attach its data, check it → phone ``in_use``; where the
+  provider's data is local to the pool (``personal_data_local``), the phone's first wake records
+  this pool as its ``home_pool`` first, and a phone whose home is another pool is refused;
 - a device whose lease ended while it ran a phone that was ``in_use`` on it: checked, kept
   (idle, still the phone's) → phone ``ready``, ``last_used_at`` now. Anything else (a failed
   wake, a deleted phone, a failed check, a phone going to sleep): the data is detached → the
@@ -114,11 +116,12 @@ class PersonalPhoneLeases:
                 )
                 ready = True
             elif phone.state in (PersonalPhoneState.ASLEEP, PersonalPhoneState.FAILED):
-                profile = phone.device_profile
+                profile, home = phone.device_profile, phone.home_pool
+                # A phone with a home pool wakes only on that pool's devices: its data is there.
                 if store.is_sqlite:
-                    target = await store._sqlite_pick(db_session, profile, [], PERSONAL_PROVIDERS)
+                    target = await store._sqlite_pick(db_session, profile, [], PERSONAL_PROVIDERS, home)
                 else:
-                    target = _pg_pick(profile, [], PERSONAL_PROVIDERS)
+                    target = _pg_pick(profile, [], PERSONAL_PROVIDERS, home)
                 if target is None:
                     return None
                 grant = await store._lease(db_session, target, personal_phone_id=phone.id, **lease)
@@ -188,6 +191,14 @@ class PersonalPhoneLeases:
                 told = True
                 await on_busy()
             await self.store.signal.wait(token, min(remaining, self.store.poll_s))
+
+    async def home_pool(self, personal_phone_id: uuid.UUID) -> str | None:
+        """The pool the phone is pinned to while it sleeps (its data is there), or None."""
+        async with self.store._sessions() as db_session:
+            phone = await db_session.get(PersonalPhone, personal_phone_id)
+        if phone is None or phone.state not in (PersonalPhoneState.ASLEEP, PersonalPhoneState.FAILED):
+            return None
+        return phone.home_pool
 
     async def _awake(self, personal_phone_id: uuid.UUID, grant: LeaseGrant, timeout_s: float) -> float:
         """Until the manager attached the data (the phone ``in_use`` on this device); its seconds."""

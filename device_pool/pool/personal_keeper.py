@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from device_pool.errors import PersonalPhoneWakeFailed, PhoneFleetError
 from device_pool.pool.devices import DeviceRecord
@@ -40,10 +40,20 @@ class PersonalPhoneKeeper:
     """The pool manager's side: wake, keep, stop and remove personal phones on ``provider``'s devices."""
 
     def __init__(
-        self, store: LeaseStore, provider: Provider, *, idle_stop_s: float, op_timeout_s: float
+        self,
+        store: LeaseStore,
+        provider: Provider,
+        *,
+        idle_stop_s: float,
+        op_timeout_s: float,
+        pool_id: str | None = None,
     ) -> None:
         self.store = store
         self.provider = provider
+        self.pool_id = pool_id
+        # Data on this pool's host alone (PersonalData.personal_data_local): a phone woken here is
+        # pinned to this pool, its home pool.
+        self.pins = bool(getattr(provider, "personal_data_local", False)) and pool_id is not None
         self.idle_stop_s = idle_stop_s
         self.op_timeout_s = op_timeout_s
 
@@ -64,6 +74,7 @@ class PersonalPhoneKeeper:
         try:
             if not isinstance(self.provider, PersonalData):
                 raise PersonalPhoneWakeFailed(f"provider {self.provider.name!r} cannot run personal phones")
+            await self._pin(phone)
             async with asyncio.timeout(self.op_timeout_s):
                 await self.provider.attach(row.serial, phone.id)
                 health = await self.provider.health(row.serial)
@@ -91,6 +102,28 @@ class PersonalPhoneKeeper:
         else:
             logger.info("personal phone awake", extra={**extra, "wake_ms": wake_ms})
         await self.store.signal.notify(IDLE)  # its waiter reads the phone again
+
+    async def _pin(self, phone: PersonalPhone) -> None:
+        """Record this pool as the phone's home pool before its data is made here (its first wake);
+        refuse a phone whose home is another pool: its data is there, not here. Lease picks keep
+        such a phone off other pools' devices; this is the last guard."""
+        if not self.pins:
+            return
+        if phone.home_pool is None:
+            async with self.store._tx() as db_session:
+                await db_session.execute(
+                    update(PersonalPhone)
+                    .where(PersonalPhone.id == phone.id, PersonalPhone.home_pool.is_(None))
+                    .values(home_pool=self.pool_id)
+                    .execution_options(synchronize_session=False)
+                )
+            phone = await self._phone(phone.id) or phone
+        if phone.home_pool != self.pool_id:
+            raise PersonalPhoneWakeFailed(
+                f"personal phone {phone.id}'s data is on its home pool {phone.home_pool!r}, not on "
+                f"pool {self.pool_id!r}",
+                context={"personal_phone_id": str(phone.id), "home_pool": phone.home_pool},
+            )
 
     async def after_lease(self, row: DeviceRecord, *, recovering: bool) -> bool:
         """A device with a personal phone's data whose lease ended (or that failed): keep it for the
@@ -203,6 +236,8 @@ class PersonalPhoneKeeper:
             PersonalPhone.state.in_((PersonalPhoneState.ASLEEP, PersonalPhoneState.FAILED)),
             PersonalPhone.deleted_at.is_(None),
         )
+        if self.pool_id is not None:  # a phone pinned to another pool wakes there, never here
+            asleep = asleep.where(or_(PersonalPhone.home_pool.is_(None), PersonalPhone.home_pool == self.pool_id))
         async with self.store._sessions() as db_session:
             pooled = await db_session.scalar(
                 select(func.count()).select_from(Task)

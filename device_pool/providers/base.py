@@ -123,7 +123,15 @@ class PersonalData(Protocol):
       data of its own again, in factory state. ``reset`` of an attached phone detaches it first:
       a reset never wipes a personal phone's data.
     - ``remove_data(personal_phone_id)``: its data is gone for good; no phone may run on it.
+
+    A provider whose personal data lives on its own pool's host (redroid: a Docker volume on that
+    pool's engine) sets ``personal_data_local = True``: a phone woken there is pinned to that pool,
+    its *home pool* (``personal_phones.home_pool``), since another pool would find no data and
+    start an empty phone. The virtual phone's directories are one shared folder in deployments
+    (``personal_phones.data_dir``): every pool reaches them, so it leaves the default, False.
     """
+
+    personal_data_local: bool = False
 
     async def attach(self, serial: str, personal_phone_id: uuid.UUID) -> None: ...
 

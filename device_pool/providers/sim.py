@@ -94,6 +94,8 @@ class SimProvider(MadePhones[_Phone]):
 
     name = "sim"
     apps_from = "the virtual phone"
+    # Personal data in personal_root, one folder every pool shares in deployments: no home pool.
+    personal_data_local = False
 
     def __init__(self, config: SimProviderConfig) -> None:
         super().__init__()

@@ -44,7 +44,7 @@ async def create_personal_phone(
 ) -> PersonalPhoneOut:
     """A new phone, `asleep`: the first task or session on it (`personal_phone_id`) wakes it in
     factory state; whatever you do on it then (log in to apps, change settings) is kept."""
-    return PersonalPhoneOut.of(await phones.create(principal, body))
+    return PersonalPhoneOut.of(await phones.create(principal, body), internal=principal.is_operator)
 
 
 @router.get("", summary="List personal phones, newest first")
@@ -62,7 +62,7 @@ async def list_personal_phones(
     """Your personal phones; an admin may ask for the whole tenant's."""
     page = await phones.list(principal, scope=scope, limit=limit, cursor=cursor)
     return PageOut[PersonalPhoneOut](
-        items=[PersonalPhoneOut.of(row) for row in page.items], next_cursor=page.next_cursor
+        items=[PersonalPhoneOut.of(row, internal=principal.is_operator) for row in page.items], next_cursor=page.next_cursor
     )
 
 
@@ -71,7 +71,7 @@ async def get_personal_phone(
     personal_phone_id: uuid.UUID, principal: CurrentPrincipal, phones: PersonalPhoneServiceDep
 ) -> PersonalPhoneOut:
     """Its state and the time of its last use."""
-    return PersonalPhoneOut.of(await phones.get(principal, personal_phone_id))
+    return PersonalPhoneOut.of(await phones.get(principal, personal_phone_id), internal=principal.is_operator)
 
 
 @router.get(
@@ -104,7 +104,7 @@ async def rename_personal_phone(
     phones: PersonalPhoneServiceDep,
 ) -> PersonalPhoneOut:
     """Only its owner renames it or changes its allowed_apps (absent: unchanged; null: any app)."""
-    return PersonalPhoneOut.of(await phones.rename(principal, personal_phone_id, body))
+    return PersonalPhoneOut.of(await phones.rename(principal, personal_phone_id, body), internal=principal.is_operator)
 
 
 @router.delete(
@@ -124,7 +124,7 @@ async def delete_personal_phone(
 ) -> PersonalPhoneOut:
     """Irreversible: the pool stops its device and removes its data (apps, logins, files). Answers
     the phone as it was; it is gone from every read at once."""
-    return PersonalPhoneOut.of(await phones.delete(principal, personal_phone_id, confirm))
+    return PersonalPhoneOut.of(await phones.delete(principal, personal_phone_id, confirm), internal=principal.is_operator)
 
 
 @router.get(
@@ -184,4 +184,4 @@ async def import_personal_phone(
 ) -> PersonalPhoneOut:
     """The body is an export's bytes (`GET …/{id}/export`), as sent (`application/octet-stream`).
     The new phone is `asleep`; its first task or session wakes it on the imported data."""
-    return PersonalPhoneOut.of(await archives.import_(principal, await request.body(), name))
+    return PersonalPhoneOut.of(await archives.import_(principal, await request.body(), name), internal=principal.is_operator)

@@ -202,6 +202,9 @@ class PersonalPhone(_Row, Base):
     deleted_at: Mapped[dt.datetime | None]
     # The apps (package names) a task on this phone may use; None: any (docs/security.md).
     allowed_apps: Mapped[list[Any] | None]
+    # The pool (``pool_id``) whose host keeps its data, for providers whose data is local to a pool
+    # (redroid's volumes): set by its first wake (or import); only that pool wakes it afterwards.
+    home_pool: Mapped[str | None] = mapped_column(String(255))
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

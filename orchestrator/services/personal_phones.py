@@ -129,10 +129,15 @@ class PersonalPhoneService:
         self.profiles = dict(profiles or {})
 
     async def create(
-        self, principal: Principal, spec: PersonalPhoneSpec, *, phone_id: uuid.UUID | None = None
+        self,
+        principal: Principal,
+        spec: PersonalPhoneSpec,
+        *,
+        phone_id: uuid.UUID | None = None,
+        home_pool: str | None = None,
     ) -> PersonalPhone:
         """A new, asleep personal phone of the caller (``phone_id``: an import's, whose data is in
-        place already). Raises ``PersonalPhonesUnsupported`` (409: the
+        place already, on pool ``home_pool``'s host where the data is local to a pool). Raises ``PersonalPhonesUnsupported`` (409: the
         pool's provider cannot keep data), ``PersonalPhoneQuota`` (409), ``UnknownDeviceProfile`` (422)."""
         if self.provider not in SUPPORTED_PROVIDERS:
             raise PersonalPhonesUnsupported(
@@ -160,7 +165,7 @@ class PersonalPhoneService:
             row = PersonalPhone(
                 id=phone_id or uuid.uuid4(), created_at=now, updated_at=now, tenant_id=principal.tenant_id,
                 user_id=principal.user_id, name=spec.name, state=PersonalPhoneState.ASLEEP,
-                device_profile=match, allowed_apps=spec.allowed_apps,
+                device_profile=match, allowed_apps=spec.allowed_apps, home_pool=home_pool,
             )  # fmt: skip
             db_session.add(row)
             await db_session.flush()

@@ -167,7 +167,9 @@ class PhoneArchives:
             name=name or meta.get("name") or "Imported", device_profile=meta.get("device_profile")
         )
         try:
-            row = await self.phones.create(principal, spec, phone_id=phone_id)
+            # On redroid the volume is on this engine's pool: the new phone's home pool.
+            home = self.volumes.config.pool_id if self.volumes is not None else None
+            row = await self.phones.create(principal, spec, phone_id=phone_id, home_pool=home)
         except BaseException:
             if self.volumes is not None:
                 try:
@@ -215,6 +217,13 @@ class PhoneArchives:
         from device_pool.providers.redroid.engine import VolumeTooLarge
 
         assert self.volumes is not None
+        if row.home_pool is not None and row.home_pool != self.volumes.config.pool_id:
+            # Its volume is on another pool's engine: this one would read none, an empty phone.
+            raise DockerEngineUnavailable(
+                f"personal phone {row.id}'s data is on its home pool {row.home_pool!r}'s Docker engine, "
+                f"not on the one the API reaches (pool {self.volumes.config.pool_id!r}, pool.redroid)",
+                context={"home_pool": row.home_pool, "pool_id": self.volumes.config.pool_id},
+            )
         try:
             with _engine(self.volumes):
                 image = await self.volumes.image_of(row.id)

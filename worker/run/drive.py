@@ -295,13 +295,22 @@ async def _lease_personal(
     claim, rows, settings = run.claim, run.rows, run.deps.settings
     assert claim.personal_phone_id is not None
 
+    leases = PersonalPhoneLeases(store)
+
     async def busy() -> None:
-        message = (f"personal phone {claim.personal_phone_id} is held by another task or session; "
-                   f"waiting up to {wait_s:g} s for it")  # fmt: skip
+        home = await leases.home_pool(claim.personal_phone_id)
+        message = (
+            f"personal phone {claim.personal_phone_id} is held by another task or session; "
+            f"waiting up to {wait_s:g} s for it"
+            if home is None
+            # Pinned (its data is on that pool's host): no other pool may wake it, even if that one is gone.
+            else f"personal phone {claim.personal_phone_id} wakes only on its home pool {home!r} (its data "
+            f"is there), which has no idle device now (or is down); waiting up to {wait_s:g} s for one"
+        )
         await rows.set_waiting(waiting(WaitingKind.PERSONAL_PHONE_BUSY, message, utcnow()))
 
     personal = await _unless_interrupted(
-        PersonalPhoneLeases(store).wait_acquire(
+        leases.wait_acquire(
             claim.personal_phone_id, holder=rows.worker_id, tenant_id=claim.tenant_id, task_id=claim.task_id,
             ttl_s=settings.pool.lease_ttl_s, timeout_s=wait_s,
             wake_timeout_s=settings.personal_phones.wake_timeout_s, on_busy=busy,

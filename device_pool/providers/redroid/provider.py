@@ -62,6 +62,8 @@ class RedroidProvider(MadePhones[_Phone]):
 
     name = "redroid"
     apps_from = "the image"
+    # A personal phone's volume is on this pool's engine alone: the phone is pinned to this pool.
+    personal_data_local = True
 
     def __init__(self, config: RedroidConfig) -> None:
         super().__init__()
@@ -175,6 +177,11 @@ class RedroidProvider(MadePhones[_Phone]):
         for volume in volumes:
             await asyncio.to_thread(self.engine.remove_volume, volume)
         return [c.name for c in stale] + volumes
+
+    @property
+    def pool_id(self) -> str:
+        """This pool's id (the label on its containers and volumes): a personal phone's home pool."""
+        return self.config.pool_id
 
     def container_name(self, serial: str) -> str | None:
         """The phone's container name (None for a serial we do not have); for operators and tests."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from device_pool.pool import DRAIN_LABEL
+from device_pool.pool import DRAIN_LABEL, POOL_LABEL
 from device_pool.providers import DeviceProfile
 from orchestrator.api.schemas.common import EXAMPLE_TIME
 from orchestrator.db import DeviceState
@@ -69,7 +69,9 @@ class DeviceOut(BaseModel):
             lease_out = DeviceLeaseOut(task_id=lease.task_id, session_id=lease.session_id, holder=lease.holder,
                                        acquired_at=lease.acquired_at, expires_at=lease.expires_at)  # fmt: skip
         return cls(
-            id=d.id, provider=d.provider, state=d.state, profile=d.profile, labels=d.labels,
+            id=d.id, provider=d.provider, state=d.state, profile=d.profile,
+            # Which pool (host) runs it is a fleet detail, like its serial: the operator only.
+            labels=d.labels if view.internal else {k: v for k, v in (d.labels or {}).items() if k != POOL_LABEL},
             health_checked_at=d.health_checked_at, updated_at=d.updated_at, lease=lease_out,
             serial=d.serial if view.internal else None, last_error=d.last_error if view.internal else None,
             quarantined_at=d.quarantined_at,

@@ -67,10 +67,16 @@ class PersonalPhoneOut(BaseModel):
         default=None,
         description="The only apps tasks on it may use (besides the launcher and system UI); null: any.",
     )
+    home_pool: str | None = Field(
+        default=None,
+        description="The pool whose host keeps its data (redroid: its volume), set by its first wake; "
+        "only that pool wakes it. The operator only.",
+    )
     created_at: dt.datetime
 
     @classmethod
-    def of(cls, row: PersonalPhone) -> PersonalPhoneOut:
+    def of(cls, row: PersonalPhone, *, internal: bool = False) -> PersonalPhoneOut:
+        """``internal`` (the operator's view) adds its home pool, a fleet detail like a serial."""
         running = row.state in (
             PersonalPhoneState.WAKING,
             PersonalPhoneState.READY,
@@ -80,4 +86,5 @@ class PersonalPhoneOut(BaseModel):
             id=row.id, name=row.name, state=row.state, user_id=row.user_id, device_profile=row.device_profile,
             device_id=row.device_id if running else None, last_used_at=row.last_used_at, wake_ms=row.wake_ms,
             last_error=row.last_error, created_at=row.created_at, allowed_apps=row.allowed_apps,
+            home_pool=row.home_pool if internal else None,
         )  # fmt: skip

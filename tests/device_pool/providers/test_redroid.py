@@ -47,6 +47,7 @@ from device_pool.providers.redroid.config import (
 )
 from device_pool.providers.redroid.engine import put_archive
 from device_pool.providers.redroid.host import HostFacts, HostUnsupported, host_problems
+from orchestrator.db import PersonalPhone
 from orchestrator.services.phone_archives import archive_cipher, export_key
 from tests.aio import run
 from tests.conditions import GiveUp, wait_until
@@ -659,6 +660,7 @@ def test_a_redroid_personal_phone_through_the_api_keeps_its_volume_exports_impor
         assert data_volume(container) == provider.personal_volume(uuid.UUID(p))
         assert on_device(held, _view)[:2] == ("null", ""), "a new phone: factory state"
         on_device(held, _dirty)
+        assert _home_pool(db_url, p) == pool_id, "its first wake pinned it to this pool (its volume is here)"
         close(me, held)
         wait_phone(me, p, "ready")
         unused_since(api.db_url, p, 3600)
@@ -683,6 +685,7 @@ def test_a_redroid_personal_phone_through_the_api_keeps_its_volume_exports_impor
                             headers={"Content-Type": "application/octet-stream"})  # fmt: skip
         assert made.status_code == 201, made.text
         q = made.json()["id"]
+        assert _home_pool(db_url, q) == pool_id, "the import's home pool: the engine that got the volume"
         q_volume = provider.personal_volume(uuid.UUID(q))
         assert q_volume in ours(docker_client, pool_id)[1], "the import made Q's volume"
         links = _in_volume(docker_client, q_volume)
@@ -734,3 +737,13 @@ def test_a_redroid_personal_phone_through_the_api_keeps_its_volume_exports_impor
     assert names == {"Q"}
     assert ours(docker_client, pool_id)[1].count(q_volume) == 1
     assert len([v for v in ours(docker_client, pool_id)[1] if "-personal-" in v]) == 1, "no volume left"
+
+
+def _home_pool(db_url: str, phone_id: str) -> str | None:
+    async def read() -> str | None:
+        async with open_sessions(db_url) as sessions, sessions() as session:
+            phone = await session.get(PersonalPhone, uuid.UUID(phone_id))
+            assert phone is not None
+            return phone.home_pool
+
+    return run(read())

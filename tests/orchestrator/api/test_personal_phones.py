@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import uuid
 
-from orchestrator.db import UserRole
+from sqlalchemy import update
+
+from device_pool.pool import POOL_LABEL
+from orchestrator.db import PersonalPhone, UserRole
+from tests.aio import run
+from tests.databases import open_sessions
 from tests.orchestrator.api.conftest import Api, StartApi
+from tests.orchestrator.factories import make_device
 
 
 def test_make_read_list_rename_and_delete_with_its_name(any_db_api: Api) -> None:
@@ -121,3 +127,30 @@ def test_tasks_list_filters_by_personal_phone(api: Api) -> None:
     # Another tenant naming P sees none of its tasks (the list is the caller's tenant's).
     stranger = api.caller()
     assert stranger.http.get("/api/v1/tasks", params={"personal_phone_id": p}).json()["items"] == []
+
+
+def test_the_home_pool_is_shown_to_the_operator_alone(api: Api) -> None:
+    """Which pool keeps a phone's data is a fleet detail, like a serial: the operator sees it (on
+    the phone and as its devices' pool label), its owner and the tenant's admin do not."""
+    operator = api.caller(role=UserRole.OPERATOR)
+    admin = api.caller(role=UserRole.ADMIN, tenant_id=operator.tenant_id)
+    phone = operator.http.post("/api/v1/personal-phones", json={"name": "pinned"}).json()
+    assert phone["home_pool"] is None, "not woken yet"
+
+    async def pin() -> uuid.UUID:
+        async with open_sessions(api.db_url) as sessions, sessions.begin() as session:
+            await session.execute(
+                update(PersonalPhone).where(PersonalPhone.id == uuid.UUID(phone["id"])).values(home_pool="node-7")
+            )
+            return (await make_device(session, labels={POOL_LABEL: "node-7", "rack": "a1"})).id
+
+    device_id = run(pin())
+    url = f"/api/v1/personal-phones/{phone['id']}"
+    assert operator.http.get(url).json()["home_pool"] == "node-7"
+    listed = operator.http.get("/api/v1/personal-phones").json()["items"]
+    assert [p["home_pool"] for p in listed if p["id"] == phone["id"]] == ["node-7"]
+    theirs = admin.http.get("/api/v1/personal-phones", params={"scope": "tenant"}).json()["items"]
+    assert [p["home_pool"] for p in theirs if p["id"] == phone["id"]] == [None]
+    device = f"/api/v1/devices/{device_id}"
+    assert operator.http.get(device).json()["labels"] == {POOL_LABEL: "node-7", "rack": "a1"}
+    assert admin.http.get(device).json()["labels"] == {"rack": "a1"}

@@ -177,3 +177,30 @@ def test_two_holders_of_p_the_second_waits_then_runs_on_the_same_data(
         assert len(leases) == 2 and leases[0].released_at is not None
         assert leases[0].released_at <= leases[1].acquired_at, leases
         assert devices_on(api, p) == [uuid.UUID(held["device"]["id"])]
+
+
+def test_a_phone_whose_home_pool_is_gone_waits_naming_it_and_wakes_nowhere_else(
+    api: Api, personal_pool: Pool, start_worker: StartWorker, reference_model: ReferenceModel
+) -> None:
+    """P's data is on pool ``node-gone`` (its first wake was there), which runs no device: the task
+    waits, saying so, while this pool's idle devices stay unused (they would hold an empty P)."""
+    pool = personal_pool
+    start_worker(reference_model.base_url)
+    p = phone(api, "P")
+
+    async def pin() -> None:
+        async with open_sessions(api.settings.database_url) as sessions, sessions.begin() as s:
+            await s.execute(update(PersonalPhone).where(PersonalPhone.id == uuid.UUID(p)).values(home_pool="node-gone"))
+
+    run(pin())
+    with pool.managed():
+        task = api.submit(LOGIN, personal_phone_id=p, timeout_s=120)
+        waits = wait_until(
+            lambda: (t := api.task(task["id"]))["waiting"] and t["waiting"]["kind"] == "personal_phone_busy" and t,
+            timeout=60, interval=0.05, what="the task waits for P's home pool",
+        )  # fmt: skip
+        assert "home pool 'node-gone'" in waits["waiting"]["message"], waits["waiting"]
+        assert waits["device_id"] is None and devices_on(api, p) == []
+        assert api.http.post(f"/api/v1/tasks/{task['id']}/cancel").status_code in (200, 202)
+        api.wait_status(task["id"], ("cancelled",), timeout=60)
+        assert devices_on(api, p) == [], "never woken on another pool"
