@@ -1,7 +1,7 @@
 """personal_phones.home_pool: the pool whose host keeps a personal phone's data
 
-Revision ID: 0019
-Revises: 0014
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-08 01:30:00
 
 For providers whose personal data lives on one pool's host (redroid: a Docker volume on that
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0019"
-down_revision: str | Sequence[str] | None = "0014"
+revision: str = "0017"
+down_revision: str | Sequence[str] | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
