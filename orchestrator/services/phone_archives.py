@@ -219,10 +219,13 @@ class PhoneArchives:
         assert self.volumes is not None
         if row.home_pool is not None and row.home_pool != self.volumes.config.pool_id:
             # Its volume is on another pool's engine: this one would read none, an empty phone.
+            # The pools' ids are fleet detail (the caller is the phone's owner): logged, not answered.
+            logger.warning("personal phone export: its data is on another pool's Docker engine", extra={
+                "personal_phone_id": str(row.id), "home_pool": row.home_pool,
+                "pool_id": self.volumes.config.pool_id})  # fmt: skip
             raise DockerEngineUnavailable(
-                f"personal phone {row.id}'s data is on its home pool {row.home_pool!r}'s Docker engine, "
-                f"not on the one the API reaches (pool {self.volumes.config.pool_id!r}, pool.redroid)",
-                context={"home_pool": row.home_pool, "pool_id": self.volumes.config.pool_id},
+                f"personal phone {row.id}'s data is on a host whose Docker engine this API does not reach; "
+                "the operator can export it there (docs/personal-phones.md, \"Home pool\")"
             )
         try:
             with _engine(self.volumes):
@@ -311,10 +314,12 @@ def _engine(volumes: PersonalVolumes) -> Iterator[None]:
     except VolumeTooLarge:
         raise
     except ProviderError as exc:
+        # Where the engine is, and what it said, is the operator's to read (the log), not the caller's.
+        logger.warning("personal phone export or import: the redroid pool's Docker engine failed", extra={
+            "docker_url": volumes.config.docker_url, "error": exc.message})  # fmt: skip
         raise DockerEngineUnavailable(
-            f"the redroid pool's Docker engine ({volumes.config.docker_url}, pool.redroid.docker_url) "
-            f"did not serve this export or import: {exc.message}; the API must reach it",
-            context={"docker_url": volumes.config.docker_url},
+            "the redroid pool's Docker engine did not serve this export or import (the operator's log "
+            "says why: the API must reach it, pool.redroid.docker_url)"
         ) from exc
 
 

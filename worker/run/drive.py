@@ -304,8 +304,9 @@ async def _lease_personal(
             f"waiting up to {wait_s:g} s for it"
             if home is None
             # Pinned (its data is on that pool's host): no other pool may wake it, even if that one is gone.
-            else f"personal phone {claim.personal_phone_id} wakes only on its home pool {home!r} (its data "
-            f"is there), which has no idle device now (or is down); waiting up to {wait_s:g} s for one"
+            # The pool's id is fleet detail (operators see it as the phone's home_pool), so not named here.
+            else f"personal phone {claim.personal_phone_id} wakes only on its home pool (the host that "
+            f"holds its data), which has no idle device now (or is down); waiting up to {wait_s:g} s for one"
         )
         await rows.set_waiting(waiting(WaitingKind.PERSONAL_PHONE_BUSY, message, utcnow()))
 

@@ -83,14 +83,16 @@ def test_an_exported_phone_imports_with_its_logins_and_nothing_else_imports(
     archive = exported.content
     assert archive.startswith(MAGIC) and b"com.phonefleet.bank" not in archive  # encrypted
     # Opened with the deployment's key: the phone's own files, and of the fleet's records only the
-    # phone's name and profile (docs/security.md, "Secrets vault": nothing the fleet recorded of a
+    # phone's name and profile and the provider that made it (docs/security.md, "Secrets vault": nothing the fleet recorded of a
     # task or the vault goes in).
     with tarfile.open(fileobj=io.BytesIO(archive_cipher(KEY).open(archive)), mode="r:gz") as tar:
         members = tar.getnames()
         meta = json.loads(tar.extractfile("phonefleet-export.json").read())  # type: ignore[union-attr]
     assert all(m == "phonefleet-export.json" or m == "data" or m.startswith("data/") for m in members), members
     assert any("com.phonefleet.bank" in m for m in members), members  # the Bank's login is the phone's data
-    assert set(meta) == {"format", "name", "device_profile"} and meta["name"] == "P", meta
+    # (the provider that made the data, and on redroid its image, say who may import it back)
+    assert set(meta) <= {"format", "name", "device_profile", "provider", "image"} and meta["name"] == "P", meta
+    assert meta["provider"] == "sim", meta
     # Its data left the deployment: an audit entry, read by the tenant's admin.
     admin = own_api.caller(role=UserRole.ADMIN, tenant_id=me.tenant_id)
     [entry] = admin.http.get("/api/v1/audit", params={"action": "personal_phone.export"}).json()["items"]
