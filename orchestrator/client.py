@@ -161,20 +161,7 @@ class PhoneFleetClient:
         Streamed to ``<path>.part`` and renamed when complete, so ``path`` never holds half a zip.
         A running task's trajectory is a snapshot. Returns ``path``.
         """
-        dest = Path(path)
-        partial = dest.with_name(dest.name + ".part")
-        response = self._request("GET", f"/api/v1/tasks/{task_id}/trajectory", stream=True)
-        try:
-            with partial.open("wb") as out:
-                for chunk in response.iter_bytes():
-                    out.write(chunk)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        finally:
-            response.close()
-        partial.replace(dest)
-        return dest
+        return self._sdk.download_trajectory(task_id, path)
 
     # -- schedules ---------------------------------------------------------------------------------
 
