@@ -166,31 +166,26 @@ class AsyncPhoneFleetClient:
         """One input (``{"type": "tap", …}``, docs/api.md); not resent after a connection error."""
         return await self._json("POST", f"/api/v1/sessions/{session_id}/input", json=body, safe=False)
 
+    # The input helpers are the SDK's (their answers are the API's JSON, dicts, here as there).
     async def tap(
         self, session_id: str, x: int | None = None, y: int | None = None, *, element_id: str | None = None,
         kind: Literal["tap", "double_tap", "long_press"] = "tap",
     ) -> dict[str, Any]:  # fmt: skip
         """Tap a point (screen pixels) or an element of ``ui_tree`` by id."""
-        target = {"element_id": element_id} if element_id is not None else {"x": x, "y": y}
-        return await self.input(session_id, {"type": kind, **target})
+        return await self._sdk.tap(session_id, x, y, element_id=element_id, kind=kind)
 
     async def swipe(
         self, session_id: str, *, direction: Literal["up", "down", "left", "right"] | None = None,
         points: tuple[int, int, int, int] | None = None, duration_ms: int = 300,
     ) -> dict[str, Any]:  # fmt: skip
         """Swipe in a direction, or along ``points`` (x1, y1, x2, y2)."""
-        body: dict[str, Any] = {"type": "swipe", "duration_ms": duration_ms}
-        if direction is not None:
-            body["direction"] = direction
-        if points is not None:
-            body |= dict(zip(("x1", "y1", "x2", "y2"), points, strict=True))
-        return await self.input(session_id, body)
+        return await self._sdk.swipe(session_id, direction=direction, points=points, duration_ms=duration_ms)
 
     async def type_text(self, session_id: str, text: str, *, clear: bool = False) -> dict[str, Any]:
-        return await self.input(session_id, {"type": "text", "text": text, "clear": clear})
+        return await self._sdk.type_text(session_id, text, clear=clear)
 
     async def press_key(self, session_id: str, key: str) -> dict[str, Any]:
-        return await self.input(session_id, {"type": "key", "key": key})
+        return await self._sdk.press_key(session_id, key)
 
     async def launch(self, session_id: str, app: str) -> dict[str, Any]:
         return await self._json("POST", f"/api/v1/sessions/{session_id}/launch", json={"app": app}, safe=False)
