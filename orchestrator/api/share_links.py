@@ -69,9 +69,11 @@ async def create_share_link(
 
 @router.get("/api/v1/share-links", summary="Your tenant's share links (a member: its own), newest first")
 async def list_share_links(
-    principal: CurrentPrincipal, links: ShareLinkServiceDep, limit: Annotated[int, Query(ge=1, le=200)] = 100
+    principal: CurrentPrincipal, links: ShareLinkServiceDep, limit: Annotated[int, Query(ge=1, le=200)] = 100,
+    target_id: Annotated[uuid.UUID | None, Query(description="Only the links to this task, session or device.")] = None,
 ) -> list[ShareLinkOut]:
-    return [ShareLinkOut.of(row, opens) for row, opens in await links.list(principal, limit=limit)]
+    found = await links.list(principal, limit=limit, target_id=target_id)
+    return [ShareLinkOut.of(row, opens) for row, opens in found]
 
 
 @router.get("/api/v1/share-links/{share_link_id}", summary="One share link, with its openings")

@@ -217,9 +217,11 @@ class Routes:
         docs/api.md says) → the link. Not resent after a lost connection (a replay could make two)."""
         return self._send(Call("POST", "/api/v1/share-links", _json, json=fields, safe=False))
 
-    def share_links(self) -> list[m.ShareLinkOut]:
-        """Your share links (a tenant admin: the tenant's), each with its openings."""
-        return self._send(Call("GET", "/api/v1/share-links", _models(m.ShareLinkOut)))
+    def share_links(self, target_id: str | uuid.UUID | None = None) -> list[m.ShareLinkOut]:
+        """Your share links (a tenant admin: the tenant's), each with its openings; only those to one
+        task, session or device with ``target_id``."""
+        params = {"target_id": str(target_id)} if target_id is not None else None
+        return self._send(Call("GET", "/api/v1/share-links", _models(m.ShareLinkOut), params=params))
 
     def share_link(self, link_id: str | uuid.UUID) -> m.ShareLinkOut:
         """One share link and its openings (when, from where)."""

@@ -143,6 +143,7 @@ class PersonalPhoneOut(_Model):
     wake_ms: int | None
     last_error: str | None
     allowed_apps: list[str] | None = None
+    home_pool: str | None = None
     created_at: dt.datetime
 
 

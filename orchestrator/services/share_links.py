@@ -168,13 +168,15 @@ class ShareLinkService:
             )  # fmt: skip
         return IssuedLink(row, token)
 
-    async def list(self, principal: Principal, *, limit: int) -> list[tuple[ShareLink, list[ShareLinkOpen]]]:
-        """The tenant's links (a member: its own), newest first."""
-        query = (
-            self._visible(principal)
-            .order_by(ShareLink.created_at.desc(), ShareLink.id.desc())
-            .limit(limit)
-        )
+    async def list(
+        self, principal: Principal, *, limit: int, target_id: uuid.UUID | None = None
+    ) -> list[tuple[ShareLink, list[ShareLinkOpen]]]:
+        """The tenant's links (a member: its own), newest first; only one task's, session's or
+        device's with ``target_id`` (the dashboard's Share dialog lists a page's own)."""
+        query = self._visible(principal)
+        if target_id is not None:
+            query = query.where(ShareLink.target_id == target_id)
+        query = query.order_by(ShareLink.created_at.desc(), ShareLink.id.desc()).limit(limit)
         async with self.db.transaction() as db_session:
             rows = list(await db_session.scalars(query))
             opens = await self._opens(db_session, [row.id for row in rows])

@@ -41,7 +41,21 @@ def test_the_task_page_makes_a_share_link_that_opens_without_a_login(api: Api, t
             await expect(stranger.page.locator("#status")).to_contain_text("holds no phone right now", timeout=15 * S)
             stranger.assert_no_errors()
 
+            # The dialog lists the link with its one opening, and revokes it.
+            await page.get_by_role("button", name="Share…").click()
+            row = page.locator("section.share-links tbody tr")
+            await expect(row).to_have_count(1, timeout=10 * S)
+            await expect(row.locator(".uses")).to_have_text("1×")
+            await expect(row.locator(".state")).to_have_text("live")
+            await row.get_by_role("button", name="Revoke").click()
+            await expect(row.locator(".state")).to_have_text("revoked", timeout=10 * S)
+            tab.assert_no_errors()
+
         links = owner.http.get("/api/v1/share-links").json()
         assert [(x["target_id"], x["mode"], x["uses"]) for x in links] == [(task_id, "view", 1)], links
+        assert links[0]["revoked_at"] is not None
+        assert owner.http.get("/api/v1/share-links", params={"target_id": str(task_id)}).json() == links
+        other = owner.http.post("/api/v1/tasks", json={"instruction": "another"}).json()["id"]
+        assert owner.http.get("/api/v1/share-links", params={"target_id": other}).json() == []
 
     run(scenario())

@@ -140,6 +140,7 @@ export const usage = {
 /** Share links (docs/api.md "Share links"): a phone's live view for someone without a key. */
 export const shareLinks = {
   create: (fields) => post("api/v1/share-links", fields),
+  list: (query = {}) => get("api/v1/share-links", query),
   revoke: (id) => request("DELETE", `api/v1/share-links/${encodeURIComponent(id)}`),
 };
 

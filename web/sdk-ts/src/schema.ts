@@ -2225,6 +2225,11 @@ export interface components {
              */
             allowed_apps?: string[] | null;
             /**
+             * Home Pool
+             * @description The pool whose host keeps its data (redroid: its volume), set by its first wake; only that pool wakes it. The operator only.
+             */
+            home_pool?: string | null;
+            /**
              * Created At
              * Format: date-time
              */
@@ -9026,6 +9031,8 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
+                /** @description Only the links to this task, session or device. */
+                target_id?: string | null;
             };
             header?: never;
             path?: never;
