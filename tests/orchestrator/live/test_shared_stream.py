@@ -1,0 +1,99 @@
+"""One capture per phone across API processes: viewers on two APIs, one recording on the phone.
+
+Two apps on one database and Redis, as ``phonefleet api --workers 2`` runs them (each with its own
+``LiveHub``), served on the test's event loop so the test can read both hubs and stop one. The virtual
+phone counts its streaming screenrecords (``phonefleet-sim recordings``): the test asserts the phone
+never ran two at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import httpx
+
+from device_pool.driver import AdbDevice
+from orchestrator.api import create_app
+from orchestrator.live import LiveHub
+from orchestrator.live.relay import SharedCapture
+from orchestrator.queue import TaskQueue
+from orchestrator.settings import Settings
+from tests.aio import eventually, run
+from tests.conftest import REDIS_URL, AdbServer
+from tests.orchestrator.conftest import StartApi
+from tests.orchestrator.live.conftest import lease_phone, live_settings, serve_here, ticking_phone
+from tests.orchestrator.live.peer import LiveClient
+from tests.processes import SimPhones
+
+
+async def recordings(phone: AdbDevice) -> dict[str, int]:
+    out = await phone.shell("phonefleet-sim recordings", check=True)
+    return {k: int(v) for k, v in (part.split("=") for part in out.stdout.split())}
+
+
+def _owner(hub: LiveHub, device_id: uuid.UUID) -> bool | None:
+    stream = hub.stream(device_id)
+    capture = stream._capture if stream is not None else None
+    return capture.owner if isinstance(capture, SharedCapture) else None
+
+
+def test_viewers_on_two_api_processes_share_one_recording_and_the_other_takes_over(
+    tmp_path: Path, migrated_pg_url: str, adb_server: AdbServer, live_phone: SimPhones, redis_prefix: str,
+    start_api: StartApi,
+) -> None:  # fmt: skip
+    caller = start_api(migrated_pg_url).caller()  # only for making a key in the database
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=migrated_pg_url, redis_url=REDIS_URL,
+        webrtc=live_settings(adb_server.port, stream_owner_ttl_s=1.0),
+    )  # fmt: skip
+
+    async def scenario() -> None:
+        phone = await ticking_phone(live_phone.serial(), adb_server.port, hz=5)
+        queues = [TaskQueue.from_settings(settings, key_prefix=redis_prefix) for _ in range(2)]
+        apps = [create_app(settings, queue=queue) for queue in queues]
+        clients = [LiveClient() for _ in range(3)]
+        try:
+            async with AsyncExitStack() as first_api:
+                one = await first_api.enter_async_context(serve_here(apps[0]))
+                async with serve_here(apps[1]) as two, lease_phone(
+                    migrated_pg_url, live_phone.serial(), caller.tenant_id
+                ) as leased:
+                    path = f"/api/v1/devices/{leased.device_id}/webrtc"
+                    hubs: list[LiveHub] = [app.state.live for app in apps]
+                    # One viewer on the first process, two on the second.
+                    for client, url in zip(clients, (one, two, two), strict=True):
+                        async with httpx.AsyncClient(
+                            base_url=url, headers={"Authorization": f"Bearer {caller.key}"}, timeout=30
+                        ) as http:
+                            r = await client.connect(http, path)
+                        assert r.status_code == 200, r.text
+                    for client in clients:
+                        await client.wait_frames(5)
+                    assert [_owner(hub, leased.device_id) for hub in hubs] == [True, False]
+                    counts = await recordings(phone)
+                    assert counts["running"] == 1 and counts["peak"] == 1, counts
+
+                    # The owner's process goes away (its viewer with it): the other claims the phone
+                    # and its viewers keep decoding, the phone still running one recording at a time.
+                    await clients[0].close()
+                    await first_api.aclose()
+
+                    async def took_over() -> bool:
+                        return _owner(hubs[1], leased.device_id) is True
+
+                    await eventually(took_over, timeout=15, what="the second process owns the stream")
+                    seen = [c.frames for c in clients[1:]]
+                    for client, frames in zip(clients[1:], seen, strict=True):
+                        await client.wait_frames(frames + 5)
+                    counts = await recordings(phone)
+                    assert counts["running"] == 1 and counts["peak"] == 1, counts
+                    assert counts["started"] >= 2  # the second process's own recording
+        finally:
+            for client in clients:
+                await client.close()
+            for queue in queues:
+                queue.close()
+
+    run(scenario(), timeout=120)
