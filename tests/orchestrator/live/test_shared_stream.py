@@ -8,24 +8,29 @@ never ran two at once.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
+import redis
 
 from device_pool.driver import AdbDevice
 from orchestrator.api import create_app
+from orchestrator.cli.port_file import read_port_file
 from orchestrator.live import LiveHub
 from orchestrator.live.relay import SharedCapture
 from orchestrator.queue import TaskQueue
 from orchestrator.settings import Settings
-from tests.aio import eventually, run
+from tests.aio import eventually, run, until
 from tests.conftest import REDIS_URL, AdbServer
 from tests.orchestrator.conftest import StartApi
 from tests.orchestrator.live.conftest import lease_phone, live_settings, serve_here, ticking_phone
 from tests.orchestrator.live.peer import LiveClient
-from tests.processes import SimPhones
+from tests.processes import REPO, SimPhones, stop_process
 
 
 async def recordings(phone: AdbDevice) -> dict[str, int]:
@@ -97,3 +102,69 @@ def test_viewers_on_two_api_processes_share_one_recording_and_the_other_takes_ov
                 queue.close()
 
     run(scenario(), timeout=120)
+
+
+def test_phonefleet_api_with_two_workers_makes_one_recording_for_viewers_on_both(
+    tmp_path: Path, migrated_pg_url: str, adb_server: AdbServer, live_phone: SimPhones, start_api: StartApi,
+) -> None:  # fmt: skip
+    """The real thing: ``phonefleet api --workers 2``; viewers connect until both workers have one (the
+    owner's units channel then has a subscriber: the other worker relays)."""
+    caller = start_api(migrated_pg_url).caller()  # the key, in the database both workers read
+    port_file = tmp_path / "api.port"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PHONEFLEET_")},
+        "PHONEFLEET_DATABASE_URL": migrated_pg_url, "PHONEFLEET_REDIS_URL": REDIS_URL,
+        "PHONEFLEET_DATA_DIR": str(tmp_path / "data"), "PHONEFLEET_WEBRTC__HOST_ADDRESSES": '["127.0.0.1"]',
+        "PHONEFLEET_WEBRTC__ADB_PORT": str(adb_server.port), "PHONEFLEET_WEBRTC__MAX_WIDTH": "360",
+    }  # fmt: skip
+    log = tmp_path / "api.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", "--log-level", "WARNING", "api", "--workers", "2",
+             "--port", "0", "--port-file", str(port_file)],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    r = redis.Redis.from_url(REDIS_URL)
+
+    async def scenario() -> None:
+        phone = await ticking_phone(live_phone.serial(), adb_server.port, hz=5)
+        port = await until(lambda: read_port_file(port_file), timeout=60, what="the API's port")
+        url = f"http://127.0.0.1:{port}"
+        await until(lambda: _healthy(url), timeout=60, what="the API up")
+        clients: list[LiveClient] = []
+        try:
+            async with lease_phone(migrated_pg_url, live_phone.serial(), caller.tenant_id) as leased:
+                path = f"/api/v1/devices/{leased.device_id}/webrtc"
+                channel = f"phonefleet:live:units:{leased.device_id}"
+                while not r.pubsub_numsub(channel)[0][1]:
+                    assert len(clients) < 10, "every viewer landed on one worker"
+                    client = LiveClient()
+                    clients.append(client)
+                    # A connection of its own each: the workers take turns accepting.
+                    async with httpx.AsyncClient(
+                        base_url=url, headers={"Authorization": f"Bearer {caller.key}"}, timeout=30
+                    ) as http:
+                        response = await client.connect(http, path)
+                    assert response.status_code == 200, response.text
+                    await client.wait_frames(3)
+                for client in clients:
+                    await client.wait_frames(client.frames + 5)
+                counts = await recordings(phone)
+                assert counts == {"running": 1, "started": 1, "peak": 1}, counts
+        finally:
+            for client in clients:
+                await client.close()
+
+    try:
+        run(scenario(), timeout=120)
+    finally:
+        stop_process(proc, timeout=20)
+        r.close()
+    assert proc.returncode == 0, log.read_text()[-2000:]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
