@@ -362,8 +362,20 @@ class SharedCapture:
 
     async def open(self, timeout: float = 10.0) -> None:
         self.owner = await self.relay.claim(self.device_id, self._stream(), self.close)
-        self.inner = self._local() if self.owner else self.relay.subscribe(self.device_id, self.geometry)
-        await self.inner.open(timeout)
+        if not self.owner:
+            self.inner = self.relay.subscribe(self.device_id, self.geometry)
+            try:
+                await self.inner.open(timeout)
+                return
+            except _REDIS_DOWN as exc:  # a picture from a capture of our own beats none
+                self.relay._warn(exc)
+                self.owner = True
+        self.inner = self._local()
+        try:
+            await self.inner.open(timeout)
+        except BaseException:
+            await self.relay.release(self.device_id)  # the phone cannot stream from here: let another try
+            raise
 
     def request_keyframe(self) -> bool:
         ask = getattr(self.inner, "request_keyframe", None)
