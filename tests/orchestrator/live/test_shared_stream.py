@@ -80,6 +80,21 @@ def test_viewers_on_two_api_processes_share_one_recording_and_the_other_takes_ov
                     counts = await recordings(phone)
                     assert counts["running"] == 1 and counts["peak"] == 1, counts
 
+                    # Picture loss on a relayed viewer (RTCP PLI) is asked of the owner, which restarts
+                    # its recording for the keyframe; every viewer decodes on.
+                    owned = hubs[0].stream(leased.device_id)
+                    assert owned is not None and owned.keyframe_restarts == 0
+                    receiver = clients[2].pc.getReceivers()[0]
+                    await receiver._send_rtcp_pli(receiver.getSynchronizationSources()[0].source)
+
+                    async def restarted() -> bool:
+                        return owned.keyframe_restarts == 1
+
+                    await eventually(restarted, timeout=15, what="the owner restarted its recording")
+                    seen = [c.frames for c in clients]
+                    for client, frames in zip(clients, seen, strict=True):
+                        await client.wait_frames(frames + 5)
+
                     # The owner's process goes away (its viewer with it): the other claims the phone
                     # and its viewers keep decoding, the phone still running one recording at a time.
                     await clients[0].close()
