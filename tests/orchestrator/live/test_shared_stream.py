@@ -95,9 +95,20 @@ def test_viewers_on_two_api_processes_share_one_recording_and_the_other_takes_ov
                     for client, frames in zip(clients, seen, strict=True):
                         await client.wait_frames(frames + 5)
 
-                    # The owner's process goes away (its viewer with it): the other claims the phone
-                    # and its viewers keep decoding, the phone still running one recording at a time.
+                    # The owner's own viewer leaves: past its linger it keeps streaming for the relay.
                     await clients[0].close()
+
+                    async def alone() -> bool:
+                        return hubs[0].viewer_count == 0
+
+                    await eventually(alone, timeout=15, what="the owner's viewer gone")
+                    seen = [c.frames for c in clients[1:]]
+                    for client, frames in zip(clients[1:], seen, strict=True):
+                        await client.wait_frames(frames + 5)  # 1 s at 5 Hz: well past linger_s (0.2 s)
+                    assert [_owner(hub, leased.device_id) for hub in hubs] == [True, False]
+
+                    # The owner's process goes away: the other claims the phone and its viewers keep
+                    # decoding, the phone still running one recording at a time.
                     await first_api.aclose()
 
                     async def took_over() -> bool:
