@@ -9,6 +9,7 @@ never ran two at once.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -134,7 +135,7 @@ def test_phonefleet_api_with_two_workers_makes_one_recording_for_viewers_on_both
     tmp_path: Path, migrated_pg_url: str, adb_server: AdbServer, live_phone: SimPhones, start_api: StartApi,
 ) -> None:  # fmt: skip
     """The real thing: ``phonefleet api --workers 2``; viewers connect until both workers have one (the
-    owner's units channel then has a subscriber: the other worker relays)."""
+    owner's units channel then has a subscriber: the other worker relays). Then the owner is killed."""
     caller = start_api(migrated_pg_url).caller()  # the key, in the database both workers read
     port_file = tmp_path / "api.port"
     env = {
@@ -142,6 +143,7 @@ def test_phonefleet_api_with_two_workers_makes_one_recording_for_viewers_on_both
         "PHONEFLEET_DATABASE_URL": migrated_pg_url, "PHONEFLEET_REDIS_URL": REDIS_URL,
         "PHONEFLEET_DATA_DIR": str(tmp_path / "data"), "PHONEFLEET_WEBRTC__HOST_ADDRESSES": '["127.0.0.1"]',
         "PHONEFLEET_WEBRTC__ADB_PORT": str(adb_server.port), "PHONEFLEET_WEBRTC__MAX_WIDTH": "360",
+        "PHONEFLEET_WEBRTC__STREAM_OWNER_TTL_S": "1",
     }  # fmt: skip
     log = tmp_path / "api.log"
     with open(log, "wb") as out:
@@ -177,6 +179,28 @@ def test_phonefleet_api_with_two_workers_makes_one_recording_for_viewers_on_both
                     await client.wait_frames(client.frames + 5)
                 counts = await recordings(phone)
                 assert counts == {"running": 1, "started": 1, "peak": 1}, counts
+
+                # The owner dies (SIGKILL: no release): its key expires and the other worker takes
+                # the phone over; its viewers decode on, after a recording of its own.
+                owner = r.get(f"phonefleet:live:owner:{leased.device_id}")
+                assert owner is not None
+                dead = int(owner.decode().split(":")[1])
+                assert dead != proc.pid and _parent(dead) == proc.pid  # one of our API's workers
+                os.kill(dead, signal.SIGKILL)
+
+                def taken_over() -> bool:
+                    value = r.get(f"phonefleet:live:owner:{leased.device_id}")
+                    return value is not None and int(value.decode().split(":")[1]) != dead
+
+                await until(taken_over, timeout=20, what="another worker owns the stream")
+                seen = [c.frames for c in clients]
+
+                async def decoding() -> bool:
+                    return any(c.frames >= frames + 5 for c, frames in zip(clients, seen, strict=True))
+
+                await eventually(decoding, timeout=20, what="the surviving worker's viewers decode")
+                counts = await recordings(phone)
+                assert counts == {"running": 1, "started": 2, "peak": 1}, counts
         finally:
             for client in clients:
                 await client.close()
@@ -187,6 +211,10 @@ def test_phonefleet_api_with_two_workers_makes_one_recording_for_viewers_on_both
         stop_process(proc, timeout=20)
         r.close()
     assert proc.returncode == 0, log.read_text()[-2000:]
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def _healthy(url: str) -> bool:
