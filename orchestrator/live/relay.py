@@ -181,7 +181,10 @@ class StreamRelay:
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=self.check_s)
                 if message is not None and message.get("type") == "message":
-                    self._answer(device_id, stream, message["data"])
+                    try:
+                        self._answer(device_id, stream, message["data"])
+                    except Exception:  # an ask must never stop the renewal (the key would pass on)
+                        logger.exception("live relay: an ask failed", extra={"device_id": str(device_id)})
                 if loop.time() >= renew_at:
                     renew_at = loop.time() + self.check_s
                     if not await self._redis.eval(_RENEW, 1, key, self.token, ttl_ms):
