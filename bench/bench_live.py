@@ -26,6 +26,12 @@ The viewers and the phases are in ``bench/live_viewers.py``, the report in ``ben
 ``scrcpy`` with the virtual phone's scrcpy server), and reports them one under the other; with
 ``--viewers 1`` the 10-viewer phase is left out.
 
+``--processes 2`` serves the viewers from ``phonefleet api --workers 2`` with Redis (``--redis-url``): the
+viewers land on both workers, one of them owns the phone's stream and the other relays its pictures
+(docs/live-view.md, "One capture per phone across API processes"); the report adds each worker's CPU,
+which worker owned the stream, and how many recordings the phone ran (``phonefleet-sim recordings``).
+Run it beside ``--processes 1`` with the same ``--redis-url`` for the baseline.
+
 ``--repeat`` measures instead what repeating the last picture (``webrtc.repeat_ms``) buys and costs
 (``bench/live_repeat.py``): a new aiortc viewer's first decoded frame on a still phone, and the bytes
 and API CPU of the repeats while the screen changes 5 times a second, with repeats on and off.
@@ -35,6 +41,7 @@ bound of what each part costs. Run from the repository root (PostgreSQL on 127.0
     .venv/bin/python bench/bench_live.py [--tick 30] [--seconds 10] [--width 720 --height 1600]
     .venv/bin/python bench/bench_live.py --captures [--viewers 1] [--scrcpy-version 3.3.4]
     .venv/bin/python bench/bench_live.py --repeat [--trials 10] [--seconds 10]
+    .venv/bin/python bench/bench_live.py --processes 2 [--redis-url redis://127.0.0.1:6379/0]
 """
 
 from __future__ import annotations
@@ -75,6 +82,9 @@ def main() -> int:
         help="screenrecord and the scrcpy path side by side (one API run each, same phone and adb server)",
     )
     parser.add_argument("--scrcpy-version", default="1.24", help="--captures: the scrcpy dialect (1.24 or 3.3.4)")
+    parser.add_argument("--processes", type=int, default=1, help="API worker processes (>1 needs --redis-url)")
+    parser.add_argument("--redis-url", default=None, help="Redis for the API (default with --processes > 1: "
+                        "redis://127.0.0.1:6379/0)")  # fmt: skip
     parser.add_argument("--extra", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.extra:
@@ -100,6 +110,9 @@ def main() -> int:
             "PHONEFLEET_WEBRTC__ADB_PORT": str(adb.port), "PHONEFLEET_WEBRTC__MAX_WIDTH": str(args.max_width),
             "PHONEFLEET_WEBRTC__MAX_VIEWERS_PER_DEVICE": str(max(10, args.viewers)),
         }  # fmt: skip
+        redis_url = args.redis_url or ("redis://127.0.0.1:6379/0" if args.processes > 1 else None)
+        if redis_url:
+            env["PHONEFLEET_REDIS_URL"] = redis_url
         cli = [sys.executable, "-m", "orchestrator.cli"]
         key = subprocess.run([*cli, "admin", "create-key", "--tenant", "bench", "--admin"], env=env, cwd=REPO,
                              check=True, capture_output=True, text=True, timeout=60).stdout.strip()  # fmt: skip
@@ -149,7 +162,8 @@ def _run_api(args, cli, env, url, key, device_id, sim, adb, log_path):  # type: 
     from device_pool.driver import AdbDevice
 
     log = open(log_path, "w")  # noqa: SIM115 - closed below
-    api = subprocess.Popen([*cli, "--log-level", "WARNING", "api"], env=env, cwd=REPO, stdout=log,
+    workers = ["--workers", str(args.processes)] if args.processes > 1 else []
+    api = subprocess.Popen([*cli, "--log-level", "WARNING", "api", *workers], env=env, cwd=REPO, stdout=log,
                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     try:
         wait_ready(url, api, path="/healthz")
@@ -160,11 +174,44 @@ def _run_api(args, cli, env, url, key, device_id, sim, adb, log_path):  # type: 
             await phone.shell(command, check=True)
 
         procs = {"api": api.pid, "phone": sim.proc.pid, "adb": adb.proc.pid}
-        rows = asyncio.run(run_phases(args, url, key, f"/api/v1/devices/{device_id}/webrtc", procs, shell))
+        if args.processes > 1:  # each worker's own share too (report: not added to the total)
+            procs.update({f"worker:{pid}": pid for pid in _children(api.pid)})
+        async def probe() -> dict[str, object]:
+            await phone.connect()
+            return await _sharing(env["PHONEFLEET_REDIS_URL"], device_id, phone)
+
+        path = f"/api/v1/devices/{device_id}/webrtc"
+        sharing = probe if args.processes > 1 else None
+        rows = asyncio.run(run_phases(args, url, key, path, procs, shell, sharing))
     finally:
         stop_api(api)
         log.close()
     return rows, log_path.read_text()
+
+
+def _children(pid: int) -> list[int]:
+    """uvicorn's worker processes: the children of its parent that are Python's spawned processes."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if any(b"spawn_main" in part for part in argv):
+                found.append(int(child))
+    return found
+
+
+async def _sharing(redis_url: str, device_id: uuid.UUID, phone) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Who owned the stream (its token: host:pid:hub), how many processes relayed, the phone's recordings."""
+    import redis.asyncio as aioredis
+
+    r = aioredis.Redis.from_url(redis_url)
+    try:
+        owner = await r.get(f"phonefleet:live:owner:{device_id}")
+        relays = (await r.pubsub_numsub(f"phonefleet:live:units:{device_id}"))[0][1]
+    finally:
+        await r.aclose()
+    out = (await phone.shell("phonefleet-sim recordings", check=True)).stdout
+    return {"owner": owner.decode() if owner else None, "relays": relays, "recordings": out.strip()}
 
 
 async def _register(db_url: str, serial: str) -> uuid.UUID:

@@ -23,7 +23,8 @@ def report(args: argparse.Namespace, rows: list, capture: str = "screenrecord") 
           f"{'API CPU':>8} {'phone CPU':>9} {'adb CPU':>8} {'total':>7}")  # fmt: skip
     totals = {}
     for name, viewers, m in rows:
-        cpu = m["cpu"]
+        cpu = {k: v for k, v in m["cpu"].items() if not k.startswith("worker:")}
+        workers = {k.split(":", 1)[1]: v for k, v in m["cpu"].items() if k.startswith("worker:")}
         total = sum(cpu.values())
         totals[viewers] = (total, cpu["api"])
         # A still screen's pictures are old by design: their age is not a latency.
@@ -34,13 +35,23 @@ def report(args: argparse.Namespace, rows: list, capture: str = "screenrecord") 
             f"{name:<20} {viewers:>7} {m['fps']:>5.1f} {p50} {p95} {top} {cpu['api'] * 100:>7.1f}% "
             f"{cpu['phone'] * 100:>8.1f}% {cpu['adb'] * 100:>7.1f}% {total * 100:>6.1f}%"
         )
+        if workers:  # part of the API's share above
+            print("  API workers: " + ", ".join(f"pid {pid} {share * 100:.1f}%" for pid, share in workers.items()))
         if "extra" in m:
             extra = m["extra"]
             print(f"  the other {len(extra)} viewers received {min(extra):.1f}–{max(extra):.1f} pictures/s")
+        if "sharing" in m:
+            sharing = m["sharing"]
+            print(f"  stream owner {sharing['owner']}, {sharing['relays']} relaying process(es); "
+                  f"the phone's recordings: {sharing['recordings']}")  # fmt: skip
     changing = [(v, m) for name, v, m in rows if name.startswith("changing")]
     if len(changing) == 2:
         (_, one), (n, many) = changing
-        t1, tn = sum(one["cpu"].values()), sum(many["cpu"].values())
+
+        def summed(m: dict) -> float:  # type: ignore[type-arg]
+            return sum(v for k, v in m["cpu"].items() if not k.startswith("worker:"))
+
+        t1, tn = summed(one), summed(many)
         print(f"{n} viewers / 1 viewer: all processes {tn / t1:.2f}x; the API alone {many['cpu']['api'] / one['cpu']['api']:.2f}x; "
               f"per extra viewer the API spends {(many['cpu']['api'] - one['cpu']['api']) / (n - 1) * 100:.1f}% of a core")  # fmt: skip
     print("CPU: share of one core, user+system, over the phase (phone = the sim process: renders and encodes)")

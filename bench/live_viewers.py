@@ -120,26 +120,27 @@ def extra_viewers(url: str, key: str, path: str, count: int, seconds: float) -> 
 
     async def main() -> None:
         peers = []
-        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
-            for _ in range(count):
-                pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-                pc.addTransceiver("video", direction="recvonly")
-                pc.createDataChannel("control")
-                await pc.setLocalDescription(await pc.createOffer())
+        for _ in range(count):
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            pc.addTransceiver("video", direction="recvonly")
+            pc.createDataChannel("control")
+            await pc.setLocalDescription(await pc.createOffer())
+            # A connection per viewer: with several API workers each connection may reach another.
+            async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
                 r = await http.post(path, json={"type": "offer", "sdp": pc.localDescription.sdp})
-                r.raise_for_status()
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=r.json()["sdp"], type="answer"))
-                received.append(0)
-                peers.append(pc)
-            while len(received) < count or min(received) < 2:
-                await asyncio.sleep(0.05)
-            print("ready", flush=True)
-            start, t0 = list(received), time.monotonic()
-            await asyncio.sleep(seconds)
-            wall = time.monotonic() - t0
-            print(json.dumps([(n - s) / wall for n, s in zip(received, start, strict=True)]), flush=True)
-            for pc in peers:
-                await pc.close()
+            r.raise_for_status()
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=r.json()["sdp"], type="answer"))
+            received.append(0)
+            peers.append(pc)
+        while len(received) < count or min(received) < 2:
+            await asyncio.sleep(0.05)
+        print("ready", flush=True)
+        start, t0 = list(received), time.monotonic()
+        await asyncio.sleep(seconds)
+        wall = time.monotonic() - t0
+        print(json.dumps([(n - s) / wall for n, s in zip(received, start, strict=True)]), flush=True)
+        for pc in peers:
+            await pc.close()
 
     asyncio.run(main())
 
@@ -161,7 +162,9 @@ async def measure(page, procs: dict[str, int], seconds: float) -> dict[str, obje
             "unreadable": unreadable, "wall": wall}  # fmt: skip
 
 
-async def run_phases(args: argparse.Namespace, url: str, key: str, path: str, procs: dict[str, int], shell) -> list:  # type: ignore[no-untyped-def]
+async def run_phases(args: argparse.Namespace, url: str, key: str, path: str, procs: dict[str, int], shell, probe=None) -> list:  # type: ignore[no-untyped-def]
+    """The phases; ``probe``: awaited while the last phase's viewers are still connected (its answer is
+    the row's ``sharing``)."""
     from playwright.async_api import async_playwright
 
     rows = []
@@ -197,6 +200,8 @@ async def run_phases(args: argparse.Namespace, url: str, key: str, path: str, pr
                     raise RuntimeError(f"extra viewers did not start: {line!r}")
                 await asyncio.sleep(1)
                 measured = await measure(page, procs, args.seconds)
+                if probe is not None:
+                    measured["sharing"] = await probe()
                 measured["extra"] = json.loads(await asyncio.to_thread(helper.stdout.readline))
                 rows.append((f"changing, {args.tick:g} Hz", args.viewers, measured))
             finally:

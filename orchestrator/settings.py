@@ -526,6 +526,9 @@ class WebRtcSettings(_Group):
     idle_timeout_s: float = Field(default=600.0, gt=0)  # no message on `control` (ping or input)
     connect_timeout_s: float = Field(default=20.0, gt=0)  # answer sent → ICE+DTLS connected
     linger_s: float = Field(default=5.0, ge=0)  # the phone's capture outlives its last viewer
+    # With Redis, one API process per phone captures and the others relay its pictures (relay.py):
+    # its claim lasts this long unless renewed, so a dead owner's phone is taken over within it.
+    stream_owner_ttl_s: float = Field(default=3.0, ge=0.3, le=60)
     lease_check_s: float = Field(default=1.0, gt=0)  # how often viewers' leases are re-read
     # A person's step during a takeover gets its screenshot once they paused this long (or just
     # before their next input); text typed in a burst is one step (orchestrator/live/user_steps.py).

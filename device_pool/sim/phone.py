@@ -63,6 +63,9 @@ class VirtualPhone(ActivityManager, InputManager, Display):
         self._counter_on = self.config.show_frame_counter
         self._tick_hz = 0.0
         self._base: tuple[object, Image.Image] | None = None  # (tree signature, picture without counter)
+        # Streaming screenrecords (screenrecord.py): running now, started in all, most at once. Tests
+        # read them (`phonefleet-sim recordings`) to check the host runs one capture per phone.
+        self.recordings = {"running": 0, "started": 0, "peak": 0}
         self._boot_home()
         if not self.state.exists():
             self.state.factory(self.config.seed, self.packages())

@@ -285,13 +285,20 @@ async def serve(
 
         drain.add_done_callback(lambda _: pictures.put_nowait(None))  # the host closed the stream
         thread = threading.Thread(target=record, name="sim-screenrecord", daemon=True)
-        thread.start()
+        counts = phone.recordings
+        counts["running"] += 1
+        counts["started"] += 1
+        counts["peak"] = max(counts["peak"], counts["running"])
         try:
+            thread.start()
             while (item := await pictures.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
                 await out(ID_STDOUT, item)
         finally:
+            # Over as soon as the host's end is gone: a host restarting for a keyframe closes the old
+            # recording before it opens the next, so in its eyes they never overlap.
+            counts["running"] -= 1
             stop.set()
             await asyncio.to_thread(thread.join)
     finally:

@@ -208,6 +208,7 @@ def create_app(settings: Settings, *, queue: TaskQueue | None = None, freeze_hea
         app.state.live = live = LiveHub(
             settings.webrtc, db, data_dir=settings.data_dir, notifier=events_signal, cipher=cipher,
             session_activity=app.state.services.sessions.touch,  # a viewer's activity keeps its session alive
+            redis_url=settings.redis_url,  # one capture per phone across API processes (live/relay.py)
         )  # WebRTC viewers (orchestrator/live)
         if freeze_heap:
             _freeze_startup_heap()

@@ -6,6 +6,7 @@
     viewer.py     one viewer's peer connection and its `control` data channel (input_channel.py)
     access.py     who may watch, who may touch (the database, at that moment)
     hub.py        the service: viewers in, streams started and stopped, leases watched
+    relay.py      with Redis: one stream owner per phone captures, other API processes relay its pictures
     geometry.py   the screen inside the video; normalised points to pixels
     ice.py        STUN/TURN and ICE host addresses
     recorder.py   a task's or session's recording: a capture muxed into MP4 (used by the worker too)

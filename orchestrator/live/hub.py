@@ -8,6 +8,10 @@ idle (``idle_timeout_s`` without a message on its control channel); viewers that
 channel are told when they gain or lose control. A stream without viewers stops after
 ``linger_s`` (a viewer who reloads the page finds it still running). ``close()`` ends everything
 (the app's lifespan calls it on shutdown).
+
+With Redis (``redis_url``) the phone's capture is shared by every API process: one of them is the
+phone's stream owner and the others' streams relay its pictures (``relay.py``); an owner whose own
+viewers left keeps streaming while another process still subscribes.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from orchestrator.live.access import Admission, ControlState, LiveAccess, LiveTa
 from orchestrator.live.capture import Capture
 from orchestrator.live.geometry import VideoGeometry
 from orchestrator.live.ice import browser_ice_servers, pin_host_addresses, rtc_configuration
+from orchestrator.live.relay import SharedCapture, StreamRelay
 from orchestrator.live.scrcpy import ScrcpyCapture, capture_kind
 from orchestrator.live.stream import CaptureLike, PhoneStream
 from orchestrator.live.user_steps import UserSteps
@@ -61,8 +66,11 @@ class LiveHub:
         notifier: EventSignal | None = None,
         cipher: Cipher | None = None,
         session_activity: Callable[[uuid.UUID, uuid.UUID], Awaitable[None]] | None = None,
+        redis_url: str | None = None,
     ) -> None:
         self.settings = settings
+        # One capture per phone across API processes (None: this process captures what it shows).
+        self.relay = StreamRelay(redis_url, ttl_s=settings.stream_owner_ttl_s) if redis_url else None
         # Told (tenant, session) when a session's viewer was active since the last lease check: the
         # session's idle timeout counts from it (SessionService.touch).
         self.session_activity = session_activity
@@ -174,6 +182,8 @@ class LiveHub:
         self._user_steps.clear()
         for device_id in list(self._streams):
             await self._stop_stream(device_id)
+        if self.relay is not None:
+            await self.relay.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -233,10 +243,18 @@ class LiveHub:
                     bit_rate=s.bit_rate, time_limit_s=s.record_time_limit_s, flush_s=s.nal_flush_ms / 1000,
                 )  # fmt: skip
 
+        if self.relay is not None:
+            relay, own_capture, made = self.relay, capture, []
+
+            def capture() -> CaptureLike:
+                return SharedCapture(relay, device_id, geometry, own_capture, lambda: made[0])
+
         stream = PhoneStream(
             device_id, geometry, capture,
             keyframe_min_interval_s=s.keyframe_min_interval_s, repeat_s=s.repeat_ms / 1000,
         )  # fmt: skip
+        if self.relay is not None:
+            made.append(stream)
         await stream.start()
         self._streams[device_id] = stream
         self._phones[device_id] = phone
@@ -251,6 +269,10 @@ class LiveHub:
             # A viewer that joined while the stop waited for the lock keeps the stream.
             if unless_watched and any(v.device_id == device_id for v in self._viewers.values()):
                 return
+            relay = self.relay
+            if unless_watched and relay is not None and relay.owns(device_id) and await relay.listeners(device_id):
+                self._linger_then_stop(device_id)  # another process's viewers watch our capture
+                return
             stream = self._streams.pop(device_id, None)
             phone = self._phones.pop(device_id, None)
             for task_id, recorder in list(self._user_steps.items()):
@@ -260,6 +282,8 @@ class LiveHub:
             if stream is not None:
                 await stream.close()
                 logger.info("live stream stopped", extra={"device_id": str(device_id)})
+            if self.relay is not None:
+                await self.relay.release(device_id)
 
     def _linger_then_stop(self, device_id: uuid.UUID) -> None:
         def due() -> None:
@@ -288,8 +312,12 @@ class LiveHub:
             viewers = list(self._viewers.values())
             try:
                 leases = await self.access.current_leases(list({v.device_id for v in viewers}))
-                revoked = await self.access.revoked({v.principal.key_id for v in viewers if v.share_link_id is None})
-                shares_over = await self.access.shares_over({v.share_link_id for v in viewers if v.share_link_id})
+                revoked = await self.access.revoked(
+                    {v.principal.key_id for v in viewers if v.share_link_id is None}
+                )
+                shares_over = await self.access.shares_over(
+                    {v.share_link_id for v in viewers if v.share_link_id}
+                )
                 states: dict[uuid.UUID | None, ControlState] = {}
                 for lease_id in {v.admission.lease_id for v in viewers if v.control is not None}:
                     states[lease_id] = await self.access.control_state(lease_id)

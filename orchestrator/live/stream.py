@@ -125,6 +125,11 @@ class PhoneStream:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def capture(self) -> CaptureLike | None:
+        """The running capture on the phone (inside a relay's ``SharedCapture``: what it opened)."""
+        return getattr(self._capture, "inner", self._capture)
+
     # --- viewers -------------------------------------------------------------------------------
 
     def new_track(self) -> PacketTrack:
@@ -141,6 +146,12 @@ class PhoneStream:
         else:
             self.request_keyframe()
         return track
+
+    def replay(self) -> list[AccessUnit] | None:
+        """The pictures since the last keyframe, for a joiner elsewhere (``relay.py``); None: none usable."""
+        if not self._gop:
+            return None
+        return [AccessUnit(bytes(packet), keyframe) for packet, keyframe in self._gop]
 
     @property
     def viewers(self) -> int:

@@ -164,7 +164,7 @@ def test_the_live_view_over_scrcpy_asks_for_keyframes_and_never_restarts(
                 stream = hub.stream(leased.device_id)
                 assert stream is not None and stream.capture_kind == "scrcpy"
                 await client.wait_frames(1)
-                capture = stream._capture
+                capture = stream.capture
                 assert isinstance(capture, ScrcpyCapture) and capture.keyframes == 1
 
                 # Picture loss (RTCP PLI): 3.3.4 gets a reset-video message and the server's encoder
@@ -179,9 +179,9 @@ def test_the_live_view_over_scrcpy_asks_for_keyframes_and_never_restarts(
                 else:
                     assert stream.keyframe_asks == 0 and stream.keyframe_restarts == 1
                     async with asyncio.timeout(15):
-                        while not isinstance(stream._capture, ScrcpyCapture) or stream._capture is capture:
+                        while not isinstance(stream.capture, ScrcpyCapture) or stream.capture is capture:
                             await asyncio.sleep(0.05)
-                    capture = stream._capture
+                    capture = stream.capture
                 captures = stream.captures
                 assert captures == (1 if version == "3.3.4" else 2)
 
@@ -190,7 +190,7 @@ def test_the_live_view_over_scrcpy_asks_for_keyframes_and_never_restarts(
                 start, seen = time.monotonic(), client.frames
                 await client.wait_frames(seen + 40, timeout=30)
                 assert time.monotonic() - start > 1.5
-                assert stream.captures == captures and stream._capture is capture
+                assert stream.captures == captures and stream.capture is capture
         finally:
             await client.close()
             queue.close()

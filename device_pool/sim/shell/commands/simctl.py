@@ -8,13 +8,14 @@ that is a fresh data volume, on the virtual phone it is this command:
     adb shell phonefleet-sim frame-counter on [--tick HZ] | off
                                                # stamp frames for latency benchmarks (counter.py);
                                                # --tick redraws it HZ times a second, like a spinner
+    adb shell phonefleet-sim recordings        # streaming screenrecords: running=N started=N peak=N
 """
 
 from __future__ import annotations
 
 from device_pool.sim.shell.registry import CommandContext, command
 
-_USAGE = "usage: phonefleet-sim factory-reset | info | frame-counter on [--tick HZ] | frame-counter off"
+_USAGE = "usage: phonefleet-sim factory-reset | info | recordings | frame-counter on [--tick HZ] | frame-counter off"
 
 
 @command("phonefleet-sim")
@@ -26,6 +27,10 @@ def phonefleet_sim(ctx: CommandContext) -> int:
     if ctx.args == ["info"]:
         c = ctx.phone.config
         ctx.stdout.println(f"seed={c.seed} size={c.width}x{c.height} density={c.density} serial={c.serial}")
+        return 0
+    if ctx.args == ["recordings"]:
+        counts = ctx.phone.recordings
+        ctx.stdout.println(" ".join(f"{k}={v}" for k, v in counts.items()))
         return 0
     if ctx.args[:1] == ["frame-counter"]:
         return _frame_counter(ctx, ctx.args[1:])
