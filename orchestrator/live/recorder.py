@@ -37,7 +37,7 @@ from orchestrator.live.capture import Capture
 from orchestrator.live.geometry import VideoGeometry
 from orchestrator.live.h264 import PPS, SPS, AccessUnit, nal_type
 from orchestrator.live.scrcpy import ScrcpyCapture, capture_kind
-from orchestrator.live.stream import CaptureFactory, CaptureLike
+from orchestrator.live.stream import CaptureFactory, CaptureLike, reopen
 from orchestrator.settings import Settings
 
 __all__ = ["RECORDING_NAME", "Recorder", "record", "recording_file"]
@@ -48,7 +48,6 @@ _FOLDERS = {"task": "tasks", "session": "sessions"}  # tasks/<id>/ also holds th
 logger = logging.getLogger(__name__)
 
 _TIME_BASE = Fraction(1, 1000)  # milliseconds: what steps' offsets are given in
-_RETRY_S = (0.5, 1.0, 2.0, 5.0)
 # fMP4: a fragment per keyframe, and at least one per second (phones send few keyframes).
 _MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 _FRAG_DURATION_US = "1000000"
@@ -157,16 +156,13 @@ class Recorder:
             finally:
                 capture.close()
                 self._capture = None
-            while not self._stopped:
-                if failures:
-                    await asyncio.sleep(_RETRY_S[min(failures, len(_RETRY_S)) - 1])
-                capture = self._new_capture()
-                try:
-                    await capture.open()
-                    break
-                except DeviceError as exc:
-                    failures += 1
-                    self.last_error = str(exc)
+            opened, failures = await reopen(self._new_capture, failures, lambda: self._stopped, self._failed)
+            if opened is None:
+                return
+            capture = opened
+
+    def _failed(self, error: str) -> None:
+        self.last_error = error
 
     def _write(self, unit: AccessUnit) -> None:
         now = time.monotonic()

@@ -47,7 +47,6 @@ _GOP_LIMIT = 90  # pictures kept for joiners; a longer GOP is cheaper to restart
 _RETRY_S = (0.5, 1.0, 2.0, 5.0)
 
 
-
 class CaptureLike(Protocol):
     """What the stream needs of a ``Capture`` (tests may hand it another source of pictures)."""
 
@@ -59,6 +58,25 @@ class CaptureLike(Protocol):
 
 
 CaptureFactory = Callable[[], CaptureLike]
+
+
+async def reopen(
+    new_capture: CaptureFactory, failures: int, stopped: Callable[[], bool], failed: Callable[[str], None]
+) -> tuple[CaptureLike | None, int]:
+    """The next capture, opened, after one ended (the live stream's and the recorder's loops):
+    backing off by the failures so far, so a phone that cannot be captured is not hammered; each
+    failure to open is told to ``failed``. None once ``stopped()``. Returns the failure count too."""
+    while not stopped():
+        if failures:
+            await asyncio.sleep(_RETRY_S[min(failures, len(_RETRY_S)) - 1])
+        capture = new_capture()
+        try:
+            await capture.open()
+            return capture, failures
+        except DeviceError as exc:
+            failures += 1
+            failed(str(exc))
+    return None, failures
 
 
 class PhoneStream:
@@ -203,16 +221,13 @@ class PhoneStream:
             finally:
                 capture.close()
                 self._capture = None
-            while not self._closed:
-                if failures:
-                    await asyncio.sleep(_RETRY_S[min(failures, len(_RETRY_S)) - 1])
-                capture = self._new_capture()
-                try:
-                    await capture.open()
-                    break
-                except DeviceError as exc:
-                    failures += 1
-                    self.last_error = str(exc)
+            opened, failures = await reopen(self._new_capture, failures, lambda: self._closed, self._failed)
+            if opened is None:
+                return
+            capture = opened
+
+    def _failed(self, error: str) -> None:
+        self.last_error = error
 
     def _packet(self, data: bytes) -> av.Packet:
         packet = av.Packet(data)
