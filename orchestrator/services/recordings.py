@@ -24,8 +24,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from orchestrator.db import ApiKey, Device, DeviceSession, SessionState, Tenant
+from orchestrator.db import ApiKey, Device, DeviceSession, SessionState
 from orchestrator.db.database import Database
+from orchestrator.db.redaction import text_redaction_on
 from orchestrator.encryption import (
     SCREENSHOT_MAGIC,
     SealedDamaged,
@@ -192,12 +193,7 @@ class SessionRecorders:
         return set(self._starting)
 
     async def _record(self, session_id: uuid.UUID, tenant_id: uuid.UUID, device: Device) -> Recorder | None:
-        redaction = self.settings.redaction
-        redacted = "*" in redaction.text_tenants
-        if redaction.text_tenants and not redacted:
-            async with self.db.transaction() as db_session:
-                name = await db_session.scalar(select(Tenant.name).where(Tenant.id == tenant_id))
-            redacted = name in redaction.text_tenants
+        redacted = await text_redaction_on(self.db, tenant_id, self.settings.redaction.text_tenants)
         web = self.settings.webrtc
         return await record(
             self.settings, "session", session_id, device.serial, redacted=redacted, provider=device.provider,

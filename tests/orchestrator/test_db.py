@@ -28,6 +28,8 @@ from orchestrator.db import (
     make_engine,
     utcnow,
 )
+from orchestrator.db.database import Database
+from orchestrator.db.redaction import text_redaction_on
 from tests.aio import run
 from tests.databases import migrate_to_head, open_sessions
 from tests.orchestrator.factories import (
@@ -251,3 +253,20 @@ def test_sqlite_begin_immediate_takes_the_write_lock(tmp_path: Path) -> None:
 
     assert run(holding(immediate=False)) is True  # a deferred BEGIN that only read holds no write lock
     assert run(holding(immediate=True)) is False
+
+
+def test_a_tenant_opts_in_to_text_redaction_by_name_or_star(db_url: str) -> None:
+    """``text_redaction_on``: the one rule the worker (a task's masking and recording) and the API
+    (a session's recording) read."""
+
+    async def body() -> None:
+        async with open_sessions(db_url) as sessions:
+            async with sessions.begin() as s:
+                tenant = await make_tenant(s)
+            db = Database(sessions)
+            assert await text_redaction_on(db, tenant.id, []) is False
+            assert await text_redaction_on(db, tenant.id, ["someone-else"]) is False
+            assert await text_redaction_on(db, tenant.id, ["someone-else", tenant.name]) is True
+            assert await text_redaction_on(db, uuid.uuid4(), ["*"]) is True  # "*": no name needed
+
+    run(body())

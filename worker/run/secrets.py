@@ -20,8 +20,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from orchestrator.db import Secret, Tenant
+from orchestrator.db import Secret
 from orchestrator.db.database import Database
+from orchestrator.db.redaction import text_redaction_on
 from orchestrator.vault_cipher import VaultCipher
 from worker.agent.redaction import RedactionRules
 
@@ -61,12 +62,6 @@ async def redaction_rules(db: Database, tenant_id: uuid.UUID, settings: Any) -> 
     """What the agent masks on this tenant's task (see the module docstring)."""
     config = settings.redaction
     patterns: tuple[tuple[str, str], ...] = ()
-    if config.text_tenants:
-        opted_in = "*" in config.text_tenants
-        if not opted_in:
-            async with db.transaction() as db_session:
-                name = await db_session.scalar(select(Tenant.name).where(Tenant.id == tenant_id))
-            opted_in = name in config.text_tenants
-        if opted_in:
-            patterns = tuple(config.text_patterns.items())
+    if await text_redaction_on(db, tenant_id, config.text_tenants):
+        patterns = tuple(config.text_patterns.items())
     return RedactionRules(passwords=config.password_fields, patterns=patterns, text_source=config.text_source)
