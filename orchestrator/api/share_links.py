@@ -12,7 +12,6 @@ page's, not a client's.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -126,7 +125,7 @@ async def open_share(token: str, request: Request, links: ShareLinkServiceDep, h
     state = await links.open(
         token, client=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
     )
-    return _page_state(request, hub, token, state)
+    return await _page_state(request, hub, token, state)
 
 
 @router.get("/share/{token}/state", include_in_schema=False)
@@ -134,7 +133,7 @@ async def share_state(token: str, open_id: uuid.UUID, request: Request, links: S
                       hub: LiveHubDep) -> ShareOpenOut:  # fmt: skip
     """The opened page asks again (its viewer was closed, or the phone was not there yet): no use counted."""
     state = await links.state(token, open_id)
-    return _page_state(request, hub, token, state)
+    return await _page_state(request, hub, token, state)
 
 
 @router.post("/share/{token}/webrtc", include_in_schema=False)
@@ -162,23 +161,15 @@ async def share_screenshot(token: str, links: ShareLinkServiceDep, steps: StepSe
 async def share_recording(token: str, request: Request, links: ShareLinkServiceDep) -> Response:
     """The target's recording (video/mp4, Range requests answered), where one was made."""
     link = await links.resolve(token)
-    path = _recording(request.app.state.settings, link.kind, link.target_id)
+    path = await recordings.shareable_path(request.app.state.settings, link.kind, link.target_id)
     if path is None:
         raise NotFound(f"no recording of this {link.kind}")
     return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, no-store"})
 
 
-def _page_state(request: Request, hub: Any, token: str, state: LinkState) -> ShareOpenOut:
+async def _page_state(request: Request, hub: Any, token: str, state: LinkState) -> ShareOpenOut:
     link = state.link
-    recording = state.ended and _recording(request.app.state.settings, link.kind, link.target_id) is not None
+    recording = state.ended and (
+        await recordings.shareable_path(request.app.state.settings, link.kind, link.target_id) is not None
+    )
     return ShareOpenOut.of(state, token=token, ice_servers=hub.ice_servers(), recording=recording)
-
-
-def _recording(settings: Settings, kind: str, target_id: uuid.UUID) -> Path | None:
-    """The task's or session's recording to show through a link; a device link has none. A sealed
-    one (its tenant has redaction on) is never shared: only the tenant's admins and the owner may
-    play it (docs/recordings.md), and a link's holder is neither."""
-    if kind not in recordings.KINDS:
-        return None
-    path = recordings.recording_path(settings, kind, target_id)
-    return None if path is None or recordings.is_sealed(path) else path

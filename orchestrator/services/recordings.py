@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from orchestrator.db import ApiKey, Device, DeviceSession, SessionState
+from orchestrator.db import Device, DeviceSession, SessionState
 from orchestrator.db.database import Database
 from orchestrator.db.redaction import text_redaction_on
 from orchestrator.encryption import (
@@ -37,7 +37,7 @@ from orchestrator.encryption import (
 from orchestrator.errors import NotFound, PermissionDenied, SessionNotFound, StoredFileUnreadable
 from orchestrator.live.recorder import Recorder, record, recording_file
 from orchestrator.services.auth import Principal
-from orchestrator.services.tasks import load_task
+from orchestrator.services.tasks import load_task, task_owner
 from orchestrator.settings import Settings
 
 __all__ = ["Recording", "RecordingService", "SessionRecorders", "recording_path"]
@@ -62,6 +62,16 @@ def is_sealed(path: Path) -> bool:
         return file.read(len(SCREENSHOT_MAGIC)) == SCREENSHOT_MAGIC
 
 
+async def shareable_path(settings: Settings, kind: str, id: uuid.UUID) -> Path | None:
+    """The recording a share link may show (a device link has none). A sealed one never: its
+    tenant has redaction on, and only the tenant's admins and the owner play those (a link's
+    holder is neither)."""
+    if kind not in KINDS:
+        return None
+    path = recording_path(settings, kind, id)
+    return None if path is None or await asyncio.to_thread(is_sealed, path) else path
+
+
 @dataclass(frozen=True)
 class Recording:
     """A recording to serve: a plain file (``data`` None), or a sealed one's plain bytes."""
@@ -83,9 +93,7 @@ class RecordingService:
         ``StoredFileUnreadable``."""
         async with self.db.transaction() as db_session:
             task = await load_task(db_session, principal, task_id)
-            owner = None
-            if task.created_by is not None:
-                owner = await db_session.scalar(select(ApiKey.user_id).where(ApiKey.id == task.created_by))
+            owner = await task_owner(db_session, task)
         if not task.status.is_final:
             raise NotFound(f"task {task_id} has not ended: its recording is ready once it has")
         return await self._open("task", task_id, principal, owner)

@@ -242,7 +242,7 @@ class SessionService:
     async def get(self, principal: Principal, session_id: uuid.UUID) -> SessionView:
         """The tenant's session (expired now if it is past due); raises ``SessionNotFound``."""
         view = await self._load(principal, session_id)
-        if _due(view.session):
+        if session_due(view.session):
             await self._expire(view)
             view = await self._load(principal, session_id)
         return view
@@ -299,7 +299,12 @@ class SessionService:
         few seconds; a session that ended or is due is left as it is (the sweeper's)."""
         async with self.db.transaction() as db_session:
             row = await db_session.get(DeviceSession, session_id)
-        if row is None or row.tenant_id != tenant_id or row.state != SessionState.ACTIVE or row.expires_at is None:
+        if row is not None and row.tenant_id == tenant_id:
+            await self._touch_row(row)
+
+    async def _touch_row(self, row: DeviceSession) -> None:
+        """``touch`` of a session row already read (a device API call has it: no second read)."""
+        if row.state != SessionState.ACTIVE or row.expires_at is None:
             return
         now = utcnow()
         if row.expires_at <= now or self._deadline(row, now) - row.expires_at < _touch_every(row):
@@ -308,7 +313,7 @@ class SessionService:
         principal = Principal(key_id=row.id, tenant_id=row.tenant_id, user_id=row.user_id or row.id,
                               role=UserRole.MEMBER)  # fmt: skip
         with contextlib.suppress(InvalidTransition, SessionNotFound, NoLiveDevice):
-            await self.keepalive(principal, session_id)
+            await self.keepalive(principal, row.id)
 
     def _end_of_life(self, row: DeviceSession) -> dt.datetime:
         """When the session ends however active it is (``sessions.max_lifetime_s`` past its creation)."""
@@ -355,7 +360,7 @@ class SessionService:
         async with self.db.transaction() as db_session:
             await _event(db_session, view.session.tenant_id, view.session.id, "session.action",
                          {"device_id": device_id, "action": action})  # fmt: skip
-        await self.touch(view.session.tenant_id, view.session.id)  # an agent's activity
+        await self._touch_row(view.session)  # an agent's activity (read under the caller's tenant)
 
     async def expire_due(
         self, *, tenant_id: uuid.UUID | None = None, now: dt.datetime | None = None, limit: int = 100
@@ -483,7 +488,8 @@ def _touch_every(row: DeviceSession) -> dt.timedelta:
     return dt.timedelta(seconds=min(10.0, row.ttl_s / 10))
 
 
-def _due(row: DeviceSession) -> bool:
+def session_due(row: DeviceSession) -> bool:
+    """Active but past its ``expires_at``: ended, though the sweeper may not have written it yet."""
     return row.state == SessionState.ACTIVE and row.expires_at is not None and row.expires_at <= utcnow()
 
 

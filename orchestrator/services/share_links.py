@@ -34,7 +34,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import or_, select, update
 
 from orchestrator.db import (
-    ApiKey,
     DbSession,
     Device,
     DeviceSession,
@@ -56,7 +55,8 @@ from orchestrator.errors import (
 )
 from orchestrator.services.audit import record_audit
 from orchestrator.services.auth import Principal, hash_secret, require_operator
-from orchestrator.services.tasks import load_task
+from orchestrator.services.sessions import session_due
+from orchestrator.services.tasks import load_task, task_owner
 from orchestrator.settings import ShareLinkSettings
 
 __all__ = [
@@ -294,10 +294,8 @@ class ShareLinkService:
                 raise DeviceNotFound(target_id)
         elif kind == "task":
             task = await load_task(db_session, principal, target_id)
-            if not principal.is_admin:
-                owner = await db_session.scalar(select(ApiKey.user_id).where(ApiKey.id == task.created_by))
-                if owner != principal.user_id:
-                    raise PermissionDenied("a task is shared by the user who submitted it or an admin of its tenant")
+            if not principal.is_admin and await task_owner(db_session, task) != principal.user_id:
+                raise PermissionDenied("a task is shared by the user who submitted it or an admin of its tenant")
         else:
             row = await db_session.scalar(
                 select(DeviceSession).where(
@@ -336,7 +334,6 @@ async def _target_now(db_session: DbSession, link: ShareLink) -> tuple[bool, str
         row = await db_session.get(DeviceSession, link.target_id)
         if row is None:
             return True, "deleted", False
-        expired = row.state == SessionState.ACTIVE and row.expires_at is not None and row.expires_at <= utcnow()
-        state = SessionState.EXPIRED if expired else row.state
+        state = SessionState.EXPIRED if session_due(row) else row.state
         return state != SessionState.ACTIVE, state.value, False
     return False, "live", False

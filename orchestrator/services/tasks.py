@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from orchestrator.db import CANCEL_REQUESTED, DbSession, Event, Task, TaskStatus, utcnow
+from orchestrator.db import CANCEL_REQUESTED, ApiKey, DbSession, Event, Task, TaskStatus, utcnow
 from orchestrator.db.database import Database
 from orchestrator.db.pagination import Page, newest_first, time_page
 from orchestrator.db.steps import HAND_BACK, USER, insert_step
@@ -356,6 +356,13 @@ async def load_task(
     if task is None:
         raise TaskNotFound(task_id)
     return task
+
+
+async def task_owner(db_session: DbSession, task: Task) -> uuid.UUID | None:
+    """The user whose key submitted the task (None: no key, or a key of no user)."""
+    if task.created_by is None:
+        return None
+    return await db_session.scalar(select(ApiKey.user_id).where(ApiKey.id == task.created_by))
 
 
 async def _latest_event(db_session: DbSession, task: Task, types: tuple[str, ...]) -> Event | None:
