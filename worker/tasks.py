@@ -81,7 +81,7 @@ def run_task(self: CeleryTask, task_id: str) -> None:
                 resend(self.app, task_id, delivery.get("routing_key") or TASKS_QUEUE, end.retry_in_s)
             # An eval's next task into the slot this one freed: on this queue, as an eval's tasks
             # share one device profile (none).
-            for next_id, _profile in end.send_now:
+            for next_id in end.send_now:
                 resend(self.app, str(next_id), delivery.get("routing_key") or TASKS_QUEUE, 0)
 
 

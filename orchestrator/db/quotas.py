@@ -25,10 +25,10 @@ import uuid
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 
 from orchestrator.db.engine import DbSession
-from orchestrator.db.enums import HELD_TASK_STATUSES, SessionState, TaskStatus
+from orchestrator.db.enums import HELD_TASK_STATUSES, SessionState, TaskStatus, WaitingKind
 from orchestrator.db.models import DeviceSession, Eval, Lease, PersonalPhone, Task, Tenant
 from orchestrator.db.types import utcnow
 
@@ -258,6 +258,18 @@ async def eval_room(db_session: DbSession, eval_id: uuid.UUID) -> int | None:
         )
     )
     return max(0, parallel - await _eval_held(db_session, eval_id) - int(sent or 0))
+
+
+def eval_held_back(eval_id: uuid.UUID, limit: int) -> Select[Any]:
+    """The eval's tasks its ``parallel`` holds back (queued, waiting on ``quota``), oldest first, at
+    most ``limit``: which go next when it has room (the ending task's hand-on, the sweeper's pass)."""
+    return (
+        select(Task.id, Task.tenant_id, Task.device_profile)
+        .where(Task.eval_id == eval_id, Task.status == TaskStatus.QUEUED,
+               Task.waiting["kind"].as_string() == WaitingKind.QUOTA.value)
+        .order_by(Task.created_at, Task.id)
+        .limit(limit)
+    )  # fmt: skip
 
 
 async def _eval_held(db_session: DbSession, eval_id: uuid.UUID) -> int:

@@ -68,7 +68,7 @@ from orchestrator.db import (
     utcnow,
 )
 from orchestrator.db.database import Database
-from orchestrator.db.quotas import EVAL_ROOM_MESSAGE, eval_room, task_room
+from orchestrator.db.quotas import EVAL_ROOM_MESSAGE, eval_held_back, eval_room, task_room
 from orchestrator.errors import BrokerUnavailable, DatabaseUnavailable
 from orchestrator.queue import TaskQueue
 from orchestrator.services.waiting import QUEUED_MESSAGE, set_queued_waiting
@@ -255,10 +255,7 @@ class TaskSweeper:
                     mine = min(self.batch, await eval_room(db_session, eval_id) or 0, self.batch if room is None else room)
                     if mine <= 0:
                         continue
-                    rows = (await db_session.execute(
-                        select(Task.id, Task.tenant_id, Task.device_profile)
-                        .where(Task.eval_id == eval_id, queued, quota_wait).order_by(Task.created_at, Task.id).limit(mine)
-                    )).all()  # fmt: skip
+                    rows = (await db_session.execute(eval_held_back(eval_id, mine))).all()
                     due.extend((row, EVAL_ROOM_MESSAGE) for row in rows)
                     room = None if room is None else room - len(rows)
         for row, message in due:

@@ -138,9 +138,9 @@ class RunEnd:
 
     # Send the task's message again, to be delivered in this many seconds: the run re-queued it.
     retry_in_s: float | None = None
-    # Send these tasks' messages now (id, device profile): an eval's tasks its ``parallel`` held
+    # Send these tasks' messages now (their ids): an eval's tasks its ``parallel`` held
     # back, moved back to ``queued`` as this one ended and freed a slot.
-    send_now: list[tuple[uuid.UUID, Any]] = field(default_factory=list)
+    send_now: list[uuid.UUID] = field(default_factory=list)
 
 
 async def perform_run(task_id: uuid.UUID, deps: RunDeps, end: RunEnd | None = None) -> TaskStatus | None:

@@ -65,7 +65,13 @@ from orchestrator.db import (
     waiting,
 )
 from orchestrator.db.database import Database
-from orchestrator.db.quotas import EVAL_ROOM_MESSAGE, eval_refusal, eval_room, eval_wait_message
+from orchestrator.db.quotas import (
+    EVAL_ROOM_MESSAGE,
+    eval_held_back,
+    eval_refusal,
+    eval_room,
+    eval_wait_message,
+)
 from orchestrator.db.quotas import refusal as quota_refusal
 from orchestrator.db.steps import AGENT, USER, insert_step
 from orchestrator.encryption import Cipher
@@ -178,8 +184,8 @@ class TaskRows:
         self.stale_s: float | None = None  # the claim's staleness rule; heartbeats past it are refused
         self.waiting: dict[str, Any] | None = None  # as this run last wrote it
         self.notifier = notifier  # told after each commit that wrote events (a hint to event readers)
-        # An eval's tasks its end moved back to ``queued`` (id, device profile): their messages to send.
-        self.handed_on: list[tuple[uuid.UUID, Any]] = []
+        # An eval's tasks its end moved back to ``queued`` (their ids): their messages to send.
+        self.handed_on: list[uuid.UUID] = []
 
     @asynccontextmanager
     async def _written(self, *, write: bool = False) -> AsyncIterator[DbSession]:
@@ -640,30 +646,21 @@ class TaskRows:
         return True
 
 
-async def _next_of_eval(db_session: DbSession, eval_id: uuid.UUID, now: dt.datetime) -> list[tuple[uuid.UUID, Any]]:
-    """The eval's oldest task held back by its ``parallel``, moved back to ``queued`` (its message is
-    the caller's to send once this commits: ``RunEnd.send_now``) when the ending task freed a slot;
-    [] when none waits or the eval has no room. The sweeper's quota pass sends any this misses."""
+async def _next_of_eval(db_session: DbSession, eval_id: uuid.UUID, now: dt.datetime) -> list[uuid.UUID]:
+    """The eval's oldest tasks held back by its ``parallel``, moved back to ``queued`` (their messages
+    are the caller's to send once this commits: ``RunEnd.send_now``) when the ending task freed a
+    slot; [] when none waits or the eval has no room. The sweeper's quota pass sends any this misses."""
     room = await eval_room(db_session, eval_id)
     if not room:  # None (no parallel: none was held back) or 0
         return []
-    rows = (
-        await db_session.execute(
-            select(Task.id, Task.tenant_id, Task.device_profile)
-            .where(Task.eval_id == eval_id, Task.status == TaskStatus.QUEUED,
-                   Task.waiting["kind"].as_string() == WaitingKind.QUOTA.value)
-            .order_by(Task.created_at, Task.id)
-            .limit(room)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()  # fmt: skip
+    rows = (await db_session.execute(eval_held_back(eval_id, room).with_for_update(skip_locked=True))).all()
     value = waiting(WaitingKind.QUEUED, EVAL_ROOM_MESSAGE, now)
     for row in rows:
         await db_session.execute(
             update(Task).where(Task.id == row.id).values(waiting=value).execution_options(synchronize_session=False)
         )
         await _event(db_session, row.tenant_id, row.id, WAITING_EVENT, {"status": TaskStatus.QUEUED.value, "waiting": value})
-    return [(row.id, row.device_profile) for row in rows]
+    return [row.id for row in rows]
 
 
 async def _final_screenshot_url(db_session: DbSession, task_id: uuid.UUID) -> str | None:
