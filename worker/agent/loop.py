@@ -171,6 +171,7 @@ class _AgentLoop:
         self.pending_notes: list[str] = []
         self.foreground = ""  # the package in front at the last capture
         self.next_frame: Image.Image | None = None
+        self.step_ui_xml: str | None = None  # the view tree the current step read for redaction
         self.parse_errors = 0
         # The (screen, action) pairs since the last time a person stepped in, for the loop rules,
         # with each action as a question names it; and the actions in a row that changed nothing.
@@ -264,6 +265,7 @@ class _AgentLoop:
         package, _activity = await self.device.foreground()
         self.foreground = package
         image, ui_xml = await self._redact(image)
+        self.step_ui_xml = ui_xml  # the view tree this step read (None: none), read again by no one
         timings.capture_s = time.monotonic() - t0
         if is_secure_frame(image):
             self.pending_notes.append(await self._protected_note(image.size, ui_xml))
@@ -356,6 +358,11 @@ class _AgentLoop:
                     {"role": "planner", "reply": reply.content, "model_s": round(timings.model_s, 4)}
                 ]
             return reply
+        return self._no_reply()
+
+    def _no_reply(self) -> AgentResult | None:
+        """No model answered (the planner, or a pair's grounder): cancelled, paused (None: the
+        question is asked again after the pause) or out of time."""
         self._outage_ends()  # a person's pause is no outage time
         self.conversation.turns.pop()  # the question is asked again after a pause
         if self.steering.cancelled:
@@ -597,7 +604,8 @@ class _AgentLoop:
         """What a planner that reads no images is told of the screen: its elements' labels, from the
         view tree, in document order (the grounder still sees the screenshot)."""
         try:
-            labels = [e.label for e in ui_elements(await self.device.ui_dump()) if e.label]
+            tree = self.step_ui_xml if self.step_ui_xml is not None else await self.device.ui_dump()
+            labels = [e.label for e in ui_elements(tree) if e.label]
         except DeviceError:
             logger.warning("the view tree could not be read for a planner without vision", exc_info=True)
             return "The screen's elements could not be read."
@@ -632,13 +640,7 @@ class _AgentLoop:
             timings.grounder_s = (timings.grounder_s or 0.0) + spent
             timings.model_s += spent
             if answer is None:
-                self._outage_ends()
-                self.conversation.turns.pop()  # the planner is asked again after a pause
-                if self.steering.cancelled:
-                    return self.result(RunStatus.CANCELLED, self.steering.cancel_reason or "cancelled")
-                if self.steering.paused:
-                    return None
-                return self.result(RunStatus.TIMED_OUT, f"no result within {self.config.budget_s:g} s")
+                return self._no_reply()  # the planner is asked again after a pause
             self.replies.append({
                 "role": "grounder", "target": target, "reply": answer.content, "model_s": round(spent, 4),
                 "prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
