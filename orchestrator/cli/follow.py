@@ -21,12 +21,10 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from orchestrator.client import FINAL_STATUSES, PhoneFleetAPIError, PhoneFleetClient, TaskWaitTimeout
-from orchestrator.sdk._core import events_url
+from orchestrator.sdk._core import MAX_RESUMES, RESUMABLE_CLOSES, events_url
 
 __all__ = ["Follower", "follow", "prompt"]
 
-_RESUMABLE = {1001, 1012, 1013}  # shutting down, restarting, too slow: resume with after=
-_MAX_RESUMES = 5
 IDLE_S = 0.3  # no event for this long: the replay is over, a pending request may be prompted for
 _REFUSALS = {4401: "unauthenticated", 4403: "forbidden", 4404: "task_not_found", 4422: "validation_error"}
 _ASKING = {
@@ -287,7 +285,8 @@ def _over_socket(follower: Follower, api_key: str, deadline: float) -> bool:
                 return True
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else None
-            if code in _RESUMABLE and resumes < _MAX_RESUMES:
+            # shutting down, restarting, too slow (the SDK's list): resume with after=
+            if code in RESUMABLE_CLOSES and resumes < MAX_RESUMES:
                 resumes += 1
                 continue
             if code in _REFUSALS:  # a bad key, not your task: said as the REST API would say it

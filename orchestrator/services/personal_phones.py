@@ -294,7 +294,8 @@ async def pause_schedules_on(
     phone (PATCH) and resume. The ids it paused."""
     if not phone_ids:
         return []
-    from orchestrator.services.scheduler import PAUSED  # the scheduler imports this module
+    # The scheduler imports this module: its schedule events are read from it here, at call time.
+    from orchestrator.services.scheduler import PAUSED, add_schedule_event
 
     named = Schedule.task["personal_phone_id"].as_string()
     paused = list((await db_session.execute(
@@ -305,10 +306,8 @@ async def pause_schedules_on(
         .returning(Schedule.id, named).execution_options(synchronize_session=False)
     )).all())  # fmt: skip
     for schedule_id, phone_id in paused:
-        await db_session.execute(insert(Event).values(
-            tenant_id=tenant_id, task_id=None, type=PAUSED, created_at=utcnow(),
-            payload={"schedule_id": str(schedule_id), "reason": PHONE_DELETED, "personal_phone_id": phone_id},
-        ))  # fmt: skip
+        await add_schedule_event(db_session, tenant_id, PAUSED, {
+            "schedule_id": str(schedule_id), "reason": PHONE_DELETED, "personal_phone_id": phone_id})  # fmt: skip
         logger.info("schedule paused: its personal phone was deleted",
                     extra={"schedule_id": str(schedule_id), "personal_phone_id": phone_id})  # fmt: skip
     return [row[0] for row in paused]

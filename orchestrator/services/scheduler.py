@@ -190,11 +190,11 @@ class Scheduler:
             if not counted.rowcount or not failed:
                 return False
             about = {"schedule_id": str(schedule_id), "run_id": str(run_id), "status": status.value}
-            await _add_event(db_session, schedule.tenant_id, FAILING,
+            await add_schedule_event(db_session, schedule.tenant_id, FAILING,
                              {**about, "consecutive_failures": failures, "max_consecutive_failures": most})  # fmt: skip
             log = {"schedule_id": str(schedule_id), "task_id": str(run_id), "failures": failures}
             if pause:
-                await _add_event(db_session, schedule.tenant_id, PAUSED, {**about, "reason": "failures"})
+                await add_schedule_event(db_session, schedule.tenant_id, PAUSED, {**about, "reason": "failures"})
                 logger.warning("schedule paused: its runs keep failing", extra=log)
             else:
                 logger.info("a schedule's run failed", extra=log)
@@ -268,7 +268,7 @@ class Scheduler:
                 await _add_run(db_session, task)
             elif skipped is not None:
                 payload = {"schedule_id": str(schedule_id), "due_at": latest.isoformat(), "reason": skipped}
-                await _add_event(db_session, schedule.tenant_id, SKIPPED, payload)
+                await add_schedule_event(db_session, schedule.tenant_id, SKIPPED, payload)
                 logger.info("schedule skipped a due time (%s)", skipped, extra=log)
             else:
                 logger.info("schedule's run waits for the previous one to end", extra=log)
@@ -333,7 +333,7 @@ def _same(column: Any, value: uuid.UUID | None) -> Any:
     return column.is_(None) if value is None else column == value
 
 
-async def _add_event(db_session: DbSession, tenant_id: uuid.UUID, type_: str, payload: dict[str, Any]) -> None:
+async def add_schedule_event(db_session: DbSession, tenant_id: uuid.UUID, type_: str, payload: dict[str, Any]) -> None:
     # No task_id: the event is the schedule's (its payload names the run, where there is one).
     await db_session.execute(
         insert(Event).values(tenant_id=tenant_id, task_id=None, type=type_, payload=payload, created_at=utcnow())
