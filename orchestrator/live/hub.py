@@ -31,11 +31,10 @@ from orchestrator.db.database import Database
 from orchestrator.encryption import Cipher
 from orchestrator.errors import Unavailable, ViewerLimit
 from orchestrator.live.access import Admission, ControlState, LiveAccess, LiveTarget
-from orchestrator.live.capture import Capture
 from orchestrator.live.geometry import VideoGeometry
 from orchestrator.live.ice import browser_ice_servers, pin_host_addresses, rtc_configuration
 from orchestrator.live.relay import SharedCapture, StreamRelay
-from orchestrator.live.scrcpy import ScrcpyCapture, capture_kind
+from orchestrator.live.scrcpy import capture_factory, capture_kind
 from orchestrator.live.stream import CaptureLike, PhoneStream
 from orchestrator.live.user_steps import UserSteps
 from orchestrator.live.viewer import Viewer
@@ -220,29 +219,13 @@ class LiveHub:
         await phone.connect(timeout=10)
         width, height = await phone.screen_size()
         kind = capture_kind(s, admission.provider, admission.labels)
-        capture: Callable[[], CaptureLike]
-        if kind == "scrcpy":
-            assert s.scrcpy_server_jar is not None
-            try:
-                jar = s.scrcpy_server_jar.read_bytes()
-            except OSError as exc:
-                raise Unavailable(f"webrtc.scrcpy_server_jar cannot be read: {exc}") from exc
-            geometry = VideoGeometry.for_scrcpy(width, height, s.max_width)
-
-            def capture() -> CaptureLike:
-                return ScrcpyCapture(
-                    admission.serial, geometry, adb_host=s.adb_host, adb_port=s.adb_port,
-                    bit_rate=s.bit_rate, version=s.scrcpy_server_version, jar=jar,
-                )  # fmt: skip
-        else:
-            geometry = VideoGeometry.for_screen(width, height, s.max_width)
-
-            def capture() -> CaptureLike:
-                return Capture(
-                    admission.serial, geometry, adb_host=s.adb_host, adb_port=s.adb_port,
-                    bit_rate=s.bit_rate, time_limit_s=s.record_time_limit_s, flush_s=s.nal_flush_ms / 1000,
-                )  # fmt: skip
-
+        try:
+            geometry, capture = await capture_factory(
+                s, admission.serial, admission.provider, admission.labels, width, height,
+                adb_host=s.adb_host, adb_port=s.adb_port, max_width=s.max_width, bit_rate=s.bit_rate,
+            )  # fmt: skip
+        except OSError as exc:
+            raise Unavailable(f"webrtc.scrcpy_server_jar cannot be read: {exc}") from exc
         if self.relay is not None:
             relay, own_capture, made = self.relay, capture, []
 

@@ -33,10 +33,8 @@ import av
 from device_pool.driver import AdbDevice
 from device_pool.errors import DeviceError
 from orchestrator.encryption import Cipher, screenshot_cipher
-from orchestrator.live.capture import Capture
-from orchestrator.live.geometry import VideoGeometry
 from orchestrator.live.h264 import PPS, SPS, AccessUnit, nal_type
-from orchestrator.live.scrcpy import ScrcpyCapture, capture_kind
+from orchestrator.live.scrcpy import capture_factory
 from orchestrator.live.stream import CaptureFactory, CaptureLike, reopen
 from orchestrator.settings import Settings
 
@@ -254,26 +252,10 @@ async def _start(
     phone = AdbDevice(serial, adb_host=adb_host, adb_port=adb_port)
     await phone.connect(timeout=10)
     width, height = await phone.screen_size()
-    new_capture: CaptureFactory
-    if capture_kind(web, provider, labels) == "scrcpy":
-        assert web.scrcpy_server_jar is not None
-        jar = await asyncio.to_thread(web.scrcpy_server_jar.read_bytes)
-        geometry = VideoGeometry.for_scrcpy(width, height, rec.max_width)
-
-        def new_capture() -> CaptureLike:
-            return ScrcpyCapture(
-                serial, geometry, adb_host=adb_host, adb_port=adb_port, bit_rate=rec.bit_rate,
-                version=web.scrcpy_server_version, jar=jar,
-            )  # fmt: skip
-    else:
-        geometry = VideoGeometry.for_screen(width, height, rec.max_width)
-
-        def new_capture() -> CaptureLike:
-            return Capture(
-                serial, geometry, adb_host=adb_host, adb_port=adb_port, bit_rate=rec.bit_rate,
-                time_limit_s=web.record_time_limit_s, flush_s=web.nal_flush_ms / 1000,
-            )  # fmt: skip
-
+    geometry, new_capture = await capture_factory(
+        web, serial, provider, labels, width, height, adb_host=adb_host, adb_port=adb_port,
+        max_width=rec.max_width, bit_rate=rec.bit_rate,
+    )  # fmt: skip
     recorder = Recorder(path, geometry.video, new_capture, cipher=cipher)
     await recorder.start(rec.first_picture_timeout_s)
     return recorder

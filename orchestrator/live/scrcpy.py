@@ -28,8 +28,10 @@ from device_pool.driver import AdbDevice, adb_errors
 from device_pool.driver.errors import ServerRefused
 from device_pool.driver.wire import AdbConnection
 from device_pool.errors import CommandFailed, DeviceOffline
+from orchestrator.live.capture import Capture
 from orchestrator.live.geometry import VideoGeometry
 from orchestrator.live.h264 import AccessUnit
+from orchestrator.live.stream import CaptureFactory, CaptureLike
 from orchestrator.settings import WebRtcSettings
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,36 @@ def capture_kind(settings: WebRtcSettings, provider: str, labels: Mapping[str, A
     if asked == "auto":
         return "screenrecord" if provider == "sim" else "scrcpy"
     return str(asked)
+
+
+async def capture_factory(
+    web: WebRtcSettings, serial: str, provider: str, labels: Mapping[str, Any], width: int, height: int, *,
+    adb_host: str, adb_port: int, max_width: int, bit_rate: int,
+) -> tuple[VideoGeometry, CaptureFactory]:
+    """The phone's capture, as ``capture_kind`` picks it, for the live view and the recorder alike
+    (each with its own ``max_width`` and ``bit_rate``): the video's geometry and how to start one.
+    Raises ``OSError`` when the scrcpy jar cannot be read."""
+    if capture_kind(web, provider, labels) == "scrcpy":
+        assert web.scrcpy_server_jar is not None
+        jar = await asyncio.to_thread(web.scrcpy_server_jar.read_bytes)
+        geometry = VideoGeometry.for_scrcpy(width, height, max_width)
+
+        def scrcpy() -> CaptureLike:
+            return ScrcpyCapture(
+                serial, geometry, adb_host=adb_host, adb_port=adb_port, bit_rate=bit_rate,
+                version=web.scrcpy_server_version, jar=jar,
+            )  # fmt: skip
+
+        return geometry, scrcpy
+    geometry = VideoGeometry.for_screen(width, height, max_width)
+
+    def screenrecord() -> CaptureLike:
+        return Capture(
+            serial, geometry, adb_host=adb_host, adb_port=adb_port, bit_rate=bit_rate,
+            time_limit_s=web.record_time_limit_s, flush_s=web.nal_flush_ms / 1000,
+        )  # fmt: skip
+
+    return geometry, screenrecord
 
 
 class ScrcpyCapture:
