@@ -13,17 +13,24 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
-def document() -> str:
-    """The app's OpenAPI document as indented JSON text, ending in a newline (stable: keys in the
-    app's order, non-ASCII as is), the form ``web/sdk-ts/openapi.json`` is checked in."""
+def openapi_schema() -> dict[str, Any]:
+    """The app's OpenAPI document, built with throwaway settings: what both generated clients (the
+    TypeScript types here, the Python SDK's models in ``orchestrator/sdk/generate.py``) read."""
     from orchestrator.api import create_app
     from orchestrator.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="pf-openapi-") as data_dir:
         app = create_app(Settings(data_dir=Path(data_dir), database_url="sqlite+aiosqlite:///:memory:"))
-        return json.dumps(app.openapi(), indent=2, ensure_ascii=False) + "\n"
+        return app.openapi()
+
+
+def document() -> str:
+    """The app's OpenAPI document as indented JSON text, ending in a newline (stable: keys in the
+    app's order, non-ASCII as is), the form ``web/sdk-ts/openapi.json`` is checked in."""
+    return json.dumps(openapi_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
 def _cmd_openapi(args: argparse.Namespace) -> int:

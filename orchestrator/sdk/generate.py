@@ -160,10 +160,9 @@ class _Models:
 
 
 def models_source() -> str:
-    from orchestrator.api.app import create_app
-    from orchestrator.settings import Settings
+    from orchestrator.cli.openapi import openapi_schema
 
-    components = create_app(Settings()).openapi()["components"]["schemas"]
+    components = openapi_schema()["components"]["schemas"]
     models = _Models(components)
     for name in sorted(components):
         if name.endswith("Out") and name != "ErrorOut" and "enum" not in components[name]:
