@@ -260,19 +260,13 @@ class PhoneArchives:
         assert self.volumes is not None
 
         def check() -> tuple[dict[str, Any], bytes]:
-            try:
-                with tarfile.open(fileobj=io.BytesIO(packed), mode="r:gz") as tar:
-                    members = tar.getmembers()
-                    _check(members, self.max_bytes, links=True)
-                    meta = _meta_of(tar, members)
-                    out = io.BytesIO()
-                    with tarfile.open(fileobj=out, mode="w:") as data:
-                        for member in members:
-                            if member.name != _META:
-                                data.addfile(member, tar.extractfile(member) if member.isfile() else None)
-                    return meta, out.getvalue()
-            except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
-                raise PersonalPhoneArchiveDamaged(f"this archive does not unpack: {exc}") from None
+            with _opened(packed, self.max_bytes, links=True) as (tar, members, meta):
+                out = io.BytesIO()
+                with tarfile.open(fileobj=out, mode="w:") as data:
+                    for member in members:
+                        if member.name != _META:
+                            data.addfile(member, tar.extractfile(member) if member.isfile() else None)
+                return meta, out.getvalue()
 
         meta, data = await asyncio.to_thread(check)
         _same_provider(meta, "redroid")
@@ -281,25 +275,35 @@ class PhoneArchives:
         return meta
 
     def _unpack(self, packed: bytes, target: Path) -> dict[str, Any]:
-        try:
-            with tarfile.open(fileobj=io.BytesIO(packed), mode="r:gz") as tar:
-                members = tar.getmembers()
-                _check(members, self.max_bytes)
-                meta = _meta_of(tar, members)
-                _same_provider(meta, "sim")
-                staging = self.data_dir / f".import-{target.name}"
-                staging.mkdir(parents=True)
-                try:
-                    tar.extractall(staging, members=[m for m in members if m.name != _META], filter="data")
-                    unpacked = staging / _DATA
-                    if not unpacked.is_dir():
-                        unpacked.mkdir()
-                    unpacked.rename(target)
-                finally:
-                    shutil.rmtree(staging, ignore_errors=True)
-        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
-            raise PersonalPhoneArchiveDamaged(f"this archive does not unpack: {exc}") from None
+        with _opened(packed, self.max_bytes) as (tar, members, meta):
+            _same_provider(meta, "sim")
+            staging = self.data_dir / f".import-{target.name}"
+            staging.mkdir(parents=True)
+            try:
+                tar.extractall(staging, members=[m for m in members if m.name != _META], filter="data")
+                unpacked = staging / _DATA
+                if not unpacked.is_dir():
+                    unpacked.mkdir()
+                unpacked.rename(target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
         return meta
+
+
+@contextmanager
+def _opened(
+    packed: bytes, max_bytes: int, *, links: bool = False
+) -> Iterator[tuple[tarfile.TarFile, list[tarfile.TarInfo], dict[str, Any]]]:
+    """The archive opened and checked (``_check``), with its metadata, for both imports (a virtual
+    phone's directory, a redroid volume): whatever fails to unpack in the block, here or in the
+    caller's use of it, is ``PersonalPhoneArchiveDamaged``."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(packed), mode="r:gz") as tar:
+            members = tar.getmembers()
+            _check(members, max_bytes, links=links)
+            yield tar, members, _meta_of(tar, members)
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        raise PersonalPhoneArchiveDamaged(f"this archive does not unpack: {exc}") from None
 
 
 @contextmanager
